@@ -1,0 +1,38 @@
+# ElasticProxy: the two quick-start commands are `make demo` and `make test`.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test test-unit test-integration demo clean format
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The whole suite: unit and integration tests (real HAProxy, etcd, dnsmasq on loopback).
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+test-unit: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+test-integration: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+# A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the
+# backend in and out through the file source. Prints requests sent / failed at the end.
+demo: build
+	@$(BUILD)/src/app/elasticproxy demo
+
+format:
+	@find src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+clean:
+	@rm -rf $(BUILD)

@@ -1,0 +1,31 @@
+# Adds every direct or nested subdirectory of `dir` that has a CMakeLists.txt (depth-first, one
+# level of nesting handled by the child itself). Parts can be added without editing shared files.
+function(ep_add_subdirectories dir)
+  file(GLOB children LIST_DIRECTORIES true RELATIVE ${dir} ${dir}/*)
+  list(SORT children)
+  foreach(child ${children})
+    if(IS_DIRECTORY ${dir}/${child})
+      if(EXISTS ${dir}/${child}/CMakeLists.txt)
+        add_subdirectory(${dir}/${child})
+      else()
+        ep_add_subdirectories(${dir}/${child})
+      endif()
+    endif()
+  endforeach()
+endfunction()
+
+# ep_test(<name> SOURCES a.cc b.cc LIBS ep_x ep_y [LABELS integration])
+function(ep_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  target_compile_definitions(${name} PRIVATE
+    EP_TESTDATA_DIR="${PROJECT_SOURCE_DIR}/tests/testdata"
+    EP_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    EP_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  if(NOT T_LABELS)
+    set(T_LABELS unit)
+  endif()
+  gtest_discover_tests(${name} PROPERTIES LABELS "${T_LABELS}" DISCOVERY_TIMEOUT 30)
+endfunction()

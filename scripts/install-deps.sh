@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what ElasticProxy needs to build, test and run its demo on Debian 12, from Debian's
+# packages only. Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ make ninja-build pkg-config
+  # libraries (third-party code is only ever linked, never vendored)
+  libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libcurl4-openssl-dev libssl-dev libpugixml-dev libc-ares-dev libsystemd-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # real components the tests and the demo start on loopback
+  haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts services on install; the tests start their own on loopback.
+for svc in haproxy etcd; do
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
+echo "install-deps: done"

@@ -1,0 +1,74 @@
+#pragma once
+// ElasticProxy's configuration, loaded from YAML (or an EP2 ep2.conf). Errors carry
+// `file:line:col`. Source options stay as ConfigNode trees: each source parses its own (the app's
+// source table knows the kinds), so a new source needs no change here.
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/config_node.h"
+#include "core/result.h"
+#include "reconcile/policy.h"
+
+namespace ep::config {
+
+enum class UpdateMode { kAuto, kRuntime, kConfig };
+const char* to_string(UpdateMode mode);
+
+struct HaproxySettings {
+  std::vector<std::string> sockets;      // admin sockets, one per HAProxy instance (required)
+  std::string master_socket;             // optional master CLI socket
+  std::string config;                    // the haproxy.cfg HAProxy runs from (optional)
+  std::string template_path;             // YAML key `template` (optional)
+  UpdateMode update = UpdateMode::kAuto;
+  std::string binary = "haproxy";
+  std::chrono::milliseconds timeout{2000};           // per admin-socket operation
+  std::chrono::milliseconds resync_interval{10000};  // full re-read of HAProxy's state
+  ConfigNode reload;                     // reload options, parsed by haproxy/reload
+};
+
+struct SourceSpec {
+  std::string kind;     // "file", "static", "consul", ...
+  ConfigNode options;   // the value under the kind key
+  Mark mark;            // where the source item starts
+};
+
+struct BackendSettings {
+  reconcile::BackendPolicy policy;
+  std::vector<SourceSpec> sources;
+  Mark mark;
+};
+
+struct MetricsSettings {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:9108";
+};
+
+struct LogSettings {
+  std::string level = "info";   // debug | info | warn | error
+  std::string format = "text";  // text | json
+};
+
+struct Settings {
+  std::filesystem::path file;  // where it was loaded from
+  HaproxySettings haproxy;
+  std::vector<BackendSettings> backends;
+  MetricsSettings metrics;
+  LogSettings log;
+};
+
+// Parses YAML text into a ConfigNode tree with positions. Syntax errors are reported as
+// `file:line:col: message`.
+Result<ConfigNode> parse_yaml(std::string_view text, const std::string& filename);
+
+// Validates the tree and builds Settings. Every unknown key, wrong type, out-of-range value and
+// missing required key is reported in `diag` (all of them, not just the first).
+Settings settings_from_node(const ConfigNode& root, const std::string& filename, Diagnostics& diag);
+
+// Reads, parses and validates a YAML config file. On failure the error message holds every
+// diagnostic, one per line.
+Result<Settings> load_file(const std::filesystem::path& path);
+
+}  // namespace ep::config

@@ -1,0 +1,164 @@
+#include "core/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+namespace ep {
+namespace {
+
+std::vector<double> default_buckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+std::string escape_label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string render_labels(const Labels& labels, std::string_view extra_key = {},
+                          std::string_view extra_value = {}) {
+  if (labels.empty() && extra_key.empty()) return "";
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out += ",";
+    first = false;
+    out += k + "=\"" + escape_label(v) + "\"";
+  }
+  if (!extra_key.empty()) {
+    if (!first) out += ",";
+    out += std::string(extra_key) + "=\"" + std::string(extra_value) + "\"";
+  }
+  out += "}";
+  return out;
+}
+
+std::string number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  return fmt::format("{}", v);
+}
+
+Labels sorted(Labels labels) {
+  std::sort(labels.begin(), labels.end());
+  return labels;
+}
+
+}  // namespace
+
+Metrics& Metrics::global() {
+  static Metrics metrics;
+  return metrics;
+}
+
+Metrics::Family& Metrics::family(std::string_view name, Type type) {
+  auto it = families_.find(name);
+  if (it == families_.end()) {
+    Family f;
+    f.type = type;
+    if (type == Type::kHistogram) f.buckets = default_buckets();
+    it = families_.emplace(std::string(name), std::move(f)).first;
+  }
+  return it->second;
+}
+
+void Metrics::describe(std::string_view name, Type type, std::string_view help,
+                       std::vector<double> buckets) {
+  std::lock_guard lock(mu_);
+  Family& f = family(name, type);
+  f.type = type;
+  f.help = std::string(help);
+  if (!buckets.empty()) f.buckets = std::move(buckets);
+}
+
+void Metrics::inc(std::string_view name, const Labels& labels, double by) {
+  std::lock_guard lock(mu_);
+  family(name, Type::kCounter).values[sorted(labels)] += by;
+}
+
+void Metrics::set(std::string_view name, const Labels& labels, double value) {
+  std::lock_guard lock(mu_);
+  family(name, Type::kGauge).values[sorted(labels)] = value;
+}
+
+void Metrics::observe(std::string_view name, const Labels& labels, double value) {
+  std::lock_guard lock(mu_);
+  Family& f = family(name, Type::kHistogram);
+  Histogram& h = f.histograms[sorted(labels)];
+  if (h.counts.size() != f.buckets.size()) h.counts.assign(f.buckets.size(), 0);
+  for (size_t i = 0; i < f.buckets.size(); ++i) {
+    if (value <= f.buckets[i]) {
+      h.counts[i] += 1;
+      break;
+    }
+  }
+  h.sum += value;
+  h.count += 1;
+}
+
+double Metrics::value(std::string_view name, const Labels& labels) const {
+  std::lock_guard lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  const Labels key = sorted(labels);
+  if (it->second.type == Type::kHistogram) {
+    auto h = it->second.histograms.find(key);
+    return h == it->second.histograms.end() ? 0 : h->second.count;
+  }
+  auto v = it->second.values.find(key);
+  return v == it->second.values.end() ? 0 : v->second;
+}
+
+double Metrics::total(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  double sum = 0;
+  for (const auto& [labels, v] : it->second.values) sum += v;
+  for (const auto& [labels, h] : it->second.histograms) sum += h.count;
+  return sum;
+}
+
+std::string Metrics::render_prometheus() const {
+  std::lock_guard lock(mu_);
+  std::string out;
+  for (const auto& [name, f] : families_) {
+    const char* type = f.type == Type::kCounter ? "counter"
+                       : f.type == Type::kGauge ? "gauge"
+                                                : "histogram";
+    if (!f.help.empty()) out += "# HELP " + name + " " + f.help + "\n";
+    out += "# TYPE " + name + " " + type + "\n";
+    if (f.type != Type::kHistogram) {
+      for (const auto& [labels, v] : f.values) {
+        out += name + render_labels(labels) + " " + number(v) + "\n";
+      }
+      continue;
+    }
+    for (const auto& [labels, h] : f.histograms) {
+      double cumulative = 0;
+      for (size_t i = 0; i < f.buckets.size(); ++i) {
+        cumulative += i < h.counts.size() ? h.counts[i] : 0;
+        out += name + "_bucket" + render_labels(labels, "le", number(f.buckets[i])) + " " +
+               number(cumulative) + "\n";
+      }
+      out += name + "_bucket" + render_labels(labels, "le", "+Inf") + " " + number(h.count) + "\n";
+      out += name + "_sum" + render_labels(labels) + " " + fmt::format("{}", h.sum) + "\n";
+      out += name + "_count" + render_labels(labels) + " " + number(h.count) + "\n";
+    }
+  }
+  return out;
+}
+
+void Metrics::reset() {
+  std::lock_guard lock(mu_);
+  families_.clear();
+}
+
+}  // namespace ep

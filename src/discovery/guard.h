@@ -1,0 +1,97 @@
+#pragma once
+// The guard stands between sources and the reconciler: it validates every endpoint (nothing
+// unchecked reaches HAProxy), keeps each source's last good set (fail static), and holds back
+// suspicious snapshots (empty, or removing too much at once).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/model.h"
+#include "core/result.h"
+#include "reconcile/policy.h"
+
+namespace ep::discovery {
+
+// Validates one endpoint against the backend policy and builds its ServerSpec.
+// Rules: address is an IPv4 or IPv6 literal (brackets stripped; zone ids, hostnames, anything
+// with spaces/control chars/`;` refused); port = policy.port if set, else the endpoint's, and must
+// be 1..65535; weight = endpoint's, else policy.weight, else 1, and must be 0..256; name =
+// policy.name_prefix + (sanitized id if the endpoint has one, else "<addr>:<port>"), only
+// [A-Za-z0-9_.:-], at most 100 characters (a long or altered id gets a stable hash suffix).
+Result<ServerSpec> validate_endpoint(const Endpoint& endpoint,
+                                     const reconcile::BackendPolicy& policy);
+
+struct Validated {
+  std::vector<ServerSpec> servers;   // sorted by name, duplicates (same name) merged: first wins
+  std::vector<std::string> rejected; // one message per rejected endpoint, naming it and why
+};
+Validated validate_all(const std::vector<Endpoint>& endpoints,
+                       const reconcile::BackendPolicy& policy);
+
+enum class Hold { kNone, kEmpty, kShrink };
+const char* to_string(Hold hold);
+
+// Tracks one backend's sources and produces its desired server set.
+//
+// - on_snapshot(i, ok):   validates; the source's last good set becomes the valid endpoints
+//                         (rejected ones are logged once per distinct message and counted in
+//                         elasticproxy_endpoints_rejected_total{backend,source}).
+// - on_snapshot(i, error): the source keeps its last good set; counted, logged via a
+//                         FailureReporter (once, then summarised).
+// - The candidate set is the union of all sources' last good sets (by name; first source wins).
+// - Until every source has delivered one good snapshot, ready() is false and desired() is empty:
+//   the reconciler must not touch the backend.
+// - A candidate that is empty (and the current desired set is not) is held back unless
+//   allow_empty; one that removes more than max_remove_fraction of the current desired servers is
+//   held back. Holding is logged once, counted in elasticproxy_snapshots_held_total{backend,reason}
+//   and the gauge elasticproxy_backend_held{backend}. A held candidate that stays identical for
+//   confirm_after (>0) is applied at the next evaluate(). A new candidate that is not suspicious
+//   replaces the held one at once.
+// - The very first desired set (first time ready) is applied as is, except that an empty first
+//   set is still subject to allow_empty.
+class BackendGuard {
+ public:
+  BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
+               const Clock& clock);
+
+  // Returns true when desired() changed.
+  bool on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot);
+  // Re-evaluates a held candidate against confirm_after. Returns true when desired() changed.
+  bool evaluate();
+
+  bool ready() const;
+  const std::vector<ServerSpec>& desired() const { return desired_; }
+  Hold hold() const { return hold_; }
+  // When a held candidate would be confirmed (for the reconciler's timer), if any.
+  std::optional<SteadyTime> next_deadline() const;
+  const reconcile::BackendPolicy& policy() const { return policy_; }
+
+  struct SourceState {
+    std::string name;
+    bool delivered = false;          // at least one good snapshot
+    bool failing = false;            // last snapshot was an error
+    std::string last_error;
+    std::optional<SteadyTime> last_success;
+    size_t endpoints = 0;            // valid endpoints in the last good set
+    size_t rejected = 0;             // rejected endpoints in the last good snapshot
+  };
+  const std::vector<SourceState>& sources() const { return sources_; }
+
+ private:
+  std::vector<ServerSpec> candidate() const;
+  bool consider(std::vector<ServerSpec> candidate);
+
+  reconcile::BackendPolicy policy_;
+  const Clock& clock_;
+  std::vector<SourceState> sources_;
+  std::vector<std::vector<ServerSpec>> last_good_;
+  std::vector<ServerSpec> desired_;
+  bool applied_once_ = false;
+  Hold hold_ = Hold::kNone;
+  std::vector<ServerSpec> held_;
+  SteadyTime held_since_{};
+};
+
+}  // namespace ep::discovery

@@ -1,0 +1,64 @@
+#pragma once
+// A discovery source reports the WHOLE current set of endpoints for the backend it serves
+// (level-triggered), or a failure. Events only make it report sooner.
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/config_node.h"
+#include "core/model.h"
+#include "core/result.h"
+
+namespace ep::discovery {
+
+using Snapshot = Result<std::vector<Endpoint>>;
+
+// Receives snapshots. Implementations are thread-safe and never block for long.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void publish(Snapshot snapshot) = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // "file /etc/elasticproxy/web.json": for logs, metrics and /status.
+  virtual std::string describe() const = 0;
+
+  // Starts the source's own thread, which publishes a first snapshot as soon as it can and then
+  // one per change (and failures). Returns at once; an error means the source cannot run at all.
+  virtual Status start(Sink& sink) = 0;
+
+  // Stops and joins the thread. Idempotent. After it returns the sink is never called again.
+  virtual void stop() = 0;
+
+  // One synchronous fetch (for `once` and `plan`), bounded by `timeout`.
+  virtual Snapshot fetch_once(std::chrono::milliseconds timeout) = 0;
+};
+
+// What a source factory gets besides its own options.
+struct SourceContext {
+  std::string backend;             // the HAProxy backend this source serves
+  std::filesystem::path base_dir;  // directory of the config file (relative paths resolve here)
+  const Clock* clock = &SystemClock::instance();
+};
+
+// Builds a source from its options node (`file: {...}`). Reports option errors with positions
+// into `diag` and returns nullptr when the options are invalid.
+using SourceFactory = std::function<std::unique_ptr<Source>(
+    const ConfigNode& options, Diagnostics& diag, const SourceContext& context)>;
+
+struct SourceKind {
+  std::string_view name;  // the key in `sources: [- <name>: {...}]`
+  SourceFactory create;
+};
+
+}  // namespace ep::discovery

@@ -1,0 +1,1 @@
+#include "net/curl_http_client.h"

@@ -1,0 +1,1 @@
+#include "net/unix_socket.h"

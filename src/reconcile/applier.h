@@ -1,0 +1,48 @@
+#pragma once
+// The reconciler's view of one HAProxy instance. haproxy/runtime implements it over the admin
+// socket; tests implement it in memory.
+
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/result.h"
+#include "reconcile/plan.h"
+
+namespace ep::reconcile {
+
+struct InstanceInfo {
+  std::string version;  // "2.6.12-1+deb12u4"
+  int major = 0;
+  int minor = 0;
+  long pid = 0;
+  long uptime_sec = 0;
+  long start_time_sec = 0;  // changes when HAProxy restarts
+};
+
+// Outcome of one action: done, not yet (retry on a later pass, e.g. sessions remain), or failed
+// with HAProxy's own text.
+struct ActionResult {
+  enum class Outcome { kDone, kNotYet, kFailed };
+  Outcome outcome = Outcome::kDone;
+  std::string message;
+};
+
+class Instance {
+ public:
+  virtual ~Instance() = default;
+
+  virtual std::string name() const = 0;  // for logs and metrics (the socket path)
+
+  // Version, pid and start time. Fails when HAProxy cannot be reached.
+  virtual Result<InstanceInfo> info() = 0;
+
+  // Current servers of each named backend (exists=false for a backend HAProxy does not have).
+  virtual Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& backends) = 0;
+
+  // Executes the plan's actions in order; one result per action, same order. Every HAProxy reply
+  // is checked: an action is kDone only when HAProxy said so.
+  virtual std::vector<ActionResult> apply(const Plan& plan, const BackendPolicy& policy) = 0;
+};
+
+}  // namespace ep::reconcile

@@ -1,0 +1,229 @@
+#include "reconcile/diff.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <set>
+
+namespace ep::reconcile {
+
+const char* to_string(ActionKind kind) {
+  switch (kind) {
+    case ActionKind::kAdd: return "add";
+    case ActionKind::kAssignSlot: return "assign-slot";
+    case ActionKind::kEnable: return "enable";
+    case ActionKind::kUndrain: return "undrain";
+    case ActionKind::kSetWeight: return "set-weight";
+    case ActionKind::kSetAddress: return "set-address";
+    case ActionKind::kDrain: return "drain";
+    case ActionKind::kRemove: return "remove";
+  }
+  return "?";
+}
+
+namespace {
+
+// Slot number of "<prefix><digits>", or -1.
+long slot_number(const std::string& name, const std::string& prefix) {
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
+  long n = 0;
+  const char* first = name.data() + prefix.size();
+  const char* last = name.data() + name.size();
+  auto [ptr, ec] = std::from_chars(first, last, n);
+  if (ec != std::errc() || ptr != last || n <= 0) return -1;
+  return n;
+}
+
+std::string address_port(const std::string& address, int port) {
+  return address + "|" + std::to_string(port);
+}
+
+bool is_placeholder(const ActualServer& s) {
+  return s.address == kSlotPlaceholderAddr && s.port == kSlotPlaceholderPort;
+}
+
+// The removal step for a managed server that is no longer desired.
+void plan_removal(const ActualServer& s, const BackendPolicy& policy, const DrainBook& drains,
+                  SteadyTime now, Plan& plan, std::vector<Action>& removals) {
+  Action a{ActionKind::kRemove, s.name, {}, ""};
+  if (s.in_maint()) {
+    a.reason = "gone from discovery (already in maintenance)";
+    removals.push_back(std::move(a));
+    return;
+  }
+  if (policy.drain_timeout.count() == 0) {
+    a.reason = "gone from discovery (drain disabled)";
+    removals.push_back(std::move(a));
+    return;
+  }
+  if (!s.draining()) {
+    removals.push_back({ActionKind::kDrain, s.name, {}, "gone from discovery"});
+    return;
+  }
+  if (s.sessions == 0) {
+    a.reason = "drained (no sessions left)";
+    removals.push_back(std::move(a));
+    return;
+  }
+  auto it = drains.find(s.name);
+  if (it != drains.end() && now - it->second >= policy.drain_timeout) {
+    a.reason = "drain timeout reached with " + std::to_string(s.sessions) + " session(s) left";
+    removals.push_back(std::move(a));
+    return;
+  }
+  plan.waiting.push_back(s.name);
+}
+
+void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
+                  const BackendPolicy& policy, const DrainBook& drains, SteadyTime now,
+                  Plan& plan) {
+  std::map<std::string, const ActualServer*> managed;
+  for (const auto& s : actual.servers) {
+    if (is_managed(s, policy, BackendMode::kDynamic)) managed.emplace(s.name, &s);
+  }
+  std::map<std::string, const ServerSpec*> wanted;
+  for (const auto& spec : desired.servers) wanted.emplace(spec.name, &spec);
+
+  std::vector<Action> removals, additions, updates;
+  for (const auto& [name, s] : managed) {
+    if (!wanted.count(name)) plan_removal(*s, policy, drains, now, plan, removals);
+  }
+  for (const auto& [name, spec] : wanted) {
+    auto it = managed.find(name);
+    if (it == managed.end()) {
+      additions.push_back({ActionKind::kAdd, name, *spec, "new in discovery"});
+      continue;
+    }
+    const ActualServer& s = *it->second;
+    if (s.address != spec->address || s.port != spec->port) {
+      updates.push_back({ActionKind::kSetAddress, name, *spec,
+                         "address changed from " + s.address + ":" + std::to_string(s.port)});
+    }
+    if (s.in_maint()) {
+      updates.push_back({ActionKind::kEnable, name, *spec, "in discovery but in maintenance"});
+    } else if (s.draining()) {
+      updates.push_back({ActionKind::kUndrain, name, *spec, "back in discovery while draining"});
+    }
+    if (s.weight != spec->weight) {
+      updates.push_back({ActionKind::kSetWeight, name, *spec,
+                         "weight " + std::to_string(s.weight) + " -> " +
+                             std::to_string(spec->weight)});
+    }
+  }
+  for (auto* group : {&removals, &additions, &updates}) {
+    for (auto& a : *group) plan.actions.push_back(std::move(a));
+  }
+}
+
+void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
+                const BackendPolicy& policy, const DrainBook& drains, SteadyTime now, Plan& plan) {
+  // Managed slots ordered by slot number.
+  std::vector<std::pair<long, const ActualServer*>> slots;
+  for (const auto& s : actual.servers) {
+    long n = slot_number(s.name, policy.name_prefix);
+    if (n > 0) slots.emplace_back(n, &s);
+  }
+  std::sort(slots.begin(), slots.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  std::map<std::string, const ServerSpec*> wanted;  // address|port -> spec
+  for (const auto& spec : desired.servers) {
+    wanted.emplace(address_port(spec.address, spec.port), &spec);
+  }
+
+  std::vector<Action> removals, additions, updates;
+  std::set<std::string> placed;  // address|port already held by a slot
+  std::vector<const ActualServer*> free_slots;
+  for (const auto& [n, s] : slots) {
+    const std::string key = address_port(s->address, s->port);
+    const bool free = is_free_slot(*s);
+    auto w = wanted.find(key);
+    if (free) {
+      // A slot in maintenance still holding a desired address (e.g. left there by a crash) is
+      // re-enabled in place so the server keeps its name.
+      if (w != wanted.end() && !placed.count(key) && !is_placeholder(*s)) {
+        placed.insert(key);
+        additions.push_back({ActionKind::kAssignSlot, s->name, *w->second,
+                             "in discovery, slot in maintenance"});
+        continue;
+      }
+      if (!is_placeholder(*s)) {
+        // Stale address in a free slot: reset it so it never points at an old server.
+        removals.push_back({ActionKind::kRemove, s->name, {}, "free slot with a stale address"});
+      } else {
+        free_slots.push_back(s);
+      }
+      continue;
+    }
+    if (w == wanted.end() || placed.count(key)) {
+      const size_t before = removals.size();
+      plan_removal(*s, policy, drains, now, plan, removals);
+      if (w != wanted.end() && removals.size() > before) {
+        removals.back().reason = "duplicate slot for " + s->address;
+      }
+      continue;
+    }
+    placed.insert(key);
+    if (s->draining()) {
+      updates.push_back({ActionKind::kUndrain, s->name, *w->second, "back in discovery while draining"});
+    }
+    if (s->weight != w->second->weight) {
+      updates.push_back({ActionKind::kSetWeight, s->name, *w->second,
+                         "weight " + std::to_string(s->weight) + " -> " +
+                             std::to_string(w->second->weight)});
+    }
+  }
+  size_t next_free = 0;
+  for (const auto& spec : desired.servers) {
+    const std::string key = address_port(spec.address, spec.port);
+    if (placed.count(key)) continue;
+    placed.insert(key);
+    if (next_free >= free_slots.size()) {
+      ++plan.missing_slots;
+      continue;
+    }
+    additions.push_back(
+        {ActionKind::kAssignSlot, free_slots[next_free++]->name, spec, "new in discovery"});
+  }
+  for (auto* group : {&removals, &additions, &updates}) {
+    for (auto& a : *group) plan.actions.push_back(std::move(a));
+  }
+}
+
+}  // namespace
+
+bool is_managed(const ActualServer& server, const BackendPolicy& policy, BackendMode mode) {
+  if (mode == BackendMode::kSlots) return slot_number(server.name, policy.name_prefix) > 0;
+  return !policy.name_prefix.empty() &&
+         server.name.compare(0, policy.name_prefix.size(), policy.name_prefix) == 0;
+}
+
+bool is_free_slot(const ActualServer& server) {
+  return server.in_maint() && !server.draining();
+}
+
+BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
+                         const std::string& algorithm) {
+  if (policy.mode != BackendMode::kAuto) return policy.mode;
+  if (policy.slots > 0) return BackendMode::kSlots;
+  const bool dynamic_capable = major > 2 || (major == 2 && minor >= 6);
+  if (dynamic_capable && algorithm != "static-rr") return BackendMode::kDynamic;
+  return BackendMode::kSlots;
+}
+
+Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const BackendPolicy& policy,
+          BackendMode mode, const DrainBook& drains, SteadyTime now) {
+  Plan plan;
+  plan.backend = desired.backend;
+  plan.mode = mode == BackendMode::kAuto ? BackendMode::kDynamic : mode;
+  plan.checks = policy.checks();
+  plan.agent = policy.agent_checks();
+  if (plan.mode == BackendMode::kSlots) {
+    plan_slots(desired, actual, policy, drains, now, plan);
+  } else {
+    plan_dynamic(desired, actual, policy, drains, now, plan);
+  }
+  return plan;
+}
+
+}  // namespace ep::reconcile

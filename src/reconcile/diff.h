@@ -1,0 +1,35 @@
+#pragma once
+// The pure heart of ElasticProxy: desired servers vs what HAProxy has -> a Plan.
+// Deterministic (actions ordered: removals' first steps, then additions, then updates; names
+// sorted within each group), no I/O, no clock reads (time comes in as an argument).
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/model.h"
+#include "reconcile/plan.h"
+#include "reconcile/policy.h"
+
+namespace ep::reconcile {
+
+// When each draining server started draining (server name -> time), kept by the reconciler.
+using DrainBook = std::map<std::string, SteadyTime>;
+
+// Is this HAProxy server one ElasticProxy manages in this backend? Dynamic: name starts with the
+// prefix. Slots: name is <prefix><digits>.
+bool is_managed(const ActualServer& server, const BackendPolicy& policy, BackendMode mode);
+
+// A slot is free when it is in maintenance and not draining.
+bool is_free_slot(const ActualServer& server);
+
+// Resolves kAuto: slots when the policy declares slots (a server-template in the config);
+// otherwise dynamic when HAProxy >= 2.6 and the algorithm is not static-rr; otherwise slots.
+BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
+                         const std::string& algorithm);
+
+Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const BackendPolicy& policy,
+          BackendMode mode, const DrainBook& drains, SteadyTime now);
+
+}  // namespace ep::reconcile
