@@ -1,1 +1,463 @@
 #include "reconcile/reconciler.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace ep::reconcile {
+namespace {
+
+constexpr const char* kLog = "reconcile";
+
+double seconds_between(SteadyTime from, SteadyTime to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+void describe_metrics() {
+  auto& m = Metrics::global();
+  m.describe("elasticproxy_changes_applied_total", Metrics::Type::kCounter,
+             "Runtime changes applied to HAProxy, by backend and kind.");
+  m.describe("elasticproxy_changes_failed_total", Metrics::Type::kCounter,
+             "Runtime changes HAProxy rejected or that could not be sent, by backend and kind.");
+  m.describe("elasticproxy_backend_servers_desired", Metrics::Type::kGauge,
+             "Servers discovery wants in the backend.");
+  m.describe("elasticproxy_backend_servers_actual", Metrics::Type::kGauge,
+             "Managed servers HAProxy has in the backend (including draining ones).");
+  m.describe("elasticproxy_drains_in_progress", Metrics::Type::kGauge,
+             "Servers draining before removal.");
+  m.describe("elasticproxy_drains_timed_out_total", Metrics::Type::kCounter,
+             "Drains that reached drain_timeout with sessions left.");
+  m.describe("elasticproxy_convergence_seconds", Metrics::Type::kHistogram,
+             "Time from a discovery change being seen to HAProxy confirming it.");
+  m.describe("elasticproxy_haproxy_up", Metrics::Type::kGauge,
+             "1 when the HAProxy instance's admin socket answers.");
+  m.describe("elasticproxy_haproxy_restarts_detected_total", Metrics::Type::kCounter,
+             "HAProxy restarts (new start time or pid) noticed, each followed by a resync.");
+  m.describe("elasticproxy_slots_missing", Metrics::Type::kGauge,
+             "Desired servers that found no free slot (slot mode).");
+  m.describe("elasticproxy_reconcile_passes_total", Metrics::Type::kCounter,
+             "Reconcile passes run.");
+}
+
+}  // namespace
+
+Reconciler::Reconciler(std::vector<BackendPolicy> backends,
+                       std::vector<std::unique_ptr<Instance>> instances, const Clock& clock,
+                       ReconcilerOptions options)
+    : backends_(std::move(backends)), clock_(clock), options_(options) {
+  describe_metrics();
+  desired_.resize(backends_.size());
+  due_.resize(backends_.size());
+  for (auto& inst : instances) {
+    InstanceRun run;
+    run.instance = std::move(inst);
+    run.backends.resize(backends_.size());
+    runs_.push_back(std::move(run));
+  }
+  status_.resize(runs_.size());
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    status_[i].name = runs_[i].instance->name();
+    for (const auto& b : backends_) {
+      BackendStatus bs;
+      bs.backend = b.name;
+      status_[i].backends.push_back(bs);
+    }
+  }
+  last_loop_ = clock_.now();
+}
+
+Reconciler::~Reconciler() { stop(); }
+
+void Reconciler::publish(size_t backend, std::vector<ServerSpec> servers, bool ready,
+                         SteadyTime seen_at) {
+  if (backend >= backends_.size()) return;
+  std::lock_guard lock(mu_);
+  Desired& d = desired_[backend];
+  const bool changed = d.servers != servers || d.ready != ready;
+  if (!changed) return;
+  d.servers = std::move(servers);
+  d.ready = ready;
+  d.seen_at = seen_at;
+  ++d.generation;
+  if (!due_[backend]) due_[backend] = clock_.now() + backends_[backend].debounce;
+  wake_ = true;
+  cv_.notify_all();
+}
+
+void Reconciler::set_on_pass(std::function<void(const PassReport&)> callback) {
+  std::lock_guard lock(mu_);
+  on_pass_ = std::move(callback);
+}
+
+void Reconciler::start() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = false;
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Reconciler::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+Duration Reconciler::backoff(int failures) {
+  // Capped exponential backoff with "equal jitter": half fixed, half random.
+  const auto base = options_.retry_min.count();
+  const auto cap = options_.retry_max.count();
+  long long ms = base;
+  for (int i = 1; i < failures && ms < cap; ++i) ms *= 2;
+  ms = std::min<long long>(ms, cap);
+  std::uniform_int_distribution<long long> jitter(0, std::max<long long>(ms / 2, 0));
+  return std::chrono::milliseconds(ms / 2 + jitter(rng_));
+}
+
+std::optional<SteadyTime> Reconciler::next_wakeup() const {
+  std::optional<SteadyTime> next = last_resync_ + options_.resync_interval;
+  auto consider = [&next](const std::optional<SteadyTime>& t) {
+    if (t && (!next || *t < *next)) next = t;
+  };
+  for (const auto& d : due_) consider(d);
+  for (const auto& run : runs_) {
+    consider(run.retry_at);
+    if (run.last_probe) consider(*run.last_probe + options_.probe_interval);
+    for (const auto& b : run.backends) consider(b.next_poll);
+  }
+  return next;
+}
+
+void Reconciler::loop() {
+  std::unique_lock lock(mu_);
+  last_resync_ = clock_.now();
+  bool first = true;
+  while (!stop_) {
+    if (!first && !wake_) {
+      auto next = next_wakeup();
+      // The clock is injected; waits use the real clock, bounded so fake clocks still advance.
+      const auto wait = next ? std::clamp(*next - clock_.now(), Duration::zero(),
+                                          Duration(std::chrono::seconds(1)))
+                             : Duration(std::chrono::seconds(1));
+      if (wait > Duration::zero()) cv_.wait_for(lock, wait, [this] { return stop_ || wake_; });
+      if (stop_) break;
+    }
+    first = false;
+    wake_ = false;
+    const SteadyTime now = clock_.now();
+    bool full = now >= last_resync_ + options_.resync_interval;
+    bool work = full;
+    for (size_t b = 0; b < due_.size(); ++b) {
+      if (due_[b] && *due_[b] <= now) work = true;
+    }
+    for (const auto& run : runs_) {
+      if (run.retry_at && *run.retry_at <= now) work = true;
+      if (!run.last_probe || *run.last_probe + options_.probe_interval <= now) work = true;
+      for (const auto& br : run.backends) {
+        if (br.next_poll && *br.next_poll <= now) work = true;
+      }
+    }
+    if (work || full) {
+      lock.unlock();
+      PassReport report = run_pass(full);
+      lock.lock();
+      if (full) last_resync_ = clock_.now();
+      if (on_pass_) {
+        auto cb = on_pass_;
+        lock.unlock();
+        cb(report);
+        lock.lock();
+      }
+    }
+    last_loop_ = clock_.now();
+  }
+}
+
+PassReport Reconciler::run_pass(bool full_resync) {
+  std::lock_guard pass_lock(pass_mu_);
+  PassReport report;
+  std::vector<Desired> desired;
+  {
+    std::lock_guard lock(mu_);
+    const SteadyTime now = clock_.now();
+    for (size_t b = 0; b < due_.size(); ++b) {
+      if (due_[b] && *due_[b] <= now) {
+        due_[b].reset();
+        for (auto& run : runs_) run.backends[b].dirty = true;
+      }
+    }
+    desired = desired_;
+  }
+  Metrics::global().inc("elasticproxy_reconcile_passes_total");
+  for (auto& run : runs_) pass_instance(run, desired, full_resync, report);
+
+  // Publish status for other threads.
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    const InstanceRun& run = runs_[i];
+    InstanceStatus& st = status_[i];
+    st.reachable = run.reachable;
+    st.info = run.info;
+    st.last_error = run.last_error;
+    for (size_t b = 0; b < backends_.size(); ++b) {
+      const BackendRun& br = run.backends[b];
+      BackendStatus& bs = st.backends[b];
+      bs.ready = desired[b].ready;
+      bs.desired = desired[b].servers.size();
+      bs.desired_servers = desired[b].servers;
+      bs.actual = br.managed.size();
+      bs.draining = static_cast<size_t>(std::count_if(
+          br.managed.begin(), br.managed.end(), [](const ActualServer& s) { return s.draining(); }));
+      bs.actual_servers = br.managed;
+      bs.mode = br.mode;
+      bs.converged = br.converged;
+      bs.missing_slots = br.missing_slots;
+      bs.last_error = br.last_error;
+    }
+  }
+  last_loop_ = clock_.now();
+  return report;
+}
+
+void Reconciler::pass_instance(InstanceRun& run, const std::vector<Desired>& desired, bool full,
+                               PassReport& report) {
+  const SteadyTime now = clock_.now();
+  const std::string& iname = run.instance->name();
+  const Labels inst_labels{{"instance", iname}};
+
+  bool retry_due = run.retry_at && *run.retry_at <= now;
+  std::vector<size_t> todo;
+  for (size_t b = 0; b < backends_.size(); ++b) {
+    BackendRun& br = run.backends[b];
+    const bool poll_due = br.next_poll && *br.next_poll <= now;
+    if (full || retry_due || br.dirty || poll_due || !run.reachable) todo.push_back(b);
+  }
+  const bool probe_due = !run.last_probe || now - *run.last_probe >= options_.probe_interval;
+  if (todo.empty() && !probe_due) return;
+  if (run.retry_at && !retry_due && !run.reachable) {
+    // Still backing off from an unreachable instance.
+    report.converged = false;
+    return;
+  }
+
+  auto fail_instance = [&](const std::string& message) {
+    if (run.reachable || !run.ever_reached || run.last_error != message) {
+      log::warn(kLog, "HAProxy {} unreachable: {} (servers left as they are; retrying)", iname,
+                message);
+    }
+    run.reachable = false;
+    run.last_error = message;
+    ++run.failures;
+    run.retry_at = clock_.now() + backoff(run.failures);
+    Metrics::global().set("elasticproxy_haproxy_up", inst_labels, 0);
+    report.converged = false;
+    report.errors.push_back(iname + ": " + message);
+  };
+
+  auto info = run.instance->info();
+  run.last_probe = now;
+  if (!info) {
+    fail_instance(info.error().message);
+    return;
+  }
+  const bool restarted = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
+                                              info->pid != run.info.pid);
+  if (restarted) {
+    log::warn(kLog, "HAProxy {} restarted or reloaded (pid {} -> {}); resyncing every backend",
+              iname, run.info.pid, info->pid);
+    Metrics::global().inc("elasticproxy_haproxy_restarts_detected_total", inst_labels);
+    todo.clear();
+    for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
+  }
+  if (!run.reachable && run.ever_reached) {
+    log::info(kLog, "HAProxy {} reachable again (pid {}); resyncing", iname, info->pid);
+    todo.clear();
+    for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
+  }
+  run.info = *info;
+  run.reachable = true;
+  run.ever_reached = true;
+  run.failures = 0;
+  run.retry_at.reset();
+  run.last_error.clear();
+  Metrics::global().set("elasticproxy_haproxy_up", inst_labels, 1);
+  if (todo.empty()) return;
+
+  std::vector<std::string> names;
+  for (size_t b : todo) names.push_back(backends_[b].name);
+  auto actual = run.instance->observe(names);
+  if (!actual) {
+    fail_instance(actual.error().message);
+    return;
+  }
+  if (actual->size() != todo.size()) {
+    fail_instance("observe returned " + std::to_string(actual->size()) + " backends for " +
+                  std::to_string(todo.size()));
+    return;
+  }
+  for (size_t i = 0; i < todo.size(); ++i) {
+    apply_backend(run, todo[i], desired[todo[i]], (*actual)[i], report);
+  }
+}
+
+void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desired,
+                               const ActualBackend& actual, PassReport& report) {
+  const BackendPolicy& policy = backends_[b];
+  BackendRun& br = run.backends[b];
+  const std::string& iname = run.instance->name();
+  const Labels labels{{"backend", policy.name}, {"instance", iname}};
+  br.dirty = false;
+  br.next_poll.reset();
+
+  auto set_error = [&](const std::string& message) {
+    if (br.last_logged_error != message) log::error(kLog, "{}", message);
+    br.last_logged_error = message;
+    br.last_error = message;
+    br.converged = false;
+    report.converged = false;
+    report.errors.push_back(message);
+  };
+
+  if (!actual.exists) {
+    set_error("backend '" + policy.name + "' does not exist in HAProxy " + iname +
+              " (add it to haproxy.cfg); nothing changed");
+    br.managed.clear();
+    return;
+  }
+  const BackendMode mode =
+      resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
+  br.mode = mode;
+  br.managed.clear();
+  for (const auto& s : actual.servers) {
+    if (is_managed(s, policy, mode)) br.managed.push_back(s);
+  }
+  Metrics::global().set("elasticproxy_backend_servers_actual", labels,
+                        static_cast<double>(br.managed.size()));
+  if (!desired.ready) {
+    // No desired set yet (a source has not delivered): leave HAProxy as it is.
+    br.converged = false;
+    report.converged = false;
+    return;
+  }
+  Metrics::global().set("elasticproxy_backend_servers_desired", {{"backend", policy.name}},
+                        static_cast<double>(desired.servers.size()));
+  const SteadyTime now = clock_.now();
+  // Servers found draining that we did not start draining (e.g. after our restart): time their
+  // drain from now.
+  for (const auto& s : br.managed) {
+    if (s.draining() && !br.drains.count(s.name)) br.drains[s.name] = now;
+  }
+  for (auto it = br.drains.begin(); it != br.drains.end();) {
+    const bool still = std::any_of(br.managed.begin(), br.managed.end(), [&](const ActualServer& s) {
+      return s.name == it->first && s.draining();
+    });
+    it = still ? std::next(it) : br.drains.erase(it);
+  }
+
+  DesiredBackend want{policy.name, desired.servers};
+  Plan plan = diff(want, actual, policy, mode, br.drains, now);
+  br.missing_slots = plan.missing_slots;
+  Metrics::global().set("elasticproxy_slots_missing", labels, plan.missing_slots);
+
+  bool failed = false;
+  if (!plan.empty()) {
+    std::vector<ActionResult> results = run.instance->apply(plan, policy);
+    for (size_t i = 0; i < plan.actions.size(); ++i) {
+      const Action& a = plan.actions[i];
+      const ActionResult r = i < results.size()
+                                 ? results[i]
+                                 : ActionResult{ActionResult::Outcome::kFailed, "no result"};
+      const Labels kind_labels{{"backend", policy.name}, {"kind", to_string(a.kind)}};
+      const std::string what = a.kind == ActionKind::kAssignSlot
+                                   ? a.server + " <- " + a.spec.address_port()
+                                   : a.server;
+      switch (r.outcome) {
+        case ActionResult::Outcome::kDone:
+          ++report.actions_done;
+          Metrics::global().inc("elasticproxy_changes_applied_total", kind_labels);
+          log::info(kLog, "{}: {} {} ({}){}", policy.name, to_string(a.kind), what, a.reason,
+                    runs_.size() > 1 ? " on " + iname : "");
+          if (a.kind == ActionKind::kDrain) br.drains[a.server] = now;
+          if (a.kind == ActionKind::kRemove) {
+            if (a.reason.rfind("drain timeout", 0) == 0) {
+              Metrics::global().inc("elasticproxy_drains_timed_out_total",
+                                    {{"backend", policy.name}});
+            }
+            br.drains.erase(a.server);
+          }
+          break;
+        case ActionResult::Outcome::kNotYet:
+          plan.waiting.push_back(a.server);
+          log::debug(kLog, "{}: {} {} not yet: {}", policy.name, to_string(a.kind), what,
+                     r.message);
+          break;
+        case ActionResult::Outcome::kFailed:
+          failed = true;
+          ++report.actions_failed;
+          Metrics::global().inc("elasticproxy_changes_failed_total", kind_labels);
+          set_error(policy.name + ": " + to_string(a.kind) + " " + what + " failed: " + r.message);
+          break;
+      }
+    }
+  }
+  report.waiting_drains += plan.waiting.size();
+  Metrics::global().set("elasticproxy_drains_in_progress", labels,
+                        static_cast<double>(br.drains.size()));
+
+  if (plan.missing_slots > 0) {
+    set_error(policy.name + ": slot mode is out of free slots: " +
+              std::to_string(plan.missing_slots) +
+              " desired server(s) have no slot; add slots to the server-template (a reload) or "
+              "lower the number of servers");
+    failed = true;
+  }
+  const bool had_actions = !plan.empty();
+  if (failed) {
+    ++br.failures;
+    br.next_poll = clock_.now() + backoff(br.failures);
+    return;
+  }
+  br.failures = 0;
+  br.last_error.clear();
+  br.last_logged_error.clear();
+  if (!plan.waiting.empty() || had_actions) {
+    // Follow up soon: drains to finish, or confirm what was just applied.
+    br.next_poll = clock_.now() + options_.drain_poll;
+  }
+  const bool was_converged = br.converged && br.applied_generation == desired.generation;
+  br.converged = true;
+  if (br.applied_generation != desired.generation) {
+    br.applied_generation = desired.generation;
+    if (had_actions || !was_converged) {
+      Metrics::global().observe("elasticproxy_convergence_seconds", {{"backend", policy.name}},
+                                seconds_between(desired.seen_at, clock_.now()));
+    }
+  }
+}
+
+std::vector<InstanceStatus> Reconciler::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+SteadyTime Reconciler::last_loop() const {
+  std::lock_guard lock(mu_);
+  return last_loop_;
+}
+
+bool Reconciler::converged() const {
+  std::lock_guard lock(mu_);
+  for (const auto& inst : status_) {
+    if (!inst.reachable) return false;
+    for (const auto& b : inst.backends) {
+      if (!b.ready || !b.converged) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace ep::reconcile

@@ -1,1 +1,165 @@
 #pragma once
+// The reconciler: the one thread that changes HAProxy. Desired server sets arrive through a
+// mailbox (publish); the loop diffs them against what each HAProxy instance reports and applies
+// the difference, then keeps going: per-backend debounce, periodic resync (and at once when an
+// instance restarts or comes back), retries with capped jittered backoff, drains tracked with
+// timers. Level-triggered: every pass re-reads HAProxy, so lost events and restarts heal alike.
+
+#include <atomic>
+#include <functional>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/model.h"
+#include "reconcile/applier.h"
+#include "reconcile/diff.h"
+#include "reconcile/plan.h"
+#include "reconcile/policy.h"
+
+namespace ep::reconcile {
+
+struct ReconcilerOptions {
+  std::chrono::milliseconds resync_interval{10'000};
+  std::chrono::milliseconds retry_min{100};
+  std::chrono::milliseconds retry_max{5'000};
+  std::chrono::milliseconds drain_poll{100};  // re-check draining servers this often
+  // Cheap liveness probe (`show info`) per instance: a restart (new pid/start time) or a socket
+  // that answers again triggers a full resync at once instead of at the next resync_interval.
+  std::chrono::milliseconds probe_interval{1'000};
+};
+
+// What the reconciler knows about one backend on one instance (for /status, `once`, tests).
+struct BackendStatus {
+  std::string backend;
+  bool ready = false;           // the guard has a desired set for it
+  size_t desired = 0;           // desired servers
+  size_t actual = 0;            // managed servers in HAProxy (incl. draining)
+  size_t draining = 0;
+  BackendMode mode = BackendMode::kAuto;  // resolved mode (kAuto until first observed)
+  bool converged = false;       // last pass applied everything (drains may still be waiting)
+  int missing_slots = 0;
+  std::string last_error;
+  std::vector<ServerSpec> desired_servers;
+  std::vector<ActualServer> actual_servers;  // managed ones
+};
+
+struct InstanceStatus {
+  std::string name;
+  bool reachable = false;
+  InstanceInfo info;
+  std::string last_error;
+  std::vector<BackendStatus> backends;
+};
+
+// Result of one synchronous pass (for `once`).
+struct PassReport {
+  bool converged = true;  // every instance reachable, every action done, no missing slots
+  size_t actions_done = 0;
+  size_t actions_failed = 0;
+  size_t waiting_drains = 0;
+  std::vector<std::string> errors;
+};
+
+class Reconciler {
+ public:
+  Reconciler(std::vector<BackendPolicy> backends, std::vector<std::unique_ptr<Instance>> instances,
+             const Clock& clock, ReconcilerOptions options = {});
+  ~Reconciler();
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  // Thread-safe mailbox. `ready` = false means "do not touch this backend yet" (a source has not
+  // delivered). `seen_at` is when discovery saw the change (for the convergence histogram).
+  void publish(size_t backend, std::vector<ServerSpec> servers, bool ready, SteadyTime seen_at);
+
+  // Runs the loop on its own thread until stop().
+  void start();
+  void stop();
+
+  // One synchronous pass over every instance and backend (no thread needed). Used by `once`,
+  // and by the loop itself.
+  PassReport run_pass(bool full_resync);
+
+  // Thread-safe snapshot of the state.
+  std::vector<InstanceStatus> status() const;
+  // Time of the last completed loop iteration (for /healthz: "not stuck").
+  SteadyTime last_loop() const;
+  // True when every backend is ready and every instance converged on it.
+  bool converged() const;
+  // Called (on the reconciler thread) after each pass that changed something or converged;
+  // used by systemd notify and tests. Must be cheap.
+  void set_on_pass(std::function<void(const PassReport&)> callback);
+
+  const std::vector<BackendPolicy>& backends() const { return backends_; }
+
+ private:
+  struct Desired {
+    std::vector<ServerSpec> servers;
+    bool ready = false;
+    SteadyTime seen_at{};
+    uint64_t generation = 0;
+  };
+  struct BackendRun {  // per instance x backend
+    DrainBook drains;
+    uint64_t applied_generation = 0;
+    std::optional<SteadyTime> pending_since;  // oldest unapplied change seen_at
+    bool converged = false;
+    bool dirty = true;
+    std::optional<SteadyTime> next_poll;  // drain poll / retry
+    int failures = 0;
+    int missing_slots = 0;
+    BackendMode mode = BackendMode::kAuto;
+    std::string last_error;
+    std::string last_logged_error;
+    std::vector<ActualServer> managed;
+  };
+  struct InstanceRun {
+    std::unique_ptr<Instance> instance;
+    bool reachable = false;
+    bool ever_reached = false;
+    InstanceInfo info;
+    int failures = 0;
+    std::optional<SteadyTime> retry_at;
+    std::optional<SteadyTime> last_probe;
+    std::string last_error;
+    std::vector<BackendRun> backends;
+  };
+
+  void loop();
+  Duration backoff(int failures);
+  void pass_instance(InstanceRun& run, const std::vector<Desired>& desired, bool full,
+                     PassReport& report);
+  void apply_backend(InstanceRun& run, size_t b, const Desired& desired, const ActualBackend& actual,
+                     PassReport& report);
+  std::optional<SteadyTime> next_wakeup() const;  // requires mu_
+
+  const std::vector<BackendPolicy> backends_;
+  const Clock& clock_;
+  const ReconcilerOptions options_;
+
+  // runs_ is touched only by the thread running passes (no lock: I/O happens there); everything
+  // other threads read goes through mu_ (desired_, due_, status_, flags).
+  mutable std::mutex mu_;
+  std::mutex pass_mu_;  // one pass at a time
+  std::condition_variable cv_;
+  std::vector<Desired> desired_;
+  std::vector<std::optional<SteadyTime>> due_;  // per backend: debounce deadline
+  std::vector<InstanceRun> runs_;
+  std::vector<InstanceStatus> status_;
+  bool stop_ = false;
+  bool wake_ = false;
+  SteadyTime last_loop_{};
+  SteadyTime last_resync_{};
+  std::function<void(const PassReport&)> on_pass_;
+  std::mt19937 rng_{std::random_device{}()};
+  std::thread thread_;
+};
+
+}  // namespace ep::reconcile

@@ -1,0 +1,215 @@
+#include "reconcile/diff.h"
+
+#include <gtest/gtest.h>
+
+namespace ep::reconcile {
+namespace {
+
+ServerSpec spec(const std::string& addr, int port, int weight = 1) {
+  ServerSpec s;
+  s.address = addr;
+  s.port = static_cast<uint16_t>(port);
+  s.weight = weight;
+  s.name = "ep-" + addr + ":" + std::to_string(port);
+  return s;
+}
+
+ActualServer server(const std::string& name, const std::string& addr, int port, int admin = 0,
+                    int weight = 1, int sessions = 0) {
+  ActualServer s;
+  s.name = name;
+  s.address = addr;
+  s.port = static_cast<uint16_t>(port);
+  s.admin_state = admin;
+  s.weight = weight;
+  s.sessions = sessions;
+  s.op_state = 2;
+  return s;
+}
+
+std::vector<std::string> describe(const Plan& p) {
+  std::vector<std::string> out;
+  for (const auto& a : p.actions) out.push_back(std::string(to_string(a.kind)) + " " + a.server);
+  return out;
+}
+
+class DiffTest : public ::testing::Test {
+ protected:
+  BackendPolicy policy_ = [] {
+    BackendPolicy p;
+    p.name = "web";
+    return p;
+  }();
+  ActualBackend actual_{"web", true, "roundrobin", {}};
+  DesiredBackend desired_{"web", {}};
+  DrainBook drains_;
+  SteadyTime now_{std::chrono::hours(5)};
+
+  Plan run(BackendMode mode = BackendMode::kDynamic) {
+    return diff(desired_, actual_, policy_, mode, drains_, now_);
+  }
+};
+
+TEST_F(DiffTest, AddsMissingServersInNameOrder) {
+  desired_.servers = {spec("10.0.0.2", 80), spec("10.0.0.1", 80)};
+  std::sort(desired_.servers.begin(), desired_.servers.end(),
+            [](auto& a, auto& b) { return a.name < b.name; });
+  Plan p = run();
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"add ep-10.0.0.1:80", "add ep-10.0.0.2:80"}));
+  EXPECT_EQ(p.actions[0].spec.address, "10.0.0.1");
+}
+
+TEST_F(DiffTest, NothingToDoWhenEqual) {
+  desired_.servers = {spec("10.0.0.1", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80)};
+  EXPECT_TRUE(run().empty());
+}
+
+TEST_F(DiffTest, HandWrittenServersAreLeftAlone) {
+  actual_.servers = {server("web1", "10.0.0.9", 80), server("ep-10.0.0.1:80", "10.0.0.1", 80)};
+  desired_.servers = {};
+  Plan p = run();
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"drain ep-10.0.0.1:80"}));
+}
+
+TEST_F(DiffTest, RemovalDrainsFirstThenRemovesWhenSessionsAreGone) {
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"drain ep-10.0.0.1:80"}));
+
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain, 1, 3)};
+  drains_["ep-10.0.0.1:80"] = now_;
+  Plan waiting = run();
+  EXPECT_TRUE(waiting.empty());
+  EXPECT_EQ(waiting.waiting, (std::vector<std::string>{"ep-10.0.0.1:80"}));
+
+  actual_.servers[0].sessions = 0;
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
+}
+
+TEST_F(DiffTest, DrainTimeoutForcesRemoval) {
+  policy_.drain_timeout = std::chrono::seconds(30);
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain, 1, 3)};
+  drains_["ep-10.0.0.1:80"] = now_ - std::chrono::seconds(29);
+  EXPECT_TRUE(run().empty());
+  drains_["ep-10.0.0.1:80"] = now_ - std::chrono::seconds(30);
+  Plan p = run();
+  ASSERT_EQ(describe(p), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
+  EXPECT_NE(p.actions[0].reason.find("drain timeout"), std::string::npos);
+}
+
+TEST_F(DiffTest, ZeroDrainTimeoutRemovesAtOnce) {
+  policy_.drain_timeout = std::chrono::milliseconds(0);
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, 0, 1, 5)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
+}
+
+TEST_F(DiffTest, ServerInMaintenanceThatIsDesiredIsEnabled) {
+  desired_.servers = {spec("10.0.0.1", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedMaint)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"enable ep-10.0.0.1:80"}));
+}
+
+TEST_F(DiffTest, DrainingServerBackInDiscoveryIsUndrained) {
+  desired_.servers = {spec("10.0.0.1", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain, 1, 2)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"undrain ep-10.0.0.1:80"}));
+}
+
+TEST_F(DiffTest, WeightChange) {
+  desired_.servers = {spec("10.0.0.1", 80, 7)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, 0, 1)};
+  Plan p = run();
+  ASSERT_EQ(describe(p), (std::vector<std::string>{"set-weight ep-10.0.0.1:80"}));
+  EXPECT_EQ(p.actions[0].spec.weight, 7);
+}
+
+TEST_F(DiffTest, IdNamedServerWithNewAddressIsReaddressed) {
+  ServerSpec s = spec("10.0.0.2", 81);
+  s.name = "ep-web-1";
+  desired_.servers = {s};
+  actual_.servers = {server("ep-web-1", "10.0.0.1", 80)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"set-address ep-web-1"}));
+}
+
+TEST_F(DiffTest, OrderIsRemovalsThenAdditionsThenUpdates) {
+  desired_.servers = {spec("10.0.0.1", 80, 5), spec("10.0.0.3", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80), server("ep-10.0.0.2:80", "10.0.0.2", 80)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"drain ep-10.0.0.2:80", "add ep-10.0.0.3:80",
+                                                        "set-weight ep-10.0.0.1:80"}));
+}
+
+// ---- slot mode
+
+class SlotDiffTest : public DiffTest {
+ protected:
+  void SetUp() override {
+    policy_.slots = 3;
+    actual_.algorithm = "static-rr";
+    for (int i = 1; i <= 3; ++i) {
+      actual_.servers.push_back(
+          server("ep-" + std::to_string(i), "127.0.0.1", 1, admin::kForcedMaint | admin::kConfigMaint));
+    }
+  }
+};
+
+TEST_F(SlotDiffTest, AssignsLowestFreeSlots) {
+  desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80)};
+  Plan p = run(BackendMode::kSlots);
+  EXPECT_EQ(p.mode, BackendMode::kSlots);
+  ASSERT_EQ(describe(p), (std::vector<std::string>{"assign-slot ep-1", "assign-slot ep-2"}));
+  EXPECT_EQ(p.actions[0].spec.address, "10.0.0.1");
+  EXPECT_EQ(p.missing_slots, 0);
+}
+
+TEST_F(SlotDiffTest, LiveServersKeepTheirSlot) {
+  actual_.servers[1] = server("ep-2", "10.0.0.2", 80, admin::kConfigMaint);  // live in slot 2
+  desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80)};
+  EXPECT_EQ(describe(run(BackendMode::kSlots)), (std::vector<std::string>{"assign-slot ep-1"}));
+}
+
+TEST_F(SlotDiffTest, ExhaustionIsCounted) {
+  desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80), spec("10.0.0.3", 80),
+                      spec("10.0.0.4", 80), spec("10.0.0.5", 80)};
+  Plan p = run(BackendMode::kSlots);
+  EXPECT_EQ(p.actions.size(), 3u);
+  EXPECT_EQ(p.missing_slots, 2);
+}
+
+TEST_F(SlotDiffTest, RemovedServerDrainsThenFreesItsSlot) {
+  actual_.servers[0] = server("ep-1", "10.0.0.1", 80);
+  EXPECT_EQ(describe(run(BackendMode::kSlots)), (std::vector<std::string>{"drain ep-1"}));
+  actual_.servers[0].admin_state = admin::kForcedDrain;
+  EXPECT_EQ(describe(run(BackendMode::kSlots)), (std::vector<std::string>{"remove ep-1"}));
+}
+
+TEST_F(SlotDiffTest, MaintSlotStillHoldingADesiredAddressIsReusedInPlace) {
+  actual_.servers[2] = server("ep-3", "10.0.0.7", 80, admin::kForcedMaint);
+  desired_.servers = {spec("10.0.0.7", 80)};
+  EXPECT_EQ(describe(run(BackendMode::kSlots)), (std::vector<std::string>{"assign-slot ep-3"}));
+}
+
+TEST_F(SlotDiffTest, StaleAddressInFreeSlotIsReset) {
+  actual_.servers[2] = server("ep-3", "10.0.0.7", 80, admin::kForcedMaint);
+  EXPECT_EQ(describe(run(BackendMode::kSlots)), (std::vector<std::string>{"remove ep-3"}));
+}
+
+TEST_F(SlotDiffTest, NonSlotServersAreNotManaged) {
+  actual_.servers.push_back(server("ep-web", "10.0.0.9", 80));
+  actual_.servers.push_back(server("static1", "10.0.0.8", 80));
+  EXPECT_TRUE(run(BackendMode::kSlots).empty());
+}
+
+TEST(ResolveMode, AutoPicksDynamicOn26WithDynamicAlgorithm) {
+  BackendPolicy p;
+  EXPECT_EQ(resolve_mode(p, 2, 6, "roundrobin"), BackendMode::kDynamic);
+  EXPECT_EQ(resolve_mode(p, 2, 6, "static-rr"), BackendMode::kSlots);
+  EXPECT_EQ(resolve_mode(p, 2, 4, "roundrobin"), BackendMode::kSlots);
+  EXPECT_EQ(resolve_mode(p, 3, 0, "leastconn"), BackendMode::kDynamic);
+  p.slots = 10;
+  EXPECT_EQ(resolve_mode(p, 2, 6, "roundrobin"), BackendMode::kSlots);
+  p.mode = BackendMode::kDynamic;
+  EXPECT_EQ(resolve_mode(p, 2, 6, "static-rr"), BackendMode::kDynamic);
+}
+
+}  // namespace
+}  // namespace ep::reconcile

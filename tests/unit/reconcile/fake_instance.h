@@ -1,0 +1,157 @@
+#pragma once
+// An in-memory HAProxy backend model implementing reconcile::Instance, with the same rules the
+// real runtime applier relies on (servers added in maintenance, del only in maint without
+// sessions, slots re-addressed). Tests drive it and inspect its state.
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "reconcile/applier.h"
+
+namespace ep::testing {
+
+class FakeInstance : public reconcile::Instance {
+ public:
+  explicit FakeInstance(std::string name = "fake") : name_(std::move(name)) {}
+
+  std::string name() const override { return name_; }
+
+  Result<reconcile::InstanceInfo> info() override {
+    std::lock_guard lock(mu_);
+    if (down) return Error::unavailable("connect: connection refused");
+    reconcile::InstanceInfo i;
+    i.version = "2.6.12";
+    i.major = 2;
+    i.minor = 6;
+    i.pid = pid;
+    i.start_time_sec = start_time;
+    return i;
+  }
+
+  Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& names) override {
+    std::lock_guard lock(mu_);
+    if (down) return Error::unavailable("connect: connection refused");
+    ++observes;
+    std::vector<ActualBackend> out;
+    for (const auto& n : names) {
+      ActualBackend b;
+      b.backend = n;
+      auto it = backends.find(n);
+      if (it != backends.end()) {
+        b.exists = true;
+        b.algorithm = algorithm;
+        b.servers = it->second;
+      }
+      out.push_back(std::move(b));
+    }
+    return out;
+  }
+
+  std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
+                                             const reconcile::BackendPolicy& policy) override {
+    std::lock_guard lock(mu_);
+    using reconcile::ActionKind;
+    using Outcome = reconcile::ActionResult::Outcome;
+    std::vector<reconcile::ActionResult> results;
+    auto& servers = backends[plan.backend];
+    for (const auto& a : plan.actions) {
+      log.push_back(std::string(reconcile::to_string(a.kind)) + " " + a.server);
+      if (fail_kind && *fail_kind == a.kind) {
+        results.push_back({Outcome::kFailed, "No such server."});
+        continue;
+      }
+      auto it = std::find_if(servers.begin(), servers.end(),
+                             [&](const ActualServer& s) { return s.name == a.server; });
+      switch (a.kind) {
+        case ActionKind::kAdd: {
+          if (it != servers.end()) {
+            results.push_back({Outcome::kFailed, "Already exists a server with the same name in backend."});
+            continue;
+          }
+          ActualServer s;
+          s.name = a.server;
+          s.address = a.spec.address;
+          s.port = a.spec.port;
+          s.weight = a.spec.weight;
+          s.op_state = 2;
+          servers.push_back(s);
+          break;
+        }
+        case ActionKind::kAssignSlot:
+          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          it->address = a.spec.address;
+          it->port = a.spec.port;
+          it->weight = a.spec.weight;
+          it->admin_state = 0;
+          break;
+        case ActionKind::kEnable:
+        case ActionKind::kUndrain:
+          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          it->admin_state = 0;
+          break;
+        case ActionKind::kSetWeight:
+          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          it->weight = a.spec.weight;
+          break;
+        case ActionKind::kSetAddress:
+          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          it->address = a.spec.address;
+          it->port = a.spec.port;
+          break;
+        case ActionKind::kDrain:
+          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          it->admin_state |= admin::kForcedDrain;
+          break;
+        case ActionKind::kRemove:
+          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (plan.mode == reconcile::BackendMode::kSlots) {
+            it->admin_state = admin::kForcedMaint;
+            it->address = "127.0.0.1";
+            it->port = 1;
+            it->sessions = 0;
+          } else {
+            it->admin_state = admin::kForcedMaint;
+            if (it->sessions > 0 && !kill_sessions) {
+              results.push_back({Outcome::kNotYet, "Server still has connections attached to it, cannot remove it."});
+              continue;
+            }
+            servers.erase(it);
+          }
+          break;
+      }
+      results.push_back({Outcome::kDone, ""});
+    }
+    return results;
+  }
+
+  // Test helpers (lock-free callers must not race the reconciler thread: use with_lock).
+  template <typename F>
+  auto with_lock(F f) {
+    std::lock_guard lock(mu_);
+    return f();
+  }
+  std::vector<std::string> names(const std::string& backend) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& s : backends[backend]) out.push_back(s.name);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::mutex mu_;
+  std::string name_;
+  bool down = false;
+  bool kill_sessions = true;  // shutdown sessions before del (like the runtime applier)
+  long pid = 100;
+  long start_time = 1000;
+  std::string algorithm = "roundrobin";
+  std::optional<reconcile::ActionKind> fail_kind;
+  int observes = 0;
+  std::map<std::string, std::vector<ActualServer>> backends;
+  std::vector<std::string> log;
+};
+
+}  // namespace ep::testing
