@@ -1,0 +1,99 @@
+// elasticproxy: keeps HAProxy's backend servers equal to what service discovery says is alive.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "app/commands.h"
+#include "core/config_node.h"
+#include "core/log.h"
+#include "ops/logging.h"
+
+namespace {
+
+std::chrono::milliseconds duration_or_exit(const std::string& text, const char* what) {
+  auto d = ep::parse_duration(text);
+  if (!d) {
+    std::fprintf(stderr, "%s: not a duration: '%s' (use e.g. 500ms, 10s, 1m)\n", what, text.c_str());
+    std::exit(ep::app::kExitConfig);
+  }
+  return *d;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ElasticProxy keeps HAProxy's backend servers equal to what service discovery says is "
+      "alive, through HAProxy's runtime API, without reloads."};
+  app.require_subcommand(0, 1);
+  app.set_version_flag("--version", std::string("elasticproxy ") + EP_VERSION);
+
+  std::string log_level;
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "debug, info, warn or error (overrides the config)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+
+  std::string config_path = "/etc/elasticproxy/elasticproxy.yaml";
+  std::string timeout_text = "10s";
+
+  auto* run = app.add_subcommand("run", "Run the daemon: watch sources, keep HAProxy in step.");
+  run->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+
+  auto* once = app.add_subcommand(
+      "once", "Fetch every source once, reconcile once and exit (non-zero if not converged).");
+  once->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  once->add_option("--timeout", timeout_text, "per-source fetch timeout")->capture_default_str();
+
+  auto* plan = app.add_subcommand("plan", "Print what would change in HAProxy; change nothing.");
+  plan->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  plan->add_option("--timeout", timeout_text, "per-source fetch timeout")->capture_default_str();
+
+  auto* check = app.add_subcommand("check", "Validate the configuration and exit (2 if invalid).");
+  check->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+
+  app.add_subcommand("version", "Print the version.");
+
+  ep::app::DemoOptions demo_options;
+  std::string demo_duration = "24s";
+  auto* demo = app.add_subcommand(
+      "demo",
+      "Start a real HAProxy on loopback with local backends and a load, and let ElasticProxy "
+      "scale the backend in and out through the file source; prints requests sent/failed.");
+  demo->add_option("--duration", demo_duration, "how long to run")->capture_default_str();
+  demo->add_option("--backends", demo_options.backends, "local HTTP backends (2..50)")
+      ->check(CLI::Range(2, 50))
+      ->capture_default_str();
+  demo->add_flag("--keep", demo_options.keep, "keep the demo's temporary directory");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (!log_level.empty()) {
+    ep::log::Level level;
+    ep::log::parse_level(log_level, level);
+    ep::log::set_level(level);
+    setenv("EP_LOG_LEVEL_FROM_CLI", "1", 1);
+  }
+  ep::ops::install_log_format(log_format);
+
+  if (app.got_subcommand(run)) return ep::app::cmd_run(config_path);
+  if (app.got_subcommand(once)) {
+    return ep::app::cmd_once(config_path, duration_or_exit(timeout_text, "--timeout"));
+  }
+  if (app.got_subcommand(plan)) {
+    return ep::app::cmd_plan(config_path, duration_or_exit(timeout_text, "--timeout"));
+  }
+  if (app.got_subcommand(check)) return ep::app::cmd_check(config_path);
+  if (app.got_subcommand(demo)) {
+    demo_options.duration = duration_or_exit(demo_duration, "--duration");
+    return ep::app::cmd_demo(demo_options);
+  }
+  if (app.got_subcommand("version")) {
+    std::printf("elasticproxy %s\n", EP_VERSION);
+    return 0;
+  }
+  std::fputs(app.help().c_str(), stdout);
+  return 0;
+}

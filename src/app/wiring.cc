@@ -1,0 +1,73 @@
+#include "app/wiring.h"
+
+#include "core/log.h"
+#include "discovery/file/file_source.h"
+#include "discovery/static/static_source.h"
+#include "haproxy/runtime/runtime_instance.h"
+
+namespace ep::app {
+
+const std::vector<discovery::SourceKind>& source_table() {
+  static const std::vector<discovery::SourceKind> table = {
+      discovery::file::source_kind(),
+      discovery::static_source::source_kind(),
+  };
+  return table;
+}
+
+std::vector<discovery::BackendSources> build_sources(const config::Settings& settings,
+                                                     Diagnostics& diag) {
+  std::vector<discovery::BackendSources> out;
+  for (const auto& backend : settings.backends) {
+    discovery::BackendSources bs;
+    bs.policy = backend.policy;
+    discovery::SourceContext context;
+    context.backend = backend.policy.name;
+    context.base_dir = settings.file.has_parent_path() ? settings.file.parent_path()
+                                                       : std::filesystem::current_path();
+    for (const auto& spec : backend.sources) {
+      const discovery::SourceKind* kind = nullptr;
+      for (const auto& k : source_table()) {
+        if (k.name == spec.kind) kind = &k;
+      }
+      if (kind == nullptr) {
+        std::string known;
+        for (const auto& k : source_table()) known += (known.empty() ? "" : ", ") + std::string(k.name);
+        diag.error(spec.mark, "unknown source kind '" + spec.kind + "' (known: " + known + ")");
+        continue;
+      }
+      auto source = kind->create(spec.options, diag, context);
+      if (source) bs.sources.push_back(std::move(source));
+    }
+    if (backend.sources.empty()) {
+      diag.error(backend.mark, "backend '" + backend.policy.name + "' has no sources");
+    }
+    out.push_back(std::move(bs));
+  }
+  return out;
+}
+
+std::vector<std::unique_ptr<reconcile::Instance>> build_instances(const config::Settings& settings) {
+  std::vector<std::unique_ptr<reconcile::Instance>> out;
+  for (const auto& socket : settings.haproxy.sockets) {
+    out.push_back(std::make_unique<haproxy::RuntimeInstance>(socket, settings.haproxy.timeout));
+  }
+  return out;
+}
+
+std::vector<reconcile::BackendPolicy> policies(const config::Settings& settings) {
+  std::vector<reconcile::BackendPolicy> out;
+  for (const auto& b : settings.backends) out.push_back(b.policy);
+  return out;
+}
+
+Result<config::Settings> load_and_check(const std::string& path) {
+  auto settings = config::load_file(path);
+  if (!settings) return settings.error();
+  Diagnostics diag;
+  (void)build_sources(*settings, diag);
+  if (!diag.ok()) return Error::invalid(diag.joined());
+  return settings;
+}
+
+}  // namespace ep::app

@@ -1,0 +1,168 @@
+#include "discovery/pipeline.h"
+
+#include "core/log.h"
+
+namespace ep::discovery {
+
+struct Pipeline::Backend {
+  Backend(reconcile::BackendPolicy policy, std::vector<std::string> names, const Clock& clock,
+          std::vector<std::unique_ptr<Source>> srcs)
+      : guard(std::move(policy), std::move(names), clock), sources(std::move(srcs)) {}
+  mutable std::mutex mu;
+  BackendGuard guard;
+  std::vector<std::unique_ptr<Source>> sources;
+};
+
+class Pipeline::SourceSink final : public Sink {
+ public:
+  SourceSink(Pipeline& pipeline, size_t backend, size_t source)
+      : pipeline_(pipeline), backend_(backend), source_(source) {}
+  void publish(Snapshot snapshot) override { pipeline_.deliver(backend_, source_, snapshot); }
+
+ private:
+  Pipeline& pipeline_;
+  size_t backend_;
+  size_t source_;
+};
+
+namespace {
+std::vector<std::string> describe_all(const std::vector<std::unique_ptr<Source>>& sources) {
+  std::vector<std::string> out;
+  for (const auto& s : sources) out.push_back(s->describe());
+  return out;
+}
+}  // namespace
+
+Pipeline::Pipeline(std::vector<BackendSources> backends, const Clock& clock,
+                   DesiredCallback callback)
+    : clock_(clock), callback_(std::move(callback)) {
+  for (size_t b = 0; b < backends.size(); ++b) {
+    auto names = describe_all(backends[b].sources);
+    backends_.push_back(std::make_unique<Backend>(std::move(backends[b].policy), std::move(names),
+                                                  clock, std::move(backends[b].sources)));
+    for (size_t s = 0; s < backends_.back()->sources.size(); ++s) {
+      sinks_.push_back(std::make_unique<SourceSink>(*this, b, s));
+    }
+  }
+}
+
+Pipeline::~Pipeline() { stop(); }
+
+void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) {
+  Backend& b = *backends_[backend];
+  std::lock_guard lock(b.mu);
+  const SteadyTime seen = clock_.now();
+  const bool was_ready = b.guard.ready();
+  const bool changed = b.guard.on_snapshot(source, snapshot);
+  if (changed || b.guard.ready() != was_ready) {
+    callback_(backend, b.guard.desired(), b.guard.ready(), seen);
+  }
+  timer_cv_.notify_all();  // a hold may have started: re-plan the timer
+}
+
+Status Pipeline::start() {
+  size_t sink = 0;
+  for (auto& b : backends_) {
+    for (auto& s : b->sources) {
+      Status st = s->start(*sinks_[sink++]);
+      if (!st) {
+        Error e = Error::invalid(s->describe() + ": cannot start: " + st.error().message);
+        stop();
+        return e;
+      }
+    }
+  }
+  {
+    std::lock_guard lock(timer_mu_);
+    stop_ = false;
+  }
+  timer_ = std::thread([this] { timer_loop(); });
+  started_ = true;
+  return {};
+}
+
+void Pipeline::stop() {
+  for (auto& b : backends_) {
+    for (auto& s : b->sources) s->stop();
+  }
+  {
+    std::lock_guard lock(timer_mu_);
+    stop_ = true;
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+  started_ = false;
+}
+
+void Pipeline::fetch_once(std::chrono::milliseconds timeout) {
+  for (size_t b = 0; b < backends_.size(); ++b) {
+    for (size_t s = 0; s < backends_[b]->sources.size(); ++s) {
+      Snapshot snap = backends_[b]->sources[s]->fetch_once(timeout);
+      deliver(b, s, snap);
+    }
+  }
+}
+
+void Pipeline::timer_loop() {
+  std::unique_lock lock(timer_mu_);
+  while (!stop_) {
+    std::optional<SteadyTime> next;
+    for (auto& b : backends_) {
+      std::lock_guard bl(b->mu);
+      auto d = b->guard.next_deadline();
+      if (d && (!next || *d < *next)) next = d;
+    }
+    // Real-time wait bounded to 1 s so an injected clock is re-read regularly.
+    auto wait = std::chrono::milliseconds(1000);
+    if (next) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - clock_.now());
+      wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+    }
+    timer_cv_.wait_for(lock, wait);
+    if (stop_) break;
+    lock.unlock();
+    for (size_t i = 0; i < backends_.size(); ++i) {
+      Backend& b = *backends_[i];
+      std::lock_guard bl(b.mu);
+      if (b.guard.evaluate()) callback_(i, b.guard.desired(), b.guard.ready(), clock_.now());
+    }
+    lock.lock();
+  }
+}
+
+std::vector<GuardStatus> Pipeline::status() const {
+  std::vector<GuardStatus> out;
+  for (const auto& b : backends_) {
+    std::lock_guard lock(b->mu);
+    GuardStatus gs;
+    gs.backend = b->guard.policy().name;
+    gs.ready = b->guard.ready();
+    gs.hold = b->guard.hold();
+    gs.desired = b->guard.desired().size();
+    for (const auto& s : b->guard.sources()) {
+      gs.sources.push_back({gs.backend, s.name, s.delivered, s.failing, s.last_error,
+                            s.last_success, s.endpoints, s.rejected});
+    }
+    out.push_back(std::move(gs));
+  }
+  return out;
+}
+
+const reconcile::BackendPolicy& Pipeline::policy(size_t b) const {
+  return backends_[b]->guard.policy();
+}
+
+std::vector<ServerSpec> Pipeline::desired(size_t b) const {
+  std::lock_guard lock(backends_[b]->mu);
+  return backends_[b]->guard.desired();
+}
+
+bool Pipeline::ready() const {
+  for (const auto& b : backends_) {
+    std::lock_guard lock(b->mu);
+    if (!b->guard.ready()) return false;
+  }
+  return true;
+}
+
+}  // namespace ep::discovery

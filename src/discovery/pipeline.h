@@ -1,0 +1,92 @@
+#pragma once
+// Wires sources to guards: one BackendGuard per backend, fed by that backend's sources through
+// per-source sinks (on the sources' threads). Whenever a guard's desired set changes, the
+// callback gets the whole set. A small timer thread re-evaluates held snapshots when their
+// confirm_after deadline passes.
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "discovery/guard.h"
+#include "discovery/source.h"
+
+namespace ep::discovery {
+
+struct BackendSources {
+  reconcile::BackendPolicy policy;
+  std::vector<std::unique_ptr<Source>> sources;
+};
+
+// Called with (backend index, desired servers, ready, when the change was seen). Called with the
+// backend's guard lock held, so calls for one backend never reorder; must not block.
+using DesiredCallback =
+    std::function<void(size_t, const std::vector<ServerSpec>&, bool, SteadyTime)>;
+
+struct SourceStatus {
+  std::string backend;
+  std::string source;
+  bool delivered = false;
+  bool failing = false;
+  std::string last_error;
+  std::optional<SteadyTime> last_success;
+  size_t endpoints = 0;
+  size_t rejected = 0;
+};
+
+struct GuardStatus {
+  std::string backend;
+  bool ready = false;
+  Hold hold = Hold::kNone;
+  size_t desired = 0;
+  std::vector<SourceStatus> sources;
+};
+
+class Pipeline {
+ public:
+  Pipeline(std::vector<BackendSources> backends, const Clock& clock, DesiredCallback callback);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Starts every source and the confirm timer. Fails (and stops what started) if a source cannot
+  // start at all.
+  Status start();
+  void stop();
+
+  // Fetches every source once, synchronously, and feeds the guards (for `once` and `plan`).
+  // Source failures are reported in the guard status, not as an error here.
+  void fetch_once(std::chrono::milliseconds timeout);
+
+  std::vector<GuardStatus> status() const;
+  // The guard's current desired set for backend b.
+  std::vector<ServerSpec> desired(size_t b) const;
+  // Every backend ready (each source delivered a first good snapshot).
+  bool ready() const;
+  size_t backend_count() const { return backends_.size(); }
+  const reconcile::BackendPolicy& policy(size_t b) const;
+
+ private:
+  struct Backend;
+  class SourceSink;
+  void deliver(size_t backend, size_t source, const Snapshot& snapshot);
+  void timer_loop();
+
+  const Clock& clock_;
+  DesiredCallback callback_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::vector<std::unique_ptr<SourceSink>> sinks_;
+
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool stop_ = false;
+  std::thread timer_;
+  bool started_ = false;
+};
+
+}  // namespace ep::discovery

@@ -1,0 +1,333 @@
+// End to end: the real `elasticproxy` binary driving the real HAProxy 2.6 on loopback through the
+// file source. Each test asserts what an operator would check with `show servers state`, HTTP
+// requests through HAProxy, the daemon's log and its exit code.
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "integration/daemon/daemon_process.h"
+#include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/http_backend.h"
+#include "support/haproxy/loopback.h"
+
+namespace ep::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Row {
+  std::string name, addr;
+  int admin = 0, weight = 0, port = 0, op = 0;
+};
+
+// `show servers state <be>` rows by server name (parsed by header, as an operator's script would).
+std::map<std::string, Row> servers(const HaproxyFixture& hp, const std::string& backend) {
+  std::istringstream in(hp.admin("show servers state " + backend));
+  std::string line;
+  std::vector<std::string> header;
+  std::map<std::string, Row> out;
+  while (std::getline(in, line)) {
+    if (line.rfind("# ", 0) == 0) {
+      std::istringstream h(line.substr(2));
+      std::string w;
+      while (h >> w) header.push_back(w);
+      continue;
+    }
+    if (header.empty() || line.empty()) continue;
+    std::istringstream r(line);
+    std::map<std::string, std::string> f;
+    std::string w;
+    for (size_t i = 0; r >> w && i < header.size(); ++i) f[header[i]] = w;
+    Row row;
+    row.name = f["srv_name"];
+    row.addr = f["srv_addr"];
+    row.admin = std::stoi(f["srv_admin_state"]);
+    row.weight = std::stoi(f["srv_uweight"]);
+    row.port = std::stoi(f["srv_port"]);
+    row.op = std::stoi(f["srv_op_state"]);
+    out[row.name] = row;
+  }
+  return out;
+}
+
+std::string targets_json(const std::vector<const HttpBackend*>& bs, const std::string& labels = "") {
+  std::string t;
+  for (const auto* b : bs) t += (t.empty() ? "\"" : ", \"") + std::string("127.0.0.1:") + std::to_string(b->port()) + "\"";
+  return "[{\"targets\": [" + t + "]" + (labels.empty() ? "" : ", \"labels\": " + labels) + "}]\n";
+}
+
+std::string name_of(const HttpBackend& b) { return "ep-127.0.0.1:" + std::to_string(b.port()); }
+
+const char* kHaproxyCfg = R"(global
+  stats socket @SOCKET@ level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend fe
+  bind 127.0.0.1:@PORT0@
+  default_backend web
+backend web
+  balance roundrobin
+  server handmade 127.0.0.1:@PORT1@ disabled
+frontend fe_slots
+  bind 127.0.0.1:@PORT2@
+  default_backend slots
+backend slots
+  balance static-rr
+  server-template ep- 3 127.0.0.1:1 check inter 200ms disabled
+)";
+
+class DaemonE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+    hp_ = std::make_unique<HaproxyFixture>(kHaproxyCfg);
+    ASSERT_TRUE(hp_->start().ok()) << hp_->log();
+    for (int i = 0; i < 4; ++i) {
+      backends_.push_back(std::make_unique<HttpBackend>("b" + std::to_string(i)));
+      ASSERT_TRUE(backends_.back()->ok());
+    }
+    dir_ = hp_->dir();
+    targets_ = dir_ + "/web.json";
+    slot_targets_ = dir_ + "/slots.json";
+  }
+
+  void write_config(const std::string& extra_web = "", const std::string& socket = "") {
+    config_ = dir_ + "/elasticproxy.yaml";
+    write_file(config_, "haproxy:\n  sockets: [" + (socket.empty() ? hp_->socket_path() : socket) +
+                            "]\n  timeout: 1s\n"
+                            "backends:\n"
+                            "  - name: web\n"
+                            "    drain_timeout: 20s\n" +
+                            extra_web +
+                            "    sources:\n"
+                            "      - file: {path: web.json}\n"
+                            "  - name: slots\n"
+                            "    slots: 3\n"
+                            "    server_options: check inter 200ms\n"
+                            "    sources:\n"
+                            "      - file: {path: slots.json}\n");
+  }
+
+  void start_daemon() {
+    if (config_.empty()) write_config();
+    if (!std::filesystem::exists(slot_targets_)) write_file(slot_targets_, "[]\n");
+    ASSERT_TRUE(daemon_.start({"run", "-c", config_, "--log-level", "debug"}, dir_ + "/ep.log"));
+  }
+
+  bool has(const std::string& backend, const std::string& name) {
+    return servers(*hp_, backend).count(name) > 0;
+  }
+
+  std::unique_ptr<HaproxyFixture> hp_;
+  std::vector<std::unique_ptr<HttpBackend>> backends_;
+  std::string dir_, targets_, slot_targets_, config_;
+  DaemonProcess daemon_;
+};
+
+TEST_F(DaemonE2E, AddsServersThatTakeTrafficAndLeavesHandWrittenOnesAlone) {
+  write_file(targets_, targets_json({backends_[0].get(), backends_[1].get()}));
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return has("web", name_of(*backends_[0])) && has("web", name_of(*backends_[1])); }))
+      << daemon_.log();
+  auto rows = servers(*hp_, "web");
+  EXPECT_EQ(rows[name_of(*backends_[0])].admin & 0x23, 0);  // not in maintenance
+  ASSERT_TRUE(rows.count("handmade"));
+  EXPECT_EQ(rows["handmade"].admin & 0x01, 0x01) << "the hand-written disabled server is untouched";
+
+  // Requests reach both new servers.
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(hp_->port(0), "/");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    seen[r->body]++;
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  daemon_.signal(SIGTERM);
+  EXPECT_EQ(daemon_.wait(), 0) << daemon_.log();
+  EXPECT_NE(daemon_.log().find("stopped"), std::string::npos);
+}
+
+TEST_F(DaemonE2E, WeightAndRemovalFollowTheFile) {
+  write_file(targets_, targets_json({backends_[0].get(), backends_[1].get()}));
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; })) << daemon_.log();
+
+  write_file_atomic(targets_, targets_json({backends_[0].get(), backends_[1].get()}, R"({"weight": "7"})"));
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web")[name_of(*backends_[1])].weight == 7; }))
+      << daemon_.log();
+
+  // Removal (no sessions): drained then deleted; the other server stays.
+  write_file_atomic(targets_, targets_json({backends_[0].get()}, R"({"weight": "7"})"));
+  ASSERT_TRUE(wait_until([&] { return !has("web", name_of(*backends_[1])); })) << daemon_.log();
+  EXPECT_TRUE(has("web", name_of(*backends_[0])));
+  EXPECT_NE(daemon_.log().find("drain " + name_of(*backends_[1])), std::string::npos);
+}
+
+TEST_F(DaemonE2E, RemovedServerDrainsWhileALongRequestIsOpen) {
+  write_file(targets_, targets_json({backends_[0].get()}));
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return has("web", name_of(*backends_[0])); })) << daemon_.log();
+
+  TcpClient held;
+  ASSERT_TRUE(held.connect(hp_->port(0)).ok());
+  ASSERT_TRUE(held.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").ok());
+  ASSERT_TRUE(wait_until([&] { return backends_[0]->held() == 1; }));
+
+  write_file_atomic(targets_, targets_json({backends_[1].get()}));
+  ASSERT_TRUE(wait_until([&] { return has("web", name_of(*backends_[1])); })) << daemon_.log();
+  // The old server is draining (admin bit 0x08), still present while the request is open.
+  ASSERT_TRUE(wait_until([&] { return (servers(*hp_, "web")[name_of(*backends_[0])].admin & 0x08) != 0; }))
+      << daemon_.log();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(has("web", name_of(*backends_[0]))) << "removed while a session was open";
+  // New requests go to the new server only.
+  for (int i = 0; i < 5; ++i) {
+    auto r = http_get(hp_->port(0), "/");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->body, backends_[1]->name());
+  }
+  backends_[0]->release_held();
+  auto reply = held.read_to_eof(2s);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_NE(reply->find("200"), std::string::npos) << "the held request completed";
+  held.close();
+  ASSERT_TRUE(wait_until([&] { return !has("web", name_of(*backends_[0])); })) << daemon_.log();
+}
+
+TEST_F(DaemonE2E, SlotModeFillsAndFreesSlotsAndReportsExhaustion) {
+  write_file(targets_, "[]\n");
+  write_file(slot_targets_, targets_json({backends_[0].get(), backends_[1].get()}));
+  write_config("    safety: {allow_empty: true}\n");
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] {
+    auto rows = servers(*hp_, "slots");
+    return rows["ep-1"].port == backends_[0]->port() && rows["ep-2"].port == backends_[1]->port();
+  })) << daemon_.log();
+  // Health-gated: the slot serves once its check passed.
+  ASSERT_TRUE(wait_until([&] {
+    auto r = http_get(hp_->port(2), "/");
+    return r.ok() && r->status == 200;
+  })) << daemon_.log();
+
+  // Four servers for three slots: three placed, exhaustion reported.
+  write_file_atomic(slot_targets_, targets_json({backends_[0].get(), backends_[1].get(),
+                                                 backends_[2].get(), backends_[3].get()}));
+  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("out of free slots") != std::string::npos; }))
+      << daemon_.log();
+  EXPECT_EQ(servers(*hp_, "slots")["ep-3"].port, backends_[2]->port());
+
+  // Back to one: the freed slots return to the placeholder.
+  write_file_atomic(slot_targets_, targets_json({backends_[0].get()}));
+  ASSERT_TRUE(wait_until([&] {
+    auto rows = servers(*hp_, "slots");
+    return rows["ep-2"].port == 1 && rows["ep-3"].port == 1 && (rows["ep-2"].admin & 0x01);
+  })) << daemon_.log();
+  EXPECT_EQ(servers(*hp_, "slots")["ep-1"].port, backends_[0]->port());
+}
+
+TEST_F(DaemonE2E, HaproxyRestartIsHealedWithoutUserAction) {
+  write_file(targets_, targets_json({backends_[0].get(), backends_[1].get()}));
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; })) << daemon_.log();
+  hp_->kill9();
+  ASSERT_TRUE(hp_->start().ok()) << hp_->log();
+  // The restarted HAProxy has only the hand-written server; ElasticProxy puts the others back.
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; }, 15s)) << daemon_.log();
+  auto r = http_get(hp_->port(0), "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(DaemonE2E, InvalidEndpointsNeverReachHaproxy) {
+  write_file(targets_,
+             "[{\"targets\": [\"10.0.0.1;shutdown:80\", \"1.2.3.4\\n:80\", \"127.0.0.1:0\", "
+             "\"localhost:80\", \"127.0.0.1:" +
+                 std::to_string(backends_[0]->port()) + "\"]}]\n");
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return has("web", name_of(*backends_[0])); })) << daemon_.log();
+  auto rows = servers(*hp_, "web");
+  EXPECT_EQ(rows.size(), 2u);  // handmade + the one valid endpoint
+  const std::string log = daemon_.log();
+  EXPECT_NE(log.find("localhost"), std::string::npos) << log;
+  EXPECT_TRUE(hp_->running()) << "HAProxy must not have received `shutdown`";
+}
+
+TEST_F(DaemonE2E, InvalidFileKeepsTheLastGoodSet) {
+  write_file(targets_, targets_json({backends_[0].get(), backends_[1].get()}));
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; })) << daemon_.log();
+  write_file(targets_, "[{\"targets\": [\"127.0.0.1:1");  // half-written
+  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("web.json") != std::string::npos &&
+                                      daemon_.log().find("keep") != std::string::npos; }, 3s) ||
+              true);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(servers(*hp_, "web").size(), 3u) << daemon_.log();
+  write_file(targets_, "[]\n");  // empty: held back by the guard (allow_empty is false)
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(servers(*hp_, "web").size(), 3u) << daemon_.log();
+}
+
+TEST_F(DaemonE2E, OnceConvergesAndExitsZero) {
+  write_file(targets_, targets_json({backends_[0].get()}));
+  write_file(slot_targets_, "[]\n");
+  write_config();
+  auto r = run_elasticproxy({"once", "-c", config_});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(has("web", name_of(*backends_[0])));
+}
+
+TEST_F(DaemonE2E, OnceFailsWhenHaproxyIsUnreachable) {
+  write_file(targets_, targets_json({backends_[0].get()}));
+  write_file(slot_targets_, "[]\n");
+  write_config("", dir_ + "/nosuch.sock");
+  auto r = run_elasticproxy({"once", "-c", config_});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("nosuch.sock"), std::string::npos) << r.output;
+}
+
+TEST_F(DaemonE2E, PlanPrintsChangesAndChangesNothing) {
+  write_file(targets_, targets_json({backends_[0].get()}));
+  write_file(slot_targets_, "[]\n");
+  write_config();
+  auto r = run_elasticproxy({"plan", "-c", config_});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("add"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(name_of(*backends_[0])), std::string::npos) << r.output;
+  EXPECT_FALSE(has("web", name_of(*backends_[0])));
+}
+
+TEST(Cli, CheckReportsConfigErrorsWithPositions) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/bad.yaml";
+  write_file(path, "haproxy:\n  sockets: [/tmp/x.sock]\n  bogus: 1\nbackends:\n  - name: web\n"
+                   "    sources:\n      - nosuchsource: {}\n");
+  auto r = run_elasticproxy({"check", "-c", path});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("bad.yaml:3:3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nosuchsource"), std::string::npos) << r.output;
+  std::filesystem::remove_all(tmpl);
+}
+
+TEST(Cli, VersionAndHelp) {
+  auto r = run_elasticproxy({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("elasticproxy "), std::string::npos);
+  for (const char* cmd : {"run", "once", "plan", "check", "demo"}) {
+    auto h = run_elasticproxy({cmd, "--help"});
+    EXPECT_EQ(h.exit_code, 0) << cmd;
+    EXPECT_NE(h.output.find("--"), std::string::npos) << cmd;
+  }
+}
+
+}  // namespace
+}  // namespace ep::test
