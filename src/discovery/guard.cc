@@ -1,1 +1,387 @@
 #include "discovery/guard.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+namespace ep::discovery {
+namespace {
+
+constexpr size_t kMaxNameLength = 100;
+constexpr size_t kMaxShownText = 120;
+constexpr const char* kComponent = "guard";
+constexpr const char* kRejectedMetric = "elasticproxy_endpoints_rejected_total";
+constexpr const char* kHeldMetric = "elasticproxy_snapshots_held_total";
+constexpr const char* kHeldGauge = "elasticproxy_backend_held";
+constexpr const char* kSourceErrorsMetric = "elasticproxy_source_errors_total";
+
+void describe_metrics() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto& m = Metrics::global();
+    m.describe(kRejectedMetric, Metrics::Type::kCounter,
+               "Endpoints rejected by the guard (not an IP literal, bad port or weight, ...)");
+    m.describe(kHeldMetric, Metrics::Type::kCounter,
+               "Snapshots held back because they were empty or removed too many servers");
+    m.describe(kHeldGauge, Metrics::Type::kGauge,
+               "1 while a backend's new server set is held back by the safety policy");
+    m.describe(kSourceErrorsMetric, Metrics::Type::kCounter,
+               "Failed snapshots per source (the last good set is kept)");
+  });
+}
+
+// Untrusted text shown in a log line: escaped so that it cannot forge lines or hide characters.
+std::string shown(std::string_view s) {
+  std::string out;
+  size_t n = 0;
+  for (unsigned char c : s) {
+    if (++n > kMaxShownText) {
+      out += "...";
+      break;
+    }
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+std::string describe_endpoint(const Endpoint& e) {
+  std::string s = "endpoint \"" + shown(e.address) + "\"";
+  if (e.port != 0) s += fmt::format(" port {}", e.port);
+  if (!e.id.empty()) s += " id \"" + shown(e.id) + "\"";
+  return s;
+}
+
+bool safe_name_char(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
+}
+
+std::uint64_t fnv1a64(std::string_view s) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// The name becomes part of runtime commands and config lines, so only a safe charset survives.
+// When anything had to change (or be cut), a hash of the original keeps distinct ids distinct and
+// the same id always maps to the same name.
+std::string make_name(const std::string& prefix, const std::string& body) {
+  std::string original = prefix + body;
+  std::string name;
+  bool altered = false;
+  for (unsigned char c : original) {
+    if (safe_name_char(c)) {
+      name += static_cast<char>(c);
+    } else {
+      name += '_';
+      altered = true;
+    }
+  }
+  if (!altered && name.size() <= kMaxNameLength) return name;
+  const std::string suffix = fmt::format("-{:016x}", fnv1a64(original));
+  if (name.size() + suffix.size() > kMaxNameLength) name.resize(kMaxNameLength - suffix.size());
+  return name + suffix;
+}
+
+bool has_forbidden_char(std::string_view s, std::string& why) {
+  for (unsigned char c : s) {
+    if (c == ' ' || c == '\t') {
+      why = "address contains whitespace";
+      return true;
+    }
+    if (c < 0x20 || c == 0x7f) {
+      why = "address contains a control character";
+      return true;
+    }
+    if (c == ';') {
+      why = "address contains ';'";
+      return true;
+    }
+  }
+  return false;
+}
+
+// Per (backend, source) memory for "say it once" logging. It lives outside BackendGuard because
+// the shared header has no room for it; keyed by names, so it survives guard re-creation on
+// config reload (which is what we want: the same bad endpoint is not logged again).
+struct SourceLogState {
+  std::set<std::string> rejected_seen;  // messages logged for the current rejects
+  std::unique_ptr<log::FailureReporter> failures;
+};
+
+std::mutex g_log_mu;
+std::map<std::pair<std::string, std::string>, SourceLogState>& log_states() {
+  static std::map<std::pair<std::string, std::string>, SourceLogState> states;
+  return states;
+}
+
+SourceLogState& log_state(const std::string& backend, const std::string& source) {
+  auto& st = log_states()[{backend, source}];
+  if (!st.failures) {
+    st.failures = std::make_unique<log::FailureReporter>(
+        kComponent, "backend " + backend + " source " + source);
+  }
+  return st;
+}
+
+std::set<std::string> names_of(const std::vector<ServerSpec>& servers) {
+  std::set<std::string> out;
+  for (const auto& s : servers) out.insert(s.name);
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(Hold hold) {
+  switch (hold) {
+    case Hold::kNone: return "none";
+    case Hold::kEmpty: return "empty";
+    case Hold::kShrink: return "shrink";
+  }
+  return "?";
+}
+
+Result<ServerSpec> validate_endpoint(const Endpoint& endpoint,
+                                     const reconcile::BackendPolicy& policy) {
+  const std::string who = describe_endpoint(endpoint);
+  std::string why;
+  if (endpoint.address.empty()) return Error::invalid(who + ": address is empty");
+  if (has_forbidden_char(endpoint.address, why)) return Error::invalid(who + ": " + why);
+
+  std::string addr = endpoint.address;
+  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']') {
+    addr = addr.substr(1, addr.size() - 2);
+  }
+  if (addr.find('%') != std::string::npos) {
+    return Error::invalid(who + ": IPv6 zone ids are not supported");
+  }
+  std::string canonical;
+  char text[INET6_ADDRSTRLEN] = {};
+  in_addr v4{};
+  in6_addr v6{};
+  if (::inet_pton(AF_INET, addr.c_str(), &v4) == 1) {
+    if (::inet_ntop(AF_INET, &v4, text, sizeof text) == nullptr) {
+      return Error::invalid(who + ": cannot format the address");
+    }
+    canonical = text;
+  } else if (::inet_pton(AF_INET6, addr.c_str(), &v6) == 1) {
+    if (::inet_ntop(AF_INET6, &v6, text, sizeof text) == nullptr) {
+      return Error::invalid(who + ": cannot format the address");
+    }
+    canonical = text;
+  } else {
+    return Error::invalid(who +
+                          ": address is not an IPv4 or IPv6 literal (hostnames are not resolved)");
+  }
+
+  long port = policy.port ? static_cast<long>(*policy.port) : static_cast<long>(endpoint.port);
+  if (port == 0) {
+    return Error::invalid(who + ": no port (give one in the target or set the backend's port)");
+  }
+  if (port < 1 || port > 65535) {
+    return Error::invalid(who + fmt::format(": port {} is out of range 1..65535", port));
+  }
+
+  long weight = endpoint.weight ? *endpoint.weight : (policy.weight ? *policy.weight : 1);
+  if (weight < 0 || weight > 256) {
+    return Error::invalid(who + fmt::format(": weight {} is out of range 0..256", weight));
+  }
+
+  ServerSpec spec;
+  spec.address = canonical;
+  spec.port = static_cast<std::uint16_t>(port);
+  spec.weight = static_cast<int>(weight);
+  spec.backup = endpoint.backup;
+  spec.name = make_name(policy.name_prefix,
+                        endpoint.id.empty() ? canonical + ":" + std::to_string(port) : endpoint.id);
+  return spec;
+}
+
+Validated validate_all(const std::vector<Endpoint>& endpoints,
+                       const reconcile::BackendPolicy& policy) {
+  Validated out;
+  std::map<std::string, ServerSpec> by_name;
+  for (const auto& e : endpoints) {
+    auto spec = validate_endpoint(e, policy);
+    if (!spec) {
+      out.rejected.push_back(spec.error().message);
+      continue;
+    }
+    by_name.emplace(spec->name, std::move(*spec));  // first wins
+  }
+  out.servers.reserve(by_name.size());
+  for (auto& [name, spec] : by_name) out.servers.push_back(std::move(spec));
+  return out;
+}
+
+BackendGuard::BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
+                           const Clock& clock)
+    : policy_(std::move(policy)), clock_(clock) {
+  describe_metrics();
+  for (auto& n : source_names) {
+    SourceState st;
+    st.name = std::move(n);
+    sources_.push_back(std::move(st));
+  }
+  last_good_.resize(sources_.size());
+  Metrics::global().set(kHeldGauge, {{"backend", policy_.name}}, 0);
+}
+
+bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot) {
+  if (source_index >= sources_.size()) {
+    log::error(kComponent, "backend {}: snapshot for unknown source #{}", policy_.name,
+               source_index);
+    return false;
+  }
+  SourceState& st = sources_[source_index];
+  const Labels labels{{"backend", policy_.name}, {"source", st.name}};
+
+  if (!snapshot.ok()) {
+    st.failing = true;
+    st.last_error = snapshot.error().message;
+    Metrics::global().inc(kSourceErrorsMetric, labels);
+    std::lock_guard lock(g_log_mu);
+    log_state(policy_.name, st.name)
+        .failures->failure(snapshot.error().message + " (keeping the last good set)");
+    return false;
+  }
+
+  Validated v = validate_all(*snapshot, policy_);
+  {
+    std::lock_guard lock(g_log_mu);
+    SourceLogState& ls = log_state(policy_.name, st.name);
+    if (st.failing || !st.delivered) ls.failures->success();
+    std::set<std::string> now(v.rejected.begin(), v.rejected.end());
+    for (const auto& msg : now) {
+      if (!ls.rejected_seen.count(msg)) {
+        log::warn(kComponent, "backend {} source {}: rejected {}", policy_.name, st.name, msg);
+      }
+    }
+    // Forget messages that are no longer current, so a reject that comes back is said again.
+    ls.rejected_seen = std::move(now);
+  }
+  if (!v.rejected.empty()) {
+    Metrics::global().inc(kRejectedMetric, labels, static_cast<double>(v.rejected.size()));
+  }
+  st.delivered = true;
+  st.failing = false;
+  st.last_error.clear();
+  st.last_success = clock_.now();
+  st.endpoints = v.servers.size();
+  st.rejected = v.rejected.size();
+  last_good_[source_index] = std::move(v.servers);
+
+  if (!ready()) return false;
+  return consider(candidate());
+}
+
+bool BackendGuard::evaluate() {
+  if (hold_ == Hold::kNone || !ready()) return false;
+  const auto deadline = next_deadline();
+  if (!deadline || clock_.now() < *deadline) return false;
+  log::warn(kComponent,
+            "backend {}: applying the held {} snapshot ({} servers) after it stayed unchanged "
+            "for {} ms",
+            policy_.name, to_string(hold_), held_.size(), policy_.safety.confirm_after.count());
+  const bool changed = desired_ != held_ || !applied_once_;
+  desired_ = std::move(held_);
+  held_.clear();
+  hold_ = Hold::kNone;
+  applied_once_ = true;
+  Metrics::global().set(kHeldGauge, {{"backend", policy_.name}}, 0);
+  return changed;
+}
+
+bool BackendGuard::ready() const {
+  return std::all_of(sources_.begin(), sources_.end(),
+                     [](const SourceState& s) { return s.delivered; });
+}
+
+std::optional<SteadyTime> BackendGuard::next_deadline() const {
+  // An empty set is never confirmed by waiting: only allow_empty lets it through.
+  if (hold_ == Hold::kNone || hold_ == Hold::kEmpty) return std::nullopt;
+  if (policy_.safety.confirm_after.count() <= 0) return std::nullopt;
+  return held_since_ + policy_.safety.confirm_after;
+}
+
+std::vector<ServerSpec> BackendGuard::candidate() const {
+  std::map<std::string, const ServerSpec*> by_name;
+  for (const auto& set : last_good_) {
+    for (const auto& s : set) by_name.emplace(s.name, &s);  // first source wins
+  }
+  std::vector<ServerSpec> out;
+  out.reserve(by_name.size());
+  for (const auto& [name, s] : by_name) out.push_back(*s);
+  return out;
+}
+
+bool BackendGuard::consider(std::vector<ServerSpec> cand) {
+  Hold reason = Hold::kNone;
+  size_t removed = 0;
+  if (cand.empty()) {
+    // Empty first set, or emptying a non-empty backend: only with allow_empty.
+    if (!policy_.safety.allow_empty && (!applied_once_ || !desired_.empty())) reason = Hold::kEmpty;
+  } else if (applied_once_ && !desired_.empty()) {
+    const auto next = names_of(cand);
+    for (const auto& s : desired_) removed += next.count(s.name) ? 0 : 1;
+    const double fraction = static_cast<double>(removed) / static_cast<double>(desired_.size());
+    if (fraction > policy_.safety.max_remove_fraction) reason = Hold::kShrink;
+  }
+
+  const Labels backend_label{{"backend", policy_.name}};
+  if (reason == Hold::kNone) {
+    if (hold_ != Hold::kNone) {
+      log::info(kComponent, "backend {}: held {} snapshot replaced by an acceptable one",
+                policy_.name, to_string(hold_));
+      Metrics::global().set(kHeldGauge, backend_label, 0);
+    }
+    hold_ = Hold::kNone;
+    held_.clear();
+    const bool changed = !applied_once_ || cand != desired_;
+    desired_ = std::move(cand);
+    applied_once_ = true;
+    return changed;
+  }
+
+  if (hold_ == reason && held_ == cand) return false;  // same suspicious set: keep waiting
+  hold_ = reason;
+  held_ = std::move(cand);
+  held_since_ = clock_.now();
+  Metrics::global().inc(kHeldMetric, {{"backend", policy_.name}, {"reason", to_string(reason)}});
+  Metrics::global().set(kHeldGauge, backend_label, 1);
+  if (reason == Hold::kEmpty) {
+    log::warn(kComponent,
+              "backend {}: holding back an empty server set (keeping {} servers); set "
+              "safety.allow_empty to accept empty sets",
+              policy_.name, desired_.size());
+  } else {
+    log::warn(kComponent,
+              "backend {}: holding back a snapshot that removes {} of {} servers (more than "
+              "max_remove_fraction {}){}",
+              policy_.name, removed, desired_.size(), policy_.safety.max_remove_fraction,
+              policy_.safety.confirm_after.count() > 0
+                  ? fmt::format("; applied if unchanged for {} ms",
+                                policy_.safety.confirm_after.count())
+                  : std::string());
+  }
+  return false;
+}
+
+}  // namespace ep::discovery

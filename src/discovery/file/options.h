@@ -1,0 +1,26 @@
+#pragma once
+// Options of the `file` source:
+//   file: {path: web.json, format: auto, debounce: 20ms, refresh_interval: 5m}
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include "core/config_node.h"
+#include "discovery/file/parse.h"
+
+namespace ep::discovery::file {
+
+struct Options {
+  std::filesystem::path path;           // absolute after from_node (relative → base_dir)
+  Format format = Format::kAuto;        // resolved to kJson/kYaml by extension when auto
+  std::chrono::milliseconds debounce{20};
+  std::chrono::milliseconds refresh_interval{std::chrono::minutes(5)};
+};
+
+// Reads and checks the options; errors (with positions) go to `diag`, and nullopt is returned.
+// `format: auto` is resolved here: .json → json, .yml/.yaml → yaml, anything else is an error.
+std::optional<Options> options_from_node(const ConfigNode& node, const std::filesystem::path& base_dir,
+                                         Diagnostics& diag);
+
+}  // namespace ep::discovery::file

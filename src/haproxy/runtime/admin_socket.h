@@ -1,0 +1,68 @@
+#pragma once
+// Client for HAProxy's admin (stats) socket in prompt mode (haproxy-runtime.md 2.2, 2.4).
+//
+// Each call opens a NEW connection (a connection opened before a reload stays attached to the old
+// worker), sends `prompt`, pipelines the lines in writes of at most kMaxWriteBytes, reads exactly
+// one prompt per command (HAProxy 2.6 prints a prompt after every `;`-separated command), and
+// closes with `quit`. Every read is bounded by the timeout; a short, garbled or closed stream is
+// an error naming the socket and the command. Not thread-safe; create one per thread if needed.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace ep::net {
+class UnixSocket;
+}
+
+namespace ep::haproxy {
+
+class AdminSocket {
+ public:
+  // Largest write; HAProxy 2.6 drops a single command longer than tune.bufsize (16384).
+  static constexpr std::size_t kMaxWriteBytes = 16000;
+
+  // One open prompt-mode connection. Lines sent through run() share it; destroyed = `quit`+close.
+  class Session {
+   public:
+    Session(Session&&) noexcept;
+    Session& operator=(Session&&) noexcept;
+    ~Session();
+
+    // Sends the lines (pipelined) and returns one reply per line, in order, trailing newlines
+    // stripped. A line with several `;`-separated commands gets their non-empty replies joined
+    // with "\n". Fails (kUnavailable) on timeout/EOF, (kInvalid) on a line with CR/LF/NUL, an
+    // empty line or one longer than kMaxWriteBytes. After a failure the session is closed.
+    Result<std::vector<std::string>> run(const std::vector<std::string>& lines);
+
+   private:
+    friend class AdminSocket;
+    Session(std::unique_ptr<net::UnixSocket> sock, std::chrono::milliseconds timeout);
+    std::unique_ptr<net::UnixSocket> sock_;
+    std::chrono::milliseconds timeout_;
+  };
+
+  AdminSocket(std::string path, std::chrono::milliseconds timeout);
+
+  const std::string& path() const { return path_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+  // Connects and switches to prompt mode.
+  Result<Session> open() const;
+
+  // open() + Session::run() + quit, in one call.
+  Result<std::vector<std::string>> run(const std::vector<std::string>& lines) const;
+
+ private:
+  std::string path_;
+  std::chrono::milliseconds timeout_;
+};
+
+// Number of commands on a CLI line: 1 + unescaped `;` separators (a `\` escapes the next char).
+std::size_t count_commands(std::string_view line);
+
+}  // namespace ep::haproxy

@@ -1,0 +1,55 @@
+#pragma once
+// Builders for HAProxy runtime commands (haproxy-runtime.md 2.3, 3). Every value is validated
+// and escaped here, at the edge: a builder never returns a command made from unchecked text.
+// Names (backend, server) are escaped (`;` `\` space tab get a backslash) and refused when they
+// are empty, contain CR/LF/NUL or `/`; addresses must be IP literals; ports 1-65535; weights
+// 0-256. Failures are ErrorKind::kInvalid with a message naming the bad value.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace ep::haproxy::cmd {
+
+// HAProxy's CLI allows at most 64 words per command (MAX_CLI_ARGS, 2.6).
+inline constexpr std::size_t kMaxWords = 64;
+
+// Escapes `;`, `\`, space and tab; refuses empty values and CR, LF, NUL. `what` names the value
+// in the error ("backend name").
+Result<std::string> escape(std::string_view value, std::string_view what);
+
+// Splits a backend's server_options on spaces/tabs into words, each validated and escaped.
+Result<std::vector<std::string>> split_options(std::string_view options);
+
+enum class State { kReady, kDrain, kMaint };
+enum class Health { kUp, kDown };
+
+Result<std::string> set_addr(std::string_view backend, std::string_view server,
+                             std::string_view address, int port);
+Result<std::string> set_weight(std::string_view backend, std::string_view server, int weight);
+// `weight 0%` / `weight 100%`: the only weights a static LB algorithm (static-rr) accepts.
+Result<std::string> set_weight_percent(std::string_view backend, std::string_view server,
+                                       int percent);
+Result<std::string> set_state(std::string_view backend, std::string_view server, State state);
+Result<std::string> set_health(std::string_view backend, std::string_view server, Health health);
+// `set server B/S state ready;set server B/S health down` on ONE line when `checks`: a server
+// leaving maintenance this way gets no traffic before its first check passes (reference 4).
+Result<std::string> ready_line(std::string_view backend, std::string_view server, bool checks);
+// `add server B/S <addr>:<port> weight W [backup] <options...>` (IPv6 in brackets). Refuses more
+// than kMaxWords words.
+Result<std::string> add_server(std::string_view backend, std::string_view server,
+                               std::string_view address, int port, int weight, bool backup,
+                               std::string_view server_options);
+Result<std::string> del_server(std::string_view backend, std::string_view server);
+Result<std::string> enable_health(std::string_view backend, std::string_view server);
+Result<std::string> enable_agent(std::string_view backend, std::string_view server);
+Result<std::string> shutdown_sessions(std::string_view backend, std::string_view server);
+
+std::string show_info();
+Result<std::string> show_servers_state(std::string_view backend);
+// `show stat <backend> -1 -1`: every row of that proxy, BACKEND row (with `algo`) included.
+Result<std::string> show_stat(std::string_view backend);
+
+}  // namespace ep::haproxy::cmd

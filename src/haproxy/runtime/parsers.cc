@@ -1,0 +1,276 @@
+#include "haproxy/runtime/parsers.h"
+
+#include <charconv>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "haproxy/runtime/replies.h"
+
+namespace ep::haproxy {
+
+namespace {
+
+std::vector<std::string_view> split_lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    auto line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    start = end + 1;
+  }
+  return lines;
+}
+
+std::vector<std::string_view> split_ws(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    std::size_t s = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    if (i > s) out.push_back(line.substr(s, i - s));
+  }
+  return out;
+}
+
+// HAProxy's CSV quotes a field with '"' when it contains a comma or quote ("" inside).
+std::vector<std::string> split_csv(std::string_view line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          cur += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        cur += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(std::move(cur));
+  return out;
+}
+
+template <typename T>
+bool to_number(std::string_view s, T& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+std::string shorten(std::string_view s) {
+  return s.size() <= 80 ? std::string(s) : std::string(s.substr(0, 80)) + "...";
+}
+
+}  // namespace
+
+Result<reconcile::InstanceInfo> parse_show_info(std::string_view text) {
+  std::map<std::string, std::string, std::less<>> kv;
+  int n = 0;
+  for (auto line : split_lines(text)) {
+    ++n;
+    if (trim(line).empty()) continue;
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      return Error::invalid(
+          fmt::format("show info: line {}: expected 'Key: value', got '{}'", n, shorten(line)));
+    }
+    kv.emplace(std::string(trim(line.substr(0, colon))),
+               std::string(trim(line.substr(colon + 1))));
+  }
+  reconcile::InstanceInfo info;
+  auto version = kv.find("Version");
+  if (version == kv.end() || version->second.empty()) {
+    return Error::invalid(fmt::format("show info: no 'Version' field in '{}'", shorten(text)));
+  }
+  info.version = version->second;
+  {
+    std::string_view v = info.version;
+    auto dot = v.find('.');
+    auto dot2 = dot == std::string_view::npos ? dot : v.find_first_not_of("0123456789", dot + 1);
+    if (dot == std::string_view::npos || !to_number(v.substr(0, dot), info.major) ||
+        !to_number(v.substr(dot + 1, (dot2 == std::string_view::npos ? v.size() : dot2) - dot - 1),
+                   info.minor)) {
+      return Error::invalid(fmt::format("show info: cannot read major.minor from Version '{}'",
+                                        info.version));
+    }
+  }
+  auto number = [&](const char* key, long& out, bool required) -> Status {
+    auto it = kv.find(key);
+    if (it == kv.end()) {
+      if (required) return Error::invalid(fmt::format("show info: no '{}' field", key));
+      return {};
+    }
+    if (!to_number(std::string_view(it->second), out)) {
+      return Error::invalid(fmt::format("show info: field '{}' is not a number: '{}'", key,
+                                        shorten(it->second)));
+    }
+    return {};
+  };
+  if (auto st = number("Pid", info.pid, true); !st) return st.error();
+  if (auto st = number("Uptime_sec", info.uptime_sec, false); !st) return st.error();
+  if (auto st = number("Start_time_sec", info.start_time_sec, false); !st) return st.error();
+  return info;
+}
+
+Result<ServersState> parse_servers_state(std::string_view text) {
+  ServersState out;
+  auto lines = split_lines(text);
+  std::size_t i = 0;
+  while (i < lines.size() && trim(lines[i]).empty()) ++i;
+  if (i < lines.size() && reply::backend_missing(trim(lines[i]))) {
+    out.backend_found = false;
+    return out;
+  }
+  if (i >= lines.size() || trim(lines[i]) != "1") {
+    return Error::invalid(fmt::format(
+        "show servers state: expected format version '1' on the first line, got '{}'",
+        i < lines.size() ? shorten(lines[i]) : std::string("<nothing>")));
+  }
+  ++i;
+  if (i >= lines.size() || lines[i].substr(0, 1) != "#") {
+    return Error::invalid("show servers state: missing '# be_id be_name ...' header line");
+  }
+  auto header = split_ws(lines[i].substr(1));
+  std::map<std::string_view, std::size_t> col;
+  for (std::size_t c = 0; c < header.size(); ++c) col.emplace(header[c], c);
+  for (const char* required : {"be_name", "srv_name", "srv_addr", "srv_op_state",
+                               "srv_admin_state", "srv_uweight", "srv_check_state"}) {
+    if (!col.count(required)) {
+      return Error::invalid(
+          fmt::format("show servers state: header has no '{}' column", required));
+    }
+  }
+  ++i;
+  for (; i < lines.size(); ++i) {
+    if (trim(lines[i]).empty()) continue;
+    auto f = split_ws(lines[i]);
+    if (f.size() < header.size()) {
+      return Error::invalid(fmt::format("show servers state: line {}: {} fields, header has {}",
+                                        i + 1, f.size(), header.size()));
+    }
+    auto get = [&](const char* name) -> std::string_view {
+      auto it = col.find(name);
+      if (it == col.end()) return {};
+      auto v = f[it->second];
+      return v == "-" ? std::string_view() : v;
+    };
+    auto num = [&](const char* name, auto& outv) -> Status {
+      auto v = get(name);
+      if (v.empty() && !col.count(name)) return {};
+      if (!to_number(v, outv)) {
+        return Error::invalid(fmt::format("show servers state: line {}: column '{}' is not a "
+                                          "number: '{}'",
+                                          i + 1, name, v));
+      }
+      return {};
+    };
+    ServerStateRow row;
+    row.backend = std::string(get("be_name"));
+    row.server.name = std::string(get("srv_name"));
+    row.server.address = std::string(get("srv_addr"));
+    if (auto st = num("srv_op_state", row.server.op_state); !st) return st.error();
+    if (auto st = num("srv_admin_state", row.server.admin_state); !st) return st.error();
+    if (auto st = num("srv_uweight", row.server.weight); !st) return st.error();
+    if (auto st = num("srv_check_state", row.server.check_state); !st) return st.error();
+    if (col.count("srv_port")) {
+      auto v = get("srv_port");
+      unsigned port = 0;
+      if (!v.empty() && (!to_number(v, port) || port > 65535)) {
+        return Error::invalid(
+            fmt::format("show servers state: line {}: bad srv_port '{}'", i + 1, v));
+      }
+      row.server.port = static_cast<std::uint16_t>(port);
+    }
+    if (row.backend.empty() || row.server.name.empty()) {
+      return Error::invalid(
+          fmt::format("show servers state: line {}: empty backend or server name", i + 1));
+    }
+    out.rows.push_back(std::move(row));
+  }
+  return out;
+}
+
+Result<StatTable> parse_show_stat(std::string_view text) {
+  StatTable out;
+  auto lines = split_lines(text);
+  std::size_t i = 0;
+  while (i < lines.size() && trim(lines[i]).empty()) ++i;
+  if (i < lines.size() && reply::backend_missing(trim(lines[i]))) {
+    out.proxy_found = false;
+    return out;
+  }
+  if (i >= lines.size() || lines[i].substr(0, 2) != "# ") {
+    return Error::invalid(fmt::format("show stat: expected a '# pxname,svname,...' header, got "
+                                      "'{}'",
+                                      i < lines.size() ? shorten(lines[i]) : "<nothing>"));
+  }
+  auto header = split_csv(lines[i].substr(2));
+  std::map<std::string, std::size_t, std::less<>> col;
+  for (std::size_t c = 0; c < header.size(); ++c) col.emplace(header[c], c);
+  for (const char* required : {"pxname", "svname", "scur", "status", "bck"}) {
+    if (!col.count(required)) {
+      return Error::invalid(fmt::format("show stat: header has no '{}' column", required));
+    }
+  }
+  ++i;
+  for (; i < lines.size(); ++i) {
+    if (trim(lines[i]).empty()) continue;
+    auto f = split_csv(lines[i]);
+    auto get = [&](const char* name) -> std::string {
+      auto it = col.find(name);
+      if (it == col.end() || it->second >= f.size()) return {};
+      return f[it->second];
+    };
+    if (f.size() < col["status"] + 1 || f.size() < col["bck"] + 1) {
+      return Error::invalid(fmt::format("show stat: line {}: only {} fields", i + 1, f.size()));
+    }
+    StatRow row;
+    row.proxy = get("pxname");
+    row.name = get("svname");
+    row.status = get("status");
+    row.algo = get("algo");
+    row.addr = get("addr");
+    auto num = [&](const char* name, int& v) -> Status {
+      auto s = get(name);
+      if (s.empty()) return {};  // HAProxy leaves non-applicable counters empty
+      if (!to_number(std::string_view(s), v)) {
+        return Error::invalid(fmt::format("show stat: line {}: column '{}' is not a number: '{}'",
+                                          i + 1, name, shorten(s)));
+      }
+      return {};
+    };
+    if (auto st = num("scur", row.scur); !st) return st.error();
+    if (auto st = num("weight", row.weight); !st) return st.error();
+    if (auto st = num("bck", row.bck); !st) return st.error();
+    out.rows.push_back(std::move(row));
+  }
+  return out;
+}
+
+}  // namespace ep::haproxy

@@ -1,0 +1,55 @@
+#pragma once
+// Pure parsers of HAProxy CLI output (haproxy-runtime.md 5). Columns are found by header name, so
+// older (17/19-column `show servers state`) and newer headers both work; "-" means empty.
+// Errors are ErrorKind::kInvalid and name the line and column.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+#include "core/result.h"
+#include "reconcile/applier.h"
+
+namespace ep::haproxy {
+
+// `show info` ("Key: value" lines). Requires Version and Pid; Uptime_sec and Start_time_sec are
+// optional (0 when absent).
+Result<reconcile::InstanceInfo> parse_show_info(std::string_view text);
+
+struct ServerStateRow {
+  std::string backend;  // be_name
+  ActualServer server;  // sessions/backup are not in this output (see show stat)
+};
+
+struct ServersState {
+  bool backend_found = true;  // false for "Can't find backend."
+  std::vector<ServerStateRow> rows;
+};
+
+// `show servers state [<backend>]`: a version line ("1"), a "# ..." header, then rows.
+Result<ServersState> parse_servers_state(std::string_view text);
+
+struct StatRow {
+  std::string proxy;   // pxname
+  std::string name;    // svname; "FRONTEND"/"BACKEND" for aggregates
+  std::string status;  // "UP", "DOWN", "MAINT", "DRAIN", "no check", "UP 1/2", ...
+  std::string algo;    // BACKEND rows only (empty on older HAProxy without the column)
+  std::string addr;    // server rows, "ip:port"
+  int scur = 0;
+  int weight = 0;
+  int bck = 0;  // servers: 1 when backup; BACKEND row: number of backup servers
+
+  bool is_backend() const { return name == "BACKEND"; }
+  bool is_frontend() const { return name == "FRONTEND"; }
+};
+
+struct StatTable {
+  bool proxy_found = true;  // false for "No such proxy."
+  std::vector<StatRow> rows;
+};
+
+// `show stat` CSV with its "# pxname,svname,..." header.
+Result<StatTable> parse_show_stat(std::string_view text);
+
+}  // namespace ep::haproxy

@@ -1,0 +1,305 @@
+#include "haproxy/runtime/runtime_instance.h"
+
+#include <fmt/format.h>
+
+#include "haproxy/runtime/commands.h"
+#include "haproxy/runtime/parsers.h"
+#include "haproxy/runtime/replies.h"
+
+namespace ep::haproxy {
+
+using reconcile::ActionKind;
+using reconcile::ActionResult;
+using Outcome = reconcile::ActionResult::Outcome;
+
+namespace {
+
+enum class Check { kEmpty, kAddr, kAdd, kDel };
+
+struct Step {
+  std::string line;
+  Check check = Check::kEmpty;
+  std::string what;            // "add server", "set addr", ... for messages
+  std::string static_weight;   // replacement line if a static LB algorithm refuses the weight
+};
+
+struct Job {
+  std::vector<Step> steps;
+  std::size_t next = 0;
+  bool finished = false;
+  ActionResult result;
+  std::vector<std::string> notes;  // accepted non-empty replies worth reporting
+};
+
+// Appends a built command or records why it could not be built.
+bool push(Job& job, Result<std::string> line, Check check, std::string what,
+          std::string static_weight = {}) {
+  if (!line) {
+    job.finished = true;
+    job.result = {Outcome::kFailed, fmt::format("not sent: {}", line.error().message)};
+    return false;
+  }
+  job.steps.push_back({std::move(*line), check, std::move(what), std::move(static_weight)});
+  return true;
+}
+
+Job build(const reconcile::Action& a, const reconcile::Plan& plan,
+          const reconcile::BackendPolicy& policy) {
+  Job job;
+  const std::string& b = plan.backend;
+  const std::string& s = a.server;
+  const bool checks = plan.checks;
+  auto weight_step = [&](Job& j) {
+    auto percent = cmd::set_weight_percent(b, s, a.spec.weight == 0 ? 0 : 100);
+    return push(j, cmd::set_weight(b, s, a.spec.weight), Check::kEmpty, "set weight",
+                percent ? *percent : std::string());
+  };
+  switch (a.kind) {
+    case ActionKind::kAdd:
+      push(job,
+           cmd::add_server(b, s, a.spec.address, a.spec.port, a.spec.weight, a.spec.backup,
+                           policy.server_options),
+           Check::kAdd, "add server") &&
+          (!checks || push(job, cmd::enable_health(b, s), Check::kEmpty, "enable health")) &&
+          (!plan.agent || push(job, cmd::enable_agent(b, s), Check::kEmpty, "enable agent")) &&
+          push(job, cmd::ready_line(b, s, checks), Check::kEmpty, "set state ready");
+      break;
+    case ActionKind::kAssignSlot:
+      push(job, cmd::set_addr(b, s, a.spec.address, a.spec.port), Check::kAddr, "set addr") &&
+          weight_step(job) &&
+          push(job, cmd::ready_line(b, s, checks), Check::kEmpty, "set state ready");
+      break;
+    case ActionKind::kEnable:
+      (!(checks && plan.mode == reconcile::BackendMode::kDynamic) ||
+       push(job, cmd::enable_health(b, s), Check::kEmpty, "enable health")) &&
+          push(job, cmd::ready_line(b, s, checks), Check::kEmpty, "set state ready");
+      break;
+    case ActionKind::kUndrain:
+      push(job, cmd::set_state(b, s, cmd::State::kReady), Check::kEmpty, "set state ready");
+      break;
+    case ActionKind::kSetWeight:
+      weight_step(job);
+      break;
+    case ActionKind::kSetAddress:
+      push(job, cmd::set_addr(b, s, a.spec.address, a.spec.port), Check::kAddr, "set addr");
+      break;
+    case ActionKind::kDrain:
+      push(job, cmd::set_state(b, s, cmd::State::kDrain), Check::kEmpty, "set state drain");
+      break;
+    case ActionKind::kRemove:
+      push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
+          push(job, cmd::shutdown_sessions(b, s), Check::kEmpty, "shutdown sessions") &&
+          (plan.mode == reconcile::BackendMode::kSlots
+               ? push(job,
+                      cmd::set_addr(b, s, reconcile::kSlotPlaceholderAddr,
+                                    reconcile::kSlotPlaceholderPort),
+                      Check::kAddr, "reset slot address")
+               : push(job, cmd::del_server(b, s), Check::kDel, "del server"));
+      break;
+  }
+  if (!job.finished && job.steps.empty()) {
+    job.finished = true;
+    job.result = {Outcome::kFailed, "internal: no command for this action"};
+  }
+  return job;
+}
+
+std::string failure_text(const Job& job, const Step& step, std::string_view reply,
+                         reconcile::ActionKind kind) {
+  std::string text = reply.empty() ? std::string("<empty reply>") : std::string(reply);
+  std::string msg = fmt::format("{}: {}", step.what, text);
+  if (job.next > 0) {
+    msg += fmt::format(" (after {} of {} steps succeeded)", job.next, job.steps.size());
+  }
+  if (kind == ActionKind::kAssignSlot && job.next < job.steps.size() - 1) {
+    msg += "; slot left in maintenance, not enabled";
+  }
+  return msg;
+}
+
+// Judges one reply; advances or finishes the job.
+void judge(Job& job, const std::string& reply, reconcile::ActionKind kind) {
+  Step& step = job.steps[job.next];
+  bool ok = false;
+  switch (step.check) {
+    case Check::kEmpty:
+      ok = reply::empty_accepted(reply);
+      if (!ok && !step.static_weight.empty() && reply::static_weight_refused(reply)) {
+        // static-rr accepts only 0%/100%: retry this step once with the percentage form.
+        job.notes.push_back(fmt::format("static LB algorithm: weight sent as '{}'",
+                                        step.static_weight.substr(step.static_weight.rfind(' ') + 1)));
+        step.line = std::move(step.static_weight);
+        step.static_weight.clear();
+        return;
+      }
+      break;
+    case Check::kAddr:
+      ok = reply::addr_accepted(reply);
+      if (ok) job.notes.push_back(reply);
+      break;
+    case Check::kAdd:
+      ok = reply::add_accepted(reply);
+      break;
+    case Check::kDel:
+      switch (reply::del_outcome(reply)) {
+        case reply::DelOutcome::kDeleted:
+          ok = true;
+          break;
+        case reply::DelOutcome::kHasConnections:
+          job.finished = true;
+          job.result = {Outcome::kNotYet,
+                        fmt::format("del server: {} (left in maintenance)", reply)};
+          return;
+        case reply::DelOutcome::kFailed:
+          break;
+      }
+      break;
+  }
+  if (!ok) {
+    job.finished = true;
+    job.result = {Outcome::kFailed, failure_text(job, step, reply, kind)};
+    return;
+  }
+  ++job.next;
+  if (job.next == job.steps.size()) {
+    job.finished = true;
+    std::string msg;
+    for (const auto& n : job.notes) msg += (msg.empty() ? "" : "; ") + n;
+    job.result = {Outcome::kDone, msg};
+  }
+}
+
+}  // namespace
+
+RuntimeInstance::RuntimeInstance(std::string socket_path, std::chrono::milliseconds timeout)
+    : admin_(std::move(socket_path), timeout) {}
+
+Result<reconcile::InstanceInfo> RuntimeInstance::info() {
+  auto replies = admin_.run({cmd::show_info()});
+  if (!replies) return replies.error();
+  auto parsed = parse_show_info(replies->at(0));
+  if (!parsed) {
+    return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), parsed.error().message));
+  }
+  return parsed;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe(
+    const std::vector<std::string>& backends) {
+  std::vector<std::string> lines;
+  for (const auto& b : backends) {
+    auto state = cmd::show_servers_state(b);
+    if (!state) return state.error();
+    auto stat = cmd::show_stat(b);
+    if (!stat) return stat.error();
+    lines.push_back(std::move(*state));
+    lines.push_back(std::move(*stat));
+  }
+  std::vector<ActualBackend> out;
+  if (lines.empty()) return out;
+  auto replies = admin_.run(lines);
+  if (!replies) return replies.error();
+  for (std::size_t i = 0; i < backends.size(); ++i) {
+    const std::string& name = backends[i];
+    auto state = parse_servers_state((*replies)[2 * i]);
+    if (!state) {
+      return Error::invalid(fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name,
+                                        state.error().message));
+    }
+    auto stat = parse_show_stat((*replies)[2 * i + 1]);
+    if (!stat) {
+      return Error::invalid(fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name,
+                                        stat.error().message));
+    }
+    ActualBackend be;
+    be.backend = name;
+    be.exists = state->backend_found && stat->proxy_found;
+    if (be.exists) {
+      for (const auto& row : stat->rows) {
+        if (row.proxy == name && row.is_backend()) be.algorithm = row.algo;
+      }
+      for (auto& row : state->rows) {
+        if (row.backend != name) continue;
+        ActualServer s = std::move(row.server);
+        for (const auto& st : stat->rows) {
+          if (st.proxy == name && st.name == s.name) {
+            s.sessions = st.scur;
+            s.backup = st.bck != 0;
+            break;
+          }
+        }
+        be.servers.push_back(std::move(s));
+      }
+    }
+    out.push_back(std::move(be));
+  }
+  return out;
+}
+
+std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
+                                                 const reconcile::BackendPolicy& policy) {
+  std::vector<Job> jobs;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    jobs.clear();
+    jobs.reserve(plan.actions.size());
+    for (const auto& a : plan.actions) jobs.push_back(build(a, plan, policy));
+
+    bool disabled = false;
+    auto fail_pending = [&](const std::string& why) {
+      for (auto& j : jobs) {
+        if (j.finished) continue;
+        j.finished = true;
+        std::string msg = why;
+        if (j.next > 0) {
+          msg += fmt::format(" (after {} of {} steps succeeded)", j.next, j.steps.size());
+        }
+        j.result = {Outcome::kFailed, msg};
+      }
+    };
+    auto session = admin_.open();
+    if (!session) {
+      fail_pending(session.error().message);
+      break;
+    }
+    for (;;) {
+      std::vector<std::string> lines;
+      std::vector<std::size_t> owner;
+      for (std::size_t i = 0; i < jobs.size(); ++i) {
+        if (jobs[i].finished) continue;
+        lines.push_back(jobs[i].steps[jobs[i].next].line);
+        owner.push_back(i);
+      }
+      if (lines.empty()) break;
+      auto replies = session->run(lines);
+      if (!replies) {
+        fail_pending(replies.error().message);
+        break;
+      }
+      for (std::size_t k = 0; k < owner.size(); ++k) {
+        const std::string& r = (*replies)[k];
+        Job& job = jobs[owner[k]];
+        if (reply::proxy_disabled(r)) {
+          disabled = true;
+          job.finished = true;
+          job.result = {Outcome::kFailed,
+                        fmt::format("{}: {} (connection attached to an old worker)",
+                                    job.steps[job.next].what, r)};
+          continue;
+        }
+        judge(job, r, plan.actions[owner[k]].kind);
+      }
+      if (disabled) {
+        fail_pending("Proxy is disabled. (connection attached to an old worker; not sent)");
+        break;
+      }
+    }
+    if (!disabled) break;
+    // Reconnect (a new connection reaches the current worker) and run the plan once more.
+  }
+  std::vector<ActionResult> results;
+  results.reserve(jobs.size());
+  for (auto& j : jobs) results.push_back(std::move(j.result));
+  return results;
+}
+
+}  // namespace ep::haproxy
