@@ -107,7 +107,7 @@ int cmd_plan(const std::string& path, std::chrono::milliseconds timeout) {
                     policy.name.c_str());
         continue;
       }
-      reconcile::DesiredBackend want;
+      DesiredBackend want;
       want.backend = policy.name;
       want.servers = daemon.pipeline().desired(b);
       auto mode = reconcile::resolve_mode(policy, info->major, info->minor, act.algorithm);

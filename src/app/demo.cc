@@ -8,11 +8,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
+#include <csignal>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -315,8 +316,10 @@ int cmd_demo(const DemoOptions& options) {
   }
 
   // Initial discovery: two backends.
-  std::vector<int> schedule = {2, 4, options.backends, 3, 5, 2, options.backends, 4, 3, 5};
-  for (int& n : schedule) n = std::clamp(n, 2, options.backends);
+  // Sizes of the discovered set over time; 0 is "discovery has a bad minute": the file suddenly
+  // lists nothing, which the guard holds back instead of emptying the backend.
+  std::vector<int> schedule = {2, 4, options.backends, 3, 5, 0, 4, options.backends, 3, 2};
+  for (int& n : schedule) n = n == 0 ? 0 : std::clamp(n, 2, options.backends);
   const fs::path targets = dir / "web.json";
   std::vector<const Backend*> live;
   for (int i = 0; i < schedule[0]; ++i) live.push_back(backends[i].get());
@@ -415,6 +418,13 @@ int cmd_demo(const DemoOptions& options) {
     }
     if (i == schedule.size()) break;
     const int want = schedule[i];
+    if (want == 0) {
+      std::printf("[%s] discovery has a bad minute: %s now lists no backend at all\n",
+                  elapsed(start).c_str(), targets.filename().c_str());
+      std::fflush(stdout);
+      write_atomically(targets, "[]\n");
+      continue;  // `live` stays what it was: those instances are still alive
+    }
     std::vector<const Backend*> next;
     for (int b = 0; b < want; ++b) {
       Backend* be = backends[b].get();
