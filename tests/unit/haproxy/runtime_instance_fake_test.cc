@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "haproxy/runtime/runtime_instance.h"
 #include "support/haproxy/fake_admin_server.h"
@@ -101,8 +102,14 @@ TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
   EXPECT_NE(results[0].message.find("Already exists a server with the same name in backend."),
             std::string::npos)
       << results[0].message;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   auto lines = server.lines();
-  EXPECT_EQ(lines.size(), 3u);  // prompt, add server, quit
+  while ((lines.empty() || lines.back() != "quit") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    lines = server.lines();
+  }
+  ASSERT_EQ(lines.size(), 3u);  // prompt, add server, quit
+  EXPECT_EQ(lines[1].rfind("add server web/", 0), 0u) << lines[1];
 }
 
 TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
