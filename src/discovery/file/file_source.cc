@@ -18,6 +18,8 @@ constexpr size_t kMaxFileSize = 16 * 1024 * 1024;
 // While the directory cannot be watched (it does not exist yet), try again this often.
 constexpr std::chrono::milliseconds kWatchRetry{1000};
 constexpr const char* kComponent = "source.file";
+// A failed read is checked again after this long before the error is published.
+constexpr std::chrono::milliseconds kErrorRecheck{50};
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -124,14 +126,27 @@ void FileSource::run(Sink& sink) {
   };
 
   std::optional<Snapshot> last;  // last published
+  bool retrying = false;         // the last read failed and one re-check is scheduled
+  bool pending = false;          // a debounced read is due at pending_at
+  SteadyClock::time_point pending_at = SteadyClock::now();
   auto read_and_publish = [&] {
     Snapshot snap = read_file(options_);
     if (!snap.ok()) {
+      // A writer that rewrites in place (truncate, write) can be caught half-way: look once
+      // more a moment later before calling the file broken.
+      if (!retrying) {
+        retrying = true;
+        pending = true;
+        pending_at = SteadyClock::now() + std::max(options_.debounce, kErrorRecheck);
+        return;
+      }
+      retrying = false;
       log::debug(kComponent, "{}: {}", describe(), snap.error().message);
       sink.publish(snap);
       last = std::move(snap);
       return;
     }
+    retrying = false;
     if (last && same(*last, snap)) return;
     log::debug(kComponent, "{}: {} endpoints", describe(), snap->size());
     sink.publish(snap);
@@ -142,8 +157,6 @@ void FileSource::run(Sink& sink) {
   add_watch();
   read_and_publish();
   auto next_refresh = SteadyClock::now() + options_.refresh_interval;
-  bool pending = false;  // a debounced read is due at pending_at
-  SteadyClock::time_point pending_at = SteadyClock::now();
   auto next_watch_retry = SteadyClock::now() + kWatchRetry;
 
   alignas(inotify_event) char buf[64 * 1024];

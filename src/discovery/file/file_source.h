@@ -5,7 +5,9 @@
 // the file, is seen), filters events to the file name, debounces bursts and re-reads the file
 // every refresh_interval as a safety net. It publishes the full set after every successful parse
 // whose result differs from the last one published (and always the first), and an ep::Error for
-// a parse error or a missing/unreadable file (the guard keeps the last good set).
+// a parse error or a missing/unreadable file (the guard keeps the last good set). A failed read is
+// re-checked once ~50ms later before its error is published, so a writer caught mid-rewrite does
+// not produce a spurious error.
 
 #include <atomic>
 #include <memory>

@@ -1,0 +1,161 @@
+#include "haproxy/runtime/admin_socket.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "support/haproxy/fake_admin_server.h"
+
+namespace ep::haproxy {
+namespace {
+
+using std::chrono::milliseconds;
+using test::FakeAdminServer;
+
+std::string temp_socket() {
+  static std::atomic<int> n{0};
+  return "/tmp/epfake." + std::to_string(::getpid()) + "." + std::to_string(n++) + ".sock";
+}
+
+std::string echo_reply(const std::string& cmd, int) {
+  if (cmd.rfind("set server", 0) == 0) return "";
+  return "R[" + cmd + "]";
+}
+
+TEST(CountCommands, HonoursEscapes) {
+  EXPECT_EQ(count_commands("show info"), 1u);
+  EXPECT_EQ(count_commands("a;b;c"), 3u);
+  EXPECT_EQ(count_commands("set server be/a\\;b state ready"), 1u);
+  EXPECT_EQ(count_commands("x\\\\;y"), 2u);
+}
+
+TEST(AdminSocket, OneReplyPerLineInPromptMode) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));
+  ASSERT_TRUE(server.ok());
+  AdminSocket admin(path, milliseconds(1000));
+  auto r = admin.run({"show info", "set server be/s weight 1", "show version",
+                      "set server be/s state ready;show x"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[0], "R[show info]");
+  EXPECT_EQ((*r)[1], "");
+  EXPECT_EQ((*r)[2], "R[show version]");
+  EXPECT_EQ((*r)[3], "R[show x]");
+  // `quit` is sent as the session closes; the fake server sees it a moment later.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto lines = server.lines();
+  while ((lines.empty() || lines.back() != "quit") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    lines = server.lines();
+  }
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(lines.front(), "prompt");
+  EXPECT_EQ(lines.back(), "quit");
+}
+
+TEST(AdminSocket, ManyLinesAreChunkedAndAllAnswered) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));
+  ASSERT_TRUE(server.ok());
+  AdminSocket admin(path, milliseconds(2000));
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3000; ++i) lines.push_back("show item " + std::to_string(i));
+  auto r = admin.run(lines);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 3000u);
+  EXPECT_EQ((*r)[2999], "R[show item 2999]");
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(AdminSocket, NewConnectionPerCall) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));
+  AdminSocket admin(path, milliseconds(1000));
+  ASSERT_TRUE(admin.run({"show info"}).ok());
+  ASSERT_TRUE(admin.run({"show info"}).ok());
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(AdminSocket, SilentServerTimesOutNamingSocket) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::silent());
+  ASSERT_TRUE(server.ok());
+  AdminSocket admin(path, milliseconds(200));
+  auto start = std::chrono::steady_clock::now();
+  auto r = admin.run({"show info"});
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
+  EXPECT_NE(r.error().message.find(path), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("timed out"), std::string::npos) << r.error().message;
+  EXPECT_LT(elapsed, std::chrono::seconds(3));
+}
+
+TEST(AdminSocket, SilentAfterPromptTimesOutNamingCommand) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, [](const std::string& line, int) -> std::optional<std::string> {
+    if (line == "prompt") return std::string("\n> ");
+    return std::string();  // never answers commands
+  });
+  AdminSocket admin(path, milliseconds(200));
+  auto r = admin.run({"show servers state web"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("show servers state web"), std::string::npos)
+      << r.error().message;
+}
+
+TEST(AdminSocket, GarbageIsAnErrorNotAHang) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::garbage("HTTP/1.0 400 Bad Request\r\n\r\n"));
+  AdminSocket admin(path, milliseconds(300));
+  auto r = admin.run({"show info"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find(path), std::string::npos) << r.error().message;
+}
+
+TEST(AdminSocket, EarlyCloseIsAnError) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, [](const std::string& line, int) -> std::optional<std::string> {
+    if (line == "prompt") return std::string("\n> ");
+    return std::nullopt;  // closes without a reply
+  });
+  AdminSocket admin(path, milliseconds(1000));
+  auto r = admin.run({"show info", "show stat"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
+  EXPECT_NE(r.error().message.find("closed"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("show info"), std::string::npos) << r.error().message;
+}
+
+TEST(AdminSocket, MissingSocketIsUnavailable) {
+  AdminSocket admin("/tmp/epfake.does-not-exist.sock", milliseconds(200));
+  auto r = admin.run({"show info"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
+  EXPECT_NE(r.error().message.find("/tmp/epfake.does-not-exist.sock"), std::string::npos);
+  EXPECT_NE(r.error().message.find("No such file"), std::string::npos) << r.error().message;
+}
+
+TEST(AdminSocket, RefusesUnsafeLinesBeforeSending) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));
+  AdminSocket admin(path, milliseconds(500));
+  EXPECT_EQ(admin.run({"show info\nshutdown"}).error().kind, ErrorKind::kInvalid);
+  EXPECT_EQ(admin.run({""}).error().kind, ErrorKind::kInvalid);
+  EXPECT_EQ(admin.run({std::string(17000, 'x')}).error().kind, ErrorKind::kInvalid);
+  for (const auto& l : server.lines()) EXPECT_EQ(l.find("shutdown"), std::string::npos);
+}
+
+TEST(AdminSocket, TooLongPathIsInvalid) {
+  AdminSocket admin("/tmp/" + std::string(200, 'a'), milliseconds(200));
+  auto r = admin.run({"show info"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kInvalid);
+}
+
+}  // namespace
+}  // namespace ep::haproxy

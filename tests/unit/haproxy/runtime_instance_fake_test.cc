@@ -1,0 +1,145 @@
+// RuntimeInstance against a scripted admin socket: replies HAProxy gives only in situations that
+// are hard to produce on demand (a connection attached to an old worker, unknown texts).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "haproxy/runtime/runtime_instance.h"
+#include "support/haproxy/fake_admin_server.h"
+
+namespace ep::haproxy {
+namespace {
+
+using reconcile::ActionKind;
+using Outcome = reconcile::ActionResult::Outcome;
+using std::chrono::milliseconds;
+using test::FakeAdminServer;
+
+std::string temp_socket() {
+  static std::atomic<int> n{0};
+  return "/tmp/epfri." + std::to_string(::getpid()) + "." + std::to_string(n++) + ".sock";
+}
+
+reconcile::Plan add_plan(int n) {
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = reconcile::BackendMode::kDynamic;
+  plan.checks = true;
+  for (int i = 0; i < n; ++i) {
+    ServerSpec s{"ep-10.0.0." + std::to_string(i + 1) + ":80", "10.0.0." + std::to_string(i + 1),
+                 80, 1, false};
+    plan.actions.push_back({ActionKind::kAdd, s.name, s, "test"});
+  }
+  return plan;
+}
+
+reconcile::BackendPolicy policy() {
+  reconcile::BackendPolicy p;
+  p.name = "web";
+  p.server_options = "check inter 1s";
+  return p;
+}
+
+TEST(RuntimeInstanceFake, ProxyDisabledReconnectsAndRetriesOnce) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int conn) {
+    if (conn == 0) return std::string("Proxy is disabled.");
+    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
+    return std::string();
+  }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto results = inst.apply(add_plan(2), policy());
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) EXPECT_EQ(r.outcome, Outcome::kDone) << r.message;
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(RuntimeInstanceFake, ProxyDisabledTwiceIsAFailureWithTheText) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string&, int) {
+    return std::string("Proxy is disabled.");
+  }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto results = inst.apply(add_plan(1), policy());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kFailed);
+  EXPECT_NE(results[0].message.find("Proxy is disabled."), std::string::npos);
+  EXPECT_EQ(server.connections(), 2);
+}
+
+TEST(RuntimeInstanceFake, UnknownReplyIsAFailureCarryingTheText) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
+    if (c.rfind("enable health", 0) == 0) return std::string("Something unexpected happened.");
+    return std::string();
+  }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto results = inst.apply(add_plan(1), policy());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kFailed);
+  EXPECT_NE(results[0].message.find("Something unexpected happened."), std::string::npos)
+      << results[0].message;
+  // The failed step stops the action: the server is never made ready.
+  for (const auto& l : server.lines()) EXPECT_EQ(l.find("state ready"), std::string::npos) << l;
+}
+
+TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+    if (c.rfind("add server", 0) == 0) {
+      return std::string("Already exists a server with the same name in backend.");
+    }
+    return std::string("No such server.");
+  }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto results = inst.apply(add_plan(1), policy());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kFailed);
+  EXPECT_NE(results[0].message.find("Already exists a server with the same name in backend."),
+            std::string::npos)
+      << results[0].message;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto lines = server.lines();
+  while ((lines.empty() || lines.back() != "quit") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    lines = server.lines();
+  }
+  ASSERT_EQ(lines.size(), 3u);  // prompt, add server, quit
+  EXPECT_EQ(lines[1].rfind("add server web/", 0), 0u) << lines[1];
+}
+
+TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string&, int) {
+    return std::string("New server registered.");
+  }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto plan = add_plan(1);
+  plan.actions[0].spec.address = "10.0.0.1;shutdown";
+  auto results = inst.apply(plan, policy());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kFailed);
+  EXPECT_NE(results[0].message.find("not sent"), std::string::npos) << results[0].message;
+  for (const auto& l : server.lines()) EXPECT_EQ(l.find("shutdown"), std::string::npos) << l;
+}
+
+TEST(RuntimeInstanceFake, HangingSocketFailsEveryActionWithinTimeout) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::silent());
+  RuntimeInstance inst(path, milliseconds(200));
+  auto results = inst.apply(add_plan(3), policy());
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.outcome, Outcome::kFailed);
+    EXPECT_NE(r.message.find(path), std::string::npos) << r.message;
+  }
+  EXPECT_FALSE(inst.info().ok());
+  EXPECT_FALSE(inst.observe({"web"}).ok());
+}
+
+}  // namespace
+}  // namespace ep::haproxy
