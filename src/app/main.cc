@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
       "ElasticProxy keeps HAProxy's backend servers equal to what service discovery says is "
       "alive, through HAProxy's runtime API, without reloads."};
   app.require_subcommand(0, 1);
+  app.fallthrough();  // global options are accepted after the subcommand too
   app.set_version_flag("--version", std::string("elasticproxy ") + EP_VERSION);
 
   std::string log_level;

@@ -1,5 +1,8 @@
 #include "app/wiring.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "core/log.h"
 #include "discovery/file/file_source.h"
 #include "discovery/static/static_source.h"
@@ -63,11 +66,24 @@ std::vector<reconcile::BackendPolicy> policies(const config::Settings& settings)
 
 Result<config::Settings> load_and_check(const std::string& path) {
   auto settings = config::load_file(path);
-  if (!settings) return settings.error();
+  if (settings) {
+    Diagnostics diag;
+    (void)build_sources(*settings, diag);
+    if (!diag.ok()) return Error::invalid(diag.joined());
+    return settings;
+  }
+  // The settings are invalid; still report the sources' problems in the same run, so a user
+  // fixes everything at once. (A file that cannot be read or parsed has nothing more to say.)
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto root = config::parse_yaml(text.str(), path);
+  if (!in || !root) return settings.error();
   Diagnostics diag;
-  (void)build_sources(*settings, diag);
-  if (!diag.ok()) return Error::invalid(diag.joined());
-  return settings;
+  config::Settings partial = config::settings_from_node(*root, path, diag);
+  partial.file = path;
+  (void)build_sources(partial, diag);
+  return Error::invalid(diag.joined());
 }
 
 }  // namespace ep::app

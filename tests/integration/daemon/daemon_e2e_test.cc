@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
+#include <thread>
 #include <memory>
 #include <sstream>
 
@@ -111,6 +113,7 @@ class DaemonE2E : public ::testing::Test {
                             "      - file: {path: web.json}\n"
                             "  - name: slots\n"
                             "    slots: 3\n"
+                            "    safety: {max_remove_fraction: 1.0, allow_empty: true}\n"
                             "    server_options: check inter 200ms\n"
                             "    sources:\n"
                             "      - file: {path: slots.json}\n");
@@ -223,7 +226,8 @@ TEST_F(DaemonE2E, SlotModeFillsAndFreesSlotsAndReportsExhaustion) {
                                                  backends_[2].get(), backends_[3].get()}));
   ASSERT_TRUE(wait_until([&] { return daemon_.log().find("out of free slots") != std::string::npos; }))
       << daemon_.log();
-  EXPECT_EQ(servers(*hp_, "slots")["ep-3"].port, backends_[2]->port());
+  const int third = servers(*hp_, "slots")["ep-3"].port;
+  EXPECT_TRUE(third == backends_[2]->port() || third == backends_[3]->port()) << third;
 
   // Back to one: the freed slots return to the placeholder.
   write_file_atomic(slot_targets_, targets_json({backends_[0].get()}));
