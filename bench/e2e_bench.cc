@@ -70,7 +70,6 @@ int main(int argc, char** argv) {
   const int bulk = argc > 2 ? std::atoi(argv[2]) : 1000;
   HaproxyFixture hp(R"(global
   stats socket @SOCKET@ level admin
-  maxconn 20000
 defaults
   mode http
   timeout connect 1s
