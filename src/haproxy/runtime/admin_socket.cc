@@ -142,6 +142,13 @@ Result<std::vector<std::string>> AdminSocket::Session::run(const std::vector<std
       replies.push_back(std::move(joined));
     }
   }
+  if (!sock_->buffered().empty()) {
+    // More output than commands sent: the reply/command pairing cannot be trusted.
+    std::string extra = sock_->buffered();
+    sock_->close();
+    return Error::invalid(fmt::format("haproxy {}: unexpected output after the reply to '{}': '{}'",
+                                      path, shorten(lines.back()), shorten(extra)));
+  }
   return replies;
 }
 

@@ -2,6 +2,7 @@
 // (roundrobin, add/del server) and slot mode (static-rr server-template), health-gated enable,
 // drain with a held connection, refusals carrying HAProxy's text, 1,000 adds in one apply.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -163,6 +164,27 @@ TEST_F(RuntimeIntegration, InfoReportsPidAndStartTime) {
   EXPECT_EQ(again->pid, hp_->pid());
   EXPECT_NE(again->pid, info->pid);
   EXPECT_GE(again->start_time_sec, info->start_time_sec);
+}
+
+TEST_F(RuntimeIntegration, FixtureStopsAndRestarts) {
+  pid_t first = hp_->pid();
+  EXPECT_NE(hp_->admin("show info").find("Pid: " + std::to_string(first)), std::string::npos);
+  ASSERT_TRUE(hp_->stop().ok());
+  EXPECT_FALSE(hp_->running());
+  EXPECT_NE(::kill(first, 0), 0);  // reaped, gone
+  EXPECT_EQ(hp_->admin("show info").rfind("ERROR: ", 0), 0u);
+  ASSERT_TRUE(hp_->restart().ok()) << hp_->log();
+  EXPECT_NE(hp_->pid(), first);
+  EXPECT_NE(hp_->admin("show info").find("Pid: " + std::to_string(hp_->pid())), std::string::npos);
+}
+
+TEST(HaproxyFixture, BadConfigFailsWithHaproxyAlert) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyFixture hp("global\n  stats socket @SOCKET@ level admin\nbackend b\n  bogus-keyword\n");
+  auto st = hp.start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("bogus-keyword"), std::string::npos) << st.error().message;
+  EXPECT_FALSE(hp.running());
 }
 
 TEST_F(RuntimeIntegration, ObserveMissingBackendAndAlgorithms) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,9 +86,14 @@ Status HaproxyFixture::start(std::chrono::milliseconds timeout) {
     if (!out) return Error::internal("cannot write " + cfg_path_);
   }
   std::string log_path = dir_ + "/haproxy.log";
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Error::internal("fork failed");
   if (pid == 0) {
+    // If the test process dies without running destructors (crash, SIGKILL, timeout), take
+    // haproxy down with it: no stray processes.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
