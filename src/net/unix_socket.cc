@@ -2,14 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace ep::net {
 
@@ -100,7 +99,7 @@ Status UnixSocket::wait(short events, Deadline deadline, const char* what) {
       return Error::unavailable(fmt::format("{}: poll: {}", path_, errno_text(errno)));
     }
     if (n == 0) continue;  // re-check the deadline
-    return {};              // readable/writable or error/hangup: the next syscall says which
+    return {};             // readable/writable or error/hangup: the next syscall says which
   }
 }
 
@@ -158,8 +157,8 @@ Result<std::string> UnixSocket::read_until(const Complete& complete, Deadline de
     auto n = fill(deadline);
     if (!n) return n.error();
     if (*n == 0) {
-      return Error::unavailable(fmt::format("{}: connection closed by peer after {} bytes",
-                                            path_, buffer_.size()));
+      return Error::unavailable(
+          fmt::format("{}: connection closed by peer after {} bytes", path_, buffer_.size()));
     }
   }
 }

@@ -68,17 +68,17 @@ Result<AdminSocket::Session> AdminSocket::open() const {
   if (!sock) return sock.error();
   auto owned = std::make_unique<net::UnixSocket>(std::move(*sock));
   if (auto st = owned->write_all("prompt\n", Clock::now() + timeout_); !st) {
-    return Error::unavailable(fmt::format("haproxy {}: sending 'prompt': {}", path_,
-                                          st.error().message));
+    return Error::unavailable(
+        fmt::format("haproxy {}: sending 'prompt': {}", path_, st.error().message));
   }
   auto reply = owned->read_until(prompt_end, Clock::now() + timeout_);
   if (!reply) {
-    return Error::unavailable(fmt::format("haproxy {}: no prompt after 'prompt': {}", path_,
-                                          reply.error().message));
+    return Error::unavailable(
+        fmt::format("haproxy {}: no prompt after 'prompt': {}", path_, reply.error().message));
   }
   if (*reply != kPrompt) {
-    return Error::invalid(fmt::format("haproxy {}: unexpected reply to 'prompt': '{}'", path_,
-                                      shorten(*reply)));
+    return Error::invalid(
+        fmt::format("haproxy {}: unexpected reply to 'prompt': '{}'", path_, shorten(*reply)));
   }
   return Session(std::move(owned), timeout_);
 }
@@ -87,14 +87,12 @@ Result<std::vector<std::string>> AdminSocket::Session::run(const std::vector<std
   const std::string& path = sock_ ? sock_->path() : std::string();
   for (const auto& line : lines) {
     if (line.empty() || line.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return Error::invalid(
-          fmt::format("haproxy {}: refusing command '{}': empty or contains CR/LF/NUL", path,
-                      shorten(line)));
+      return Error::invalid(fmt::format(
+          "haproxy {}: refusing command '{}': empty or contains CR/LF/NUL", path, shorten(line)));
     }
     if (line.size() + 1 > kMaxWriteBytes) {
-      return Error::invalid(fmt::format(
-          "haproxy {}: refusing command '{}': longer than {} bytes", path, shorten(line),
-          kMaxWriteBytes));
+      return Error::invalid(fmt::format("haproxy {}: refusing command '{}': longer than {} bytes",
+                                        path, shorten(line), kMaxWriteBytes));
     }
   }
   if (!sock_ || !sock_->is_open()) {

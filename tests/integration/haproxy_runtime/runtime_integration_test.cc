@@ -51,7 +51,7 @@ backend slots
 )";
 
 std::string outcome_text(const ActionResult& r) {
-  const char* o = r.outcome == Outcome::kDone      ? "done"
+  const char* o = r.outcome == Outcome::kDone     ? "done"
                   : r.outcome == Outcome::kNotYet ? "not-yet"
                                                   : "failed";
   return std::string(o) + ": " + r.message;
@@ -385,8 +385,7 @@ TEST_F(RuntimeIntegration, AddWithAnUnknownKeywordFailsWithHaproxyText) {
   auto r = run(plan("web", BackendMode::kDynamic, false), policy("web", "cookie abc"),
                ActionKind::kAdd, spec.name, spec);
   EXPECT_EQ(r.outcome, Outcome::kFailed);
-  EXPECT_NE(r.message.find("'cookie' option is not accepted for dynamic server"),
-            std::string::npos)
+  EXPECT_NE(r.message.find("'cookie' option is not accepted for dynamic server"), std::string::npos)
       << r.message;
   EXPECT_FALSE(server("web", spec.name).has_value());
 }
@@ -457,8 +456,8 @@ TEST_F(RuntimeIntegration, ThousandAddsInOneApply) {
   auto pol = policy("web", "check inter 5s");
   for (int i = 0; i < 1000; ++i) {
     // Loopback addresses only; nothing listens, checks simply fail.
-    auto spec = spec_for("127.0." + std::to_string(10 + i / 250) + "." + std::to_string(1 + i % 250),
-                         9);
+    auto spec =
+        spec_for("127.0." + std::to_string(10 + i / 250) + "." + std::to_string(1 + i % 250), 9);
     p.actions.push_back({ActionKind::kAdd, spec.name, spec, "bulk"});
   }
   auto start = std::chrono::steady_clock::now();

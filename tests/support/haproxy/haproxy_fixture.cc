@@ -1,6 +1,7 @@
 #include "support/haproxy/haproxy_fixture.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -11,8 +12,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "net/unix_socket.h"
 #include "support/haproxy/loopback.h"
@@ -111,8 +110,8 @@ Status HaproxyFixture::start(std::chrono::milliseconds timeout) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return Error::unavailable(fmt::format("haproxy exited during startup (status {}):\n{}",
-                                            status, log()));
+      return Error::unavailable(
+          fmt::format("haproxy exited during startup (status {}):\n{}", status, log()));
     }
     std::string reply = admin("show info");
     if (reply.find("\nPid: ") != std::string::npos) return {};

@@ -47,10 +47,11 @@ reconcile::BackendPolicy policy() {
 TEST(RuntimeInstanceFake, ProxyDisabledReconnectsAndRetriesOnce) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int conn) {
-    if (conn == 0) return std::string("Proxy is disabled.");
-    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
-    return std::string();
-  }));
+                           if (conn == 0) return std::string("Proxy is disabled.");
+                           if (c.rfind("add server", 0) == 0)
+                             return std::string("New server registered.");
+                           return std::string();
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(2), policy());
   ASSERT_EQ(results.size(), 2u);
@@ -61,8 +62,8 @@ TEST(RuntimeInstanceFake, ProxyDisabledReconnectsAndRetriesOnce) {
 TEST(RuntimeInstanceFake, ProxyDisabledTwiceIsAFailureWithTheText) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string&, int) {
-    return std::string("Proxy is disabled.");
-  }));
+                           return std::string("Proxy is disabled.");
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(1), policy());
   ASSERT_EQ(results.size(), 1u);
@@ -74,10 +75,12 @@ TEST(RuntimeInstanceFake, ProxyDisabledTwiceIsAFailureWithTheText) {
 TEST(RuntimeInstanceFake, UnknownReplyIsAFailureCarryingTheText) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
-    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
-    if (c.rfind("enable health", 0) == 0) return std::string("Something unexpected happened.");
-    return std::string();
-  }));
+                           if (c.rfind("add server", 0) == 0)
+                             return std::string("New server registered.");
+                           if (c.rfind("enable health", 0) == 0)
+                             return std::string("Something unexpected happened.");
+                           return std::string();
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(1), policy());
   ASSERT_EQ(results.size(), 1u);
@@ -90,12 +93,13 @@ TEST(RuntimeInstanceFake, UnknownReplyIsAFailureCarryingTheText) {
 
 TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
   std::string path = temp_socket();
-  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
-    if (c.rfind("add server", 0) == 0) {
-      return std::string("Already exists a server with the same name in backend.");
-    }
-    return std::string("No such server.");
-  }));
+  FakeAdminServer server(
+      path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+        if (c.rfind("add server", 0) == 0) {
+          return std::string("Already exists a server with the same name in backend.");
+        }
+        return std::string("No such server.");
+      }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(1), policy());
   ASSERT_EQ(results.size(), 1u);
@@ -115,14 +119,16 @@ TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
 
 TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
   std::string path = temp_socket();
-  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
-    if (c == "del server web/a") {
-      return std::string("Server still has connections attached to it, cannot remove it.");
-    }
-    if (c == "del server web/b") return std::string("Server deleted.");
-    if (c == "del server web/c") return std::string("Only servers in maintenance mode can be deleted.");
-    return std::string();
-  }));
+  FakeAdminServer server(
+      path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+        if (c == "del server web/a") {
+          return std::string("Server still has connections attached to it, cannot remove it.");
+        }
+        if (c == "del server web/b") return std::string("Server deleted.");
+        if (c == "del server web/c")
+          return std::string("Only servers in maintenance mode can be deleted.");
+        return std::string();
+      }));
   RuntimeInstance inst(path, milliseconds(1000));
   reconcile::Plan plan;
   plan.backend = "web";
@@ -149,8 +155,8 @@ TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
 TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string&, int) {
-    return std::string("New server registered.");
-  }));
+                           return std::string("New server registered.");
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto plan = add_plan(1);
   plan.actions[0].spec.address = "10.0.0.1;shutdown";
