@@ -240,6 +240,7 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
 std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
                                                  const reconcile::BackendPolicy& policy) {
   std::vector<Job> jobs;
+  if (plan.actions.empty()) return {};
   for (int attempt = 0; attempt < 2; ++attempt) {
     jobs.clear();
     jobs.reserve(plan.actions.size());

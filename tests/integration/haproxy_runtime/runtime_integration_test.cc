@@ -47,7 +47,7 @@ backend web
   balance roundrobin
 backend slots
   balance static-rr
-  server-template ep- 4 127.0.0.1:1 check inter 200ms disabled
+  server-template ep- 4 127.0.0.1:1 check inter 500ms disabled
 )";
 
 std::string outcome_text(const ActionResult& r) {
@@ -234,7 +234,7 @@ TEST_F(RuntimeIntegration, HealthGatedAddNeverServesBeforeItsCheckPasses) {
   Plan p = plan("web", BackendMode::kDynamic, true);
   p.actions = {{ActionKind::kAdd, dead_spec.name, dead_spec, "t"},
                {ActionKind::kAdd, live_spec.name, live_spec, "t"}};
-  auto results = inst_->apply(p, policy("web", "check inter 200ms rise 2 fall 2"));
+  auto results = inst_->apply(p, policy("web", "check inter 500ms rise 2 fall 2"));
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].outcome, Outcome::kDone) << outcome_text(results[0]);
   EXPECT_EQ(results[1].outcome, Outcome::kDone) << outcome_text(results[1]);
@@ -308,7 +308,7 @@ TEST_F(RuntimeIntegration, EnableWithChecksOnDynamicServerWaitsForCheck) {
   ASSERT_TRUE(a.ok());
   auto spec = spec_for("127.0.0.1", a.port());
   Plan p = plan("web", BackendMode::kDynamic, true);
-  auto pol = policy("web", "check inter 200ms");
+  auto pol = policy("web", "check inter 500ms");
   ASSERT_EQ(run(p, pol, ActionKind::kAdd, spec.name, spec).outcome, Outcome::kDone);
   ASSERT_TRUE(wait_status("web", spec.name, "UP")) << status("web", spec.name);
   ASSERT_EQ(hp_->admin("set server web/" + spec.name + " state maint"), "\n");
@@ -394,7 +394,7 @@ TEST_F(RuntimeIntegration, SlotModeKinds) {
   HttpBackend a("alpha"), b("beta");
   ASSERT_TRUE(a.ok() && b.ok());
   Plan p = plan("slots", BackendMode::kSlots, true);
-  auto pol = policy("slots", "check inter 200ms");
+  auto pol = policy("slots", "check inter 500ms");
   auto spec = spec_for("127.0.0.1", a.port());
 
   auto r = run(p, pol, ActionKind::kAssignSlot, "ep-1", spec);
@@ -443,7 +443,7 @@ TEST_F(RuntimeIntegration, SlotModeKinds) {
 
 TEST_F(RuntimeIntegration, SlotWhoseAddressIsRefusedIsNotEnabled) {
   Plan p = plan("slots", BackendMode::kSlots, true);
-  auto pol = policy("slots", "check inter 200ms");
+  auto pol = policy("slots", "check inter 500ms");
   auto r = run(p, pol, ActionKind::kAssignSlot, "ep-9", spec_for("127.0.0.1", 8080));
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_NE(r.message.find("No such server."), std::string::npos) << r.message;
