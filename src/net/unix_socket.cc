@@ -2,14 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace ep::net {
 
@@ -100,7 +99,7 @@ Status UnixSocket::wait(short events, Deadline deadline, const char* what) {
       return Error::unavailable(fmt::format("{}: poll: {}", path_, errno_text(errno)));
     }
     if (n == 0) continue;  // re-check the deadline
-    return {};              // readable/writable or error/hangup: the next syscall says which
+    return {};             // readable/writable or error/hangup: the next syscall says which
   }
 }
 
@@ -158,8 +157,8 @@ Result<std::string> UnixSocket::read_until(const Complete& complete, Deadline de
     auto n = fill(deadline);
     if (!n) return n.error();
     if (*n == 0) {
-      return Error::unavailable(fmt::format("{}: connection closed by peer after {} bytes",
-                                            path_, buffer_.size()));
+      return Error::unavailable(
+          fmt::format("{}: connection closed by peer after {} bytes", path_, buffer_.size()));
     }
   }
 }
@@ -172,6 +171,41 @@ Result<std::string> UnixSocket::read_until_delimiter(std::string_view delimiter,
         return pos == std::string_view::npos ? 0 : pos + delimiter.size();
       },
       deadline);
+}
+
+Result<std::size_t> UnixSocket::exchange(std::string_view& out, Deadline deadline) {
+  if (fd_ < 0) return Error::unavailable(fmt::format("{}: socket is closed", path_));
+  short events = POLLIN | (out.empty() ? 0 : POLLOUT);
+  if (auto st = wait(events, deadline, out.empty() ? "read" : "read or write"); !st) {
+    return st.error();
+  }
+  if (!out.empty()) {
+    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      out.remove_prefix(static_cast<std::size_t>(n));
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return Error::unavailable(fmt::format("{}: write: {}", path_, errno_text(errno)));
+    }
+  }
+  char chunk[65536];
+  ssize_t n = ::recv(fd_, chunk, sizeof(chunk), MSG_DONTWAIT);
+  if (n > 0) {
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    return static_cast<std::size_t>(n);
+  }
+  if (n == 0) {
+    return Error::unavailable(
+        fmt::format("{}: connection closed by peer after {} bytes", path_, buffer_.size()));
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::size_t{0};
+  return Error::unavailable(fmt::format("{}: read: {}", path_, errno_text(errno)));
+}
+
+std::string UnixSocket::consume(std::size_t n) {
+  n = std::min(n, buffer_.size());
+  std::string out = buffer_.substr(0, n);
+  buffer_.erase(0, n);
+  return out;
 }
 
 Result<std::string> UnixSocket::read_to_eof(Deadline deadline, std::size_t max_bytes) {

@@ -50,8 +50,17 @@ class UnixSocket {
   // Reads until the peer closes; returns everything received (buffered bytes included).
   Result<std::string> read_to_eof(Deadline deadline, std::size_t max_bytes = 64 * 1024 * 1024);
 
+  // One step of a full-duplex exchange: waits (until the deadline) for the socket to be readable,
+  // or writable while `out` is not empty; then sends what it can of `out` (advancing it) and
+  // reads what is available into the buffer. Returns the number of bytes received. EOF, errors
+  // and a timeout are kUnavailable errors. Lets a caller stream a large request while reading
+  // replies, so neither side blocks on a full buffer.
+  Result<std::size_t> exchange(std::string_view& out, Deadline deadline);
+
   // Bytes received but not yet returned.
   const std::string& buffered() const { return buffer_; }
+  // Removes and returns the first `n` buffered bytes.
+  std::string consume(std::size_t n);
 
   void close();
 

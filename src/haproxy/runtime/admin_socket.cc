@@ -14,6 +14,7 @@ using Clock = std::chrono::steady_clock;
 // success; outputs that end with a blank line give "\n\n> "). HAProxy names and CSV/state rows
 // never start a line with "> ", so the first "\n> " ends one command's reply.
 constexpr std::string_view kPrompt = "\n> ";
+constexpr std::size_t kMaxReplyBytes = 256 * 1024 * 1024;
 
 std::size_t prompt_end(std::string_view buf) {
   auto pos = buf.find(kPrompt);
@@ -68,17 +69,17 @@ Result<AdminSocket::Session> AdminSocket::open() const {
   if (!sock) return sock.error();
   auto owned = std::make_unique<net::UnixSocket>(std::move(*sock));
   if (auto st = owned->write_all("prompt\n", Clock::now() + timeout_); !st) {
-    return Error::unavailable(fmt::format("haproxy {}: sending 'prompt': {}", path_,
-                                          st.error().message));
+    return Error::unavailable(
+        fmt::format("haproxy {}: sending 'prompt': {}", path_, st.error().message));
   }
   auto reply = owned->read_until(prompt_end, Clock::now() + timeout_);
   if (!reply) {
-    return Error::unavailable(fmt::format("haproxy {}: no prompt after 'prompt': {}", path_,
-                                          reply.error().message));
+    return Error::unavailable(
+        fmt::format("haproxy {}: no prompt after 'prompt': {}", path_, reply.error().message));
   }
   if (*reply != kPrompt) {
-    return Error::invalid(fmt::format("haproxy {}: unexpected reply to 'prompt': '{}'", path_,
-                                      shorten(*reply)));
+    return Error::invalid(
+        fmt::format("haproxy {}: unexpected reply to 'prompt': '{}'", path_, shorten(*reply)));
   }
   return Session(std::move(owned), timeout_);
 }
@@ -87,60 +88,80 @@ Result<std::vector<std::string>> AdminSocket::Session::run(const std::vector<std
   const std::string& path = sock_ ? sock_->path() : std::string();
   for (const auto& line : lines) {
     if (line.empty() || line.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return Error::invalid(
-          fmt::format("haproxy {}: refusing command '{}': empty or contains CR/LF/NUL", path,
-                      shorten(line)));
+      return Error::invalid(fmt::format(
+          "haproxy {}: refusing command '{}': empty or contains CR/LF/NUL", path, shorten(line)));
     }
     if (line.size() + 1 > kMaxWriteBytes) {
-      return Error::invalid(fmt::format(
-          "haproxy {}: refusing command '{}': longer than {} bytes", path, shorten(line),
-          kMaxWriteBytes));
+      return Error::invalid(fmt::format("haproxy {}: refusing command '{}': longer than {} bytes",
+                                        path, shorten(line), kMaxWriteBytes));
     }
   }
   if (!sock_ || !sock_->is_open()) {
     return Error::unavailable(fmt::format("haproxy {}: session is closed", path));
   }
 
+  // Line-aligned writes of at most kMaxWriteBytes, streamed while replies are read (full
+  // duplex), so a large batch costs about one round trip and neither side can block on a full
+  // buffer.
+  std::vector<std::string> chunks;
+  for (const auto& line : lines) {
+    if (chunks.empty() || chunks.back().size() + line.size() + 1 > kMaxWriteBytes) {
+      chunks.emplace_back();
+    }
+    chunks.back() += line;
+    chunks.back() += '\n';
+  }
+  // Each wait is bounded by the timeout; the whole call by one timeout per chunk more, so a peer
+  // trickling bytes without prompts cannot keep us forever.
+  const auto overall = Clock::now() + timeout_ * static_cast<long>(chunks.size() + 1);
+
   std::vector<std::string> replies;
   replies.reserve(lines.size());
-  std::size_t next = 0;
-  std::string chunk;
-  while (next < lines.size()) {
-    // Pipeline a chunk of whole lines, then read all of its replies before writing more, so
-    // neither side can block on a full buffer.
-    std::size_t first = next;
-    chunk.clear();
-    while (next < lines.size() && chunk.size() + lines[next].size() + 1 <= kMaxWriteBytes) {
-      chunk += lines[next];
-      chunk += '\n';
-      ++next;
-    }
-    if (auto st = sock_->write_all(chunk, Clock::now() + timeout_); !st) {
-      sock_->close();
-      return Error::unavailable(fmt::format("haproxy {}: sending '{}': {}", path,
-                                            shorten(lines[first]), st.error().message));
-    }
-    for (std::size_t i = first; i < next; ++i) {
-      std::string joined;
-      std::size_t commands = count_commands(lines[i]);
-      for (std::size_t c = 0; c < commands; ++c) {
-        auto reply = sock_->read_until(prompt_end, Clock::now() + timeout_);
-        if (!reply) {
-          auto kind = reply.error().kind;
-          std::string msg = fmt::format("haproxy {}: no complete reply to '{}': {}", path,
-                                        shorten(lines[i]), reply.error().message);
-          sock_->close();
-          return Error{kind == ErrorKind::kInvalid ? ErrorKind::kInvalid : ErrorKind::kUnavailable,
-                       std::move(msg)};
-        }
-        std::string text = strip_reply(std::move(*reply));
-        if (!text.empty()) {
-          if (!joined.empty()) joined += '\n';
-          joined += text;
-        }
+  std::size_t line = 0;
+  std::size_t command = 0;
+  std::size_t commands = lines.empty() ? 0 : count_commands(lines[0]);
+  std::string joined;
+  std::size_t next_chunk = 0;
+  std::string_view out;
+  while (line < lines.size()) {
+    // Take every complete reply already buffered.
+    while (line < lines.size()) {
+      std::size_t end = prompt_end(sock_->buffered());
+      if (end == 0) break;
+      std::string text = strip_reply(sock_->consume(end));
+      if (!text.empty()) {
+        if (!joined.empty()) joined += '\n';
+        joined += text;
       }
-      replies.push_back(std::move(joined));
+      if (++command == commands) {
+        replies.push_back(std::move(joined));
+        joined.clear();
+        command = 0;
+        if (++line < lines.size()) commands = count_commands(lines[line]);
+      }
     }
+    if (line == lines.size()) break;
+    if (out.empty() && next_chunk < chunks.size()) out = chunks[next_chunk++];
+    auto deadline = std::min(overall, Clock::now() + timeout_);
+    auto n = sock_->exchange(out, deadline);
+    if (!n) {
+      std::string msg = fmt::format("haproxy {}: no complete reply to '{}': {}", path,
+                                    shorten(lines[line]), n.error().message);
+      sock_->close();
+      return Error::unavailable(std::move(msg));
+    }
+    if (sock_->buffered().size() > kMaxReplyBytes) {
+      sock_->close();
+      return Error::invalid(fmt::format("haproxy {}: reply to '{}' exceeds {} bytes", path,
+                                        shorten(lines[line]), kMaxReplyBytes));
+    }
+  }
+  if (!sock_->buffered().empty()) {
+    // More output than commands sent: the reply/command pairing cannot be trusted.
+    std::string extra = sock_->buffered();
+    sock_->close();
+    return Error::invalid(fmt::format("haproxy {}: unexpected output after the reply to '{}': '{}'",
+                                      path, shorten(lines.back()), shorten(extra)));
   }
   return replies;
 }

@@ -1,7 +1,6 @@
 #include "haproxy/runtime/commands.h"
 
 #include <arpa/inet.h>
-
 #include <fmt/format.h>
 
 namespace ep::haproxy::cmd {
@@ -57,8 +56,8 @@ Result<std::string> ip_literal(std::string_view address, bool* is_v6) {
     ::inet_ntop(AF_INET6, &v6, buf, sizeof(buf));
     return std::string(buf);
   }
-  return Error::invalid(fmt::format("address '{}' is not an IPv4 or IPv6 literal",
-                                    printable(address)));
+  return Error::invalid(
+      fmt::format("address '{}' is not an IPv4 or IPv6 literal", printable(address)));
 }
 
 Status check_port(int port) {
@@ -91,8 +90,7 @@ Result<std::string> escape(std::string_view value, std::string_view what) {
   out.reserve(value.size() + 4);
   for (char c : value) {
     if (c == '\r' || c == '\n' || c == '\0') {
-      return Error::invalid(
-          fmt::format("{} '{}' contains CR, LF or NUL", what, printable(value)));
+      return Error::invalid(fmt::format("{} '{}' contains CR, LF or NUL", what, printable(value)));
     }
     if (c == ';' || c == '\\' || c == ' ' || c == '\t') out += '\\';
     out += c;
@@ -110,8 +108,8 @@ Result<std::vector<std::string>> split_options(std::string_view options) {
     if (i > start) {
       auto w = escape(options.substr(start, i - start), "server option");
       if (!w) {
-        return Error::invalid(fmt::format("server_options '{}': {}", printable(options),
-                                          w.error().message));
+        return Error::invalid(
+            fmt::format("server_options '{}': {}", printable(options), w.error().message));
       }
       words.push_back(std::move(*w));
     }

@@ -1,9 +1,9 @@
 #include "haproxy/runtime/parsers.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "haproxy/runtime/replies.h"
 
@@ -100,8 +100,7 @@ Result<reconcile::InstanceInfo> parse_show_info(std::string_view text) {
       return Error::invalid(
           fmt::format("show info: line {}: expected 'Key: value', got '{}'", n, shorten(line)));
     }
-    kv.emplace(std::string(trim(line.substr(0, colon))),
-               std::string(trim(line.substr(colon + 1))));
+    kv.emplace(std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
   }
   reconcile::InstanceInfo info;
   auto version = kv.find("Version");
@@ -116,8 +115,8 @@ Result<reconcile::InstanceInfo> parse_show_info(std::string_view text) {
     if (dot == std::string_view::npos || !to_number(v.substr(0, dot), info.major) ||
         !to_number(v.substr(dot + 1, (dot2 == std::string_view::npos ? v.size() : dot2) - dot - 1),
                    info.minor)) {
-      return Error::invalid(fmt::format("show info: cannot read major.minor from Version '{}'",
-                                        info.version));
+      return Error::invalid(
+          fmt::format("show info: cannot read major.minor from Version '{}'", info.version));
     }
   }
   auto number = [&](const char* key, long& out, bool required) -> Status {
@@ -127,8 +126,8 @@ Result<reconcile::InstanceInfo> parse_show_info(std::string_view text) {
       return {};
     }
     if (!to_number(std::string_view(it->second), out)) {
-      return Error::invalid(fmt::format("show info: field '{}' is not a number: '{}'", key,
-                                        shorten(it->second)));
+      return Error::invalid(
+          fmt::format("show info: field '{}' is not a number: '{}'", key, shorten(it->second)));
     }
     return {};
   };
@@ -148,9 +147,9 @@ Result<ServersState> parse_servers_state(std::string_view text) {
     return out;
   }
   if (i >= lines.size() || trim(lines[i]) != "1") {
-    return Error::invalid(fmt::format(
-        "show servers state: expected format version '1' on the first line, got '{}'",
-        i < lines.size() ? shorten(lines[i]) : std::string("<nothing>")));
+    return Error::invalid(
+        fmt::format("show servers state: expected format version '1' on the first line, got '{}'",
+                    i < lines.size() ? shorten(lines[i]) : std::string("<nothing>")));
   }
   ++i;
   if (i >= lines.size() || lines[i].substr(0, 1) != "#") {
@@ -159,11 +158,10 @@ Result<ServersState> parse_servers_state(std::string_view text) {
   auto header = split_ws(lines[i].substr(1));
   std::map<std::string_view, std::size_t> col;
   for (std::size_t c = 0; c < header.size(); ++c) col.emplace(header[c], c);
-  for (const char* required : {"be_name", "srv_name", "srv_addr", "srv_op_state",
-                               "srv_admin_state", "srv_uweight", "srv_check_state"}) {
+  for (const char* required : {"be_name", "srv_name", "srv_addr", "srv_op_state", "srv_admin_state",
+                               "srv_uweight", "srv_check_state"}) {
     if (!col.count(required)) {
-      return Error::invalid(
-          fmt::format("show servers state: header has no '{}' column", required));
+      return Error::invalid(fmt::format("show servers state: header has no '{}' column", required));
     }
   }
   ++i;
@@ -184,9 +182,10 @@ Result<ServersState> parse_servers_state(std::string_view text) {
       auto v = get(name);
       if (v.empty() && !col.count(name)) return {};
       if (!to_number(v, outv)) {
-        return Error::invalid(fmt::format("show servers state: line {}: column '{}' is not a "
-                                          "number: '{}'",
-                                          i + 1, name, v));
+        return Error::invalid(
+            fmt::format("show servers state: line {}: column '{}' is not a "
+                        "number: '{}'",
+                        i + 1, name, v));
       }
       return {};
     };
@@ -226,9 +225,10 @@ Result<StatTable> parse_show_stat(std::string_view text) {
     return out;
   }
   if (i >= lines.size() || lines[i].substr(0, 2) != "# ") {
-    return Error::invalid(fmt::format("show stat: expected a '# pxname,svname,...' header, got "
-                                      "'{}'",
-                                      i < lines.size() ? shorten(lines[i]) : "<nothing>"));
+    return Error::invalid(
+        fmt::format("show stat: expected a '# pxname,svname,...' header, got "
+                    "'{}'",
+                    i < lines.size() ? shorten(lines[i]) : "<nothing>"));
   }
   auto header = split_csv(lines[i].substr(2));
   std::map<std::string, std::size_t, std::less<>> col;

@@ -19,8 +19,8 @@ enum class Check { kEmpty, kAddr, kAdd, kDel };
 struct Step {
   std::string line;
   Check check = Check::kEmpty;
-  std::string what;            // "add server", "set addr", ... for messages
-  std::string static_weight;   // replacement line if a static LB algorithm refuses the weight
+  std::string what;           // "add server", "set addr", ... for messages
+  std::string static_weight;  // replacement line if a static LB algorithm refuses the weight
 };
 
 struct Job {
@@ -126,8 +126,9 @@ void judge(Job& job, const std::string& reply, reconcile::ActionKind kind) {
       ok = reply::empty_accepted(reply);
       if (!ok && !step.static_weight.empty() && reply::static_weight_refused(reply)) {
         // static-rr accepts only 0%/100%: retry this step once with the percentage form.
-        job.notes.push_back(fmt::format("static LB algorithm: weight sent as '{}'",
-                                        step.static_weight.substr(step.static_weight.rfind(' ') + 1)));
+        job.notes.push_back(
+            fmt::format("static LB algorithm: weight sent as '{}'",
+                        step.static_weight.substr(step.static_weight.rfind(' ') + 1)));
         step.line = std::move(step.static_weight);
         step.static_weight.clear();
         return;
@@ -203,13 +204,13 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     const std::string& name = backends[i];
     auto state = parse_servers_state((*replies)[2 * i]);
     if (!state) {
-      return Error::invalid(fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name,
-                                        state.error().message));
+      return Error::invalid(
+          fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name, state.error().message));
     }
     auto stat = parse_show_stat((*replies)[2 * i + 1]);
     if (!stat) {
-      return Error::invalid(fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name,
-                                        stat.error().message));
+      return Error::invalid(
+          fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name, stat.error().message));
     }
     ActualBackend be;
     be.backend = name;
@@ -239,6 +240,7 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
 std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
                                                  const reconcile::BackendPolicy& policy) {
   std::vector<Job> jobs;
+  if (plan.actions.empty()) return {};
   for (int attempt = 0; attempt < 2; ++attempt) {
     jobs.clear();
     jobs.reserve(plan.actions.size());

@@ -1,7 +1,9 @@
 #include "support/haproxy/haproxy_fixture.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,8 +12,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "net/unix_socket.h"
 #include "support/haproxy/loopback.h"
@@ -85,9 +85,14 @@ Status HaproxyFixture::start(std::chrono::milliseconds timeout) {
     if (!out) return Error::internal("cannot write " + cfg_path_);
   }
   std::string log_path = dir_ + "/haproxy.log";
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Error::internal("fork failed");
   if (pid == 0) {
+    // If the test process dies without running destructors (crash, SIGKILL, timeout), take
+    // haproxy down with it: no stray processes.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
@@ -105,8 +110,8 @@ Status HaproxyFixture::start(std::chrono::milliseconds timeout) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return Error::unavailable(fmt::format("haproxy exited during startup (status {}):\n{}",
-                                            status, log()));
+      return Error::unavailable(
+          fmt::format("haproxy exited during startup (status {}):\n{}", status, log()));
     }
     std::string reply = admin("show info");
     if (reply.find("\nPid: ") != std::string::npos) return {};

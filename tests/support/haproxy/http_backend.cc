@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,8 +10,6 @@
 
 #include <cerrno>
 #include <map>
-
-#include <fmt/format.h>
 
 namespace ep::test {
 
@@ -63,9 +62,9 @@ void HttpBackend::release_held() {
 void HttpBackend::loop() {
   std::map<int, Conn> conns;
   auto respond = [this](Conn& c) {
-    c.out += fmt::format(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
-        name_.size(), c.close_after ? "Connection: close\r\n" : "", name_);
+    c.out +=
+        fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
+                    name_.size(), c.close_after ? "Connection: close\r\n" : "", name_);
   };
   // Answers every complete request in the buffer unless one is held.
   auto process = [&](Conn& c) {

@@ -26,8 +26,8 @@ class HttpBackend {
   bool ok() const { return listen_fd_ >= 0; }  // false when bind/listen failed
 
   long requests() const { return requests_.load(); }  // requests received (held ones included)
-  int held() const { return held_.load(); }            // "/hold" requests not yet answered
-  void release_held();                                 // answers every held request
+  int held() const { return held_.load(); }           // "/hold" requests not yet answered
+  void release_held();                                // answers every held request
 
  private:
   void loop();

@@ -1,6 +1,7 @@
 #include "support/haproxy/loopback.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -8,8 +9,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace ep::test {
 
@@ -100,8 +99,8 @@ Result<std::string> TcpClient::read_to_eof(std::chrono::milliseconds timeout) {
 Result<HttpReply> http_get(int port, const std::string& path, std::chrono::milliseconds timeout) {
   TcpClient c;
   if (auto st = c.connect(port, timeout); !st) return st.error();
-  if (auto st = c.send(fmt::format(
-          "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path));
+  if (auto st = c.send(
+          fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path));
       !st) {
     return st.error();
   }

@@ -16,8 +16,7 @@ TEST(Escape, RefusesLineBreaksNulAndEmpty) {
   auto r = escape("x\ny", "server name");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, ErrorKind::kInvalid);
-  EXPECT_NE(r.error().message.find("server name 'x\\ny'"), std::string::npos)
-      << r.error().message;
+  EXPECT_NE(r.error().message.find("server name 'x\\ny'"), std::string::npos) << r.error().message;
   EXPECT_FALSE(escape("x\ry", "v").ok());
   EXPECT_FALSE(escape(std::string_view("x\0y", 3), "v").ok());
   EXPECT_FALSE(escape("", "v").ok());
@@ -39,8 +38,8 @@ TEST(Builders, AddressMustBeAnIpLiteral) {
   EXPECT_EQ(*set_addr("be", "s1", "10.0.0.1", 8080), "set server be/s1 addr 10.0.0.1 port 8080");
   EXPECT_EQ(*set_addr("be", "s1", "2001:DB8:0::7", 80),
             "set server be/s1 addr 2001:db8::7 port 80");
-  for (const char* bad : {"10.0.0.1;shutdown", "localhost", "10.0.0.1 port 1", "", "x\ny",
-                          "10.0.0.256"}) {
+  for (const char* bad :
+       {"10.0.0.1;shutdown", "localhost", "10.0.0.1 port 1", "", "x\ny", "10.0.0.256"}) {
     auto r = set_addr("be", "s1", bad, 80);
     EXPECT_FALSE(r.ok()) << bad;
   }

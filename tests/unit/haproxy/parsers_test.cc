@@ -119,7 +119,7 @@ TEST(ServersState, RejectsMalformed) {
   EXPECT_FALSE(parse_servers_state("").ok());
   EXPECT_FALSE(parse_servers_state("No such server.\n").ok());
   EXPECT_FALSE(parse_servers_state("2\n# be_id be_name\n").ok());
-  EXPECT_FALSE(parse_servers_state("1\n3 be 1 s1\n").ok());  // no header
+  EXPECT_FALSE(parse_servers_state("1\n3 be 1 s1\n").ok());                       // no header
   EXPECT_FALSE(parse_servers_state("1\n# be_id be_name srv_id\n3 be 1\n").ok());  // columns
   std::string text = load("servers_state_be_rr_2.6.12.txt");
   auto short_row = text + "3 be_rr 9 s9 127.0.0.1 2\n";

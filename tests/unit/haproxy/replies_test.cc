@@ -29,7 +29,8 @@ TEST(Replies, EmptyMeansSuccess) {
 
 TEST(Replies, AddServer) {
   EXPECT_TRUE(add_accepted("New server registered."));
-  EXPECT_FALSE(add_accepted("Backend must use a dynamic load balancing to support dynamic servers."));
+  EXPECT_FALSE(
+      add_accepted("Backend must use a dynamic load balancing to support dynamic servers."));
   EXPECT_FALSE(add_accepted("Already exists a server with the same name in backend."));
   EXPECT_FALSE(add_accepted(""));
 }

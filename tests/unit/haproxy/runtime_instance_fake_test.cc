@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -46,10 +47,11 @@ reconcile::BackendPolicy policy() {
 TEST(RuntimeInstanceFake, ProxyDisabledReconnectsAndRetriesOnce) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int conn) {
-    if (conn == 0) return std::string("Proxy is disabled.");
-    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
-    return std::string();
-  }));
+                           if (conn == 0) return std::string("Proxy is disabled.");
+                           if (c.rfind("add server", 0) == 0)
+                             return std::string("New server registered.");
+                           return std::string();
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(2), policy());
   ASSERT_EQ(results.size(), 2u);
@@ -60,8 +62,8 @@ TEST(RuntimeInstanceFake, ProxyDisabledReconnectsAndRetriesOnce) {
 TEST(RuntimeInstanceFake, ProxyDisabledTwiceIsAFailureWithTheText) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string&, int) {
-    return std::string("Proxy is disabled.");
-  }));
+                           return std::string("Proxy is disabled.");
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(1), policy());
   ASSERT_EQ(results.size(), 1u);
@@ -73,10 +75,12 @@ TEST(RuntimeInstanceFake, ProxyDisabledTwiceIsAFailureWithTheText) {
 TEST(RuntimeInstanceFake, UnknownReplyIsAFailureCarryingTheText) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
-    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
-    if (c.rfind("enable health", 0) == 0) return std::string("Something unexpected happened.");
-    return std::string();
-  }));
+                           if (c.rfind("add server", 0) == 0)
+                             return std::string("New server registered.");
+                           if (c.rfind("enable health", 0) == 0)
+                             return std::string("Something unexpected happened.");
+                           return std::string();
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(1), policy());
   ASSERT_EQ(results.size(), 1u);
@@ -89,12 +93,13 @@ TEST(RuntimeInstanceFake, UnknownReplyIsAFailureCarryingTheText) {
 
 TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
   std::string path = temp_socket();
-  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
-    if (c.rfind("add server", 0) == 0) {
-      return std::string("Already exists a server with the same name in backend.");
-    }
-    return std::string("No such server.");
-  }));
+  FakeAdminServer server(
+      path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+        if (c.rfind("add server", 0) == 0) {
+          return std::string("Already exists a server with the same name in backend.");
+        }
+        return std::string("No such server.");
+      }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(add_plan(1), policy());
   ASSERT_EQ(results.size(), 1u);
@@ -112,11 +117,46 @@ TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
   EXPECT_EQ(lines[1].rfind("add server web/", 0), 0u) << lines[1];
 }
 
+TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
+  std::string path = temp_socket();
+  FakeAdminServer server(
+      path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+        if (c == "del server web/a") {
+          return std::string("Server still has connections attached to it, cannot remove it.");
+        }
+        if (c == "del server web/b") return std::string("Server deleted.");
+        if (c == "del server web/c")
+          return std::string("Only servers in maintenance mode can be deleted.");
+        return std::string();
+      }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = reconcile::BackendMode::kDynamic;
+  for (const char* n : {"a", "b", "c"}) plan.actions.push_back({ActionKind::kRemove, n, {}, "t"});
+  auto results = inst.apply(plan, policy());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].outcome, Outcome::kNotYet) << results[0].message;
+  EXPECT_NE(results[0].message.find("still has connections"), std::string::npos);
+  EXPECT_EQ(results[1].outcome, Outcome::kDone) << results[1].message;
+  EXPECT_EQ(results[2].outcome, Outcome::kFailed);
+  EXPECT_NE(results[2].message.find("Only servers in maintenance mode can be deleted."),
+            std::string::npos);
+  // maint, shutdown sessions and del were sent for each, in that order.
+  auto lines = server.lines();
+  auto pos = [&](const std::string& l) {
+    return std::find(lines.begin(), lines.end(), l) - lines.begin();
+  };
+  EXPECT_LT(pos("set server web/a state maint"), pos("shutdown sessions server web/a"));
+  EXPECT_LT(pos("shutdown sessions server web/a"), pos("del server web/a"));
+  EXPECT_LT(pos("del server web/a"), static_cast<long>(lines.size()));
+}
+
 TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string&, int) {
-    return std::string("New server registered.");
-  }));
+                           return std::string("New server registered.");
+                         }));
   RuntimeInstance inst(path, milliseconds(1000));
   auto plan = add_plan(1);
   plan.actions[0].spec.address = "10.0.0.1;shutdown";
