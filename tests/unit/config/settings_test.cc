@@ -364,3 +364,16 @@ TEST(Settings, HaproxyScalarsAndEnums) {
 
 }  // namespace
 }  // namespace ep::config
+
+namespace ep::config {
+namespace {
+
+TEST(Examples, ShippedExamplesLoad) {
+  for (const char* name : {"elasticproxy.file.yaml", "elasticproxy.static.yaml"}) {
+    auto s = load_file(std::string(EP_SOURCE_DIR) + "/examples/" + name);
+    EXPECT_TRUE(s.ok()) << name << ": " << (s.ok() ? "" : s.error().message);
+  }
+}
+
+}  // namespace
+}  // namespace ep::config

@@ -212,3 +212,18 @@ TEST(FileOptions, Errors) {
 
 }  // namespace
 }  // namespace ep::discovery::file
+
+namespace ep::discovery::file {
+namespace {
+
+TEST(Examples, ShippedWebJsonParses) {
+  std::ifstream in(std::string(EP_SOURCE_DIR) + "/examples/web.json");
+  std::ostringstream s;
+  s << in.rdbuf();
+  auto r = parse_file_sd(s.str(), Format::kAuto, "web.json");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->size(), 5u);
+}
+
+}  // namespace
+}  // namespace ep::discovery::file

@@ -114,3 +114,22 @@ TEST(StaticSource, Factory) {
 
 }  // namespace
 }  // namespace ep::discovery::static_source
+
+namespace ep::discovery::static_source {
+namespace {
+
+TEST(Examples, StaticExampleOptionsAreValid) {
+  auto s = config::load_file(std::string(EP_SOURCE_DIR) + "/examples/elasticproxy.static.yaml");
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(s->backends.size(), 1u);
+  ASSERT_EQ(s->backends[0].sources.size(), 1u);
+  Diagnostics diag;
+  auto o = options_from_node(s->backends[0].sources[0].options, diag);
+  ASSERT_TRUE(o.has_value()) << diag.joined();
+  auto v = validate_all(o->servers, s->backends[0].policy);
+  EXPECT_TRUE(v.rejected.empty());
+  EXPECT_EQ(v.servers.size(), 4u);
+}
+
+}  // namespace
+}  // namespace ep::discovery::static_source
