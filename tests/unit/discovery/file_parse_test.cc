@@ -107,8 +107,7 @@ TEST(ParseFileSd, YamlErrorsHavePositions) {
   EXPECT_THAT(s.error().message, ::testing::MatchesRegex("bad_syntax\\.yaml:[0-9]+:[0-9]+: .+"));
   auto l = parse_saved("not_a_list.yaml");
   ASSERT_FALSE(l.ok());
-  EXPECT_EQ(l.error().message,
-            "not_a_list.yaml:1:1: expected a list of target groups, got a map");
+  EXPECT_EQ(l.error().message, "not_a_list.yaml:1:1: expected a list of target groups, got a map");
   auto u = parse_saved("unknown_key.yaml");
   ASSERT_FALSE(u.ok());
   EXPECT_EQ(u.error().message,
@@ -158,7 +157,7 @@ TEST(SplitTarget, Shapes) {
   EXPECT_EQ(t("[2001:db8::1]"), "2001:db8::1|0");
   EXPECT_EQ(t("2001:db8::1"), "2001:db8::1|0");
   EXPECT_EQ(t("10.0.0.1"), "10.0.0.1|0");
-  EXPECT_EQ(t("host:65536"), "host|65536");  // the guard names the bad port
+  EXPECT_EQ(t("host:65536"), "host|65536");        // the guard names the bad port
   EXPECT_EQ(t("10.0.0.1:abc"), "10.0.0.1:abc|0");  // kept whole: the guard names it
   EXPECT_EQ(t("10.0.0.1:"), "10.0.0.1:|0");
   EXPECT_EQ(t("10.0.0.1:1234567"), "10.0.0.1:1234567|0");

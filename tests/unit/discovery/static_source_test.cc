@@ -25,13 +25,13 @@ ConfigNode yaml(const std::string& text) {
 
 TEST(StaticSource, StringsAndMaps) {
   Diagnostics diag;
-  auto o = options_from_node(
-      yaml("servers:\n"
-           "  - 10.0.0.5:8080\n"
-           "  - \"[2001:db8::7]:8080\"\n"
-           "  - 10.0.0.9\n"
-           "  - {address: 10.0.0.6, port: 8081, weight: 10, backup: true}\n"),
-      diag);
+  auto o =
+      options_from_node(yaml("servers:\n"
+                             "  - 10.0.0.5:8080\n"
+                             "  - \"[2001:db8::7]:8080\"\n"
+                             "  - 10.0.0.9\n"
+                             "  - {address: 10.0.0.6, port: 8081, weight: 10, backup: true}\n"),
+                        diag);
   ASSERT_TRUE(o.has_value()) << diag.joined();
   ASSERT_EQ(o->servers.size(), 4u);
   EXPECT_EQ(o->servers[0].address, "10.0.0.5");
@@ -84,7 +84,8 @@ TEST(StaticSource, Errors) {
   EXPECT_THAT(d2.errors(), ElementsAre("ep.yaml:1:1: static.servers is required"));
   Diagnostics d3;
   EXPECT_FALSE(options_from_node(yaml("servers: 10.0.0.1:80"), d3).has_value());
-  EXPECT_THAT(d3.errors(), ElementsAre("ep.yaml:1:10: static.servers must be a list, got a scalar"));
+  EXPECT_THAT(d3.errors(),
+              ElementsAre("ep.yaml:1:10: static.servers must be a list, got a scalar"));
 }
 
 TEST(StaticSource, HostileEntriesReachTheGuardAndAreRejectedThere) {
