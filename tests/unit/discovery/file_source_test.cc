@@ -96,7 +96,9 @@ class FileSourceTest : public ::testing::Test {
   void expect_no_duplicate_sets() {
     auto all = sink_.all();
     for (size_t i = 1; i < all.size(); ++i) {
-      if (all[i].ok() && all[i - 1].ok()) EXPECT_NE(*all[i], *all[i - 1]) << "snapshot " << i;
+      if (all[i].ok() && all[i - 1].ok()) {
+        EXPECT_NE(*all[i], *all[i - 1]) << "snapshot " << i;
+      }
     }
   }
 
@@ -146,7 +148,9 @@ TEST_F(FileSourceTest, EndToEnd) {
   for (size_t i = mark; i < *fixed; ++i) EXPECT_FALSE(sink_.all()[i].ok());
   // Nothing from the invalid file was ever published as a set.
   for (const auto& s : sink_.all()) {
-    if (s.ok()) EXPECT_FALSE(has_addresses(s, {"10.0.0.5"}));
+    if (s.ok()) {
+      EXPECT_FALSE(has_addresses(s, {"10.0.0.5"}));
+    }
   }
 
   // Delete: an error naming the file.
