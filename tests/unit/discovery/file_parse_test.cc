@@ -226,3 +226,31 @@ TEST(Examples, ShippedWebJsonParses) {
 
 }  // namespace
 }  // namespace ep::discovery::file
+
+namespace ep::discovery::file {
+namespace {
+
+// Deterministic garbage: whatever the bytes, the parser returns a value (never crashes or hangs)
+// and every error names the file.
+TEST(ParseFileSd, GarbageGivesErrorsNamingTheFile) {
+  const std::string alphabet = "[]{}\",:- \n\t0123456789abtargetslabels&*!|>'#%@\\\x01\xff";
+  std::uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    const size_t len = next() % 120;
+    for (size_t j = 0; j < len; ++j) text += alphabet[next() % alphabet.size()];
+    for (Format f : {Format::kJson, Format::kYaml}) {
+      auto r = parse_file_sd(text, f, "g.sd");
+      if (!r.ok()) {
+        EXPECT_EQ(r.error().message.rfind("g.sd", 0), 0u) << r.error().message;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ep::discovery::file
