@@ -1,19 +1,22 @@
 #include "config/settings.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 namespace ep::config {
 
 const char* to_string(UpdateMode mode) {
   switch (mode) {
-    case UpdateMode::kAuto: return "auto";
-    case UpdateMode::kRuntime: return "runtime";
-    case UpdateMode::kConfig: return "config";
+    case UpdateMode::kAuto:
+      return "auto";
+    case UpdateMode::kRuntime:
+      return "runtime";
+    case UpdateMode::kConfig:
+      return "config";
   }
   return "?";
 }
@@ -32,14 +35,18 @@ bool safe_name_char(char c) {
 std::string printable(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
     else if (c < 0x20 || c == 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;
-    } else out += static_cast<char>(c);
+    } else
+      out += static_cast<char>(c);
   }
   return out;
 }
@@ -77,16 +84,19 @@ bool split_server_options(const ConfigNode& node, const std::string& what, const
     word.clear();
   };
   for (char c : text) {
-    if (c == ' ' || c == '\t') flush();
-    else word += c;
+    if (c == ' ' || c == '\t')
+      flush();
+    else
+      word += c;
   }
   flush();
   bool ok = true;
   for (const auto& w : words) {
     for (char c : w) {
       if (c == ';' || c == '\\' || c == '#' || c == '\r' || c == '\n' || c == '\0') {
-        diag.error(node.mark, what + ": word '" + printable(w) + "' contains a forbidden character (" +
-                                  printable(std::string(1, c)) + "); ; \\ # and line breaks are refused");
+        diag.error(node.mark,
+                   what + ": word '" + printable(w) + "' contains a forbidden character (" +
+                       printable(std::string(1, c)) + "); ; \\ # and line breaks are refused");
         ok = false;
         break;
       }
@@ -94,7 +104,8 @@ bool split_server_options(const ConfigNode& node, const std::string& what, const
   }
   if (words.size() > kMaxServerOptionWords) {
     diag.error(node.mark, what + " has " + std::to_string(words.size()) + " words, at most " +
-                              std::to_string(kMaxServerOptionWords) + " are allowed (first extra word: '" +
+                              std::to_string(kMaxServerOptionWords) +
+                              " are allowed (first extra word: '" +
                               printable(words[kMaxServerOptionWords]) + "')");
     ok = false;
   }
@@ -115,8 +126,9 @@ void read_haproxy(const ConfigNode& node, HaproxySettings& out, Diagnostics& dia
     if (out.sockets.empty()) diag.error(sockets->mark, "haproxy.sockets needs at least one socket");
     for (size_t i = 0; i < out.sockets.size(); ++i) {
       if (out.sockets[i].empty()) {
-        diag.error(sockets->kind == ConfigNode::Kind::kSequence ? sockets->items[i].mark : sockets->mark,
-                   "haproxy.sockets entries must not be empty");
+        diag.error(
+            sockets->kind == ConfigNode::Kind::kSequence ? sockets->items[i].mark : sockets->mark,
+            "haproxy.sockets entries must not be empty");
       }
     }
   }
@@ -125,7 +137,7 @@ void read_haproxy(const ConfigNode& node, HaproxySettings& out, Diagnostics& dia
   r.string("template", out.template_path);
   std::string update;
   if (r.one_of("update", update, {"auto", "runtime", "config"}) && !update.empty()) {
-    out.update = update == "runtime" ? UpdateMode::kRuntime
+    out.update = update == "runtime"  ? UpdateMode::kRuntime
                  : update == "config" ? UpdateMode::kConfig
                                       : UpdateMode::kAuto;
   }
@@ -164,8 +176,10 @@ void read_sources(const ConfigNode& node, const std::string& what, std::vector<S
     const ConfigNode& item = node.items[i];
     const std::string item_what = what + "[" + std::to_string(i) + "]";
     if (item.kind != ConfigNode::Kind::kMap) {
-      diag.error(item.mark, item_what + " must be a map with one key naming the source kind (e.g. "
-                                        "'file: {path: ...}'), got " + item.kind_name());
+      diag.error(item.mark, item_what +
+                                " must be a map with one key naming the source kind (e.g. "
+                                "'file: {path: ...}'), got " +
+                                item.kind_name());
       continue;
     }
     if (item.keys.size() != 1) {
@@ -210,7 +224,8 @@ void read_backend(const ConfigNode& node, size_t index, BackendSettings& out, Di
   r.duration("drain_timeout", p.drain_timeout);
   r.duration("debounce", p.debounce);
   if (const ConfigNode* s = r.get("safety")) read_safety(*s, what + ".safety", p.safety, diag);
-  if (const ConfigNode* s = r.get("sources")) read_sources(*s, what + ".sources", out.sources, diag);
+  if (const ConfigNode* s = r.get("sources"))
+    read_sources(*s, what + ".sources", out.sources, diag);
   r.finish();
 }
 
@@ -248,7 +263,8 @@ void read_log(const ConfigNode& node, LogSettings& out, Diagnostics& diag) {
 
 }  // namespace
 
-Settings settings_from_node(const ConfigNode& root, const std::string& filename, Diagnostics& diag) {
+Settings settings_from_node(const ConfigNode& root, const std::string& filename,
+                            Diagnostics& diag) {
   Settings s;
   s.file = filename;
   if (root.kind == ConfigNode::Kind::kNull) {
@@ -266,9 +282,11 @@ Settings settings_from_node(const ConfigNode& root, const std::string& filename,
 
   const ConfigNode* backends = r.get("backends");
   if (backends == nullptr || backends->kind == ConfigNode::Kind::kNull) {
-    diag.error(backends ? backends->mark : root.mark, "backends is required (at least one backend)");
+    diag.error(backends ? backends->mark : root.mark,
+               "backends is required (at least one backend)");
   } else if (backends->kind != ConfigNode::Kind::kSequence) {
-    diag.error(backends->mark, std::string("backends must be a list, got ") + backends->kind_name());
+    diag.error(backends->mark,
+               std::string("backends must be a list, got ") + backends->kind_name());
   } else if (backends->items.empty()) {
     diag.error(backends->mark, "backends needs at least one backend");
   } else {
@@ -278,9 +296,9 @@ Settings settings_from_node(const ConfigNode& root, const std::string& filename,
       read_backend(backends->items[i], i, b, diag);
       if (!b.policy.name.empty() && !names.insert(b.policy.name).second) {
         const ConfigNode* n = backends->items[i].find("name");
-        diag.error(n ? n->mark : backends->items[i].mark,
-                   "backends[" + std::to_string(i) + "].name: duplicate backend '" +
-                       b.policy.name + "'");
+        diag.error(
+            n ? n->mark : backends->items[i].mark,
+            "backends[" + std::to_string(i) + "].name: duplicate backend '" + b.policy.name + "'");
       }
       s.backends.push_back(std::move(b));
     }

@@ -47,13 +47,20 @@ std::string shown(std::string_view s) {
       out += "...";
       break;
     }
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c < 0x20 || c >= 0x7f) out += fmt::format("\\x{:02x}", c);
-    else out += static_cast<char>(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c < 0x20 || c >= 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out;
 }
@@ -151,9 +158,12 @@ std::set<std::string> names_of(const std::vector<ServerSpec>& servers) {
 
 const char* to_string(Hold hold) {
   switch (hold) {
-    case Hold::kNone: return "none";
-    case Hold::kEmpty: return "empty";
-    case Hold::kShrink: return "shrink";
+    case Hold::kNone:
+      return "none";
+    case Hold::kEmpty:
+      return "empty";
+    case Hold::kShrink:
+      return "shrink";
   }
   return "?";
 }
@@ -372,14 +382,14 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
               "safety.allow_empty to accept empty sets",
               policy_.name, desired_.size());
   } else {
-    log::warn(kComponent,
-              "backend {}: holding back a snapshot that removes {} of {} servers (more than "
-              "max_remove_fraction {}){}",
-              policy_.name, removed, desired_.size(), policy_.safety.max_remove_fraction,
-              policy_.safety.confirm_after.count() > 0
-                  ? fmt::format("; applied if unchanged for {} ms",
-                                policy_.safety.confirm_after.count())
-                  : std::string());
+    log::warn(
+        kComponent,
+        "backend {}: holding back a snapshot that removes {} of {} servers (more than "
+        "max_remove_fraction {}){}",
+        policy_.name, removed, desired_.size(), policy_.safety.max_remove_fraction,
+        policy_.safety.confirm_after.count() > 0
+            ? fmt::format("; applied if unchanged for {} ms", policy_.safety.confirm_after.count())
+            : std::string());
   }
   return false;
 }

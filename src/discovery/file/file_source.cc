@@ -51,9 +51,7 @@ Result<std::string> read_all(const std::filesystem::path& path) {
   return text;
 }
 
-bool same(const Snapshot& a, const Snapshot& b) {
-  return a.ok() && b.ok() && *a == *b;
-}
+bool same(const Snapshot& a, const Snapshot& b) { return a.ok() && b.ok() && *a == *b; }
 
 }  // namespace
 
@@ -166,7 +164,7 @@ void FileSource::run(Sink& sink) {
     if (pending && pending_at < deadline) deadline = pending_at;
     if (wd < 0 && next_watch_retry < deadline) deadline = next_watch_retry;
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-    const int timeout_ms = wait.count() <= 0 ? 0
+    const int timeout_ms = wait.count() <= 0       ? 0
                            : wait.count() > 60'000 ? 60'000
                                                    : static_cast<int>(wait.count()) + 1;
     pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};

@@ -12,15 +12,15 @@
 namespace ep::discovery::file {
 
 struct Options {
-  std::filesystem::path path;           // absolute after from_node (relative → base_dir)
-  Format format = Format::kAuto;        // resolved to kJson/kYaml by extension when auto
+  std::filesystem::path path;     // absolute after from_node (relative → base_dir)
+  Format format = Format::kAuto;  // resolved to kJson/kYaml by extension when auto
   std::chrono::milliseconds debounce{20};
   std::chrono::milliseconds refresh_interval{std::chrono::minutes(5)};
 };
 
 // Reads and checks the options; errors (with positions) go to `diag`, and nullopt is returned.
 // `format: auto` is resolved here: .json → json, .yml/.yaml → yaml, anything else is an error.
-std::optional<Options> options_from_node(const ConfigNode& node, const std::filesystem::path& base_dir,
-                                         Diagnostics& diag);
+std::optional<Options> options_from_node(const ConfigNode& node,
+                                         const std::filesystem::path& base_dir, Diagnostics& diag);
 
 }  // namespace ep::discovery::file

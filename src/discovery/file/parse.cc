@@ -1,9 +1,8 @@
 #include "discovery/file/parse.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cerrno>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "config/settings.h"
 #include "core/config_node.h"
@@ -46,14 +45,20 @@ int json_depth(std::string_view text) {
   bool in_string = false, escape = false;
   for (char c : text) {
     if (in_string) {
-      if (escape) escape = false;
-      else if (c == '\\') escape = true;
-      else if (c == '"') in_string = false;
+      if (escape)
+        escape = false;
+      else if (c == '\\')
+        escape = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') max_depth = std::max(max_depth, ++depth);
-    else if (c == ']' || c == '}') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '[' || c == '{')
+      max_depth = std::max(max_depth, ++depth);
+    else if (c == ']' || c == '}')
+      --depth;
   }
   return max_depth;
 }
@@ -178,8 +183,9 @@ Result<std::vector<Endpoint>> from_tree(const ConfigNode& root, const std::strin
         const ConfigNode& value = labels->values[i];
         const std::string lpath = gpath + ".labels." + key;
         if (value.kind != ConfigNode::Kind::kScalar) {
-          return Error::invalid(where(filename, value.mark.line > 0 ? value.mark : labels->key_marks[i], lpath) +
-                                "label values must be strings, got " + value.kind_name());
+          return Error::invalid(
+              where(filename, value.mark.line > 0 ? value.mark : labels->key_marks[i], lpath) +
+              "label values must be strings, got " + value.kind_name());
         }
         if (key == "weight") {
           const std::string& s = value.scalar;
@@ -211,8 +217,9 @@ Result<std::vector<Endpoint>> from_tree(const ConfigNode& root, const std::strin
     for (size_t t = 0; t < targets->items.size(); ++t) {
       const ConfigNode& target = targets->items[t];
       if (target.kind != ConfigNode::Kind::kScalar) {
-        return Error::invalid(where(filename, target.mark, gpath + ".targets[" + std::to_string(t) + "]") +
-                              "a target must be a \"host:port\" string, got " + target.kind_name());
+        return Error::invalid(
+            where(filename, target.mark, gpath + ".targets[" + std::to_string(t) + "]") +
+            "a target must be a \"host:port\" string, got " + target.kind_name());
       }
       Endpoint e = split_target(target.scalar);
       e.weight = proto.weight;
@@ -290,8 +297,8 @@ Result<std::vector<Endpoint>> parse_file_sd(std::string_view text, Format format
   if (blank) {
     return Error::invalid(filename + ": file is empty (write [] for an explicit empty list)");
   }
-  auto tree = format == Format::kJson ? parse_json(text, filename)
-                                      : config::parse_yaml(text, filename);
+  auto tree =
+      format == Format::kJson ? parse_json(text, filename) : config::parse_yaml(text, filename);
   if (!tree) return tree.error();
   return from_tree(*tree, filename);
 }

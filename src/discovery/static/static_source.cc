@@ -47,8 +47,8 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
     diag.error(node.mark, "static.servers is required");
     ok = false;
   } else if (servers->kind != ConfigNode::Kind::kSequence) {
-    diag.error(servers->mark, std::string("static.servers must be a list, got ") +
-                                  servers->kind_name());
+    diag.error(servers->mark,
+               std::string("static.servers must be a list, got ") + servers->kind_name());
     ok = false;
   } else {
     for (size_t i = 0; i < servers->items.size(); ++i) {
@@ -59,8 +59,10 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
         continue;
       }
       if (item.kind != ConfigNode::Kind::kMap) {
-        diag.error(item.mark, what + " must be \"ip:port\" or a map {address, port, weight, "
-                                     "backup}, got " + item.kind_name());
+        diag.error(item.mark, what +
+                                  " must be \"ip:port\" or a map {address, port, weight, "
+                                  "backup}, got " +
+                                  item.kind_name());
         ok = false;
         continue;
       }

@@ -176,18 +176,23 @@ TEST(Settings, BadFileReportsEveryErrorWithPositions) {
       path + ":3:11: haproxy.update must be one of auto, runtime, config, got 'sometimes'",
       path + ":2:3: unknown key 'sokets' in haproxy",
       path + ":2:3: haproxy.sockets is required",
-      path + ":5:11: backends[0].name may only contain letters, digits and _ . : -, got "
-             "'web;reload'",
+      path +
+          ":5:11: backends[0].name may only contain letters, digits and _ . : -, got "
+          "'web;reload'",
       path + ":6:11: backends[0].port must be between 1 and 65535, got 70000",
       path + ":7:13: backends[0].weight must be an integer, got 'heavy'",
-      path + ":8:21: backends[0].server_options: word '#' contains a forbidden character (#); "
-             "; \\ # and line breaks are refused",
-      path + ":9:35: backends[0].safety.max_remove_fraction must be between 0.000000 and "
-             "1.000000, got 1.5",
-      path + ":11:9: backends[0].sources[0] must have exactly one key naming the source kind, "
-             "got 2",
-      path + ":15:20: backends[2].drain_timeout must be a duration such as 500ms, 2s or 1m, got "
-             "'soon'",
+      path +
+          ":8:21: backends[0].server_options: word '#' contains a forbidden character (#); "
+          "; \\ # and line breaks are refused",
+      path +
+          ":9:35: backends[0].safety.max_remove_fraction must be between 0.000000 and "
+          "1.000000, got 1.5",
+      path +
+          ":11:9: backends[0].sources[0] must have exactly one key naming the source kind, "
+          "got 2",
+      path +
+          ":15:20: backends[2].drain_timeout must be a duration such as 500ms, 2s or 1m, got "
+          "'soon'",
       path + ":14:11: backends[2].name: duplicate backend 'api'",
       path + ":16:14: log.level must be one of debug, info, warn, error, got 'loud'",
       path + ":17:1: unknown key 'extra' in config",
@@ -360,6 +365,19 @@ TEST(Settings, HaproxyScalarsAndEnums) {
                           "500ms, 2s or 1m, got 'x'"));
   EXPECT_EQ(l.settings.haproxy.update, UpdateMode::kConfig);
   EXPECT_STREQ(to_string(UpdateMode::kRuntime), "runtime");
+}
+
+}  // namespace
+}  // namespace ep::config
+
+namespace ep::config {
+namespace {
+
+TEST(Examples, ShippedExamplesLoad) {
+  for (const char* name : {"elasticproxy.file.yaml", "elasticproxy.static.yaml"}) {
+    auto s = load_file(std::string(EP_SOURCE_DIR) + "/examples/" + name);
+    EXPECT_TRUE(s.ok()) << name << ": " << (s.ok() ? "" : s.error().message);
+  }
 }
 
 }  // namespace

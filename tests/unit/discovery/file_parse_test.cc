@@ -107,8 +107,7 @@ TEST(ParseFileSd, YamlErrorsHavePositions) {
   EXPECT_THAT(s.error().message, ::testing::MatchesRegex("bad_syntax\\.yaml:[0-9]+:[0-9]+: .+"));
   auto l = parse_saved("not_a_list.yaml");
   ASSERT_FALSE(l.ok());
-  EXPECT_EQ(l.error().message,
-            "not_a_list.yaml:1:1: expected a list of target groups, got a map");
+  EXPECT_EQ(l.error().message, "not_a_list.yaml:1:1: expected a list of target groups, got a map");
   auto u = parse_saved("unknown_key.yaml");
   ASSERT_FALSE(u.ok());
   EXPECT_EQ(u.error().message,
@@ -158,7 +157,7 @@ TEST(SplitTarget, Shapes) {
   EXPECT_EQ(t("[2001:db8::1]"), "2001:db8::1|0");
   EXPECT_EQ(t("2001:db8::1"), "2001:db8::1|0");
   EXPECT_EQ(t("10.0.0.1"), "10.0.0.1|0");
-  EXPECT_EQ(t("host:65536"), "host|65536");  // the guard names the bad port
+  EXPECT_EQ(t("host:65536"), "host|65536");        // the guard names the bad port
   EXPECT_EQ(t("10.0.0.1:abc"), "10.0.0.1:abc|0");  // kept whole: the guard names it
   EXPECT_EQ(t("10.0.0.1:"), "10.0.0.1:|0");
   EXPECT_EQ(t("10.0.0.1:1234567"), "10.0.0.1:1234567|0");
@@ -207,6 +206,49 @@ TEST(FileOptions, Errors) {
     auto o = options_from_node(n, "/", diag2);
     ASSERT_TRUE(o.has_value());
     EXPECT_EQ(o->format, Format::kYaml);
+  }
+}
+
+}  // namespace
+}  // namespace ep::discovery::file
+
+namespace ep::discovery::file {
+namespace {
+
+TEST(Examples, ShippedWebJsonParses) {
+  std::ifstream in(std::string(EP_SOURCE_DIR) + "/examples/web.json");
+  std::ostringstream s;
+  s << in.rdbuf();
+  auto r = parse_file_sd(s.str(), Format::kAuto, "web.json");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->size(), 5u);
+}
+
+}  // namespace
+}  // namespace ep::discovery::file
+
+namespace ep::discovery::file {
+namespace {
+
+// Deterministic garbage: whatever the bytes, the parser returns a value (never crashes or hangs)
+// and every error names the file.
+TEST(ParseFileSd, GarbageGivesErrorsNamingTheFile) {
+  const std::string alphabet = "[]{}\",:- \n\t0123456789abtargetslabels&*!|>'#%@\\\x01\xff";
+  std::uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    const size_t len = next() % 120;
+    for (size_t j = 0; j < len; ++j) text += alphabet[next() % alphabet.size()];
+    for (Format f : {Format::kJson, Format::kYaml}) {
+      auto r = parse_file_sd(text, f, "g.sd");
+      if (!r.ok()) {
+        EXPECT_EQ(r.error().message.rfind("g.sd", 0), 0u) << r.error().message;
+      }
+    }
   }
 }
 

@@ -96,7 +96,9 @@ class FileSourceTest : public ::testing::Test {
   void expect_no_duplicate_sets() {
     auto all = sink_.all();
     for (size_t i = 1; i < all.size(); ++i) {
-      if (all[i].ok() && all[i - 1].ok()) EXPECT_NE(*all[i], *all[i - 1]) << "snapshot " << i;
+      if (all[i].ok() && all[i - 1].ok()) {
+        EXPECT_NE(*all[i], *all[i - 1]) << "snapshot " << i;
+      }
     }
   }
 
@@ -146,7 +148,9 @@ TEST_F(FileSourceTest, EndToEnd) {
   for (size_t i = mark; i < *fixed; ++i) EXPECT_FALSE(sink_.all()[i].ok());
   // Nothing from the invalid file was ever published as a set.
   for (const auto& s : sink_.all()) {
-    if (s.ok()) EXPECT_FALSE(has_addresses(s, {"10.0.0.5"}));
+    if (s.ok()) {
+      EXPECT_FALSE(has_addresses(s, {"10.0.0.5"}));
+    }
   }
 
   // Delete: an error naming the file.
@@ -178,7 +182,8 @@ TEST_F(FileSourceTest, SameContentIsNotPublishedTwice) {
   }
   write(dir_ / "t", R"([{"targets": ["10.0.0.2:80"]}])");
   fs::rename(dir_ / "t", path_);
-  ASSERT_TRUE(sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
+  ASSERT_TRUE(
+      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
   EXPECT_EQ(sink_.size(), 2u);  // the three identical rewrites published nothing
   expect_no_duplicate_sets();
   for (const auto& s : sink_.all()) EXPECT_TRUE(s.ok());
@@ -190,7 +195,8 @@ TEST_F(FileSourceTest, OtherFilesInTheDirectoryAreIgnored) {
   ASSERT_TRUE(sink_.wait_for(0));
   write(dir_ / "other.json", "garbage");
   write(path_, R"([{"targets": ["10.0.0.2:80"]}])");
-  ASSERT_TRUE(sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
+  ASSERT_TRUE(
+      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
   for (const auto& s : sink_.all()) EXPECT_TRUE(s.ok());
 }
 
@@ -201,7 +207,8 @@ TEST_F(FileSourceTest, MissingFileAtStartThenCreated) {
   ASSERT_FALSE(first->ok());
   EXPECT_THAT(first->error().message, HasSubstr("No such file or directory"));
   write(path_, R"([{"targets": ["10.0.0.7:80"]}])");
-  ASSERT_TRUE(sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.7"}); }));
+  ASSERT_TRUE(
+      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.7"}); }));
 }
 
 TEST_F(FileSourceTest, DirectoryCreatedLater) {
@@ -212,7 +219,8 @@ TEST_F(FileSourceTest, DirectoryCreatedLater) {
   EXPECT_FALSE(first->ok());
   fs::create_directory(dir_ / "sub");
   write(dir_ / "sub" / "web.json", R"([{"targets": ["10.0.0.8:80"]}])");
-  ASSERT_TRUE(sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.8"}); }));
+  ASSERT_TRUE(
+      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.8"}); }));
 }
 
 TEST_F(FileSourceTest, RefreshIntervalRereads) {
@@ -229,7 +237,8 @@ TEST_F(FileSourceTest, RefreshIntervalRereads) {
     f.seekp(22);
     f << "9";  // 10.0.0.1 → 10.0.0.9, same inode, no event in web.json's directory for it
   }
-  ASSERT_TRUE(sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.9"}); }));
+  ASSERT_TRUE(
+      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.9"}); }));
 }
 
 TEST_F(FileSourceTest, StopIsPromptAndIdempotent) {

@@ -100,7 +100,8 @@ TEST(ValidateEndpoint, HostileAndNonLiteralAddressesAreRefusedAndNamed) {
       {ep("web-1.internal", 80),
        "endpoint \"web-1.internal\" port 80: address is not an IPv4 or IPv6 literal (hostnames "
        "are not resolved)"},
-      {ep("fe80::1%eth0", 80), "endpoint \"fe80::1%eth0\" port 80: IPv6 zone ids are not supported"},
+      {ep("fe80::1%eth0", 80),
+       "endpoint \"fe80::1%eth0\" port 80: IPv6 zone ids are not supported"},
       {ep("[fe80::1%eth0]", 80),
        "endpoint \"[fe80::1%eth0]\" port 80: IPv6 zone ids are not supported"},
       {ep("", 80), "endpoint \"\" port 80: address is empty"},
@@ -207,22 +208,21 @@ TEST(ValidateAll, SortsMergesDuplicatesAndCollectsRejects) {
 
 std::vector<Endpoint> range(int first, int count, std::uint32_t port = 80) {
   std::vector<Endpoint> out;
-  for (int i = first; i < first + count; ++i) out.push_back(ep("10.0.0." + std::to_string(i), port));
+  for (int i = first; i < first + count; ++i)
+    out.push_back(ep("10.0.0." + std::to_string(i), port));
   return out;
 }
 
 class GuardTest : public ::testing::Test {
  protected:
   // Each test uses its own backend name: metrics and log memory are process-wide.
-  std::string backend_ = std::string("b-") +
-                         ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::string backend_ =
+      std::string("b-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
   FakeClock clock_;
   LogCapture logs_;
   reconcile::BackendPolicy policy_ = policy(backend_);
 
-  double metric(const char* name, Labels labels) {
-    return Metrics::global().value(name, labels);
-  }
+  double metric(const char* name, Labels labels) { return Metrics::global().value(name, labels); }
 };
 
 TEST_F(GuardTest, NotReadyUntilEverySourceDelivered) {
@@ -235,7 +235,8 @@ TEST_F(GuardTest, NotReadyUntilEverySourceDelivered) {
   EXPECT_FALSE(g.ready());
   EXPECT_TRUE(g.on_snapshot(1, range(3, 1)));
   EXPECT_TRUE(g.ready());
-  EXPECT_THAT(names(g.desired()), ElementsAre("ep-10.0.0.1:80", "ep-10.0.0.2:80", "ep-10.0.0.3:80"));
+  EXPECT_THAT(names(g.desired()),
+              ElementsAre("ep-10.0.0.1:80", "ep-10.0.0.2:80", "ep-10.0.0.3:80"));
 }
 
 TEST_F(GuardTest, UnionFirstSourceWins) {
@@ -292,9 +293,9 @@ TEST_F(GuardTest, RejectedEndpointsCountedAndLoggedOncePerMessage) {
   EXPECT_THAT(names(g.desired()), ElementsAre("ep-10.0.0.1:80", "ep-10.0.0.2:80"));
   EXPECT_EQ(g.sources()[0].rejected, 2u);
   EXPECT_EQ(g.sources()[0].endpoints, 2u);
-  EXPECT_EQ(metric("elasticproxy_endpoints_rejected_total",
-                   {{"backend", backend_}, {"source", "file"}}),
-            6);
+  EXPECT_EQ(
+      metric("elasticproxy_endpoints_rejected_total", {{"backend", backend_}, {"source", "file"}}),
+      6);
   EXPECT_EQ(logs_.count("rejected endpoint \"10.0.0.1;shutdown\" port 80: address contains ';'"),
             1u);
   EXPECT_EQ(logs_.count("rejected endpoint \"db.internal\""), 1u);
@@ -319,15 +320,16 @@ TEST_F(GuardTest, EmptySnapshotHeldUntilNonEmpty) {
   EXPECT_EQ(g.hold(), Hold::kEmpty);
   EXPECT_EQ(g.desired().size(), 3u);
   EXPECT_EQ(metric("elasticproxy_backend_held", {{"backend", backend_}}), 1);
-  EXPECT_EQ(metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "empty"}}),
-            1);
+  EXPECT_EQ(
+      metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "empty"}}), 1);
   EXPECT_FALSE(g.next_deadline().has_value());  // empty is never confirmed by waiting
   clock_.advance(std::chrono::hours(1));
   EXPECT_FALSE(g.on_snapshot(0, std::vector<Endpoint>{}));
   EXPECT_FALSE(g.evaluate());
   EXPECT_EQ(g.desired().size(), 3u);
-  EXPECT_EQ(metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "empty"}}),
-            1);  // the same held set is counted once
+  EXPECT_EQ(
+      metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "empty"}}),
+      1);  // the same held set is counted once
   EXPECT_EQ(logs_.count("holding back an empty server set"), 1u);
   // Recovery: a good set releases the hold at once.
   EXPECT_TRUE(g.on_snapshot(0, range(1, 4)));
@@ -370,8 +372,9 @@ TEST_F(GuardTest, ShrinkHeldThenConfirmedAfterTimeout) {
   EXPECT_FALSE(g.on_snapshot(0, range(1, 4)));  // removes 6 of 10
   EXPECT_EQ(g.hold(), Hold::kShrink);
   EXPECT_EQ(g.desired().size(), 10u);
-  EXPECT_EQ(metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "shrink"}}),
-            1);
+  EXPECT_EQ(
+      metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "shrink"}}),
+      1);
   ASSERT_TRUE(g.next_deadline().has_value());
   EXPECT_EQ(*g.next_deadline(), clock_.now() + std::chrono::minutes(2));
 
@@ -398,8 +401,9 @@ TEST_F(GuardTest, ChangedHeldCandidateRestartsTimer) {
   clock_.advance(std::chrono::seconds(30));
   EXPECT_TRUE(g.evaluate());
   EXPECT_EQ(g.desired().size(), 3u);
-  EXPECT_EQ(metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "shrink"}}),
-            2);
+  EXPECT_EQ(
+      metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "shrink"}}),
+      2);
 }
 
 TEST_F(GuardTest, ConfirmAfterZeroNeverConfirms) {
