@@ -148,12 +148,6 @@ SourceLogState& log_state(const std::string& backend, const std::string& source)
   return st;
 }
 
-std::set<std::string> names_of(const std::vector<ServerSpec>& servers) {
-  std::set<std::string> out;
-  for (const auto& s : servers) out.insert(s.name);
-  return out;
-}
-
 }  // namespace
 
 const char* to_string(Hold hold) {
@@ -349,8 +343,9 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
     // Empty first set, or emptying a non-empty backend: only with allow_empty.
     if (!policy_.safety.allow_empty && (!applied_once_ || !desired_.empty())) reason = Hold::kEmpty;
   } else if (applied_once_ && !desired_.empty()) {
-    const auto next = names_of(cand);
-    for (const auto& s : desired_) removed += next.count(s.name) ? 0 : 1;
+    // Size-based: a bad minute in discovery loses servers; a rolling replacement (same count,
+    // new members) is not suspicious and must not wait for confirm_after.
+    removed = cand.size() < desired_.size() ? desired_.size() - cand.size() : 0;
     const double fraction = static_cast<double>(removed) / static_cast<double>(desired_.size());
     if (fraction > policy_.safety.max_remove_fraction) reason = Hold::kShrink;
   }
@@ -384,11 +379,13 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
   } else {
     log::warn(
         kComponent,
-        "backend {}: holding back a snapshot that removes {} of {} servers (more than "
-        "max_remove_fraction {}){}",
-        policy_.name, removed, desired_.size(), policy_.safety.max_remove_fraction,
+        "backend {}: holding back a snapshot that shrinks it from {} to {} servers (more than "
+        "max_remove_fraction {} at once){}",
+        policy_.name, desired_.size(), desired_.size() - removed,
+        policy_.safety.max_remove_fraction,
         policy_.safety.confirm_after.count() > 0
-            ? fmt::format("; applied if unchanged for {} ms", policy_.safety.confirm_after.count())
+            ? fmt::format("; applied if unchanged for {}s",
+                          std::chrono::duration<double>(policy_.safety.confirm_after).count())
             : std::string());
   }
   return false;

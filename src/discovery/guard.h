@@ -44,8 +44,8 @@ const char* to_string(Hold hold);
 // - Until every source has delivered one good snapshot, ready() is false and desired() is empty:
 //   the reconciler must not touch the backend.
 // - A candidate that is empty (and the current desired set is not) is held back unless
-//   allow_empty; one that removes more than max_remove_fraction of the current desired servers is
-//   held back. Holding is logged once, counted in elasticproxy_snapshots_held_total{backend,reason}
+//   allow_empty; one that shrinks the backend by more than max_remove_fraction of the current
+//   desired servers is held back (size-based: a one-for-one replacement is not a shrink). Holding is logged once, counted in elasticproxy_snapshots_held_total{backend,reason}
 //   and the gauge elasticproxy_backend_held{backend}. A held candidate that stays identical for
 //   confirm_after (>0) is applied at the next evaluate(). A new candidate that is not suspicious
 //   replaces the held one at once.

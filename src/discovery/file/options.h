@@ -1,6 +1,6 @@
 #pragma once
 // Options of the `file` source:
-//   file: {path: web.json, format: auto, debounce: 20ms, refresh_interval: 5m}
+//   file: {path: web.json, format: auto, debounce: 0ms, refresh_interval: 5m}
 
 #include <chrono>
 #include <filesystem>
@@ -14,7 +14,7 @@ namespace ep::discovery::file {
 struct Options {
   std::filesystem::path path;     // absolute after from_node (relative → base_dir)
   Format format = Format::kAuto;  // resolved to kJson/kYaml by extension when auto
-  std::chrono::milliseconds debounce{20};
+  std::chrono::milliseconds debounce{0};
   std::chrono::milliseconds refresh_interval{std::chrono::minutes(5)};
 };
 

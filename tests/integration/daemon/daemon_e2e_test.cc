@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 #include <memory>
 #include <sstream>
@@ -182,7 +183,7 @@ TEST_F(DaemonE2E, RemovedServerDrainsWhileALongRequestIsOpen) {
 
   TcpClient held;
   ASSERT_TRUE(held.connect(hp_->port(0)).ok());
-  ASSERT_TRUE(held.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").ok());
+  ASSERT_TRUE(held.send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
   ASSERT_TRUE(wait_until([&] { return backends_[0]->held() == 1; }));
 
   write_file_atomic(targets_, targets_json({backends_[1].get()}));
@@ -207,14 +208,28 @@ TEST_F(DaemonE2E, RemovedServerDrainsWhileALongRequestIsOpen) {
 }
 
 TEST_F(DaemonE2E, SlotModeFillsAndFreesSlotsAndReportsExhaustion) {
+  // Ports held by enabled slots (placeholder 127.0.0.1:1 slots are free).
+  auto placed = [&] {
+    std::set<int> ports;
+    for (const auto& [name, row] : servers(*hp_, "slots")) {
+      if (row.port != 1 && (row.admin & 0x01) == 0) ports.insert(row.port);
+    }
+    return ports;
+  };
+  auto free_slots = [&] {
+    int n = 0;
+    for (const auto& [name, row] : servers(*hp_, "slots")) {
+      if (row.port == 1 && row.addr == "127.0.0.1" && (row.admin & 0x01)) ++n;
+    }
+    return n;
+  };
   write_file(targets_, "[]\n");
   write_file(slot_targets_, targets_json({backends_[0].get(), backends_[1].get()}));
   write_config("    safety: {allow_empty: true}\n");
   start_daemon();
-  ASSERT_TRUE(wait_until([&] {
-    auto rows = servers(*hp_, "slots");
-    return rows["ep-1"].port == backends_[0]->port() && rows["ep-2"].port == backends_[1]->port();
-  })) << daemon_.log();
+  const std::set<int> two{backends_[0]->port(), backends_[1]->port()};
+  ASSERT_TRUE(wait_until([&] { return placed() == two; })) << daemon_.log();
+  EXPECT_EQ(free_slots(), 1);
   // Health-gated: the slot serves once its check passed.
   ASSERT_TRUE(wait_until([&] {
     auto r = http_get(hp_->port(2), "/");
@@ -226,16 +241,14 @@ TEST_F(DaemonE2E, SlotModeFillsAndFreesSlotsAndReportsExhaustion) {
                                                  backends_[2].get(), backends_[3].get()}));
   ASSERT_TRUE(wait_until([&] { return daemon_.log().find("out of free slots") != std::string::npos; }))
       << daemon_.log();
-  const int third = servers(*hp_, "slots")["ep-3"].port;
-  EXPECT_TRUE(third == backends_[2]->port() || third == backends_[3]->port()) << third;
+  ASSERT_TRUE(wait_until([&] { return placed().size() == 3; })) << daemon_.log();
+  EXPECT_TRUE(placed().count(backends_[0]->port()) && placed().count(backends_[1]->port()))
+      << "live servers keep their slots";
 
-  // Back to one: the freed slots return to the placeholder.
+  // Back to one: the freed slots return to the placeholder, in maintenance.
   write_file_atomic(slot_targets_, targets_json({backends_[0].get()}));
-  ASSERT_TRUE(wait_until([&] {
-    auto rows = servers(*hp_, "slots");
-    return rows["ep-2"].port == 1 && rows["ep-3"].port == 1 && (rows["ep-2"].admin & 0x01);
-  })) << daemon_.log();
-  EXPECT_EQ(servers(*hp_, "slots")["ep-1"].port, backends_[0]->port());
+  ASSERT_TRUE(wait_until([&] { return placed() == std::set<int>{backends_[0]->port()} && free_slots() == 2; }))
+      << daemon_.log();
 }
 
 TEST_F(DaemonE2E, HaproxyRestartIsHealedWithoutUserAction) {
@@ -270,10 +283,9 @@ TEST_F(DaemonE2E, InvalidFileKeepsTheLastGoodSet) {
   start_daemon();
   ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; })) << daemon_.log();
   write_file(targets_, "[{\"targets\": [\"127.0.0.1:1");  // half-written
-  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("web.json") != std::string::npos &&
-                                      daemon_.log().find("keep") != std::string::npos; }, 3s) ||
-              true);
-  std::this_thread::sleep_for(300ms);
+  // The failure is said (once) and the servers stay.
+  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("invalid JSON") != std::string::npos; }, 3s))
+      << daemon_.log();
   EXPECT_EQ(servers(*hp_, "web").size(), 3u) << daemon_.log();
   write_file(targets_, "[]\n");  // empty: held back by the guard (allow_empty is false)
   std::this_thread::sleep_for(300ms);
@@ -320,6 +332,15 @@ TEST(Cli, CheckReportsConfigErrorsWithPositions) {
   EXPECT_NE(r.output.find("bad.yaml:3:3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("nosuchsource"), std::string::npos) << r.output;
   std::filesystem::remove_all(tmpl);
+}
+
+TEST(Cli, DemoRunsWithZeroFailedRequests) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  auto r = run_elasticproxy({"demo", "--duration", "8s"}, 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("failed: 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("add ep-127.0.0.1:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("holding back an empty server set"), std::string::npos) << r.output;
 }
 
 TEST(Cli, VersionAndHelp) {

@@ -173,7 +173,7 @@ TEST(FileOptions, DefaultsAndRelativePath) {
   ASSERT_TRUE(o.has_value()) << diag.joined();
   EXPECT_EQ(o->path, "/etc/elasticproxy/sd/web.json");
   EXPECT_EQ(o->format, Format::kJson);
-  EXPECT_EQ(o->debounce, std::chrono::milliseconds(20));
+  EXPECT_EQ(o->debounce, std::chrono::milliseconds(0));
   EXPECT_EQ(o->refresh_interval, std::chrono::minutes(5));
 }
 

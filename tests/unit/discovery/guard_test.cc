@@ -433,10 +433,14 @@ TEST_F(GuardTest, NonSuspiciousCandidateReplacesHeldAtOnce) {
   EXPECT_EQ(g.hold(), Hold::kNone);
 }
 
-TEST_F(GuardTest, ReplacingEveryAddressCountsAsRemoval) {
+TEST_F(GuardTest, OneForOneReplacementIsNotAShrink) {
+  // A rolling deploy replaces every member at the same size: not a "bad minute".
   BackendGuard g(policy_, {"file"}, clock_);
   g.on_snapshot(0, range(1, 4));
-  EXPECT_FALSE(g.on_snapshot(0, range(11, 4)));
+  EXPECT_TRUE(g.on_snapshot(0, range(11, 4)));
+  EXPECT_EQ(g.hold(), Hold::kNone);
+  // Replacing while also losing most of them is held.
+  EXPECT_FALSE(g.on_snapshot(0, range(21, 1)));
   EXPECT_EQ(g.hold(), Hold::kShrink);
 }
 
