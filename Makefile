@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-unit test-integration demo clean format
+.PHONY: all deps configure build test test-unit test-integration demo bench clean format
 
 all: build
 
@@ -30,6 +30,12 @@ test-integration: build
 # backend in and out through the file source. Prints requests sent / failed at the end.
 demo: build
 	@$(BUILD)/src/app/elasticproxy demo
+
+# End-to-end figures (convergence latency, 1,000-server apply, idle RSS) against the real HAProxy.
+bench: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@$(BUILD)/bench/ep_bench_e2e 60 1000
 
 format:
 	@find src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
