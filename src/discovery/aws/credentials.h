@@ -179,7 +179,8 @@ class CredentialCache {
 
   // Cached credentials while they are more than `refresh_margin` from expiry; else fetches.
   // A failed refresh returns the previous credentials if they have not yet expired (and the
-  // error is kept in last_error()); with nothing usable it returns the error.
+  // error is kept in last_error()), and is retried at most every 30 s while they stay valid;
+  // with nothing usable it returns the error.
   Result<Credentials> get(SystemTime now);
   // Forces the next get() to fetch (e.g. after an ExpiredToken reply).
   void invalidate() { force_refresh_ = true; }
@@ -191,6 +192,7 @@ class CredentialCache {
   std::chrono::seconds margin_;
   std::optional<Credentials> current_;
   std::optional<Error> last_error_;
+  std::optional<SystemTime> retry_after_;  // after a failed refresh while still valid
   bool force_refresh_ = false;
 };
 
