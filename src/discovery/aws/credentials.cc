@@ -487,6 +487,12 @@ Status validate_container_full_uri(std::string_view uri) {
 
 // ---- chain ----
 
+std::string selected_profile_name(std::string_view configured, const EnvMap& env) {
+  if (!configured.empty()) return std::string(configured);
+  std::string p = env_get(env, "AWS_PROFILE");
+  return p.empty() ? "default" : p;
+}
+
 const char* to_string(CredentialSourceKind kind) {
   switch (kind) {
     case CredentialSourceKind::kStatic: return "static";
@@ -525,10 +531,8 @@ Result<CredentialPlan> plan_credentials(const ChainInputs& in) {
     creds = std::move(*f);
   }
   const ProfileFile files = merge_profile_files(config, creds);
-  std::string profile_name = in.profile;
-  if (profile_name.empty()) profile_name = env_get(in.env, "AWS_PROFILE");
-  const bool explicit_profile = !profile_name.empty();
-  if (!explicit_profile) profile_name = "default";
+  const bool explicit_profile = !in.profile.empty() || !env_get(in.env, "AWS_PROFILE").empty();
+  const std::string profile_name = selected_profile_name(in.profile, in.env);
   const Profile* profile = nullptr;
   if (auto it = files.profiles.find(profile_name); it != files.profiles.end()) {
     profile = &it->second;

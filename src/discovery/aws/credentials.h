@@ -144,6 +144,9 @@ struct ChainInputs {
   std::string profile;  // from ElasticProxy's configuration; empty = AWS_PROFILE or "default"
 };
 
+// The profile in use: ElasticProxy's configured one, else AWS_PROFILE, else "default".
+std::string selected_profile_name(std::string_view configured, const EnvMap& env);
+
 // Picks the first applicable source in chain order. kInvalid for a broken setup (unknown named
 // profile, role_arn with both/neither source_profile and credential_source, a source_profile
 // cycle, a malformed file, a forbidden container URI); kUnavailable "no credentials found"
