@@ -203,8 +203,8 @@ Result<CredentialPlan> role_plan(const Profile& p, PlanContext& ctx) {
       if (used != d->size() || v < 900 || v > 43200) throw std::out_of_range("range");
       plan.duration_seconds = v;
     } catch (const std::exception&) {
-      return Error::invalid(fmt::format("profile '{}': duration_seconds '{}' is not 900..43200",
-                                        p.name, *d));
+      return Error::invalid(
+          fmt::format("profile '{}': duration_seconds '{}' is not 900..43200", p.name, *d));
     }
   }
   const auto token_file = p.get("web_identity_token_file");
@@ -249,8 +249,8 @@ Result<CredentialPlan> role_plan(const Profile& p, PlanContext& ctx) {
     return plan;
   }
   if (credential_source) {
-    plan.description = fmt::format("profile '{}' (role_arn via credential_source {})", p.name,
-                                   *credential_source);
+    plan.description =
+        fmt::format("profile '{}' (role_arn via credential_source {})", p.name, *credential_source);
     CredentialPlan src;
     if (*credential_source == "Environment") {
       auto env = credentials_from_env(ctx.env);
@@ -267,10 +267,10 @@ Result<CredentialPlan> role_plan(const Profile& p, PlanContext& ctx) {
       src = imds_plan(ctx.env);
     } else if (*credential_source == "EcsContainer") {
       if (!container_configured(ctx.env)) {
-        return Error::invalid(fmt::format(
-            "profile '{}': credential_source EcsContainer but no "
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI is set",
-            p.name));
+        return Error::invalid(
+            fmt::format("profile '{}': credential_source EcsContainer but no "
+                        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI is set",
+                        p.name));
       }
       auto c = container_plan(ctx.env);
       if (!c) return c.error();
@@ -362,7 +362,8 @@ Result<std::optional<Credentials>> credentials_from_env(const EnvMap& env) {
   const std::string id = env_get(env, "AWS_ACCESS_KEY_ID");
   const std::string secret = env_get(env, "AWS_SECRET_ACCESS_KEY");
   if (id.empty() && secret.empty()) return std::optional<Credentials>();
-  if (id.empty()) return Error::invalid("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
+  if (id.empty())
+    return Error::invalid("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
   if (secret.empty()) {
     return Error::invalid("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
   }
@@ -470,7 +471,7 @@ Status validate_container_full_uri(std::string_view uri) {
   in_addr v4{};
   if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
     const uint32_t a = ntohl(v4.s_addr);
-    if ((a >> 24) == 127) return {};                 // 127.0.0.0/8
+    if ((a >> 24) == 127) return {};                      // 127.0.0.0/8
     if (a == 0xA9FEAA02u || a == 0xA9FEAA17u) return {};  // 169.254.170.2 / .23
   }
   in6_addr v6{};
@@ -495,12 +496,18 @@ std::string selected_profile_name(std::string_view configured, const EnvMap& env
 
 const char* to_string(CredentialSourceKind kind) {
   switch (kind) {
-    case CredentialSourceKind::kStatic: return "static";
-    case CredentialSourceKind::kAssumeRole: return "assume-role";
-    case CredentialSourceKind::kWebIdentity: return "web-identity";
-    case CredentialSourceKind::kProcess: return "credential-process";
-    case CredentialSourceKind::kContainer: return "container";
-    case CredentialSourceKind::kImds: return "imds";
+    case CredentialSourceKind::kStatic:
+      return "static";
+    case CredentialSourceKind::kAssumeRole:
+      return "assume-role";
+    case CredentialSourceKind::kWebIdentity:
+      return "web-identity";
+    case CredentialSourceKind::kProcess:
+      return "credential-process";
+    case CredentialSourceKind::kContainer:
+      return "container";
+    case CredentialSourceKind::kImds:
+      return "imds";
   }
   return "?";
 }
@@ -541,10 +548,10 @@ Result<CredentialPlan> plan_credentials(const ChainInputs& in) {
     if (!plan) return plan.error();
     if (*plan) return std::move(**plan);
   } else if (explicit_profile) {
-    return Error::invalid(fmt::format("profile '{}' not found in {} or {}", profile_name,
-                                      in.config_file ? in.config_file_name : "(no config file)",
-                                      in.credentials_file ? in.credentials_file_name
-                                                          : "(no credentials file)"));
+    return Error::invalid(
+        fmt::format("profile '{}' not found in {} or {}", profile_name,
+                    in.config_file ? in.config_file_name : "(no config file)",
+                    in.credentials_file ? in.credentials_file_name : "(no credentials file)"));
   }
 
   // 3. web identity from the environment
@@ -596,10 +603,18 @@ Result<Credentials> execute_plan(const CredentialPlan& plan, CredentialFetcher& 
       r = fetcher.assume_role(plan, *caller);
       break;
     }
-    case CredentialSourceKind::kWebIdentity: r = fetcher.assume_role_with_web_identity(plan); break;
-    case CredentialSourceKind::kProcess: r = fetcher.run_credential_process(plan); break;
-    case CredentialSourceKind::kContainer: r = fetcher.fetch_container(plan); break;
-    case CredentialSourceKind::kImds: r = fetcher.fetch_imds(plan); break;
+    case CredentialSourceKind::kWebIdentity:
+      r = fetcher.assume_role_with_web_identity(plan);
+      break;
+    case CredentialSourceKind::kProcess:
+      r = fetcher.run_credential_process(plan);
+      break;
+    case CredentialSourceKind::kContainer:
+      r = fetcher.fetch_container(plan);
+      break;
+    case CredentialSourceKind::kImds:
+      r = fetcher.fetch_imds(plan);
+      break;
   }
   if (!r) return Error{r.error().kind, fmt::format("{}: {}", plan.description, r.error().message)};
   Credentials c = std::move(*r);

@@ -46,9 +46,9 @@ inline constexpr std::chrono::seconds kRefreshMargin{300};
 struct Credentials {
   std::string access_key_id;
   std::string secret_access_key;
-  std::string session_token;              // empty for long-term keys
-  std::optional<SystemTime> expiration;   // unset = does not expire
-  std::string source;                     // where they came from, e.g. "environment"
+  std::string session_token;             // empty for long-term keys
+  std::optional<SystemTime> expiration;  // unset = does not expire
+  std::string source;                    // where they came from, e.g. "environment"
 
   bool temporary() const { return !session_token.empty(); }
   // True when they expire at or before now + margin.
@@ -98,12 +98,12 @@ Status validate_container_full_uri(std::string_view uri);
 // ---- the chain, as a plan ----
 
 enum class CredentialSourceKind {
-  kStatic,        // ready now (environment, profile keys)
-  kAssumeRole,    // STS AssumeRole signed with `source`'s credentials
-  kWebIdentity,   // STS AssumeRoleWithWebIdentity (unsigned), token read from a file
-  kProcess,       // run credential_process
-  kContainer,     // ECS / EKS Pod Identity endpoint
-  kImds,          // EC2 instance metadata (IMDSv2)
+  kStatic,       // ready now (environment, profile keys)
+  kAssumeRole,   // STS AssumeRole signed with `source`'s credentials
+  kWebIdentity,  // STS AssumeRoleWithWebIdentity (unsigned), token read from a file
+  kProcess,      // run credential_process
+  kContainer,    // ECS / EKS Pod Identity endpoint
+  kImds,         // EC2 instance metadata (IMDSv2)
 };
 const char* to_string(CredentialSourceKind kind);
 
@@ -125,9 +125,9 @@ struct CredentialPlan {
   std::string credential_process;  // kProcess: the command line
 
   // kContainer
-  std::string container_uri;                // full URL to GET
-  std::string container_auth_token;         // AWS_CONTAINER_AUTHORIZATION_TOKEN
-  std::string container_auth_token_file;    // AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (re-read)
+  std::string container_uri;              // full URL to GET
+  std::string container_auth_token;       // AWS_CONTAINER_AUTHORIZATION_TOKEN
+  std::string container_auth_token_file;  // AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (re-read)
 
   // kImds
   std::string imds_endpoint;  // "http://169.254.169.254" or "http://[fd00:ec2::254]" or override
@@ -159,7 +159,8 @@ class CredentialFetcher {
  public:
   virtual ~CredentialFetcher() = default;
   // STS AssumeRole (signed with `caller`); parse with parse_sts_assume_role_response.
-  virtual Result<Credentials> assume_role(const CredentialPlan& plan, const Credentials& caller) = 0;
+  virtual Result<Credentials> assume_role(const CredentialPlan& plan,
+                                          const Credentials& caller) = 0;
   // Reads plan.web_identity_token_file, calls STS AssumeRoleWithWebIdentity (unsigned).
   virtual Result<Credentials> assume_role_with_web_identity(const CredentialPlan& plan) = 0;
   // Runs plan.credential_process; parse with parse_credential_process_output.

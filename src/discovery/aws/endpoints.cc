@@ -101,9 +101,9 @@ Result<Endpoint> parse_endpoint_url(std::string_view url) {
       port_text = after.substr(1);
       if (port_text.empty()) return bad("empty port");
     }
-    if (e.host.empty() ||
-        !std::all_of(e.host.begin(), e.host.end(),
-                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; })) {
+    if (e.host.empty() || !std::all_of(e.host.begin(), e.host.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        })) {
       return bad("invalid IPv6 literal");
     }
   } else {
@@ -152,9 +152,9 @@ Result<Endpoint> resolve_endpoint(AwsService service, std::string_view region,
   };
   if (!configured.empty()) return use(configured, "configuration");
 
-  const bool ignore = is_true(env_get(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) ||
-                      (profile && is_true(profile->get("ignore_configured_endpoint_urls")
-                                              .value_or("")));
+  const bool ignore =
+      is_true(env_get(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) ||
+      (profile && is_true(profile->get("ignore_configured_endpoint_urls").value_or("")));
   if (!ignore) {
     const std::string specific_var = fmt::format("AWS_ENDPOINT_URL_{}", info.env_suffix);
     if (std::string v = env_get(env, specific_var); !v.empty()) return use(v, specific_var);
@@ -164,9 +164,10 @@ Result<Endpoint> resolve_endpoint(AwsService service, std::string_view region,
     if (profile) {
       if (auto section = profile->get("services"); section && !section->empty()) {
         if (!files || !files->services.count(*section)) {
-          return Error::invalid(fmt::format("profile '{}': services = {} but there is no "
-                                            "[services {}] section",
-                                            profile->name, *section, *section));
+          return Error::invalid(
+              fmt::format("profile '{}': services = {} but there is no "
+                          "[services {}] section",
+                          profile->name, *section, *section));
         }
         const Profile& s = files->services.at(*section);
         if (auto url = s.get(info.config_key, "endpoint_url"); url && !url->empty()) {

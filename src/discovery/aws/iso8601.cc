@@ -35,14 +35,13 @@ bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 Result<SystemTime> parse_iso8601(std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return Error::invalid(fmt::format("invalid timestamp '{}': {}",
-                                      text.substr(0, 64), why));
+    return Error::invalid(fmt::format("invalid timestamp '{}': {}", text.substr(0, 64), why));
   };
   int y, mo, d, h, mi, s;
   if (!digits(text, 0, 4, y) || text.size() < 19 || text[4] != '-' || !digits(text, 5, 2, mo) ||
       text[7] != '-' || !digits(text, 8, 2, d) || (text[10] != 'T' && text[10] != 't') ||
-      !digits(text, 11, 2, h) || text[13] != ':' || !digits(text, 14, 2, mi) ||
-      text[16] != ':' || !digits(text, 17, 2, s)) {
+      !digits(text, 11, 2, h) || text[13] != ':' || !digits(text, 14, 2, mi) || text[16] != ':' ||
+      !digits(text, 17, 2, s)) {
     return bad("expected YYYY-MM-DDTHH:MM:SS followed by a zone");
   }
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

@@ -150,8 +150,8 @@ std::string str(const json& obj, const char* key) {
 
 Result<json> parse_json_object(std::string_view text, std::string_view what) {
   if (text.size() > kMaxReplyBytes) {
-    return Error::invalid(fmt::format("{}: {} bytes exceeds the {} byte limit", what, text.size(),
-                                      kMaxReplyBytes));
+    return Error::invalid(
+        fmt::format("{}: {} bytes exceeds the {} byte limit", what, text.size(), kMaxReplyBytes));
   }
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Error::invalid(fmt::format("{}: not valid JSON", what));
@@ -200,14 +200,14 @@ Status fill_lifecycle(const json& o, AsgMessage& m) {
     const char* name;
     const std::string* value;
   };
-  for (Req r : {Req{"LifecycleTransition", &m.lifecycle_transition},
-                Req{"EC2InstanceId", &m.instance_id},
-                Req{"AutoScalingGroupName", &m.auto_scaling_group_name},
-                Req{"LifecycleHookName", &m.lifecycle_hook_name},
-                Req{"LifecycleActionToken", &m.lifecycle_action_token}}) {
+  for (Req r :
+       {Req{"LifecycleTransition", &m.lifecycle_transition}, Req{"EC2InstanceId", &m.instance_id},
+        Req{"AutoScalingGroupName", &m.auto_scaling_group_name},
+        Req{"LifecycleHookName", &m.lifecycle_hook_name},
+        Req{"LifecycleActionToken", &m.lifecycle_action_token}}) {
     if (r.value->empty()) {
-      return Error::invalid(fmt::format("{} lifecycle action message has no {}",
-                                        to_string(m.envelope), r.name));
+      return Error::invalid(
+          fmt::format("{} lifecycle action message has no {}", to_string(m.envelope), r.name));
     }
   }
   return {};
@@ -284,14 +284,16 @@ std::optional<int> AsgInstance::weight() const {
   return v;
 }
 
-Result<DescribeAutoScalingGroupsPage> parse_describe_auto_scaling_groups(std::string_view xml_text) {
+Result<DescribeAutoScalingGroupsPage> parse_describe_auto_scaling_groups(
+    std::string_view xml_text) {
   constexpr std::string_view kWhat = "DescribeAutoScalingGroups reply";
   pugi::xml_document doc;
   auto root = xml::load_reply(doc, xml_text, "DescribeAutoScalingGroupsResponse",
                               kAutoScalingNamespace, kWhat);
   if (!root) return root.error();
   pugi::xml_node result = xml::child(*root, "DescribeAutoScalingGroupsResult");
-  if (!result) return Error::invalid(fmt::format("{}: missing DescribeAutoScalingGroupsResult", kWhat));
+  if (!result)
+    return Error::invalid(fmt::format("{}: missing DescribeAutoScalingGroupsResult", kWhat));
   pugi::xml_node groups = xml::child(result, "AutoScalingGroups");
   if (!groups) return Error::invalid(fmt::format("{}: missing AutoScalingGroups", kWhat));
   DescribeAutoScalingGroupsPage page;
@@ -317,9 +319,12 @@ AsgMembership membership(const AsgInstance& instance) {
 
 const char* to_string(AsgMembership m) {
   switch (m) {
-    case AsgMembership::kServe: return "serve";
-    case AsgMembership::kDrain: return "drain";
-    case AsgMembership::kAbsent: return "absent";
+    case AsgMembership::kServe:
+      return "serve";
+    case AsgMembership::kDrain:
+      return "drain";
+    case AsgMembership::kAbsent:
+      return "absent";
   }
   return "?";
 }
@@ -399,27 +404,35 @@ Result<AwsError> parse_json_error(std::string_view json_text, std::string_view q
 }
 
 bool is_throttling_code(std::string_view code) {
-  static constexpr std::string_view kCodes[] = {
-      "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-      "TooManyRequestsException", "ProvisionedThroughputExceededException",
-      "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-      "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-      "EC2ThrottledException"};
+  static constexpr std::string_view kCodes[] = {"Throttling",
+                                                "ThrottlingException",
+                                                "ThrottledException",
+                                                "RequestThrottledException",
+                                                "TooManyRequestsException",
+                                                "ProvisionedThroughputExceededException",
+                                                "TransactionInProgressException",
+                                                "RequestLimitExceeded",
+                                                "BandwidthLimitExceeded",
+                                                "LimitExceededException",
+                                                "RequestThrottled",
+                                                "SlowDown",
+                                                "PriorRequestNotComplete",
+                                                "EC2ThrottledException"};
   return std::find(std::begin(kCodes), std::end(kCodes), code) != std::end(kCodes);
 }
 
 bool is_transient_code(std::string_view code) {
   static constexpr std::string_view kCodes[] = {
-      "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
-      "ResourceContention", "InternalError", "InternalFailure", "ServiceUnavailable",
-      "IDPCommunicationError"};
+      "RequestTimeout",     "RequestTimeoutException", "PriorRequestNotComplete",
+      "ResourceContention", "InternalError",           "InternalFailure",
+      "ServiceUnavailable", "IDPCommunicationError"};
   return std::find(std::begin(kCodes), std::end(kCodes), code) != std::end(kCodes);
 }
 
 bool is_clock_skew_code(std::string_view code) {
   static constexpr std::string_view kCodes[] = {
-      "RequestTimeTooSkewed", "RequestExpired", "InvalidSignatureException",
-      "SignatureDoesNotMatch", "AuthFailure", "RequestInTheFuture"};
+      "RequestTimeTooSkewed",  "RequestExpired", "InvalidSignatureException",
+      "SignatureDoesNotMatch", "AuthFailure",    "RequestInTheFuture"};
   return std::find(std::begin(kCodes), std::end(kCodes), code) != std::end(kCodes);
 }
 
@@ -440,7 +453,8 @@ ErrorClass classify_error(const AwsError& error, int http_status) {
   }
   if (is_clock_skew_code(error.code)) {
     const std::string& msg = error.message;
-    if (msg.find("expired") != std::string::npos || msg.find("Signature not yet") != std::string::npos ||
+    if (msg.find("expired") != std::string::npos ||
+        msg.find("Signature not yet") != std::string::npos ||
         msg.find("skew") != std::string::npos || msg.find("time") != std::string::npos) {
       return ErrorClass::kClockSkew;
     }
@@ -454,11 +468,16 @@ ErrorClass classify_error(const AwsError& error, int http_status) {
 
 const char* to_string(ErrorClass c) {
   switch (c) {
-    case ErrorClass::kThrottling: return "throttling";
-    case ErrorClass::kTransient: return "transient";
-    case ErrorClass::kClockSkew: return "clock-skew";
-    case ErrorClass::kExpiredCredentials: return "expired-credentials";
-    case ErrorClass::kFatal: return "fatal";
+    case ErrorClass::kThrottling:
+      return "throttling";
+    case ErrorClass::kTransient:
+      return "transient";
+    case ErrorClass::kClockSkew:
+      return "clock-skew";
+    case ErrorClass::kExpiredCredentials:
+      return "expired-credentials";
+    case ErrorClass::kFatal:
+      return "fatal";
   }
   return "?";
 }
@@ -514,7 +533,8 @@ Result<std::vector<SqsMessage>> parse_receive_message(std::string_view json_text
     msg.body = body->get<std::string>();
     if (auto attrs = m.find("Attributes"); attrs != m.end() && attrs->is_object()) {
       for (auto a = attrs->begin(); a != attrs->end(); ++a) {
-        if (a.value().is_string()) msg.attributes.emplace_back(a.key(), a.value().get<std::string>());
+        if (a.value().is_string())
+          msg.attributes.emplace_back(a.key(), a.value().get<std::string>());
       }
       std::sort(msg.attributes.begin(), msg.attributes.end());
     }
@@ -527,19 +547,26 @@ Result<std::vector<SqsMessage>> parse_receive_message(std::string_view json_text
 
 const char* to_string(MessageKind k) {
   switch (k) {
-    case MessageKind::kLifecycleAction: return "lifecycle-action";
-    case MessageKind::kAsgNotification: return "asg-notification";
-    case MessageKind::kTestNotification: return "test-notification";
-    case MessageKind::kUnknown: return "unknown";
+    case MessageKind::kLifecycleAction:
+      return "lifecycle-action";
+    case MessageKind::kAsgNotification:
+      return "asg-notification";
+    case MessageKind::kTestNotification:
+      return "test-notification";
+    case MessageKind::kUnknown:
+      return "unknown";
   }
   return "?";
 }
 
 const char* to_string(MessageEnvelope e) {
   switch (e) {
-    case MessageEnvelope::kRaw: return "raw";
-    case MessageEnvelope::kSns: return "SNS";
-    case MessageEnvelope::kEventBridge: return "EventBridge";
+    case MessageEnvelope::kRaw:
+      return "raw";
+    case MessageEnvelope::kSns:
+      return "SNS";
+    case MessageEnvelope::kEventBridge:
+      return "EventBridge";
   }
   return "?";
 }

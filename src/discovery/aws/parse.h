@@ -110,9 +110,9 @@ Result<DescribeInstancesPage> parse_describe_instances(std::string_view xml);
 // ---- errors ----
 
 struct AwsError {
-  std::string code;        // "Throttling", "QueueDoesNotExist", …
+  std::string code;  // "Throttling", "QueueDoesNotExist", …
   std::string message;
-  std::string type;        // "Sender" / "Receiver" when given
+  std::string type;  // "Sender" / "Receiver" when given
   std::string request_id;
   std::string legacy_code;  // SQS x-amzn-query-error code (AWS.SimpleQueueService.NonExistentQueue)
 };
@@ -165,10 +165,10 @@ Result<std::vector<SqsMessage>> parse_receive_message(std::string_view json);
 // ---- SQS message bodies: ASG notifications, lifecycle hooks, EventBridge ----
 
 enum class MessageKind {
-  kLifecycleAction,    // a lifecycle hook fired: LifecycleTransition + token
-  kAsgNotification,    // autoscaling:EC2_INSTANCE_LAUNCH / _TERMINATE / _LAUNCH_ERROR / …
-  kTestNotification,   // autoscaling:TEST_NOTIFICATION: acknowledge (delete) and ignore
-  kUnknown,            // valid JSON we do not act on; `reason` says why
+  kLifecycleAction,   // a lifecycle hook fired: LifecycleTransition + token
+  kAsgNotification,   // autoscaling:EC2_INSTANCE_LAUNCH / _TERMINATE / _LAUNCH_ERROR / …
+  kTestNotification,  // autoscaling:TEST_NOTIFICATION: acknowledge (delete) and ignore
+  kUnknown,           // valid JSON we do not act on; `reason` says why
 };
 const char* to_string(MessageKind k);
 
@@ -183,20 +183,21 @@ struct AsgMessage {
   // kAsgNotification: the ASG event name, also for EventBridge ("EC2 Instance Launch Successful"
   // → "autoscaling:EC2_INSTANCE_LAUNCH"). kTestNotification: "autoscaling:TEST_NOTIFICATION".
   std::string event;
-  // kLifecycleAction: "autoscaling:EC2_INSTANCE_LAUNCHING" / "autoscaling:EC2_INSTANCE_TERMINATING".
+  // kLifecycleAction: "autoscaling:EC2_INSTANCE_LAUNCHING" /
+  // "autoscaling:EC2_INSTANCE_TERMINATING".
   std::string lifecycle_transition;
   std::string lifecycle_action_token;
   std::string lifecycle_hook_name;
   std::string notification_metadata;
-  std::string origin;       // "AutoScalingGroup", "EC2", "WarmPool" when given
+  std::string origin;  // "AutoScalingGroup", "EC2", "WarmPool" when given
   std::string destination;
 
   std::string auto_scaling_group_name;
   std::string instance_id;  // EC2InstanceId; empty for test notifications
   std::string account_id;
-  std::string time;         // Time (raw) or EventBridge "time"
-  std::string request_id;   // RequestId, or the EventBridge event id
-  std::string status_code;  // activity notifications: StatusCode
+  std::string time;            // Time (raw) or EventBridge "time"
+  std::string request_id;      // RequestId, or the EventBridge event id
+  std::string status_code;     // activity notifications: StatusCode
   std::string sns_message_id;  // kSns: the envelope's MessageId
   std::string detail_type;     // kEventBridge: the event's detail-type
 

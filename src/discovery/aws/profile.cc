@@ -51,7 +51,7 @@ Result<ProfileFile> parse_profile_file(std::string_view text, ProfileFileKind ki
   // `[profile default]` wins over `[default]` in the config file; remember which one we saw.
   bool explicit_profile_default = false;
   Profile* current = nullptr;
-  std::string last_key;        // property that indented lines continue
+  std::string last_key;         // property that indented lines continue
   bool last_key_empty = false;  // its value was empty → indented lines are sub-properties
   size_t line_no = 0;
   size_t pos = 0;

@@ -173,8 +173,8 @@ Result<std::string> sqs_receive_message_body(std::string_view queue_url, int max
 }
 
 std::string sqs_delete_message_body(std::string_view queue_url, std::string_view receipt_handle) {
-  return dump({{"QueueUrl", std::string(queue_url)},
-               {"ReceiptHandle", std::string(receipt_handle)}});
+  return dump(
+      {{"QueueUrl", std::string(queue_url)}, {"ReceiptHandle", std::string(receipt_handle)}});
 }
 
 Result<std::string> sqs_change_message_visibility_body(std::string_view queue_url,

@@ -16,9 +16,9 @@ namespace ep::aws {
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
-inline constexpr size_t kMaxAsgNamesPerCall = 50;        // DescribeAutoScalingGroups
-inline constexpr int kMaxAsgRecords = 100;               // MaxRecords
-inline constexpr size_t kMaxInstanceIdsPerCall = 1000;   // DescribeInstances
+inline constexpr size_t kMaxAsgNamesPerCall = 50;       // DescribeAutoScalingGroups
+inline constexpr int kMaxAsgRecords = 100;              // MaxRecords
+inline constexpr size_t kMaxInstanceIdsPerCall = 1000;  // DescribeInstances
 
 // "k1=v1&k2=v2" in the given order; names and values encoded like SigV4 (space = %20).
 std::string form_encode(const QueryParams& params);

@@ -63,9 +63,9 @@ bool value_has_bare_line_break(std::string_view v) {
 // Headers a proxy or the HTTP client may add, change or drop in transit; signing them would make
 // a valid request fail verification (same list as aws-c-auth's skip list).
 bool skipped_header(std::string_view lower) {
-  static constexpr std::string_view kSkip[] = {
-      "authorization", "user-agent", "x-amzn-trace-id", "expect",
-      "connection",    "upgrade",    "transfer-encoding"};
+  static constexpr std::string_view kSkip[] = {"authorization",    "user-agent", "x-amzn-trace-id",
+                                               "expect",           "connection", "upgrade",
+                                               "transfer-encoding"};
   return std::find(std::begin(kSkip), std::end(kSkip), lower) != std::end(kSkip);
 }
 
@@ -165,7 +165,7 @@ Status validate(const SignableRequest& request, const Credentials& credentials,
     }
     const std::string lower = to_lower(h.name);
     if (lower == "host") has_host = true;
-    if (lower == "authorization" || lower == "x-amz-date") {
+    if (lower == "authorization" || lower == "x-amz-date" || lower == "x-amz-security-token") {
       return Error::invalid(fmt::format("sigv4: request already has a {} header", h.name));
     }
   }
@@ -192,7 +192,7 @@ std::string build_canonical_request(const SignableRequest& request, std::string_
 }
 
 std::string build_string_to_sign(std::string_view amz_date, std::string_view scope,
-                                  std::string_view canonical_request) {
+                                 std::string_view canonical_request) {
   return fmt::format("{}\n{}\n{}\n{}", kSigV4Algorithm, amz_date, scope,
                      sha256_hex(canonical_request));
 }
@@ -362,8 +362,7 @@ Result<SigningResult> sign_request(const SignableRequest& request, const Credent
 }
 
 Result<SigningResult> presign_request(const SignableRequest& request,
-                                      const Credentials& credentials,
-                                      const SigningConfig& config) {
+                                      const Credentials& credentials, const SigningConfig& config) {
   if (auto st = validate(request, credentials, config); !st) return st.error();
   if (config.presign_expires.count() <= 0) {
     return Error::invalid("sigv4: presign expiry must be positive");
@@ -393,8 +392,8 @@ Result<SigningResult> presign_request(const SignableRequest& request,
     added.push_back(token);
   }
 
-  result.canonical_request = build_canonical_request(
-      request, join_sorted(signed_params), canonical, config.normalize_path, payload_hash);
+  result.canonical_request = build_canonical_request(request, join_sorted(signed_params), canonical,
+                                                     config.normalize_path, payload_hash);
   result.string_to_sign = build_string_to_sign(amz_date, scope, result.canonical_request);
   const std::string key =
       derive_signing_key(credentials.secret_access_key, date_stamp, config.region, config.service);

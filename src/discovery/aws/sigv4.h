@@ -38,14 +38,15 @@ struct SignableRequest {
   // percent-encoded: they are decoded and re-encoded canonically.
   std::string query;
   // In sending order. Must contain Host. Values may use obs-fold continuation ("v1\r\n  v2");
-  // any other CR or LF is rejected. Authorization / X-Amz-Date must not be present yet.
+  // any other CR or LF is rejected. Authorization, X-Amz-Date and X-Amz-Security-Token
+  // must not be present yet (the signer adds them).
   std::vector<HttpHeader> headers;
   std::string body;
 };
 
 struct SigningConfig {
-  std::string region;   // "eu-west-1"
-  std::string service;  // SigV4 name: "autoscaling", "ec2", "sqs", "sts"
+  std::string region;                          // "eu-west-1"
+  std::string service;                         // SigV4 name: "autoscaling", "ec2", "sqs", "sts"
   std::chrono::system_clock::time_point time;  // request time (UTC); caller adds any skew offset
   // Remove "." / ".." segments and duplicate slashes. True for every service but S3.
   bool normalize_path = true;
@@ -75,7 +76,8 @@ struct SigningResult {
 
 // Signs with an Authorization header. Errors (kInvalid) name the offending input: empty key id or
 // secret, empty region/service, missing Host, a header name that is not an HTTP token, a bare
-// CR/LF in a header value, a request that already carries Authorization or X-Amz-Date.
+// CR/LF in a header value, a request that already carries Authorization, X-Amz-Date or
+// X-Amz-Security-Token.
 Result<SigningResult> sign_request(const SignableRequest& request, const Credentials& credentials,
                                    const SigningConfig& config);
 
@@ -109,7 +111,7 @@ std::string canonical_header_value(std::string_view value);
 
 std::string sha256_hex(std::string_view data);
 std::string hmac_sha256(std::string_view key, std::string_view data);  // raw 32 bytes
-std::string hex_encode(std::string_view bytes);                          // lower-case
+std::string hex_encode(std::string_view bytes);                        // lower-case
 
 // The signing key: HMAC chain "AWS4"+secret → date (YYYYMMDD) → region → service →
 // "aws4_request". Raw 32 bytes; valid for one day/region/service, so callers may cache it.

@@ -39,18 +39,17 @@ std::string child_text(pugi::xml_node parent, std::string_view local) {
   return text(child(parent, local));
 }
 
-Result<pugi::xml_node> load(pugi::xml_document& doc, std::string_view text,
-                            std::string_view what) {
+Result<pugi::xml_node> load(pugi::xml_document& doc, std::string_view text, std::string_view what) {
   if (text.size() > kMaxReplyBytes) {
-    return Error::invalid(fmt::format("{}: {} bytes exceeds the {} byte limit", what, text.size(),
-                                      kMaxReplyBytes));
+    return Error::invalid(
+        fmt::format("{}: {} bytes exceeds the {} byte limit", what, text.size(), kMaxReplyBytes));
   }
   // parse_default has no DTD/entity expansion beyond the predefined ones, so no entity bombs.
   pugi::xml_parse_result r =
       doc.load_buffer(text.data(), text.size(), pugi::parse_default, pugi::encoding_utf8);
   if (!r) {
-    return Error::invalid(fmt::format("{}: malformed XML at byte {}: {}", what, r.offset,
-                                      r.description()));
+    return Error::invalid(
+        fmt::format("{}: malformed XML at byte {}: {}", what, r.offset, r.description()));
   }
   pugi::xml_node root = doc.document_element();
   if (!root) return Error::invalid(fmt::format("{}: XML has no root element", what));

@@ -9,8 +9,8 @@
 namespace ep::aws {
 namespace {
 
-using testing::testdata;
 using std::chrono::seconds;
+using testing::testdata;
 
 SystemTime at(const char* iso) { return parse_iso8601(iso).value(); }
 
@@ -81,12 +81,12 @@ TEST(CredentialsParse, CredentialProcess) {
   EXPECT_EQ(c->session_token, "FwoGZXIvYXdzEProcessTokenEXAMPLE");
   EXPECT_EQ(c->expiration, at("2026-03-02T11:45:00Z"));
 
-  auto v2 = parse_credential_process_output(
-      R"({"Version":2,"AccessKeyId":"A","SecretAccessKey":"S"})");
+  auto v2 =
+      parse_credential_process_output(R"({"Version":2,"AccessKeyId":"A","SecretAccessKey":"S"})");
   ASSERT_FALSE(v2.ok());
   EXPECT_NE(v2.error().message.find("Version"), std::string::npos);
-  auto long_term = parse_credential_process_output(
-      R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S"})");
+  auto long_term =
+      parse_credential_process_output(R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S"})");
   ASSERT_TRUE(long_term.ok());
   EXPECT_FALSE(long_term->expiration.has_value());
   EXPECT_FALSE(parse_credential_process_output("Version=1").ok());
@@ -109,7 +109,8 @@ TEST(CredentialsParse, StsAssumeRoleWithWebIdentity) {
   EXPECT_EQ(c->access_key_id, "ASgeIAIOSFODNN7EXAMPLE");
   EXPECT_EQ(c->expiration, at("2026-03-02T12:00:04Z"));
   // The two operations are not interchangeable.
-  EXPECT_FALSE(parse_sts_assume_role_response(testdata("sts_assume_role_with_web_identity.xml")).ok());
+  EXPECT_FALSE(
+      parse_sts_assume_role_response(testdata("sts_assume_role_with_web_identity.xml")).ok());
 }
 
 TEST(CredentialsParse, StsErrors) {
@@ -157,10 +158,10 @@ TEST(CredentialsParse, ContainerAndImds) {
 }
 
 TEST(CredentialsParse, ContainerFullUriRules) {
-  for (const char* ok : {"https://creds.example.com/v1", "http://127.0.0.1:8080/creds",
-                         "http://127.1.2.3/x", "http://[::1]:9000/c", "http://169.254.170.2/v2/c",
-                         "http://169.254.170.23/v1/credentials",
-                         "http://[fd00:ec2::23]/v1/credentials"}) {
+  for (const char* ok :
+       {"https://creds.example.com/v1", "http://127.0.0.1:8080/creds", "http://127.1.2.3/x",
+        "http://[::1]:9000/c", "http://169.254.170.2/v2/c", "http://169.254.170.23/v1/credentials",
+        "http://[fd00:ec2::23]/v1/credentials"}) {
     EXPECT_TRUE(validate_container_full_uri(ok).ok()) << ok;
   }
   for (const char* bad : {"http://10.0.0.1/creds", "http://example.com/creds",
@@ -239,8 +240,7 @@ TEST(CredentialChain, WebIdentityFromProfileAndEnvironment) {
   auto p = plan_credentials(files_only({}, "irsa"));
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(p->kind, CredentialSourceKind::kWebIdentity);
-  EXPECT_EQ(p->web_identity_token_file,
-            "/var/run/secrets/eks.amazonaws.com/serviceaccount/token");
+  EXPECT_EQ(p->web_identity_token_file, "/var/run/secrets/eks.amazonaws.com/serviceaccount/token");
 
   ChainInputs in;  // no files at all
   in.env = {{"AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"},
@@ -318,8 +318,7 @@ TEST(CredentialChain, BrokenSetupsAreClearErrors) {
   };
   for (Case c : {Case{"missing", "profile 'missing' not found in aws_config or aws_credentials"},
                  Case{"loop-a", "source_profile cycle: loop-a -> loop-b -> loop-a"},
-                 Case{"broken", "no aws_secret_access_key"},
-                 Case{"sso", "does not support"},
+                 Case{"broken", "no aws_secret_access_key"}, Case{"sso", "does not support"},
                  Case{"notaprofile", "not found"}}) {
     auto p = plan_credentials(files_only({}, c.profile));
     ASSERT_FALSE(p.ok()) << c.profile;
@@ -477,10 +476,10 @@ TEST(Iso8601, FormsAwsUses) {
   EXPECT_EQ(at("2026-03-02T05:15:30-0500"), at("2026-03-02T10:15:30Z"));
   EXPECT_EQ(std::chrono::system_clock::to_time_t(at("2015-08-30T12:36:00Z")), 1440938160);
   EXPECT_EQ(format_iso8601(at("2024-02-29T00:00:00Z")), "2024-02-29T00:00:00Z");
-  for (const char* bad : {"", "2026-03-02", "2026-03-02T10:15:30", "2026-13-02T10:15:30Z",
-                          "2026-02-30T10:15:30Z", "2025-02-29T00:00:00Z", "2026-03-02T24:00:00Z",
-                          "2026-03-02T10:15:30Zjunk", "2026-03-02T10:15:30.Z",
-                          "2026-03-02 10:15:30Z"}) {
+  for (const char* bad :
+       {"", "2026-03-02", "2026-03-02T10:15:30", "2026-13-02T10:15:30Z", "2026-02-30T10:15:30Z",
+        "2025-02-29T00:00:00Z", "2026-03-02T24:00:00Z", "2026-03-02T10:15:30Zjunk",
+        "2026-03-02T10:15:30.Z", "2026-03-02 10:15:30Z"}) {
     auto r = parse_iso8601(bad);
     EXPECT_FALSE(r.ok()) << bad;
   }

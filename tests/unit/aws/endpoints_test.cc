@@ -58,12 +58,12 @@ TEST(Endpoint, DefaultsPerServiceAndPartition) {
     const char* region;
     const char* url;
   };
-  for (Case c : {Case{AwsService::kAutoScaling, "eu-west-1",
-                      "https://autoscaling.eu-west-1.amazonaws.com"},
-                 Case{AwsService::kEc2, "us-east-1", "https://ec2.us-east-1.amazonaws.com"},
-                 Case{AwsService::kSqs, "ap-southeast-2", "https://sqs.ap-southeast-2.amazonaws.com"},
-                 Case{AwsService::kSts, "eu-central-1", "https://sts.eu-central-1.amazonaws.com"},
-                 Case{AwsService::kEc2, "cn-north-1", "https://ec2.cn-north-1.amazonaws.com.cn"}}) {
+  for (Case c :
+       {Case{AwsService::kAutoScaling, "eu-west-1", "https://autoscaling.eu-west-1.amazonaws.com"},
+        Case{AwsService::kEc2, "us-east-1", "https://ec2.us-east-1.amazonaws.com"},
+        Case{AwsService::kSqs, "ap-southeast-2", "https://sqs.ap-southeast-2.amazonaws.com"},
+        Case{AwsService::kSts, "eu-central-1", "https://sts.eu-central-1.amazonaws.com"},
+        Case{AwsService::kEc2, "cn-north-1", "https://ec2.cn-north-1.amazonaws.com.cn"}}) {
     auto e = resolve_endpoint(c.service, c.region, "", {}, nullptr, nullptr);
     ASSERT_TRUE(e.ok()) << e.error().message;
     EXPECT_EQ(e->url, c.url);

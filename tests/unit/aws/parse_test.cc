@@ -88,7 +88,8 @@ TEST(ParseAsg, NoNamespaceAccepted) {
 
 TEST(ParseAsg, ForeignNamespaceRejected) {
   auto page = parse_describe_auto_scaling_groups(
-      "<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2099-01-01/\">"
+      "<DescribeAutoScalingGroupsResponse "
+      "xmlns=\"http://autoscaling.amazonaws.com/doc/2099-01-01/\">"
       "<DescribeAutoScalingGroupsResult><AutoScalingGroups/></DescribeAutoScalingGroupsResult>"
       "</DescribeAutoScalingGroupsResponse>");
   ASSERT_FALSE(page.ok());
@@ -252,8 +253,10 @@ TEST(ParseErrors, AuthFailureWithoutTimeHintIsFatal) {
   auto e = parse_xml_error(testdata("error_ec2_auth_failure.xml"));
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(classify_error(*e, 401), ErrorClass::kFatal);
-  AwsError skew{"SignatureDoesNotMatch", "Signature expired: 20260302T101500Z is now earlier than "
-                                         "20260302T102000Z", "Sender", "", ""};
+  AwsError skew{"SignatureDoesNotMatch",
+                "Signature expired: 20260302T101500Z is now earlier than "
+                "20260302T102000Z",
+                "Sender", "", ""};
   EXPECT_EQ(classify_error(skew, 403), ErrorClass::kClockSkew);
   EXPECT_EQ(classify_error({"RequestTimeTooSkewed", "", "", "", ""}, 403), ErrorClass::kClockSkew);
 }
@@ -304,7 +307,8 @@ TEST(ParseErrors, SqsJsonErrorWithQueryHeader) {
 }
 
 TEST(ParseErrors, JsonErrorVariants) {
-  auto a = parse_json_error(R"({"__type":"ThrottlingException:http://internal.amazon.com/coral/","Message":"slow down"})");
+  auto a = parse_json_error(
+      R"({"__type":"ThrottlingException:http://internal.amazon.com/coral/","Message":"slow down"})");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->code, "ThrottlingException");
   EXPECT_EQ(a->message, "slow down");
@@ -326,8 +330,9 @@ TEST(ParseSqs, ReceiveMessageWithThreeMessages) {
   EXPECT_EQ(m.attribute("SentTimestamp"), "1772446530123");
   EXPECT_EQ(m.receive_count(), 1);
   EXPECT_EQ((*msgs)[2].receive_count(), 3);
-  EXPECT_EQ(m.body, testdata("msg_asg_terminate_sns.json").substr(
-                        0, testdata("msg_asg_terminate_sns.json").find_last_not_of('\n') + 1));
+  EXPECT_EQ(m.body,
+            testdata("msg_asg_terminate_sns.json")
+                .substr(0, testdata("msg_asg_terminate_sns.json").find_last_not_of('\n') + 1));
 
   // Each body classifies.
   auto a = classify_message((*msgs)[0].body);
@@ -501,11 +506,16 @@ TEST(ClassifyMessage, MalformedInputsAreErrors) {
 // ---- hostile and truncated payloads: never crash, always a clear error ----
 
 std::vector<std::string> all_payload_files() {
-  return {"describe_asg_page1.xml",       "describe_asg_page2.xml",
-          "describe_asg_prefixed.xml",    "describe_instances_page1.xml",
-          "describe_instances_page2.xml", "error_autoscaling_throttling.xml",
-          "error_ec2_request_limit.xml",  "sqs_receive_message.json",
-          "msg_asg_terminate_sns.json",   "msg_lifecycle_launching_sns.json",
+  return {"describe_asg_page1.xml",
+          "describe_asg_page2.xml",
+          "describe_asg_prefixed.xml",
+          "describe_instances_page1.xml",
+          "describe_instances_page2.xml",
+          "error_autoscaling_throttling.xml",
+          "error_ec2_request_limit.xml",
+          "sqs_receive_message.json",
+          "msg_asg_terminate_sns.json",
+          "msg_lifecycle_launching_sns.json",
           "msg_eventbridge_terminate_lifecycle.json"};
 }
 
@@ -526,7 +536,8 @@ TEST(HostilePayloads, EveryTruncationOfEverySavedPayload) {
     }
     // Truncated documents of the right kind must fail, not return a partial result.
     if (file.rfind("describe_asg_page1", 0) == 0) {
-      auto r = parse_describe_auto_scaling_groups(std::string_view(full).substr(0, full.size() / 2));
+      auto r =
+          parse_describe_auto_scaling_groups(std::string_view(full).substr(0, full.size() / 2));
       ASSERT_FALSE(r.ok());
       EXPECT_NE(r.error().message.find("malformed XML"), std::string::npos) << r.error().message;
     }
@@ -558,7 +569,8 @@ TEST(HostilePayloads, RandomBytesAndBitFlips) {
 TEST(HostilePayloads, DeepNestingAndEntities) {
   const std::string deep_json = std::string(100000, '[') + std::string(100000, ']');
   EXPECT_FALSE(classify_message(deep_json).ok());
-  const std::string deep_obj = "{\"Messages\":" + std::string(50000, '[') + std::string(50000, ']') + "}";
+  const std::string deep_obj =
+      "{\"Messages\":" + std::string(50000, '[') + std::string(50000, ']') + "}";
   EXPECT_FALSE(parse_receive_message(deep_obj).ok());
   std::string deep_xml;
   for (int i = 0; i < 50000; ++i) deep_xml += "<a>";

@@ -10,16 +10,17 @@ namespace {
 Endpoint endpoint(const char* url) { return parse_endpoint_url(url).value(); }
 
 TEST(Requests, QueryRequestShape) {
-  SignableRequest r = make_query_request(endpoint("https://ec2.eu-west-1.amazonaws.com"),
-                                         "DescribeInstances", "2016-11-15",
-                                         {{"InstanceId.1", "i-1"}, {"Filter.1.Name", "tag:a b"}});
+  SignableRequest r =
+      make_query_request(endpoint("https://ec2.eu-west-1.amazonaws.com"), "DescribeInstances",
+                         "2016-11-15", {{"InstanceId.1", "i-1"}, {"Filter.1.Name", "tag:a b"}});
   EXPECT_EQ(r.method, "POST");
   EXPECT_EQ(r.path, "/");
   EXPECT_EQ(r.headers, (std::vector<HttpHeader>{
                            {"Host", "ec2.eu-west-1.amazonaws.com"},
                            {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}}));
-  EXPECT_EQ(r.body,
-            "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-1&Filter.1.Name=tag%3Aa%20b");
+  EXPECT_EQ(
+      r.body,
+      "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-1&Filter.1.Name=tag%3Aa%20b");
 }
 
 TEST(Requests, SqsRequestShape) {
@@ -106,7 +107,8 @@ TEST(Requests, SqsBodies) {
   EXPECT_FALSE(sqs_receive_message_body("q", 1, 21, std::nullopt).ok());
   EXPECT_FALSE(sqs_receive_message_body("", 1, 1, std::nullopt).ok());
 
-  EXPECT_EQ(sqs_delete_message_body("q", "AQEB\"x"), R"({"QueueUrl":"q","ReceiptHandle":"AQEB\"x"})");
+  EXPECT_EQ(sqs_delete_message_body("q", "AQEB\"x"),
+            R"({"QueueUrl":"q","ReceiptHandle":"AQEB\"x"})");
   auto v = sqs_change_message_visibility_body("q", "h", 300);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, R"({"QueueUrl":"q","ReceiptHandle":"h","VisibilityTimeout":300})");

@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <iostream>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -180,8 +180,8 @@ std::string rebuild_header_signed(const RawRequest& raw, const SigningResult& r)
 }
 
 std::string rebuild_query_signed(const RawRequest& raw, const SigningResult& r) {
-  std::string query = raw.request.query.empty() ? r.added_query
-                                                : raw.request.query + "&" + r.added_query;
+  std::string query =
+      raw.request.query.empty() ? r.added_query : raw.request.query + "&" + r.added_query;
   std::string out = raw.request.method + " " + raw.raw_target_path + "?" + query + " HTTP/1.1\n";
   for (const auto& l : raw.raw_header_lines) out += l + "\n";
   out += "\n";

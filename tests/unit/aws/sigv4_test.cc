@@ -54,7 +54,8 @@ TEST(SigV4, HashesAndDates) {
   EXPECT_EQ(sha256_hex("Param1=value1"),
             "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e");
   EXPECT_EQ(format_amz_date(at("2026-03-02T10:15:30Z")), "20260302T101530Z");
-  EXPECT_EQ(credential_scope("20260302", "eu-west-1", "sqs"), "20260302/eu-west-1/sqs/aws4_request");
+  EXPECT_EQ(credential_scope("20260302", "eu-west-1", "sqs"),
+            "20260302/eu-west-1/sqs/aws4_request");
 }
 
 TEST(SigV4, UriEncoding) {
@@ -109,6 +110,7 @@ TEST(SigV4, RejectsUnsafeOrIncompleteRequests) {
            {{{"Host", "h"}, {"X-A", std::string("a\0b", 3)}}, "NUL"},
            {{{"Host", "h"}, {"authorization", "x"}}, "already has"},
            {{{"Host", "h"}, {"X-Amz-Date", "x"}}, "already has"},
+           {{{"Host", "h"}, {"x-amz-security-token", "x"}}, "already has"},
        }) {
     SignableRequest r = base;
     r.headers = c.headers;
@@ -147,13 +149,13 @@ TEST(SigV4, DescribeAutoScalingGroupsWithSessionToken) {
   ASSERT_TRUE(endpoint.ok());
   auto params = describe_auto_scaling_groups_params({"web-asg", "api asg"}, "", 100);
   ASSERT_TRUE(params.ok());
-  SignableRequest r = make_query_request(*endpoint, "DescribeAutoScalingGroups", "2011-01-01",
-                                         *params);
+  SignableRequest r =
+      make_query_request(*endpoint, "DescribeAutoScalingGroups", "2011-01-01", *params);
   EXPECT_EQ(r.body,
             "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1="
             "web-asg&AutoScalingGroupNames.member.2=api%20asg&MaxRecords=100");
-  Credentials creds{"ASIAEXAMPLE", "secretEXAMPLEsecretEXAMPLE", "IQoJb3JpZ2luX2VjEXAMPLE/token+==",
-                    std::nullopt, ""};
+  Credentials creds{"ASIAEXAMPLE", "secretEXAMPLEsecretEXAMPLE",
+                    "IQoJb3JpZ2luX2VjEXAMPLE/token+==", std::nullopt, ""};
   SigningConfig cfg;
   cfg.region = "eu-west-1";
   cfg.service = "autoscaling";
