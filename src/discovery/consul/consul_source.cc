@@ -281,7 +281,8 @@ void ConsulSource::run(Sink& sink) {
     client = client_.get();
   }
   std::uint64_t index = 0;
-  bool published = false;
+  bool published = false;  // a good set was published at least once (`last` is it)
+  bool republish = false;  // publish the next good set even if unchanged (after an error)
   std::vector<Endpoint> last;
   int failures = 0;
   bool empty_pending = false;
@@ -342,6 +343,9 @@ void ConsulSource::run(Sink& sink) {
       index = 0;
       index_ = 0;
       empty_pending = false;
+      // The guard marks the source failing until a good snapshot arrives, so the first success
+      // after an error is published even when the set did not change.
+      republish = true;
       if (!sleep_for(backoff_delay(options_.backoff_min, options_.backoff_max, failures))) break;
       failures = std::min(failures + 1, 60);
       continue;
@@ -388,9 +392,10 @@ void ConsulSource::run(Sink& sink) {
     }
     empty_pending = false;
 
-    if (!published || parsed.endpoints != last) {
+    if (!published || republish || parsed.endpoints != last) {
       last = parsed.endpoints;
       published = true;
+      republish = false;
       metrics.inc("elasticproxy_consul_snapshots_published_total", labels_);
       log::debug(kComponent, "{}: {} instances (index {})", describe_, last.size(), index);
       sink.publish(last);
