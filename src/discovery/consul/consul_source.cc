@@ -1,12 +1,8 @@
 #include "discovery/consul/consul_source.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <fstream>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -125,12 +121,13 @@ struct ConsulSource::Fetch {
 ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFactory client_factory)
     : options_(std::move(options)),
       context_(std::move(context)),
-      client_factory_(std::move(client_factory)) {
-  describe_ = fmt::format("consul {} at {}", options_.service,
-                          options_.unix_socket.empty() ? options_.base_url
-                                                       : "unix://" + options_.unix_socket);
-  labels_ = {{"backend", context_.backend}, {"service", options_.service}};
-  token_ = options_.token;
+      client_factory_(std::move(client_factory)),
+      describe_(fmt::format("consul {} at {}", options_.service,
+                            options_.unix_socket.empty() ? options_.base_url
+                                                         : "unix://" + options_.unix_socket)),
+      labels_{{"backend", context_.backend}, {"service", options_.service}},
+      token_(options_.token, options_.token_file, describe_),
+      reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
   describe_metrics();
 }
 
@@ -139,23 +136,37 @@ ConsulSource::~ConsulSource() { stop(); }
 std::string ConsulSource::describe() const { return describe_; }
 
 Status ConsulSource::start(Sink& sink) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable()) return Error::internal(describe_ + ": already started");
+  std::unique_lock<std::mutex> lock(mu_);
+  if (started_) return Error::internal(describe_ + ": already started");
   if (stopping_) return Error::internal(describe_ + ": stopped sources cannot restart");
+  started_ = true;
+  sink_ = &sink;
+  if (options_.watch == Options::WatchMode::kShared) {
+    lock.unlock();
+    auto hub = AgentHub::acquire(options_, client_factory_);
+    hub->subscribe(this);
+    lock.lock();
+    hub_ = std::move(hub);
+    return {};
+  }
   client_ = client_factory_();
   if (!client_) return Error::internal(describe_ + ": no HTTP client");
-  thread_ = std::thread([this, &sink] { run(sink); });
+  thread_ = std::thread([this] { run(); });
   return {};
 }
 
 void ConsulSource::stop() {
+  std::shared_ptr<AgentHub> hub;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     if (client_) client_->cancel();
+    hub = std::move(hub_);
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // After unsubscribe() returns the hub never calls refresh() (and so the sink) again.
+  if (hub) hub->unsubscribe(this);
 }
 
 bool ConsulSource::sleep_for(milliseconds d) {
@@ -164,44 +175,10 @@ bool ConsulSource::sleep_for(milliseconds d) {
   return !stopping_;
 }
 
-Result<std::string> ConsulSource::current_token(bool force_reload) {
-  std::lock_guard<std::mutex> lock(token_mu_);
-  if (options_.token_file.empty()) return token_;
-  struct stat st{};
-  if (::stat(options_.token_file.c_str(), &st) != 0) {
-    return Error::invalid(fmt::format("cannot read the Consul token file {}: {}",
-                                      options_.token_file, std::strerror(errno)));
-  }
-  const std::int64_t mtime =
-      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  if (!force_reload && mtime == token_mtime_) return token_;
-  std::ifstream in(options_.token_file);
-  if (!in) {
-    return Error::invalid(fmt::format("cannot read the Consul token file {}: {}",
-                                      options_.token_file, std::strerror(errno)));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string t = ss.str();
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(0, 1);
-  if (t.find_first_of("\r\n") != std::string::npos || t.size() > 4096) {
-    return Error::invalid("the Consul token file " + options_.token_file +
-                          " must hold one token on one line");
-  }
-  if (token_mtime_ >= 0 && t != token_) {
-    log::info(kComponent, "{}: token file {} changed; using the new token", describe_,
-              options_.token_file);
-  }
-  token_ = std::move(t);
-  token_mtime_ = mtime;
-  return token_;
-}
-
 ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t index,
                                         milliseconds timeout) {
   Fetch f;
-  auto token = current_token(false);
+  auto token = token_.get(false);
   if (!token) {
     f.result = token.error();
     f.reason = "token_file";
@@ -272,133 +249,136 @@ ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t i
   return f;
 }
 
-void ConsulSource::run(Sink& sink) {
+std::optional<milliseconds> ConsulSource::process(Fetch f) {
   auto& metrics = Metrics::global();
-  log::FailureReporter reporter(std::string(kComponent), describe_);
+  WatchState& st = state_;
+  if (!f.result) {
+    const Error& e = f.result.error();
+    metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "error"}});
+    metrics.inc("elasticproxy_consul_errors_total", {labels_[0], labels_[1], {"reason", f.reason}});
+    metrics.set("elasticproxy_consul_up", labels_, 0);
+    reporter_->failure(e.message);
+    if (f.acl_refused) (void)token_.get(true);  // token rotation: re-read after a 403
+    sink_->publish(e);
+    // After an error the next read is non-blocking, so recovery converges at once; and the guard
+    // marks the source failing until a good snapshot arrives, so the first success after an
+    // error is published even when the set did not change.
+    st.index = 0;
+    index_ = 0;
+    st.empty_pending = false;
+    st.republish = true;
+    const milliseconds delay = backoff_delay(options_.backoff_min, options_.backoff_max, st.failures);
+    st.failures = std::min(st.failures + 1, 60);
+    return delay;
+  }
+
+  ParseResult& parsed = *f.result;
+  metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "ok"}});
+  metrics.set("elasticproxy_consul_up", labels_, 1);
+  if (f.age) metrics.set("elasticproxy_consul_cache_age_seconds", labels_, *f.age);
+  reporter_->success();
+  st.failures = 0;
+  for (const auto& w : parsed.warnings) {
+    if (st.warned.size() < 1000 && st.warned.insert(w).second) {
+      log::warn(kComponent, "{}: {}", describe_, w);
+    }
+  }
+
+  // Index rules (consul.md §3): backwards → full non-blocking re-read; 0/missing → 1.
+  const std::uint64_t got = f.index.value_or(0);
+  if (f.index && st.index > 0 && got < st.index) {
+    log::info(kComponent, "{}: X-Consul-Index went backwards ({} -> {}); re-reading in full",
+              describe_, st.index, got);
+    metrics.inc("elasticproxy_consul_index_resets_total", labels_);
+    st.index = 0;
+  } else {
+    st.index = std::max<std::uint64_t>(got, 1);
+  }
+  index_ = st.index;
+  metrics.set("elasticproxy_consul_index", labels_, static_cast<double>(st.index));
+  metrics.set("elasticproxy_consul_instances", labels_, static_cast<double>(parsed.endpoints.size()));
+
+  // A sudden empty answer is confirmed by a fresh read before it is believed.
+  if (parsed.endpoints.empty() && st.published && !st.last.empty() &&
+      options_.empty_confirm.count() > 0 && !st.empty_pending) {
+    st.empty_pending = true;
+    metrics.inc("elasticproxy_consul_empty_confirmations_total", labels_);
+    log::warn(kComponent,
+              "{}: Consul answered no instances after {}; re-reading in {} ms before believing it",
+              describe_, st.last.size(), options_.empty_confirm.count());
+    st.index = 0;
+    index_ = 0;
+    return options_.empty_confirm;
+  }
+  st.empty_pending = false;
+
+  if (!st.published || st.republish || parsed.endpoints != st.last) {
+    st.last = parsed.endpoints;
+    st.published = true;
+    st.republish = false;
+    metrics.inc("elasticproxy_consul_snapshots_published_total", labels_);
+    log::debug(kComponent, "{}: {} instances (index {})", describe_, st.last.size(), st.index);
+    sink_->publish(st.last);
+  }
+  return std::nullopt;
+}
+
+std::optional<milliseconds> ConsulSource::refresh(net::HttpClient& client) {
+  return process(fetch(client, 0, options_.timeout));
+}
+
+void ConsulSource::run() {
   net::HttpClient* client = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     client = client_.get();
   }
-  std::uint64_t index = 0;
-  bool published = false;  // a good set was published at least once (`last` is it)
-  bool republish = false;  // publish the next good set even if unchanged (after an error)
-  std::vector<Endpoint> last;
-  int failures = 0;
-  bool empty_pending = false;
-  std::set<std::string> warned;
-
-  // Rate limit state.
+  // Rate limit state: min_interval (+ jitter) between requests and a token bucket.
   double tokens = static_cast<double>(options_.burst);
   auto last_refill = SteadyClock::now();
   std::optional<SteadyClock::time_point> last_request;
+  const double refill_s = std::max(1e-3, std::chrono::duration<double>(options_.refill).count());
+  auto refill = [&] {
+    const auto now = SteadyClock::now();
+    tokens = std::min<double>(options_.burst,
+                              tokens + std::chrono::duration<double>(now - last_refill).count() / refill_s);
+    last_refill = now;
+    return now;
+  };
 
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
     }
-    // Rate limit: min_interval + jitter since the last request, and a token bucket.
-    auto now = SteadyClock::now();
-    tokens = std::min<double>(options_.burst,
-                              tokens + std::chrono::duration<double>(now - last_refill).count() /
-                                           std::max(1e-3, std::chrono::duration<double>(options_.refill).count()));
-    last_refill = now;
+    auto now = refill();
     SteadyClock::time_point not_before = now;
     if (last_request) {
-      not_before = std::max(not_before, *last_request + options_.min_interval + random_upto(options_.jitter));
+      not_before = std::max(not_before,
+                            *last_request + options_.min_interval + random_upto(options_.jitter));
     }
     if (tokens < 1.0) {
       not_before = std::max(not_before, now + std::chrono::duration_cast<SteadyClock::duration>(
-                                                  (1.0 - tokens) * std::chrono::duration<double>(options_.refill)));
+                                                  std::chrono::duration<double>((1.0 - tokens) * refill_s)));
     }
     if (not_before > now) {
-      if (!sleep_for(std::chrono::duration_cast<milliseconds>(not_before - now) + milliseconds(1))) break;
-      now = SteadyClock::now();
-      tokens = std::min<double>(options_.burst,
-                                tokens + std::chrono::duration<double>(now - last_refill).count() /
-                                             std::max(1e-3, std::chrono::duration<double>(options_.refill).count()));
-      last_refill = now;
+      if (!sleep_for(std::chrono::duration_cast<milliseconds>(not_before - now) + milliseconds(1))) {
+        break;
+      }
+      refill();
     }
     tokens = std::max(0.0, tokens - 1.0);
     last_request = SteadyClock::now();
 
-    const bool blocking = options_.blocking && index > 0;
-    Fetch f = fetch(*client, blocking ? index : 0,
+    const bool blocking = options_.blocking && state_.index > 0;
+    Fetch f = fetch(*client, blocking ? state_.index : 0,
                     blocking ? options_.blocking_timeout() : options_.timeout);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
     }
-
-    if (!f.result) {
-      const Error& e = f.result.error();
-      metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "error"}});
-      metrics.inc("elasticproxy_consul_errors_total", {labels_[0], labels_[1], {"reason", f.reason}});
-      metrics.set("elasticproxy_consul_up", labels_, 0);
-      reporter.failure(e.message);
-      if (f.acl_refused) (void)current_token(true);  // token rotation: re-read after a 403
-      sink.publish(e);
-      // After an error the next read is non-blocking, so recovery converges at once.
-      index = 0;
-      index_ = 0;
-      empty_pending = false;
-      // The guard marks the source failing until a good snapshot arrives, so the first success
-      // after an error is published even when the set did not change.
-      republish = true;
-      if (!sleep_for(backoff_delay(options_.backoff_min, options_.backoff_max, failures))) break;
-      failures = std::min(failures + 1, 60);
-      continue;
-    }
-
-    ParseResult& parsed = *f.result;
-    metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "ok"}});
-    metrics.set("elasticproxy_consul_up", labels_, 1);
-    if (f.age) metrics.set("elasticproxy_consul_cache_age_seconds", labels_, *f.age);
-    reporter.success();
-    failures = 0;
-    for (const auto& w : parsed.warnings) {
-      if (warned.size() < 1000 && warned.insert(w).second) log::warn(kComponent, "{}: {}", describe_, w);
-    }
-
-    // Index rules (consul.md §3).
-    const std::uint64_t got = f.index.value_or(0);
-    if (f.index && index > 0 && got < index) {
-      log::info(kComponent, "{}: X-Consul-Index went backwards ({} -> {}); re-reading in full",
-                describe_, index, got);
-      metrics.inc("elasticproxy_consul_index_resets_total", labels_);
-      index = 0;
-    } else {
-      index = std::max<std::uint64_t>(got, 1);
-    }
-    index_ = index;
-    metrics.set("elasticproxy_consul_index", labels_, static_cast<double>(index));
-    metrics.set("elasticproxy_consul_instances", labels_, static_cast<double>(parsed.endpoints.size()));
-
-    // A sudden empty answer is confirmed by a fresh read before it is believed.
-    if (parsed.endpoints.empty() && published && !last.empty() && options_.empty_confirm.count() > 0) {
-      if (!empty_pending) {
-        empty_pending = true;
-        metrics.inc("elasticproxy_consul_empty_confirmations_total", labels_);
-        log::warn(kComponent,
-                  "{}: Consul answered no instances after {}; re-reading in {} ms before "
-                  "believing it",
-                  describe_, last.size(), options_.empty_confirm.count());
-        index = 0;
-        index_ = 0;
-        if (!sleep_for(options_.empty_confirm)) break;
-        continue;
-      }
-    }
-    empty_pending = false;
-
-    if (!published || republish || parsed.endpoints != last) {
-      last = parsed.endpoints;
-      published = true;
-      republish = false;
-      metrics.inc("elasticproxy_consul_snapshots_published_total", labels_);
-      log::debug(kComponent, "{}: {} instances (index {})", describe_, last.size(), index);
-      sink.publish(last);
+    if (auto delay = process(std::move(f))) {
+      if (!sleep_for(*delay)) break;
     }
   }
 }

@@ -18,8 +18,10 @@
 //    before it is published (a restarted agent answers [] until it re-syncs).
 //  - The token (X-Consul-Token header, never in a URL or a log) is re-read from token_file when
 //    the file changes and after every 403.
-// Threading: start() runs the loop on its own thread with its own HttpClient (one kept-alive
-// connection); stop() cancels the request in flight and joins.
+// Threading: in `watch: service` mode start() runs the loop on its own thread with its own
+// HttpClient (one kept-alive connection); stop() cancels the request in flight and joins. In
+// `watch: shared` mode the source subscribes to its agent's AgentHub (agent_hub.h), whose worker
+// thread calls refresh(); the same handling (dedup, empty confirmation, errors, backoff) applies.
 
 #include <atomic>
 #include <condition_variable>
@@ -27,9 +29,15 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
+#include "core/log.h"
+
+#include "discovery/consul/agent_hub.h"
 #include "discovery/consul/options.h"
+#include "discovery/consul/token.h"
 #include "discovery/source.h"
 #include "net/http_client.h"
 
@@ -41,7 +49,7 @@ HttpClientFactory curl_client_factory();
 // The health URL for one request (pure). index 0 = a non-blocking read.
 std::string health_url(const Options& options, std::uint64_t index);
 
-class ConsulSource final : public Source {
+class ConsulSource final : public Source, private AgentHub::Subscriber {
  public:
   ConsulSource(Options options, SourceContext context,
                HttpClientFactory client_factory = curl_client_factory());
@@ -58,28 +66,46 @@ class ConsulSource final : public Source {
 
  private:
   struct Fetch;
-  void run(Sink& sink);
+  // Loop state; touched only by the thread driving this source (its own, or the hub's worker).
+  struct WatchState {
+    std::uint64_t index = 0;
+    bool published = false;      // a good set was published at least once (`last` is it)
+    bool republish = false;      // publish the next good set even if unchanged (after an error)
+    bool empty_pending = false;  // an empty answer after a non-empty set awaits confirmation
+    std::vector<Endpoint> last;
+    int failures = 0;
+    std::set<std::string> warned;
+  };
+  void run();
   Fetch fetch(net::HttpClient& client, std::uint64_t index, std::chrono::milliseconds timeout);
-  Result<std::string> current_token(bool force_reload);
+  // Handles one answer: publishes what must be published and updates state_. Returns a delay
+  // before the next read when one is required (error backoff, empty confirmation).
+  std::optional<std::chrono::milliseconds> process(Fetch f);
   // Sleeps up to `d`; returns false when stopping.
   bool sleep_for(std::chrono::milliseconds d);
+
+  // AgentHub::Subscriber
+  const std::string& service_name() const override { return options_.service; }
+  std::optional<std::chrono::milliseconds> refresh(net::HttpClient& client) override;
 
   Options options_;
   SourceContext context_;
   HttpClientFactory client_factory_;
   std::string describe_;
   std::vector<std::pair<std::string, std::string>> labels_;
+  TokenReader token_;
+  std::unique_ptr<log::FailureReporter> reporter_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  std::unique_ptr<net::HttpClient> client_;  // owned by the thread; cancel() from stop()
+  bool started_ = false;
+  Sink* sink_ = nullptr;
+  std::unique_ptr<net::HttpClient> client_;  // service mode; owned by the thread
+  std::shared_ptr<AgentHub> hub_;            // shared mode
   std::thread thread_;
   std::atomic<std::uint64_t> index_{0};
-
-  std::mutex token_mu_;
-  std::string token_;
-  std::int64_t token_mtime_ = -1;
+  WatchState state_;
 };
 
 // The factory for the sources table: SourceKind{"consul", ...}.

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 #include "core/log.h"
 
 namespace ep::discovery::consul {
@@ -123,6 +125,13 @@ Result<Address> parse_address(std::string_view text, bool default_https) {
   }
   out.base_url = scheme + "://" + host_port;
   return out;
+}
+
+std::string Options::agent_key() const {
+  const size_t token_hash = std::hash<std::string>{}(token);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{:x}|{}|{}|{}|{}|{}", base_url, unix_socket, ca_file,
+                     cert_file, key_file, tls_verify, datacenter, ns, token_hash, token_file,
+                     partition, stale, wait.count(), min_interval.count());
 }
 
 std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
@@ -247,6 +256,10 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
     }
   }
 
+  std::string watch;
+  if (r.one_of("watch", watch, {"service", "shared"}) && !watch.empty()) {
+    o.watch = watch == "shared" ? Options::WatchMode::kShared : Options::WatchMode::kService;
+  }
   r.boolean("blocking", o.blocking);
   if (r.duration("wait", o.wait) && (o.wait < std::chrono::milliseconds(1) || o.wait > std::chrono::minutes(10))) {
     diag.error(node.find("wait")->mark, "consul.wait must be between 1ms and 10m (Consul's maximum)");

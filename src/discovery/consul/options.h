@@ -60,6 +60,17 @@ struct Options {
   std::string ca_file, cert_file, key_file;
   bool tls_verify = true;
 
+  // How changes are detected:
+  //  service: one blocking query per source on /v1/health/service/<name> (one kept-alive
+  //           connection per source; lowest latency). The default.
+  //  shared:  all `shared` sources of one agent (same address, token, TLS, dc, namespace,
+  //           partition) share one AgentHub: two blocking queries (/v1/catalog/services and
+  //           /v1/health/state/any filtered to the watched names) detect changes, and targeted
+  //           non-blocking reads of /v1/health/service/<name> go over one reused connection:
+  //           3 connections for any number of services.
+  enum class WatchMode { kService, kShared };
+  WatchMode watch = WatchMode::kService;
+
   bool blocking = true;
   std::chrono::milliseconds wait{std::chrono::minutes(5)};  // blocking wait, max 10m
   bool cached = false;
@@ -77,6 +88,10 @@ struct Options {
   // An empty answer right after a non-empty one is re-read after this delay before it is
   // published (agent restart / leader change, consul.md §6). 0 = publish at once.
   std::chrono::milliseconds empty_confirm{std::chrono::seconds(5)};
+
+  // Identity of the agent connection for sharing (address, token source, TLS, dc, ns,
+  // partition, consistency). Contains no secret: the token is hashed.
+  std::string agent_key() const;
 
   // The read timeout for a blocking request: wait + wait/16 + timeout.
   std::chrono::milliseconds blocking_timeout() const { return wait + wait / 16 + timeout; }
