@@ -209,7 +209,8 @@ void AgentHub::mark_services_dirty(const std::vector<std::string>& names) {
   cv_.notify_all();
 }
 
-std::string AgentHub::detector_url(Detector which, std::uint64_t index) const {
+std::string AgentHub::detector_url(Detector which, std::uint64_t index,
+                                   std::set<std::string>* covered) const {
   std::string url = options_.base_url +
                     (which == Detector::kCatalog ? "/v1/catalog/services" : "/v1/health/state/any");
   std::vector<std::string> q;
@@ -225,6 +226,7 @@ std::string AgentHub::detector_url(Detector which, std::uint64_t index) const {
       for (const auto& n : names) filter += "ServiceName == " + quote(n) + " or ";
       filter += "ServiceName == \"\"";  // node-level checks (serfHealth, node maintenance)
       q.push_back("filter=" + net::url_encode(filter));
+      if (covered != nullptr) *covered = names;
     }
   }
   if (index > 0) {
@@ -261,8 +263,11 @@ void AgentHub::detect_loop(Detector which) {
         retired_connections_ += checks_client_->connections_opened();
         checks_client_ = factory_();
         checks_restart_ = false;
+        // A non-blocking baseline with the new filter: services it newly covers differ from
+        // last_states and are refreshed now, not at the next unrelated check change.
+        index = 0;
       }
-      url = detector_url(which, index);
+      url = detector_url(which, index, nullptr);
       client = which == Detector::kCatalog ? catalog_client_.get() : checks_client_.get();
     }
     last_request = SteadyClock::now();
@@ -325,12 +330,16 @@ void AgentHub::detect_loop(Detector which) {
                 describe_, endpoint, index, got);
     }
     if (which == Detector::kCatalog) {
-      if (reset || (have_seen && got != last_seen)) {
+      // The first answer (at start or after an error) is a baseline taken after the subscribers'
+      // own first reads: refresh them all once so nothing that changed in between is missed.
+      if (reset || !have_seen || got != last_seen) {
         Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
         mark_all_dirty();
       }
     } else if (states) {
-      if (last_states) {
+      if (!last_states) {
+        mark_all_dirty();  // baseline: see the catalog case
+      } else {
         std::vector<std::string> changed;
         bool node_level = false;
         std::set<std::string> keys;

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,7 +77,9 @@ class AgentHub {
   void mark_dirty_locked(Sub& sub);
   void mark_all_dirty();
   void mark_services_dirty(const std::vector<std::string>& names);
-  std::string detector_url(Detector which, std::uint64_t index) const;
+  // The URL of a detector query; `names` receives the service names the checks filter covers
+  // (empty = no filter, every service).
+  std::string detector_url(Detector which, std::uint64_t index, std::set<std::string>* names) const;
   bool sleep_for(std::chrono::milliseconds d);
 
   Options options_;  // agent-level fields of the first subscriber (all share agent_key())

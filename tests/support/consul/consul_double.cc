@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 #include <regex>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -184,6 +185,7 @@ void ConsulDouble::register_service(ConsulService service) {
     bump_locked(service.name);
     if (!old_name.empty() && old_name != service.name) service_index_[old_name] = index_;
     services_index_ = index_;
+    checks_index_ = index_;
   }
   cv_.notify_all();
 }
@@ -198,6 +200,7 @@ bool ConsulDouble::deregister_service(const std::string& service_id, const std::
         it = services_.erase(it);
         bump_locked(name);
         services_index_ = index_;
+        checks_index_ = index_;
         found = true;
       } else {
         ++it;
@@ -217,6 +220,7 @@ bool ConsulDouble::set_check_status(const std::string& check_id, const std::stri
         if (c.id == check_id) {
           c.status = status;
           bump_locked(s.name);
+          checks_index_ = index_;
           found = true;
         }
       }
@@ -232,6 +236,7 @@ void ConsulDouble::set_node_check(const std::string& node, const std::string& ch
     std::lock_guard<std::mutex> lock(mu_);
     node_checks_[node][check_id] = ConsulCheck{check_id, check_id, status, ""};
     ++index_;
+    checks_index_ = index_;
     for (const auto& s : services_) {
       if (s.node == node) service_index_[s.name] = index_;
     }
@@ -252,6 +257,7 @@ void ConsulDouble::simulate_restart(std::uint64_t new_index) {
     std::lock_guard<std::mutex> lock(mu_);
     index_ = new_index;
     services_index_ = std::min(services_index_, new_index);
+    checks_index_ = std::min(checks_index_, new_index);
     for (auto& [name, idx] : service_index_) idx = std::min(idx, new_index);
   }
   cv_.notify_all();
@@ -290,6 +296,12 @@ std::uint64_t ConsulDouble::health_requests() const {
   return health_requests_;
 }
 
+std::uint64_t ConsulDouble::requests_to(const std::string& prefix) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<std::uint64_t>(std::count_if(
+      paths_.begin(), paths_.end(), [&](const std::string& p) { return p.rfind(prefix, 0) == 0; }));
+}
+
 std::vector<ConsulDouble::Seen> ConsulDouble::seen() const {
   std::lock_guard<std::mutex> lock(mu_);
   return seen_;
@@ -308,7 +320,7 @@ std::uint64_t ConsulDouble::service_index_locked(const std::string& name) const 
 
 template <typename F>
 bool ConsulDouble::block_locked(std::unique_lock<std::mutex>& lock, const HttpServerRequest& req,
-                                F current) {
+                                F current, bool wake_on_fault) {
   if (!req.has_param("index")) return true;
   const std::uint64_t min_index = std::stoull(req.param("index").empty() ? "0" : req.param("index"));
   if (min_index == 0) return true;
@@ -321,7 +333,7 @@ bool ConsulDouble::block_locked(std::unique_lock<std::mutex>& lock, const HttpSe
   }
   const auto deadline = std::chrono::steady_clock::now() + wait;
   ++blocked_;
-  while (!stopping_ && current() <= min_index && fault_ == ConsulFault::kNone) {
+  while (!stopping_ && current() <= min_index && (!wake_on_fault || fault_ == ConsulFault::kNone)) {
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
   }
   --blocked_;
@@ -330,6 +342,13 @@ bool ConsulDouble::block_locked(std::unique_lock<std::mutex>& lock, const HttpSe
 
 HttpServerReply ConsulDouble::handle(const HttpServerRequest& req) {
   const std::string& p = req.path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paths_.push_back(p);
+  }
+  if (p.rfind("/v1/health/state/", 0) == 0) {
+    return health_state(req, p.substr(std::string("/v1/health/state/").size()));
+  }
   if (p.rfind("/v1/health/service/", 0) == 0) {
     if (req.method != "GET") return text(405, "method not allowed");
     return health_service(req, p.substr(std::string("/v1/health/service/").size()));
@@ -381,6 +400,65 @@ HttpServerReply ConsulDouble::agent_register(const HttpServerRequest& req) {
   }
   register_service(std::move(s));
   return Reply{};
+}
+
+HttpServerReply ConsulDouble::health_state(const HttpServerRequest& req, const std::string& state) {
+  if (state != "any" && state != "passing" && state != "warning" && state != "critical") {
+    return text(400, "Invalid check state \"" + state + "\"");
+  }
+  std::vector<std::string> names;
+  bool filtered = false;
+  if (req.has_param("filter")) {
+    static const std::regex clause(R"re(^\s*ServiceName\s*==\s*"((?:[^"\\]|\\.)*)"\s*$)re");
+    const std::string f = req.param("filter");
+    size_t pos = 0;
+    while (true) {
+      size_t next = f.find(" or ", pos);
+      std::string part = f.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+      std::smatch m;
+      if (!std::regex_match(part, m, clause)) {
+        return text(400, "Failed to create boolean expression evaluator: unsupported filter " + f);
+      }
+      std::string name;
+      const std::string raw = m[1];
+      for (size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '\\' && i + 1 < raw.size()) ++i;
+        name += raw[i];
+      }
+      names.push_back(name);
+      if (next == std::string::npos) break;
+      pos = next + 4;
+    }
+    filtered = true;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  const std::string token = req.header("x-consul-token");
+  if (!token_.empty() && !token.empty() && token != token_) return text(403, "ACL not found");
+  if (!block_locked(lock, req, [&] { return checks_index_; })) return text(500, "shutting down");
+  auto wanted = [&](const std::string& service_name) {
+    return !filtered || std::find(names.begin(), names.end(), service_name) != names.end();
+  };
+  json out = json::array();
+  std::set<std::string> nodes_done;
+  for (const auto& s : services_) {
+    if (wanted("") && nodes_done.insert(s.node).second) {
+      if (auto nc = node_checks_.find(s.node); nc != node_checks_.end()) {
+        for (const auto& [id, c] : nc->second) {
+          if (state == "any" || c.status == state) out.push_back(check_json(s, c, true));
+        }
+      }
+    }
+    if (!wanted(s.name)) continue;
+    for (const auto& c : s.checks) {
+      if (state == "any" || c.status == state) out.push_back(check_json(s, c, false));
+    }
+  }
+  Reply r;
+  r.body = out.dump();
+  r.headers = {{"X-Consul-Index", std::to_string(checks_index_)},
+               {"X-Consul-KnownLeader", "true"},
+               {"X-Consul-LastContact", "0"}};
+  return r;
 }
 
 HttpServerReply ConsulDouble::catalog_services(const HttpServerRequest& req) {
@@ -452,7 +530,7 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
       break;
   }
 
-  if (!block_locked(lock, req, [&] { return service_index_locked(name); })) {
+  if (!block_locked(lock, req, [&] { return service_index_locked(name); }, true)) {
     return text(500, "shutting down");
   }
   const ConsulFault fault = fault_;  // may have been set while blocked

@@ -9,6 +9,9 @@
 //                                 stale (X-Consul-LastContact). Entries sorted by (Node, ID) like
 //                                 Consul; `shuffle` reorders them to prove clients sort.
 //  GET /v1/catalog/services       {name: [tags]}, blocking on the services index
+//  GET /v1/health/state/<state>   every check (any|passing|warning|critical), blocking on the
+//                                 checks index; filter subset: `ServiceName == "x"` clauses
+//                                 joined by " or "
 //  GET /v1/status/leader          "127.0.0.1:8300"
 //  PUT /v1/agent/service/register and /v1/agent/service/deregister/<id>
 //  Headers: X-Consul-Index, X-Consul-KnownLeader, X-Consul-LastContact (+ X-Consul-Effective-
@@ -110,6 +113,8 @@ class ConsulDouble {
 
   std::uint64_t index() const;
   std::uint64_t health_requests() const;
+  // Requests by path prefix, e.g. "/v1/health/service/", "/v1/catalog/services".
+  std::uint64_t requests_to(const std::string& path_prefix) const;
   std::uint64_t connections_accepted() const { return server_->connections_accepted(); }
   // Every /v1/health request's target and the header values the client sent (for assertions).
   struct Seen {
@@ -126,17 +131,20 @@ class ConsulDouble {
   HttpServerReply health_service(const HttpServerRequest& req, const std::string& name);
   HttpServerReply catalog_services(const HttpServerRequest& req);
   HttpServerReply agent_register(const HttpServerRequest& req);
+  HttpServerReply health_state(const HttpServerRequest& req, const std::string& state);
   std::uint64_t service_index_locked(const std::string& name) const;
   void bump_locked(const std::string& service_name);
   // Waits while `current()` <= min_index, up to wait; returns false when stopping.
   template <typename F>
-  bool block_locked(std::unique_lock<std::mutex>& lock, const HttpServerRequest& req, F current);
+  bool block_locked(std::unique_lock<std::mutex>& lock, const HttpServerRequest& req, F current,
+                    bool wake_on_fault = false);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   std::uint64_t index_ = 1;
   std::uint64_t services_index_ = 1;
+  std::uint64_t checks_index_ = 1;
   std::map<std::string, std::uint64_t> service_index_;  // by service name
   std::vector<ConsulService> services_;                // by (node, id)
   std::map<std::string, std::map<std::string, ConsulCheck>> node_checks_;
@@ -147,6 +155,7 @@ class ConsulDouble {
   std::uint64_t health_requests_ = 0;
   int blocked_ = 0;
   std::vector<Seen> seen_;
+  std::vector<std::string> paths_;
   std::unique_ptr<LoopbackHttpServer> server_;
 };
 
