@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "discovery/consul/consul_source.h"
+#include "net/curl_http_client.h"
 #include "support/consul/consul_double.h"
 
 namespace ep::discovery::consul {
@@ -554,6 +555,39 @@ TEST_F(ConsulSourceTest, ManySourcesEachHoldOneConnection) {
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(consul_.connections_accepted(), static_cast<std::uint64_t>(kServices));
   for (auto& s : sources) s->stop();
+}
+
+TEST_F(ConsulSourceTest, AgentRegisterAndDeregisterEndpointsDriveTheWatch) {
+  start(base_options(consul_));
+  ASSERT_TRUE(sink_.wait_next(0, [](const Snapshot& s) { return s.ok() && s->empty(); }));
+  net::CurlHttpClient http;
+  net::HttpRequest reg;
+  reg.method = "PUT";
+  reg.url = consul_.url() + "/v1/agent/service/register";
+  reg.body = R"({"Name":"web","ID":"web-9","Address":"10.0.0.9","Port":9090,"Tags":["v1"],
+                 "Weights":{"Passing":5,"Warning":1},"Meta":{"zone":"a"},
+                 "Check":{"CheckID":"web-9-ttl","TTL":"30s","Status":"passing"}})";
+  auto r = http.perform(reg);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->status, 200);
+  auto i = sink_.wait_next(1, has_ids({"web-9"}));
+  ASSERT_TRUE(i);
+  const Endpoint e = sink_.all()[*i].value()[0];
+  EXPECT_EQ(e.address, "10.0.0.9");
+  EXPECT_EQ(e.port, 9090u);
+  EXPECT_EQ(e.weight, 5);
+
+  net::HttpRequest dereg;
+  dereg.method = "PUT";
+  dereg.url = consul_.url() + "/v1/agent/service/deregister/web-9";
+  r = http.perform(dereg);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 200);
+  ASSERT_TRUE(sink_.wait_next(*i + 1, [](const Snapshot& s) { return s.ok() && s->empty(); }));
+  dereg.url = consul_.url() + "/v1/agent/service/deregister/nope";
+  r = http.perform(dereg);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
 }
 
 }  // namespace

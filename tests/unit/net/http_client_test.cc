@@ -1,5 +1,13 @@
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <atomic>
 #include <chrono>
@@ -219,6 +227,107 @@ TEST(HttpClientBadInput, HeaderInjectionIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, ErrorKind::kInvalid);
   EXPECT_EQ(r.error().message.find("X-Evil"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ep::net
+
+// TLS against a real `openssl s_server` with a throw-away self-signed certificate (skipped when
+// the openssl binary is missing).
+namespace ep::net {
+namespace {
+
+class OpensslServer {
+ public:
+  bool start() {
+    char tmpl[] = "/tmp/ep-tls-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return false;
+    dir_ = tmpl;
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir_ +
+                            "/key.pem -out " + dir_ +
+                            "/cert.pem -days 1 -subj /CN=127.0.0.1 -addext "
+                            "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0) return false;
+    // A free port: bind 0, read it, release it (s_server binds it right after).
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ::close(fd);
+      return false;
+    }
+    port_ = ntohs(addr.sin_port);
+    ::close(fd);
+    const std::string accept = "127.0.0.1:" + std::to_string(port_);
+    const std::string cert = dir_ + "/cert.pem", key = dir_ + "/key.pem";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int devnull = ::open("/dev/null", O_RDWR);
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      ::execlp("openssl", "openssl", "s_server", "-accept", accept.c_str(), "-cert", cert.c_str(),
+               "-key", key.c_str(), "-www", "-quiet", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (pid_ < 0) return false;
+    // Ready when it accepts connections.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int c = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      to.sin_port = htons(port_);
+      const bool ok = ::connect(c, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+      ::close(c);
+      if (ok) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+  ~OpensslServer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/"; }
+  std::string ca() const { return dir_ + "/cert.pem"; }
+
+ private:
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+TEST(HttpClientTls, VerifiesTheServerCertificate) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl binary";
+  OpensslServer server;
+  ASSERT_TRUE(server.start());
+  {
+    CurlHttpClient client;
+    auto r = client.perform({.url = server.url(), .timeout = 5s});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
+    EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
+  }
+  {
+    CurlHttpClient client;
+    auto r = client.perform({.url = server.url(), .timeout = 5s, .tls = {.ca_file = server.ca()}});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+  }
+  {
+    CurlHttpClient client;
+    auto r = client.perform({.url = server.url(), .timeout = 5s, .tls = {.verify = false}});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+  }
 }
 
 }  // namespace
