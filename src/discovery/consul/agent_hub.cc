@@ -156,6 +156,12 @@ void AgentHub::subscribe(Subscriber* subscriber) {
 
 void AgentHub::unsubscribe(Subscriber* subscriber) {
   std::unique_lock<std::mutex> lock(mu_);
+  if (busy_ == subscriber && worker_client_) {
+    // Do not wait for a slow read of a source that is going away: abort it; the worker replaces
+    // its (sticky-cancelled) client afterwards.
+    worker_client_->cancel();
+    worker_restart_ = true;
+  }
   cv_.wait(lock, [&] { return busy_ != subscriber; });
   subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
                              [&](const Sub& s) { return s.subscriber == subscriber; }),
@@ -405,6 +411,11 @@ void AgentHub::worker_loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       busy_ = nullptr;
+      if (worker_restart_) {
+        retired_connections_ += worker_client_->connections_opened();
+        worker_client_ = factory_();
+        worker_restart_ = false;
+      }
       if (again) {
         for (auto& s : subs_) {
           if (s.subscriber == sub) {

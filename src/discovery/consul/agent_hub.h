@@ -15,7 +15,8 @@
 // with capped, jittered backoff. Adding a subscriber restarts the checks query with the new
 // filter (one reconnect).
 // Threading: the hub owns its three threads; subscribe/unsubscribe are thread-safe, and
-// unsubscribe returns only when the worker is not inside that subscriber's refresh().
+// unsubscribe returns only when the worker is not inside that subscriber's refresh() (a read in
+// progress for it is aborted).
 
 #include <chrono>
 #include <condition_variable>
@@ -94,6 +95,7 @@ class AgentHub {
   Subscriber* busy_ = nullptr;
   std::uint64_t subs_version_ = 0;  // bumps on (un)subscribe
   bool checks_restart_ = false;     // subscribe() cancelled the checks query to change its filter
+  bool worker_restart_ = false;     // unsubscribe() cancelled the worker's read in progress
   std::unique_ptr<net::HttpClient> catalog_client_;
   std::unique_ptr<net::HttpClient> checks_client_;
   std::unique_ptr<net::HttpClient> worker_client_;

@@ -324,7 +324,12 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
 }
 
 std::optional<milliseconds> ConsulSource::refresh(net::HttpClient& client) {
-  return process(fetch(client, 0, options_.timeout));
+  Fetch f = fetch(client, 0, options_.timeout);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return std::nullopt;  // aborted by stop(): not a Consul failure
+  }
+  return process(std::move(f));
 }
 
 void ConsulSource::run() {

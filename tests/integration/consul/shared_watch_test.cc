@@ -244,6 +244,33 @@ TEST(ConsulSharedWatch, AgentDownPublishesErrorsForEverySubscriber) {
   b.stop();
 }
 
+TEST(ConsulSharedWatch, StopDoesNotWaitForAHungRead) {
+  ConsulDouble consul;
+  consul.start();
+  consul.register_service(instance("web", 1));
+  SourceContext ctx;
+  CountingSink sink;
+  Options o = shared_options(consul, "web");
+  o.timeout = 20s;
+  ConsulSource src(o, ctx);
+  ASSERT_TRUE(src.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for(size_is(1)));
+  consul.set_fault(ConsulFault::kHang);
+  const auto reads = consul.requests_to("/v1/health/service/");
+  consul.set_check_status("service:web-1", "warning");  // the worker re-reads and hangs
+  const auto deadline = Clock::now() + 5s;
+  while (consul.requests_to("/v1/health/service/") == reads && Clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_GT(consul.requests_to("/v1/health/service/"), reads);
+  const size_t published = sink.size();
+  const auto t0 = Clock::now();
+  src.stop();
+  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_EQ(sink.size(), published);  // the aborted read is not reported as a failure
+  consul.stop();
+}
+
 TEST(ConsulSharedWatch, CheckStatesParser) {
   auto r = parse_check_states(R"([
     {"Node":"n1","CheckID":"serfHealth","Status":"passing","ServiceID":"","ServiceName":""},
