@@ -1,11 +1,10 @@
 #include "net/curl_http_client.h"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <mutex>
-
-#include <fmt/format.h>
 
 namespace ep::net {
 namespace {
@@ -47,7 +46,8 @@ size_t on_body(char* data, size_t size, size_t nmemb, void* user) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
 }
@@ -147,7 +147,8 @@ Result<HttpResponse> CurlHttpClient::perform(const HttpRequest& request) {
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, impl_->options.user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
@@ -161,11 +162,13 @@ Result<HttpResponse> CurlHttpClient::perform(const HttpRequest& request) {
   if (!request.unix_socket_path.empty()) {
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, request.unix_socket_path.c_str());
   }
-  if (!request.tls.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, request.tls.ca_file.c_str());
+  if (!request.tls.ca_file.empty())
+    curl_easy_setopt(h, CURLOPT_CAINFO, request.tls.ca_file.c_str());
   if (!request.tls.cert_file.empty()) {
     curl_easy_setopt(h, CURLOPT_SSLCERT, request.tls.cert_file.c_str());
   }
-  if (!request.tls.key_file.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, request.tls.key_file.c_str());
+  if (!request.tls.key_file.empty())
+    curl_easy_setopt(h, CURLOPT_SSLKEY, request.tls.key_file.c_str());
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, request.tls.verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, request.tls.verify ? 2L : 0L);
 
@@ -182,7 +185,8 @@ Result<HttpResponse> CurlHttpClient::perform(const HttpRequest& request) {
   }
 
   CURLM* m = impl_->multi.get();
-  if (curl_multi_add_handle(m, h) != CURLM_OK) return Error::internal(what + ": curl_multi_add_handle failed");
+  if (curl_multi_add_handle(m, h) != CURLM_OK)
+    return Error::internal(what + ": curl_multi_add_handle failed");
   CURLcode result = CURLE_OK;
   bool done = false;
   bool cancelled = false;
@@ -218,16 +222,18 @@ Result<HttpResponse> CurlHttpClient::perform(const HttpRequest& request) {
 
   if (cancelled) return Error::unavailable(what + ": cancelled");
   if (transfer.too_large || result == CURLE_FILESIZE_EXCEEDED) {
-    return Error::invalid(fmt::format("{}: response body exceeds {} bytes", what,
-                                      impl_->options.max_body_bytes));
+    return Error::invalid(
+        fmt::format("{}: response body exceeds {} bytes", what, impl_->options.max_body_bytes));
   }
   if (result != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(result);
     while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
     if (result == CURLE_URL_MALFORMAT || result == CURLE_UNSUPPORTED_PROTOCOL) {
-      return Error::invalid(fmt::format("{}: {} (curl error {})", what, detail, static_cast<int>(result)));
+      return Error::invalid(
+          fmt::format("{}: {} (curl error {})", what, detail, static_cast<int>(result)));
     }
-    return Error::unavailable(fmt::format("{}: {} (curl error {})", what, detail, static_cast<int>(result)));
+    return Error::unavailable(
+        fmt::format("{}: {} (curl error {})", what, detail, static_cast<int>(result)));
   }
   transfer.response.status = status;
   return std::move(transfer.response);

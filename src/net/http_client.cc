@@ -7,8 +7,7 @@ namespace ep::net {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -77,7 +76,8 @@ std::string redact_url(std::string_view url) {
   }
   out.append(url.substr(authority_end, q + 1 - authority_end));
   size_t hash = url.find('#', q);
-  std::string_view query = url.substr(q + 1, (hash == std::string_view::npos ? url.size() : hash) - q - 1);
+  std::string_view query =
+      url.substr(q + 1, (hash == std::string_view::npos ? url.size() : hash) - q - 1);
   bool first = true;
   while (true) {
     size_t amp = query.find('&');

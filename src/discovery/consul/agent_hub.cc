@@ -1,11 +1,11 @@
 #include "discovery/consul/agent_hub.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -26,7 +26,8 @@ milliseconds jitter_upto(milliseconds max) {
 
 milliseconds backoff(milliseconds min, milliseconds max, int attempt) {
   long long d = min.count();
-  for (int i = 0; i < attempt && d < max.count(); ++i) d = d > max.count() / 2 ? max.count() : d * 2;
+  for (int i = 0; i < attempt && d < max.count(); ++i)
+    d = d > max.count() / 2 ? max.count() : d * 2;
   d = std::min(d, static_cast<long long>(max.count()));
   return milliseconds(d / 2) + jitter_upto(milliseconds(d - d / 2));
 }
@@ -74,17 +75,19 @@ Result<std::map<std::string, std::string>> parse_check_states(std::string_view t
   std::map<std::string, std::vector<std::string>> parts;
   for (size_t i = 0; i < doc.size(); ++i) {
     const auto& c = doc[i];
-    if (!c.is_object()) return Error::invalid(fmt::format("check-state entry {} is not an object", i));
+    if (!c.is_object())
+      return Error::invalid(fmt::format("check-state entry {} is not an object", i));
     auto str = [&](const char* key) -> std::string {
       auto it = c.find(key);
       return it != c.end() && it->is_string() ? it->get<std::string>() : std::string();
     };
     auto status = c.find("Status");
     if (status == c.end() || !status->is_string()) {
-      return Error::invalid(fmt::format("check-state entry {}: Status is missing or not a string", i));
+      return Error::invalid(
+          fmt::format("check-state entry {}: Status is missing or not a string", i));
     }
-    parts[str("ServiceName")].push_back(str("Node") + "/" + str("ServiceID") + "/" + str("CheckID") +
-                                        ":" + status->get<std::string>());
+    parts[str("ServiceName")].push_back(str("Node") + "/" + str("ServiceID") + "/" +
+                                        str("CheckID") + ":" + status->get<std::string>());
   }
   std::map<std::string, std::string> out;
   for (auto& [name, list] : parts) {
@@ -192,7 +195,8 @@ bool AgentHub::sleep_for(milliseconds d) {
 void AgentHub::mark_dirty_locked(Sub& sub) {
   sub.dirty = true;
   // Rate limit per service even when changes keep coming (a flapping check).
-  sub.due = std::max(sub.due, sub.last_refresh + options_.min_interval + jitter_upto(options_.jitter));
+  sub.due =
+      std::max(sub.due, sub.last_refresh + options_.min_interval + jitter_upto(options_.jitter));
 }
 
 void AgentHub::mark_all_dirty() {

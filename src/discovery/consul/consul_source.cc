@@ -1,10 +1,10 @@
 #include "discovery/consul/consul_source.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <random>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -78,7 +78,8 @@ milliseconds random_upto(milliseconds max) {
 // Capped exponential backoff with jitter in [d/2, d]; saturating (no overflow at any attempt).
 milliseconds backoff_delay(milliseconds min, milliseconds max, int attempt) {
   long long d = min.count();
-  for (int i = 0; i < attempt && d < max.count(); ++i) d = d > max.count() / 2 ? max.count() : d * 2;
+  for (int i = 0; i < attempt && d < max.count(); ++i)
+    d = d > max.count() / 2 ? max.count() : d * 2;
   d = std::min(d, static_cast<long long>(max.count()));
   return milliseconds(d / 2) + random_upto(milliseconds(d - d / 2));
 }
@@ -122,9 +123,9 @@ ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFac
     : options_(std::move(options)),
       context_(std::move(context)),
       client_factory_(std::move(client_factory)),
-      describe_(fmt::format("consul {} at {}", options_.service,
-                            options_.unix_socket.empty() ? options_.base_url
-                                                         : "unix://" + options_.unix_socket)),
+      describe_(fmt::format(
+          "consul {} at {}", options_.service,
+          options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
       labels_{{"backend", context_.backend}, {"service", options_.service}},
       token_(options_.token, options_.token_file, describe_),
       reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
@@ -199,10 +200,10 @@ ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t i
     f.reason = resp.error().kind == ErrorKind::kInvalid ? "too_large" : "unavailable";
     return f;
   }
-  const std::string where = fmt::format("Consul {} (service '{}')", options_.unix_socket.empty()
-                                                                      ? options_.base_url
-                                                                      : "unix://" + options_.unix_socket,
-                                        options_.service);
+  const std::string where = fmt::format(
+      "Consul {} (service '{}')",
+      options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket,
+      options_.service);
   if (resp->status == 403) {
     f.acl_refused = true;
     f.reason = "acl";
@@ -234,14 +235,17 @@ ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t i
   if (parsed->entries == 0) {
     if (resp->headers.get("X-Consul-KnownLeader") == std::optional<std::string>("false")) {
       f.reason = "no_leader";
-      f.result = Error::unavailable(where + " answered an empty list without a known leader "
-                                            "(election in progress?); keeping the last set");
+      f.result = Error::unavailable(where +
+                                    " answered an empty list without a known leader "
+                                    "(election in progress?); keeping the last set");
       return f;
     }
-    if (resp->headers.get("X-Consul-Results-Filtered-By-ACLs") == std::optional<std::string>("true")) {
+    if (resp->headers.get("X-Consul-Results-Filtered-By-ACLs") ==
+        std::optional<std::string>("true")) {
       f.reason = "acl_filtered";
-      f.result = Error::refused(where + " answered an empty list filtered by ACLs; the token lacks "
-                                        "service:read/node:read; keeping the last set");
+      f.result = Error::refused(where +
+                                " answered an empty list filtered by ACLs; the token lacks "
+                                "service:read/node:read; keeping the last set");
       return f;
     }
   }
@@ -254,7 +258,8 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   WatchState& st = state_;
   if (!f.result) {
     const Error& e = f.result.error();
-    metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "error"}});
+    metrics.inc("elasticproxy_consul_requests_total",
+                {labels_[0], labels_[1], {"outcome", "error"}});
     metrics.inc("elasticproxy_consul_errors_total", {labels_[0], labels_[1], {"reason", f.reason}});
     metrics.set("elasticproxy_consul_up", labels_, 0);
     reporter_->failure(e.message);
@@ -267,7 +272,8 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
     index_ = 0;
     st.empty_pending = false;
     st.republish = true;
-    const milliseconds delay = backoff_delay(options_.backoff_min, options_.backoff_max, st.failures);
+    const milliseconds delay =
+        backoff_delay(options_.backoff_min, options_.backoff_max, st.failures);
     st.failures = std::min(st.failures + 1, 60);
     return delay;
   }
@@ -296,7 +302,8 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   }
   index_ = st.index;
   metrics.set("elasticproxy_consul_index", labels_, static_cast<double>(st.index));
-  metrics.set("elasticproxy_consul_instances", labels_, static_cast<double>(parsed.endpoints.size()));
+  metrics.set("elasticproxy_consul_instances", labels_,
+              static_cast<double>(parsed.endpoints.size()));
 
   // A sudden empty answer is confirmed by a fresh read before it is believed.
   if (parsed.endpoints.empty() && st.published && !st.last.empty() &&
@@ -345,8 +352,9 @@ void ConsulSource::run() {
   const double refill_s = std::max(1e-3, std::chrono::duration<double>(options_.refill).count());
   auto refill = [&] {
     const auto now = SteadyClock::now();
-    tokens = std::min<double>(options_.burst,
-                              tokens + std::chrono::duration<double>(now - last_refill).count() / refill_s);
+    tokens = std::min<double>(
+        options_.burst,
+        tokens + std::chrono::duration<double>(now - last_refill).count() / refill_s);
     last_refill = now;
     return now;
   };
@@ -363,11 +371,13 @@ void ConsulSource::run() {
                             *last_request + options_.min_interval + random_upto(options_.jitter));
     }
     if (tokens < 1.0) {
-      not_before = std::max(not_before, now + std::chrono::duration_cast<SteadyClock::duration>(
-                                                  std::chrono::duration<double>((1.0 - tokens) * refill_s)));
+      not_before =
+          std::max(not_before, now + std::chrono::duration_cast<SteadyClock::duration>(
+                                         std::chrono::duration<double>((1.0 - tokens) * refill_s)));
     }
     if (not_before > now) {
-      if (!sleep_for(std::chrono::duration_cast<milliseconds>(not_before - now) + milliseconds(1))) {
+      if (!sleep_for(std::chrono::duration_cast<milliseconds>(not_before - now) +
+                     milliseconds(1))) {
         break;
       }
       refill();
@@ -397,14 +407,13 @@ Snapshot ConsulSource::fetch_once(milliseconds timeout) {
 }
 
 SourceKind source_kind() {
-  return SourceKind{
-      "consul",
-      [](const ConfigNode& node, Diagnostics& diag,
-         const SourceContext& context) -> std::unique_ptr<Source> {
-        auto options = parse_options(node, diag, context);
-        if (!options) return nullptr;
-        return std::make_unique<ConsulSource>(std::move(*options), context);
-      }};
+  return SourceKind{"consul",
+                    [](const ConfigNode& node, Diagnostics& diag,
+                       const SourceContext& context) -> std::unique_ptr<Source> {
+                      auto options = parse_options(node, diag, context);
+                      if (!options) return nullptr;
+                      return std::make_unique<ConsulSource>(std::move(*options), context);
+                    }};
 }
 
 }  // namespace ep::discovery::consul

@@ -34,7 +34,6 @@
 #include <thread>
 
 #include "core/log.h"
-
 #include "discovery/consul/agent_hub.h"
 #include "discovery/consul/options.h"
 #include "discovery/consul/token.h"

@@ -1,9 +1,9 @@
 #include "discovery/consul/options.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 #include "core/log.h"
 
@@ -42,9 +42,12 @@ bool has_control(std::string_view s) {
 
 const char* to_string(HealthPolicy policy) {
   switch (policy) {
-    case HealthPolicy::kPassing: return "passing";
-    case HealthPolicy::kWarning: return "warning";
-    case HealthPolicy::kAny: return "any";
+    case HealthPolicy::kPassing:
+      return "passing";
+    case HealthPolicy::kWarning:
+      return "warning";
+    case HealthPolicy::kAny:
+      return "any";
   }
   return "?";
 }
@@ -88,7 +91,8 @@ Result<Address> parse_address(std::string_view text, bool default_https) {
   }
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   if (rest.empty() || rest.find_first_of("/?#@") != std::string_view::npos) {
-    return Error::invalid("the Consul address must be host[:port], got '" + std::string(text) + "'");
+    return Error::invalid("the Consul address must be host[:port], got '" + std::string(text) +
+                          "'");
   }
   std::string host_port(rest);
   std::string_view port;
@@ -149,8 +153,9 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
     if (!a) {
       const ConfigNode* n = node.find("address");
       diag.error(n != nullptr ? n->mark : node.mark,
-                 "consul.address" + std::string(address_from_config ? "" : " (from CONSUL_HTTP_ADDR)") +
-                     ": " + a.error().message);
+                 "consul.address" +
+                     std::string(address_from_config ? "" : " (from CONSUL_HTTP_ADDR)") + ": " +
+                     a.error().message);
     } else {
       o.base_url = a->base_url;
       o.unix_socket = a->unix_socket;
@@ -174,12 +179,12 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   const bool has_health = r.has("health");
   bool passing_only = true;
   r.boolean("passing_only", passing_only);
-  if (has_passing_only) o.parse.health = passing_only ? HealthPolicy::kPassing : HealthPolicy::kWarning;
+  if (has_passing_only)
+    o.parse.health = passing_only ? HealthPolicy::kPassing : HealthPolicy::kWarning;
   std::string health;
   if (r.one_of("health", health, {"passing", "warning", "any"}) && has_health) {
     if (has_passing_only) {
-      diag.error(node.find("health")->mark,
-                 "consul: set either health or passing_only, not both");
+      diag.error(node.find("health")->mark, "consul: set either health or passing_only, not both");
     }
     o.parse.health = health == "passing"   ? HealthPolicy::kPassing
                      : health == "warning" ? HealthPolicy::kWarning
@@ -192,7 +197,8 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   r.string("filter", o.filter);
   if (const ConfigNode* nm = r.get("node_meta")) {
     if (nm->kind != ConfigNode::Kind::kMap) {
-      diag.error(nm->mark, std::string("consul.node_meta must be a map of key: value, got ") + nm->kind_name());
+      diag.error(nm->mark, std::string("consul.node_meta must be a map of key: value, got ") +
+                               nm->kind_name());
     } else {
       for (size_t i = 0; i < nm->keys.size(); ++i) {
         if (nm->values[i].kind != ConfigNode::Kind::kScalar) {
@@ -261,8 +267,10 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
     o.watch = watch == "shared" ? Options::WatchMode::kShared : Options::WatchMode::kService;
   }
   r.boolean("blocking", o.blocking);
-  if (r.duration("wait", o.wait) && (o.wait < std::chrono::milliseconds(1) || o.wait > std::chrono::minutes(10))) {
-    diag.error(node.find("wait")->mark, "consul.wait must be between 1ms and 10m (Consul's maximum)");
+  if (r.duration("wait", o.wait) &&
+      (o.wait < std::chrono::milliseconds(1) || o.wait > std::chrono::minutes(10))) {
+    diag.error(node.find("wait")->mark,
+               "consul.wait must be between 1ms and 10m (Consul's maximum)");
   }
   r.boolean("cached", o.cached);
   r.boolean("stale", o.stale);
@@ -276,7 +284,8 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   r.duration("backoff_max", o.backoff_max);
   r.duration("empty_confirm", o.empty_confirm);
   if (o.timeout.count() <= 0) diag.error(node.mark, "consul.timeout must be positive");
-  if (o.connect_timeout.count() <= 0) diag.error(node.mark, "consul.connect_timeout must be positive");
+  if (o.connect_timeout.count() <= 0)
+    diag.error(node.mark, "consul.connect_timeout must be positive");
   if (o.backoff_min.count() <= 0 || o.backoff_max < o.backoff_min) {
     diag.error(node.mark, "consul.backoff_min must be positive and not above backoff_max");
   }

@@ -26,16 +26,16 @@ const char* to_string(HealthPolicy policy);
 // What the parser needs (a pure function of the payload and these).
 struct ParseOptions {
   HealthPolicy health = HealthPolicy::kPassing;
-  std::vector<std::string> tags;           // all must be present (case-insensitive, as Consul)
-  std::vector<std::string> kinds;          // Service.Kind values accepted besides "" (typical)
+  std::vector<std::string> tags;   // all must be present (case-insensitive, as Consul)
+  std::vector<std::string> kinds;  // Service.Kind values accepted besides "" (typical)
   // "" = Service.Address, else Node.Address. Otherwise a tagged address name (lan, lan_ipv4,
   // wan, wan_ipv4, ...): Service.TaggedAddresses[name].Address (+ its Port when non-zero), then
   // Node.TaggedAddresses[name], then the default rule.
   std::string address_from;
-  bool use_weights = true;                 // map Service.Weights to HAProxy weights
-  long weight_max = 256;                   // a Consul weight of weight_max maps to HAProxy 256
-  std::string weight_meta_key;             // Service.Meta[key] (integer 0..256) overrides weight
-  std::string backup_meta_key;             // Service.Meta[key] true/1/yes marks a backup server
+  bool use_weights = true;      // map Service.Weights to HAProxy weights
+  long weight_max = 256;        // a Consul weight of weight_max maps to HAProxy 256
+  std::string weight_meta_key;  // Service.Meta[key] (integer 0..256) overrides weight
+  std::string backup_meta_key;  // Service.Meta[key] true/1/yes marks a backup server
 };
 
 using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;

@@ -1,10 +1,10 @@
 #include "discovery/consul/parse.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace ep::discovery::consul {
@@ -20,15 +20,23 @@ std::string lower(std::string_view s) {
 
 const char* type_name(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    default: return "something else";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "something else";
   }
 }
 
@@ -39,8 +47,8 @@ class Entry {
   void set_name(std::string name) { name_ = std::move(name); }
 
   Error error(std::string_view field, std::string_view problem) const {
-    return Error::invalid(fmt::format("Consul health reply: entry {}{}: {} {}", index_, name_,
-                                      field, problem));
+    return Error::invalid(
+        fmt::format("Consul health reply: entry {}{}: {} {}", index_, name_, field, problem));
   }
 
   // Optional object (absent or null → nullptr).
@@ -51,7 +59,8 @@ class Entry {
       if (required) return error(field, "is missing");
       return static_cast<const json*>(nullptr);
     }
-    if (!it->is_object()) return error(field, fmt::format("must be an object, got {}", type_name(*it)));
+    if (!it->is_object())
+      return error(field, fmt::format("must be an object, got {}", type_name(*it)));
     return &*it;
   }
 
@@ -66,7 +75,8 @@ class Entry {
       if (required) return error(field, "is missing");
       return std::string();
     }
-    if (!it->is_string()) return error(field, fmt::format("must be a string, got {}", type_name(*it)));
+    if (!it->is_string())
+      return error(field, fmt::format("must be a string, got {}", type_name(*it)));
     return it->get<std::string>();
   }
 
@@ -76,33 +86,37 @@ class Entry {
     if (parent == nullptr) return out;
     auto it = parent->find(key);
     if (it == parent->end() || it->is_null()) return out;
-    if (!it->is_array()) return error(field, fmt::format("must be a list of strings, got {}", type_name(*it)));
+    if (!it->is_array())
+      return error(field, fmt::format("must be a list of strings, got {}", type_name(*it)));
     for (const auto& v : *it) {
-      if (!v.is_string()) return error(field, fmt::format("must hold strings, got {}", type_name(v)));
+      if (!v.is_string())
+        return error(field, fmt::format("must hold strings, got {}", type_name(v)));
       out.push_back(v.get<std::string>());
     }
     return out;
   }
 
   // Map of string → string (Meta). Absent/null → empty.
-  Result<std::vector<std::pair<std::string, std::string>>> string_map(const json* parent, const char* key,
-                                                                      std::string_view field) const {
+  Result<std::vector<std::pair<std::string, std::string>>> string_map(
+      const json* parent, const char* key, std::string_view field) const {
     std::vector<std::pair<std::string, std::string>> out;
     if (parent == nullptr) return out;
     auto it = parent->find(key);
     if (it == parent->end() || it->is_null()) return out;
-    if (!it->is_object()) return error(field, fmt::format("must be an object, got {}", type_name(*it)));
+    if (!it->is_object())
+      return error(field, fmt::format("must be an object, got {}", type_name(*it)));
     for (const auto& [k, v] : it->items()) {
       if (!v.is_string()) {
-        return error(fmt::format("{}.{}", field, k), fmt::format("must be a string, got {}", type_name(v)));
+        return error(fmt::format("{}.{}", field, k),
+                     fmt::format("must be a string, got {}", type_name(v)));
       }
       out.emplace_back(k, v.get<std::string>());
     }
     return out;
   }
 
-  Result<std::optional<long long>> integer(const json* parent, const char* key, std::string_view field,
-                                           bool required) const {
+  Result<std::optional<long long>> integer(const json* parent, const char* key,
+                                           std::string_view field, bool required) const {
     if (parent == nullptr) {
       if (required) return error(field, "is missing");
       return std::optional<long long>();
@@ -202,7 +216,8 @@ Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions
   for (size_t i = 0; i < doc.size(); ++i) {
     const json& e = doc[i];
     Entry en(i);
-    if (!e.is_object()) return en.error("the entry", fmt::format("must be an object, got {}", type_name(e)));
+    if (!e.is_object())
+      return en.error("the entry", fmt::format("must be an object, got {}", type_name(e)));
     auto node = en.object(e, "Node", "Node", true);
     if (!node) return node.error();
     auto service = en.object(e, "Service", "Service", true);
@@ -253,7 +268,8 @@ Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions
       for (size_t c = 0; c < checks_it->size(); ++c) {
         const json& check = (*checks_it)[c];
         const std::string field = fmt::format("Checks[{}]", c);
-        if (!check.is_object()) return en.error(field, fmt::format("must be an object, got {}", type_name(check)));
+        if (!check.is_object())
+          return en.error(field, fmt::format("must be an object, got {}", type_name(check)));
         auto id = en.string(&check, "CheckID", field + ".CheckID", false);
         if (!id) return id.error();
         auto status = en.string(&check, "Status", field + ".Status", true);
@@ -281,9 +297,15 @@ Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions
     const std::string status = aggregated_status(checks);
     bool keep = false;
     switch (options.health) {
-      case HealthPolicy::kPassing: keep = status == "passing"; break;
-      case HealthPolicy::kWarning: keep = status == "passing" || status == "warning"; break;
-      case HealthPolicy::kAny: keep = status != "maintenance"; break;
+      case HealthPolicy::kPassing:
+        keep = status == "passing";
+        break;
+      case HealthPolicy::kWarning:
+        keep = status == "passing" || status == "warning";
+        break;
+      case HealthPolicy::kAny:
+        keep = status != "maintenance";
+        break;
     }
     if (!keep) {
       ++out.dropped_health;
@@ -302,9 +324,11 @@ Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions
                            "Service.TaggedAddresses." + options.address_from, false);
         if (!t) return t.error();
         if (*t != nullptr) {
-          auto a = en.string(*t, "Address", "Service.TaggedAddresses." + options.address_from + ".Address", false);
+          auto a = en.string(*t, "Address",
+                             "Service.TaggedAddresses." + options.address_from + ".Address", false);
           if (!a) return a.error();
-          auto p = en.integer(*t, "Port", "Service.TaggedAddresses." + options.address_from + ".Port", false);
+          auto p = en.integer(*t, "Port",
+                              "Service.TaggedAddresses." + options.address_from + ".Port", false);
           if (!p) return p.error();
           if (!a->empty()) {
             ep.address = *a;

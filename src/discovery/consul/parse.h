@@ -23,11 +23,11 @@ struct CheckStatus {
 std::string aggregated_status(const std::vector<CheckStatus>& checks);
 
 struct ParseResult {
-  std::vector<Endpoint> endpoints;  // sorted by (Node.Node, Service.ID)
-  size_t entries = 0;               // entries in the payload
-  size_t dropped_health = 0;        // not kept by the health policy
-  size_t dropped_tags = 0;          // missing a required tag
-  size_t dropped_kind = 0;          // Connect proxy / gateway not asked for
+  std::vector<Endpoint> endpoints;    // sorted by (Node.Node, Service.ID)
+  size_t entries = 0;                 // entries in the payload
+  size_t dropped_health = 0;          // not kept by the health policy
+  size_t dropped_tags = 0;            // missing a required tag
+  size_t dropped_kind = 0;            // Connect proxy / gateway not asked for
   std::vector<std::string> warnings;  // e.g. an unusable weight in Meta (entry kept)
 };
 

@@ -1,5 +1,6 @@
 #include "discovery/consul/token.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cctype>
@@ -7,8 +8,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "core/log.h"
 
@@ -20,7 +19,7 @@ TokenReader::TokenReader(std::string token, std::string file, std::string owner)
 Result<std::string> TokenReader::get(bool force_reload) {
   std::lock_guard<std::mutex> lock(mu_);
   if (file_.empty()) return token_;
-  struct stat st{};
+  struct stat st {};
   if (::stat(file_.c_str(), &st) != 0) {
     return Error::invalid(
         fmt::format("cannot read the Consul token file {}: {}", file_, std::strerror(errno)));

@@ -1,6 +1,8 @@
 // The real Consul source (libcurl client, blocking-query loop) against the Consul double on
 // loopback.
 
+#include "discovery/consul/consul_source.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,7 +16,6 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
-#include "discovery/consul/consul_source.h"
 #include "net/curl_http_client.h"
 #include "support/consul/consul_double.h"
 
@@ -171,8 +172,8 @@ TEST_F(ConsulSourceTest, FirstSnapshotThenChangesArriveInOrderViaBlockingQueries
   // Exact order: nothing unexpected in between, no errors, no duplicates.
   std::vector<std::vector<std::string>> seq;
   for (const auto& s : sink_.all()) seq.push_back(ids(s));
-  EXPECT_EQ(seq, (std::vector<std::vector<std::string>>{
-                     {"web-1"}, {"web-1", "web-2"}, {"web-2"}, {}}));
+  EXPECT_EQ(seq,
+            (std::vector<std::vector<std::string>>{{"web-1"}, {"web-1", "web-2"}, {"web-2"}, {}}));
   // One kept-alive connection, no busy loop.
   EXPECT_EQ(consul_.connections_accepted(), 1u);
   EXPECT_LE(consul_.health_requests(), 8u);
@@ -196,13 +197,15 @@ TEST_F(ConsulSourceTest, RegistrationLatencyOverFiftyChanges) {
     const size_t seen = sink_.size();
     auto t0 = Clock::now();
     consul_.register_service(web("web-" + std::to_string(n), "10.0.1." + std::to_string(n), 8080));
-    auto i = sink_.wait_next(seen, [n](const Snapshot& s) { return s.ok() && s->size() == static_cast<size_t>(n); });
+    auto i = sink_.wait_next(
+        seen, [n](const Snapshot& s) { return s.ok() && s->size() == static_cast<size_t>(n); });
     ASSERT_TRUE(i) << n;
     ms.push_back(std::chrono::duration<double, std::milli>(sink_.time(*i) - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  std::printf("registration -> sink latency over %zu changes: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-              ms.size(), ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.back());
+  std::printf(
+      "registration -> sink latency over %zu changes: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+      ms.size(), ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.back());
   EXPECT_LT(ms[ms.size() / 2], 200.0);
 }
 
@@ -271,8 +274,8 @@ TEST_F(ConsulSourceTest, IndexGoingBackwardsResetsAndChangesStillArrive) {
   o.wait = 300ms;
   start(o);
   ASSERT_TRUE(sink_.wait_next(0, has_ids({"web-1"})));
-  const double resets_before = Metrics::global().value(
-      "elasticproxy_consul_index_resets_total", {{"backend", "web"}, {"service", "web"}});
+  const double resets_before = Metrics::global().value("elasticproxy_consul_index_resets_total",
+                                                       {{"backend", "web"}, {"service", "web"}});
   consul_.simulate_restart(3);  // a restore from an older snapshot
   auto deadline = Clock::now() + 5s;
   while (Metrics::global().value("elasticproxy_consul_index_resets_total",
@@ -327,16 +330,16 @@ TEST_P(ConsulFaultTest, FaultPublishesAnErrorKeepsNoBadSetAndRecoversAtOnce) {
 
 INSTANTIATE_TEST_SUITE_P(
     Faults, ConsulFaultTest,
-    ::testing::Values(FaultCase{ConsulFault::kNoLeader, "no_leader_500", ErrorKind::kUnavailable},
-                      FaultCase{ConsulFault::kRpcEof, "rpc_eof_500", ErrorKind::kUnavailable},
-                      FaultCase{ConsulFault::kTooMany, "too_many_429", ErrorKind::kUnavailable},
-                      FaultCase{ConsulFault::kGarbage, "garbage_body", ErrorKind::kInvalid},
-                      FaultCase{ConsulFault::kObject, "object_body", ErrorKind::kInvalid},
-                      FaultCase{ConsulFault::kTruncated, "truncated_json", ErrorKind::kInvalid},
-                      FaultCase{ConsulFault::kCloseMidBody, "close_mid_body", ErrorKind::kUnavailable},
-                      FaultCase{ConsulFault::kHang, "hang", ErrorKind::kUnavailable},
-                      FaultCase{ConsulFault::kEmptyNoLeader, "empty_without_leader",
-                                ErrorKind::kUnavailable}),
+    ::testing::Values(
+        FaultCase{ConsulFault::kNoLeader, "no_leader_500", ErrorKind::kUnavailable},
+        FaultCase{ConsulFault::kRpcEof, "rpc_eof_500", ErrorKind::kUnavailable},
+        FaultCase{ConsulFault::kTooMany, "too_many_429", ErrorKind::kUnavailable},
+        FaultCase{ConsulFault::kGarbage, "garbage_body", ErrorKind::kInvalid},
+        FaultCase{ConsulFault::kObject, "object_body", ErrorKind::kInvalid},
+        FaultCase{ConsulFault::kTruncated, "truncated_json", ErrorKind::kInvalid},
+        FaultCase{ConsulFault::kCloseMidBody, "close_mid_body", ErrorKind::kUnavailable},
+        FaultCase{ConsulFault::kHang, "hang", ErrorKind::kUnavailable},
+        FaultCase{ConsulFault::kEmptyNoLeader, "empty_without_leader", ErrorKind::kUnavailable}),
     [](const ::testing::TestParamInfo<FaultCase>& info) { return std::string(info.param.name); });
 
 void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.name; }
@@ -509,7 +512,8 @@ TEST_F(ConsulSourceTest, FlappingServiceIsRateLimited) {
     std::this_thread::sleep_for(1ms);
   }
   const auto requests = consul_.health_requests() - before;
-  std::printf("%d flips in 1.5 s -> %llu requests\n", flips, static_cast<unsigned long long>(requests));
+  std::printf("%d flips in 1.5 s -> %llu requests\n", flips,
+              static_cast<unsigned long long>(requests));
   // burst 3 + 1.5 s / 500 ms refill ≈ 6; never one per flip.
   EXPECT_LE(requests, 8u);
   EXPECT_GE(requests, 2u);
@@ -550,7 +554,8 @@ TEST_F(ConsulSourceTest, ManySourcesEachHoldOneConnection) {
     sources.push_back(std::make_unique<ConsulSource>(o, context()));
     ASSERT_TRUE(sources.back()->start(*sinks.back()).ok());
   }
-  for (auto& s : sinks) ASSERT_TRUE(s->wait_next(0, [](const Snapshot& x) { return x.ok() && x->size() == 1; }));
+  for (auto& s : sinks)
+    ASSERT_TRUE(s->wait_next(0, [](const Snapshot& x) { return x.ok() && x->size() == 1; }));
   // Idle: let a few blocking rounds pass.
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(consul_.connections_accepted(), static_cast<std::uint64_t>(kServices));

@@ -103,7 +103,8 @@ TEST(ConsulSharedWatch, TwoHundredServicesOverAFewConnections) {
   constexpr int kServices = 200;
   ConsulDouble consul;
   consul.start();
-  for (int i = 0; i < kServices; ++i) consul.register_service(instance("svc" + std::to_string(i), i));
+  for (int i = 0; i < kServices; ++i)
+    consul.register_service(instance("svc" + std::to_string(i), i));
 
   SourceContext ctx;
   ctx.backend = "many";
@@ -111,7 +112,8 @@ TEST(ConsulSharedWatch, TwoHundredServicesOverAFewConnections) {
   std::vector<std::unique_ptr<ConsulSource>> sources;
   for (int i = 0; i < kServices; ++i) {
     sinks.push_back(std::make_unique<CountingSink>());
-    sources.push_back(std::make_unique<ConsulSource>(shared_options(consul, "svc" + std::to_string(i)), ctx));
+    sources.push_back(
+        std::make_unique<ConsulSource>(shared_options(consul, "svc" + std::to_string(i)), ctx));
     ASSERT_TRUE(sources.back()->start(*sinks.back()).ok());
   }
   for (auto& s : sinks) ASSERT_TRUE(s->wait_for(size_is(1)));
@@ -128,10 +130,11 @@ TEST(ConsulSharedWatch, TwoHundredServicesOverAFewConnections) {
   const auto reads0 = consul.requests_to("/v1/health/service/");
   std::this_thread::sleep_for(1s);
   const double idle_cpu = cpu_seconds() - cpu0;
-  std::printf("shared hub: %d services, %llu connections after start, idle 1 s: %.3f s CPU (whole "
-              "test process incl. the double), %llu health reads\n",
-              kServices, static_cast<unsigned long long>(conns_after_start), idle_cpu,
-              static_cast<unsigned long long>(consul.requests_to("/v1/health/service/") - reads0));
+  std::printf(
+      "shared hub: %d services, %llu connections after start, idle 1 s: %.3f s CPU (whole "
+      "test process incl. the double), %llu health reads\n",
+      kServices, static_cast<unsigned long long>(conns_after_start), idle_cpu,
+      static_cast<unsigned long long>(consul.requests_to("/v1/health/service/") - reads0));
   EXPECT_LE(conns_after_start, 8u);  // 3 steady + checks-filter restarts during the start burst
   EXPECT_EQ(consul.requests_to("/v1/health/service/"), reads0);
   EXPECT_LT(idle_cpu, 0.2);
@@ -140,10 +143,12 @@ TEST(ConsulSharedWatch, TwoHundredServicesOverAFewConnections) {
   const auto reads1 = consul.requests_to("/v1/health/service/");
   auto t0 = Clock::now();
   consul.set_check_status("service:svc42-42", "critical");
-  ASSERT_TRUE(sinks[42]->wait_for(size_is(0), 10s) ||
-              sinks[42]->wait_for([](const auto& all) { return all.back().ok() && all.back()->empty(); }));
-  std::printf("shared hub: health change -> sink %.2f ms (includes the %d ms empty-answer confirmation)\n",
-              std::chrono::duration<double, std::milli>(sinks[42]->last_time() - t0).count(), 300);
+  ASSERT_TRUE(sinks[42]->wait_for(size_is(0), 10s) || sinks[42]->wait_for([](const auto& all) {
+    return all.back().ok() && all.back()->empty();
+  }));
+  std::printf(
+      "shared hub: health change -> sink %.2f ms (includes the %d ms empty-answer confirmation)\n",
+      std::chrono::duration<double, std::milli>(sinks[42]->last_time() - t0).count(), 300);
   EXPECT_LE(consul.requests_to("/v1/health/service/") - reads1, 3u);  // the read + confirmation
 
   // A registration moves the catalog index: every service is re-read, only svc17 publishes.

@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 namespace ep::test {
 namespace {
@@ -43,11 +42,16 @@ std::chrono::milliseconds parse_wait(const std::string& s) {
 std::string aggregated(const std::vector<ConsulCheck>& checks) {
   bool passing = false, warning = false, critical = false;
   for (const auto& c : checks) {
-    if (c.id == "_node_maintenance" || c.id.rfind("_service_maintenance:", 0) == 0) return "maintenance";
-    if (c.status == "passing") passing = true;
-    else if (c.status == "warning") warning = true;
-    else if (c.status == "critical") critical = true;
-    else return "";
+    if (c.id == "_node_maintenance" || c.id.rfind("_service_maintenance:", 0) == 0)
+      return "maintenance";
+    if (c.status == "passing")
+      passing = true;
+    else if (c.status == "warning")
+      warning = true;
+    else if (c.status == "critical")
+      critical = true;
+    else
+      return "";
   }
   if (critical) return "critical";
   if (warning) return "warning";
@@ -65,13 +69,16 @@ std::optional<std::vector<Clause>> parse_filter(const std::string& filter) {
   std::vector<Clause> out;
   static const std::regex contains(R"re(^\s*Service\.Tags\s+contains\s+"([^"]*)"\s*$)re");
   static const std::regex in(R"re(^\s*"([^"]*)"\s+in\s+Service\.Tags\s*$)re");
-  static const std::regex meta(R"re(^\s*Service\.Meta\.([A-Za-z0-9_\-]+)\s*(==|!=)\s*"([^"]*)"\s*$)re");
-  static const std::regex node_meta(R"re(^\s*Node\.Meta\.([A-Za-z0-9_\-]+)\s*==\s*"([^"]*)"\s*$)re");
+  static const std::regex meta(
+      R"re(^\s*Service\.Meta\.([A-Za-z0-9_\-]+)\s*(==|!=)\s*"([^"]*)"\s*$)re");
+  static const std::regex node_meta(
+      R"re(^\s*Node\.Meta\.([A-Za-z0-9_\-]+)\s*==\s*"([^"]*)"\s*$)re");
   static const std::regex kind(R"re(^\s*Service\.Kind\s*==\s*"([^"]*)"\s*$)re");
   size_t pos = 0;
   while (pos <= filter.size()) {
     size_t next = filter.find(" and ", pos);
-    std::string part = filter.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+    std::string part =
+        filter.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
     std::smatch m;
     if (std::regex_match(part, m, contains) || std::regex_match(part, m, in)) {
       out.push_back({Clause::kTagContains, "", m[1]});
@@ -322,10 +329,11 @@ template <typename F>
 bool ConsulDouble::block_locked(std::unique_lock<std::mutex>& lock, const HttpServerRequest& req,
                                 F current, bool wake_on_fault) {
   if (!req.has_param("index")) return true;
-  const std::uint64_t min_index = std::stoull(req.param("index").empty() ? "0" : req.param("index"));
+  const std::uint64_t min_index =
+      std::stoull(req.param("index").empty() ? "0" : req.param("index"));
   if (min_index == 0) return true;
-  auto wait = std::min<std::chrono::milliseconds>(parse_wait(req.param("wait")),
-                                                  std::chrono::minutes(10));
+  auto wait =
+      std::min<std::chrono::milliseconds>(parse_wait(req.param("wait")), std::chrono::minutes(10));
   if (!no_jitter_ && wait.count() >= 16) {
     static thread_local std::mt19937 rng{std::random_device{}()};
     wait += std::chrono::milliseconds(
@@ -362,7 +370,9 @@ HttpServerReply ConsulDouble::handle(const HttpServerRequest& req) {
   if (p == "/v1/agent/service/register" && req.method == "PUT") return agent_register(req);
   if (p.rfind("/v1/agent/service/deregister/", 0) == 0 && req.method == "PUT") {
     const std::string id = p.substr(std::string("/v1/agent/service/deregister/").size());
-    if (!deregister_service(id, "")) return text(404, "Unknown service ID \"" + id + "\". Ensure that the service ID is passed, not the service name.");
+    if (!deregister_service(id, ""))
+      return text(404, "Unknown service ID \"" + id +
+                           "\". Ensure that the service ID is passed, not the service name.");
     return Reply{};
   }
   return text(404, "404 page not found\n");
@@ -378,7 +388,8 @@ HttpServerReply ConsulDouble::agent_register(const HttpServerRequest& req) {
   s.address = j.value("Address", "");
   s.port = j.value("Port", 0);
   s.kind = j.value("Kind", "");
-  if (j.contains("Tags") && j["Tags"].is_array()) s.tags = j["Tags"].get<std::vector<std::string>>();
+  if (j.contains("Tags") && j["Tags"].is_array())
+    s.tags = j["Tags"].get<std::vector<std::string>>();
   if (j.contains("Meta") && j["Meta"].is_object()) {
     s.meta = j["Meta"].get<std::map<std::string, std::string>>();
   }
@@ -388,7 +399,8 @@ HttpServerReply ConsulDouble::agent_register(const HttpServerRequest& req) {
   }
   auto add_check = [&](const json& c, int n) {
     ConsulCheck check;
-    check.id = c.value("CheckID", c.value("ID", "service:" + s.id + (n > 0 ? ":" + std::to_string(n) : "")));
+    check.id = c.value("CheckID",
+                       c.value("ID", "service:" + s.id + (n > 0 ? ":" + std::to_string(n) : "")));
     check.name = c.value("Name", "Service '" + s.name + "' check");
     check.status = c.value("Status", "critical");  // Consul's default initial status
     s.checks.push_back(check);
@@ -481,11 +493,12 @@ HttpServerReply ConsulDouble::catalog_services(const HttpServerRequest& req) {
   return r;
 }
 
-HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const std::string& name) {
+HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req,
+                                             const std::string& name) {
   std::unique_lock<std::mutex> lock(mu_);
   ++health_requests_;
-  seen_.push_back({req.target, req.header("x-consul-token"), req.header("authorization"),
-                   req.header("host")});
+  seen_.push_back(
+      {req.target, req.header("x-consul-token"), req.header("authorization"), req.header("host")});
 
   // ACL check happens before blocking, as in Consul.
   std::string token = req.header("x-consul-token");
@@ -520,7 +533,9 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
     case ConsulFault::kRpcEof:
       return text(500, "rpc error making call: EOF");
     case ConsulFault::kTooMany:
-      return text(429, "Your IP is issuing too many concurrent connections, please rate limit your calls\n");
+      return text(
+          429,
+          "Your IP is issuing too many concurrent connections, please rate limit your calls\n");
     case ConsulFault::kHang: {
       Reply r;
       r.action = Reply::Action::kHang;
@@ -530,7 +545,8 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
       break;
   }
 
-  if (!block_locked(lock, req, [&] { return service_index_locked(name); }, true)) {
+  if (!block_locked(
+          lock, req, [&] { return service_index_locked(name); }, true)) {
     return text(500, "shutting down");
   }
   const ConsulFault fault = fault_;  // may have been set while blocked
@@ -540,10 +556,12 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
     return r;
   }
   if (fault == ConsulFault::kNoLeader || fault == ConsulFault::kRpcEof) {
-    return text(500, fault == ConsulFault::kNoLeader ? "No cluster leader" : "rpc error making call: EOF");
+    return text(
+        500, fault == ConsulFault::kNoLeader ? "No cluster leader" : "rpc error making call: EOF");
   }
 
-  const bool passing = req.has_param("passing") && req.param("passing") != "false" && req.param("passing") != "0";
+  const bool passing =
+      req.has_param("passing") && req.param("passing") != "false" && req.param("passing") != "0";
   const auto tags = req.params("tag");
   const std::string dc = req.param("dc");
   const std::string ns = req.param("ns");
@@ -579,7 +597,9 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
     }
     if (passing && aggregated(all) != "passing") continue;
     // Consul's ?passing drops entries with any non-passing check (maintenance included).
-    if (passing && std::any_of(all.begin(), all.end(), [](const ConsulCheck& c) { return c.status != "passing"; })) continue;
+    if (passing && std::any_of(all.begin(), all.end(),
+                               [](const ConsulCheck& c) { return c.status != "passing"; }))
+      continue;
     picked.push_back(&s);
   }
   std::sort(picked.begin(), picked.end(), [](const ConsulService* a, const ConsulService* b) {
@@ -593,28 +613,31 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
     json node_tagged = json::object();
     for (const auto& [k, v] : s->node_tagged) node_tagged[k] = v;
     if (node_tagged.empty()) {
-      node_tagged = {{"lan", s->node_address}, {"lan_ipv4", s->node_address},
-                     {"wan", s->node_address}, {"wan_ipv4", s->node_address}};
+      node_tagged = {{"lan", s->node_address},
+                     {"lan_ipv4", s->node_address},
+                     {"wan", s->node_address},
+                     {"wan_ipv4", s->node_address}};
     }
     json svc_tagged = json::object();
     for (const auto& [k, v] : s->tagged) svc_tagged[k] = {{"Address", v.first}, {"Port", v.second}};
-    json service = {{"Kind", s->kind},
-                    {"ID", s->id},
-                    {"Service", s->name},
-                    {"Tags", s->tags},
-                    {"Address", s->address},
-                    {"TaggedAddresses", svc_tagged},
-                    {"Meta", s->meta},
-                    {"Port", s->port},
-                    {"SocketPath", ""},
-                    {"EnableTagOverride", false},
-                    {"Proxy", {{"Mode", ""}, {"MeshGateway", json::object()}, {"Expose", json::object()}}},
-                    {"Connect", json::object()},
-                    {"PeerName", ""},
-                    {"Namespace", s->ns},
-                    {"Partition", s->partition},
-                    {"CreateIndex", 10},
-                    {"ModifyIndex", service_index_locked(s->name)}};
+    json service = {
+        {"Kind", s->kind},
+        {"ID", s->id},
+        {"Service", s->name},
+        {"Tags", s->tags},
+        {"Address", s->address},
+        {"TaggedAddresses", svc_tagged},
+        {"Meta", s->meta},
+        {"Port", s->port},
+        {"SocketPath", ""},
+        {"EnableTagOverride", false},
+        {"Proxy", {{"Mode", ""}, {"MeshGateway", json::object()}, {"Expose", json::object()}}},
+        {"Connect", json::object()},
+        {"PeerName", ""},
+        {"Namespace", s->ns},
+        {"Partition", s->partition},
+        {"CreateIndex", 10},
+        {"ModifyIndex", service_index_locked(s->name)}};
     if (s->meta.empty()) service["Meta"] = nullptr;  // Consul sends null for no meta
     if (s->weight_passing) {
       service["Weights"] = {{"Passing", *s->weight_passing}, {"Warning", s->weight_warning}};
@@ -625,7 +648,9 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
     }
     for (const auto& c : s->checks) checks.push_back(check_json(*s, c, false));
     out.push_back({{"Node",
-                    {{"ID", "0b2c1a3e-0000-0000-0000-" + std::string(12 - std::min<size_t>(12, s->node.size()), '0') + s->node.substr(0, 12)},
+                    {{"ID", "0b2c1a3e-0000-0000-0000-" +
+                                std::string(12 - std::min<size_t>(12, s->node.size()), '0') +
+                                s->node.substr(0, 12)},
                      {"Node", s->node},
                      {"Address", s->node_address},
                      {"Datacenter", s->datacenter},
@@ -642,7 +667,8 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req, const
   Reply r;
   const std::uint64_t idx = service_index_locked(name);
   if (fault != ConsulFault::kNoIndex) r.headers.emplace_back("X-Consul-Index", std::to_string(idx));
-  r.headers.emplace_back("X-Consul-KnownLeader", fault == ConsulFault::kEmptyNoLeader ? "false" : "true");
+  r.headers.emplace_back("X-Consul-KnownLeader",
+                         fault == ConsulFault::kEmptyNoLeader ? "false" : "true");
   r.headers.emplace_back("X-Consul-LastContact", "0");
   if (req.has_param("stale")) r.headers.emplace_back("X-Consul-Effective-Consistency", "stale");
   if (req.has_param("cached")) {

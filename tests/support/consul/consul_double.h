@@ -42,7 +42,7 @@
 namespace ep::test {
 
 struct ConsulCheck {
-  std::string id;                  // CheckID; "_service_maintenance:<id>" = maintenance
+  std::string id;  // CheckID; "_service_maintenance:<id>" = maintenance
   std::string name;
   std::string status = "passing";  // passing | warning | critical | anything (= unknown)
   std::string output;
@@ -89,9 +89,9 @@ class ConsulDouble {
   ConsulDouble();
   ~ConsulDouble();
 
-  void start();      // 127.0.0.1:<free port>
+  void start();  // 127.0.0.1:<free port>
   void start_unix(const std::string& path);
-  void stop();       // wakes blocked queries, closes connections
+  void stop();                  // wakes blocked queries, closes connections
   std::string address() const;  // "127.0.0.1:<port>"
   std::string url() const;      // "http://127.0.0.1:<port>"
 
@@ -146,7 +146,7 @@ class ConsulDouble {
   std::uint64_t services_index_ = 1;
   std::uint64_t checks_index_ = 1;
   std::map<std::string, std::uint64_t> service_index_;  // by service name
-  std::vector<ConsulService> services_;                // by (node, id)
+  std::vector<ConsulService> services_;                 // by (node, id)
   std::map<std::string, std::map<std::string, ConsulCheck>> node_checks_;
   std::string token_;
   ConsulFault fault_ = ConsulFault::kNone;

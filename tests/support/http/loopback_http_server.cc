@@ -41,16 +41,26 @@ std::string decode(std::string_view s, bool plus_is_space) {
 
 const char* reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
   }
 }
 
@@ -210,7 +220,8 @@ void LoopbackHttpServer::serve(int fd) {
     if (sp1 == std::string_view::npos || sp2 == sp1) return close_fd();
     req.method = std::string(request_line.substr(0, sp1));
     req.target = std::string(request_line.substr(sp1 + 1, sp2 - sp1 - 1));
-    std::string_view rest = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
+    std::string_view rest =
+        line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
     while (!rest.empty()) {
       size_t e = rest.find("\r\n");
       std::string_view line = rest.substr(0, e);
@@ -245,9 +256,9 @@ void LoopbackHttpServer::serve(int fd) {
         std::string_view part = query.substr(0, amp);
         size_t eq = part.find('=');
         if (!part.empty()) {
-          req.query.emplace_back(decode(part.substr(0, eq), true),
-                                 eq == std::string_view::npos ? std::string()
-                                                              : decode(part.substr(eq + 1), true));
+          req.query.emplace_back(
+              decode(part.substr(0, eq), true),
+              eq == std::string_view::npos ? std::string() : decode(part.substr(eq + 1), true));
         }
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
@@ -261,7 +272,8 @@ void LoopbackHttpServer::serve(int fd) {
       }
       return close_fd();
     }
-    std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
+    std::string out =
+        "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
     bool has_type = false;
     for (const auto& [k, v] : reply.headers) {
       out += k + ": " + v + "\r\n";

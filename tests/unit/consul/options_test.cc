@@ -52,14 +52,15 @@ TEST(ConsulOptions, Defaults) {
   EXPECT_TRUE(o->tls_verify);
   EXPECT_TRUE(o->blocking);
   EXPECT_FALSE(o->cached);
-  EXPECT_EQ(o->blocking_timeout(), std::chrono::minutes(5) + std::chrono::milliseconds(18750) +
-                                       std::chrono::seconds(10));
+  EXPECT_EQ(o->blocking_timeout(),
+            std::chrono::minutes(5) + std::chrono::milliseconds(18750) + std::chrono::seconds(10));
 }
 
 TEST(ConsulOptions, ServiceIsRequired) {
   Diagnostics d;
   EXPECT_FALSE(parse(map_of({{"tags", list_of({"a"})}}), d));
-  EXPECT_NE(d.joined().find("ep.yaml:1:1: consul.service is required"), std::string::npos) << d.joined();
+  EXPECT_NE(d.joined().find("ep.yaml:1:1: consul.service is required"), std::string::npos)
+      << d.joined();
 }
 
 TEST(ConsulOptions, EnvironmentDefaults) {
@@ -190,8 +191,9 @@ TEST(ConsulOptions, PassingOnlyShorthandAndConflicts) {
   Diagnostics d5;
   EXPECT_FALSE(parse(map_of({{"service", scalar("a/b")}}), d5));
   Diagnostics d6;
-  EXPECT_FALSE(parse(map_of({{"service", scalar("web")}, {"token", scalar("a")},
-                             {"token_file", scalar("b")}}), d6));
+  EXPECT_FALSE(parse(
+      map_of({{"service", scalar("web")}, {"token", scalar("a")}, {"token_file", scalar("b")}}),
+      d6));
 }
 
 TEST(ConsulOptions, SourceKindBuildsASource) {
@@ -200,8 +202,8 @@ TEST(ConsulOptions, SourceKindBuildsASource) {
   Diagnostics d;
   SourceContext ctx;
   ctx.backend = "web";
-  auto src = kind.create(map_of({{"service", scalar("web")}, {"address", scalar("127.0.0.1:1")}}),
-                         d, ctx);
+  auto src =
+      kind.create(map_of({{"service", scalar("web")}, {"address", scalar("127.0.0.1:1")}}), d, ctx);
   ASSERT_TRUE(src) << d.joined();
   EXPECT_EQ(src->describe(), "consul web at http://127.0.0.1:1");
   Diagnostics d2;

@@ -32,7 +32,7 @@ TEST(ConsulParse, PassingPolicyKeepsOnlyPassingTypicalServicesSorted) {
   const Endpoint& web1 = r->endpoints[0];
   EXPECT_EQ(web1.address, "10.0.0.5");  // Service.Address wins over Node.Address
   EXPECT_EQ(web1.port, 8080u);
-  EXPECT_EQ(web1.weight, 10);           // Weights.Passing, 256/256 scale
+  EXPECT_EQ(web1.weight, 10);  // Weights.Passing, 256/256 scale
   EXPECT_FALSE(web1.backup);
   EXPECT_EQ(web1.labels.at("consul.node"), "node-a");
   EXPECT_EQ(web1.labels.at("consul.service_id"), "web-1");
@@ -54,7 +54,7 @@ TEST(ConsulParse, WarningPolicyKeepsWarningWithWarningWeightAndNodeAddress) {
   const Endpoint& web2 = (*r)[1];
   EXPECT_EQ(web2.address, "10.0.1.10");  // empty Service.Address → Node.Address
   EXPECT_EQ(web2.port, 8081u);
-  EXPECT_EQ(web2.weight, 1);             // Weights.Warning
+  EXPECT_EQ(web2.weight, 1);  // Weights.Warning
   EXPECT_EQ(web2.labels.at("consul.status"), "warning");
 }
 
@@ -63,8 +63,8 @@ TEST(ConsulParse, AnyPolicyKeepsCriticalButNeverMaintenance) {
   o.health = HealthPolicy::kAny;
   auto r = parse_health(load("health_full.json"), o);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(ids(*r),
-            (std::vector<std::string>{"web-1.node-a", "web-2.node-a", "web-3.node-b", "web-4.node-b"}));
+  EXPECT_EQ(ids(*r), (std::vector<std::string>{"web-1.node-a", "web-2.node-a", "web-3.node-b",
+                                               "web-4.node-b"}));
 }
 
 TEST(ConsulParse, TagsAreAllRequiredAndCaseInsensitive) {
@@ -83,8 +83,8 @@ TEST(ConsulParse, ConnectProxiesOnlyWhenAskedFor) {
   o.kinds = {"connect-proxy"};
   auto r = parse_health(load("health_full.json"), o);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(ids(*r), (std::vector<std::string>{"web-1.node-a", "web-sidecar-proxy.node-a",
-                                               "web-4.node-b"}));
+  EXPECT_EQ(ids(*r),
+            (std::vector<std::string>{"web-1.node-a", "web-sidecar-proxy.node-a", "web-4.node-b"}));
 }
 
 TEST(ConsulParse, TaggedAddressSelection) {
@@ -151,7 +151,8 @@ TEST(ConsulParse, AggregatedStatusFollowsApiHealthGo) {
   EXPECT_EQ(aggregated_status({}), "passing");
   EXPECT_EQ(aggregated_status({{"a", "passing"}, {"b", "warning"}}), "warning");
   EXPECT_EQ(aggregated_status({{"a", "warning"}, {"b", "critical"}}), "critical");
-  EXPECT_EQ(aggregated_status({{"a", "critical"}, {"_node_maintenance", "critical"}}), "maintenance");
+  EXPECT_EQ(aggregated_status({{"a", "critical"}, {"_node_maintenance", "critical"}}),
+            "maintenance");
   EXPECT_EQ(aggregated_status({{"_service_maintenance:web-1", "critical"}}), "maintenance");
   EXPECT_EQ(aggregated_status({{"a", "passing"}, {"b", "bogus"}}), "");
 }

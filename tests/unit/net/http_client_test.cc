@@ -1,3 +1,5 @@
+#include "net/http_client.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -7,14 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
-
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "net/curl_http_client.h"
-#include "net/http_client.h"
 #include "support/http/loopback_http_server.h"
 
 namespace ep::net {
@@ -106,7 +106,8 @@ TEST_F(HttpClientTest, ReusesOneConnectionAcrossRequests) {
   start([](const HttpServerRequest&) { return HttpServerReply{200, {}, "[]"}; });
   CurlHttpClient client;
   for (int i = 0; i < 20; ++i) {
-    auto r = client.perform({.url = server_->base_url() + "/v1/health/service/web?i=" + std::to_string(i)});
+    auto r = client.perform(
+        {.url = server_->base_url() + "/v1/health/service/web?i=" + std::to_string(i)});
     ASSERT_TRUE(r.ok()) << r.error().message;
   }
   EXPECT_EQ(server_->requests_served(), 20u);
@@ -130,7 +131,8 @@ TEST_F(HttpClientTest, TimeoutIsUnavailableAndNamesTheUrlButNoSecret) {
   const auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
-  EXPECT_NE(r.error().message.find("/v1/health/service/web"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("/v1/health/service/web"), std::string::npos)
+      << r.error().message;
   EXPECT_NE(r.error().message.find("curl error 28"), std::string::npos) << r.error().message;
   EXPECT_EQ(r.error().message.find("supersecret"), std::string::npos) << r.error().message;
   EXPECT_LT(took, 3s);
@@ -149,7 +151,9 @@ TEST_F(HttpClientTest, ConnectionRefusedIsUnavailable) {
 }
 
 TEST_F(HttpClientTest, BodyCapIsEnforced) {
-  start([](const HttpServerRequest&) { return HttpServerReply{200, {}, std::string(100000, 'x')}; });
+  start([](const HttpServerRequest&) {
+    return HttpServerReply{200, {}, std::string(100000, 'x')};
+  });
   CurlHttpClient client(CurlHttpClient::Options{.max_body_bytes = 1000});
   auto r = client.perform({.url = server_->base_url() + "/big"});
   ASSERT_FALSE(r.ok());
@@ -214,16 +218,16 @@ TEST(HttpClientUnix, TalksOverAUnixSocketWithTheUrlHost) {
 TEST_F(HttpClientTest, HttpsToAPlainServerFailsAsUnavailable) {
   start([](const HttpServerRequest&) { return HttpServerReply{}; });
   CurlHttpClient client;
-  auto r = client.perform({.url = "https://127.0.0.1:" + std::to_string(server_->port()) + "/x",
-                           .timeout = 1s});
+  auto r = client.perform(
+      {.url = "https://127.0.0.1:" + std::to_string(server_->port()) + "/x", .timeout = 1s});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
 }
 
 TEST(HttpClientBadInput, HeaderInjectionIsRefused) {
   CurlHttpClient client;
-  auto r = client.perform({.url = "http://127.0.0.1:1/x",
-                           .headers = {{"X-Consul-Token", "a\r\nX-Evil: 1"}}});
+  auto r = client.perform(
+      {.url = "http://127.0.0.1:1/x", .headers = {{"X-Consul-Token", "a\r\nX-Evil: 1"}}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, ErrorKind::kInvalid);
   EXPECT_EQ(r.error().message.find("X-Evil"), std::string::npos);
