@@ -159,6 +159,11 @@ void AgentHub::subscribe(Subscriber* subscriber) {
 
 void AgentHub::unsubscribe(Subscriber* subscriber) {
   std::unique_lock<std::mutex> lock(mu_);
+  // Removed first, so the worker cannot pick it again while we wait for a refresh in progress.
+  subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
+                             [&](const Sub& s) { return s.subscriber == subscriber; }),
+              subs_.end());
+  ++subs_version_;
   if (busy_ == subscriber && worker_client_) {
     // Do not wait for a slow read of a source that is going away: abort it; the worker replaces
     // its (sticky-cancelled) client afterwards.
@@ -166,10 +171,6 @@ void AgentHub::unsubscribe(Subscriber* subscriber) {
     worker_restart_ = true;
   }
   cv_.wait(lock, [&] { return busy_ != subscriber; });
-  subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
-                             [&](const Sub& s) { return s.subscriber == subscriber; }),
-              subs_.end());
-  ++subs_version_;
 }
 
 size_t AgentHub::subscribers() const {
@@ -269,6 +270,15 @@ void AgentHub::detect_loop(Detector which) {
       cv_.wait(lock, [this] { return stopping_ || !subs_.empty(); });
       if (stopping_) return;
       if (which == Detector::kChecks && checks_restart_) {
+        // Let a burst of subscriptions (start-up) settle, so it costs one restart, not one each.
+        for (int i = 0; i < 20 && !stopping_; ++i) {
+          const std::uint64_t version = subs_version_;
+          if (!cv_.wait_for(lock, milliseconds(50),
+                            [&] { return stopping_ || subs_version_ != version; })) {
+            break;
+          }
+        }
+        if (stopping_) return;
         // cancel() is sticky: a fresh client (and connection) for the new filter.
         retired_connections_ += checks_client_->connections_opened();
         checks_client_ = factory_();

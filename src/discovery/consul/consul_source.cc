@@ -331,6 +331,10 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
 }
 
 std::optional<milliseconds> ConsulSource::refresh(net::HttpClient& client) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return std::nullopt;
+  }
   Fetch f = fetch(client, 0, options_.timeout);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -194,7 +194,7 @@ TEST(ConsulSharedWatch, LatencyOverFiftyRegistrations) {
   std::sort(ms.begin(), ms.end());
   std::printf("shared hub: registration -> sink over %zu changes: p50 %.2f ms, p99 %.2f ms\n",
               ms.size(), ms[ms.size() / 2], ms[ms.size() * 99 / 100]);
-  EXPECT_LT(ms[ms.size() / 2], 200.0);
+  EXPECT_LT(ms[ms.size() / 2], 1000.0);  // ms, not a poll interval (also under sanitizers)
   src.stop();
   other.stop();
 }

@@ -182,7 +182,11 @@ TEST_F(HttpClientTest, CancelAbortsALongPollAtOnceAndStaysCancelled) {
   });
   CurlHttpClient client;
   std::thread canceller([&] {
-    std::this_thread::sleep_for(100ms);  // let the request start; the point is the interruption
+    // Cancel once the request is in flight (observed at the server).
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (server_->requests_served() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
     client.cancel();
   });
   const auto t0 = std::chrono::steady_clock::now();
