@@ -12,8 +12,8 @@
 //    subscriber at most once per min_interval + jitter) over one kept-alive connection.
 // A detector error refreshes every subscriber (each then reports its own error or success, so
 // fail-static and recovery work per source exactly as in `service` mode) and the detector retries
-// with capped, jittered backoff. Adding a subscriber restarts the checks query with the new
-// filter (one reconnect).
+// with capped, jittered backoff. Adding subscribers restarts the checks query with the new
+// filter (one reconnect per burst: it waits until subscriptions settle for 50 ms).
 // Threading: the hub owns its three threads; subscribe/unsubscribe are thread-safe, and
 // unsubscribe returns only when the worker is not inside that subscriber's refresh() (a read in
 // progress for it is aborted).
