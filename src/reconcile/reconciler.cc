@@ -85,9 +85,9 @@ void Reconciler::publish(size_t backend, std::vector<ServerSpec> servers, bool r
   cv_.notify_all();
 }
 
-void Reconciler::set_on_pass(std::function<void(const PassReport&)> callback) {
+void Reconciler::add_on_pass(std::function<void(const PassReport&)> callback) {
   std::lock_guard lock(mu_);
-  on_pass_ = std::move(callback);
+  on_pass_.push_back(std::move(callback));
 }
 
 void Reconciler::start() {
@@ -166,10 +166,10 @@ void Reconciler::loop() {
       PassReport report = run_pass(full);
       lock.lock();
       if (full) last_resync_ = clock_.now();
-      if (on_pass_) {
-        auto cb = on_pass_;
+      if (!on_pass_.empty()) {
+        auto listeners = on_pass_;
         lock.unlock();
-        cb(report);
+        for (auto& cb : listeners) cb(report);
         lock.lock();
       }
     }

@@ -93,9 +93,10 @@ class Reconciler {
   SteadyTime last_loop() const;
   // True when every backend is ready and every instance converged on it.
   bool converged() const;
-  // Called (on the reconciler thread) after each pass that changed something or converged;
-  // used by systemd notify and tests. Must be cheap.
-  void set_on_pass(std::function<void(const PassReport&)> callback);
+  // Adds a listener called on the reconciler thread after every pass of the running loop (not
+  // for run_pass() called directly). Used by systemd notify, disk-follows-runtime, tests. Must
+  // be cheap and must not call back into the reconciler's mutating API. Add before start().
+  void add_on_pass(std::function<void(const PassReport&)> callback);
 
   const std::vector<BackendPolicy>& backends() const { return backends_; }
 
@@ -157,7 +158,7 @@ class Reconciler {
   bool wake_ = false;
   SteadyTime last_loop_{};
   SteadyTime last_resync_{};
-  std::function<void(const PassReport&)> on_pass_;
+  std::vector<std::function<void(const PassReport&)>> on_pass_;
   std::mt19937 rng_{std::random_device{}()};
   std::thread thread_;
 };
