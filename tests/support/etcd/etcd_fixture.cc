@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -53,6 +54,8 @@ Status EtcdFixture::start() {
 
 void EtcdFixture::stop() { process_.stop(); }
 void EtcdFixture::kill() { process_.kill(); }
+Status EtcdFixture::pause() { return process_.signal(SIGSTOP); }
+Status EtcdFixture::resume() { return process_.signal(SIGCONT); }
 std::string EtcdFixture::log() const { return read_text(dir_.path() + "/etcd.log"); }
 
 Result<std::string> EtcdFixture::call(const std::string& path, const std::string& body) {

@@ -26,6 +26,8 @@ class EtcdFixture {
   Status start();  // waits until the gateway answers (≤ 20 s)
   void stop();     // SIGTERM (data kept)
   void kill();     // SIGKILL
+  Status pause();   // SIGSTOP: connections stay open but nothing is answered
+  Status resume();  // SIGCONT
   Status restart() { stop(); return start(); }
 
   std::string url() const;  // http://127.0.0.1:<client port>
