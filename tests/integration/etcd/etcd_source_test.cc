@@ -240,6 +240,27 @@ TEST_F(EtcdSourceTest, SilentStreamIsDetectedByTheIdleTimeout) {
   ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
 }
 
+// Figure for the report: etcd put (acknowledged) → whole set published at the sink.
+TEST_F(EtcdSourceTest, PutToSinkLatency) {
+  EtcdSource source(options_for(etcd_));
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return s.ok() && s->empty(); }));
+  std::vector<double> ms;
+  for (int i = 0; i < 60; ++i) {
+    const size_t before = sink.count();
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(etcd_.put("/svc/web/n" + std::to_string(i), "10.0.2." + std::to_string(i + 1) + ":80").ok());
+    ASSERT_TRUE(sink.wait_for([&](const Snapshot& s) { return s.ok() && s->size() == size_t(i + 1); }));
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    EXPECT_GT(sink.count(), before);
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("etcd put -> sink over %zu puts: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", ms.size(),
+              ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.back());
+  EXPECT_LT(ms[ms.size() / 2], 1000.0);
+}
+
 TEST(EtcdSourceNoServer, UnreachableEndpointIsAnErrorNotAnEmptySet) {
   Options o;
   o.endpoints = {"http://127.0.0.1:" + std::to_string(test::free_port())};

@@ -60,6 +60,22 @@ std::string EtcdFixture::log() const { return read_text(dir_.path() + "/etcd.log
 
 Result<std::string> EtcdFixture::call(const std::string& path, const std::string& body) {
   net::CurlHttpClient client;
+  auto authenticate = [&]() -> Status {
+    net::HttpRequest auth;
+    auth.method = "POST";
+    auth.url = url() + "/v3/auth/authenticate";
+    auth.timeout = std::chrono::seconds(5);
+    auth.body = json{{"name", "root"}, {"password", root_password_}}.dump();
+    auto a = client.perform(auth);
+    if (!a) return a.error();
+    auto token = discovery::etcd::parse_auth_reply(a->body);
+    if (!token) return token.error();
+    token_ = *token;
+    return {};
+  };
+  if (!root_password_.empty() && token_.empty()) {
+    if (auto s = authenticate(); !s) return s.error();
+  }
   for (int attempt = 0; attempt < 2; ++attempt) {
     net::HttpRequest req;
     req.method = "POST";
@@ -70,15 +86,7 @@ Result<std::string> EtcdFixture::call(const std::string& path, const std::string
     auto resp = client.perform(req);
     if (!resp) return resp.error();
     if (resp->status == 401 && !root_password_.empty() && attempt == 0) {
-      net::HttpRequest auth = req;
-      auth.url = url() + "/v3/auth/authenticate";
-      auth.headers.clear();
-      auth.body = json{{"name", "root"}, {"password", root_password_}}.dump();
-      auto a = client.perform(auth);
-      if (!a) return a.error();
-      auto token = discovery::etcd::parse_auth_reply(a->body);
-      if (!token) return token.error();
-      token_ = *token;
+      if (auto s = authenticate(); !s) return s.error();
       continue;
     }
     if (resp->status != 200)
@@ -132,7 +140,7 @@ Status EtcdFixture::compact(std::int64_t revision) {
 }
 
 Result<std::int64_t> EtcdFixture::revision() {
-  return header_revision(call("/v3/kv/range", json{{"key", base64_encode("\0")}}.dump()));
+  return header_revision(call("/v3/kv/range", json{{"key", base64_encode("ep-probe")}}.dump()));
 }
 
 Status EtcdFixture::enable_auth(const std::string& root_password, const std::string& user,
@@ -156,8 +164,10 @@ Status EtcdFixture::enable_auth(const std::string& root_password, const std::str
     return s;
   if (auto s = step("/v3/auth/user/add", {{"name", user}, {"password", password}}); !s) return s;
   if (auto s = step("/v3/auth/user/grant", {{"user", user}, {"role", "reader"}}); !s) return s;
+  if (auto s = step("/v3/auth/enable", json::object()); !s) return s;
   root_password_ = root_password;
-  return step("/v3/auth/enable", json::object());
+  token_.clear();
+  return {};
 }
 
 }  // namespace ep::test
