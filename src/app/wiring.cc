@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "discovery/dns/dns_source.h"
+#include "discovery/etcd/etcd_source.h"
 #include "discovery/file/file_source.h"
 #include "discovery/static/static_source.h"
 #include "haproxy/runtime/runtime_instance.h"
@@ -14,6 +16,8 @@ const std::vector<discovery::SourceKind>& source_table() {
   static const std::vector<discovery::SourceKind> table = {
       discovery::file::source_kind(),
       discovery::static_source::source_kind(),
+      discovery::etcd::source_kind(),
+      discovery::dns::source_kind(),
   };
   return table;
 }
