@@ -1,10 +1,10 @@
-#include "net/http_stream.h"
-
 #include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <atomic>
 #include <mutex>
+
+#include "net/http_stream.h"
 
 namespace ep::net {
 namespace {
@@ -108,7 +108,8 @@ Result<long> CurlHttpStream::perform(const HttpRequest& request,
   curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
   if (!request.unix_socket_path.empty())
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, request.unix_socket_path.c_str());
-  if (!request.tls.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, request.tls.ca_file.c_str());
+  if (!request.tls.ca_file.empty())
+    curl_easy_setopt(h, CURLOPT_CAINFO, request.tls.ca_file.c_str());
   if (!request.tls.cert_file.empty())
     curl_easy_setopt(h, CURLOPT_SSLCERT, request.tls.cert_file.c_str());
   if (!request.tls.key_file.empty())

@@ -36,13 +36,20 @@ struct QueryResult {
 
 Outcome outcome_of(int status) {
   switch (status) {
-    case ARES_SUCCESS: return Outcome::kData;
-    case ARES_ENODATA: return Outcome::kNoData;
-    case ARES_ENOTFOUND: return Outcome::kNxDomain;
-    case ARES_ESERVFAIL: return Outcome::kServFail;
-    case ARES_EREFUSED: return Outcome::kRefused;
-    case ARES_ETIMEOUT: return Outcome::kTimeout;
-    default: return Outcome::kOther;
+    case ARES_SUCCESS:
+      return Outcome::kData;
+    case ARES_ENODATA:
+      return Outcome::kNoData;
+    case ARES_ENOTFOUND:
+      return Outcome::kNxDomain;
+    case ARES_ESERVFAIL:
+      return Outcome::kServFail;
+    case ARES_EREFUSED:
+      return Outcome::kRefused;
+    case ARES_ETIMEOUT:
+      return Outcome::kTimeout;
+    default:
+      return Outcome::kOther;
   }
 }
 
@@ -52,8 +59,8 @@ void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int
   q->outcome = outcome_of(status);
   q->detail = ares_strerror(status);
   if (status == ARES_SUCCESS && abuf != nullptr) {
-    auto reply = parse_reply(std::string_view(reinterpret_cast<const char*>(abuf),
-                                              static_cast<size_t>(alen)));
+    auto reply = parse_reply(
+        std::string_view(reinterpret_cast<const char*>(abuf), static_cast<size_t>(alen)));
     if (!reply) {
       q->outcome = Outcome::kOther;
       q->detail = reply.error().message;
@@ -110,7 +117,8 @@ class Channel {
 
   // Processes until every query is done. false when stopped or past the deadline (the queries
   // are then cancelled and marked done).
-  bool run(const std::vector<QueryResult*>& queries, int stop_fd, SteadyClock::time_point deadline) {
+  bool run(const std::vector<QueryResult*>& queries, int stop_fd,
+           SteadyClock::time_point deadline) {
     auto all_done = [&] {
       return std::all_of(queries.begin(), queries.end(), [](auto* q) { return q->done; });
     };
@@ -251,15 +259,15 @@ Round resolve_round(const Options& options, int stop_fd, std::chrono::millisecon
   if (mapped.endpoints.empty()) {
     // Records exist but none is usable (all targets "." or unresolvable): treated like NODATA.
     round.outcome = Outcome::kNoData;
-    round.detail = fmt::format("SRV {}: no usable target ({} records)", options.name,
-                               srv.reply.srv.size());
+    round.detail =
+        fmt::format("SRV {}: no usable target ({} records)", options.name, srv.reply.srv.size());
     return round;
   }
   round.ok = true;
   round.endpoints = std::move(mapped.endpoints);
   round.next = clamp_ttl(mapped.min_ttl, options);
-  round.detail = fmt::format("{} endpoints, next query in {}ms", round.endpoints.size(),
-                             round.next.count());
+  round.detail =
+      fmt::format("{} endpoints, next query in {}ms", round.endpoints.size(), round.next.count());
   return round;
 }
 
@@ -269,8 +277,9 @@ DnsSource::~DnsSource() { stop(); }
 
 std::string DnsSource::describe() const {
   return fmt::format("dns SRV {} @ {}", options_.name,
-                     options_.servers.empty() ? std::string("system resolvers")
-                                              : fmt::format("{}", fmt::join(options_.servers, ",")));
+                     options_.servers.empty()
+                         ? std::string("system resolvers")
+                         : fmt::format("{}", fmt::join(options_.servers, ",")));
 }
 
 Snapshot DnsSource::fetch_once(std::chrono::milliseconds timeout) {
@@ -354,10 +363,10 @@ void DnsSource::run(Sink& sink) {
         publish(std::vector<Endpoint>{});
         next = options_.ttl_floor;
       } else {
-        publish(Error::not_yet(fmt::format("{}: {}; {} of {} confirmations before it counts as "
-                                           "empty",
-                                           describe(), round.detail, empties,
-                                           options_.empty_confirmations)));
+        publish(Error::not_yet(
+            fmt::format("{}: {}; {} of {} confirmations before it counts as "
+                        "empty",
+                        describe(), round.detail, empties, options_.empty_confirmations)));
         next = options_.retry_interval;
       }
     } else {

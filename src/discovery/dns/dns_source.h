@@ -24,8 +24,9 @@ namespace ep::discovery::dns {
 
 // The result of one resolution round.
 struct Round {
-  Outcome outcome = Outcome::kOther;  // of the SRV query (kData also when targets failed: see error)
-  std::vector<Endpoint> endpoints;    // valid when ok
+  Outcome outcome =
+      Outcome::kOther;              // of the SRV query (kData also when targets failed: see error)
+  std::vector<Endpoint> endpoints;  // valid when ok
   std::chrono::milliseconds next{0};  // when to query again (TTL clamped), for kData
   std::string detail;                 // for errors and logs
   bool ok = false;                    // endpoints are the answer
@@ -41,7 +42,7 @@ class DnsSource final : public Source {
   ~DnsSource() override;
 
   std::string describe() const override;  // "dns SRV _http._tcp.web @ 127.0.0.1:5353"
-  Status start(Sink& sink) override;       // fails when the stop eventfd cannot be created
+  Status start(Sink& sink) override;      // fails when the stop eventfd cannot be created
   void stop() override;
   Snapshot fetch_once(std::chrono::milliseconds timeout) override;
 

@@ -78,8 +78,10 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
     }
     s = norm;
   }
-  for (auto [key, value] : {std::pair{"ttl_floor", o.ttl_floor}, {"ttl_ceiling", o.ttl_ceiling},
-                            {"timeout", o.timeout}, {"retry_interval", o.retry_interval}}) {
+  for (auto [key, value] : {std::pair{"ttl_floor", o.ttl_floor},
+                            {"ttl_ceiling", o.ttl_ceiling},
+                            {"timeout", o.timeout},
+                            {"retry_interval", o.retry_interval}}) {
     if (const ConfigNode* n = node.find(key); n != nullptr && value.count() <= 0)
       diag.error(n->mark, std::string("dns.") + key + " must be greater than 0");
   }

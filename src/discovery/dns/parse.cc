@@ -101,13 +101,20 @@ std::string normalize_name(std::string_view name) {
 
 const char* to_string(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kData: return "data";
-    case Outcome::kNoData: return "NODATA";
-    case Outcome::kNxDomain: return "NXDOMAIN";
-    case Outcome::kServFail: return "SERVFAIL";
-    case Outcome::kRefused: return "REFUSED";
-    case Outcome::kTimeout: return "timeout";
-    case Outcome::kOther: return "error";
+    case Outcome::kData:
+      return "data";
+    case Outcome::kNoData:
+      return "NODATA";
+    case Outcome::kNxDomain:
+      return "NXDOMAIN";
+    case Outcome::kServFail:
+      return "SERVFAIL";
+    case Outcome::kRefused:
+      return "REFUSED";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kOther:
+      return "error";
   }
   return "?";
 }
@@ -145,8 +152,9 @@ Result<DnsReply> parse_reply(std::string_view message) {
     auto rdlen = r.u16();
     if (!rdlen) return rdlen.error();
     const std::size_t rdata = r.pos();
-    if (!r.need(*rdlen)) return Error::invalid(fmt::format(
-                               "malformed DNS reply at byte {}: record data runs past the end", rdata));
+    if (!r.need(*rdlen))
+      return Error::invalid(
+          fmt::format("malformed DNS reply at byte {}: record data runs past the end", rdata));
     if (*klass == kClassIn && (answer || additional)) {
       if (*type == kTypeSrv && answer) {
         if (*rdlen < 7)
@@ -171,9 +179,8 @@ Result<DnsReply> parse_reply(std::string_view message) {
         ::inet_ntop(*type == kTypeA ? AF_INET : AF_INET6, raw.data(), text, sizeof text);
         out.addresses.push_back({*owner, text, *ttl});
       } else if (*type == kTypeA || *type == kTypeAaaa) {
-        return Error::invalid(
-            fmt::format("malformed DNS reply at byte {}: address record of length {}", rdata,
-                        *rdlen));
+        return Error::invalid(fmt::format(
+            "malformed DNS reply at byte {}: address record of length {}", rdata, *rdlen));
       }
     }
     r.seek(rdata + *rdlen);  // continue after this record whatever was read inside it

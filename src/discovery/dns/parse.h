@@ -39,9 +39,9 @@ struct AddressRecord {
 struct DnsReply {
   std::uint16_t id = 0;
   int rcode = 0;
-  bool truncated = false;              // TC bit
-  std::size_t answer_count = 0;        // all records in the answer section
-  std::vector<SrvRecord> srv;          // SRV records of the answer section
+  bool truncated = false;                // TC bit
+  std::size_t answer_count = 0;          // all records in the answer section
+  std::vector<SrvRecord> srv;            // SRV records of the answer section
   std::vector<AddressRecord> addresses;  // A/AAAA from the answer AND additional sections
 };
 
@@ -56,9 +56,9 @@ struct MapOptions {
 };
 
 struct Mapped {
-  std::vector<Endpoint> endpoints;     // sorted by (backup, address, port)
+  std::vector<Endpoint> endpoints;      // sorted by (backup, address, port)
   std::vector<std::string> unresolved;  // SRV targets with no address in `addresses`
-  std::uint32_t min_ttl = 0xffffffff;  // smallest TTL of the SRV records and addresses used
+  std::uint32_t min_ttl = 0xffffffff;   // smallest TTL of the SRV records and addresses used
 };
 
 // Maps SRV records to endpoints: one endpoint per (target address, port); targets resolve

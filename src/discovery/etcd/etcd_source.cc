@@ -103,9 +103,8 @@ class Session {
       if (!resp) return resp.error();
       auto reply = parse_range_reply(resp->body);
       if (!reply) {
-        return Error{reply.error().kind,
-                     fmt::format("{} (HTTP {} from {})", reply.error().message, resp->status,
-                                 endpoint())};
+        return Error{reply.error().kind, fmt::format("{} (HTTP {} from {})", reply.error().message,
+                                                     resp->status, endpoint())};
       }
       if (page == 0) out.revision = reply->revision;
       for (auto& kv : reply->kvs) {
@@ -141,9 +140,9 @@ class Session {
     if (!resp) return resp.error();
     auto token = parse_auth_reply(resp->body);
     if (!token) {
-      return Error{token.error().kind, fmt::format("{} (user '{}', HTTP {} from {})",
-                                                   token.error().message, options_.username,
-                                                   resp->status, endpoint())};
+      return Error{token.error().kind,
+                   fmt::format("{} (user '{}', HTTP {} from {})", token.error().message,
+                               options_.username, resp->status, endpoint())};
     }
     token_ = std::move(*token);
     return {};
@@ -275,12 +274,11 @@ void EtcdSource::run(Sink& sink) {
     publish(to_endpoints(kvs, options_.prefix, logged));
 
     // 2. Watch from revision+1 until the stream ends.
-    nlohmann::json create = {
-        {"create_request",
-         {{"key", base64_encode(options_.prefix)},
-          {"range_end", base64_encode(prefix_range_end(options_.prefix))},
-          {"start_revision", std::to_string(revision + 1)},
-          {"progress_notify", true}}}};
+    nlohmann::json create = {{"create_request",
+                              {{"key", base64_encode(options_.prefix)},
+                               {"range_end", base64_encode(prefix_range_end(options_.prefix))},
+                               {"start_revision", std::to_string(revision + 1)},
+                               {"progress_notify", true}}}};
     JsonObjectSplitter splitter;
     std::optional<Error> stream_error;
     std::string error_body;
@@ -292,17 +290,13 @@ void EtcdSource::run(Sink& sink) {
         if (error_body.size() < 4096) error_body.append(chunk.substr(0, 4096));
         return true;
       }
-      auto objects = splitter.feed(chunk);
-      if (!objects) {
-        stream_error = objects.error();
-        return false;
-      }
+      const std::vector<std::string> objects = splitter.feed(chunk);
       if (splitter.buffered() > (64u << 20)) {
         stream_error = Error::invalid("etcd watch stream: message larger than 64 MiB");
         return false;
       }
       bool changed = false;
-      for (const std::string& text : *objects) {
+      for (const std::string& text : objects) {
         auto msg = parse_watch_message(text);
         if (!msg) {
           stream_error = msg.error();
@@ -334,6 +328,7 @@ void EtcdSource::run(Sink& sink) {
         if (msg->revision > revision) revision = msg->revision;
       }
       if (changed) publish(to_endpoints(kvs, options_.prefix, logged));
+      if (!stream_error && splitter.error()) stream_error = *splitter.error();
       return !stream_error;
     };
     ++watches_;

@@ -38,7 +38,7 @@ class EtcdSource final : public Source {
   ~EtcdSource() override;
 
   std::string describe() const override;  // "etcd /services/web/ @ http://127.0.0.1:2379"
-  Status start(Sink& sink) override;       // fails only when already started
+  Status start(Sink& sink) override;      // fails only when already started
   void stop() override;
   Snapshot fetch_once(std::chrono::milliseconds timeout) override;
 

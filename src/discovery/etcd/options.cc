@@ -64,8 +64,10 @@ std::optional<Options> options_from_node(const ConfigNode& node,
     diag.error(node.mark, "etcd: a password needs a username");
   if (!o.username.empty() && o.password.empty() && o.password_file.empty())
     diag.error(node.find("username")->mark, "etcd.username needs password or password_file");
-  for (auto [name, value] : {std::pair{"timeout", o.timeout}, {"connect_timeout", o.connect_timeout},
-                             {"idle_timeout", o.idle_timeout}, {"retry_interval", o.retry_interval},
+  for (auto [name, value] : {std::pair{"timeout", o.timeout},
+                             {"connect_timeout", o.connect_timeout},
+                             {"idle_timeout", o.idle_timeout},
+                             {"retry_interval", o.retry_interval},
                              {"max_retry_interval", o.max_retry_interval}}) {
     if (const ConfigNode* n = node.find(name); n != nullptr && value.count() <= 0)
       diag.error(n->mark, std::string("etcd.") + name + " must be greater than 0");

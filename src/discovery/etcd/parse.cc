@@ -41,8 +41,8 @@ Result<std::int64_t> get_int64(const json& obj, const char* field, std::string_v
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec == std::errc() && p == s.data() + s.size()) return v;
   }
-  return Error::invalid(fmt::format("{}: field '{}' is not an integer: {}", what, field,
-                                    it->dump().substr(0, 80)));
+  return Error::invalid(
+      fmt::format("{}: field '{}' is not an integer: {}", what, field, it->dump().substr(0, 80)));
 }
 
 Result<std::string> get_bytes(const json& obj, const char* field, std::string_view what) {
@@ -110,8 +110,8 @@ Result<long> weight_of(const json& v, std::string_view what) {
     if (ec == std::errc() && p == s.data() + s.size() && !s.empty()) w = parsed;
   }
   if (w < 0 || w > 256)
-    return Error::invalid(fmt::format("{}: weight must be an integer 0..256, got {}", what,
-                                      v.dump().substr(0, 40)));
+    return Error::invalid(
+        fmt::format("{}: weight must be an integer 0..256, got {}", what, v.dump().substr(0, 40)));
   return w;
 }
 
@@ -305,9 +305,10 @@ Result<WatchMessage> parse_watch_message(std::string_view text) {
   return out;
 }
 
-Result<std::vector<std::string>> JsonObjectSplitter::feed(std::string_view bytes) {
-  buffer_.append(bytes);
+std::vector<std::string> JsonObjectSplitter::feed(std::string_view bytes) {
   std::vector<std::string> out;
+  if (error_) return out;
+  buffer_.append(bytes);
   size_t start = 0;  // start of the current object (valid when depth_ > 0)
   // Resume: the object in progress starts at 0 (completed objects are erased below).
   for (size_t i = scan_; i < buffer_.size(); ++i) {
@@ -323,10 +324,11 @@ Result<std::vector<std::string>> JsonObjectSplitter::feed(std::string_view bytes
           start = 0;
         }
       } else if (!std::isspace(static_cast<unsigned char>(c))) {
-        const std::string bad = buffer_.substr(i, 40);
+        error_ = Error::invalid("etcd watch stream: unexpected data outside a JSON object: " +
+                                buffer_.substr(i, 40));
         buffer_.clear();
         scan_ = 0;
-        return Error::invalid("etcd watch stream: unexpected data outside a JSON object: " + bad);
+        return out;
       }
       continue;
     }
@@ -391,8 +393,7 @@ Result<Endpoint> split_host_port(std::string_view text) {
   if (!port_text.empty()) {
     unsigned long port = 0;
     auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 ||
-        port > 65535)
+    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535)
       return Error::invalid(fmt::format("'{}': port must be 1..65535", text));
     e.port = static_cast<std::uint32_t>(port);
   }

@@ -72,8 +72,10 @@ Result<WatchMessage> parse_watch_message(std::string_view json);
 class JsonObjectSplitter {
  public:
   // Appends bytes; returns the complete objects now available, in order. Bytes outside objects
-  // (whitespace) are skipped; anything else outside an object makes the next call fail.
-  Result<std::vector<std::string>> feed(std::string_view bytes);
+  // (whitespace) are skipped; anything else outside an object sets error() (the objects complete
+  // before it are still returned) and every later call returns nothing.
+  std::vector<std::string> feed(std::string_view bytes);
+  const std::optional<Error>& error() const { return error_; }
   std::size_t buffered() const { return buffer_.size(); }
 
  private:
@@ -82,6 +84,7 @@ class JsonObjectSplitter {
   int depth_ = 0;
   bool in_string_ = false;
   bool escape_ = false;
+  std::optional<Error> error_;
 };
 
 // True when an error message (or body) says the auth token is invalid or expired, so the source

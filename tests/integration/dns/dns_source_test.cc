@@ -1,11 +1,12 @@
 // The DNS SRV source against a real dnsmasq on loopback.
+#include "discovery/dns/dns_source.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
-#include "discovery/dns/dns_source.h"
 #include "dns/dnsmasq_fixture.h"
 #include "support/haproxy/loopback.h"
 
@@ -84,8 +85,8 @@ TEST(DnsSourceTest, RecordsAddedAndRemovedConverge) {
   three.push_back("srv-host=_http._tcp.web.test,c.web.test,8082,10,30");
   three.push_back("host-record=c.web.test,10.0.0.3,fd00::3");
   ASSERT_TRUE(dns.set_records(three).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256",
-                                         "10.0.0.3:8082 w256", "fd00::3:8082 w256"})));
+  ASSERT_TRUE(sink.wait_for(has_exactly(
+      {"10.0.0.1:8080 w85", "10.0.0.2:8081 w256", "10.0.0.3:8082 w256", "fd00::3:8082 w256"})));
   ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
   ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8081 w256"})));
 }
@@ -142,9 +143,8 @@ TEST(DnsSourceTest, ServerStoppedPublishesErrorsNeverAnEmptySet) {
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
   dns.stop();
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) {
-    return !s.ok() && s.error().kind == ErrorKind::kUnavailable;
-  }));
+  ASSERT_TRUE(sink.wait_for(
+      [](const Snapshot& s) { return !s.ok() && s.error().kind == ErrorKind::kUnavailable; }));
   ASSERT_TRUE(dns.start(kTwo).ok());
   ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"}), 20s));
   for (const auto& s : sink.all()) {

@@ -1,4 +1,6 @@
 // The etcd source against a real etcd (Debian etcd-server) on loopback.
+#include "discovery/etcd/etcd_source.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <mutex>
 #include <thread>
 
-#include "discovery/etcd/etcd_source.h"
 #include "etcd/etcd_fixture.h"
 #include "support/haproxy/loopback.h"
 
@@ -82,7 +83,8 @@ class EtcdSourceTest : public ::testing::Test {
 };
 
 TEST_F(EtcdSourceTest, ListThenWatchPutsAndDeletesConvergeWithAllValueShapes) {
-  ASSERT_TRUE(etcd_.put("/svc/web/a", R"({"Op":0,"Addr":"10.0.0.1:8080","Metadata":{"weight":10}})").ok());
+  ASSERT_TRUE(
+      etcd_.put("/svc/web/a", R"({"Op":0,"Addr":"10.0.0.1:8080","Metadata":{"weight":10}})").ok());
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:8080").ok());
   ASSERT_TRUE(etcd_.put("/svc/other/z", "10.9.9.9:1").ok());  // outside the prefix
   EtcdSource source(options_for(etcd_));
@@ -95,7 +97,8 @@ TEST_F(EtcdSourceTest, ListThenWatchPutsAndDeletesConvergeWithAllValueShapes) {
   EXPECT_EQ((*first)[0].weight, 10);
 
   ASSERT_TRUE(
-      etcd_.put("/svc/web/c", R"({"address":"10.0.0.3","port":9090,"weight":5,"backup":true})").ok());
+      etcd_.put("/svc/web/c", R"({"address":"10.0.0.3","port":9090,"weight":5,"backup":true})")
+          .ok());
   ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:9090"})));
   ASSERT_TRUE(etcd_.del("/svc/web/a").ok());
   ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8080", "10.0.0.3:9090"})));
@@ -182,8 +185,9 @@ TEST_F(EtcdSourceTest, FailsOverToTheNextEndpoint) {
 
 TEST_F(EtcdSourceTest, PaginatedListingIsComplete) {
   for (int i = 0; i < 25; ++i)
-    ASSERT_TRUE(etcd_.put("/svc/web/n" + std::to_string(100 + i),
-                          "10.0.1." + std::to_string(i + 1) + ":80").ok());
+    ASSERT_TRUE(
+        etcd_.put("/svc/web/n" + std::to_string(100 + i), "10.0.1." + std::to_string(i + 1) + ":80")
+            .ok());
   Options o = options_for(etcd_);
   o.page_size = 7;
   EtcdSource source(o);
@@ -250,15 +254,50 @@ TEST_F(EtcdSourceTest, PutToSinkLatency) {
   for (int i = 0; i < 60; ++i) {
     const size_t before = sink.count();
     const auto t0 = std::chrono::steady_clock::now();
-    ASSERT_TRUE(etcd_.put("/svc/web/n" + std::to_string(i), "10.0.2." + std::to_string(i + 1) + ":80").ok());
-    ASSERT_TRUE(sink.wait_for([&](const Snapshot& s) { return s.ok() && s->size() == size_t(i + 1); }));
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ASSERT_TRUE(
+        etcd_.put("/svc/web/n" + std::to_string(i), "10.0.2." + std::to_string(i + 1) + ":80")
+            .ok());
+    ASSERT_TRUE(
+        sink.wait_for([&](const Snapshot& s) { return s.ok() && s->size() == size_t(i + 1); }));
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     EXPECT_GT(sink.count(), before);
   }
   std::sort(ms.begin(), ms.end());
   std::printf("etcd put -> sink over %zu puts: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", ms.size(),
               ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.back());
   EXPECT_LT(ms[ms.size() / 2], 1000.0);
+}
+
+TEST(EtcdSourceTls, HttpsWithClientCertificates) {
+  EtcdFixture etcd(EtcdFixture::Options{500ms, true});
+  auto started = etcd.start();
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  ASSERT_TRUE(etcd.put("/svc/web/a", "10.0.0.1:80").ok());
+  Options o = options_for(etcd);
+  ASSERT_EQ(o.endpoints[0].rfind("https://", 0), 0u);
+  o.ca_file = etcd.ca_file();
+  o.cert_file = etcd.client_cert();
+  o.key_file = etcd.client_key();
+  EtcdSource source(o);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
+  ASSERT_TRUE(etcd.put("/svc/web/b", "10.0.0.2:80").ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+  source.stop();
+  // Without the client certificate the server refuses: an error, not an empty set.
+  o.cert_file.clear();
+  o.key_file.clear();
+  EtcdSource no_cert(o);
+  auto once = no_cert.fetch_once(5s);
+  EXPECT_FALSE(once.ok());
+  // Without the CA the server certificate is not trusted.
+  o = options_for(etcd);
+  o.cert_file = etcd.client_cert();
+  o.key_file = etcd.client_key();
+  EtcdSource no_ca(o);
+  EXPECT_FALSE(no_ca.fetch_once(5s).ok());
 }
 
 TEST(EtcdSourceNoServer, UnreachableEndpointIsAnErrorNotAnEmptySet) {

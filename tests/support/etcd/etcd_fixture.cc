@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "discovery/etcd/parse.h"
-#include "support/haproxy/loopback.h"
 #include "net/curl_http_client.h"
+#include "support/haproxy/loopback.h"
 
 namespace ep::test {
 
@@ -23,7 +25,39 @@ EtcdFixture::EtcdFixture(Options options) : options_(options) {
 }
 EtcdFixture::~EtcdFixture() { process_.kill(); }
 
-std::string EtcdFixture::url() const { return fmt::format("http://127.0.0.1:{}", client_port_); }
+std::string EtcdFixture::url() const {
+  return fmt::format("{}://127.0.0.1:{}", options_.tls ? "https" : "http", client_port_);
+}
+
+Status EtcdFixture::make_certs() {
+  const std::string d = dir_.path();
+  {
+    std::ofstream(d + "/server.ext")
+        << "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+    std::ofstream(d + "/client.ext") << "extendedKeyUsage=clientAuth\n";
+  }
+  const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  const std::vector<std::string> cmds = {
+      fmt::format("openssl req -x509 {} -keyout {d}/ca.key -out {d}/ca.pem -days 2 "
+                  "-subj /CN=ep-test-ca",
+                  key, fmt::arg("d", d)),
+      fmt::format("openssl req {} -keyout {d}/server.key -out {d}/server.csr -subj /CN=127.0.0.1",
+                  key, fmt::arg("d", d)),
+      fmt::format("openssl x509 -req -in {d}/server.csr -CA {d}/ca.pem -CAkey {d}/ca.key "
+                  "-CAcreateserial -out {d}/server.pem -days 2 -extfile {d}/server.ext",
+                  fmt::arg("d", d)),
+      fmt::format("openssl req {} -keyout {d}/client.key -out {d}/client.csr -subj /CN=ep-client",
+                  key, fmt::arg("d", d)),
+      fmt::format("openssl x509 -req -in {d}/client.csr -CA {d}/ca.pem -CAkey {d}/ca.key "
+                  "-CAcreateserial -out {d}/client.pem -days 2 -extfile {d}/client.ext",
+                  fmt::arg("d", d)),
+  };
+  for (const auto& c : cmds) {
+    if (std::system((c + " >>" + d + "/openssl.log 2>&1").c_str()) != 0)
+      return Error::unavailable("failed: " + c + "\n" + read_text(d + "/openssl.log"));
+  }
+  return {};
+}
 
 Status EtcdFixture::start() {
   const std::string peer = fmt::format("http://127.0.0.1:{}", peer_port_);
@@ -38,6 +72,15 @@ Status EtcdFixture::start() {
                                    "--initial-cluster-state=new",
                                    "--log-level=warn",
                                    "--logger=zap"};
+  if (options_.tls) {
+    if (!std::ifstream(ca_file())) {
+      if (auto s = make_certs(); !s) return s;
+    }
+    argv.push_back("--cert-file=" + dir_.path() + "/server.pem");
+    argv.push_back("--key-file=" + dir_.path() + "/server.key");
+    argv.push_back("--client-cert-auth");
+    argv.push_back("--trusted-ca-file=" + ca_file());
+  }
   if (options_.progress_interval.count() > 0) {
     argv.push_back(fmt::format("--experimental-watch-progress-notify-interval={}ms",
                                options_.progress_interval.count()));
@@ -66,6 +109,11 @@ Result<std::string> EtcdFixture::call(const std::string& path, const std::string
     auth.url = url() + "/v3/auth/authenticate";
     auth.timeout = std::chrono::seconds(5);
     auth.body = json{{"name", "root"}, {"password", root_password_}}.dump();
+    if (options_.tls) {
+      auth.tls.ca_file = ca_file();
+      auth.tls.cert_file = client_cert();
+      auth.tls.key_file = client_key();
+    }
     auto a = client.perform(auth);
     if (!a) return a.error();
     auto token = discovery::etcd::parse_auth_reply(a->body);
@@ -82,6 +130,11 @@ Result<std::string> EtcdFixture::call(const std::string& path, const std::string
     req.url = url() + path;
     req.body = body;
     req.timeout = std::chrono::seconds(5);
+    if (options_.tls) {
+      req.tls.ca_file = ca_file();
+      req.tls.cert_file = client_cert();
+      req.tls.key_file = client_key();
+    }
     if (!token_.empty()) req.headers.emplace_back("Authorization", token_);
     auto resp = client.perform(req);
     if (!resp) return resp.error();

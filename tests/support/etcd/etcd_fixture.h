@@ -18,23 +18,30 @@ class EtcdFixture {
   struct Options {
     // etcd's --experimental-watch-progress-notify-interval (0 = etcd's default).
     std::chrono::milliseconds progress_interval{0};
+    // HTTPS with client certificates required (a CA, a server and a client certificate are
+    // generated with openssl into the temp dir).
+    bool tls = false;
   };
   EtcdFixture();
   explicit EtcdFixture(Options options);
   ~EtcdFixture();
 
-  Status start();  // waits until the gateway answers (≤ 20 s)
-  void stop();     // SIGTERM (data kept)
-  void kill();     // SIGKILL
+  Status start();   // waits until the gateway answers (≤ 20 s)
+  void stop();      // SIGTERM (data kept)
+  void kill();      // SIGKILL
   Status pause();   // SIGSTOP: connections stay open but nothing is answered
   Status resume();  // SIGCONT
-  Status restart() { stop(); return start(); }
+  Status restart() {
+    stop();
+    return start();
+  }
 
   std::string url() const;  // http://127.0.0.1:<client port>
   int client_port() const { return client_port_; }
 
   // Gateway calls (root token when auth is enabled). Return the response's header.revision.
-  Result<std::int64_t> put(const std::string& key, const std::string& value, std::int64_t lease = 0);
+  Result<std::int64_t> put(const std::string& key, const std::string& value,
+                           std::int64_t lease = 0);
   Result<std::int64_t> del(const std::string& key);
   Result<std::int64_t> grant_lease(int ttl_seconds);  // lease id
   Status compact(std::int64_t revision);
@@ -45,8 +52,13 @@ class EtcdFixture {
                      const std::string& password, const std::string& prefix);
 
   std::string log() const;
+  // With tls: the PEM files a client needs.
+  std::string ca_file() const { return dir_.path() + "/ca.pem"; }
+  std::string client_cert() const { return dir_.path() + "/client.pem"; }
+  std::string client_key() const { return dir_.path() + "/client.key"; }
 
  private:
+  Status make_certs();
   Result<std::string> call(const std::string& path, const std::string& body);
 
   Options options_;

@@ -34,7 +34,8 @@ TEST(DnsReply, SavedSrvReplyWithAdditionalSection) {
   EXPECT_FALSE(r->truncated);
   ASSERT_EQ(r->srv.size(), 3u);
   const SrvRecord* a = nullptr;
-  for (const auto& s : r->srv) if (s.target == "a.web.test") a = &s;
+  for (const auto& s : r->srv)
+    if (s.target == "a.web.test") a = &s;
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->owner, "_http._tcp.web.test");
   EXPECT_EQ(a->priority, 10);
@@ -99,8 +100,11 @@ TEST(DnsReply, EveryTruncationAndCorruptionIsAnErrorNotACrash) {
 }
 
 std::vector<SrvRecord> records() {
-  return {{"s", 10, 10, 80, "a", 30}, {"s", 10, 30, 80, "b", 10}, {"s", 10, 0, 80, "c", 30},
-          {"s", 20, 50, 81, "d", 30}, {"s", 10, 10, 80, ".", 30}};
+  return {{"s", 10, 10, 80, "a", 30},
+          {"s", 10, 30, 80, "b", 10},
+          {"s", 10, 0, 80, "c", 30},
+          {"s", 20, 50, 81, "d", 30},
+          {"s", 10, 10, 80, ".", 30}};
 }
 
 std::map<std::string, std::vector<AddressRecord>> addrs() {
@@ -122,8 +126,8 @@ TEST(DnsMap, LowestPriorityActiveWeightsProportionalTo256) {
   }
   EXPECT_EQ(w["10.0.0.2"], 256);  // the largest SRV weight (30)
   EXPECT_EQ(w["fd00::2"], 256);
-  EXPECT_EQ(w["10.0.0.1"], 85);   // 10/30 * 256, not ceil(10/256) = 1 as HAProxy does
-  EXPECT_EQ(w["10.0.0.3"], 1);    // weight 0: the smallest non-zero share
+  EXPECT_EQ(w["10.0.0.1"], 85);  // 10/30 * 256, not ceil(10/256) = 1 as HAProxy does
+  EXPECT_EQ(w["10.0.0.3"], 1);   // weight 0: the smallest non-zero share
   EXPECT_EQ(m.min_ttl, 5u);
 }
 
@@ -160,12 +164,13 @@ Result<Options> options(const std::string& yaml) {
 }
 
 TEST(DnsOptions, DefaultsAndServers) {
-  auto o = options("name: _HTTP._tcp.Web.Test.\nservers: [127.0.0.1:5353, '::1', 10.0.0.1, "
-                   "'[::1]:53']\nother_priorities: backup\n");
+  auto o = options(
+      "name: _HTTP._tcp.Web.Test.\nservers: [127.0.0.1:5353, '::1', 10.0.0.1, "
+      "'[::1]:53']\nother_priorities: backup\n");
   ASSERT_TRUE(o.ok()) << o.error().message;
   EXPECT_EQ(o->name, "_http._tcp.web.test");
-  EXPECT_EQ(o->servers, (std::vector<std::string>{"127.0.0.1:5353", "[::1]:53", "10.0.0.1:53",
-                                                  "[::1]:53"}));
+  EXPECT_EQ(o->servers,
+            (std::vector<std::string>{"127.0.0.1:5353", "[::1]:53", "10.0.0.1:53", "[::1]:53"}));
   EXPECT_TRUE(o->backup_other_priorities);
   EXPECT_EQ(o->ttl_floor, std::chrono::seconds(2));
   EXPECT_EQ(o->empty_confirmations, 3);
