@@ -274,10 +274,11 @@ void EtcdSource::run(Sink& sink) {
     publish(to_endpoints(kvs, options_.prefix, logged));
 
     // 2. Watch from revision+1 until the stream ends.
+    const std::int64_t start_revision = revision + 1;
     nlohmann::json create = {{"create_request",
                               {{"key", base64_encode(options_.prefix)},
                                {"range_end", base64_encode(prefix_range_end(options_.prefix))},
-                               {"start_revision", std::to_string(revision + 1)},
+                               {"start_revision", std::to_string(start_revision)},
                                {"progress_notify", true}}}};
     JsonObjectSplitter splitter;
     std::optional<Error> stream_error;
@@ -310,7 +311,7 @@ void EtcdSource::run(Sink& sink) {
           compacted = msg->compact_revision > 0;
           stream_error = Error::unavailable(
               compacted ? fmt::format("watch cancelled: revision {} compacted (now {}); re-listing",
-                                      revision + 1, msg->compact_revision)
+                                      start_revision, msg->compact_revision)
                         : fmt::format("watch cancelled: {}", msg->cancel_reason.empty()
                                                                  ? "no reason given"
                                                                  : msg->cancel_reason));

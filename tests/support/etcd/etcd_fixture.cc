@@ -33,7 +33,7 @@ Status EtcdFixture::make_certs() {
   const std::string d = dir_.path();
   {
     std::ofstream(d + "/server.ext")
-        << "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+        << "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n";
     std::ofstream(d + "/client.ext") << "extendedKeyUsage=clientAuth\n";
   }
   const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "discovery/etcd/etcd_source.h"
 #include "discovery/etcd/parse.h"
@@ -113,6 +114,15 @@ TEST(EtcdLoop, CompactedWatchTriggersARelistAndAWatchFromTheNewRevision) {
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return count_addresses(s) == 2; }));
+  // The second watch follows the re-list: wait until the gateway has seen it.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(script.mu);
+      if (script.watch_calls >= 2) break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
   source.stop();
   server.stop();
   EXPECT_EQ(source.lists(), 2u);
