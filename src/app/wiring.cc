@@ -5,6 +5,8 @@
 
 #include "core/log.h"
 #include "discovery/consul/consul_source.h"
+#include "discovery/dns/dns_source.h"
+#include "discovery/etcd/etcd_source.h"
 #include "discovery/file/file_source.h"
 #include "discovery/static/static_source.h"
 #include "haproxy/runtime/runtime_instance.h"
@@ -16,6 +18,8 @@ const std::vector<discovery::SourceKind>& source_table() {
       discovery::file::source_kind(),
       discovery::static_source::source_kind(),
       discovery::consul::source_kind(),
+      discovery::etcd::source_kind(),
+      discovery::dns::source_kind(),
   };
   return table;
 }

@@ -1,0 +1,212 @@
+// The DNS SRV source against a real dnsmasq on loopback.
+#include "discovery/dns/dns_source.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
+#include "dns/dnsmasq_fixture.h"
+#include "support/haproxy/loopback.h"
+
+namespace ep::discovery::dns {
+namespace {
+
+using namespace std::chrono_literals;
+using test::DnsmasqFixture;
+
+class RecordingSink : public Sink {
+ public:
+  void publish(Snapshot snapshot) override {
+    std::lock_guard lock(mutex_);
+    all_.push_back(std::move(snapshot));
+    cv_.notify_all();
+  }
+  bool wait_for(const std::function<bool(const Snapshot&)>& pred,
+                std::chrono::milliseconds timeout = 15s) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [&] { return !all_.empty() && pred(all_.back()); });
+  }
+  std::vector<Snapshot> all() {
+    std::lock_guard lock(mutex_);
+    return all_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Snapshot> all_;
+};
+
+std::vector<std::string> addrs(const Snapshot& s) {
+  std::vector<std::string> out;
+  if (!s.ok()) return out;
+  for (const auto& e : *s)
+    out.push_back((e.backup ? "backup " : "") + e.address + ":" + std::to_string(e.port) + " w" +
+                  std::to_string(e.weight.value_or(-1)));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+auto has_exactly(std::vector<std::string> want) {
+  std::sort(want.begin(), want.end());
+  return [want](const Snapshot& s) { return s.ok() && addrs(s) == want; };
+}
+
+Options options_for(const DnsmasqFixture& dns, const std::string& name = "_http._tcp.web.test") {
+  Options o;
+  o.name = name;
+  o.servers = {dns.server()};
+  o.ttl_floor = 200ms;
+  o.ttl_ceiling = 30s;
+  o.timeout = 300ms;
+  o.tries = 1;
+  o.retry_interval = 100ms;
+  return o;
+}
+
+const std::vector<std::string> kTwo = {
+    "srv-host=_http._tcp.web.test,a.web.test,8080,10,10",
+    "srv-host=_http._tcp.web.test,b.web.test,8081,10,30",
+    "host-record=a.web.test,10.0.0.1",
+    "host-record=b.web.test,10.0.0.2",
+};
+
+TEST(DnsSourceTest, RecordsAddedAndRemovedConverge) {
+  DnsmasqFixture dns;
+  ASSERT_TRUE(dns.start(kTwo).ok()) << dns.log();
+  DnsSource source(options_for(dns));
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  // Weights 10 and 30 → 85 and 256 (proportional), not 1 and 1.
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  auto three = kTwo;
+  three.push_back("srv-host=_http._tcp.web.test,c.web.test,8082,10,30");
+  three.push_back("host-record=c.web.test,10.0.0.3,fd00::3");
+  ASSERT_TRUE(dns.set_records(three).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly(
+      {"10.0.0.1:8080 w85", "10.0.0.2:8081 w256", "10.0.0.3:8082 w256", "fd00::3:8082 w256"})));
+  ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8081 w256"})));
+}
+
+TEST(DnsSourceTest, LowerPrioritiesAreDroppedOrBackups) {
+  DnsmasqFixture dns;
+  auto lines = kTwo;
+  lines.push_back("srv-host=_http._tcp.web.test,c.web.test,9000,20,10");
+  lines.push_back("host-record=c.web.test,10.0.0.3");
+  ASSERT_TRUE(dns.start(lines).ok()) << dns.log();
+  DnsSource dropped(options_for(dns));
+  auto a = dropped.fetch_once(5s);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_TRUE(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})(a));
+  Options o = options_for(dns);
+  o.backup_other_priorities = true;
+  DnsSource backup(o);
+  auto b = backup.fetch_once(5s);
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(
+      has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256", "backup 10.0.0.3:9000 w85"})(b))
+      << ::testing::PrintToString(addrs(b));
+}
+
+TEST(DnsSourceTest, ThreeHundredRecordsNeedTcpAndAllArrive) {
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 300; ++i) {
+    lines.push_back("srv-host=_big._tcp.web.test,h" + std::to_string(i) + ".web.test," +
+                    std::to_string(10000 + i) + ",10,10");
+    lines.push_back("host-record=h" + std::to_string(i) + ".web.test,10.1." +
+                    std::to_string(i / 256) + "." + std::to_string(i % 256));
+  }
+  DnsmasqFixture dns;
+  ASSERT_TRUE(dns.start(lines).ok()) << dns.log();
+  Options o = options_for(dns, "_big._tcp.web.test");
+  o.timeout = 2s;
+  DnsSource source(o);
+  auto snap = source.fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  EXPECT_EQ(snap->size(), 300u);
+  // Without EDNS0 the answer is truncated at 512 bytes too: TCP still gets everything.
+  o.edns_payload = 512;
+  DnsSource plain(o);
+  auto snap2 = plain.fetch_once(10s);
+  ASSERT_TRUE(snap2.ok()) << snap2.error().message;
+  EXPECT_EQ(snap2->size(), 300u);
+}
+
+TEST(DnsSourceTest, ServerStoppedPublishesErrorsNeverAnEmptySet) {
+  DnsmasqFixture dns;
+  ASSERT_TRUE(dns.start(kTwo).ok()) << dns.log();
+  DnsSource source(options_for(dns));
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  dns.stop();
+  ASSERT_TRUE(sink.wait_for(
+      [](const Snapshot& s) { return !s.ok() && s.error().kind == ErrorKind::kUnavailable; }));
+  ASSERT_TRUE(dns.start(kTwo).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"}), 20s));
+  for (const auto& s : sink.all()) {
+    if (s.ok()) EXPECT_FALSE(s->empty()) << "an outage must never look like an empty set";
+  }
+}
+
+TEST(DnsSourceTest, NxDomainCountsAsEmptyOnlyAfterConfirmations) {
+  DnsmasqFixture dns;
+  ASSERT_TRUE(dns.start(kTwo).ok()) << dns.log();
+  Options o = options_for(dns);
+  o.empty_confirmations = 3;
+  DnsSource source(o);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  ASSERT_TRUE(dns.set_records({"host-record=a.web.test,10.0.0.1"}).ok());  // SRV name gone
+  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return s.ok() && s->empty(); }));
+  // Before the empty set: exactly two "not yet" errors naming the confirmations.
+  int not_yet = 0;
+  for (const auto& s : sink.all()) {
+    if (!s.ok() && s.error().kind == ErrorKind::kNotYet) {
+      ++not_yet;
+      EXPECT_NE(s.error().message.find("NXDOMAIN"), std::string::npos) << s.error().message;
+    }
+  }
+  EXPECT_EQ(not_yet, 2);
+}
+
+TEST(DnsSourceTest, ConvergenceFollowsTheTtl) {
+  for (int ttl : {1, 5}) {
+    DnsmasqFixture dns("web.test", ttl);
+    ASSERT_TRUE(dns.start(kTwo).ok()) << dns.log();
+    Options o = options_for(dns);
+    o.ttl_floor = 1s;
+    DnsSource source(o);
+    RecordingSink sink;
+    ASSERT_TRUE(source.start(sink).ok());
+    ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+    const auto changed = std::chrono::steady_clock::now();
+    ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
+    ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8081 w256"}), std::chrono::seconds(ttl + 10)));
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - changed)
+                        .count();
+    std::printf("DNS convergence with TTL %ds (floor 1s): %lld ms\n", ttl,
+                static_cast<long long>(ms));
+    EXPECT_LE(ms, ttl * 1000 + 2000);
+  }
+}
+
+TEST(DnsSourceNoServer, NothingListeningIsAnError) {
+  Options o;
+  o.name = "_http._tcp.web.test";
+  o.servers = {"127.0.0.1:" + std::to_string(test::free_port())};
+  o.timeout = 200ms;
+  o.tries = 1;
+  DnsSource source(o);
+  auto snap = source.fetch_once(3s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_EQ(snap.error().kind, ErrorKind::kUnavailable);
+}
+
+}  // namespace
+}  // namespace ep::discovery::dns
