@@ -1,0 +1,419 @@
+#include "discovery/consul/consul_source.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "discovery/consul/parse.h"
+#include "net/curl_http_client.h"
+
+namespace ep::discovery::consul {
+namespace {
+
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr std::string_view kComponent = "consul";
+
+void describe_metrics() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto& m = Metrics::global();
+    m.describe("elasticproxy_consul_requests_total", Metrics::Type::kCounter,
+               "Requests to Consul's health endpoint by outcome (ok, error).");
+    m.describe("elasticproxy_consul_errors_total", Metrics::Type::kCounter,
+               "Failed Consul reads by reason; the last good set was kept.");
+    m.describe("elasticproxy_consul_index", Metrics::Type::kGauge,
+               "The X-Consul-Index the watch blocks on.");
+    m.describe("elasticproxy_consul_index_resets_total", Metrics::Type::kCounter,
+               "Times the X-Consul-Index went backwards and the watch re-read in full.");
+    m.describe("elasticproxy_consul_instances", Metrics::Type::kGauge,
+               "Instances in the last good answer after filtering.");
+    m.describe("elasticproxy_consul_up", Metrics::Type::kGauge,
+               "1 when the last Consul read succeeded, 0 while failing.");
+    m.describe("elasticproxy_consul_snapshots_published_total", Metrics::Type::kCounter,
+               "Changed instance sets handed to the guard.");
+    m.describe("elasticproxy_consul_empty_confirmations_total", Metrics::Type::kCounter,
+               "Empty answers after a non-empty set that were re-read before publishing.");
+    m.describe("elasticproxy_consul_cache_age_seconds", Metrics::Type::kGauge,
+               "Age header of the last ?cached answer (agent cache staleness).");
+  });
+}
+
+std::string snippet(std::string_view body) {
+  std::string s(body.substr(0, 200));
+  for (char& c : s) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+std::optional<std::uint64_t> parse_index(const std::optional<std::string>& v) {
+  if (!v || v->empty() || v->size() > 20) return std::nullopt;
+  std::uint64_t out = 0;
+  for (char c : *v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    std::uint64_t next = out * 10 + static_cast<std::uint64_t>(c - '0');
+    if (next / 10 != out) return std::nullopt;  // overflow
+    out = next;
+  }
+  return out;
+}
+
+std::mt19937_64& rng() {
+  static thread_local std::mt19937_64 r{std::random_device{}()};
+  return r;
+}
+
+milliseconds random_upto(milliseconds max) {
+  if (max.count() <= 0) return milliseconds(0);
+  return milliseconds(std::uniform_int_distribution<long long>(0, max.count())(rng()));
+}
+
+// Capped exponential backoff with jitter in [d/2, d]; saturating (no overflow at any attempt).
+milliseconds backoff_delay(milliseconds min, milliseconds max, int attempt) {
+  long long d = min.count();
+  for (int i = 0; i < attempt && d < max.count(); ++i)
+    d = d > max.count() / 2 ? max.count() : d * 2;
+  d = std::min(d, static_cast<long long>(max.count()));
+  return milliseconds(d / 2) + random_upto(milliseconds(d - d / 2));
+}
+
+}  // namespace
+
+HttpClientFactory curl_client_factory() {
+  return [] { return std::make_unique<net::CurlHttpClient>(); };
+}
+
+std::string health_url(const Options& o, std::uint64_t index) {
+  std::string url = o.base_url + "/v1/health/service/" + net::url_encode(o.service);
+  std::vector<std::string> q;
+  if (o.parse.health == HealthPolicy::kPassing) q.push_back("passing=1");
+  for (const auto& t : o.parse.tags) q.push_back("tag=" + net::url_encode(t));
+  if (!o.datacenter.empty()) q.push_back("dc=" + net::url_encode(o.datacenter));
+  if (!o.ns.empty()) q.push_back("ns=" + net::url_encode(o.ns));
+  if (!o.partition.empty()) q.push_back("partition=" + net::url_encode(o.partition));
+  for (const auto& [k, v] : o.node_meta) q.push_back("node-meta=" + net::url_encode(k + ":" + v));
+  if (!o.filter.empty()) q.push_back("filter=" + net::url_encode(o.filter));
+  if (o.cached) q.push_back("cached");
+  if (o.stale) q.push_back("stale");
+  if (index > 0) {
+    q.push_back("index=" + std::to_string(index));
+    q.push_back("wait=" + std::to_string(o.wait.count()) + "ms");
+  }
+  for (size_t i = 0; i < q.size(); ++i) url += (i == 0 ? "?" : "&") + q[i];
+  return url;
+}
+
+// The outcome of one request, before the loop decides what to publish.
+struct ConsulSource::Fetch {
+  Result<ParseResult> result = Error::internal("not fetched");
+  std::optional<std::uint64_t> index;  // X-Consul-Index
+  std::string reason;                  // metric label on error
+  bool acl_refused = false;
+  std::optional<double> age;
+};
+
+ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFactory client_factory)
+    : options_(std::move(options)),
+      context_(std::move(context)),
+      client_factory_(std::move(client_factory)),
+      describe_(fmt::format(
+          "consul {} at {}", options_.service,
+          options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
+      labels_{{"backend", context_.backend}, {"service", options_.service}},
+      token_(options_.token, options_.token_file, describe_),
+      reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
+  describe_metrics();
+}
+
+ConsulSource::~ConsulSource() { stop(); }
+
+std::string ConsulSource::describe() const { return describe_; }
+
+Status ConsulSource::start(Sink& sink) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (started_) return Error::internal(describe_ + ": already started");
+  if (stopping_) return Error::internal(describe_ + ": stopped sources cannot restart");
+  started_ = true;
+  sink_ = &sink;
+  if (options_.watch == Options::WatchMode::kShared) {
+    lock.unlock();
+    auto hub = AgentHub::acquire(options_, client_factory_);
+    hub->subscribe(this);
+    lock.lock();
+    hub_ = std::move(hub);
+    return {};
+  }
+  client_ = client_factory_();
+  if (!client_) return Error::internal(describe_ + ": no HTTP client");
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void ConsulSource::stop() {
+  std::shared_ptr<AgentHub> hub;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    if (client_) client_->cancel();
+    hub = std::move(hub_);
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // After unsubscribe() returns the hub never calls refresh() (and so the sink) again.
+  if (hub) hub->unsubscribe(this);
+}
+
+bool ConsulSource::sleep_for(milliseconds d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, d, [this] { return stopping_; });
+  return !stopping_;
+}
+
+ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t index,
+                                        milliseconds timeout) {
+  Fetch f;
+  auto token = token_.get(false);
+  if (!token) {
+    f.result = token.error();
+    f.reason = "token_file";
+    return f;
+  }
+  net::HttpRequest req;
+  req.url = health_url(options_, index);
+  req.timeout = timeout;
+  req.connect_timeout = std::min(options_.connect_timeout, timeout);
+  req.unix_socket_path = options_.unix_socket;
+  req.tls = {options_.ca_file, options_.cert_file, options_.key_file, options_.tls_verify};
+  req.headers.emplace_back("Accept", "application/json");
+  if (!token->empty()) req.headers.emplace_back("X-Consul-Token", *token);
+
+  auto resp = client.perform(req);
+  if (!resp) {
+    f.result = resp.error();
+    f.reason = resp.error().kind == ErrorKind::kInvalid ? "too_large" : "unavailable";
+    return f;
+  }
+  const std::string where = fmt::format(
+      "Consul {} (service '{}')",
+      options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket,
+      options_.service);
+  if (resp->status == 403) {
+    f.acl_refused = true;
+    f.reason = "acl";
+    f.result = Error::refused(fmt::format(
+        "{} refused the request (403 {}); check the ACL token (needs service:read and node:read)",
+        where, snippet(resp->body)));
+    return f;
+  }
+  if (resp->status != 200) {
+    f.reason = resp->status >= 500 ? "http_5xx" : resp->status == 429 ? "http_429" : "http_4xx";
+    std::string msg = fmt::format("{} answered {}: {}", where, resp->status, snippet(resp->body));
+    f.result = resp->status >= 400 && resp->status < 500 && resp->status != 429
+                   ? Error::invalid(std::move(msg))
+                   : Error::unavailable(std::move(msg));
+    return f;
+  }
+  f.index = parse_index(resp->headers.get("X-Consul-Index"));
+  if (auto age = resp->headers.get("Age")) {
+    char* end = nullptr;
+    double a = std::strtod(age->c_str(), &end);
+    if (end != age->c_str()) f.age = a;
+  }
+  auto parsed = parse_health_reply(resp->body, options_.parse);
+  if (!parsed) {
+    f.reason = "parse";
+    f.result = Error::invalid(where + ": " + parsed.error().message);
+    return f;
+  }
+  if (parsed->entries == 0) {
+    if (resp->headers.get("X-Consul-KnownLeader") == std::optional<std::string>("false")) {
+      f.reason = "no_leader";
+      f.result = Error::unavailable(where +
+                                    " answered an empty list without a known leader "
+                                    "(election in progress?); keeping the last set");
+      return f;
+    }
+    if (resp->headers.get("X-Consul-Results-Filtered-By-ACLs") ==
+        std::optional<std::string>("true")) {
+      f.reason = "acl_filtered";
+      f.result = Error::refused(where +
+                                " answered an empty list filtered by ACLs; the token lacks "
+                                "service:read/node:read; keeping the last set");
+      return f;
+    }
+  }
+  f.result = std::move(parsed);
+  return f;
+}
+
+std::optional<milliseconds> ConsulSource::process(Fetch f) {
+  auto& metrics = Metrics::global();
+  WatchState& st = state_;
+  if (!f.result) {
+    const Error& e = f.result.error();
+    metrics.inc("elasticproxy_consul_requests_total",
+                {labels_[0], labels_[1], {"outcome", "error"}});
+    metrics.inc("elasticproxy_consul_errors_total", {labels_[0], labels_[1], {"reason", f.reason}});
+    metrics.set("elasticproxy_consul_up", labels_, 0);
+    reporter_->failure(e.message);
+    if (f.acl_refused) (void)token_.get(true);  // token rotation: re-read after a 403
+    sink_->publish(e);
+    // After an error the next read is non-blocking, so recovery converges at once; and the guard
+    // marks the source failing until a good snapshot arrives, so the first success after an
+    // error is published even when the set did not change.
+    st.index = 0;
+    index_ = 0;
+    st.empty_pending = false;
+    st.republish = true;
+    const milliseconds delay =
+        backoff_delay(options_.backoff_min, options_.backoff_max, st.failures);
+    st.failures = std::min(st.failures + 1, 60);
+    return delay;
+  }
+
+  ParseResult& parsed = *f.result;
+  metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "ok"}});
+  metrics.set("elasticproxy_consul_up", labels_, 1);
+  if (f.age) metrics.set("elasticproxy_consul_cache_age_seconds", labels_, *f.age);
+  reporter_->success();
+  st.failures = 0;
+  for (const auto& w : parsed.warnings) {
+    if (st.warned.size() < 1000 && st.warned.insert(w).second) {
+      log::warn(kComponent, "{}: {}", describe_, w);
+    }
+  }
+
+  // Index rules (consul.md §3): backwards → full non-blocking re-read; 0/missing → 1.
+  const std::uint64_t got = f.index.value_or(0);
+  if (f.index && st.index > 0 && got < st.index) {
+    log::info(kComponent, "{}: X-Consul-Index went backwards ({} -> {}); re-reading in full",
+              describe_, st.index, got);
+    metrics.inc("elasticproxy_consul_index_resets_total", labels_);
+    st.index = 0;
+  } else {
+    st.index = std::max<std::uint64_t>(got, 1);
+  }
+  index_ = st.index;
+  metrics.set("elasticproxy_consul_index", labels_, static_cast<double>(st.index));
+  metrics.set("elasticproxy_consul_instances", labels_,
+              static_cast<double>(parsed.endpoints.size()));
+
+  // A sudden empty answer is confirmed by a fresh read before it is believed.
+  if (parsed.endpoints.empty() && st.published && !st.last.empty() &&
+      options_.empty_confirm.count() > 0 && !st.empty_pending) {
+    st.empty_pending = true;
+    metrics.inc("elasticproxy_consul_empty_confirmations_total", labels_);
+    log::warn(kComponent,
+              "{}: Consul answered no instances after {}; re-reading in {} ms before believing it",
+              describe_, st.last.size(), options_.empty_confirm.count());
+    st.index = 0;
+    index_ = 0;
+    return options_.empty_confirm;
+  }
+  st.empty_pending = false;
+
+  if (!st.published || st.republish || parsed.endpoints != st.last) {
+    st.last = parsed.endpoints;
+    st.published = true;
+    st.republish = false;
+    metrics.inc("elasticproxy_consul_snapshots_published_total", labels_);
+    log::debug(kComponent, "{}: {} instances (index {})", describe_, st.last.size(), st.index);
+    sink_->publish(st.last);
+  }
+  return std::nullopt;
+}
+
+std::optional<milliseconds> ConsulSource::refresh(net::HttpClient& client) {
+  Fetch f = fetch(client, 0, options_.timeout);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return std::nullopt;  // aborted by stop(): not a Consul failure
+  }
+  return process(std::move(f));
+}
+
+void ConsulSource::run() {
+  net::HttpClient* client = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    client = client_.get();
+  }
+  // Rate limit state: min_interval (+ jitter) between requests and a token bucket.
+  double tokens = static_cast<double>(options_.burst);
+  auto last_refill = SteadyClock::now();
+  std::optional<SteadyClock::time_point> last_request;
+  const double refill_s = std::max(1e-3, std::chrono::duration<double>(options_.refill).count());
+  auto refill = [&] {
+    const auto now = SteadyClock::now();
+    tokens = std::min<double>(
+        options_.burst,
+        tokens + std::chrono::duration<double>(now - last_refill).count() / refill_s);
+    last_refill = now;
+    return now;
+  };
+
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;
+    }
+    auto now = refill();
+    SteadyClock::time_point not_before = now;
+    if (last_request) {
+      not_before = std::max(not_before,
+                            *last_request + options_.min_interval + random_upto(options_.jitter));
+    }
+    if (tokens < 1.0) {
+      not_before =
+          std::max(not_before, now + std::chrono::duration_cast<SteadyClock::duration>(
+                                         std::chrono::duration<double>((1.0 - tokens) * refill_s)));
+    }
+    if (not_before > now) {
+      if (!sleep_for(std::chrono::duration_cast<milliseconds>(not_before - now) +
+                     milliseconds(1))) {
+        break;
+      }
+      refill();
+    }
+    tokens = std::max(0.0, tokens - 1.0);
+    last_request = SteadyClock::now();
+
+    const bool blocking = options_.blocking && state_.index > 0;
+    Fetch f = fetch(*client, blocking ? state_.index : 0,
+                    blocking ? options_.blocking_timeout() : options_.timeout);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;
+    }
+    if (auto delay = process(std::move(f))) {
+      if (!sleep_for(*delay)) break;
+    }
+  }
+}
+
+Snapshot ConsulSource::fetch_once(milliseconds timeout) {
+  auto client = client_factory_();
+  if (!client) return Error::internal(describe_ + ": no HTTP client");
+  Fetch f = fetch(*client, 0, timeout);
+  if (!f.result) return f.result.error();
+  return std::move(f.result->endpoints);
+}
+
+SourceKind source_kind() {
+  return SourceKind{"consul",
+                    [](const ConfigNode& node, Diagnostics& diag,
+                       const SourceContext& context) -> std::unique_ptr<Source> {
+                      auto options = parse_options(node, diag, context);
+                      if (!options) return nullptr;
+                      return std::make_unique<ConsulSource>(std::move(*options), context);
+                    }};
+}
+
+}  // namespace ep::discovery::consul

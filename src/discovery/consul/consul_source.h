@@ -1,0 +1,113 @@
+#pragma once
+// The Consul discovery source: a blocking-query watch of /v1/health/service/<name>.
+//
+// Behaviour (consul.md §3, §6, §9):
+//  - First request without an index; then ?index=<X-Consul-Index>&wait=<wait>. An index that goes
+//    backwards resets to a full non-blocking re-read; an index of 0 or a missing header is never
+//    sent back (1 is the minimum).
+//  - Every answer is parsed, sorted and compared with the last published set: a return without a
+//    real change publishes nothing.
+//  - Requests of one watch are at least min_interval (+ random 0..jitter) apart and limited by a
+//    token bucket (burst, one token per refill), so a flapping service cannot hammer Consul.
+//  - Fail static: a transport error, timeout, non-200 status, garbage or non-array body, "no known
+//    leader" with an empty list, or an empty list filtered by ACLs is published as an ep::Error
+//    (the guard keeps the last good set), logged once through a FailureReporter, counted, and
+//    retried after a capped exponential backoff with jitter (never exits). The first success
+//    after errors re-reads without blocking, so recovery converges at once.
+//  - An empty list right after a non-empty one is confirmed by a second read empty_confirm later
+//    before it is published (a restarted agent answers [] until it re-syncs).
+//  - The token (X-Consul-Token header, never in a URL or a log) is re-read from token_file when
+//    the file changes and after every 403.
+// Threading: in `watch: service` mode start() runs the loop on its own thread with its own
+// HttpClient (one kept-alive connection); stop() cancels the request in flight and joins. In
+// `watch: shared` mode the source subscribes to its agent's AgentHub (agent_hub.h), whose worker
+// thread calls refresh(); the same handling (dedup, empty confirmation, errors, backoff) applies.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "core/log.h"
+#include "discovery/consul/agent_hub.h"
+#include "discovery/consul/options.h"
+#include "discovery/consul/token.h"
+#include "discovery/source.h"
+#include "net/http_client.h"
+
+namespace ep::discovery::consul {
+
+using HttpClientFactory = std::function<std::unique_ptr<net::HttpClient>()>;
+HttpClientFactory curl_client_factory();
+
+// The health URL for one request (pure). index 0 = a non-blocking read.
+std::string health_url(const Options& options, std::uint64_t index);
+
+class ConsulSource final : public Source, private AgentHub::Subscriber {
+ public:
+  ConsulSource(Options options, SourceContext context,
+               HttpClientFactory client_factory = curl_client_factory());
+  ~ConsulSource() override;
+
+  std::string describe() const override;
+  Status start(Sink& sink) override;
+  void stop() override;
+  Snapshot fetch_once(std::chrono::milliseconds timeout) override;
+
+  const Options& options() const { return options_; }
+  // The index the next blocking request will send (0 = non-blocking). For tests and /status.
+  std::uint64_t current_index() const { return index_.load(); }
+
+ private:
+  struct Fetch;
+  // Loop state; touched only by the thread driving this source (its own, or the hub's worker).
+  struct WatchState {
+    std::uint64_t index = 0;
+    bool published = false;      // a good set was published at least once (`last` is it)
+    bool republish = false;      // publish the next good set even if unchanged (after an error)
+    bool empty_pending = false;  // an empty answer after a non-empty set awaits confirmation
+    std::vector<Endpoint> last;
+    int failures = 0;
+    std::set<std::string> warned;
+  };
+  void run();
+  Fetch fetch(net::HttpClient& client, std::uint64_t index, std::chrono::milliseconds timeout);
+  // Handles one answer: publishes what must be published and updates state_. Returns a delay
+  // before the next read when one is required (error backoff, empty confirmation).
+  std::optional<std::chrono::milliseconds> process(Fetch f);
+  // Sleeps up to `d`; returns false when stopping.
+  bool sleep_for(std::chrono::milliseconds d);
+
+  // AgentHub::Subscriber
+  const std::string& service_name() const override { return options_.service; }
+  std::optional<std::chrono::milliseconds> refresh(net::HttpClient& client) override;
+
+  Options options_;
+  SourceContext context_;
+  HttpClientFactory client_factory_;
+  std::string describe_;
+  std::vector<std::pair<std::string, std::string>> labels_;
+  TokenReader token_;
+  std::unique_ptr<log::FailureReporter> reporter_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool started_ = false;
+  Sink* sink_ = nullptr;
+  std::unique_ptr<net::HttpClient> client_;  // service mode; owned by the thread
+  std::shared_ptr<AgentHub> hub_;            // shared mode
+  std::thread thread_;
+  std::atomic<std::uint64_t> index_{0};
+  WatchState state_;
+};
+
+// The factory for the sources table: SourceKind{"consul", ...}.
+SourceKind source_kind();
+
+}  // namespace ep::discovery::consul
