@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "discovery/aws/asg_source.h"
 #include "discovery/file/file_source.h"
 #include "discovery/static/static_source.h"
 #include "haproxy/runtime/runtime_instance.h"
@@ -14,6 +15,7 @@ const std::vector<discovery::SourceKind>& source_table() {
   static const std::vector<discovery::SourceKind> table = {
       discovery::file::source_kind(),
       discovery::static_source::source_kind(),
+      discovery::aws::source_kind(),
   };
   return table;
 }
