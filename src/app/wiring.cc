@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "discovery/aws/asg_source.h"
 #include "discovery/consul/consul_source.h"
 #include "discovery/dns/dns_source.h"
 #include "discovery/etcd/etcd_source.h"
@@ -20,6 +21,7 @@ const std::vector<discovery::SourceKind>& source_table() {
       discovery::consul::source_kind(),
       discovery::etcd::source_kind(),
       discovery::dns::source_kind(),
+      discovery::aws::source_kind(),
   };
   return table;
 }

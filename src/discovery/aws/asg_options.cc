@@ -1,0 +1,123 @@
+#include "discovery/aws/asg_options.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace ep::aws {
+
+namespace {
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+// ASG names: 1..255 characters, no control characters (they go into a form body and logs).
+bool valid_group_name(std::string_view s) {
+  if (s.empty() || s.size() > 255) return false;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char* to_string(AddressType t) {
+  switch (t) {
+    case AddressType::kPrivate:
+      return "private";
+    case AddressType::kPublic:
+      return "public";
+    case AddressType::kIpv6:
+      return "ipv6";
+  }
+  return "?";
+}
+
+std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics& diag) {
+  const size_t errors_before = diag.errors().size();
+  MapReader r(node, diag, "aws_asg");
+  if (!r.valid()) return std::nullopt;
+  AsgOptions o;
+  std::vector<std::string> groups;
+  r.string_list("groups", groups);
+  std::string ep2_names;
+  if (r.string("asg_name", ep2_names)) {
+    size_t pos = 0;
+    while (pos <= ep2_names.size()) {
+      auto comma = ep2_names.find(',', pos);
+      if (comma == std::string::npos) comma = ep2_names.size();
+      std::string name = trim(std::string_view(ep2_names).substr(pos, comma - pos));
+      if (!name.empty()) groups.push_back(name);
+      pos = comma + 1;
+    }
+  }
+  for (const auto& g : groups) {
+    if (!valid_group_name(g)) {
+      diag.error(node.mark, fmt::format("aws_asg: invalid Auto Scaling group name '{}' (1-255 "
+                                        "characters, no control characters)",
+                                        g.substr(0, 80)));
+    } else if (std::find(o.groups.begin(), o.groups.end(), g) == o.groups.end()) {
+      o.groups.push_back(g);
+    }
+  }
+  if (groups.empty()) {
+    diag.error(node.mark, "aws_asg: 'groups' (or EP2's 'asg_name') is required");
+  }
+  r.string("region", o.region);
+  r.string("region_name", o.region);  // EP2 spelling
+  r.string("profile", o.profile);
+  r.string("access_key_id", o.access_key_id);
+  r.string("aws_access_key_id", o.access_key_id);  // EP2 spelling
+  r.string("secret_access_key", o.secret_access_key);
+  r.string("aws_secret_access_key", o.secret_access_key);  // EP2 spelling
+  r.string("session_token", o.session_token);
+  if (o.access_key_id.empty() != o.secret_access_key.empty()) {
+    diag.error(node.mark,
+               "aws_asg: access_key_id and secret_access_key must be given together (or neither)");
+  }
+  if (const ConfigNode* eps = r.get("endpoints")) {
+    MapReader er(*eps, diag, "aws_asg endpoints");
+    er.string("autoscaling", o.autoscaling_endpoint);
+    er.string("ec2", o.ec2_endpoint);
+    er.string("sqs", o.sqs_endpoint);
+    er.string("sts", o.sts_endpoint);
+    er.finish();
+  }
+  std::string address = "private";
+  r.one_of("address", address, {"private", "public", "ipv6"});
+  r.one_of("ip_type", address, {"private", "public", "ipv6"});  // EP2 spelling
+  o.address = address == "public" ? AddressType::kPublic
+              : address == "ipv6" ? AddressType::kIpv6
+                                  : AddressType::kPrivate;
+  r.integer("port", o.port, 1, 65535);
+  r.string("port_tag", o.port_tag);
+  r.boolean("weight_from_capacity", o.weight_from_capacity);
+  r.string("weight_tag", o.weight_tag);
+  if (r.has("lifecycle_states")) {
+    o.lifecycle_states.clear();
+    r.string_list("lifecycle_states", o.lifecycle_states);
+  }
+  r.boolean("require_healthy", o.require_healthy);
+  r.string("local_zone", o.local_zone);
+  r.boolean("backup_other_zones", o.backup_other_zones);
+  if (o.backup_other_zones && o.local_zone.empty()) {
+    diag.error(node.mark, "aws_asg: backup_other_zones needs local_zone");
+  }
+  r.duration("interval", o.interval);
+  if (o.interval < std::chrono::seconds(1)) {
+    diag.error(node.mark, "aws_asg: interval must be at least 1s");
+  }
+  r.duration("timeout", o.timeout);
+  r.string("queue_url", o.queue_url);
+  r.integer("wait_seconds", o.wait_seconds, 1, 20);
+  const bool ok = r.finish() && diag.errors().size() == errors_before;
+  if (!ok) return std::nullopt;
+  return o;
+}
+
+}  // namespace ep::aws

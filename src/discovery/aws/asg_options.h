@@ -1,0 +1,49 @@
+#pragma once
+// Options of the `aws_asg` source (docs/aws.md "Configuration"), parsed with ep::MapReader so
+// every error carries file:line:col.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config_node.h"
+
+namespace ep::aws {
+
+enum class AddressType { kPrivate, kPublic, kIpv6 };
+const char* to_string(AddressType t);
+
+struct AsgOptions {
+  // ASG names; `groups:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list, split here).
+  std::vector<std::string> groups;
+  std::string region;   // empty = AWS_REGION / AWS_DEFAULT_REGION / profile / IMDS
+  std::string profile;  // empty = AWS_PROFILE / default
+  // Explicit keys (EP2's aws_access_key_id / aws_secret_access_key); both or neither.
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;
+  // Endpoint overrides (`endpoints: {autoscaling:, ec2:, sqs:, sts:}`), e.g. a local double.
+  std::string autoscaling_endpoint, ec2_endpoint, sqs_endpoint, sts_endpoint;
+
+  AddressType address = AddressType::kPrivate;  // `address:` private|public|ipv6 (EP2 ip_type)
+  long port = 0;                                // `port:` 1..65535; 0 = backend's port
+  std::string port_tag;                         // `port_tag:` instance tag holding the port
+  bool weight_from_capacity = true;             // `weight_from_capacity:` WeightedCapacity → weight
+  std::string weight_tag;                       // `weight_tag:` instance tag holding the weight
+  std::vector<std::string> lifecycle_states{"InService"};  // `lifecycle_states:`
+  bool require_healthy = true;                             // `require_healthy:`
+  std::string local_zone;           // `local_zone:` with backup_other_zones
+  bool backup_other_zones = false;  // `backup_other_zones:` other AZs' servers are backup
+  std::chrono::milliseconds interval{std::chrono::seconds(30)};  // `interval:` poll period
+  std::chrono::milliseconds timeout{std::chrono::seconds(20)};   // `timeout:` per HTTP request
+
+  // SQS events (`queue_url:`); empty = polling only.
+  std::string queue_url;
+  long wait_seconds = 20;  // `wait_seconds:` long-poll wait, 1..20
+};
+
+// nullopt when any option is invalid (errors recorded in `diag`).
+std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics& diag);
+
+}  // namespace ep::aws

@@ -1,0 +1,225 @@
+#include "discovery/aws/aws_client.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <ctime>
+#include <random>
+#include <thread>
+
+#include "core/log.h"
+#include "discovery/aws/sigv4.h"
+
+namespace ep::aws {
+
+namespace {
+
+constexpr std::string_view kLog = "aws";
+
+std::string error_text(const AwsError& e) {
+  std::string text = e.code;
+  if (!e.message.empty()) text += ": " + e.message;
+  return text;
+}
+
+}  // namespace
+
+Result<Credentials> CachingCredentialProvider::get(SystemTime now) {
+  std::lock_guard lock(mu_);
+  return cache_.get(now);
+}
+
+void CachingCredentialProvider::invalidate() {
+  std::lock_guard lock(mu_);
+  cache_.invalidate();
+}
+
+std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, ErrorClass cls, int retry,
+                                        double r) {
+  const auto base = cls == ErrorClass::kThrottling ? policy.throttling_base : policy.transient_base;
+  // 2^(retry-1) grows fast; cap the exponent so the double stays finite before the min().
+  const double factor = std::ldexp(1.0, std::clamp(retry - 1, 0, 30));
+  const double ms = std::clamp(r, 0.0, 1.0) * static_cast<double>(base.count()) * factor;
+  const double capped = std::min(ms, static_cast<double>(policy.max_backoff.count()));
+  return std::chrono::milliseconds(static_cast<long long>(capped));
+}
+
+Result<SystemTime> parse_http_date(std::string_view text) {
+  // IMF-fixdate only: "Sun, 06 Nov 1994 08:49:37 GMT" (what AWS and every current server sends).
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::string s(text);
+  char wday[4] = {}, mon[4] = {}, zone[4] = {};
+  int day = 0, year = 0, hh = 0, mm = 0, ss = 0, consumed = 0;
+  if (std::sscanf(s.c_str(), "%3[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wday, &day, mon, &year, &hh, &mm, &ss,
+                  zone, &consumed) != 8 ||
+      static_cast<size_t>(consumed) != s.size() || std::string_view(zone) != "GMT") {
+    return Error::invalid(fmt::format("HTTP Date '{}' is not 'Www, DD Mon YYYY HH:MM:SS GMT'",
+                                      s.substr(0, 64)));
+  }
+  int month = -1;
+  for (int i = 0; i < 12; ++i) {
+    if (std::string_view(mon) == kMonths[i]) month = i;
+  }
+  if (month < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1970) {
+    return Error::invalid(fmt::format("HTTP Date '{}' has a field out of range", s.substr(0, 64)));
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month;
+  tm.tm_mday = day;
+  tm.tm_hour = hh;
+  tm.tm_min = mm;
+  tm.tm_sec = ss;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+Result<net::HttpResponse> send_signed(net::HttpClient& http, const Endpoint& endpoint,
+                                      const SignableRequest& request,
+                                      const Credentials& credentials, std::string_view region,
+                                      std::string_view signing_name, SystemTime time,
+                                      std::chrono::milliseconds timeout) {
+  SigningConfig config;
+  config.region = std::string(region);
+  config.service = std::string(signing_name);
+  config.time = time;
+  auto signed_ = sign_request(request, credentials, config);
+  if (!signed_) return Error::invalid("cannot sign the request: " + signed_.error().message);
+
+  net::HttpRequest out;
+  out.method = request.method;
+  out.url = fmt::format("{}://{}{}", endpoint.scheme, endpoint.host_header,
+                        request.path.empty() ? "/" : request.path);
+  if (!request.query.empty()) out.url += "?" + request.query;
+  for (const auto& h : request.headers) out.headers.emplace_back(h.name, h.value);
+  for (const auto& h : signed_->added_headers) out.headers.emplace_back(h.name, h.value);
+  out.body = request.body;
+  out.timeout = timeout;
+  return http.perform(out);
+}
+
+AwsClient::AwsClient(net::HttpClient& http, CredentialProvider& credentials, std::string region,
+                     RetryPolicy policy, AwsClientEnv env)
+    : http_(http),
+      credentials_(credentials),
+      region_(std::move(region)),
+      policy_(policy),
+      env_(std::move(env)) {
+  if (!env_.now) env_.now = [] { return std::chrono::system_clock::now(); };
+  if (!env_.sleep) env_.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  if (!env_.random) {
+    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+    env_.random = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
+  }
+}
+
+Result<std::string> AwsClient::call_query(AwsService service, const Endpoint& endpoint,
+                                          std::string_view action, const QueryParams& params) {
+  const auto& info = service_info(service);
+  SignableRequest request = make_query_request(endpoint, action, info.api_version, params);
+  return call(service, endpoint, request, fmt::format("{} {}", info.endpoint_prefix, action), false,
+              std::chrono::seconds(30));
+}
+
+Result<std::string> AwsClient::call_sqs(const Endpoint& endpoint, std::string_view operation,
+                                        std::string body, std::chrono::milliseconds timeout) {
+  SignableRequest request = make_sqs_request(endpoint, operation, std::move(body));
+  return call(AwsService::kSqs, endpoint, request, fmt::format("sqs {}", operation), true, timeout);
+}
+
+Result<std::string> AwsClient::call(AwsService service, const Endpoint& endpoint,
+                                    const SignableRequest& request,
+                                    std::string_view what, bool json_errors,
+                                    std::chrono::milliseconds timeout) {
+  const auto& info = service_info(service);
+  ++stats_.calls;
+  bool skew_retried = false;
+  bool refresh_retried = false;
+  int attempt = 0;
+  Error last = Error::unavailable(fmt::format("{}: not attempted", what));
+  while (attempt < policy_.max_attempts) {
+    ++attempt;
+    if (attempt > 1) ++stats_.retries;
+    const SystemTime now = env_.now();
+    auto creds = credentials_.get(now);
+    if (!creds) {
+      return Error{creds.error().kind,
+                   fmt::format("{}: no credentials: {}", what, creds.error().message)};
+    }
+    ++stats_.attempts;
+    auto reply = send_signed(http_, endpoint, request, *creds, region_, info.signing_name,
+                             now + offset_, timeout);
+    ErrorClass cls;
+    std::chrono::milliseconds retry_after{0};
+    if (!reply) {
+      if (reply.error().kind == ErrorKind::kInvalid) {
+        return Error::invalid(fmt::format("{}: {}", what, reply.error().message));
+      }
+      last = Error::unavailable(fmt::format("{}: {}", what, reply.error().message));
+      cls = ErrorClass::kTransient;
+    } else if (reply->status >= 200 && reply->status < 300) {
+      return std::move(reply->body);
+    } else {
+      const long status = reply->status;
+      Result<AwsError> parsed =
+          json_errors
+              ? parse_json_error(reply->body,
+                                 reply->headers.get("x-amzn-query-error").value_or(""))
+              : parse_xml_error(reply->body);
+      if (!parsed) {
+        // Garbage instead of an error document: a 5xx is still worth a retry, anything else not.
+        cls = status >= 500 ? ErrorClass::kTransient : ErrorClass::kFatal;
+        last = Error{status >= 500 ? ErrorKind::kUnavailable : ErrorKind::kInvalid,
+                     fmt::format("{}: HTTP {} with an unreadable error body ({})", what, status,
+                                 parsed.error().message)};
+      } else {
+        cls = classify_error(*parsed, static_cast<int>(status));
+        const bool retryable =
+            cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
+        last = Error{retryable ? ErrorKind::kUnavailable : ErrorKind::kRefused,
+                     fmt::format("{}: HTTP {} {}", what, status, error_text(*parsed))};
+      }
+      if (auto ra = reply->headers.get("x-amz-retry-after")) {
+        char* end = nullptr;
+        const long long v = std::strtoll(ra->c_str(), &end, 10);
+        if (end && *end == '\0' && v > 0) retry_after = std::chrono::milliseconds(v);
+      }
+      if (cls == ErrorClass::kClockSkew) {
+        auto date = reply->headers.get("Date");
+        auto server_time = date ? parse_http_date(*date) : Result<SystemTime>(Error::invalid(""));
+        if (skew_retried || !server_time) return last;
+        skew_retried = true;
+        offset_ = std::chrono::duration_cast<std::chrono::seconds>(*server_time - now);
+        ++stats_.clock_skew_corrections;
+        log::warn(kLog, "{}: clock skew; local clock is {} s off the server's, correcting", what,
+                  -offset_.count());
+        --attempt;  // a correction is not a failed attempt
+        continue;
+      }
+      if (cls == ErrorClass::kExpiredCredentials) {
+        if (refresh_retried) return last;
+        refresh_retried = true;
+        credentials_.invalidate();
+        ++stats_.credential_refreshes;
+        log::info(kLog, "{}: credentials expired; refreshing", what);
+        --attempt;
+        continue;
+      }
+      if (cls == ErrorClass::kFatal) return last;
+      if (cls == ErrorClass::kThrottling) ++stats_.throttled;
+    }
+    if (attempt >= policy_.max_attempts) break;
+    auto delay = std::max(backoff_delay(policy_, cls, attempt, env_.random()), retry_after);
+    delay = std::min(delay, policy_.max_backoff);
+    log::debug(kLog, "{}: attempt {} failed ({}); retrying in {} ms", what, attempt, last.message,
+               delay.count());
+    env_.sleep(delay);
+  }
+  return last;
+}
+
+}  // namespace ep::aws

@@ -1,0 +1,133 @@
+#include "discovery/aws/sqs_events.h"
+
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "core/log.h"
+#include "discovery/aws/requests.h"
+
+namespace ep::aws {
+
+namespace {
+constexpr std::string_view kLog = "aws_sqs";
+}
+
+const char* to_string(MessageAction a) {
+  switch (a) {
+    case MessageAction::kRepoll:
+      return "repoll";
+    case MessageAction::kAck:
+      return "ack";
+    case MessageAction::kDrop:
+      return "drop";
+  }
+  return "?";
+}
+
+MessageDecision decide(std::string_view body) {
+  auto m = classify_message(body);
+  if (!m) return {MessageAction::kDrop, "malformed: " + m.error().message};
+  const std::string via = to_string(m->envelope);
+  switch (m->kind) {
+    case MessageKind::kAsgNotification:
+      return {MessageAction::kRepoll,
+              fmt::format("{} {} group {} ({})", m->event, m->instance_id,
+                          m->auto_scaling_group_name, via)};
+    case MessageKind::kLifecycleAction:
+      return {MessageAction::kRepoll,
+              fmt::format("{} {} group {} hook {} ({})", m->lifecycle_transition, m->instance_id,
+                          m->auto_scaling_group_name, m->lifecycle_hook_name, via)};
+    case MessageKind::kTestNotification:
+      return {MessageAction::kAck, fmt::format("test notification ({})", via)};
+    case MessageKind::kUnknown:
+      return {MessageAction::kAck, fmt::format("ignored: {} ({})", m->reason, via)};
+  }
+  return {MessageAction::kAck, "?"};
+}
+
+SqsEventLoop::SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url,
+                           int wait_seconds, std::function<bool()> apply)
+    : client_(client),
+      sqs_(std::move(sqs)),
+      queue_url_(std::move(queue_url)),
+      wait_seconds_(wait_seconds),
+      apply_(std::move(apply)) {}
+
+Result<SqsBatchResult> SqsEventLoop::run_once() {
+  auto body = sqs_receive_message_body(queue_url_, 10, wait_seconds_, std::nullopt);
+  if (!body) return body.error();
+  auto reply = client_.call_sqs(sqs_, "ReceiveMessage", *body,
+                                std::chrono::seconds(wait_seconds_ + 10));
+  if (!reply) return reply.error();
+  auto messages = parse_receive_message(*reply);
+  if (!messages) return Error{messages.error().kind, "ReceiveMessage: " + messages.error().message};
+
+  SqsBatchResult r;
+  r.received = static_cast<int>(messages->size());
+  std::vector<const SqsMessage*> to_delete, after_apply;
+  for (const auto& m : *messages) {
+    const MessageDecision d = decide(m.body);
+    switch (d.action) {
+      case MessageAction::kRepoll:
+        log::info(kLog, "message {}: {}", m.message_id, d.summary);
+        after_apply.push_back(&m);
+        break;
+      case MessageAction::kAck:
+        log::info(kLog, "message {}: {}; deleting", m.message_id, d.summary);
+        to_delete.push_back(&m);
+        break;
+      case MessageAction::kDrop:
+        log::warn(kLog, "message {} (receive count {}): {}; deleting", m.message_id,
+                  m.receive_count(), d.summary);
+        ++r.malformed;
+        to_delete.push_back(&m);
+        break;
+    }
+  }
+  if (!after_apply.empty()) {
+    ++r.repolls;
+    if (apply_()) {
+      to_delete.insert(to_delete.end(), after_apply.begin(), after_apply.end());
+    } else {
+      log::warn(kLog, "re-poll failed; {} message(s) left for redelivery", after_apply.size());
+      r.kept += static_cast<int>(after_apply.size());
+    }
+  }
+  for (const SqsMessage* m : to_delete) {
+    auto del = client_.call_sqs(sqs_, "DeleteMessage",
+                                sqs_delete_message_body(queue_url_, m->receipt_handle));
+    if (del) {
+      ++r.deleted;
+    } else {
+      ++r.kept;
+      log::warn(kLog, "message {}: {}", m->message_id, del.error().message);
+    }
+  }
+  totals_.received += r.received;
+  totals_.repolls += r.repolls;
+  totals_.deleted += r.deleted;
+  totals_.kept += r.kept;
+  totals_.malformed += r.malformed;
+  return r;
+}
+
+void SqsEventLoop::run(const std::atomic<bool>& stop, std::chrono::milliseconds error_backoff) {
+  log::FailureReporter failures("aws_sqs", "SQS ReceiveMessage on " + queue_url_);
+  while (!stop.load()) {
+    auto r = run_once();
+    if (stop.load()) return;
+    if (r) {
+      failures.success();
+      continue;
+    }
+    failures.failure(r.error().message);
+    // Sleep in small steps so stop() is honoured promptly.
+    const auto until = std::chrono::steady_clock::now() + error_backoff;
+    while (!stop.load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+}  // namespace ep::aws

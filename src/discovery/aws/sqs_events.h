@@ -1,0 +1,80 @@
+#pragma once
+// The SQS event consumer of the aws_asg source (docs/aws.md "Events").
+//
+// Long-polls one queue (ReceiveMessage, up to 10 messages, WaitTimeSeconds = wait_seconds) and
+// handles each message by its classification (parse.h classify_message):
+//   - ASG launch/terminate notifications (SNS-wrapped or raw) and EventBridge aws.autoscaling
+//     events, and lifecycle-hook messages: `apply` is called, which re-polls the groups at once
+//     (level-triggered: the message only says "look now", so a lost or duplicated message is
+//     harmless). The message is deleted only when `apply` returns true (the new set was
+//     published); otherwise it is left and comes back after the queue's visibility timeout.
+//   - autoscaling:TEST_NOTIFICATION and any other well-formed JSON (kUnknown): logged at info
+//     and deleted.
+//   - malformed bodies (not JSON, SNS envelope without Message, lifecycle action missing a
+//     field): logged at warn and DELETED. Such a message can never become valid, so leaving it
+//     would only make it come back forever; a queue redrive policy is still useful for messages
+//     we fail to apply repeatedly (those are not deleted).
+// Several messages in one batch that all ask for a re-poll share a single re-poll.
+// Lifecycle hooks are only re-polled here (the instance leaves the set while Terminating:Wait and
+// the reconciler drains it); CompleteLifecycleAction is not sent yet (see docs/aws.md).
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "discovery/aws/aws_client.h"
+#include "discovery/aws/parse.h"
+
+namespace ep::aws {
+
+enum class MessageAction {
+  kRepoll,  // re-poll, delete once applied
+  kAck,     // delete (test notification, unknown)
+  kDrop,    // malformed: delete
+};
+const char* to_string(MessageAction a);
+
+struct MessageDecision {
+  MessageAction action = MessageAction::kAck;
+  std::string summary;  // for the log: "autoscaling:EC2_INSTANCE_TERMINATE i-… (SNS)"
+};
+
+// Pure: what to do with one message body.
+MessageDecision decide(std::string_view body);
+
+struct SqsBatchResult {
+  int received = 0;
+  int repolls = 0;   // apply() calls (0 or 1 per batch)
+  int deleted = 0;
+  int kept = 0;      // left for redelivery (apply failed, or delete failed)
+  int malformed = 0;
+};
+
+class SqsEventLoop {
+ public:
+  // `apply` re-polls and returns true when the new set was published.
+  SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url, int wait_seconds,
+               std::function<bool()> apply);
+
+  // One ReceiveMessage + handling + deletes. An error is a failed ReceiveMessage.
+  Result<SqsBatchResult> run_once();
+
+  // Runs until `stop` is set (the caller also cancels the HTTP client to end a long poll).
+  // Errors are logged and retried after `error_backoff`.
+  void run(const std::atomic<bool>& stop,
+           std::chrono::milliseconds error_backoff = std::chrono::seconds(5));
+
+  const SqsBatchResult& totals() const { return totals_; }
+
+ private:
+  AwsClient& client_;
+  Endpoint sqs_;
+  std::string queue_url_;
+  int wait_seconds_;
+  std::function<bool()> apply_;
+  SqsBatchResult totals_;
+};
+
+}  // namespace ep::aws

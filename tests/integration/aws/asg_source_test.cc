@@ -1,0 +1,385 @@
+// The aws_asg source against the AWS double (signature-verifying) on loopback.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <condition_variable>
+#include <mutex>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "support/aws/aws_double.h"
+#include "discovery/aws/asg_source.h"
+
+namespace ep::aws {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr const char* kKeyId = "AKIDASGSOURCE0000001";
+constexpr const char* kSecret = "asg-source-secret-0000000000000000000000";
+
+class RecordingSink final : public discovery::Sink {
+ public:
+  void publish(discovery::Snapshot s) override {
+    {
+      std::lock_guard lock(mu_);
+      snapshots_.push_back(std::move(s));
+    }
+    cv_.notify_all();
+  }
+  // Waits (with a deadline) for a snapshot satisfying `pred`; returns it.
+  std::optional<discovery::Snapshot> wait_for(
+      const std::function<bool(const discovery::Snapshot&)>& pred,
+      std::chrono::milliseconds deadline = 10s) {
+    std::unique_lock lock(mu_);
+    std::optional<discovery::Snapshot> found;
+    cv_.wait_for(lock, deadline, [&] {
+      for (size_t i = seen_; i < snapshots_.size(); ++i) {
+        if (pred(snapshots_[i])) {
+          found = snapshots_[i];
+          seen_ = i + 1;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  size_t count() {
+    std::lock_guard lock(mu_);
+    return snapshots_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<discovery::Snapshot> snapshots_;
+  size_t seen_ = 0;
+};
+
+bool has_n(const discovery::Snapshot& s, size_t n) { return s.ok() && s->size() == n; }
+
+class AsgSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    aws_.add_key(kKeyId, kSecret);
+    aws_.start();
+    for (int i = 0; i < 3; ++i) add_instance(i);
+    test::DoubleInstance pending;
+    pending.id = "i-pending";
+    pending.group = "web-asg";
+    pending.lifecycle_state = "Pending:Wait";
+    pending.private_ip = "10.0.9.9";
+    aws_.put_instance(pending);
+  }
+
+  void add_instance(int n, const std::string& group = "web-asg") {
+    test::DoubleInstance d;
+    d.id = fmt::format("i-{:017x}", n);
+    d.group = group;
+    d.availability_zone = n % 2 ? "eu-west-1b" : "eu-west-1a";
+    d.private_ip = fmt::format("10.0.{}.{}", n / 250, n % 250 + 1);
+    d.weighted_capacity = "2";
+    aws_.put_instance(d);
+  }
+
+  AsgOptions options(std::vector<std::string> groups = {"web-asg"}) {
+    AsgOptions o;
+    o.groups = std::move(groups);
+    o.region = "eu-west-1";
+    o.autoscaling_endpoint = o.ec2_endpoint = o.sqs_endpoint = o.sts_endpoint = aws_.url();
+    o.port = 8080;
+    o.interval = 60s;  // tests drive polls with trigger()
+    return o;
+  }
+
+  AsgRuntime runtime() {
+    AsgRuntime r;
+    r.read_files = false;
+    r.env = {{"AWS_ACCESS_KEY_ID", kKeyId}, {"AWS_SECRET_ACCESS_KEY", kSecret}};
+    r.client_env.sleep = [](std::chrono::milliseconds) {};  // backoff is tested elsewhere
+    return r;
+  }
+
+  discovery::SourceContext context() {
+    discovery::SourceContext c;
+    c.backend = "be_web";
+    return c;
+  }
+
+  test::AwsDouble aws_;
+};
+
+TEST_F(AsgSourceTest, PublishesInServiceHealthyInstancesWithPortWeightAndZone) {
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  auto snap = sink.wait_for([](const auto& s) { return s.ok(); });
+  ASSERT_TRUE(snap.has_value());
+  ASSERT_EQ((*snap)->size(), 3u);
+  const ep::Endpoint& e = (*snap)->at(1);
+  EXPECT_EQ(e.id, "i-00000000000000001");
+  EXPECT_EQ(e.address, "10.0.0.2");
+  EXPECT_EQ(e.port, 8080u);
+  EXPECT_EQ(e.weight, 2);
+  EXPECT_EQ(e.labels.at("availability_zone"), "eu-west-1b");
+  EXPECT_EQ(source.last_api_calls(), 2);
+  EXPECT_EQ(aws_.signature_failures(), 0);
+  source.stop();
+}
+
+TEST_F(AsgSourceTest, ScaleOutAndInAreSeenOnTheNextPoll) {
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  add_instance(7);
+  source.trigger();
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 4); }));
+  aws_.remove_instance("i-00000000000000000");
+  source.trigger();
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  source.stop();
+}
+
+TEST_F(AsgSourceTest, UnchangedSetIsNotRepublished) {
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  const auto polls = source.polls();
+  source.trigger();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (source.polls() == polls && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_GT(source.polls(), polls);
+  EXPECT_EQ(sink.count(), 1u);
+  source.stop();
+}
+
+TEST_F(AsgSourceTest, FailuresPublishAnErrorAndRecoveryRepublishes) {
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  aws_.inject(test::Fault::kThrottle, 3, "DescribeInstances");  // all 3 attempts fail
+  source.trigger();
+  auto err = sink.wait_for([](const auto& s) { return !s.ok(); });
+  ASSERT_TRUE(err.has_value());
+  EXPECT_THAT(err->error().message, HasSubstr("RequestLimitExceeded"));
+  EXPECT_THAT(err->error().message, HasSubstr("aws_asg web-asg"));
+  source.trigger();
+  EXPECT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }))
+      << "the same set is published again after an error";
+  source.stop();
+}
+
+TEST_F(AsgSourceTest, ThrottlingWithinTheRetryBudgetConverges) {
+  aws_.inject(test::Fault::kThrottle, 2, "DescribeAutoScalingGroups");
+  aws_.inject(test::Fault::kGarbage503, 1, "DescribeInstances");
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  auto snap = sink.wait_for([](const auto&) { return true; });
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_TRUE(has_n(*snap, 3));
+  source.stop();
+}
+
+TEST_F(AsgSourceTest, UnknownGroupIsAnError) {
+  AsgSource source(options({"web-asg", "nope"}), context(), runtime());
+  auto snap = source.fetch_once(10s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.error().message, HasSubstr("Auto Scaling group 'nope' not found"));
+}
+
+TEST_F(AsgSourceTest, WrongKeysAreAnErrorWithoutTheSecret) {
+  auto r = runtime();
+  r.env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-000000000";
+  AsgSource source(options(), context(), r);
+  auto snap = source.fetch_once(10s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.error().message, HasSubstr("SignatureDoesNotMatch"));
+  EXPECT_THAT(snap.error().message, ::testing::Not(HasSubstr("not-the-secret")));
+}
+
+TEST_F(AsgSourceTest, FiveHundredInstancesTakeTwoCallsAndPaginationIsFollowed) {
+  for (int i = 3; i < 500; ++i) add_instance(i);
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 500); }));
+  EXPECT_EQ(source.last_api_calls(), 2);
+  EXPECT_EQ(aws_.calls("DescribeAutoScalingGroups"), 1);
+  EXPECT_EQ(aws_.calls("DescribeInstances"), 1);
+  source.stop();
+
+  aws_.set_ec2_page_size(100);  // the double now pages DescribeInstances
+  auto snap = AsgSource(options(), context(), runtime()).fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  EXPECT_EQ(snap->size(), 500u);
+  EXPECT_EQ(aws_.calls("DescribeInstances"), 1 + 5);
+}
+
+TEST_F(AsgSourceTest, MoreThanFiftyGroupsAreBatched) {
+  std::vector<std::string> names;
+  for (int g = 0; g < 60; ++g) {
+    names.push_back(fmt::format("asg-{:02}", g));
+    add_instance(1000 + g, names.back());
+  }
+  auto snap = AsgSource(options(names), context(), runtime()).fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  EXPECT_EQ(snap->size(), 60u);
+  EXPECT_EQ(aws_.calls("DescribeAutoScalingGroups"), 2);
+}
+
+TEST_F(AsgSourceTest, StopInterruptsAndFactoryBuildsTheSource) {
+  auto kind = discovery::aws::source_kind();
+  EXPECT_EQ(kind.name, "aws_asg");
+  ConfigNode node = ConfigNode::make_map();
+  node.add("asg_name", ConfigNode::make_scalar("web-asg"));
+  Diagnostics diag;
+  auto src = kind.create(node, diag, context());
+  ASSERT_NE(src, nullptr);
+  EXPECT_EQ(src->describe(), "aws_asg web-asg");
+  ConfigNode bad = ConfigNode::make_map();
+  EXPECT_EQ(kind.create(bad, diag, context()), nullptr);
+  EXPECT_FALSE(diag.ok());
+}
+
+// ---- SQS events ----
+
+std::string read_testdata(const std::string& name) {
+  std::ifstream in(std::string(EP_TESTDATA_DIR) + "/aws/" + name);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class AsgEventsTest : public AsgSourceTest {
+ protected:
+  AsgOptions with_queue() {
+    AsgOptions o = options();
+    queue_ = aws_.create_queue("ep-web-events");
+    o.queue_url = queue_;
+    o.wait_seconds = 1;
+    return o;
+  }
+  bool wait_queue_empty(std::chrono::milliseconds deadline = 10s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < until) {
+      if (aws_.queue_size(queue_) == 0) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+  std::string queue_;
+};
+
+TEST_F(AsgEventsTest, TerminateNotificationTriggersARepollAndIsDeletedAfterwards) {
+  AsgSource source(with_queue(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  aws_.remove_instance("i-00000000000000000");
+  aws_.send_message(queue_, read_testdata("msg_asg_terminate_sns.json"));
+  // interval is 60 s: only the message can make this happen in time.
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 2); }));
+  EXPECT_TRUE(wait_queue_empty());
+  source.stop();
+  EXPECT_GE(source.sqs_totals().repolls, 1);
+}
+
+TEST_F(AsgEventsTest, EventBridgeAndRawLifecycleMessagesTriggerRepolls) {
+  AsgSource source(with_queue(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  add_instance(9);
+  aws_.send_message(queue_, read_testdata("msg_eventbridge_launch_successful.json"));
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 4); }));
+  aws_.remove_instance("i-00000000000000009");
+  aws_.send_message(queue_, read_testdata("msg_lifecycle_terminating_raw.json"));
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  EXPECT_TRUE(wait_queue_empty());
+  source.stop();
+}
+
+TEST_F(AsgEventsTest, TestUnknownAndMalformedMessagesAreDeletedWithoutCrashing) {
+  AsgSource source(with_queue(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  for (const std::string& body :
+       {read_testdata("msg_test_notification_sns.json"),
+        read_testdata("msg_eventbridge_ec2_state_change.json"), std::string("not json {"),
+        std::string("{\"Type\":\"Notification\"}"), std::string("\x01\x02 garbage"),
+        std::string(R"({"LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"})")}) {
+    aws_.send_message(queue_, body);
+  }
+  EXPECT_TRUE(wait_queue_empty());
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (source.sqs_totals().deleted < 6 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  source.stop();
+  EXPECT_EQ(source.sqs_totals().deleted, 6);
+  EXPECT_EQ(source.sqs_totals().repolls, 0);
+  // Not JSON ×2 and a hook message without EC2InstanceId are malformed; {"Type":"Notification"}
+  // without TopicArn/Message is not taken for an SNS envelope and is acknowledged as unknown.
+  EXPECT_EQ(source.sqs_totals().malformed, 3);
+  EXPECT_EQ(sink.count(), 1u);
+}
+
+TEST_F(AsgEventsTest, AMessageWhoseRepollFailsIsKeptForRedelivery) {
+  AsgSource source(with_queue(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  aws_.inject(test::Fault::kInternalError, 3, "DescribeAutoScalingGroups");
+  aws_.send_message(queue_, read_testdata("msg_asg_launch_raw.json"));
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return !s.ok(); }));
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (source.sqs_totals().kept < 1 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(source.sqs_totals().kept, 1);
+  EXPECT_EQ(aws_.queue_size(queue_), 1u) << "not deleted: the effect was not applied";
+  source.stop();
+}
+
+TEST_F(AsgEventsTest, MessageToPublishLatency) {
+  AsgSource source(with_queue(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  std::vector<double> ms;
+  const std::string body = read_testdata("msg_asg_launch_raw.json");
+  for (int i = 0; i < 20; ++i) {
+    const bool add = i % 2 == 0;
+    if (add) {
+      add_instance(100);
+    } else {
+      aws_.remove_instance(fmt::format("i-{:017x}", 100));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    aws_.send_message(queue_, body);
+    ASSERT_TRUE(sink.wait_for([&](const auto& s) { return has_n(s, add ? 4 : 3); }));
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("SQS message -> sink publish: p50 %.1f ms, p99 %.1f ms (n=%zu)\n",
+              ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.size());
+  source.stop();
+}
+
+}  // namespace
+}  // namespace ep::aws
