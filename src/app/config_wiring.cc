@@ -52,7 +52,8 @@ Result<std::unique_ptr<ConfigFollower>> ConfigFollower::create(const config::Set
 
 ConfigFollower::ConfigFollower(hc::Template tpl, std::string config_path,
                                const config::Settings& settings)
-    : template_(std::move(tpl)), config_path_(std::move(config_path)),
+    : template_(std::move(tpl)),
+      config_path_(std::move(config_path)),
       binary_(settings.haproxy.binary) {
   for (const auto& b : settings.backends) {
     backends_.emplace_back(b.policy.name, b.policy.server_options);
@@ -82,8 +83,8 @@ Result<bool> ConfigFollower::sync(const std::vector<reconcile::InstanceStatus>& 
   if (inst == nullptr) return false;  // nothing known yet: never write a guess
   std::vector<hc::RenderBackend> render_in;
   for (size_t i = 0; i < backends_.size(); ++i) {
-    render_in.push_back({backends_[i].first, backends_[i].second,
-                         inst->backends[i].actual_servers});
+    render_in.push_back(
+        {backends_[i].first, backends_[i].second, inst->backends[i].actual_servers});
   }
   auto text = hc::render(template_, render_in);
   if (!text) return text.error();

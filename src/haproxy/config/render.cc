@@ -37,8 +37,10 @@ Result<std::string> render(const Template& tpl, const std::vector<RenderBackend>
     const RenderBackend* be = nullptr;
     if (seg.kind == Segment::Kind::kNodes) {
       if (backends.size() != 1) {
-        return Error::invalid(seg.mark.str() + ": {{ nodes }} needs exactly one managed backend, "
-                              "but " + std::to_string(backends.size()) + " are configured");
+        return Error::invalid(seg.mark.str() +
+                              ": {{ nodes }} needs exactly one managed backend, "
+                              "but " +
+                              std::to_string(backends.size()) + " are configured");
       }
       be = &backends.front();
     } else {

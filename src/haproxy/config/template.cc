@@ -239,7 +239,8 @@ void check_template(const Template& tpl, const std::vector<std::string>& backend
     if (!covered.count(b)) {
       diag.error(Mark{tpl.file, 0, 0}, "managed backend '" + b +
                                            "' has no placeholder in the template (add "
-                                           "{{ servers \"" + b + "\" }} inside it)");
+                                           "{{ servers \"" +
+                                           b + "\" }} inside it)");
     }
   }
 }

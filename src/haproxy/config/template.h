@@ -25,9 +25,9 @@ namespace ep::haproxy::config {
 struct Segment {
   enum class Kind { kText, kNodes, kServers };
   Kind kind = Kind::kText;
-  std::string text;     // kText: the bytes; kServers: the backend name
-  Mark mark;            // where the placeholder (or text) starts
-  std::string indent;   // placeholders: leading blanks of their line
+  std::string text;       // kText: the bytes; kServers: the backend name
+  Mark mark;              // where the placeholder (or text) starts
+  std::string indent;     // placeholders: leading blanks of their line
   bool own_line = false;  // placeholder alone on its line (the line incl. its newline is replaced)
 };
 

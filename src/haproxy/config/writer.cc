@@ -103,9 +103,8 @@ Status validate_config(const std::string& binary, const std::string& path,
                               std::to_string(timeout.count()) + " ms");
   }
   if (r->exit_code != 0) {
-    return Error::invalid("haproxy rejected the config (" + binary + " -c -f " + path +
-                          ", exit " + std::to_string(r->exit_code) + "):\n" +
-                          trim_output(r->output));
+    return Error::invalid("haproxy rejected the config (" + binary + " -c -f " + path + ", exit " +
+                          std::to_string(r->exit_code) + "):\n" + trim_output(r->output));
   }
   return {};
 }

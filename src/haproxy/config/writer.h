@@ -11,9 +11,9 @@
 namespace ep::haproxy::config {
 
 struct CommandResult {
-  int exit_code = -1;      // -1 when killed by a signal or on timeout
+  int exit_code = -1;  // -1 when killed by a signal or on timeout
   bool timed_out = false;
-  std::string output;      // stdout and stderr, interleaved
+  std::string output;  // stdout and stderr, interleaved
 };
 
 // Runs argv[0] (searched in PATH) with argv, capturing its output, killing it after `timeout`.

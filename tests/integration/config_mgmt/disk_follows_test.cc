@@ -1,9 +1,8 @@
 // Disk follows runtime, end to end: the daemon changes HAProxy at runtime and keeps the rendered
 // haproxy.cfg equal to it; HAProxy restarted from that file runs the same servers.
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <fstream>
@@ -126,8 +125,8 @@ TEST(ConfigMgmtE2E, DiskFollowsRuntimeAndRestartFromFileReproducesIt) {
                                    "    sources:\n"
                                    "      - file: {path: slots.json}\n");
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"},
-                           dir + "/ep.log"));
+  ASSERT_TRUE(
+      daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"}, dir + "/ep.log"));
   const std::string web0 = "ep-" + target(*bs[0]), web1 = "ep-" + target(*bs[1]);
   ASSERT_TRUE(wait_until([&] {
     const std::string text = slurp(rendered);
@@ -135,8 +134,7 @@ TEST(ConfigMgmtE2E, DiskFollowsRuntimeAndRestartFromFileReproducesIt) {
            text.find(target(*bs[2])) != std::string::npos;
   })) << daemon.log();
   std::string text = slurp(rendered);
-  EXPECT_NE(text.find("  server " + web0 + " " + target(*bs[0]) + " weight 7\n"),
-            std::string::npos)
+  EXPECT_NE(text.find("  server " + web0 + " " + target(*bs[0]) + " weight 7\n"), std::string::npos)
       << text;
   EXPECT_NE(text.find("  server handmade"), std::string::npos);
   EXPECT_NE(text.find("  server ep-1 " + target(*bs[2]) + " weight 1 check inter 200ms\n"),

@@ -1,10 +1,11 @@
+#include "haproxy/config/template.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 
 #include "haproxy/config/render.h"
-#include "haproxy/config/template.h"
 
 namespace ep::haproxy::config {
 namespace {
@@ -16,7 +17,9 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-std::string data(const std::string& name) { return std::string(EP_TESTDATA_DIR) + "/templates/" + name; }
+std::string data(const std::string& name) {
+  return std::string(EP_TESTDATA_DIR) + "/templates/" + name;
+}
 
 ActualServer srv(std::string name, std::string addr, int port, int weight, int admin = 0) {
   ActualServer s;
@@ -68,7 +71,9 @@ TEST(TemplateGolden, MultiBackendTemplateRendersByteExact) {
 }
 
 TEST(Template, TextWithoutPlaceholdersIsCopiedByteForByte) {
-  const std::string text = "{% for x in y %}\nglobal\r\n  log stdout format raw local0\n\n{ not a placeholder }\n%{+Q}o\n";
+  const std::string text =
+      "{% for x in y %}\nglobal\r\n  log stdout format raw local0\n\n{ not a placeholder "
+      "}\n%{+Q}o\n";
   auto tpl = parse_template(text, "t.cfg");
   ASSERT_TRUE(tpl.ok()) << tpl.error().message;
   auto out = render(*tpl, {});
@@ -166,6 +171,21 @@ TEST(TemplateCheck, ReportsEveryMismatchWithPositions) {
   Diagnostics ok;
   check_template(*tpl = *parse_template("{{nodes}}\n", "t"), {"only"}, ok);
   EXPECT_TRUE(ok.ok()) << ok.joined();
+}
+
+TEST(TemplateCheck, ShippedExampleTemplateIsValid) {
+  auto tpl = load_template(std::string(EP_SOURCE_DIR) + "/examples/haproxy.cfg.tmpl");
+  ASSERT_TRUE(tpl.ok()) << tpl.error().message;
+  Diagnostics diag;
+  check_template(*tpl, {"web"}, diag);
+  EXPECT_TRUE(diag.ok()) << diag.joined();
+}
+
+TEST(Template, MissingFileIsAClearError) {
+  auto tpl = load_template("/nonexistent/t.tmpl");
+  ASSERT_FALSE(tpl.ok());
+  EXPECT_NE(tpl.error().message.find("cannot read template /nonexistent/t.tmpl"),
+            std::string::npos);
 }
 
 TEST(Render, NodesWithTwoBackendsIsAnError) {

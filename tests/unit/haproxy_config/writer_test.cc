@@ -1,3 +1,5 @@
+#include "haproxy/config/writer.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -12,7 +14,6 @@
 
 #include "haproxy/config/render.h"
 #include "haproxy/config/template.h"
-#include "haproxy/config/writer.h"
 
 namespace ep::haproxy::config {
 namespace {
@@ -40,9 +41,7 @@ class WriterTest : public ::testing::Test {
     auto r = read_file(p);
     return r.ok() ? *r : "<missing>";
   }
-  size_t entries() {
-    return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), {}));
-  }
+  size_t entries() { return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), {})); }
 
   std::string dir_;
   std::string path_;
@@ -163,8 +162,9 @@ TEST_F(SmallFsTest, ReadOnlyFilesystemIsAClearErrorAndKeepsLiveFile) {
   o.validate = false;
   auto w = write_config(live_, "new\n", o);
   ASSERT_FALSE(w.ok());
-  EXPECT_NE(w.error().message.find("cannot create a temp file in " + mnt_ + ": Read-only file system"),
-            std::string::npos)
+  EXPECT_NE(
+      w.error().message.find("cannot create a temp file in " + mnt_ + ": Read-only file system"),
+      std::string::npos)
       << w.error().message;
   EXPECT_NE(w.error().message.find("live file is unchanged"), std::string::npos);
   EXPECT_EQ(get(live_), "old\n");
