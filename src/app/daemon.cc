@@ -18,6 +18,12 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
         rec->publish(b, servers, ready, seen);
       });
+  if (auto follower = ConfigFollower::create(settings_); !follower) {
+    log::error("config", "{}", follower.error().message);
+  } else if (*follower) {
+    config_follower_ = std::move(*follower);
+    config_follower_->attach(*reconciler_);
+  }
 }
 
 Daemon::~Daemon() { stop(); }
@@ -44,6 +50,12 @@ void Daemon::stop() {
 reconcile::PassReport Daemon::once(std::chrono::milliseconds fetch_timeout) {
   pipeline_->fetch_once(fetch_timeout);
   reconcile::PassReport report = reconciler_->run_pass(true);
+  if (config_follower_) {
+    if (auto w = config_follower_->sync(reconciler_->status()); !w) {
+      report.converged = false;
+      report.errors.push_back(w.error().message);
+    }
+  }
   if (!pipeline_->ready()) {
     report.converged = false;
     for (const auto& g : pipeline_->status()) {

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "app/config_wiring.h"
 #include "config/settings.h"
 #include "core/result.h"
 #include "discovery/pipeline.h"
@@ -31,6 +32,7 @@ class Daemon {
   config::Settings settings_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
   std::unique_ptr<discovery::Pipeline> pipeline_;
+  std::unique_ptr<ConfigFollower> config_follower_;  // disk follows runtime (optional)
   bool started_ = false;
 };
 

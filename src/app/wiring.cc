@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/config_wiring.h"
 #include "core/log.h"
 #include "discovery/aws/asg_source.h"
 #include "discovery/consul/consul_source.h"
@@ -77,6 +78,7 @@ Result<config::Settings> load_and_check(const std::string& path) {
   if (settings) {
     Diagnostics diag;
     (void)build_sources(*settings, diag);
+    check_config_management(*settings, diag);
     if (!diag.ok()) return Error::invalid(diag.joined());
     return settings;
   }
@@ -91,6 +93,7 @@ Result<config::Settings> load_and_check(const std::string& path) {
   config::Settings partial = config::settings_from_node(*root, path, diag);
   partial.file = path;
   (void)build_sources(partial, diag);
+  check_config_management(partial, diag);
   return Error::invalid(diag.joined());
 }
 

@@ -1,0 +1,50 @@
+#pragma once
+// Validation with `haproxy -c -f` and atomic replacement of the live config file.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace ep::haproxy::config {
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal or on timeout
+  bool timed_out = false;
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs argv[0] (searched in PATH) with argv, capturing its output, killing it after `timeout`.
+// kUnavailable when it cannot be started.
+Result<CommandResult> run_command(const std::vector<std::string>& argv,
+                                  std::chrono::milliseconds timeout);
+
+// `<binary> -c -f <path>` (no -q, so HAProxy's own ALERT lines are kept). kInvalid with HAProxy's
+// message when the file is rejected; kUnavailable when the binary cannot be run or times out.
+Status validate_config(const std::string& binary, const std::string& path,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+struct WriteOptions {
+  std::string binary = "haproxy";  // for validation
+  bool validate = true;
+  std::chrono::milliseconds validate_timeout{10'000};
+  std::string backup_suffix = ".bak";  // the previous file is kept as <path><suffix>; "" = none
+};
+
+enum class WriteOutcome { kUnchanged, kWritten };
+
+// Atomically replaces `path` with `content`: when the file already holds exactly these bytes,
+// nothing happens (kUnchanged). Otherwise a temp file in the same directory is written and
+// fsynced, validated (when asked), the previous file is hard-linked to <path><backup_suffix>,
+// the temp file is renamed over `path` and the directory is fsynced. On any failure (read-only
+// directory, no space, validation) the live file is untouched, the temp file removed, and the
+// error names the path and the reason (strerror, or HAProxy's own message).
+Result<WriteOutcome> write_config(const std::string& path, std::string_view content,
+                                  const WriteOptions& options = {});
+
+// Reads a whole file (kUnavailable with strerror when it cannot).
+Result<std::string> read_file(const std::string& path);
+
+}  // namespace ep::haproxy::config
