@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-unit test-integration demo bench clean format
+.PHONY: all deps configure build test test-unit test-integration demo bench clean format deb test-deb
 
 all: build
 
@@ -36,6 +36,17 @@ bench: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEP_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 	@$(BUILD)/bench/ep_bench_e2e 60 1000
+
+# Debian package (CPack, Depends from dpkg-shlibdeps): $(BUILD)-deb/deb/elasticproxy_<version>_<arch>.deb
+deb: deps
+	@cmake -S . -B $(BUILD)-deb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DEP_BUILD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD)-deb -j $(JOBS)
+	@cd $(BUILD)-deb && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/$(BUILD)-deb/deb/*.deb
+
+# Installs the .deb into this system (root; CI's throwaway machine), runs `elasticproxy --version`
+# and `elasticproxy check` on the shipped configuration, and removes it again.
+test-deb: deb
+	@packaging/test-deb.sh $(BUILD)-deb/deb
 
 format:
 	@find src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -7,8 +7,10 @@
 #include <fmt/format.h>
 
 #include "app/daemon.h"
+#include "app/ops_wiring.h"
 #include "app/wiring.h"
 #include "core/log.h"
+#include "ops/logging.h"
 #include "reconcile/diff.h"
 
 namespace ep::app {
@@ -20,6 +22,7 @@ void apply_log_settings(const config::Settings& s) {
     // The command line wins: only apply when it was not set there (see main.cc).
     if (std::getenv("EP_LOG_LEVEL_FROM_CLI") == nullptr) log::set_level(level);
   }
+  if (std::getenv("EP_LOG_FORMAT_FROM_CLI") == nullptr) ops::install_log_format(s.log.format);
 }
 
 Result<config::Settings> load(const std::string& path) {
@@ -140,23 +143,35 @@ int cmd_run(const std::string& path) {
 
   auto s = load(path);
   if (!s) return kExitConfig;
+  OpsRuntime ops;  // lock, endpoint, systemd notify; outlives the daemon
+  if (int rc = ops.begin(*s); rc != 0) return rc;
   auto daemon = std::make_unique<Daemon>(std::move(*s));
   if (Status st = daemon->start(); !st) {
     log::error("daemon", "{}", st.error().message);
     return kExitFailed;
   }
+  ops.attach(daemon.get());
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
       log::info("daemon", "SIGHUP: re-reading {}", path);
+      ops.reloading();
       auto next = load_and_check(path);
       if (!next) {
         log::error("daemon", "new configuration rejected, still running on the old one:\n{}",
                    next.error().message);
+        ops.reload_finished(false, next.error().message);
+        continue;
+      }
+      if (Status st = ops.reconfigure(*next); !st) {
+        log::error("daemon", "new configuration rejected, still running on the old one: {}",
+                   st.error().message);
+        ops.reload_finished(false, st.error().message);
         continue;
       }
       apply_log_settings(*next);
+      ops.detach();
       // HAProxy holds the state; a new daemon observes it and converges on the new settings.
       daemon->stop();
       daemon = std::make_unique<Daemon>(std::move(*next));
@@ -164,10 +179,14 @@ int cmd_run(const std::string& path) {
         log::error("daemon", "{}", st.error().message);
         return kExitFailed;
       }
+      ops.attach(daemon.get());
+      ops.reload_finished(true, "");
       log::info("daemon", "configuration reloaded");
       continue;
     }
     log::info("daemon", "{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ops.stopping();
+    ops.detach();
     daemon->stop();
     log::info("daemon", "stopped");
     return kExitOk;
