@@ -51,6 +51,8 @@ int cmd_check(const std::string& path) {
 int cmd_once(const std::string& path, std::chrono::milliseconds timeout) {
   auto s = load(path);
   if (!s) return kExitConfig;
+  ops::InstanceLock lock;  // `once` changes HAProxy too: never next to a running daemon
+  if (int rc = lock_instances(*s, lock); rc != 0) return rc;
   Daemon daemon(std::move(*s));
   reconcile::PassReport r = daemon.once(timeout);
   for (const auto& e : r.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
@@ -146,11 +148,12 @@ int cmd_run(const std::string& path) {
   OpsRuntime ops;  // lock, endpoint, systemd notify; outlives the daemon
   if (int rc = ops.begin(*s); rc != 0) return rc;
   auto daemon = std::make_unique<Daemon>(std::move(*s));
+  ops.attach(daemon.get());  // before start(): pass listeners are added before the loop runs
   if (Status st = daemon->start(); !st) {
     log::error("daemon", "{}", st.error().message);
+    ops.detach();
     return kExitFailed;
   }
-  ops.attach(daemon.get());
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
@@ -175,11 +178,12 @@ int cmd_run(const std::string& path) {
       // HAProxy holds the state; a new daemon observes it and converges on the new settings.
       daemon->stop();
       daemon = std::make_unique<Daemon>(std::move(*next));
+      ops.attach(daemon.get());
       if (Status st = daemon->start(); !st) {
         log::error("daemon", "{}", st.error().message);
+        ops.detach();
         return kExitFailed;
       }
-      ops.attach(daemon.get());
       ops.reload_finished(true, "");
       log::info("daemon", "configuration reloaded");
       continue;

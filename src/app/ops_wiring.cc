@@ -51,7 +51,9 @@ OpsRuntime::~OpsRuntime() {
   if (http_) http_->stop();
 }
 
-Status OpsRuntime::take_lock(const config::Settings& settings, ops::InstanceLock& out) {
+namespace {
+
+Status take_lock_for(const config::Settings& settings, ops::InstanceLock& out) {
   std::vector<std::filesystem::path> paths;
   std::vector<std::string> what;
   if (!lock_override().empty()) {
@@ -68,6 +70,20 @@ Status OpsRuntime::take_lock(const config::Settings& settings, ops::InstanceLock
   if (!lock) return lock.error();
   out = std::move(*lock);
   return {};
+}
+
+}  // namespace
+
+Status OpsRuntime::take_lock(const config::Settings& settings, ops::InstanceLock& out) {
+  return take_lock_for(settings, out);
+}
+
+int lock_instances(const config::Settings& settings, ops::InstanceLock& out) {
+  if (Status st = take_lock_for(settings, out); !st) {
+    log::error(kComponent, "{}", st.error().message);
+    return st.error().kind == ErrorKind::kRefused ? kExitLocked : kExitFailed;
+  }
+  return 0;
 }
 
 void OpsRuntime::start_http(const config::Settings& settings) {
@@ -89,7 +105,6 @@ int OpsRuntime::begin(const config::Settings& settings) {
   register_config_secrets(settings);
   if (Status st = take_lock(settings, lock_); !st) {
     log::error(kComponent, "{}", st.error().message);
-    std::fprintf(stderr, "elasticproxy: %s\n", st.error().message.c_str());
     return st.error().kind == ErrorKind::kRefused ? kExitLocked : kExitFailed;
   }
   sockets_ = settings.haproxy.sockets;
@@ -107,13 +122,15 @@ void OpsRuntime::attach(Daemon* daemon) {
     std::lock_guard lock(mu_);
     daemon_ = daemon;
   }
-  daemon->reconciler().set_on_pass([this](const reconcile::PassReport&) { on_pass(); });
-  on_pass();
+  // Listeners cannot be removed: this one reports only while its daemon is the attached one.
+  daemon->reconciler().add_on_pass([this, daemon](const reconcile::PassReport&) {
+    on_pass(daemon);
+  });
+  on_pass(daemon);
 }
 
 void OpsRuntime::detach() {
   std::lock_guard lock(mu_);
-  if (daemon_ != nullptr) daemon_->reconciler().set_on_pass(nullptr);
   daemon_ = nullptr;
 }
 
@@ -130,8 +147,12 @@ std::optional<ops::OpsSnapshot> OpsRuntime::snapshot() {
   return s;
 }
 
-void OpsRuntime::on_pass() {
+void OpsRuntime::on_pass(const Daemon* from) {
   // Runs on the reconciler thread after each pass: cheap (copies of small status structs).
+  {
+    std::lock_guard lock(mu_);
+    if (daemon_ != from) return;
+  }
   auto snap = snapshot();
   if (!snap) return;
   const ops::Health ready = ops::check_ready(snap);

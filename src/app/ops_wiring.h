@@ -28,6 +28,10 @@ inline constexpr int kExitLocked = 3;
 // `run --lock-file PATH`: one explicit lock file instead of one per admin socket.
 void set_lock_file_override(std::string path);
 
+// Takes the single-instance lock for `settings`' admin sockets (for `once`, which changes
+// HAProxy too). Logs why on failure and returns the exit code (kExitLocked on a conflict); 0 = ok.
+int lock_instances(const config::Settings& settings, ops::InstanceLock& out);
+
 // Registers every secret-looking value in the configuration (source options, reload options)
 // so that log lines and /status mask it.
 void register_config_secrets(const config::Settings& settings);
@@ -43,7 +47,8 @@ class OpsRuntime {
   // watchdog thread. Returns 0 to go on.
   int begin(const config::Settings& settings);
 
-  // The daemon whose state the endpoints and notifications report. Not owned.
+  // The daemon whose state the endpoints and notifications report. Not owned. attach() before
+  // the daemon's start() (it adds a reconciler pass listener); detach() before it is destroyed.
   void attach(Daemon* daemon);
   void detach();
 
@@ -56,7 +61,7 @@ class OpsRuntime {
 
  private:
   std::optional<ops::OpsSnapshot> snapshot();
-  void on_pass();
+  void on_pass(const Daemon* from);
   void watchdog_loop();
   Status take_lock(const config::Settings& settings, ops::InstanceLock& out);
   void start_http(const config::Settings& settings);

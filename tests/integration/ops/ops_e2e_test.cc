@@ -179,10 +179,7 @@ class OpsE2E : public ::testing::Test {
 };
 
 TEST_F(OpsE2E, MetricsMatchAScriptedRunAndEndpointsReport) {
-  write_targets("web.json", {});
-  write_config();
-  // An empty first set would be held back; start with nothing managed and add two.
-  write_targets("web.json", {0});
+  // One server, then two (two adds), then only the second (one removal).
   start({"--log-format", "json"});
   ASSERT_TRUE(wait_until([&] { return servers("web").count(name_of(0)) == 1; })) << daemon_.log();
   write_targets("web.json", {0, 1});
@@ -303,6 +300,9 @@ TEST_F(OpsE2E, ASecondInstanceForTheSameHaproxyIsRefused) {
   EXPECT_EQ(second.exit_code, 3) << second.output;
   EXPECT_NE(second.output.find("already manages"), std::string::npos) << second.output;
   EXPECT_NE(second.output.find(hp_->socket_path()), std::string::npos) << second.output;
+  // `once` changes HAProxy too: refused next to a running daemon.
+  auto once = run_elasticproxy({"once", "-c", other}, 10s);
+  EXPECT_EQ(once.exit_code, 3) << once.output;
   EXPECT_TRUE(daemon_.running());
   // Once the first stops, the lock is free.
   daemon_.signal(SIGTERM);

@@ -32,7 +32,7 @@ OpsSnapshot converged_snapshot() {
   b.converged = true;
   b.desired = 2;
   b.actual = 2;
-  b.mode = BackendMode::kDynamic;
+  b.mode = reconcile::BackendMode::kDynamic;
   ServerSpec s1{"ep-10.0.0.1:80", "10.0.0.1", 80, 1, false};
   ServerSpec s2{"ep-10.0.0.2:80", "10.0.0.2", 80, 1, false};
   b.desired_servers = {s1, s2};

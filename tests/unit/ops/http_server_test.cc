@@ -133,7 +133,7 @@ TEST_F(HttpServerTest, HeadGetsNoBody) {
   ASSERT_TRUE(c.send("HEAD /hello HTTP/1.1\r\n\r\n"));
   std::string reply = c.read_all();
   EXPECT_EQ(status_of(reply), 200);
-  EXPECT_NE(reply.find("Content-Length: 10\r\n"), std::string::npos);
+  EXPECT_NE(reply.find("Content-Length: 11\r\n"), std::string::npos);
   EXPECT_EQ(reply.find("hello HEAD"), std::string::npos);
 }
 
