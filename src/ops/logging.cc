@@ -39,6 +39,9 @@ std::string json_log_line(std::string_view level, std::string_view component,
 
 std::string text_log_line(std::string_view level, std::string_view component,
                           std::string_view message, std::string_view timestamp) {
+  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) {
+    message.remove_suffix(1);
+  }
   std::string msg;
   msg.reserve(message.size());
   for (char c : message) {

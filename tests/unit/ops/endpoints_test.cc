@@ -178,8 +178,11 @@ TEST(Endpoints, MetricsFollowPrometheusConventions) {
     ++families;
     const std::string name = m[1];
     EXPECT_EQ(name.rfind("elasticproxy_", 0), 0u) << name;
-    if (m[2] == "counter") EXPECT_TRUE(name.ends_with("_total")) << name;
-    else EXPECT_FALSE(name.ends_with("_total")) << name;
+    if (m[2] == "counter") {
+      EXPECT_TRUE(name.ends_with("_total")) << name;
+    } else {
+      EXPECT_FALSE(name.ends_with("_total")) << name;
+    }
     for (const char* bad : {"_ms", "_milliseconds", "_minutes", "_bytes_kb", "_count_total"}) {
       EXPECT_EQ(name.find(bad), std::string::npos) << name;
     }

@@ -91,7 +91,9 @@ TEST(HttpParser, RandomBytesNeverCrash) {
     for (auto& c : s) c = static_cast<char>(rng() % 256);
     if (i % 3 == 0) s = "GET / HTTP/1.1\r\n" + s;
     auto r = parse_http_request(s, {});
-    if (r.state == State::kBad) EXPECT_GE(r.status, 400);
+    if (r.state == State::kBad) {
+      EXPECT_GE(r.status, 400);
+    }
   }
 }
 
