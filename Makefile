@@ -37,16 +37,19 @@ bench: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 	@$(BUILD)/bench/ep_bench_e2e 60 1000
 
-# Debian package (CPack, Depends from dpkg-shlibdeps): $(BUILD)-deb/deb/elasticproxy_<version>_<arch>.deb
+# Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
+# Reuses the normal build directory (only the install prefix changes: /usr), so after `make
+# build` or `make test` it only links and packs.
 deb: deps
-	@cmake -S . -B $(BUILD)-deb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DEP_BUILD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD)-deb -j $(JOBS)
-	@cd $(BUILD)-deb && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/$(BUILD)-deb/deb/*.deb
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target elasticproxy ep_manpage
+	@rm -f $(BUILD)/deb/*.deb
+	@cd $(BUILD) && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/$(BUILD)/deb/*.deb
 
 # Installs the .deb into this system (root; CI's throwaway machine), runs `elasticproxy --version`
-# and `elasticproxy check` on the shipped configuration, and removes it again.
+# and `elasticproxy check` on the shipped configuration, and purges it again.
 test-deb: deb
-	@packaging/test-deb.sh $(BUILD)-deb/deb
+	@packaging/test-deb.sh $(BUILD)/deb
 
 format:
 	@find src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
