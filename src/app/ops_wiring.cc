@@ -24,7 +24,8 @@ std::string& lock_override() {
 std::chrono::milliseconds stuck_after(const config::Settings& s) {
   // A pass talks to every instance with several bounded operations; allow ten timeouts per
   // instance, and never less than 30 s.
-  const auto per_pass = s.haproxy.timeout * 10 * static_cast<long>(std::max<size_t>(1, s.haproxy.sockets.size()));
+  const auto per_pass =
+      s.haproxy.timeout * 10 * static_cast<long>(std::max<size_t>(1, s.haproxy.sockets.size()));
   return std::max<std::chrono::milliseconds>(std::chrono::seconds(30), per_pass);
 }
 
@@ -123,9 +124,8 @@ void OpsRuntime::attach(Daemon* daemon) {
     daemon_ = daemon;
   }
   // Listeners cannot be removed: this one reports only while its daemon is the attached one.
-  daemon->reconciler().add_on_pass([this, daemon](const reconcile::PassReport&) {
-    on_pass(daemon);
-  });
+  daemon->reconciler().add_on_pass(
+      [this, daemon](const reconcile::PassReport&) { on_pass(daemon); });
   on_pass(daemon);
 }
 
@@ -254,7 +254,8 @@ int cmd_status(const std::string& address, const std::string& config_path, bool 
     return kExitFailed;
   }
   if (reply->status != 200) {
-    std::fprintf(stderr, "elasticproxy status: %s answered HTTP %d\n", where.c_str(), reply->status);
+    std::fprintf(stderr, "elasticproxy status: %s answered HTTP %d\n", where.c_str(),
+                 reply->status);
     return kExitFailed;
   }
   if (json) {

@@ -26,10 +26,14 @@ const char* server_state(const ActualServer& s) {
   if (s.draining()) return "drain";
   if (s.in_maint()) return "maint";
   switch (s.op_state) {
-    case 0: return "down";
-    case 1: return "starting";
-    case 2: return "up";
-    case 3: return "stopping";
+    case 0:
+      return "down";
+    case 1:
+      return "starting";
+    case 2:
+      return "up";
+    case 3:
+      return "stopping";
   }
   return "unknown";
 }
@@ -73,8 +77,9 @@ Health check_health(const std::optional<OpsSnapshot>& snap, const EndpointOption
   const double age = seconds_between(snap->last_loop, snap->now);
   const double limit = std::chrono::duration<double>(options.stuck_after).count();
   if (age > limit) {
-    return {false, "reconciler loop stuck: last iteration " + std::to_string(static_cast<long>(age)) +
-                       "s ago (limit " + std::to_string(static_cast<long>(limit)) + "s)"};
+    return {false, "reconciler loop stuck: last iteration " +
+                       std::to_string(static_cast<long>(age)) + "s ago (limit " +
+                       std::to_string(static_cast<long>(limit)) + "s)"};
   }
   return {true, "ok"};
 }
@@ -181,7 +186,8 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       js["healthy"] = s.delivered && !s.failing;
       js["endpoints"] = s.endpoints;
       js["rejected"] = s.rejected;
-      if (s.last_success) js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
+      if (s.last_success)
+        js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
       if (!s.last_error.empty()) js["last_error"] = redact(s.last_error);
       jg["sources"].push_back(std::move(js));
     }

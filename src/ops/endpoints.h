@@ -27,8 +27,8 @@ namespace ep::ops {
 struct OpsSnapshot {
   std::vector<reconcile::InstanceStatus> instances;
   std::vector<discovery::GuardStatus> guards;
-  SteadyTime now{};        // steady clock at snapshot time
-  SteadyTime last_loop{};  // Reconciler::last_loop()
+  SteadyTime now{};            // steady clock at snapshot time
+  SteadyTime last_loop{};      // Reconciler::last_loop()
   bool sources_ready = false;  // Pipeline::ready()
   bool converged = false;      // Reconciler::converged()
 };

@@ -50,18 +50,30 @@ ParseResult bad(int status, std::string reason) {
 
 const char* status_text(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Unknown";
 }
@@ -158,7 +170,8 @@ ParseResult parse_http_request(std::string_view bytes, const HttpLimits& limits)
   }
   for (const auto& [name, value] : req.headers) {
     if (name == "transfer-encoding") return bad(501, "request bodies are not accepted");
-    if (name == "content-length" && value != "0") return bad(413, "request bodies are not accepted");
+    if (name == "content-length" && value != "0")
+      return bad(413, "request bodies are not accepted");
   }
   r.state = ParseResult::State::kComplete;
   return r;
@@ -189,17 +202,19 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
     port_text = text.substr(colon + 1);
   }
   if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
     return Error::invalid("listen address '" + std::string(text) + "': bad port");
   }
   out.port = std::stoi(std::string(port_text));
-  if (out.port > 65535) return Error::invalid("listen address '" + std::string(text) + "': bad port");
+  if (out.port > 65535)
+    return Error::invalid("listen address '" + std::string(text) + "': bad port");
   return out;
 }
 
 std::string serialize_response(const HttpResponse& response, bool head_only) {
-  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
-                    status_text(response.status) + "\r\n";
+  std::string out =
+      "HTTP/1.1 " + std::to_string(response.status) + " " + status_text(response.status) + "\r\n";
   out += "Content-Type: " + response.content_type + "\r\n";
   out += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
   out += "Connection: close\r\nCache-Control: no-store\r\n";
@@ -347,7 +362,8 @@ void HttpServer::loop() {
             ++timed_out_;
             HttpResponse r = error_response(408, "request not received in time");
             std::string out = serialize_response(r, false);
-            [[maybe_unused]] auto w = ::send(c.fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            [[maybe_unused]] auto w =
+                ::send(c.fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
           }
           closing.push_back(&c);
         }

@@ -21,10 +21,10 @@
 namespace ep::ops {
 
 struct HttpRequest {
-  std::string method;  // "GET", ...
-  std::string target;  // "/metrics?x=1" as sent
-  std::string path;    // "/metrics" (target without the query)
-  std::string version; // "HTTP/1.1"
+  std::string method;   // "GET", ...
+  std::string target;   // "/metrics?x=1" as sent
+  std::string path;     // "/metrics" (target without the query)
+  std::string version;  // "HTTP/1.1"
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
 };
 
@@ -36,20 +36,20 @@ struct HttpResponse {
 };
 
 struct HttpLimits {
-  size_t max_head_bytes = 8192;   // request line + headers
+  size_t max_head_bytes = 8192;  // request line + headers
   size_t max_headers = 64;
-  size_t max_connections = 64;    // open at once; more get 503
-  std::chrono::milliseconds read_timeout{5000};   // whole request head must arrive by then
-  std::chrono::milliseconds write_timeout{10000}; // whole response must be taken by then
+  size_t max_connections = 64;                     // open at once; more get 503
+  std::chrono::milliseconds read_timeout{5000};    // whole request head must arrive by then
+  std::chrono::milliseconds write_timeout{10000};  // whole response must be taken by then
 };
 
 // Outcome of parsing the bytes received so far.
 struct ParseResult {
   enum class State { kIncomplete, kComplete, kBad };
   State state = State::kIncomplete;
-  int status = 0;          // for kBad: 400, 413, 414, 431, 501, 505
-  std::string reason;      // for kBad: short text
-  HttpRequest request;     // for kComplete
+  int status = 0;       // for kBad: 400, 413, 414, 431, 501, 505
+  std::string reason;   // for kBad: short text
+  HttpRequest request;  // for kComplete
 };
 
 // Pure: parses a request head (request line + headers up to the blank line). Requests with a

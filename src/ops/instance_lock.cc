@@ -48,7 +48,8 @@ std::filesystem::path default_lock_dir() {
 std::filesystem::path lock_path_for_socket(const std::filesystem::path& dir,
                                            const std::string& socket_path) {
   std::error_code ec;
-  std::filesystem::path p = std::filesystem::weakly_canonical(std::filesystem::absolute(socket_path, ec), ec);
+  std::filesystem::path p =
+      std::filesystem::weakly_canonical(std::filesystem::absolute(socket_path, ec), ec);
   if (ec) p = std::filesystem::path(socket_path).lexically_normal();
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(p.string())));

@@ -152,19 +152,33 @@ void clear_secrets() {
 
 bool is_secret_key(std::string_view key) {
   const std::string k = normalized_key(key);
-  static const char* kExact[] = {"token",         "password",        "passwd",
-                                 "pass",          "secret",          "secretaccesskey",
-                                 "awssecretaccesskey", "sessiontoken", "awssessiontoken",
-                                 "securitytoken", "apikey",          "accesstoken",
-                                 "authorization", "xconsultoken",    "xvaulttoken",
-                                 "credentials",   "privatekey",      "clientsecret",
-                                 "bearer",        "aclToken"};
+  static const char* kExact[] = {"token",
+                                 "password",
+                                 "passwd",
+                                 "pass",
+                                 "secret",
+                                 "secretaccesskey",
+                                 "awssecretaccesskey",
+                                 "sessiontoken",
+                                 "awssessiontoken",
+                                 "securitytoken",
+                                 "apikey",
+                                 "accesstoken",
+                                 "authorization",
+                                 "xconsultoken",
+                                 "xvaulttoken",
+                                 "credentials",
+                                 "privatekey",
+                                 "clientsecret",
+                                 "bearer",
+                                 "aclToken"};
   for (const char* e : kExact) {
     if (k == normalized_key(e)) return true;
   }
   // Suffixes: consul_token, etcd_password, my_secret, …
   for (std::string_view suffix : {"token", "password", "passwd", "secret", "apikey"}) {
-    if (k.size() > suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (k.size() > suffix.size() &&
+        k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) {
       return true;
     }
   }

@@ -1,12 +1,11 @@
 #include "ops/status_client.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
@@ -91,13 +90,15 @@ Result<HttpGetReply> http_get(std::string_view address, std::string_view path,
     int err = 0;
     socklen_t el = sizeof err;
     getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &el);
-    if (err != 0) return Error::unavailable("cannot connect to " + where + ": " + std::strerror(err));
+    if (err != 0)
+      return Error::unavailable("cannot connect to " + where + ": " + std::strerror(err));
   }
   const std::string req = "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + where +
                           "\r\nUser-Agent: elasticproxy-status\r\nConnection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < req.size()) {
-    if (!wait_for(fd.get(), POLLOUT, deadline)) return Error::unavailable(where + ": send timed out");
+    if (!wait_for(fd.get(), POLLOUT, deadline))
+      return Error::unavailable(where + ": send timed out");
     ssize_t n = ::send(fd.get(), req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EINTR) {
       return Error::unavailable(where + ": send: " + std::strerror(errno));
@@ -106,7 +107,8 @@ Result<HttpGetReply> http_get(std::string_view address, std::string_view path,
   }
   std::string in;
   for (;;) {
-    if (!wait_for(fd.get(), POLLIN, deadline)) return Error::unavailable(where + ": reply timed out");
+    if (!wait_for(fd.get(), POLLIN, deadline))
+      return Error::unavailable(where + ": reply timed out");
     char buf[16384];
     ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
     if (n == 0) break;
@@ -137,7 +139,8 @@ Result<std::string> render_status_table(std::string_view status_json) {
     out += fmt::format("ElasticProxy {}: {}, {}\n", str(j, "version", "?"),
                        j.value("healthy", false) ? "healthy" : "UNHEALTHY",
                        j.value("ready", false) ? "ready" : "NOT READY");
-    if (j.contains("unhealthy_because")) out += "  unhealthy: " + str(j, "unhealthy_because") + "\n";
+    if (j.contains("unhealthy_because"))
+      out += "  unhealthy: " + str(j, "unhealthy_because") + "\n";
     if (j.contains("not_ready_because")) {
       std::string why = str(j, "not_ready_because");
       while (!why.empty() && why.back() == '\n') why.pop_back();
@@ -155,18 +158,19 @@ Result<std::string> render_status_table(std::string_view status_json) {
       if (inst.value("reachable", false)) {
         line += "  (HAProxy " + str(inst, "haproxy_version") + ", pid " + str(inst, "pid") + ")";
       } else {
-        line += "  UNREACHABLE" + (inst.contains("last_error") ? ": " + str(inst, "last_error") : "");
+        line +=
+            "  UNREACHABLE" + (inst.contains("last_error") ? ": " + str(inst, "last_error") : "");
       }
       out += line + "\n";
       for (const auto& b : inst.value("backends", nlohmann::json::array())) {
-        std::string state = !b.value("ready", false)    ? "waiting for sources"
+        std::string state = !b.value("ready", false)      ? "waiting for sources"
                             : b.value("converged", false) ? "converged"
                                                           : "converging";
         if (b.contains("missing_slots")) state += ", " + str(b, "missing_slots") + " without slot";
         if (b.contains("last_error")) state += ", error: " + str(b, "last_error");
-        out += fmt::format("  {:<34} {:<8} {:>7} {:>7} {:>9}  {}\n", str(b, "backend"),
-                           str(b, "mode"), str(b, "desired"), str(b, "actual"),
-                           str(b, "draining"), state);
+        out +=
+            fmt::format("  {:<34} {:<8} {:>7} {:>7} {:>9}  {}\n", str(b, "backend"), str(b, "mode"),
+                        str(b, "desired"), str(b, "actual"), str(b, "draining"), state);
       }
     }
     out += "\nBACKEND / SOURCE                      HEALTH     ENDPOINTS  REJECTED  LAST SUCCESS\n";

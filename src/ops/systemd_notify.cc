@@ -32,9 +32,7 @@ bool notify(std::string_view state) {
   return sd_notify(0, std::string(state).c_str()) > 0;
 }
 
-bool notify_ready(std::string_view status) {
-  return notify("READY=1\nSTATUS=" + one_line(status));
-}
+bool notify_ready(std::string_view status) { return notify("READY=1\nSTATUS=" + one_line(status)); }
 bool notify_status(std::string_view status) { return notify("STATUS=" + one_line(status)); }
 bool notify_watchdog() { return notify("WATCHDOG=1"); }
 bool notify_stopping() { return notify("STOPPING=1\nSTATUS=stopping"); }

@@ -1,5 +1,7 @@
 // /healthz, /readyz, /status and /metrics from a snapshot, through the handler an operator hits.
 
+#include "ops/endpoints.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -7,7 +9,6 @@
 #include <sstream>
 
 #include "core/metrics.h"
-#include "ops/endpoints.h"
 #include "ops/status_client.h"
 
 namespace ep::ops {
@@ -161,8 +162,10 @@ TEST(Endpoints, MetricsFollowPrometheusConventions) {
   auto snap = converged_snapshot();
   auto h = make_ops_handler([&] { return std::optional<OpsSnapshot>(snap); }, {"1.2.3", 30s});
   const std::string body = get(h, "/metrics").body;
-  EXPECT_NE(body.find("elasticproxy_source_up{backend=\"web\",source=\"file /etc/elasticproxy/web.json\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      body.find(
+          "elasticproxy_source_up{backend=\"web\",source=\"file /etc/elasticproxy/web.json\"} 1"),
+      std::string::npos)
       << body;
   EXPECT_NE(body.find("elasticproxy_source_last_success_timestamp_seconds{"), std::string::npos);
   EXPECT_NE(body.find("elasticproxy_haproxy_instances_reachable 1"), std::string::npos);

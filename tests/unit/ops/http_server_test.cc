@@ -1,17 +1,17 @@
 // The ops HTTP server under good and hostile clients, on loopback (v4 and v6).
 
+#include "ops/http_server.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <thread>
 
-#include "ops/http_server.h"
 #include "ops/status_client.h"
 
 namespace ep::ops {
@@ -167,8 +167,9 @@ TEST_F(HttpServerTest, HugeHeadersGet431AndTheServerStaysUp) {
 
 TEST_F(HttpServerTest, GarbageGets400) {
   start();
-  for (std::string junk : {std::string("\x16\x03\x01\x00\xa5\x01\x00", 7), std::string("HELLO\r\n\r\n"),
-                           std::string("GET / HTTP/1.1\r\n: x\r\n\r\n")}) {
+  for (std::string junk :
+       {std::string("\x16\x03\x01\x00\xa5\x01\x00", 7), std::string("HELLO\r\n\r\n"),
+        std::string("GET / HTTP/1.1\r\n: x\r\n\r\n")}) {
     Raw c(server_->port());
     c.send(junk);
     EXPECT_EQ(status_of(c.read_all()), 400);

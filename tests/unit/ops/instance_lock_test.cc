@@ -1,13 +1,12 @@
 // Single instance: the second lock on the same HAProxy socket is refused with the holder's pid.
 
+#include "ops/instance_lock.h"
+
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
-
-#include "ops/instance_lock.h"
 
 namespace ep::ops {
 namespace {

@@ -1,6 +1,8 @@
 // No secret reaches the logs (text or JSON) or /status: registered values and secret-looking
 // patterns are masked.
 
+#include "ops/redact.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -9,7 +11,6 @@
 #include "core/log.h"
 #include "ops/endpoints.h"
 #include "ops/logging.h"
-#include "ops/redact.h"
 
 namespace ep::ops {
 namespace {
@@ -50,8 +51,10 @@ TEST_F(Redaction, PatternsWithoutRegistration) {
   EXPECT_EQ(redact("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG"), "aws_secret_access_key=***");
   EXPECT_EQ(redact("http://root:s3cret@127.0.0.1:2379/v3"), "http://root:***@127.0.0.1:2379/v3");
   // Ordinary text is left alone.
-  EXPECT_EQ(redact("backend web: 3 servers, token bucket full"), "backend web: 3 servers, token bucket full");
-  EXPECT_EQ(redact("elasticproxy_reconcile_passes_total 3"), "elasticproxy_reconcile_passes_total 3");
+  EXPECT_EQ(redact("backend web: 3 servers, token bucket full"),
+            "backend web: 3 servers, token bucket full");
+  EXPECT_EQ(redact("elasticproxy_reconcile_passes_total 3"),
+            "elasticproxy_reconcile_passes_total 3");
 }
 
 TEST_F(Redaction, RegisteredSecretsAnywhere) {
@@ -87,8 +90,8 @@ TEST_F(Redaction, NoSecretInLogLinesTextOrJson) {
     testing::internal::CaptureStderr();
     log::error("consul", "GET http://127.0.0.1:8500/v1/catalog?token={} failed", kConsulToken);
     log::warn("etcd", "auth failed for user root with password {}", kEtcdPassword);
-    log::info("aws", "credentials: access key {} secret_access_key={} session_token={}",
-              kAwsKeyId, kAwsSecret, kSessionToken);
+    log::info("aws", "credentials: access key {} secret_access_key={} session_token={}", kAwsKeyId,
+              kAwsSecret, kSessionToken);
     log::info("aws", "{{\"AccessKeyId\": \"{}\", \"SecretAccessKey\": \"{}\", \"Token\": \"{}\"}}",
               kAwsKeyId, kAwsSecret, kSessionToken);
     log::error("etcd", "dial http://root:{}@127.0.0.1:2379: refused", kEtcdPassword);
@@ -116,7 +119,8 @@ TEST_F(Redaction, JsonLinesStayOneLineWhateverTheMessage) {
   std::string line = json_log_line("error", "x", "a\nb\r\n{\"c\": 1}\x01\xff", "t");
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
   EXPECT_TRUE(nlohmann::json::parse(line, nullptr, false).is_object());
-  std::string text = text_log_line("error", "x", "first\n2026-01-01T00:00:00Z error forged: y", "t");
+  std::string text =
+      text_log_line("error", "x", "first\n2026-01-01T00:00:00Z error forged: y", "t");
   EXPECT_NE(text.find("\n    2026-01-01"), std::string::npos) << text;
 }
 

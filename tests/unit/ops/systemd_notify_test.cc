@@ -1,15 +1,14 @@
 // sd_notify messages arrive on a NOTIFY_SOCKET the test listens on, like systemd's.
 
+#include "ops/systemd_notify.h"
+
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <string>
-
-#include "ops/systemd_notify.h"
 
 namespace ep::ops {
 namespace {
