@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration demo bench clean format
+.PHONY: all deps configure build test test-unit test-integration demo bench clean format deb test-deb
 
 all: build
 
@@ -44,6 +44,20 @@ bench: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
 	@$(BENCH_BUILD)/bench/ep_bench_e2e 60 1000
+
+# Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
+# Reuses the normal build directory (only the install prefix changes: /usr), so after `make
+# build` or `make test` it only links and packs.
+deb: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target elasticproxy ep_manpage
+	@rm -f $(BUILD)/deb/*.deb
+	@cd $(BUILD) && cpack -G DEB >/dev/null && ls -1 $(CURDIR)/$(BUILD)/deb/*.deb
+
+# Installs the .deb into this system (root; CI's throwaway machine), runs `elasticproxy --version`
+# and `elasticproxy check` on the shipped configuration, and purges it again.
+test-deb: deb
+	@packaging/test-deb.sh $(BUILD)/deb
 
 format:
 	@find src tests bench fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # build
   cmake g++ make ninja-build pkg-config
+  # packaging (`make deb`: dpkg-shlibdeps computes the Depends)
+  dpkg-dev
   # libraries (third-party code is only ever linked, never vendored)
   libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev libpugixml-dev libc-ares-dev libsystemd-dev

@@ -7,8 +7,10 @@
 #include <fmt/format.h>
 
 #include "app/daemon.h"
+#include "app/ops_wiring.h"
 #include "app/wiring.h"
 #include "core/log.h"
+#include "ops/logging.h"
 #include "reconcile/diff.h"
 
 namespace ep::app {
@@ -20,6 +22,7 @@ void apply_log_settings(const config::Settings& s) {
     // The command line wins: only apply when it was not set there (see main.cc).
     if (std::getenv("EP_LOG_LEVEL_FROM_CLI") == nullptr) log::set_level(level);
   }
+  if (std::getenv("EP_LOG_FORMAT_FROM_CLI") == nullptr) ops::install_log_format(s.log.format);
 }
 
 Result<config::Settings> load(const std::string& path) {
@@ -48,6 +51,8 @@ int cmd_check(const std::string& path) {
 int cmd_once(const std::string& path, std::chrono::milliseconds timeout) {
   auto s = load(path);
   if (!s) return kExitConfig;
+  ops::InstanceLock lock;  // `once` changes HAProxy too: never next to a running daemon
+  if (int rc = lock_instances(*s, lock); rc != 0) return rc;
   Daemon daemon(std::move(*s));
   reconcile::PassReport r = daemon.once(timeout);
   for (const auto& e : r.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
@@ -140,9 +145,13 @@ int cmd_run(const std::string& path) {
 
   auto s = load(path);
   if (!s) return kExitConfig;
+  OpsRuntime ops;  // lock, endpoint, systemd notify; outlives the daemon
+  if (int rc = ops.begin(*s); rc != 0) return rc;
   auto daemon = std::make_unique<Daemon>(std::move(*s));
+  ops.attach(daemon.get());  // before start(): pass listeners are added before the loop runs
   if (Status st = daemon->start(); !st) {
     log::error("daemon", "{}", st.error().message);
+    ops.detach();
     return kExitFailed;
   }
   for (;;) {
@@ -150,24 +159,38 @@ int cmd_run(const std::string& path) {
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
       log::info("daemon", "SIGHUP: re-reading {}", path);
+      ops.reloading();
       auto next = load_and_check(path);
       if (!next) {
         log::error("daemon", "new configuration rejected, still running on the old one:\n{}",
                    next.error().message);
+        ops.reload_finished(false, next.error().message);
+        continue;
+      }
+      if (Status st = ops.reconfigure(*next); !st) {
+        log::error("daemon", "new configuration rejected, still running on the old one: {}",
+                   st.error().message);
+        ops.reload_finished(false, st.error().message);
         continue;
       }
       apply_log_settings(*next);
+      ops.detach();
       // HAProxy holds the state; a new daemon observes it and converges on the new settings.
       daemon->stop();
       daemon = std::make_unique<Daemon>(std::move(*next));
+      ops.attach(daemon.get());
       if (Status st = daemon->start(); !st) {
         log::error("daemon", "{}", st.error().message);
+        ops.detach();
         return kExitFailed;
       }
+      ops.reload_finished(true, "");
       log::info("daemon", "configuration reloaded");
       continue;
     }
     log::info("daemon", "{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ops.stopping();
+    ops.detach();
     daemon->stop();
     log::info("daemon", "stopped");
     return kExitOk;

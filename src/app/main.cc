@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "app/commands.h"
+#include "app/ops_wiring.h"
 #include "core/config_node.h"
 #include "core/log.h"
 #include "ops/logging.h"
@@ -42,6 +43,10 @@ int main(int argc, char** argv) {
 
   auto* run = app.add_subcommand("run", "Run the daemon: watch sources, keep HAProxy in step.");
   run->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  std::string lock_file;
+  run->add_option("--lock-file", lock_file,
+                  "single-instance lock file (default: one per admin socket in "
+                  "$RUNTIME_DIRECTORY, /run/elasticproxy or /tmp)");
 
   auto* once = app.add_subcommand(
       "once", "Fetch every source once, reconcile once and exit (non-zero if not converged).");
@@ -56,6 +61,15 @@ int main(int argc, char** argv) {
   check->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
 
   app.add_subcommand("version", "Print the version.");
+
+  std::string status_address;
+  bool status_json = false;
+  auto* status = app.add_subcommand(
+      "status", "Print the running daemon's status (backends desired/actual, sources) as a table.");
+  status->add_option("--address", status_address,
+                     "the daemon's metrics.listen address (default: from -c, else 127.0.0.1:9108)");
+  status->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  status->add_flag("--json", status_json, "print the raw /status JSON");
 
   ep::app::DemoOptions demo_options;
   std::string demo_duration = "24s";
@@ -78,8 +92,13 @@ int main(int argc, char** argv) {
     setenv("EP_LOG_LEVEL_FROM_CLI", "1", 1);
   }
   ep::ops::install_log_format(log_format);
+  if (app.get_option("--log-format")->count() > 0) setenv("EP_LOG_FORMAT_FROM_CLI", "1", 1);
 
-  if (app.got_subcommand(run)) return ep::app::cmd_run(config_path);
+  if (app.got_subcommand(run)) {
+    ep::app::set_lock_file_override(lock_file);
+    return ep::app::cmd_run(config_path);
+  }
+  if (app.got_subcommand(status)) return ep::app::cmd_status(status_address, config_path, status_json);
   if (app.got_subcommand(once)) {
     return ep::app::cmd_once(config_path, duration_or_exit(timeout_text, "--timeout"));
   }

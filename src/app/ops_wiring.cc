@@ -1,0 +1,275 @@
+#include "app/ops_wiring.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "app/commands.h"
+#include "app/daemon.h"
+#include "config/settings.h"
+#include "core/log.h"
+#include "ops/redact.h"
+#include "ops/status_client.h"
+#include "ops/systemd_notify.h"
+
+namespace ep::app {
+namespace {
+
+constexpr const char* kComponent = "ops";
+
+std::string& lock_override() {
+  static std::string path;
+  return path;
+}
+
+std::chrono::milliseconds stuck_after(const config::Settings& s) {
+  // A pass talks to every instance with several bounded operations; allow ten timeouts per
+  // instance, and never less than 30 s.
+  const auto per_pass =
+      s.haproxy.timeout * 10 * static_cast<long>(std::max<size_t>(1, s.haproxy.sockets.size()));
+  return std::max<std::chrono::milliseconds>(std::chrono::seconds(30), per_pass);
+}
+
+}  // namespace
+
+void set_lock_file_override(std::string path) { lock_override() = std::move(path); }
+
+void register_config_secrets(const config::Settings& settings) {
+  for (const auto& b : settings.backends) {
+    for (const auto& src : b.sources) ops::register_secrets_in(src.options);
+  }
+  ops::register_secrets_in(settings.haproxy.reload);
+}
+
+OpsRuntime::OpsRuntime() = default;
+
+OpsRuntime::~OpsRuntime() {
+  {
+    std::lock_guard lock(wd_mu_);
+    wd_stop_ = true;
+  }
+  wd_cv_.notify_all();
+  if (watchdog_.joinable()) watchdog_.join();
+  if (http_) http_->stop();
+}
+
+namespace {
+
+Status take_lock_for(const config::Settings& settings, ops::InstanceLock& out) {
+  std::vector<std::filesystem::path> paths;
+  std::vector<std::string> what;
+  if (!lock_override().empty()) {
+    paths.emplace_back(lock_override());
+    what.push_back("this daemon (--lock-file)");
+  } else {
+    const auto dir = ops::default_lock_dir();
+    for (const auto& sock : settings.haproxy.sockets) {
+      paths.push_back(ops::lock_path_for_socket(dir, sock));
+      what.push_back("HAProxy admin socket " + sock);
+    }
+  }
+  auto lock = ops::InstanceLock::acquire(paths, what);
+  if (!lock) return lock.error();
+  out = std::move(*lock);
+  return {};
+}
+
+}  // namespace
+
+Status OpsRuntime::take_lock(const config::Settings& settings, ops::InstanceLock& out) {
+  return take_lock_for(settings, out);
+}
+
+int lock_instances(const config::Settings& settings, ops::InstanceLock& out) {
+  if (Status st = take_lock_for(settings, out); !st) {
+    log::error(kComponent, "{}", st.error().message);
+    return st.error().kind == ErrorKind::kRefused ? kExitLocked : kExitFailed;
+  }
+  return 0;
+}
+
+void OpsRuntime::start_http(const config::Settings& settings) {
+  if (http_) http_->stop();
+  http_.reset();
+  if (!settings.metrics.enabled) return;
+  http_ = std::make_unique<ops::HttpServer>(
+      ops::make_ops_handler([this] { return snapshot(); }, endpoint_options_));
+  if (Status st = http_->start(settings.metrics.listen); !st) {
+    // Keeping HAProxy in step matters more than the endpoint: run on, loudly.
+    log::error(kComponent, "metrics/health endpoint disabled: {}", st.error().message);
+    http_.reset();
+    return;
+  }
+  log::info(kComponent, "serving /metrics /healthz /readyz /status on http://{}", http_->address());
+}
+
+int OpsRuntime::begin(const config::Settings& settings) {
+  register_config_secrets(settings);
+  if (Status st = take_lock(settings, lock_); !st) {
+    log::error(kComponent, "{}", st.error().message);
+    return st.error().kind == ErrorKind::kRefused ? kExitLocked : kExitFailed;
+  }
+  sockets_ = settings.haproxy.sockets;
+  metrics_ = settings.metrics;
+  endpoint_options_.version = EP_VERSION;
+  endpoint_options_.stuck_after = stuck_after(settings);
+  start_http(settings);
+  ops::notify_status("starting: waiting for the first convergence");
+  watchdog_ = std::thread([this] { watchdog_loop(); });
+  return 0;
+}
+
+void OpsRuntime::attach(Daemon* daemon) {
+  {
+    std::lock_guard lock(mu_);
+    daemon_ = daemon;
+  }
+  // Listeners cannot be removed: this one reports only while its daemon is the attached one.
+  daemon->reconciler().add_on_pass(
+      [this, daemon](const reconcile::PassReport&) { on_pass(daemon); });
+  on_pass(daemon);
+}
+
+void OpsRuntime::detach() {
+  std::lock_guard lock(mu_);
+  daemon_ = nullptr;
+}
+
+std::optional<ops::OpsSnapshot> OpsRuntime::snapshot() {
+  std::lock_guard lock(mu_);
+  if (daemon_ == nullptr) return std::nullopt;
+  ops::OpsSnapshot s;
+  s.instances = daemon_->reconciler().status();
+  s.guards = daemon_->pipeline().status();
+  s.last_loop = daemon_->reconciler().last_loop();
+  s.now = SystemClock::instance().now();
+  s.sources_ready = daemon_->pipeline().ready();
+  s.converged = daemon_->reconciler().converged();
+  return s;
+}
+
+void OpsRuntime::on_pass(const Daemon* from) {
+  // Runs on the reconciler thread after each pass: cheap (copies of small status structs).
+  {
+    std::lock_guard lock(mu_);
+    if (daemon_ != from) return;
+  }
+  auto snap = snapshot();
+  if (!snap) return;
+  const ops::Health ready = ops::check_ready(snap);
+  size_t servers = 0;
+  for (const auto& g : snap->guards) servers += g.desired;
+  std::string status;
+  if (ready.ok) {
+    status = "converged: " + std::to_string(snap->guards.size()) + " backend(s), " +
+             std::to_string(servers) + " server(s), " + std::to_string(snap->instances.size()) +
+             " HAProxy instance(s)";
+  } else {
+    std::string why = ready.reason.substr(0, ready.reason.find('\n'));
+    status = "not converged: " + why;
+  }
+  std::lock_guard lock(mu_);
+  if (ready.ok && !ready_sent_) {
+    ready_sent_ = true;
+    last_status_ = status;
+    ops::notify_ready(status);
+    log::info(kComponent, "first convergence reached ({})", status);
+    return;
+  }
+  if (status != last_status_) {
+    last_status_ = status;
+    ops::notify_status(status);
+  }
+}
+
+void OpsRuntime::watchdog_loop() {
+  const auto interval = ops::watchdog_interval();
+  if (!interval) return;
+  // Ping twice per interval, and only while the reconciler loop is alive: a stuck loop stops
+  // the pings and systemd restarts the service.
+  const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(*interval / 2);
+  std::unique_lock lock(wd_mu_);
+  while (!wd_stop_) {
+    lock.unlock();
+    auto snap = snapshot();
+    // No daemon attached = starting or between the two daemons of a reload: alive.
+    if (!snap || ops::check_health(snap, endpoint_options_).ok) ops::notify_watchdog();
+    lock.lock();
+    wd_cv_.wait_for(lock, period, [this] { return wd_stop_; });
+  }
+}
+
+Status OpsRuntime::reconfigure(const config::Settings& next) {
+  register_config_secrets(next);
+  if (next.haproxy.sockets != sockets_) {
+    // flock() conflicts between two open files of one process too, so sockets kept across the
+    // reload cannot be locked twice: release, take the new set, and put the old one back if the
+    // new one is refused. (The gap is a few system calls long.)
+    ops::InstanceLock fresh;
+    lock_.release();
+    if (Status st = take_lock(next, fresh); !st) {
+      // Put the old locks back; if even that fails the old daemon runs unlocked: say so.
+      config::Settings old;
+      old.haproxy.sockets = sockets_;
+      if (Status back = take_lock(old, lock_); !back) {
+        log::error(kComponent, "could not re-take the instance lock: {}", back.error().message);
+      }
+      return st;
+    }
+    lock_ = std::move(fresh);
+    sockets_ = next.haproxy.sockets;
+  }
+  endpoint_options_.stuck_after = stuck_after(next);
+  if (next.metrics.enabled != metrics_.enabled || next.metrics.listen != metrics_.listen) {
+    metrics_ = next.metrics;
+    start_http(next);
+  }
+  return {};
+}
+
+void OpsRuntime::reloading() { ops::notify_reloading(); }
+
+void OpsRuntime::reload_finished(bool applied, const std::string& why) {
+  std::lock_guard lock(mu_);
+  // READY=1 ends the RELOADING=1 state in systemd, whatever the outcome.
+  last_status_ = applied ? "configuration reloaded" : "new configuration rejected: " + why;
+  if (ready_sent_) {
+    ops::notify_ready(last_status_);
+  } else {
+    ops::notify_status(last_status_);  // READY=1 still waits for the first convergence
+  }
+}
+
+void OpsRuntime::stopping() { ops::notify_stopping(); }
+
+int cmd_status(const std::string& address, const std::string& config_path, bool json) {
+  std::string where = address;
+  if (where.empty()) {
+    where = "127.0.0.1:9108";
+    if (auto s = config::load_file(config_path); s) where = s->metrics.listen;
+  }
+  auto reply = ops::http_get(where, "/status", std::chrono::seconds(5));
+  if (!reply) {
+    std::fprintf(stderr, "elasticproxy status: %s (is the daemon running, with metrics enabled?)\n",
+                 reply.error().message.c_str());
+    return kExitFailed;
+  }
+  if (reply->status != 200) {
+    std::fprintf(stderr, "elasticproxy status: %s answered HTTP %d\n", where.c_str(),
+                 reply->status);
+    return kExitFailed;
+  }
+  if (json) {
+    std::fwrite(reply->body.data(), 1, reply->body.size(), stdout);
+  } else {
+    auto table = ops::render_status_table(reply->body);
+    if (!table) {
+      std::fprintf(stderr, "elasticproxy status: %s: %s\n", where.c_str(),
+                   table.error().message.c_str());
+      return kExitFailed;
+    }
+    std::fputs(table->c_str(), stdout);
+  }
+  return reply->body.find("\"ready\": true") != std::string::npos ? kExitOk : kExitFailed;
+}
+
+}  // namespace ep::app

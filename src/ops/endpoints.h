@@ -1,0 +1,62 @@
+#pragma once
+// The operations endpoints, independent of how the daemon is wired:
+//   GET /metrics  Prometheus text exposition (ep::Metrics::global(), refreshed per scrape)
+//   GET /healthz  200 while the reconciler loop is not stuck (last loop within `stuck_after`)
+//   GET /readyz   200 once every source delivered a first snapshot and every HAProxy instance is
+//                 converged; 503 with the reasons otherwise
+//   GET /status   JSON: each backend's desired vs actual servers per HAProxy instance and each
+//                 source's health; every string passes through ops::redact()
+//   GET /         a short index
+// HEAD is accepted wherever GET is; other methods get 405 with `Allow: GET, HEAD`; unknown paths
+// 404.
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "discovery/pipeline.h"
+#include "ops/http_server.h"
+#include "reconcile/reconciler.h"
+
+namespace ep::ops {
+
+// What the endpoints need, copied from the running daemon at request time.
+struct OpsSnapshot {
+  std::vector<reconcile::InstanceStatus> instances;
+  std::vector<discovery::GuardStatus> guards;
+  SteadyTime now{};            // steady clock at snapshot time
+  SteadyTime last_loop{};      // Reconciler::last_loop()
+  bool sources_ready = false;  // Pipeline::ready()
+  bool converged = false;      // Reconciler::converged()
+};
+
+// Returns the current snapshot, or nullopt while no daemon is attached (starting, reloading).
+using SnapshotFn = std::function<std::optional<OpsSnapshot>()>;
+
+struct EndpointOptions {
+  std::string version;  // shown in /status and elasticproxy_build_info
+  // /healthz fails when the reconciler loop has not completed an iteration for this long. The
+  // loop wakes at least every second; a pass is bounded by the admin-socket timeouts.
+  std::chrono::milliseconds stuck_after{30'000};
+};
+
+struct Health {
+  bool ok = false;
+  std::string reason;  // why not (or "ok")
+};
+Health check_health(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options);
+Health check_ready(const std::optional<OpsSnapshot>& snap);
+
+// The /status document (pretty-printed JSON). Never contains a registered or secret-looking value.
+std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options);
+
+// Sets the gauges derived from the snapshot right before a scrape: per-source up / last success
+// timestamp / endpoints, HAProxy instances reachable, build info.
+void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options);
+
+HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions options);
+
+}  // namespace ep::ops

@@ -1,0 +1,197 @@
+// /healthz, /readyz, /status and /metrics from a snapshot, through the handler an operator hits.
+
+#include "ops/endpoints.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "core/metrics.h"
+#include "ops/status_client.h"
+
+namespace ep::ops {
+namespace {
+
+using namespace std::chrono_literals;
+
+OpsSnapshot converged_snapshot() {
+  OpsSnapshot snap;
+  snap.now = SteadyTime{} + 1000s;
+  snap.last_loop = snap.now - 1s;
+  snap.sources_ready = true;
+  snap.converged = true;
+  reconcile::InstanceStatus inst;
+  inst.name = "/run/haproxy/admin.sock";
+  inst.reachable = true;
+  inst.info.version = "2.6.12";
+  inst.info.pid = 42;
+  reconcile::BackendStatus b;
+  b.backend = "web";
+  b.ready = true;
+  b.converged = true;
+  b.desired = 2;
+  b.actual = 2;
+  b.mode = reconcile::BackendMode::kDynamic;
+  ServerSpec s1{"ep-10.0.0.1:80", "10.0.0.1", 80, 1, false};
+  ServerSpec s2{"ep-10.0.0.2:80", "10.0.0.2", 80, 1, false};
+  b.desired_servers = {s1, s2};
+  ActualServer a1;
+  a1.name = s1.name;
+  a1.address = "10.0.0.1";
+  a1.port = 80;
+  a1.op_state = 2;
+  b.actual_servers = {a1};
+  inst.backends.push_back(b);
+  snap.instances.push_back(inst);
+  discovery::GuardStatus g;
+  g.backend = "web";
+  g.ready = true;
+  g.desired = 2;
+  discovery::SourceStatus src;
+  src.backend = "web";
+  src.source = "file /etc/elasticproxy/web.json";
+  src.delivered = true;
+  src.endpoints = 2;
+  src.last_success = snap.now - 5s;
+  g.sources.push_back(src);
+  snap.guards.push_back(g);
+  return snap;
+}
+
+HttpResponse get(const HttpServer::Handler& h, const std::string& path,
+                 const std::string& method = "GET") {
+  HttpRequest req;
+  req.method = method;
+  req.path = path;
+  req.target = path;
+  req.version = "HTTP/1.1";
+  return h(req);
+}
+
+TEST(Endpoints, HealthFollowsTheReconcilerLoop) {
+  EndpointOptions opt;
+  opt.stuck_after = 30s;
+  auto snap = converged_snapshot();
+  EXPECT_TRUE(check_health(snap, opt).ok);
+  snap.last_loop = snap.now - 31s;
+  auto h = check_health(snap, opt);
+  EXPECT_FALSE(h.ok);
+  EXPECT_NE(h.reason.find("stuck"), std::string::npos);
+  EXPECT_FALSE(check_health(std::nullopt, opt).ok);
+}
+
+TEST(Endpoints, ReadyNeedsEverySourceAndEveryInstance) {
+  auto snap = converged_snapshot();
+  EXPECT_TRUE(check_ready(snap).ok);
+
+  auto no_snapshot = snap;
+  no_snapshot.guards[0].sources[0].delivered = false;
+  no_snapshot.sources_ready = false;
+  auto r = check_ready(no_snapshot);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.reason.find("file /etc/elasticproxy/web.json"), std::string::npos) << r.reason;
+
+  auto down = snap;
+  down.instances[0].reachable = false;
+  down.instances[0].last_error = "connect: No such file or directory";
+  down.converged = false;
+  r = check_ready(down);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.reason.find("unreachable"), std::string::npos) << r.reason;
+
+  auto converging = snap;
+  converging.instances[0].backends[0].converged = false;
+  converging.converged = false;
+  EXPECT_FALSE(check_ready(converging).ok);
+}
+
+TEST(Endpoints, HandlerRoutesMethodsAndPaths) {
+  auto snap = converged_snapshot();
+  auto h = make_ops_handler([&] { return std::optional<OpsSnapshot>(snap); }, {"1.2.3", 30s});
+  EXPECT_EQ(get(h, "/healthz").status, 200);
+  EXPECT_EQ(get(h, "/readyz").status, 200);
+  EXPECT_EQ(get(h, "/status").status, 200);
+  EXPECT_EQ(get(h, "/metrics").status, 200);
+  EXPECT_EQ(get(h, "/metrics", "HEAD").status, 200);
+  EXPECT_EQ(get(h, "/nope").status, 404);
+  EXPECT_EQ(get(h, "/metrics/").status, 404);
+  auto post = get(h, "/metrics", "POST");
+  EXPECT_EQ(post.status, 405);
+  ASSERT_FALSE(post.headers.empty());
+  EXPECT_EQ(post.headers[0].first, "Allow");
+  EXPECT_EQ(get(h, "/healthz", "DELETE").status, 405);
+
+  snap.instances[0].reachable = false;
+  EXPECT_EQ(get(h, "/readyz").status, 503);
+  EXPECT_EQ(get(h, "/healthz").status, 200);  // alive, just not ready
+
+  auto detached = make_ops_handler([] { return std::optional<OpsSnapshot>(); }, {});
+  EXPECT_EQ(get(detached, "/healthz").status, 503);
+  EXPECT_EQ(get(detached, "/readyz").status, 503);
+  EXPECT_EQ(get(detached, "/status").status, 200);
+}
+
+TEST(Endpoints, StatusShowsDesiredVsActualAndSourceHealth) {
+  auto doc = nlohmann::json::parse(status_json(converged_snapshot(), {"1.2.3", 30s}));
+  EXPECT_EQ(doc["version"], "1.2.3");
+  EXPECT_EQ(doc["ready"], true);
+  const auto& b = doc["instances"][0]["backends"][0];
+  EXPECT_EQ(b["backend"], "web");
+  EXPECT_EQ(b["mode"], "dynamic");
+  EXPECT_EQ(b["desired_servers"].size(), 2u);
+  EXPECT_EQ(b["actual_servers"].size(), 1u);
+  EXPECT_EQ(b["actual_servers"][0]["state"], "up");
+  EXPECT_EQ(b["actual_servers"][0]["address"], "10.0.0.1:80");
+  const auto& s = doc["backends"][0]["sources"][0];
+  EXPECT_EQ(s["healthy"], true);
+  EXPECT_DOUBLE_EQ(s["last_success_seconds_ago"].get<double>(), 5.0);
+
+  auto table = render_status_table(doc.dump());
+  ASSERT_TRUE(table.ok()) << table.error().message;
+  EXPECT_NE(table->find("ready"), std::string::npos);
+  EXPECT_NE(table->find("web"), std::string::npos);
+  EXPECT_NE(table->find("converged"), std::string::npos);
+  EXPECT_NE(table->find("file /etc/elasticproxy/web.json"), std::string::npos) << *table;
+  EXPECT_FALSE(render_status_table("<html>").ok());
+  EXPECT_FALSE(render_status_table("{\"instances\": 3, \"backends\": [1]}").ok());
+}
+
+TEST(Endpoints, MetricsFollowPrometheusConventions) {
+  auto snap = converged_snapshot();
+  auto h = make_ops_handler([&] { return std::optional<OpsSnapshot>(snap); }, {"1.2.3", 30s});
+  const std::string body = get(h, "/metrics").body;
+  EXPECT_NE(
+      body.find(
+          "elasticproxy_source_up{backend=\"web\",source=\"file /etc/elasticproxy/web.json\"} 1"),
+      std::string::npos)
+      << body;
+  EXPECT_NE(body.find("elasticproxy_source_last_success_timestamp_seconds{"), std::string::npos);
+  EXPECT_NE(body.find("elasticproxy_haproxy_instances_reachable 1"), std::string::npos);
+  EXPECT_NE(body.find("elasticproxy_build_info{version=\"1.2.3\"} 1"), std::string::npos);
+  // Every family: a TYPE line; counters end in _total; no family name carries a non-base unit.
+  std::regex type_line("^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$");
+  std::istringstream in(body);
+  std::string line;
+  int families = 0;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_match(line, m, type_line)) continue;
+    ++families;
+    const std::string name = m[1];
+    EXPECT_EQ(name.rfind("elasticproxy_", 0), 0u) << name;
+    if (m[2] == "counter") {
+      EXPECT_TRUE(name.ends_with("_total")) << name;
+    } else {
+      EXPECT_FALSE(name.ends_with("_total")) << name;
+    }
+    for (const char* bad : {"_ms", "_milliseconds", "_minutes", "_bytes_kb", "_count_total"}) {
+      EXPECT_EQ(name.find(bad), std::string::npos) << name;
+    }
+  }
+  EXPECT_GE(families, 5);
+}
+
+}  // namespace
+}  // namespace ep::ops

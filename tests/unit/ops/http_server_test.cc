@@ -1,0 +1,247 @@
+// The ops HTTP server under good and hostile clients, on loopback (v4 and v6).
+
+#include "ops/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "ops/status_client.h"
+
+namespace ep::ops {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+// A raw client: connect, send bytes, read what comes back until close or timeout.
+class Raw {
+ public:
+  explicit Raw(int port, bool v6 = false) {
+    fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (v6) {
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(static_cast<uint16_t>(port));
+      inet_pton(AF_INET6, "::1", &a.sin6_addr);
+      connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    } else {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    }
+  }
+  ~Raw() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  bool send(const std::string& s) {
+    return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+  }
+  std::string read_all(std::chrono::milliseconds timeout = 5s) {
+    std::string out;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+int status_of(const std::string& reply) {
+  if (reply.size() < 12 || reply.rfind("HTTP/1.1 ", 0) != 0) return 0;
+  return std::atoi(reply.substr(9, 3).c_str());
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void start(HttpLimits limits = {}, const std::string& address = "127.0.0.1:0") {
+    server_ = std::make_unique<HttpServer>(
+        [](const HttpRequest& req) {
+          HttpResponse r;
+          if (req.path != "/hello") {
+            r.status = 404;
+            r.body = "nope\n";
+          } else {
+            r.body = "hello " + req.method + "\n";
+          }
+          return r;
+        },
+        limits);
+    ASSERT_TRUE(server_->start(address).ok());
+    ASSERT_GT(server_->port(), 0);
+  }
+  std::string addr() const { return "127.0.0.1:" + std::to_string(server_->port()); }
+  // The server still answers a normal request promptly.
+  void expect_alive() {
+    auto r = http_get(addr(), "/hello", 2s);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "hello GET\n");
+  }
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, ServesAGetAndReportsItsPort) {
+  start();
+  expect_alive();
+  EXPECT_EQ(server_->requests_served(), 1u);
+}
+
+TEST_F(HttpServerTest, ServesIpv6Loopback) {
+  start({}, "[::1]:0");
+  Raw c(server_->port(), true);
+  if (!c.connected()) GTEST_SKIP() << "no IPv6 loopback here";
+  ASSERT_TRUE(c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string reply = c.read_all();
+  EXPECT_EQ(status_of(reply), 200) << reply;
+  EXPECT_NE(reply.find("hello GET"), std::string::npos);
+  auto r = http_get("[::1]:" + std::to_string(server_->port()), "/hello", 2s);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpServerTest, HeadGetsNoBody) {
+  start();
+  Raw c(server_->port());
+  ASSERT_TRUE(c.send("HEAD /hello HTTP/1.1\r\n\r\n"));
+  std::string reply = c.read_all();
+  EXPECT_EQ(status_of(reply), 200);
+  EXPECT_NE(reply.find("Content-Length: 11\r\n"), std::string::npos);
+  EXPECT_EQ(reply.find("hello HEAD"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, RefusesAnAddressInUseAndNonIpHosts) {
+  start();
+  HttpServer other([](const HttpRequest&) { return HttpResponse{}; });
+  Status st = other.start(addr());
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find(addr()), std::string::npos) << st.error().message;
+  EXPECT_FALSE(other.start("example.com:80").ok());
+}
+
+TEST_F(HttpServerTest, HugeHeadersGet431AndTheServerStaysUp) {
+  HttpLimits limits;
+  limits.max_head_bytes = 4096;
+  start(limits);
+  Raw c(server_->port());
+  c.send("GET /hello HTTP/1.1\r\nX-Big: " + std::string(100000, 'a') + "\r\n\r\n");
+  std::string reply = c.read_all();
+  // The server answers 431 and closes; the client may see the reset after its big write instead.
+  if (!reply.empty()) {
+    EXPECT_EQ(status_of(reply), 431) << reply.substr(0, 200);
+  }
+  Raw d(server_->port());
+  std::string many = "GET /hello HTTP/1.1\r\n";
+  for (int i = 0; i < 100; ++i) many += "H" + std::to_string(i) + ": v\r\n";
+  d.send(many + "\r\n");
+  EXPECT_EQ(status_of(d.read_all()), 431);
+  expect_alive();
+}
+
+TEST_F(HttpServerTest, GarbageGets400) {
+  start();
+  for (std::string junk :
+       {std::string("\x16\x03\x01\x00\xa5\x01\x00", 7), std::string("HELLO\r\n\r\n"),
+        std::string("GET / HTTP/1.1\r\n: x\r\n\r\n")}) {
+    Raw c(server_->port());
+    c.send(junk);
+    EXPECT_EQ(status_of(c.read_all()), 400);
+  }
+  expect_alive();
+}
+
+TEST_F(HttpServerTest, SlowClientsAreCutOffAtTheReadDeadline) {
+  HttpLimits limits;
+  limits.read_timeout = 300ms;
+  start(limits);
+  Raw slow(server_->port());
+  ASSERT_TRUE(slow.send("GET /hello HTTP/1.1\r\n"));  // never finishes the head
+  const auto t0 = std::chrono::steady_clock::now();
+  // Meanwhile others are served.
+  expect_alive();
+  // One byte at a time does not extend the deadline either.
+  Raw dribble(server_->port());
+  for (int i = 0; i < 3; ++i) {
+    dribble.send("X");
+    std::this_thread::sleep_for(50ms);
+  }
+  std::string reply = slow.read_all(3s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(status_of(reply), 408) << reply;
+  EXPECT_LT(took, 2s);
+  EXPECT_EQ(status_of(dribble.read_all(3s)), 408);
+  EXPECT_TRUE(wait_until([&] { return server_->open_connections() == 0; }));
+  EXPECT_GE(server_->connections_timed_out(), 2u);
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheCapGet503AndOthersAreStillServedLater) {
+  HttpLimits limits;
+  limits.max_connections = 8;
+  limits.read_timeout = 2s;
+  start(limits);
+  std::vector<std::unique_ptr<Raw>> idle;
+  for (int i = 0; i < 8; ++i) {
+    idle.push_back(std::make_unique<Raw>(server_->port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  ASSERT_TRUE(wait_until([&] { return server_->open_connections() == 8; }));
+  Raw extra(server_->port());
+  EXPECT_EQ(status_of(extra.read_all()), 503);
+  EXPECT_GE(server_->connections_refused(), 1u);
+  idle.clear();  // clients go away
+  ASSERT_TRUE(wait_until([&] { return server_->open_connections() == 0; }));
+  expect_alive();
+}
+
+TEST_F(HttpServerTest, ManyConnectionsAtOnceAllGetAnAnswer) {
+  HttpLimits limits;
+  limits.max_connections = 256;
+  start(limits);
+  std::vector<std::unique_ptr<Raw>> cs;
+  for (int i = 0; i < 200; ++i) {
+    cs.push_back(std::make_unique<Raw>(server_->port()));
+    cs.back()->send("GET /hello HTTP/1.1\r\n\r\n");
+  }
+  int ok = 0;
+  for (auto& c : cs) ok += status_of(c->read_all()) == 200 ? 1 : 0;
+  EXPECT_EQ(ok, 200);
+}
+
+TEST_F(HttpServerTest, StopClosesOpenConnections) {
+  start();
+  Raw idle(server_->port());
+  ASSERT_TRUE(wait_until([&] { return server_->open_connections() == 1; }));
+  server_->stop();
+  EXPECT_EQ(idle.read_all(2s), "");  // closed, not hanging
+  EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+}  // namespace
+}  // namespace ep::ops
