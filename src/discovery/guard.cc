@@ -260,7 +260,11 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
   if (!snapshot.ok()) {
     st.failing = true;
     st.last_error = snapshot.error().message;
-    Metrics::global().inc(kSourceErrorsMetric, labels);
+    // reason = the error kind: unavailable (down, timeout), invalid (garbage, bad file), refused…
+    Metrics::global().inc(kSourceErrorsMetric,
+                          {{"backend", policy_.name},
+                           {"source", st.name},
+                           {"reason", to_string(snapshot.error().kind)}});
     std::lock_guard lock(g_log_mu);
     log_state(policy_.name, st.name)
         .failures->failure(snapshot.error().message + " (keeping the last good set)");

@@ -266,7 +266,8 @@ TEST_F(GuardTest, SourceErrorKeepsLastGood) {
   EXPECT_TRUE(g.sources()[0].failing);
   EXPECT_EQ(g.sources()[0].last_error, "web.json:3:1: bad");
   EXPECT_TRUE(g.ready());
-  EXPECT_EQ(metric("elasticproxy_source_errors_total", {{"backend", backend_}, {"source", "file"}}),
+  EXPECT_EQ(metric("elasticproxy_source_errors_total",
+                   {{"backend", backend_}, {"source", "file"}, {"reason", "invalid"}}),
             2);
   EXPECT_EQ(logs_.count("web.json:3:1: bad"), 1u);  // said once, not every failure
   // Recovery.
@@ -278,6 +279,9 @@ TEST_F(GuardTest, SourceErrorKeepsLastGood) {
 TEST_F(GuardTest, ErrorBeforeFirstGoodKeepsNotReady) {
   BackendGuard g(policy_, {"file"}, clock_);
   EXPECT_FALSE(g.on_snapshot(0, Error::unavailable("cannot read x")));
+  EXPECT_EQ(metric("elasticproxy_source_errors_total",
+                   {{"backend", backend_}, {"source", "file"}, {"reason", "unavailable"}}),
+            1);
   EXPECT_FALSE(g.ready());
   EXPECT_THAT(g.desired(), IsEmpty());
 }
