@@ -12,6 +12,7 @@
 
 #include "integration/daemon/daemon_process.h"
 #include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
 
@@ -27,26 +28,10 @@ struct Row {
 };
 
 std::map<std::string, Row> servers(const HaproxyFixture& hp, const std::string& backend) {
-  std::istringstream in(hp.admin("show servers state " + backend));
-  std::string line;
-  std::vector<std::string> header;
   std::map<std::string, Row> out;
-  while (std::getline(in, line)) {
-    if (line.rfind("# ", 0) == 0) {
-      std::istringstream h(line.substr(2));
-      std::string w;
-      while (h >> w) header.push_back(w);
-      continue;
-    }
-    if (header.empty() || line.empty()) continue;
-    std::istringstream r(line);
-    std::map<std::string, std::string> f;
-    std::string w;
-    for (size_t i = 0; r >> w && i < header.size(); ++i) f[header[i]] = w;
+  for (const auto& [name, r] : servers_state(hp, backend)) {
     // Admin bits that survive a config round trip: forced/config maintenance as "in maint".
-    const int admin = std::stoi(f["srv_admin_state"]);
-    out[f["srv_name"]] = Row{f["srv_addr"], (admin & 0x23) ? 1 : 0, std::stoi(f["srv_uweight"]),
-                             std::stoi(f["srv_port"])};
+    out[name] = Row{r.addr, (r.admin & 0x23) ? 1 : 0, r.weight, r.port};
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include "integration/daemon/daemon_process.h"
 #include "support/consul/consul_double.h"
 #include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
 
@@ -24,32 +25,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Row {
-  std::string addr;
-  int admin = 0, weight = 0, port = 0;
-};
-
-std::map<std::string, Row> servers(const HaproxyFixture& hp) {
-  std::istringstream in(hp.admin("show servers state web"));
-  std::string line;
-  std::vector<std::string> header;
-  std::map<std::string, Row> out;
-  while (std::getline(in, line)) {
-    if (line.rfind("# ", 0) == 0) {
-      std::istringstream h(line.substr(2));
-      std::string w;
-      while (h >> w) header.push_back(w);
-      continue;
-    }
-    if (header.empty() || line.empty()) continue;
-    std::istringstream r(line);
-    std::map<std::string, std::string> f;
-    std::string w;
-    for (size_t i = 0; r >> w && i < header.size(); ++i) f[header[i]] = w;
-    out[f["srv_name"]] = {f["srv_addr"], std::stoi(f["srv_admin_state"]),
-                          std::stoi(f["srv_uweight"]), std::stoi(f["srv_port"])};
-  }
-  return out;
+std::map<std::string, ServerRow> servers(const HaproxyFixture& hp) {
+  return servers_state(hp, "web");
 }
 
 ConsulService instance(const std::string& id, const std::string& address, int port) {

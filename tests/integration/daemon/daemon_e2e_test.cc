@@ -15,6 +15,7 @@
 
 #include "integration/daemon/daemon_process.h"
 #include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
 
@@ -23,39 +24,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Row {
-  std::string name, addr;
-  int admin = 0, weight = 0, port = 0, op = 0;
-};
+using Row = ServerRow;
 
-// `show servers state <be>` rows by server name (parsed by header, as an operator's script would).
 std::map<std::string, Row> servers(const HaproxyFixture& hp, const std::string& backend) {
-  std::istringstream in(hp.admin("show servers state " + backend));
-  std::string line;
-  std::vector<std::string> header;
-  std::map<std::string, Row> out;
-  while (std::getline(in, line)) {
-    if (line.rfind("# ", 0) == 0) {
-      std::istringstream h(line.substr(2));
-      std::string w;
-      while (h >> w) header.push_back(w);
-      continue;
-    }
-    if (header.empty() || line.empty()) continue;
-    std::istringstream r(line);
-    std::map<std::string, std::string> f;
-    std::string w;
-    for (size_t i = 0; r >> w && i < header.size(); ++i) f[header[i]] = w;
-    Row row;
-    row.name = f["srv_name"];
-    row.addr = f["srv_addr"];
-    row.admin = std::stoi(f["srv_admin_state"]);
-    row.weight = std::stoi(f["srv_uweight"]);
-    row.port = std::stoi(f["srv_port"]);
-    row.op = std::stoi(f["srv_op_state"]);
-    out[row.name] = row;
-  }
-  return out;
+  return servers_state(hp, backend);
 }
 
 std::string targets_json(const std::vector<const HttpBackend*>& bs, const std::string& labels = "") {

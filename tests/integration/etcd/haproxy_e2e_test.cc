@@ -15,6 +15,7 @@
 #include "etcd/etcd_fixture.h"
 #include "integration/daemon/daemon_process.h"
 #include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
 
@@ -23,32 +24,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Row {
-  std::string addr;
-  int port = 0, weight = 0, admin = 0;
-};
+using Row = ServerRow;
 
 std::map<std::string, Row> servers(const HaproxyFixture& hp, const std::string& backend) {
-  std::istringstream in(hp.admin("show servers state " + backend));
-  std::string line;
-  std::vector<std::string> header;
-  std::map<std::string, Row> out;
-  while (std::getline(in, line)) {
-    if (line.rfind("# ", 0) == 0) {
-      std::istringstream h(line.substr(2));
-      std::string w;
-      while (h >> w) header.push_back(w);
-      continue;
-    }
-    if (header.empty() || line.empty()) continue;
-    std::istringstream r(line);
-    std::map<std::string, std::string> f;
-    std::string w;
-    for (size_t i = 0; r >> w && i < header.size(); ++i) f[header[i]] = w;
-    out[f["srv_name"]] = Row{f["srv_addr"], std::stoi(f["srv_port"]), std::stoi(f["srv_uweight"]),
-                             std::stoi(f["srv_admin_state"])};
-  }
-  return out;
+  return servers_state(hp, backend);
 }
 
 // Managed servers (not in maintenance) as "addr:port/weight".
