@@ -33,6 +33,8 @@ Result<config::Settings> load(const std::string& path) {
     return s.error();
   }
   apply_log_settings(*s);
+  // How an EP2 ep2.conf was read: keys ignored, behaviour that differs from EP2.
+  for (const auto& note : s->notes) log::info("config", "{}", note);
   return s;
 }
 

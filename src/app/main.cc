@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   std::string timeout_text = "10s";
 
   auto* run = app.add_subcommand("run", "Run the daemon: watch sources, keep HAProxy in step.");
-  run->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  run->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   std::string lock_file;
   run->add_option("--lock-file", lock_file,
                   "single-instance lock file (default: one per admin socket in "
@@ -50,15 +50,15 @@ int main(int argc, char** argv) {
 
   auto* once = app.add_subcommand(
       "once", "Fetch every source once, reconcile once and exit (non-zero if not converged).");
-  once->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  once->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   once->add_option("--timeout", timeout_text, "per-source fetch timeout")->capture_default_str();
 
   auto* plan = app.add_subcommand("plan", "Print what would change in HAProxy; change nothing.");
-  plan->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  plan->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   plan->add_option("--timeout", timeout_text, "per-source fetch timeout")->capture_default_str();
 
   auto* check = app.add_subcommand("check", "Validate the configuration and exit (2 if invalid).");
-  check->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  check->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
 
   app.add_subcommand("version", "Print the version.");
 
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
       "status", "Print the running daemon's status (backends desired/actual, sources) as a table.");
   status->add_option("--address", status_address,
                      "the daemon's metrics.listen address (default: from -c, else 127.0.0.1:9108)");
-  status->add_option("-c,--config", config_path, "YAML configuration file")->capture_default_str();
+  status->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   status->add_flag("--json", status_json, "print the raw /status JSON");
 
   ep::app::DemoOptions demo_options;

@@ -1,7 +1,5 @@
 #include "app/wiring.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "app/config_wiring.h"
 #include "core/log.h"
@@ -84,11 +82,8 @@ Result<config::Settings> load_and_check(const std::string& path) {
   }
   // The settings are invalid; still report the sources' problems in the same run, so a user
   // fixes everything at once. (A file that cannot be read or parsed has nothing more to say.)
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  auto root = config::parse_yaml(text.str(), path);
-  if (!in || !root) return settings.error();
+  auto root = config::load_tree(path, nullptr);
+  if (!root) return settings.error();
   Diagnostics diag;
   config::Settings partial = config::settings_from_node(*root, path, diag);
   partial.file = path;

@@ -1,5 +1,7 @@
 #include "config/settings.h"
 
+#include "config/ep2.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -310,7 +312,7 @@ Settings settings_from_node(const ConfigNode& root, const std::string& filename,
   return s;
 }
 
-Result<Settings> load_file(const std::filesystem::path& path) {
+Result<ConfigNode> load_tree(const std::filesystem::path& path, std::vector<std::string>* notes) {
   // POSIX I/O rather than ifstream: we want the real errno (ENOENT, EACCES, EISDIR) in the message.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -332,10 +334,30 @@ Result<Settings> load_file(const std::filesystem::path& path) {
   }
   ::close(fd);
   const std::string name = path.string();
-  auto root = parse_yaml(text, name);
+  if (!looks_like_ini(text)) return parse_yaml(text, name);
+  // An EP2 ep2.conf (INI) is mapped onto the same settings tree as the YAML config.
+  auto ini = parse_ini(text, name);
+  if (!ini) return ini.error();
+  Diagnostics diag;
+  std::vector<std::string> ignored;
+  ConfigNode root =
+      ep2_to_settings_node(*ini, path.parent_path().string(), diag, notes ? *notes : ignored);
+  if (!diag.ok()) {
+    std::string msg = diag.joined();
+    if (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return Error::invalid(msg);
+  }
+  return root;
+}
+
+Result<Settings> load_file(const std::filesystem::path& path) {
+  std::vector<std::string> notes;
+  auto root = load_tree(path, &notes);
   if (!root) return root.error();
+  const std::string name = path.string();
   Diagnostics diag;
   Settings s = settings_from_node(*root, name, diag);
+  s.notes = std::move(notes);
   if (!diag.ok()) {
     std::string msg = diag.joined();
     if (!msg.empty() && msg.back() == '\n') msg.pop_back();

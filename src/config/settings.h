@@ -57,6 +57,9 @@ struct Settings {
   std::vector<BackendSettings> backends;
   MetricsSettings metrics;
   LogSettings log;
+  // Things worth telling the user about how the file was read (an EP2 ep2.conf: keys ignored,
+  // behaviour that differs from EP2). The daemon logs them once at start.
+  std::vector<std::string> notes;
 };
 
 // Parses YAML text into a ConfigNode tree with positions. Syntax errors are reported as
@@ -67,7 +70,13 @@ Result<ConfigNode> parse_yaml(std::string_view text, const std::string& filename
 // missing required key is reported in `diag` (all of them, not just the first).
 Settings settings_from_node(const ConfigNode& root, const std::string& filename, Diagnostics& diag);
 
-// Reads, parses and validates a YAML config file. On failure the error message holds every
+// Reads and parses a config file into a tree: YAML, or an EP2 ep2.conf (INI) mapped onto the same
+// shape. I/O, syntax and EP2 mapping errors are returned; `notes` (optional) receives the EP2
+// mapping notes.
+Result<ConfigNode> load_tree(const std::filesystem::path& path, std::vector<std::string>* notes);
+
+// Reads, parses and validates a config file: YAML, or an EP2 ep2.conf (INI, detected by its first
+// `[section]` line; see config/ep2.h). On failure the error message holds every
 // diagnostic, one per line.
 Result<Settings> load_file(const std::filesystem::path& path);
 
