@@ -60,12 +60,19 @@ struct ActualServer {
   int admin_state = 0;   // bit set, see admin::
   int weight = 0;        // srv_uweight (user weight)
   int check_state = 0;   // srv_check_state bits; 0x02 configured, 0x04 enabled
+  int check_result = 0;  // srv_check_result: 0 unknown, 1 neutral, 2 failed, 3 passed, 4 cond. pass
   int sessions = 0;      // scur from show stat
   bool backup = false;   // bck from show stat
 
   bool in_maint() const { return (admin_state & admin::kMaintMask) != 0; }
   bool draining() const { return (admin_state & admin::kDrainMask) != 0; }
   bool check_configured() const { return (check_state & 0x02) != 0; }
+  bool check_enabled() const { return (check_state & 0x04) != 0; }
+  // Health-gated: UP, and its last health check passed (a fresh server has result 0 until its
+  // first check). A server without enabled checks is never held back.
+  bool health_passed() const {
+    return !check_enabled() || (op_state == 2 && (check_result == 3 || check_result == 4));
+  }
 };
 
 struct ActualBackend {

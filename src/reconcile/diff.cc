@@ -101,6 +101,8 @@ void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
     }
     if (s.in_maint()) {
       updates.push_back({ActionKind::kEnable, name, *spec, "in discovery but in maintenance"});
+    } else if (s.draining() && !s.health_passed()) {
+      plan.warming.push_back(name);  // DRAIN until its health check passes
     } else if (s.draining()) {
       updates.push_back({ActionKind::kUndrain, name, *spec, "back in discovery while draining"});
     }
@@ -164,7 +166,9 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       continue;
     }
     placed.insert(key);
-    if (s->draining()) {
+    if (s->draining() && !s->health_passed()) {
+      plan.warming.push_back(s->name);  // DRAIN until its health check passes
+    } else if (s->draining()) {
       updates.push_back({ActionKind::kUndrain, s->name, *w->second, "back in discovery while draining"});
     }
     if (s->weight != w->second->weight) {

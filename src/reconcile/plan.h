@@ -38,6 +38,9 @@ struct Plan {
   std::vector<Action> actions;
   // Servers that are draining and must wait (sessions remain, timeout not reached).
   std::vector<std::string> waiting;
+  // Desired servers held in DRAIN until their health check passes (they left maintenance that
+  // way: see haproxy/runtime warm_line); they are set ready once ActualServer::health_passed().
+  std::vector<std::string> warming;
   // Desired servers that could not be placed (slot mode with too few free slots).
   int missing_slots = 0;
 

@@ -404,6 +404,8 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
       }
     }
   }
+  // A warming server is DRAIN in HAProxy but it is not being removed: not a drain.
+  for (const auto& name : plan.warming) br.drains.erase(name);
   report.waiting_drains += plan.waiting.size();
   Metrics::global().set("elasticproxy_drains_in_progress", labels,
                         static_cast<double>(br.drains.size()));
@@ -427,6 +429,23 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   if (!plan.waiting.empty() || had_actions) {
     // Follow up soon: drains to finish, or confirm what was just applied.
     br.next_poll = clock_.now() + options_.drain_poll;
+  }
+  // Servers warming up (DRAIN until a health check passes): poll quickly for the first seconds
+  // (checks usually pass within `rise` x `inter`), then once a second, so a server that stays
+  // DOWN does not make us poll HAProxy ten times a second forever.
+  std::map<std::string, SteadyTime> still_warming;
+  for (const auto& name : plan.warming) {
+    auto it = br.warming.find(name);
+    still_warming[name] = it != br.warming.end() ? it->second : now;
+  }
+  br.warming = std::move(still_warming);
+  if (!br.warming.empty()) {
+    SteadyTime newest{};
+    for (const auto& [n, since] : br.warming) newest = std::max(newest, since);
+    const Duration step = now - newest < std::chrono::seconds(5) ? Duration(options_.drain_poll)
+                                                                  : Duration(std::chrono::seconds(1));
+    const SteadyTime at = clock_.now() + step;
+    if (!br.next_poll || at < *br.next_poll) br.next_poll = at;
   }
   const bool was_converged = br.converged && br.applied_generation == desired.generation;
   br.converged = true;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -109,6 +110,7 @@ class Reconciler {
   };
   struct BackendRun {  // per instance x backend
     DrainBook drains;
+    std::map<std::string, SteadyTime> warming;  // desired servers waiting for a passing check
     uint64_t applied_generation = 0;
     std::optional<SteadyTime> pending_since;  // oldest unapplied change seen_at
     bool converged = false;

@@ -91,6 +91,10 @@ HttpClientFactory curl_client_factory() {
 }
 
 std::string health_url(const Options& o, std::uint64_t index) {
+  return health_url(o, index, o.wait);
+}
+
+std::string health_url(const Options& o, std::uint64_t index, milliseconds wait) {
   std::string url = o.base_url + "/v1/health/service/" + net::url_encode(o.service);
   std::vector<std::string> q;
   if (o.parse.health == HealthPolicy::kPassing) q.push_back("passing=1");
@@ -104,7 +108,7 @@ std::string health_url(const Options& o, std::uint64_t index) {
   if (o.stale) q.push_back("stale");
   if (index > 0) {
     q.push_back("index=" + std::to_string(index));
-    q.push_back("wait=" + std::to_string(o.wait.count()) + "ms");
+    q.push_back("wait=" + std::to_string(wait.count()) + "ms");
   }
   for (size_t i = 0; i < q.size(); ++i) url += (i == 0 ? "?" : "&") + q[i];
   return url;
@@ -177,7 +181,7 @@ bool ConsulSource::sleep_for(milliseconds d) {
 }
 
 ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t index,
-                                        milliseconds timeout) {
+                                        milliseconds timeout, milliseconds wait) {
   Fetch f;
   auto token = token_.get(false);
   if (!token) {
@@ -186,7 +190,7 @@ ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t i
     return f;
   }
   net::HttpRequest req;
-  req.url = health_url(options_, index);
+  req.url = health_url(options_, index, wait.count() > 0 ? wait : options_.wait);
   req.timeout = timeout;
   req.connect_timeout = std::min(options_.connect_timeout, timeout);
   req.unix_socket_path = options_.unix_socket;
@@ -307,9 +311,26 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
 
   // A sudden empty answer is confirmed by a fresh read before it is believed.
   if (parsed.endpoints.empty() && st.published && !st.last.empty() &&
+      options_.empty_confirm.count() > 0 && st.empty_pending &&
+      std::chrono::steady_clock::now() - st.empty_since < options_.empty_confirm &&
+      options_.blocking && options_.watch == Options::WatchMode::kService && st.index > 0) {
+    return std::nullopt;  // still empty, but not for empty_confirm yet: keep watching
+  }
+  if (parsed.endpoints.empty() && st.published && !st.last.empty() &&
       options_.empty_confirm.count() > 0 && !st.empty_pending) {
     st.empty_pending = true;
+    st.empty_since = std::chrono::steady_clock::now();
     metrics.inc("elasticproxy_consul_empty_confirmations_total", labels_);
+    if (options_.blocking && options_.watch == Options::WatchMode::kService && st.index > 0) {
+      // Confirm with a blocking query on this answer's index and wait = empty_confirm: any
+      // change (the agent re-synced, the instances are back) ends it at once; only an answer that
+      // stays empty that long is believed.
+      log::warn(kComponent,
+                "{}: Consul answered no instances after {}; watching it for up to {} ms before "
+                "believing it",
+                describe_, st.last.size(), options_.empty_confirm.count());
+      return std::nullopt;
+    }
     log::warn(kComponent,
               "{}: Consul answered no instances after {}; re-reading in {} ms before believing it",
               describe_, st.last.size(), options_.empty_confirm.count());
@@ -390,8 +411,16 @@ void ConsulSource::run() {
     last_request = SteadyClock::now();
 
     const bool blocking = options_.blocking && state_.index > 0;
+    // While an empty answer awaits confirmation, block only for what is left of empty_confirm.
+    milliseconds wait = options_.wait;
+    if (state_.empty_pending) {
+      const auto left = options_.empty_confirm -
+                        std::chrono::duration_cast<milliseconds>(SteadyClock::now() -
+                                                                 state_.empty_since);
+      wait = std::max(left, milliseconds(1));
+    }
     Fetch f = fetch(*client, blocking ? state_.index : 0,
-                    blocking ? options_.blocking_timeout() : options_.timeout);
+                    blocking ? wait + wait / 16 + options_.timeout : options_.timeout, wait);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;

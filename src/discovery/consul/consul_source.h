@@ -47,6 +47,8 @@ HttpClientFactory curl_client_factory();
 
 // The health URL for one request (pure). index 0 = a non-blocking read.
 std::string health_url(const Options& options, std::uint64_t index);
+// Same with an explicit blocking wait (the empty-answer confirmation uses a shorter one).
+std::string health_url(const Options& options, std::uint64_t index, std::chrono::milliseconds wait);
 
 class ConsulSource final : public Source, private AgentHub::Subscriber {
  public:
@@ -71,12 +73,14 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
     bool published = false;      // a good set was published at least once (`last` is it)
     bool republish = false;      // publish the next good set even if unchanged (after an error)
     bool empty_pending = false;  // an empty answer after a non-empty set awaits confirmation
+    std::chrono::steady_clock::time_point empty_since{};  // when that first empty answer came
     std::vector<Endpoint> last;
     int failures = 0;
     std::set<std::string> warned;
   };
   void run();
-  Fetch fetch(net::HttpClient& client, std::uint64_t index, std::chrono::milliseconds timeout);
+  Fetch fetch(net::HttpClient& client, std::uint64_t index, std::chrono::milliseconds timeout,
+              std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   // Handles one answer: publishes what must be published and updates state_. Returns a delay
   // before the next read when one is required (error backoff, empty confirmation).
   std::optional<std::chrono::milliseconds> process(Fetch f);

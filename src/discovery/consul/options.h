@@ -84,7 +84,7 @@ struct Options {
   long burst = 5;
   std::chrono::milliseconds refill{std::chrono::seconds(1)};
   std::chrono::milliseconds backoff_min{250};
-  std::chrono::milliseconds backoff_max{std::chrono::minutes(1)};
+  std::chrono::milliseconds backoff_max{std::chrono::seconds(1)};  // recovery within 1 s
   // An empty answer right after a non-empty one is re-read after this delay before it is
   // published (agent restart / leader change, consul.md §6). 0 = publish at once.
   std::chrono::milliseconds empty_confirm{std::chrono::seconds(5)};

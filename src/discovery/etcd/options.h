@@ -9,8 +9,8 @@
 //     timeout: 10s            # list/auth requests
 //     connect_timeout: 5s
 //     idle_timeout: 15m       # a watch stream silent this long is re-created
-//     retry_interval: 1s      # first retry after a failure, doubled up to max_retry_interval
-//     max_retry_interval: 15s
+//     retry_interval: 250ms      # first retry after a failure, doubled up to max_retry_interval
+//     max_retry_interval: 1s
 //     page_size: 1000         # Range limit per page (0 = one page)
 //     serializable: false     # list from the contacted member without a quorum read
 
@@ -35,8 +35,8 @@ struct Options {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(15)};
-  std::chrono::milliseconds retry_interval{std::chrono::seconds(1)};
-  std::chrono::milliseconds max_retry_interval{std::chrono::seconds(15)};
+  std::chrono::milliseconds retry_interval{250};
+  std::chrono::milliseconds max_retry_interval{std::chrono::seconds(1)};  // recovery within 1 s
   long page_size = 1000;
   bool serializable = false;
 };

@@ -149,12 +149,13 @@ Result<std::string> set_health(std::string_view backend, std::string_view server
                    health == Health::kUp ? "health up" : "health down");
 }
 
-Result<std::string> ready_line(std::string_view backend, std::string_view server, bool checks) {
-  auto ready = set_state(backend, server, State::kReady);
-  if (!ready || !checks) return ready;
+Result<std::string> warm_line(std::string_view backend, std::string_view server, bool checks) {
+  if (!checks) return set_state(backend, server, State::kReady);
+  auto drain = set_state(backend, server, State::kDrain);
+  if (!drain) return drain;
   auto down = set_health(backend, server, Health::kDown);
   if (!down) return down.error();
-  return *ready + ";" + *down;
+  return *drain + ";" + *down;
 }
 
 Result<std::string> add_server(std::string_view backend, std::string_view server,

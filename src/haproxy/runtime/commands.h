@@ -34,9 +34,12 @@ Result<std::string> set_weight_percent(std::string_view backend, std::string_vie
                                        int percent);
 Result<std::string> set_state(std::string_view backend, std::string_view server, State state);
 Result<std::string> set_health(std::string_view backend, std::string_view server, Health health);
-// `set server B/S state ready;set server B/S health down` on ONE line when `checks`: a server
-// leaving maintenance this way gets no traffic before its first check passes (reference 4).
-Result<std::string> ready_line(std::string_view backend, std::string_view server, bool checks);
+// How a server with health checks leaves maintenance: `set server B/S state drain;set server B/S
+// health down` on ONE line. DRAIN gets no load-balanced traffic even if the second command is lost
+// (the connection dies between the two: ElasticProxy killed), and `health down` makes HAProxy run
+// `rise` checks before it counts as UP. The reconciler sets it ready once a check passed
+// (ActualServer::health_passed). Without checks: `state ready` (nothing to wait for).
+Result<std::string> warm_line(std::string_view backend, std::string_view server, bool checks);
 // `add server B/S <addr>:<port> weight W [backup] <options...>` (IPv6 in brackets). Refuses more
 // than kMaxWords words.
 Result<std::string> add_server(std::string_view backend, std::string_view server,

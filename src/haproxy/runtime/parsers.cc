@@ -197,6 +197,7 @@ Result<ServersState> parse_servers_state(std::string_view text) {
     if (auto st = num("srv_admin_state", row.server.admin_state); !st) return st.error();
     if (auto st = num("srv_uweight", row.server.weight); !st) return st.error();
     if (auto st = num("srv_check_state", row.server.check_state); !st) return st.error();
+    if (auto st = num("srv_check_result", row.server.check_result); !st) return st.error();
     if (col.count("srv_port")) {
       auto v = get("srv_port");
       unsigned port = 0;

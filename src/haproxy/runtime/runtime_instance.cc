@@ -62,17 +62,17 @@ Job build(const reconcile::Action& a, const reconcile::Plan& plan,
            Check::kAdd, "add server") &&
           (!checks || push(job, cmd::enable_health(b, s), Check::kEmpty, "enable health")) &&
           (!plan.agent || push(job, cmd::enable_agent(b, s), Check::kEmpty, "enable agent")) &&
-          push(job, cmd::ready_line(b, s, checks), Check::kEmpty, "set state ready");
+          push(job, cmd::warm_line(b, s, checks), Check::kEmpty, checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kAssignSlot:
       push(job, cmd::set_addr(b, s, a.spec.address, a.spec.port), Check::kAddr, "set addr") &&
           weight_step(job) &&
-          push(job, cmd::ready_line(b, s, checks), Check::kEmpty, "set state ready");
+          push(job, cmd::warm_line(b, s, checks), Check::kEmpty, checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kEnable:
       (!(checks && plan.mode == reconcile::BackendMode::kDynamic) ||
        push(job, cmd::enable_health(b, s), Check::kEmpty, "enable health")) &&
-          push(job, cmd::ready_line(b, s, checks), Check::kEmpty, "set state ready");
+          push(job, cmd::warm_line(b, s, checks), Check::kEmpty, checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kUndrain:
       push(job, cmd::set_state(b, s, cmd::State::kReady), Check::kEmpty, "set state ready");

@@ -44,6 +44,7 @@ class DaemonProcess {
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   bool running();
   std::string log() const;
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

@@ -139,6 +139,23 @@ class RuntimeIntegration : public ::testing::Test {
     return false;
   }
 
+  // What the reconciler does with a server that left maintenance with checks (DRAIN + health
+  // down): wait until HAProxy reports a passed check, then set it ready.
+  bool warm_up(const Plan& p, const BackendPolicy& pol, const std::string& name,
+               milliseconds timeout = milliseconds(5000)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto s = server(pol.name, name);
+      if (s && s->draining() && s->health_passed()) {
+        if (status(pol.name, name) != "DRAIN") return false;  // drained: no traffic meanwhile
+        return run(p, pol, ActionKind::kUndrain, name).outcome == Outcome::kDone &&
+               wait_status(pol.name, name, "UP");
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return false;
+  }
+
   std::unique_ptr<HaproxyFixture> hp_;
   std::unique_ptr<RuntimeInstance> inst_;
 };
@@ -234,7 +251,8 @@ TEST_F(RuntimeIntegration, HealthGatedAddNeverServesBeforeItsCheckPasses) {
   Plan p = plan("web", BackendMode::kDynamic, true);
   p.actions = {{ActionKind::kAdd, dead_spec.name, dead_spec, "t"},
                {ActionKind::kAdd, live_spec.name, live_spec, "t"}};
-  auto results = inst_->apply(p, policy("web", "check inter 500ms rise 2 fall 2"));
+  const auto pol = policy("web", "check inter 500ms rise 2 fall 2");
+  auto results = inst_->apply(p, pol);
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].outcome, Outcome::kDone) << outcome_text(results[0]);
   EXPECT_EQ(results[1].outcome, Outcome::kDone) << outcome_text(results[1]);
@@ -243,7 +261,9 @@ TEST_F(RuntimeIntegration, HealthGatedAddNeverServesBeforeItsCheckPasses) {
   EXPECT_EQ(status("web", dead_spec.name).rfind("DOWN", 0), 0u) << status("web", dead_spec.name);
   EXPECT_EQ(status("web", live_spec.name).rfind("DOWN", 0), 0u) << status("web", live_spec.name);
 
-  ASSERT_TRUE(wait_status("web", live_spec.name, "UP")) << status("web", live_spec.name);
+  // The live one passes its checks while still in DRAIN; the dead one never does.
+  ASSERT_TRUE(warm_up(p, pol, live_spec.name)) << status("web", live_spec.name);
+  EXPECT_FALSE(server("web", dead_spec.name)->health_passed());
   for (int i = 0; i < 10; ++i) {
     auto reply = test::http_get(hp_->port(0), "/");
     ASSERT_TRUE(reply.ok()) << reply.error().message;
@@ -310,12 +330,12 @@ TEST_F(RuntimeIntegration, EnableWithChecksOnDynamicServerWaitsForCheck) {
   Plan p = plan("web", BackendMode::kDynamic, true);
   auto pol = policy("web", "check inter 500ms");
   ASSERT_EQ(run(p, pol, ActionKind::kAdd, spec.name, spec).outcome, Outcome::kDone);
-  ASSERT_TRUE(wait_status("web", spec.name, "UP")) << status("web", spec.name);
+  ASSERT_TRUE(warm_up(p, pol, spec.name)) << status("web", spec.name);
   ASSERT_EQ(hp_->admin("set server web/" + spec.name + " state maint"), "\n");
   auto r = run(p, pol, ActionKind::kEnable, spec.name, spec);
   EXPECT_EQ(r.outcome, Outcome::kDone) << outcome_text(r);
   EXPECT_EQ(status("web", spec.name).rfind("DOWN", 0), 0u) << status("web", spec.name);
-  EXPECT_TRUE(wait_status("web", spec.name, "UP")) << status("web", spec.name);
+  EXPECT_TRUE(warm_up(p, pol, spec.name)) << status("web", spec.name);
 }
 
 TEST_F(RuntimeIntegration, RemoveCutsAHeldSessionThenDeletes) {
@@ -401,7 +421,7 @@ TEST_F(RuntimeIntegration, SlotModeKinds) {
   ASSERT_EQ(r.outcome, Outcome::kDone) << outcome_text(r);
   EXPECT_NE(r.message.find("changed from"), std::string::npos) << r.message;
   EXPECT_EQ(status("slots", "ep-1").rfind("DOWN", 0), 0u) << status("slots", "ep-1");
-  ASSERT_TRUE(wait_status("slots", "ep-1", "UP")) << status("slots", "ep-1");
+  ASSERT_TRUE(warm_up(p, pol, "ep-1")) << status("slots", "ep-1");
   auto reply = test::http_get(hp_->port(1), "/");
   ASSERT_TRUE(reply.ok()) << reply.error().message;
   EXPECT_EQ(reply->body, "alpha");

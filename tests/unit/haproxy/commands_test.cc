@@ -59,9 +59,11 @@ TEST(Builders, WeightRange) {
 TEST(Builders, StateHealthAndReadyLine) {
   EXPECT_EQ(*set_state("be", "s", State::kDrain), "set server be/s state drain");
   EXPECT_EQ(*set_health("be", "s", Health::kDown), "set server be/s health down");
-  EXPECT_EQ(*ready_line("be", "s", true),
-            "set server be/s state ready;set server be/s health down");
-  EXPECT_EQ(*ready_line("be", "s", false), "set server be/s state ready");
+  // Leaving maintenance with checks: DRAIN (no traffic even if the second command is lost) and
+  // health down (rise checks needed before UP); the reconciler sets it ready after a passed check.
+  EXPECT_EQ(*warm_line("be", "s", true),
+            "set server be/s state drain;set server be/s health down");
+  EXPECT_EQ(*warm_line("be", "s", false), "set server be/s state ready");
 }
 
 TEST(Builders, AddServer) {

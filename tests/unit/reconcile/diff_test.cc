@@ -211,5 +211,35 @@ TEST(ResolveMode, AutoPicksDynamicOn26WithDynamicAlgorithm) {
   EXPECT_EQ(resolve_mode(p, 2, 6, "static-rr"), BackendMode::kDynamic);
 }
 
+
+// A server with health checks leaves maintenance in DRAIN (see haproxy/runtime warm_line) and is
+// set ready only once HAProxy reports it UP with a passed check: never traffic before a check.
+TEST_F(DiffTest, WarmingServerIsSetReadyOnlyAfterAPassedCheck) {
+  desired_.servers = {spec("10.0.0.1", 80)};
+  ActualServer s = server("ep-10.0.0.1:80", "10.0.0.1", 80, /*admin=*/0x08);
+  s.check_state = 0x02 | 0x04;  // configured, enabled
+  s.check_result = 0;           // no check has run yet
+  actual_.servers = {s};
+  Plan p = run();
+  EXPECT_TRUE(p.empty()) << describe(p)[0];
+  EXPECT_EQ(p.warming, (std::vector<std::string>{"ep-10.0.0.1:80"}));
+
+  actual_.servers[0].op_state = 0;  // DOWN: the check failed
+  actual_.servers[0].check_result = 2;
+  EXPECT_TRUE(run().empty());
+
+  actual_.servers[0].op_state = 2;  // UP after rise checks
+  actual_.servers[0].check_result = 3;
+  p = run();
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"undrain ep-10.0.0.1:80"}));
+  EXPECT_TRUE(p.warming.empty());
+}
+
+TEST_F(DiffTest, DrainingServerWithoutChecksIsUndrainedAtOnce) {
+  desired_.servers = {spec("10.0.0.1", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, /*admin=*/0x08)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"undrain ep-10.0.0.1:80"}));
+}
+
 }  // namespace
 }  // namespace ep::reconcile
