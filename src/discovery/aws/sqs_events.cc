@@ -27,23 +27,25 @@ const char* to_string(MessageAction a) {
 
 MessageDecision decide(std::string_view body) {
   auto m = classify_message(body);
-  if (!m) return {MessageAction::kDrop, "malformed: " + m.error().message};
+  if (!m) return {MessageAction::kDrop, "malformed: " + m.error().message, std::nullopt};
   const std::string via = to_string(m->envelope);
   switch (m->kind) {
     case MessageKind::kAsgNotification:
       return {MessageAction::kRepoll,
               fmt::format("{} {} group {} ({})", m->event, m->instance_id,
-                          m->auto_scaling_group_name, via)};
+                          m->auto_scaling_group_name, via),
+              *m};
     case MessageKind::kLifecycleAction:
       return {MessageAction::kRepoll,
               fmt::format("{} {} group {} hook {} ({})", m->lifecycle_transition, m->instance_id,
-                          m->auto_scaling_group_name, m->lifecycle_hook_name, via)};
+                          m->auto_scaling_group_name, m->lifecycle_hook_name, via),
+              *m};
     case MessageKind::kTestNotification:
-      return {MessageAction::kAck, fmt::format("test notification ({})", via)};
+      return {MessageAction::kAck, fmt::format("test notification ({})", via), *m};
     case MessageKind::kUnknown:
-      return {MessageAction::kAck, fmt::format("ignored: {} ({})", m->reason, via)};
+      return {MessageAction::kAck, fmt::format("ignored: {} ({})", m->reason, via), *m};
   }
-  return {MessageAction::kAck, "?"};
+  return {MessageAction::kAck, "?", std::nullopt};
 }
 
 SqsEventLoop::SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url,
@@ -66,12 +68,17 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
   SqsBatchResult r;
   r.received = static_cast<int>(messages->size());
   std::vector<const SqsMessage*> to_delete, after_apply;
+  std::vector<std::pair<const SqsMessage*, AsgMessage>> actions;
   for (const auto& m : *messages) {
-    const MessageDecision d = decide(m.body);
+    MessageDecision d = decide(m.body);
     switch (d.action) {
       case MessageAction::kRepoll:
         log::info(kLog, "message {}: {}", m.message_id, d.summary);
-        after_apply.push_back(&m);
+        if (take_lifecycle_ && d.message && d.message->kind == MessageKind::kLifecycleAction) {
+          actions.emplace_back(&m, std::move(*d.message));
+        } else {
+          after_apply.push_back(&m);
+        }
         break;
       case MessageAction::kAck:
         log::info(kLog, "message {}: {}; deleting", m.message_id, d.summary);
@@ -85,13 +92,21 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
         break;
     }
   }
-  if (!after_apply.empty()) {
+  if (!after_apply.empty() || !actions.empty()) {
     ++r.repolls;
     if (apply_()) {
       to_delete.insert(to_delete.end(), after_apply.begin(), after_apply.end());
+      for (const auto& [m, action] : actions) {
+        if (take_lifecycle_(action, *m)) {
+          ++r.lifecycle;
+        } else {
+          to_delete.push_back(m);
+        }
+      }
     } else {
-      log::warn(kLog, "re-poll failed; {} message(s) left for redelivery", after_apply.size());
-      r.kept += static_cast<int>(after_apply.size());
+      log::warn(kLog, "re-poll failed; {} message(s) left for redelivery",
+                after_apply.size() + actions.size());
+      r.kept += static_cast<int>(after_apply.size() + actions.size());
     }
   }
   for (const SqsMessage* m : to_delete) {
@@ -109,6 +124,7 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
   totals_.deleted += r.deleted;
   totals_.kept += r.kept;
   totals_.malformed += r.malformed;
+  totals_.lifecycle += r.lifecycle;
   return r;
 }
 
