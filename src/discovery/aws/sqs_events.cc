@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "core/log.h"
@@ -11,6 +12,7 @@ namespace ep::aws {
 
 namespace {
 constexpr std::string_view kLog = "aws_sqs";
+constexpr size_t kMaxCarried = 100;
 }
 
 const char* to_string(MessageAction a) {
@@ -64,11 +66,27 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
   if (!reply) return reply.error();
   auto messages = parse_receive_message(*reply);
   if (!messages) return Error{messages.error().kind, "ReceiveMessage: " + messages.error().message};
+  // A message received again (its visibility ran out) replaces its carried copy.
+  std::erase_if(carried_, [&](const Carried& c) {
+    return std::any_of(messages->begin(), messages->end(),
+                       [&](const SqsMessage& m) { return m.message_id == c.message.message_id; });
+  });
 
   SqsBatchResult r;
   r.received = static_cast<int>(messages->size());
   std::vector<const SqsMessage*> to_delete, after_apply;
   std::vector<std::pair<const SqsMessage*, AsgMessage>> actions;
+  // Messages whose re-poll failed last time ride along with this batch's re-poll: any later
+  // successful poll applies them (level-triggered), so they need not wait for redelivery.
+  const std::vector<Carried> carried = std::move(carried_);
+  carried_.clear();
+  for (const auto& c : carried) {
+    if (c.action) {
+      actions.emplace_back(&c.message, *c.action);
+    } else {
+      after_apply.push_back(&c.message);
+    }
+  }
   for (const auto& m : *messages) {
     MessageDecision d = decide(m.body);
     switch (d.action) {
@@ -104,9 +122,16 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
         }
       }
     } else {
-      log::warn(kLog, "re-poll failed; {} message(s) left for redelivery",
+      log::warn(kLog, "re-poll failed; {} message(s) kept for the next re-poll (or redelivery)",
                 after_apply.size() + actions.size());
       r.kept += static_cast<int>(after_apply.size() + actions.size());
+      for (const SqsMessage* m : after_apply) carried_.push_back({*m, std::nullopt});
+      for (const auto& [m, action] : actions) carried_.push_back({*m, action});
+      // Bounded: anything beyond comes back through SQS after its visibility timeout.
+      if (carried_.size() > kMaxCarried) {
+        carried_.erase(carried_.begin(),
+                       carried_.begin() + static_cast<long>(carried_.size() - kMaxCarried));
+      }
     }
   }
   for (const SqsMessage* m : to_delete) {

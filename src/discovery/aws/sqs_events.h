@@ -7,7 +7,8 @@
 //     events, and lifecycle-hook messages: `apply` is called, which re-polls the groups at once
 //     (level-triggered: the message only says "look now", so a lost or duplicated message is
 //     harmless). The message is deleted only when `apply` returns true (the new set was
-//     published); otherwise it is left and comes back after the queue's visibility timeout.
+//     published); otherwise it is kept and retried with the next ReceiveMessage round's re-poll
+//     (at most wait_seconds later), and failing that comes back after the visibility timeout.
 //   - autoscaling:TEST_NOTIFICATION and any other well-formed JSON (kUnknown): logged at info
 //     and deleted.
 //   - malformed bodies (not JSON, SNS envelope without Message, lifecycle action missing a
@@ -85,6 +86,11 @@ class SqsEventLoop {
   int wait_seconds_;
   std::function<bool()> apply_;
   std::function<bool(const AsgMessage&, const SqsMessage&)> take_lifecycle_;
+  struct Carried {
+    SqsMessage message;
+    std::optional<AsgMessage> action;  // set for lifecycle actions
+  };
+  std::vector<Carried> carried_;  // re-poll failed: retried with the next batch's re-poll
   SqsBatchResult totals_;
 };
 
