@@ -428,5 +428,50 @@ TEST_F(LifecycleTest, PatternsAndTagFiltersFindGroupsAcrossPages) {
   EXPECT_THAT(none.error().message, HasSubstr("no Auto Scaling group matches tag role=nothing"));
 }
 
+
+// Figure: API calls per poll for one ASG of 500 instances, counted by the double.
+TEST_F(LifecycleTest, ApiCallsPerPollForAnAsgOf500Instances) {
+  for (int i = 0; i < 500; ++i) {
+    test::DoubleInstance d;
+    d.id = fmt::format("i-big{:05}", i);
+    d.group = "big-asg";
+    d.private_ip = fmt::format("10.2.{}.{}", i / 250, i % 250 + 1);
+    aws_.put_instance(d);
+  }
+  for (int g = 0; g < 120; ++g) aws_.add_group(fmt::format("other-{}", g));
+  struct Case {
+    std::vector<std::string> groups;
+    std::vector<std::pair<std::string, std::string>> tags;
+    const char* what;
+  };
+  for (const Case& c : {Case{{"big-asg"}, {}, "by name"}, Case{{"big-*"}, {}, "by pattern"}}) {
+    AsgOptions o = options();
+    o.queue_url.clear();
+    o.lifecycle_hook.clear();
+    o.groups = c.groups;
+    o.group_tags = c.tags;
+    AsgSource source(o, context(), runtime());
+    const int asg0 = aws_.calls("DescribeAutoScalingGroups");
+    const int ec20 = aws_.calls("DescribeInstances");
+    const int kPolls = 5;
+    for (int p = 0; p < kPolls; ++p) {
+      auto snap = source.fetch_once(10s);
+      ASSERT_TRUE(snap.ok()) << snap.error().message;
+      ASSERT_EQ(snap->size(), 500u);
+    }
+    const double asg = (aws_.calls("DescribeAutoScalingGroups") - asg0) / double(kPolls);
+    const double ec2 = (aws_.calls("DescribeInstances") - ec20) / double(kPolls);
+    std::printf("ASG of 500 instances, groups %s (%zu groups in the account): %.0f "
+                "DescribeAutoScalingGroups + %.0f DescribeInstances = %.0f API calls per poll\n",
+                c.what, size_t{122}, asg, ec2, asg + ec2);
+    if (std::string(c.what) == "by name") {
+      EXPECT_EQ(asg + ec2, 2.0);
+    } else {
+      EXPECT_EQ(asg, 2.0) << "122 groups listed in pages of 100";
+      EXPECT_EQ(ec2, 1.0);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ep::aws
