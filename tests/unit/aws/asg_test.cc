@@ -359,5 +359,24 @@ TEST(Lifecycle, SummaryHealthyOnlyWhenUpEverywhere) {
   EXPECT_FALSE(summarize({}, "10.0.0.7", 80).healthy());
 }
 
+
+TEST(Lifecycle, SavedRepliesForTagsAndTheNoActiveActionError) {
+  auto page = parse_describe_auto_scaling_groups(testing::testdata("describe_asg_tagged.xml"));
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->groups.size(), 1u);
+  AsgOptions o;
+  o.groups = {"web-*"};
+  o.group_tags = {{"role", "web"}, {"env", ""}};
+  EXPECT_TRUE(group_selected(page->groups[0], o));
+  o.group_tags = {{"env", "staging"}};
+  EXPECT_FALSE(group_selected(page->groups[0], o));
+
+  auto e = parse_xml_error(testing::testdata("error_autoscaling_no_active_lifecycle_action.xml"));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->code, "ValidationError");
+  EXPECT_THAT(e->message, HasSubstr("No active Lifecycle Action found"));
+  EXPECT_EQ(classify_error(*e, 400), ErrorClass::kFatal) << "not retried: the action is over";
+}
+
 }  // namespace
 }  // namespace ep::aws
