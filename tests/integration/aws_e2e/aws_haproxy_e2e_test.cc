@@ -38,7 +38,17 @@ class AwsE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
-    hp_ = std::make_unique<HaproxyFixture>(R"(global
+    hp_ = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+    ASSERT_TRUE(hp_->start().ok()) << hp_->log();
+    for (int i = 0; i < 8; ++i) {
+      backends_.push_back(std::make_unique<HttpBackend>("b" + std::to_string(i)));
+    }
+    aws_.add_key(kKeyId, kSecret);
+    aws_.start();
+    aws_.add_group("web-asg");
+    queue_ = aws_.create_queue("ep-node-a");
+  }
+  static constexpr const char* kHaproxyConfig = R"(global
   stats socket @SOCKET@ level admin
 defaults
   mode http
@@ -50,16 +60,7 @@ frontend fe
   default_backend web
 backend web
   balance roundrobin
-)");
-    ASSERT_TRUE(hp_->start().ok()) << hp_->log();
-    for (int i = 0; i < 8; ++i) {
-      backends_.push_back(std::make_unique<HttpBackend>("b" + std::to_string(i)));
-    }
-    aws_.add_key(kKeyId, kSecret);
-    aws_.start();
-    aws_.add_group("web-asg");
-    queue_ = aws_.create_queue("ep-node-a");
-  }
+)";
 
   void put(int n, const std::string& state = "InService") {
     DoubleInstance d;
@@ -73,6 +74,8 @@ backend web
 
   void start_daemon(const std::string& interval = "30s", const std::string& extra = "") {
     const std::string cfg = hp_->dir() + "/ep.yaml";
+    std::string sockets = hp_->socket_path();
+    if (hp2_) sockets += ", " + hp2_->socket_path();
     write_file(cfg, fmt::format(R"(haproxy:
   sockets: [{0}]
   resync_interval: 1s
@@ -98,14 +101,14 @@ backends:
           hook_check_interval: 100ms
           drain_timeout: 60s
 {7})",
-                                hp_->socket_path(), kKeyId, kSecret, aws_.url(), interval, queue_,
+                                sockets, kKeyId, kSecret, aws_.url(), interval, queue_,
                                 kHook, extra));
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   }
 
   std::map<std::string, ServerRow> rows() { return servers_state(*hp_, "web"); }
-  const ServerRow* row_for(int n) {
-    rows_ = rows();
+  const ServerRow* row_for(int n, const HaproxyFixture* hp = nullptr) {
+    rows_ = servers_state(hp ? *hp : *hp_, "web");
     for (const auto& [name, r] : rows_) {
       if (r.port == backends_[static_cast<size_t>(n)]->port()) return &r;
     }
@@ -116,9 +119,14 @@ backends:
     const ServerRow* r = row_for(n);
     return r != nullptr && r->op == 2 && (r->admin & 0x19) == 0;
   }
-  bool draining(int n) {
-    const ServerRow* r = row_for(n);
+  bool draining(int n, const HaproxyFixture* hp = nullptr) {
+    const ServerRow* r = row_for(n, hp);
     return r != nullptr && (r->admin & 0x08) != 0;
+  }
+  bool present_on(int n, const HaproxyFixture& hp) { return row_for(n, &hp) != nullptr; }
+  bool up_on(int n, const HaproxyFixture& hp) {
+    const ServerRow* r = row_for(n, &hp);
+    return r != nullptr && r->op == 2 && (r->admin & 0x19) == 0;
   }
   int lifecycle(const std::string& action, const std::string& result = "") {
     int c = 0;
@@ -130,6 +138,7 @@ backends:
   void send(const LifecycleMessage& m, Envelope e) { aws_.send_message(queue_, lifecycle_body(m, e)); }
 
   std::unique_ptr<HaproxyFixture> hp_;
+  std::unique_ptr<HaproxyFixture> hp2_;  // a second HAProxy node, when a test starts one
   std::vector<std::unique_ptr<HttpBackend>> backends_;
   AwsDouble aws_;
   std::string queue_;
@@ -300,6 +309,76 @@ TEST_F(AwsE2E, MessageToHaproxyConvergenceLatency) {
               ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.back(),
               ms.size());
   std::printf("polls: %d, DescribeInstances calls: %d\n", polls, aws_.calls("DescribeInstances"));
+}
+
+
+// One ElasticProxy managing two HAProxy instances: the terminate hook completes only once the
+// server is drained on both — a connection held through the second one keeps it waiting.
+TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
+  hp2_ = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+  ASSERT_TRUE(hp2_->start().ok()) << hp2_->log();
+  put(0);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return up_on(0, *hp_) && up_on(0, *hp2_); }, 20s)) << daemon_.log();
+
+  TcpClient held;  // through the SECOND HAProxy
+  ASSERT_TRUE(held.connect(hp2_->port(0)).ok());
+  ASSERT_TRUE(held.send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+  ASSERT_TRUE(wait_until([&] { return backends_[0]->held() == 1; }));
+  // A second instance, so that removing the first does not empty the backend (which the guard
+  // refuses).
+  put(1);
+  aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000001"})");
+  ASSERT_TRUE(wait_until([&] { return up_on(1, *hp_) && up_on(1, *hp2_); }, 10s)) << daemon_.log();
+
+  put(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(0), "term-two",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", kHook, instance_id(0), "term-two", true}, Envelope::kRaw);
+  // Drained at once on the first HAProxy (removed: no sessions), still draining on the second.
+  ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp_) && draining(0, hp2_.get()); }, 10s))
+      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return lifecycle("RecordLifecycleActionHeartbeat") >= 2; }, 10s));
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 0);
+  EXPECT_EQ(aws_.queue_size(queue_), 1u);
+
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  ASSERT_TRUE(held.read_to_eof(5s).ok());
+  ASSERT_TRUE(wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp2_); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+}
+
+// Figure: terminate-hook message -> CompleteLifecycleAction when the server has no sessions.
+TEST_F(AwsE2E, TerminateHookCompletionLatency) {
+  put(0);
+  start_daemon("60s");
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
+  std::vector<double> ms;
+  for (int i = 0; i < 30; ++i) {
+    put(5);
+    aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
+    ASSERT_TRUE(wait_until([&] { return up(5); }, 10s)) << daemon_.log();
+    const std::string token = fmt::format("lat-{:04}", i);
+    put(5, "Terminating:Wait");
+    aws_.add_lifecycle_action("web-asg", kHook, instance_id(5), token,
+                              "autoscaling:EC2_INSTANCE_TERMINATING");
+    const auto t0 = std::chrono::steady_clock::now();
+    send({"web-asg", kHook, instance_id(5), token, true}, Envelope::kSns);
+    ASSERT_TRUE(wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; },
+                           10s))
+        << daemon_.log();
+    const auto calls = aws_.lifecycle_calls();
+    ms.push_back(std::chrono::duration<double, std::milli>(calls.back().at - t0).count());
+    ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("terminate hook message -> CompleteLifecycleAction (no sessions): p50 %.1f ms, "
+              "p99 %.1f ms (n=%zu; drain + delete in HAProxy, hook_check_interval 100ms)\n",
+              ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.size());
 }
 
 }  // namespace
