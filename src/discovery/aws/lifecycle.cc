@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "discovery/aws/requests.h"
 
 namespace ep::aws {
@@ -64,7 +65,23 @@ ServerState summarize(const std::vector<HaproxyView>& instances, std::string_vie
 }
 
 LifecycleWorker::LifecycleWorker(AsgOptions options, Deps deps)
-    : options_(std::move(options)), deps_(std::move(deps)) {}
+    : options_(std::move(options)), deps_(std::move(deps)) {
+  auto& m = Metrics::global();
+  m.describe("elasticproxy_aws_lifecycle_completed_total", Metrics::Type::kCounter,
+             "Lifecycle actions completed, by transition (launching/terminating) and result "
+             "(CONTINUE/ABANDON).");
+  m.describe("elasticproxy_aws_lifecycle_heartbeats_total", Metrics::Type::kCounter,
+             "RecordLifecycleActionHeartbeat calls that succeeded.");
+  m.describe("elasticproxy_aws_lifecycle_errors_total", Metrics::Type::kCounter,
+             "Failed lifecycle-hook calls (AutoScaling or SQS), retried at the next check.");
+  m.describe("elasticproxy_aws_lifecycle_pending", Metrics::Type::kGauge,
+             "Lifecycle actions waiting for a drain or a health check.");
+}
+
+void LifecycleWorker::note_error() {
+  ++stats_.errors;
+  Metrics::global().inc("elasticproxy_aws_lifecycle_errors_total", {{"backend", deps_.backend}});
+}
 
 int LifecycleWorker::visibility_seconds() const {
   // Long enough to survive one missed heartbeat (a slow or retried call), at least 30 s.
@@ -138,7 +155,7 @@ bool LifecycleWorker::complete(Tracked& t, LifecycleActionResult result, const s
                 deps_.backend, what, t.action.instance_id, r.error().message);
       return true;
     }
-    ++stats_.errors;
+    note_error();
     log::warn(kLog, "{}: CompleteLifecycleAction {} for {} failed (retrying): {}", deps_.backend,
               what, t.action.instance_id, r.error().message);
     return false;
@@ -148,6 +165,10 @@ bool LifecycleWorker::complete(Tracked& t, LifecycleActionResult result, const s
   } else {
     ++stats_.completed_abandon;
   }
+  Metrics::global().inc("elasticproxy_aws_lifecycle_completed_total",
+                        {{"backend", deps_.backend},
+                         {"transition", terminating(t.action) ? "terminating" : "launching"},
+                         {"result", what}});
   log::info(kLog, "{}: {} {}: CompleteLifecycleAction {} ({})", deps_.backend,
             t.action.lifecycle_transition, t.action.instance_id, what, why);
   return true;
@@ -158,7 +179,7 @@ void LifecycleWorker::delete_messages(Tracked& t) {
     auto del = deps_.client->call_sqs(deps_.sqs, "DeleteMessage",
                                       sqs_delete_message_body(deps_.queue_url, receipt));
     if (!del) {
-      ++stats_.errors;
+      note_error();
       log::warn(kLog, "message {}: {}", id, del.error().message);
     }
   }
@@ -173,9 +194,11 @@ void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
                                         "RecordLifecycleActionHeartbeat", *params);
       if (r) {
         ++stats_.heartbeats;
+        Metrics::global().inc("elasticproxy_aws_lifecycle_heartbeats_total",
+                              {{"backend", deps_.backend}});
         log::debug(kLog, "{}: heartbeat for {}", deps_.backend, t.action.instance_id);
       } else {
-        ++stats_.errors;
+        note_error();
         log::warn(kLog, "{}: RecordLifecycleActionHeartbeat for {}: {}", deps_.backend,
                   t.action.instance_id, r.error().message);
       }
@@ -194,7 +217,7 @@ void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
         ++stats_.visibility_changes;
       } else {
         all = false;
-        ++stats_.errors;
+        note_error();
         log::warn(kLog, "message {}: ChangeMessageVisibility: {}", id, r.error().message);
       }
     }
@@ -268,6 +291,8 @@ void LifecycleWorker::step() {
     heartbeat(t, now);
     ++it;
   }
+  Metrics::global().set("elasticproxy_aws_lifecycle_pending", {{"backend", deps_.backend}},
+                        static_cast<double>(tracked_.size()));
 }
 
 }  // namespace ep::aws

@@ -133,6 +133,7 @@ class LifecycleWorker {
   void heartbeat(Tracked& t, SteadyTime now);
   void delete_messages(Tracked& t);
   int visibility_seconds() const;
+  void note_error();  // counts a failed call (stats and metric)
 
   AsgOptions options_;
   Deps deps_;

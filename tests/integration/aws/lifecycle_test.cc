@@ -13,6 +13,7 @@
 
 #include "discovery/aws/asg_source.h"
 #include "discovery/aws/lifecycle.h"
+#include "core/metrics.h"
 #include "net/curl_http_client.h"
 #include "support/aws/aws_double.h"
 #include "support/aws/messages.h"
@@ -218,6 +219,14 @@ TEST_F(LifecycleTest, TerminatingWaitsForTheDrainWithHeartbeatsThenContinues) {
   source.stop();
   EXPECT_EQ(source.lifecycle_stats().completed_continue, 1);
   EXPECT_GE(source.lifecycle_stats().heartbeats, 3);
+  EXPECT_GE(Metrics::global().value("elasticproxy_aws_lifecycle_completed_total",
+                                    {{"backend", "web"},
+                                     {"transition", "terminating"},
+                                     {"result", "CONTINUE"}}),
+            1);
+  EXPECT_GE(Metrics::global().value("elasticproxy_aws_lifecycle_heartbeats_total",
+                                    {{"backend", "web"}}),
+            3);
 }
 
 TEST_F(LifecycleTest, SnsAndEventBridgeTerminationsAreCompletedToo) {
@@ -384,6 +393,20 @@ TEST_F(LifecycleTest, DoubleRefusesUnknownActionsAndBadSignaturesLikeAws) {
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.error().message, HasSubstr("SignatureDoesNotMatch"));
   EXPECT_EQ(aws_.pending_lifecycle_actions(), 1);
+}
+
+
+TEST_F(LifecycleTest, WithoutHaproxyStateATerminateCompletesAtOnce) {
+  set_server_state_probe({});  // the source outside the daemon
+  AsgSource source(options(), context(), runtime());
+  NullSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
+  terminate(0, test::Envelope::kRaw, "99999999-noprobe");
+  ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "CONTINUE") == 1; }));
+  ASSERT_TRUE(eventually([&] { return aws_.queue_size(queue_) == 0; }));
+  EXPECT_EQ(count("RecordLifecycleActionHeartbeat"), 0);
+  source.stop();
 }
 
 // ---- group discovery by name pattern and tags ----
