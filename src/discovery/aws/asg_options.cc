@@ -28,7 +28,9 @@ bool valid_group_name(std::string_view s) {
 
 const char* to_string(HookResult r) { return r == HookResult::kAbandon ? "ABANDON" : "CONTINUE"; }
 
-bool is_pattern(std::string_view name) { return name.find_first_of("*?") != std::string_view::npos; }
+bool is_pattern(std::string_view name) {
+  return name.find_first_of("*?") != std::string_view::npos;
+}
 
 bool glob_match(std::string_view pattern, std::string_view text) {
   // Iterative with one backtrack point for the last '*': linear in practice, never recursive.
@@ -53,7 +55,8 @@ bool glob_match(std::string_view pattern, std::string_view text) {
 
 bool AsgOptions::discovers_groups() const {
   if (!group_tags.empty()) return true;
-  return std::any_of(groups.begin(), groups.end(), [](const std::string& g) { return is_pattern(g); });
+  return std::any_of(groups.begin(), groups.end(),
+                     [](const std::string& g) { return is_pattern(g); });
 }
 
 const char* to_string(AddressType t) {
@@ -107,8 +110,9 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
           continue;
         }
         if (!valid_group_name(tags->keys[i]) || tags->keys[i].size() > 128) {
-          diag.error(tags->key_marks[i], "aws_asg: invalid tag key in asg_tags (1-128 "
-                                         "characters, no control characters)");
+          diag.error(tags->key_marks[i],
+                     "aws_asg: invalid tag key in asg_tags (1-128 "
+                     "characters, no control characters)");
           continue;
         }
         std::string value = v.kind == ConfigNode::Kind::kNull ? "" : v.scalar;
@@ -177,8 +181,9 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
       diag.error(node.mark, "aws_asg: invalid lifecycle_hook name (1-255 characters)");
     }
     if (o.queue_url.empty()) {
-      diag.error(node.mark, "aws_asg: lifecycle_hook needs queue_url (the hook's notifications "
-                            "arrive through SQS)");
+      diag.error(node.mark,
+                 "aws_asg: lifecycle_hook needs queue_url (the hook's notifications "
+                 "arrive through SQS)");
     }
     if (!r.has("lifecycle_states")) {
       // Hooked launches wait in Pending:Wait until completed: the server must be added then,

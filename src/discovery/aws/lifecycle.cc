@@ -209,8 +209,8 @@ void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
   if (!t.visibility_set) {
     bool all = true;
     for (const auto& [id, receipt] : t.receipts) {
-      auto body = sqs_change_message_visibility_body(deps_.queue_url, receipt,
-                                                     visibility_seconds());
+      auto body =
+          sqs_change_message_visibility_body(deps_.queue_url, receipt, visibility_seconds());
       if (!body) continue;
       auto r = deps_.client->call_sqs(deps_.sqs, "ChangeMessageVisibility", *body);
       if (r) {

@@ -66,9 +66,8 @@ struct ServerState {
 };
 
 // `port` 0 matches any port.
-using ServerStateProbe =
-    std::function<ServerState(std::string_view backend, std::string_view address,
-                              std::uint16_t port)>;
+using ServerStateProbe = std::function<ServerState(std::string_view backend,
+                                                   std::string_view address, std::uint16_t port)>;
 
 // Process-wide registration (thread-safe). An empty function removes it.
 void set_server_state_probe(ServerStateProbe probe);

@@ -2,6 +2,8 @@
 // verifies every signature and holds the pending lifecycle actions like AWS). HAProxy is replaced
 // by a scripted ServerStateProbe; the real-HAProxy version is tests/integration/aws_e2e.
 
+#include "discovery/aws/lifecycle.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,9 +13,8 @@
 #include <mutex>
 #include <thread>
 
-#include "discovery/aws/asg_source.h"
-#include "discovery/aws/lifecycle.h"
 #include "core/metrics.h"
+#include "discovery/aws/asg_source.h"
 #include "net/curl_http_client.h"
 #include "support/aws/aws_double.h"
 #include "support/aws/messages.h"
@@ -74,8 +75,7 @@ class FakeHaproxy {
     set_server_state_probe([this](std::string_view backend, std::string_view address,
                                   std::uint16_t port) {
       std::lock_guard lock(mu_);
-      asked_.insert(std::string(backend) + " " + std::string(address) + ":" +
-                    std::to_string(port));
+      asked_.insert(std::string(backend) + " " + std::string(address) + ":" + std::to_string(port));
       auto it = states_.find(std::string(address));
       if (it != states_.end()) return it->second;
       ServerState s;
@@ -219,14 +219,13 @@ TEST_F(LifecycleTest, TerminatingWaitsForTheDrainWithHeartbeatsThenContinues) {
   source.stop();
   EXPECT_EQ(source.lifecycle_stats().completed_continue, 1);
   EXPECT_GE(source.lifecycle_stats().heartbeats, 3);
-  EXPECT_GE(Metrics::global().value("elasticproxy_aws_lifecycle_completed_total",
-                                    {{"backend", "web"},
-                                     {"transition", "terminating"},
-                                     {"result", "CONTINUE"}}),
+  EXPECT_GE(Metrics::global().value(
+                "elasticproxy_aws_lifecycle_completed_total",
+                {{"backend", "web"}, {"transition", "terminating"}, {"result", "CONTINUE"}}),
             1);
-  EXPECT_GE(Metrics::global().value("elasticproxy_aws_lifecycle_heartbeats_total",
-                                    {{"backend", "web"}}),
-            3);
+  EXPECT_GE(
+      Metrics::global().value("elasticproxy_aws_lifecycle_heartbeats_total", {{"backend", "web"}}),
+      3);
 }
 
 TEST_F(LifecycleTest, SnsAndEventBridgeTerminationsAreCompletedToo) {
@@ -321,14 +320,14 @@ TEST_F(LifecycleTest, OtherHooksAndGroupsAreOnlyRepolledDuplicatesJoinAndStaleAc
   other.group = "db-asg";
   aws_.send_message(queue_, test::lifecycle_body(other, test::Envelope::kRaw));
   ASSERT_TRUE(eventually([&] { return aws_.queue_size(queue_) == 0; }));
-  EXPECT_EQ(count("CompleteLifecycleAction", "", true) + count("CompleteLifecycleAction", "", false),
-            0);
+  EXPECT_EQ(
+      count("CompleteLifecycleAction", "", true) + count("CompleteLifecycleAction", "", false), 0);
 
   // The same action delivered twice (at-least-once): one completion, both copies deleted.
   const std::string body = terminate(0, test::Envelope::kRaw, "12345678-dup");
   aws_.send_message(queue_, body);
-  ASSERT_TRUE(eventually([&] { return source.lifecycle_pending() == 1 &&
-                                      aws_.calls("ReceiveMessage") >= 3; }));
+  ASSERT_TRUE(eventually(
+      [&] { return source.lifecycle_pending() == 1 && aws_.calls("ReceiveMessage") >= 3; }));
   haproxy.set("10.0.0.1", 0, 0, 0, 0);
   ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "CONTINUE") == 1; }));
   ASSERT_TRUE(eventually([&] { return aws_.queue_size(queue_) == 0; }));
@@ -395,7 +394,6 @@ TEST_F(LifecycleTest, DoubleRefusesUnknownActionsAndBadSignaturesLikeAws) {
   EXPECT_EQ(aws_.pending_lifecycle_actions(), 1);
 }
 
-
 TEST_F(LifecycleTest, WithoutHaproxyStateATerminateCompletesAtOnce) {
   set_server_state_probe({});  // the source outside the daemon
   AsgSource source(options(), context(), runtime());
@@ -451,7 +449,6 @@ TEST_F(LifecycleTest, PatternsAndTagFiltersFindGroupsAcrossPages) {
   EXPECT_THAT(none.error().message, HasSubstr("no Auto Scaling group matches tag role=nothing"));
 }
 
-
 // Figure: API calls per poll for one ASG of 500 instances, counted by the double.
 TEST_F(LifecycleTest, ApiCallsPerPollForAnAsgOf500Instances) {
   for (int i = 0; i < 500; ++i) {
@@ -484,9 +481,10 @@ TEST_F(LifecycleTest, ApiCallsPerPollForAnAsgOf500Instances) {
     }
     const double asg = (aws_.calls("DescribeAutoScalingGroups") - asg0) / double(kPolls);
     const double ec2 = (aws_.calls("DescribeInstances") - ec20) / double(kPolls);
-    std::printf("ASG of 500 instances, groups %s (%zu groups in the account): %.0f "
-                "DescribeAutoScalingGroups + %.0f DescribeInstances = %.0f API calls per poll\n",
-                c.what, size_t{122}, asg, ec2, asg + ec2);
+    std::printf(
+        "ASG of 500 instances, groups %s (%zu groups in the account): %.0f "
+        "DescribeAutoScalingGroups + %.0f DescribeInstances = %.0f API calls per poll\n",
+        c.what, size_t{122}, asg, ec2, asg + ec2);
     if (std::string(c.what) == "by name") {
       EXPECT_EQ(asg + ec2, 2.0);
     } else {

@@ -76,7 +76,8 @@ backend web
     const std::string cfg = hp_->dir() + "/ep.yaml";
     std::string sockets = hp_->socket_path();
     if (hp2_) sockets += ", " + hp2_->socket_path();
-    write_file(cfg, fmt::format(R"(haproxy:
+    write_file(cfg,
+               fmt::format(R"(haproxy:
   sockets: [{0}]
   resync_interval: 1s
 metrics: {{enabled: false}}
@@ -101,8 +102,7 @@ backends:
           hook_check_interval: 100ms
           drain_timeout: 60s
 {7})",
-                                sockets, kKeyId, kSecret, aws_.url(), interval, queue_,
-                                kHook, extra));
+                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_, kHook, extra));
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   }
 
@@ -135,7 +135,9 @@ backends:
     }
     return c;
   }
-  void send(const LifecycleMessage& m, Envelope e) { aws_.send_message(queue_, lifecycle_body(m, e)); }
+  void send(const LifecycleMessage& m, Envelope e) {
+    aws_.send_message(queue_, lifecycle_body(m, e));
+  }
 
   std::unique_ptr<HaproxyFixture> hp_;
   std::unique_ptr<HaproxyFixture> hp2_;  // a second HAProxy node, when a test starts one
@@ -149,14 +151,15 @@ backends:
 // A load loop through HAProxy on its own thread; counts failed requests.
 class LoadLoop {
  public:
-  explicit LoadLoop(int port) : thread_([this, port] {
-    while (!stop_) {
-      auto r = http_get(port, "/", 5s);
-      ++requests_;
-      if (!r.ok() || r->status != 200) ++failed_;
-      std::this_thread::sleep_for(10ms);
-    }
-  }) {}
+  explicit LoadLoop(int port)
+      : thread_([this, port] {
+          while (!stop_) {
+            auto r = http_get(port, "/", 5s);
+            ++requests_;
+            if (!r.ok() || r->status != 200) ++failed_;
+            std::this_thread::sleep_for(10ms);
+          }
+        }) {}
   ~LoadLoop() { finish(); }
   void finish() {
     stop_ = true;
@@ -185,7 +188,8 @@ TEST_F(AwsE2E, ScaleOutThroughALaunchHookAndScaleInThroughADrainingTerminateHook
                             "autoscaling:EC2_INSTANCE_LAUNCHING");
   send({"web-asg", kHook, instance_id(2), "launch-0002", false}, Envelope::kSns);
   ASSERT_TRUE(wait_until([&] { return present(2); }, 10s)) << daemon_.log();
-  ASSERT_TRUE(wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
       << daemon_.log();
   EXPECT_TRUE(up(2)) << "completed only once UP in HAProxy";
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
@@ -223,7 +227,8 @@ TEST_F(AwsE2E, ScaleOutThroughALaunchHookAndScaleInThroughADrainingTerminateHook
   auto reply = held.read_to_eof(5s);
   ASSERT_TRUE(reply.ok());
   EXPECT_NE(reply->find("200"), std::string::npos);
-  ASSERT_TRUE(wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 2; }, 15s))
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 2; }, 15s))
       << daemon_.log();
   const auto calls = aws_.lifecycle_calls();
   auto complete = std::find_if(calls.begin(), calls.end(), [](const DoubleLifecycleCall& c) {
@@ -261,7 +266,9 @@ TEST_F(AwsE2E, LostMessageThrottlingAndMalformedNotifications) {
   const int before = aws_.calls("DescribeAutoScalingGroups");
   aws_.inject(Fault::kThrottle, 5, "DescribeAutoScalingGroups");
   put(3);
-  aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000003"})");
+  aws_.send_message(
+      queue_,
+      R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000003"})");
   ASSERT_TRUE(wait_until([&] { return present(3); }, 30s)) << daemon_.log();
   EXPECT_GE(aws_.calls("DescribeAutoScalingGroups") - before, 6);
   EXPECT_TRUE(present(0) && present(1)) << "throttled polls never cost a server";
@@ -297,7 +304,9 @@ TEST_F(AwsE2E, MessageToHaproxyConvergenceLatency) {
       aws_.remove_instance(instance_id(4));
     }
     const auto t0 = std::chrono::steady_clock::now();
-    aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000004"})");
+    aws_.send_message(
+        queue_,
+        R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000004"})");
     ASSERT_TRUE(wait_until([&] { return present(4) == add; }, 10s)) << daemon_.log();
     const double d =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -306,10 +315,10 @@ TEST_F(AwsE2E, MessageToHaproxyConvergenceLatency) {
   }
   auto report = [](const char* what, std::vector<double> v) {
     std::sort(v.begin(), v.end());
-    std::printf("SQS message -> HAProxy converged, %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms "
-                "(n=%zu)\n",
-                what, v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)], v.back(),
-                v.size());
+    std::printf(
+        "SQS message -> HAProxy converged, %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms "
+        "(n=%zu)\n",
+        what, v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)], v.back(), v.size());
   };
   report("all", ms);
   report("add (server present)", adds);
@@ -317,7 +326,6 @@ TEST_F(AwsE2E, MessageToHaproxyConvergenceLatency) {
   const int polls = aws_.calls("DescribeAutoScalingGroups");
   std::printf("polls: %d, DescribeInstances calls: %d\n", polls, aws_.calls("DescribeInstances"));
 }
-
 
 // One ElasticProxy managing two HAProxy instances: the terminate hook completes only once the
 // server is drained on both — a connection held through the second one keeps it waiting.
@@ -335,7 +343,9 @@ TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
   // A second instance, so that removing the first does not empty the backend (which the guard
   // refuses).
   put(1);
-  aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000001"})");
+  aws_.send_message(
+      queue_,
+      R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000001"})");
   ASSERT_TRUE(wait_until([&] { return up_on(1, *hp_) && up_on(1, *hp2_); }, 10s)) << daemon_.log();
 
   put(0, "Terminating:Wait");
@@ -352,7 +362,8 @@ TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
   const auto released = std::chrono::steady_clock::now();
   backends_[0]->release_held();
   ASSERT_TRUE(held.read_to_eof(5s).ok());
-  ASSERT_TRUE(wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
       << daemon_.log();
   EXPECT_GE(aws_.lifecycle_calls().back().at, released);
   ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp2_); }, 10s));
@@ -367,7 +378,9 @@ TEST_F(AwsE2E, TerminateHookCompletionLatency) {
   std::vector<double> ms;
   for (int i = 0; i < 30; ++i) {
     put(5);
-    aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
+    aws_.send_message(
+        queue_,
+        R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
     ASSERT_TRUE(wait_until([&] { return up(5); }, 10s)) << daemon_.log();
     const std::string token = fmt::format("lat-{:04}", i);
     put(5, "Terminating:Wait");
@@ -375,17 +388,18 @@ TEST_F(AwsE2E, TerminateHookCompletionLatency) {
                               "autoscaling:EC2_INSTANCE_TERMINATING");
     const auto t0 = std::chrono::steady_clock::now();
     send({"web-asg", kHook, instance_id(5), token, true}, Envelope::kSns);
-    ASSERT_TRUE(wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; },
-                           10s))
+    ASSERT_TRUE(
+        wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; }, 10s))
         << daemon_.log();
     const auto calls = aws_.lifecycle_calls();
     ms.push_back(std::chrono::duration<double, std::milli>(calls.back().at - t0).count());
     ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
   }
   std::sort(ms.begin(), ms.end());
-  std::printf("terminate hook message -> CompleteLifecycleAction (no sessions): p50 %.1f ms, "
-              "p99 %.1f ms (n=%zu; drain + delete in HAProxy, hook_check_interval 100ms)\n",
-              ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.size());
+  std::printf(
+      "terminate hook message -> CompleteLifecycleAction (no sessions): p50 %.1f ms, "
+      "p99 %.1f ms (n=%zu; drain + delete in HAProxy, hook_check_interval 100ms)\n",
+      ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.size());
 }
 
 }  // namespace
