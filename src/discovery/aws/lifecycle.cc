@@ -84,9 +84,11 @@ void LifecycleWorker::note_error() {
 }
 
 int LifecycleWorker::visibility_seconds() const {
-  // Long enough to survive one missed heartbeat (a slow or retried call), at least 30 s.
+  // Long enough to survive one missed heartbeat (a slow or retried call), at least 5 s. Short
+  // enough that after a restart the message (and with it the pending action) comes back soon. A
+  // redelivery while we still work on it is harmless: it joins the tracked action by token.
   const auto s = std::chrono::duration_cast<std::chrono::seconds>(options_.heartbeat_interval * 2);
-  return static_cast<int>(std::clamp<long>(s.count(), 30, 43200));
+  return static_cast<int>(std::clamp<long>(s.count(), 5, 43200));
 }
 
 bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {

@@ -407,6 +407,34 @@ TEST_F(LifecycleTest, WithoutHaproxyStateATerminateCompletesAtOnce) {
   source.stop();
 }
 
+TEST_F(LifecycleTest, APendingActionSurvivesARestartThroughSqs) {
+  FakeHaproxy haproxy;
+  haproxy.set("10.0.0.1", 1, 0, 0, 4);  // draining, sessions left
+  AsgOptions o = options();
+  o.heartbeat_interval = 1s;  // visibility 5 s (the floor)
+  {
+    AsgSource first(o, context(), runtime());
+    NullSink sink;
+    ASSERT_TRUE(first.start(sink).ok());
+    ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
+    terminate(0, test::Envelope::kRaw, "abcdef00-restart");
+    ASSERT_TRUE(eventually([&] { return first.lifecycle_pending() == 1; }));
+    ASSERT_TRUE(eventually([&] { return aws_.calls("ChangeMessageVisibility") >= 1; }));
+    first.stop();  // ElasticProxy restarts mid-drain: nothing completed, message not deleted
+  }
+  EXPECT_EQ(count("CompleteLifecycleAction"), 0);
+  EXPECT_EQ(aws_.queue_size(queue_), 1u);
+  AsgSource second(o, context(), runtime());
+  NullSink sink;
+  ASSERT_TRUE(second.start(sink).ok());
+  // The message becomes visible again and the new process takes the action over.
+  ASSERT_TRUE(eventually([&] { return second.lifecycle_pending() == 1; }, 15s));
+  haproxy.set("10.0.0.1", 0, 0, 0, 0);
+  ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "CONTINUE") == 1; }));
+  ASSERT_TRUE(eventually([&] { return aws_.queue_size(queue_) == 0; }));
+  second.stop();
+}
+
 // ---- group discovery by name pattern and tags ----
 
 TEST_F(LifecycleTest, PatternsAndTagFiltersFindGroupsAcrossPages) {
