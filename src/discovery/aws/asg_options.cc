@@ -174,6 +174,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   }
   r.duration("timeout", o.timeout);
   r.string("queue_url", o.queue_url);
+  r.string("sqs_queue_url", o.queue_url);  // the spelling of docs/ARCHITECTURE.md's sketch
   r.integer("wait_seconds", o.wait_seconds, 1, 20);
   r.string("lifecycle_hook", o.lifecycle_hook);
   if (!o.lifecycle_hook.empty()) {

@@ -459,6 +459,7 @@ void AsgSource::run_sqs(Setup& setup) {
       if (it == addresses_.end()) return std::nullopt;
       return it->second;
     };
+    deps.repoll = [this] { trigger(); };
     worker = std::make_unique<LifecycleWorker>(options_, std::move(deps));
     {
       std::lock_guard lock(sqs_mu_);

@@ -290,6 +290,9 @@ void LifecycleWorker::step() {
       it = tracked_.erase(it);
       continue;
     }
+    if (term && state && state->instances_active > 0 && now >= t.next_heartbeat && deps_.repoll) {
+      deps_.repoll();
+    }
     heartbeat(t, now);
     ++it;
   }

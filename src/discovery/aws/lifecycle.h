@@ -105,6 +105,10 @@ class LifecycleWorker {
     // Address/port of an instance from the latest polls (nullopt when never seen).
     std::function<std::optional<ep::Endpoint>(const std::string& instance_id)> address_of;
     std::function<SteadyTime()> now = [] { return std::chrono::steady_clock::now(); };
+    // Asks for a poll soon (no wait). Called at a heartbeat while a terminating instance's
+    // server still takes traffic: Auto Scaling's reads are eventually consistent, so the poll
+    // the message triggered may still have seen the instance InService.
+    std::function<void()> repoll;
   };
   LifecycleWorker(AsgOptions options, Deps deps);
 

@@ -435,6 +435,32 @@ TEST_F(LifecycleTest, APendingActionSurvivesARestartThroughSqs) {
   second.stop();
 }
 
+TEST_F(LifecycleTest, AStaleFirstPollIsFollowedByMorePollsWhileTheServerStillTakesTraffic) {
+  FakeHaproxy haproxy;
+  haproxy.set("10.0.0.1", 1, 1, 1, 0);  // still active: the drain has not started
+  AsgSource source(options(), context(), runtime());
+  NullSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
+  // The message arrives, but DescribeAutoScalingGroups still says InService (eventual
+  // consistency): the instance stays in the set.
+  aws_.add_lifecycle_action("web-asg", kHook, "i-00000000000000000", "stale-0001",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  test::LifecycleMessage m;
+  m.hook = kHook;
+  m.instance_id = "i-00000000000000000";
+  m.token = "stale-0001";
+  aws_.send_message(queue_, test::lifecycle_body(m, test::Envelope::kRaw));
+  ASSERT_TRUE(eventually([&] { return source.lifecycle_pending() == 1; }));
+  EXPECT_EQ(sink.size(), 3u);
+  // AWS catches up; the heartbeat-time re-poll (interval is 60 s) drops the instance.
+  set_state(0, "Terminating:Wait");
+  ASSERT_TRUE(eventually([&] { return sink.size() == 2; }, 5s));
+  haproxy.set("10.0.0.1", 0, 0, 0, 0);
+  ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "CONTINUE") == 1; }));
+  source.stop();
+}
+
 // ---- group discovery by name pattern and tags ----
 
 TEST_F(LifecycleTest, PatternsAndTagFiltersFindGroupsAcrossPages) {

@@ -269,13 +269,14 @@ TEST(Requests, DescribeAutoScalingGroupsWithTagFilters) {
 TEST(AsgOptions, LifecycleHookDefaultsAndNeedsAQueue) {
   Diagnostics diag;
   auto o = parse_asg_options(map_of({{"groups", scalar("web")},
-                                     {"queue_url", scalar("https://sqs/1/q")},
+                                     {"sqs_queue_url", scalar("https://sqs/1/q")},
                                      {"lifecycle_hook", scalar("ep-node-a")},
                                      {"on_drain_timeout", scalar("abandon")},
                                      {"heartbeat_interval", scalar("30s")}}),
                              diag);
   ASSERT_TRUE(o.has_value()) << (diag.errors().empty() ? "" : diag.errors()[0]);
   EXPECT_EQ(o->lifecycle_hook, "ep-node-a");
+  EXPECT_EQ(o->queue_url, "https://sqs/1/q");
   EXPECT_EQ(o->on_drain_timeout, HookResult::kAbandon);
   EXPECT_EQ(o->heartbeat_interval, std::chrono::seconds(30));
   EXPECT_EQ(o->hook_drain_timeout, std::chrono::seconds(300));
