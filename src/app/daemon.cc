@@ -1,5 +1,6 @@
 #include "app/daemon.h"
 
+#include "app/aws_wiring.h"
 #include "app/wiring.h"
 #include "core/log.h"
 
@@ -30,6 +31,7 @@ Daemon::~Daemon() { stop(); }
 
 Status Daemon::start() {
   reconciler_->start();
+  install_aws_probe(reconciler_.get());  // lifecycle hooks read HAProxy state through it
   Status st = pipeline_->start();
   if (!st) {
     reconciler_->stop();
@@ -43,6 +45,7 @@ Status Daemon::start() {
 
 void Daemon::stop() {
   if (pipeline_) pipeline_->stop();
+  install_aws_probe(nullptr);
   if (reconciler_) reconciler_->stop();
   started_ = false;
 }

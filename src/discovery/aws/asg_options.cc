@@ -26,6 +26,39 @@ bool valid_group_name(std::string_view s) {
 
 }  // namespace
 
+const char* to_string(HookResult r) { return r == HookResult::kAbandon ? "ABANDON" : "CONTINUE"; }
+
+bool is_pattern(std::string_view name) {
+  return name.find_first_of("*?") != std::string_view::npos;
+}
+
+bool glob_match(std::string_view pattern, std::string_view text) {
+  // Iterative with one backtrack point for the last '*': linear in practice, never recursive.
+  size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p;
+      ++t;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool AsgOptions::discovers_groups() const {
+  if (!group_tags.empty()) return true;
+  return std::any_of(groups.begin(), groups.end(),
+                     [](const std::string& g) { return is_pattern(g); });
+}
+
 const char* to_string(AddressType t) {
   switch (t) {
     case AddressType::kPrivate:
@@ -45,6 +78,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   AsgOptions o;
   std::vector<std::string> groups;
   r.string_list("groups", groups);
+  r.string_list("asg_names", groups);
   std::string ep2_names;
   if (r.string("asg_name", ep2_names)) {
     size_t pos = 0;
@@ -65,8 +99,34 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
       o.groups.push_back(g);
     }
   }
-  if (groups.empty()) {
-    diag.error(node.mark, "aws_asg: 'groups' (or EP2's 'asg_name') is required");
+  if (const ConfigNode* tags = r.get("asg_tags")) {
+    if (tags->kind != ConfigNode::Kind::kMap || tags->keys.empty()) {
+      diag.error(tags->mark, "aws_asg: asg_tags must be a non-empty map of tag key to value");
+    } else {
+      for (size_t i = 0; i < tags->keys.size(); ++i) {
+        const ConfigNode& v = tags->values[i];
+        if (v.kind != ConfigNode::Kind::kScalar && v.kind != ConfigNode::Kind::kNull) {
+          diag.error(v.mark, fmt::format("aws_asg: asg_tags.{} must be a string", tags->keys[i]));
+          continue;
+        }
+        if (!valid_group_name(tags->keys[i]) || tags->keys[i].size() > 128) {
+          diag.error(tags->key_marks[i],
+                     "aws_asg: invalid tag key in asg_tags (1-128 "
+                     "characters, no control characters)");
+          continue;
+        }
+        std::string value = v.kind == ConfigNode::Kind::kNull ? "" : v.scalar;
+        if (value.size() > 256 || (!value.empty() && !valid_group_name(value))) {
+          diag.error(v.mark, fmt::format("aws_asg: invalid value for asg_tags.{}", tags->keys[i]));
+          continue;
+        }
+        o.group_tags.emplace_back(tags->keys[i], value == "*" ? "" : value);
+      }
+    }
+  }
+  if (groups.empty() && o.group_tags.empty()) {
+    diag.error(node.mark,
+               "aws_asg: 'groups' (or 'asg_names', EP2's 'asg_name', or 'asg_tags') is required");
   }
   r.string("region", o.region);
   r.string("region_name", o.region);  // EP2 spelling
@@ -114,7 +174,37 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   }
   r.duration("timeout", o.timeout);
   r.string("queue_url", o.queue_url);
+  r.string("sqs_queue_url", o.queue_url);  // the spelling of docs/ARCHITECTURE.md's sketch
   r.integer("wait_seconds", o.wait_seconds, 1, 20);
+  r.string("lifecycle_hook", o.lifecycle_hook);
+  if (!o.lifecycle_hook.empty()) {
+    if (!valid_group_name(o.lifecycle_hook)) {
+      diag.error(node.mark, "aws_asg: invalid lifecycle_hook name (1-255 characters)");
+    }
+    if (o.queue_url.empty()) {
+      diag.error(node.mark,
+                 "aws_asg: lifecycle_hook needs queue_url (the hook's notifications "
+                 "arrive through SQS)");
+    }
+    if (!r.has("lifecycle_states")) {
+      // Hooked launches wait in Pending:Wait until completed: the server must be added then,
+      // and stay through Pending:Proceed, or the hook could never see it healthy.
+      o.lifecycle_states = {"Pending:Wait", "Pending:Proceed", "InService"};
+    }
+  }
+  r.duration("heartbeat_interval", o.heartbeat_interval);
+  if (o.heartbeat_interval < std::chrono::seconds(1)) {
+    diag.error(node.mark, "aws_asg: heartbeat_interval must be at least 1s");
+  }
+  r.duration("drain_timeout", o.hook_drain_timeout);
+  std::string on_timeout = "continue";
+  r.one_of("on_drain_timeout", on_timeout, {"continue", "abandon"});
+  o.on_drain_timeout = on_timeout == "abandon" ? HookResult::kAbandon : HookResult::kContinue;
+  r.duration("launch_timeout", o.launch_timeout);
+  r.duration("hook_check_interval", o.hook_check_interval);
+  if (o.hook_check_interval < std::chrono::milliseconds(50)) {
+    diag.error(node.mark, "aws_asg: hook_check_interval must be at least 50ms");
+  }
   const bool ok = r.finish() && diag.errors().size() == errors_before;
   if (!ok) return std::nullopt;
   return o;

@@ -14,9 +14,17 @@ namespace ep::aws {
 enum class AddressType { kPrivate, kPublic, kIpv6 };
 const char* to_string(AddressType t);
 
+enum class HookResult { kContinue, kAbandon };
+const char* to_string(HookResult r);
+
 struct AsgOptions {
-  // ASG names; `groups:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list, split here).
+  // ASG names; `groups:` / `asg_names:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list,
+  // split here). A name with `*` or `?` is a glob pattern matched against every group's name.
   std::vector<std::string> groups;
+  // `asg_tags: {key: value}`: only groups carrying every tag (DescribeAutoScalingGroups Filters
+  // `tag:<key>`; an empty value or "*" means "has the key", filter `tag-key`). With tags and no
+  // names, every group with the tags is used.
+  std::vector<std::pair<std::string, std::string>> group_tags;
   std::string region;   // empty = AWS_REGION / AWS_DEFAULT_REGION / profile / IMDS
   std::string profile;  // empty = AWS_PROFILE / default
   // Explicit keys (EP2's aws_access_key_id / aws_secret_access_key); both or neither.
@@ -41,7 +49,24 @@ struct AsgOptions {
   // SQS events (`queue_url:`); empty = polling only.
   std::string queue_url;
   long wait_seconds = 20;  // `wait_seconds:` long-poll wait, 1..20
+
+  // Lifecycle hooks (`lifecycle_hook:` the hook name this node completes; empty = hooks are only
+  // re-poll triggers). Needs queue_url.
+  std::string lifecycle_hook;
+  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(60)};  // `heartbeat_interval:`
+  std::chrono::milliseconds hook_drain_timeout{std::chrono::seconds(300)};  // `drain_timeout:`
+  HookResult on_drain_timeout = HookResult::kContinue;  // `on_drain_timeout: continue|abandon`
+  std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};     // `launch_timeout:`
+  // `hook_check_interval:` how often the probe (HAProxy state) is looked at.
+  std::chrono::milliseconds hook_check_interval{std::chrono::seconds(1)};
+
+  // True when `groups` holds a pattern or group_tags is set: the groups are found by listing.
+  bool discovers_groups() const;
 };
+
+// Glob match: `*` any run (also empty), `?` one character; everything else literal.
+bool glob_match(std::string_view pattern, std::string_view text);
+bool is_pattern(std::string_view name);
 
 // nullopt when any option is invalid (errors recorded in `diag`).
 std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics& diag);

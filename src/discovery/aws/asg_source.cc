@@ -61,6 +61,75 @@ std::string env_or(const EnvMap& env, const std::string& name, const std::string
 
 }  // namespace
 
+namespace {
+
+bool wanted_state(const AsgInstance& m, const AsgOptions& options) {
+  if (std::find(options.lifecycle_states.begin(), options.lifecycle_states.end(),
+                m.lifecycle_state) == options.lifecycle_states.end()) {
+    return false;
+  }
+  return !options.require_healthy || m.health_status == "Healthy";
+}
+
+// The endpoint for one member, or nullopt with the reason in `skip`.
+std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const AsgInstance& m,
+                                            const Ec2Instance& ec2, const AsgOptions& options,
+                                            std::string& skip) {
+  ep::Endpoint e;
+  switch (options.address) {
+    case AddressType::kPrivate:
+      e.address = ec2.private_ip;
+      break;
+    case AddressType::kPublic:
+      e.address = ec2.public_ip;
+      break;
+    case AddressType::kIpv6:
+      e.address = ec2.ipv6_addresses.empty() ? "" : ec2.ipv6_addresses.front();
+      break;
+  }
+  if (e.address.empty()) {
+    skip = fmt::format("{}: no {} address", m.instance_id, to_string(options.address));
+    return std::nullopt;
+  }
+  e.port = static_cast<std::uint32_t>(options.port);
+  if (!options.port_tag.empty()) {
+    if (auto tag = ec2.tag(options.port_tag)) {
+      if (auto p = parse_number(*tag, 1, 65535)) {
+        e.port = static_cast<std::uint32_t>(*p);
+      } else {
+        skip = fmt::format("{}: tag {}='{}' is not a port (1-65535)", m.instance_id,
+                           options.port_tag, tag->substr(0, 32));
+        return std::nullopt;
+      }
+    }
+  }
+  if (!options.weight_tag.empty()) {
+    if (auto tag = ec2.tag(options.weight_tag)) {
+      if (auto w = parse_number(*tag, 0, 256)) e.weight = *w;
+    }
+  }
+  if (!e.weight && options.weight_from_capacity) {
+    if (auto w = m.weight(); w && *w <= 256) e.weight = *w;
+  }
+  const std::string zone =
+      !m.availability_zone.empty() ? m.availability_zone : ec2.availability_zone;
+  e.backup = options.backup_other_zones && zone != options.local_zone;
+  e.id = m.instance_id;
+  e.labels["availability_zone"] = zone;
+  e.labels["asg"] = g.name;
+  e.labels["instance_id"] = m.instance_id;
+  return e;
+}
+
+// Instances whose address the lifecycle hooks need although they are not served (yet / any
+// more): an instance leaving through a terminate hook, or waiting in a launch hook.
+bool hook_relevant(const AsgInstance& m, const AsgOptions& options) {
+  if (options.lifecycle_hook.empty()) return false;
+  return m.lifecycle_state.rfind("Terminating", 0) == 0 || m.lifecycle_state.rfind("Pending", 0) == 0;
+}
+
+}  // namespace
+
 AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
                               const std::vector<Ec2Instance>& instances,
                               const AsgOptions& options) {
@@ -69,70 +138,32 @@ AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
   for (const auto& i : instances) by_id[i.instance_id] = &i;
   std::set<std::string> seen;
   for (const auto& g : groups) {
+    out.groups.push_back(g.name);
     for (const auto& m : g.instances) {
-      if (std::find(options.lifecycle_states.begin(), options.lifecycle_states.end(),
-                    m.lifecycle_state) == options.lifecycle_states.end()) {
-        continue;
-      }
-      if (options.require_healthy && m.health_status != "Healthy") continue;
-      if (!seen.insert(m.instance_id).second) continue;  // an instance listed twice
+      out.states[m.instance_id] = m.lifecycle_state;
+      const bool wanted = wanted_state(m, options);
+      if (!wanted && !hook_relevant(m, options)) continue;
       auto it = by_id.find(m.instance_id);
       if (it == by_id.end()) {
-        out.skipped.push_back(m.instance_id + ": not returned by DescribeInstances");
+        if (wanted) out.skipped.push_back(m.instance_id + ": not returned by DescribeInstances");
         continue;
       }
       const Ec2Instance& ec2 = *it->second;
+      std::string skip;
+      auto e = member_endpoint(g, m, ec2, options, skip);
+      if (e) out.addresses[m.instance_id] = *e;
+      if (!wanted) continue;
+      if (!seen.insert(m.instance_id).second) continue;  // an instance listed twice
       if (ec2.state_code != 16) {
         out.skipped.push_back(
             fmt::format("{}: EC2 state '{}', not running", m.instance_id, ec2.state_name));
         continue;
       }
-      ep::Endpoint e;
-      switch (options.address) {
-        case AddressType::kPrivate:
-          e.address = ec2.private_ip;
-          break;
-        case AddressType::kPublic:
-          e.address = ec2.public_ip;
-          break;
-        case AddressType::kIpv6:
-          e.address = ec2.ipv6_addresses.empty() ? "" : ec2.ipv6_addresses.front();
-          break;
-      }
-      if (e.address.empty()) {
-        out.skipped.push_back(fmt::format("{}: no {} address", m.instance_id,
-                                          to_string(options.address)));
+      if (!e) {
+        out.skipped.push_back(skip);
         continue;
       }
-      e.port = static_cast<std::uint32_t>(options.port);
-      if (!options.port_tag.empty()) {
-        if (auto tag = ec2.tag(options.port_tag)) {
-          if (auto p = parse_number(*tag, 1, 65535)) {
-            e.port = static_cast<std::uint32_t>(*p);
-          } else {
-            out.skipped.push_back(fmt::format("{}: tag {}='{}' is not a port (1-65535)",
-                                              m.instance_id, options.port_tag,
-                                              tag->substr(0, 32)));
-            continue;
-          }
-        }
-      }
-      if (!options.weight_tag.empty()) {
-        if (auto tag = ec2.tag(options.weight_tag)) {
-          if (auto w = parse_number(*tag, 0, 256)) e.weight = *w;
-        }
-      }
-      if (!e.weight && options.weight_from_capacity) {
-        if (auto w = m.weight(); w && *w <= 256) e.weight = *w;
-      }
-      const std::string zone =
-          !m.availability_zone.empty() ? m.availability_zone : ec2.availability_zone;
-      e.backup = options.backup_other_zones && zone != options.local_zone;
-      e.id = m.instance_id;
-      e.labels["availability_zone"] = zone;
-      e.labels["asg"] = g.name;
-      e.labels["instance_id"] = m.instance_id;
-      out.endpoints.push_back(std::move(e));
+      out.endpoints.push_back(std::move(*e));
     }
   }
   std::sort(out.endpoints.begin(), out.endpoints.end(),
@@ -140,19 +171,44 @@ AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
   return out;
 }
 
+bool group_selected(const AutoScalingGroup& g, const AsgOptions& options) {
+  for (const auto& [key, value] : options.group_tags) {
+    const bool has = std::any_of(g.tags.begin(), g.tags.end(), [&](const Tag& t) {
+      return t.key == key && (value.empty() || t.value == value);
+    });
+    if (!has) return false;
+  }
+  if (options.groups.empty()) return true;
+  return std::any_of(options.groups.begin(), options.groups.end(),
+                     [&](const std::string& p) { return glob_match(p, g.name); });
+}
+
 Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints,
                                 const AsgOptions& options) {
   int calls = 0;
   std::vector<AutoScalingGroup> groups;
-  for (size_t first = 0; first < options.groups.size(); first += kMaxAsgNamesPerCall) {
-    const std::vector<std::string> batch(
-        options.groups.begin() + static_cast<long>(first),
-        options.groups.begin() +
-            static_cast<long>(std::min(options.groups.size(), first + kMaxAsgNamesPerCall)));
+  // Literal names are asked for by name (≤50 per call); patterns and tag filters list the groups
+  // (with the tag filters applied by AWS) and match here.
+  std::vector<std::vector<std::string>> batches;
+  const bool listing = options.discovers_groups();
+  const bool any_pattern = std::any_of(options.groups.begin(), options.groups.end(),
+                                       [](const std::string& g) { return is_pattern(g); });
+  if (listing && (any_pattern || options.groups.empty())) {
+    batches.push_back({});
+  } else {
+    for (size_t first = 0; first < options.groups.size(); first += kMaxAsgNamesPerCall) {
+      batches.emplace_back(
+          options.groups.begin() + static_cast<long>(first),
+          options.groups.begin() +
+              static_cast<long>(std::min(options.groups.size(), first + kMaxAsgNamesPerCall)));
+    }
+  }
+  for (const auto& batch : batches) {
     std::string token;
     std::set<std::string> tokens_seen;
     do {
-      auto params = describe_auto_scaling_groups_params(batch, token, kMaxAsgRecords);
+      auto params = describe_auto_scaling_groups_params(batch, options.group_tags, token,
+                                                        kMaxAsgRecords);
       if (!params) return params.error();
       ++calls;
       auto body = client.call_query(AwsService::kAutoScaling, endpoints.autoscaling,
@@ -160,7 +216,9 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
       if (!body) return body.error();
       auto page = parse_describe_auto_scaling_groups(*body);
       if (!page) return Error{page.error().kind, "DescribeAutoScalingGroups: " + page.error().message};
-      for (auto& g : page->groups) groups.push_back(std::move(g));
+      for (auto& g : page->groups) {
+        if (!listing || group_selected(g, options)) groups.push_back(std::move(g));
+      }
       token = page->next_token;
       // A peer that hands back a token twice would loop forever.
       if (!token.empty() && !tokens_seen.insert(token).second) {
@@ -169,20 +227,25 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
     } while (!token.empty());
   }
   for (const auto& name : options.groups) {
+    if (is_pattern(name)) continue;
     if (std::none_of(groups.begin(), groups.end(),
                      [&](const AutoScalingGroup& g) { return g.name == name; })) {
       return Error::invalid(fmt::format("Auto Scaling group '{}' not found", name));
     }
   }
+  if (listing && groups.empty()) {
+    std::string what;
+    for (const auto& g : options.groups) what += (what.empty() ? "" : ",") + g;
+    for (const auto& [k, v] : options.group_tags) {
+      what += fmt::format("{}tag {}={}", what.empty() ? "" : " ", k, v.empty() ? "*" : v);
+    }
+    return Error::invalid(fmt::format("no Auto Scaling group matches {}", what));
+  }
   std::vector<std::string> ids;
   std::set<std::string> unique;
   for (const auto& g : groups) {
     for (const auto& m : g.instances) {
-      if (std::find(options.lifecycle_states.begin(), options.lifecycle_states.end(),
-                    m.lifecycle_state) == options.lifecycle_states.end()) {
-        continue;
-      }
-      if (options.require_healthy && m.health_status != "Healthy") continue;
+      if (!wanted_state(m, options) && !hook_relevant(m, options)) continue;
       if (unique.insert(m.instance_id).second) ids.push_back(m.instance_id);
     }
   }
@@ -331,6 +394,7 @@ void AsgSource::stop() {
     sqs_stop_ = true;
     if (in_flight_) in_flight_->cancel();
     if (sqs_in_flight_) sqs_in_flight_->cancel();
+    if (hook_in_flight_) hook_in_flight_->cancel();
   }
   cv_.notify_all();
   done_cv_.notify_all();
@@ -351,12 +415,24 @@ SqsBatchResult AsgSource::sqs_totals() const {
   return sqs_totals_;
 }
 
+LifecycleStats AsgSource::lifecycle_stats() const {
+  std::lock_guard lock(sqs_mu_);
+  return worker_ ? worker_->stats() : lifecycle_stats_;
+}
+
+size_t AsgSource::lifecycle_pending() const {
+  std::lock_guard lock(sqs_mu_);
+  return worker_ ? worker_->pending() : 0;
+}
+
 void AsgSource::run_sqs(Setup& setup) {
   auto http = runtime_.http_factory();
+  auto hook_http = runtime_.http_factory();
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
     sqs_in_flight_ = http.get();
+    hook_in_flight_ = hook_http.get();
   }
   AwsClient client(*http, *setup.credentials, setup.client->region(), runtime_.retry,
                    runtime_.client_env);
@@ -364,6 +440,56 @@ void AsgSource::run_sqs(Setup& setup) {
                     static_cast<int>(options_.wait_seconds), [this] {
                       return trigger_and_wait(options_.timeout * 4);
                     });
+  // Lifecycle hooks: a worker on its own thread (and its own HTTP client) completes the actions
+  // the SQS loop hands over.
+  AwsClient hook_client(*hook_http, *setup.credentials, setup.client->region(), runtime_.retry,
+                        runtime_.client_env);
+  std::unique_ptr<LifecycleWorker> worker;
+  std::thread hook_thread;
+  if (!options_.lifecycle_hook.empty()) {
+    LifecycleWorker::Deps deps;
+    deps.client = &hook_client;
+    deps.autoscaling = setup.endpoints.autoscaling;
+    deps.sqs = setup.endpoints.sqs;
+    deps.queue_url = options_.queue_url;
+    deps.backend = context_.backend;
+    deps.address_of = [this](const std::string& id) -> std::optional<ep::Endpoint> {
+      std::lock_guard lock(addr_mu_);
+      auto it = addresses_.find(id);
+      if (it == addresses_.end()) return std::nullopt;
+      return it->second;
+    };
+    deps.repoll = [this] { trigger(); };
+    worker = std::make_unique<LifecycleWorker>(options_, std::move(deps));
+    {
+      std::lock_guard lock(sqs_mu_);
+      worker_ = worker.get();
+    }
+    loop.set_lifecycle_handler([this, w = worker.get()](const AsgMessage& action,
+                                                        const SqsMessage& message) {
+      {
+        std::lock_guard lock(addr_mu_);
+        if (groups_seen_.count(action.auto_scaling_group_name) == 0) {
+          log::info(kLog, "{}: lifecycle action for group '{}' which is not one of ours; "
+                    "ignored", describe(), action.auto_scaling_group_name);
+          return false;
+        }
+      }
+      return w->add(action, message);
+    });
+    hook_thread = std::thread([this, w = worker.get()] {
+      for (;;) {
+        {
+          std::unique_lock lock(mu_);
+          cv_.wait_for(lock, options_.hook_check_interval, [this] { return stopping_; });
+          if (stopping_ || sqs_stop_.load()) return;
+        }
+        w->step();
+      }
+    });
+    log::info(kLog, "{}: completing lifecycle hook '{}' (heartbeat every {} ms)", describe(),
+              options_.lifecycle_hook, options_.heartbeat_interval.count());
+  }
   log::info(kLog, "{}: consuming events from {}", describe(), options_.queue_url);
   while (!sqs_stop_.load()) {
     auto r = loop.run_once();
@@ -378,8 +504,20 @@ void AsgSource::run_sqs(Setup& setup) {
       cv_.wait_for(lock, std::chrono::seconds(5), [this] { return stopping_; });
     }
   }
+  {
+    std::lock_guard lock(mu_);
+    if (hook_in_flight_) hook_in_flight_->cancel();
+  }
+  cv_.notify_all();
+  if (hook_thread.joinable()) hook_thread.join();
+  {
+    std::lock_guard lock(sqs_mu_);
+    if (worker_) lifecycle_stats_ = worker_->stats();
+    worker_ = nullptr;
+  }
   std::lock_guard lock(mu_);
   sqs_in_flight_ = nullptr;
+  hook_in_flight_ = nullptr;
 }
 
 void AsgSource::trigger() {
@@ -402,7 +540,9 @@ void AsgSource::run(discovery::Sink& sink) {
       {
         std::lock_guard lock(self->mu_);
         if (self->sqs_in_flight_) self->sqs_in_flight_->cancel();
+        if (self->hook_in_flight_) self->hook_in_flight_->cancel();
       }
+      self->cv_.notify_all();
       self->done_cv_.notify_all();
       if (self->sqs_thread_.joinable()) self->sqs_thread_.join();
       std::lock_guard lock(self->mu_);
@@ -444,6 +584,12 @@ void AsgSource::run(discovery::Sink& sink) {
       }
       if (result) {
         last_api_calls_ = result->api_calls;
+        {
+          std::lock_guard lock(addr_mu_);
+          if (addresses_.size() > 20000) addresses_.clear();  // bound an ever-churning fleet
+          for (const auto& [id, e] : result->addresses) addresses_[id] = e;
+          groups_seen_ = std::set<std::string>(result->groups.begin(), result->groups.end());
+        }
         failures_.success();
         for (const auto& s : result->skipped) log::debug(kLog, "{}: skipped {}", describe(), s);
         if (!last || *last != result->endpoints || last_failed) {

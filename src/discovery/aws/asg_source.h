@@ -19,14 +19,17 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/log.h"
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/credential_fetcher.h"
+#include "discovery/aws/lifecycle.h"
 #include "discovery/aws/parse.h"
 #include "discovery/aws/sqs_events.h"
 #include "discovery/source.h"
@@ -39,7 +42,16 @@ struct AsgPollResult {
   std::vector<ep::Endpoint> endpoints;  // sorted by instance id
   int api_calls = 0;                // DescribeAutoScalingGroups + DescribeInstances calls
   std::vector<std::string> skipped;  // "i-…: no public IPv4 address" etc.
+  std::vector<std::string> groups;   // the groups polled (names, after pattern/tag matching)
+  // Every member's LifecycleState, by instance id.
+  std::map<std::string, std::string> states;
+  // Address/port of every served instance and, with lifecycle hooks, of instances in Pending* or
+  // Terminating* states too (the hooks look for them in HAProxy), by instance id.
+  std::map<std::string, ep::Endpoint> addresses;
 };
+
+// Whether group `g` is one of the configured groups (names / patterns / tags).
+bool group_selected(const AutoScalingGroup& g, const AsgOptions& options);
 
 // Pure: the endpoints for `groups` (as described) and `instances` (DescribeInstances of their
 // members) under `options`. An instance is a server when its LifecycleState is in
@@ -95,6 +107,9 @@ class AsgSource final : public discovery::Source {
   SqsBatchResult sqs_totals() const;
   // Polls completed (successful or not). For tests and metrics.
   std::uint64_t polls() const { return polls_.load(); }
+  // Lifecycle hook totals (zero without lifecycle_hook) and actions still waiting.
+  LifecycleStats lifecycle_stats() const;
+  size_t lifecycle_pending() const;
   int last_api_calls() const { return last_api_calls_.load(); }
 
  private:
@@ -122,6 +137,7 @@ class AsgSource final : public discovery::Source {
   bool triggered_ = false;
   net::HttpClient* in_flight_ = nullptr;  // the poll thread's client, for stop() to cancel
   net::HttpClient* sqs_in_flight_ = nullptr;  // the SQS thread's client
+  net::HttpClient* hook_in_flight_ = nullptr;  // the lifecycle worker's client
   std::uint64_t poll_started_ = 0;  // sequence number of the last poll started
   std::uint64_t poll_done_ = 0;     // sequence number of the last poll finished
   bool poll_done_ok_ = false;       // and whether it succeeded
@@ -133,6 +149,12 @@ class AsgSource final : public discovery::Source {
   SqsBatchResult sqs_totals_;
   std::atomic<std::uint64_t> polls_{0};
   std::atomic<int> last_api_calls_{0};
+  // From the latest polls, for the lifecycle hooks.
+  mutable std::mutex addr_mu_;
+  std::map<std::string, ep::Endpoint> addresses_;
+  std::set<std::string> groups_seen_;
+  LifecycleWorker* worker_ = nullptr;  // under sqs_mu_; alive while run_sqs runs
+  LifecycleStats lifecycle_stats_;     // under sqs_mu_; last totals
 };
 
 // The factory entry: SourceKind{"aws_asg", …}.

@@ -1,69 +1,150 @@
 #pragma once
-// DESIGN (not wired yet): how the aws_asg source learns "this instance's server is drained /
-// healthy on every managed HAProxy", which lifecycle hooks need (docs/aws.md "Lifecycle hooks").
+// Lifecycle hooks of the aws_asg source (docs/aws.md "Lifecycle hooks").
 //
-// The source never talks to HAProxy. The application gives it a ServerStateProbe, built from
-// Reconciler::status() (which already holds every instance's managed servers with their
-// op_state, admin_state and scur), e.g. in src/app/wiring.cc:
+// The source never talks to HAProxy. The application installs a ServerStateProbe, built from
+// Reconciler::status() (which holds every instance's managed servers with their op_state,
+// admin_state and scur) — see src/app/aws_wiring.cc. It is a process-wide registration
+// (set_server_state_probe) rather than a factory argument, so that the shared SourceFactory
+// signature stays unchanged.
 //
-//   auto probe = ep::aws::make_probe([&reconciler](std::string_view backend,
-//                                                 std::string_view address, uint16_t port) {
-//     ep::aws::ServerState s;
-//     for (const auto& inst : reconciler.status()) {
-//       if (!inst.reachable) { s.complete = false; continue; }
-//       for (const auto& b : inst.backends) {
-//         if (b.backend != backend) continue;
-//         for (const auto& srv : b.actual_servers) {
-//           if (srv.address != address || srv.port != port) continue;
-//           ++s.instances_present;
-//           s.sessions += srv.sessions;
-//           if (srv.op_state == 2 && !srv.in_maint() && !srv.draining()) ++s.instances_up;
-//         }
-//       }
-//     }
-//     return s;
-//   });
-//
-// and the factory passes it through SourceContext-independent runtime state (a process-wide
-// registry keyed by backend name, set before the sources start), so that the shared
-// SourceFactory signature stays unchanged.
-//
-// With a probe the SQS consumer will:
-//   - EC2_INSTANCE_TERMINATING: re-poll (the instance is Terminating:Wait, so it leaves the set
-//     and the reconciler drains it), then every heartbeat_interval: if the server is absent from
-//     every reachable HAProxy or has 0 sessions everywhere (`drained()`), CompleteLifecycleAction
-//     CONTINUE and delete the message; else RecordLifecycleActionHeartbeat and
-//     ChangeMessageVisibility (keep the message invisible while we work). After drain_timeout:
-//     CONTINUE anyway (configurable: `on_drain_timeout: continue|abandon`).
-//   - EC2_INSTANCE_LAUNCHING: the instance is Pending:Wait; with `lifecycle_states` including
-//     Pending:Wait it is added; when healthy()` on every reachable HAProxy → CONTINUE; after
-//     launch_timeout → ABANDON.
+// With `lifecycle_hook: <name>` and a queue, the SQS consumer hands every lifecycle action for
+// that hook name (and one of the source's groups) to a LifecycleWorker, after the re-poll it
+// triggered succeeded:
+//   - EC2_INSTANCE_TERMINATING: the re-poll saw the instance Terminating:Wait, so it left the set
+//     and the reconciler drains it. Every check interval the worker asks the probe; once the
+//     server is drained on every reachable HAProxy (absent, or draining/in maintenance with 0
+//     sessions) it sends CompleteLifecycleAction CONTINUE and deletes the message. Meanwhile,
+//     every heartbeat_interval: RecordLifecycleActionHeartbeat and ChangeMessageVisibility (the
+//     message stays invisible while we work). After drain_timeout: complete with
+//     on_drain_timeout (CONTINUE by default).
+//   - EC2_INSTANCE_LAUNCHING: the instance is Pending:Wait, which is a served state when hooks
+//     are configured, so the re-poll added it. Once the server is UP (health check passed, not
+//     draining, not in maintenance) on every reachable HAProxy: CONTINUE. After launch_timeout:
+//     ABANDON (the ASG then terminates the instance).
+// A message is deleted only after its action was completed (or AWS said the action is no longer
+// pending: ValidationError "No active Lifecycle Action found", treated as done). Duplicates (same
+// LifecycleActionToken) join the tracked action; a duplicate of an action completed recently is
+// deleted at once. Without a probe (no daemon, e.g. tests of the source alone) the state is
+// unknown: a terminate completes at once after the re-poll, a launch after launch_timeout with
+// ABANDON — logged as a warning.
 // Fleet setup: each HAProxy node runs its own ElasticProxy with its own hook name and queue, so
 // the ASG waits until every node has completed its own hook.
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/model.h"
+#include "discovery/aws/asg_options.h"
+#include "discovery/aws/aws_client.h"
+#include "discovery/aws/parse.h"
 
 namespace ep::aws {
 
-// One server (backend, address, port) summed over every managed HAProxy instance.
+// One server (backend, address, port) summed over every reachable managed HAProxy instance.
 struct ServerState {
-  int instances_present = 0;  // HAProxy instances that have the server
-  int instances_up = 0;       // … where it is UP, not in maintenance, not draining
+  int haproxy_instances = 0;  // managed HAProxy instances that answered
+  int unreachable = 0;        // … that did not (ignored for the decisions below)
+  int instances_present = 0;  // reachable instances that have the server
+  int instances_active = 0;   // … where it is neither draining nor in maintenance
+  int instances_up = 0;       // … where it is also UP (op_state 2: health check passed)
   long sessions = 0;          // current sessions, summed
-  bool complete = true;       // false when some HAProxy instance was unreachable
 
-  // Safe to let the instance go: every HAProxy answered, and none has a session on it.
-  bool drained() const { return complete && (instances_present == 0 || sessions == 0); }
-  // Every HAProxy answered and has the server up.
-  bool healthy(int haproxy_instances) const {
-    return complete && instances_up == haproxy_instances && haproxy_instances > 0;
-  }
+  // Safe to let the instance go: no reachable HAProxy sends it new traffic, none has a session.
+  bool drained() const { return haproxy_instances > 0 && instances_active == 0 && sessions == 0; }
+  // Every reachable HAProxy has the server up.
+  bool healthy() const { return haproxy_instances > 0 && instances_up == haproxy_instances; }
 };
 
-using ServerStateProbe =
-    std::function<ServerState(std::string_view backend, std::string_view address,
-                              std::uint16_t port)>;
+// `port` 0 matches any port.
+using ServerStateProbe = std::function<ServerState(std::string_view backend,
+                                                   std::string_view address, std::uint16_t port)>;
+
+// Process-wide registration (thread-safe). An empty function removes it.
+void set_server_state_probe(ServerStateProbe probe);
+ServerStateProbe server_state_probe();
+
+// Pure: ServerState for one server from a list of (reachable, servers of `backend`) per HAProxy
+// instance. The app's probe is this over Reconciler::status().
+struct HaproxyView {
+  bool reachable = false;
+  const std::vector<ActualServer>* servers = nullptr;  // of the backend asked about; may be null
+};
+ServerState summarize(const std::vector<HaproxyView>& instances, std::string_view address,
+                      std::uint16_t port);
+
+struct LifecycleStats {
+  int tracked = 0;  // actions taken over
+  int completed_continue = 0;
+  int completed_abandon = 0;
+  int heartbeats = 0;
+  int visibility_changes = 0;
+  int duplicates = 0;
+  int errors = 0;  // failed AutoScaling/SQS calls (retried at the next check)
+};
+
+// Tracks lifecycle actions until they are completed. add() is called from the SQS thread,
+// step() from the worker thread; both are thread-safe.
+class LifecycleWorker {
+ public:
+  struct Deps {
+    AwsClient* client = nullptr;  // the worker thread's own client
+    Endpoint autoscaling;
+    Endpoint sqs;
+    std::string queue_url;
+    std::string backend;
+    // Address/port of an instance from the latest polls (nullopt when never seen).
+    std::function<std::optional<ep::Endpoint>(const std::string& instance_id)> address_of;
+    std::function<SteadyTime()> now = [] { return std::chrono::steady_clock::now(); };
+    // Asks for a poll soon (no wait). Called at a heartbeat while a terminating instance's
+    // server still takes traffic: Auto Scaling's reads are eventually consistent, so the poll
+    // the message triggered may still have seen the instance InService.
+    std::function<void()> repoll;
+  };
+  LifecycleWorker(AsgOptions options, Deps deps);
+
+  // Takes over a lifecycle action message (after its re-poll succeeded). False when the worker
+  // does not handle it (another hook name): the caller deletes it as usual.
+  bool add(const AsgMessage& action, const SqsMessage& message);
+  // Checks every tracked action that is due; sends heartbeats, completions, deletes.
+  void step();
+  // Actions still pending.
+  size_t pending() const;
+  LifecycleStats stats() const;
+
+ private:
+  struct Tracked {
+    AsgMessage action;
+    std::map<std::string, std::string> receipts;  // message id -> latest receipt handle
+    SteadyTime started{};
+    SteadyTime next_heartbeat{};
+    bool visibility_set = false;
+    bool warned_no_probe = false;
+    bool warned_no_address = false;
+  };
+  // True when the action is finished (completed, or AWS no longer knows it).
+  bool complete(Tracked& t, LifecycleActionResult result, const std::string& why);
+  void heartbeat(Tracked& t, SteadyTime now);
+  void delete_messages(Tracked& t);
+  int visibility_seconds() const;
+  void note_error();  // counts a failed call (stats and metric)
+
+  AsgOptions options_;
+  Deps deps_;
+  mutable std::mutex mu_;
+  std::map<std::string, Tracked> tracked_;  // by LifecycleActionToken
+  std::set<std::string> done_;              // tokens completed recently (bounded)
+  std::deque<std::string> done_order_;
+  LifecycleStats stats_;
+};
 
 }  // namespace ep::aws

@@ -96,6 +96,25 @@ Result<QueryParams> describe_auto_scaling_groups_params(const std::vector<std::s
   return p;
 }
 
+Result<QueryParams> describe_auto_scaling_groups_params(
+    const std::vector<std::string>& names,
+    const std::vector<std::pair<std::string, std::string>>& tag_filters,
+    std::string_view next_token, int max_records) {
+  auto p = describe_auto_scaling_groups_params(names, "", max_records);
+  if (!p) return p;
+  size_t n = 0;
+  for (const auto& [key, value] : tag_filters) {
+    if (key.empty()) return Error::invalid("empty tag key in a DescribeAutoScalingGroups filter");
+    ++n;
+    p->emplace_back(fmt::format("Filters.member.{}.Name", n),
+                    value.empty() ? std::string("tag-key") : "tag:" + key);
+    p->emplace_back(fmt::format("Filters.member.{}.Values.member.1", n),
+                    value.empty() ? key : value);
+  }
+  if (!next_token.empty()) p->emplace_back("NextToken", std::string(next_token));
+  return p;
+}
+
 Result<QueryParams> complete_lifecycle_action_params(const LifecycleActionRef& ref,
                                                      LifecycleActionResult result) {
   if (auto st = check_ref(ref); !st) return st.error();

@@ -40,6 +40,13 @@ Result<QueryParams> describe_auto_scaling_groups_params(const std::vector<std::s
                                                         std::string_view next_token,
                                                         int max_records = kMaxAsgRecords);
 
+// With tag filters (aws.md §4.1): each (key, value) becomes a filter `tag:<key>` = value, or
+// `tag-key` = key when value is empty; filters are ANDed by AWS. Names may be empty (all groups).
+Result<QueryParams> describe_auto_scaling_groups_params(
+    const std::vector<std::string>& names,
+    const std::vector<std::pair<std::string, std::string>>& tag_filters,
+    std::string_view next_token, int max_records = kMaxAsgRecords);
+
 enum class LifecycleActionResult { kContinue, kAbandon };
 
 // Identifies the action by token when given, else by instance id. kInvalid when hook, group, or

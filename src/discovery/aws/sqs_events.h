@@ -7,7 +7,8 @@
 //     events, and lifecycle-hook messages: `apply` is called, which re-polls the groups at once
 //     (level-triggered: the message only says "look now", so a lost or duplicated message is
 //     harmless). The message is deleted only when `apply` returns true (the new set was
-//     published); otherwise it is left and comes back after the queue's visibility timeout.
+//     published); otherwise it is kept and retried with the next ReceiveMessage round's re-poll
+//     (at most wait_seconds later), and failing that comes back after the visibility timeout.
 //   - autoscaling:TEST_NOTIFICATION and any other well-formed JSON (kUnknown): logged at info
 //     and deleted.
 //   - malformed bodies (not JSON, SNS envelope without Message, lifecycle action missing a
@@ -15,12 +16,14 @@
 //     would only make it come back forever; a queue redrive policy is still useful for messages
 //     we fail to apply repeatedly (those are not deleted).
 // Several messages in one batch that all ask for a re-poll share a single re-poll.
-// Lifecycle hooks are only re-polled here (the instance leaves the set while Terminating:Wait and
-// the reconciler drains it); CompleteLifecycleAction is not sent yet (see docs/aws.md).
+// Lifecycle actions: after the batch's re-poll succeeded, each one is offered to `take_lifecycle`
+// (set with lifecycle hooks, lifecycle.h); when it takes the message over, the message is not
+// deleted here — the LifecycleWorker deletes it once the action is completed.
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,7 @@ const char* to_string(MessageAction a);
 struct MessageDecision {
   MessageAction action = MessageAction::kAck;
   std::string summary;  // for the log: "autoscaling:EC2_INSTANCE_TERMINATE i-… (SNS)"
+  std::optional<AsgMessage> message;  // when the body was understood
 };
 
 // Pure: what to do with one message body.
@@ -50,6 +54,7 @@ struct SqsBatchResult {
   int deleted = 0;
   int kept = 0;      // left for redelivery (apply failed, or delete failed)
   int malformed = 0;
+  int lifecycle = 0;  // lifecycle actions handed to take_lifecycle
 };
 
 class SqsEventLoop {
@@ -68,12 +73,24 @@ class SqsEventLoop {
 
   const SqsBatchResult& totals() const { return totals_; }
 
+  // Offered every lifecycle action (after a successful re-poll); true = taken over (not deleted
+  // here).
+  void set_lifecycle_handler(std::function<bool(const AsgMessage&, const SqsMessage&)> take) {
+    take_lifecycle_ = std::move(take);
+  }
+
  private:
   AwsClient& client_;
   Endpoint sqs_;
   std::string queue_url_;
   int wait_seconds_;
   std::function<bool()> apply_;
+  std::function<bool(const AsgMessage&, const SqsMessage&)> take_lifecycle_;
+  struct Carried {
+    SqsMessage message;
+    std::optional<AsgMessage> action;  // set for lifecycle actions
+  };
+  std::vector<Carried> carried_;  // re-poll failed: retried with the next batch's re-poll
   SqsBatchResult totals_;
 };
 

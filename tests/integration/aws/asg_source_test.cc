@@ -352,6 +352,10 @@ TEST_F(AsgEventsTest, AMessageWhoseRepollFailsIsKeptForRedelivery) {
   }
   EXPECT_EQ(source.sqs_totals().kept, 1);
   EXPECT_EQ(aws_.queue_size(queue_), 1u) << "not deleted: the effect was not applied";
+  // The faults are used up: the next round's re-poll succeeds and the kept message is deleted
+  // then, without waiting for SQS to redeliver it.
+  EXPECT_TRUE(wait_queue_empty());
+  EXPECT_EQ(aws_.calls("ReceiveMessage") >= 2, true);
   source.stop();
 }
 

@@ -111,6 +111,11 @@ struct AwsDouble::Impl {
   std::chrono::seconds offset{0};
   std::map<std::string, DoubleInstance> instances;  // by id (sorted)
   std::vector<std::string> groups;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> group_tags;
+  struct PendingAction {
+    std::string group, hook, instance_id, token, transition;
+  };
+  std::vector<PendingAction> actions;
   int ec2_page_size = 1000;
   std::map<std::string, std::deque<Message>> queues;
   std::string web_identity_token;
@@ -320,9 +325,50 @@ struct AwsDouble::Impl {
     if (max_records < 1 || max_records > 100) {
       return error(Proto::kQuery, 400, "ValidationError", "MaxRecords must be between 1 and 100");
     }
+    // Filters.member.N.Name / Filters.member.N.Values.member.M: values ORed, filters ANDed.
+    std::map<int, std::pair<std::string, std::vector<std::string>>> filters;
+    for (const auto& [k, v] : form) {
+      if (k.rfind("Filters.member.", 0) != 0) continue;
+      const std::string rest = k.substr(15);
+      const auto dot = rest.find('.');
+      if (dot == std::string::npos) continue;
+      const int n = std::atoi(rest.substr(0, dot).c_str());
+      const std::string field = rest.substr(dot + 1);
+      if (field == "Name") {
+        filters[n].first = v;
+      } else if (field.rfind("Values.member.", 0) == 0) {
+        filters[n].second.push_back(v);
+      }
+    }
+    for (const auto& [n, f] : filters) {
+      const auto& name = f.first;
+      if (name != "tag-key" && name != "tag-value" && name != "auto-scaling-group" &&
+          name.rfind("tag:", 0) != 0) {
+        return error(Proto::kQuery, 400, "ValidationError",
+                     "Filter name '" + name + "' is invalid.");
+      }
+    }
+    auto passes = [&](const std::string& g) {
+      const auto& tags = group_tags[g];
+      for (const auto& [n, f] : filters) {
+        const auto& [name, values] = f;
+        bool any = false;
+        for (const auto& want : values) {
+          if (name == "auto-scaling-group") any = any || g == want;
+          for (const auto& [tk, tv] : tags) {
+            if (name == "tag-key") any = any || tk == want;
+            if (name == "tag-value") any = any || tv == want;
+            if (name.rfind("tag:", 0) == 0) any = any || (tk == name.substr(4) && tv == want);
+          }
+        }
+        if (!any) return false;
+      }
+      return true;
+    };
     std::vector<std::string> selected;
     for (const auto& g : groups) {
-      if (names.empty() || std::find(names.begin(), names.end(), g) != names.end()) {
+      if ((names.empty() || std::find(names.begin(), names.end(), g) != names.end()) &&
+          passes(g)) {
         selected.push_back(g);
       }
     }
@@ -361,8 +407,19 @@ struct AwsDouble::Impl {
           "        <DesiredCapacity>1</DesiredCapacity>\n"
           "        <AvailabilityZones>\n          <member>eu-west-1a</member>\n"
           "        </AvailabilityZones>\n        <HealthCheckType>EC2</HealthCheckType>\n"
-          "        <Instances>\n{1}        </Instances>\n        <Tags/>\n      </member>\n",
-          xml_escape(selected[i]), inst);
+          "        <Instances>\n{1}        </Instances>\n        <Tags>\n{2}        </Tags>\n"
+          "      </member>\n",
+          xml_escape(selected[i]), inst, [&] {
+            std::string t;
+            for (const auto& [k, v] : group_tags[selected[i]]) {
+              t += fmt::format(
+                  "          <member><ResourceId>{0}</ResourceId><ResourceType>auto-scaling-group"
+                  "</ResourceType><Key>{1}</Key><Value>{2}</Value><PropagateAtLaunch>true"
+                  "</PropagateAtLaunch></member>\n",
+                  xml_escape(selected[i]), xml_escape(k), xml_escape(v));
+            }
+            return t;
+          }());
     }
     const std::string next =
         end < selected.size() ? fmt::format("    <NextToken>asg-token-{}</NextToken>\n", end) : "";
@@ -446,8 +503,50 @@ struct AwsDouble::Impl {
                           form_get(form, "LifecycleHookName"),
                           form_get(form, "LifecycleActionToken"),
                           form_get(form, "InstanceId"),
-                          form_get(form, "LifecycleActionResult")};
+                          form_get(form, "LifecycleActionResult"),
+                          false,
+                          std::chrono::steady_clock::now()};
+    if (c.group.empty() || c.hook.empty() || (c.token.empty() && c.instance_id.empty())) {
+      lifecycle.push_back(c);
+      return error(Proto::kQuery, 400, "ValidationError",
+                   "LifecycleHookName, AutoScalingGroupName and LifecycleActionToken or "
+                   "InstanceId are required");
+    }
+    if (action == "CompleteLifecycleAction" && c.result != "CONTINUE" && c.result != "ABANDON") {
+      lifecycle.push_back(c);
+      return error(Proto::kQuery, 400, "ValidationError",
+                   "LifecycleActionResult must be CONTINUE or ABANDON");
+    }
+    auto it = std::find_if(actions.begin(), actions.end(), [&](const PendingAction& a) {
+      return a.group == c.group && a.hook == c.hook &&
+             (c.token.empty() ? a.instance_id == c.instance_id : a.token == c.token);
+    });
+    if (it == actions.end()) {
+      lifecycle.push_back(c);
+      return error(Proto::kQuery, 400, "ValidationError",
+                   fmt::format("No active Lifecycle Action found with {} {}",
+                               c.token.empty() ? "instance ID" : "token",
+                               c.token.empty() ? c.instance_id : c.token));
+    }
+    c.accepted = true;
     lifecycle.push_back(c);
+    if (action == "CompleteLifecycleAction") {
+      const PendingAction a = *it;
+      actions.erase(it);
+      const bool more = std::any_of(actions.begin(), actions.end(), [&](const PendingAction& o) {
+        return o.instance_id == a.instance_id;
+      });
+      if (!more) {  // the ASG waits for every hook of the transition
+        auto inst = instances.find(a.instance_id);
+        if (inst != instances.end()) {
+          if (a.transition == "autoscaling:EC2_INSTANCE_LAUNCHING" && c.result == "CONTINUE") {
+            inst->second.lifecycle_state = "InService";
+          } else {
+            instances.erase(inst);
+          }
+        }
+      }
+    }
     return ok_xml(fmt::format(
         "<{0}Response xmlns=\"{1}\">\n  <{0}Result/>\n  <ResponseMetadata>"
         "<RequestId>req-lc</RequestId></ResponseMetadata>\n</{0}Response>\n",
@@ -572,11 +671,25 @@ void AwsDouble::remove_instance(const std::string& id) {
   impl_->instances.erase(id);
 }
 
-void AwsDouble::add_group(const std::string& name) {
+void AwsDouble::add_group(const std::string& name,
+                          std::vector<std::pair<std::string, std::string>> tags) {
   std::lock_guard lock(impl_->mu);
   if (std::find(impl_->groups.begin(), impl_->groups.end(), name) == impl_->groups.end()) {
     impl_->groups.push_back(name);
   }
+  impl_->group_tags[name] = std::move(tags);
+}
+
+void AwsDouble::add_lifecycle_action(const std::string& group, const std::string& hook,
+                                     const std::string& instance_id, const std::string& token,
+                                     const std::string& transition) {
+  std::lock_guard lock(impl_->mu);
+  impl_->actions.push_back({group, hook, instance_id, token, transition});
+}
+
+int AwsDouble::pending_lifecycle_actions() {
+  std::lock_guard lock(impl_->mu);
+  return static_cast<int>(impl_->actions.size());
 }
 
 void AwsDouble::set_ec2_page_size(int n) {

@@ -49,6 +49,8 @@ struct DoubleInstance {
 struct DoubleLifecycleCall {
   std::string action;  // CompleteLifecycleAction / RecordLifecycleActionHeartbeat
   std::string group, hook, token, instance_id, result;
+  bool accepted = false;  // false: answered ValidationError (no such pending action)
+  std::chrono::steady_clock::time_point at{};
 };
 
 enum class Fault { kThrottle, kInternalError, kGarbage503, kExpiredToken };
@@ -70,8 +72,23 @@ class AwsDouble {
   // ---- EC2 / Auto Scaling state ----
   void put_instance(const DoubleInstance& instance);  // insert or replace by id
   void remove_instance(const std::string& id);
-  void add_group(const std::string& name);            // an ASG (possibly empty)
+  // An ASG (possibly empty) with its tags (DescribeAutoScalingGroups Filters tag:<key>,
+  // tag-key, tag-value apply to them).
+  void add_group(const std::string& name,
+                 std::vector<std::pair<std::string, std::string>> tags = {});
   void set_ec2_page_size(int n);                      // DescribeInstances page size (default 1000)
+
+  // ---- lifecycle hooks ----
+  // A pending lifecycle action, as AWS holds one while an instance is in Pending:Wait /
+  // Terminating:Wait. RecordLifecycleActionHeartbeat and CompleteLifecycleAction must name it
+  // (by token, or by instance id) with the right group and hook, else ValidationError "No active
+  // Lifecycle Action found". Completing it moves the instance on like AWS does: a terminate
+  // action removes the instance (Terminated); a launch action CONTINUE makes it InService,
+  // ABANDON removes it.
+  void add_lifecycle_action(const std::string& group, const std::string& hook,
+                            const std::string& instance_id, const std::string& token,
+                            const std::string& transition);
+  int pending_lifecycle_actions();
 
   // ---- SQS ----
   // The queue URL is url() + "/111122223333/<name>".

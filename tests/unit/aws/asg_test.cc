@@ -6,6 +6,8 @@
 
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/asg_source.h"
+#include "discovery/aws/lifecycle.h"
+#include "discovery/aws/requests.h"
 #include "unit/aws/testdata.h"
 
 namespace ep::aws {
@@ -58,7 +60,7 @@ TEST(AsgOptions, MissingGroupsAndHalfKeysAreErrors) {
   EXPECT_FALSE(parse_asg_options(map_of({{"access_key_id", scalar("AKID")}}), diag).has_value());
   std::string all;
   for (const auto& e : diag.errors()) all += e + "\n";
-  EXPECT_THAT(all, HasSubstr("'groups' (or EP2's 'asg_name') is required"));
+  EXPECT_THAT(all, HasSubstr("'groups' (or 'asg_names', EP2's 'asg_name', or 'asg_tags') is required"));
   EXPECT_THAT(all, HasSubstr("must be given together"));
 }
 
@@ -184,6 +186,197 @@ TEST(BuildEndpoints, SavedRepliesGiveTheServingMembers) {
   EXPECT_EQ(r.endpoints[0].address, "10.0.1.15");
   EXPECT_EQ(r.endpoints[0].weight, 2);
   for (const auto& e : r.endpoints) EXPECT_NE(e.id, "i-0123456789abcdef1") << "Terminating:Wait";
+}
+
+
+// ---- ASG name patterns and tag filters ----
+
+TEST(AsgOptions, PatternsAndTagsSelectGroups) {
+  Diagnostics diag;
+  ConfigNode tags = ConfigNode::make_map(Mark{"aws.yaml", 9, 3});
+  tags.add("role", scalar("web"));
+  tags.add("env", scalar("*"));
+  auto o = parse_asg_options(
+      map_of({{"asg_names", [] {
+                 ConfigNode l = ConfigNode::make_sequence();
+                 l.items.push_back(scalar("web-*"));
+                 l.items.push_back(scalar("api"));
+                 return l;
+               }()},
+              {"asg_tags", tags}}),
+      diag);
+  ASSERT_TRUE(o.has_value()) << (diag.errors().empty() ? "" : diag.errors()[0]);
+  EXPECT_EQ(o->groups, (std::vector<std::string>{"web-*", "api"}));
+  ASSERT_EQ(o->group_tags.size(), 2u);
+  EXPECT_EQ(o->group_tags[0], (std::pair<std::string, std::string>{"role", "web"}));
+  EXPECT_EQ(o->group_tags[1], (std::pair<std::string, std::string>{"env", ""}));  // tag-key
+  EXPECT_TRUE(o->discovers_groups());
+
+  AutoScalingGroup g;
+  g.name = "web-blue";
+  g.tags = {{"role", "web"}, {"env", "prod"}};
+  EXPECT_TRUE(group_selected(g, *o));
+  g.tags = {{"role", "api"}, {"env", "prod"}};
+  EXPECT_FALSE(group_selected(g, *o)) << "role must be web";
+  g.tags = {{"role", "web"}};
+  EXPECT_FALSE(group_selected(g, *o)) << "env key must exist";
+  g.name = "db-1";
+  g.tags = {{"role", "web"}, {"env", "x"}};
+  EXPECT_FALSE(group_selected(g, *o)) << "name matches neither web-* nor api";
+}
+
+TEST(AsgOptions, TagsAloneAreEnoughAndBadTagsAreErrors) {
+  Diagnostics diag;
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("role", scalar("web"));
+  auto o = parse_asg_options(map_of({{"asg_tags", tags}}), diag);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_TRUE(o->groups.empty());
+  EXPECT_TRUE(o->discovers_groups());
+
+  Diagnostics bad;
+  EXPECT_FALSE(parse_asg_options(map_of({{"asg_tags", scalar("role=web")}}), bad).has_value());
+  ASSERT_FALSE(bad.errors().empty());
+  EXPECT_THAT(bad.errors()[0], HasSubstr("asg_tags must be a non-empty map"));
+}
+
+TEST(Glob, StarAndQuestionMark) {
+  EXPECT_TRUE(glob_match("web-*", "web-"));
+  EXPECT_TRUE(glob_match("web-*", "web-blue-1"));
+  EXPECT_FALSE(glob_match("web-*", "xweb-1"));
+  EXPECT_TRUE(glob_match("*-prod", "api-prod"));
+  EXPECT_TRUE(glob_match("w?b", "wab"));
+  EXPECT_FALSE(glob_match("w?b", "wb"));
+  EXPECT_TRUE(glob_match("*a*b*", "xxaxxbxx"));
+  EXPECT_FALSE(glob_match("*a*b", "xxaxxbxxc"));
+  EXPECT_TRUE(glob_match("exact", "exact"));
+  EXPECT_FALSE(glob_match("exact", "exactly"));
+  EXPECT_TRUE(glob_match("*", ""));
+  // Linear on hostile input (would be exponential with naive recursion).
+  EXPECT_FALSE(glob_match("*a*a*a*a*a*a*a*a*a*a*b", std::string(5000, 'a')));
+}
+
+TEST(Requests, DescribeAutoScalingGroupsWithTagFilters) {
+  auto p = describe_auto_scaling_groups_params({}, {{"role", "web"}, {"env", ""}}, "tok", 100);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(form_encode(*p),
+            "MaxRecords=100&Filters.member.1.Name=tag%3Arole&Filters.member.1.Values.member.1=web&"
+            "Filters.member.2.Name=tag-key&Filters.member.2.Values.member.1=env&NextToken=tok");
+}
+
+// ---- lifecycle options and the HAProxy state summary ----
+
+TEST(AsgOptions, LifecycleHookDefaultsAndNeedsAQueue) {
+  Diagnostics diag;
+  auto o = parse_asg_options(map_of({{"groups", scalar("web")},
+                                     {"sqs_queue_url", scalar("https://sqs/1/q")},
+                                     {"lifecycle_hook", scalar("ep-node-a")},
+                                     {"on_drain_timeout", scalar("abandon")},
+                                     {"heartbeat_interval", scalar("30s")}}),
+                             diag);
+  ASSERT_TRUE(o.has_value()) << (diag.errors().empty() ? "" : diag.errors()[0]);
+  EXPECT_EQ(o->lifecycle_hook, "ep-node-a");
+  EXPECT_EQ(o->queue_url, "https://sqs/1/q");
+  EXPECT_EQ(o->on_drain_timeout, HookResult::kAbandon);
+  EXPECT_EQ(o->heartbeat_interval, std::chrono::seconds(30));
+  EXPECT_EQ(o->hook_drain_timeout, std::chrono::seconds(300));
+  EXPECT_EQ(o->launch_timeout, std::chrono::seconds(300));
+  // Hooked launches wait in Pending:Wait: served so their health can be seen.
+  EXPECT_EQ(o->lifecycle_states,
+            (std::vector<std::string>{"Pending:Wait", "Pending:Proceed", "InService"}));
+
+  Diagnostics no_queue;
+  EXPECT_FALSE(
+      parse_asg_options(map_of({{"groups", scalar("web")}, {"lifecycle_hook", scalar("h")}}),
+                        no_queue)
+          .has_value());
+  ASSERT_FALSE(no_queue.errors().empty());
+  EXPECT_THAT(no_queue.errors()[0], HasSubstr("lifecycle_hook needs queue_url"));
+
+  Diagnostics bad;
+  EXPECT_FALSE(parse_asg_options(map_of({{"groups", scalar("web")},
+                                         {"on_drain_timeout", scalar("wait")}}),
+                                 bad)
+                   .has_value());
+}
+
+TEST(BuildEndpoints, HooksKnowTheAddressOfLeavingAndArrivingInstances) {
+  AsgOptions o;
+  o.port = 80;
+  o.lifecycle_hook = "h";
+  auto r = build_endpoints({group({member("i-a"), member("i-term", "eu-west-1a", "Terminating:Wait"),
+                                   member("i-standby", "eu-west-1a", "Standby")})},
+                           {ec2("i-a", "10.0.0.1"), ec2("i-term", "10.0.0.5"),
+                            ec2("i-standby", "10.0.0.6")},
+                           o);
+  ASSERT_EQ(r.endpoints.size(), 1u);
+  EXPECT_EQ(r.addresses.count("i-term"), 1u);
+  EXPECT_EQ(r.addresses.at("i-term").address, "10.0.0.5");
+  EXPECT_EQ(r.addresses.count("i-standby"), 0u);
+  EXPECT_EQ(r.states.at("i-term"), "Terminating:Wait");
+  EXPECT_EQ(r.groups, (std::vector<std::string>{"web-asg"}));
+}
+
+ActualServer srv(std::string addr, int port, int op, int admin, int sessions) {
+  ActualServer s;
+  s.name = "s";
+  s.address = std::move(addr);
+  s.port = static_cast<std::uint16_t>(port);
+  s.op_state = op;
+  s.admin_state = admin;
+  s.sessions = sessions;
+  return s;
+}
+
+TEST(Lifecycle, SummaryDrainedOnlyWhenNoReachableHaproxySendsTraffic) {
+  std::vector<ActualServer> a{srv("10.0.0.5", 80, 2, 0, 0)};
+  std::vector<ActualServer> draining{srv("10.0.0.5", 80, 2, admin::kForcedDrain, 3)};
+  std::vector<ActualServer> drained{srv("10.0.0.5", 80, 2, admin::kForcedDrain, 0)};
+  std::vector<ActualServer> none;
+  // Present and active with 0 sessions: NOT drained (new requests still arrive).
+  EXPECT_FALSE(summarize({{true, &a}}, "10.0.0.5", 80).drained());
+  EXPECT_FALSE(summarize({{true, &draining}}, "10.0.0.5", 80).drained());
+  EXPECT_TRUE(summarize({{true, &drained}}, "10.0.0.5", 80).drained());
+  EXPECT_TRUE(summarize({{true, &none}}, "10.0.0.5", 80).drained());
+  EXPECT_FALSE(summarize({{true, &drained}, {true, &draining}}, "10.0.0.5", 80).drained());
+  // An unreachable instance is ignored, but at least one must answer.
+  EXPECT_TRUE(summarize({{true, &drained}, {false, nullptr}}, "10.0.0.5", 80).drained());
+  EXPECT_FALSE(summarize({{false, nullptr}}, "10.0.0.5", 80).drained());
+  // Port 0 matches any port; another port does not match.
+  EXPECT_FALSE(summarize({{true, &a}}, "10.0.0.5", 0).drained());
+  EXPECT_TRUE(summarize({{true, &a}}, "10.0.0.5", 81).drained());
+}
+
+TEST(Lifecycle, SummaryHealthyOnlyWhenUpEverywhere) {
+  std::vector<ActualServer> up{srv("10.0.0.7", 80, 2, 0, 0)};
+  std::vector<ActualServer> down{srv("10.0.0.7", 80, 0, 0, 0)};
+  std::vector<ActualServer> maint{srv("10.0.0.7", 80, 2, admin::kForcedMaint, 0)};
+  std::vector<ActualServer> none;
+  EXPECT_TRUE(summarize({{true, &up}}, "10.0.0.7", 80).healthy());
+  EXPECT_FALSE(summarize({{true, &down}}, "10.0.0.7", 80).healthy());
+  EXPECT_FALSE(summarize({{true, &maint}}, "10.0.0.7", 80).healthy());
+  EXPECT_FALSE(summarize({{true, &up}, {true, &none}}, "10.0.0.7", 80).healthy());
+  EXPECT_TRUE(summarize({{true, &up}, {false, nullptr}}, "10.0.0.7", 80).healthy());
+  EXPECT_FALSE(summarize({}, "10.0.0.7", 80).healthy());
+}
+
+
+TEST(Lifecycle, SavedRepliesForTagsAndTheNoActiveActionError) {
+  auto page = parse_describe_auto_scaling_groups(testing::testdata("describe_asg_tagged.xml"));
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->groups.size(), 1u);
+  AsgOptions o;
+  o.groups = {"web-*"};
+  o.group_tags = {{"role", "web"}, {"env", ""}};
+  EXPECT_TRUE(group_selected(page->groups[0], o));
+  o.group_tags = {{"env", "staging"}};
+  EXPECT_FALSE(group_selected(page->groups[0], o));
+
+  auto e = parse_xml_error(testing::testdata("error_autoscaling_no_active_lifecycle_action.xml"));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->code, "ValidationError");
+  EXPECT_THAT(e->message, HasSubstr("No active Lifecycle Action found"));
+  EXPECT_EQ(classify_error(*e, 400), ErrorClass::kFatal) << "not retried: the action is over";
 }
 
 }  // namespace

@@ -1,0 +1,303 @@
+#include "discovery/aws/lifecycle.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "discovery/aws/requests.h"
+
+namespace ep::aws {
+
+namespace {
+
+constexpr std::string_view kLog = "aws_lifecycle";
+constexpr size_t kDoneMemory = 1000;
+
+std::mutex& probe_mu() {
+  static std::mutex mu;
+  return mu;
+}
+ServerStateProbe& probe_slot() {
+  static ServerStateProbe probe;
+  return probe;
+}
+
+bool terminating(const AsgMessage& m) {
+  return m.lifecycle_transition == "autoscaling:EC2_INSTANCE_TERMINATING";
+}
+
+}  // namespace
+
+void set_server_state_probe(ServerStateProbe probe) {
+  std::lock_guard lock(probe_mu());
+  probe_slot() = std::move(probe);
+}
+
+ServerStateProbe server_state_probe() {
+  std::lock_guard lock(probe_mu());
+  return probe_slot();
+}
+
+ServerState summarize(const std::vector<HaproxyView>& instances, std::string_view address,
+                      std::uint16_t port) {
+  ServerState s;
+  for (const auto& inst : instances) {
+    if (!inst.reachable) {
+      ++s.unreachable;
+      continue;
+    }
+    ++s.haproxy_instances;
+    if (inst.servers == nullptr) continue;
+    for (const auto& srv : *inst.servers) {
+      if (srv.address != address || (port != 0 && srv.port != port)) continue;
+      ++s.instances_present;
+      s.sessions += srv.sessions;
+      if (!srv.in_maint() && !srv.draining()) {
+        ++s.instances_active;
+        if (srv.op_state == 2) ++s.instances_up;
+      }
+      break;  // one server per address:port in a managed backend
+    }
+  }
+  return s;
+}
+
+LifecycleWorker::LifecycleWorker(AsgOptions options, Deps deps)
+    : options_(std::move(options)), deps_(std::move(deps)) {
+  auto& m = Metrics::global();
+  m.describe("elasticproxy_aws_lifecycle_completed_total", Metrics::Type::kCounter,
+             "Lifecycle actions completed, by transition (launching/terminating) and result "
+             "(CONTINUE/ABANDON).");
+  m.describe("elasticproxy_aws_lifecycle_heartbeats_total", Metrics::Type::kCounter,
+             "RecordLifecycleActionHeartbeat calls that succeeded.");
+  m.describe("elasticproxy_aws_lifecycle_errors_total", Metrics::Type::kCounter,
+             "Failed lifecycle-hook calls (AutoScaling or SQS), retried at the next check.");
+  m.describe("elasticproxy_aws_lifecycle_pending", Metrics::Type::kGauge,
+             "Lifecycle actions waiting for a drain or a health check.");
+}
+
+void LifecycleWorker::note_error() {
+  ++stats_.errors;
+  Metrics::global().inc("elasticproxy_aws_lifecycle_errors_total", {{"backend", deps_.backend}});
+}
+
+int LifecycleWorker::visibility_seconds() const {
+  // Long enough to survive one missed heartbeat (a slow or retried call), at least 5 s. Short
+  // enough that after a restart the message (and with it the pending action) comes back soon. A
+  // redelivery while we still work on it is harmless: it joins the tracked action by token.
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(options_.heartbeat_interval * 2);
+  return static_cast<int>(std::clamp<long>(s.count(), 5, 43200));
+}
+
+bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
+  if (options_.lifecycle_hook.empty() || action.lifecycle_hook_name != options_.lifecycle_hook) {
+    return false;
+  }
+  if (action.lifecycle_transition != "autoscaling:EC2_INSTANCE_TERMINATING" &&
+      action.lifecycle_transition != "autoscaling:EC2_INSTANCE_LAUNCHING") {
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  const std::string& token = action.lifecycle_action_token;
+  if (done_.count(token) != 0) {
+    // Completed already: this is a duplicate delivery; let the caller delete it.
+    ++stats_.duplicates;
+    log::info(kLog, "{} {} (token {}): already completed; deleting the duplicate",
+              action.lifecycle_transition, action.instance_id, token);
+    return false;
+  }
+  auto it = tracked_.find(token);
+  if (it != tracked_.end()) {
+    ++stats_.duplicates;
+    it->second.receipts[message.message_id] = message.receipt_handle;
+    it->second.visibility_set = false;  // the new receipt needs its visibility extended too
+    return true;
+  }
+  Tracked t;
+  t.action = action;
+  t.receipts[message.message_id] = message.receipt_handle;
+  t.started = deps_.now();
+  t.next_heartbeat = t.started + options_.heartbeat_interval;
+  tracked_.emplace(token, std::move(t));
+  ++stats_.tracked;
+  log::info(kLog, "{}: {} {} group {} hook {}: waiting until {} on every HAProxy", deps_.backend,
+            action.lifecycle_transition, action.instance_id, action.auto_scaling_group_name,
+            action.lifecycle_hook_name, terminating(action) ? "drained" : "healthy");
+  return true;
+}
+
+size_t LifecycleWorker::pending() const {
+  std::lock_guard lock(mu_);
+  return tracked_.size();
+}
+
+LifecycleStats LifecycleWorker::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+bool LifecycleWorker::complete(Tracked& t, LifecycleActionResult result, const std::string& why) {
+  LifecycleActionRef ref{t.action.lifecycle_hook_name, t.action.auto_scaling_group_name,
+                         t.action.lifecycle_action_token, t.action.instance_id};
+  auto params = complete_lifecycle_action_params(ref, result);
+  if (!params) {
+    log::warn(kLog, "{}: {}", deps_.backend, params.error().message);
+    return true;  // can never be sent; drop it rather than loop forever
+  }
+  const char* what = result == LifecycleActionResult::kContinue ? "CONTINUE" : "ABANDON";
+  auto r = deps_.client->call_query(AwsService::kAutoScaling, deps_.autoscaling,
+                                    "CompleteLifecycleAction", *params);
+  if (!r) {
+    // AWS answers ValidationError when the action is no longer pending (completed by someone
+    // else, timed out, instance gone): nothing left to do.
+    if (r.error().message.find("ValidationError") != std::string::npos) {
+      log::warn(kLog, "{}: CompleteLifecycleAction {} for {}: {}; treating the action as over",
+                deps_.backend, what, t.action.instance_id, r.error().message);
+      return true;
+    }
+    note_error();
+    log::warn(kLog, "{}: CompleteLifecycleAction {} for {} failed (retrying): {}", deps_.backend,
+              what, t.action.instance_id, r.error().message);
+    return false;
+  }
+  if (result == LifecycleActionResult::kContinue) {
+    ++stats_.completed_continue;
+  } else {
+    ++stats_.completed_abandon;
+  }
+  Metrics::global().inc("elasticproxy_aws_lifecycle_completed_total",
+                        {{"backend", deps_.backend},
+                         {"transition", terminating(t.action) ? "terminating" : "launching"},
+                         {"result", what}});
+  log::info(kLog, "{}: {} {}: CompleteLifecycleAction {} ({})", deps_.backend,
+            t.action.lifecycle_transition, t.action.instance_id, what, why);
+  return true;
+}
+
+void LifecycleWorker::delete_messages(Tracked& t) {
+  for (const auto& [id, receipt] : t.receipts) {
+    auto del = deps_.client->call_sqs(deps_.sqs, "DeleteMessage",
+                                      sqs_delete_message_body(deps_.queue_url, receipt));
+    if (!del) {
+      note_error();
+      log::warn(kLog, "message {}: {}", id, del.error().message);
+    }
+  }
+}
+
+void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
+  if (now >= t.next_heartbeat) {
+    LifecycleActionRef ref{t.action.lifecycle_hook_name, t.action.auto_scaling_group_name,
+                           t.action.lifecycle_action_token, t.action.instance_id};
+    if (auto params = record_lifecycle_action_heartbeat_params(ref)) {
+      auto r = deps_.client->call_query(AwsService::kAutoScaling, deps_.autoscaling,
+                                        "RecordLifecycleActionHeartbeat", *params);
+      if (r) {
+        ++stats_.heartbeats;
+        Metrics::global().inc("elasticproxy_aws_lifecycle_heartbeats_total",
+                              {{"backend", deps_.backend}});
+        log::debug(kLog, "{}: heartbeat for {}", deps_.backend, t.action.instance_id);
+      } else {
+        note_error();
+        log::warn(kLog, "{}: RecordLifecycleActionHeartbeat for {}: {}", deps_.backend,
+                  t.action.instance_id, r.error().message);
+      }
+    }
+    t.next_heartbeat = now + options_.heartbeat_interval;
+    t.visibility_set = false;  // renew together with the heartbeat
+  }
+  if (!t.visibility_set) {
+    bool all = true;
+    for (const auto& [id, receipt] : t.receipts) {
+      auto body =
+          sqs_change_message_visibility_body(deps_.queue_url, receipt, visibility_seconds());
+      if (!body) continue;
+      auto r = deps_.client->call_sqs(deps_.sqs, "ChangeMessageVisibility", *body);
+      if (r) {
+        ++stats_.visibility_changes;
+      } else {
+        all = false;
+        note_error();
+        log::warn(kLog, "message {}: ChangeMessageVisibility: {}", id, r.error().message);
+      }
+    }
+    t.visibility_set = all;
+  }
+}
+
+void LifecycleWorker::step() {
+  std::lock_guard lock(mu_);
+  const ServerStateProbe probe = server_state_probe();
+  for (auto it = tracked_.begin(); it != tracked_.end();) {
+    Tracked& t = it->second;
+    const SteadyTime now = deps_.now();
+    const auto elapsed = now - t.started;
+    const bool term = terminating(t.action);
+    std::optional<LifecycleActionResult> result;
+    std::string why;
+
+    std::optional<ServerState> state;
+    std::optional<ep::Endpoint> where =
+        deps_.address_of ? deps_.address_of(t.action.instance_id) : std::nullopt;
+    if (probe && where) {
+      state = probe(deps_.backend, where->address, static_cast<std::uint16_t>(where->port));
+    } else if (!probe && !t.warned_no_probe) {
+      t.warned_no_probe = true;
+      log::warn(kLog, "{}: no HAProxy state available for {} (not running as a daemon?)",
+                deps_.backend, t.action.instance_id);
+    } else if (probe && !where && !t.warned_no_address) {
+      t.warned_no_address = true;
+      log::info(kLog, "{}: address of {} not known from the polls", deps_.backend,
+                t.action.instance_id);
+    }
+
+    if (term) {
+      if (!probe) {
+        result = LifecycleActionResult::kContinue;
+        why = "no HAProxy state to wait for";
+      } else if (!where) {
+        // Never served by this source (no address known): nothing to drain.
+        result = LifecycleActionResult::kContinue;
+        why = "instance was not a server";
+      } else if (state->drained()) {
+        result = LifecycleActionResult::kContinue;
+        why = fmt::format("drained on {} HAProxy instance(s)", state->haproxy_instances);
+      } else if (elapsed >= options_.hook_drain_timeout) {
+        result = options_.on_drain_timeout == HookResult::kAbandon
+                     ? LifecycleActionResult::kAbandon
+                     : LifecycleActionResult::kContinue;
+        why = fmt::format("drain_timeout with {} session(s) left", state->sessions);
+      }
+    } else {
+      if (state && state->healthy()) {
+        result = LifecycleActionResult::kContinue;
+        why = fmt::format("UP on {} HAProxy instance(s)", state->haproxy_instances);
+      } else if (elapsed >= options_.launch_timeout) {
+        result = LifecycleActionResult::kAbandon;
+        why = "launch_timeout: not UP on every HAProxy";
+      }
+    }
+
+    if (result && complete(t, *result, why)) {
+      delete_messages(t);
+      if (done_.insert(it->first).second) done_order_.push_back(it->first);
+      while (done_order_.size() > kDoneMemory) {
+        done_.erase(done_order_.front());
+        done_order_.pop_front();
+      }
+      it = tracked_.erase(it);
+      continue;
+    }
+    if (term && state && state->instances_active > 0 && now >= t.next_heartbeat && deps_.repoll) {
+      deps_.repoll();
+    }
+    heartbeat(t, now);
+    ++it;
+  }
+  Metrics::global().set("elasticproxy_aws_lifecycle_pending", {{"backend", deps_.backend}},
+                        static_cast<double>(tracked_.size()));
+}
+
+}  // namespace ep::aws

@@ -1,0 +1,406 @@
+// End to end: the real `elasticproxy` binary, the real HAProxy 2.6 and the AWS double
+// (tests/support/aws: Auto Scaling, EC2 and SQS, verifying every SigV4 signature) on loopback.
+// What an operator checks: servers in `show servers state`, requests through HAProxy, the
+// lifecycle calls AWS received, and the SQS queue.
+//
+// Every "instance" is 127.0.0.1 with its own port (instance tag `port`, option port_tag).
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "integration/daemon/daemon_process.h"
+#include "support/aws/aws_double.h"
+#include "support/aws/messages.h"
+#include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/http_backend.h"
+#include "support/haproxy/loopback.h"
+#include "support/haproxy/servers_state.h"
+
+namespace ep::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kKeyId = "AKIDE2EAWS0000000001";
+constexpr const char* kSecret = "e2e-aws-secret-0000000000000000000000000";
+constexpr const char* kHook = "ep-node-a";
+
+std::string instance_id(int n) { return fmt::format("i-{:017x}", n); }
+
+class AwsE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+    hp_ = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+    ASSERT_TRUE(hp_->start().ok()) << hp_->log();
+    for (int i = 0; i < 8; ++i) {
+      backends_.push_back(std::make_unique<HttpBackend>("b" + std::to_string(i)));
+    }
+    aws_.add_key(kKeyId, kSecret);
+    aws_.start();
+    aws_.add_group("web-asg");
+    queue_ = aws_.create_queue("ep-node-a");
+  }
+  static constexpr const char* kHaproxyConfig = R"(global
+  stats socket @SOCKET@ level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:@PORT0@
+  default_backend web
+backend web
+  balance roundrobin
+)";
+
+  void put(int n, const std::string& state = "InService") {
+    DoubleInstance d;
+    d.id = instance_id(n);
+    d.group = "web-asg";
+    d.lifecycle_state = state;
+    d.private_ip = "127.0.0.1";
+    d.tags = {{"port", std::to_string(backends_[static_cast<size_t>(n)]->port())}};
+    aws_.put_instance(d);
+  }
+
+  void start_daemon(const std::string& interval = "30s", const std::string& extra = "") {
+    const std::string cfg = hp_->dir() + "/ep.yaml";
+    std::string sockets = hp_->socket_path();
+    if (hp2_) sockets += ", " + hp2_->socket_path();
+    write_file(cfg,
+               fmt::format(R"(haproxy:
+  sockets: [{0}]
+  resync_interval: 1s
+metrics: {{enabled: false}}
+backends:
+  - name: web
+    drain_timeout: 120s
+    server_options: "check inter 100ms"
+    safety: {{max_remove_fraction: 1.0}}
+    sources:
+      - aws_asg:
+          groups: [web-asg]
+          region: eu-west-1
+          access_key_id: {1}
+          secret_access_key: {2}
+          endpoints: {{autoscaling: "{3}", ec2: "{3}", sqs: "{3}", sts: "{3}"}}
+          port_tag: port
+          interval: {4}
+          queue_url: "{5}"
+          wait_seconds: 2
+          lifecycle_hook: {6}
+          heartbeat_interval: 1s
+          hook_check_interval: 100ms
+          drain_timeout: 60s
+{7})",
+                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_, kHook, extra));
+    ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  }
+
+  std::map<std::string, ServerRow> rows() { return servers_state(*hp_, "web"); }
+  const ServerRow* row_for(int n, const HaproxyFixture* hp = nullptr) {
+    rows_ = servers_state(hp ? *hp : *hp_, "web");
+    for (const auto& [name, r] : rows_) {
+      if (r.port == backends_[static_cast<size_t>(n)]->port()) return &r;
+    }
+    return nullptr;
+  }
+  bool present(int n) { return row_for(n) != nullptr; }
+  bool up(int n) {
+    const ServerRow* r = row_for(n);
+    return r != nullptr && r->op == 2 && (r->admin & 0x19) == 0;
+  }
+  bool draining(int n, const HaproxyFixture* hp = nullptr) {
+    const ServerRow* r = row_for(n, hp);
+    return r != nullptr && (r->admin & 0x08) != 0;
+  }
+  bool present_on(int n, const HaproxyFixture& hp) { return row_for(n, &hp) != nullptr; }
+  bool up_on(int n, const HaproxyFixture& hp) {
+    const ServerRow* r = row_for(n, &hp);
+    return r != nullptr && r->op == 2 && (r->admin & 0x19) == 0;
+  }
+  int lifecycle(const std::string& action, const std::string& result = "") {
+    int c = 0;
+    for (const auto& call : aws_.lifecycle_calls()) {
+      if (call.action == action && call.accepted && (result.empty() || call.result == result)) ++c;
+    }
+    return c;
+  }
+  void send(const LifecycleMessage& m, Envelope e) {
+    aws_.send_message(queue_, lifecycle_body(m, e));
+  }
+
+  std::unique_ptr<HaproxyFixture> hp_;
+  std::unique_ptr<HaproxyFixture> hp2_;  // a second HAProxy node, when a test starts one
+  std::vector<std::unique_ptr<HttpBackend>> backends_;
+  AwsDouble aws_;
+  std::string queue_;
+  DaemonProcess daemon_;
+  std::map<std::string, ServerRow> rows_;
+};
+
+// A load loop through HAProxy on its own thread; counts failed requests.
+class LoadLoop {
+ public:
+  explicit LoadLoop(int port)
+      : thread_([this, port] {
+          while (!stop_) {
+            auto r = http_get(port, "/", 5s);
+            ++requests_;
+            if (!r.ok() || r->status != 200) ++failed_;
+            std::this_thread::sleep_for(10ms);
+          }
+        }) {}
+  ~LoadLoop() { finish(); }
+  void finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  long requests() const { return requests_; }
+  long failed() const { return failed_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<long> requests_{0}, failed_{0};
+  std::thread thread_;
+};
+
+TEST_F(AwsE2E, ScaleOutThroughALaunchHookAndScaleInThroughADrainingTerminateHook) {
+  put(0);
+  put(1);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  LoadLoop load(hp_->port(0));
+
+  // Scale out: i-2 waits in Pending:Wait for our launch hook; it is added and, once its health
+  // check passes in HAProxy, the hook is completed with CONTINUE (the double makes it InService).
+  put(2, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(2), "launch-0002",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  send({"web-asg", kHook, instance_id(2), "launch-0002", false}, Envelope::kSns);
+  ASSERT_TRUE(wait_until([&] { return present(2); }, 10s)) << daemon_.log();
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_TRUE(up(2)) << "completed only once UP in HAProxy";
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+
+  // A long-lived request through HAProxy; find the instance serving it.
+  TcpClient held;
+  ASSERT_TRUE(held.connect(hp_->port(0)).ok());
+  ASSERT_TRUE(held.send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+  int victim = -1;
+  ASSERT_TRUE(wait_until([&] {
+    for (int i = 0; i < 3; ++i) {
+      if (backends_[static_cast<size_t>(i)]->held() == 1) victim = i;
+    }
+    return victim >= 0;
+  }));
+
+  // Scale in through the terminate hook (EventBridge delivery).
+  put(victim, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(victim), "term-0001",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", kHook, instance_id(victim), "term-0001", true}, Envelope::kEventBridge);
+  ASSERT_TRUE(wait_until([&] { return draining(victim); }, 10s)) << daemon_.log();
+  // While the connection stays open: heartbeats, the message invisible but not deleted, no
+  // completion, the server still in HAProxy (draining).
+  ASSERT_TRUE(wait_until([&] { return lifecycle("RecordLifecycleActionHeartbeat") >= 2; }, 10s))
+      << daemon_.log();
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 1) << "only the launch so far";
+  EXPECT_EQ(aws_.queue_size(queue_), 1u);
+  EXPECT_GE(aws_.calls("ChangeMessageVisibility"), 1);
+  EXPECT_TRUE(draining(victim));
+
+  // The connection ends: the hook completes with CONTINUE afterwards; the server goes away.
+  const auto released = std::chrono::steady_clock::now();
+  backends_[static_cast<size_t>(victim)]->release_held();
+  auto reply = held.read_to_eof(5s);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_NE(reply->find("200"), std::string::npos);
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 2; }, 15s))
+      << daemon_.log();
+  const auto calls = aws_.lifecycle_calls();
+  auto complete = std::find_if(calls.begin(), calls.end(), [](const DoubleLifecycleCall& c) {
+    return c.action == "CompleteLifecycleAction" && c.token == "term-0001";
+  });
+  ASSERT_NE(complete, calls.end());
+  EXPECT_GE(complete->at, released) << "completed only after the connection closed";
+  ASSERT_TRUE(wait_until([&] { return !present(victim); }, 10s)) << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+  EXPECT_EQ(aws_.pending_lifecycle_actions(), 0);
+
+  std::this_thread::sleep_for(300ms);
+  load.finish();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.requests();
+  EXPECT_GT(load.requests(), 100);
+  EXPECT_EQ(aws_.signature_failures(), 0);
+  EXPECT_TRUE(daemon_.running());
+}
+
+TEST_F(AwsE2E, LostMessageThrottlingAndMalformedNotifications) {
+  put(0);
+  put(1);
+  start_daemon("2s");
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  LoadLoop load(hp_->port(0));
+
+  // Lost message: the instance changes, no message ever arrives; the next poll converges.
+  put(2);
+  ASSERT_TRUE(wait_until([&] { return present(2); }, 10s)) << daemon_.log();
+  aws_.remove_instance(instance_id(2));
+  ASSERT_TRUE(wait_until([&] { return !present(2); }, 10s)) << daemon_.log();
+
+  // Throttling: DescribeAutoScalingGroups answers Throttling (400) five times in a row; the
+  // client backs off and retries, failed polls keep the servers, and the set converges.
+  const int before = aws_.calls("DescribeAutoScalingGroups");
+  aws_.inject(Fault::kThrottle, 5, "DescribeAutoScalingGroups");
+  put(3);
+  aws_.send_message(
+      queue_,
+      R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000003"})");
+  ASSERT_TRUE(wait_until([&] { return present(3); }, 30s)) << daemon_.log();
+  EXPECT_GE(aws_.calls("DescribeAutoScalingGroups") - before, 6);
+  EXPECT_TRUE(present(0) && present(1)) << "throttled polls never cost a server";
+
+  // Malformed notifications: logged, deleted, nothing else happens.
+  for (const std::string body :
+       {"not json {", "{\"Type\":\"Notification\",\"TopicArn\":\"arn\",\"Message\":42}", "\x01\x02",
+        R"({"LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"})", "[]", ""}) {
+    aws_.send_message(queue_, body);
+  }
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s)) << daemon_.log();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(daemon_.running());
+  EXPECT_TRUE(present(0) && present(1) && present(3));
+  EXPECT_NE(daemon_.log().find("malformed"), std::string::npos) << daemon_.log();
+  load.finish();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.requests();
+  EXPECT_EQ(aws_.signature_failures(), 0);
+}
+
+// Figures: SQS message -> HAProxy convergence (p50/p99 over 40 samples), and API calls per poll.
+TEST_F(AwsE2E, MessageToHaproxyConvergenceLatency) {
+  put(0);
+  start_daemon("60s");
+  ASSERT_TRUE(wait_until([&] { return present(0); }, 20s)) << daemon_.log();
+  std::vector<double> ms, adds, removes;
+  const int kSamples = 60;
+  for (int i = 0; i < kSamples; ++i) {
+    const bool add = i % 2 == 0;
+    if (add) {
+      put(4);
+    } else {
+      aws_.remove_instance(instance_id(4));
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    aws_.send_message(
+        queue_,
+        R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000004"})");
+    ASSERT_TRUE(wait_until([&] { return present(4) == add; }, 10s)) << daemon_.log();
+    const double d =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    ms.push_back(d);
+    (add ? adds : removes).push_back(d);
+  }
+  auto report = [](const char* what, std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    std::printf(
+        "SQS message -> HAProxy converged, %s: p50 %.1f ms, p99 %.1f ms, max %.1f ms "
+        "(n=%zu)\n",
+        what, v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)], v.back(), v.size());
+  };
+  report("all", ms);
+  report("add (server present)", adds);
+  report("remove (drained and deleted)", removes);
+  const int polls = aws_.calls("DescribeAutoScalingGroups");
+  std::printf("polls: %d, DescribeInstances calls: %d\n", polls, aws_.calls("DescribeInstances"));
+}
+
+// One ElasticProxy managing two HAProxy instances: the terminate hook completes only once the
+// server is drained on both — a connection held through the second one keeps it waiting.
+TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
+  hp2_ = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+  ASSERT_TRUE(hp2_->start().ok()) << hp2_->log();
+  put(0);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return up_on(0, *hp_) && up_on(0, *hp2_); }, 20s)) << daemon_.log();
+
+  TcpClient held;  // through the SECOND HAProxy
+  ASSERT_TRUE(held.connect(hp2_->port(0)).ok());
+  ASSERT_TRUE(held.send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+  ASSERT_TRUE(wait_until([&] { return backends_[0]->held() == 1; }));
+  // A second instance, so that removing the first does not empty the backend (which the guard
+  // refuses).
+  put(1);
+  aws_.send_message(
+      queue_,
+      R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000001"})");
+  ASSERT_TRUE(wait_until([&] { return up_on(1, *hp_) && up_on(1, *hp2_); }, 10s)) << daemon_.log();
+
+  put(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(0), "term-two",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", kHook, instance_id(0), "term-two", true}, Envelope::kRaw);
+  // Drained at once on the first HAProxy (removed: no sessions), still draining on the second.
+  ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp_) && draining(0, hp2_.get()); }, 10s))
+      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return lifecycle("RecordLifecycleActionHeartbeat") >= 2; }, 10s));
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 0);
+  EXPECT_EQ(aws_.queue_size(queue_), 1u);
+
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  ASSERT_TRUE(held.read_to_eof(5s).ok());
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp2_); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+}
+
+// Figure: terminate-hook message -> CompleteLifecycleAction when the server has no sessions.
+TEST_F(AwsE2E, TerminateHookCompletionLatency) {
+  put(0);
+  start_daemon("60s");
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
+  std::vector<double> ms;
+  for (int i = 0; i < 30; ++i) {
+    put(5);
+    aws_.send_message(
+        queue_,
+        R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_LAUNCH","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
+    ASSERT_TRUE(wait_until([&] { return up(5); }, 10s)) << daemon_.log();
+    const std::string token = fmt::format("lat-{:04}", i);
+    put(5, "Terminating:Wait");
+    aws_.add_lifecycle_action("web-asg", kHook, instance_id(5), token,
+                              "autoscaling:EC2_INSTANCE_TERMINATING");
+    const auto t0 = std::chrono::steady_clock::now();
+    send({"web-asg", kHook, instance_id(5), token, true}, Envelope::kSns);
+    ASSERT_TRUE(
+        wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; }, 10s))
+        << daemon_.log();
+    const auto calls = aws_.lifecycle_calls();
+    ms.push_back(std::chrono::duration<double, std::milli>(calls.back().at - t0).count());
+    ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf(
+      "terminate hook message -> CompleteLifecycleAction (no sessions): p50 %.1f ms, "
+      "p99 %.1f ms (n=%zu; drain + delete in HAProxy, hook_check_interval 100ms)\n",
+      ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.size());
+}
+
+}  // namespace
+}  // namespace ep::test
