@@ -81,7 +81,7 @@ class MethodReloader : public Reloader {
 
     if (options_.method == Method::kBinary) return confirm_binary(old_pids, before_pid, deadline);
     if (before) return confirm_master(*before, deadline);
-    if (before_pid > 0) return confirm_pid(before_pid, deadline);
+    if (before_pid > 0) return confirm_pid(before_pid, deadline, old_pids);
     return std::string(to_string(options_.method)) +
            " exited 0 (not confirmed: no master socket, admin socket did not answer before)";
   }
@@ -210,10 +210,20 @@ class MethodReloader : public Reloader {
                               std::to_string(options_.timeout.count()) + " ms: " + last);
   }
 
-  Result<std::string> confirm_pid(long before_pid, Clock::time_point deadline) {
+  Result<std::string> confirm_pid(long before_pid, Clock::time_point deadline,
+                                  const std::vector<long>& old_pids) {
     Backoff backoff(deadline);
     std::string last;
+    // A master that has not entered its loop yet (just started) drops SIGUSR2 [2.6.12]; without
+    // a master CLI to tell a lost signal from a slow reload, send it once more (a second reload
+    // is harmless).
+    const auto resend_at = Clock::now() + options_.timeout / 3;
+    bool resent = options_.method != Method::kSignal;
     do {
+      if (!resent && Clock::now() >= resend_at) {
+        resent = true;
+        if (!old_pids.empty()) ::kill(static_cast<pid_t>(old_pids.front()), SIGUSR2);
+      }
       auto p = worker_pid(target_.admin_socket, milliseconds(500));
       if (!p) {
         last = p.error().message;
@@ -266,7 +276,8 @@ Result<ProcTable> show_proc(const std::string& master_socket, Clock::time_point 
   Error last = Error::unavailable("no attempt");
   do {
     // Unreachable while the master re-executes (ECONNREFUSED/ENOENT/reset): retry.
-    auto reply = one_shot(master_socket, "show proc", deadline);
+    // The master CLI keeps a non-interactive connection open until the client closes it: `quit`.
+    auto reply = one_shot(master_socket, "show proc;quit", deadline);
     if (!reply) {
       last = reply.error();
       if (last.kind == ErrorKind::kInvalid) return last;  // path does not fit sockaddr_un
@@ -331,8 +342,18 @@ Result<std::string> start_master_worker(const Target& target, std::chrono::milli
   std::string last;
   do {
     auto p = worker_pid(target.admin_socket, std::chrono::milliseconds(500));
-    if (p) return "started (" + describe(argv) + "), worker pid " + std::to_string(*p);
-    last = p.error().message;
+    if (!p) {
+      last = p.error().message;
+      continue;
+    }
+    // The master handles reload signals only once its own loop runs: wait for its CLI too.
+    if (!target.master_socket.empty()) {
+      auto t = show_proc(target.master_socket, deadline);
+      if (!t) return Error::unavailable("started " + describe(argv) + " but the master CLI " +
+                                        target.master_socket + " did not answer: " +
+                                        t.error().message);
+    }
+    return "started (" + describe(argv) + "), worker pid " + std::to_string(*p);
   } while (backoff.wait());
   return Error::unavailable("started " + describe(argv) + " but " + target.admin_socket +
                             " did not answer within " + std::to_string(timeout.count()) +
