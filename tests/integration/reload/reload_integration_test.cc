@@ -100,8 +100,8 @@ class ReloadTest : public ::testing::Test {
     o.timeout = seconds(10);
     return o;
   }
-  int master_reloads() {
-    auto t = hr::parse_show_proc(hp_->master("show proc"));
+  int master_reloads() {  // retried: the master CLI is down while the master re-executes
+    auto t = hr::show_proc(hp_->master_socket(), std::chrono::steady_clock::now() + seconds(5));
     return t ? t->master_reloads : -1;
   }
 

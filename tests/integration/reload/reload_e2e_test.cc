@@ -1,0 +1,235 @@
+// Config management with reloads, end to end: the real elasticproxy binary and a real HAProxy 2.6
+// in master-worker mode. Config update mode debounces a burst; slot mode grows its slots with one
+// reload; bootstrap starts a stopped HAProxy from the template.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "haproxy/reload/show_proc.h"
+#include "integration/daemon/daemon_process.h"
+#include "integration/reload/mw_haproxy.h"
+#include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/http_backend.h"
+#include "support/haproxy/loopback.h"
+
+namespace ep::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string head() {
+  return R"(global
+  stats socket @ADMIN@ level admin expose-fd listeners
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend fe
+  bind 127.0.0.1:@PORT0@
+  default_backend web
+)";
+}
+
+// The master CLI is briefly unreachable while the master re-executes: retry for a while.
+int master_reloads(const MwHaproxy& hp) {
+  int n = -1;
+  wait_until([&] {
+    auto t = haproxy::reload::parse_show_proc(hp.master("show proc"));
+    n = t ? t->master_reloads : -1;
+    return t.ok();
+  }, 5s);
+  return n;
+}
+
+std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+// servers_summary() lines for these "name address weight", sorted by name, all ready.
+std::string expected(std::vector<std::string> names_addrs_weights) {
+  std::sort(names_addrs_weights.begin(), names_addrs_weights.end());
+  std::string out;
+  for (const auto& l : names_addrs_weights) out += l + " 0\n";
+  return out;
+}
+
+// True when `address` is in a slot with `weight` and not in maintenance (admin bits 0x23 clear;
+// 0x04 only says the slot was `disabled` in the config before it was enabled at runtime).
+bool in_service(const std::string& summary, const std::string& address, int weight) {
+  std::istringstream in(summary);
+  for (std::string name, a, w, admin; in >> name >> a >> w >> admin;) {
+    if (a == address && w == std::to_string(weight) && (std::stoi(admin) & 0x23) == 0) return true;
+  }
+  return false;
+}
+
+std::string file_sd(const std::vector<std::string>& targets, int weight) {
+  std::string out = "[{\"targets\": [";
+  for (size_t i = 0; i < targets.size(); ++i) out += (i ? ", \"" : "\"") + targets[i] + "\"";
+  return out + "], \"labels\": {\"weight\": \"" + std::to_string(weight) + "\"}}]\n";
+}
+
+std::string yaml(const MwHaproxy& hp, const std::string& update, const std::string& backend) {
+  return "haproxy:\n  sockets: [" + hp.admin_socket() + "]\n  master_socket: " +
+         hp.master_socket() + "\n  pidfile: " + hp.pidfile() + "\n  config: " + hp.config_path() +
+         "\n  template: " + hp.dir() + "/haproxy.cfg.tmpl\n  timeout: 1s\n  update: " + update +
+         "\n  bootstrap: true\n"
+         "  reload: {quiet: 300ms, max_wait: 2s, min_interval: 500ms, timeout: 10s}\n"
+         "metrics: {enabled: false}\n"
+         "backends:\n" +
+         backend;
+}
+
+TEST(ReloadE2E, ConfigModeBurstOfFiftyChangesGivesFewReloads) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  std::vector<std::unique_ptr<HttpBackend>> bs;
+  for (int i = 0; i < 3; ++i) bs.push_back(std::make_unique<HttpBackend>("b" + std::to_string(i)));
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(bs[0]->port())}, 1));
+  write_file(dir + "/ep.yaml",
+             yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"},
+                           dir + "/ep.log"));
+  const std::string s0 = "ep-" + addr(bs[0]->port());
+  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web").find(s0) != std::string::npos; },
+                         15s))
+      << daemon.log();
+  hp.track();
+  auto r = http_get(hp.port(0), "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "b0");
+  const int before = master_reloads(hp);
+
+  // 50 changes, 20 ms apart: each one a different desired set.
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::string> t = {addr(bs[i % 3]->port())};
+    if (i % 2) t.push_back(addr(bs[(i + 1) % 3]->port()));
+    write_file_atomic(dir + "/web.json", file_sd(t, 1 + i % 7));
+    std::this_thread::sleep_for(20ms);
+  }
+  write_file_atomic(dir + "/web.json", file_sd({addr(bs[1]->port()), addr(bs[2]->port())}, 9));
+  const std::string want =
+      expected({"ep-" + addr(bs[1]->port()) + " " + addr(bs[1]->port()) + " 9",
+                "ep-" + addr(bs[2]->port()) + " " + addr(bs[2]->port()) + " 9"});
+  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web") == want; }, 20s))
+      << servers_summary(hp, "web") << daemon.log();
+  std::this_thread::sleep_for(3s);  // max_wait + min_interval: anything still pending has run
+  hp.track();
+  const int reloads = master_reloads(hp) - before;
+  std::cout << "[figure] burst of 51 desired-set changes over ~1.1 s -> " << reloads
+            << " reload(s)\n";
+  RecordProperty("reloads_for_burst", reloads);
+  {
+    std::istringstream lines(daemon.log());
+    for (std::string l; std::getline(lines, l);) {
+      if (l.find("config: ") != std::string::npos) std::cout << "  " << l.substr(0, 160) << "\n";
+    }
+  }
+  EXPECT_GE(reloads, 1);
+  EXPECT_LE(reloads, 3);
+  EXPECT_EQ(servers_summary(hp, "web"), want);
+  const std::string cfg = slurp(hp.config_path());
+  EXPECT_NE(cfg.find("  server ep-" + addr(bs[2]->port()) + " " + addr(bs[2]->port()) +
+                     " weight 9\n"),
+            std::string::npos)
+      << cfg;
+  auto m = http_get(hp.port(0), "/");
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->body == "b1" || m->body == "b2") << m->body;
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+}
+
+TEST(ReloadE2E, SlotModeGrowsItsSlotsWithOneReload) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail + "  server-template ep- 2 127.0.0.1:1 disabled\n");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  std::vector<std::string> targets;
+  for (int i = 0; i < 5; ++i) targets.push_back("127.0.0.1:" + std::to_string(20001 + i));
+  write_file(dir + "/web.json", file_sd(targets, 4));
+  write_file(dir + "/ep.yaml", yaml(hp, "auto",
+                                    "  - name: web\n    slots: 2\n    sources:\n"
+                                    "      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"},
+                           dir + "/ep.log"));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string s = servers_summary(hp, "web");
+        for (const auto& t : targets) {
+          if (!in_service(s, t, 4)) return false;
+        }
+        return true;
+      },
+      20s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  const std::string s = servers_summary(hp, "web");
+  EXPECT_NE(s.find("ep-12 127.0.0.1:1 "), std::string::npos) << s;  // max(5 + 3, 2 + 10) slots
+  EXPECT_EQ(s.find("ep-13 "), std::string::npos) << s;
+  EXPECT_EQ(master_reloads(hp), 1) << hp.master("show proc");
+  // Disk follows the filled slots.
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(hp.config_path()).find("  server ep-5 " + targets[4]) != std::string::npos ||
+           slurp(hp.config_path()).find(" " + targets[4] + " weight 4") != std::string::npos;
+  }))
+      << slurp(hp.config_path());
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("slot growth: web: 5 desired servers, 2 slots (3 without a slot) -> 12 slots"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("reconciling at runtime, no reload"), std::string::npos) << log;
+}
+
+TEST(ReloadE2E, BootstrapStartsAStoppedHaproxyFromTheTemplate) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  HttpBackend b0("b0"), b1("b1");
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);  // never started by the test: elasticproxy starts it
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ nodes }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(b0.port()), addr(b1.port())}, 3));
+  write_file(dir + "/ep.yaml",
+             yaml(hp, "auto", "  - name: web\n    sources:\n      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  const std::string want = expected({"ep-" + addr(b0.port()) + " " + addr(b0.port()) + " 3",
+                                     "ep-" + addr(b1.port()) + " " + addr(b1.port()) + " 3"});
+  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web") == want; }, 20s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  auto r = http_get(hp.port(0), "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(master_reloads(hp), 0);  // started, not reloaded
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  const std::string log = daemon.log();  // complete once the daemon has exited
+  EXPECT_NE(log.find("does not answer"), std::string::npos) << log;
+  EXPECT_NE(log.find("-W -D -f " + hp.config_path()), std::string::npos) << log;
+  // HAProxy keeps running without elasticproxy.
+  EXPECT_EQ(servers_summary(hp, "web"), want);
+}
+
+}  // namespace
+}  // namespace ep::test
