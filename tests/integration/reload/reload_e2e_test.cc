@@ -3,6 +3,9 @@
 // reload; bootstrap starts a stopped HAProxy from the template.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -229,6 +232,77 @@ TEST(ReloadE2E, BootstrapStartsAStoppedHaproxyFromTheTemplate) {
   EXPECT_NE(log.find("-W -D -f " + hp.config_path()), std::string::npos) << log;
   // HAProxy keeps running without elasticproxy.
   EXPECT_EQ(servers_summary(hp, "web"), want);
+}
+
+TEST(ReloadE2E, ConfigModeReloadFailureIsRolledBackAndNamesHaproxysMessage) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  HttpBackend b0("b0");
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail + "  server old " + addr(b0.port()) + "\n");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  const std::string original = slurp(hp.config_path());
+  // The template binds a port another process holds (no SO_REUSEPORT): `haproxy -c` passes, the
+  // new HAProxy cannot start.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(hp.port(1)));
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  write_file(dir + "/haproxy.cfg.tmpl",
+             hp.expand(head() + "frontend extra\n  bind 127.0.0.1:@PORT1@\n  default_backend web\n" +
+                       tail + "  {{ servers \"web\" }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(b0.port())}, 1));
+  std::string y = yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  const std::string r = "  reload: {quiet: 300ms";
+  y.replace(y.find(r), r.size(), "  reload: {method: binary, quiet: 300ms");
+  write_file(dir + "/ep.yaml", y);
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return !slurp(hp.config_path() + ".rejected").empty(); }, 20s))
+      << daemon.log();
+  hp.track();
+  ASSERT_TRUE(wait_until([&] { return slurp(hp.config_path()) == original; }, 5s));
+  auto g = http_get(hp.port(0), "/");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->body, "b0");  // the old worker keeps serving the old config
+  EXPECT_NE(servers_summary(hp, "web").find("old " + addr(b0.port())), std::string::npos);
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  ::close(fd);
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("cannot bind socket"), std::string::npos) << log;
+  EXPECT_NE(log.find("rolled back to the last good config"), std::string::npos) << log;
+  // Not retried in a loop: one attempt for the one candidate.
+  size_t attempts = 0;
+  for (size_t at = log.find("reloading HAProxy"); at != std::string::npos;
+       at = log.find("reloading HAProxy", at + 1)) {
+    ++attempts;
+  }
+  EXPECT_EQ(attempts, 1u) << log;
+}
+
+TEST(ReloadE2E, CheckReportsReloadOptionErrorsWithPositions) {
+  MwHaproxy hp("");  // only for its directory
+  const std::string dir = hp.dir();
+  write_file(dir + "/t.tmpl", "backend web\n  {{ servers \"web\" }}\n");
+  write_file(dir + "/web.json", "[]\n");
+  write_file(dir + "/ep.yaml",
+             "haproxy:\n  sockets: [" + hp.admin_socket() +
+                 "]\n  config: h.cfg\n  template: t.tmpl\n  update: config\n"
+                 "  reload:\n    method: signal\n    timeout: 0s\n    bogus: 1\n"
+                 "backends:\n  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  auto r = run_elasticproxy({"check", "-c", dir + "/ep.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("ep.yaml:7:13: haproxy.reload.method signal needs haproxy.pidfile"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("ep.yaml:8:14: haproxy.reload.timeout must be greater than 0"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("bogus"), std::string::npos) << r.output;
 }
 
 }  // namespace
