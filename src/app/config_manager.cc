@@ -130,14 +130,14 @@ std::optional<ConfigManager::Work> ConfigManager::compute(
     } else if (bs.mode == reconcile::BackendMode::kSlots && bs.missing_slots > 0) {
       const int have = static_cast<int>(bs.actual_servers.size());
       const int total = hc::grown_slot_count(have, bs.desired);
-      const std::string what = p.name + ": " + std::to_string(bs.desired) +
-                               " desired servers, " + std::to_string(have) + " slots (" +
+      const std::string what = p.name + ": " + std::to_string(bs.desired) + " desired servers, " +
+                               std::to_string(have) + " slots (" +
                                std::to_string(bs.missing_slots) + " without a slot)";
       if (reloader_) {
         rb.servers = hc::with_free_slots(bs.actual_servers, p, total);
         work.reload = true;
-        work.why += (work.why.empty() ? "" : "; ") + std::string("slot growth: ") + what +
-                    " -> " + std::to_string(total) + " slots";
+        work.why += (work.why.empty() ? "" : "; ") + std::string("slot growth: ") + what + " -> " +
+                    std::to_string(total) + " slots";
       } else {
         std::lock_guard lock(mu_);
         if (growth_warned_ != what) {

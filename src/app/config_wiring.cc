@@ -47,14 +47,16 @@ void check_config_management(const config::Settings& settings, Diagnostics& diag
       diag.error(where, "haproxy.update: config needs haproxy.template and haproxy.config");
     }
     if (h.bootstrap) {
-      diag.error(where, "haproxy.bootstrap needs haproxy.template and haproxy.config (the config "
-                        "HAProxy is started with is rendered from the template)");
+      diag.error(where,
+                 "haproxy.bootstrap needs haproxy.template and haproxy.config (the config "
+                 "HAProxy is started with is rendered from the template)");
     }
     return;
   }
   if (h.update == config::UpdateMode::kConfig && reload.method == hr::Method::kNone) {
-    diag.error(where, "haproxy.update: config needs a way to reload HAProxy: set "
-                      "haproxy.master_socket, haproxy.pidfile or haproxy.reload.method");
+    diag.error(where,
+               "haproxy.update: config needs a way to reload HAProxy: set "
+               "haproxy.master_socket, haproxy.pidfile or haproxy.reload.method");
   }
   auto tpl = hc::load_template(resolve_path(settings, h.template_path));
   if (!tpl) {

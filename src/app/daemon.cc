@@ -51,14 +51,14 @@ Status Daemon::start() {
     }
   }
   started_ = true;
-  log::info("daemon", "running: {} backend(s), {} HAProxy instance(s), update: {}{}",
-            settings_.backends.size(), settings_.haproxy.sockets.size(),
-            config::to_string(settings_.haproxy.update),
-            config_manager_ && config_manager_->reload_options().method !=
-                                   haproxy::reload::Method::kNone
-                ? std::string(", reload: ") +
-                      haproxy::reload::to_string(config_manager_->reload_options().method)
-                : std::string());
+  log::info(
+      "daemon", "running: {} backend(s), {} HAProxy instance(s), update: {}{}",
+      settings_.backends.size(), settings_.haproxy.sockets.size(),
+      config::to_string(settings_.haproxy.update),
+      config_manager_ && config_manager_->reload_options().method != haproxy::reload::Method::kNone
+          ? std::string(", reload: ") +
+                haproxy::reload::to_string(config_manager_->reload_options().method)
+          : std::string());
   return {};
 }
 
@@ -78,9 +78,9 @@ Status Daemon::bootstrap() {
   const auto deadline = std::chrono::steady_clock::now() + kBootstrapDiscoveryWait;
   while (!pipeline_->ready()) {
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Error::unavailable(
-          "bootstrap: no good discovery snapshot for every backend within " +
-          std::to_string(kBootstrapDiscoveryWait.count()) + " s; HAProxy not started");
+      return Error::unavailable("bootstrap: no good discovery snapshot for every backend within " +
+                                std::to_string(kBootstrapDiscoveryWait.count()) +
+                                " s; HAProxy not started");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -51,7 +51,8 @@ int grown_slot_count(int current_slots, size_t desired) {
 std::vector<ActualServer> with_free_slots(std::vector<ActualServer> current,
                                           const reconcile::BackendPolicy& policy, int total) {
   long highest = 0;
-  for (const auto& s : current) highest = std::max(highest, slot_number(s.name, policy.name_prefix));
+  for (const auto& s : current)
+    highest = std::max(highest, slot_number(s.name, policy.name_prefix));
   for (long n = highest + 1; static_cast<long>(current.size()) < total; ++n) {
     current.push_back(free_slot(policy, n));
   }

@@ -10,10 +10,14 @@ namespace ep::haproxy::reload {
 
 const char* to_string(DeployReport::Outcome outcome) {
   switch (outcome) {
-    case DeployReport::Outcome::kOk: return "ok";
-    case DeployReport::Outcome::kRejected: return "rejected";
-    case DeployReport::Outcome::kRolledBack: return "rolled_back";
-    case DeployReport::Outcome::kFailed: return "failed";
+    case DeployReport::Outcome::kOk:
+      return "ok";
+    case DeployReport::Outcome::kRejected:
+      return "rejected";
+    case DeployReport::Outcome::kRolledBack:
+      return "rolled_back";
+    case DeployReport::Outcome::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -66,8 +70,8 @@ DeployReport deploy(const std::string& path, std::string_view text, Reloader& re
   auto r = reloader.reload();
   if (r) return finish(DeployReport::Outcome::kOk, "reloaded (" + *r + ")");
 
-  const std::string why = "reload (" + std::string(to_string(reloader.method())) +
-                          ") failed: " + r.error().message;
+  const std::string why =
+      "reload (" + std::string(to_string(reloader.method())) + ") failed: " + r.error().message;
   if (!had_previous) {
     ::unlink(path.c_str());
     return finish(DeployReport::Outcome::kRolledBack,
@@ -82,8 +86,10 @@ DeployReport deploy(const std::string& path, std::string_view text, Reloader& re
                   why + "\nand rolling back failed too: " + restored.error().message);
   }
   return finish(DeployReport::Outcome::kRolledBack,
-                why + "\n" + path + " rolled back to the last good config (the candidate is kept "
-                "as " + path + ".rejected)");
+                why + "\n" + path +
+                    " rolled back to the last good config (the candidate is kept "
+                    "as " +
+                    path + ".rejected)");
 }
 
 }  // namespace ep::haproxy::reload

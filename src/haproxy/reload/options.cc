@@ -4,12 +4,18 @@ namespace ep::haproxy::reload {
 
 const char* to_string(Method method) {
   switch (method) {
-    case Method::kNone: return "none";
-    case Method::kMasterCli: return "master-cli";
-    case Method::kSignal: return "signal";
-    case Method::kBinary: return "binary";
-    case Method::kSystemctl: return "systemctl";
-    case Method::kCommand: return "command";
+    case Method::kNone:
+      return "none";
+    case Method::kMasterCli:
+      return "master-cli";
+    case Method::kSignal:
+      return "signal";
+    case Method::kBinary:
+      return "binary";
+    case Method::kSystemctl:
+      return "systemctl";
+    case Method::kCommand:
+      return "command";
   }
   return "?";
 }
@@ -35,7 +41,8 @@ Options parse_options(const ConfigNode& node, const Target& target, Diagnostics&
   }
   if (const ConfigNode* u = r.node().find("unit")) {
     if (r.string("unit", out.unit) && (out.unit.empty() || out.unit[0] == '-')) {
-      diag.error(u->mark, "haproxy.reload.unit must be a systemd unit name, got '" + out.unit + "'");
+      diag.error(u->mark,
+                 "haproxy.reload.unit must be a systemd unit name, got '" + out.unit + "'");
     }
   }
   const ConfigNode* command_node = r.node().find("command");
@@ -60,7 +67,8 @@ Options parse_options(const ConfigNode& node, const Target& target, Diagnostics&
   positive("min_interval", out.min_interval, true);
   if (out.quiet > out.max_wait) {
     const ConfigNode* n = r.node().find("quiet");
-    diag.error(n ? n->mark : node.mark, "haproxy.reload.quiet (" + std::to_string(out.quiet.count()) +
+    diag.error(n ? n->mark : node.mark, "haproxy.reload.quiet (" +
+                                            std::to_string(out.quiet.count()) +
                                             " ms) must not be longer than max_wait (" +
                                             std::to_string(out.max_wait.count()) + " ms)");
   }

@@ -88,8 +88,7 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv,
     if (result.output.size() < (1u << 20)) result.output.append(buf, static_cast<size_t>(n));
   }
   ::close(out_fd);
-  while (!result.output.empty() &&
-         (result.output.back() == '\n' || result.output.back() == ' ')) {
+  while (!result.output.empty() && (result.output.back() == '\n' || result.output.back() == ' ')) {
     result.output.pop_back();
   }
   return result;

@@ -50,7 +50,9 @@ std::string worker_pids(const std::vector<ProcRow>& rows) {
   return out.empty() ? "none" : out;
 }
 
-bool alive(long pid) { return pid > 1 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+bool alive(long pid) {
+  return pid > 1 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+}
 
 class MethodReloader : public Reloader {
  public:
@@ -118,8 +120,8 @@ class MethodReloader : public Reloader {
         return {};
       }
       case Method::kBinary: {
-        std::vector<std::string> argv = {target_.binary, "-W", "-D", "-f", target_.config,
-                                         "-p", target_.pidfile};
+        std::vector<std::string> argv = {target_.binary, "-W", "-D",           "-f",
+                                         target_.config, "-p", target_.pidfile};
         if (!target_.admin_socket.empty()) {
           argv.push_back("-x");
           argv.push_back(target_.admin_socket);
@@ -158,8 +160,8 @@ class MethodReloader : public Reloader {
                                 (r->output.empty() ? "" : ":\n" + r->output));
     }
     if (r->exit_code != 0) {
-      return Error::refused(describe(argv) + " failed (exit " + std::to_string(r->exit_code) +
-                            ")" + (r->output.empty() ? "" : ":\n" + r->output));
+      return Error::refused(describe(argv) + " failed (exit " + std::to_string(r->exit_code) + ")" +
+                            (r->output.empty() ? "" : ":\n" + r->output));
     }
     return {};
   }
@@ -167,7 +169,8 @@ class MethodReloader : public Reloader {
   // HAProxy's reason for a refused reload. 2.6's master CLI does not say (the ALERTs go to the
   // master's stderr), so re-run the check that catches most causes.
   std::string reason() const {
-    if (target_.config.empty()) return "HAProxy's messages are in the master's log (stderr/journal)";
+    if (target_.config.empty())
+      return "HAProxy's messages are in the master's log (stderr/journal)";
     Status v = config::validate_config(target_.binary, target_.config, options_.timeout);
     if (!v) return v.error().message;
     return target_.config +
@@ -191,8 +194,8 @@ class MethodReloader : public Reloader {
       }
       if (t->failed > 0) {
         return Error::refused("HAProxy refused the reload (show proc: master reloads " +
-                              std::to_string(t->master_reloads) + " [failed: " +
-                              std::to_string(t->failed) + "], old worker(s) " +
+                              std::to_string(t->master_reloads) +
+                              " [failed: " + std::to_string(t->failed) + "], old worker(s) " +
                               worker_pids(t->workers) + " keep serving): " + reason());
       }
       for (const auto& w : t->workers) {
@@ -333,9 +336,10 @@ Result<std::string> start_master_worker(const Target& target, std::chrono::milli
   auto r = run_process(argv, timeout);
   if (!r) return r.error();
   if (r->timed_out || r->exit_code != 0) {
-    return Error::refused(describe(argv) + (r->timed_out ? " timed out" : " failed (exit " +
-                                                                             std::to_string(r->exit_code) + ")") +
-                          (r->output.empty() ? "" : ":\n" + r->output));
+    return Error::refused(
+        describe(argv) +
+        (r->timed_out ? " timed out" : " failed (exit " + std::to_string(r->exit_code) + ")") +
+        (r->output.empty() ? "" : ":\n" + r->output));
   }
   if (target.admin_socket.empty()) return "started: " + describe(argv);
   Backoff backoff(deadline);
@@ -349,9 +353,9 @@ Result<std::string> start_master_worker(const Target& target, std::chrono::milli
     // The master handles reload signals only once its own loop runs: wait for its CLI too.
     if (!target.master_socket.empty()) {
       auto t = show_proc(target.master_socket, deadline);
-      if (!t) return Error::unavailable("started " + describe(argv) + " but the master CLI " +
-                                        target.master_socket + " did not answer: " +
-                                        t.error().message);
+      if (!t)
+        return Error::unavailable("started " + describe(argv) + " but the master CLI " +
+                                  target.master_socket + " did not answer: " + t.error().message);
     }
     return "started (" + describe(argv) + "), worker pid " + std::to_string(*p);
   } while (backoff.wait());

@@ -24,9 +24,7 @@ std::vector<std::string_view> words(std::string_view line) {
   return out;
 }
 
-std::string shown(std::string_view line) {
-  return std::string(line.substr(0, 120));
-}
+std::string shown(std::string_view line) { return std::string(line.substr(0, 120)); }
 
 }  // namespace
 
@@ -37,8 +35,8 @@ Result<ProcTable> parse_show_proc(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.size() - pos
-                                                                          : nl - pos);
+    std::string_view line =
+        text.substr(pos, nl == std::string_view::npos ? text.size() - pos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) continue;

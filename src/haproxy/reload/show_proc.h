@@ -26,7 +26,7 @@ struct ProcRow {
 struct ProcTable {
   long master_pid = 0;
   int master_reloads = 0;
-  int failed = -1;  // `[failed: N]` (2.5+); -1 when absent (older HAProxy)
+  int failed = -1;                   // `[failed: N]` (2.5+); -1 when absent (older HAProxy)
   std::vector<ProcRow> workers;      // current workers
   std::vector<ProcRow> old_workers;  // still finishing their connections
 };

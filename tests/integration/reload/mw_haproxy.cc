@@ -67,7 +67,8 @@ MwHaproxy::~MwHaproxy() {
 std::string MwHaproxy::expand(std::string text) const {
   replace_all(text, "@DIR@", dir_);
   replace_all(text, "@ADMIN@", admin_);
-  for (int i = 0; i < 5; ++i) replace_all(text, "@PORT" + std::to_string(i) + "@", std::to_string(ports_[i]));
+  for (int i = 0; i < 5; ++i)
+    replace_all(text, "@PORT" + std::to_string(i) + "@", std::to_string(ports_[i]));
   return text;
 }
 
@@ -78,8 +79,7 @@ void MwHaproxy::write_config(const std::string& text) const {
 Status MwHaproxy::start() {
   write_config(text_);
   auto r = haproxy::reload::run_process(
-      {"haproxy", "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_},
-      std::chrono::seconds(10));
+      {"haproxy", "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_}, std::chrono::seconds(10));
   if (!r) return r.error();
   log_ = r->output;
   if (r->exit_code != 0) return Error::unavailable("haproxy did not start: " + r->output);

@@ -20,8 +20,8 @@ class MwHaproxy {
   MwHaproxy(const MwHaproxy&) = delete;
   MwHaproxy& operator=(const MwHaproxy&) = delete;
 
-  Status start();                       // writes the config, starts, waits for the admin socket
-  std::string expand(std::string text) const;  // replaces the placeholders
+  Status start();  // writes the config, starts, waits for the admin socket
+  std::string expand(std::string text) const;        // replaces the placeholders
   void write_config(const std::string& text) const;  // expand() + write to config_path()
 
   std::string admin(const std::string& line) const;   // one line, reply to EOF

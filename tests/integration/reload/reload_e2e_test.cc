@@ -48,11 +48,13 @@ frontend fe
 // The master CLI is briefly unreachable while the master re-executes: retry for a while.
 int master_reloads(const MwHaproxy& hp) {
   int n = -1;
-  wait_until([&] {
-    auto t = haproxy::reload::parse_show_proc(hp.master("show proc"));
-    n = t ? t->master_reloads : -1;
-    return t.ok();
-  }, 5s);
+  wait_until(
+      [&] {
+        auto t = haproxy::reload::parse_show_proc(hp.master("show proc"));
+        n = t ? t->master_reloads : -1;
+        return t.ok();
+      },
+      5s);
   return n;
 }
 
@@ -83,9 +85,10 @@ std::string file_sd(const std::vector<std::string>& targets, int weight) {
 }
 
 std::string yaml(const MwHaproxy& hp, const std::string& update, const std::string& backend) {
-  return "haproxy:\n  sockets: [" + hp.admin_socket() + "]\n  master_socket: " +
-         hp.master_socket() + "\n  pidfile: " + hp.pidfile() + "\n  config: " + hp.config_path() +
-         "\n  template: " + hp.dir() + "/haproxy.cfg.tmpl\n  timeout: 1s\n  update: " + update +
+  return "haproxy:\n  sockets: [" + hp.admin_socket() +
+         "]\n  master_socket: " + hp.master_socket() + "\n  pidfile: " + hp.pidfile() +
+         "\n  config: " + hp.config_path() + "\n  template: " + hp.dir() +
+         "/haproxy.cfg.tmpl\n  timeout: 1s\n  update: " + update +
          "\n  bootstrap: true\n"
          "  reload: {quiet: 300ms, max_wait: 2s, min_interval: 500ms, timeout: 10s}\n"
          "metrics: {enabled: false}\n"
@@ -106,11 +109,11 @@ TEST(ReloadE2E, ConfigModeBurstOfFiftyChangesGivesFewReloads) {
   write_file(dir + "/ep.yaml",
              yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n"));
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"},
-                           dir + "/ep.log"));
+  ASSERT_TRUE(
+      daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"}, dir + "/ep.log"));
   const std::string s0 = "ep-" + addr(bs[0]->port());
-  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web").find(s0) != std::string::npos; },
-                         15s))
+  ASSERT_TRUE(
+      wait_until([&] { return servers_summary(hp, "web").find(s0) != std::string::npos; }, 15s))
       << daemon.log();
   hp.track();
   auto r = http_get(hp.port(0), "/");
@@ -147,9 +150,9 @@ TEST(ReloadE2E, ConfigModeBurstOfFiftyChangesGivesFewReloads) {
   EXPECT_LE(reloads, 3);
   EXPECT_EQ(servers_summary(hp, "web"), want);
   const std::string cfg = slurp(hp.config_path());
-  EXPECT_NE(cfg.find("  server ep-" + addr(bs[2]->port()) + " " + addr(bs[2]->port()) +
-                     " weight 9\n"),
-            std::string::npos)
+  EXPECT_NE(
+      cfg.find("  server ep-" + addr(bs[2]->port()) + " " + addr(bs[2]->port()) + " weight 9\n"),
+      std::string::npos)
       << cfg;
   auto m = http_get(hp.port(0), "/");
   ASSERT_TRUE(m.ok());
@@ -172,8 +175,8 @@ TEST(ReloadE2E, SlotModeGrowsItsSlotsWithOneReload) {
                                     "  - name: web\n    slots: 2\n    sources:\n"
                                     "      - file: {path: web.json}\n"));
   DaemonProcess daemon;
-  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"},
-                           dir + "/ep.log"));
+  ASSERT_TRUE(
+      daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"}, dir + "/ep.log"));
   ASSERT_TRUE(wait_until(
       [&] {
         const std::string s = servers_summary(hp, "web");
@@ -193,8 +196,7 @@ TEST(ReloadE2E, SlotModeGrowsItsSlotsWithOneReload) {
   ASSERT_TRUE(wait_until([&] {
     return slurp(hp.config_path()).find("  server ep-5 " + targets[4]) != std::string::npos ||
            slurp(hp.config_path()).find(" " + targets[4] + " weight 4") != std::string::npos;
-  }))
-      << slurp(hp.config_path());
+  })) << slurp(hp.config_path());
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(), 0) << daemon.log();
   const std::string log = daemon.log();
@@ -251,11 +253,13 @@ TEST(ReloadE2E, ConfigModeReloadFailureIsRolledBackAndNamesHaproxysMessage) {
   a.sin_port = htons(static_cast<uint16_t>(hp.port(1)));
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   ASSERT_EQ(::listen(fd, 1), 0);
-  write_file(dir + "/haproxy.cfg.tmpl",
-             hp.expand(head() + "frontend extra\n  bind 127.0.0.1:@PORT1@\n  default_backend web\n" +
-                       tail + "  {{ servers \"web\" }}\n"));
+  write_file(
+      dir + "/haproxy.cfg.tmpl",
+      hp.expand(head() + "frontend extra\n  bind 127.0.0.1:@PORT1@\n  default_backend web\n" +
+                tail + "  {{ servers \"web\" }}\n"));
   write_file(dir + "/web.json", file_sd({addr(b0.port())}, 1));
-  std::string y = yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  std::string y =
+      yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n");
   const std::string r = "  reload: {quiet: 300ms";
   y.replace(y.find(r), r.size(), "  reload: {method: binary, quiet: 300ms");
   write_file(dir + "/ep.yaml", y);

@@ -42,7 +42,8 @@ defaults
 frontend fe
   bind 127.0.0.1:@PORT0@
   default_backend be
-)" + extra + R"(backend be
+)" + extra +
+         R"(backend be
   balance roundrobin
   server s1 127.0.0.1:)" +
          std::to_string(backend_port) + " weight " + std::to_string(weight) + "\n";
@@ -155,7 +156,8 @@ TEST_F(ReloadTest, BinaryReloadStartsANewMasterAndConfirmsIt) {
   EXPECT_TRUE(serving());
   // The old master soft-stops and exits.
   const auto deadline = std::chrono::steady_clock::now() + seconds(5);
-  while (::kill(static_cast<pid_t>(old[0]), 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+  while (::kill(static_cast<pid_t>(old[0]), 0) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(10));
   }
   EXPECT_NE(::kill(static_cast<pid_t>(old[0]), 0), 0) << "old master still running";
@@ -165,8 +167,8 @@ TEST_F(ReloadTest, SystemctlReloadRunsTheUnitReloadAndIsConfirmed) {
   // A recording fake `systemctl` first on PATH; like Debian's unit, it sends SIGUSR2 to the master.
   const std::string bin = hp_->dir() + "/bin";
   ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
-  write_script(bin + "/systemctl", "echo \"$@\" >> " + hp_->dir() + "/calls\nkill -USR2 $(head -n1 " +
-                                       hp_->pidfile() + ")\n");
+  write_script(bin + "/systemctl", "echo \"$@\" >> " + hp_->dir() +
+                                       "/calls\nkill -USR2 $(head -n1 " + hp_->pidfile() + ")\n");
   const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
   ::setenv("PATH", (bin + ":" + old_path).c_str(), 1);
   hp_->write_config(config_text(backend_.port(), 24));
@@ -222,8 +224,8 @@ TEST_F(ReloadTest, FailedMasterCliReloadIsRolledBackAndHaproxyKeepsServing) {
   PortBlocker blocker(hp_->port(1));
   ASSERT_TRUE(blocker.ok());
   const std::string before = read(hp_->config_path());
-  const double rolled = Metrics::global().value("elasticproxy_reloads_total",
-                                                {{"result", "rolled_back"}});
+  const double rolled =
+      Metrics::global().value("elasticproxy_reloads_total", {{"result", "rolled_back"}});
   const std::string candidate = hp_->expand(config_text(
       backend_.port(), 31, "frontend extra\n  bind 127.0.0.1:@PORT1@\n  default_backend be\n"));
   auto reloader = hr::make_reloader(options(hr::Method::kMasterCli), hp_->target());
@@ -275,9 +277,8 @@ TEST_F(ReloadTest, TwentyReloadsUnderLoadLoseNoRequest) {
   int reloaded = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < 20; ++i) {
-    auto report =
-        hr::deploy(hp_->config_path(), hp_->expand(config_text(backend_.port(), 40 + i)), *reloader,
-                   {});
+    auto report = hr::deploy(hp_->config_path(), hp_->expand(config_text(backend_.port(), 40 + i)),
+                             *reloader, {});
     if (report.outcome == hr::DeployReport::Outcome::kOk) ++reloaded;
     EXPECT_EQ(report.outcome, hr::DeployReport::Outcome::kOk) << report.message;
     hp_->track();
@@ -300,8 +301,8 @@ TEST_F(ReloadTest, ReadOnlyConfigDirectoryIsAClearErrorAndHaproxyKeepsServing) {
   if (!set.ok() || set->exit_code != 0) GTEST_SKIP() << "chattr +i not available";
   const std::string before = read(hp_->config_path());
   auto reloader = hr::make_reloader(options(hr::Method::kMasterCli), hp_->target());
-  auto report = hr::deploy(hp_->config_path(), hp_->expand(config_text(backend_.port(), 50)),
-                           *reloader, {});
+  auto report =
+      hr::deploy(hp_->config_path(), hp_->expand(config_text(backend_.port(), 50)), *reloader, {});
   (void)hr::run_process({"chattr", "-i", hp_->dir()}, seconds(5));
   EXPECT_EQ(report.outcome, hr::DeployReport::Outcome::kRejected) << report.message;
   EXPECT_NE(report.message.find("cannot write " + hp_->config_path()), std::string::npos)

@@ -1,7 +1,8 @@
+#include "haproxy/reload/options.h"
+
 #include <gtest/gtest.h>
 
 #include "config/settings.h"
-#include "haproxy/reload/options.h"
 
 namespace ep::haproxy::reload {
 namespace {
@@ -78,8 +79,7 @@ TEST(ReloadOptions, MethodRequirementsAreChecked) {
   EXPECT_NE(d3.joined().find("needs haproxy.reload.command"), std::string::npos) << d3.joined();
   Diagnostics d4;
   parse("reload:\n  quiet: 10s\n  max_wait: 1s\n", Target{}, d4);
-  EXPECT_NE(d4.joined().find("must not be longer than max_wait"), std::string::npos)
-      << d4.joined();
+  EXPECT_NE(d4.joined().find("must not be longer than max_wait"), std::string::npos) << d4.joined();
   Diagnostics d5;
   parse("reload:\n  method: systemctl\n", Target{}, d5);
   EXPECT_TRUE(d5.ok()) << d5.joined();

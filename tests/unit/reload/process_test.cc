@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "haproxy/reload/process.h"
+
+#include <gtest/gtest.h>
 
 namespace ep::haproxy::reload {
 namespace {
@@ -28,8 +28,8 @@ TEST(RunProcess, TimesOutAndKills) {
 TEST(RunProcess, DaemonizingChildDoesNotDelayTheReturn) {
   // The grandchild keeps stdout/stderr open for 5 s; only the direct child is waited for.
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = run_process({"sh", "-c", "(sleep 5; echo late) & echo started"},
-                       std::chrono::seconds(4));
+  auto r =
+      run_process({"sh", "-c", "(sleep 5; echo late) & echo started"}, std::chrono::seconds(4));
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->timed_out);
   EXPECT_EQ(r->exit_code, 0);

@@ -1,7 +1,8 @@
+#include "haproxy/config/servers.h"
+
 #include <gtest/gtest.h>
 
 #include "haproxy/config/render.h"
-#include "haproxy/config/servers.h"
 
 namespace ep::haproxy::config {
 namespace {
@@ -26,8 +27,8 @@ std::vector<std::string> lines(const std::vector<ActualServer>& servers) {
 }
 
 TEST(GrowthRule, HalfAgainAndAtLeastTenMore) {
-  EXPECT_EQ(grown_slot_count(4, 5), 14);      // +10 minimum
-  EXPECT_EQ(grown_slot_count(40, 60), 90);    // desired + 50%
+  EXPECT_EQ(grown_slot_count(4, 5), 14);    // +10 minimum
+  EXPECT_EQ(grown_slot_count(40, 60), 90);  // desired + 50%
   EXPECT_EQ(grown_slot_count(0, 1), 10);
   EXPECT_EQ(grown_slot_count(99990, 99999), 100000);
 }

@@ -1,9 +1,9 @@
+#include "haproxy/reload/show_proc.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
-
-#include "haproxy/reload/show_proc.h"
 
 namespace ep::haproxy::reload {
 namespace {
