@@ -178,6 +178,15 @@ Result<std::string> ConfigManager::render_desired(
   return hc::render(template_, in);
 }
 
+bool ConfigManager::blocked(const std::string& text) const {
+  // requires mu_. The candidate whose reload failed is retried only after a long pause (a
+  // transient failure heals, a bad config does not cause a reload storm).
+  return text == failed_text_ &&
+         SteadyClock::now() <
+             failed_at_ + std::max<std::chrono::steady_clock::duration>(std::chrono::seconds(60),
+                                                                        options_.min_interval * 10);
+}
+
 void ConfigManager::on_pass() {
   // Reconciler thread: status copy + in-memory render only; the slow work is the worker's.
   {
@@ -188,7 +197,7 @@ void ConfigManager::on_pass() {
   if (!work) return;
   std::lock_guard lock(mu_);
   if (work->text == seen_text_ && (pending_ || !work->reload)) return;
-  if (work->reload && (work->text == deployed_ || work->text == failed_text_)) return;
+  if (work->reload && (work->text == deployed_ || blocked(work->text))) return;
   const auto now = SteadyClock::now();
   if (work->text != seen_text_) {
     if (!pending_) first_change_ = now;
@@ -236,6 +245,11 @@ Result<bool> ConfigManager::execute(const Work& work) {
     auto w = hc::write_config(config_path_, work.text, wo);
     if (!w) {
       log_error_once(w.error().message);
+      if (w.error().kind == ErrorKind::kUnavailable) {
+        // An I/O problem (read-only or full filesystem) may go away: let a later pass retry.
+        std::lock_guard lock(mu_);
+        seen_text_.clear();
+      }
       return w.error();
     }
     last_written_ = work.text;
@@ -253,7 +267,7 @@ Result<bool> ConfigManager::execute(const Work& work) {
     std::lock_guard lock(mu_);
     if (work.text == deployed_) return false;
     // The same candidate as the one that failed: wait until the rendered text changes.
-    if (work.text == failed_text_) return false;
+    if (blocked(work.text)) return false;
   }
   log::info(kLog, "reloading HAProxy ({}): {}", hr::to_string(reloader_->method()), work.why);
   hr::DeployReport report = hr::deploy(config_path_, work.text, *reloader_, wo);
@@ -265,6 +279,7 @@ Result<bool> ConfigManager::execute(const Work& work) {
     {
       std::lock_guard lock(mu_);
       failed_text_ = work.text;
+      failed_at_ = SteadyClock::now();
     }
     if (report.outcome == hr::DeployReport::Outcome::kRejected) {
       log_error_once(report.message);

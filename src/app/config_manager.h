@@ -12,7 +12,8 @@
 //     wiring.cc).
 // Its worker thread debounces (quiet window, max wait), rate-limits reloads (min_interval), runs
 // `haproxy -c`, writes atomically and reloads with confirmation and rollback (reload/deploy.h).
-// A candidate that failed is not retried until the rendered text changes (no reload storms).
+// A candidate whose reload failed is not retried for max(60 s, 10 x min_interval) unless the
+// rendered text changes (no reload storms); a write that failed on I/O is retried on a later pass.
 // After a confirmed reload it runs a full reconciler pass at once (fresh admin connections reach
 // the new worker).
 
@@ -75,6 +76,7 @@ class ConfigManager {
   void on_pass();
   void loop();
   void log_error_once(const std::string& message);
+  bool blocked(const std::string& text) const;  // requires mu_
 
   haproxy::config::Template template_;
   std::string config_path_;
@@ -102,7 +104,8 @@ class ConfigManager {
   std::mutex exec_mu_;        // one write/reload at a time (worker vs sync_now)
   std::string last_written_;  // text this process last wrote
   std::string deployed_;      // text HAProxy was last (re)loaded with, as far as we know
-  std::string failed_text_;   // last candidate whose reload failed (not retried as is)
+  std::string failed_text_;   // last candidate whose reload failed (retried after a long pause)
+  std::chrono::steady_clock::time_point failed_at_{};
 };
 
 }  // namespace ep::app
