@@ -33,7 +33,16 @@ std::string one_shot(const std::string& path, const std::string& line) {
   return r ? *r : "ERROR: " + r.error().message;
 }
 
-bool alive(long pid) { return pid > 1 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
+// Daemonized HAProxy processes are not our children: when nobody reaps them they linger as
+// zombies, which kill(pid, 0) still reports. Read the state from /proc instead.
+bool alive(long pid) {
+  if (pid <= 1 || ::kill(static_cast<pid_t>(pid), 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  const size_t paren = text.rfind(')');
+  return paren == std::string::npos || paren + 2 >= text.size() || text[paren + 2] != 'Z';
+}
 
 }  // namespace
 
