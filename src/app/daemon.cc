@@ -92,7 +92,7 @@ Status Daemon::bootstrap() {
   wo.validate_timeout = config_manager_->reload_options().timeout;
   auto w = haproxy::config::write_config(target.config, *text, wo);
   if (!w) return Error(w.error().kind, "bootstrap: " + w.error().message);
-  auto started = hr::start_master_worker(target, config_manager_->reload_options().timeout);
+  auto started = hr::start_haproxy(config_manager_->reload_options(), target);
   if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
   log::info("bootstrap", "wrote {} and {}", target.config, *started);
   (void)reconciler_->run_pass(true);

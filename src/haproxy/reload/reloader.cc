@@ -322,8 +322,12 @@ std::unique_ptr<Reloader> make_reloader(const Options& options, const Target& ta
   return std::make_unique<MethodReloader>(options, target);
 }
 
+namespace {
+Result<std::string> run_and_wait(const std::vector<std::string>& argv, const Target& target,
+                                 std::chrono::milliseconds timeout);
+}  // namespace
+
 Result<std::string> start_master_worker(const Target& target, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
   std::vector<std::string> argv = {target.binary, "-W", "-D", "-f", target.config};
   if (!target.pidfile.empty()) {
     argv.push_back("-p");
@@ -333,6 +337,21 @@ Result<std::string> start_master_worker(const Target& target, std::chrono::milli
     argv.push_back("-S");
     argv.push_back(target.master_socket);
   }
+  return run_and_wait(argv, target, timeout);
+}
+
+Result<std::string> start_haproxy(const Options& options, const Target& target) {
+  if (options.method == Method::kSystemctl) {
+    return run_and_wait({"systemctl", "start", options.unit}, target, options.timeout);
+  }
+  return start_master_worker(target, options.timeout);
+}
+
+namespace {
+
+Result<std::string> run_and_wait(const std::vector<std::string>& argv, const Target& target,
+                                 std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
   auto r = run_process(argv, timeout);
   if (!r) return r.error();
   if (r->timed_out || r->exit_code != 0) {
@@ -363,5 +382,7 @@ Result<std::string> start_master_worker(const Target& target, std::chrono::milli
                             " did not answer within " + std::to_string(timeout.count()) +
                             " ms: " + last);
 }
+
+}  // namespace
 
 }  // namespace ep::haproxy::reload

@@ -53,4 +53,9 @@ std::vector<long> read_pidfile(const std::string& path);
 // output when it does not start.
 Result<std::string> start_master_worker(const Target& target, std::chrono::milliseconds timeout);
 
+// Bootstrap with the configured method: `systemctl start <unit>` for Method::kSystemctl (HAProxy
+// must belong to its unit), else start_master_worker(). Then waits for the admin socket (and the
+// master CLI when configured), bounded by options.timeout.
+Result<std::string> start_haproxy(const Options& options, const Target& target);
+
 }  // namespace ep::haproxy::reload
