@@ -351,5 +351,38 @@ TEST(ReloadE2E, BootstrapWithSystemctlStartsTheUnit) {
   EXPECT_EQ(daemon.wait(), 0) << daemon.log();
 }
 
+TEST(ReloadE2E, SlotModeWithoutReloadKeepsServingWhatFits) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail + "  server-template ep- 2 127.0.0.1:1 disabled\n");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  std::vector<std::string> targets;
+  for (int i = 0; i < 5; ++i) targets.push_back("127.0.0.1:" + std::to_string(20001 + i));
+  write_file(dir + "/web.json", file_sd(targets, 1));
+  write_file(dir + "/ep.yaml", yaml(hp, "runtime",
+                                    "  - name: web\n    slots: 2\n    sources:\n"
+                                    "      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string s = servers_summary(hp, "web");
+        return in_service(s, targets[0], 1) && in_service(s, targets[1], 1);
+      },
+      20s))
+      << servers_summary(hp, "web") << daemon.log();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(master_reloads(hp), 0);  // update: runtime never reloads
+  EXPECT_EQ(servers_summary(hp, "web").find("ep-3 "), std::string::npos);
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  EXPECT_NE(daemon.log().find("slot mode is out of free slots: web: 5 desired servers, 2 slots"),
+            std::string::npos)
+      << daemon.log();
+  EXPECT_NE(daemon.log().find("so the slots cannot grow"), std::string::npos) << daemon.log();
+}
+
 }  // namespace
 }  // namespace ep::test
