@@ -1,10 +1,19 @@
 #include "app/daemon.h"
 
+#include <thread>
+
 #include "app/aws_wiring.h"
 #include "app/wiring.h"
 #include "core/log.h"
+#include "haproxy/config/writer.h"
+#include "haproxy/reload/reloader.h"
 
 namespace ep::app {
+
+namespace {
+// Bootstrap waits at most this long for every source's first good snapshot.
+constexpr std::chrono::seconds kBootstrapDiscoveryWait{60};
+}  // namespace
 
 Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   reconcile::ReconcilerOptions options;
@@ -19,27 +28,76 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
         rec->publish(b, servers, ready, seen);
       });
-  if (auto follower = ConfigFollower::create(settings_); !follower) {
-    log::error("config", "{}", follower.error().message);
-  } else if (*follower) {
-    config_follower_ = std::move(*follower);
-    config_follower_->attach(*reconciler_);
+  if (auto manager = ConfigManager::create(settings_, reconciler_.get()); !manager) {
+    log::error("config", "{}", manager.error().message);
+  } else if (*manager) {
+    config_manager_ = std::move(*manager);
   }
 }
 
 Daemon::~Daemon() { stop(); }
 
 Status Daemon::start() {
+  if (config_manager_) config_manager_->start();
   reconciler_->start();
   install_aws_probe(reconciler_.get());  // lifecycle hooks read HAProxy state through it
   Status st = pipeline_->start();
   if (!st) {
-    reconciler_->stop();
+    stop();
     return st;
   }
+  if (settings_.haproxy.bootstrap) {
+    if (Status b = bootstrap(); !b) {
+      stop();
+      return b;
+    }
+  }
   started_ = true;
-  log::info("daemon", "running: {} backend(s), {} HAProxy instance(s)", settings_.backends.size(),
-            settings_.haproxy.sockets.size());
+  log::info(
+      "daemon", "running: {} backend(s), {} HAProxy instance(s), update: {}{}",
+      settings_.backends.size(), settings_.haproxy.sockets.size(),
+      config::to_string(settings_.haproxy.update),
+      config_manager_ && config_manager_->reload_options().method != haproxy::reload::Method::kNone
+          ? std::string(", reload: ") +
+                haproxy::reload::to_string(config_manager_->reload_options().method)
+          : std::string());
+  return {};
+}
+
+Status Daemon::bootstrap() {
+  namespace hr = haproxy::reload;
+  if (!config_manager_) {
+    return Error::invalid("haproxy.bootstrap needs haproxy.template and haproxy.config");
+  }
+  const hr::Target& target = config_manager_->target();
+  if (auto pid = hr::worker_pid(target.admin_socket, settings_.haproxy.timeout)) {
+    log::info("bootstrap", "HAProxy answers on {} (pid {}): reconciling at runtime, no reload",
+              target.admin_socket, *pid);
+    return {};
+  }
+  log::info("bootstrap", "HAProxy does not answer on {}: waiting for discovery to start it",
+            target.admin_socket);
+  const auto deadline = std::chrono::steady_clock::now() + kBootstrapDiscoveryWait;
+  while (!pipeline_->ready()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Error::unavailable("bootstrap: no good discovery snapshot for every backend within " +
+                                std::to_string(kBootstrapDiscoveryWait.count()) +
+                                " s; HAProxy not started");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  (void)reconciler_->run_pass(false);  // publishes the desired sets into status()
+  auto text = config_manager_->render_desired(reconciler_->status());
+  if (!text) return Error::invalid("bootstrap: " + text.error().message);
+  haproxy::config::WriteOptions wo;
+  wo.binary = target.binary;
+  wo.validate_timeout = config_manager_->reload_options().timeout;
+  auto w = haproxy::config::write_config(target.config, *text, wo);
+  if (!w) return Error(w.error().kind, "bootstrap: " + w.error().message);
+  auto started = hr::start_haproxy(config_manager_->reload_options(), target);
+  if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
+  log::info("bootstrap", "wrote {} and {}", target.config, *started);
+  (void)reconciler_->run_pass(true);
   return {};
 }
 
@@ -47,14 +105,15 @@ void Daemon::stop() {
   if (pipeline_) pipeline_->stop();
   install_aws_probe(nullptr);
   if (reconciler_) reconciler_->stop();
+  if (config_manager_) config_manager_->stop();
   started_ = false;
 }
 
 reconcile::PassReport Daemon::once(std::chrono::milliseconds fetch_timeout) {
   pipeline_->fetch_once(fetch_timeout);
   reconcile::PassReport report = reconciler_->run_pass(true);
-  if (config_follower_) {
-    if (auto w = config_follower_->sync(reconciler_->status()); !w) {
+  if (config_manager_) {
+    if (auto w = config_manager_->sync_now(reconciler_->status()); !w) {
       report.converged = false;
       report.errors.push_back(w.error().message);
     }

@@ -1,9 +1,10 @@
 #pragma once
-// The running daemon: sources -> guards -> reconciler -> HAProxy, plus the status surface.
+// The running daemon: sources -> guards -> reconciler -> HAProxy, plus config management
+// (disk follows runtime, config mode, slot growth, bootstrap) and the status surface.
 
 #include <memory>
 
-#include "app/config_wiring.h"
+#include "app/config_manager.h"
 #include "config/settings.h"
 #include "core/result.h"
 #include "discovery/pipeline.h"
@@ -16,9 +17,12 @@ class Daemon {
   explicit Daemon(config::Settings settings);
   ~Daemon();
 
-  // Starts the reconciler and the sources. Returns once they run.
+  // Starts the reconciler, the sources and config management. With haproxy.bootstrap and no
+  // HAProxy answering, first waits (bounded) for discovery, renders, writes and starts HAProxy.
+  // Returns once they run.
   Status start();
-  // Stops sources first (no new snapshots), then the reconciler. Idempotent.
+  // Stops sources first (no new snapshots), then the reconciler and config management.
+  // Idempotent.
   void stop();
 
   // One-shot: fetch every source once, reconcile once. Converged = report.converged.
@@ -27,12 +31,15 @@ class Daemon {
   reconcile::Reconciler& reconciler() { return *reconciler_; }
   discovery::Pipeline& pipeline() { return *pipeline_; }
   const config::Settings& settings() const { return settings_; }
+  ConfigManager* config_manager() { return config_manager_.get(); }
 
  private:
+  Status bootstrap();
+
   config::Settings settings_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
   std::unique_ptr<discovery::Pipeline> pipeline_;
-  std::unique_ptr<ConfigFollower> config_follower_;  // disk follows runtime (optional)
+  std::unique_ptr<ConfigManager> config_manager_;  // config file management (optional)
   bool started_ = false;
 };
 

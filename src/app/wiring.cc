@@ -57,10 +57,42 @@ std::vector<discovery::BackendSources> build_sources(const config::Settings& set
   return out;
 }
 
+namespace {
+
+// update: config — HAProxy changes only through a reload of the rendered config (ConfigManager).
+// The reconciler still observes (status, metrics, restart detection), but its runtime actions are
+// answered "not yet": they are applied by the next reload, after which the diff is empty.
+class ConfigModeInstance : public reconcile::Instance {
+ public:
+  explicit ConfigModeInstance(std::unique_ptr<reconcile::Instance> inner)
+      : inner_(std::move(inner)) {}
+  std::string name() const override { return inner_->name(); }
+  Result<reconcile::InstanceInfo> info() override { return inner_->info(); }
+  Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& backends) override {
+    return inner_->observe(backends);
+  }
+  std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
+                                             const reconcile::BackendPolicy&) override {
+    return std::vector<reconcile::ActionResult>(
+        plan.actions.size(),
+        {reconcile::ActionResult::Outcome::kNotYet, "update: config (applied by the next reload)"});
+  }
+
+ private:
+  std::unique_ptr<reconcile::Instance> inner_;
+};
+
+}  // namespace
+
 std::vector<std::unique_ptr<reconcile::Instance>> build_instances(const config::Settings& settings) {
   std::vector<std::unique_ptr<reconcile::Instance>> out;
   for (const auto& socket : settings.haproxy.sockets) {
-    out.push_back(std::make_unique<haproxy::RuntimeInstance>(socket, settings.haproxy.timeout));
+    std::unique_ptr<reconcile::Instance> inst =
+        std::make_unique<haproxy::RuntimeInstance>(socket, settings.haproxy.timeout);
+    if (settings.haproxy.update == config::UpdateMode::kConfig) {
+      inst = std::make_unique<ConfigModeInstance>(std::move(inst));
+    }
+    out.push_back(std::move(inst));
   }
   return out;
 }

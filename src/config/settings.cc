@@ -137,6 +137,8 @@ void read_haproxy(const ConfigNode& node, HaproxySettings& out, Diagnostics& dia
   r.string("master_socket", out.master_socket);
   r.string("config", out.config);
   r.string("template", out.template_path);
+  r.string("pidfile", out.pidfile);
+  r.boolean("bootstrap", out.bootstrap);
   std::string update;
   if (r.one_of("update", update, {"auto", "runtime", "config"}) && !update.empty()) {
     out.update = update == "runtime"  ? UpdateMode::kRuntime

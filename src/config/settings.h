@@ -22,6 +22,8 @@ struct HaproxySettings {
   std::string master_socket;             // optional master CLI socket
   std::string config;                    // the haproxy.cfg HAProxy runs from (optional)
   std::string template_path;             // YAML key `template` (optional)
+  std::string pidfile;                   // HAProxy's pidfile (reload by signal/binary, bootstrap)
+  bool bootstrap = false;                // start HAProxy from the template when it is not running
   UpdateMode update = UpdateMode::kAuto;
   std::string binary = "haproxy";
   std::chrono::milliseconds timeout{2000};           // per admin-socket operation

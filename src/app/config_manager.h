@@ -1,0 +1,111 @@
+#pragma once
+// Keeps haproxy.cfg in step with what ElasticProxy does, off the reconciler thread.
+//
+// After every reconciler pass (a cheap hook: it renders the template in memory) the manager
+// decides what the config file must hold:
+//   - follow (update: auto/runtime): the servers HAProxy runs now (disk follows runtime); written
+//     without a reload. In slot mode, when desired servers found no free slot and a reload method
+//     is configured (update: auto), more slots are rendered (grown_slot_count) and HAProxy is
+//     reloaded once; the runtime path then fills them.
+//   - config (update: config, EP2's update_by_config): the desired servers; every change is
+//     validated, written and reloaded (the reconciler's runtime actions are held back, see
+//     wiring.cc).
+// Its worker thread debounces (quiet window, max wait), rate-limits reloads (min_interval), runs
+// `haproxy -c`, writes atomically and reloads with confirmation and rollback (reload/deploy.h).
+// A candidate whose reload failed is not retried for max(60 s, 10 x min_interval) unless the
+// rendered text changes (no reload storms); a write that failed on I/O is retried on a later pass.
+// After a confirmed reload it runs a full reconciler pass at once (fresh admin connections reach
+// the new worker).
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "config/settings.h"
+#include "core/result.h"
+#include "haproxy/config/template.h"
+#include "haproxy/reload/options.h"
+#include "haproxy/reload/reloader.h"
+#include "reconcile/reconciler.h"
+
+namespace ep::app {
+
+class ConfigManager {
+ public:
+  // Null (and no error) when `template` or `config` is not set. `reconciler` may be null (no
+  // resync after reloads); it must outlive the manager.
+  static Result<std::unique_ptr<ConfigManager>> create(const config::Settings& settings,
+                                                       reconcile::Reconciler* reconciler);
+  ~ConfigManager();
+
+  // Hooks the manager into the reconciler's passes and starts the worker thread.
+  void start();
+  // Stops the worker (waits for a reload in flight). Idempotent.
+  void stop();
+
+  // Synchronous, no debounce (for `once` and tests): decide from `status` and write/reload now.
+  // Returns true when the file was written.
+  Result<bool> sync_now(const std::vector<reconcile::InstanceStatus>& status);
+
+  // Bootstrap: the config for the desired sets in `status` (every backend must be ready), slot
+  // counts from the policies (grown when too small). No I/O.
+  Result<std::string> render_desired(const std::vector<reconcile::InstanceStatus>& status) const;
+
+  const std::string& config_path() const { return config_path_; }
+  const haproxy::reload::Target& target() const { return target_; }
+  const haproxy::reload::Options& reload_options() const { return options_; }
+  bool config_mode() const { return config_mode_; }
+  size_t writes() const;
+  size_t reloads() const;
+
+ private:
+  struct Work {
+    std::string text;
+    bool reload = false;
+    std::string why;  // for the log line
+  };
+
+  ConfigManager(haproxy::config::Template tpl, const config::Settings& settings,
+                haproxy::reload::Options options, reconcile::Reconciler* reconciler);
+  // What the file must hold now; nullopt when nothing is known yet (never write a guess).
+  std::optional<Work> compute(const std::vector<reconcile::InstanceStatus>& status);
+  Result<bool> execute(const Work& work);
+  void on_pass();
+  void loop();
+  void log_error_once(const std::string& message);
+  bool blocked(const std::string& text) const;  // requires mu_
+
+  haproxy::config::Template template_;
+  std::string config_path_;
+  haproxy::reload::Target target_;
+  haproxy::reload::Options options_;
+  config::UpdateMode update_;
+  bool config_mode_;
+  std::vector<reconcile::BackendPolicy> policies_;
+  reconcile::Reconciler* reconciler_;
+  std::unique_ptr<haproxy::reload::Reloader> reloader_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool hooked_ = false;
+  std::optional<Work> pending_;
+  std::string seen_text_;  // last computed text (a new one restarts the quiet window)
+  std::chrono::steady_clock::time_point first_change_{}, last_change_{}, last_reload_{};
+  std::string last_error_;
+  std::string growth_warned_;
+  size_t writes_ = 0;
+  size_t reloads_ = 0;
+  std::thread thread_;
+
+  std::mutex exec_mu_;        // one write/reload at a time (worker vs sync_now)
+  std::string last_written_;  // text this process last wrote
+  std::string deployed_;      // text HAProxy was last (re)loaded with, as far as we know
+  std::string failed_text_;   // last candidate whose reload failed (retried after a long pause)
+  std::chrono::steady_clock::time_point failed_at_{};
+};
+
+}  // namespace ep::app

@@ -1,0 +1,388 @@
+// Config management with reloads, end to end: the real elasticproxy binary and a real HAProxy 2.6
+// in master-worker mode. Config update mode debounces a burst; slot mode grows its slots with one
+// reload; bootstrap starts a stopped HAProxy from the template.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "haproxy/reload/show_proc.h"
+#include "integration/daemon/daemon_process.h"
+#include "integration/reload/mw_haproxy.h"
+#include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/http_backend.h"
+#include "support/haproxy/loopback.h"
+
+namespace ep::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string head() {
+  return R"(global
+  stats socket @ADMIN@ level admin expose-fd listeners
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend fe
+  bind 127.0.0.1:@PORT0@
+  default_backend web
+)";
+}
+
+// The master CLI is briefly unreachable while the master re-executes: retry for a while.
+int master_reloads(const MwHaproxy& hp) {
+  int n = -1;
+  wait_until(
+      [&] {
+        auto t = haproxy::reload::parse_show_proc(hp.master("show proc"));
+        n = t ? t->master_reloads : -1;
+        return t.ok();
+      },
+      5s);
+  return n;
+}
+
+std::string addr(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+// servers_summary() lines for these "name address weight", sorted by name, all ready.
+std::string expected(std::vector<std::string> names_addrs_weights) {
+  std::sort(names_addrs_weights.begin(), names_addrs_weights.end());
+  std::string out;
+  for (const auto& l : names_addrs_weights) out += l + " 0\n";
+  return out;
+}
+
+// True when `address` is in a slot with `weight` and not in maintenance (admin bits 0x23 clear;
+// 0x04 only says the slot was `disabled` in the config before it was enabled at runtime).
+bool in_service(const std::string& summary, const std::string& address, int weight) {
+  std::istringstream in(summary);
+  for (std::string name, a, w, admin; in >> name >> a >> w >> admin;) {
+    if (a == address && w == std::to_string(weight) && (std::stoi(admin) & 0x23) == 0) return true;
+  }
+  return false;
+}
+
+std::string file_sd(const std::vector<std::string>& targets, int weight) {
+  std::string out = "[{\"targets\": [";
+  for (size_t i = 0; i < targets.size(); ++i) out += (i ? ", \"" : "\"") + targets[i] + "\"";
+  return out + "], \"labels\": {\"weight\": \"" + std::to_string(weight) + "\"}}]\n";
+}
+
+std::string yaml(const MwHaproxy& hp, const std::string& update, const std::string& backend) {
+  return "haproxy:\n  sockets: [" + hp.admin_socket() +
+         "]\n  master_socket: " + hp.master_socket() + "\n  pidfile: " + hp.pidfile() +
+         "\n  config: " + hp.config_path() + "\n  template: " + hp.dir() +
+         "/haproxy.cfg.tmpl\n  timeout: 1s\n  update: " + update +
+         "\n  bootstrap: true\n"
+         "  reload: {quiet: 300ms, max_wait: 2s, min_interval: 500ms, timeout: 10s}\n"
+         "metrics: {enabled: false}\n"
+         "backends:\n" +
+         backend;
+}
+
+TEST(ReloadE2E, ConfigModeBurstOfFiftyChangesGivesFewReloads) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  std::vector<std::unique_ptr<HttpBackend>> bs;
+  for (int i = 0; i < 3; ++i) bs.push_back(std::make_unique<HttpBackend>("b" + std::to_string(i)));
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(bs[0]->port())}, 1));
+  write_file(dir + "/ep.yaml",
+             yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(
+      daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"}, dir + "/ep.log"));
+  const std::string s0 = "ep-" + addr(bs[0]->port());
+  ASSERT_TRUE(
+      wait_until([&] { return servers_summary(hp, "web").find(s0) != std::string::npos; }, 15s))
+      << daemon.log();
+  hp.track();
+  auto r = http_get(hp.port(0), "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "b0");
+  const int before = master_reloads(hp);
+
+  // 50 changes, 20 ms apart: each one a different desired set.
+  const auto burst_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i) {
+    std::vector<std::string> t = {addr(bs[i % 3]->port())};
+    if (i % 2) t.push_back(addr(bs[(i + 1) % 3]->port()));
+    write_file_atomic(dir + "/web.json", file_sd(t, 1 + i % 7));
+    std::this_thread::sleep_for(20ms);
+  }
+  write_file_atomic(dir + "/web.json", file_sd({addr(bs[1]->port()), addr(bs[2]->port())}, 9));
+  const double burst_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - burst_start).count();
+  const std::string want =
+      expected({"ep-" + addr(bs[1]->port()) + " " + addr(bs[1]->port()) + " 9",
+                "ep-" + addr(bs[2]->port()) + " " + addr(bs[2]->port()) + " 9"});
+  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web") == want; }, 20s))
+      << servers_summary(hp, "web") << daemon.log();
+  std::this_thread::sleep_for(3s);  // max_wait + min_interval: anything still pending has run
+  hp.track();
+  const int reloads = master_reloads(hp) - before;
+  std::cout << "[figure] burst of 51 desired-set changes over " << burst_s
+            << " s (quiet 300 ms, max_wait 2 s) -> " << reloads << " reload(s)\n";
+  RecordProperty("reloads_for_burst", reloads);
+  {
+    std::istringstream lines(daemon.log());
+    for (std::string l; std::getline(lines, l);) {
+      if (l.find("config: ") != std::string::npos) std::cout << "  " << l.substr(0, 160) << "\n";
+    }
+  }
+  EXPECT_GE(reloads, 1);
+  EXPECT_LE(reloads, 3);
+  EXPECT_EQ(servers_summary(hp, "web"), want);
+  const std::string cfg = slurp(hp.config_path());
+  EXPECT_NE(
+      cfg.find("  server ep-" + addr(bs[2]->port()) + " " + addr(bs[2]->port()) + " weight 9\n"),
+      std::string::npos)
+      << cfg;
+  auto m = http_get(hp.port(0), "/");
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->body == "b1" || m->body == "b2") << m->body;
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+}
+
+TEST(ReloadE2E, SlotModeGrowsItsSlotsWithOneReload) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail + "  server-template ep- 2 127.0.0.1:1 disabled\n");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  std::vector<std::string> targets;
+  for (int i = 0; i < 5; ++i) targets.push_back("127.0.0.1:" + std::to_string(20001 + i));
+  write_file(dir + "/web.json", file_sd(targets, 4));
+  write_file(dir + "/ep.yaml", yaml(hp, "auto",
+                                    "  - name: web\n    slots: 2\n    sources:\n"
+                                    "      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(
+      daemon.start({"run", "-c", dir + "/ep.yaml", "--log-level", "debug"}, dir + "/ep.log"));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string s = servers_summary(hp, "web");
+        for (const auto& t : targets) {
+          if (!in_service(s, t, 4)) return false;
+        }
+        return true;
+      },
+      20s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  const std::string s = servers_summary(hp, "web");
+  EXPECT_NE(s.find("ep-12 127.0.0.1:1 "), std::string::npos) << s;  // max(5 + 3, 2 + 10) slots
+  EXPECT_EQ(s.find("ep-13 "), std::string::npos) << s;
+  EXPECT_EQ(master_reloads(hp), 1) << hp.master("show proc");
+  // Disk follows the filled slots.
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(hp.config_path()).find("  server ep-5 " + targets[4]) != std::string::npos ||
+           slurp(hp.config_path()).find(" " + targets[4] + " weight 4") != std::string::npos;
+  })) << slurp(hp.config_path());
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("slot growth: web: 5 desired servers, 2 slots (3 without a slot) -> 12 slots"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("reconciling at runtime, no reload"), std::string::npos) << log;
+}
+
+TEST(ReloadE2E, BootstrapStartsAStoppedHaproxyFromTheTemplate) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  HttpBackend b0("b0"), b1("b1");
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);  // never started by the test: elasticproxy starts it
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ nodes }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(b0.port()), addr(b1.port())}, 3));
+  write_file(dir + "/ep.yaml",
+             yaml(hp, "auto", "  - name: web\n    sources:\n      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  const std::string want = expected({"ep-" + addr(b0.port()) + " " + addr(b0.port()) + " 3",
+                                     "ep-" + addr(b1.port()) + " " + addr(b1.port()) + " 3"});
+  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web") == want; }, 20s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  auto r = http_get(hp.port(0), "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(master_reloads(hp), 0);  // started, not reloaded
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  const std::string log = daemon.log();  // complete once the daemon has exited
+  EXPECT_NE(log.find("does not answer"), std::string::npos) << log;
+  EXPECT_NE(log.find("-W -D -f " + hp.config_path()), std::string::npos) << log;
+  // HAProxy keeps running without elasticproxy.
+  EXPECT_EQ(servers_summary(hp, "web"), want);
+}
+
+TEST(ReloadE2E, ConfigModeReloadFailureIsRolledBackAndNamesHaproxysMessage) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  HttpBackend b0("b0");
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail + "  server old " + addr(b0.port()) + "\n");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  const std::string original = slurp(hp.config_path());
+  // The template binds a port another process holds (no SO_REUSEPORT): `haproxy -c` passes, the
+  // new HAProxy cannot start.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(hp.port(1)));
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  write_file(
+      dir + "/haproxy.cfg.tmpl",
+      hp.expand(head() + "frontend extra\n  bind 127.0.0.1:@PORT1@\n  default_backend web\n" +
+                tail + "  {{ servers \"web\" }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(b0.port())}, 1));
+  std::string y =
+      yaml(hp, "config", "  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  const std::string r = "  reload: {quiet: 300ms";
+  y.replace(y.find(r), r.size(), "  reload: {method: binary, quiet: 300ms");
+  write_file(dir + "/ep.yaml", y);
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return !slurp(hp.config_path() + ".rejected").empty(); }, 20s))
+      << daemon.log();
+  hp.track();
+  ASSERT_TRUE(wait_until([&] { return slurp(hp.config_path()) == original; }, 5s));
+  auto g = http_get(hp.port(0), "/");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->body, "b0");  // the old worker keeps serving the old config
+  EXPECT_NE(servers_summary(hp, "web").find("old " + addr(b0.port())), std::string::npos);
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  ::close(fd);
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("cannot bind socket"), std::string::npos) << log;
+  EXPECT_NE(log.find("rolled back to the last good config"), std::string::npos) << log;
+  // Not retried in a loop: one attempt for the one candidate.
+  size_t attempts = 0;
+  for (size_t at = log.find("reloading HAProxy"); at != std::string::npos;
+       at = log.find("reloading HAProxy", at + 1)) {
+    ++attempts;
+  }
+  EXPECT_EQ(attempts, 1u) << log;
+}
+
+TEST(ReloadE2E, CheckReportsReloadOptionErrorsWithPositions) {
+  MwHaproxy hp("");  // only for its directory
+  const std::string dir = hp.dir();
+  write_file(dir + "/t.tmpl", "backend web\n  {{ servers \"web\" }}\n");
+  write_file(dir + "/web.json", "[]\n");
+  write_file(dir + "/ep.yaml",
+             "haproxy:\n  sockets: [" + hp.admin_socket() +
+                 "]\n  config: h.cfg\n  template: t.tmpl\n  update: config\n"
+                 "  reload:\n    method: signal\n    timeout: 0s\n    bogus: 1\n"
+                 "backends:\n  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  auto r = run_elasticproxy({"check", "-c", dir + "/ep.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("ep.yaml:7:13: haproxy.reload.method signal needs haproxy.pidfile"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("ep.yaml:8:14: haproxy.reload.timeout must be greater than 0"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("bogus"), std::string::npos) << r.output;
+}
+
+TEST(ReloadE2E, BootstrapWithSystemctlStartsTheUnit) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  HttpBackend b0("b0");
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);  // started by the fake `systemctl start`
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ nodes }}\n"));
+  write_file(dir + "/web.json", file_sd({addr(b0.port())}, 2));
+  std::string y = yaml(hp, "auto", "  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  const std::string r = "  reload: {quiet: 300ms";
+  y.replace(y.find(r), r.size(), "  reload: {method: systemctl, unit: lb-test, quiet: 300ms");
+  write_file(dir + "/ep.yaml", y);
+  const std::string bin = dir + "/bin";
+  ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
+  write_file(bin + "/systemctl", "#!/bin/sh\necho \"$@\" >> " + dir + "/calls\n" +
+                                     "[ \"$1\" = start ] && exec haproxy -W -D -f " +
+                                     hp.config_path() + " -p " + hp.pidfile() + " -S " +
+                                     hp.master_socket() + "\nexit 0\n");
+  ::chmod((bin + "/systemctl").c_str(), 0755);
+  const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+  ::setenv("PATH", (bin + ":" + old_path).c_str(), 1);
+  DaemonProcess daemon;
+  const bool started = daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log");
+  ::setenv("PATH", old_path.c_str(), 1);
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return servers_summary(hp, "web") ==
+               expected({"ep-" + addr(b0.port()) + " " + addr(b0.port()) + " 2"});
+      },
+      20s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  EXPECT_EQ(slurp(dir + "/calls"), "start lb-test\n");
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+}
+
+TEST(ReloadE2E, SlotModeWithoutReloadKeepsServingWhatFits) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail + "  server-template ep- 2 127.0.0.1:1 disabled\n");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  std::vector<std::string> targets;
+  for (int i = 0; i < 5; ++i) targets.push_back("127.0.0.1:" + std::to_string(20001 + i));
+  write_file(dir + "/web.json", file_sd(targets, 1));
+  write_file(dir + "/ep.yaml", yaml(hp, "runtime",
+                                    "  - name: web\n    slots: 2\n    sources:\n"
+                                    "      - file: {path: web.json}\n"));
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string s = servers_summary(hp, "web");
+        return in_service(s, targets[0], 1) && in_service(s, targets[1], 1);
+      },
+      20s))
+      << servers_summary(hp, "web") << daemon.log();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(master_reloads(hp), 0);  // update: runtime never reloads
+  EXPECT_EQ(servers_summary(hp, "web").find("ep-3 "), std::string::npos);
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  EXPECT_NE(daemon.log().find("slot mode is out of free slots: web: 5 desired servers, 2 slots"),
+            std::string::npos)
+      << daemon.log();
+  EXPECT_NE(daemon.log().find("so the slots cannot grow"), std::string::npos) << daemon.log();
+}
+
+}  // namespace
+}  // namespace ep::test

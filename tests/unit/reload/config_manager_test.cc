@@ -1,0 +1,154 @@
+// ConfigManager with an in-memory HAProxy (FakeInstance) and a recording reload command: the
+// debounce turns a burst into one reload, min_interval spaces reloads, and a slow reload does
+// not hold up the reconciler thread. No HAProxy needed (`true` stands in for `haproxy -c`).
+
+#include "app/config_manager.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "config/settings.h"
+#include "unit/reconcile/fake_instance.h"
+
+namespace ep::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<double> stamps(const std::string& path) {
+  std::vector<double> out;
+  std::istringstream in(slurp(path));
+  for (double t; in >> t;) out.push_back(t);
+  return out;
+}
+
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+ServerSpec server(int i) {
+  return ServerSpec{"ep-10.0.0." + std::to_string(i) + ":80", "10.0.0." + std::to_string(i), 80, 1,
+                    false};
+}
+
+class ConfigManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/epcm-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::ofstream(dir_ + "/t.tmpl") << "backend web\n  {{ servers \"web\" }}\n";
+    std::ofstream(dir_ + "/h.cfg") << "backend web\n";
+  }
+  void TearDown() override {
+    if (manager_) manager_->stop();
+    if (reconciler_) reconciler_->stop();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // update: config, reload = a command that appends a timestamp (after `sleep_s` seconds).
+  void start(const std::string& sleep_s) {
+    const std::string yaml =
+        "haproxy:\n  sockets: [" + dir_ +
+        "/none.sock]\n  config: h.cfg\n  template: t.tmpl\n"
+        "  update: config\n  binary: 'true'\n"
+        "  reload:\n    method: command\n    command: [sh, -c, 'sleep " +
+        sleep_s + "; date +%s.%N >> " + dir_ +
+        "/calls']\n"
+        "    quiet: 100ms\n    max_wait: 1s\n    min_interval: 500ms\n    timeout: 5s\n"
+        "backends:\n  - name: web\n    sources:\n      - static: {servers: []}\n";
+    std::ofstream(dir_ + "/ep.yaml") << yaml;
+    auto settings = config::load_file(dir_ + "/ep.yaml");
+    ASSERT_TRUE(settings.ok()) << settings.error().message;
+    auto fake = std::make_unique<testing::FakeInstance>();
+    fake->backends["web"] = {};
+    fake_ = fake.get();
+    std::vector<std::unique_ptr<reconcile::Instance>> instances;
+    instances.push_back(std::move(fake));
+    reconcile::ReconcilerOptions options;
+    options.probe_interval = 50ms;
+    reconciler_ = std::make_unique<reconcile::Reconciler>(
+        std::vector<reconcile::BackendPolicy>{settings->backends[0].policy}, std::move(instances),
+        SystemClock::instance(), options);
+    auto m = ConfigManager::create(*settings, reconciler_.get());
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    manager_ = std::move(*m);
+    ASSERT_TRUE(manager_);
+    manager_->start();
+    reconciler_->start();
+  }
+
+  void publish(int n) {
+    std::vector<ServerSpec> s;
+    for (int i = 1; i <= n; ++i) s.push_back(server(i));
+    reconciler_->publish(0, s, true, SystemClock::instance().now());
+  }
+
+  std::string dir_;
+  testing::FakeInstance* fake_ = nullptr;
+  std::unique_ptr<reconcile::Reconciler> reconciler_;
+  std::unique_ptr<ConfigManager> manager_;
+};
+
+TEST_F(ConfigManagerTest, BurstOfFiftyChangesGivesOneReloadWithTheLastSet) {
+  start("0");
+  for (int i = 1; i <= 50; ++i) {
+    publish(i);
+    std::this_thread::sleep_for(10ms);  // 0.5 s burst: shorter than max_wait
+  }
+  ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() >= 1; }, 5s));
+  std::this_thread::sleep_for(1500ms);  // anything still pending would have run by now
+  EXPECT_EQ(stamps(dir_ + "/calls").size(), 1u);
+  EXPECT_EQ(manager_->reloads(), 1u);
+  const std::string cfg = slurp(dir_ + "/h.cfg");
+  EXPECT_NE(cfg.find("  server ep-10.0.0.50:80 10.0.0.50:80 weight 1\n"), std::string::npos) << cfg;
+}
+
+TEST_F(ConfigManagerTest, ReloadsAreSpacedByMinInterval) {
+  start("0");
+  publish(1);
+  ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() == 1; }, 5s));
+  publish(2);  // right after the first reload: waits for min_interval (500 ms)
+  ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() == 2; }, 5s));
+  const auto t = stamps(dir_ + "/calls");
+  EXPECT_GE(t[1] - t[0], 0.45);
+}
+
+TEST_F(ConfigManagerTest, ASlowReloadDoesNotBlockTheReconciler) {
+  start("1.5");
+  publish(1);
+  // The reload command is running (1.5 s); the reconciler keeps taking and applying changes.
+  std::this_thread::sleep_for(400ms);
+  publish(2);
+  EXPECT_TRUE(wait_for(
+      [&] {
+        auto b = fake_->observe({"web"});
+        return b.ok() && (*b)[0].servers.size() == 2;
+      },
+      500ms));
+  const auto loop = reconciler_->last_loop();
+  std::this_thread::sleep_for(200ms);
+  EXPECT_GT(reconciler_->last_loop(), loop);
+  EXPECT_TRUE(stamps(dir_ + "/calls").empty());  // still reloading
+  ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() == 1; }, 5s));
+}
+
+}  // namespace
+}  // namespace ep::app
