@@ -455,13 +455,12 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
   ConfigNode backend = ConfigNode::make_map(h.mark("backend_name", file_mark));
   backend.add("name", scalar(h.get_or("backend_name", "haproxynode"),
                              h.mark("backend_name", file_mark)));
-  {
-    const std::string slots = h.get_or("node_slots", "50");
-    if (!all_digits(slots) || slots.size() > 6) {
-      h.error("node_slots", file_mark, "'" + slots + "' is not a whole number");
-    } else {
-      backend.add("slots", scalar(slots, h.mark("node_slots", file_mark)));
-    }
+  if (h.get("node_slots")) {
+    // EP2 needed a fixed pool of slots; HAProxy 2.6+ adds servers at runtime, and on older
+    // HAProxy slot mode grows the pool by itself (one reload).
+    notes.push_back(h.mark("node_slots", file_mark).str() + ": [" + haproxy_name +
+                    "] node_slots is not needed: servers are added at runtime (add server), "
+                    "and slot pools grow by themselves on HAProxy < 2.6");
   }
   {
     std::string options = "check";

@@ -160,12 +160,22 @@ Result<Template> parse_template(std::string_view text, const std::string& file) 
                           "expected a backend name after 'servers' (e.g. {{ servers \"web\" }})");
         }
       } else {
-        std::string shown(word.empty() ? body.substr(w) : word);
+        // Show the whole placeholder (`ssl_fc`, not `ssl`), cut to a readable length.
+        std::string shown(body.substr(w));
         while (!shown.empty() && is_blank(shown.back())) shown.pop_back();
+        if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+        // EP2's README template writes an HAProxy anonymous ACL as `if {{ ssl_fc }}` (Jinja then
+        // rendered it empty): say what was probably meant, unless it looks like a misspelt
+        // placeholder of ours.
+        const bool ours = shown.rfind("node", 0) == 0 || shown.rfind("server", 0) == 0;
+        const bool hint = !shown.empty() && !ours && shown.find_first_of("\"'{}") == std::string::npos;
         return error_at(pos.at(body_off + w),
                         "unknown placeholder '" + shown +
                             "'; expected {{ nodes }}, {{ servers \"<backend>\" }} or "
-                            "{{ \"literal\" }}");
+                            "{{ \"literal\" }}" +
+                            (hint ? "; for an HAProxy anonymous ACL write single braces: { " +
+                                        shown + " }"
+                                  : std::string()));
       }
     }
     skip_blanks();

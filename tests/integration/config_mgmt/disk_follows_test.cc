@@ -178,7 +178,7 @@ TEST(ConfigMgmtE2E, CheckReportsTemplateErrorsWithPosition) {
              "backends:\n  - name: web\n    sources:\n      - file: {path: web.json}\n");
   auto r = run_elasticproxy({"check", "-c", dir + "/ep.yaml"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find(dir + "/t.tmpl:3:6: unknown placeholder 'server'"), std::string::npos)
+  EXPECT_NE(r.output.find(dir + "/t.tmpl:3:6: unknown placeholder 'server \"web\"'"), std::string::npos)
       << r.output;
   std::filesystem::remove_all(dir);
 }

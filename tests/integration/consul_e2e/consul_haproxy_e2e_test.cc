@@ -192,7 +192,7 @@ TEST_F(ConsulE2E, TenThousandInstances) {
     consul_.register_service(s);
   }
   start_daemon("    safety: {max_remove_fraction: 1.0}\n");
-  ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 10000; }, 60s)) << daemon_.log().substr(0, 2000);
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 10000; }, 120s)) << daemon_.log().substr(0, 2000);
   EXPECT_TRUE(daemon_.running());
 }
 

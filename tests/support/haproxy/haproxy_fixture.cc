@@ -150,9 +150,11 @@ Status HaproxyFixture::restart(std::chrono::milliseconds timeout) {
   return start(timeout);
 }
 
-std::string HaproxyFixture::admin(const std::string& line) const {
+std::string HaproxyFixture::admin(const std::string& line) const { return admin_query(socket_, line); }
+
+std::string admin_query(const std::string& socket, const std::string& line) {
   auto deadline = Clock::now() + std::chrono::seconds(5);
-  auto sock = net::UnixSocket::connect(socket_, deadline);
+  auto sock = net::UnixSocket::connect(socket, deadline);
   if (!sock) return "ERROR: " + sock.error().message;
   if (auto st = sock->write_all(line + "\n", deadline); !st) return "ERROR: " + st.error().message;
   auto reply = sock->read_to_eof(deadline);

@@ -77,4 +77,7 @@ class HaproxyFixture {
   pid_t pid_ = -1;
 };
 
+// The same one-shot query on any admin socket (an HAProxy the test did not start itself).
+std::string admin_query(const std::string& socket, const std::string& line);
+
 }  // namespace ep::test

@@ -6,7 +6,11 @@
 namespace ep::test {
 
 std::map<std::string, ServerRow> servers_state(const HaproxyFixture& hp, const std::string& backend) {
-  std::istringstream in(hp.admin("show servers state " + backend));
+  return servers_state(hp.socket_path(), backend);
+}
+
+std::map<std::string, ServerRow> servers_state(const std::string& socket, const std::string& backend) {
+  std::istringstream in(admin_query(socket, "show servers state " + backend));
   std::string line;
   std::vector<std::string> header;
   std::map<std::string, ServerRow> out;

@@ -20,5 +20,7 @@ struct ServerRow {
 
 // Empty when the backend does not exist or HAProxy does not answer.
 std::map<std::string, ServerRow> servers_state(const HaproxyFixture& hp, const std::string& backend);
+// The same from any admin socket path.
+std::map<std::string, ServerRow> servers_state(const std::string& socket, const std::string& backend);
 
 }  // namespace ep::test

@@ -138,7 +138,7 @@ TEST(Ep2Mapping, ReadmeAwsConfig) {
   ASSERT_EQ(backends.items.size(), 1u);
   const ConfigNode& b = backends.items[0];
   EXPECT_EQ(scalar(b, "name"), "haproxynode");
-  EXPECT_EQ(scalar(b, "slots"), "5");
+  EXPECT_EQ(b.find("slots"), nullptr);  // dynamic servers: no slot pool to size
   EXPECT_EQ(scalar(b, "server_options"), "check");
   const ConfigNode& asg = at(at(b, "sources").items.at(0), "aws_asg");
   EXPECT_EQ(scalar(asg, "asg_name"), "web-asg, web-asg-canary");
@@ -193,7 +193,6 @@ TEST(Ep2Mapping, DefaultsWhenKeysAreMissing) {
   EXPECT_EQ(scalar(at(h, "reload"), "method"), "binary");
   const ConfigNode& b = at(root, "backends").items.at(0);
   EXPECT_EQ(scalar(b, "name"), "haproxynode");
-  EXPECT_EQ(scalar(b, "slots"), "50");
   const ConfigNode& asg = at(at(b, "sources").items.at(0), "aws_asg");
   EXPECT_EQ(scalar(asg, "address"), "public");
   EXPECT_EQ(scalar(asg, "port"), "6003");
@@ -208,7 +207,6 @@ TEST(Ep2Mapping, BadValuesAreErrorsAtTheirLine) {
        "f:2:15: [haproxy] update_type: 'update_by_magic' is not update_by_runtime or "
        "update_by_config"},
       {"[haproxy]\nstart_by = init\n[AWS]\nasg_name=a\n", "'init' was never implemented"},
-      {"[haproxy]\nnode_slots = -1\n[AWS]\nasg_name=a\n", "f:2:14: [haproxy] node_slots"},
       {"[haproxy]\nbackend_port = 70000\n[AWS]\nasg_name=a\n", "not a port"},
       {"[haproxy]\ncheck_interval = 2 s\n[AWS]\nasg_name=a\n", "not an HAProxy time"},
       {"[haproxy]\nsleep_before_next_run = soon\n[AWS]\nasg_name=a\n",
