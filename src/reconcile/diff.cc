@@ -23,6 +23,14 @@ const char* to_string(ActionKind kind) {
 
 namespace {
 
+// static-rr cannot change weights at runtime except to 0% or 100% (the applier falls back to
+// that): there only "zero or not" can differ, else the same set-weight would be re-sent forever.
+bool weight_differs(const ActualBackend& actual, int have, int want) {
+  if (actual.algorithm == "static-rr") return (have == 0) != (want == 0);
+  return have != want;
+}
+
+
 // Slot number of "<prefix><digits>", or -1.
 long slot_number(const std::string& name, const std::string& prefix) {
   if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
@@ -106,7 +114,7 @@ void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
     } else if (s.draining()) {
       updates.push_back({ActionKind::kUndrain, name, *spec, "back in discovery while draining"});
     }
-    if (s.weight != spec->weight) {
+    if (weight_differs(actual, s.weight, spec->weight)) {
       updates.push_back({ActionKind::kSetWeight, name, *spec,
                          "weight " + std::to_string(s.weight) + " -> " +
                              std::to_string(spec->weight)});
@@ -171,7 +179,7 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
     } else if (s->draining()) {
       updates.push_back({ActionKind::kUndrain, s->name, *w->second, "back in discovery while draining"});
     }
-    if (s->weight != w->second->weight) {
+    if (weight_differs(actual, s->weight, w->second->weight)) {
       updates.push_back({ActionKind::kSetWeight, s->name, *w->second,
                          "weight " + std::to_string(s->weight) + " -> " +
                              std::to_string(w->second->weight)});

@@ -241,5 +241,18 @@ TEST_F(DiffTest, DrainingServerWithoutChecksIsUndrainedAtOnce) {
   EXPECT_EQ(describe(run()), (std::vector<std::string>{"undrain ep-10.0.0.1:80"}));
 }
 
+
+TEST_F(DiffTest, StaticRrOnlyComparesZeroOrNotForWeights) {
+  // HAProxy refuses absolute weights on static-rr; the applier sends 0%/100%, so the weight read
+  // back stays the configured one: that must not look like a change every pass.
+  actual_.algorithm = "static-rr";
+  desired_.servers = {spec("10.0.0.1", 80, 7)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, 0, /*weight=*/1)};
+  EXPECT_TRUE(run().empty());
+  desired_.servers = {spec("10.0.0.1", 80, 0)};
+  EXPECT_EQ(describe(run()),
+            (std::vector<std::string>{"set-weight ep-10.0.0.1:80"}));
+}
+
 }  // namespace
 }  // namespace ep::reconcile
