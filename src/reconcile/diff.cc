@@ -210,6 +210,42 @@ bool is_managed(const ActualServer& server, const BackendPolicy& policy, Backend
          server.name.compare(0, policy.name_prefix.size(), policy.name_prefix) == 0;
 }
 
+// Make before break: a plan must not take the last serving servers out of rotation while none of
+// the servers that stay (the desired ones still warming up, or hand-written ones) serve yet. A
+// rolling replacement (old set out, new set in, in one change) would otherwise answer 503 until
+// the new servers pass their first health check. Those drains wait (re-checked every drain poll)
+// until something else serves; servers that are not serving (DOWN, in maintenance) are never
+// held. An intended empty set (allow_empty) is not held either.
+static void hold_last_serving(const DesiredBackend& desired, const ActualBackend& actual, Plan& plan) {
+  if (desired.servers.empty()) return;
+  auto serving = [](const ActualServer& s) {
+    return s.op_state == 2 && !s.in_maint() && !s.draining();
+  };
+  std::set<std::string> leaving;
+  for (const auto& a : plan.actions) {
+    if (a.kind == ActionKind::kDrain || a.kind == ActionKind::kRemove) leaving.insert(a.server);
+  }
+  bool any_left = false;
+  for (const auto& s : actual.servers) {
+    if (serving(s) && !leaving.count(s.name)) any_left = true;
+  }
+  if (any_left) return;
+  std::set<std::string> hold;
+  for (const auto& s : actual.servers) {
+    if (serving(s) && leaving.count(s.name)) hold.insert(s.name);
+  }
+  if (hold.empty()) return;
+  std::vector<Action> kept;
+  for (auto& a : plan.actions) {
+    if ((a.kind == ActionKind::kDrain || a.kind == ActionKind::kRemove) && hold.count(a.server)) {
+      plan.waiting.push_back(a.server);  // still serving: taken out once a desired one serves
+      continue;
+    }
+    kept.push_back(std::move(a));
+  }
+  plan.actions = std::move(kept);
+}
+
 bool is_free_slot(const ActualServer& server) {
   return server.in_maint() && !server.draining();
 }
@@ -235,6 +271,7 @@ Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const Back
   } else {
     plan_dynamic(desired, actual, policy, drains, now, plan);
   }
+  hold_last_serving(desired, actual, plan);
   return plan;
 }
 

@@ -70,15 +70,20 @@ TEST(Builders, AddServer) {
   EXPECT_EQ(*add_server("web", "ep-10.0.0.5:8080", "10.0.0.5", 8080, 3, false,
                         "check inter 2s  pool-purge-delay 5s"),
             "add server web/ep-10.0.0.5:8080 10.0.0.5:8080 weight 3 check inter 2s "
-            "pool-purge-delay 5s");
+            "pool-purge-delay 5s pool-max-conn -1");
+  // Without pool options a runtime server reuses no backend connection: a config server's
+  // defaults are added.
   EXPECT_EQ(*add_server("web", "ep-2001:db8::7:8080", "2001:db8::7", 8080, 1, true, ""),
-            "add server web/ep-2001:db8::7:8080 [2001:db8::7]:8080 weight 1 backup");
+            "add server web/ep-2001:db8::7:8080 [2001:db8::7]:8080 weight 1 backup "
+            "pool-purge-delay 5s pool-max-conn -1");
 }
 
 TEST(Builders, AddServerOptionsAreValidatedWords) {
   auto r = add_server("web", "s", "10.0.0.5", 80, 1, false, "check;shutdown agent-send a\\b");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, "add server web/s 10.0.0.5:80 weight 1 check\\;shutdown agent-send a\\\\b");
+  EXPECT_EQ(*r,
+            "add server web/s 10.0.0.5:80 weight 1 check\\;shutdown agent-send a\\\\b "
+            "pool-purge-delay 5s pool-max-conn -1");
   EXPECT_FALSE(add_server("web", "s", "10.0.0.5", 80, 1, false, "check\ninter 1s").ok());
 }
 

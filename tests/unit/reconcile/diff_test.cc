@@ -254,5 +254,40 @@ TEST_F(DiffTest, StaticRrOnlyComparesZeroOrNotForWeights) {
             (std::vector<std::string>{"set-weight ep-10.0.0.1:80"}));
 }
 
+
+// Make before break: replacing every server in one change keeps the old ones in rotation until a
+// new one serves (passed its check), instead of answering 503 meanwhile.
+TEST_F(DiffTest, LastServingServersAreHeldUntilANewOneServes) {
+  desired_.servers = {spec("10.0.0.2", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80)};  // old, UP
+  Plan p = run();
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"add ep-10.0.0.2:80"}));
+  EXPECT_EQ(p.waiting, (std::vector<std::string>{"ep-10.0.0.1:80"}));
+
+  // The new one exists but is still warming up (DRAIN, no passed check): still held.
+  ActualServer fresh = server("ep-10.0.0.2:80", "10.0.0.2", 80, /*admin=*/0x08);
+  fresh.check_state = 0x06;
+  fresh.op_state = 0;
+  actual_.servers.push_back(fresh);
+  p = run();
+  EXPECT_TRUE(p.empty()) << describe(p)[0];
+
+  // It serves: now the old one is drained.
+  actual_.servers[1] = server("ep-10.0.0.2:80", "10.0.0.2", 80);
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"drain ep-10.0.0.1:80"}));
+}
+
+TEST_F(DiffTest, DownServersAndIntendedEmptySetsAreNotHeld) {
+  desired_.servers = {spec("10.0.0.2", 80)};
+  ActualServer down = server("ep-10.0.0.1:80", "10.0.0.1", 80);
+  down.op_state = 0;  // not serving anyway
+  actual_.servers = {down};
+  EXPECT_EQ(describe(run()),
+            (std::vector<std::string>{"drain ep-10.0.0.1:80", "add ep-10.0.0.2:80"}));
+  desired_.servers = {};  // allow_empty let an empty set through: that is what was asked
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80)};
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"drain ep-10.0.0.1:80"}));
+}
+
 }  // namespace
 }  // namespace ep::reconcile
