@@ -113,6 +113,9 @@ bool Child::running() {
   int status = 0;
   if (::waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    ended_ = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                               : "signal " + std::to_string(WTERMSIG(status)) + " (" +
+                                     strsignal(WTERMSIG(status)) + ")";
     return false;
   }
   return true;
@@ -233,11 +236,13 @@ bool for_each_state_row(const std::string& reply, F f) {
 }  // namespace
 
 std::optional<std::map<std::string, std::string>> servers(const std::string& socket_path,
-                                                          const std::string& backend) {
-  auto reply = admin_query(socket_path, "show servers state " + backend);
+                                                          const std::string& backend,
+                                                          bool active_only) {
+  auto reply = admin_query(socket_path, "show servers state " + backend, Ms(20000));
   if (!reply) return std::nullopt;
   std::map<std::string, std::string> out;
   bool ok = for_each_state_row(*reply, [&](std::map<std::string, std::string>& r) {
+    if (active_only && (std::atoi(r["srv_admin_state"].c_str()) & 0x23) != 0) return;
     out[r["srv_name"]] = r["srv_addr"] + ":" + r["srv_port"];
   });
   if (!ok) return std::nullopt;
@@ -352,37 +357,36 @@ void CountingProxy::serve(int client) {
     ::close(client);
     return;
   }
-  std::string pending;
-  char buf[65536];
-  bool open = true;
-  while (open && !stop_) {
-    pollfd p[3] = {{client, POLLIN, 0}, {server, POLLIN, 0}, {wake_[0], POLLIN, 0}};
-    if (::poll(p, 3, -1) < 0) continue;
-    if (p[2].revents) break;
-    for (int side = 0; side < 2 && open; ++side) {
-      if (!p[side].revents) continue;
-      const int from = side == 0 ? client : server;
-      const int to = side == 0 ? server : client;
+  // One thread per direction: a single thread blocked sending a large batch to HAProxy while
+  // HAProxy waits for its replies to be read would deadlock.
+  auto pump = [this](int from, int to, bool outbound) {
+    std::string pending;
+    char buf[65536];
+    for (;;) {
+      pollfd p[2] = {{from, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0) continue;
+      if (p[1].revents) break;
       ssize_t n = ::recv(from, buf, sizeof buf, 0);
-      if (n <= 0) {
-        open = false;
-        break;
+      if (n <= 0) break;
+      if (outbound) count_commands(pending, buf, static_cast<size_t>(n));
+      {
+        std::lock_guard lock(mu_);
+        (outbound ? counts_.bytes_out : counts_.bytes_in) += n;
+        counts_.last_activity = std::chrono::steady_clock::now();
       }
       size_t off = 0;
       while (off < static_cast<size_t>(n)) {
         ssize_t w = ::send(to, buf + off, static_cast<size_t>(n) - off, MSG_NOSIGNAL);
-        if (w <= 0) {
-          open = false;
-          break;
-        }
+        if (w <= 0) break;
         off += static_cast<size_t>(w);
       }
-      if (side == 0) count_commands(pending, buf, static_cast<size_t>(n));
-      std::lock_guard lock(mu_);
-      (side == 0 ? counts_.bytes_out : counts_.bytes_in) += n;
-      counts_.last_activity = std::chrono::steady_clock::now();
+      if (off < static_cast<size_t>(n)) break;
     }
-  }
+    ::shutdown(to, SHUT_WR);
+  };
+  std::thread back([&] { pump(server, client, false); });
+  pump(client, server, true);
+  back.join();
   ::close(client);
   ::close(server);
 }

@@ -57,6 +57,8 @@ class Child {
   bool start(const std::vector<std::string>& argv, const std::string& log_path);
   pid_t pid() const { return pid_; }
   bool running();
+  // How it ended once running() returned false: "exit 3", "signal 11 (Segmentation fault)".
+  const std::string& how_ended() const { return ended_; }
   void signal(int sig);
   // SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit status code (or 128+signal).
   int stop(Ms timeout = Ms(5000));
@@ -67,6 +69,7 @@ class Child {
  private:
   pid_t pid_ = -1;
   std::string log_path_;
+  std::string ended_;
 };
 
 std::string elasticproxy_binary();
@@ -77,9 +80,11 @@ std::optional<std::string> admin_query(const std::string& socket_path, const std
                                        Ms timeout = Ms(5000));
 
 // `show servers state <backend>`: server name -> "addr:port", read by the header's columns.
-// nullopt when HAProxy does not answer or the reply has no header.
+// `active_only` skips servers in maintenance (srv_admin_state & 0x23: free slots, servers being
+// added or removed). nullopt when HAProxy does not answer or the reply has no header.
 std::optional<std::map<std::string, std::string>> servers(const std::string& socket_path,
-                                                          const std::string& backend);
+                                                          const std::string& backend,
+                                                          bool active_only = false);
 // `show servers state` for every backend: backend -> number of servers.
 std::optional<std::map<std::string, int>> server_counts(const std::string& socket_path);
 

@@ -43,12 +43,12 @@ done
 
 if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
-  conv_n=30; churn_s=10; idle_s=15; hot_min=0.05
-  sizes=1000,10000; boot=1000x10
+  conv_n=30; conv_paced=5; churn_s=10; idle_s=15; hot_min=0.05; limit=5000
+  cases=dynamic:1000,slots:1000; boot=1000x10
 else
   label="full (make bench)"
-  conv_n=200; churn_s=60; idle_s=60; hot_min=0.5
-  sizes=1000,10000; boot=1000x10
+  conv_n=200; conv_paced=30; churn_s=60; idle_s=60; hot_min=0.5; limit=10000
+  cases=dynamic:1000,slots:1000,dynamic:10000,slots:10000; boot=1000x10
 fi
 
 # Paths in RESULTS.md are relative to the repository, so the commands can be pasted.
@@ -75,8 +75,9 @@ run_step() {
 }
 
 run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
-run_step convergence "$e2e" convergence --n "$conv_n" --sources file,consul,etcd --out "$data"
-run_step bulk "$e2e" bulk --sizes "$sizes" --bootstrap "$boot"
+run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
+run_step bulk "$e2e" bulk --cases "$cases" --bootstrap "$boot"
+run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,config,naive --out "$data"
 
@@ -85,17 +86,18 @@ total=$(( $(date +%s) - t_start ))
 
 # ---- plots -------------------------------------------------------------------------------------
 plot_conv=""
-for s in file consul etcd; do
+for s in file consul etcd consul-paced; do
   f="$data/convergence_$s.dat"
   [ -s "$f" ] || continue
-  case $s in file) t="file (inotify)";; consul) t="Consul double";; etcd) t="etcd (real)";; esac
+  case $s in file) t="file (inotify)";; consul) t="Consul double";; etcd) t="etcd (real)";;
+    consul-paced) t="Consul double, default rate limit, 1.1 s apart";; esac
   plot_conv+="${plot_conv:+, }'$f' using 1:2 with steps lw 2 title '$t'"
 done
 if [ -n "$plot_conv" ]; then
   gnuplot <<EOF
 set terminal pngcairo size 800,480 noenhanced
 set output '$out/convergence_cdf.png'
-set title 'Convergence latency: change at the source -> HAProxy confirms (CDF, n=$conv_n per source)'
+set title 'Convergence latency: change at the source -> HAProxy confirms (CDF)'
 set xlabel 'milliseconds (log scale)'
 set ylabel 'fraction of changes'
 set logscale x
@@ -185,7 +187,7 @@ section() {  # name title explanation
   grep '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
     '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}'
   grep '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' \
-    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$3); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$8); printf "- Bulk, %s: %s ms, %s runtime commands over %s connections\n", $2, $3, $5, $8}'
+    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$3); gsub(/^ +| +$/,"",$4); gsub(/^ +| +$/,"",$7); printf "- Bulk, %s: %s ms, %s runtime commands over %s connections\n", $2, $3, $4, $7}'
   echo ""
   if [ -f "$out/convergence_cdf.png" ]; then echo "![convergence latency CDF](convergence_cdf.png)"; echo ""; fi
   if [ -f "$out/churn.png" ]; then echo "![churn errors and latency by mode](churn.png)"; echo ""; fi
@@ -195,7 +197,10 @@ section() {  # name title explanation
 registered/deregistered; real etcd: key put/deleted through its gateway) until HAProxy's admin
 socket lists (or no longer lists) the server. The bench polls \`show servers state\` every 1 ms,
 so each sample includes up to ~1 ms of polling and the source's own delivery time. Changes
-alternate add / remove of one server, 15–35 ms apart."
+alternate add / remove of one server, 15–35 ms apart. The Consul source paces itself by default
+(\`min_interval\` 100 ms + jitter, a token bucket of 5 refilled once a second), so back-to-back
+changes are measured with that relaxed (\`min_interval: 0s, jitter: 0s, burst: 1000, refill: 1ms\`),
+and separately with the defaults and changes 1.1 s apart (n = $conv_paced)."
 
   section churn "2. Zero-error churn under load" \
 "\`wrk\` (keep-alive connections, 2 threads, 16 connections) through a real HAProxy 2.6
@@ -206,11 +211,18 @@ Reloads and old processes come from the master CLI (\`show proc\`, sampled every
 a script that rewrites haproxy.cfg and sends SIGUSR2 to the master on every change, no debounce."
 
   section bulk "3. Bulk scale" \
-"One file change adds (then removes) N servers to one backend; and a daemon start with B backends ×
-S servers (static sources). The daemon talks to HAProxy through a counting proxy on its admin
-socket path: *wall* is the change → the last byte of the apply on that socket; commands are split
-on unescaped \`;\` and newlines (\`prompt\`/\`quit\` not counted). The bench's own confirmation reads
-go directly to HAProxy and are not counted."
+"One file change adds (then removes) N servers to one backend — dynamic mode (\`add server\` /
+\`del server\`) or slot mode (a \`server-template\` re-addressed with \`set server\`) — and a daemon
+start with B backends × S servers (static sources, dynamic mode). The daemon talks to HAProxy through a counting proxy on its admin
+socket path: *wall* is the change → the last byte of the apply on that socket (HAProxy is then
+checked to hold exactly the expected servers; FAILED otherwise); commands are split on unescaped
+\`;\` and newlines (\`prompt\`/\`quit\` not counted). The bench's own confirmation reads go directly
+to HAProxy and are not counted."
+
+  section limit "3b. HAProxy alone: dynamic servers in one backend" \
+"Without ElasticProxy: \`add server\` straight to HAProxy's admin socket, 100 per connection, into
+one backend. HAProxy 2.6's cost per \`add server\` grows with the number of servers already in the
+backend, which bounds any runtime client's bulk time at this scale."
 
   section footprint "4. Footprint" \
 "RSS from /proc/<pid>/status (VmRSS) after convergence; idle CPU from /proc/<pid>/stat
