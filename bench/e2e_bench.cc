@@ -35,6 +35,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "bench_util.h"
@@ -439,7 +440,7 @@ struct ChurnResult {
   int daemon_reloads_seen = 0;
 };
 
-std::string churn_haproxy_cfg(int fe_port, const std::vector<int>& ports) {
+std::string churn_haproxy_cfg(int fe_port, const std::vector<int>& ports, int slots = 0) {
   std::string s = R"(global
   stats socket @ADMIN@ level admin expose-fd listeners
 )";
@@ -449,6 +450,10 @@ std::string churn_haproxy_cfg(int fe_port, const std::vector<int>& ports) {
   for (int p : ports) {
     s += "  server s" + std::to_string(p) + " 127.0.0.1:" + std::to_string(p) +
          " check inter 300ms rise 1 fall 2\n";
+  }
+  if (slots > 0) {
+    s += "  server-template ep- " + std::to_string(slots) +
+         " 127.0.0.1:1 check inter 300ms rise 1 fall 2 disabled\n";
   }
   return s;
 }
@@ -488,9 +493,15 @@ ChurnResult run_churn(const std::string& mode, int seconds, int interval_ms, int
       "    drain_timeout: 5s\n    safety: {max_remove_fraction: 1.0}\n"
       "    sources:\n      - file: {path: " + file + "}\n";
   std::string yaml;
+  // Slot mode: enough slots for the live set plus the servers still draining.
+  const int kSlots = 64;
   if (mode == "runtime") {
     yaml = yaml_haproxy(dir.path() + "/a.sock", "  update: runtime\n") +
            "metrics: {enabled: false}\n" + backend_yaml;
+  } else if (mode == "slots") {
+    yaml = yaml_haproxy(dir.path() + "/a.sock", "  update: runtime\n") +
+           "metrics: {enabled: false}\n" + backend_yaml + "    mode: slots\n    slots: " +
+           std::to_string(kSlots) + "\n";
   } else if (mode == "config") {
     std::string tmpl = churn_template(fe_port);
     for (size_t p; (p = tmpl.find("@ADMIN@")) != std::string::npos;)
@@ -526,7 +537,8 @@ ChurnResult run_churn(const std::string& mode, int seconds, int interval_ms, int
 
   // The naive script starts with its servers in the config; ElasticProxy (both modes) adds its
   // own (it never touches servers it did not create).
-  if (!hp.start(churn_haproxy_cfg(fe_port, mode == "naive" ? ports_of() : std::vector<int>{}))) {
+  if (!hp.start(churn_haproxy_cfg(fe_port, mode == "naive" ? ports_of() : std::vector<int>{},
+                                 mode == "slots" ? kSlots : 0))) {
     r.note = "haproxy did not start: " + hp.log().substr(0, 300);
     return r;
   }
@@ -536,7 +548,8 @@ ChurnResult run_churn(const std::string& mode, int seconds, int interval_ms, int
     d.start(dir.path(), yaml);
   }
   auto listed = [&]() -> std::optional<std::set<int>> {
-    auto s = servers(hp.admin(), "web");
+    // Slots: a freed slot is in maintenance (no traffic) whatever address it still holds.
+    auto s = servers(hp.admin(), "web", /*active_only=*/mode == "slots");
     if (!s) return std::nullopt;
     std::set<int> ports;
     for (const auto& [name, addr] : *s) {
@@ -632,25 +645,30 @@ int cmd_churn(const Args& a) {
   const int conns = a.num("connections", 16);
   const std::string out = a.get("out", ".");
   std::vector<ChurnResult> results;
-  for (const auto& mode : split_list(a.get("modes", "runtime,config,naive"))) {
+  for (const auto& mode : split_list(a.get("modes", "runtime,slots,config,naive"))) {
     results.push_back(run_churn(mode, seconds, interval, threads, conns));
   }
   std::printf(
-      "| mode | changes | requests | non-2xx | socket errors (connect/read/write/timeout) | "
-      "reloads | old HAProxy processes max / at end | p50 ms | p99 ms | max ms |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+      "| mode | changes | backends stopped after removal | requests | non-2xx | socket errors "
+      "(connect/read/write/timeout) | reloads | old HAProxy processes max / at end | p50 ms | p99 "
+      "ms | max ms |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::string dat = "# mode errors p99_ms reloads old_max requests\n";
   for (const auto& r : results) {
-    const std::string label = r.mode == "runtime" ? "ElasticProxy `update: runtime`"
-                              : r.mode == "config" ? "ElasticProxy `update: config` (debounced)"
-                                                   : "naive: rewrite + reload per change";
+    const std::string label =
+        r.mode == "runtime"  ? "ElasticProxy `update: runtime` (dynamic servers)"
+        : r.mode == "slots"  ? "ElasticProxy `update: runtime` (slot mode, `server-template`)"
+        : r.mode == "config" ? "ElasticProxy `update: config` (debounced)"
+                             : "naive: rewrite + reload per change";
     if (!r.note.empty() && !r.wrk.ok) {
-      std::printf("| %s | – | – | – | – | – | – | – | – | %s |\n", label.c_str(), r.note.c_str());
+      std::printf("| %s | – | – | – | – | – | – | – | – | – | %s |\n", label.c_str(),
+                  r.note.c_str());
       continue;
     }
     const auto& w = r.wrk;
-    std::printf("| %s | %d | %ld | %ld | %ld (%ld/%ld/%ld/%ld) | %d | %d / %d | %s | %s | %s |\n",
-                label.c_str(), r.changes, w.requests, w.non2xx, w.socket_errors(),
+    std::printf(
+        "| %s | %d | %d | %ld | %ld | %ld (%ld/%ld/%ld/%ld) | %d | %d / %d | %s | %s | %s |\n",
+                label.c_str(), r.changes, r.stopped_backends, w.requests, w.non2xx, w.socket_errors(),
                 w.connect_errors, w.read_errors, w.write_errors, w.timeouts, r.reloads,
                 r.old_workers_max, r.old_workers_end, fmt_ms(w.p50_ms).c_str(),
                 fmt_ms(w.p99_ms).c_str(), fmt_ms(w.max_ms).c_str());
@@ -659,28 +677,47 @@ int cmd_churn(const Args& a) {
            std::to_string(r.old_workers_max) + " " + std::to_string(w.requests) + "\n";
   }
   write_file(out + "/churn.dat", dat);
-  // Headline ratios (same run): naive vs runtime.
-  const ChurnResult* rt = nullptr;
-  const ChurnResult* nv = nullptr;
+  // Headline lines (same run): failed requests, latency, reloads and throughput across modes.
+  std::map<std::string, const ChurnResult*> by;
   for (const auto& r : results) {
-    if (r.mode == "runtime" && r.wrk.ok) rt = &r;
-    if (r.mode == "naive" && r.wrk.ok) nv = &r;
+    if (r.wrk.ok) by[r.mode] = &r;
   }
+  auto errors = [](const ChurnResult* r) { return r->wrk.non2xx + r->wrk.socket_errors(); };
   std::string headline;
-  if (rt != nullptr && nv != nullptr) {
-    const long e_rt = rt->wrk.non2xx + rt->wrk.socket_errors();
-    const long e_nv = nv->wrk.non2xx + nv->wrk.socket_errors();
-    char b[512];
-    std::snprintf(b, sizeof b,
-                  "errors: runtime %ld vs naive %ld; p99: naive / runtime = %.1fx (%s ms vs %s "
-                  "ms); reloads: runtime %d vs naive %d; throughput: runtime / naive = %.2fx",
-                  e_rt, e_nv, rt->wrk.p99_ms > 0 ? nv->wrk.p99_ms / rt->wrk.p99_ms : 0.0,
-                  fmt_ms(nv->wrk.p99_ms).c_str(), fmt_ms(rt->wrk.p99_ms).c_str(), rt->reloads,
-                  nv->reloads,
-                  nv->wrk.requests > 0 ? double(rt->wrk.requests) / double(nv->wrk.requests) : 0);
-    headline = b;
+  char b[512];
+  std::string e;
+  for (const char* m : {"runtime", "slots", "config", "naive"}) {
+    if (by.count(m)) e += (e.empty() ? "" : ", ") + std::string(m) + " " + std::to_string(errors(by[m]));
   }
-  write_file(out + "/churn_headline.txt", headline + "\n");
+  if (!e.empty()) {
+    headline += "Churn under wrk load, failed requests (non-2xx + socket errors): " + e + "\n";
+  }
+  if (by.count("runtime") && by.count("naive")) {
+    const auto* rt = by["runtime"];
+    const auto* nv = by["naive"];
+    std::snprintf(b, sizeof b,
+                  "Churn p99 latency: naive / runtime = %.1fx (%s ms vs %s ms); reloads: runtime "
+                  "%d, naive %d (most old HAProxy processes alive at once: %d)\n",
+                  rt->wrk.p99_ms > 0 ? nv->wrk.p99_ms / rt->wrk.p99_ms : 0.0,
+                  fmt_ms(nv->wrk.p99_ms).c_str(), fmt_ms(rt->wrk.p99_ms).c_str(), rt->reloads,
+                  nv->reloads, nv->old_workers_max);
+    headline += b;
+  }
+  if (by.count("naive")) {
+    std::string t;
+    for (const char* m : {"runtime", "slots", "config"}) {
+      if (!by.count(m) || by["naive"]->wrk.requests == 0) continue;
+      std::snprintf(b, sizeof b, "%s%s / naive = %.2fx", t.empty() ? "" : ", ", m,
+                    double(by[m]->wrk.requests) / double(by["naive"]->wrk.requests));
+      t += b;
+    }
+    if (!t.empty()) {
+      headline += "Churn throughput (requests served in the same time): " + t +
+                  " (HAProxy 2.6 servers added with `add server` do not reuse backend "
+                  "connections: table 2b)\n";
+    }
+  }
+  write_file(out + "/churn_headline.txt", headline);
   return 0;
 }
 
@@ -867,6 +904,71 @@ int cmd_haproxy_limit(const Args& a) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 2b. Throughput through one config-declared server vs one server added with `add server`, to
+// the same loopback backend: explains the throughput column of the churn table.
+
+int cmd_server_kinds(const Args& a) {
+  const int seconds = a.num("seconds", 5);
+  TempDir dir("kinds");
+  ep::test::HttpBackend backend("b");
+  const int fe1 = free_port(), fe2 = free_port(), fe3 = free_port();
+  const std::string target = "127.0.0.1:" + std::to_string(backend.port());
+  Haproxy hp(dir.path(), false);
+  if (!hp.start(std::string(kOneBackend) + kDefaults + "frontend f1\n  bind 127.0.0.1:" +
+                std::to_string(fe1) + "\n  default_backend declared\nfrontend f2\n  bind 127.0.0.1:" +
+                std::to_string(fe2) + "\n  default_backend dynamic\nfrontend f3\n  bind 127.0.0.1:" +
+                std::to_string(fe3) + "\n  default_backend slots\n" + backend_block("declared") +
+                "  server s1 " + target + " check inter 300ms rise 1 fall 2\n" +
+                backend_block("dynamic") + backend_block("slots") +
+                "  server-template ep- 4 127.0.0.1:1 check inter 300ms rise 1 fall 2 disabled\n")) {
+    return 1;
+  }
+  admin_query(hp.admin(), "add server dynamic/d1 " + target + " check inter 300ms rise 1 fall 2");
+  admin_query(hp.admin(), "enable health dynamic/d1;set server dynamic/d1 state ready");
+  admin_query(hp.admin(), "set server slots/ep-1 addr 127.0.0.1 port " +
+                              std::to_string(backend.port()) + ";set server slots/ep-1 state ready");
+  std::this_thread::sleep_for(Ms(700));
+  std::printf("| HAProxy server | requests/s | p50 ms | p99 ms | errors | backend connections (show stat `connect`) | reused (`reuse`) |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (const auto& [label, port, be, srv] :
+       std::vector<std::tuple<std::string, int, std::string, std::string>>{
+           {"declared in haproxy.cfg", fe1, "declared", "s1"},
+           {"added at runtime (`add server`)", fe2, "dynamic", "d1"},
+           {"slot (`server-template`) re-addressed at runtime", fe3, "slots", "ep-1"}}) {
+    Child wrk;
+    wrk.start({"wrk", "-t2", "-c16", "-d" + std::to_string(seconds) + "s", "--latency",
+               "http://127.0.0.1:" + std::to_string(port) + "/"},
+              dir.path() + "/wrk-" + be + ".out");
+    wrk.wait(Ms((seconds + 10) * 1000));
+    WrkResult w = parse_wrk(read_file(dir.path() + "/wrk-" + be + ".out"));
+    std::string connect = "?", reuse = "?";
+    if (auto st = admin_query(hp.admin(), "show stat " + be + " -1 -1")) {
+      std::istringstream in(*st);
+      std::string header, line;
+      std::getline(in, header);
+      std::vector<std::string> cols;
+      std::stringstream hs(header.substr(2));
+      for (std::string c; std::getline(hs, c, ',');) cols.push_back(c);
+      while (std::getline(in, line)) {
+        std::vector<std::string> f;
+        std::stringstream ls(line);
+        for (std::string c; std::getline(ls, c, ',');) f.push_back(c);
+        if (f.size() < 2 || f[1] != srv) continue;
+        for (size_t i = 0; i < cols.size() && i < f.size(); ++i) {
+          if (cols[i] == "connect") connect = f[i];
+          if (cols[i] == "reuse") reuse = f[i];
+        }
+      }
+    }
+    std::printf("| %s | %.0f | %s | %s | %ld | %s | %s |\n", label.c_str(),
+                w.seconds > 0 ? double(w.requests) / w.seconds : 0.0, fmt_ms(w.p50_ms).c_str(),
+                fmt_ms(w.p99_ms).c_str(), w.non2xx + w.socket_errors(), connect.c_str(),
+                reuse.c_str());
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // 4. Footprint.
 
 int cmd_footprint(const Args& a) {
@@ -1000,6 +1102,7 @@ int main(int argc, char** argv) {
   if (cmd == "bulk") return cmd_bulk(a);
   if (cmd == "footprint") return cmd_footprint(a);
   if (cmd == "haproxy-limit") return cmd_haproxy_limit(a);
+  if (cmd == "server-kinds") return cmd_server_kinds(a);
   std::fprintf(stderr, "unknown subcommand %s\n", cmd.c_str());
   return 2;
 }

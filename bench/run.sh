@@ -12,6 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 quick=0
+render_only=0
 build="$root/build-bench"
 out=""
 while [ $# -gt 0 ]; do
@@ -19,7 +20,8 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --build) build="$(cd "$2" && pwd)"; shift ;;
     --out) out="$2"; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out DIR]" >&2; exit 2 ;;
+    --render-only) render_only=1 ;;  # rebuild RESULTS.md and plots from <out>/data
+    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out DIR] [--render-only]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -28,8 +30,9 @@ if [ -z "$out" ]; then
 fi
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-data="$(mktemp -d /tmp/epb-results-XXXXXX)"
-trap 'rm -rf "$data"' EXIT
+# Raw data (tables, samples, step logs) next to RESULTS.md: the plots' sources.
+data="$out/data"
+mkdir -p "$data"
 
 e2e="$build/bench/ep_bench_e2e"
 hot="$build/bench/ep_bench_hotpaths"
@@ -43,11 +46,11 @@ done
 
 if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
-  conv_n=30; conv_paced=5; churn_s=10; idle_s=15; hot_min=0.05; limit=5000
+  conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
   cases=dynamic:1000,slots:1000; boot=1000x10
 else
   label="full (make bench)"
-  conv_n=200; conv_paced=30; churn_s=60; idle_s=60; hot_min=0.5; limit=10000
+  conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
   cases=dynamic:1000,slots:1000,dynamic:10000,slots:10000; boot=1000x10
 fi
 
@@ -55,9 +58,12 @@ fi
 rel() { local p="$1"; echo "${p#"$root"/}"; }
 cmd_text() { local s=""; for a in "$@"; do s+="$(rel "$a") "; done; echo "${s% }"; }
 
-load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-started="$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-t_start=$(date +%s)
+if [ $render_only = 0 ]; then
+  rm -f "$data"/*
+  cut -d' ' -f1-3 /proc/loadavg > "$data/load_start"
+  date -u '+%Y-%m-%d %H:%M:%S UTC' > "$data/started"
+  date +%s > "$data/t_start"
+fi
 
 # Each step: the exact command (for RESULTS.md) and its stdout (a Markdown table).
 run_step() {
@@ -74,15 +80,22 @@ run_step() {
   echo "$(( $(date +%s) - t0 ))" > "$data/$name.secs"
 }
 
+if [ $render_only = 0 ]; then
 run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
 run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
 run_step bulk "$e2e" bulk --cases "$cases" --bootstrap "$boot"
 run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
-run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,config,naive --out "$data"
+run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
+run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
 
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
-total=$(( $(date +%s) - t_start ))
+cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
+echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
+fi
+load_start="$(cat "$data/load_start")"
+load_end="$(cat "$data/load_end")"
+started="$(cat "$data/started")"
+total="$(cat "$data/total")"
 
 # ---- plots -------------------------------------------------------------------------------------
 plot_conv=""
@@ -130,12 +143,14 @@ fi
 cores="$(nproc)"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-hav="$(haproxy -v 2>/dev/null | head -1)"
-etv="$(etcd --version 2>/dev/null | head -1)"
-wrv="$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
-epv="$("$ep" --version 2>/dev/null | head -1)"
+hav="$(haproxy -v 2>/dev/null | sed -n 1p || true)"
+etv="$(etcd --version 2>/dev/null | sed -n 1p || true)"
+wrv="$(wrk --version 2>&1 | sed -n 1p | cut -d' ' -f1-2 || true)"
+epv="$("$ep" --version 2>/dev/null | sed -n 1p || true)"
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty="$(git -C "$root" status --porcelain 2>/dev/null | grep -qv '^??' && echo ' (with uncommitted changes)' || true)"
+porcelain="$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null || true)"
+dirty=""
+[ -n "$porcelain" ] && dirty=" (with uncommitted changes)"
 
 section() {  # name title explanation
   local name="$1" title="$2" text="$3"
@@ -180,7 +195,7 @@ section() {  # name title explanation
   echo "## Headline (ratios between modes in this run)"
   echo ""
   if [ -s "$data/churn_headline.txt" ] && [ -n "$(tr -d '[:space:]' < "$data/churn_headline.txt")" ]; then
-    sed 's/^/- Churn under load, /; s/; /\n- /g' "$data/churn_headline.txt"
+    sed 's/^/- /' "$data/churn_headline.txt"
   else
     echo "- Churn: no runtime/naive pair completed in this run (see the churn table)."
   fi
@@ -208,7 +223,14 @@ and separately with the defaults and changes 1.1 s apart (n = $conv_paced)."
 joins or leaves every 100 ms (live set 3–6). A leaving backend is stopped (its listener and
 connections closed) only once HAProxy no longer lists it, i.e. after it was drained and removed.
 Reloads and old processes come from the master CLI (\`show proc\`, sampled every 100 ms). *naive* is
-a script that rewrites haproxy.cfg and sends SIGUSR2 to the master on every change, no debounce."
+a script that rewrites haproxy.cfg and sends SIGUSR2 to the master on every change, no debounce.
+Slot mode: the backend declares 64 \`server-template\` slots and the daemon re-addresses them."
+
+  section kinds "2b. HAProxy alone: throughput by kind of server" \
+"Why the churn table's throughput differs by mode: the same wrk load (2 threads, 16 connections)
+through one HAProxy server pointing at the same loopback backend, declared three ways. The
+\`connect\` and \`reuse\` columns of \`show stat\` show whether HAProxy reuses its connections to the
+backend."
 
   section bulk "3. Bulk scale" \
 "One file change adds (then removes) N servers to one backend — dynamic mode (\`add server\` /
