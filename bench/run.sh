@@ -47,11 +47,11 @@ done
 if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
   conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
-  cases=dynamic:1000,slots:1000; boot=1000x10
+  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000; boot=1000x10
 else
   label="full (make bench)"
   conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
-  cases=dynamic:1000,slots:1000,dynamic:10000,slots:10000; boot=1000x10
+  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000,direct-dynamic:10000,dynamic:10000,direct-slots:10000,slots:10000; boot=1000x10
 fi
 
 # Paths in RESULTS.md are relative to the repository, so the commands can be pasted.
@@ -235,11 +235,14 @@ backend."
   section bulk "3. Bulk scale" \
 "One file change adds (then removes) N servers to one backend — dynamic mode (\`add server\` /
 \`del server\`) or slot mode (a \`server-template\` re-addressed with \`set server\`) — and a daemon
-start with B backends × S servers (static sources, dynamic mode). The daemon talks to HAProxy through a counting proxy on its admin
-socket path: *wall* is the change → the last byte of the apply on that socket (HAProxy is then
-checked to hold exactly the expected servers; FAILED otherwise); commands are split on unescaped
-\`;\` and newlines (\`prompt\`/\`quit\` not counted). The bench's own confirmation reads go directly
-to HAProxy and are not counted."
+start with B backends × S servers (static sources, dynamic mode). Each case runs twice, each time
+with a fresh HAProxy and daemon. *No counting proxy* rows time the change until the bench's own
+\`show servers state\` (polled every 5 ms) shows every server active (or gone): these are the
+times to compare with the targets. The other rows put a counting proxy on the daemon's admin
+socket path to count what the daemon sends: commands (split on unescaped \`;\` and newlines,
+\`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
+byte of the apply (read-back included) and includes the proxy's extra hop on every round trip, so
+it is longer. The bench's own reads go directly to HAProxy and are never counted."
 
   section limit "3b. HAProxy alone: dynamic servers in one backend" \
 "Without ElasticProxy: \`add server\` straight to HAProxy's admin socket, 100 per connection, into
