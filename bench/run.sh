@@ -47,11 +47,11 @@ done
 if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
   conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
-  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000; boot=1000x10
+  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000; boot=1000x10; repeat=3
 else
   label="full (make bench)"
   conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
-  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000,direct-dynamic:10000,dynamic:10000,direct-slots:10000,slots:10000; boot=1000x10
+  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000,direct-dynamic:10000,dynamic:10000,direct-slots:10000,slots:10000; boot=1000x10; repeat=3
 fi
 
 # Paths in RESULTS.md are relative to the repository, so the commands can be pasted.
@@ -83,7 +83,7 @@ run_step() {
 if [ $render_only = 0 ]; then
 run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
 run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
-run_step bulk "$e2e" bulk --cases "$cases" --bootstrap "$boot"
+run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
 run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
@@ -104,6 +104,7 @@ for s in file consul etcd consul-paced; do
   [ -s "$f" ] || continue
   case $s in file) t="file (inotify)";; consul) t="Consul double";; etcd) t="etcd (real)";;
     consul-paced) t="Consul double, default rate limit, 1.1 s apart";; esac
+  [ $s = consul ] && t="Consul double, rate limit relaxed"
   plot_conv+="${plot_conv:+, }'$f' using 1:2 with steps lw 2 title '$t'"
 done
 if [ -n "$plot_conv" ]; then
@@ -122,9 +123,9 @@ EOF
 fi
 if [ -s "$data/churn.dat" ] && [ "$(grep -vc '^#' "$data/churn.dat")" -gt 0 ]; then
   gnuplot <<EOF
-set terminal pngcairo size 900,420 noenhanced
+set terminal pngcairo size 1200,420 noenhanced
 set output '$out/churn.png'
-set multiplot layout 1,2 title 'Churn: backend set changes every 100 ms for ${churn_s} s under wrk load'
+set multiplot layout 1,3 title 'Churn: backend set changes every 100 ms for ${churn_s} s under wrk load'
 set style data histograms
 set style fill solid 0.8 border -1
 set boxwidth 0.6
@@ -135,6 +136,8 @@ set title 'failed requests (non-2xx + socket errors)'
 plot '$data/churn.dat' using 2:xtic(1) lc rgb '#c0392b'
 set title 'p99 latency (ms)'
 plot '$data/churn.dat' using 3:xtic(1) lc rgb '#2c7fb8'
+set title 'requests served (thousands)'
+plot '$data/churn.dat' using (\$6/1000):xtic(1) lc rgb '#31a354'
 unset multiplot
 EOF
 fi
@@ -201,8 +204,11 @@ section() {  # name title explanation
   fi
   grep '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
     '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}'
-  grep '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' \
-    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$3); gsub(/^ +| +$/,"",$4); gsub(/^ +| +$/,"",$7); printf "- Bulk, %s: %s ms, %s runtime commands over %s connections\n", $2, $3, $4, $7}'
+  grep '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' '
+    function trim(x) { gsub(/^ +| +$/, "", x); return x }
+    { what = trim($2); wall = trim($3); sub(/ \(.*/, "", wall); cmds = trim($4); conns = trim($7); tgt = trim($8)
+      if (cmds == "–") printf "- Bulk, %s: %s ms%s\n", what, wall, (tgt == "" ? "" : " (target " tgt ")")
+      else printf "- Bulk, %s: %s runtime commands over %s connections\n", what, cmds, conns }'
   echo ""
   if [ -f "$out/convergence_cdf.png" ]; then echo "![convergence latency CDF](convergence_cdf.png)"; echo ""; fi
   if [ -f "$out/churn.png" ]; then echo "![churn errors and latency by mode](churn.png)"; echo ""; fi
@@ -237,8 +243,8 @@ backend."
 \`del server\`) or slot mode (a \`server-template\` re-addressed with \`set server\`) — and a daemon
 start with B backends × S servers (static sources, dynamic mode). Each case runs twice, each time
 with a fresh HAProxy and daemon. *No counting proxy* rows time the change until the bench's own
-\`show servers state\` (polled every 5 ms) shows every server active (or gone): these are the
-times to compare with the targets. The other rows put a counting proxy on the daemon's admin
+\`show servers state\` (polled every 5 ms) shows every server active (or gone), repeated (add,
+remove) n times: median (min, max); these are the times to compare with the targets. The other rows put a counting proxy on the daemon's admin
 socket path to count what the daemon sends: commands (split on unescaped \`;\` and newlines,
 \`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
 byte of the apply (read-back included) and includes the proxy's extra hop on every round trip, so
