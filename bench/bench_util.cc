@@ -188,7 +188,7 @@ std::vector<std::string> words(const std::string& line) {
 }  // namespace
 
 std::optional<std::string> admin_query(const std::string& socket_path, const std::string& line,
-                                       Ms timeout) {
+                                       Ms timeout, bool half_close) {
   int fd = connect_unix(socket_path);
   if (fd < 0) return std::nullopt;
   const std::string msg = line + "\n";
@@ -196,6 +196,7 @@ std::optional<std::string> admin_query(const std::string& socket_path, const std
     ::close(fd);
     return std::nullopt;
   }
+  if (half_close) ::shutdown(fd, SHUT_WR);
   std::string out;
   char buf[65536];
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -247,6 +248,32 @@ std::optional<std::map<std::string, std::string>> servers(const std::string& soc
   });
   if (!ok) return std::nullopt;
   return out;
+}
+
+std::optional<long> active_servers(const std::string& socket_path, const std::string& backend) {
+  auto reply = admin_query(socket_path, "show stat " + backend + " 2 -1", Ms(20000));
+  if (!reply || reply->rfind("# ", 0) != 0) return std::nullopt;
+  std::istringstream in(*reply);
+  std::string header, line;
+  std::getline(in, header);
+  auto split = [](const std::string& l) {
+    std::vector<std::string> f;
+    std::stringstream ss(l);
+    for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+    return f;
+  };
+  const auto cols = split(header.substr(2));
+  size_t act = cols.size();
+  for (size_t i = 0; i < cols.size(); ++i) {
+    if (cols[i] == "act") act = i;
+  }
+  if (act == cols.size()) return std::nullopt;
+  long total = 0;
+  while (std::getline(in, line)) {
+    auto f = split(line);
+    if (f.size() > act && f.size() > 1 && f[1] == "BACKEND") total += std::atol(f[act].c_str());
+  }
+  return total;
 }
 
 std::optional<std::map<std::string, int>> server_counts(const std::string& socket_path) {

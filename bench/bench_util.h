@@ -76,8 +76,9 @@ std::string elasticproxy_binary();
 
 // One line to a Unix stream socket in HAProxy's non-interactive mode; the reply up to the close.
 // nullopt when the socket cannot be reached.
+// `half_close` shuts the write side after the line (the master CLI waits for it, like socat does).
 std::optional<std::string> admin_query(const std::string& socket_path, const std::string& line,
-                                       Ms timeout = Ms(5000));
+                                       Ms timeout = Ms(5000), bool half_close = false);
 
 // `show servers state <backend>`: server name -> "addr:port", read by the header's columns.
 // `active_only` skips servers in maintenance (srv_admin_state & 0x23: free slots, servers being
@@ -85,6 +86,10 @@ std::optional<std::string> admin_query(const std::string& socket_path, const std
 std::optional<std::map<std::string, std::string>> servers(const std::string& socket_path,
                                                           const std::string& backend,
                                                           bool active_only = false);
+// Active (UP, not in maintenance) servers from the BACKEND rows of `show stat <backend> 2 -1`
+// (`act` column; "-1" = every backend, summed). A cheap probe: one row per backend, whatever the
+// number of servers. nullopt when HAProxy does not answer.
+std::optional<long> active_servers(const std::string& socket_path, const std::string& backend);
 // `show servers state` for every backend: backend -> number of servers.
 std::optional<std::map<std::string, int>> server_counts(const std::string& socket_path);
 

@@ -85,8 +85,11 @@ void BM_Diff(benchmark::State& state) {
   state.counters["actions"] = static_cast<double>(actions);
   state.SetItemsProcessed(state.iterations() * n);
 }
-BENCHMARK(BM_Diff)->Args({10000, 0})->Args({10000, 100})->Args({10000, 10000})->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_Diff)
+    ->Args({10000, 0})
+    ->Args({10000, 100})
+    ->Args({10000, 10000})
+    ->Unit(benchmark::kMillisecond);
 
 std::string servers_state_text(int n) {
   std::string s =

@@ -142,6 +142,30 @@ unset multiplot
 EOF
 fi
 
+tl_active=""; tl_5xx=""
+for m in runtime slots config naive; do
+  f="$data/churn_${m}_timeline.dat"
+  [ -s "$f" ] || continue
+  tl_active+="${tl_active:+, }'$f' using 1:3 with steps title '$m'"
+  tl_5xx+="${tl_5xx:+, }'$f' using 1:2 with lines lw 2 title '$m'"
+done
+if [ -n "$tl_active" ]; then
+  gnuplot <<EOF
+set terminal pngcairo size 1000,600 noenhanced
+set output '$out/churn_timeline.png'
+set multiplot layout 2,1 title 'Churn over time (HAProxy show stat, sampled every 100 ms)'
+set grid
+set key outside right
+set ylabel 'UP servers in backend'
+set yrange [0:*]
+plot $tl_active
+set xlabel 'seconds since the load started'
+set ylabel '5xx answered by HAProxy (cumulative)'
+plot $tl_5xx
+unset multiplot
+EOF
+fi
+
 # ---- RESULTS.md --------------------------------------------------------------------------------
 cores="$(nproc)"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -212,6 +236,7 @@ section() {  # name title explanation
   echo ""
   if [ -f "$out/convergence_cdf.png" ]; then echo "![convergence latency CDF](convergence_cdf.png)"; echo ""; fi
   if [ -f "$out/churn.png" ]; then echo "![churn errors and latency by mode](churn.png)"; echo ""; fi
+  if [ -f "$out/churn_timeline.png" ]; then echo "![churn over time: UP servers and 5xx by mode](churn_timeline.png)"; echo ""; fi
 
   section convergence "1. Convergence latency" \
 "A change made at the discovery source (file rewritten by atomic rename; Consul double: service
@@ -230,7 +255,10 @@ joins or leaves every 100 ms (live set 3–6). A leaving backend is stopped (its
 connections closed) only once HAProxy no longer lists it, i.e. after it was drained and removed.
 Reloads and old processes come from the master CLI (\`show proc\`, sampled every 100 ms). *naive* is
 a script that rewrites haproxy.cfg and sends SIGUSR2 to the master on every change, no debounce.
-Slot mode: the backend declares 64 \`server-template\` slots and the daemon re-addresses them."
+Slot mode: the backend declares 64 \`server-template\` slots and the daemon re-addresses them.
+New servers are health-gated (\`check inter 300ms rise 1\`): they take traffic after their first
+check passes. When a mode had failed requests, the daemon's and HAProxy's logs of that run are kept
+in \`data/churn_<mode>_*.log\`, and \`churn_timeline.png\` shows when the backend had no UP server."
 
   section kinds "2b. HAProxy alone: throughput by kind of server" \
 "Why the churn table's throughput differs by mode: the same wrk load (2 threads, 16 connections)
@@ -242,9 +270,10 @@ backend."
 "One file change adds (then removes) N servers to one backend — dynamic mode (\`add server\` /
 \`del server\`) or slot mode (a \`server-template\` re-addressed with \`set server\`) — and a daemon
 start with B backends × S servers (static sources, dynamic mode). Each case runs twice, each time
-with a fresh HAProxy and daemon. *No counting proxy* rows time the change until the bench's own
-\`show servers state\` (polled every 5 ms) shows every server active (or gone), repeated (add,
-remove) n times: median (min, max); these are the times to compare with the targets. The other rows put a counting proxy on the daemon's admin
+with a fresh HAProxy and daemon. *No counting proxy* rows time the change until HAProxy reports every
+server active (or gone) — the \`act\` column of the BACKEND row of \`show stat <backend> 2 -1\`,
+polled every 5 ms — repeated (add, remove) n times: median (min, max); these are the times to
+compare with the targets. The other rows put a counting proxy on the daemon's admin
 socket path to count what the daemon sends: commands (split on unescaped \`;\` and newlines,
 \`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
 byte of the apply (read-back included) and includes the proxy's extra hop on every round trip, so
