@@ -60,6 +60,12 @@ cmd_text() { local s=""; for a in "$@"; do s+="$(rel "$a") "; done; echo "${s% }
 
 if [ $render_only = 0 ]; then
   rm -f "$data"/*
+  c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
+             ':!bench/RESULTS.md' ':!bench/*.png' 2>/dev/null || true)" ]; then
+    c="$c (with uncommitted changes)"
+  fi
+  echo "$c" > "$data/commit"
   cut -d' ' -f1-3 /proc/loadavg > "$data/load_start"
   date -u '+%Y-%m-%d %H:%M:%S UTC' > "$data/started"
   date +%s > "$data/t_start"
@@ -174,10 +180,18 @@ hav="$(haproxy -v 2>/dev/null | sed -n 1p || true)"
 etv="$(etcd --version 2>/dev/null | sed -n 1p || true)"
 wrv="$(wrk --version 2>&1 | sed -n 1p | cut -d' ' -f1-2 || true)"
 epv="$("$ep" --version 2>/dev/null | sed -n 1p || true)"
-commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-porcelain="$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null || true)"
+# The commit measured: recorded when the run starts (outputs of earlier runs do not count as
+# changes).
+if [ ! -s "$data/commit" ]; then
+  c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
+             ':!bench/RESULTS.md' ':!bench/*.png' 2>/dev/null || true)" ]; then
+    c="$c (with uncommitted changes)"
+  fi
+  echo "$c" > "$data/commit"
+fi
+commit="$(cat "$data/commit")"
 dirty=""
-[ -n "$porcelain" ] && dirty=" (with uncommitted changes)"
 
 section() {  # name title explanation
   local name="$1" title="$2" text="$3"
