@@ -588,7 +588,7 @@ ChurnResult run_churn(const std::string& mode, int seconds, int interval_ms, int
   Daemon d;
   if (mode != "naive") {
     write_file(file, file_sd(targets_of()));
-    d.start(dir.path(), yaml);
+    d.start(dir.path(), yaml, "info");  // the daemon's default level
   }
   auto listed = [&]() -> std::optional<std::set<int>> {
     // Slots: a freed slot is in maintenance (no traffic) whatever address it still holds.
@@ -684,13 +684,11 @@ ChurnResult run_churn(const std::string& mode, int seconds, int interval_ms, int
   r.old_workers_max = std::max(r.old_workers_max, p.old_workers);
   if (!r.wrk.ok) r.note = "wrk output not understood: " + r.wrk.raw.substr(0, 200);
   write_file(out + "/churn_" + mode + "_timeline.dat", timeline);
-  // Failed requests: keep the daemon's and HAProxy's logs next to the results for diagnosis.
+  // Failed requests: keep the daemon's and HAProxy's logs next to the results for diagnosis
+  // (run.sh compresses them).
   if (r.wrk.ok && r.wrk.non2xx + r.wrk.socket_errors() > 0) {
-    auto tail = [](const std::string& text) {
-      return text.size() > 200000 ? text.substr(text.size() - 200000) : text;
-    };
-    if (mode != "naive") write_file(out + "/churn_" + mode + "_elasticproxy.log", tail(d.log()));
-    write_file(out + "/churn_" + mode + "_haproxy.log", tail(hp.log()));
+    if (mode != "naive") write_file(out + "/churn_" + mode + "_elasticproxy.log", d.log());
+    write_file(out + "/churn_" + mode + "_haproxy.log", hp.log());
   }
   if (mode != "naive") d.stop();
   hp.stop();

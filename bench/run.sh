@@ -95,6 +95,7 @@ run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
 run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
 
+for f in "$data"/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
 cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
 echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
 fi
@@ -272,7 +273,7 @@ a script that rewrites haproxy.cfg and sends SIGUSR2 to the master on every chan
 Slot mode: the backend declares 64 \`server-template\` slots and the daemon re-addresses them.
 New servers are health-gated (\`check inter 300ms rise 1\`): they take traffic after their first
 check passes. When a mode had failed requests, the daemon's and HAProxy's logs of that run are kept
-in \`data/churn_<mode>_*.log\`, and \`churn_timeline.png\` shows when the backend had no UP server."
+in \`data/churn_<mode>_*.log.gz\`, and \`churn_timeline.png\` shows when the backend had no UP server."
 
   section kinds "2b. HAProxy alone: throughput by kind of server" \
 "Why the churn table's throughput differs by mode: the same wrk load (2 threads, 16 connections)
