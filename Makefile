@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration demo bench clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration demo bench bench-quick clean format deb test-deb
 
 all: build
 
@@ -39,11 +39,19 @@ test-integration: build
 demo: build
 	@$(BUILD)/src/app/elasticproxy demo
 
-# End-to-end figures (convergence latency, 1,000-server apply, idle RSS) against the real HAProxy.
+# Benchmarks (docs/benchmarks.md): Release build in $(BENCH_BUILD), then bench/run.sh measures
+# convergence, churn under wrk load (runtime vs config vs naive reloads), bulk scale, footprint and
+# hot paths, and writes bench/RESULTS.md + PNG plots. bench-quick: the same, shorter (< 3 min once
+# built), results in $(BENCH_BUILD)/bench-quick/.
 bench: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
-	@$(BENCH_BUILD)/bench/ep_bench_e2e 60 1000
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e ep_bench_hotpaths elasticproxy
+	@bench/run.sh --build $(BENCH_BUILD)
+
+bench-quick: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e ep_bench_hotpaths elasticproxy
+	@bench/run.sh --quick --build $(BENCH_BUILD)
 
 # Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
 # Reuses the normal build directory (only the install prefix changes: /usr), so after `make

@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real components the tests and the demo start on loopback
   haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
+  # benchmark plots (make bench)
+  gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes RESULTS.md + PNG plots from what the run measured.
+#
+#   bench/run.sh [--quick] [--build DIR] [--out DIR]
+#
+# Full (make bench): n = 200 convergence samples per source, 60 s of churn per mode, 60 s of idle
+# CPU; writes bench/RESULTS.md and bench/*.png. Quick (make bench-quick, < 3 minutes once built):
+# fewer samples, 10 s of churn, 15 s of idle CPU; writes <build>/bench-quick/RESULTS.md unless
+# --out is given. The binaries must be built (the Makefile targets do that).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+quick=0
+render_only=0
+build="$root/build-bench"
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --build) build="$(cd "$2" && pwd)"; shift ;;
+    --out) out="$2"; shift ;;
+    --render-only) render_only=1 ;;  # rebuild RESULTS.md and plots from <out>/data
+    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out DIR] [--render-only]" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$out" ]; then
+  if [ $quick = 1 ]; then out="$build/bench-quick"; else out="$here"; fi
+fi
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+# Raw data (tables, samples, step logs) next to RESULTS.md: the plots' sources.
+data="$out/data"
+mkdir -p "$data"
+
+e2e="$build/bench/ep_bench_e2e"
+hot="$build/bench/ep_bench_hotpaths"
+ep="$build/src/app/elasticproxy"
+for b in "$e2e" "$hot" "$ep"; do
+  [ -x "$b" ] || { echo "run.sh: $b is not built (make bench or make bench-quick)" >&2; exit 1; }
+done
+for t in haproxy wrk etcd gnuplot; do
+  command -v "$t" >/dev/null || { echo "run.sh: $t not installed (make deps)" >&2; exit 1; }
+done
+
+if [ $quick = 1 ]; then
+  label="quick (make bench-quick)"
+  conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
+  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000; boot=1000x10; repeat=3
+else
+  label="full (make bench)"
+  conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
+  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000,direct-dynamic:10000,dynamic:10000,direct-slots:10000,slots:10000; boot=1000x10; repeat=3
+fi
+
+# Paths in RESULTS.md are relative to the repository, so the commands can be pasted.
+rel() { local p="$1"; echo "${p#"$root"/}"; }
+cmd_text() { local s=""; for a in "$@"; do s+="$(rel "$a") "; done; echo "${s% }"; }
+
+if [ $render_only = 0 ]; then
+  rm -f "$data"/*
+  c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
+             ':!bench/RESULTS.md' ':!bench/*.png' 2>/dev/null || true)" ]; then
+    c="$c (with uncommitted changes)"
+  fi
+  echo "$c" > "$data/commit"
+  cut -d' ' -f1-3 /proc/loadavg > "$data/load_start"
+  date -u '+%Y-%m-%d %H:%M:%S UTC' > "$data/started"
+  date +%s > "$data/t_start"
+fi
+
+# Each step: the exact command (for RESULTS.md) and its stdout (a Markdown table).
+run_step() {
+  local name="$1"; shift
+  echo "run.sh: $name: $(cmd_text "$@")" >&2
+  cmd_text "$@" > "$data/$name.cmd"
+  local t0=$(date +%s)
+  if ! "$@" > "$data/$name.md" 2> "$data/$name.err"; then
+    echo "run.sh: $name exited non-zero (see the table; stderr below)" >&2
+    tail -20 "$data/$name.err" >&2
+    echo "" >> "$data/$name.md"
+    echo "*(this step exited non-zero; stderr: $(tail -1 "$data/$name.err" | cut -c1-200))*" >> "$data/$name.md"
+  fi
+  echo "$(( $(date +%s) - t0 ))" > "$data/$name.secs"
+}
+
+if [ $render_only = 0 ]; then
+run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
+run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
+run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+run_step limit "$e2e" haproxy-limit --max "$limit"
+run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
+run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
+run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
+
+for f in "$data"/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
+cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
+echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
+fi
+load_start="$(cat "$data/load_start")"
+load_end="$(cat "$data/load_end")"
+started="$(cat "$data/started")"
+total="$(cat "$data/total")"
+
+# ---- plots -------------------------------------------------------------------------------------
+plot_conv=""
+for s in file consul etcd consul-paced; do
+  f="$data/convergence_$s.dat"
+  [ -s "$f" ] || continue
+  case $s in file) t="file (inotify)";; consul) t="Consul double";; etcd) t="etcd (real)";;
+    consul-paced) t="Consul double, default rate limit, 1.1 s apart";; esac
+  [ $s = consul ] && t="Consul double, rate limit relaxed"
+  plot_conv+="${plot_conv:+, }'$f' using 1:2 with steps lw 2 title '$t'"
+done
+if [ -n "$plot_conv" ]; then
+  gnuplot <<EOF
+set terminal pngcairo size 800,480 noenhanced
+set output '$out/convergence_cdf.png'
+set title 'Convergence latency: change at the source -> HAProxy confirms (CDF)'
+set xlabel 'milliseconds (log scale)'
+set ylabel 'fraction of changes'
+set logscale x
+set grid
+set key bottom right
+set yrange [0:1.02]
+plot $plot_conv
+EOF
+fi
+if [ -s "$data/churn.dat" ] && [ "$(grep -vc '^#' "$data/churn.dat")" -gt 0 ]; then
+  gnuplot <<EOF
+set terminal pngcairo size 1200,420 noenhanced
+set output '$out/churn.png'
+set multiplot layout 1,3 title 'Churn: backend set changes every 100 ms for ${churn_s} s under wrk load'
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set grid y
+set yrange [0:*]
+unset key
+set title 'failed requests (non-2xx + socket errors)'
+plot '$data/churn.dat' using 2:xtic(1) lc rgb '#c0392b'
+set title 'p99 latency (ms)'
+plot '$data/churn.dat' using 3:xtic(1) lc rgb '#2c7fb8'
+set title 'requests served (thousands)'
+plot '$data/churn.dat' using (\$6/1000):xtic(1) lc rgb '#31a354'
+unset multiplot
+EOF
+fi
+
+tl_active=""; tl_5xx=""
+for m in runtime slots config naive; do
+  f="$data/churn_${m}_timeline.dat"
+  [ -s "$f" ] || continue
+  tl_active+="${tl_active:+, }'$f' using 1:3 with steps title '$m'"
+  tl_5xx+="${tl_5xx:+, }'$f' using 1:2 with lines lw 2 title '$m'"
+done
+if [ -n "$tl_active" ]; then
+  gnuplot <<EOF
+set terminal pngcairo size 1000,600 noenhanced
+set output '$out/churn_timeline.png'
+set multiplot layout 2,1 title 'Churn over time (HAProxy show stat, sampled every 100 ms)'
+set grid
+set key outside right
+set ylabel 'UP servers in backend'
+set yrange [0:*]
+plot $tl_active
+set xlabel 'seconds since the load started'
+set ylabel '5xx answered by HAProxy (cumulative)'
+plot $tl_5xx
+unset multiplot
+EOF
+fi
+
+# ---- RESULTS.md --------------------------------------------------------------------------------
+cores="$(nproc)"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+hav="$(haproxy -v 2>/dev/null | sed -n 1p || true)"
+etv="$(etcd --version 2>/dev/null | sed -n 1p || true)"
+wrv="$(wrk --version 2>&1 | sed -n 1p | cut -d' ' -f1-2 || true)"
+epv="$("$ep" --version 2>/dev/null | sed -n 1p || true)"
+# The commit measured: recorded when the run starts (outputs of earlier runs do not count as
+# changes).
+if [ ! -s "$data/commit" ]; then
+  c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
+             ':!bench/RESULTS.md' ':!bench/*.png' 2>/dev/null || true)" ]; then
+    c="$c (with uncommitted changes)"
+  fi
+  echo "$c" > "$data/commit"
+fi
+commit="$(cat "$data/commit")"
+dirty=""
+
+section() {  # name title explanation
+  local name="$1" title="$2" text="$3"
+  echo "## $title"
+  echo ""
+  echo "$text"
+  echo ""
+  echo '```'
+  cat "$data/$name.cmd"
+  echo '```'
+  echo ""
+  if [ "$name" = hotpaths ]; then
+    echo '```'
+    grep -v '^\*\*\*' "$data/$name.md" || true
+    echo '```'
+  else
+    cat "$data/$name.md"
+  fi
+  echo ""
+  echo "*($(cat "$data/$name.secs") s)*"
+  echo ""
+}
+
+{
+  echo "# ElasticProxy benchmark results"
+  echo ""
+  echo "Generated by \`bench/run.sh\` — $label — on $started. Do not edit by hand: every"
+  echo "figure below was measured by the commands shown (see [docs/benchmarks.md](../docs/benchmarks.md))."
+  echo ""
+  echo "| machine | |"
+  echo "|---|---|"
+  echo "| CPU | $cpu, $cores cores ($(nproc --all) online) |"
+  echo "| memory | $mem |"
+  echo "| load average (1/5/15 min) at start → end | $load_start → $load_end (shared machine: other work ran concurrently) |"
+  echo "| kernel | $(uname -r) |"
+  echo "| HAProxy | $hav |"
+  echo "| etcd | $etv |"
+  echo "| wrk | $wrv |"
+  echo "| elasticproxy | $epv, commit $commit$dirty, Release build |"
+  echo "| total run time | $total s |"
+  echo ""
+  echo "## Headline (ratios between modes in this run)"
+  echo ""
+  if [ -s "$data/churn_headline.txt" ] && [ -n "$(tr -d '[:space:]' < "$data/churn_headline.txt")" ]; then
+    sed 's/^/- /' "$data/churn_headline.txt"
+  else
+    echo "- Churn: no runtime/naive pair completed in this run (see the churn table)."
+  fi
+  grep '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
+    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}'
+  grep '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' '
+    function trim(x) { gsub(/^ +| +$/, "", x); return x }
+    { what = trim($2); wall = trim($3); sub(/ \(.*/, "", wall); cmds = trim($4); conns = trim($7); tgt = trim($8)
+      if (cmds == "–") printf "- Bulk, %s: %s ms%s\n", what, wall, (tgt == "" ? "" : " (target " tgt ")")
+      else printf "- Bulk, %s: %s runtime commands over %s connections\n", what, cmds, conns }'
+  echo ""
+  if [ -f "$out/convergence_cdf.png" ]; then echo "![convergence latency CDF](convergence_cdf.png)"; echo ""; fi
+  if [ -f "$out/churn.png" ]; then echo "![churn errors and latency by mode](churn.png)"; echo ""; fi
+  if [ -f "$out/churn_timeline.png" ]; then echo "![churn over time: UP servers and 5xx by mode](churn_timeline.png)"; echo ""; fi
+
+  section convergence "1. Convergence latency" \
+"A change made at the discovery source (file rewritten by atomic rename; Consul double: service
+registered/deregistered; real etcd: key put/deleted through its gateway) until HAProxy's admin
+socket lists (or no longer lists) the server. The bench polls \`show servers state\` every 1 ms,
+so each sample includes up to ~1 ms of polling and the source's own delivery time. Changes
+alternate add / remove of one server, 15–35 ms apart. The Consul source paces itself by default
+(\`min_interval\` 100 ms + jitter, a token bucket of 5 refilled once a second), so back-to-back
+changes are measured with that relaxed (\`min_interval: 0s, jitter: 0s, burst: 1000, refill: 1ms\`),
+and separately with the defaults and changes 1.1 s apart (n = $conv_paced)."
+
+  section churn "2. Zero-error churn under load" \
+"\`wrk\` (keep-alive connections, 2 threads, 16 connections) through a real HAProxy 2.6
+(master-worker, \`retries 3\`, \`option redispatch\`) to loopback HTTP backends, while one backend
+joins or leaves every 100 ms (live set 3–6). A leaving backend is stopped (its listener and
+connections closed) only once HAProxy no longer lists it, i.e. after it was drained and removed.
+Reloads and old processes come from the master CLI (\`show proc\`, sampled every 100 ms). *naive* is
+a script that rewrites haproxy.cfg and sends SIGUSR2 to the master on every change, no debounce.
+Slot mode: the backend declares 64 \`server-template\` slots and the daemon re-addresses them.
+New servers are health-gated (\`check inter 300ms rise 1\`): they take traffic after their first
+check passes. When a mode had failed requests, the daemon's and HAProxy's logs of that run are kept
+in \`data/churn_<mode>_*.log.gz\`, and \`churn_timeline.png\` shows when the backend had no UP server."
+
+  section kinds "2b. HAProxy alone: throughput by kind of server" \
+"Why the churn table's throughput differs by mode: the same wrk load (2 threads, 16 connections)
+through one HAProxy server pointing at the same loopback backend, declared three ways. The
+\`connect\` and \`reuse\` columns of \`show stat\` show whether HAProxy reuses its connections to the
+backend."
+
+  section bulk "3. Bulk scale" \
+"One file change adds (then removes) N servers to one backend — dynamic mode (\`add server\` /
+\`del server\`) or slot mode (a \`server-template\` re-addressed with \`set server\`) — and a daemon
+start with B backends × S servers (static sources, dynamic mode). Each case runs twice, each time
+with a fresh HAProxy and daemon. *No counting proxy* rows time the change until HAProxy reports every
+server active (or gone) — the \`act\` column of the BACKEND row of \`show stat <backend> 2 -1\`,
+polled every 5 ms — repeated (add, remove) n times: median (min, max); these are the times to
+compare with the targets. The other rows put a counting proxy on the daemon's admin
+socket path to count what the daemon sends: commands (split on unescaped \`;\` and newlines,
+\`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
+byte of the apply (read-back included) and includes the proxy's extra hop on every round trip, so
+it is longer. The bench's own reads go directly to HAProxy and are never counted."
+
+  section limit "3b. HAProxy alone: dynamic servers in one backend" \
+"Without ElasticProxy: \`add server\` straight to HAProxy's admin socket, 100 per connection, into
+one backend. HAProxy 2.6's cost per \`add server\` grows with the number of servers already in the
+backend, which bounds any runtime client's bulk time at this scale."
+
+  section footprint "4. Footprint" \
+"RSS from /proc/<pid>/status (VmRSS) after convergence; idle CPU from /proc/<pid>/stat
+utime+stime over the interval, scaled to one hour."
+
+  section hotpaths "5. Hot paths (Google Benchmark)" \
+"Pure functions on 10,000-server inputs, in process. BM_Diff/10000/k: desired vs HAProxy with k
+servers replaced; BM_ParseServersState: a 10,000-row HAProxy 2.6 reply; BM_BuildAddBatch: the
+add/enable-health/ready commands for 10,000 servers joined into ≤ 16,000-byte writes;
+BM_RenderTemplate: a haproxy.cfg with 10,000 server lines."
+} > "$out/RESULTS.md"
+
+echo "run.sh: wrote $out/RESULTS.md ($total s)" >&2
