@@ -122,7 +122,7 @@ void BM_ParseServersState(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseServersState)->Arg(10000)->Unit(benchmark::kMillisecond);
 
-// What adding N servers sends: add server (in maint) + enable health + health-gated ready line,
+// What adding N servers sends: add server (in maint) + enable health + health-gated warm line,
 // joined into ≤16,000-byte writes.
 void BM_BuildAddBatch(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
@@ -136,7 +136,7 @@ void BM_BuildAddBatch(benchmark::State& state) {
       auto add = ep::haproxy::cmd::add_server("web", s.name, s.address, s.port, s.weight, false,
                                               "check inter 2s");
       auto health = ep::haproxy::cmd::enable_health("web", s.name);
-      auto ready = ep::haproxy::cmd::ready_line("web", s.name, true);
+      auto ready = ep::haproxy::cmd::warm_line("web", s.name, true);
       if (!add.ok() || !health.ok() || !ready.ok()) {
         state.SkipWithError("builder refused a valid server");
         return;
