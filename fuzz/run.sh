@@ -27,6 +27,7 @@ declare -A seeds=(
   [haproxy_show_stat]="$td/haproxy/show_stat_*"
   [haproxy_replies]=""
   [admin_socket]="$td/haproxy/prompt_session_*"
+  [ops_http]=""
   [template]="$td/templates/*.tmpl examples/haproxy.cfg.tmpl"
 )
 
@@ -72,7 +73,7 @@ for t in "${targets[@]}"; do
   log="$build/fuzz-logs/$t.log"
   rc=$(cat "$build/fuzz-logs/$t.rc" 2>/dev/null || echo 99)
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  rate=$(grep -oE 'stat::average_exec_per_sec: +[0-9]+' "$log" | awk '{print $2}' | tail -1)
   corpus=$(ls "$build/fuzz-corpus/$t" | wc -l)
   result=ok
   if [ "$rc" != 0 ]; then
