@@ -13,6 +13,8 @@ packages=(
   libcurl4-openssl-dev libssl-dev libpugixml-dev libc-ares-dev libsystemd-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # fuzzing (libFuzzer: clang + its runtime) and symbolized sanitizer reports (llvm-symbolizer)
+  clang libclang-rt-14-dev llvm-14
   # real components the tests and the demo start on loopback
   haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
   # benchmark plots (make bench)

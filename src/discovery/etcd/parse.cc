@@ -25,7 +25,8 @@ int b64_value(char c) {
 Result<json> parse_json(std::string_view text, std::string_view what) {
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number beyond double's range (1e999) throws out_of_range (406).
     return Error::invalid(fmt::format("{}: not JSON: {}", what, e.what()));
   }
 }

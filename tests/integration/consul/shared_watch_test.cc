@@ -12,6 +12,7 @@
 #include "discovery/consul/agent_hub.h"
 #include "discovery/consul/consul_source.h"
 #include "support/consul/consul_double.h"
+#include "support/time_scale.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -119,8 +120,9 @@ TEST(ConsulSharedWatch, TwoHundredServicesOverAFewConnections) {
   for (auto& s : sinks) ASSERT_TRUE(s->wait_for(size_is(1)));
 
   // Start-up settles (baseline refreshes), then idle: detectors blocked, nothing else happens.
+  // The quiet window grows under sanitizers (EP_TEST_TIME_SCALE): start-up is slower there.
   for (auto n = consul.requests_to("/v1/health/service/");;) {
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(ep::test::scaled(200ms));
     const auto m = consul.requests_to("/v1/health/service/");
     if (m == n) break;
     n = m;

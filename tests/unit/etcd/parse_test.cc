@@ -94,6 +94,18 @@ TEST(EtcdRangeReply, GarbageIsAnErrorNotACrash) {
   EXPECT_EQ(n->revision, 7);
 }
 
+// Found by fuzz/etcd_json_fuzzer: a number beyond double's range made nlohmann throw
+// out_of_range (not parse_error), which escaped the parser and terminated the process.
+TEST(EtcdRangeReply, NumberOverflowIsAnErrorNotACrash) {
+  const std::string huge = "{\"header\":{\"cluster_id\":1e999,\"revision\":\"3\"}}";
+  auto r = parse_range_reply(huge);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("not JSON"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(parse_auth_reply(huge).ok());
+  EXPECT_FALSE(parse_watch_message("{\"result\":{\"header\":{\"revision\":-1e999}}}").ok());
+  EXPECT_FALSE(parse_value("/svc/a", "{\"address\":\"10.0.0.1\",\"port\":1e400}", "a").ok());
+}
+
 TEST(EtcdAuthReply, TokenOrRefusal) {
   auto ok = parse_auth_reply(testdata("auth_ok.json"));
   ASSERT_TRUE(ok.ok());
