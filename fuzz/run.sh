@@ -14,7 +14,7 @@ td=tests/testdata
 # target -> seed globs (relative to tests/testdata or the repository).
 declare -A seeds=(
   [config_yaml]="$td/config/*.yaml examples/*.yaml packaging/elasticproxy.yaml"
-  [ep2]=""  # EP2 INI (lead): e.g. "$td/config/*.conf examples/*.conf"
+  [ep2]="$td/ep2/*.conf"
   [file_sd]="$td/file/* examples/web.json"
   [consul]="$td/consul/*"
   [etcd_json]="$td/etcd/*"
