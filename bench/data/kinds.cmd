@@ -1,0 +1,1 @@
+build-bench/bench/ep_bench_e2e server-kinds --seconds 10
