@@ -31,17 +31,6 @@ bool weight_differs(const ActualBackend& actual, int have, int want) {
 }
 
 
-// Slot number of "<prefix><digits>", or -1.
-long slot_number(const std::string& name, const std::string& prefix) {
-  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
-  long n = 0;
-  const char* first = name.data() + prefix.size();
-  const char* last = name.data() + name.size();
-  auto [ptr, ec] = std::from_chars(first, last, n);
-  if (ec != std::errc() || ptr != last || n <= 0) return -1;
-  return n;
-}
-
 std::string address_port(const std::string& address, int port) {
   return address + "|" + std::to_string(port);
 }
@@ -244,6 +233,16 @@ static void hold_last_serving(const DesiredBackend& desired, const ActualBackend
     kept.push_back(std::move(a));
   }
   plan.actions = std::move(kept);
+}
+
+long slot_number(const std::string& name, const std::string& prefix) {
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
+  long n = 0;
+  const char* first = name.data() + prefix.size();
+  const char* last = name.data() + name.size();
+  auto [ptr, ec] = std::from_chars(first, last, n);
+  if (ec != std::errc() || ptr != last || n <= 0) return -1;
+  return n;
 }
 
 bool is_free_slot(const ActualServer& server) {

@@ -24,6 +24,9 @@ bool is_managed(const ActualServer& server, const BackendPolicy& policy, Backend
 // A slot is free when it is in maintenance and not draining.
 bool is_free_slot(const ActualServer& server);
 
+// Slot number of "<prefix><digits>" (1, 2, ...), or -1 when `name` is not a slot of `prefix`.
+long slot_number(const std::string& name, const std::string& prefix);
+
 // Resolves kAuto: slots when the policy declares slots (a server-template in the config);
 // otherwise dynamic when HAProxy >= 2.6 and the algorithm is not static-rr; otherwise slots.
 BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,

@@ -5,18 +5,13 @@
 #include <map>
 #include <set>
 
-namespace ep::haproxy::config {
-namespace {
+#include "reconcile/diff.h"
 
-long slot_number(const std::string& name, const std::string& prefix) {
-  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
-  long n = 0;
-  const char* first = name.data() + prefix.size();
-  const char* last = name.data() + name.size();
-  auto [ptr, ec] = std::from_chars(first, last, n);
-  if (ec != std::errc() || ptr != last || n <= 0) return -1;
-  return n;
-}
+namespace ep::haproxy::config {
+
+using reconcile::slot_number;
+
+namespace {
 
 ActualServer free_slot(const reconcile::BackendPolicy& policy, long n) {
   ActualServer s;
