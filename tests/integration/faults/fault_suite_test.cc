@@ -594,7 +594,12 @@ TEST_F(Faults, TenThousandEndpointsInBoundedTimeAndMemory) {
   const double took = ms_since(t0);
   const long rss_after = rss_kb(daemon_.pid());
   EXPECT_TRUE(daemon_.running());
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // Sanitizer shadow memory multiplies RSS (509 MB seen under ASan): the bound is for real builds.
+  (void)rss_after;
+#else
   EXPECT_LT(rss_after, 80 * 1024) << "RSS in kB";
+#endif
   row("10,000 endpoints from one source", "10000 / 10000",
       std::to_string(static_cast<long>(took)) + " ms to converge", 0, 0,
       "daemon RSS " + std::to_string(rss_before / 1024) + " MB → " +
