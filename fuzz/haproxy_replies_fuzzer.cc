@@ -28,11 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     EP_FUZZ_CHECK(ep::haproxy::count_commands(*escaped) == 1);
     EP_FUZZ_CHECK(escaped->find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos);
   }
-  // Names: the commands built from them are one line and one command (two for ready_line).
+  // Names: the commands built from them are one line and one command (two for warm_line).
   if (auto line = cmd::del_server(text, "srv1")) {
     EP_FUZZ_CHECK(ep::haproxy::count_commands(*line) == 1);
   }
-  if (auto line = cmd::ready_line("be", text, true)) {
+  if (auto line = cmd::warm_line("be", text, true)) {
     EP_FUZZ_CHECK(ep::haproxy::count_commands(*line) == 2);
   }
   if (auto line = cmd::set_addr("be", "srv", text, 80)) {

@@ -172,7 +172,10 @@ AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
 }
 
 bool group_selected(const AutoScalingGroup& g, const AsgOptions& options) {
-  for (const auto& [key, value] : options.group_tags) {
+  for (const auto& tag : options.group_tags) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    const std::string& key = tag.first;
+    const std::string& value = tag.second;
     const bool has = std::any_of(g.tags.begin(), g.tags.end(), [&](const Tag& t) {
       return t.key == key && (value.empty() || t.value == value);
     });
