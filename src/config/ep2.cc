@@ -7,6 +7,8 @@
 #include <map>
 #include <optional>
 
+#include "sys/strings.h"
+
 namespace ep::config {
 
 namespace {
@@ -17,13 +19,7 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::string trim(std::string_view s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
+using sys::trim;
 
 // One section while parsing: keys in file order, raw (uninterpolated) values.
 struct RawOption {
@@ -81,8 +77,7 @@ Result<std::string> interpolate(const std::string& value, const Mark& mark,
       const std::string name = lower(value.substr(i + 2, close - i - 2));
       auto it = scope.find(name);
       if (it == scope.end()) {
-        return Error::invalid(mark.str() + ": interpolation refers to unknown key '" + name +
-                              "'");
+        return Error::invalid(mark.str() + ": interpolation refers to unknown key '" + name + "'");
       }
       auto inner = interpolate(it->second, mark, scope, depth + 1);
       if (!inner) return inner.error();
@@ -111,7 +106,7 @@ bool looks_like_ini(std::string_view text) {
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) end = text.size();
-    const std::string line = trim(text.substr(pos, end - pos));
+    const std::string line(trim(text.substr(pos, end - pos)));
     pos = end + 1;
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     return line.size() >= 3 && line.front() == '[' && line.back() == ']' && line[1] != '[' &&
@@ -144,7 +139,7 @@ Result<ConfigNode> parse_ini(std::string_view text, const std::string& file) {
       if (last) break;
       continue;
     }
-    const std::string stripped = trim(line);
+    const std::string stripped(trim(line));
     size_t indent = 0;
     while (indent < line.size() && std::isspace(static_cast<unsigned char>(line[indent]))) ++indent;
 
@@ -189,8 +184,8 @@ Result<ConfigNode> parse_ini(std::string_view text, const std::string& file) {
     }
     if (current == nullptr) {
       if (sections.empty()) {
-        errors.push_back(at(file, line_no, static_cast<int>(indent) + 1).str() +
-                         ": '" + stripped + "' comes before the first [section] header");
+        errors.push_back(at(file, line_no, static_cast<int>(indent) + 1).str() + ": '" + stripped +
+                         "' comes before the first [section] header");
       }
       if (last) break;
       continue;
@@ -226,7 +221,7 @@ Result<ConfigNode> parse_ini(std::string_view text, const std::string& file) {
     o.key = key;
     o.key_mark = at(file, line_no, static_cast<int>(indent) + 1);
     o.value_mark = at(file, line_no, static_cast<int>(indent + delim + 1 + vskip) + 1);
-    o.lines.push_back(trim(after));
+    o.lines.emplace_back(trim(after));
     current->options.push_back(std::move(o));
     option = &current->options.back();
     option_indent = indent;
@@ -338,7 +333,7 @@ std::vector<std::string> split_commas(const std::string& s) {
   while (pos <= s.size()) {
     size_t c = s.find(',', pos);
     if (c == std::string::npos) c = s.size();
-    std::string item = trim(std::string_view(s).substr(pos, c - pos));
+    std::string item(trim(std::string_view(s).substr(pos, c - pos)));
     if (!item.empty()) out.push_back(item);
     pos = c + 1;
   }
@@ -346,8 +341,9 @@ std::vector<std::string> split_commas(const std::string& s) {
 }
 
 bool all_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(),
-                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
 }
 
 // An HAProxy time value: digits with an optional unit (us, ms, s, m, h, d).
@@ -425,8 +421,7 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
     } else if (v == "update_by_config") {
       update = "config";
     } else {
-      h.error("update_type", file_mark,
-              "'" + v + "' is not update_by_runtime or update_by_config");
+      h.error("update_type", file_mark, "'" + v + "' is not update_by_runtime or update_by_config");
     }
     if (!update.empty()) hap.add("update", scalar(update, h.mark("update_type", file_mark)));
   }
@@ -440,8 +435,7 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
       reload.add("method", scalar("systemctl", h.mark("start_by", file_mark)));
       reload.add("unit", scalar(unit, h.mark("service_name", file_mark)));
     } else if (by == "init") {
-      h.error("start_by", file_mark,
-              "'init' was never implemented by EP2; use binary or systemd");
+      h.error("start_by", file_mark, "'init' was never implemented by EP2; use binary or systemd");
     } else {
       h.error("start_by", file_mark, "'" + by + "' is not binary or systemd");
     }
@@ -453,8 +447,8 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
 
   // The one managed backend.
   ConfigNode backend = ConfigNode::make_map(h.mark("backend_name", file_mark));
-  backend.add("name", scalar(h.get_or("backend_name", "haproxynode"),
-                             h.mark("backend_name", file_mark)));
+  backend.add("name",
+              scalar(h.get_or("backend_name", "haproxynode"), h.mark("backend_name", file_mark)));
   if (h.get("node_slots")) {
     // EP2 needed a fixed pool of slots; HAProxy 2.6+ adds servers at runtime, and on older
     // HAProxy slot mode grows the pool by itself (one reload).
@@ -539,8 +533,8 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
         asg.add("address", scalar(t, a.mark("ip_type", m)));
       }
     } else if (node != nullptr) {
-      notes.push_back(m.str() +
-                      ": [" + name + "] ip_type not set: using private IPs (EP2 used public IPs "
+      notes.push_back(m.str() + ": [" + name +
+                      "] ip_type not set: using private IPs (EP2 used public IPs "
                       "here; set ip_type = public to keep that)");
     }
     asg.add("port", scalar(port, h.mark("backend_port", file_mark)));
@@ -571,8 +565,7 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
       c.error("consul_port", m, "'" + cport + "' is not a port (1-65535)");
     }
     const bool v6 = ip.find(':') != std::string::npos && ip.front() != '[';
-    consul.add("address", scalar((v6 ? "[" + ip + "]" : ip) + ":" + cport,
-                                 c.mark("consul_ip", m)));
+    consul.add("address", scalar((v6 ? "[" + ip + "]" : ip) + ":" + cport, c.mark("consul_ip", m)));
     // A real boolean (EP2 read the string "False" as true: its bug #7).
     if (auto v = c.get("only_passing")) {
       consul.add("passing_only", scalar(*v, c.mark("only_passing", m)));
@@ -595,11 +588,10 @@ ConfigNode ep2_to_settings_node(const ConfigNode& ini, const std::string& conf_d
 
   for (const char* key : {"lock_dir", "sleep_before_next_lock_attempt", "log_file"}) {
     if (h.get(key)) {
-      notes.push_back(h.mark(key, file_mark).str() + ": [" + haproxy_name + "] " + key +
-                      " is not used: " +
-                      (std::string(key) == "log_file"
-                           ? "logs go to stderr (the journal under systemd)"
-                           : "ElasticProxy takes its own instance lock"));
+      notes.push_back(
+          h.mark(key, file_mark).str() + ": [" + haproxy_name + "] " + key + " is not used: " +
+          (std::string(key) == "log_file" ? "logs go to stderr (the journal under systemd)"
+                                          : "ElasticProxy takes its own instance lock"));
     }
   }
   h.unread(notes);

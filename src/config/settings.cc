@@ -1,13 +1,14 @@
 #include "config/settings.h"
 
-#include "config/ep2.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <set>
+
+#include "config/ep2.h"
+#include "sys/strings.h"
 
 namespace ep::config {
 
@@ -33,25 +34,7 @@ bool safe_name_char(char c) {
          c == '.' || c == ':' || c == '-';
 }
 
-// Text from the config shown back in a message: control bytes must not break the log line.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\n')
-      out += "\\n";
-    else if (c == '\r')
-      out += "\\r";
-    else if (c == '\t')
-      out += "\\t";
-    else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
+using sys::printable;  // text from the config shown back in a message
 
 // HAProxy names (backends, servers) end up in runtime commands: keep them to a safe charset.
 void check_name(const ConfigNode* node, const std::string& what, const std::string& value,

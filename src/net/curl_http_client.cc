@@ -6,6 +6,8 @@
 #include <atomic>
 #include <mutex>
 
+#include "sys/strings.h"
+
 namespace ep::net {
 namespace {
 
@@ -44,13 +46,7 @@ size_t on_body(char* data, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
+using sys::trim;
 
 size_t on_header(char* data, size_t size, size_t nmemb, void* user) {
   auto* t = static_cast<Transfer*>(user);

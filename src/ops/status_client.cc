@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ops/http_server.h"
+#include "sys/json.h"
 
 namespace ep::ops {
 namespace {
@@ -47,7 +48,7 @@ std::string str(const nlohmann::json& j, const char* key, const std::string& dfl
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
   if (it->is_string()) return it->get<std::string>();
-  return it->dump();
+  return sys::json_brief(*it);
 }
 
 }  // namespace
@@ -130,8 +131,9 @@ Result<HttpGetReply> http_get(std::string_view address, std::string_view path,
 }
 
 Result<std::string> render_status_table(std::string_view status_json) {
-  nlohmann::json j = nlohmann::json::parse(status_json, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("instances")) {
+  auto parsed = sys::parse_json(status_json, "/status");
+  nlohmann::json j = parsed ? std::move(*parsed) : nlohmann::json();
+  if (!j.is_object() || !j.contains("instances")) {
     return Error::invalid("not an ElasticProxy /status document");
   }
   std::string out;

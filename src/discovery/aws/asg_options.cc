@@ -4,16 +4,13 @@
 
 #include <algorithm>
 
+#include "sys/strings.h"
+
 namespace ep::aws {
 
 namespace {
 
-std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t");
-  return std::string(s.substr(b, e - b + 1));
-}
+using sys::trim;
 
 // ASG names: 1..255 characters, no control characters (they go into a form body and logs).
 bool valid_group_name(std::string_view s) {
@@ -85,7 +82,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
     while (pos <= ep2_names.size()) {
       auto comma = ep2_names.find(',', pos);
       if (comma == std::string::npos) comma = ep2_names.size();
-      std::string name = trim(std::string_view(ep2_names).substr(pos, comma - pos));
+      std::string name(trim(std::string_view(ep2_names).substr(pos, comma - pos)));
       if (!name.empty()) groups.push_back(name);
       pos = comma + 1;
     }

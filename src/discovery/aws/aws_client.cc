@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <ctime>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -55,11 +55,11 @@ Result<SystemTime> parse_http_date(std::string_view text) {
   const std::string s(text);
   char wday[4] = {}, mon[4] = {}, zone[4] = {};
   int day = 0, year = 0, hh = 0, mm = 0, ss = 0, consumed = 0;
-  if (std::sscanf(s.c_str(), "%3[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wday, &day, mon, &year, &hh, &mm, &ss,
-                  zone, &consumed) != 8 ||
+  if (std::sscanf(s.c_str(), "%3[A-Za-z], %d %3s %d %d:%d:%d %3s%n", wday, &day, mon, &year, &hh,
+                  &mm, &ss, zone, &consumed) != 8 ||
       static_cast<size_t>(consumed) != s.size() || std::string_view(zone) != "GMT") {
-    return Error::invalid(fmt::format("HTTP Date '{}' is not 'Www, DD Mon YYYY HH:MM:SS GMT'",
-                                      s.substr(0, 64)));
+    return Error::invalid(
+        fmt::format("HTTP Date '{}' is not 'Www, DD Mon YYYY HH:MM:SS GMT'", s.substr(0, 64)));
   }
   int month = -1;
   for (int i = 0; i < 12; ++i) {
@@ -132,9 +132,8 @@ Result<std::string> AwsClient::call_sqs(const Endpoint& endpoint, std::string_vi
 }
 
 Result<std::string> AwsClient::call(AwsService service, const Endpoint& endpoint,
-                                    const SignableRequest& request,
-                                    std::string_view what, bool json_errors,
-                                    std::chrono::milliseconds timeout) {
+                                    const SignableRequest& request, std::string_view what,
+                                    bool json_errors, std::chrono::milliseconds timeout) {
   const auto& info = service_info(service);
   ++stats_.calls;
   bool skew_retried = false;
@@ -167,8 +166,7 @@ Result<std::string> AwsClient::call(AwsService service, const Endpoint& endpoint
       const long status = reply->status;
       Result<AwsError> parsed =
           json_errors
-              ? parse_json_error(reply->body,
-                                 reply->headers.get("x-amzn-query-error").value_or(""))
+              ? parse_json_error(reply->body, reply->headers.get("x-amzn-query-error").value_or(""))
               : parse_xml_error(reply->body);
       if (!parsed) {
         // Garbage instead of an error document: a 5xx is still worth a retry, anything else not.
@@ -178,8 +176,7 @@ Result<std::string> AwsClient::call(AwsService service, const Endpoint& endpoint
                                  parsed.error().message)};
       } else {
         cls = classify_error(*parsed, static_cast<int>(status));
-        const bool retryable =
-            cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
+        const bool retryable = cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
         last = Error{retryable ? ErrorKind::kUnavailable : ErrorKind::kRefused,
                      fmt::format("{}: HTTP {} {}", what, status, error_text(*parsed))};
       }

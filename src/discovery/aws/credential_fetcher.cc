@@ -1,13 +1,12 @@
 #include "discovery/aws/credential_fetcher.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cerrno>
 #include <cstring>
@@ -16,6 +15,7 @@
 
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/requests.h"
+#include "sys/strings.h"
 
 extern char** environ;
 
@@ -26,12 +26,7 @@ namespace {
 constexpr size_t kMaxProcessOutput = 64 * 1024;
 constexpr std::string_view kImdsTokenTtl = "21600";
 
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
+using sys::trim;
 
 Result<std::string> read_small_file(const std::string& path, std::string_view what) {
   std::ifstream in(path, std::ios::binary);
@@ -39,8 +34,9 @@ Result<std::string> read_small_file(const std::string& path, std::string_view wh
   std::ostringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
-  if (text.size() > 64 * 1024) return Error::invalid(fmt::format("{} '{}' is too large", what, path));
-  return trim(std::move(text));
+  if (text.size() > 64 * 1024)
+    return Error::invalid(fmt::format("{} '{}' is too large", what, path));
+  return std::string(trim(text));
 }
 
 std::string status_text(const net::HttpResponse& r) {
@@ -78,7 +74,8 @@ Result<std::vector<std::string>> split_command_line(std::string_view command) {
         }
         cur.push_back(command[j]);
       }
-      if (j >= command.size()) return Error::invalid("credential_process: unterminated double quote");
+      if (j >= command.size())
+        return Error::invalid("credential_process: unterminated double quote");
       i = j;
       in_word = true;
     } else if (c == '\\' && i + 1 < command.size()) {
@@ -115,17 +112,16 @@ Result<Credentials> HttpCredentialFetcher::assume_role(const CredentialPlan& pla
   const auto& info = service_info(AwsService::kSts);
   auto request = make_query_request(
       *endpoint, "AssumeRole", info.api_version,
-      assume_role_params(plan.role_arn, plan.role_session_name.empty() ? "elasticproxy"
-                                                                       : plan.role_session_name,
+      assume_role_params(plan.role_arn,
+                         plan.role_session_name.empty() ? "elasticproxy" : plan.role_session_name,
                          plan.external_id, plan.duration_seconds));
   auto reply = send_signed(http_, *endpoint, request, caller, region, info.signing_name,
                            options_.now(), options_.sts_timeout);
   if (!reply) return Error{reply.error().kind, "STS AssumeRole: " + reply.error().message};
   auto creds = parse_sts_assume_role_response(reply->body);
   if (!creds) {
-    return Error{creds.error().kind,
-                 fmt::format("STS AssumeRole {} (HTTP {}): {}", plan.role_arn, reply->status,
-                             creds.error().message)};
+    return Error{creds.error().kind, fmt::format("STS AssumeRole {} (HTTP {}): {}", plan.role_arn,
+                                                 reply->status, creds.error().message)};
   }
   return creds;
 }
@@ -189,8 +185,9 @@ Result<Credentials> HttpCredentialFetcher::fetch_container(const CredentialPlan&
                  fmt::format("container credentials {}: {}", where, status_text(*reply))};
   }
   auto creds = parse_container_credentials(reply->body);
-  if (!creds) return Error{creds.error().kind, fmt::format("container credentials {}: {}", where,
-                                                           creds.error().message)};
+  if (!creds)
+    return Error{creds.error().kind,
+                 fmt::format("container credentials {}: {}", where, creds.error().message)};
   return creds;
 }
 
@@ -208,7 +205,7 @@ Result<std::string> HttpCredentialFetcher::imds_token(const std::string& endpoin
   if (reply->status != 200) {
     return Error{ErrorKind::kUnavailable, "IMDS token: " + status_text(*reply)};
   }
-  std::string token = trim(reply->body);
+  std::string token(trim(reply->body));
   if (token.empty() || token.find_first_of("\r\n") != std::string::npos) {
     return Error::invalid("IMDS token: empty or malformed");
   }
@@ -228,8 +225,8 @@ Result<std::string> HttpCredentialFetcher::imds_get(const std::string& endpoint,
     req.timeout = options_.imds_timeout;
     req.connect_timeout = options_.imds_timeout;
     auto reply = http_.perform(req);
-    if (!reply) return Error{reply.error().kind, fmt::format("IMDS {}: {}", path,
-                                                             reply.error().message)};
+    if (!reply)
+      return Error{reply.error().kind, fmt::format("IMDS {}: {}", path, reply.error().message)};
     if (reply->status == 401 && round == 0) {
       imds_token_.clear();  // expired or revoked: one more round with a fresh token
       continue;

@@ -8,6 +8,7 @@
 #include <pugixml.hpp>
 
 #include "discovery/aws/xml_util.h"
+#include "sys/json.h"
 
 namespace ep::aws {
 
@@ -153,8 +154,9 @@ Result<json> parse_json_object(std::string_view text, std::string_view what) {
     return Error::invalid(
         fmt::format("{}: {} bytes exceeds the {} byte limit", what, text.size(), kMaxReplyBytes));
   }
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Error::invalid(fmt::format("{}: not valid JSON", what));
+  auto parsed = sys::parse_json(text, what);
+  if (!parsed) return parsed.error();
+  json j = std::move(*parsed);
   if (!j.is_object()) return Error::invalid(fmt::format("{}: not a JSON object", what));
   return j;
 }
@@ -603,8 +605,9 @@ Result<AsgMessage> classify_message(std::string_view body) {
       return Error::invalid("SNS envelope has no string Message field");
     }
     const std::string& inner_text = msg->get_ref<const std::string&>();
-    json inner = json::parse(inner_text, nullptr, false);
-    if (inner.is_discarded() || !inner.is_object()) {
+    auto parsed = sys::parse_json(inner_text, "SNS Message");
+    json inner = parsed ? std::move(*parsed) : json();
+    if (!inner.is_object()) {
       m.reason = "SNS Message is not a JSON object";
       return m;
     }

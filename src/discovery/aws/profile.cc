@@ -2,15 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "sys/strings.h"
+
 namespace ep::aws {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  const size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return {};
-  const size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
+using sys::trim;
 
 // A comment in a value starts at '#' or ';' preceded by whitespace (so "a#b" and URLs with
 // fragments survive, as in the SDKs).

@@ -13,7 +13,7 @@ namespace ep::aws {
 namespace {
 constexpr std::string_view kLog = "aws_sqs";
 constexpr size_t kMaxCarried = 100;
-}
+}  // namespace
 
 const char* to_string(MessageAction a) {
   switch (a) {
@@ -50,8 +50,8 @@ MessageDecision decide(std::string_view body) {
   return {MessageAction::kAck, "?", std::nullopt};
 }
 
-SqsEventLoop::SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url,
-                           int wait_seconds, std::function<bool()> apply)
+SqsEventLoop::SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url, int wait_seconds,
+                           std::function<bool()> apply)
     : client_(client),
       sqs_(std::move(sqs)),
       queue_url_(std::move(queue_url)),
@@ -61,8 +61,8 @@ SqsEventLoop::SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_ur
 Result<SqsBatchResult> SqsEventLoop::run_once() {
   auto body = sqs_receive_message_body(queue_url_, 10, wait_seconds_, std::nullopt);
   if (!body) return body.error();
-  auto reply = client_.call_sqs(sqs_, "ReceiveMessage", *body,
-                                std::chrono::seconds(wait_seconds_ + 10));
+  auto reply =
+      client_.call_sqs(sqs_, "ReceiveMessage", *body, std::chrono::seconds(wait_seconds_ + 10));
   if (!reply) return reply.error();
   auto messages = parse_receive_message(*reply);
   if (!messages) return Error{messages.error().kind, "ReceiveMessage: " + messages.error().message};

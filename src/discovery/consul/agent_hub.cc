@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "sys/json.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -65,12 +66,9 @@ std::map<std::string, std::weak_ptr<AgentHub>>& registry() {
 }  // namespace
 
 Result<std::map<std::string, std::string>> parse_check_states(std::string_view text) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return Error::invalid(fmt::format("Consul check-state reply is not JSON ({})", e.what()));
-  }
+  auto parsed = sys::parse_json(text, "Consul check-state reply");
+  if (!parsed) return parsed.error();
+  nlohmann::json doc = std::move(*parsed);
   if (!doc.is_array()) return Error::invalid("Consul check-state reply must be a JSON array");
   std::map<std::string, std::vector<std::string>> parts;
   for (size_t i = 0; i < doc.size(); ++i) {

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "sys/json.h"
+
 namespace ep::discovery::consul {
 namespace {
 
@@ -184,17 +186,15 @@ std::string aggregated_status(const std::vector<CheckStatus>& checks) {
 }
 
 Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions& options) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
+  auto parsed = sys::parse_json(text, "Consul health reply");
+  if (!parsed) {
     std::string snippet(text.substr(0, 60));
     for (char& c : snippet) {
       if (static_cast<unsigned char>(c) < 0x20) c = ' ';
     }
-    return Error::invalid(fmt::format("Consul health reply is not JSON ({}); it starts with '{}'",
-                                      e.what(), snippet));
+    return Error::invalid(fmt::format("{}; it starts with '{}'", parsed.error().message, snippet));
   }
+  json doc = std::move(*parsed);
   if (!doc.is_array()) {
     return Error::invalid(fmt::format(
         "Consul health reply must be a JSON array of entries, got {} (treated as an error, never "

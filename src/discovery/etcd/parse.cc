@@ -6,6 +6,9 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "sys/json.h"
+#include "sys/strings.h"
+
 namespace ep::discovery::etcd {
 namespace {
 
@@ -23,12 +26,7 @@ int b64_value(char c) {
 }
 
 Result<json> parse_json(std::string_view text, std::string_view what) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    // Not only parse_error: a number beyond double's range (1e999) throws out_of_range (406).
-    return Error::invalid(fmt::format("{}: not JSON: {}", what, e.what()));
-  }
+  return sys::parse_json(text, what);
 }
 
 // proto3 JSON int64: a string or a number; absent = 0.
@@ -43,7 +41,7 @@ Result<std::int64_t> get_int64(const json& obj, const char* field, std::string_v
     if (ec == std::errc() && p == s.data() + s.size()) return v;
   }
   return Error::invalid(
-      fmt::format("{}: field '{}' is not an integer: {}", what, field, it->dump().substr(0, 80)));
+      fmt::format("{}: field '{}' is not an integer: {}", what, field, sys::json_brief(*it, 80)));
 }
 
 Result<std::string> get_bytes(const json& obj, const char* field, std::string_view what) {
@@ -71,12 +69,12 @@ std::string error_message(const json& doc) {
     if (it->is_object()) {
       auto m = it->find("message");
       if (m != it->end() && m->is_string()) return m->get<std::string>();
-      return it->dump();
+      return sys::json_brief(*it) + " without a message";
     }
   }
   auto m = doc.find("message");
   if (m != doc.end() && m->is_string()) return m->get<std::string>();
-  return doc.dump().substr(0, 200);
+  return "a reply without an error message: " + sys::json_brief(doc);
 }
 
 Result<KeyValue> parse_kv(const json& kv, std::string_view what) {
@@ -112,7 +110,7 @@ Result<long> weight_of(const json& v, std::string_view what) {
   }
   if (w < 0 || w > 256)
     return Error::invalid(
-        fmt::format("{}: weight must be an integer 0..256, got {}", what, v.dump().substr(0, 40)));
+        fmt::format("{}: weight must be an integer 0..256, got {}", what, sys::json_brief(v)));
   return w;
 }
 
@@ -124,7 +122,7 @@ Result<bool> backup_of(const json& v, std::string_view what) {
     if (s == "false" || s == "0" || s == "no" || s.empty()) return false;
   }
   return Error::invalid(
-      fmt::format("{}: backup must be true or false, got {}", what, v.dump().substr(0, 40)));
+      fmt::format("{}: backup must be true or false, got {}", what, sys::json_brief(v)));
 }
 
 // weight/backup from an object (Metadata or the plain object shape).
@@ -147,11 +145,7 @@ Status apply_extras(const json& obj, Endpoint& e, std::string_view what) {
   return {};
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
+using sys::trim;
 
 }  // namespace
 
@@ -267,7 +261,7 @@ Result<WatchMessage> parse_watch_message(std::string_view text) {
     out.revision = *rev;
   }
   if (auto id = r.find("watch_id"); id != r.end()) {
-    out.watch_id = id->is_string() ? id->get<std::string>() : id->dump();
+    out.watch_id = id->is_string() ? id->get<std::string>() : sys::json_brief(*id);
   }
   out.created = get_bool(r, "created");
   out.canceled = get_bool(r, "canceled");
@@ -292,7 +286,7 @@ Result<WatchMessage> parse_watch_message(std::string_view text) {
           event.is_delete = true;
         } else if (!(t->is_string() && t->get_ref<const std::string&>() == "PUT") &&
                    !(t->is_number_integer() && t->get<int>() == 0)) {
-          return Error::invalid(what + ": unknown event type " + t->dump());
+          return Error::invalid(what + ": unknown event type " + sys::json_brief(*t));
         }
       }
       auto kv = e.find("kv");
@@ -422,7 +416,8 @@ Result<ValueResult> parse_value(std::string_view key, std::string_view value, st
     // gRPC naming convention (endpoints.Update).
     if (auto op = v.find("Op"); op != v.end() && !op->is_null()) {
       if (!op->is_number_integer() || (op->get<int>() != 0 && op->get<int>() != 1))
-        return Error::invalid(what + ": Op must be 0 (add) or 1 (delete), got " + op->dump());
+        return Error::invalid(what + ": Op must be 0 (add) or 1 (delete), got " +
+                              sys::json_brief(*op));
       if (op->get<int>() == 1) {
         out.remove = true;
         return out;
@@ -456,7 +451,7 @@ Result<ValueResult> parse_value(std::string_view key, std::string_view value, st
       if (ec != std::errc() || q != s.data() + s.size()) p = -1;
     }
     if (p < 1 || p > 65535)
-      return Error::invalid(what + ": port must be 1..65535, got " + port->dump().substr(0, 40));
+      return Error::invalid(what + ": port must be 1..65535, got " + sys::json_brief(*port));
     out.endpoint.port = static_cast<std::uint32_t>(p);
   }
   if (auto s = apply_extras(v, out.endpoint, what); !s) return s.error();

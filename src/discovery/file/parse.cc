@@ -6,13 +6,15 @@
 
 #include "config/settings.h"
 #include "core/config_node.h"
+#include "sys/json.h"
+#include "sys/strings.h"
 
 namespace ep::discovery::file {
 namespace {
 
 // A file_sd document is three levels deep; anything far deeper is garbage, and refusing it
 // up front keeps a hostile file from exhausting the stack in the JSON library.
-constexpr int kMaxJsonDepth = 64;
+constexpr int kMaxJsonDepth = sys::kMaxJsonDepth;
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -25,43 +27,7 @@ std::string where(const std::string& filename, const Mark& mark, const std::stri
   return s;
 }
 
-std::string quote_text(std::string_view s) {
-  std::string out = "'";
-  for (unsigned char c : s.substr(0, 80)) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > 80) out += "...";
-  return out + "'";
-}
-
-int json_depth(std::string_view text) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escape = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escape)
-        escape = false;
-      else if (c == '\\')
-        escape = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    if (c == '"')
-      in_string = true;
-    else if (c == '[' || c == '{')
-      max_depth = std::max(max_depth, ++depth);
-    else if (c == ']' || c == '}')
-      --depth;
-  }
-  return max_depth;
-}
+std::string quote_text(std::string_view s) { return "'" + sys::printable(s, 80) + "'"; }
 
 // nlohmann reports a 1-based byte offset; users want line:col.
 Mark mark_at(std::string_view text, size_t byte, const std::string& filename) {
@@ -105,7 +71,7 @@ ConfigNode from_json(const nlohmann::json& j, const std::string& filename) {
 }
 
 Result<ConfigNode> parse_json(std::string_view text, const std::string& filename) {
-  if (json_depth(text) > kMaxJsonDepth) {
+  if (sys::json_depth(text) > kMaxJsonDepth) {
     return Error::invalid(filename + ": nesting deeper than " + std::to_string(kMaxJsonDepth) +
                           " levels; not a file_sd list");
   }

@@ -300,6 +300,29 @@ TEST(EtcdSourceTls, HttpsWithClientCertificates) {
   EXPECT_FALSE(no_ca.fetch_once(5s).ok());
 }
 
+// Issue #14 point 1: any writer to the watched prefix could crash the daemon (in `once` and in
+// `run`, and again after every restart) with a value whose field is nested 80,000 deep. Now that
+// key is skipped with a clear error and the rest of the prefix is served, through the list and
+// through the watch.
+TEST_F(EtcdSourceTest, DeeplyNestedValueIsSkippedNotACrash) {
+  const std::string deep = std::string(80'000, '[') + std::string(80'000, ']');
+  const std::string evil = R"({"address":"10.0.0.9","port":)" + deep + "}";
+  ASSERT_TRUE(etcd_.put("/svc/web/good", "10.0.0.1:8080").ok());
+  ASSERT_TRUE(etcd_.put("/svc/web/evil", evil).ok());
+  EtcdSource source(options_for(etcd_));
+  auto once = source.fetch_once(5s);
+  ASSERT_TRUE(once.ok()) << once.error().message;
+  EXPECT_EQ(addrs(once), std::vector<std::string>{"10.0.0.1:8080"});
+
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080"})));
+  ASSERT_TRUE(etcd_.put("/svc/web/evil2", evil).ok());  // through the watch this time
+  ASSERT_TRUE(etcd_.put("/svc/web/c", "10.0.0.3:8080").ok());
+  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.3:8080"})));
+  source.stop();
+}
+
 TEST(EtcdSourceNoServer, UnreachableEndpointIsAnErrorNotAnEmptySet) {
   Options o;
   o.endpoints = {"http://127.0.0.1:" + std::to_string(test::free_port())};

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "discovery/aws/credentials.h"
 #include "unit/aws/testdata.h"
 
 namespace ep::aws {
@@ -594,6 +595,22 @@ TEST(HostilePayloads, OversizedReplyRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("limit"), std::string::npos);
   EXPECT_FALSE(classify_message(big).ok());
+}
+
+// Issue #14 point 1: hostile JSON nested 80,000 deep in an SQS reply, an SNS-wrapped message, an
+// error body or a credential document is an error, never a stack overflow.
+TEST(AwsHostile, DeeplyNestedJsonIsAnErrorNotACrash) {
+  const std::string deep = std::string(80'000, '[') + std::string(80'000, ']');
+  auto r = parse_receive_message(R"({"Messages":)" + deep + "}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("nested deeper than"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(parse_json_error(R"({"__type":)" + deep + "}").ok());
+  auto m = classify_message(R"({"Type":"Notification","Message":")" + deep + "\"}");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->kind, MessageKind::kUnknown) << "an SNS Message too deep to read is not acted on";
+  EXPECT_FALSE(classify_message(deep).ok());
+  EXPECT_FALSE(parse_container_credentials(R"({"AccessKeyId":)" + deep + "}").ok());
+  EXPECT_FALSE(parse_credential_process_output(R"({"Version":)" + deep + "}").ok());
 }
 
 }  // namespace

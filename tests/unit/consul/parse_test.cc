@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "discovery/consul/agent_hub.h"
+
 namespace ep::discovery::consul {
 namespace {
 
@@ -197,8 +199,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCase{"health_object.json", "must be a JSON array", "got an object"},
         BadCase{"health_null.json", "must be a JSON array", "got null"},
-        BadCase{"garbage.html", "not JSON", "<html>"},
-        BadCase{"health_truncated.json", "not JSON", "["},
+        BadCase{"garbage.html", "not valid JSON", "<html>"},
+        BadCase{"health_truncated.json", "not valid JSON", "["},
         BadCase{"health_missing_port.json", "entry 0 (Service.ID 'web-1' on node 'node-a')",
                 "Service.Port is missing"},
         BadCase{"health_port_string.json", "Service.Port", "must be an integer, got a string"},
@@ -251,6 +253,20 @@ TEST(ConsulParse, TenThousandInstances) {
     return std::tie(a.labels.at("consul.node"), a.labels.at("consul.service_id")) <
            std::tie(b.labels.at("consul.node"), b.labels.at("consul.service_id"));
   }));
+}
+
+// Issue #14 point 1: a hostile reply nested 80,000 deep (e.g. in a Meta value) is refused with
+// its depth before the JSON library builds it; nothing downstream recurses over it.
+TEST(ConsulParse, DeeplyNestedReplyIsAnErrorNotACrash) {
+  const std::string deep = std::string(80'000, '[') + std::string(80'000, ']');
+  auto r = parse_health(R"([{"Service":{"ID":"a","Port":80,"Meta":{"weight":)" + deep + "}}}]",
+                        ParseOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("Consul health reply: JSON nested deeper than 64 levels"),
+            std::string::npos)
+      << r.error().message.substr(0, 200);
+  EXPECT_LT(r.error().message.size(), 300u);
+  EXPECT_FALSE(parse_check_states("[" + deep + "]").ok());
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ TEST(EtcdRangeReply, NumberOverflowIsAnErrorNotACrash) {
   const std::string huge = "{\"header\":{\"cluster_id\":1e999,\"revision\":\"3\"}}";
   auto r = parse_range_reply(huge);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("not JSON"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("not valid JSON"), std::string::npos) << r.error().message;
   EXPECT_FALSE(parse_auth_reply(huge).ok());
   EXPECT_FALSE(parse_watch_message("{\"result\":{\"header\":{\"revision\":-1e999}}}").ok());
   EXPECT_FALSE(parse_value("/svc/a", "{\"address\":\"10.0.0.1\",\"port\":1e400}", "a").ok());
@@ -282,6 +282,54 @@ TEST(EtcdOptions, ErrorsHavePositions) {
   EXPECT_FALSE(options("endpoints: [http://a:1]\nprefix: /x/\nidle_timeout: 0s\n").ok());
   EXPECT_FALSE(options("endpoints: [http://a:1]\nprefix: /x/\ntls: {cert_file: c}\n").ok());
   EXPECT_FALSE(options("endpoints: [http://a:1/v3]\nprefix: /x/\n").ok());
+}
+
+}  // namespace
+}  // namespace ep::discovery::etcd
+
+namespace ep::discovery::etcd {
+namespace {
+
+// Issue #14 point 1: a value with a field nested 80,000 deep (160 KB, far under etcd's 1.5 MiB
+// value limit) crashed the daemon (recursive dump() in the error message) in `once` and `run`,
+// and again after every restart. Every etcd JSON parser now refuses it with a clear error.
+std::string deep(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(EtcdHostile, DeeplyNestedFieldsAreErrorsNotCrashes) {
+  for (const char* field : {"port", "weight", "backup", "address"}) {
+    const std::string value =
+        std::string(R"({"address":"10.0.0.1","port":80,")") + field + "\":" + deep(80'000) + "}";
+    auto r = parse_value("/svc/web/evil", value, "evil");
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_NE(r.error().message.find("etcd key '/svc/web/evil'"), std::string::npos)
+        << r.error().message;
+    EXPECT_NE(r.error().message.find("nested deeper than"), std::string::npos) << r.error().message;
+    EXPECT_LT(r.error().message.size(), 200u) << "the message never carries the payload";
+  }
+  auto op =
+      parse_value("/svc/web/evil", R"({"Addr":"10.0.0.1:80","Op":)" + deep(80'000) + "}", "evil");
+  EXPECT_FALSE(op.ok());
+  EXPECT_FALSE(parse_range_reply(R"({"header":{"revision":)" + deep(80'000) + "}}").ok());
+  EXPECT_FALSE(parse_watch_message(R"({"result":{"watch_id":)" + deep(80'000) + "}}").ok());
+  EXPECT_FALSE(parse_watch_message(R"({"error":)" + deep(80'000) + "}").ok());
+  EXPECT_FALSE(parse_auth_reply(R"({"error":)" + deep(80'000) + "}").ok());
+}
+
+// Below the depth limit, wrong types are still described by kind, never serialised.
+TEST(EtcdHostile, WrongTypesAreNamedByKind) {
+  auto r = parse_value("/svc/web/a", R"({"address":"10.0.0.1","port":[[1,2],[3]]})", "a");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("port must be 1..65535, got an array of 2 items"),
+            std::string::npos)
+      << r.error().message;
+  auto w = parse_value("/svc/web/a", R"({"address":"10.0.0.1","weight":{"x":{"y":1}}})", "a");
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().message.find("got an object with 1 keys"), std::string::npos)
+      << w.error().message;
+  auto e = parse_watch_message(R"({"error":{"grpc_code":[1]}})");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("an object with 1 keys without a message"), std::string::npos)
+      << e.error().message;
 }
 
 }  // namespace
