@@ -1,23 +1,15 @@
 #include "discovery/aws/credential_fetcher.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/requests.h"
+#include "sys/file.h"
+#include "sys/process.h"
 #include "sys/strings.h"
-
-extern char** environ;
 
 namespace ep::aws {
 
@@ -29,14 +21,9 @@ constexpr std::string_view kImdsTokenTtl = "21600";
 using sys::trim;
 
 Result<std::string> read_small_file(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error::unavailable(fmt::format("cannot read {} '{}'", what, path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.size() > 64 * 1024)
-    return Error::invalid(fmt::format("{} '{}' is too large", what, path));
-  return std::string(trim(text));
+  auto text = sys::read_file(path, 64 * 1024);
+  if (!text) return Error{text.error().kind, fmt::format("{}: {}", what, text.error().message)};
+  return std::string(trim(*text));
 }
 
 std::string status_text(const net::HttpResponse& r) {
@@ -260,75 +247,31 @@ Result<Credentials> HttpCredentialFetcher::fetch_imds(const CredentialPlan& plan
 Result<Credentials> HttpCredentialFetcher::run_credential_process(const CredentialPlan& plan) {
   auto argv_words = split_command_line(plan.credential_process);
   if (!argv_words) return argv_words.error();
-  const std::string& program = argv_words->front();
-  std::vector<char*> argv;
-  for (auto& w : *argv_words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    return Error::unavailable(fmt::format("credential_process: pipe: {}", std::strerror(errno)));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  if (rc != 0) {
-    close(fds[0]);
+  const std::string program = argv_words->front();
+  sys::ProcessOptions po;
+  po.timeout = options_.process_timeout;
+  po.max_output = kMaxProcessOutput;
+  po.merge_stderr = false;  // stdout is the JSON answer; stderr is the tool's own business
+  auto run = sys::run_process(*argv_words, po);
+  if (!run) {
     return Error::unavailable(
-        fmt::format("credential_process: cannot run '{}': {}", program, std::strerror(rc)));
+        fmt::format("credential_process: cannot run '{}': {}", program, run.error().message));
   }
-
-  std::string out;
-  bool timed_out = false, too_big = false;
-  const auto deadline = std::chrono::steady_clock::now() + options_.process_timeout;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    const int n = poll(&p, 1, static_cast<int>(left.count()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      timed_out = n == 0;
-      break;
-    }
-    char buf[4096];
-    const ssize_t got = read(fds[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    out.append(buf, static_cast<size_t>(got));
-    if (out.size() > kMaxProcessOutput) {
-      too_big = true;
-      break;
-    }
-  }
-  close(fds[0]);
-  if (timed_out || too_big) kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
+  if (run->timed_out) {
     return Error::unavailable(fmt::format("credential_process '{}' timed out after {} ms", program,
                                           options_.process_timeout.count()));
   }
-  if (too_big) {
+  if (run->output_truncated) {
     return Error::invalid(fmt::format("credential_process '{}' wrote more than {} bytes", program,
                                       kMaxProcessOutput));
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Error::unavailable(fmt::format(
-        "credential_process '{}' failed ({})", program,
-        WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
-                          : fmt::format("signal {}", WIFSIGNALED(status) ? WTERMSIG(status) : 0)));
+  if (run->exit_code != 0) {
+    return Error::unavailable(fmt::format("credential_process '{}' failed ({})", program,
+                                          run->signal == 0
+                                              ? fmt::format("exit status {}", run->exit_code)
+                                              : fmt::format("signal {}", run->signal)));
   }
+  const std::string& out = run->output;
   auto creds = parse_credential_process_output(out);
   if (!creds) {
     return Error{creds.error().kind,

@@ -10,17 +10,6 @@
 
 namespace ep::haproxy::config {
 
-struct CommandResult {
-  int exit_code = -1;  // -1 when killed by a signal or on timeout
-  bool timed_out = false;
-  std::string output;  // stdout and stderr, interleaved
-};
-
-// Runs argv[0] (searched in PATH) with argv, capturing its output, killing it after `timeout`.
-// kUnavailable when it cannot be started.
-Result<CommandResult> run_command(const std::vector<std::string>& argv,
-                                  std::chrono::milliseconds timeout);
-
 // `<binary> -c -f <path>` (no -q, so HAProxy's own ALERT lines are kept). kInvalid with HAProxy's
 // message when the file is rejected; kUnavailable when the binary cannot be run or times out.
 Status validate_config(const std::string& binary, const std::string& path,
@@ -43,8 +32,5 @@ enum class WriteOutcome { kUnchanged, kWritten };
 // error names the path and the reason (strerror, or HAProxy's own message).
 Result<WriteOutcome> write_config(const std::string& path, std::string_view content,
                                   const WriteOptions& options = {});
-
-// Reads a whole file (kUnavailable with strerror when it cannot).
-Result<std::string> read_file(const std::string& path);
 
 }  // namespace ep::haproxy::config

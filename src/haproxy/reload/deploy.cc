@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/metrics.h"
+#include "sys/file.h"
 
 namespace ep::haproxy::reload {
 
@@ -61,7 +62,7 @@ DeployReport deploy(const std::string& path, std::string_view text, Reloader& re
 
   // The rollback target: what is on disk now (validated when it was written, or what HAProxy
   // was started with).
-  auto previous = config::read_file(path);
+  auto previous = sys::read_file(path);
   const bool had_previous = previous.ok();
 
   auto w = config::write_config(path, text, write_options);

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "haproxy/config/writer.h"
-#include "haproxy/reload/process.h"
 #include "net/unix_socket.h"
+#include "sys/process.h"
 
 namespace ep::haproxy::reload {
 namespace {
@@ -152,15 +152,18 @@ class MethodReloader : public Reloader {
 
   Status run(const std::vector<std::string>& argv, Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    auto r = run_process(argv, std::max(left, milliseconds(1)));
+    sys::ProcessOptions po;
+    po.timeout = std::max(left, milliseconds(1));
+    auto r = sys::run_process(argv, po);
     if (!r) return r.error();
     if (r->timed_out) {
-      return Error::unavailable(describe(argv) + " did not finish within " +
+      return Error::unavailable(sys::describe_command(argv) + " did not finish within " +
                                 std::to_string(options_.timeout.count()) + " ms (killed)" +
                                 (r->output.empty() ? "" : ":\n" + r->output));
     }
     if (r->exit_code != 0) {
-      return Error::refused(describe(argv) + " failed (exit " + std::to_string(r->exit_code) + ")" +
+      return Error::refused(sys::describe_command(argv) + " failed (exit " +
+                            std::to_string(r->exit_code) + ")" +
                             (r->output.empty() ? "" : ":\n" + r->output));
     }
     return {};
@@ -352,15 +355,17 @@ namespace {
 Result<std::string> run_and_wait(const std::vector<std::string>& argv, const Target& target,
                                  std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  auto r = run_process(argv, timeout);
+  sys::ProcessOptions po;
+  po.timeout = timeout;
+  auto r = sys::run_process(argv, po);
   if (!r) return r.error();
   if (r->timed_out || r->exit_code != 0) {
     return Error::refused(
-        describe(argv) +
+        sys::describe_command(argv) +
         (r->timed_out ? " timed out" : " failed (exit " + std::to_string(r->exit_code) + ")") +
         (r->output.empty() ? "" : ":\n" + r->output));
   }
-  if (target.admin_socket.empty()) return "started: " + describe(argv);
+  if (target.admin_socket.empty()) return "started: " + sys::describe_command(argv);
   Backoff backoff(deadline);
   std::string last;
   do {
@@ -373,14 +378,15 @@ Result<std::string> run_and_wait(const std::vector<std::string>& argv, const Tar
     if (!target.master_socket.empty()) {
       auto t = show_proc(target.master_socket, deadline);
       if (!t)
-        return Error::unavailable("started " + describe(argv) + " but the master CLI " +
-                                  target.master_socket + " did not answer: " + t.error().message);
+        return Error::unavailable("started " + sys::describe_command(argv) +
+                                  " but the master CLI " + target.master_socket +
+                                  " did not answer: " + t.error().message);
     }
-    return "started (" + describe(argv) + "), worker pid " + std::to_string(*p);
+    return "started (" + sys::describe_command(argv) + "), worker pid " + std::to_string(*p);
   } while (backoff.wait());
-  return Error::unavailable("started " + describe(argv) + " but " + target.admin_socket +
-                            " did not answer within " + std::to_string(timeout.count()) +
-                            " ms: " + last);
+  return Error::unavailable("started " + sys::describe_command(argv) + " but " +
+                            target.admin_socket + " did not answer within " +
+                            std::to_string(timeout.count()) + " ms: " + last);
 }
 
 }  // namespace

@@ -14,14 +14,22 @@
 
 #include "haproxy/config/render.h"
 #include "haproxy/config/template.h"
+#include "sys/file.h"
+#include "sys/process.h"
 
 namespace ep::haproxy::config {
 namespace {
 
+Result<sys::ProcessResult> run(const std::vector<std::string>& argv, int seconds) {
+  sys::ProcessOptions o;
+  o.timeout = std::chrono::seconds(seconds);
+  return sys::run_process(argv, o);
+}
+
 namespace fs = std::filesystem;
 
 bool have_haproxy() {
-  auto r = run_command({"haproxy", "-v"}, std::chrono::seconds(5));
+  auto r = run({"haproxy", "-v"}, 5);
   return r.ok() && r->exit_code == 0;
 }
 
@@ -38,7 +46,7 @@ class WriterTest : public ::testing::Test {
     std::ofstream(p, std::ios::binary) << text;
   }
   std::string get(const std::string& p) {
-    auto r = read_file(p);
+    auto r = sys::read_file(p);
     return r.ok() ? *r : "<missing>";
   }
   size_t entries() { return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), {})); }
@@ -140,14 +148,13 @@ class SmallFsTest : public WriterTest {
     WriterTest::SetUp();
     mnt_ = dir_ + "/m";
     fs::create_directory(mnt_);
-    auto r = run_command({"mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt_},
-                         std::chrono::seconds(10));
+    auto r = run({"mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt_}, 10);
     mounted_ = r.ok() && r->exit_code == 0;
     live_ = mnt_ + "/haproxy.cfg";
     if (mounted_) put(live_, "old\n");
   }
   void TearDown() override {
-    if (mounted_) (void)run_command({"umount", mnt_}, std::chrono::seconds(10));
+    if (mounted_) (void)run({"umount", mnt_}, 10);
     WriterTest::TearDown();
   }
   std::string mnt_, live_;
@@ -156,7 +163,7 @@ class SmallFsTest : public WriterTest {
 
 TEST_F(SmallFsTest, ReadOnlyFilesystemIsAClearErrorAndKeepsLiveFile) {
   if (!mounted_) GTEST_SKIP() << "cannot mount a tmpfs (not root?)";
-  auto r = run_command({"mount", "-o", "remount,ro", mnt_}, std::chrono::seconds(10));
+  auto r = run({"mount", "-o", "remount,ro", mnt_}, 10);
   ASSERT_TRUE(r.ok() && r->exit_code == 0);
   WriteOptions o;
   o.validate = false;
