@@ -6,7 +6,7 @@
 #include "haproxy/config/servers.h"
 #include "haproxy/config/writer.h"
 #include "haproxy/reload/deploy.h"
-#include "sys/file.h"
+#include "os/file.h"
 
 namespace ep::app {
 
@@ -66,7 +66,7 @@ ConfigManager::ConfigManager(hc::Template tpl, const config::Settings& settings,
   // Runtime-only mode never reloads; the others may (config mode always, auto for slot growth).
   if (update_ != config::UpdateMode::kRuntime) reloader_ = hr::make_reloader(options_, target_);
   hr::describe_metrics();
-  if (auto current = sys::read_file(config_path_)) deployed_ = last_written_ = *current;
+  if (auto current = os::read_file(config_path_)) deployed_ = last_written_ = *current;
   if (reconciler_ != nullptr) {
     reconciler_->add_on_pass([this](const reconcile::PassReport&) { on_pass(); });
   }
@@ -290,7 +290,7 @@ Result<bool> ConfigManager::execute(const Work& work) {
       last_error_ = report.message;
     }
     // Whatever is on disk now is what the next attempt compares against.
-    if (auto current = sys::read_file(config_path_)) last_written_ = *current;
+    if (auto current = os::read_file(config_path_)) last_written_ = *current;
     return Error::refused(report.message);
   }
   last_written_ = work.text;

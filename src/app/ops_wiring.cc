@@ -61,9 +61,10 @@ Status take_lock_for(const config::Settings& settings, ops::InstanceLock& out) {
     paths.emplace_back(lock_override());
     what.push_back("this daemon (--lock-file)");
   } else {
-    const auto dir = ops::default_lock_dir();
+    auto dir = ops::default_lock_dir();
+    if (!dir) return dir.error();
     for (const auto& sock : settings.haproxy.sockets) {
-      paths.push_back(ops::lock_path_for_socket(dir, sock));
+      paths.push_back(ops::lock_path_for_socket(*dir, sock));
       what.push_back("HAProxy admin socket " + sock);
     }
   }

@@ -7,7 +7,7 @@
 #include <map>
 #include <optional>
 
-#include "sys/strings.h"
+#include "os/strings.h"
 
 namespace ep::config {
 
@@ -19,7 +19,7 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-using sys::trim;
+using os::trim;
 
 // One section while parsing: keys in file order, raw (uninterpolated) values.
 struct RawOption {

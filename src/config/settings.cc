@@ -8,7 +8,7 @@
 #include <set>
 
 #include "config/ep2.h"
-#include "sys/strings.h"
+#include "os/strings.h"
 
 namespace ep::config {
 
@@ -34,7 +34,7 @@ bool safe_name_char(char c) {
          c == '.' || c == ':' || c == '-';
 }
 
-using sys::printable;  // text from the config shown back in a message
+using os::printable;  // text from the config shown back in a message
 
 // HAProxy names (backends, servers) end up in runtime commands: keep them to a safe charset.
 void check_name(const ConfigNode* node, const std::string& what, const std::string& value,

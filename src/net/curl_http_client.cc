@@ -6,7 +6,7 @@
 #include <atomic>
 #include <mutex>
 
-#include "sys/strings.h"
+#include "os/strings.h"
 
 namespace ep::net {
 namespace {
@@ -46,7 +46,7 @@ size_t on_body(char* data, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
-using sys::trim;
+using os::trim;
 
 size_t on_header(char* data, size_t size, size_t nmemb, void* user) {
   auto* t = static_cast<Transfer*>(user);

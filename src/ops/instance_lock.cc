@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
@@ -33,16 +35,48 @@ std::string read_pid(int fd) {
 
 }  // namespace
 
-std::filesystem::path default_lock_dir() {
+Status ensure_private_dir(const std::filesystem::path& dir) {
+  const std::string d = dir.string();
+  if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Error::unavailable("cannot create lock directory " + d + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::lstat(d.c_str(), &st) != 0) {
+    return Error::unavailable("cannot use lock directory " + d + ": " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Error::refused("refusing lock directory " + d + ": not a directory (a symlink?)");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Error::refused("refusing lock directory " + d + ": owned by uid " +
+                          std::to_string(st.st_uid) + ", not by this user (uid " +
+                          std::to_string(::geteuid()) + ")");
+  }
+  if ((st.st_mode & 022) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Error::refused("refusing lock directory " + d + ": mode " + mode +
+                          " lets other users write into it");
+  }
+  return {};
+}
+
+Result<std::filesystem::path> default_lock_dir() {
+  std::filesystem::path dir;
   if (const char* rd = std::getenv("RUNTIME_DIRECTORY"); rd != nullptr && *rd != '\0') {
     // systemd may pass several (colon-separated); the first is ours.
     std::string first(rd);
-    first = first.substr(0, first.find(':'));
-    return first;
+    dir = first.substr(0, first.find(':'));
+  } else if (std::error_code ec; std::filesystem::is_directory("/run/elasticproxy", ec) ||
+                                 ::access("/run", W_OK) == 0) {
+    dir = "/run/elasticproxy";
+  } else if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg == '/') {
+    dir = std::filesystem::path(xdg) / "elasticproxy";
+  } else {
+    dir = "/tmp/elasticproxy-" + std::to_string(::geteuid());
   }
-  std::error_code ec;
-  if (std::filesystem::is_directory("/run/elasticproxy", ec)) return "/run/elasticproxy";
-  return "/tmp";
+  if (Status s = ensure_private_dir(dir); !s.ok()) return s.error();
+  return dir;
 }
 
 std::filesystem::path lock_path_for_socket(const std::filesystem::path& dir,
@@ -91,16 +125,20 @@ Result<InstanceLock> InstanceLock::acquire(const std::vector<std::filesystem::pa
     const std::string path = paths[i].string();
     const std::string guards = i < what.size() ? " (guards " + what[i] + ")" : "";
     if (std::find(lock.paths_.begin(), lock.paths_.end(), paths[i]) != lock.paths_.end()) continue;
-    // Open an existing file first without O_CREAT: in sticky directories (/tmp) another user's
-    // file cannot be opened with O_CREAT (fs.protected_regular), but can be read and flocked.
-    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT) {
-      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    }
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
       return Error::unavailable("cannot open lock file " + path + guards + ": " +
                                 std::strerror(errno));
+    }
+    // A lock file someone else made (e.g. --lock-file in a shared directory) could be held by
+    // them forever: only our own is used.
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid() || !S_ISREG(st.st_mode)) {
+      const unsigned owner = st.st_uid;
+      ::close(fd);
+      return Error::refused("refusing lock file " + path + guards + ": owned by uid " +
+                            std::to_string(owner) + ", not by this user (uid " +
+                            std::to_string(::geteuid()) + ")");
     }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;

@@ -12,9 +12,18 @@
 
 namespace ep::ops {
 
-// The lock directory used when none is given: $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=)
-// if set, else /run/elasticproxy if it exists, else /tmp.
-std::filesystem::path default_lock_dir();
+// The lock directory used when none is given, always a private one (never a shared /tmp, where
+// another user could pre-create our lock file and block the daemon):
+//  1. $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), its first entry;
+//  2. /run/elasticproxy (created 0700 when it is missing and /run is writable, i.e. as root);
+//  3. $XDG_RUNTIME_DIR/elasticproxy, created 0700;
+//  4. /tmp/elasticproxy-<euid>, created 0700.
+// The directory must be ours: a real directory (not a symlink), owned by the effective user, not
+// writable by group or others; otherwise kRefused naming it, its owner and its mode.
+Result<std::filesystem::path> default_lock_dir();
+
+// Creates `dir` (mode 0700) if it is missing, then checks it is private as above.
+Status ensure_private_dir(const std::filesystem::path& dir);
 
 // The lock file for one admin socket: <dir>/elasticproxy-<16 hex digits of a hash of the
 // socket's absolute, normalised path>.lock. Same socket, same file, whatever the spelling.

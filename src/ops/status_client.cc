@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ops/http_server.h"
-#include "sys/json.h"
+#include "os/json.h"
 
 namespace ep::ops {
 namespace {
@@ -48,7 +48,7 @@ std::string str(const nlohmann::json& j, const char* key, const std::string& dfl
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
   if (it->is_string()) return it->get<std::string>();
-  return sys::json_brief(*it);
+  return os::json_brief(*it);
 }
 
 }  // namespace
@@ -131,7 +131,7 @@ Result<HttpGetReply> http_get(std::string_view address, std::string_view path,
 }
 
 Result<std::string> render_status_table(std::string_view status_json) {
-  auto parsed = sys::parse_json(status_json, "/status");
+  auto parsed = os::parse_json(status_json, "/status");
   nlohmann::json j = parsed ? std::move(*parsed) : nlohmann::json();
   if (!j.is_object() || !j.contains("instances")) {
     return Error::invalid("not an ElasticProxy /status document");

@@ -4,13 +4,13 @@
 
 #include <algorithm>
 
-#include "sys/strings.h"
+#include "os/strings.h"
 
 namespace ep::aws {
 
 namespace {
 
-using sys::trim;
+using os::trim;
 
 // ASG names: 1..255 characters, no control characters (they go into a form body and logs).
 bool valid_group_name(std::string_view s) {

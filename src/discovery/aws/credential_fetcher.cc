@@ -7,9 +7,9 @@
 
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/requests.h"
-#include "sys/file.h"
-#include "sys/process.h"
-#include "sys/strings.h"
+#include "os/file.h"
+#include "os/process.h"
+#include "os/strings.h"
 
 namespace ep::aws {
 
@@ -18,10 +18,10 @@ namespace {
 constexpr size_t kMaxProcessOutput = 64 * 1024;
 constexpr std::string_view kImdsTokenTtl = "21600";
 
-using sys::trim;
+using os::trim;
 
 Result<std::string> read_small_file(const std::string& path, std::string_view what) {
-  auto text = sys::read_file(path, 64 * 1024);
+  auto text = os::read_file(path, 64 * 1024);
   if (!text) return Error{text.error().kind, fmt::format("{}: {}", what, text.error().message)};
   return std::string(trim(*text));
 }
@@ -248,11 +248,11 @@ Result<Credentials> HttpCredentialFetcher::run_credential_process(const Credenti
   auto argv_words = split_command_line(plan.credential_process);
   if (!argv_words) return argv_words.error();
   const std::string program = argv_words->front();
-  sys::ProcessOptions po;
+  os::ProcessOptions po;
   po.timeout = options_.process_timeout;
   po.max_output = kMaxProcessOutput;
   po.merge_stderr = false;  // stdout is the JSON answer; stderr is the tool's own business
-  auto run = sys::run_process(*argv_words, po);
+  auto run = os::run_process(*argv_words, po);
   if (!run) {
     return Error::unavailable(
         fmt::format("credential_process: cannot run '{}': {}", program, run.error().message));

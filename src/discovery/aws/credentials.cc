@@ -8,7 +8,7 @@
 #include <set>
 
 #include "discovery/aws/xml_util.h"
-#include "sys/json.h"
+#include "os/json.h"
 
 namespace ep::aws {
 
@@ -36,7 +36,7 @@ std::string jstr(const json& o, const char* key) {
 
 Result<json> parse_object(std::string_view text, std::string_view what) {
   if (text.size() > kMaxReplyBytes) return Error::invalid(fmt::format("{}: too large", what));
-  auto parsed = sys::parse_json(text, what);
+  auto parsed = os::parse_json(text, what);
   if (!parsed) return parsed.error();
   json j = std::move(*parsed);
   if (!j.is_object()) return Error::invalid(fmt::format("{}: not a JSON object", what));

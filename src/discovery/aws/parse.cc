@@ -8,7 +8,7 @@
 #include <pugixml.hpp>
 
 #include "discovery/aws/xml_util.h"
-#include "sys/json.h"
+#include "os/json.h"
 
 namespace ep::aws {
 
@@ -154,7 +154,7 @@ Result<json> parse_json_object(std::string_view text, std::string_view what) {
     return Error::invalid(
         fmt::format("{}: {} bytes exceeds the {} byte limit", what, text.size(), kMaxReplyBytes));
   }
-  auto parsed = sys::parse_json(text, what);
+  auto parsed = os::parse_json(text, what);
   if (!parsed) return parsed.error();
   json j = std::move(*parsed);
   if (!j.is_object()) return Error::invalid(fmt::format("{}: not a JSON object", what));
@@ -605,7 +605,7 @@ Result<AsgMessage> classify_message(std::string_view body) {
       return Error::invalid("SNS envelope has no string Message field");
     }
     const std::string& inner_text = msg->get_ref<const std::string&>();
-    auto parsed = sys::parse_json(inner_text, "SNS Message");
+    auto parsed = os::parse_json(inner_text, "SNS Message");
     json inner = parsed ? std::move(*parsed) : json();
     if (!inner.is_object()) {
       m.reason = "SNS Message is not a JSON object";

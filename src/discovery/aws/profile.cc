@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 
-#include "sys/strings.h"
+#include "os/strings.h"
 
 namespace ep::aws {
 namespace {
 
-using sys::trim;
+using os::trim;
 
 // A comment in a value starts at '#' or ';' preceded by whitespace (so "a#b" and URLs with
 // fragments survive, as in the SDKs).

@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
-#include "sys/json.h"
+#include "os/json.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -66,7 +66,7 @@ std::map<std::string, std::weak_ptr<AgentHub>>& registry() {
 }  // namespace
 
 Result<std::map<std::string, std::string>> parse_check_states(std::string_view text) {
-  auto parsed = sys::parse_json(text, "Consul check-state reply");
+  auto parsed = os::parse_json(text, "Consul check-state reply");
   if (!parsed) return parsed.error();
   nlohmann::json doc = std::move(*parsed);
   if (!doc.is_array()) return Error::invalid("Consul check-state reply must be a JSON array");

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "sys/json.h"
+#include "os/json.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -186,7 +186,7 @@ std::string aggregated_status(const std::vector<CheckStatus>& checks) {
 }
 
 Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions& options) {
-  auto parsed = sys::parse_json(text, "Consul health reply");
+  auto parsed = os::parse_json(text, "Consul health reply");
   if (!parsed) {
     std::string snippet(text.substr(0, 60));
     for (char& c : snippet) {

@@ -6,8 +6,8 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
-#include "sys/json.h"
-#include "sys/strings.h"
+#include "os/json.h"
+#include "os/strings.h"
 
 namespace ep::discovery::etcd {
 namespace {
@@ -26,7 +26,7 @@ int b64_value(char c) {
 }
 
 Result<json> parse_json(std::string_view text, std::string_view what) {
-  return sys::parse_json(text, what);
+  return os::parse_json(text, what);
 }
 
 // proto3 JSON int64: a string or a number; absent = 0.
@@ -41,7 +41,7 @@ Result<std::int64_t> get_int64(const json& obj, const char* field, std::string_v
     if (ec == std::errc() && p == s.data() + s.size()) return v;
   }
   return Error::invalid(
-      fmt::format("{}: field '{}' is not an integer: {}", what, field, sys::json_brief(*it, 80)));
+      fmt::format("{}: field '{}' is not an integer: {}", what, field, os::json_brief(*it, 80)));
 }
 
 Result<std::string> get_bytes(const json& obj, const char* field, std::string_view what) {
@@ -69,12 +69,12 @@ std::string error_message(const json& doc) {
     if (it->is_object()) {
       auto m = it->find("message");
       if (m != it->end() && m->is_string()) return m->get<std::string>();
-      return sys::json_brief(*it) + " without a message";
+      return os::json_brief(*it) + " without a message";
     }
   }
   auto m = doc.find("message");
   if (m != doc.end() && m->is_string()) return m->get<std::string>();
-  return "a reply without an error message: " + sys::json_brief(doc);
+  return "a reply without an error message: " + os::json_brief(doc);
 }
 
 Result<KeyValue> parse_kv(const json& kv, std::string_view what) {
@@ -110,7 +110,7 @@ Result<long> weight_of(const json& v, std::string_view what) {
   }
   if (w < 0 || w > 256)
     return Error::invalid(
-        fmt::format("{}: weight must be an integer 0..256, got {}", what, sys::json_brief(v)));
+        fmt::format("{}: weight must be an integer 0..256, got {}", what, os::json_brief(v)));
   return w;
 }
 
@@ -122,7 +122,7 @@ Result<bool> backup_of(const json& v, std::string_view what) {
     if (s == "false" || s == "0" || s == "no" || s.empty()) return false;
   }
   return Error::invalid(
-      fmt::format("{}: backup must be true or false, got {}", what, sys::json_brief(v)));
+      fmt::format("{}: backup must be true or false, got {}", what, os::json_brief(v)));
 }
 
 // weight/backup from an object (Metadata or the plain object shape).
@@ -145,7 +145,7 @@ Status apply_extras(const json& obj, Endpoint& e, std::string_view what) {
   return {};
 }
 
-using sys::trim;
+using os::trim;
 
 }  // namespace
 
@@ -261,7 +261,7 @@ Result<WatchMessage> parse_watch_message(std::string_view text) {
     out.revision = *rev;
   }
   if (auto id = r.find("watch_id"); id != r.end()) {
-    out.watch_id = id->is_string() ? id->get<std::string>() : sys::json_brief(*id);
+    out.watch_id = id->is_string() ? id->get<std::string>() : os::json_brief(*id);
   }
   out.created = get_bool(r, "created");
   out.canceled = get_bool(r, "canceled");
@@ -286,7 +286,7 @@ Result<WatchMessage> parse_watch_message(std::string_view text) {
           event.is_delete = true;
         } else if (!(t->is_string() && t->get_ref<const std::string&>() == "PUT") &&
                    !(t->is_number_integer() && t->get<int>() == 0)) {
-          return Error::invalid(what + ": unknown event type " + sys::json_brief(*t));
+          return Error::invalid(what + ": unknown event type " + os::json_brief(*t));
         }
       }
       auto kv = e.find("kv");
@@ -417,7 +417,7 @@ Result<ValueResult> parse_value(std::string_view key, std::string_view value, st
     if (auto op = v.find("Op"); op != v.end() && !op->is_null()) {
       if (!op->is_number_integer() || (op->get<int>() != 0 && op->get<int>() != 1))
         return Error::invalid(what + ": Op must be 0 (add) or 1 (delete), got " +
-                              sys::json_brief(*op));
+                              os::json_brief(*op));
       if (op->get<int>() == 1) {
         out.remove = true;
         return out;
@@ -451,7 +451,7 @@ Result<ValueResult> parse_value(std::string_view key, std::string_view value, st
       if (ec != std::errc() || q != s.data() + s.size()) p = -1;
     }
     if (p < 1 || p > 65535)
-      return Error::invalid(what + ": port must be 1..65535, got " + sys::json_brief(*port));
+      return Error::invalid(what + ": port must be 1..65535, got " + os::json_brief(*port));
     out.endpoint.port = static_cast<std::uint32_t>(p);
   }
   if (auto s = apply_extras(v, out.endpoint, what); !s) return s.error();

@@ -6,15 +6,15 @@
 
 #include "config/settings.h"
 #include "core/config_node.h"
-#include "sys/json.h"
-#include "sys/strings.h"
+#include "os/json.h"
+#include "os/strings.h"
 
 namespace ep::discovery::file {
 namespace {
 
 // A file_sd document is three levels deep; anything far deeper is garbage, and refusing it
 // up front keeps a hostile file from exhausting the stack in the JSON library.
-constexpr int kMaxJsonDepth = sys::kMaxJsonDepth;
+constexpr int kMaxJsonDepth = os::kMaxJsonDepth;
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -27,7 +27,7 @@ std::string where(const std::string& filename, const Mark& mark, const std::stri
   return s;
 }
 
-std::string quote_text(std::string_view s) { return "'" + sys::printable(s, 80) + "'"; }
+std::string quote_text(std::string_view s) { return "'" + os::printable(s, 80) + "'"; }
 
 // nlohmann reports a 1-based byte offset; users want line:col.
 Mark mark_at(std::string_view text, size_t byte, const std::string& filename) {
@@ -71,7 +71,7 @@ ConfigNode from_json(const nlohmann::json& j, const std::string& filename) {
 }
 
 Result<ConfigNode> parse_json(std::string_view text, const std::string& filename) {
-  if (sys::json_depth(text) > kMaxJsonDepth) {
+  if (os::json_depth(text) > kMaxJsonDepth) {
     return Error::invalid(filename + ": nesting deeper than " + std::to_string(kMaxJsonDepth) +
                           " levels; not a file_sd list");
   }

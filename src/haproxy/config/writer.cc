@@ -8,9 +8,9 @@
 #include <cstring>
 #include <filesystem>
 
-#include "sys/fd.h"
-#include "sys/file.h"
-#include "sys/process.h"
+#include "os/fd.h"
+#include "os/file.h"
+#include "os/process.h"
 
 namespace ep::haproxy::config {
 namespace {
@@ -21,9 +21,9 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 Status validate_config(const std::string& binary, const std::string& path,
                        std::chrono::milliseconds timeout) {
-  sys::ProcessOptions po;
+  os::ProcessOptions po;
   po.timeout = timeout;
-  auto r = sys::run_process({binary, "-c", "-f", path}, po);
+  auto r = os::run_process({binary, "-c", "-f", path}, po);
   if (!r.ok()) return r.error();
   if (r->timed_out) {
     return Error::unavailable(binary + " -c -f " + path + " did not finish within " +
@@ -42,14 +42,16 @@ Result<WriteOutcome> write_config(const std::string& path, std::string_view cont
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
   if (exists) {
-    auto current = sys::read_file(path);
+    auto current = os::read_file(path);
     if (current.ok() && *current == content) return WriteOutcome::kUnchanged;
   }
   const fs::path live(path);
   const fs::path dir = live.has_parent_path() ? live.parent_path() : fs::path(".");
   std::string tmp = (dir / ("." + live.filename().string() + ".ep-XXXXXX")).string();
-  const mode_t mode = exists ? (st.st_mode & 07777) : 0644;
-  sys::UniqueFd fd(::mkstemp(tmp.data()));
+  // A new config may hold secrets (stats passwords, userlists): not world-readable. A replaced one
+  // keeps its mode, owner and group (HAProxy or a reader of the file may rely on them).
+  const mode_t mode = exists ? (st.st_mode & 07777) : 0640;
+  os::UniqueFd fd(::mkstemp(tmp.data()));
   if (fd.get() < 0) {
     return Error::unavailable("cannot write " + path + ": cannot create a temp file in " +
                               dir.string() + ": " + errno_text(errno) +
@@ -61,6 +63,12 @@ Result<WriteOutcome> write_config(const std::string& path, std::string_view cont
                               " (the live file is unchanged)");
   };
   ::fchmod(fd.get(), mode);
+  if (exists && (st.st_uid != ::geteuid() || st.st_gid != ::getegid()) &&
+      ::fchown(fd.get(), st.st_uid, st.st_gid) != 0) {
+    return fail("keep the owner " + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) +
+                    " of the previous file on " + tmp,
+                errno);
+  }
   size_t off = 0;
   while (off < content.size()) {
     const ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
@@ -93,7 +101,7 @@ Result<WriteOutcome> write_config(const std::string& path, std::string_view cont
     }
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename " + tmp, errno);
-  sys::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  os::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() >= 0) ::fsync(dfd.get());
   return WriteOutcome::kWritten;
 }

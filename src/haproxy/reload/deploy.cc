@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "core/metrics.h"
-#include "sys/file.h"
+#include "os/file.h"
 
 namespace ep::haproxy::reload {
 
@@ -62,7 +62,7 @@ DeployReport deploy(const std::string& path, std::string_view text, Reloader& re
 
   // The rollback target: what is on disk now (validated when it was written, or what HAProxy
   // was started with).
-  auto previous = sys::read_file(path);
+  auto previous = os::read_file(path);
   const bool had_previous = previous.ok();
 
   auto w = config::write_config(path, text, write_options);

@@ -10,7 +10,7 @@
 
 #include "haproxy/config/writer.h"
 #include "net/unix_socket.h"
-#include "sys/process.h"
+#include "os/process.h"
 
 namespace ep::haproxy::reload {
 namespace {
@@ -152,17 +152,17 @@ class MethodReloader : public Reloader {
 
   Status run(const std::vector<std::string>& argv, Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    sys::ProcessOptions po;
+    os::ProcessOptions po;
     po.timeout = std::max(left, milliseconds(1));
-    auto r = sys::run_process(argv, po);
+    auto r = os::run_process(argv, po);
     if (!r) return r.error();
     if (r->timed_out) {
-      return Error::unavailable(sys::describe_command(argv) + " did not finish within " +
+      return Error::unavailable(os::describe_command(argv) + " did not finish within " +
                                 std::to_string(options_.timeout.count()) + " ms (killed)" +
                                 (r->output.empty() ? "" : ":\n" + r->output));
     }
     if (r->exit_code != 0) {
-      return Error::refused(sys::describe_command(argv) + " failed (exit " +
+      return Error::refused(os::describe_command(argv) + " failed (exit " +
                             std::to_string(r->exit_code) + ")" +
                             (r->output.empty() ? "" : ":\n" + r->output));
     }
@@ -355,17 +355,17 @@ namespace {
 Result<std::string> run_and_wait(const std::vector<std::string>& argv, const Target& target,
                                  std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  sys::ProcessOptions po;
+  os::ProcessOptions po;
   po.timeout = timeout;
-  auto r = sys::run_process(argv, po);
+  auto r = os::run_process(argv, po);
   if (!r) return r.error();
   if (r->timed_out || r->exit_code != 0) {
     return Error::refused(
-        sys::describe_command(argv) +
+        os::describe_command(argv) +
         (r->timed_out ? " timed out" : " failed (exit " + std::to_string(r->exit_code) + ")") +
         (r->output.empty() ? "" : ":\n" + r->output));
   }
-  if (target.admin_socket.empty()) return "started: " + sys::describe_command(argv);
+  if (target.admin_socket.empty()) return "started: " + os::describe_command(argv);
   Backoff backoff(deadline);
   std::string last;
   do {
@@ -378,13 +378,12 @@ Result<std::string> run_and_wait(const std::vector<std::string>& argv, const Tar
     if (!target.master_socket.empty()) {
       auto t = show_proc(target.master_socket, deadline);
       if (!t)
-        return Error::unavailable("started " + sys::describe_command(argv) +
-                                  " but the master CLI " + target.master_socket +
-                                  " did not answer: " + t.error().message);
+        return Error::unavailable("started " + os::describe_command(argv) + " but the master CLI " +
+                                  target.master_socket + " did not answer: " + t.error().message);
     }
-    return "started (" + sys::describe_command(argv) + "), worker pid " + std::to_string(*p);
+    return "started (" + os::describe_command(argv) + "), worker pid " + std::to_string(*p);
   } while (backoff.wait());
-  return Error::unavailable("started " + sys::describe_command(argv) + " but " +
+  return Error::unavailable("started " + os::describe_command(argv) + " but " +
                             target.admin_socket + " did not answer within " +
                             std::to_string(timeout.count()) + " ms: " + last);
 }

@@ -36,9 +36,36 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 }
 
 namespace {
+
+// Every daemon a test binary starts keeps its instance locks in one private directory of that
+// test process (RUNTIME_DIRECTORY, as systemd would set it), removed when the process exits: the
+// suite leaves no lock file behind, and two daemons of one test still see each other's locks.
+class LockDirectory {
+ public:
+  LockDirectory() {
+    char tmpl[] = "/tmp/ep-test-run-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
+  }
+  ~LockDirectory() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+const std::string& lock_directory() {
+  static LockDirectory dir;
+  return dir.path();
+}
+
 pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+  const std::string& lock_dir = lock_directory();  // created before the fork
   pid_t pid = ::fork();
   if (pid != 0) return pid;
+  if (!lock_dir.empty()) ::setenv("RUNTIME_DIRECTORY", lock_dir.c_str(), 1);
   int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd >= 0) {
     ::dup2(fd, 1);

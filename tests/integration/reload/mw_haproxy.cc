@@ -12,8 +12,8 @@
 
 #include "haproxy/reload/reloader.h"
 #include "net/unix_socket.h"
+#include "os/process.h"
 #include "support/haproxy/loopback.h"
-#include "sys/process.h"
 
 namespace ep::test {
 namespace {
@@ -87,7 +87,7 @@ void MwHaproxy::write_config(const std::string& text) const {
 
 Status MwHaproxy::start() {
   write_config(text_);
-  auto r = sys::run_process({"haproxy", "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_});
+  auto r = os::run_process({"haproxy", "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_});
   if (!r) return r.error();
   log_ = r->output;
   if (r->exit_code != 0) return Error::unavailable("haproxy did not start: " + r->output);

@@ -19,10 +19,10 @@
 #include "haproxy/reload/deploy.h"
 #include "haproxy/reload/reloader.h"
 #include "integration/reload/mw_haproxy.h"
+#include "os/process.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
-#include "sys/process.h"
 
 namespace ep::test {
 namespace {
@@ -297,13 +297,13 @@ TEST_F(ReloadTest, TwentyReloadsUnderLoadLoseNoRequest) {
 
 TEST_F(ReloadTest, ReadOnlyConfigDirectoryIsAClearErrorAndHaproxyKeepsServing) {
   // Root ignores permission bits; the immutable flag stops root too.
-  auto set = sys::run_process({"chattr", "+i", hp_->dir()});
+  auto set = os::run_process({"chattr", "+i", hp_->dir()});
   if (!set.ok() || set->exit_code != 0) GTEST_SKIP() << "chattr +i not available";
   const std::string before = read(hp_->config_path());
   auto reloader = hr::make_reloader(options(hr::Method::kMasterCli), hp_->target());
   auto report =
       hr::deploy(hp_->config_path(), hp_->expand(config_text(backend_.port(), 50)), *reloader, {});
-  (void)sys::run_process({"chattr", "-i", hp_->dir()});
+  (void)os::run_process({"chattr", "-i", hp_->dir()});
   EXPECT_EQ(report.outcome, hr::DeployReport::Outcome::kRejected) << report.message;
   EXPECT_NE(report.message.find("cannot write " + hp_->config_path()), std::string::npos)
       << report.message;

@@ -14,16 +14,16 @@
 
 #include "haproxy/config/render.h"
 #include "haproxy/config/template.h"
-#include "sys/file.h"
-#include "sys/process.h"
+#include "os/file.h"
+#include "os/process.h"
 
 namespace ep::haproxy::config {
 namespace {
 
-Result<sys::ProcessResult> run(const std::vector<std::string>& argv, int seconds) {
-  sys::ProcessOptions o;
+Result<os::ProcessResult> run(const std::vector<std::string>& argv, int seconds) {
+  os::ProcessOptions o;
   o.timeout = std::chrono::seconds(seconds);
-  return sys::run_process(argv, o);
+  return os::run_process(argv, o);
 }
 
 namespace fs = std::filesystem;
@@ -46,7 +46,7 @@ class WriterTest : public ::testing::Test {
     std::ofstream(p, std::ios::binary) << text;
   }
   std::string get(const std::string& p) {
-    auto r = sys::read_file(p);
+    auto r = os::read_file(p);
     return r.ok() ? *r : "<missing>";
   }
   size_t entries() { return static_cast<size_t>(std::distance(fs::directory_iterator(dir_), {})); }
@@ -77,6 +77,28 @@ TEST_F(WriterTest, WritesNewFileThenKeepsPreviousAsBackup) {
   EXPECT_EQ(fs::status(path_).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
   EXPECT_EQ(entries(), 2u);  // no temp file left behind
+}
+
+// Issue #14 point 6: a new config is not world-readable; a replaced one keeps its mode, owner and
+// group.
+TEST_F(WriterTest, NewFileIs0640AndAReplacedOneKeepsModeOwnerAndGroup) {
+  WriteOptions o;
+  o.validate = false;
+  ASSERT_TRUE(write_config(path_, "one\n", o).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+
+  ::chmod(path_.c_str(), 0604);
+  if (::geteuid() == 0) ASSERT_EQ(::chown(path_.c_str(), 65534, 65534), 0);
+  ASSERT_TRUE(write_config(path_, "two\n", o).ok());
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(get(path_), "two\n");
+  EXPECT_EQ(st.st_mode & 07777, 0604u);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(st.st_uid, 65534u);
+    EXPECT_EQ(st.st_gid, 65534u);
+  }
 }
 
 TEST_F(WriterTest, SameContentIsNotRewritten) {

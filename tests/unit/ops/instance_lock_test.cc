@@ -3,6 +3,7 @@
 #include "ops/instance_lock.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,11 +80,49 @@ TEST_F(LockTest, MissingDirectoryIsAClearError) {
   EXPECT_NE(l.error().message.find("nope/x.lock"), std::string::npos);
 }
 
-TEST(LockDir, RuntimeDirectoryWins) {
-  setenv("RUNTIME_DIRECTORY", "/run/elasticproxy-test:/other", 1);
-  EXPECT_EQ(default_lock_dir(), "/run/elasticproxy-test");
+TEST_F(LockTest, RuntimeDirectoryWins) {
+  const std::string mine = (dir_ / "rt").string();
+  setenv("RUNTIME_DIRECTORY", (mine + ":/other").c_str(), 1);
+  auto d = default_lock_dir();
   unsetenv("RUNTIME_DIRECTORY");
-  EXPECT_FALSE(default_lock_dir().empty());
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(*d, mine);
+  struct stat st {};
+  ASSERT_EQ(::stat(mine.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u) << "created private";
+}
+
+// Issue #14 point 6: a lock directory another user could write into (or a symlink to one) is
+// refused, never used.
+TEST_F(LockTest, SharedOrForeignLockDirectoryIsRefused) {
+  const std::string open_dir = (dir_ / "open").string();
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 01777), 0);
+  auto s = ensure_private_dir(open_dir);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().kind, ErrorKind::kRefused);
+  EXPECT_NE(s.error().message.find("mode 1777"), std::string::npos) << s.error().message;
+
+  const std::string link = (dir_ / "link").string();
+  ASSERT_EQ(::symlink(open_dir.c_str(), link.c_str()), 0);
+  EXPECT_FALSE(ensure_private_dir(link).ok());
+
+  setenv("RUNTIME_DIRECTORY", open_dir.c_str(), 1);
+  auto d = default_lock_dir();
+  unsetenv("RUNTIME_DIRECTORY");
+  EXPECT_FALSE(d.ok());
+}
+
+// A lock file pre-created by another user is refused (it could be held forever by them).
+TEST_F(LockTest, ForeignLockFileIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to chown";
+  const auto path = dir_ / "foreign.lock";
+  ASSERT_TRUE(InstanceLock::acquire({path}, {"socket"}).ok());  // creates it, ours
+  ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+  auto l = InstanceLock::acquire({path}, {"socket"});
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.error().kind, ErrorKind::kRefused);
+  EXPECT_NE(l.error().message.find("owned by uid 65534"), std::string::npos) << l.error().message;
 }
 
 }  // namespace

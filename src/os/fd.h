@@ -3,7 +3,7 @@
 
 #include <utility>
 
-namespace ep::sys {
+namespace ep::os {
 
 class UniqueFd {
  public:
@@ -30,4 +30,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace ep::sys
+}  // namespace ep::os

@@ -1,4 +1,4 @@
-#include "sys/process.h"
+#include "os/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,11 +14,11 @@
 #include <string_view>
 #include <thread>
 
-#include "sys/fd.h"
+#include "os/fd.h"
 
 extern char** environ;
 
-namespace ep::sys {
+namespace ep::os {
 namespace {
 
 constexpr std::array<std::string_view, 16> kWithheld = {
@@ -174,4 +174,4 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv,
   return result;
 }
 
-}  // namespace ep::sys
+}  // namespace ep::os

@@ -1,8 +1,8 @@
-#include "sys/strings.h"
+#include "os/strings.h"
 
 #include <cstdio>
 
-namespace ep::sys {
+namespace ep::os {
 
 std::string_view trim(std::string_view s) {
   constexpr std::string_view kSpace = " \t\n\r\f\v";
@@ -32,4 +32,4 @@ std::string printable(std::string_view s, std::size_t max_chars) {
   return out;
 }
 
-}  // namespace ep::sys
+}  // namespace ep::os

@@ -9,7 +9,7 @@
 
 #include "core/result.h"
 
-namespace ep::sys {
+namespace ep::os {
 
 struct ProcessOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
@@ -56,4 +56,4 @@ bool is_withheld_variable(const std::string& name);
 // "a b 'c d'" for logs (arguments with blanks or quotes quoted).
 std::string describe_command(const std::vector<std::string>& argv);
 
-}  // namespace ep::sys
+}  // namespace ep::os

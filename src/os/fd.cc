@@ -1,8 +1,8 @@
-#include "sys/fd.h"
+#include "os/fd.h"
 
 #include <unistd.h>
 
-namespace ep::sys {
+namespace ep::os {
 
 void UniqueFd::reset(int fd) {
   // close() is not retried on EINTR: on Linux the descriptor is released either way.
@@ -10,4 +10,4 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-}  // namespace ep::sys
+}  // namespace ep::os

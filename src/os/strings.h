@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace ep::sys {
+namespace ep::os {
 
 // `s` without leading and trailing ASCII white space (space, \t, \n, \r, \f, \v).
 std::string_view trim(std::string_view s);
@@ -15,4 +15,4 @@ std::string_view trim(std::string_view s);
 // passes) and DEL as \xNN. Cut to `max_chars` input bytes with "..." appended when longer.
 std::string printable(std::string_view s, std::size_t max_chars = std::string_view::npos);
 
-}  // namespace ep::sys
+}  // namespace ep::os

@@ -1,10 +1,10 @@
-#include "sys/json.h"
+#include "os/json.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace ep::sys {
+namespace ep::os {
 namespace {
 
 // `[[[ … ]]]` nested `depth` deep around `inner`.
@@ -69,4 +69,4 @@ TEST(JsonBrief, DeepContainerIsDescribedWithoutRecursion) {
 }
 
 }  // namespace
-}  // namespace ep::sys
+}  // namespace ep::os

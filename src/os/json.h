@@ -12,7 +12,7 @@
 
 #include "core/result.h"
 
-namespace ep::sys {
+namespace ep::os {
 
 // Deeper than any wire format we read (Consul health entries nest 4 levels, AWS 5).
 inline constexpr int kMaxJsonDepth = 64;
@@ -31,4 +31,4 @@ Result<nlohmann::json> parse_json(std::string_view text, std::string_view what,
 // ("an array of 3 items", "an object with 2 keys"). Never recurses.
 std::string json_brief(const nlohmann::json& value, std::size_t max_chars = 40);
 
-}  // namespace ep::sys
+}  // namespace ep::os

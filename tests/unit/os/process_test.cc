@@ -1,4 +1,4 @@
-#include "sys/process.h"
+#include "os/process.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -10,10 +10,10 @@
 #include <chrono>
 #include <string>
 
-#include "sys/fd.h"
-#include "sys/file.h"
+#include "os/fd.h"
+#include "os/file.h"
 
-namespace ep::sys {
+namespace ep::os {
 namespace {
 
 using namespace std::chrono_literals;
@@ -161,4 +161,4 @@ TEST(UniqueFd, ClosesOnceAndMoves) {
 }
 
 }  // namespace
-}  // namespace ep::sys
+}  // namespace ep::os

@@ -1,8 +1,8 @@
-#include "sys/json.h"
+#include "os/json.h"
 
-#include "sys/strings.h"
+#include "os/strings.h"
 
-namespace ep::sys {
+namespace ep::os {
 
 int json_depth(std::string_view text) {
   int depth = 0, max_depth = 0;
@@ -58,4 +58,4 @@ std::string json_brief(const nlohmann::json& value, std::size_t max_chars) {
   }
 }
 
-}  // namespace ep::sys
+}  // namespace ep::os

@@ -1,4 +1,4 @@
-#include "sys/file.h"
+#include "os/file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,9 +6,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "sys/fd.h"
+#include "os/fd.h"
 
-namespace ep::sys {
+namespace ep::os {
 
 Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -28,4 +28,4 @@ Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
   return out;
 }
 
-}  // namespace ep::sys
+}  // namespace ep::os
