@@ -133,11 +133,8 @@ void read_haproxy(const ConfigNode& node, HaproxySettings& out, Diagnostics& dia
       diag.error(b->mark, "haproxy.binary must not be empty");
     }
   }
-  r.duration("timeout", out.timeout);
-  if (const ConfigNode* t = r.node().find("timeout"); t && out.timeout.count() == 0) {
-    diag.error(t->mark, "haproxy.timeout must be greater than 0");
-  }
-  r.duration("resync_interval", out.resync_interval);
+  r.positive_duration("timeout", out.timeout);
+  r.positive_duration("resync_interval", out.resync_interval);
   if (const ConfigNode* reload = r.get("reload")) out.reload = *reload;
   r.finish();
 }

@@ -50,10 +50,14 @@ const ConfigNode* ConfigNode::find(std::string_view key) const {
 
 const char* ConfigNode::kind_name() const {
   switch (kind) {
-    case Kind::kNull: return "nothing";
-    case Kind::kScalar: return "a scalar";
-    case Kind::kSequence: return "a list";
-    case Kind::kMap: return "a map";
+    case Kind::kNull:
+      return "nothing";
+    case Kind::kScalar:
+      return "a scalar";
+    case Kind::kSequence:
+      return "a list";
+    case Kind::kMap:
+      return "a map";
   }
   return "?";
 }
@@ -80,13 +84,20 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (end == s.c_str() || errno != 0 || !std::isfinite(v) || v < 0) return std::nullopt;
   std::string_view unit(end);
   double ms = 0;
-  if (unit.empty() || unit == "s") ms = v * 1000;
-  else if (unit == "ms") ms = v;
-  else if (unit == "us") ms = v / 1000;
-  else if (unit == "m") ms = v * 60'000;
-  else if (unit == "h") ms = v * 3'600'000;
-  else if (unit == "d") ms = v * 86'400'000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "s")
+    ms = v * 1000;
+  else if (unit == "ms")
+    ms = v;
+  else if (unit == "us")
+    ms = v / 1000;
+  else if (unit == "m")
+    ms = v * 60'000;
+  else if (unit == "h")
+    ms = v * 3'600'000;
+  else if (unit == "d")
+    ms = v * 86'400'000;
+  else
+    return std::nullopt;
   if (ms > 1e12) return std::nullopt;
   return std::chrono::milliseconds(static_cast<long long>(std::llround(ms)));
 }
@@ -219,12 +230,26 @@ bool MapReader::duration(std::string_view key, std::chrono::milliseconds& out) {
       out = *d;
       return true;
     }
+    if (!n->scalar.empty() && n->scalar.front() == '-') {
+      diag_.error(n->mark, key_name(what_, key) + " must not be negative, got '" + n->scalar + "'");
+      return false;
+    }
   }
-  diag_.error(n->mark, key_name(what_, key) +
-                           " must be a duration such as 500ms, 2s or 1m, got " +
+  diag_.error(n->mark, key_name(what_, key) + " must be a duration such as 500ms, 2s or 1m, got " +
                            (n->kind == ConfigNode::Kind::kScalar ? "'" + n->scalar + "'"
                                                                  : std::string(n->kind_name())));
   return false;
+}
+
+bool MapReader::positive_duration(std::string_view key, std::chrono::milliseconds& out) {
+  std::chrono::milliseconds value = out;
+  if (!duration(key, value)) return false;
+  if (const ConfigNode* n = get(key); n != nullptr && value.count() <= 0) {
+    diag_.error(n->mark, key_name(what_, key) + " must be greater than 0, got '" + n->scalar + "'");
+    return false;
+  }
+  out = value;
+  return true;
 }
 
 bool MapReader::string_list(std::string_view key, std::vector<std::string>& out, bool required) {
@@ -241,14 +266,16 @@ bool MapReader::string_list(std::string_view key, std::vector<std::string>& out,
     return true;
   }
   if (n->kind != ConfigNode::Kind::kSequence) {
-    diag_.error(n->mark, key_name(what_, key) + " must be a list of strings, got " + n->kind_name());
+    diag_.error(n->mark,
+                key_name(what_, key) + " must be a list of strings, got " + n->kind_name());
     return false;
   }
   std::vector<std::string> result;
   bool ok = true;
   for (const auto& item : n->items) {
     if (item.kind != ConfigNode::Kind::kScalar) {
-      diag_.error(item.mark, key_name(what_, key) + " items must be strings, got " + item.kind_name());
+      diag_.error(item.mark,
+                  key_name(what_, key) + " items must be strings, got " + item.kind_name());
       ok = false;
       continue;
     }

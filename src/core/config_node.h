@@ -14,8 +14,8 @@ namespace ep {
 
 struct Mark {
   std::string file;
-  int line = 0;    // 1-based; 0 = unknown
-  int column = 0;  // 1-based
+  int line = 0;             // 1-based; 0 = unknown
+  int column = 0;           // 1-based
   std::string str() const;  // "file:line:col" (or just "file")
 };
 
@@ -25,17 +25,17 @@ class ConfigNode {
 
   Kind kind = Kind::kNull;
   Mark mark;
-  std::string scalar;               // kScalar
-  std::vector<ConfigNode> items;    // kSequence
-  std::vector<std::string> keys;    // kMap, in file order
-  std::vector<Mark> key_marks;      // kMap, parallel to keys
-  std::vector<ConfigNode> values;   // kMap, parallel to keys
+  std::string scalar;              // kScalar
+  std::vector<ConfigNode> items;   // kSequence
+  std::vector<std::string> keys;   // kMap, in file order
+  std::vector<Mark> key_marks;     // kMap, parallel to keys
+  std::vector<ConfigNode> values;  // kMap, parallel to keys
 
   static ConfigNode make_scalar(std::string value, Mark mark = {});
   static ConfigNode make_map(Mark mark = {});
   static ConfigNode make_sequence(Mark mark = {});
   void add(std::string key, ConfigNode value, Mark key_mark = {});  // kMap
-  const ConfigNode* find(std::string_view key) const;             // kMap, else nullptr
+  const ConfigNode* find(std::string_view key) const;               // kMap, else nullptr
   const char* kind_name() const;
 };
 
@@ -69,10 +69,15 @@ class MapReader {
   bool integer(std::string_view key, long& out, long min, long max, bool required = false);
   bool number(std::string_view key, double& out, double min, double max);
   bool boolean(std::string_view key, bool& out);
+  // A duration >= 0 ("500ms", "2s", "1m"); a negative one is an error naming the key.
   bool duration(std::string_view key, std::chrono::milliseconds& out);
+  // An interval or timeout: a duration > 0. Zero would mean a hot loop (an interval) or a request
+  // that can never finish (a timeout), so it is an error at the key's position.
+  bool positive_duration(std::string_view key, std::chrono::milliseconds& out);
   // A scalar or a sequence of scalars; a scalar with commas is NOT split.
   bool string_list(std::string_view key, std::vector<std::string>& out, bool required = false);
-  bool one_of(std::string_view key, std::string& out, std::initializer_list<std::string_view> allowed);
+  bool one_of(std::string_view key, std::string& out,
+              std::initializer_list<std::string_view> allowed);
 
   // Reports unknown keys; returns true when no error was recorded by this reader.
   bool finish();

@@ -165,11 +165,11 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   if (o.backup_other_zones && o.local_zone.empty()) {
     diag.error(node.mark, "aws_asg: backup_other_zones needs local_zone");
   }
-  r.duration("interval", o.interval);
+  r.positive_duration("interval", o.interval);
   if (o.interval < std::chrono::seconds(1)) {
     diag.error(node.mark, "aws_asg: interval must be at least 1s");
   }
-  r.duration("timeout", o.timeout);
+  r.positive_duration("timeout", o.timeout);
   r.string("queue_url", o.queue_url);
   r.string("sqs_queue_url", o.queue_url);  // the spelling of docs/ARCHITECTURE.md's sketch
   r.integer("wait_seconds", o.wait_seconds, 1, 20);
@@ -189,7 +189,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
       o.lifecycle_states = {"Pending:Wait", "Pending:Proceed", "InService"};
     }
   }
-  r.duration("heartbeat_interval", o.heartbeat_interval);
+  r.positive_duration("heartbeat_interval", o.heartbeat_interval);
   if (o.heartbeat_interval < std::chrono::seconds(1)) {
     diag.error(node.mark, "aws_asg: heartbeat_interval must be at least 1s");
   }
@@ -197,8 +197,8 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   std::string on_timeout = "continue";
   r.one_of("on_drain_timeout", on_timeout, {"continue", "abandon"});
   o.on_drain_timeout = on_timeout == "abandon" ? HookResult::kAbandon : HookResult::kContinue;
-  r.duration("launch_timeout", o.launch_timeout);
-  r.duration("hook_check_interval", o.hook_check_interval);
+  r.positive_duration("launch_timeout", o.launch_timeout);
+  r.positive_duration("hook_check_interval", o.hook_check_interval);
   if (o.hook_check_interval < std::chrono::milliseconds(50)) {
     diag.error(node.mark, "aws_asg: hook_check_interval must be at least 50ms");
   }

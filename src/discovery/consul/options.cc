@@ -274,20 +274,17 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   }
   r.boolean("cached", o.cached);
   r.boolean("stale", o.stale);
-  r.duration("timeout", o.timeout);
-  r.duration("connect_timeout", o.connect_timeout);
+  r.positive_duration("timeout", o.timeout);
+  r.positive_duration("connect_timeout", o.connect_timeout);
   r.duration("min_interval", o.min_interval);
   r.duration("jitter", o.jitter);
   r.integer("burst", o.burst, 1, 1000);
-  r.duration("refill", o.refill);
-  r.duration("backoff_min", o.backoff_min);
-  r.duration("backoff_max", o.backoff_max);
+  r.positive_duration("refill", o.refill);
+  r.positive_duration("backoff_min", o.backoff_min);
+  r.positive_duration("backoff_max", o.backoff_max);
   r.duration("empty_confirm", o.empty_confirm);
-  if (o.timeout.count() <= 0) diag.error(node.mark, "consul.timeout must be positive");
-  if (o.connect_timeout.count() <= 0)
-    diag.error(node.mark, "consul.connect_timeout must be positive");
-  if (o.backoff_min.count() <= 0 || o.backoff_max < o.backoff_min) {
-    diag.error(node.mark, "consul.backoff_min must be positive and not above backoff_max");
+  if (o.backoff_max < o.backoff_min) {
+    diag.error(node.mark, "consul.backoff_min must not be above backoff_max");
   }
 
   if (!r.finish()) return std::nullopt;

@@ -55,11 +55,11 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
   std::string family = "any";
   r.one_of("family", family, {"any", "ipv4", "ipv6"});
   o.family = family == "ipv4" ? Family::kIpv4 : family == "ipv6" ? Family::kIpv6 : Family::kAny;
-  r.duration("ttl_floor", o.ttl_floor);
-  r.duration("ttl_ceiling", o.ttl_ceiling);
-  r.duration("timeout", o.timeout);
+  r.positive_duration("ttl_floor", o.ttl_floor);
+  r.positive_duration("ttl_ceiling", o.ttl_ceiling);
+  r.positive_duration("timeout", o.timeout);
   r.integer("tries", o.tries, 1, 10);
-  r.duration("retry_interval", o.retry_interval);
+  r.positive_duration("retry_interval", o.retry_interval);
   r.integer("empty_confirmations", o.empty_confirmations, 1, 100);
   r.integer("edns_payload", o.edns_payload, 512, 65535);
   const bool known = r.finish();

@@ -23,11 +23,11 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   r.string("username", o.username);
   r.string("password", o.password);
   r.string("password_file", o.password_file);
-  r.duration("timeout", o.timeout);
-  r.duration("connect_timeout", o.connect_timeout);
-  r.duration("idle_timeout", o.idle_timeout);
-  r.duration("retry_interval", o.retry_interval);
-  r.duration("max_retry_interval", o.max_retry_interval);
+  r.positive_duration("timeout", o.timeout);
+  r.positive_duration("connect_timeout", o.connect_timeout);
+  r.positive_duration("idle_timeout", o.idle_timeout);
+  r.positive_duration("retry_interval", o.retry_interval);
+  r.positive_duration("max_retry_interval", o.max_retry_interval);
   r.integer("page_size", o.page_size, 0, 100000);
   r.boolean("serializable", o.serializable);
   if (const ConfigNode* tls = r.get("tls")) {

@@ -14,11 +14,7 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   std::string format;
   r.one_of("format", format, {"auto", "json", "yaml"});
   r.duration("debounce", o.debounce);
-  r.duration("refresh_interval", o.refresh_interval);
-  if (const ConfigNode* ri = node.find("refresh_interval");
-      ri != nullptr && o.refresh_interval.count() == 0) {
-    diag.error(ri->mark, "file.refresh_interval must be greater than 0");
-  }
+  r.positive_duration("refresh_interval", o.refresh_interval);
   if (!r.finish() || path.empty()) return std::nullopt;
 
   o.path = std::filesystem::path(path);

@@ -53,18 +53,10 @@ Options parse_options(const ConfigNode& node, const Target& target, Diagnostics&
                  "without a shell)");
     }
   }
-  auto positive = [&](const char* key, std::chrono::milliseconds& value, bool zero_ok) {
-    if (r.duration(key, value)) {
-      const ConfigNode* n = r.node().find(key);
-      if (n != nullptr && (value.count() < 0 || (!zero_ok && value.count() == 0))) {
-        diag.error(n->mark, std::string("haproxy.reload.") + key + " must be greater than 0");
-      }
-    }
-  };
-  positive("timeout", out.timeout, false);
-  positive("quiet", out.quiet, true);
-  positive("max_wait", out.max_wait, false);
-  positive("min_interval", out.min_interval, true);
+  r.positive_duration("timeout", out.timeout);
+  r.duration("quiet", out.quiet);
+  r.positive_duration("max_wait", out.max_wait);
+  r.duration("min_interval", out.min_interval);
   if (out.quiet > out.max_wait) {
     const ConfigNode* n = r.node().find("quiet");
     diag.error(n ? n->mark : node.mark, "haproxy.reload.quiet (" +

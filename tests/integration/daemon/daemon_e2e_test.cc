@@ -2,22 +2,21 @@
 // file source. Each test asserts what an operator would check with `show servers state`, HTTP
 // requests through HAProxy, the daemon's log and its exit code.
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <map>
-#include <set>
-#include <thread>
 #include <memory>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "integration/daemon/daemon_process.h"
 #include "support/haproxy/haproxy_fixture.h"
-#include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
+#include "support/haproxy/servers_state.h"
 
 namespace ep::test {
 namespace {
@@ -30,9 +29,11 @@ std::map<std::string, Row> servers(const HaproxyFixture& hp, const std::string& 
   return servers_state(hp, backend);
 }
 
-std::string targets_json(const std::vector<const HttpBackend*>& bs, const std::string& labels = "") {
+std::string targets_json(const std::vector<const HttpBackend*>& bs,
+                         const std::string& labels = "") {
   std::string t;
-  for (const auto* b : bs) t += (t.empty() ? "\"" : ", \"") + std::string("127.0.0.1:") + std::to_string(b->port()) + "\"";
+  for (const auto* b : bs)
+    t += (t.empty() ? "\"" : ", \"") + std::string("127.0.0.1:") + std::to_string(b->port()) + "\"";
   return "[{\"targets\": [" + t + "]" + (labels.empty() ? "" : ", \"labels\": " + labels) + "}]\n";
 }
 
@@ -111,8 +112,9 @@ class DaemonE2E : public ::testing::Test {
 TEST_F(DaemonE2E, AddsServersThatTakeTrafficAndLeavesHandWrittenOnesAlone) {
   write_file(targets_, targets_json({backends_[0].get(), backends_[1].get()}));
   start_daemon();
-  ASSERT_TRUE(wait_until([&] { return has("web", name_of(*backends_[0])) && has("web", name_of(*backends_[1])); }))
-      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] {
+    return has("web", name_of(*backends_[0])) && has("web", name_of(*backends_[1]));
+  })) << daemon_.log();
   auto rows = servers(*hp_, "web");
   EXPECT_EQ(rows[name_of(*backends_[0])].admin & 0x23, 0);  // not in maintenance
   ASSERT_TRUE(rows.count("handmade"));
@@ -137,7 +139,8 @@ TEST_F(DaemonE2E, WeightAndRemovalFollowTheFile) {
   start_daemon();
   ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; })) << daemon_.log();
 
-  write_file_atomic(targets_, targets_json({backends_[0].get(), backends_[1].get()}, R"({"weight": "7"})"));
+  write_file_atomic(targets_,
+                    targets_json({backends_[0].get(), backends_[1].get()}, R"({"weight": "7"})"));
   ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web")[name_of(*backends_[1])].weight == 7; }))
       << daemon_.log();
 
@@ -161,8 +164,9 @@ TEST_F(DaemonE2E, RemovedServerDrainsWhileALongRequestIsOpen) {
   write_file_atomic(targets_, targets_json({backends_[1].get()}));
   ASSERT_TRUE(wait_until([&] { return has("web", name_of(*backends_[1])); })) << daemon_.log();
   // The old server is draining (admin bit 0x08), still present while the request is open.
-  ASSERT_TRUE(wait_until([&] { return (servers(*hp_, "web")[name_of(*backends_[0])].admin & 0x08) != 0; }))
-      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] {
+    return (servers(*hp_, "web")[name_of(*backends_[0])].admin & 0x08) != 0;
+  })) << daemon_.log();
   std::this_thread::sleep_for(500ms);
   EXPECT_TRUE(has("web", name_of(*backends_[0]))) << "removed while a session was open";
   // New requests go to the new server only.
@@ -211,16 +215,18 @@ TEST_F(DaemonE2E, SlotModeFillsAndFreesSlotsAndReportsExhaustion) {
   // Four servers for three slots: three placed, exhaustion reported.
   write_file_atomic(slot_targets_, targets_json({backends_[0].get(), backends_[1].get(),
                                                  backends_[2].get(), backends_[3].get()}));
-  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("out of free slots") != std::string::npos; }))
-      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] {
+    return daemon_.log().find("out of free slots") != std::string::npos;
+  })) << daemon_.log();
   ASSERT_TRUE(wait_until([&] { return placed().size() == 3; })) << daemon_.log();
   EXPECT_TRUE(placed().count(backends_[0]->port()) && placed().count(backends_[1]->port()))
       << "live servers keep their slots";
 
   // Back to one: the freed slots return to the placeholder, in maintenance.
   write_file_atomic(slot_targets_, targets_json({backends_[0].get()}));
-  ASSERT_TRUE(wait_until([&] { return placed() == std::set<int>{backends_[0]->port()} && free_slots() == 2; }))
-      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] {
+    return placed() == std::set<int>{backends_[0]->port()} && free_slots() == 2;
+  })) << daemon_.log();
 }
 
 TEST_F(DaemonE2E, HaproxyRestartIsHealedWithoutUserAction) {
@@ -256,7 +262,8 @@ TEST_F(DaemonE2E, InvalidFileKeepsTheLastGoodSet) {
   ASSERT_TRUE(wait_until([&] { return servers(*hp_, "web").size() == 3; })) << daemon_.log();
   write_file(targets_, "[{\"targets\": [\"127.0.0.1:1");  // half-written
   // The failure is said (once) and the servers stay.
-  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("invalid JSON") != std::string::npos; }, 3s))
+  ASSERT_TRUE(
+      wait_until([&] { return daemon_.log().find("invalid JSON") != std::string::npos; }, 3s))
       << daemon_.log();
   EXPECT_EQ(servers(*hp_, "web").size(), 3u) << daemon_.log();
   write_file(targets_, "[]\n");  // empty: held back by the guard (allow_empty is false)
@@ -297,12 +304,47 @@ TEST(Cli, CheckReportsConfigErrorsWithPositions) {
   char tmpl[] = "/tmp/ep-chk-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string path = std::string(tmpl) + "/bad.yaml";
-  write_file(path, "haproxy:\n  sockets: [/tmp/x.sock]\n  bogus: 1\nbackends:\n  - name: web\n"
-                   "    sources:\n      - nosuchsource: {}\n");
+  write_file(path,
+             "haproxy:\n  sockets: [/tmp/x.sock]\n  bogus: 1\nbackends:\n  - name: web\n"
+             "    sources:\n      - nosuchsource: {}\n");
   auto r = run_elasticproxy({"check", "-c", path});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("bad.yaml:3:3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("nosuchsource"), std::string::npos) << r.output;
+  std::filesystem::remove_all(tmpl);
+}
+
+// Issue #14 point 11: a zero interval or timeout is a hot loop or a request that cannot finish;
+// a negative one is nonsense. Every such key is refused with its position, in every source.
+TEST(Cli, CheckRefusesZeroAndNegativeIntervalsWithPositions) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/zero.yaml";
+  write_file(path,
+             "haproxy:\n"
+             "  sockets: [/tmp/x.sock]\n"
+             "  resync_interval: 0s\n"
+             "backends:\n"
+             "  - name: web\n"
+             "    sources:\n"
+             "      - file: {path: /tmp/x.json, refresh_interval: 0ms}\n"
+             "      - consul: {service: web, timeout: 0s, refill: -1s}\n"
+             "      - etcd: {endpoints: [http://127.0.0.1:2379], prefix: /a/, retry_interval: 0s}\n"
+             "      - dns: {name: _web._tcp.example.internal, ttl_floor: 0s}\n"
+             "      - aws_asg: {groups: [web], region: eu-west-1, interval: 0s}\n");
+  auto r = run_elasticproxy({"check", "-c", path});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const char* want : {
+           "zero.yaml:3:20: haproxy.resync_interval must be greater than 0, got '0s'",
+           "zero.yaml:7:53: file.refresh_interval must be greater than 0, got '0ms'",
+           "zero.yaml:8:41: consul.timeout must be greater than 0, got '0s'",
+           "zero.yaml:8:53: consul.refill must not be negative, got '-1s'",
+           "zero.yaml:9:81: etcd.retry_interval must be greater than 0, got '0s'",
+           "zero.yaml:10:60: dns.ttl_floor must be greater than 0, got '0s'",
+           "zero.yaml:11:63: aws_asg.interval must be greater than 0, got '0s'",
+       }) {
+    EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
+  }
   std::filesystem::remove_all(tmpl);
 }
 

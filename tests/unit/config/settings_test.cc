@@ -321,8 +321,8 @@ TEST(Settings, NumericRanges) {
               ElementsAre("ep.yaml:4:14: unknown key 'confirm' in backends[0].safety"));
   EXPECT_THAT(one("safety: [1]"),
               ElementsAre("ep.yaml:4:13: backends[0].safety must be a map, got a list"));
-  EXPECT_THAT(one("debounce: -1s"), ElementsAre("ep.yaml:4:15: backends[0].debounce must be a "
-                                                "duration such as 500ms, 2s or 1m, got '-1s'"));
+  EXPECT_THAT(one("debounce: -1s"),
+              ElementsAre("ep.yaml:4:15: backends[0].debounce must not be negative, got '-1s'"));
 }
 
 TEST(Settings, SourcesShape) {
@@ -360,7 +360,7 @@ TEST(Settings, HaproxyScalarsAndEnums) {
       "backends: [{name: web}]\n");
   EXPECT_THAT(l.errors,
               ElementsAre("ep.yaml:1:60: haproxy.binary must not be empty",
-                          "ep.yaml:1:48: haproxy.timeout must be greater than 0",
+                          "ep.yaml:1:48: haproxy.timeout must be greater than 0, got '0s'",
                           "ep.yaml:1:81: haproxy.resync_interval must be a duration such as "
                           "500ms, 2s or 1m, got 'x'"));
   EXPECT_EQ(l.settings.haproxy.update, UpdateMode::kConfig);
