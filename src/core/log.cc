@@ -25,33 +25,75 @@ void default_sink(Level level, std::string_view component, std::string_view mess
   std::timespec_get(&ts, TIME_UTC);
   std::tm tm{};
   gmtime_r(&ts.tv_sec, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string line = fmt::format("{}.{:03d}Z {:<5} {}: {}\n", stamp, ts.tv_nsec / 1'000'000,
-                                 to_string(level), component, message);
+  char stamp[40];
+  const std::size_t n = std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1'000'000);
+  const std::string line = text_line(to_string(level), component, message, stamp);
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void append_escaped(std::string& out, std::string_view text) {
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\n    ";
+    } else if (c == '\r') {
+      continue;
+    } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
 }
 
 }  // namespace
 
+std::string text_line(std::string_view level, std::string_view component, std::string_view message,
+                      std::string_view timestamp) {
+  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) {
+    message.remove_suffix(1);
+  }
+  std::string out = fmt::format("{} {:<5} ", timestamp, level);
+  out.reserve(out.size() + component.size() + message.size() + 4);
+  append_escaped(out, component);
+  out += ": ";
+  append_escaped(out, message);
+  out += '\n';
+  return out;
+}
+
 const char* to_string(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
-    case Level::kOff: return "off";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kOff:
+      return "off";
   }
   return "?";
 }
 
 bool parse_level(std::string_view text, Level& out) {
-  if (text == "debug") out = Level::kDebug;
-  else if (text == "info") out = Level::kInfo;
-  else if (text == "warn" || text == "warning") out = Level::kWarn;
-  else if (text == "error") out = Level::kError;
-  else if (text == "off") out = Level::kOff;
-  else return false;
+  if (text == "debug")
+    out = Level::kDebug;
+  else if (text == "info")
+    out = Level::kInfo;
+  else if (text == "warn" || text == "warning")
+    out = Level::kWarn;
+  else if (text == "error")
+    out = Level::kError;
+  else if (text == "off")
+    out = Level::kOff;
+  else
+    return false;
   return true;
 }
 

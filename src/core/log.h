@@ -25,6 +25,13 @@ Level level();
 inline bool enabled(Level l) { return l >= level(); }
 void write(Level level, std::string_view component, std::string_view message);
 
+// The text line for one record: "<timestamp> <level> <component>: <message>\n". Continuation
+// lines of a multi-line message are indented by four spaces, so they can never be mistaken for
+// (or forge) a record of their own; \r is dropped, and every other control character (ESC
+// included, so no terminal escape sequence passes) and DEL are written as \xNN. Tabs stay.
+std::string text_line(std::string_view level, std::string_view component, std::string_view message,
+                      std::string_view timestamp);
+
 template <typename... A>
 void debug(std::string_view c, fmt::format_string<A...> f, A&&... a) {
   if (enabled(Level::kDebug)) write(Level::kDebug, c, fmt::format(f, std::forward<A>(a)...));

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "os/strings.h"
 
 namespace ep::discovery {
 namespace {
@@ -89,7 +90,7 @@ std::uint64_t fnv1a64(std::string_view s) {
 // The name becomes part of runtime commands and config lines, so only a safe charset survives.
 // When anything had to change (or be cut), a hash of the original keeps distinct ids distinct and
 // the same id always maps to the same name.
-std::string make_name(const std::string& prefix, const std::string& body) {
+std::string make_name(const std::string& prefix, const std::string& body, bool force_hash = false) {
   std::string original = prefix + body;
   std::string name;
   bool altered = false;
@@ -101,7 +102,7 @@ std::string make_name(const std::string& prefix, const std::string& body) {
       altered = true;
     }
   }
-  if (!altered && name.size() <= kMaxNameLength) return name;
+  if (!altered && !force_hash && name.size() <= kMaxNameLength) return name;
   const std::string suffix = fmt::format("-{:016x}", fnv1a64(original));
   if (name.size() + suffix.size() > kMaxNameLength) name.resize(kMaxNameLength - suffix.size());
   return name + suffix;
@@ -228,7 +229,20 @@ Validated validate_all(const std::vector<Endpoint>& endpoints,
       out.rejected.push_back(spec.error().message);
       continue;
     }
-    by_name.emplace(spec->name, std::move(*spec));  // first wins
+    auto [it, inserted] = by_name.emplace(spec->name, *spec);
+    if (!inserted && (it->second.address != spec->address || it->second.port != spec->port)) {
+      // A different server under the same name (ids that differ only in characters the
+      // sanitiser replaced, or a hostile id that spells another's name): keep both.
+      const std::string body = (e.id.empty() ? std::string() : e.id) + "@" + spec->address + ":" +
+                               std::to_string(spec->port);
+      std::string other = make_name(policy.name_prefix, body, /*force_hash=*/true);
+      out.renamed.push_back(fmt::format(
+          "{}:{} (id '{}') has the server name '{}' of {}:{} after sanitising; named '{}'",
+          spec->address, spec->port, os::printable(e.id, 80), spec->name, it->second.address,
+          it->second.port, other));
+      spec->name = std::move(other);
+      by_name.emplace(spec->name, std::move(*spec));
+    }
   }
   out.servers.reserve(by_name.size());
   for (auto& [name, spec] : by_name) out.servers.push_back(std::move(spec));
@@ -261,10 +275,9 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
     st.failing = true;
     st.last_error = snapshot.error().message;
     // reason = the error kind: unavailable (down, timeout), invalid (garbage, bad file), refused…
-    Metrics::global().inc(kSourceErrorsMetric,
-                          {{"backend", policy_.name},
-                           {"source", st.name},
-                           {"reason", to_string(snapshot.error().kind)}});
+    Metrics::global().inc(kSourceErrorsMetric, {{"backend", policy_.name},
+                                                {"source", st.name},
+                                                {"reason", to_string(snapshot.error().kind)}});
     std::lock_guard lock(g_log_mu);
     log_state(policy_.name, st.name)
         .failures->failure(snapshot.error().message + " (keeping the last good set)");
@@ -280,6 +293,11 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
     for (const auto& msg : now) {
       if (!ls.rejected_seen.count(msg)) {
         log::warn(kComponent, "backend {} source {}: rejected {}", policy_.name, st.name, msg);
+      }
+    }
+    for (const auto& msg : v.renamed) {
+      if (now.insert("renamed: " + msg).second && !ls.rejected_seen.count("renamed: " + msg)) {
+        log::warn(kComponent, "backend {} source {}: {}", policy_.name, st.name, msg);
       }
     }
     // Forget messages that are no longer current, so a reject that comes back is said again.

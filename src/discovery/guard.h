@@ -24,8 +24,11 @@ Result<ServerSpec> validate_endpoint(const Endpoint& endpoint,
                                      const reconcile::BackendPolicy& policy);
 
 struct Validated {
-  std::vector<ServerSpec> servers;   // sorted by name, duplicates (same name) merged: first wins
-  std::vector<std::string> rejected; // one message per rejected endpoint, naming it and why
+  std::vector<ServerSpec> servers;    // sorted by name, duplicates (same name) merged: first wins
+  std::vector<std::string> rejected;  // one message per rejected endpoint, naming it and why
+  // Endpoints kept under another name: two different servers whose ids became the same server
+  // name after sanitising (the second gets a hashed name; neither hides the other).
+  std::vector<std::string> renamed;
 };
 Validated validate_all(const std::vector<Endpoint>& endpoints,
                        const reconcile::BackendPolicy& policy);
@@ -45,10 +48,11 @@ const char* to_string(Hold hold);
 //   the reconciler must not touch the backend.
 // - A candidate that is empty (and the current desired set is not) is held back unless
 //   allow_empty; one that shrinks the backend by more than max_remove_fraction of the current
-//   desired servers is held back (size-based: a one-for-one replacement is not a shrink). Holding is logged once, counted in elasticproxy_snapshots_held_total{backend,reason}
-//   and the gauge elasticproxy_backend_held{backend}. A held candidate that stays identical for
-//   confirm_after (>0) is applied at the next evaluate(). A new candidate that is not suspicious
-//   replaces the held one at once.
+//   desired servers is held back (size-based: a one-for-one replacement is not a shrink). Holding
+//   is logged once, counted in elasticproxy_snapshots_held_total{backend,reason} and the gauge
+//   elasticproxy_backend_held{backend}. A held candidate that stays identical for confirm_after
+//   (>0) is applied at the next evaluate(). A new candidate that is not suspicious replaces the
+//   held one at once.
 // - The very first desired set (first time ready) is applied as is, except that an empty first
 //   set is still subject to allow_empty.
 class BackendGuard {
@@ -70,12 +74,12 @@ class BackendGuard {
 
   struct SourceState {
     std::string name;
-    bool delivered = false;          // at least one good snapshot
-    bool failing = false;            // last snapshot was an error
+    bool delivered = false;  // at least one good snapshot
+    bool failing = false;    // last snapshot was an error
     std::string last_error;
     std::optional<SteadyTime> last_success;
-    size_t endpoints = 0;            // valid endpoints in the last good set
-    size_t rejected = 0;             // rejected endpoints in the last good snapshot
+    size_t endpoints = 0;  // valid endpoints in the last good set
+    size_t rejected = 0;   // rejected endpoints in the last good snapshot
   };
   const std::vector<SourceState>& sources() const { return sources_; }
 

@@ -37,25 +37,6 @@ std::string json_log_line(std::string_view level, std::string_view component,
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-std::string text_log_line(std::string_view level, std::string_view component,
-                          std::string_view message, std::string_view timestamp) {
-  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) {
-    message.remove_suffix(1);
-  }
-  std::string msg;
-  msg.reserve(message.size());
-  for (char c : message) {
-    if (c == '\n') {
-      msg += "\n    ";  // continuation lines are indented: they cannot pass for a new record
-    } else if (c == '\r') {
-      continue;
-    } else {
-      msg += c;
-    }
-  }
-  return fmt::format("{} {:<5} {}: {}\n", timestamp, level, component, msg);
-}
-
 bool install_log_format(std::string_view format) {
   if (format != "text" && format != "json") return false;
   const bool json = format == "json";
@@ -64,7 +45,7 @@ bool install_log_format(std::string_view format) {
     const std::string m = redact(message);
     const std::string ts = timestamp_now();
     std::string line = json ? json_log_line(log::to_string(level), c, m, ts)
-                            : text_log_line(log::to_string(level), c, m, ts);
+                            : log::text_line(log::to_string(level), c, m, ts);
     std::fwrite(line.data(), 1, line.size(), stderr);
   });
   return true;

@@ -17,10 +17,4 @@ bool install_log_format(std::string_view format);
 std::string json_log_line(std::string_view level, std::string_view component,
                           std::string_view message, std::string_view timestamp);
 
-// The text line for one record (exposed for tests): "<ts> <level> <component>: <message>\n".
-// Continuation lines of a multi-line message are indented by four spaces, so they can never be
-// mistaken for (or forge) a record of their own.
-std::string text_log_line(std::string_view level, std::string_view component,
-                          std::string_view message, std::string_view timestamp);
-
 }  // namespace ep::ops

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <set>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -202,6 +203,32 @@ TEST(ValidateAll, SortsMergesDuplicatesAndCollectsRejects) {
               ElementsAre("endpoint \"bad host\" port 80: address contains whitespace",
                           "endpoint \"10.0.0.3\": no port (give one in the target or set the "
                           "backend's port)"));
+}
+
+// Issue #14 point 10: ids that become the same server name after sanitising (or a hostile id that
+// spells another server's name) must not hide one another: both servers are kept, the second
+// under a hashed name, and the renaming is reported.
+TEST(ValidateAll, NameCollisionsAfterSanitisingKeepBothServers) {
+  const auto p = policy();
+  auto first = validate_endpoint(ep("10.0.0.1", 80, {}, "web 1"), p);
+  ASSERT_TRUE(first.ok());
+  std::vector<Endpoint> in = {ep("10.0.0.1", 80, {}, "web 1"),
+                              ep("10.0.0.2", 80, {}, first->name.substr(3)),  // spells its name
+                              ep("10.0.0.1", 80, {}, "web 1")};  // a true duplicate: merged
+  auto v = validate_all(in, p);
+  ASSERT_EQ(v.servers.size(), 2u);
+  std::set<std::string> addrs, names;
+  for (const auto& s : v.servers) {
+    addrs.insert(s.address);
+    names.insert(s.name);
+  }
+  EXPECT_EQ(addrs, (std::set<std::string>{"10.0.0.1", "10.0.0.2"}));
+  EXPECT_EQ(names.size(), 2u);
+  EXPECT_TRUE(names.count(first->name));
+  ASSERT_EQ(v.renamed.size(), 1u);
+  EXPECT_NE(v.renamed[0].find("10.0.0.2:80"), std::string::npos) << v.renamed[0];
+  EXPECT_NE(v.renamed[0].find(first->name), std::string::npos) << v.renamed[0];
+  EXPECT_TRUE(v.rejected.empty());
 }
 
 // ---- BackendGuard ------------------------------------------------------------------------

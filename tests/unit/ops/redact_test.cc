@@ -120,8 +120,16 @@ TEST_F(Redaction, JsonLinesStayOneLineWhateverTheMessage) {
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
   EXPECT_TRUE(nlohmann::json::parse(line, nullptr, false).is_object());
   std::string text =
-      text_log_line("error", "x", "first\n2026-01-01T00:00:00Z error forged: y", "t");
+      log::text_line("error", "x", "first\n2026-01-01T00:00:00Z error forged: y", "t");
   EXPECT_NE(text.find("\n    2026-01-01"), std::string::npos) << text;
+}
+
+// Issue #14 point 10: terminal escape sequences and other control characters from discovery data
+// never reach a terminal or a log viewer as such.
+TEST_F(Redaction, TextLinesEscapeControlCharacters) {
+  std::string text =
+      log::text_line("warn", "consul\x1b[31m", "tag \x1b]0;owned\x07 a\tb\x7f\r", "t");
+  EXPECT_EQ(text, "t warn  consul\\x1b[31m: tag \\x1b]0;owned\\x07 a\tb\\x7f\n");
 }
 
 TEST_F(Redaction, NoSecretInStatus) {
