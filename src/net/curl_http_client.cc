@@ -138,6 +138,7 @@ Result<HttpResponse> CurlHttpClient::perform(const HttpRequest& request) {
   }
 
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  if (request.direct) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");

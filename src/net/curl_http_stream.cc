@@ -89,6 +89,7 @@ Result<long> CurlHttpStream::perform(const HttpRequest& request,
   state.last_data = std::chrono::steady_clock::now();
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  if (request.direct) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");

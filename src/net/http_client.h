@@ -51,6 +51,9 @@ struct HttpRequest {
   // When set, connect to this unix-domain socket instead of the URL's host (the URL's host is
   // still sent in the Host header).
   std::string unix_socket_path;
+  // Connect directly, never through a proxy from http_proxy/https_proxy/all_proxy. For the
+  // credential endpoints (IMDS, container credentials): a proxy there could read or forge them.
+  bool direct = false;
 };
 
 struct HttpResponse {

@@ -152,6 +152,7 @@ Result<Credentials> HttpCredentialFetcher::assume_role_with_web_identity(
 Result<Credentials> HttpCredentialFetcher::fetch_container(const CredentialPlan& plan) {
   net::HttpRequest req;
   req.url = plan.container_uri;
+  req.direct = true;  // never through http_proxy: it would see (or forge) the credentials
   req.timeout = options_.container_timeout;
   req.connect_timeout = options_.container_timeout;
   std::string token = plan.container_auth_token;
@@ -184,6 +185,7 @@ Result<std::string> HttpCredentialFetcher::imds_token(const std::string& endpoin
   net::HttpRequest req;
   req.method = "PUT";
   req.url = endpoint + "/latest/api/token";
+  req.direct = true;  // never through http_proxy: it would see (or forge) the token
   req.headers.emplace_back("X-aws-ec2-metadata-token-ttl-seconds", std::string(kImdsTokenTtl));
   req.timeout = options_.imds_timeout;
   req.connect_timeout = options_.imds_timeout;
@@ -208,6 +210,7 @@ Result<std::string> HttpCredentialFetcher::imds_get(const std::string& endpoint,
     if (!token) return token.error();
     net::HttpRequest req;
     req.url = endpoint + "/latest/meta-data/" + path;
+    req.direct = true;
     req.headers.emplace_back("X-aws-ec2-metadata-token", *token);
     req.timeout = options_.imds_timeout;
     req.connect_timeout = options_.imds_timeout;

@@ -1,6 +1,8 @@
 // The real AWS client code (AwsClient, HttpCredentialFetcher, CurlHttpClient) against the AWS
 // double on 127.0.0.1, which verifies every request's SigV4 signature.
 
+#include "discovery/aws/aws_client.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -12,12 +14,12 @@
 #include <mutex>
 #include <thread>
 
-#include "support/aws/aws_double.h"
 #include "core/log.h"
-#include "discovery/aws/aws_client.h"
 #include "discovery/aws/credential_fetcher.h"
 #include "discovery/aws/parse.h"
 #include "net/curl_http_client.h"
+#include "support/aws/aws_double.h"
+#include "support/http/loopback_http_server.h"
 
 namespace ep::aws {
 namespace {
@@ -84,8 +86,8 @@ TEST_F(AwsClientTest, SignedDescribeAutoScalingGroupsIsAcceptedAndParses) {
   AwsClient client(http_, creds_, "eu-west-1", {}, recording_env());
   auto params = describe_auto_scaling_groups_params({"web-asg"}, "");
   ASSERT_TRUE(params.ok());
-  auto body = client.call_query(AwsService::kAutoScaling, endpoint_, "DescribeAutoScalingGroups",
-                                *params);
+  auto body =
+      client.call_query(AwsService::kAutoScaling, endpoint_, "DescribeAutoScalingGroups", *params);
   ASSERT_TRUE(body.ok()) << body.error().message;
   auto page = parse_describe_auto_scaling_groups(*body);
   ASSERT_TRUE(page.ok()) << page.error().message;
@@ -352,6 +354,50 @@ TEST_F(FetcherTest, ImdsV2UsesATokenAndRenewsItOn401) {
   EXPECT_EQ(*region, "eu-west-1");
 }
 
+// Issue #14 point 4: IMDS and container-credential requests never go through http_proxy (a proxy
+// received the IMDSv2 token request and its fake token was accepted).
+TEST_F(FetcherTest, CredentialEndpointsAreNeverProxied) {
+  test::LoopbackHttpServer proxy([](const test::HttpServerRequest&) {
+    test::HttpServerReply r;
+    r.body = "fake-token-from-the-proxy";
+    return r;
+  });
+  proxy.start();
+  aws_.set_imds_role("ep-role", "ASIAIMDS000000000001", "imds-secret", "imds-session",
+                     "2099-01-01T00:00:00Z");
+  aws_.set_container_credentials("Bearer pod-token", "ASIACONTAINER0000001", "container-secret",
+                                 "container-session", "2099-01-01T00:00:00Z");
+  ::setenv("http_proxy", proxy.base_url().c_str(), 1);
+  ::setenv("HTTP_PROXY", proxy.base_url().c_str(), 1);
+  // The proxy is really in effect for ordinary requests (so this test can fail).
+  net::HttpRequest plain;
+  plain.url = aws_.url() + "/";
+  auto via_proxy = http_.perform(plain);
+  const auto proxied = proxy.connections_accepted();
+
+  HttpCredentialFetcher fetcher(http_, options());
+  CredentialPlan imds;
+  imds.kind = CredentialSourceKind::kImds;
+  imds.imds_endpoint = aws_.url();
+  auto creds = fetcher.fetch_imds(imds);
+  CredentialPlan container;
+  container.kind = CredentialSourceKind::kContainer;
+  container.container_uri = aws_.url() + "/container-credentials";
+  container.container_auth_token = "Bearer pod-token";
+  auto ccreds = fetcher.fetch_container(container);
+  ::unsetenv("http_proxy");
+  ::unsetenv("HTTP_PROXY");
+
+  ASSERT_TRUE(via_proxy.ok()) << via_proxy.error().message;
+  EXPECT_EQ(via_proxy->body, "fake-token-from-the-proxy");
+  EXPECT_GE(proxied, 1u);
+  ASSERT_TRUE(creds.ok()) << creds.error().message;
+  EXPECT_EQ(creds->access_key_id, "ASIAIMDS000000000001");
+  ASSERT_TRUE(ccreds.ok()) << ccreds.error().message;
+  EXPECT_EQ(ccreds->access_key_id, "ASIACONTAINER0000001");
+  EXPECT_EQ(proxy.connections_accepted(), proxied) << "a credential request went to the proxy";
+}
+
 TEST_F(FetcherTest, ImdsWithoutARoleIsAnError) {
   HttpCredentialFetcher fetcher(http_, options());
   CredentialPlan plan;
@@ -411,8 +457,8 @@ TEST_F(FetcherTest, ChainAssumeRoleOverAStaticSourceProfileThroughTheCache) {
   in.config_file =
       "[profile app]\nrole_arn = arn:aws:iam::111122223333:role/app\nsource_profile = base\n"
       "region = eu-west-1\n";
-  in.credentials_file = fmt::format("[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-                                    kKeyId, kSecret);
+  in.credentials_file =
+      fmt::format("[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n", kKeyId, kSecret);
   in.profile = "app";
   auto plan = plan_credentials(in);
   ASSERT_TRUE(plan.ok()) << plan.error().message;
@@ -421,8 +467,7 @@ TEST_F(FetcherTest, ChainAssumeRoleOverAStaticSourceProfileThroughTheCache) {
   CachingCredentialProvider provider(*plan, fetcher);
   AwsClient client(http_, provider, "eu-west-1", {}, recording_env());
   for (int i = 0; i < 3; ++i) {
-    auto body = client.call_query(AwsService::kAutoScaling, endpoint_,
-                                  "DescribeAutoScalingGroups",
+    auto body = client.call_query(AwsService::kAutoScaling, endpoint_, "DescribeAutoScalingGroups",
                                   *describe_auto_scaling_groups_params({}, ""));
     ASSERT_TRUE(body.ok()) << body.error().message;
   }
