@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/log.h"
+#include "os/address.h"
 #include "os/strings.h"
 
 namespace ep::aws {
@@ -145,6 +147,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
     er.string("sts", o.sts_endpoint);
     er.finish();
   }
+  r.boolean("allow_insecure", o.allow_insecure);
   std::string address = "private";
   r.one_of("address", address, {"private", "public", "ipv6"});
   r.one_of("ip_type", address, {"private", "public", "ipv6"});  // EP2 spelling
@@ -201,6 +204,23 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   r.positive_duration("hook_check_interval", o.hook_check_interval);
   if (o.hook_check_interval < std::chrono::milliseconds(50)) {
     diag.error(node.mark, "aws_asg: hook_check_interval must be at least 50ms");
+  }
+  for (const auto& [key, url_text] :
+       {std::pair<const char*, const std::string&>{"endpoints.autoscaling", o.autoscaling_endpoint},
+        {"endpoints.ec2", o.ec2_endpoint},
+        {"endpoints.sqs", o.sqs_endpoint},
+        {"endpoints.sts", o.sts_endpoint},
+        {"queue_url", o.queue_url}}) {
+    auto url = os::split_url(url_text);
+    if (!url.ok() || url->scheme != "http" || os::is_loopback_host(url->authority.host)) continue;
+    if (!o.allow_insecure) {
+      diag.error(node.mark, std::string("aws_asg.") + key + ": signed requests would go to " +
+                                url_text +
+                                " in clear text; use https://, or set allow_insecure: true");
+    } else {
+      log::warn("config", "aws_asg: allow_insecure: signed requests go to {} in clear text",
+                url_text);
+    }
   }
   const bool ok = r.finish() && diag.errors().size() == errors_before;
   if (!ok) return std::nullopt;

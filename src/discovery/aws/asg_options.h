@@ -33,15 +33,18 @@ struct AsgOptions {
   std::string session_token;
   // Endpoint overrides (`endpoints: {autoscaling:, ec2:, sqs:, sts:}`), e.g. a local double.
   std::string autoscaling_endpoint, ec2_endpoint, sqs_endpoint, sts_endpoint;
+  // Signed requests over plain http to a host other than loopback are refused unless this is
+  // set (and then a warning is logged).
+  bool allow_insecure = false;
 
   AddressType address = AddressType::kPrivate;  // `address:` private|public|ipv6 (EP2 ip_type)
   long port = 0;                                // `port:` 1..65535; 0 = backend's port
   std::string port_tag;                         // `port_tag:` instance tag holding the port
-  bool weight_from_capacity = true;             // `weight_from_capacity:` WeightedCapacity → weight
-  std::string weight_tag;                       // `weight_tag:` instance tag holding the weight
+  bool weight_from_capacity = true;  // `weight_from_capacity:` WeightedCapacity → weight
+  std::string weight_tag;            // `weight_tag:` instance tag holding the weight
   std::vector<std::string> lifecycle_states{"InService"};  // `lifecycle_states:`
   bool require_healthy = true;                             // `require_healthy:`
-  std::string local_zone;           // `local_zone:` with backup_other_zones
+  std::string local_zone;                                  // `local_zone:` with backup_other_zones
   bool backup_other_zones = false;  // `backup_other_zones:` other AZs' servers are backup
   std::chrono::milliseconds interval{std::chrono::seconds(30)};  // `interval:` poll period
   std::chrono::milliseconds timeout{std::chrono::seconds(20)};   // `timeout:` per HTTP request
@@ -53,10 +56,10 @@ struct AsgOptions {
   // Lifecycle hooks (`lifecycle_hook:` the hook name this node completes; empty = hooks are only
   // re-poll triggers). Needs queue_url.
   std::string lifecycle_hook;
-  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(60)};  // `heartbeat_interval:`
+  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(60)};   // `heartbeat_interval:`
   std::chrono::milliseconds hook_drain_timeout{std::chrono::seconds(300)};  // `drain_timeout:`
   HookResult on_drain_timeout = HookResult::kContinue;  // `on_drain_timeout: continue|abandon`
-  std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};     // `launch_timeout:`
+  std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};  // `launch_timeout:`
   // `hook_check_interval:` how often the probe (HAProxy state) is looked at.
   std::chrono::milliseconds hook_check_interval{std::chrono::seconds(1)};
 

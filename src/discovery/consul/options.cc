@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/log.h"
+#include "os/address.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -255,6 +256,22 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   o.key_file = resolve(context, o.key_file);
   if (o.cert_file.empty() != o.key_file.empty()) {
     diag.error(node.mark, "consul.tls: cert_file and key_file go together");
+  }
+  r.boolean("allow_insecure", o.allow_insecure);
+  if ((!o.token.empty() || !o.token_file.empty()) && o.unix_socket.empty()) {
+    auto url = os::split_url(o.base_url);
+    const bool plain = o.base_url.rfind("http://", 0) == 0;
+    if (url.ok() && (plain || !o.tls_verify) && !os::is_loopback_host(url->authority.host)) {
+      const std::string why = plain ? "in clear text" : "without TLS verification";
+      if (!o.allow_insecure) {
+        const ConfigNode* n = node.find("address");
+        diag.error(n != nullptr ? n->mark : node.mark,
+                   "consul: the ACL token would go to " + o.base_url + " " + why +
+                       "; use https:// with verification, or set allow_insecure: true");
+      } else {
+        log::warn("config", "consul: allow_insecure: the ACL token goes to {} {}", o.base_url, why);
+      }
+    }
   }
   for (const char* unsupported : {"CONSUL_CAPATH", "CONSUL_TLS_SERVER_NAME", "CONSUL_HTTP_AUTH"}) {
     if (env(unsupported)) {

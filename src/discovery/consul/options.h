@@ -59,6 +59,9 @@ struct Options {
   std::string token_file;  // re-read when it changes and after a 403
   std::string ca_file, cert_file, key_file;
   bool tls_verify = true;
+  // A token over plain http (or https without verification) to an agent other than loopback or
+  // a unix socket is refused unless this is set (and then a warning is logged).
+  bool allow_insecure = false;
 
   // How changes are detected:
   //  service: one blocking query per source on /v1/health/service/<name> (one kept-alive

@@ -1,5 +1,8 @@
 #include "discovery/etcd/options.h"
 
+#include "core/log.h"
+#include "os/address.h"
+
 namespace ep::discovery::etcd {
 namespace {
 
@@ -30,6 +33,7 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   r.positive_duration("max_retry_interval", o.max_retry_interval);
   r.integer("page_size", o.page_size, 0, 100000);
   r.boolean("serializable", o.serializable);
+  r.boolean("allow_insecure", o.allow_insecure);
   if (const ConfigNode* tls = r.get("tls")) {
     MapReader t(*tls, diag, "etcd.tls");
     t.string("ca_file", o.ca_file);
@@ -46,12 +50,28 @@ std::optional<Options> options_from_node(const ConfigNode& node,
     std::string& e = o.endpoints[i];
     while (!e.empty() && e.back() == '/') e.pop_back();
     const Mark& mark = node.find("endpoints")->mark;
-    if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) {
-      diag.error(mark, "etcd.endpoints[" + std::to_string(i) + "]: '" + e +
-                           "' must start with http:// or https://");
-    } else if (e.find('/', e.find("//") + 2) != std::string::npos) {
-      diag.error(mark, "etcd.endpoints[" + std::to_string(i) + "]: '" + e +
-                           "' must be scheme://host:port without a path");
+    const std::string which = "etcd.endpoints[" + std::to_string(i) + "]";
+    auto url = os::split_url(e);
+    if (url.ok() && !url->userinfo.empty()) {
+      // Never echo it: the userinfo is a password. Credentials have their own keys.
+      diag.error(mark, which +
+                           ": user information in the URL is refused (it would show in "
+                           "logs, /status and metrics); use etcd.username and password_file");
+      continue;
+    }
+    if (!url.ok() || (url->scheme != "http" && url->scheme != "https")) {
+      diag.error(mark, which + ": '" + e + "' must start with http:// or https://");
+    } else if (!url->path.empty()) {
+      diag.error(mark, which + ": '" + e + "' must be scheme://host:port without a path");
+    } else if (!o.username.empty() && (url->scheme == "http" || !o.tls_verify) &&
+               !os::is_loopback_host(url->authority.host)) {
+      const std::string why = url->scheme == "http" ? "in clear text" : "without TLS verification";
+      if (!o.allow_insecure) {
+        diag.error(mark, which + ": the etcd password would go to '" + e + "' " + why +
+                             "; use https:// with verification, or set allow_insecure: true");
+      } else {
+        log::warn("config", "etcd: allow_insecure: the password goes to {} {}", e, why);
+      }
     }
   }
   if (const ConfigNode* n = node.find("endpoints"); n != nullptr && o.endpoints.empty())
@@ -64,14 +84,6 @@ std::optional<Options> options_from_node(const ConfigNode& node,
     diag.error(node.mark, "etcd: a password needs a username");
   if (!o.username.empty() && o.password.empty() && o.password_file.empty())
     diag.error(node.find("username")->mark, "etcd.username needs password or password_file");
-  for (auto [name, value] : {std::pair{"timeout", o.timeout},
-                             {"connect_timeout", o.connect_timeout},
-                             {"idle_timeout", o.idle_timeout},
-                             {"retry_interval", o.retry_interval},
-                             {"max_retry_interval", o.max_retry_interval}}) {
-    if (const ConfigNode* n = node.find(name); n != nullptr && value.count() <= 0)
-      diag.error(n->mark, std::string("etcd.") + name + " must be greater than 0");
-  }
   if (o.max_retry_interval < o.retry_interval) o.max_retry_interval = o.retry_interval;
   if (!known || diag.errors().size() != errors_before) return std::nullopt;
   o.ca_file = resolve(base_dir, o.ca_file);

@@ -39,6 +39,9 @@ struct Options {
   std::chrono::milliseconds max_retry_interval{std::chrono::seconds(1)};  // recovery within 1 s
   long page_size = 1000;
   bool serializable = false;
+  // Credentials over plain http (or https without verification) to a host other than loopback
+  // are refused unless this is set (and then a warning is logged).
+  bool allow_insecure = false;
 };
 
 // Reads and checks the options; errors (with positions) go to `diag`, and nullopt is returned.

@@ -348,6 +348,70 @@ TEST(Cli, CheckRefusesZeroAndNegativeIntervalsWithPositions) {
   std::filesystem::remove_all(tmpl);
 }
 
+// Issue #14 points 5 and 8: credentials never go in clear text (or unverified TLS) to a
+// non-loopback endpoint unless allow_insecure says so (and then the start says so), and an
+// endpoint URL with user information is refused without repeating it. (Nothing is contacted:
+// `check` only reads the configuration.)
+TEST(Cli, CheckRefusesCredentialsOverInsecureTransport) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto config = [&](const std::string& extra) {
+    return "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n    sources:\n"
+           "      - consul: {service: web, address: 'http://192.0.2.10:8500', token: t0ken" +
+           extra +
+           "}\n"
+           "      - etcd: {endpoints: ['http://192.0.2.11:2379'], prefix: /a/, username: root, "
+           "password: pw" +
+           extra +
+           "}\n"
+           "      - aws_asg: {groups: [web], region: eu-west-1, endpoints: {sqs: "
+           "'http://192.0.2.12:9324'}" +
+           extra + "}\n";
+  };
+  write_file(dir + "/insecure.yaml", config(""));
+  auto r = run_elasticproxy({"check", "-c", dir + "/insecure.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const char* want : {
+           "insecure.yaml:6:41: consul: the ACL token would go to http://192.0.2.10:8500 in clear "
+           "text; use https:// with verification, or set allow_insecure: true",
+           "etcd.endpoints[0]: the etcd password would go to 'http://192.0.2.11:2379' in clear "
+           "text",
+           "aws_asg.endpoints.sqs: signed requests would go to http://192.0.2.12:9324 in clear "
+           "text",
+       }) {
+    EXPECT_NE(r.output.find(want), std::string::npos) << want << "\n" << r.output;
+  }
+  EXPECT_EQ(r.output.find("t0ken"), std::string::npos);
+
+  write_file(dir + "/allowed.yaml", config(", allow_insecure: true"));
+  auto ok = run_elasticproxy({"check", "-c", dir + "/allowed.yaml"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("consul: allow_insecure: the ACL token goes to http://192.0.2.10:8500 "
+                           "in clear text"),
+            std::string::npos)
+      << ok.output;
+  EXPECT_NE(ok.output.find("etcd: allow_insecure: the password goes to"), std::string::npos);
+  EXPECT_NE(ok.output.find("aws_asg: allow_insecure: signed requests go to"), std::string::npos);
+
+  // Loopback needs no opt-in (a local agent or a test double).
+  write_file(dir + "/local.yaml",
+             "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n    sources:\n"
+             "      - consul: {service: web, address: 'http://127.0.0.1:8500', token: t0ken}\n");
+  EXPECT_EQ(run_elasticproxy({"check", "-c", dir + "/local.yaml"}).exit_code, 0);
+
+  // User information in an etcd endpoint is refused and never echoed.
+  write_file(dir + "/userinfo.yaml",
+             "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n    sources:\n"
+             "      - etcd: {endpoints: ['https://root:s3cr,et@127.0.0.1:2379'], prefix: /a/}\n");
+  auto ui = run_elasticproxy({"check", "-c", dir + "/userinfo.yaml"});
+  EXPECT_EQ(ui.exit_code, 2) << ui.output;
+  EXPECT_NE(ui.output.find("user information in the URL is refused"), std::string::npos)
+      << ui.output;
+  EXPECT_EQ(ui.output.find("s3cr"), std::string::npos) << ui.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Cli, DemoRunsWithZeroFailedRequests) {
   if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
   auto r = run_elasticproxy({"demo", "--duration", "8s"}, 60s);

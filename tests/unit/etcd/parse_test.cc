@@ -259,8 +259,12 @@ Result<Options> options(const std::string& yaml) {
 TEST(EtcdOptions, DefaultsAndResolution) {
   auto o = options(
       "endpoints: [http://10.0.0.1:2379/, https://10.0.0.2:2379]\nprefix: /svc/web/\n"
-      "username: ep\npassword_file: pw\ntls: {ca_file: ca.pem}\n");
+      "username: ep\npassword_file: pw\ntls: {ca_file: ca.pem}\nallow_insecure: true\n");
   ASSERT_TRUE(o.ok()) << o.error().message;
+  EXPECT_TRUE(o->allow_insecure) << "a password over http to 10.0.0.1 needs the opt-in";
+  EXPECT_FALSE(options("endpoints: [http://10.0.0.1:2379]\nprefix: /a/\nusername: ep\n"
+                       "password_file: pw\n")
+                   .ok());
   EXPECT_EQ(o->endpoints[0], "http://10.0.0.1:2379");
   EXPECT_EQ(o->password_file, "/etc/ep/pw");
   EXPECT_EQ(o->ca_file, "/etc/ep/ca.pem");
