@@ -302,9 +302,10 @@ Result<bool> ConfigManager::execute(const Work& work) {
     last_error_.clear();
   }
   log::info(kLog, "{} in {:.3f} s: {}", config_path_, report.seconds, report.message);
-  // The reconcile loop would notice the new worker within probe_interval; do it now, on fresh
-  // connections (RuntimeInstance opens one per batch, so none can reach the old worker).
-  if (reconciler_ != nullptr) (void)reconciler_->run_pass(true);
+  // The reconcile loop would notice the new worker within probe_interval; ask it for a full pass
+  // now, on fresh connections (RuntimeInstance opens one per batch, so none can reach the old
+  // worker). Fire and forget through its mailbox: the reconciler thread alone talks to HAProxy.
+  if (reconciler_ != nullptr) reconciler_->request_resync();
   return true;
 }
 

@@ -14,8 +14,8 @@
 // `haproxy -c`, writes atomically and reloads with confirmation and rollback (reload/deploy.h).
 // A candidate whose reload failed is not retried for max(60 s, 10 x min_interval) unless the
 // rendered text changes (no reload storms); a write that failed on I/O is retried on a later pass.
-// After a confirmed reload it runs a full reconciler pass at once (fresh admin connections reach
-// the new worker).
+// After a confirmed reload it asks the reconciler for a full pass at once (request_resync: fresh
+// admin connections reach the new worker); it never runs a pass itself.
 
 #include <condition_variable>
 #include <memory>

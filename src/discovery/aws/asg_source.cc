@@ -125,7 +125,8 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
 // more): an instance leaving through a terminate hook, or waiting in a launch hook.
 bool hook_relevant(const AsgInstance& m, const AsgOptions& options) {
   if (options.lifecycle_hook.empty()) return false;
-  return m.lifecycle_state.rfind("Terminating", 0) == 0 || m.lifecycle_state.rfind("Pending", 0) == 0;
+  return m.lifecycle_state.rfind("Terminating", 0) == 0 ||
+         m.lifecycle_state.rfind("Pending", 0) == 0;
 }
 
 }  // namespace
@@ -210,15 +211,16 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
     std::string token;
     std::set<std::string> tokens_seen;
     do {
-      auto params = describe_auto_scaling_groups_params(batch, options.group_tags, token,
-                                                        kMaxAsgRecords);
+      auto params =
+          describe_auto_scaling_groups_params(batch, options.group_tags, token, kMaxAsgRecords);
       if (!params) return params.error();
       ++calls;
       auto body = client.call_query(AwsService::kAutoScaling, endpoints.autoscaling,
                                     "DescribeAutoScalingGroups", *params);
       if (!body) return body.error();
       auto page = parse_describe_auto_scaling_groups(*body);
-      if (!page) return Error{page.error().kind, "DescribeAutoScalingGroups: " + page.error().message};
+      if (!page)
+        return Error{page.error().kind, "DescribeAutoScalingGroups: " + page.error().message};
       for (auto& g : page->groups) {
         if (!listing || group_selected(g, options)) groups.push_back(std::move(g));
       }
@@ -294,8 +296,8 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
     const std::string home = env_or(runtime_.env, "HOME", "");
     runtime_.config_file =
         read_file(env_or(runtime_.env, "AWS_CONFIG_FILE", home + "/.aws/config"));
-    runtime_.credentials_file = read_file(
-        env_or(runtime_.env, "AWS_SHARED_CREDENTIALS_FILE", home + "/.aws/credentials"));
+    runtime_.credentials_file =
+        read_file(env_or(runtime_.env, "AWS_SHARED_CREDENTIALS_FILE", home + "/.aws/credentials"));
   }
 }
 
@@ -313,8 +315,8 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
   setup->sts_http = runtime_.http_factory();
   std::optional<ProfileFile> files;
   if (runtime_.config_file || runtime_.credentials_file) {
-    auto config = parse_profile_file(runtime_.config_file.value_or(""), ProfileFileKind::kConfig,
-                                     "config");
+    auto config =
+        parse_profile_file(runtime_.config_file.value_or(""), ProfileFileKind::kConfig, "config");
     if (!config) return config.error();
     auto creds = parse_profile_file(runtime_.credentials_file.value_or(""),
                                     ProfileFileKind::kCredentials, "credentials");
@@ -333,14 +335,14 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
   auto as = resolve_endpoint(AwsService::kAutoScaling, region->region,
                              options_.autoscaling_endpoint, runtime_.env, profile, pf);
   if (!as) return as.error();
-  auto ec2 = resolve_endpoint(AwsService::kEc2, region->region, options_.ec2_endpoint,
-                              runtime_.env, profile, pf);
+  auto ec2 = resolve_endpoint(AwsService::kEc2, region->region, options_.ec2_endpoint, runtime_.env,
+                              profile, pf);
   if (!ec2) return ec2.error();
-  auto sqs = resolve_endpoint(AwsService::kSqs, region->region, options_.sqs_endpoint,
-                              runtime_.env, profile, pf);
+  auto sqs = resolve_endpoint(AwsService::kSqs, region->region, options_.sqs_endpoint, runtime_.env,
+                              profile, pf);
   if (!sqs) return sqs.error();
-  auto sts = resolve_endpoint(AwsService::kSts, region->region, options_.sts_endpoint,
-                              runtime_.env, profile, pf);
+  auto sts = resolve_endpoint(AwsService::kSts, region->region, options_.sts_endpoint, runtime_.env,
+                              profile, pf);
   if (!sts) return sts.error();
   for (const Endpoint* e : {&*as, &*ec2, &*sqs, &*sts}) {
     if (!e->tls()) {
@@ -368,9 +370,9 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
     const Endpoint sts_endpoint = *sts;
     // STS in the source's region uses the resolved endpoint (with its overrides); a profile
     // that names another region for its role gets that region's default endpoint.
-    fo.sts_endpoint = [sts_endpoint, region = region->region, env = runtime_.env,
-                       configured = !options_.sts_endpoint.empty()](
-                          const std::string& r) -> Result<Endpoint> {
+    fo.sts_endpoint =
+        [sts_endpoint, region = region->region, env = runtime_.env,
+         configured = !options_.sts_endpoint.empty()](const std::string& r) -> Result<Endpoint> {
       if (r == region || configured) return sts_endpoint;
       return resolve_endpoint(AwsService::kSts, r, "", env, nullptr, nullptr);
     };
@@ -440,9 +442,8 @@ void AsgSource::run_sqs(Setup& setup) {
   AwsClient client(*http, *setup.credentials, setup.client->region(), runtime_.retry,
                    runtime_.client_env);
   SqsEventLoop loop(client, setup.endpoints.sqs, options_.queue_url,
-                    static_cast<int>(options_.wait_seconds), [this] {
-                      return trigger_and_wait(options_.timeout * 4);
-                    });
+                    static_cast<int>(options_.wait_seconds),
+                    [this] { return trigger_and_wait(options_.timeout * 4); });
   // Lifecycle hooks: a worker on its own thread (and its own HTTP client) completes the actions
   // the SQS loop hands over.
   AwsClient hook_client(*hook_http, *setup.credentials, setup.client->region(), runtime_.retry,
@@ -463,23 +464,26 @@ void AsgSource::run_sqs(Setup& setup) {
       return it->second;
     };
     deps.repoll = [this] { trigger(); };
+    deps.server_states = context_.server_states;
     worker = std::make_unique<LifecycleWorker>(options_, std::move(deps));
     {
       std::lock_guard lock(sqs_mu_);
       worker_ = worker.get();
     }
-    loop.set_lifecycle_handler([this, w = worker.get()](const AsgMessage& action,
-                                                        const SqsMessage& message) {
-      {
-        std::lock_guard lock(addr_mu_);
-        if (groups_seen_.count(action.auto_scaling_group_name) == 0) {
-          log::info(kLog, "{}: lifecycle action for group '{}' which is not one of ours; "
-                    "ignored", describe(), action.auto_scaling_group_name);
-          return false;
-        }
-      }
-      return w->add(action, message);
-    });
+    loop.set_lifecycle_handler(
+        [this, w = worker.get()](const AsgMessage& action, const SqsMessage& message) {
+          {
+            std::lock_guard lock(addr_mu_);
+            if (groups_seen_.count(action.auto_scaling_group_name) == 0) {
+              log::info(kLog,
+                        "{}: lifecycle action for group '{}' which is not one of ours; "
+                        "ignored",
+                        describe(), action.auto_scaling_group_name);
+              return false;
+            }
+          }
+          return w->add(action, message);
+        });
     hook_thread = std::thread([this, w = worker.get()] {
       for (;;) {
         {
@@ -632,14 +636,13 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
 namespace ep::discovery::aws {
 
 SourceKind source_kind() {
-  return SourceKind{
-      "aws_asg",
-      [](const ConfigNode& node, Diagnostics& diag,
-         const SourceContext& context) -> std::unique_ptr<Source> {
-        auto options = ep::aws::parse_asg_options(node, diag);
-        if (!options) return nullptr;
-        return std::make_unique<ep::aws::AsgSource>(std::move(*options), context);
-      }};
+  return SourceKind{"aws_asg",
+                    [](const ConfigNode& node, Diagnostics& diag,
+                       const SourceContext& context) -> std::unique_ptr<Source> {
+                      auto options = ep::aws::parse_asg_options(node, diag);
+                      if (!options) return nullptr;
+                      return std::make_unique<ep::aws::AsgSource>(std::move(*options), context);
+                    }};
 }
 
 }  // namespace ep::discovery::aws
