@@ -191,6 +191,7 @@ Result<ServersState> parse_servers_state(std::string_view text) {
     };
     ServerStateRow row;
     row.backend = std::string(get("be_name"));
+    if (auto st = num("be_id", row.be_id); !st) return st.error();
     row.server.name = std::string(get("srv_name"));
     row.server.address = std::string(get("srv_addr"));
     if (auto st = num("srv_op_state", row.server.op_state); !st) return st.error();
@@ -269,6 +270,7 @@ Result<StatTable> parse_show_stat(std::string_view text) {
     if (auto st = num("scur", row.scur); !st) return st.error();
     if (auto st = num("weight", row.weight); !st) return st.error();
     if (auto st = num("bck", row.bck); !st) return st.error();
+    if (auto st = num("iid", row.iid); !st) return st.error();
     out.rows.push_back(std::move(row));
   }
   return out;
