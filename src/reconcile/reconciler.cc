@@ -449,11 +449,15 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     const bool still =
         std::any_of(br.managed.begin(), br.managed.end(),
                     [&](const ActualServer& s) { return s.name == it->first && s.draining(); });
+    if (!still) br.removing.erase(it->first);
     it = still ? std::next(it) : br.drains.erase(it);
   }
 
   DesiredBackend want{policy.name, desired.servers};
-  Plan plan = diff(want, actual, policy, mode, br.drains, now);
+  DrainOrigins origins;
+  for (const auto& [name, since] : br.warming) origins.warming.insert(name);
+  origins.removing = br.removing;
+  Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   Metrics::global().set("elasticproxy_slots_missing", labels, plan.missing_slots);
 
@@ -472,15 +476,20 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
         case ActionResult::Outcome::kDone:
           ++report.actions_done;
           Metrics::global().inc("elasticproxy_changes_applied_total", kind_labels);
-          log::info(kLog, "{}: {} {} ({}){}", policy.name, to_string(a.kind), what, a.reason,
+          log::info(kLog, "{}: {} {} ({}){}", policy.name, to_string(a.kind), what, reason_text(a),
                     runs_.size() > 1 ? " on " + iname : "");
-          if (a.kind == ActionKind::kDrain) br.drains[a.server] = now;
+          if (a.kind == ActionKind::kDrain) {
+            br.drains[a.server] = now;
+            br.removing.insert(a.server);
+          }
+          if (a.kind == ActionKind::kUndrain) br.removing.erase(a.server);
           if (a.kind == ActionKind::kRemove) {
-            if (a.reason.rfind("drain timeout", 0) == 0) {
+            if (a.reason == Reason::kDrainTimeout) {
               Metrics::global().inc("elasticproxy_drains_timed_out_total",
                                     {{"backend", policy.name}});
             }
             br.drains.erase(a.server);
+            br.removing.erase(a.server);
           }
           break;
         case ActionResult::Outcome::kNotYet:
@@ -498,7 +507,10 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     }
   }
   // A warming server is DRAIN in HAProxy but it is not being removed: not a drain.
-  for (const auto& name : plan.warming) br.drains.erase(name);
+  for (const auto& name : plan.warming) {
+    br.drains.erase(name);
+    br.removing.erase(name);
+  }
   report.waiting_drains += plan.waiting.size();
   Metrics::global().set("elasticproxy_drains_in_progress", labels,
                         static_cast<double>(br.drains.size()));

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -142,6 +143,7 @@ class Reconciler : public ServerStateView {
   using DesiredPtr = std::shared_ptr<const Desired>;
   struct BackendRun {  // per instance x backend
     DrainBook drains;
+    std::set<std::string> removing;             // drained by us for removal (subset of drains)
     std::map<std::string, SteadyTime> warming;  // desired servers waiting for a passing check
     uint64_t applied_generation = 0;
     std::optional<SteadyTime> pending_since;  // oldest unapplied change seen_at

@@ -32,7 +32,7 @@ reconcile::Plan add_plan(int n) {
   for (int i = 0; i < n; ++i) {
     ServerSpec s{"ep-10.0.0." + std::to_string(i + 1) + ":80", "10.0.0." + std::to_string(i + 1),
                  80, 1, false};
-    plan.actions.push_back({ActionKind::kAdd, s.name, s, "test"});
+    plan.actions.push_back({ActionKind::kAdd, s.name, s, reconcile::Reason::kNewInDiscovery, {}});
   }
   return plan;
 }
@@ -133,7 +133,8 @@ TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
   reconcile::Plan plan;
   plan.backend = "web";
   plan.mode = reconcile::BackendMode::kDynamic;
-  for (const char* n : {"a", "b", "c"}) plan.actions.push_back({ActionKind::kRemove, n, {}, "t"});
+  for (const char* n : {"a", "b", "c"})
+    plan.actions.push_back({ActionKind::kRemove, n, {}, reconcile::Reason::kGoneInMaintenance, {}});
   auto results = inst.apply(plan, policy());
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[0].outcome, Outcome::kNotYet) << results[0].message;

@@ -92,6 +92,11 @@ class FakeInstance : public reconcile::Instance {
           s.port = a.spec.port;
           s.weight = a.spec.weight;
           s.op_state = 2;
+          if (plan.checks) {  // like warm_line: DRAIN + health down until a check passes
+            s.admin_state = admin::kForcedDrain;
+            s.check_state = 0x02 | 0x04;
+            s.op_state = 0;
+          }
           servers.push_back(s);
           break;
         }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <thread>
 
+#include "core/log.h"
 #include "core/metrics.h"
 #include "fake_instance.h"
 #include "support/time_scale.h"
@@ -211,6 +212,60 @@ TEST(ReconcilerThread, LoopAppliesPublishedChangesPromptly) {
   EXPECT_TRUE(eventually([&] { return !raw->names("web").empty(); }));
   EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
   rec.stop();
+}
+
+// Log lines are true: a new server set ready once its health check passed says so; a server
+// that discovery dropped and brought back while it drained says that.
+TEST(ReconcilerLog, ReasonsAreTrue) {
+  std::vector<std::string> lines;
+  std::mutex mu;
+  log::set_sink([&](log::Level, std::string_view component, std::string_view message) {
+    std::lock_guard lock(mu);
+    if (component == "reconcile") lines.emplace_back(message);
+  });
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy p;
+  p.name = "web";
+  p.server_options = "check inter 1s";
+  FakeClock clock;
+  Reconciler rec({p}, std::move(v), clock);
+  auto pass = [&] {
+    clock.advance(std::chrono::seconds(1));
+    return rec.run_pass(false);
+  };
+  auto logged = [&](const std::string& what) {
+    std::lock_guard lock(mu);
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+  rec.publish(0, {spec("10.0.0.1", 80)}, true, clock.now());
+  (void)pass();  // add: DRAIN behind the health gate
+  (void)pass();  // still warming
+  raw->with_lock([&] {
+    auto& s = raw->backends["web"][0];
+    s.op_state = 2;  // the check passed
+    s.check_result = 3;
+    return 0;
+  });
+  (void)pass();
+  EXPECT_TRUE(logged("undrain ep-10.0.0.1:80 (new server passed its health check)"));
+  EXPECT_FALSE(logged("back in discovery while draining"));
+
+  raw->with_lock([&] {
+    raw->backends["web"][0].sessions = 1;  // keeps the drain going
+    return 0;
+  });
+  rec.publish(0, {}, true, clock.now());
+  (void)pass();
+  EXPECT_TRUE(logged("drain ep-10.0.0.1:80 (gone from discovery)"));
+  rec.publish(0, {spec("10.0.0.1", 80)}, true, clock.now());
+  (void)pass();
+  EXPECT_TRUE(logged("undrain ep-10.0.0.1:80 (back in discovery while draining)"));
+  log::set_sink(nullptr);
 }
 
 // A reconciler with a running loop over one fake instance and one backend "web".
