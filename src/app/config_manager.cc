@@ -67,7 +67,7 @@ ConfigManager::ConfigManager(hc::Template tpl, const config::Settings& settings,
   hr::describe_metrics();
   if (auto current = hc::read_file(config_path_)) deployed_ = last_written_ = *current;
   if (reconciler_ != nullptr) {
-    reconciler_->add_on_pass([this](const reconcile::PassReport&) { on_pass(); });
+    reconciler_->add_on_pass([this](const reconcile::PassReport& r) { on_pass(r); });
   }
 }
 
@@ -187,11 +187,17 @@ bool ConfigManager::blocked(const std::string& text) const {
                                                                         options_.min_interval * 10);
 }
 
-void ConfigManager::on_pass() {
+void ConfigManager::on_pass(const reconcile::PassReport& report) {
   // Reconciler thread: status copy + in-memory render only; the slow work is the worker's.
   {
     std::lock_guard lock(mu_);
     if (!hooked_) return;
+    // Nothing in status() changed: the last decision stands (its cost would grow with the number
+    // of backends on every pass), unless a failed write or reload waits for a retry.
+    if (!report.status_changed && !seen_text_.empty() && failed_text_.empty() &&
+        last_error_.empty()) {
+      return;
+    }
   }
   auto work = compute(reconciler_->status());
   if (!work) return;

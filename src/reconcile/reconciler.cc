@@ -281,6 +281,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
     const Desired& d = *desired[b];
     if (status_generation_[b] == d.generation) continue;
     status_generation_[b] = d.generation;
+    report.status_changed = true;
     for (auto& st : status_) {
       BackendStatus& bs = st.backends[b];
       bs.ready = d.ready;
@@ -291,12 +292,20 @@ PassReport Reconciler::do_pass(bool full_resync) {
   for (size_t i = 0; i < runs_.size(); ++i) {
     const InstanceRun& run = runs_[i];
     InstanceStatus& st = status_[i];
+    if (st.reachable != run.reachable || st.info.pid != run.info.pid ||
+        st.info.start_time_sec != run.info.start_time_sec || st.last_error != run.last_error) {
+      report.status_changed = true;
+    }
     st.reachable = run.reachable;
     st.info = run.info;
     st.last_error = run.last_error;
     for (size_t b : touched[i]) {
       const BackendRun& br = run.backends[b];
       BackendStatus& bs = st.backends[b];
+      if (bs.actual_servers != br.managed || bs.mode != br.mode || bs.converged != br.converged ||
+          bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
+        report.status_changed = true;
+      }
       bs.actual = br.managed.size();
       bs.draining =
           static_cast<size_t>(std::count_if(br.managed.begin(), br.managed.end(),

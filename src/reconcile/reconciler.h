@@ -76,6 +76,9 @@ struct PassReport {
   size_t actions_failed = 0;
   size_t waiting_drains = 0;
   std::vector<std::string> errors;
+  // status() differs from what it was before this pass (a desired set, what an instance
+  // reported, an error). Listeners that derive something from status() may skip a pass without.
+  bool status_changed = false;
 };
 
 class Reconciler : public ServerStateView {
