@@ -94,7 +94,7 @@ int cmd_plan(const std::string& path, std::chrono::milliseconds timeout) {
     }
     std::vector<std::string> names;
     for (const auto& b : s->backends) names.push_back(b.policy.name);
-    auto actual = inst->observe(names);
+    auto actual = inst->observe_all(names);  // every backend: one whole read
     if (!actual) {
       std::printf("HAProxy %s: %s\n", inst->name().c_str(), actual.error().message.c_str());
       ok = false;
@@ -124,7 +124,7 @@ int cmd_plan(const std::string& path, std::chrono::milliseconds timeout) {
       for (const auto& a : plan.actions) {
         std::printf("    %-11s %s%s  (%s)\n", reconcile::to_string(a.kind), a.server.c_str(),
                     a.kind == reconcile::ActionKind::kAssignSlot ? (" <- " + a.spec.address_port()).c_str() : "",
-                    a.reason.c_str());
+                    reconcile::reason_text(a).c_str());
       }
       for (const auto& w : plan.waiting) std::printf("    waiting     %s  (draining)\n", w.c_str());
       if (plan.missing_slots > 0) {

@@ -68,7 +68,7 @@ ConfigManager::ConfigManager(hc::Template tpl, const config::Settings& settings,
   hr::describe_metrics();
   if (auto current = os::read_file(config_path_)) deployed_ = last_written_ = *current;
   if (reconciler_ != nullptr) {
-    reconciler_->add_on_pass([this](const reconcile::PassReport&) { on_pass(); });
+    reconciler_->add_on_pass([this](const reconcile::PassReport& r) { on_pass(r); });
   }
 }
 
@@ -188,11 +188,17 @@ bool ConfigManager::blocked(const std::string& text) const {
                                                                         options_.min_interval * 10);
 }
 
-void ConfigManager::on_pass() {
+void ConfigManager::on_pass(const reconcile::PassReport& report) {
   // Reconciler thread: status copy + in-memory render only; the slow work is the worker's.
   {
     std::lock_guard lock(mu_);
     if (!hooked_) return;
+    // Nothing in status() changed: the last decision stands (its cost would grow with the number
+    // of backends on every pass), unless a failed write or reload waits for a retry.
+    if (!report.status_changed && !seen_text_.empty() && failed_text_.empty() &&
+        last_error_.empty()) {
+      return;
+    }
   }
   auto work = compute(reconciler_->status());
   if (!work) return;
@@ -303,9 +309,10 @@ Result<bool> ConfigManager::execute(const Work& work) {
     last_error_.clear();
   }
   log::info(kLog, "{} in {:.3f} s: {}", config_path_, report.seconds, report.message);
-  // The reconcile loop would notice the new worker within probe_interval; do it now, on fresh
-  // connections (RuntimeInstance opens one per batch, so none can reach the old worker).
-  if (reconciler_ != nullptr) (void)reconciler_->run_pass(true);
+  // The reconcile loop would notice the new worker within probe_interval; ask it for a full pass
+  // now, on fresh connections (RuntimeInstance opens one per batch, so none can reach the old
+  // worker). Fire and forget through its mailbox: the reconciler thread alone talks to HAProxy.
+  if (reconciler_ != nullptr) reconciler_->request_resync();
   return true;
 }
 

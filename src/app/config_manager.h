@@ -1,8 +1,8 @@
 #pragma once
 // Keeps haproxy.cfg in step with what ElasticProxy does, off the reconciler thread.
 //
-// After every reconciler pass (a cheap hook: it renders the template in memory) the manager
-// decides what the config file must hold:
+// After every reconciler pass that changed its status (a cheap hook: it renders the template in
+// memory) the manager decides what the config file must hold:
 //   - follow (update: auto/runtime): the servers HAProxy runs now (disk follows runtime); written
 //     without a reload. In slot mode, when desired servers found no free slot and a reload method
 //     is configured (update: auto), more slots are rendered (grown_slot_count) and HAProxy is
@@ -14,8 +14,8 @@
 // `haproxy -c`, writes atomically and reloads with confirmation and rollback (reload/deploy.h).
 // A candidate whose reload failed is not retried for max(60 s, 10 x min_interval) unless the
 // rendered text changes (no reload storms); a write that failed on I/O is retried on a later pass.
-// After a confirmed reload it runs a full reconciler pass at once (fresh admin connections reach
-// the new worker).
+// After a confirmed reload it asks the reconciler for a full pass at once (request_resync: fresh
+// admin connections reach the new worker); it never runs a pass itself.
 
 #include <condition_variable>
 #include <memory>
@@ -73,7 +73,7 @@ class ConfigManager {
   // What the file must hold now; nullopt when nothing is known yet (never write a guess).
   std::optional<Work> compute(const std::vector<reconcile::InstanceStatus>& status);
   Result<bool> execute(const Work& work);
-  void on_pass();
+  void on_pass(const reconcile::PassReport& report);
   void loop();
   void log_error_once(const std::string& message);
   bool blocked(const std::string& text) const;  // requires mu_

@@ -2,7 +2,6 @@
 
 #include <thread>
 
-#include "app/aws_wiring.h"
 #include "app/wiring.h"
 #include "core/log.h"
 #include "haproxy/config/writer.h"
@@ -21,7 +20,8 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   reconciler_ = std::make_unique<reconcile::Reconciler>(
       policies(settings_), build_instances(settings_), SystemClock::instance(), options);
   Diagnostics diag;  // options were validated by load_and_check; rebuild the sources here
-  auto sources = build_sources(settings_, diag);
+  // Lifecycle hooks (aws_asg) read HAProxy's server states through the reconciler's view.
+  auto sources = build_sources(settings_, diag, reconciler_.get());
   reconcile::Reconciler* rec = reconciler_.get();
   pipeline_ = std::make_unique<discovery::Pipeline>(
       std::move(sources), SystemClock::instance(),
@@ -40,7 +40,6 @@ Daemon::~Daemon() { stop(); }
 Status Daemon::start() {
   if (config_manager_) config_manager_->start();
   reconciler_->start();
-  install_aws_probe(reconciler_.get());  // lifecycle hooks read HAProxy state through it
   Status st = pipeline_->start();
   if (!st) {
     stop();
@@ -86,7 +85,9 @@ Status Daemon::bootstrap() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  (void)reconciler_->run_pass(false);  // publishes the desired sets into status()
+  // The loop runs: ask it for a pass (one writer) and wait; it publishes the desired sets into
+  // status().
+  (void)reconciler_->submit_pass(false).get();
   auto text = config_manager_->render_desired(reconciler_->status());
   if (!text) return Error::invalid("bootstrap: " + text.error().message);
   haproxy::config::WriteOptions wo;
@@ -97,13 +98,12 @@ Status Daemon::bootstrap() {
   auto started = hr::start_haproxy(config_manager_->reload_options(), target);
   if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
   log::info("bootstrap", "wrote {} and {}", target.config, *started);
-  (void)reconciler_->run_pass(true);
+  (void)reconciler_->submit_pass(true).get();
   return {};
 }
 
 void Daemon::stop() {
   if (pipeline_) pipeline_->stop();
-  install_aws_probe(nullptr);
   if (reconciler_) reconciler_->stop();
   if (config_manager_) config_manager_->stop();
   started_ = false;
@@ -111,6 +111,7 @@ void Daemon::stop() {
 
 reconcile::PassReport Daemon::once(std::chrono::milliseconds fetch_timeout) {
   pipeline_->fetch_once(fetch_timeout);
+  // No loop runs in `once`: the synchronous pass, on this thread.
   reconcile::PassReport report = reconciler_->run_pass(true);
   if (config_manager_) {
     if (auto w = config_manager_->sync_now(reconciler_->status()); !w) {

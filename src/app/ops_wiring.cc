@@ -126,8 +126,8 @@ void OpsRuntime::attach(Daemon* daemon) {
   }
   // Listeners cannot be removed: this one reports only while its daemon is the attached one.
   daemon->reconciler().add_on_pass(
-      [this, daemon](const reconcile::PassReport&) { on_pass(daemon); });
-  on_pass(daemon);
+      [this, daemon](const reconcile::PassReport& r) { on_pass(daemon, r.status_changed); });
+  on_pass(daemon, true);
 }
 
 void OpsRuntime::detach() {
@@ -148,11 +148,15 @@ std::optional<ops::OpsSnapshot> OpsRuntime::snapshot() {
   return s;
 }
 
-void OpsRuntime::on_pass(const Daemon* from) {
-  // Runs on the reconciler thread after each pass: cheap (copies of small status structs).
+void OpsRuntime::on_pass(const Daemon* from, bool changed) {
+  // Runs on the reconciler thread after each pass. The snapshot copies every backend's status:
+  // after the first convergence (every source has delivered) only the reconciler's status feeds
+  // the STATUS line, so a pass that did not change it is skipped.
   {
     std::lock_guard lock(mu_);
     if (daemon_ != from) return;
+    if (!changed && ready_sent_ && !refresh_status_) return;
+    refresh_status_ = false;
   }
   auto snap = snapshot();
   if (!snap) return;
@@ -233,6 +237,7 @@ void OpsRuntime::reload_finished(bool applied, const std::string& why) {
   std::lock_guard lock(mu_);
   // READY=1 ends the RELOADING=1 state in systemd, whatever the outcome.
   last_status_ = applied ? "configuration reloaded" : "new configuration rejected: " + why;
+  refresh_status_ = true;  // the next pass replaces this line with the daemon's own status
   if (ready_sent_) {
     ops::notify_ready(last_status_);
   } else {

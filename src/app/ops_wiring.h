@@ -61,14 +61,16 @@ class OpsRuntime {
 
  private:
   std::optional<ops::OpsSnapshot> snapshot();
-  void on_pass(const Daemon* from);
+  // `changed`: the pass changed the reconciler's status (PassReport::status_changed).
+  void on_pass(const Daemon* from, bool changed);
   void watchdog_loop();
   Status take_lock(const config::Settings& settings, ops::InstanceLock& out);
   void start_http(const config::Settings& settings);
 
-  std::mutex mu_;  // daemon_, ready_sent_
+  std::mutex mu_;  // daemon_, ready_sent_, refresh_status_
   Daemon* daemon_ = nullptr;
   bool ready_sent_ = false;
+  bool refresh_status_ = false;  // recompute the STATUS line at the next pass (after a reload)
   std::string last_status_;
   ops::EndpointOptions endpoint_options_;
   config::MetricsSettings metrics_;

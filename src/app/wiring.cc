@@ -1,6 +1,5 @@
 #include "app/wiring.h"
 
-
 #include "app/config_wiring.h"
 #include "core/log.h"
 #include "discovery/aws/asg_source.h"
@@ -15,24 +14,23 @@ namespace ep::app {
 
 const std::vector<discovery::SourceKind>& source_table() {
   static const std::vector<discovery::SourceKind> table = {
-      discovery::file::source_kind(),
-      discovery::static_source::source_kind(),
-      discovery::consul::source_kind(),
-      discovery::etcd::source_kind(),
-      discovery::dns::source_kind(),
-      discovery::aws::source_kind(),
+      discovery::file::source_kind(),   discovery::static_source::source_kind(),
+      discovery::consul::source_kind(), discovery::etcd::source_kind(),
+      discovery::dns::source_kind(),    discovery::aws::source_kind(),
   };
   return table;
 }
 
 std::vector<discovery::BackendSources> build_sources(const config::Settings& settings,
-                                                     Diagnostics& diag) {
+                                                     Diagnostics& diag,
+                                                     const ServerStateView* server_states) {
   std::vector<discovery::BackendSources> out;
   for (const auto& backend : settings.backends) {
     discovery::BackendSources bs;
     bs.policy = backend.policy;
     discovery::SourceContext context;
     context.backend = backend.policy.name;
+    context.server_states = server_states;
     context.base_dir = settings.file.has_parent_path() ? settings.file.parent_path()
                                                        : std::filesystem::current_path();
     for (const auto& spec : backend.sources) {
@@ -42,7 +40,8 @@ std::vector<discovery::BackendSources> build_sources(const config::Settings& set
       }
       if (kind == nullptr) {
         std::string known;
-        for (const auto& k : source_table()) known += (known.empty() ? "" : ", ") + std::string(k.name);
+        for (const auto& k : source_table())
+          known += (known.empty() ? "" : ", ") + std::string(k.name);
         diag.error(spec.mark, "unknown source kind '" + spec.kind + "' (known: " + known + ")");
         continue;
       }
@@ -71,6 +70,10 @@ class ConfigModeInstance : public reconcile::Instance {
   Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& backends) override {
     return inner_->observe(backends);
   }
+  Result<std::vector<ActualBackend>> observe_all(
+      const std::vector<std::string>& backends) override {
+    return inner_->observe_all(backends);
+  }
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy&) override {
     return std::vector<reconcile::ActionResult>(
@@ -84,7 +87,8 @@ class ConfigModeInstance : public reconcile::Instance {
 
 }  // namespace
 
-std::vector<std::unique_ptr<reconcile::Instance>> build_instances(const config::Settings& settings) {
+std::vector<std::unique_ptr<reconcile::Instance>> build_instances(
+    const config::Settings& settings) {
   std::vector<std::unique_ptr<reconcile::Instance>> out;
   for (const auto& socket : settings.haproxy.sockets) {
     std::unique_ptr<reconcile::Instance> inst =

@@ -17,9 +17,11 @@ namespace ep::app {
 const std::vector<discovery::SourceKind>& source_table();
 
 // Builds every backend's sources from the settings. Unknown kinds and bad options are reported
-// in `diag` with their positions.
-std::vector<discovery::BackendSources> build_sources(const config::Settings& settings,
-                                                     Diagnostics& diag);
+// in `diag` with their positions. `server_states` (the daemon's reconciler; null elsewhere) goes
+// into every SourceContext; it must outlive the sources.
+std::vector<discovery::BackendSources> build_sources(
+    const config::Settings& settings, Diagnostics& diag,
+    const ServerStateView* server_states = nullptr);
 
 std::vector<std::unique_ptr<reconcile::Instance>> build_instances(const config::Settings& settings);
 

@@ -73,6 +73,8 @@ struct ActualServer {
   bool health_passed() const {
     return !check_enabled() || (op_state == 2 && (check_result == 3 || check_result == 4));
   }
+
+  bool operator==(const ActualServer&) const = default;
 };
 
 struct ActualBackend {

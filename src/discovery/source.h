@@ -15,6 +15,10 @@
 #include "core/model.h"
 #include "core/result.h"
 
+namespace ep {
+class ServerStateView;
+}
+
 namespace ep::discovery {
 
 using Snapshot = Result<std::vector<Endpoint>>;
@@ -49,6 +53,9 @@ struct SourceContext {
   std::string backend;             // the HAProxy backend this source serves
   std::filesystem::path base_dir;  // directory of the config file (relative paths resolve here)
   const Clock* clock = &SystemClock::instance();
+  // HAProxy's server states, for sources that wait on them (AWS lifecycle hooks). Null outside
+  // the daemon. Thread-safe; outlives the source (the daemon hands its reconciler).
+  const ServerStateView* server_states = nullptr;
 };
 
 // Builds a source from its options node (`file: {...}`). Reports option errors with positions

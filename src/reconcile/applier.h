@@ -37,8 +37,17 @@ class Instance {
   // Version, pid and start time. Fails when HAProxy cannot be reached.
   virtual Result<InstanceInfo> info() = 0;
 
-  // Current servers of each named backend (exists=false for a backend HAProxy does not have).
+  // Current servers of each named backend (exists=false for a backend HAProxy does not have),
+  // in the same order. Reads only those backends: its cost follows their number, not the size of
+  // HAProxy.
   virtual Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& backends) = 0;
+
+  // The same answer, from a read of the whole of HAProxy at once (resync, first contact,
+  // reconnect, restart): an instance that caches anything about HAProxy (proxy ids) refreshes
+  // it here. The default reads backend by backend.
+  virtual Result<std::vector<ActualBackend>> observe_all(const std::vector<std::string>& backends) {
+    return observe(backends);
+  }
 
   // Executes the plan's actions in order; one result per action, same order. Every HAProxy reply
   // is checked: an action is kDone only when HAProxy said so.

@@ -9,19 +9,110 @@ namespace ep::reconcile {
 
 const char* to_string(ActionKind kind) {
   switch (kind) {
-    case ActionKind::kAdd: return "add";
-    case ActionKind::kAssignSlot: return "assign-slot";
-    case ActionKind::kEnable: return "enable";
-    case ActionKind::kUndrain: return "undrain";
-    case ActionKind::kSetWeight: return "set-weight";
-    case ActionKind::kSetAddress: return "set-address";
-    case ActionKind::kDrain: return "drain";
-    case ActionKind::kRemove: return "remove";
+    case ActionKind::kAdd:
+      return "add";
+    case ActionKind::kAssignSlot:
+      return "assign-slot";
+    case ActionKind::kEnable:
+      return "enable";
+    case ActionKind::kUndrain:
+      return "undrain";
+    case ActionKind::kSetWeight:
+      return "set-weight";
+    case ActionKind::kSetAddress:
+      return "set-address";
+    case ActionKind::kDrain:
+      return "drain";
+    case ActionKind::kRemove:
+      return "remove";
+  }
+  return "?";
+}
+
+const char* to_string(Reason reason) {
+  switch (reason) {
+    case Reason::kNewInDiscovery:
+      return "new_in_discovery";
+    case Reason::kSlotInMaintenance:
+      return "slot_in_maintenance";
+    case Reason::kInMaintenance:
+      return "in_maintenance";
+    case Reason::kHealthCheckPassed:
+      return "health_check_passed";
+    case Reason::kBackInDiscovery:
+      return "back_in_discovery";
+    case Reason::kFoundDraining:
+      return "found_draining";
+    case Reason::kWeightChanged:
+      return "weight_changed";
+    case Reason::kAddressChanged:
+      return "address_changed";
+    case Reason::kGoneFromDiscovery:
+      return "gone_from_discovery";
+    case Reason::kGoneInMaintenance:
+      return "gone_in_maintenance";
+    case Reason::kGoneDrainDisabled:
+      return "gone_drain_disabled";
+    case Reason::kDrained:
+      return "drained";
+    case Reason::kDrainTimeout:
+      return "drain_timeout";
+    case Reason::kStaleSlotAddress:
+      return "stale_slot_address";
+    case Reason::kDuplicateSlot:
+      return "duplicate_slot";
+  }
+  return "?";
+}
+
+std::string reason_text(const Action& a) {
+  switch (a.reason) {
+    case Reason::kNewInDiscovery:
+      return "new in discovery";
+    case Reason::kSlotInMaintenance:
+      return "in discovery, slot in maintenance";
+    case Reason::kInMaintenance:
+      return "in discovery but in maintenance";
+    case Reason::kHealthCheckPassed:
+      return "new server passed its health check";
+    case Reason::kBackInDiscovery:
+      return "back in discovery while draining";
+    case Reason::kFoundDraining:
+      return "in discovery, found draining";
+    case Reason::kWeightChanged:
+      return "weight " + a.detail;
+    case Reason::kAddressChanged:
+      return "address changed from " + a.detail;
+    case Reason::kGoneFromDiscovery:
+      return "gone from discovery";
+    case Reason::kGoneInMaintenance:
+      return "gone from discovery (already in maintenance)";
+    case Reason::kGoneDrainDisabled:
+      return "gone from discovery (drain disabled)";
+    case Reason::kDrained:
+      return "drained (no sessions left)";
+    case Reason::kDrainTimeout:
+      return "drain timeout reached with " + a.detail + " session(s) left";
+    case Reason::kStaleSlotAddress:
+      return "free slot with a stale address";
+    case Reason::kDuplicateSlot:
+      return "duplicate slot for " + a.detail;
   }
   return "?";
 }
 
 namespace {
+
+// Why a desired server found in DRAIN with its health check passed is set ready.
+Reason undrain_reason(const std::string& name, const DrainOrigins& origins) {
+  if (origins.warming.count(name)) return Reason::kHealthCheckPassed;
+  if (origins.removing.count(name)) return Reason::kBackInDiscovery;
+  return Reason::kFoundDraining;
+}
+
+std::string weight_change(int have, int want) {
+  return std::to_string(have) + " -> " + std::to_string(want);
+}
 
 // static-rr cannot change weights at runtime except to 0% or 100% (the applier falls back to
 // that): there only "zero or not" can differ, else the same set-weight would be re-sent forever.
@@ -29,7 +120,6 @@ bool weight_differs(const ActualBackend& actual, int have, int want) {
   if (actual.algorithm == "static-rr") return (have == 0) != (want == 0);
   return have != want;
 }
-
 
 std::string address_port(const std::string& address, int port) {
   return address + "|" + std::to_string(port);
@@ -42,29 +132,29 @@ bool is_placeholder(const ActualServer& s) {
 // The removal step for a managed server that is no longer desired.
 void plan_removal(const ActualServer& s, const BackendPolicy& policy, const DrainBook& drains,
                   SteadyTime now, Plan& plan, std::vector<Action>& removals) {
-  Action a{ActionKind::kRemove, s.name, {}, ""};
+  Action a{ActionKind::kRemove, s.name, {}, Reason::kGoneInMaintenance, {}};
   if (s.in_maint()) {
-    a.reason = "gone from discovery (already in maintenance)";
     removals.push_back(std::move(a));
     return;
   }
   if (policy.drain_timeout.count() == 0) {
-    a.reason = "gone from discovery (drain disabled)";
+    a.reason = Reason::kGoneDrainDisabled;
     removals.push_back(std::move(a));
     return;
   }
   if (!s.draining()) {
-    removals.push_back({ActionKind::kDrain, s.name, {}, "gone from discovery"});
+    removals.push_back({ActionKind::kDrain, s.name, {}, Reason::kGoneFromDiscovery, {}});
     return;
   }
   if (s.sessions == 0) {
-    a.reason = "drained (no sessions left)";
+    a.reason = Reason::kDrained;
     removals.push_back(std::move(a));
     return;
   }
   auto it = drains.find(s.name);
   if (it != drains.end() && now - it->second >= policy.drain_timeout) {
-    a.reason = "drain timeout reached with " + std::to_string(s.sessions) + " session(s) left";
+    a.reason = Reason::kDrainTimeout;
+    a.detail = std::to_string(s.sessions);
     removals.push_back(std::move(a));
     return;
   }
@@ -73,7 +163,7 @@ void plan_removal(const ActualServer& s, const BackendPolicy& policy, const Drai
 
 void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
                   const BackendPolicy& policy, const DrainBook& drains, SteadyTime now,
-                  Plan& plan) {
+                  const DrainOrigins& origins, Plan& plan) {
   std::map<std::string, const ActualServer*> managed;
   for (const auto& s : actual.servers) {
     if (is_managed(s, policy, BackendMode::kDynamic)) managed.emplace(s.name, &s);
@@ -88,25 +178,24 @@ void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
   for (const auto& [name, spec] : wanted) {
     auto it = managed.find(name);
     if (it == managed.end()) {
-      additions.push_back({ActionKind::kAdd, name, *spec, "new in discovery"});
+      additions.push_back({ActionKind::kAdd, name, *spec, Reason::kNewInDiscovery, {}});
       continue;
     }
     const ActualServer& s = *it->second;
     if (s.address != spec->address || s.port != spec->port) {
-      updates.push_back({ActionKind::kSetAddress, name, *spec,
-                         "address changed from " + s.address + ":" + std::to_string(s.port)});
+      updates.push_back({ActionKind::kSetAddress, name, *spec, Reason::kAddressChanged,
+                         s.address + ":" + std::to_string(s.port)});
     }
     if (s.in_maint()) {
-      updates.push_back({ActionKind::kEnable, name, *spec, "in discovery but in maintenance"});
+      updates.push_back({ActionKind::kEnable, name, *spec, Reason::kInMaintenance, {}});
     } else if (s.draining() && !s.health_passed()) {
       plan.warming.push_back(name);  // DRAIN until its health check passes
     } else if (s.draining()) {
-      updates.push_back({ActionKind::kUndrain, name, *spec, "back in discovery while draining"});
+      updates.push_back({ActionKind::kUndrain, name, *spec, undrain_reason(name, origins), {}});
     }
     if (weight_differs(actual, s.weight, spec->weight)) {
-      updates.push_back({ActionKind::kSetWeight, name, *spec,
-                         "weight " + std::to_string(s.weight) + " -> " +
-                             std::to_string(spec->weight)});
+      updates.push_back({ActionKind::kSetWeight, name, *spec, Reason::kWeightChanged,
+                         weight_change(s.weight, spec->weight)});
     }
   }
   for (auto* group : {&removals, &additions, &updates}) {
@@ -115,7 +204,8 @@ void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
 }
 
 void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
-                const BackendPolicy& policy, const DrainBook& drains, SteadyTime now, Plan& plan) {
+                const BackendPolicy& policy, const DrainBook& drains, SteadyTime now,
+                const DrainOrigins& origins, Plan& plan) {
   // Managed slots ordered by slot number.
   std::vector<std::pair<long, const ActualServer*>> slots;
   for (const auto& s : actual.servers) {
@@ -142,13 +232,13 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       // re-enabled in place so the server keeps its name.
       if (w != wanted.end() && !placed.count(key) && !is_placeholder(*s)) {
         placed.insert(key);
-        additions.push_back({ActionKind::kAssignSlot, s->name, *w->second,
-                             "in discovery, slot in maintenance"});
+        additions.push_back(
+            {ActionKind::kAssignSlot, s->name, *w->second, Reason::kSlotInMaintenance, {}});
         continue;
       }
       if (!is_placeholder(*s)) {
         // Stale address in a free slot: reset it so it never points at an old server.
-        removals.push_back({ActionKind::kRemove, s->name, {}, "free slot with a stale address"});
+        removals.push_back({ActionKind::kRemove, s->name, {}, Reason::kStaleSlotAddress, {}});
       } else {
         free_slots.push_back(s);
       }
@@ -158,7 +248,8 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       const size_t before = removals.size();
       plan_removal(*s, policy, drains, now, plan, removals);
       if (w != wanted.end() && removals.size() > before) {
-        removals.back().reason = "duplicate slot for " + s->address;
+        removals.back().reason = Reason::kDuplicateSlot;
+        removals.back().detail = s->address;
       }
       continue;
     }
@@ -166,12 +257,12 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
     if (s->draining() && !s->health_passed()) {
       plan.warming.push_back(s->name);  // DRAIN until its health check passes
     } else if (s->draining()) {
-      updates.push_back({ActionKind::kUndrain, s->name, *w->second, "back in discovery while draining"});
+      updates.push_back(
+          {ActionKind::kUndrain, s->name, *w->second, undrain_reason(s->name, origins), {}});
     }
     if (weight_differs(actual, s->weight, w->second->weight)) {
-      updates.push_back({ActionKind::kSetWeight, s->name, *w->second,
-                         "weight " + std::to_string(s->weight) + " -> " +
-                             std::to_string(w->second->weight)});
+      updates.push_back({ActionKind::kSetWeight, s->name, *w->second, Reason::kWeightChanged,
+                         weight_change(s->weight, w->second->weight)});
     }
   }
   size_t next_free = 0;
@@ -183,8 +274,11 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       ++plan.missing_slots;
       continue;
     }
-    additions.push_back(
-        {ActionKind::kAssignSlot, free_slots[next_free++]->name, spec, "new in discovery"});
+    additions.push_back({ActionKind::kAssignSlot,
+                         free_slots[next_free++]->name,
+                         spec,
+                         Reason::kNewInDiscovery,
+                         {}});
   }
   for (auto* group : {&removals, &additions, &updates}) {
     for (auto& a : *group) plan.actions.push_back(std::move(a));
@@ -205,7 +299,8 @@ bool is_managed(const ActualServer& server, const BackendPolicy& policy, Backend
 // the new servers pass their first health check. Those drains wait (re-checked every drain poll)
 // until something else serves; servers that are not serving (DOWN, in maintenance) are never
 // held. An intended empty set (allow_empty) is not held either.
-static void hold_last_serving(const DesiredBackend& desired, const ActualBackend& actual, Plan& plan) {
+static void hold_last_serving(const DesiredBackend& desired, const ActualBackend& actual,
+                              Plan& plan) {
   if (desired.servers.empty()) return;
   auto serving = [](const ActualServer& s) {
     return s.op_state == 2 && !s.in_maint() && !s.draining();
@@ -245,9 +340,7 @@ long slot_number(const std::string& name, const std::string& prefix) {
   return n;
 }
 
-bool is_free_slot(const ActualServer& server) {
-  return server.in_maint() && !server.draining();
-}
+bool is_free_slot(const ActualServer& server) { return server.in_maint() && !server.draining(); }
 
 BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
                          const std::string& algorithm) {
@@ -259,16 +352,16 @@ BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
 }
 
 Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const BackendPolicy& policy,
-          BackendMode mode, const DrainBook& drains, SteadyTime now) {
+          BackendMode mode, const DrainBook& drains, SteadyTime now, const DrainOrigins& origins) {
   Plan plan;
   plan.backend = desired.backend;
   plan.mode = mode == BackendMode::kAuto ? BackendMode::kDynamic : mode;
   plan.checks = policy.checks();
   plan.agent = policy.agent_checks();
   if (plan.mode == BackendMode::kSlots) {
-    plan_slots(desired, actual, policy, drains, now, plan);
+    plan_slots(desired, actual, policy, drains, now, origins, plan);
   } else {
-    plan_dynamic(desired, actual, policy, drains, now, plan);
+    plan_dynamic(desired, actual, policy, drains, now, origins, plan);
   }
   hold_last_serving(desired, actual, plan);
   return plan;

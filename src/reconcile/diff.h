@@ -4,6 +4,7 @@
 // sorted within each group), no I/O, no clock reads (time comes in as an argument).
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,14 @@ namespace ep::reconcile {
 
 // When each draining server started draining (server name -> time), kept by the reconciler.
 using DrainBook = std::map<std::string, SteadyTime>;
+
+// Why desired servers are in DRAIN, as far as the reconciler remembers; it only chooses the
+// reason given when they are set ready (the action is the same). Not remembered (our restart):
+// Reason::kFoundDraining.
+struct DrainOrigins {
+  std::set<std::string> warming;   // held in DRAIN by us until their health check passes
+  std::set<std::string> removing;  // drained by us for removal
+};
 
 // Is this HAProxy server one ElasticProxy manages in this backend? Dynamic: name starts with the
 // prefix. Slots: name is <prefix><digits>.
@@ -33,6 +42,7 @@ BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
                          const std::string& algorithm);
 
 Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const BackendPolicy& policy,
-          BackendMode mode, const DrainBook& drains, SteadyTime now);
+          BackendMode mode, const DrainBook& drains, SteadyTime now,
+          const DrainOrigins& origins = {});
 
 }  // namespace ep::reconcile

@@ -21,14 +21,39 @@ enum class ActionKind {
 };
 const char* to_string(ActionKind kind);
 
+// Why an action is planned. Counters and decisions use this, never the text; the text is
+// rendered in one place (reason_text).
+enum class Reason {
+  kNewInDiscovery,     // add / assign a free slot
+  kSlotInMaintenance,  // desired address still held by a free slot: re-enabled in place
+  kInMaintenance,      // desired, found in maintenance: enable
+  kHealthCheckPassed,  // a new server we held in DRAIN behind its health gate passed its check
+  kBackInDiscovery,    // we were draining it for removal and discovery wants it again
+  kFoundDraining,      // desired, found in DRAIN for a reason we do not remember (our restart)
+  kWeightChanged,      // detail: "<have> -> <want>"
+  kAddressChanged,     // detail: the old "address:port"
+  kGoneFromDiscovery,  // drain
+  kGoneInMaintenance,  // remove at once: already in maintenance
+  kGoneDrainDisabled,  // remove at once: drain_timeout 0
+  kDrained,            // remove: no sessions left
+  kDrainTimeout,       // remove: drain_timeout reached; detail: sessions left
+  kStaleSlotAddress,   // free slot still pointing at an old server: reset
+  kDuplicateSlot,      // a second slot for a desired address; detail: the address
+};
+const char* to_string(Reason reason);  // stable identifier ("drain_timeout"), for labels
+
 struct Action {
   ActionKind kind;
   std::string server;  // HAProxy server name (slot name in slot mode)
   ServerSpec spec;     // the desired server (add/assign/enable/weight/address); name = identity
-  std::string reason;  // why, for the log line ("new in source", "gone from source", ...)
+  Reason reason = Reason::kNewInDiscovery;
+  std::string detail;  // values the reason's text names (see Reason); may be empty
 
   bool operator==(const Action&) const = default;
 };
+
+// The log text of an action's reason ("drain timeout reached with 2 session(s) left").
+std::string reason_text(const Action& action);
 
 struct Plan {
   std::string backend;

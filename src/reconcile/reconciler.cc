@@ -47,8 +47,9 @@ Reconciler::Reconciler(std::vector<BackendPolicy> backends,
                        ReconcilerOptions options)
     : backends_(std::move(backends)), clock_(clock), options_(options) {
   describe_metrics();
-  desired_.resize(backends_.size());
+  desired_.assign(backends_.size(), std::make_shared<const Desired>());
   due_.resize(backends_.size());
+  status_generation_.assign(backends_.size(), 0);
   for (auto& inst : instances) {
     InstanceRun run;
     run.instance = std::move(inst);
@@ -73,17 +74,70 @@ void Reconciler::publish(size_t backend, std::vector<ServerSpec> servers, bool r
                          SteadyTime seen_at) {
   if (backend >= backends_.size()) return;
   std::lock_guard lock(mu_);
-  Desired& d = desired_[backend];
-  const bool changed = d.servers != servers || d.ready != ready;
+  const Desired& old = *desired_[backend];
+  const bool changed = old.servers != servers || old.ready != ready;
   if (!changed) return;
-  d.servers = std::move(servers);
-  d.ready = ready;
-  d.seen_at = seen_at;
-  ++d.generation;
+  auto d = std::make_shared<Desired>();
+  d->servers = std::move(servers);
+  d->ready = ready;
+  d->seen_at = seen_at;
+  d->generation = old.generation + 1;
+  desired_[backend] = std::move(d);
   if (!due_[backend]) due_[backend] = clock_.now() + backends_[backend].debounce;
   wake_ = true;
   cv_.notify_all();
 }
+
+void Reconciler::request_resync() {
+  std::lock_guard lock(mu_);
+  resync_requested_ = true;
+  wake_ = true;
+  cv_.notify_all();
+}
+
+namespace {
+PassReport error_report(std::string message) {
+  PassReport r;
+  r.converged = false;
+  r.errors.push_back(std::move(message));
+  return r;
+}
+}  // namespace
+
+bool Reconciler::on_loop_thread() const {
+  return running_ && std::this_thread::get_id() == loop_thread_;
+}
+
+std::future<PassReport> Reconciler::submit_pass(bool full_resync) {
+  std::promise<PassReport> promise;
+  std::future<PassReport> future = promise.get_future();
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (running_) {
+        if (on_loop_thread()) {
+          // A pass listener asking for a pass would wait for itself.
+          promise.set_value(error_report("a pass was requested from the reconciler's own thread"));
+          return future;
+        }
+        requests_.emplace_back(full_resync, std::move(promise));
+        wake_ = true;
+        cv_.notify_all();
+        return future;
+      }
+    }
+    // No loop: run it here, one synchronous pass at a time; start() waits for it.
+    std::lock_guard pass_lock(pass_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (running_) continue;  // started meanwhile: post to its mailbox instead
+    }
+    promise.set_value(do_pass(full_resync));
+    return future;
+  }
+}
+
+PassReport Reconciler::run_pass(bool full_resync) { return submit_pass(full_resync).get(); }
 
 void Reconciler::add_on_pass(std::function<void(const PassReport&)> callback) {
   std::lock_guard lock(mu_);
@@ -91,11 +145,13 @@ void Reconciler::add_on_pass(std::function<void(const PassReport&)> callback) {
 }
 
 void Reconciler::start() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = false;
-  }
+  std::lock_guard pass_lock(pass_mu_);  // no synchronous pass in progress from here on
+  std::lock_guard lock(mu_);
+  if (running_) return;
+  stop_ = false;
+  running_ = true;
   thread_ = std::thread([this] { loop(); });
+  loop_thread_ = thread_.get_id();
 }
 
 void Reconciler::stop() {
@@ -105,6 +161,14 @@ void Reconciler::stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  std::vector<std::pair<bool, std::promise<PassReport>>> pending;
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+    loop_thread_ = {};
+    pending.swap(requests_);
+  }
+  for (auto& request : pending) request.second.set_value(error_report("reconciler stopped"));
 }
 
 Duration Reconciler::backoff(int failures) {
@@ -149,8 +213,15 @@ void Reconciler::loop() {
     first = false;
     wake_ = false;
     const SteadyTime now = clock_.now();
-    bool full = now >= last_resync_ + options_.resync_interval;
-    bool work = full;
+    bool full = now >= last_resync_ + options_.resync_interval || resync_requested_;
+    // Requests posted before this pass starts are answered by it.
+    std::vector<std::promise<PassReport>> answering;
+    for (auto& [want_full, promise] : requests_) {
+      full = full || want_full;
+      answering.push_back(std::move(promise));
+    }
+    requests_.clear();
+    bool work = full || !answering.empty();
     for (size_t b = 0; b < due_.size(); ++b) {
       if (due_[b] && *due_[b] <= now) work = true;
     }
@@ -161,9 +232,10 @@ void Reconciler::loop() {
         if (br.next_poll && *br.next_poll <= now) work = true;
       }
     }
-    if (work || full) {
+    if (work) {
+      resync_requested_ = false;
       lock.unlock();
-      PassReport report = run_pass(full);
+      PassReport report = do_pass(full);
       lock.lock();
       if (full) last_resync_ = clock_.now();
       if (!on_pass_.empty()) {
@@ -172,15 +244,19 @@ void Reconciler::loop() {
         for (auto& cb : listeners) cb(report);
         lock.lock();
       }
+      if (!answering.empty()) {
+        lock.unlock();
+        for (auto& p : answering) p.set_value(report);
+        lock.lock();
+      }
     }
     last_loop_ = clock_.now();
   }
 }
 
-PassReport Reconciler::run_pass(bool full_resync) {
-  std::lock_guard pass_lock(pass_mu_);
+PassReport Reconciler::do_pass(bool full_resync) {
   PassReport report;
-  std::vector<Desired> desired;
+  std::vector<DesiredPtr> desired;
   {
     std::lock_guard lock(mu_);
     const SteadyTime now = clock_.now();
@@ -190,28 +266,50 @@ PassReport Reconciler::run_pass(bool full_resync) {
         for (auto& run : runs_) run.backends[b].dirty = true;
       }
     }
-    desired = desired_;
+    desired = desired_;  // pointers: O(backends) copies of a shared_ptr, no server lists
   }
   Metrics::global().inc("elasticproxy_reconcile_passes_total");
-  for (auto& run : runs_) pass_instance(run, desired, full_resync, report);
+  std::vector<std::vector<size_t>> touched(runs_.size());
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    touched[i] = pass_instance(runs_[i], desired, full_resync, report);
+  }
 
-  // Publish status for other threads.
+  // Publish status for other threads: only what changed (desired sets by generation, observed
+  // backends), so a one-backend pass does not copy every backend's servers.
   std::lock_guard lock(mu_);
+  for (size_t b = 0; b < backends_.size(); ++b) {
+    const Desired& d = *desired[b];
+    if (status_generation_[b] == d.generation) continue;
+    status_generation_[b] = d.generation;
+    report.status_changed = true;
+    for (auto& st : status_) {
+      BackendStatus& bs = st.backends[b];
+      bs.ready = d.ready;
+      bs.desired = d.servers.size();
+      bs.desired_servers = d.servers;
+    }
+  }
   for (size_t i = 0; i < runs_.size(); ++i) {
     const InstanceRun& run = runs_[i];
     InstanceStatus& st = status_[i];
+    if (st.reachable != run.reachable || st.info.pid != run.info.pid ||
+        st.info.start_time_sec != run.info.start_time_sec || st.last_error != run.last_error) {
+      report.status_changed = true;
+    }
     st.reachable = run.reachable;
     st.info = run.info;
     st.last_error = run.last_error;
-    for (size_t b = 0; b < backends_.size(); ++b) {
+    for (size_t b : touched[i]) {
       const BackendRun& br = run.backends[b];
       BackendStatus& bs = st.backends[b];
-      bs.ready = desired[b].ready;
-      bs.desired = desired[b].servers.size();
-      bs.desired_servers = desired[b].servers;
+      if (bs.actual_servers != br.managed || bs.mode != br.mode || bs.converged != br.converged ||
+          bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
+        report.status_changed = true;
+      }
       bs.actual = br.managed.size();
-      bs.draining = static_cast<size_t>(std::count_if(
-          br.managed.begin(), br.managed.end(), [](const ActualServer& s) { return s.draining(); }));
+      bs.draining =
+          static_cast<size_t>(std::count_if(br.managed.begin(), br.managed.end(),
+                                            [](const ActualServer& s) { return s.draining(); }));
       bs.actual_servers = br.managed;
       bs.mode = br.mode;
       bs.converged = br.converged;
@@ -223,8 +321,9 @@ PassReport Reconciler::run_pass(bool full_resync) {
   return report;
 }
 
-void Reconciler::pass_instance(InstanceRun& run, const std::vector<Desired>& desired, bool full,
-                               PassReport& report) {
+std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
+                                              const std::vector<DesiredPtr>& desired, bool full,
+                                              PassReport& report) {
   const SteadyTime now = clock_.now();
   const std::string& iname = run.instance->name();
   const Labels inst_labels{{"instance", iname}};
@@ -237,11 +336,11 @@ void Reconciler::pass_instance(InstanceRun& run, const std::vector<Desired>& des
     if (full || retry_due || br.dirty || poll_due || !run.reachable) todo.push_back(b);
   }
   const bool probe_due = !run.last_probe || now - *run.last_probe >= options_.probe_interval;
-  if (todo.empty() && !probe_due) return;
+  if (todo.empty() && !probe_due) return {};
   if (run.retry_at && !retry_due && !run.reachable) {
     // Still backing off from an unreachable instance.
     report.converged = false;
-    return;
+    return {};
   }
 
   auto fail_instance = [&](const std::string& message) {
@@ -262,8 +361,11 @@ void Reconciler::pass_instance(InstanceRun& run, const std::vector<Desired>& des
   run.last_probe = now;
   if (!info) {
     fail_instance(info.error().message);
-    return;
+    return {};
   }
+  // Read the whole of HAProxy (not backend by backend) on resync, first contact, reconnect and
+  // restart; otherwise only the backends that need it.
+  bool whole = full || !run.reachable;
   const bool restarted = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
                                               info->pid != run.info.pid);
   if (restarted) {
@@ -272,6 +374,7 @@ void Reconciler::pass_instance(InstanceRun& run, const std::vector<Desired>& des
     Metrics::global().inc("elasticproxy_haproxy_restarts_detected_total", inst_labels);
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
+    whole = true;
   }
   if (!run.reachable && run.ever_reached) {
     log::info(kLog, "HAProxy {} reachable again (pid {}); resyncing", iname, info->pid);
@@ -285,23 +388,24 @@ void Reconciler::pass_instance(InstanceRun& run, const std::vector<Desired>& des
   run.retry_at.reset();
   run.last_error.clear();
   Metrics::global().set("elasticproxy_haproxy_up", inst_labels, 1);
-  if (todo.empty()) return;
+  if (todo.empty()) return {};
 
   std::vector<std::string> names;
   for (size_t b : todo) names.push_back(backends_[b].name);
-  auto actual = run.instance->observe(names);
+  auto actual = whole ? run.instance->observe_all(names) : run.instance->observe(names);
   if (!actual) {
     fail_instance(actual.error().message);
-    return;
+    return {};
   }
   if (actual->size() != todo.size()) {
     fail_instance("observe returned " + std::to_string(actual->size()) + " backends for " +
                   std::to_string(todo.size()));
-    return;
+    return {};
   }
   for (size_t i = 0; i < todo.size(); ++i) {
-    apply_backend(run, todo[i], desired[todo[i]], (*actual)[i], report);
+    apply_backend(run, todo[i], *desired[todo[i]], (*actual)[i], report);
   }
+  return todo;
 }
 
 void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desired,
@@ -328,8 +432,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     br.managed.clear();
     return;
   }
-  const BackendMode mode =
-      resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
+  const BackendMode mode = resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
   br.mode = mode;
   br.managed.clear();
   for (const auto& s : actual.servers) {
@@ -352,14 +455,18 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     if (s.draining() && !br.drains.count(s.name)) br.drains[s.name] = now;
   }
   for (auto it = br.drains.begin(); it != br.drains.end();) {
-    const bool still = std::any_of(br.managed.begin(), br.managed.end(), [&](const ActualServer& s) {
-      return s.name == it->first && s.draining();
-    });
+    const bool still =
+        std::any_of(br.managed.begin(), br.managed.end(),
+                    [&](const ActualServer& s) { return s.name == it->first && s.draining(); });
+    if (!still) br.removing.erase(it->first);
     it = still ? std::next(it) : br.drains.erase(it);
   }
 
   DesiredBackend want{policy.name, desired.servers};
-  Plan plan = diff(want, actual, policy, mode, br.drains, now);
+  DrainOrigins origins;
+  for (const auto& [name, since] : br.warming) origins.warming.insert(name);
+  origins.removing = br.removing;
+  Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   Metrics::global().set("elasticproxy_slots_missing", labels, plan.missing_slots);
 
@@ -372,22 +479,26 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
                                  ? results[i]
                                  : ActionResult{ActionResult::Outcome::kFailed, "no result"};
       const Labels kind_labels{{"backend", policy.name}, {"kind", to_string(a.kind)}};
-      const std::string what = a.kind == ActionKind::kAssignSlot
-                                   ? a.server + " <- " + a.spec.address_port()
-                                   : a.server;
+      const std::string what =
+          a.kind == ActionKind::kAssignSlot ? a.server + " <- " + a.spec.address_port() : a.server;
       switch (r.outcome) {
         case ActionResult::Outcome::kDone:
           ++report.actions_done;
           Metrics::global().inc("elasticproxy_changes_applied_total", kind_labels);
-          log::info(kLog, "{}: {} {} ({}){}", policy.name, to_string(a.kind), what, a.reason,
+          log::info(kLog, "{}: {} {} ({}){}", policy.name, to_string(a.kind), what, reason_text(a),
                     runs_.size() > 1 ? " on " + iname : "");
-          if (a.kind == ActionKind::kDrain) br.drains[a.server] = now;
+          if (a.kind == ActionKind::kDrain) {
+            br.drains[a.server] = now;
+            br.removing.insert(a.server);
+          }
+          if (a.kind == ActionKind::kUndrain) br.removing.erase(a.server);
           if (a.kind == ActionKind::kRemove) {
-            if (a.reason.rfind("drain timeout", 0) == 0) {
+            if (a.reason == Reason::kDrainTimeout) {
               Metrics::global().inc("elasticproxy_drains_timed_out_total",
                                     {{"backend", policy.name}});
             }
             br.drains.erase(a.server);
+            br.removing.erase(a.server);
           }
           break;
         case ActionResult::Outcome::kNotYet:
@@ -405,14 +516,17 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     }
   }
   // A warming server is DRAIN in HAProxy but it is not being removed: not a drain.
-  for (const auto& name : plan.warming) br.drains.erase(name);
+  for (const auto& name : plan.warming) {
+    br.drains.erase(name);
+    br.removing.erase(name);
+  }
   report.waiting_drains += plan.waiting.size();
   Metrics::global().set("elasticproxy_drains_in_progress", labels,
                         static_cast<double>(br.drains.size()));
 
   if (plan.missing_slots > 0) {
-    set_error(policy.name + ": slot mode is out of free slots: " +
-              std::to_string(plan.missing_slots) +
+    set_error(policy.name +
+              ": slot mode is out of free slots: " + std::to_string(plan.missing_slots) +
               " desired server(s) have no slot; add slots to the server-template (a reload) or "
               "lower the number of servers");
     failed = true;
@@ -442,8 +556,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   if (!br.warming.empty()) {
     SteadyTime newest{};
     for (const auto& [n, since] : br.warming) newest = std::max(newest, since);
-    const Duration step = now - newest < std::chrono::seconds(5) ? Duration(options_.drain_poll)
-                                                                  : Duration(std::chrono::seconds(1));
+    const Duration step = now - newest < std::chrono::seconds(5)
+                              ? Duration(options_.drain_poll)
+                              : Duration(std::chrono::seconds(1));
     const SteadyTime at = clock_.now() + step;
     if (!br.next_poll || at < *br.next_poll) br.next_poll = at;
   }
@@ -461,6 +576,26 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
 std::vector<InstanceStatus> Reconciler::status() const {
   std::lock_guard lock(mu_);
   return status_;
+}
+
+std::vector<InstanceServers> Reconciler::servers_at(std::string_view backend,
+                                                    std::string_view address,
+                                                    std::uint16_t port) const {
+  std::lock_guard lock(mu_);
+  std::vector<InstanceServers> out;
+  out.reserve(status_.size());
+  for (const auto& inst : status_) {
+    InstanceServers view;
+    view.reachable = inst.reachable;
+    for (const auto& b : inst.backends) {
+      if (b.backend != backend) continue;
+      for (const auto& s : b.actual_servers) {
+        if (s.address == address && (port == 0 || s.port == port)) view.servers.push_back(s);
+      }
+    }
+    out.push_back(std::move(view));
+  }
+  return out;
 }
 
 SteadyTime Reconciler::last_loop() const {

@@ -3,22 +3,32 @@
 // mailbox (publish); the loop diffs them against what each HAProxy instance reports and applies
 // the difference, then keeps going: per-backend debounce, periodic resync (and at once when an
 // instance restarts or comes back), retries with capped jittered backoff, drains tracked with
-// timers. Level-triggered: every pass re-reads HAProxy, so lost events and restarts heal alike.
+// timers. Level-triggered: every pass re-reads the backends it touches from HAProxy, so lost
+// events and restarts heal alike; a pass reads only the backends it must (changed, polled,
+// retried), and the whole of HAProxy on resync, first contact, reconnect and restart.
+//
+// One writer: while the loop runs, its thread alone talks to HAProxy and touches the run state.
+// Other threads (config manager, bootstrap, SIGHUP, lifecycle hooks) post to the mailbox:
+// publish(), request_resync() (fire and forget) or submit_pass() (apply and tell me the result),
+// and read through status() / ServerStateView, which are copies taken under a lock.
 
 #include <atomic>
-#include <functional>
 #include <condition_variable>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/model.h"
+#include "core/server_state_view.h"
 #include "reconcile/applier.h"
 #include "reconcile/diff.h"
 #include "reconcile/plan.h"
@@ -39,12 +49,12 @@ struct ReconcilerOptions {
 // What the reconciler knows about one backend on one instance (for /status, `once`, tests).
 struct BackendStatus {
   std::string backend;
-  bool ready = false;           // the guard has a desired set for it
-  size_t desired = 0;           // desired servers
-  size_t actual = 0;            // managed servers in HAProxy (incl. draining)
+  bool ready = false;  // the guard has a desired set for it
+  size_t desired = 0;  // desired servers
+  size_t actual = 0;   // managed servers in HAProxy (incl. draining)
   size_t draining = 0;
   BackendMode mode = BackendMode::kAuto;  // resolved mode (kAuto until first observed)
-  bool converged = false;       // last pass applied everything (drains may still be waiting)
+  bool converged = false;  // last pass applied everything (drains may still be waiting)
   int missing_slots = 0;
   std::string last_error;
   std::vector<ServerSpec> desired_servers;
@@ -66,9 +76,12 @@ struct PassReport {
   size_t actions_failed = 0;
   size_t waiting_drains = 0;
   std::vector<std::string> errors;
+  // status() differs from what it was before this pass (a desired set, what an instance
+  // reported, an error). Listeners that derive something from status() may skip a pass without.
+  bool status_changed = false;
 };
 
-class Reconciler {
+class Reconciler : public ServerStateView {
  public:
   Reconciler(std::vector<BackendPolicy> backends, std::vector<std::unique_ptr<Instance>> instances,
              const Clock& clock, ReconcilerOptions options = {});
@@ -80,12 +93,28 @@ class Reconciler {
   // delivered). `seen_at` is when discovery saw the change (for the convergence histogram).
   void publish(size_t backend, std::vector<ServerSpec> servers, bool ready, SteadyTime seen_at);
 
-  // Runs the loop on its own thread until stop().
+  // Mailbox, fire and forget (any thread): the loop runs a full pass (whole HAProxy re-read)
+  // at once. Without a running loop it is remembered: the first pass after start() is full.
+  void request_resync();
+
+  // Mailbox, "apply and tell me the result" (any thread but the reconciler's own): while the
+  // loop runs, it runs a pass that starts after this call (full when `full_resync`) and fulfils
+  // the future with its report; stop() fulfils pending futures with converged = false and the
+  // error "reconciler stopped". Without a running loop the pass runs in the caller (serialised
+  // with other such calls) and the future is ready on return.
+  std::future<PassReport> submit_pass(bool full_resync);
+
+  // Runs the loop on its own thread until stop(). Waits for a synchronous pass in progress.
   void start();
+  // Stops and joins the loop; pending submit_pass() futures get a "reconciler stopped" report.
+  // Idempotent.
   void stop();
 
-  // One synchronous pass over every instance and backend (no thread needed). Used by `once`,
-  // and by the loop itself.
+  // One pass over every instance (only the backends that need one unless `full_resync`). The
+  // synchronous path for `once` and `plan` (no loop running): runs in the caller, one at a
+  // time. While the loop runs it is submit_pass(full_resync).get(): the loop's thread does the
+  // work. Must not be called from an on_pass listener (that is the loop's thread: it returns a
+  // report with an error instead of deadlocking).
   PassReport run_pass(bool full_resync);
 
   // Thread-safe snapshot of the state.
@@ -101,15 +130,23 @@ class Reconciler {
 
   const std::vector<BackendPolicy>& backends() const { return backends_; }
 
+  // ServerStateView: from the status of the last pass, under the status lock (any thread).
+  std::vector<InstanceServers> servers_at(std::string_view backend, std::string_view address,
+                                          std::uint16_t port) const override;
+
  private:
+  // Immutable once published (shared with passes in progress: a pass copies pointers, not
+  // server lists, so its cost does not grow with the number of backends).
   struct Desired {
     std::vector<ServerSpec> servers;
     bool ready = false;
     SteadyTime seen_at{};
     uint64_t generation = 0;
   };
+  using DesiredPtr = std::shared_ptr<const Desired>;
   struct BackendRun {  // per instance x backend
     DrainBook drains;
+    std::set<std::string> removing;             // drained by us for removal (subset of drains)
     std::map<std::string, SteadyTime> warming;  // desired servers waiting for a passing check
     uint64_t applied_generation = 0;
     std::optional<SteadyTime> pending_since;  // oldest unapplied change seen_at
@@ -136,28 +173,40 @@ class Reconciler {
   };
 
   void loop();
+  // The pass itself; only on the thread that owns runs_ (the loop's, or a synchronous caller
+  // holding pass_mu_ while no loop runs).
+  PassReport do_pass(bool full_resync);
   Duration backoff(int failures);
-  void pass_instance(InstanceRun& run, const std::vector<Desired>& desired, bool full,
-                     PassReport& report);
-  void apply_backend(InstanceRun& run, size_t b, const Desired& desired, const ActualBackend& actual,
-                     PassReport& report);
-  std::optional<SteadyTime> next_wakeup() const;  // requires mu_
+  // Returns the backends it observed (their run state changed).
+  std::vector<size_t> pass_instance(InstanceRun& run, const std::vector<DesiredPtr>& desired,
+                                    bool full, PassReport& report);
+  void apply_backend(InstanceRun& run, size_t b, const Desired& desired,
+                     const ActualBackend& actual, PassReport& report);
+  std::optional<SteadyTime> next_wakeup() const;  // requires mu_, on the loop's thread
+  bool on_loop_thread() const;
 
   const std::vector<BackendPolicy> backends_;
   const Clock& clock_;
   const ReconcilerOptions options_;
 
-  // runs_ is touched only by the thread running passes (no lock: I/O happens there); everything
-  // other threads read goes through mu_ (desired_, due_, status_, flags).
+  // runs_ and rng_ belong to the thread running passes: the loop's thread while it runs (no
+  // lock: I/O happens there), else a synchronous run_pass() caller holding pass_mu_ (start()
+  // takes pass_mu_ too, so the two never overlap). Everything other threads read or post goes
+  // through mu_ (desired_, due_, requests, status_, flags).
   mutable std::mutex mu_;
-  std::mutex pass_mu_;  // one pass at a time
+  std::mutex pass_mu_;  // synchronous passes (no loop) one at a time; start() waits for them
   std::condition_variable cv_;
-  std::vector<Desired> desired_;
+  std::vector<DesiredPtr> desired_;
   std::vector<std::optional<SteadyTime>> due_;  // per backend: debounce deadline
   std::vector<InstanceRun> runs_;
   std::vector<InstanceStatus> status_;
+  std::vector<uint64_t> status_generation_;  // per backend: desired generation in status_
   bool stop_ = false;
   bool wake_ = false;
+  bool running_ = false;           // the loop thread exists (start() .. stop())
+  bool resync_requested_ = false;  // request_resync(): next pass is full
+  std::vector<std::pair<bool, std::promise<PassReport>>> requests_;  // submit_pass(): full, promise
+  std::thread::id loop_thread_;
   SteadyTime last_loop_{};
   SteadyTime last_resync_{};
   std::vector<std::function<void(const PassReport&)>> on_pass_;

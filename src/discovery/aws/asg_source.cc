@@ -464,6 +464,7 @@ void AsgSource::run_sqs(Setup& setup) {
       return it->second;
     };
     deps.repoll = [this] { trigger(); };
+    deps.server_states = context_.server_states;
     worker = std::make_unique<LifecycleWorker>(options_, std::move(deps));
     {
       std::lock_guard lock(sqs_mu_);

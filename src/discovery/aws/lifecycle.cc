@@ -15,29 +15,19 @@ namespace {
 constexpr std::string_view kLog = "aws_lifecycle";
 constexpr size_t kDoneMemory = 1000;
 
-std::mutex& probe_mu() {
-  static std::mutex mu;
-  return mu;
-}
-ServerStateProbe& probe_slot() {
-  static ServerStateProbe probe;
-  return probe;
-}
-
 bool terminating(const AsgMessage& m) {
   return m.lifecycle_transition == "autoscaling:EC2_INSTANCE_TERMINATING";
 }
 
 }  // namespace
 
-void set_server_state_probe(ServerStateProbe probe) {
-  std::lock_guard lock(probe_mu());
-  probe_slot() = std::move(probe);
-}
-
-ServerStateProbe server_state_probe() {
-  std::lock_guard lock(probe_mu());
-  return probe_slot();
+ServerState summarize(const ServerStateView& view, std::string_view backend,
+                      std::string_view address, std::uint16_t port) {
+  const std::vector<InstanceServers> answer = view.servers_at(backend, address, port);
+  std::vector<HaproxyView> instances;
+  instances.reserve(answer.size());
+  for (const auto& inst : answer) instances.push_back({inst.reachable, &inst.servers});
+  return summarize(instances, address, port);
 }
 
 ServerState summarize(const std::vector<HaproxyView>& instances, std::string_view address,
@@ -229,7 +219,7 @@ void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
 
 void LifecycleWorker::step() {
   std::lock_guard lock(mu_);
-  const ServerStateProbe probe = server_state_probe();
+  const ServerStateView* view = deps_.server_states;
   for (auto it = tracked_.begin(); it != tracked_.end();) {
     Tracked& t = it->second;
     const SteadyTime now = deps_.now();
@@ -241,20 +231,21 @@ void LifecycleWorker::step() {
     std::optional<ServerState> state;
     std::optional<ep::Endpoint> where =
         deps_.address_of ? deps_.address_of(t.action.instance_id) : std::nullopt;
-    if (probe && where) {
-      state = probe(deps_.backend, where->address, static_cast<std::uint16_t>(where->port));
-    } else if (!probe && !t.warned_no_probe) {
-      t.warned_no_probe = true;
+    if (view != nullptr && where) {
+      state =
+          summarize(*view, deps_.backend, where->address, static_cast<std::uint16_t>(where->port));
+    } else if (view == nullptr && !t.warned_no_view) {
+      t.warned_no_view = true;
       log::warn(kLog, "{}: no HAProxy state available for {} (not running as a daemon?)",
                 deps_.backend, t.action.instance_id);
-    } else if (probe && !where && !t.warned_no_address) {
+    } else if (view != nullptr && !where && !t.warned_no_address) {
       t.warned_no_address = true;
       log::info(kLog, "{}: address of {} not known from the polls", deps_.backend,
                 t.action.instance_id);
     }
 
     if (term) {
-      if (!probe) {
+      if (view == nullptr) {
         result = LifecycleActionResult::kContinue;
         why = "no HAProxy state to wait for";
       } else if (!where) {

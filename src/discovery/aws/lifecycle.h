@@ -1,17 +1,15 @@
 #pragma once
 // Lifecycle hooks of the aws_asg source (docs/aws.md "Lifecycle hooks").
 //
-// The source never talks to HAProxy. The application installs a ServerStateProbe, built from
-// Reconciler::status() (which holds every instance's managed servers with their op_state,
-// admin_state and scur) — see src/app/aws_wiring.cc. It is a process-wide registration
-// (set_server_state_probe) rather than a factory argument, so that the shared SourceFactory
-// signature stays unchanged.
+// The source never talks to HAProxy. It reads server states through the ServerStateView handed
+// in its SourceContext (the daemon hands the reconciler, which answers from its last pass: every
+// instance's managed servers with their op_state, admin_state and scur), never a global.
 //
 // With `lifecycle_hook: <name>` and a queue, the SQS consumer hands every lifecycle action for
 // that hook name (and one of the source's groups) to a LifecycleWorker, after the re-poll it
 // triggered succeeded:
 //   - EC2_INSTANCE_TERMINATING: the re-poll saw the instance Terminating:Wait, so it left the set
-//     and the reconciler drains it. Every check interval the worker asks the probe; once the
+//     and the reconciler drains it. Every check interval the worker asks the view; once the
 //     server is drained on every reachable HAProxy (absent, or draining/in maintenance with 0
 //     sessions) it sends CompleteLifecycleAction CONTINUE and deletes the message. Meanwhile,
 //     every heartbeat_interval: RecordLifecycleActionHeartbeat and ChangeMessageVisibility (the
@@ -24,7 +22,7 @@
 // A message is deleted only after its action was completed (or AWS said the action is no longer
 // pending: ValidationError "No active Lifecycle Action found", treated as done). Duplicates (same
 // LifecycleActionToken) join the tracked action; a duplicate of an action completed recently is
-// deleted at once. Without a probe (no daemon, e.g. tests of the source alone) the state is
+// deleted at once. Without a view (no daemon, e.g. tests of the source alone) the state is
 // unknown: a terminate completes at once after the re-poll, a launch after launch_timeout with
 // ABANDON — logged as a warning.
 // Fleet setup: each HAProxy node runs its own ElasticProxy with its own hook name and queue, so
@@ -44,6 +42,7 @@
 
 #include "core/clock.h"
 #include "core/model.h"
+#include "core/server_state_view.h"
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/parse.h"
@@ -65,22 +64,17 @@ struct ServerState {
   bool healthy() const { return haproxy_instances > 0 && instances_up == haproxy_instances; }
 };
 
-// `port` 0 matches any port.
-using ServerStateProbe = std::function<ServerState(std::string_view backend,
-                                                   std::string_view address, std::uint16_t port)>;
-
-// Process-wide registration (thread-safe). An empty function removes it.
-void set_server_state_probe(ServerStateProbe probe);
-ServerStateProbe server_state_probe();
-
 // Pure: ServerState for one server from a list of (reachable, servers of `backend`) per HAProxy
-// instance. The app's probe is this over Reconciler::status().
+// instance.
 struct HaproxyView {
   bool reachable = false;
   const std::vector<ActualServer>* servers = nullptr;  // of the backend asked about; may be null
 };
 ServerState summarize(const std::vector<HaproxyView>& instances, std::string_view address,
                       std::uint16_t port);
+// The same over a ServerStateView's answer. `port` 0 matches any port.
+ServerState summarize(const ServerStateView& view, std::string_view backend,
+                      std::string_view address, std::uint16_t port);
 
 struct LifecycleStats {
   int tracked = 0;  // actions taken over
@@ -109,6 +103,8 @@ class LifecycleWorker {
     // server still takes traffic: Auto Scaling's reads are eventually consistent, so the poll
     // the message triggered may still have seen the instance InService.
     std::function<void()> repoll;
+    // HAProxy's server states (thread-safe; must outlive the worker). Null: unknown (see above).
+    const ServerStateView* server_states = nullptr;
   };
   LifecycleWorker(AsgOptions options, Deps deps);
 
@@ -128,7 +124,7 @@ class LifecycleWorker {
     SteadyTime started{};
     SteadyTime next_heartbeat{};
     bool visibility_set = false;
-    bool warned_no_probe = false;
+    bool warned_no_view = false;
     bool warned_no_address = false;
   };
   // True when the action is finished (completed, or AWS no longer knows it).

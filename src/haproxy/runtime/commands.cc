@@ -1,9 +1,9 @@
 #include "haproxy/runtime/commands.h"
 
-#include <algorithm>
-
 #include <arpa/inet.h>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace ep::haproxy::cmd {
 
@@ -229,5 +229,16 @@ Result<std::string> show_stat(std::string_view backend) {
   if (!b) return b.error();
   return "show stat " + *b + " -1 -1";
 }
+
+std::string show_servers_state_all() { return "show servers state"; }
+
+Result<std::string> show_stat_proxy(int proxy_id) {
+  if (proxy_id <= 0) {
+    return Error::invalid(fmt::format("proxy id {} is not a positive number", proxy_id));
+  }
+  return fmt::format("show stat {} 6 -1", proxy_id);
+}
+
+std::string show_stat_backends() { return "show stat -1 6 -1"; }
 
 }  // namespace ep::haproxy::cmd

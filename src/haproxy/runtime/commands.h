@@ -52,7 +52,16 @@ Result<std::string> shutdown_sessions(std::string_view backend, std::string_view
 
 std::string show_info();
 Result<std::string> show_servers_state(std::string_view backend);
-// `show stat <backend> -1 -1`: every row of that proxy, BACKEND row (with `algo`) included.
+// `show stat <backend> -1 -1`: every row of the proxy HAProxy finds by that name, BACKEND row
+// (with `algo`) included. HAProxy 2.6 takes the first proxy of that name: a frontend of the same
+// name as the backend shadows it. Prefer show_stat_proxy() once the id is known.
 Result<std::string> show_stat(std::string_view backend);
+// `show servers state` (every backend).
+std::string show_servers_state_all();
+// `show stat <iid> 6 -1`: the BACKEND row and the servers of the proxy with that id (type mask
+// 2 backends | 4 servers). An unknown id answers the header alone. Refuses ids <= 0.
+Result<std::string> show_stat_proxy(int proxy_id);
+// `show stat -1 6 -1`: the BACKEND row and servers of every proxy (no frontends).
+std::string show_stat_backends();
 
 }  // namespace ep::haproxy::cmd

@@ -191,6 +191,7 @@ Result<ServersState> parse_servers_state(std::string_view text) {
     };
     ServerStateRow row;
     row.backend = std::string(get("be_name"));
+    if (auto st = num("be_id", row.be_id); !st) return st.error();
     row.server.name = std::string(get("srv_name"));
     row.server.address = std::string(get("srv_addr"));
     if (auto st = num("srv_op_state", row.server.op_state); !st) return st.error();
@@ -240,13 +241,30 @@ Result<StatTable> parse_show_stat(std::string_view text) {
     }
   }
   ++i;
+  // Rows are split into views (no allocation per field: a whole read has ~100 fields for each of
+  // thousands of servers); a row with a quoted field goes through split_csv.
+  std::vector<std::string> owned;
+  std::vector<std::string_view> f;
   for (; i < lines.size(); ++i) {
     if (trim(lines[i]).empty()) continue;
-    auto f = split_csv(lines[i]);
+    f.clear();
+    if (lines[i].find('"') == std::string_view::npos) {
+      std::size_t start = 0;
+      for (;;) {
+        const std::size_t comma = lines[i].find(',', start);
+        f.push_back(
+            lines[i].substr(start, comma == std::string_view::npos ? comma : comma - start));
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+      }
+    } else {
+      owned = split_csv(lines[i]);
+      f.assign(owned.begin(), owned.end());
+    }
     auto get = [&](const char* name) -> std::string {
       auto it = col.find(name);
       if (it == col.end() || it->second >= f.size()) return {};
-      return f[it->second];
+      return std::string(f[it->second]);
     };
     if (f.size() < col["status"] + 1 || f.size() < col["bck"] + 1) {
       return Error::invalid(fmt::format("show stat: line {}: only {} fields", i + 1, f.size()));
@@ -269,6 +287,7 @@ Result<StatTable> parse_show_stat(std::string_view text) {
     if (auto st = num("scur", row.scur); !st) return st.error();
     if (auto st = num("weight", row.weight); !st) return st.error();
     if (auto st = num("bck", row.bck); !st) return st.error();
+    if (auto st = num("iid", row.iid); !st) return st.error();
     out.rows.push_back(std::move(row));
   }
   return out;

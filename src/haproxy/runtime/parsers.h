@@ -18,6 +18,7 @@ namespace ep::haproxy {
 Result<reconcile::InstanceInfo> parse_show_info(std::string_view text);
 
 struct ServerStateRow {
+  int be_id = 0;        // the backend's proxy id (0 when the column is missing)
   std::string backend;  // be_name
   ActualServer server;  // sessions/backup are not in this output (see show stat)
 };
@@ -39,6 +40,7 @@ struct StatRow {
   int scur = 0;
   int weight = 0;
   int bck = 0;  // servers: 1 when backup; BACKEND row: number of backup servers
+  int iid = 0;  // the proxy's id (`show stat <iid> <type> <sid>`); 0 when the column is missing
 
   bool is_backend() const { return name == "BACKEND"; }
   bool is_frontend() const { return name == "FRONTEND"; }

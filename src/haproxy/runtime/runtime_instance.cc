@@ -62,17 +62,20 @@ Job build(const reconcile::Action& a, const reconcile::Plan& plan,
            Check::kAdd, "add server") &&
           (!checks || push(job, cmd::enable_health(b, s), Check::kEmpty, "enable health")) &&
           (!plan.agent || push(job, cmd::enable_agent(b, s), Check::kEmpty, "enable agent")) &&
-          push(job, cmd::warm_line(b, s, checks), Check::kEmpty, checks ? "set state drain (until its health check passes)" : "set state ready");
+          push(job, cmd::warm_line(b, s, checks), Check::kEmpty,
+               checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kAssignSlot:
       push(job, cmd::set_addr(b, s, a.spec.address, a.spec.port), Check::kAddr, "set addr") &&
           weight_step(job) &&
-          push(job, cmd::warm_line(b, s, checks), Check::kEmpty, checks ? "set state drain (until its health check passes)" : "set state ready");
+          push(job, cmd::warm_line(b, s, checks), Check::kEmpty,
+               checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kEnable:
       (!(checks && plan.mode == reconcile::BackendMode::kDynamic) ||
        push(job, cmd::enable_health(b, s), Check::kEmpty, "enable health")) &&
-          push(job, cmd::warm_line(b, s, checks), Check::kEmpty, checks ? "set state drain (until its health check passes)" : "set state ready");
+          push(job, cmd::warm_line(b, s, checks), Check::kEmpty,
+               checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kUndrain:
       push(job, cmd::set_state(b, s, cmd::State::kReady), Check::kEmpty, "set state ready");
@@ -175,8 +178,21 @@ void judge(Job& job, const std::string& reply, reconcile::ActionKind kind) {
 RuntimeInstance::RuntimeInstance(std::string socket_path, std::chrono::milliseconds timeout)
     : admin_(std::move(socket_path), timeout) {}
 
+void RuntimeInstance::count(const std::vector<std::string>& lines,
+                            const std::vector<std::string>& replies) {
+  io_.commands += lines.size();
+  for (const auto& r : replies) io_.bytes_read += r.size();
+}
+
+Result<std::vector<std::string>> RuntimeInstance::run(const std::vector<std::string>& lines) {
+  ++io_.connections;
+  auto replies = admin_.run(lines);
+  if (replies) count(lines, *replies);
+  return replies;
+}
+
 Result<reconcile::InstanceInfo> RuntimeInstance::info() {
-  auto replies = admin_.run({cmd::show_info()});
+  auto replies = run({cmd::show_info()});
   if (!replies) return replies.error();
   auto parsed = parse_show_info(replies->at(0));
   if (!parsed) {
@@ -185,21 +201,70 @@ Result<reconcile::InstanceInfo> RuntimeInstance::info() {
   return parsed;
 }
 
+namespace {
+
+// The rows of one backend in a `show servers state` and a `show stat` reply.
+struct Rows {
+  std::vector<ServerStateRow*> state;
+  std::vector<const StatRow*> stat;
+  const StatRow* backend_row = nullptr;
+};
+
+void index_state(ServersState& state, std::map<std::string_view, Rows>& by_name) {
+  for (auto& row : state.rows) by_name[row.backend].state.push_back(&row);
+}
+
+void index_stat(const StatTable& stat, std::map<std::string_view, Rows>& by_name) {
+  for (const auto& row : stat.rows) {
+    if (row.is_frontend()) continue;
+    Rows& r = by_name[row.proxy];
+    if (row.is_backend()) {
+      r.backend_row = &row;
+    } else {
+      r.stat.push_back(&row);
+    }
+  }
+}
+
+ActualBackend assemble(const std::string& name, const Rows* rows) {
+  ActualBackend be;
+  be.backend = name;
+  if (rows == nullptr || rows->backend_row == nullptr) return be;  // exists = false
+  be.exists = true;
+  be.algorithm = rows->backend_row->algo;
+  std::map<std::string_view, const StatRow*> stat_of;
+  for (const StatRow* st : rows->stat) stat_of.emplace(st->name, st);
+  for (ServerStateRow* row : rows->state) {
+    ActualServer s = std::move(row->server);
+    if (auto it = stat_of.find(s.name); it != stat_of.end()) {
+      s.sessions = it->second->scur;
+      s.backup = it->second->bck != 0;
+    }
+    be.servers.push_back(std::move(s));
+  }
+  return be;
+}
+
+}  // namespace
+
 Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     const std::vector<std::string>& backends) {
   std::vector<std::string> lines;
   for (const auto& b : backends) {
     auto state = cmd::show_servers_state(b);
     if (!state) return state.error();
-    auto stat = cmd::show_stat(b);
+    auto id = proxy_ids_.find(b);
+    auto stat = id != proxy_ids_.end() ? cmd::show_stat_proxy(id->second) : cmd::show_stat(b);
     if (!stat) return stat.error();
     lines.push_back(std::move(*state));
     lines.push_back(std::move(*stat));
   }
   std::vector<ActualBackend> out;
   if (lines.empty()) return out;
-  auto replies = admin_.run(lines);
+  auto replies = run(lines);
   if (!replies) return replies.error();
+  std::vector<std::size_t> unsettled;  // HAProxy has the backend, the stat read missed it
+  out.resize(backends.size());
   for (std::size_t i = 0; i < backends.size(); ++i) {
     const std::string& name = backends[i];
     auto state = parse_servers_state((*replies)[2 * i]);
@@ -212,27 +277,60 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
       return Error::invalid(
           fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name, stat.error().message));
     }
-    ActualBackend be;
-    be.backend = name;
-    be.exists = state->backend_found && stat->proxy_found;
-    if (be.exists) {
-      for (const auto& row : stat->rows) {
-        if (row.proxy == name && row.is_backend()) be.algorithm = row.algo;
-      }
-      for (auto& row : state->rows) {
-        if (row.backend != name) continue;
-        ActualServer s = std::move(row.server);
-        for (const auto& st : stat->rows) {
-          if (st.proxy == name && st.name == s.name) {
-            s.sessions = st.scur;
-            s.backup = st.bck != 0;
-            break;
-          }
-        }
-        be.servers.push_back(std::move(s));
-      }
+    if (!state->backend_found) {
+      proxy_ids_.erase(name);
+      out[i].backend = name;  // exists = false
+      continue;
     }
-    out.push_back(std::move(be));
+    std::map<std::string_view, Rows> by_name;
+    index_state(*state, by_name);
+    index_stat(*stat, by_name);
+    auto it = by_name.find(name);
+    if (it == by_name.end() || it->second.backend_row == nullptr) {
+      // A stale id (HAProxy reloaded) or a frontend of the same name answered the lookup by
+      // name: settled below by one read of every backend.
+      proxy_ids_.erase(name);
+      unsettled.push_back(i);
+      continue;
+    }
+    if (it->second.backend_row->iid > 0) proxy_ids_[name] = it->second.backend_row->iid;
+    out[i] = assemble(name, &it->second);
+  }
+  if (unsettled.empty()) return out;
+  std::vector<std::string> names;
+  for (std::size_t i : unsettled) names.push_back(backends[i]);
+  auto settled = observe_all(names);
+  if (!settled) return settled.error();
+  for (std::size_t k = 0; k < unsettled.size(); ++k) out[unsettled[k]] = std::move((*settled)[k]);
+  return out;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_all(
+    const std::vector<std::string>& backends) {
+  auto replies = run({cmd::show_servers_state_all(), cmd::show_stat_backends()});
+  if (!replies) return replies.error();
+  auto state = parse_servers_state((*replies)[0]);
+  if (!state) {
+    return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), state.error().message));
+  }
+  auto stat = parse_show_stat((*replies)[1]);
+  if (!stat) {
+    return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), stat.error().message));
+  }
+  std::map<std::string_view, Rows> by_name;
+  index_state(*state, by_name);
+  index_stat(*stat, by_name);
+  proxy_ids_.clear();
+  for (const auto& [name, rows] : by_name) {
+    if (rows.backend_row != nullptr && rows.backend_row->iid > 0) {
+      proxy_ids_.emplace(std::string(name), rows.backend_row->iid);
+    }
+  }
+  std::vector<ActualBackend> out;
+  out.reserve(backends.size());
+  for (const auto& name : backends) {
+    auto it = by_name.find(name);
+    out.push_back(assemble(name, it == by_name.end() ? nullptr : &it->second));
   }
   return out;
 }
@@ -258,6 +356,7 @@ std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
         j.result = {Outcome::kFailed, msg};
       }
     };
+    ++io_.connections;
     auto session = admin_.open();
     if (!session) {
       fail_pending(session.error().message);
@@ -273,6 +372,7 @@ std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
       }
       if (lines.empty()) break;
       auto replies = session->run(lines);
+      if (replies) count(lines, *replies);
       if (!replies) {
         fail_pending(replies.error().message);
         break;

@@ -9,6 +9,8 @@
 // once on a new connection. Not thread-safe (the reconciler thread is the only writer).
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,17 +24,39 @@ class RuntimeInstance : public reconcile::Instance {
   // `socket_path`: HAProxy's admin-level stats socket. `timeout` bounds connect and every read.
   RuntimeInstance(std::string socket_path, std::chrono::milliseconds timeout);
 
+  // What this instance sent and read, since construction (for tests and benchmarks).
+  struct IoCounters {
+    std::uint64_t connections = 0;
+    std::uint64_t commands = 0;  // lines sent
+    std::uint64_t bytes_read = 0;
+  };
+
   std::string name() const override { return admin_.path(); }
   Result<reconcile::InstanceInfo> info() override;
-  // One connection: `show servers state <be>` + `show stat <be> -1 -1` per backend. A backend
-  // HAProxy does not know gets exists=false. Only kInvalid errors for a bad backend name or an
-  // unparseable reply, kUnavailable when HAProxy cannot be reached.
+  // Targeted: one connection, `show servers state <be>` + `show stat <iid> 6 -1` per backend
+  // (the proxy id learned from an earlier read; by name the first time). The cost follows the
+  // number of backends asked, not the size of HAProxy. When the stat read misses the backend (a
+  // stale id, or a frontend of the same name answered a lookup by name), one `show stat -1 6 -1`
+  // settles it and refreshes the ids. A backend HAProxy does not know gets exists=false. Errors:
+  // kInvalid for a bad backend name or an unparseable reply, kUnavailable when HAProxy cannot be
+  // reached.
   Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& backends) override;
+  // Whole: `show servers state` + `show stat -1 6 -1` (two commands whatever the number of
+  // backends); refreshes every proxy id.
+  Result<std::vector<ActualBackend>> observe_all(const std::vector<std::string>& backends) override;
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy& policy) override;
 
+  IoCounters io() const { return io_; }
+
  private:
+  // admin_.run() with the counters.
+  Result<std::vector<std::string>> run(const std::vector<std::string>& lines);
+  void count(const std::vector<std::string>& lines, const std::vector<std::string>& replies);
+
   AdminSocket admin_;
+  std::map<std::string, int, std::less<>> proxy_ids_;  // backend name -> HAProxy proxy id
+  IoCounters io_;
 };
 
 }  // namespace ep::haproxy

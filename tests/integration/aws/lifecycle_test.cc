@@ -1,6 +1,6 @@
 // Lifecycle hooks and group discovery of the aws_asg source against the AWS double (which
 // verifies every signature and holds the pending lifecycle actions like AWS). HAProxy is replaced
-// by a scripted ServerStateProbe; the real-HAProxy version is tests/integration/aws_e2e.
+// by a scripted ServerStateView; the real-HAProxy version is tests/integration/aws_e2e.
 
 #include "discovery/aws/lifecycle.h"
 
@@ -68,22 +68,29 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds dea
   return pred();
 }
 
-// A scripted HAProxy view: per address, what the probe answers.
-class FakeHaproxy {
+// A scripted HAProxy view (one instance): per address, what the view answers.
+class FakeHaproxy final : public ServerStateView {
  public:
-  FakeHaproxy() {
-    set_server_state_probe([this](std::string_view backend, std::string_view address,
-                                  std::uint16_t port) {
-      std::lock_guard lock(mu_);
-      asked_.insert(std::string(backend) + " " + std::string(address) + ":" + std::to_string(port));
-      auto it = states_.find(std::string(address));
-      if (it != states_.end()) return it->second;
-      ServerState s;
-      s.haproxy_instances = 1;  // absent
-      return s;
-    });
+  std::vector<InstanceServers> servers_at(std::string_view backend, std::string_view address,
+                                          std::uint16_t port) const override {
+    std::lock_guard lock(mu_);
+    asked_.insert(std::string(backend) + " " + std::string(address) + ":" + std::to_string(port));
+    InstanceServers one;
+    one.reachable = true;
+    auto it = states_.find(std::string(address));
+    if (it != states_.end() && it->second.instances_present > 0) {
+      const ServerState& s = it->second;
+      ActualServer srv;
+      srv.name = "ep-" + std::string(address);
+      srv.address = std::string(address);
+      srv.port = port;
+      srv.sessions = static_cast<int>(s.sessions);
+      srv.admin_state = s.instances_active > 0 ? 0 : admin::kForcedDrain;
+      srv.op_state = s.instances_up > 0 ? 2 : 0;
+      one.servers.push_back(srv);
+    }
+    return {one};  // absent unless scripted
   }
-  ~FakeHaproxy() { set_server_state_probe({}); }
   void set(const std::string& address, int present, int active, int up, long sessions) {
     std::lock_guard lock(mu_);
     ServerState s;
@@ -100,9 +107,9 @@ class FakeHaproxy {
   }
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, ServerState> states_;
-  std::set<std::string> asked_;
+  mutable std::set<std::string> asked_;
 };
 
 class LifecycleTest : public ::testing::Test {
@@ -150,9 +157,10 @@ class LifecycleTest : public ::testing::Test {
     return r;
   }
 
-  discovery::SourceContext context() {
+  discovery::SourceContext context(const ServerStateView* haproxy = nullptr) {
     discovery::SourceContext c;
     c.backend = "web";
+    c.server_states = haproxy;
     return c;
   }
 
@@ -187,7 +195,7 @@ class LifecycleTest : public ::testing::Test {
 TEST_F(LifecycleTest, TerminatingWaitsForTheDrainWithHeartbeatsThenContinues) {
   FakeHaproxy haproxy;
   haproxy.set("10.0.0.1", 1, 1, 1, 2);  // serving, 2 sessions
-  AsgSource source(options(), context(), runtime());
+  AsgSource source(options(), context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -230,7 +238,7 @@ TEST_F(LifecycleTest, TerminatingWaitsForTheDrainWithHeartbeatsThenContinues) {
 
 TEST_F(LifecycleTest, SnsAndEventBridgeTerminationsAreCompletedToo) {
   FakeHaproxy haproxy;  // nothing in HAProxy: drained at once
-  AsgSource source(options(), context(), runtime());
+  AsgSource source(options(), context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -248,7 +256,7 @@ TEST_F(LifecycleTest, DrainTimeoutCompletesWithTheConfiguredResult) {
   AsgOptions o = options();
   o.hook_drain_timeout = 600ms;
   o.on_drain_timeout = HookResult::kAbandon;
-  AsgSource source(o, context(), runtime());
+  AsgSource source(o, context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -265,7 +273,7 @@ TEST_F(LifecycleTest, LaunchingIsAddedInPendingWaitAndContinuedOnceUpElseAbandon
   FakeHaproxy haproxy;
   AsgOptions o = options();
   o.launch_timeout = 800ms;
-  AsgSource source(o, context(), runtime());
+  AsgSource source(o, context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -304,7 +312,7 @@ TEST_F(LifecycleTest, LaunchingIsAddedInPendingWaitAndContinuedOnceUpElseAbandon
 TEST_F(LifecycleTest, OtherHooksAndGroupsAreOnlyRepolledDuplicatesJoinAndStaleActionsEnd) {
   FakeHaproxy haproxy;
   haproxy.set("10.0.0.1", 1, 0, 0, 1);
-  AsgSource source(options(), context(), runtime());
+  AsgSource source(options(), context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -352,7 +360,7 @@ TEST_F(LifecycleTest, ThrottledCompletionIsRetriedAndTheMessageKeptUntilThen) {
   AsgOptions o = options();
   AsgRuntime rt = runtime();
   rt.retry.max_attempts = 1;  // every throttle fails the call: the worker must retry it
-  AsgSource source(o, context(), rt);
+  AsgSource source(o, context(&haproxy), rt);
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -395,7 +403,7 @@ TEST_F(LifecycleTest, DoubleRefusesUnknownActionsAndBadSignaturesLikeAws) {
 }
 
 TEST_F(LifecycleTest, WithoutHaproxyStateATerminateCompletesAtOnce) {
-  set_server_state_probe({});  // the source outside the daemon
+  // The source outside the daemon: no HAProxy view in its context.
   AsgSource source(options(), context(), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
@@ -413,7 +421,7 @@ TEST_F(LifecycleTest, APendingActionSurvivesARestartThroughSqs) {
   AsgOptions o = options();
   o.heartbeat_interval = 1s;  // visibility 5 s (the floor)
   {
-    AsgSource first(o, context(), runtime());
+    AsgSource first(o, context(&haproxy), runtime());
     NullSink sink;
     ASSERT_TRUE(first.start(sink).ok());
     ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
@@ -424,7 +432,7 @@ TEST_F(LifecycleTest, APendingActionSurvivesARestartThroughSqs) {
   }
   EXPECT_EQ(count("CompleteLifecycleAction"), 0);
   EXPECT_EQ(aws_.queue_size(queue_), 1u);
-  AsgSource second(o, context(), runtime());
+  AsgSource second(o, context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(second.start(sink).ok());
   // The message becomes visible again and the new process takes the action over.
@@ -438,7 +446,7 @@ TEST_F(LifecycleTest, APendingActionSurvivesARestartThroughSqs) {
 TEST_F(LifecycleTest, AStaleFirstPollIsFollowedByMorePollsWhileTheServerStillTakesTraffic) {
   FakeHaproxy haproxy;
   haproxy.set("10.0.0.1", 1, 1, 1, 0);  // still active: the drain has not started
-  AsgSource source(options(), context(), runtime());
+  AsgSource source(options(), context(&haproxy), runtime());
   NullSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));

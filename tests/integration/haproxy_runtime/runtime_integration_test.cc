@@ -95,7 +95,7 @@ class RuntimeIntegration : public ::testing::Test {
   // Runs one action and returns its result.
   ActionResult run(Plan p, const BackendPolicy& pol, ActionKind kind, const std::string& server,
                    ServerSpec spec = {}) {
-    p.actions = {Action{kind, server, std::move(spec), "test"}};
+    p.actions = {Action{kind, server, std::move(spec), reconcile::Reason::kNewInDiscovery, {}}};
     auto results = inst_->apply(p, pol);
     EXPECT_EQ(results.size(), 1u);
     return results.empty() ? ActionResult{Outcome::kFailed, "no result"} : results[0];
@@ -249,8 +249,9 @@ TEST_F(RuntimeIntegration, HealthGatedAddNeverServesBeforeItsCheckPasses) {
   auto live_spec = spec_for("127.0.0.1", live.port());
   auto dead_spec = spec_for("127.0.0.1", dead_port);
   Plan p = plan("web", BackendMode::kDynamic, true);
-  p.actions = {{ActionKind::kAdd, dead_spec.name, dead_spec, "t"},
-               {ActionKind::kAdd, live_spec.name, live_spec, "t"}};
+  p.actions = {
+      {ActionKind::kAdd, dead_spec.name, dead_spec, reconcile::Reason::kNewInDiscovery, {}},
+      {ActionKind::kAdd, live_spec.name, live_spec, reconcile::Reason::kNewInDiscovery, {}}};
   const auto pol = policy("web", "check inter 500ms rise 2 fall 2");
   auto results = inst_->apply(p, pol);
   ASSERT_EQ(results.size(), 2u);
@@ -478,7 +479,8 @@ TEST_F(RuntimeIntegration, ThousandAddsInOneApply) {
     // Loopback addresses only; nothing listens, checks simply fail.
     auto spec =
         spec_for("127.0." + std::to_string(10 + i / 250) + "." + std::to_string(1 + i % 250), 9);
-    p.actions.push_back({ActionKind::kAdd, spec.name, spec, "bulk"});
+    p.actions.push_back(
+        {ActionKind::kAdd, spec.name, spec, reconcile::Reason::kNewInDiscovery, {}});
   }
   auto start = std::chrono::steady_clock::now();
   auto results = inst_->apply(p, pol);

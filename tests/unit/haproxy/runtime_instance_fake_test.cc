@@ -32,7 +32,7 @@ reconcile::Plan add_plan(int n) {
   for (int i = 0; i < n; ++i) {
     ServerSpec s{"ep-10.0.0." + std::to_string(i + 1) + ":80", "10.0.0." + std::to_string(i + 1),
                  80, 1, false};
-    plan.actions.push_back({ActionKind::kAdd, s.name, s, "test"});
+    plan.actions.push_back({ActionKind::kAdd, s.name, s, reconcile::Reason::kNewInDiscovery, {}});
   }
   return plan;
 }
@@ -133,7 +133,8 @@ TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
   reconcile::Plan plan;
   plan.backend = "web";
   plan.mode = reconcile::BackendMode::kDynamic;
-  for (const char* n : {"a", "b", "c"}) plan.actions.push_back({ActionKind::kRemove, n, {}, "t"});
+  for (const char* n : {"a", "b", "c"})
+    plan.actions.push_back({ActionKind::kRemove, n, {}, reconcile::Reason::kGoneInMaintenance, {}});
   auto results = inst.apply(plan, policy());
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[0].outcome, Outcome::kNotYet) << results[0].message;
@@ -179,6 +180,61 @@ TEST(RuntimeInstanceFake, HangingSocketFailsEveryActionWithinTimeout) {
   }
   EXPECT_FALSE(inst.info().ok());
   EXPECT_FALSE(inst.observe({"web"}).ok());
+}
+
+}  // namespace
+}  // namespace ep::haproxy
+
+namespace ep::haproxy {
+namespace {
+
+// A targeted read uses the proxy id learned before; when HAProxy renumbered its proxies (the id
+// answers nothing), one whole `show stat -1 6 -1` settles it and the new id is used afterwards.
+TEST(RuntimeInstanceFake, StaleProxyIdIsSettledByOneWholeRead) {
+  std::atomic<int> iid{3};
+  const std::string state =
+      "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+      "srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health "
+      "srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port\n";
+  auto stat = [&](bool rows) {
+    const std::string id = std::to_string(iid.load());
+    std::string out = "# pxname,svname,scur,status,weight,bck,iid,algo,\n";
+    if (rows) {
+      out += "web,ep-a,2,UP,1,0," + id + ",,\nweb,BACKEND,2,UP,1,0," + id + ",roundrobin,\n";
+    }
+    return out;
+  };
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([&](const std::string& c, int) {
+                           const std::string id = std::to_string(iid.load());
+                           if (c.rfind("show servers state", 0) == 0) {
+                             return state + id +
+                                    " web 1 ep-a 10.0.0.1 2 0 1 1 3 6 3 4 6 0 0 0 - 80";
+                           }
+                           if (c == "show stat -1 6 -1") return stat(true);
+                           if (c == "show stat " + id + " 6 -1") return stat(true);
+                           if (c.rfind("show stat ", 0) == 0) return stat(false);
+                           return std::string();
+                         }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto all = inst.observe_all({"web"});
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_TRUE(all->at(0).exists);
+  iid = 7;  // HAProxy renumbered (a reload we did not see yet)
+  auto one = inst.observe({"web"});
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  ASSERT_TRUE(one->at(0).exists);
+  EXPECT_EQ(one->at(0).algorithm, "roundrobin");
+  ASSERT_EQ(one->at(0).servers.size(), 1u);
+  EXPECT_EQ(one->at(0).servers[0].sessions, 2);
+  auto again = inst.observe({"web"});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  std::vector<std::string> stats;
+  for (const auto& l : server.lines()) {
+    if (l.rfind("show stat", 0) == 0) stats.push_back(l);
+  }
+  EXPECT_EQ(stats, (std::vector<std::string>{"show stat -1 6 -1", "show stat 3 6 -1",
+                                             "show stat -1 6 -1", "show stat 7 6 -1"}));
 }
 
 }  // namespace

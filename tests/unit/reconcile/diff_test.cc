@@ -94,7 +94,8 @@ TEST_F(DiffTest, DrainTimeoutForcesRemoval) {
   drains_["ep-10.0.0.1:80"] = now_ - std::chrono::seconds(30);
   Plan p = run();
   ASSERT_EQ(describe(p), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
-  EXPECT_NE(p.actions[0].reason.find("drain timeout"), std::string::npos);
+  EXPECT_EQ(p.actions[0].reason, Reason::kDrainTimeout);
+  EXPECT_EQ(reason_text(p.actions[0]), "drain timeout reached with 3 session(s) left");
 }
 
 TEST_F(DiffTest, ZeroDrainTimeoutRemovesAtOnce) {
@@ -133,9 +134,10 @@ TEST_F(DiffTest, IdNamedServerWithNewAddressIsReaddressed) {
 
 TEST_F(DiffTest, OrderIsRemovalsThenAdditionsThenUpdates) {
   desired_.servers = {spec("10.0.0.1", 80, 5), spec("10.0.0.3", 80)};
-  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80), server("ep-10.0.0.2:80", "10.0.0.2", 80)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80),
+                     server("ep-10.0.0.2:80", "10.0.0.2", 80)};
   EXPECT_EQ(describe(run()), (std::vector<std::string>{"drain ep-10.0.0.2:80", "add ep-10.0.0.3:80",
-                                                        "set-weight ep-10.0.0.1:80"}));
+                                                       "set-weight ep-10.0.0.1:80"}));
 }
 
 // ---- slot mode
@@ -146,8 +148,8 @@ class SlotDiffTest : public DiffTest {
     policy_.slots = 3;
     actual_.algorithm = "static-rr";
     for (int i = 1; i <= 3; ++i) {
-      actual_.servers.push_back(
-          server("ep-" + std::to_string(i), "127.0.0.1", 1, admin::kForcedMaint | admin::kConfigMaint));
+      actual_.servers.push_back(server("ep-" + std::to_string(i), "127.0.0.1", 1,
+                                       admin::kForcedMaint | admin::kConfigMaint));
     }
   }
 };
@@ -211,7 +213,6 @@ TEST(ResolveMode, AutoPicksDynamicOn26WithDynamicAlgorithm) {
   EXPECT_EQ(resolve_mode(p, 2, 6, "static-rr"), BackendMode::kDynamic);
 }
 
-
 // A server with health checks leaves maintenance in DRAIN (see haproxy/runtime warm_line) and is
 // set ready only once HAProxy reports it UP with a passed check: never traffic before a check.
 TEST_F(DiffTest, WarmingServerIsSetReadyOnlyAfterAPassedCheck) {
@@ -235,12 +236,52 @@ TEST_F(DiffTest, WarmingServerIsSetReadyOnlyAfterAPassedCheck) {
   EXPECT_TRUE(p.warming.empty());
 }
 
+// The reason says why the server was in DRAIN: a new server leaving its health gate is not "back
+// in discovery while draining" (the same undrain action, three different truths).
+TEST_F(DiffTest, UndrainReasonSaysWhyTheServerWasInDrain) {
+  desired_.servers = {spec("10.0.0.1", 80)};
+  ActualServer s = server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain);
+  s.check_state = 0x02 | 0x04;
+  s.check_result = 3;  // passed
+  actual_.servers = {s};
+  DrainOrigins warming;
+  warming.warming = {"ep-10.0.0.1:80"};
+  DrainOrigins removing;
+  removing.removing = {"ep-10.0.0.1:80"};
+  for (BackendMode mode : {BackendMode::kDynamic, BackendMode::kSlots}) {
+    if (mode == BackendMode::kSlots) {
+      actual_.servers[0].name = "ep-1";
+      warming.warming = {"ep-1"};
+      removing.removing = {"ep-1"};
+    }
+    Plan gate = diff(desired_, actual_, policy_, mode, drains_, now_, warming);
+    ASSERT_EQ(gate.actions.size(), 1u);
+    EXPECT_EQ(gate.actions[0].kind, ActionKind::kUndrain);
+    EXPECT_EQ(gate.actions[0].reason, Reason::kHealthCheckPassed);
+    EXPECT_EQ(reason_text(gate.actions[0]), "new server passed its health check");
+    Plan back = diff(desired_, actual_, policy_, mode, drains_, now_, removing);
+    ASSERT_EQ(back.actions.size(), 1u);
+    EXPECT_EQ(back.actions[0].reason, Reason::kBackInDiscovery);
+    EXPECT_EQ(reason_text(back.actions[0]), "back in discovery while draining");
+    Plan unknown = diff(desired_, actual_, policy_, mode, drains_, now_);
+    ASSERT_EQ(unknown.actions.size(), 1u);
+    EXPECT_EQ(unknown.actions[0].reason, Reason::kFoundDraining);
+  }
+}
+
+TEST_F(DiffTest, EveryReasonHasATextAndAnIdentifier) {
+  for (int r = 0; r <= static_cast<int>(Reason::kDuplicateSlot); ++r) {
+    Action a{ActionKind::kRemove, "s", {}, static_cast<Reason>(r), "x"};
+    EXPECT_NE(reason_text(a), "?") << r;
+    EXPECT_STRNE(to_string(a.reason), "?") << r;
+  }
+}
+
 TEST_F(DiffTest, DrainingServerWithoutChecksIsUndrainedAtOnce) {
   desired_.servers = {spec("10.0.0.1", 80)};
   actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, /*admin=*/0x08)};
   EXPECT_EQ(describe(run()), (std::vector<std::string>{"undrain ep-10.0.0.1:80"}));
 }
-
 
 TEST_F(DiffTest, StaticRrOnlyComparesZeroOrNotForWeights) {
   // HAProxy refuses absolute weights on static-rr; the applier sends 0%/100%, so the weight read
@@ -250,10 +291,8 @@ TEST_F(DiffTest, StaticRrOnlyComparesZeroOrNotForWeights) {
   actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, 0, /*weight=*/1)};
   EXPECT_TRUE(run().empty());
   desired_.servers = {spec("10.0.0.1", 80, 0)};
-  EXPECT_EQ(describe(run()),
-            (std::vector<std::string>{"set-weight ep-10.0.0.1:80"}));
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"set-weight ep-10.0.0.1:80"}));
 }
-
 
 // Make before break: replacing every server in one change keeps the old ones in rotation until a
 // new one serves (passed its check), instead of answering 503 meanwhile.

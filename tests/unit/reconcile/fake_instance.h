@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "reconcile/applier.h"
@@ -21,6 +23,7 @@ class FakeInstance : public reconcile::Instance {
 
   Result<reconcile::InstanceInfo> info() override {
     std::lock_guard lock(mu_);
+    threads.insert(std::this_thread::get_id());
     if (down) return Error::unavailable("connect: connection refused");
     reconcile::InstanceInfo i;
     i.version = "2.6.12";
@@ -33,8 +36,10 @@ class FakeInstance : public reconcile::Instance {
 
   Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& names) override {
     std::lock_guard lock(mu_);
+    threads.insert(std::this_thread::get_id());
     if (down) return Error::unavailable("connect: connection refused");
     ++observes;
+    observed.push_back(names);
     std::vector<ActualBackend> out;
     for (const auto& n : names) {
       ActualBackend b;
@@ -50,9 +55,18 @@ class FakeInstance : public reconcile::Instance {
     return out;
   }
 
+  Result<std::vector<ActualBackend>> observe_all(const std::vector<std::string>& names) override {
+    {
+      std::lock_guard lock(mu_);
+      ++observe_alls;
+    }
+    return observe(names);
+  }
+
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy& policy) override {
     std::lock_guard lock(mu_);
+    threads.insert(std::this_thread::get_id());
     using reconcile::ActionKind;
     using Outcome = reconcile::ActionResult::Outcome;
     std::vector<reconcile::ActionResult> results;
@@ -68,7 +82,8 @@ class FakeInstance : public reconcile::Instance {
       switch (a.kind) {
         case ActionKind::kAdd: {
           if (it != servers.end()) {
-            results.push_back({Outcome::kFailed, "Already exists a server with the same name in backend."});
+            results.push_back(
+                {Outcome::kFailed, "Already exists a server with the same name in backend."});
             continue;
           }
           ActualServer s;
@@ -77,11 +92,19 @@ class FakeInstance : public reconcile::Instance {
           s.port = a.spec.port;
           s.weight = a.spec.weight;
           s.op_state = 2;
+          if (plan.checks) {  // like warm_line: DRAIN + health down until a check passes
+            s.admin_state = admin::kForcedDrain;
+            s.check_state = 0x02 | 0x04;
+            s.op_state = 0;
+          }
           servers.push_back(s);
           break;
         }
         case ActionKind::kAssignSlot:
-          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (it == servers.end()) {
+            results.push_back({Outcome::kFailed, "No such server."});
+            continue;
+          }
           it->address = a.spec.address;
           it->port = a.spec.port;
           it->weight = a.spec.weight;
@@ -89,24 +112,39 @@ class FakeInstance : public reconcile::Instance {
           break;
         case ActionKind::kEnable:
         case ActionKind::kUndrain:
-          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (it == servers.end()) {
+            results.push_back({Outcome::kFailed, "No such server."});
+            continue;
+          }
           it->admin_state = 0;
           break;
         case ActionKind::kSetWeight:
-          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (it == servers.end()) {
+            results.push_back({Outcome::kFailed, "No such server."});
+            continue;
+          }
           it->weight = a.spec.weight;
           break;
         case ActionKind::kSetAddress:
-          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (it == servers.end()) {
+            results.push_back({Outcome::kFailed, "No such server."});
+            continue;
+          }
           it->address = a.spec.address;
           it->port = a.spec.port;
           break;
         case ActionKind::kDrain:
-          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (it == servers.end()) {
+            results.push_back({Outcome::kFailed, "No such server."});
+            continue;
+          }
           it->admin_state |= admin::kForcedDrain;
           break;
         case ActionKind::kRemove:
-          if (it == servers.end()) { results.push_back({Outcome::kFailed, "No such server."}); continue; }
+          if (it == servers.end()) {
+            results.push_back({Outcome::kFailed, "No such server."});
+            continue;
+          }
           if (plan.mode == reconcile::BackendMode::kSlots) {
             it->admin_state = admin::kForcedMaint;
             it->address = "127.0.0.1";
@@ -115,7 +153,8 @@ class FakeInstance : public reconcile::Instance {
           } else {
             it->admin_state = admin::kForcedMaint;
             if (it->sessions > 0 && !kill_sessions) {
-              results.push_back({Outcome::kNotYet, "Server still has connections attached to it, cannot remove it."});
+              results.push_back({Outcome::kNotYet,
+                                 "Server still has connections attached to it, cannot remove it."});
               continue;
             }
             servers.erase(it);
@@ -150,6 +189,9 @@ class FakeInstance : public reconcile::Instance {
   std::string algorithm = "roundrobin";
   std::optional<reconcile::ActionKind> fail_kind;
   int observes = 0;
+  int observe_alls = 0;                            // of which whole reads
+  std::vector<std::vector<std::string>> observed;  // backends asked, per observe()
+  std::set<std::thread::id> threads;               // every thread that called info/observe/apply
   std::map<std::string, std::vector<ActualServer>> backends;
   std::vector<std::string> log;
 };

@@ -2,15 +2,30 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <functional>
 #include <thread>
 
+#include "core/log.h"
 #include "core/metrics.h"
 #include "fake_instance.h"
+#include "support/time_scale.h"
 
 namespace ep::reconcile {
 namespace {
 
 using ep::testing::FakeInstance;
+
+// Polls `pred` until it holds or the (scaled) deadline passes.
+bool eventually(const std::function<bool()>& pred,
+                std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
+  const auto until = std::chrono::steady_clock::now() + ep::test::scaled(deadline);
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return pred();
+}
 
 ServerSpec spec(const std::string& addr, int port, int weight = 1) {
   ServerSpec s;
@@ -38,7 +53,8 @@ class ReconcilerTest : public ::testing::Test {
     p.drain_timeout = std::chrono::seconds(30);
     ReconcilerOptions o;
     o.retry_min = std::chrono::milliseconds(100);
-    rec_ = std::make_unique<Reconciler>(std::vector<BackendPolicy>{p}, std::move(instances), clock_, o);
+    rec_ = std::make_unique<Reconciler>(std::vector<BackendPolicy>{p}, std::move(instances), clock_,
+                                        o);
   }
 
   FakeClock clock_;
@@ -81,7 +97,7 @@ TEST_F(ReconcilerTest, RemovalWaitsForDrainThenRemoves) {
   PassReport r = rec_->run_pass(false);
   EXPECT_EQ(r.waiting_drains, 0u);  // drain just started
   auto st = rec_->status();
-  EXPECT_EQ(st[0].backends[0].draining, 0u);  // status is what was observed before the drain
+  EXPECT_EQ(st[0].backends[0].draining, 0u);       // status is what was observed before the drain
   clock_.advance(std::chrono::milliseconds(100));  // drain_poll
   r = rec_->run_pass(false);
   EXPECT_EQ(r.waiting_drains, 1u);  // still has sessions
@@ -91,7 +107,8 @@ TEST_F(ReconcilerTest, RemovalWaitsForDrainThenRemoves) {
   clock_.advance(std::chrono::seconds(31));  // drain timeout
   r = rec_->run_pass(false);
   EXPECT_EQ(inst_a_->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
-  EXPECT_GE(Metrics::global().value("elasticproxy_drains_timed_out_total", {{"backend", "web"}}), 1);
+  EXPECT_GE(Metrics::global().value("elasticproxy_drains_timed_out_total", {{"backend", "web"}}),
+            1);
 }
 
 TEST_F(ReconcilerTest, UnreachableInstanceDoesNotBlockTheOther) {
@@ -124,10 +141,11 @@ TEST_F(ReconcilerTest, RestartedHaproxyIsRepopulated) {
   const double before =
       Metrics::global().value("elasticproxy_haproxy_restarts_detected_total", {{"instance", "a"}});
   clock_.advance(std::chrono::seconds(1));  // probe_interval
-  (void)rec_->run_pass(false);  // not a full resync: the probe notices the restart
+  (void)rec_->run_pass(false);              // not a full resync: the probe notices the restart
   EXPECT_EQ(inst_a_->names("web").size(), 2u);
-  EXPECT_EQ(Metrics::global().value("elasticproxy_haproxy_restarts_detected_total", {{"instance", "a"}}),
-            before + 1);
+  EXPECT_EQ(
+      Metrics::global().value("elasticproxy_haproxy_restarts_detected_total", {{"instance", "a"}}),
+      before + 1);
 }
 
 TEST_F(ReconcilerTest, RejectedActionIsRetriedAndReported) {
@@ -171,7 +189,8 @@ TEST_F(ReconcilerTest, SlotExhaustionIsReported) {
   std::vector<std::unique_ptr<Instance>> v;
   v.push_back(std::move(inst));
   Reconciler rec({p}, std::move(v), clock_);
-  rec.publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80), spec("10.0.0.3", 80)}, true, clock_.now());
+  rec.publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80), spec("10.0.0.3", 80)}, true,
+              clock_.now());
   PassReport r = rec.run_pass(false);
   EXPECT_FALSE(r.converged);
   EXPECT_EQ(rec.status()[0].backends[0].missing_slots, 1);
@@ -190,12 +209,248 @@ TEST(ReconcilerThread, LoopAppliesPublishedChangesPromptly) {
   Reconciler rec({p}, std::move(v), SystemClock::instance());
   rec.start();
   rec.publish(0, {spec("10.0.0.1", 80)}, true, SystemClock::instance().now());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (raw->names("web").empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  EXPECT_TRUE(eventually([&] { return !raw->names("web").empty(); }));
   EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
   rec.stop();
+}
+
+// Log lines are true: a new server set ready once its health check passed says so; a server
+// that discovery dropped and brought back while it drained says that.
+TEST(ReconcilerLog, ReasonsAreTrue) {
+  std::vector<std::string> lines;
+  std::mutex mu;
+  log::set_sink([&](log::Level, std::string_view component, std::string_view message) {
+    std::lock_guard lock(mu);
+    if (component == "reconcile") lines.emplace_back(message);
+  });
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy p;
+  p.name = "web";
+  p.server_options = "check inter 1s";
+  FakeClock clock;
+  Reconciler rec({p}, std::move(v), clock);
+  auto pass = [&] {
+    clock.advance(std::chrono::seconds(1));
+    return rec.run_pass(false);
+  };
+  auto logged = [&](const std::string& what) {
+    std::lock_guard lock(mu);
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+  rec.publish(0, {spec("10.0.0.1", 80)}, true, clock.now());
+  (void)pass();  // add: DRAIN behind the health gate
+  (void)pass();  // still warming
+  raw->with_lock([&] {
+    auto& s = raw->backends["web"][0];
+    s.op_state = 2;  // the check passed
+    s.check_result = 3;
+    return 0;
+  });
+  (void)pass();
+  EXPECT_TRUE(logged("undrain ep-10.0.0.1:80 (new server passed its health check)"));
+  EXPECT_FALSE(logged("back in discovery while draining"));
+
+  raw->with_lock([&] {
+    raw->backends["web"][0].sessions = 1;  // keeps the drain going
+    return 0;
+  });
+  rec.publish(0, {}, true, clock.now());
+  (void)pass();
+  EXPECT_TRUE(logged("drain ep-10.0.0.1:80 (gone from discovery)"));
+  rec.publish(0, {spec("10.0.0.1", 80)}, true, clock.now());
+  (void)pass();
+  EXPECT_TRUE(logged("undrain ep-10.0.0.1:80 (back in discovery while draining)"));
+  log::set_sink(nullptr);
+}
+
+// A reconciler with a running loop over one fake instance and one backend "web".
+class RunningReconciler : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto inst = std::make_unique<FakeInstance>("t");
+    inst->backends["web"] = {};
+    raw_ = inst.get();
+    std::vector<std::unique_ptr<Instance>> v;
+    v.push_back(std::move(inst));
+    BackendPolicy p;
+    p.name = "web";
+    ReconcilerOptions o;
+    o.resync_interval = std::chrono::hours(1);  // only asked-for resyncs
+    rec_ = std::make_unique<Reconciler>(std::vector<BackendPolicy>{p}, std::move(v),
+                                        SystemClock::instance(), o);
+  }
+  void TearDown() override { rec_->stop(); }
+
+  FakeInstance* raw_ = nullptr;
+  std::unique_ptr<Reconciler> rec_;
+};
+
+// The one-writer rule: with the loop running, passes asked for by other threads (config
+// manager, bootstrap, SIGHUP) run on the loop's thread. Before the mailbox, run_pass() ran in
+// the caller, racing the loop on the run state (TSan: make test-tsan), and HAProxy was driven
+// from several threads (caught here in any build).
+TEST_F(RunningReconciler, OnlyTheLoopThreadTalksToHaproxy) {
+  rec_->start();
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, SystemClock::instance().now());
+  std::atomic<int> reports{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 3; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        if (t == 0) (void)rec_->run_pass(i % 2 == 0);
+        if (t == 1) (void)rec_->submit_pass(true).get();
+        if (t == 2) {
+          rec_->request_resync();
+          (void)rec_->status();
+          (void)rec_->servers_at("web", "10.0.0.1", 80);
+          (void)rec_->submit_pass(false).get();
+        }
+        ++reports;
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(reports.load(), 60);
+  EXPECT_EQ(raw_->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
+  raw_->with_lock([&] {
+    EXPECT_EQ(raw_->threads.size(), 1u) << "HAProxy was driven from more than one thread";
+    EXPECT_EQ(raw_->threads.count(std::this_thread::get_id()), 0u);
+    return 0;
+  });
+}
+
+// "Apply and tell me the result": the answer comes from a pass that started after the request.
+TEST_F(RunningReconciler, SubmittedFullPassRepairsAndReports) {
+  rec_->start();
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, SystemClock::instance().now());
+  ASSERT_TRUE(eventually([&] { return rec_->converged(); }));
+  raw_->with_lock([&] {
+    raw_->backends["web"].clear();  // removed by hand behind our back
+    return 0;
+  });
+  PassReport r = rec_->submit_pass(true).get();
+  EXPECT_TRUE(r.converged);
+  EXPECT_GE(r.actions_done, 1u);
+  EXPECT_EQ(raw_->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
+}
+
+// request_resync() is fire and forget, yet a full pass follows (the backend is not dirty: only a
+// whole read notices the server removed by hand).
+TEST_F(RunningReconciler, RequestedResyncReadsEverything) {
+  rec_->start();
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, SystemClock::instance().now());
+  ASSERT_TRUE(eventually([&] { return rec_->converged(); }));
+  const int alls = raw_->with_lock([&] { return raw_->observe_alls; });
+  raw_->with_lock([&] {
+    raw_->backends["web"].clear();
+    return 0;
+  });
+  rec_->request_resync();
+  EXPECT_TRUE(eventually([&] { return !raw_->names("web").empty(); }));
+  EXPECT_GT(raw_->with_lock([&] { return raw_->observe_alls; }), alls);
+}
+
+TEST_F(RunningReconciler, PassAskedFromAListenerIsRefusedNotADeadlock) {
+  std::promise<PassReport> inner;
+  std::atomic<bool> asked{false};
+  rec_->add_on_pass([&](const PassReport&) {
+    if (!asked.exchange(true)) inner.set_value(rec_->run_pass(false));
+  });
+  rec_->start();
+  auto f = inner.get_future();
+  ASSERT_EQ(f.wait_for(ep::test::scaled(std::chrono::seconds(5))), std::future_status::ready);
+  PassReport r = f.get();
+  EXPECT_FALSE(r.converged);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors[0].find("own thread"), std::string::npos);
+}
+
+TEST(ReconcilerMailbox, WithoutALoopAPassRunsInTheCaller) {
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy p;
+  p.name = "web";
+  FakeClock clock;
+  Reconciler rec({p}, std::move(v), clock);
+  rec.publish(0, {spec("10.0.0.1", 80)}, true, clock.now());
+  auto f = rec.submit_pass(false);
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(f.get().converged);
+  EXPECT_EQ(raw->threads.count(std::this_thread::get_id()), 1u);
+}
+
+// The view handed to the AWS lifecycle hooks: per instance, the managed servers at an address.
+TEST_F(ReconcilerTest, ServerStateViewAnswersFromTheLastPass) {
+  rec_->publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, true, clock_.now());
+  const ServerStateView& view = *rec_;
+  EXPECT_TRUE(view.servers_at("web", "10.0.0.1", 80)[0].servers.empty());  // no pass yet
+  (void)rec_->run_pass(false);
+  (void)rec_->run_pass(true);  // observes what the first pass added
+  auto seen = view.servers_at("web", "10.0.0.1", 0);
+  ASSERT_EQ(seen.size(), 2u);  // instances a and b
+  EXPECT_TRUE(seen[0].reachable);
+  ASSERT_EQ(seen[0].servers.size(), 1u);
+  EXPECT_EQ(seen[0].servers[0].name, "ep-10.0.0.1:80");
+  EXPECT_TRUE(view.servers_at("web", "10.0.0.1", 81)[0].servers.empty());
+  EXPECT_TRUE(view.servers_at("other", "10.0.0.1", 80)[0].servers.empty());
+}
+
+// Cost follows the change: with 200 backends, a one-server change reads that backend only; a
+// resync (and the first contact) reads the whole of HAProxy at once.
+TEST(ReconcilerScale, OneServerChangeReadsOneBackend) {
+  constexpr int kBackends = 200;
+  auto inst = std::make_unique<FakeInstance>("big");
+  std::vector<BackendPolicy> policies;
+  for (int b = 0; b < kBackends; ++b) {
+    BackendPolicy p;
+    p.name = "be" + std::to_string(b);
+    inst->backends[p.name] = {};
+    policies.push_back(p);
+  }
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  FakeClock clock;
+  Reconciler rec(policies, std::move(v), clock);
+  for (int b = 0; b < kBackends; ++b) {
+    rec.publish(b, {spec("10.1.0." + std::to_string(b % 250), 80)}, true, clock.now());
+  }
+  PassReport first = rec.run_pass(false);
+  EXPECT_TRUE(first.converged);
+  ASSERT_EQ(raw->observed.size(), 1u);
+  EXPECT_EQ(raw->observed[0].size(), static_cast<size_t>(kBackends));
+  EXPECT_EQ(raw->observe_alls, 1);  // first contact: the whole of HAProxy
+  (void)rec.run_pass(false);        // follow-up poll of what was just applied
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);
+
+  raw->observed.clear();
+  rec.publish(17, {spec("10.1.0.17", 80), spec("10.2.0.17", 80)}, true, clock.now());
+  PassReport r = rec.run_pass(false);
+  EXPECT_EQ(r.actions_done, 1u);
+  EXPECT_TRUE(r.status_changed);
+  ASSERT_EQ(raw->observed.size(), 1u);
+  EXPECT_EQ(raw->observed[0], (std::vector<std::string>{"be17"}));
+  EXPECT_EQ(raw->observe_alls, 1);
+  clock.advance(std::chrono::milliseconds(100));  // the follow-up poll confirms it
+  (void)rec.run_pass(false);
+  ASSERT_EQ(raw->observed.size(), 2u);
+  EXPECT_EQ(raw->observed[1], (std::vector<std::string>{"be17"}));
+  EXPECT_EQ(rec.status()[0].backends[17].actual, 2u);
+  EXPECT_EQ(rec.status()[0].backends[16].actual, 1u);
+
+  PassReport resync = rec.run_pass(true);
+  EXPECT_EQ(raw->observe_alls, 2);
+  EXPECT_FALSE(resync.status_changed);  // listeners (config manager) may skip it
+  EXPECT_EQ(raw->observed.back().size(), static_cast<size_t>(kBackends));
 }
 
 }  // namespace

@@ -1,0 +1,32 @@
+#pragma once
+// A read-only, thread-safe view of what HAProxy reported for managed servers, handed to whoever
+// needs it (the AWS lifecycle hooks) instead of a process-wide global. The reconciler implements
+// it from the state of its last pass; tests implement it with scripted answers.
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+
+namespace ep {
+
+// One HAProxy instance's answer to a ServerStateView query.
+struct InstanceServers {
+  bool reachable = false;             // the instance answered at the last pass
+  std::vector<ActualServer> servers;  // managed servers matching the query (copies)
+};
+
+class ServerStateView {
+ public:
+  virtual ~ServerStateView() = default;
+
+  // Per HAProxy instance (fixed order): whether it answered, and its managed servers of `backend`
+  // at `address` (and `port`; 0 = any port), as of the last completed pass. Thread-safe, callable
+  // from any thread; never does I/O and never waits for a pass. The result is a copy.
+  virtual std::vector<InstanceServers> servers_at(std::string_view backend,
+                                                  std::string_view address,
+                                                  std::uint16_t port) const = 0;
+};
+
+}  // namespace ep

@@ -1,0 +1,179 @@
+// Targeted reads against the real HAProxy 2.6: a pass reads only the backends it must, so a
+// one-server change costs the same with 1 and with 200 backends; the whole of HAProxy is read on
+// resync; a frontend of the same name does not hide its backend.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "haproxy/runtime/runtime_instance.h"
+#include "reconcile/reconciler.h"
+#include "support/haproxy/haproxy_fixture.h"
+
+namespace ep::haproxy {
+namespace {
+
+using std::chrono::milliseconds;
+using test::HaproxyFixture;
+
+ServerSpec spec_for(const std::string& address, int port) {
+  ServerSpec s;
+  s.address = address;
+  s.port = static_cast<std::uint16_t>(port);
+  s.weight = 1;
+  s.name = "ep-" + address + ":" + std::to_string(port);
+  return s;
+}
+
+// `backends` roundrobin backends be0..beN-1, each with 5 hand-written servers (not managed).
+std::string config_with(int backends) {
+  std::string cfg = R"(
+global
+  stats socket @SOCKET@ level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+)";
+  for (int b = 0; b < backends; ++b) {
+    cfg += "backend be" + std::to_string(b) + "\n  balance roundrobin\n";
+    for (int s = 1; s <= 5; ++s) {
+      cfg += "  server s" + std::to_string(s) + " 127.0.0.1:" + std::to_string(s) + "\n";
+    }
+  }
+  return cfg;
+}
+
+struct Cost {
+  std::uint64_t commands = 0;
+  std::uint64_t bytes_read = 0;
+  std::uint64_t whole_state_bytes = 0;  // one `show servers state` of that HAProxy
+};
+
+// Converges every backend on one server, then adds a second server to one backend and returns
+// what that pass sent and read.
+Cost one_server_change(int backends) {
+  HaproxyFixture hp(config_with(backends));
+  auto st = hp.start();
+  EXPECT_TRUE(st.ok()) << (st.ok() ? "" : st.error().message);
+  if (!st.ok()) return {};
+  auto inst = std::make_unique<RuntimeInstance>(hp.socket_path(), milliseconds(5000));
+  RuntimeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<reconcile::Instance>> instances;
+  instances.push_back(std::move(inst));
+  std::vector<reconcile::BackendPolicy> policies;
+  for (int b = 0; b < backends; ++b) {
+    reconcile::BackendPolicy p;
+    p.name = "be" + std::to_string(b);
+    policies.push_back(p);
+  }
+  FakeClock clock;
+  reconcile::Reconciler rec(policies, std::move(instances), clock);
+  for (int b = 0; b < backends; ++b) {
+    rec.publish(static_cast<size_t>(b), {spec_for("127.0.1.1", 10000 + b)}, true, clock.now());
+  }
+  EXPECT_TRUE(rec.run_pass(false).converged);
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(rec.run_pass(false).converged);  // the follow-up poll of every backend
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);
+
+  const size_t changed = static_cast<size_t>(backends / 2);
+  rec.publish(changed,
+              {spec_for("127.0.1.1", 10000 + static_cast<int>(changed)), spec_for("127.0.1.2", 80)},
+              true, clock.now());
+  const RuntimeInstance::IoCounters before = raw->io();
+  reconcile::PassReport r = rec.run_pass(false);
+  const RuntimeInstance::IoCounters after = raw->io();
+  EXPECT_TRUE(r.converged);
+  EXPECT_EQ(r.actions_done, 1u);
+  Cost cost;
+  cost.commands = after.commands - before.commands;
+  cost.bytes_read = after.bytes_read - before.bytes_read;
+  cost.whole_state_bytes = hp.admin("show servers state").size();
+  const std::string state = hp.admin("show servers state be" + std::to_string(changed));
+  EXPECT_NE(state.find(" ep-127.0.1.2:80 "), std::string::npos) << state;
+  return cost;
+}
+
+TEST(TargetedReads, OneServerChangeCostsTheSameWith1And200Backends) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  const Cost one = one_server_change(1);
+  const Cost many = one_server_change(200);
+  // show info, show servers state <be>, show stat <iid> 6 -1, add server, set server state.
+  EXPECT_EQ(one.commands, 5u);
+  EXPECT_EQ(many.commands, one.commands);
+  // Same replies but for a few digits (ids, names, uptime).
+  EXPECT_LE(many.bytes_read, one.bytes_read + 256)
+      << "1 backend: " << one.bytes_read << " B, 200 backends: " << many.bytes_read;
+  EXPECT_GT(many.whole_state_bytes, 10 * many.bytes_read);  // reading everything would show
+  std::printf(
+      "one-server change: %llu commands; %llu B read with 1 backend, %llu B with 200 "
+      "(whole show servers state: %llu B)\n",
+      static_cast<unsigned long long>(many.commands),
+      static_cast<unsigned long long>(one.bytes_read),
+      static_cast<unsigned long long>(many.bytes_read),
+      static_cast<unsigned long long>(many.whole_state_bytes));
+}
+
+TEST(TargetedReads, ResyncReadsTheWholeStateInTwoCommands) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyFixture hp(config_with(50));
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  std::vector<std::string> names;
+  for (int b = 0; b < 50; ++b) names.push_back("be" + std::to_string(b));
+  names.push_back("nosuch");
+  auto all = inst.observe_all(names);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(inst.io().commands, 2u);
+  ASSERT_EQ(all->size(), 51u);
+  EXPECT_TRUE(all->at(7).exists);
+  EXPECT_EQ(all->at(7).backend, "be7");
+  EXPECT_EQ(all->at(7).algorithm, "roundrobin");
+  EXPECT_EQ(all->at(7).servers.size(), 5u);
+  EXPECT_FALSE(all->at(50).exists);
+  // The targeted read gives the same answer.
+  auto one = inst.observe({"be7"});
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->at(0).servers.size(), 5u);
+  EXPECT_EQ(one->at(0).algorithm, "roundrobin");
+  EXPECT_EQ(inst.io().commands, 4u);
+}
+
+// HAProxy 2.6 resolves `show stat <name>` to the first proxy of that name: with `frontend web`
+// and `backend web` it answers the frontend, and the backend looked absent.
+TEST(TargetedReads, AFrontendOfTheSameNameDoesNotHideTheBackend) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyFixture hp(R"(
+global
+  stats socket @SOCKET@ level admin
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 10s
+  timeout server 10s
+frontend web
+  bind 127.0.0.1:@PORT0@
+  default_backend web
+backend web
+  balance leastconn
+  server s1 127.0.0.1:1
+)");
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  for (int i = 0; i < 2; ++i) {  // by name (no id known yet), then by id
+    auto obs = inst.observe({"web"});
+    ASSERT_TRUE(obs.ok()) << obs.error().message;
+    EXPECT_TRUE(obs->at(0).exists) << "pass " << i;
+    EXPECT_EQ(obs->at(0).algorithm, "leastconn");
+    ASSERT_EQ(obs->at(0).servers.size(), 1u);
+    EXPECT_EQ(obs->at(0).servers[0].name, "s1");
+  }
+}
+
+}  // namespace
+}  // namespace ep::haproxy
