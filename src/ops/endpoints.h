@@ -45,7 +45,7 @@ struct EndpointOptions {
   // loop wakes at least every second; a pass is bounded by the admin-socket timeouts.
   std::chrono::milliseconds stuck_after{30'000};
   // Host names accepted besides IP literals and localhost (metrics.allowed_hosts); "*" = any.
-  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> allowed_hosts{};
 };
 
 // True when `host` (a Host header value: name or IP literal, optional ":port") is an IPv4 or
