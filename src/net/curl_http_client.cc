@@ -162,6 +162,7 @@ Result<HttpResponse> CurlHttpClient::perform(const HttpRequest& request) {
   if (!request.unix_socket_path.empty()) {
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, request.unix_socket_path.c_str());
   }
+  if (request.direct) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
   if (!request.tls.ca_file.empty())
     curl_easy_setopt(h, CURLOPT_CAINFO, request.tls.ca_file.c_str());
   if (!request.tls.cert_file.empty()) {

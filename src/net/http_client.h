@@ -51,6 +51,8 @@ struct HttpRequest {
   // When set, connect to this unix-domain socket instead of the URL's host (the URL's host is
   // still sent in the Host header).
   std::string unix_socket_path;
+  // Never through a proxy: http_proxy / HTTPS_PROXY / ALL_PROXY from the environment are ignored.
+  bool direct = false;
 };
 
 struct HttpResponse {

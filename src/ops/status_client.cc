@@ -44,6 +44,7 @@ Result<HttpGetReply> http_get(std::string_view address, std::string_view path,
   request.url = "http://" + host + ":" + std::to_string(addr->port) + std::string(path);
   request.timeout = timeout;
   request.connect_timeout = timeout;
+  request.direct = true;  // the daemon's own address: never through http_proxy
   auto reply = client.perform(request);
   if (!reply) {
     if (reply.error().kind == ErrorKind::kUnavailable) {

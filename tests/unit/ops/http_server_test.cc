@@ -374,5 +374,24 @@ TEST(HttpServerWaiting, ARequestPastALimitWaitsForAPlaceInsteadOfFailing) {
   EXPECT_EQ(server.connections_refused(), 0u);
 }
 
+TEST_F(HttpServerTest, StatusClientIgnoresProxiesAndNamesTheAddressWhenNothingListens) {
+  start();
+  // An operator's shell often has http_proxy set: the daemon's own address is never proxied.
+  ::setenv("http_proxy", "http://127.0.0.1:1", 1);
+  ::setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
+  auto r = http_get(addr(), "/hello", test::scaled(2000ms));
+  ::unsetenv("http_proxy");
+  ::unsetenv("ALL_PROXY");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  const std::string where = addr();
+  server_->stop();
+  auto gone = http_get(where, "/status", test::scaled(2000ms));
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().kind, ErrorKind::kUnavailable);
+  EXPECT_NE(gone.error().message.find(where), std::string::npos) << gone.error().message;
+  EXPECT_FALSE(http_get("example.com:9108", "/status", 1s).ok());
+}
+
 }  // namespace
 }  // namespace ep::ops
