@@ -11,6 +11,7 @@ packages=(
   # libraries (third-party code is only ever linked, never vendored)
   libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libssl-dev libpugixml-dev libc-ares-dev libsystemd-dev
+  libmicrohttpd-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # fuzzing (libFuzzer: clang + its runtime) and symbolized sanitizer reports (llvm-symbolizer)

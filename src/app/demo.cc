@@ -5,10 +5,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <csignal>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -27,13 +26,13 @@
 #include <thread>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "app/commands.h"
 #include "app/daemon.h"
 #include "app/wiring.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "net/curl_http_client.h"
+#include "ops/http_server.h"
 
 namespace ep::app {
 namespace {
@@ -67,37 +66,41 @@ int free_port() {
   return port;
 }
 
-// A minimal HTTP/1.1 server answering 200 with its name; keep-alive aware.
+// A local backend: the project's HTTP server answering 200 with its name. Its port is fixed
+// once chosen, so a restarted backend keeps its address.
 class Backend {
  public:
   explicit Backend(int index) : index_(index) {}
   ~Backend() { stop(); }
 
   bool start() {
-    if (running_) return true;
-    listen_fd_ = port_ == 0 ? listen_loopback(port_) : rebind();
-    if (listen_fd_ < 0) return false;
-    if (::pipe2(stop_pipe_, O_CLOEXEC) != 0) return false;
+    if (server_) return true;
+    if (port_ == 0) port_ = free_port();
+    ops::HttpLimits limits;
+    // HAProxy is one peer holding many connections (health checks, load): no per-peer cap.
+    limits.max_connections = 1024;
+    limits.max_connections_per_peer = 1024;
+    const std::string body = fmt::format("backend-{}\n", index_);
+    auto server = std::make_unique<ops::HttpServer>(
+        [body](const ops::HttpRequest&) {
+          ops::HttpResponse r;
+          r.body = body;
+          return r;
+        },
+        limits);
+    if (Status st = server->start(target()); !st) {
+      std::fprintf(stderr, "demo: backend %d: %s\n", index_, st.error().message.c_str());
+      return false;
+    }
+    server_ = std::move(server);
     running_ = true;
-    thread_ = std::thread([this] { accept_loop(); });
     return true;
   }
 
   void stop() {
-    if (!running_) return;
     running_ = false;
-    (void)!::write(stop_pipe_[1], "x", 1);
-    if (thread_.joinable()) thread_.join();
-    std::vector<std::thread> conns;
-    {
-      std::lock_guard lock(mu_);
-      conns.swap(conns_);
-    }
-    for (auto& t : conns) t.join();
-    ::close(listen_fd_);
-    ::close(stop_pipe_[0]);
-    ::close(stop_pipe_[1]);
-    listen_fd_ = -1;
+    if (server_) server_->stop();
+    server_.reset();
   }
 
   int port() const { return port_; }
@@ -105,64 +108,10 @@ class Backend {
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
 
  private:
-  int rebind() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port_));
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 512) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
-
-  void accept_loop() {
-    while (running_) {
-      pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) continue;
-      if (fds[1].revents) break;
-      int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      std::lock_guard lock(mu_);
-      conns_.emplace_back([this, c] { serve(c); });
-    }
-  }
-
-  void serve(int fd) {
-    const std::string body = fmt::format("backend-{}\n", index_);
-    const std::string reply = fmt::format(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}", body.size(),
-        body);
-    std::string buf;
-    char chunk[4096];
-    while (running_) {
-      pollfd fds[2] = {{fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-      if (::poll(fds, 2, 1000) <= 0) continue;
-      if (fds[1].revents) break;
-      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) break;
-      buf.append(chunk, static_cast<size_t>(n));
-      size_t end;
-      while ((end = buf.find("\r\n\r\n")) != std::string::npos) {
-        buf.erase(0, end + 4);
-        if (::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) break;
-      }
-    }
-    ::close(fd);
-  }
-
   int index_;
   int port_ = 0;
-  int listen_fd_ = -1;
-  int stop_pipe_[2] = {-1, -1};
   std::atomic<bool> running_{false};
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<std::thread> conns_;
+  std::unique_ptr<ops::HttpServer> server_;
 };
 
 struct LoadStats {
@@ -174,43 +123,18 @@ struct LoadStats {
   std::map<std::string, long> failures;
 };
 
-// One request on a new connection (as many real clients do); returns "" on success, else why.
-std::string request_once(int port, std::string& backend) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return "socket";
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return std::string("connect: ") + std::strerror(errno);
-  }
-  static const std::string req = "GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) < 0) {
-    ::close(fd);
-    return std::string("send: ") + std::strerror(errno);
-  }
-  std::string resp;
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n < 0) {
-      ::close(fd);
-      return std::string("recv: ") + std::strerror(errno);
-    }
-    if (n == 0) break;
-    resp.append(chunk, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (resp.rfind("HTTP/1.1 200", 0) != 0 && resp.rfind("HTTP/1.0 200", 0) != 0) {
-    return "status " + resp.substr(0, std::min<size_t>(resp.find('\r'), 40));
-  }
-  auto pos = resp.find("\r\n\r\n");
-  backend = pos == std::string::npos ? "?" : resp.substr(pos + 4);
+// One request on a new connection (as many real clients do: `Connection: close`), through the
+// project's HTTP client; returns "" on success, else why.
+std::string request_once(net::HttpClient& client, int port, std::string& backend) {
+  net::HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  req.headers = {{"Host", "demo"}, {"Connection", "close"}};
+  req.timeout = std::chrono::seconds(5);
+  req.direct = true;  // HAProxy on loopback, whatever http_proxy says
+  auto resp = client.perform(req);
+  if (!resp) return resp.error().message;
+  if (resp->status != 200) return "status " + std::to_string(resp->status);
+  backend = resp->body;
   while (!backend.empty() && backend.back() == '\n') backend.pop_back();
   return "";
 }
@@ -366,9 +290,10 @@ int cmd_demo(const DemoOptions& options) {
   std::vector<std::thread> load;
   for (int t = 0; t < options.load_threads; ++t) {
     load.emplace_back([&] {
+      net::CurlHttpClient client;
       while (loading) {
         std::string backend;
-        std::string err = request_once(fe_port, backend);
+        std::string err = request_once(client, fe_port, backend);
         stats.sent++;
         if (err.empty()) {
           stats.ok++;

@@ -92,6 +92,7 @@ void OpsRuntime::start_http(const config::Settings& settings) {
   if (http_) http_->stop();
   http_.reset();
   if (!settings.metrics.enabled) return;
+  endpoint_options_.allowed_hosts = settings.metrics.allowed_hosts;
   http_ = std::make_unique<ops::HttpServer>(
       ops::make_ops_handler([this] { return snapshot(); }, endpoint_options_));
   if (Status st = http_->start(settings.metrics.listen); !st) {
@@ -224,7 +225,8 @@ Status OpsRuntime::reconfigure(const config::Settings& next) {
     sockets_ = next.haproxy.sockets;
   }
   endpoint_options_.stuck_after = stuck_after(next);
-  if (next.metrics.enabled != metrics_.enabled || next.metrics.listen != metrics_.listen) {
+  if (next.metrics.enabled != metrics_.enabled || next.metrics.listen != metrics_.listen ||
+      next.metrics.allowed_hosts != metrics_.allowed_hosts) {
     metrics_ = next.metrics;
     start_http(next);
   }

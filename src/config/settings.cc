@@ -234,6 +234,22 @@ void read_metrics(const ConfigNode& node, MetricsSettings& out, Diagnostics& dia
                      printable(out.listen) + "'");
     }
   }
+  const ConfigNode* hosts = node.find("allowed_hosts");
+  if (r.string_list("allowed_hosts", out.allowed_hosts) && hosts != nullptr) {
+    for (size_t i = 0; i < out.allowed_hosts.size(); ++i) {
+      const std::string& h = out.allowed_hosts[i];
+      const bool ok = h == "*" || (!h.empty() && h.size() <= 253 &&
+                                   h.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+                                       std::string::npos);
+      if (!ok) {
+        diag.error(hosts->kind == ConfigNode::Kind::kSequence ? hosts->items[i].mark : hosts->mark,
+                   "metrics.allowed_hosts entries must be host names (letters, digits, '.', "
+                   "'-'; no port) or \"*\", got '" +
+                       printable(h) + "'");
+      }
+    }
+  }
   r.finish();
 }
 

@@ -46,6 +46,9 @@ struct BackendSettings {
 struct MetricsSettings {
   bool enabled = true;
   std::string listen = "127.0.0.1:9108";
+  // Host names (besides IP literals and localhost) the ops endpoints answer to; "*" = any. Other
+  // Host headers get 421, so a web page in a browser cannot read /status by DNS rebinding.
+  std::vector<std::string> allowed_hosts;
 };
 
 struct LogSettings {

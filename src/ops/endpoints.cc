@@ -1,5 +1,9 @@
 #include "ops/endpoints.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -70,7 +74,44 @@ HttpResponse text(int status, std::string body) {
   return r;
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool all_digits(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 }  // namespace
+
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed) {
+  std::string name;
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && (rest.front() != ':' || !all_digits(rest.substr(1)))) return false;
+    in6_addr a6{};
+    return inet_pton(AF_INET6, std::string(host.substr(1, close - 1)).c_str(), &a6) == 1;
+  }
+  const size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos) {
+    if (!all_digits(host.substr(colon + 1))) return false;
+    host = host.substr(0, colon);
+  }
+  name = std::string(host);
+  in_addr a4{};
+  if (inet_pton(AF_INET, name.c_str(), &a4) == 1) return true;
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  if (iequals(name, "localhost")) return true;
+  for (const auto& a : allowed) {
+    if (a == "*" || (!name.empty() && iequals(name, a))) return true;
+  }
+  return false;
+}
 
 Health check_health(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options) {
   if (!snap) return {false, "starting or reloading: no reconciler attached"};
@@ -225,6 +266,15 @@ HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions option
     static const char* kPaths[] = {"/metrics", "/healthz", "/readyz", "/status", "/"};
     bool known = false;
     for (const char* p : kPaths) known = known || req.path == p;
+    if (req.path != "/healthz") {
+      // Before anything else, so that a rebound name learns nothing, not even which paths exist.
+      if (auto host = req.header("host");
+          host && !host->empty() && !host_allowed(*host, options.allowed_hosts)) {
+        return text(421,
+                    "misdirected request: this endpoint answers to IP addresses, localhost and "
+                    "the names in metrics.allowed_hosts only");
+      }
+    }
     if (!known) return text(404, "not found: try /metrics, /healthz, /readyz or /status");
     if (req.method != "GET" && req.method != "HEAD") {
       HttpResponse r = text(405, "method not allowed: use GET");

@@ -8,12 +8,15 @@
 //                 source's health; every string passes through ops::redact()
 //   GET /         a short index
 // HEAD is accepted wherever GET is; other methods get 405 with `Allow: GET, HEAD`; unknown paths
-// 404.
+// 404. Every path but /healthz answers only requests whose Host is an IP literal, `localhost`
+// or a name in EndpointOptions::allowed_hosts (any port; a request without Host is accepted);
+// others get 421, so a page in a browser cannot read the topology by DNS rebinding.
 
 #include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -41,7 +44,13 @@ struct EndpointOptions {
   // /healthz fails when the reconciler loop has not completed an iteration for this long. The
   // loop wakes at least every second; a pass is bounded by the admin-socket timeouts.
   std::chrono::milliseconds stuck_after{30'000};
+  // Host names accepted besides IP literals and localhost (metrics.allowed_hosts); "*" = any.
+  std::vector<std::string> allowed_hosts{};
 };
+
+// True when `host` (a Host header value: name or IP literal, optional ":port") is an IPv4 or
+// bracketed IPv6 literal, `localhost`, or one of `allowed` (case-insensitive; "*" allows any).
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed);
 
 struct Health {
   bool ok = false;

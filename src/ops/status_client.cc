@@ -2,15 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "net/curl_http_client.h"
 #include "ops/http_server.h"
 #include "os/json.h"
 
@@ -18,31 +13,6 @@ namespace ep::ops {
 namespace {
 
 constexpr size_t kMaxReply = 16u << 20;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Waits for `events` until `deadline`; false on timeout or error.
-bool wait_for(int fd, short events, std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd, events, 0};
-    int n = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
 
 std::string str(const nlohmann::json& j, const char* key, const std::string& dflt = "") {
   auto it = j.find(key);
@@ -61,73 +31,29 @@ Result<HttpGetReply> http_get(std::string_view address, std::string_view path,
   if (host.empty() || host == "0.0.0.0" || host == "localhost") host = "127.0.0.1";
   if (host == "::") host = "::1";
   const std::string where = std::string(address);
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  int family = AF_INET;
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(addr->port));
-    len = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    family = AF_INET6;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(addr->port));
-    len = sizeof(sockaddr_in6);
-  } else {
+  in6_addr scratch{};
+  if (inet_pton(AF_INET6, host.c_str(), &scratch) == 1) {
+    host = "[" + host + "]";
+  } else if (inet_pton(AF_INET, host.c_str(), &scratch) != 1) {
     return Error::invalid(where + ": host must be an IP address");
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  Fd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return Error::unavailable(where + ": socket: " + std::strerror(errno));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    if (errno != EINPROGRESS) {
-      return Error::unavailable("cannot connect to " + where + ": " + std::strerror(errno));
+  net::CurlHttpClient::Options options;
+  options.max_body_bytes = kMaxReply;
+  options.user_agent = "elasticproxy-status";
+  net::CurlHttpClient client(options);
+  net::HttpRequest request;
+  request.url = "http://" + host + ":" + std::to_string(addr->port) + std::string(path);
+  request.timeout = timeout;
+  request.connect_timeout = timeout;
+  request.direct = true;  // the daemon's own address: never through http_proxy
+  auto reply = client.perform(request);
+  if (!reply) {
+    if (reply.error().kind == ErrorKind::kUnavailable) {
+      return Error::unavailable("cannot reach " + where + ": " + reply.error().message);
     }
-    if (!wait_for(fd.get(), POLLOUT, deadline)) {
-      return Error::unavailable("cannot connect to " + where + ": timed out");
-    }
-    int err = 0;
-    socklen_t el = sizeof err;
-    getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &el);
-    if (err != 0)
-      return Error::unavailable("cannot connect to " + where + ": " + std::strerror(err));
+    return Error{reply.error().kind, where + ": " + reply.error().message};
   }
-  const std::string req = "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + where +
-                          "\r\nUser-Agent: elasticproxy-status\r\nConnection: close\r\n\r\n";
-  size_t sent = 0;
-  while (sent < req.size()) {
-    if (!wait_for(fd.get(), POLLOUT, deadline))
-      return Error::unavailable(where + ": send timed out");
-    ssize_t n = ::send(fd.get(), req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      return Error::unavailable(where + ": send: " + std::strerror(errno));
-    }
-    if (n > 0) sent += static_cast<size_t>(n);
-  }
-  std::string in;
-  for (;;) {
-    if (!wait_for(fd.get(), POLLIN, deadline))
-      return Error::unavailable(where + ": reply timed out");
-    char buf[16384];
-    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return Error::unavailable(where + ": recv: " + std::strerror(errno));
-    }
-    in.append(buf, static_cast<size_t>(n));
-    if (in.size() > kMaxReply) return Error::invalid(where + ": reply too large");
-  }
-  const size_t head_end = in.find("\r\n\r\n");
-  if (in.rfind("HTTP/1.", 0) != 0 || head_end == std::string::npos || in.size() < 12) {
-    return Error::invalid(where + ": not an HTTP reply (is this ElasticProxy's metrics address?)");
-  }
-  HttpGetReply reply;
-  reply.status = std::atoi(in.substr(9, 3).c_str());
-  reply.body = in.substr(head_end + 4);
-  return reply;
+  return HttpGetReply{static_cast<int>(reply->status), std::move(reply->body)};
 }
 
 Result<std::string> render_status_table(std::string_view status_json) {

@@ -20,6 +20,7 @@
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
+#include "support/time_scale.h"
 
 namespace ep::test {
 namespace {
@@ -267,6 +268,59 @@ TEST_F(OpsE2E, MetricsMatchAScriptedRunAndEndpointsReport) {
     EXPECT_TRUE(j.is_object() && j.contains("msg") && j.contains("level")) << line;
   }
   EXPECT_GT(n, 3);
+}
+
+// Issue #14, point 2: idle connections from a local process (the probes' own address) must not
+// make /healthz, /readyz or /metrics fail or hang while they are held.
+TEST_F(OpsE2E, IdleConnectionsDoNotMakeProbesFail) {
+  start();
+  ASSERT_TRUE(wait_until([&] { return get("/readyz").status == 200; })) << get("/readyz").body;
+  std::vector<std::unique_ptr<TcpClient>> idle;
+  for (int i = 0; i < 70; ++i) {
+    idle.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(idle.back()->connect(metrics_port_).ok());
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
+    for (int i = 0; i < 20; ++i) {
+      auto r = ops::http_get(address_, path, scaled(2000ms));
+      ASSERT_TRUE(r.ok()) << path << " probe " << i << ": " << r.error().message;
+      EXPECT_EQ(r->status, 200) << path << " probe " << i << ": " << r->body;
+    }
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, scaled(20s));
+  idle.clear();
+  EXPECT_TRUE(daemon_.running());
+}
+
+// Issue #14, point 9: a name that is not an IP literal or localhost gets 421 (DNS rebinding),
+// except on /healthz; every answer says nosniff.
+TEST_F(OpsE2E, ForeignHostIsMisdirectedAndEveryAnswerSaysNosniff) {
+  start();
+  auto raw = [&](const std::string& path, const std::string& host) {
+    TcpClient c;
+    EXPECT_TRUE(c.connect(metrics_port_).ok());
+    EXPECT_TRUE(c.send("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n").ok());
+    auto reply = c.read_to_eof(5s);
+    return reply.ok() ? *reply : std::string();
+  };
+  const std::string rebound = "rebound.example:" + std::to_string(metrics_port_);
+  for (const char* path : {"/status", "/metrics", "/readyz"}) {
+    const std::string reply = raw(path, rebound);
+    ASSERT_GT(reply.size(), 12u) << path;
+    EXPECT_EQ(reply.substr(9, 3), "421") << path << ": " << reply;
+    EXPECT_EQ(reply.find("web.json"), std::string::npos) << reply;
+    EXPECT_NE(reply.find("X-Content-Type-Options: nosniff\r\n"), std::string::npos) << reply;
+  }
+  const std::string health = raw("/healthz", rebound);
+  ASSERT_GT(health.size(), 12u);
+  EXPECT_EQ(health.substr(9, 3), "200") << health;
+  const std::string local = raw("/status", "localhost:" + std::to_string(metrics_port_));
+  ASSERT_GT(local.size(), 12u);
+  EXPECT_EQ(local.substr(9, 3), "200") << local;
+  EXPECT_NE(local.find("X-Content-Type-Options: nosniff\r\n"), std::string::npos) << local;
+  daemon_.signal(SIGTERM);
+  EXPECT_EQ(daemon_.wait(), 0);
 }
 
 TEST_F(OpsE2E, SighupAppliesAGoodConfigAndKeepsTheOldOneOnABadOne) {

@@ -354,6 +354,21 @@ TEST(Settings, MetricsAndLog) {
   EXPECT_FALSE(l.settings.metrics.enabled);
 }
 
+TEST(Settings, MetricsAllowedHosts) {
+  auto l =
+      load_text(std::string(kMinimal) + "metrics: {allowed_hosts: [ops.example.internal, '*']}\n");
+  EXPECT_TRUE(l.errors.empty()) << l.errors[0];
+  EXPECT_THAT(l.settings.metrics.allowed_hosts, ElementsAre("ops.example.internal", "*"));
+  EXPECT_TRUE(load_text(kMinimal).settings.metrics.allowed_hosts.empty());
+  l = load_text(std::string(kMinimal) + "metrics:\n  allowed_hosts: [ok.example, 'bad host:80']\n");
+  EXPECT_THAT(l.errors, ElementsAre("ep.yaml:6:31: metrics.allowed_hosts entries must be host "
+                                    "names (letters, digits, '.', '-'; no port) or \"*\", got "
+                                    "'bad host:80'"));
+  l = load_text(std::string(kMinimal) + "metrics: {allowed_hosts: {a: b}}\n");
+  ASSERT_EQ(l.errors.size(), 1u);
+  EXPECT_THAT(l.errors[0], HasSubstr("ep.yaml:5:"));
+}
+
 TEST(Settings, HaproxyScalarsAndEnums) {
   auto l = load_text(
       "haproxy: {sockets: a, update: config, timeout: 0s, binary: '', resync_interval: x}\n"

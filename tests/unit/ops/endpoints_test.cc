@@ -61,13 +61,47 @@ OpsSnapshot converged_snapshot() {
 }
 
 HttpResponse get(const HttpServer::Handler& h, const std::string& path,
-                 const std::string& method = "GET") {
+                 const std::string& method = "GET", const std::string& host = "") {
   HttpRequest req;
   req.method = method;
   req.path = path;
   req.target = path;
   req.version = "HTTP/1.1";
+  if (!host.empty()) req.headers.emplace_back("host", host);
   return h(req);
+}
+
+TEST(Endpoints, HostMustBeAnIpLiteralLocalhostOrAllowed) {
+  for (const char* ok : {"127.0.0.1", "127.0.0.1:9108", "[::1]:9108", "[::1]", "localhost",
+                         "LOCALHOST:9108", "localhost.", "10.1.2.3:80"}) {
+    EXPECT_TRUE(host_allowed(ok, {})) << ok;
+  }
+  for (const char* bad :
+       {"evil.example", "evil.example:9108", "127.0.0.1.nip.io:9108", "localhost.evil.example",
+        "[::1", "[::1]x", "[evil]:80", "1.2.3.4:x", "localhost:9108:1"}) {
+    EXPECT_FALSE(host_allowed(bad, {})) << bad;
+  }
+  EXPECT_TRUE(host_allowed("Ops.Example.Internal:9108", {"ops.example.internal"}));
+  EXPECT_FALSE(host_allowed("other.example.internal", {"ops.example.internal"}));
+  EXPECT_TRUE(host_allowed("anything.example", {"*"}));
+}
+
+TEST(Endpoints, ForeignHostGets421EverywhereButHealthz) {
+  EndpointOptions opt;
+  auto h = make_ops_handler([] { return std::optional<OpsSnapshot>(converged_snapshot()); }, opt);
+  for (const char* path : {"/status", "/metrics", "/readyz", "/", "/nope"}) {
+    EXPECT_EQ(get(h, path, "GET", "rebound.example:9108").status, 421) << path;
+    EXPECT_EQ(get(h, path, "GET", "rebound.example:9108").body.find("web"), std::string::npos);
+  }
+  EXPECT_EQ(get(h, "/healthz", "GET", "rebound.example:9108").status, 200);
+  EXPECT_EQ(get(h, "/status", "GET", "127.0.0.1:9108").status, 200);
+  EXPECT_EQ(get(h, "/status", "GET", "localhost:9108").status, 200);
+  EXPECT_EQ(get(h, "/status").status, 200);  // no Host (HTTP/1.0 tools): not a browser
+  opt.allowed_hosts = {"ops.example.internal"};
+  auto allowed =
+      make_ops_handler([] { return std::optional<OpsSnapshot>(converged_snapshot()); }, opt);
+  EXPECT_EQ(get(allowed, "/status", "GET", "ops.example.internal:9108").status, 200);
+  EXPECT_EQ(get(allowed, "/status", "GET", "rebound.example").status, 421);
 }
 
 TEST(Endpoints, HealthFollowsTheReconcilerLoop) {

@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "ops/status_client.h"
+#include "support/time_scale.h"
 
 namespace ep::ops {
 namespace {
@@ -20,7 +23,7 @@ namespace {
 using namespace std::chrono_literals;
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + test::scaled(timeout);
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred()) return true;
     std::this_thread::sleep_for(5ms);
@@ -85,7 +88,9 @@ class HttpServerTest : public ::testing::Test {
     server_ = std::make_unique<HttpServer>(
         [](const HttpRequest& req) {
           HttpResponse r;
-          if (req.path != "/hello") {
+          if (req.path == "/healthz") {
+            r.body = "ok\n";
+          } else if (req.path != "/hello") {
             r.status = 404;
             r.body = "nope\n";
           } else {
@@ -223,6 +228,7 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheCapGet503AndOthersAreStillServedLater
 TEST_F(HttpServerTest, ManyConnectionsAtOnceAllGetAnAnswer) {
   HttpLimits limits;
   limits.max_connections = 256;
+  limits.max_connections_per_peer = 256;  // every client here is 127.0.0.1
   start(limits);
   std::vector<std::unique_ptr<Raw>> cs;
   for (int i = 0; i < 200; ++i) {
@@ -241,6 +247,150 @@ TEST_F(HttpServerTest, StopClosesOpenConnections) {
   server_->stop();
   EXPECT_EQ(idle.read_all(2s), "");  // closed, not hanging
   EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+TEST_F(HttpServerTest, BadRequestsOverTheWireGetTheRightStatus) {
+  struct Case {
+    const char* name;
+    std::string bytes;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"no target", "GET\r\n\r\n", 400},
+      {"extra word", "GET / HTTP/1.1 x\r\n\r\n", 400},
+      {"absolute form", "GET http://x/ HTTP/1.1\r\n\r\n", 400},
+      {"control in target", "GET /a\x01 HTTP/1.1\r\n\r\n", 400},
+      {"bad version", "GET / HTTP/2.0\r\n\r\n", 505},
+      {"not http", "GET / FTP/1.0\r\n\r\n", 400},
+      {"header no colon", "GET / HTTP/1.1\r\nHost\r\n\r\n", 400},
+      {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+      {"folding", "GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", 400},
+      {"body", "POST /hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 413},
+      {"chunked", "POST /hello HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501},
+      {"nul in header", std::string("GET / HTTP/1.1\r\nA: \0b\r\n\r\n", 25), 400},
+  };
+  start();
+  for (const auto& c : cases) {
+    Raw raw(server_->port());
+    ASSERT_TRUE(raw.send(c.bytes)) << c.name;
+    const std::string reply = raw.read_all();
+    EXPECT_EQ(status_of(reply), c.status) << c.name << ": " << reply.substr(0, 200);
+  }
+  expect_alive();
+}
+
+TEST_F(HttpServerTest, EveryAnswerSaysNosniffAndNoStore) {
+  start();
+  for (std::string req :
+       {std::string("GET /hello HTTP/1.1\r\n\r\n"), std::string("GET /nothing HTTP/1.1\r\n\r\n"),
+        std::string("HELLO\r\n\r\n")}) {
+    Raw c(server_->port());
+    ASSERT_TRUE(c.send(req));
+    const std::string reply = c.read_all();
+    EXPECT_NE(reply.find("\r\nX-Content-Type-Options: nosniff\r\n"), std::string::npos) << reply;
+    EXPECT_NE(reply.find("\r\nCache-Control: no-store\r\n"), std::string::npos) << reply;
+  }
+}
+
+// Issue #14, point 2: idle connections from a local process (the same peer address as the
+// supervisor's probes) must not make /healthz fail or hang while they are held.
+TEST_F(HttpServerTest, IdleConnectionsHeldOpenDoNotStarveHealthProbes) {
+  HttpLimits limits;  // the daemon's caps: 64 connections, 32 per peer
+  // Hold the idle connections for the whole test: only the gate's displacement may help here.
+  limits.first_byte_timeout = 60s;
+  limits.read_timeout = 60s;
+  start(limits);
+  std::vector<std::unique_ptr<Raw>> idle;
+  for (int i = 0; i < 80; ++i) {
+    idle.push_back(std::make_unique<Raw>(server_->port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  ASSERT_TRUE(wait_until([&] { return server_->open_connections() >= 32; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  int ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(addr(), "/healthz", test::scaled(2000ms));
+    ASSERT_TRUE(r.ok()) << "probe " << i << ": " << r.error().message;
+    EXPECT_EQ(r->status, 200) << "probe " << i << ": " << r->body;
+    ok += r->status == 200 ? 1 : 0;
+  }
+  EXPECT_EQ(ok, 20);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, test::scaled(10s));
+  EXPECT_GE(server_->connections_evicted(), 1u);
+  EXPECT_LE(server_->open_connections(), limits.max_connections);
+}
+
+TEST_F(HttpServerTest, PerPeerLimitRefusesIdleExtrasButServesARequest) {
+  HttpLimits limits;
+  limits.max_connections_per_peer = 4;
+  limits.read_timeout = 30s;
+  limits.first_byte_timeout = 30s;
+  start(limits);
+  std::vector<std::unique_ptr<Raw>> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<Raw>(server_->port()));
+  ASSERT_TRUE(wait_until([&] { return server_->open_connections() == 4; }));
+  Raw extra(server_->port());  // says nothing: refused once the grace is over
+  EXPECT_EQ(status_of(extra.read_all()), 503);
+  EXPECT_EQ(server_->open_connections(), 4u);
+  expect_alive();  // a request displaces the oldest idle connection
+  EXPECT_EQ(status_of(idle.front()->read_all()), 503);
+  EXPECT_EQ(server_->connections_evicted(), 1u);
+}
+
+TEST(HttpServerWaiting, ARequestPastALimitWaitsForAPlaceInsteadOfFailing) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  HttpLimits limits;
+  limits.max_connections_per_peer = 1;
+  limits.overflow_grace = test::scaled(std::chrono::milliseconds(5000));
+  HttpServer server(
+      [&](const HttpRequest& req) {
+        HttpResponse r;
+        if (req.path == "/slow") {
+          std::unique_lock lock(mu);
+          cv.wait_for(lock, test::scaled(std::chrono::milliseconds(5000)), [&] { return release; });
+        }
+        r.body = req.path + "\n";
+        return r;
+      },
+      limits);
+  ASSERT_TRUE(server.start("127.0.0.1:0").ok());
+  Raw slow(server.port());
+  ASSERT_TRUE(slow.send("GET /slow HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(wait_until([&] { return server.open_connections() == 1; }));
+  Raw waiting(server.port());  // the same peer, past its limit, nothing idle to displace
+  ASSERT_TRUE(waiting.send("GET /next HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(wait_until([&] { return server.connections_waiting() == 1; }));
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(status_of(slow.read_all()), 200);
+  const std::string reply = waiting.read_all();
+  EXPECT_EQ(status_of(reply), 200) << reply;
+  EXPECT_NE(reply.find("/next"), std::string::npos);
+  EXPECT_EQ(server.connections_refused(), 0u);
+}
+
+TEST_F(HttpServerTest, StatusClientIgnoresProxiesAndNamesTheAddressWhenNothingListens) {
+  start();
+  // An operator's shell often has http_proxy set: the daemon's own address is never proxied.
+  ::setenv("http_proxy", "http://127.0.0.1:1", 1);
+  ::setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
+  auto r = http_get(addr(), "/hello", test::scaled(2000ms));
+  ::unsetenv("http_proxy");
+  ::unsetenv("ALL_PROXY");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  const std::string where = addr();
+  server_->stop();
+  auto gone = http_get(where, "/status", test::scaled(2000ms));
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().kind, ErrorKind::kUnavailable);
+  EXPECT_NE(gone.error().message.find(where), std::string::npos) << gone.error().message;
+  EXPECT_FALSE(http_get("example.com:9108", "/status", 1s).ok());
 }
 
 }  // namespace
