@@ -7,7 +7,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-TEST(Backoff, GrowsDoublingUpToTheCapWithoutJitter) {
+TEST(RuntimeBackoff, GrowsDoublingUpToTheCapWithoutJitter) {
   Backoff b({.initial = milliseconds(100), .max = milliseconds(1000), .jitter = 0}, 1);
   EXPECT_EQ(b.next(), milliseconds(100));
   EXPECT_EQ(b.next(), milliseconds(200));
@@ -18,7 +18,7 @@ TEST(Backoff, GrowsDoublingUpToTheCapWithoutJitter) {
   EXPECT_EQ(b.failures(), 6);
 }
 
-TEST(Backoff, ResetStartsOver) {
+TEST(RuntimeBackoff, ResetStartsOver) {
   Backoff b({.initial = milliseconds(100), .max = milliseconds(1000), .jitter = 0}, 1);
   b.next();
   b.next();
@@ -27,7 +27,7 @@ TEST(Backoff, ResetStartsOver) {
   EXPECT_EQ(b.next(), milliseconds(100));
 }
 
-TEST(Backoff, JitterStaysWithinItsBandAndVaries) {
+TEST(RuntimeBackoff, JitterStaysWithinItsBandAndVaries) {
   Backoff b({.initial = milliseconds(100), .max = milliseconds(800), .jitter = 0.5}, 42);
   std::vector<Duration> first;
   for (int round = 0; round < 50; ++round) {
@@ -45,13 +45,13 @@ TEST(Backoff, JitterStaysWithinItsBandAndVaries) {
   EXPECT_LT(first.front(), first.back());  // jittered, not constant
 }
 
-TEST(Backoff, SameSeedSameSequence) {
+TEST(RuntimeBackoff, SameSeedSameSequence) {
   BackoffPolicy p{.initial = milliseconds(10), .max = milliseconds(10000), .jitter = 1.0};
   Backoff a(p, 7), b(p, 7);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(a.next(), b.next());
 }
 
-TEST(Backoff, NoOverflowAtAnyAttempt) {
+TEST(RuntimeBackoff, NoOverflowAtAnyAttempt) {
   Backoff b({.initial = std::chrono::seconds(1), .max = std::chrono::hours(1), .jitter = 0}, 1);
   for (int i = 0; i < 10000; ++i) {
     const Duration d = b.next();
@@ -61,7 +61,7 @@ TEST(Backoff, NoOverflowAtAnyAttempt) {
   EXPECT_EQ(b.next(), std::chrono::hours(1));
 }
 
-TEST(Backoff, MaxBelowInitialIsRaisedToInitial) {
+TEST(RuntimeBackoff, MaxBelowInitialIsRaisedToInitial) {
   Backoff b({.initial = milliseconds(500), .max = milliseconds(100), .jitter = 0}, 1);
   EXPECT_EQ(b.next(), milliseconds(500));
   EXPECT_EQ(b.next(), milliseconds(500));

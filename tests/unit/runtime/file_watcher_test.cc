@@ -7,8 +7,8 @@
 #include <fstream>
 
 #include "runtime/runtime.h"
+#include "support/proc_counts.h"
 #include "support/time_scale.h"
-#include "unit/runtime/proc_counts.h"
 
 namespace ep::runtime {
 namespace {

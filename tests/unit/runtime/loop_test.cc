@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "runtime/runtime.h"
+#include "support/proc_counts.h"
 #include "support/time_scale.h"
-#include "unit/runtime/proc_counts.h"
 
 namespace ep::runtime {
 namespace {
@@ -58,7 +58,7 @@ struct Pipe {
   int fds[2];
 };
 
-TEST(Loop, PostedTasksRunOnTheLoopThreadFromManyThreads) {
+TEST(RuntimeLoop, PostedTasksRunOnTheLoopThreadFromManyThreads) {
   Runtime rt({.threads = 2});
   Loop& loop = rt.loop(1);
   Counter done;
@@ -80,7 +80,7 @@ TEST(Loop, PostedTasksRunOnTheLoopThreadFromManyThreads) {
   EXPECT_FALSE(loop.on_loop_thread());
 }
 
-TEST(Loop, TimersFollowTheInjectedClockInOrder) {
+TEST(RuntimeLoop, TimersFollowTheInjectedClockInOrder) {
   FakeClock clock;
   Runtime rt({.threads = 0, .clock = &clock});
   Loop& loop = rt.loop();
@@ -99,7 +99,7 @@ TEST(Loop, TimersFollowTheInjectedClockInOrder) {
   EXPECT_EQ(loop.timer_count(), 0u);
 }
 
-TEST(Loop, CancelledTimerNeverRunsEvenWhenDueInTheSameBatch) {
+TEST(RuntimeLoop, CancelledTimerNeverRunsEvenWhenDueInTheSameBatch) {
   FakeClock clock;
   Runtime rt({.threads = 0, .clock = &clock});
   Loop& loop = rt.loop();
@@ -116,7 +116,7 @@ TEST(Loop, CancelledTimerNeverRunsEvenWhenDueInTheSameBatch) {
   EXPECT_FALSE(loop.cancel(12345));
 }
 
-TEST(Loop, ATimerThatReschedulesItselfDoesNotSpinOneTurn) {
+TEST(RuntimeLoop, ATimerThatReschedulesItselfDoesNotSpinOneTurn) {
   FakeClock clock;
   Runtime rt({.threads = 0, .clock = &clock});
   Loop& loop = rt.loop();
@@ -133,7 +133,7 @@ TEST(Loop, ATimerThatReschedulesItselfDoesNotSpinOneTurn) {
   EXPECT_EQ(runs, 5);
 }
 
-TEST(Loop, RealTimersFireOnTheirOwn) {
+TEST(RuntimeLoop, RealTimersFireOnTheirOwn) {
   Runtime rt({.threads = 1});
   Counter fired;
   const auto t0 = std::chrono::steady_clock::now();
@@ -146,7 +146,7 @@ TEST(Loop, RealTimersFireOnTheirOwn) {
   EXPECT_GE(at - t0, milliseconds(30));
 }
 
-TEST(Loop, FdWatchCallsBackUntilUnwatched) {
+TEST(RuntimeLoop, FdWatchCallsBackUntilUnwatched) {
   Runtime rt({.threads = 0});
   Loop& loop = rt.loop();
   Pipe p;
@@ -171,7 +171,7 @@ TEST(Loop, FdWatchCallsBackUntilUnwatched) {
   EXPECT_EQ(loop.watch_count(), 0u);
 }
 
-TEST(Loop, ModifyFdSwitchesEvents) {
+TEST(RuntimeLoop, ModifyFdSwitchesEvents) {
   Runtime rt({.threads = 0});
   Loop& loop = rt.loop();
   Pipe p;
@@ -188,7 +188,7 @@ TEST(Loop, ModifyFdSwitchesEvents) {
   loop.unwatch_fd(*id);
 }
 
-TEST(Loop, FdUnwatchedByAnEarlierCallbackOfTheBatchDoesNotRun) {
+TEST(RuntimeLoop, FdUnwatchedByAnEarlierCallbackOfTheBatchDoesNotRun) {
   Runtime rt({.threads = 0});
   Loop& loop = rt.loop();
   Pipe a, b;
@@ -211,7 +211,7 @@ TEST(Loop, FdUnwatchedByAnEarlierCallbackOfTheBatchDoesNotRun) {
   EXPECT_EQ(ran, 1);
 }
 
-TEST(Loop, RunSyncWaitsForTheLoopThread) {
+TEST(RuntimeLoop, RunSyncWaitsForTheLoopThread) {
   Runtime rt({.threads = 1});
   Loop& loop = rt.loop();
   bool on_thread = false;
@@ -232,7 +232,7 @@ TEST(Loop, RunSyncWaitsForTheLoopThread) {
   EXPECT_EQ(value, 7);
 }
 
-TEST(Loop, StopRunsNothingAfterwardAndDestroysQueuedWork) {
+TEST(RuntimeLoop, StopRunsNothingAfterwardAndDestroysQueuedWork) {
   Runtime rt({.threads = 2});
   std::atomic<int> ran{0};
   Counter started;
@@ -265,7 +265,7 @@ TEST(Loop, StopRunsNothingAfterwardAndDestroysQueuedWork) {
   rt.stop();  // idempotent
 }
 
-TEST(Loop, PendingTimerCallbacksAreDestroyedAtStop) {
+TEST(RuntimeLoop, PendingTimerCallbacksAreDestroyedAtStop) {
   auto token = std::make_shared<int>(0);
   Runtime rt({.threads = 1});
   rt.loop().after(seconds(3600), [token] {});
