@@ -27,7 +27,7 @@ struct BackoffPolicy {
 class Backoff {
  public:
   // `seed` makes the jitter reproducible in tests; by default it is random per instance.
-  explicit Backoff(BackoffPolicy policy);
+  explicit Backoff(BackoffPolicy policy = {});
   Backoff(BackoffPolicy policy, std::uint64_t seed);
 
   // The delay before the next attempt; counts one failure.

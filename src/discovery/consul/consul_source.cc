@@ -75,15 +75,6 @@ milliseconds random_upto(milliseconds max) {
   return milliseconds(std::uniform_int_distribution<long long>(0, max.count())(rng()));
 }
 
-// Capped exponential backoff with jitter in [d/2, d]; saturating (no overflow at any attempt).
-milliseconds backoff_delay(milliseconds min, milliseconds max, int attempt) {
-  long long d = min.count();
-  for (int i = 0; i < attempt && d < max.count(); ++i)
-    d = d > max.count() / 2 ? max.count() : d * 2;
-  d = std::min(d, static_cast<long long>(max.count()));
-  return milliseconds(d / 2) + random_upto(milliseconds(d - d / 2));
-}
-
 }  // namespace
 
 HttpClientFactory curl_client_factory() {
@@ -133,6 +124,10 @@ ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFac
       labels_{{"backend", context_.backend}, {"service", options_.service}},
       token_(options_.token, options_.token_file, describe_),
       reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
+  state_.backoff = runtime::Backoff({.initial = options_.backoff_min,
+                                     .max = options_.backoff_max,
+                                     .multiplier = 2.0,
+                                     .jitter = 0.5});
   describe_metrics();
 }
 
@@ -276,10 +271,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
     index_ = 0;
     st.empty_pending = false;
     st.republish = true;
-    const milliseconds delay =
-        backoff_delay(options_.backoff_min, options_.backoff_max, st.failures);
-    st.failures = std::min(st.failures + 1, 60);
-    return delay;
+    return std::chrono::duration_cast<milliseconds>(st.backoff.next());
   }
 
   ParseResult& parsed = *f.result;
@@ -287,7 +279,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   metrics.set("elasticproxy_consul_up", labels_, 1);
   if (f.age) metrics.set("elasticproxy_consul_cache_age_seconds", labels_, *f.age);
   reporter_->success();
-  st.failures = 0;
+  st.backoff.reset();
   for (const auto& w : parsed.warnings) {
     if (st.warned.size() < 1000 && st.warned.insert(w).second) {
       log::warn(kComponent, "{}: {}", describe_, w);

@@ -39,6 +39,7 @@
 #include "discovery/consul/token.h"
 #include "discovery/source.h"
 #include "net/http_client.h"
+#include "runtime/backoff.h"
 
 namespace ep::discovery::consul {
 
@@ -75,7 +76,7 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
     bool empty_pending = false;  // an empty answer after a non-empty set awaits confirmation
     std::chrono::steady_clock::time_point empty_since{};  // when that first empty answer came
     std::vector<Endpoint> last;
-    int failures = 0;
+    runtime::Backoff backoff;  // error retries: backoff_min doubling to backoff_max, in [d/2, d]
     std::set<std::string> warned;
   };
   void run();

@@ -11,6 +11,7 @@
 #include "discovery/etcd/parse.h"
 #include "net/curl_http_client.h"
 #include "net/http_stream.h"
+#include "runtime/backoff.h"
 
 namespace ep::discovery::etcd {
 namespace {
@@ -252,11 +253,12 @@ void EtcdSource::run(Sink& sink) {
     return stopping_;
   };
 
-  std::chrono::milliseconds backoff = options_.retry_interval;
+  runtime::Backoff backoff({.initial = options_.retry_interval,
+                            .max = options_.max_retry_interval,
+                            .multiplier = 2.0,
+                            .jitter = 0.2});
   auto fail_wait = [&] {
-    const bool go_on = wait(backoff);
-    backoff = std::min(backoff * 2, options_.max_retry_interval);
-    return go_on;
+    return wait(std::chrono::duration_cast<std::chrono::milliseconds>(backoff.next()));
   };
 
   while (!stopping()) {
@@ -305,7 +307,7 @@ void EtcdSource::run(Sink& sink) {
         }
         if (msg->created) {
           created = true;
-          backoff = options_.retry_interval;
+          backoff.reset();
         }
         if (msg->canceled) {
           compacted = msg->compact_revision > 0;
