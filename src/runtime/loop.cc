@@ -1,5 +1,6 @@
 #include "runtime/loop.h"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -303,6 +304,9 @@ size_t Loop::turn(int timeout_ms) {
 }
 
 void Loop::run_thread() {
+  // "ep-runtime-0"...: how the loops show up in top -H, gdb and /proc/<pid>/task/*/comm.
+  const std::string name = "ep-runtime-" + std::to_string(index_);
+  ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
   runner_.store(std::this_thread::get_id());
   while (!quit_.load()) turn(-1);
   runner_.store(std::thread::id{});

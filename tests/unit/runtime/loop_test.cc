@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -288,6 +289,17 @@ TEST(Runtime, ThreadCountIsFixedByOptions) {
   Runtime manual({.threads = 0});
   EXPECT_TRUE(manual.manual());
   EXPECT_EQ(test::thread_count(), before);
+}
+
+TEST(Runtime, LoopThreadsAreNamed) {
+  Runtime rt({.threads = 2});
+  std::string name;
+  rt.loop(1).run_sync([&] {
+    char buf[16] = {0};
+    ::pthread_getname_np(::pthread_self(), buf, sizeof buf);
+    name = buf;
+  });
+  EXPECT_EQ(name, "ep-runtime-1");
 }
 
 TEST(Runtime, LoopsAreHandedOutRoundRobin) {
