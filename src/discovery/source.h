@@ -39,10 +39,11 @@ class Source {
 
   // Starts the source on the shared source runtime (what the Pipeline calls). It publishes a
   // first snapshot as soon as it can and then one per change (and failures), from a thread of
-  // the runtime. Sources ported to the runtime (file, static) run as handlers on one of its loops
-  // and own no thread; the default, for sources not ported yet, is start(sink): their own
-  // thread. Returns at once; an error means the source cannot run at all. `runtime` must outlive
-  // the running source (stop() it first).
+  // the runtime. Sources ported to the runtime (file, dns, etcd, consul `watch: service`) run as
+  // handlers on one of its loops and own no thread; static publishes once, synchronously; the
+  // default, for sources not ported yet (aws_asg, consul `watch: shared`), is start(sink): their
+  // own threads. Returns at once; an error means the source cannot run at all. `runtime` must
+  // outlive the running source (stop() it first).
   virtual Status start_on(runtime::Runtime& runtime, Sink& sink) { return start(sink); }
 
   // Starts the source without a shared runtime (tools and tests): a ported source then runs on a
