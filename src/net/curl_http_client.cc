@@ -1,12 +1,12 @@
 #include "net/curl_http_client.h"
 
-#include "net/curl_easy_setup.h"
-
 #include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <atomic>
 #include <mutex>
+
+#include "net/curl_easy_setup.h"
 
 namespace ep::net {
 

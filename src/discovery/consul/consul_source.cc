@@ -441,9 +441,8 @@ void ConsulSource::send() {
   // While an empty answer awaits confirmation, block only for what is left of empty_confirm.
   milliseconds wait = options_.wait;
   if (state_.empty_pending) {
-    const auto left = options_.empty_confirm -
-                      std::chrono::duration_cast<milliseconds>(SteadyClock::now() -
-                                                               state_.empty_since);
+    const auto left = options_.empty_confirm - std::chrono::duration_cast<milliseconds>(
+                                                   SteadyClock::now() - state_.empty_since);
     wait = std::max(left, milliseconds(1));
   }
   auto req = build_request(blocking ? state_.index : 0,
@@ -455,7 +454,8 @@ void ConsulSource::send() {
     on_fetch(std::move(f));
     return;
   }
-  async_->start(*req, [this](Result<net::HttpResponse> resp) { on_fetch(interpret(std::move(resp))); });
+  async_->start(*req,
+                [this](Result<net::HttpResponse> resp) { on_fetch(interpret(std::move(resp))); });
 }
 
 void ConsulSource::on_fetch(Fetch f) {
