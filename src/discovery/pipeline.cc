@@ -34,8 +34,14 @@ std::vector<std::string> describe_all(const std::vector<std::unique_ptr<Source>>
 }  // namespace
 
 Pipeline::Pipeline(std::vector<BackendSources> backends, const Clock& clock,
-                   DesiredCallback callback)
-    : clock_(clock), callback_(std::move(callback)) {
+                   DesiredCallback callback, runtime::Runtime* runtime)
+    : clock_(clock), callback_(std::move(callback)), runtime_(runtime) {
+  if (runtime_ == nullptr) {
+    // Source timers run on real time; `clock` stays the guards' (it may be a test's fake).
+    own_runtime_ = std::make_unique<runtime::Runtime>(
+        runtime::RuntimeOptions{.threads = kRuntimeThreads, .clock = &SystemClock::instance()});
+    runtime_ = own_runtime_.get();
+  }
   for (size_t b = 0; b < backends.size(); ++b) {
     auto names = describe_all(backends[b].sources);
     backends_.push_back(std::make_unique<Backend>(std::move(backends[b].policy), std::move(names),
@@ -64,7 +70,7 @@ Status Pipeline::start() {
   size_t sink = 0;
   for (auto& b : backends_) {
     for (auto& s : b->sources) {
-      Status st = s->start(*sinks_[sink++]);
+      Status st = s->start_on(*runtime_, *sinks_[sink++]);
       if (!st) {
         Error e = Error::invalid(s->describe() + ": cannot start: " + st.error().message);
         stop();

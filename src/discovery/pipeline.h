@@ -1,8 +1,12 @@
 #pragma once
 // Wires sources to guards: one BackendGuard per backend, fed by that backend's sources through
-// per-source sinks (on the sources' threads). Whenever a guard's desired set changes, the
-// callback gets the whole set. A small timer thread re-evaluates held snapshots when their
-// confirm_after deadline passes.
+// per-source sinks (on the sources' threads: the source runtime's loops, or an unported source's
+// own thread). Whenever a guard's desired set changes, the callback gets the whole set. A small
+// timer thread re-evaluates held snapshots when their confirm_after deadline passes.
+//
+// Sources start on a runtime::Runtime: the one handed in, or one the pipeline owns
+// (kRuntimeThreads loops on the system clock) — so the thread count does not grow with the
+// number of sources.
 
 #include <algorithm>
 #include <condition_variable>
@@ -15,6 +19,7 @@
 #include "core/clock.h"
 #include "discovery/guard.h"
 #include "discovery/source.h"
+#include "runtime/runtime.h"
 
 namespace ep::discovery {
 
@@ -49,15 +54,22 @@ struct GuardStatus {
 
 class Pipeline {
  public:
-  Pipeline(std::vector<BackendSources> backends, const Clock& clock, DesiredCallback callback);
+  static constexpr size_t kRuntimeThreads = 2;
+
+  // `runtime`, when given, must outlive the pipeline; otherwise the pipeline makes its own.
+  Pipeline(std::vector<BackendSources> backends, const Clock& clock, DesiredCallback callback,
+           runtime::Runtime* runtime = nullptr);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Starts every source and the confirm timer. Fails (and stops what started) if a source cannot
-  // start at all.
+  // Starts every source (on the runtime) and the confirm timer. Fails (and stops what started) if
+  // a source cannot start at all.
   Status start();
+  // Stops every source (none publishes any more when it returns) and the confirm timer. The
+  // runtime keeps running until the pipeline is destroyed (an owned one) or its owner stops it.
   void stop();
+  runtime::Runtime& source_runtime() { return *runtime_; }
 
   // Fetches every source once, synchronously, and feeds the guards (for `once` and `plan`).
   // Source failures are reported in the guard status, not as an error here.
@@ -79,6 +91,9 @@ class Pipeline {
 
   const Clock& clock_;
   DesiredCallback callback_;
+  // Declared before the sources so that an owned runtime is destroyed after them.
+  std::unique_ptr<runtime::Runtime> own_runtime_;
+  runtime::Runtime* runtime_;
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<SourceSink>> sinks_;
 

@@ -18,6 +18,9 @@
 namespace ep {
 class ServerStateView;
 }
+namespace ep::runtime {
+class Runtime;
+}
 
 namespace ep::discovery {
 
@@ -37,11 +40,21 @@ class Source {
   // "file /etc/elasticproxy/web.json": for logs, metrics and /status.
   virtual std::string describe() const = 0;
 
-  // Starts the source's own thread, which publishes a first snapshot as soon as it can and then
-  // one per change (and failures). Returns at once; an error means the source cannot run at all.
+  // Starts the source on the shared source runtime (what the Pipeline calls). It publishes a
+  // first snapshot as soon as it can and then one per change (and failures), from a thread of
+  // the runtime. Sources ported to the runtime (file, dns, etcd, consul `watch: service`) run as
+  // handlers on one of its loops and own no thread; static publishes once, synchronously; the
+  // default, for sources not ported yet (aws_asg, consul `watch: shared`), is start(sink): their
+  // own threads. Returns at once; an error means the source cannot run at all. `runtime` must
+  // outlive the running source (stop() it first).
+  virtual Status start_on(runtime::Runtime& runtime, Sink& sink) { return start(sink); }
+
+  // Starts the source without a shared runtime (tools and tests): a ported source then runs on a
+  // private one-thread runtime of its own, an unported one on its own thread(s).
   virtual Status start(Sink& sink) = 0;
 
-  // Stops and joins the thread. Idempotent. After it returns the sink is never called again.
+  // Stops: when it returns none of the source's callbacks runs any more (threads joined) and the
+  // sink is never called again. Idempotent. Call it from the thread that started the source.
   virtual void stop() = 0;
 
   // One synchronous fetch (for `once` and `plan`), bounded by `timeout`.
@@ -56,6 +69,7 @@ struct SourceContext {
   // HAProxy's server states, for sources that wait on them (AWS lifecycle hooks). Null outside
   // the daemon. Thread-safe; outlives the source (the daemon hands its reconciler).
   const ServerStateView* server_states = nullptr;
+  // The runtime is handed to Source::start_on() by the Pipeline, not through the context.
 };
 
 // Builds a source from its options node (`file: {...}`). Reports option errors with positions

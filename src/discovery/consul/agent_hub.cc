@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "os/json.h"
+#include "runtime/backoff.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -23,14 +24,6 @@ milliseconds jitter_upto(milliseconds max) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   if (max.count() <= 0) return milliseconds(0);
   return milliseconds(std::uniform_int_distribution<long long>(0, max.count())(rng));
-}
-
-milliseconds backoff(milliseconds min, milliseconds max, int attempt) {
-  long long d = min.count();
-  for (int i = 0; i < attempt && d < max.count(); ++i)
-    d = d > max.count() / 2 ? max.count() : d * 2;
-  d = std::min(d, static_cast<long long>(max.count()));
-  return milliseconds(d / 2) + jitter_upto(milliseconds(d - d / 2));
 }
 
 std::optional<std::uint64_t> parse_index(const std::optional<std::string>& v) {
@@ -253,7 +246,10 @@ void AgentHub::detect_loop(Detector which) {
   std::uint64_t last_seen = 0;
   bool have_seen = false;
   std::optional<std::map<std::string, std::string>> last_states;
-  int failures = 0;
+  runtime::Backoff backoff({.initial = options_.backoff_min,
+                            .max = options_.backoff_max,
+                            .multiplier = 2.0,
+                            .jitter = 0.5});
   std::optional<SteadyClock::time_point> last_request;
   while (true) {
     std::string url;
@@ -336,12 +332,11 @@ void AgentHub::detect_loop(Detector which) {
       index = 0;
       have_seen = false;
       last_states.reset();
-      if (!sleep_for(backoff(options_.backoff_min, options_.backoff_max, failures))) return;
-      failures = std::min(failures + 1, 60);
+      if (!sleep_for(std::chrono::duration_cast<milliseconds>(backoff.next()))) return;
       continue;
     }
     reporter.success();
-    failures = 0;
+    backoff.reset();
     bool reset = index > 0 && got < index;
     if (reset) {
       log::info("consul", "{}: X-Consul-Index of {} went backwards ({} -> {}); re-reading",

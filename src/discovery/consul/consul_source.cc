@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "discovery/consul/parse.h"
+#include "net/async_http_client.h"
 #include "net/curl_http_client.h"
 
 namespace ep::discovery::consul {
@@ -75,15 +76,6 @@ milliseconds random_upto(milliseconds max) {
   return milliseconds(std::uniform_int_distribution<long long>(0, max.count())(rng()));
 }
 
-// Capped exponential backoff with jitter in [d/2, d]; saturating (no overflow at any attempt).
-milliseconds backoff_delay(milliseconds min, milliseconds max, int attempt) {
-  long long d = min.count();
-  for (int i = 0; i < attempt && d < max.count(); ++i)
-    d = d > max.count() / 2 ? max.count() : d * 2;
-  d = std::min(d, static_cast<long long>(max.count()));
-  return milliseconds(d / 2) + random_upto(milliseconds(d - d / 2));
-}
-
 }  // namespace
 
 HttpClientFactory curl_client_factory() {
@@ -133,6 +125,10 @@ ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFac
       labels_{{"backend", context_.backend}, {"service", options_.service}},
       token_(options_.token, options_.token_file, describe_),
       reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
+  state_.backoff = runtime::Backoff({.initial = options_.backoff_min,
+                                     .max = options_.backoff_max,
+                                     .multiplier = 2.0,
+                                     .jitter = 0.5});
   describe_metrics();
 }
 
@@ -141,22 +137,48 @@ ConsulSource::~ConsulSource() { stop(); }
 std::string ConsulSource::describe() const { return describe_; }
 
 Status ConsulSource::start(Sink& sink) {
+  if (options_.watch == Options::WatchMode::kShared) return start_on_hub(sink);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Error::internal(describe_ + ": already started");
+  }
+  own_runtime_ = std::make_unique<runtime::Runtime>(runtime::RuntimeOptions{.threads = 1});
+  Status st = start_on(*own_runtime_, sink);
+  if (!st) own_runtime_.reset();
+  return st;
+}
+
+Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
+  if (options_.watch == Options::WatchMode::kShared) return start_on_hub(sink);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Error::internal(describe_ + ": already started");
+    if (stopping_) return Error::internal(describe_ + ": stopped sources cannot restart");
+    started_ = true;
+    sink_ = &sink;
+  }
+  loop_ = &runtime.loop();
+  loop_->run_sync([this] {
+    async_ = std::make_unique<net::AsyncHttpClient>(*loop_);
+    tokens_ = static_cast<double>(options_.burst);
+    last_refill_ = SteadyClock::now();
+    last_request_.reset();
+    schedule_next();
+  });
+  return {};
+}
+
+Status ConsulSource::start_on_hub(Sink& sink) {
   std::unique_lock<std::mutex> lock(mu_);
   if (started_) return Error::internal(describe_ + ": already started");
   if (stopping_) return Error::internal(describe_ + ": stopped sources cannot restart");
   started_ = true;
   sink_ = &sink;
-  if (options_.watch == Options::WatchMode::kShared) {
-    lock.unlock();
-    auto hub = AgentHub::acquire(options_, client_factory_);
-    hub->subscribe(this);
-    lock.lock();
-    hub_ = std::move(hub);
-    return {};
-  }
-  client_ = client_factory_();
-  if (!client_) return Error::internal(describe_ + ": no HTTP client");
-  thread_ = std::thread([this] { run(); });
+  lock.unlock();
+  auto hub = AgentHub::acquire(options_, client_factory_);
+  hub->subscribe(this);
+  lock.lock();
+  hub_ = std::move(hub);
   return {};
 }
 
@@ -165,30 +187,42 @@ void ConsulSource::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    if (client_) client_->cancel();
     hub = std::move(hub_);
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (loop_ != nullptr) {
+    // On the loop thread: the request in flight is aborted without calling back and the timer
+    // cancelled, so nothing of this source runs afterwards.
+    loop_->run_sync([this] {
+      if (timer_ != 0) loop_->cancel(timer_);
+      timer_ = 0;
+      async_.reset();
+    });
+    loop_ = nullptr;
+    if (own_runtime_) {
+      own_runtime_->stop();
+      own_runtime_.reset();
+    }
+  }
   // After unsubscribe() returns the hub never calls refresh() (and so the sink) again.
   if (hub) hub->unsubscribe(this);
 }
 
-bool ConsulSource::sleep_for(milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_; });
-  return !stopping_;
-}
-
 ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t index,
                                         milliseconds timeout, milliseconds wait) {
-  Fetch f;
-  auto token = token_.get(false);
-  if (!token) {
-    f.result = token.error();
+  auto req = build_request(index, timeout, wait);
+  if (!req) {
+    Fetch f;
+    f.result = req.error();
     f.reason = "token_file";
     return f;
   }
+  return interpret(client.perform(*req));
+}
+
+Result<net::HttpRequest> ConsulSource::build_request(std::uint64_t index, milliseconds timeout,
+                                                     milliseconds wait) {
+  auto token = token_.get(false);
+  if (!token) return token.error();
   net::HttpRequest req;
   req.url = health_url(options_, index, wait.count() > 0 ? wait : options_.wait);
   req.timeout = timeout;
@@ -197,8 +231,11 @@ ConsulSource::Fetch ConsulSource::fetch(net::HttpClient& client, std::uint64_t i
   req.tls = {options_.ca_file, options_.cert_file, options_.key_file, options_.tls_verify};
   req.headers.emplace_back("Accept", "application/json");
   if (!token->empty()) req.headers.emplace_back("X-Consul-Token", *token);
+  return req;
+}
 
-  auto resp = client.perform(req);
+ConsulSource::Fetch ConsulSource::interpret(Result<net::HttpResponse> resp) {
+  Fetch f;
   if (!resp) {
     f.result = resp.error();
     f.reason = resp.error().kind == ErrorKind::kInvalid ? "too_large" : "unavailable";
@@ -276,10 +313,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
     index_ = 0;
     st.empty_pending = false;
     st.republish = true;
-    const milliseconds delay =
-        backoff_delay(options_.backoff_min, options_.backoff_max, st.failures);
-    st.failures = std::min(st.failures + 1, 60);
-    return delay;
+    return std::chrono::duration_cast<milliseconds>(st.backoff.next());
   }
 
   ParseResult& parsed = *f.result;
@@ -287,7 +321,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   metrics.set("elasticproxy_consul_up", labels_, 1);
   if (f.age) metrics.set("elasticproxy_consul_cache_age_seconds", labels_, *f.age);
   reporter_->success();
-  st.failures = 0;
+  st.backoff.reset();
   for (const auto& w : parsed.warnings) {
     if (st.warned.size() < 1000 && st.warned.insert(w).second) {
       log::warn(kComponent, "{}: {}", describe_, w);
@@ -364,71 +398,75 @@ std::optional<milliseconds> ConsulSource::refresh(net::HttpClient& client) {
   return process(std::move(f));
 }
 
-void ConsulSource::run() {
-  net::HttpClient* client = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    client = client_.get();
-  }
-  // Rate limit state: min_interval (+ jitter) between requests and a token bucket.
-  double tokens = static_cast<double>(options_.burst);
-  auto last_refill = SteadyClock::now();
-  std::optional<SteadyClock::time_point> last_request;
+double ConsulSource::refill() {
+  const auto now = SteadyClock::now();
   const double refill_s = std::max(1e-3, std::chrono::duration<double>(options_.refill).count());
-  auto refill = [&] {
-    const auto now = SteadyClock::now();
-    tokens = std::min<double>(
-        options_.burst,
-        tokens + std::chrono::duration<double>(now - last_refill).count() / refill_s);
-    last_refill = now;
-    return now;
-  };
+  tokens_ = std::min<double>(
+      options_.burst,
+      tokens_ + std::chrono::duration<double>(now - last_refill_).count() / refill_s);
+  last_refill_ = now;
+  return refill_s;
+}
 
-  while (true) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) break;
-    }
-    auto now = refill();
-    SteadyClock::time_point not_before = now;
-    if (last_request) {
-      not_before = std::max(not_before,
-                            *last_request + options_.min_interval + random_upto(options_.jitter));
-    }
-    if (tokens < 1.0) {
-      not_before =
-          std::max(not_before, now + std::chrono::duration_cast<SteadyClock::duration>(
-                                         std::chrono::duration<double>((1.0 - tokens) * refill_s)));
-    }
-    if (not_before > now) {
-      if (!sleep_for(std::chrono::duration_cast<milliseconds>(not_before - now) +
-                     milliseconds(1))) {
-        break;
-      }
-      refill();
-    }
-    tokens = std::max(0.0, tokens - 1.0);
-    last_request = SteadyClock::now();
-
-    const bool blocking = options_.blocking && state_.index > 0;
-    // While an empty answer awaits confirmation, block only for what is left of empty_confirm.
-    milliseconds wait = options_.wait;
-    if (state_.empty_pending) {
-      const auto left = options_.empty_confirm -
-                        std::chrono::duration_cast<milliseconds>(SteadyClock::now() -
-                                                                 state_.empty_since);
-      wait = std::max(left, milliseconds(1));
-    }
-    Fetch f = fetch(*client, blocking ? state_.index : 0,
-                    blocking ? wait + wait / 16 + options_.timeout : options_.timeout, wait);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) break;
-    }
-    if (auto delay = process(std::move(f))) {
-      if (!sleep_for(*delay)) break;
-    }
+void ConsulSource::schedule_next() {
+  // Rate limit: min_interval (+ jitter) between requests and a token bucket.
+  const double refill_s = refill();
+  const auto now = last_refill_;
+  SteadyClock::time_point not_before = now;
+  if (last_request_) {
+    not_before =
+        std::max(not_before, *last_request_ + options_.min_interval + random_upto(options_.jitter));
   }
+  if (tokens_ < 1.0) {
+    not_before =
+        std::max(not_before, now + std::chrono::duration_cast<SteadyClock::duration>(
+                                       std::chrono::duration<double>((1.0 - tokens_) * refill_s)));
+  }
+  if (not_before > now) {
+    timer_ = loop_->after(
+        std::chrono::duration_cast<milliseconds>(not_before - now) + milliseconds(1), [this] {
+          timer_ = 0;
+          refill();
+          send();
+        });
+    return;
+  }
+  send();
+}
+
+void ConsulSource::send() {
+  tokens_ = std::max(0.0, tokens_ - 1.0);
+  last_request_ = SteadyClock::now();
+  const bool blocking = options_.blocking && state_.index > 0;
+  // While an empty answer awaits confirmation, block only for what is left of empty_confirm.
+  milliseconds wait = options_.wait;
+  if (state_.empty_pending) {
+    const auto left = options_.empty_confirm - std::chrono::duration_cast<milliseconds>(
+                                                   SteadyClock::now() - state_.empty_since);
+    wait = std::max(left, milliseconds(1));
+  }
+  auto req = build_request(blocking ? state_.index : 0,
+                           blocking ? wait + wait / 16 + options_.timeout : options_.timeout, wait);
+  if (!req) {
+    Fetch f;
+    f.result = req.error();
+    f.reason = "token_file";
+    on_fetch(std::move(f));
+    return;
+  }
+  async_->start(*req,
+                [this](Result<net::HttpResponse> resp) { on_fetch(interpret(std::move(resp))); });
+}
+
+void ConsulSource::on_fetch(Fetch f) {
+  if (auto delay = process(std::move(f))) {
+    timer_ = loop_->after(*delay, [this] {
+      timer_ = 0;
+      schedule_next();
+    });
+    return;
+  }
+  schedule_next();
 }
 
 Snapshot ConsulSource::fetch_once(milliseconds timeout) {

@@ -18,10 +18,12 @@
 //    before it is published (a restarted agent answers [] until it re-syncs).
 //  - The token (X-Consul-Token header, never in a URL or a log) is re-read from token_file when
 //    the file changes and after every 403.
-// Threading: in `watch: service` mode start() runs the loop on its own thread with its own
-// HttpClient (one kept-alive connection); stop() cancels the request in flight and joins. In
-// `watch: shared` mode the source subscribes to its agent's AgentHub (agent_hub.h), whose worker
-// thread calls refresh(); the same handling (dedup, empty confirmation, errors, backoff) applies.
+// Threading: in `watch: service` mode the watch is a state machine on one loop of the source
+// runtime (start_on; start() uses a private one-thread runtime): its blocking queries go through
+// an AsyncHttpClient on that loop (one kept-alive connection), its waits are loop timers, and no
+// thread is its own; stop() aborts the request in flight on the loop. In `watch: shared` mode the
+// source subscribes to its agent's AgentHub (agent_hub.h), whose worker thread calls refresh();
+// the same handling (dedup, empty confirmation, errors, backoff) applies.
 
 #include <atomic>
 #include <condition_variable>
@@ -38,7 +40,10 @@
 #include "discovery/consul/options.h"
 #include "discovery/consul/token.h"
 #include "discovery/source.h"
+#include "net/async_http_client.h"
 #include "net/http_client.h"
+#include "runtime/backoff.h"
+#include "runtime/runtime.h"
 
 namespace ep::discovery::consul {
 
@@ -57,6 +62,7 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
   ~ConsulSource() override;
 
   std::string describe() const override;
+  Status start_on(runtime::Runtime& runtime, Sink& sink) override;
   Status start(Sink& sink) override;
   void stop() override;
   Snapshot fetch_once(std::chrono::milliseconds timeout) override;
@@ -75,17 +81,26 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
     bool empty_pending = false;  // an empty answer after a non-empty set awaits confirmation
     std::chrono::steady_clock::time_point empty_since{};  // when that first empty answer came
     std::vector<Endpoint> last;
-    int failures = 0;
+    runtime::Backoff backoff;  // error retries: backoff_min doubling to backoff_max, in [d/2, d]
     std::set<std::string> warned;
   };
-  void run();
+  Status start_on_hub(Sink& sink);
+  // Service mode, on loop_'s thread: wait for the rate limit, send, handle the answer.
+  double refill();  // refills the token bucket; returns seconds per token
+  void schedule_next();
+  void send();
+  void on_fetch(Fetch f);
+  // One blocking read (fetch_once, the hub): build_request → perform → interpret.
   Fetch fetch(net::HttpClient& client, std::uint64_t index, std::chrono::milliseconds timeout,
               std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+  // The request for one read (fails only when the token file cannot be read).
+  Result<net::HttpRequest> build_request(std::uint64_t index, std::chrono::milliseconds timeout,
+                                         std::chrono::milliseconds wait);
+  // What an answer (or transport error) means.
+  Fetch interpret(Result<net::HttpResponse> resp);
   // Handles one answer: publishes what must be published and updates state_. Returns a delay
   // before the next read when one is required (error backoff, empty confirmation).
   std::optional<std::chrono::milliseconds> process(Fetch f);
-  // Sleeps up to `d`; returns false when stopping.
-  bool sleep_for(std::chrono::milliseconds d);
 
   // AgentHub::Subscriber
   const std::string& service_name() const override { return options_.service; }
@@ -100,13 +115,19 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
   std::unique_ptr<log::FailureReporter> reporter_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
   bool stopping_ = false;
   bool started_ = false;
   Sink* sink_ = nullptr;
-  std::unique_ptr<net::HttpClient> client_;  // service mode; owned by the thread
-  std::shared_ptr<AgentHub> hub_;            // shared mode
-  std::thread thread_;
+  std::shared_ptr<AgentHub> hub_;  // shared mode
+  // Service mode. loop_ is set by start_on and cleared by stop (the starting thread's); the rest
+  // is touched on loop_'s thread only.
+  std::unique_ptr<runtime::Runtime> own_runtime_;  // only when started without one
+  runtime::Loop* loop_ = nullptr;
+  std::unique_ptr<net::AsyncHttpClient> async_;
+  runtime::TimerId timer_ = 0;
+  double tokens_ = 0;
+  std::chrono::steady_clock::time_point last_refill_{};
+  std::optional<std::chrono::steady_clock::time_point> last_request_;
   std::atomic<std::uint64_t> index_{0};
   WatchState state_;
 };

@@ -3,7 +3,7 @@
 #include <ares.h>
 #include <fmt/format.h>
 #include <poll.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "runtime/backoff.h"
 
 namespace ep::discovery::dns {
 namespace {
@@ -79,7 +80,9 @@ void on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int
 // A c-ares channel driven by poll(2), interruptible through an eventfd.
 class Channel {
  public:
-  explicit Channel(const Options& o) {
+  // With `sock_state`, c-ares reports the sockets it wants watched (the loop-driven rounds).
+  explicit Channel(const Options& o, ares_sock_state_cb sock_state = nullptr,
+                   void* sock_state_data = nullptr) {
     static std::once_flag once;
     std::call_once(once, [] { ares_library_init(ARES_LIB_INIT_ALL); });
     ares_options opts{};
@@ -93,6 +96,11 @@ class Channel {
     }
     opts.timeout = static_cast<int>(o.timeout.count());
     opts.tries = static_cast<int>(o.tries);
+    if (sock_state != nullptr) {
+      opts.sock_state_cb = sock_state;
+      opts.sock_state_cb_data = sock_state_data;
+      mask |= ARES_OPT_SOCK_STATE_CB;
+    }
     status_ = ares_init_options(&channel_, &opts, mask);
     if (status_ == ARES_SUCCESS && !o.servers.empty()) {
       std::string csv;
@@ -114,6 +122,19 @@ class Channel {
   void query(QueryResult& q) {
     ares_query(channel_, q.name.c_str(), kClassIn, q.type, on_answer, &q);
   }
+  // Loop-driven use: one readiness report / a timeout tick (both fds ARES_SOCKET_BAD).
+  void process(ares_socket_t read_fd, ares_socket_t write_fd) {
+    ares_process_fd(channel_, read_fd, write_fd);
+  }
+  // How long until c-ares wants process() called for its timeouts (at most `max`).
+  std::chrono::milliseconds timeout(std::chrono::milliseconds max) {
+    timeval mx{static_cast<time_t>(max.count() / 1000),
+               static_cast<suseconds_t>(max.count() % 1000 * 1000)};
+    timeval tv{};
+    ares_timeout(channel_, &mx, &tv);
+    return std::chrono::milliseconds(tv.tv_sec * 1000 + tv.tv_usec / 1000 + 1);
+  }
+  void cancel() { ares_cancel(channel_); }
 
   // Processes until every query is done. false when stopped or past the deadline (the queries
   // are then cancelled and marked done).
@@ -182,42 +203,32 @@ std::chrono::milliseconds clamp_ttl(std::uint32_t ttl, const Options& o) {
   return std::clamp(t, o.ttl_floor, o.ttl_ceiling);
 }
 
-}  // namespace
-
-Round resolve_round(const Options& options, int stop_fd, std::chrono::milliseconds timeout) {
-  Round round;
-  const auto deadline = SteadyClock::now() + timeout;
-  Channel channel(options);
-  if (auto s = channel.ok(); !s) {
-    round.detail = s.error().message;
-    return round;
-  }
+// One round's queries and what they found so far; shared by the blocking round (fetch_once) and
+// the loop-driven one (the running source).
+struct RoundState {
   QueryResult srv;
-  srv.name = options.name;
-  srv.type = kTypeSrv;
-  channel.query(srv);
-  if (!channel.run({&srv}, stop_fd, deadline)) {
-    round.outcome = Outcome::kTimeout;
-    round.detail = "cancelled or no answer in time";
-    return round;
-  }
-  round.outcome = srv.outcome;
-  if (srv.outcome != Outcome::kData) {
-    round.detail = fmt::format("SRV {}: {} ({})", options.name, to_string(srv.outcome), srv.detail);
-    return round;
-  }
-
-  // Addresses: the Additional section first, queries for the rest.
   std::map<std::string, std::vector<AddressRecord>> addresses;
-  for (const auto& a : srv.reply.addresses) {
-    if (family_ok(a.address, options.family)) addresses[a.name].push_back(a);
+  std::vector<std::unique_ptr<QueryResult>> lookups;  // A/AAAA for targets missing in Additional
+};
+
+// After the SRV answer: the finished round when it carried no data, otherwise fills the addresses
+// from the Additional section and the lookups still needed, and returns nullopt.
+std::optional<Round> after_srv(const Options& options, RoundState& st) {
+  if (st.srv.outcome != Outcome::kData) {
+    Round round;
+    round.outcome = st.srv.outcome;
+    round.detail =
+        fmt::format("SRV {}: {} ({})", options.name, to_string(st.srv.outcome), st.srv.detail);
+    return round;
+  }
+  for (const auto& a : st.srv.reply.addresses) {
+    if (family_ok(a.address, options.family)) st.addresses[a.name].push_back(a);
   }
   std::set<std::string> missing;
-  for (const auto& rec : srv.reply.srv) {
-    if (!rec.target.empty() && addresses.find(rec.target) == addresses.end())
+  for (const auto& rec : st.srv.reply.srv) {
+    if (!rec.target.empty() && st.addresses.find(rec.target) == st.addresses.end())
       missing.insert(rec.target);
   }
-  std::vector<std::unique_ptr<QueryResult>> lookups;
   for (const auto& target : missing) {
     for (int type : {kTypeA, kTypeAaaa}) {
       if (type == kTypeA && options.family == Family::kIpv6) continue;
@@ -225,34 +236,29 @@ Round resolve_round(const Options& options, int stop_fd, std::chrono::millisecon
       auto q = std::make_unique<QueryResult>();
       q->name = target;
       q->type = type;
-      lookups.push_back(std::move(q));
+      st.lookups.push_back(std::move(q));
     }
   }
-  if (!lookups.empty()) {
-    std::vector<QueryResult*> ptrs;
-    for (auto& q : lookups) {
-      channel.query(*q);
-      ptrs.push_back(q.get());
-    }
-    if (!channel.run(ptrs, stop_fd, deadline)) {
-      round.outcome = Outcome::kTimeout;
-      round.detail = "target lookups: cancelled or no answer in time";
+  return std::nullopt;
+}
+
+// After every lookup answered: the round's result.
+Round after_lookups(const Options& options, RoundState& st) {
+  Round round;
+  round.outcome = st.srv.outcome;
+  for (const auto& q : st.lookups) {
+    if (q->outcome == Outcome::kData) {
+      for (const auto& a : q->reply.addresses) {
+        if (family_ok(a.address, options.family)) st.addresses[q->name].push_back(a);
+      }
+    } else if (q->outcome != Outcome::kNoData && q->outcome != Outcome::kNxDomain) {
+      // A failing target lookup would silently shrink the set: fail the round (fail static).
+      round.detail = fmt::format("{} {}: {} ({})", q->type == kTypeA ? "A" : "AAAA", q->name,
+                                 to_string(q->outcome), q->detail);
       return round;
     }
-    for (const auto& q : lookups) {
-      if (q->outcome == Outcome::kData) {
-        for (const auto& a : q->reply.addresses) {
-          if (family_ok(a.address, options.family)) addresses[q->name].push_back(a);
-        }
-      } else if (q->outcome != Outcome::kNoData && q->outcome != Outcome::kNxDomain) {
-        // A failing target lookup would silently shrink the set: fail the round (fail static).
-        round.detail = fmt::format("{} {}: {} ({})", q->type == kTypeA ? "A" : "AAAA", q->name,
-                                   to_string(q->outcome), q->detail);
-        return round;
-      }
-    }
   }
-  Mapped mapped = map_srv(srv.reply.srv, addresses,
+  Mapped mapped = map_srv(st.srv.reply.srv, st.addresses,
                           MapOptions{.backup_other_priorities = options.backup_other_priorities});
   for (const auto& t : mapped.unresolved)
     log::warn(kComponent, "SRV {}: target {} has no address; skipped", options.name, t);
@@ -260,7 +266,7 @@ Round resolve_round(const Options& options, int stop_fd, std::chrono::millisecon
     // Records exist but none is usable (all targets "." or unresolvable): treated like NODATA.
     round.outcome = Outcome::kNoData;
     round.detail =
-        fmt::format("SRV {}: no usable target ({} records)", options.name, srv.reply.srv.size());
+        fmt::format("SRV {}: no usable target ({} records)", options.name, st.srv.reply.srv.size());
     return round;
   }
   round.ok = true;
@@ -270,6 +276,226 @@ Round resolve_round(const Options& options, int stop_fd, std::chrono::millisecon
       fmt::format("{} endpoints, next query in {}ms", round.endpoints.size(), round.next.count());
   return round;
 }
+
+Round timed_out(std::string detail) {
+  Round round;
+  round.outcome = Outcome::kTimeout;
+  round.detail = std::move(detail);
+  return round;
+}
+
+// A round can take every server × tries × timeout, plus target lookups.
+std::chrono::milliseconds round_timeout(const Options& o) {
+  return o.timeout * o.tries * static_cast<long>(std::max<size_t>(1, o.servers.size())) * 2 +
+         std::chrono::seconds(1);
+}
+
+}  // namespace
+
+Round resolve_round(const Options& options, int stop_fd, std::chrono::milliseconds timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  Channel channel(options);
+  if (auto s = channel.ok(); !s) {
+    Round round;
+    round.detail = s.error().message;
+    return round;
+  }
+  RoundState st;
+  st.srv.name = options.name;
+  st.srv.type = kTypeSrv;
+  channel.query(st.srv);
+  if (!channel.run({&st.srv}, stop_fd, deadline))
+    return timed_out("cancelled or no answer in time");
+  if (auto done = after_srv(options, st)) return std::move(*done);
+  if (!st.lookups.empty()) {
+    std::vector<QueryResult*> ptrs;
+    for (auto& q : st.lookups) {
+      channel.query(*q);
+      ptrs.push_back(q.get());
+    }
+    if (!channel.run(ptrs, stop_fd, deadline))
+      return timed_out("target lookups: cancelled or no answer in time");
+  }
+  return after_lookups(options, st);
+}
+
+// The running source: rounds as a state machine on one loop of the runtime. c-ares reports the
+// sockets it wants watched through its socket-state callback (→ watch_fd / modify_fd /
+// unwatch_fd), its retransmission timeouts are a loop timer, and a round deadline cancels a round
+// that takes too long. Every member is touched on the loop thread only.
+class DnsSource::Machine {
+ public:
+  Machine(DnsSource& source, runtime::Loop& loop, Sink& sink)
+      : source_(source),
+        options_(source.options_),
+        loop_(loop),
+        sink_(sink),
+        backoff_({.initial = options_.retry_interval,
+                  .max = std::max(options_.ttl_ceiling, options_.retry_interval),
+                  .multiplier = 2.0,
+                  .jitter = 0.2}) {}
+  ~Machine() {
+    end_round();
+    cancel(next_timer_);
+  }
+
+  void schedule(std::chrono::milliseconds delay) {
+    cancel(next_timer_);
+    next_timer_ = loop_.after(delay, [this] {
+      next_timer_ = 0;
+      begin_round();
+    });
+  }
+
+ private:
+  static void on_sock_state(void* data, ares_socket_t fd, int readable, int writable) {
+    static_cast<Machine*>(data)->sock_state(fd, readable != 0, writable != 0);
+  }
+
+  void sock_state(int fd, bool readable, bool writable) {
+    const std::uint32_t events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
+    auto it = watches_.find(fd);
+    if (events == 0) {
+      if (it != watches_.end()) {
+        loop_.unwatch_fd(it->second);
+        watches_.erase(it);
+      }
+      return;
+    }
+    if (it != watches_.end()) {
+      (void)loop_.modify_fd(it->second, events);
+      return;
+    }
+    auto id = loop_.watch_fd(fd, events, [this, fd](std::uint32_t ev) { on_socket(fd, ev); });
+    if (id) {
+      watches_.emplace(fd, *id);
+    } else {
+      log::warn(kComponent, "{}: {}", source_.describe(), id.error().message);
+    }
+  }
+
+  void begin_round() {
+    channel_ = std::make_unique<Channel>(options_, &Machine::on_sock_state, this);
+    if (auto s = channel_->ok(); !s) {
+      Round round;
+      round.detail = s.error().message;
+      finish(std::move(round));
+      return;
+    }
+    state_ = std::make_unique<RoundState>();
+    state_->srv.name = options_.name;
+    state_->srv.type = kTypeSrv;
+    channel_->query(state_->srv);
+    deadline_timer_ = loop_.after(round_timeout(options_), [this] {
+      deadline_timer_ = 0;
+      const bool targets = lookups_sent_;
+      channel_->cancel();  // every query is answered "cancelled" (done)
+      finish(timed_out(targets ? "target lookups: cancelled or no answer in time"
+                               : "cancelled or no answer in time"));
+    });
+    progress();
+  }
+
+  void on_socket(int fd, std::uint32_t ev) {
+    const bool r = (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
+    const bool w = (ev & EPOLLOUT) != 0;
+    channel_->process(r ? fd : ARES_SOCKET_BAD, w ? fd : ARES_SOCKET_BAD);
+    progress();
+  }
+
+  // Called after every call into c-ares (never from inside one): moves the round on.
+  void progress() {
+    if (!state_) return;
+    if (!lookups_sent_) {
+      if (!state_->srv.done) return arm_ares_timer();
+      if (auto done = after_srv(options_, *state_)) return finish(std::move(*done));
+      lookups_sent_ = true;
+      for (auto& q : state_->lookups) channel_->query(*q);
+    }
+    for (const auto& q : state_->lookups) {
+      if (!q->done) return arm_ares_timer();
+    }
+    finish(after_lookups(options_, *state_));
+  }
+
+  void arm_ares_timer() {
+    cancel(ares_timer_);
+    ares_timer_ = loop_.after(channel_->timeout(std::chrono::seconds(1)), [this] {
+      ares_timer_ = 0;
+      channel_->process(ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+      progress();
+    });
+  }
+
+  void cancel(runtime::TimerId& id) {
+    if (id != 0) loop_.cancel(id);
+    id = 0;
+  }
+
+  // Destroys the round's channel (closing its sockets: the callback unwatches them) and state.
+  void end_round() {
+    cancel(ares_timer_);
+    cancel(deadline_timer_);
+    channel_.reset();
+    for (const auto& [fd, id] : watches_) loop_.unwatch_fd(id);
+    watches_.clear();
+    state_.reset();
+    lookups_sent_ = false;
+  }
+
+  void publish(Snapshot snap) {
+    if (last_ && last_->ok() && snap.ok() && **last_ == *snap) return;
+    sink_.publish(snap);
+    last_ = std::move(snap);
+  }
+
+  void finish(Round round) {
+    // Not from inside c-ares: the channel can go.
+    end_round();
+    source_.rounds_.fetch_add(1);
+    std::chrono::milliseconds next;
+    if (round.ok) {
+      empties_ = 0;
+      backoff_.reset();
+      log::debug(kComponent, "{}: {}", source_.describe(), round.detail);
+      publish(std::move(round.endpoints));
+      next = round.next;
+    } else if (round.outcome == Outcome::kNxDomain || round.outcome == Outcome::kNoData) {
+      ++empties_;
+      backoff_.reset();
+      if (empties_ >= options_.empty_confirmations) {
+        if (empties_ == options_.empty_confirmations)
+          log::info(kComponent, "{}: {} confirmed {} times: publishing an empty set",
+                    source_.describe(), to_string(round.outcome), empties_);
+        publish(std::vector<Endpoint>{});
+        next = options_.ttl_floor;
+      } else {
+        publish(Error::not_yet(
+            fmt::format("{}: {}; {} of {} confirmations before it counts as empty",
+                        source_.describe(), round.detail, empties_, options_.empty_confirmations)));
+        next = options_.retry_interval;
+      }
+    } else {
+      empties_ = 0;
+      publish(Error::unavailable(source_.describe() + ": " + round.detail));
+      next = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_.next());
+    }
+    schedule(next);
+  }
+
+  DnsSource& source_;
+  const Options& options_;
+  runtime::Loop& loop_;
+  Sink& sink_;
+  runtime::Backoff backoff_;
+  std::unique_ptr<Channel> channel_;
+  std::unique_ptr<RoundState> state_;
+  bool lookups_sent_ = false;
+  std::map<int, runtime::WatchId> watches_;
+  runtime::TimerId next_timer_ = 0, ares_timer_ = 0, deadline_timer_ = 0;
+  long empties_ = 0;
+  std::optional<Snapshot> last_;
+};
 
 DnsSource::DnsSource(Options options) : options_(std::move(options)) {}
 
@@ -293,89 +519,33 @@ Snapshot DnsSource::fetch_once(std::chrono::milliseconds timeout) {
 }
 
 Status DnsSource::start(Sink& sink) {
-  if (thread_.joinable()) return Error::internal(describe() + ": already started");
-  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) return Error::unavailable(describe() + ": eventfd: " + std::strerror(errno));
+  if (loop_ != nullptr) return Error::internal(describe() + ": already started");
+  own_runtime_ = std::make_unique<runtime::Runtime>(runtime::RuntimeOptions{.threads = 1});
+  Status st = start_on(*own_runtime_, sink);
+  if (!st) own_runtime_.reset();
+  return st;
+}
+
+Status DnsSource::start_on(runtime::Runtime& runtime, Sink& sink) {
+  if (loop_ != nullptr) return Error::internal(describe() + ": already started");
   Channel probe(options_);
-  if (auto s = probe.ok(); !s) {
-    ::close(stop_fd_);
-    stop_fd_ = -1;
-    return Error::invalid(describe() + ": " + s.error().message);
-  }
-  thread_ = std::thread([this, &sink] { run(sink); });
+  if (auto s = probe.ok(); !s) return Error::invalid(describe() + ": " + s.error().message);
+  loop_ = &runtime.loop();
+  loop_->run_sync([&] {
+    machine_ = std::make_unique<Machine>(*this, *loop_, sink);
+    machine_->schedule(std::chrono::milliseconds(0));
+  });
   return {};
 }
 
 void DnsSource::stop() {
-  if (thread_.joinable()) {
-    const std::uint64_t one = 1;
-    ssize_t n;
-    do {
-      n = ::write(stop_fd_, &one, sizeof one);
-    } while (n < 0 && errno == EINTR);
-    thread_.join();
-  }
-  if (stop_fd_ >= 0) ::close(stop_fd_);
-  stop_fd_ = -1;
-}
-
-void DnsSource::run(Sink& sink) {
-  std::optional<Snapshot> last;
-  auto publish = [&](Snapshot snap) {
-    if (last && last->ok() && snap.ok() && **last == *snap) return;
-    sink.publish(snap);
-    last = std::move(snap);
-  };
-  // Sleeps; false when stopping.
-  auto wait = [&](std::chrono::milliseconds d) {
-    pollfd p{stop_fd_, POLLIN, 0};
-    int rc;
-    do {
-      rc = ::poll(&p, 1, static_cast<int>(std::min<long>(d.count(), 1 << 30)));
-    } while (rc < 0 && errno == EINTR);
-    return rc == 0;
-  };
-  // A round can take every server × tries × timeout, plus target lookups.
-  const auto round_timeout =
-      options_.timeout * options_.tries * std::max<size_t>(1, options_.servers.size()) * 2 +
-      std::chrono::seconds(1);
-  long empties = 0;
-  auto backoff = options_.retry_interval;
-  for (;;) {
-    Round round = resolve_round(options_, stop_fd_, round_timeout);
-    ++rounds_;
-    pollfd p{stop_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) > 0) return;
-    std::chrono::milliseconds next;
-    if (round.ok) {
-      empties = 0;
-      backoff = options_.retry_interval;
-      log::debug(kComponent, "{}: {}", describe(), round.detail);
-      publish(std::move(round.endpoints));
-      next = round.next;
-    } else if (round.outcome == Outcome::kNxDomain || round.outcome == Outcome::kNoData) {
-      ++empties;
-      backoff = options_.retry_interval;
-      if (empties >= options_.empty_confirmations) {
-        if (empties == options_.empty_confirmations)
-          log::info(kComponent, "{}: {} confirmed {} times: publishing an empty set", describe(),
-                    to_string(round.outcome), empties);
-        publish(std::vector<Endpoint>{});
-        next = options_.ttl_floor;
-      } else {
-        publish(Error::not_yet(
-            fmt::format("{}: {}; {} of {} confirmations before it counts as "
-                        "empty",
-                        describe(), round.detail, empties, options_.empty_confirmations)));
-        next = options_.retry_interval;
-      }
-    } else {
-      empties = 0;
-      publish(Error::unavailable(describe() + ": " + round.detail));
-      next = backoff;
-      backoff = std::min(backoff * 2, options_.ttl_ceiling);
-    }
-    if (!wait(next)) return;
+  if (loop_ == nullptr) return;
+  // On the loop thread: the channel, its sockets and every timer go; nothing of ours runs after.
+  loop_->run_sync([this] { machine_.reset(); });
+  loop_ = nullptr;
+  if (own_runtime_) {
+    own_runtime_->stop();
+    own_runtime_.reset();
   }
 }
 

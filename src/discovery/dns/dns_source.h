@@ -8,17 +8,23 @@
 // Outcomes: data → the whole set is published (when it differs from the last one, and always
 // the first time); SERVFAIL, REFUSED, timeouts, unreachable servers, garbage, or a target whose
 // lookup fails → an error is published (the guard keeps the last good set) and the round is
-// retried after retry_interval (doubling up to ttl_ceiling); NXDOMAIN / NODATA → an error
+// retried after the shared runtime::Backoff (retry_interval, doubling up to ttl_ceiling, 20 %
+// jitter down; reset by any answer); NXDOMAIN / NODATA → an error
 // ("NXDOMAIN, 1 of 3 confirmations") until it was seen `empty_confirmations` times in a row
 // (rounds retried at retry_interval), then the empty set is published (the guard's allow_empty
 // decides what happens to the backend).
+//
+// The running source is a handler on the source runtime: rounds are a state machine on one loop,
+// c-ares driven by the loop's fd watches and timers (no thread of its own). fetch_once() runs a
+// blocking round on the calling thread.
 
 #include <atomic>
-#include <thread>
+#include <memory>
 
 #include "discovery/dns/options.h"
 #include "discovery/dns/parse.h"
 #include "discovery/source.h"
+#include "runtime/runtime.h"
 
 namespace ep::discovery::dns {
 
@@ -42,7 +48,9 @@ class DnsSource final : public Source {
   ~DnsSource() override;
 
   std::string describe() const override;  // "dns SRV _http._tcp.web @ 127.0.0.1:5353"
-  Status start(Sink& sink) override;      // fails when the stop eventfd cannot be created
+  // Fails when the c-ares channel cannot be set up (bad resolver configuration).
+  Status start_on(runtime::Runtime& runtime, Sink& sink) override;
+  Status start(Sink& sink) override;  // the same on a private one-thread runtime
   void stop() override;
   Snapshot fetch_once(std::chrono::milliseconds timeout) override;
 
@@ -50,11 +58,12 @@ class DnsSource final : public Source {
   std::uint64_t rounds() const { return rounds_.load(); }
 
  private:
-  void run(Sink& sink);
+  class Machine;
 
   Options options_;
-  int stop_fd_ = -1;
-  std::thread thread_;
+  std::unique_ptr<runtime::Runtime> own_runtime_;  // only when started without one
+  runtime::Loop* loop_ = nullptr;                  // set while started (starting thread's)
+  std::unique_ptr<Machine> machine_;               // created and destroyed on *loop_
   std::atomic<std::uint64_t> rounds_{0};
 };
 

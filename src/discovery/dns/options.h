@@ -10,7 +10,7 @@
 //     ttl_ceiling: 5m                       # ...and no later than this, whatever the TTL
 //     timeout: 2s                           # per try; c-ares tries each server `tries` times
 //     tries: 2
-//     retry_interval: 1s                    # after a failure, doubled up to ttl_ceiling
+//     retry_interval: 1s                    # after a failure, doubled up to ttl_ceiling (jitter)
 //     empty_confirmations: 3                # NXDOMAIN/NODATA must repeat this often to count
 //     edns_payload: 1232                    # EDNS0 UDP size advertised (512 = no EDNS0)
 

@@ -14,21 +14,17 @@
 // Range is published as an empty set (an explicit "no servers").
 // Keys whose value cannot be decoded are skipped (logged once per distinct message); the rest of
 // the set is kept.
+// The running source is a state machine on one loop of the source runtime (start_on; start()
+// uses a private one-thread runtime): calls and the watch stream go through an AsyncHttpClient
+// on that loop, retries are loop timers, no thread is its own. fetch_once() lists on the caller's
+// thread with a blocking client.
 
 #include <atomic>
-#include <condition_variable>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "discovery/etcd/options.h"
 #include "discovery/source.h"
-
-namespace ep::net {
-class CurlHttpClient;
-class CurlHttpStream;
-}  // namespace ep::net
+#include "runtime/runtime.h"
 
 namespace ep::discovery::etcd {
 
@@ -38,7 +34,8 @@ class EtcdSource final : public Source {
   ~EtcdSource() override;
 
   std::string describe() const override;  // "etcd /services/web/ @ http://127.0.0.1:2379"
-  Status start(Sink& sink) override;      // fails only when already started
+  Status start_on(runtime::Runtime& runtime, Sink& sink) override;  // fails when already started
+  Status start(Sink& sink) override;  // the same on a private one-thread runtime
   void stop() override;
   Snapshot fetch_once(std::chrono::milliseconds timeout) override;
 
@@ -49,15 +46,12 @@ class EtcdSource final : public Source {
   std::uint64_t watches() const { return watches_.load(); }
 
  private:
-  void run(Sink& sink);
+  class Machine;
 
   Options options_;
-  std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  net::CurlHttpClient* client_ = nullptr;  // owned by run(); guarded by mutex_
-  net::CurlHttpStream* stream_ = nullptr;  // owned by run(); guarded by mutex_
+  std::unique_ptr<runtime::Runtime> own_runtime_;  // only when started without one
+  runtime::Loop* loop_ = nullptr;                  // set while started (starting thread's)
+  std::unique_ptr<Machine> machine_;               // created and destroyed on *loop_
   std::atomic<std::uint64_t> lists_{0};
   std::atomic<std::uint64_t> watches_{0};
 };

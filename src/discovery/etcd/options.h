@@ -10,6 +10,7 @@
 //     connect_timeout: 5s
 //     idle_timeout: 15m       # a watch stream silent this long is re-created
 //     retry_interval: 250ms      # first retry after a failure, doubled up to max_retry_interval
+//                                # (each delay jittered down by up to 20 %)
 //     max_retry_interval: 1s
 //     page_size: 1000         # Range limit per page (0 = one page)
 //     serializable: false     # list from the contacted member without a quorum read

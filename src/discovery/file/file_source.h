@@ -1,20 +1,22 @@
 #pragma once
 // The `file` source: a Prometheus file_sd list in a local file, watched with inotify.
 //
-// The source watches the file's DIRECTORY (so atomic rename-over, the recommended way to update
-// the file, is seen), filters events to the file name, debounces bursts and re-reads the file
-// every refresh_interval as a safety net. It publishes the full set after every successful parse
+// A handler on the source runtime: the runtime's one inotify instance (runtime::FileWatcher)
+// watches the file's DIRECTORY (so atomic rename-over, the recommended way to update the file, is
+// seen) and tells the source about events for its file name; the source debounces bursts and
+// re-reads the file every refresh_interval as a safety net, all on one loop of the runtime (no
+// thread of its own). It publishes the full set after every successful parse
 // whose result differs from the last one published (and always the first), and an ep::Error for
 // a parse error or a missing/unreadable file (the guard keeps the last good set). A failed read is
 // re-checked once ~50ms later before its error is published, so a writer caught mid-rewrite does
 // not produce a spurious error.
 
-#include <atomic>
 #include <memory>
-#include <thread>
+#include <optional>
 
 #include "discovery/file/options.h"
 #include "discovery/source.h"
+#include "runtime/runtime.h"
 
 namespace ep::discovery::file {
 
@@ -27,8 +29,11 @@ class FileSource final : public Source {
   ~FileSource() override;
 
   std::string describe() const override;
-  // Fails only when the inotify/eventfd descriptors cannot be created. A missing file (or even a
+  // Fails only when the runtime's inotify instance cannot be created. A missing file (or even a
   // missing directory) is not a start error: it is published as a failed snapshot and watched.
+  // The first read happens on the loop, right after start returns.
+  Status start_on(runtime::Runtime& runtime, Sink& sink) override;
+  // The same on a private one-thread runtime.
   Status start(Sink& sink) override;
   void stop() override;
   Snapshot fetch_once(std::chrono::milliseconds timeout) override;
@@ -36,12 +41,27 @@ class FileSource final : public Source {
   const Options& options() const { return options_; }
 
  private:
-  void run(Sink& sink);
+  // Everything below runs on loop_'s thread.
+  void on_change();
+  void on_pending();
+  void on_refresh();
+  void read_and_publish();
+  void schedule_read(std::chrono::milliseconds delay);
+  void arm_refresh();
 
   Options options_;
-  int stop_fd_ = -1;
-  int inotify_fd_ = -1;
-  std::thread thread_;
+  std::unique_ptr<runtime::Runtime> own_runtime_;  // only when started without one
+  // Set by start (before the loop runs anything of ours), cleared by stop (after it no longer can).
+  runtime::Runtime* runtime_ = nullptr;
+  runtime::Loop* loop_ = nullptr;
+
+  // Loop-thread state.
+  Sink* sink_ = nullptr;
+  runtime::SubscriptionId subscription_ = 0;
+  runtime::TimerId pending_timer_ = 0;  // a debounced (or re-check) read is due
+  runtime::TimerId refresh_timer_ = 0;
+  bool retrying_ = false;         // the last read failed and one re-check is scheduled
+  std::optional<Snapshot> last_;  // last published
 };
 
 // {"file", factory}: options from the node, relative paths against SourceContext::base_dir.

@@ -17,7 +17,9 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "net/curl_http_client.h"
+#include "runtime/runtime.h"
 #include "support/consul/consul_double.h"
+#include "support/proc_counts.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -560,6 +562,39 @@ TEST_F(ConsulSourceTest, ManySourcesEachHoldOneConnection) {
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(consul_.connections_accepted(), static_cast<std::uint64_t>(kServices));
   for (auto& s : sources) s->stop();
+}
+
+TEST_F(ConsulSourceTest, ManySourcesShareTheRuntimeThreads) {
+  // watch: service on a shared runtime: every watch is a state machine on its loops, so the
+  // thread count does not grow with the number of watches; changes still reach each of them.
+  constexpr int kServices = 30;
+  runtime::Runtime rt({.threads = 2});
+  // The Consul double serves each connection on a thread of its own (LoopbackHttpServer): those
+  // are counted apart from ours.
+  const size_t threads = test::thread_count();
+  const std::uint64_t connections = consul_.connections_accepted();
+  std::vector<std::unique_ptr<RecordingSink>> sinks;
+  std::vector<std::unique_ptr<ConsulSource>> sources;
+  for (int i = 0; i < kServices; ++i) {
+    ConsulService s = web("many" + std::to_string(i) + "-1", "10.0.3." + std::to_string(i), 80);
+    s.name = "many" + std::to_string(i);
+    consul_.register_service(s);
+    Options o = base_options(consul_);
+    o.service = s.name;
+    sinks.push_back(std::make_unique<RecordingSink>());
+    sources.push_back(std::make_unique<ConsulSource>(o, context()));
+    ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
+  }
+  for (auto& s : sinks)
+    ASSERT_TRUE(s->wait_next(0, [](const Snapshot& x) { return x.ok() && x->size() == 1; }));
+  EXPECT_EQ(test::thread_count() - threads, consul_.connections_accepted() - connections);
+  ConsulService extra = web("many7-2", "10.0.4.7", 81);
+  extra.name = "many7";
+  consul_.register_service(extra);
+  ASSERT_TRUE(sinks[7]->wait_next(1, [](const Snapshot& x) { return x.ok() && x->size() == 2; }));
+  for (auto& s : sources) s->stop();
+  EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);
+  EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);
 }
 
 TEST_F(ConsulSourceTest, AgentRegisterAndDeregisterEndpointsDriveTheWatch) {

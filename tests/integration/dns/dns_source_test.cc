@@ -1,14 +1,21 @@
 // The DNS SRV source against a real dnsmasq on loopback.
 #include "discovery/dns/dns_source.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "dns/dnsmasq_fixture.h"
+#include "runtime/runtime.h"
 #include "support/haproxy/loopback.h"
+#include "support/proc_counts.h"
 
 namespace ep::discovery::dns {
 namespace {
@@ -194,6 +201,66 @@ TEST(DnsSourceTest, ConvergenceFollowsTheTtl) {
                 static_cast<long long>(ms));
     EXPECT_LE(ms, ttl * 1000 + 2000);
   }
+}
+
+TEST(DnsSourceTest, ManySourcesShareTheRuntimeThreads) {
+  DnsmasqFixture dns;
+  ASSERT_TRUE(dns.start(kTwo).ok()) << dns.log();
+  runtime::Runtime rt({.threads = 2});
+  const size_t threads = test::thread_count();
+  constexpr int kSources = 40;
+  std::vector<std::unique_ptr<RecordingSink>> sinks;
+  std::vector<std::unique_ptr<DnsSource>> sources;
+  for (int i = 0; i < kSources; ++i) {
+    sinks.push_back(std::make_unique<RecordingSink>());
+    sources.push_back(std::make_unique<DnsSource>(options_for(dns)));
+    ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
+  }
+  for (auto& sink : sinks) {
+    ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  }
+  EXPECT_EQ(test::thread_count(), threads);  // no thread per source
+  // A change reaches every one of them (re-queried at the TTL on the shared loops).
+  ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
+  for (auto& sink : sinks) ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.2:8081 w256"})));
+  for (auto& s : sources) s->stop();
+  EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);  // sockets unwatched
+  EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);  // timers cancelled
+}
+
+TEST(DnsSourceTest, StopDuringARoundIsPromptAndFinal) {
+  // A resolver that never answers (a bound UDP socket nobody reads): the round stays in flight.
+  const int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  Options o;
+  o.name = "_http._tcp.web.test";
+  o.servers = {"127.0.0.1:" + std::to_string(ntohs(addr.sin_port))};
+  o.timeout = 5s;
+  o.tries = 3;
+  runtime::Runtime rt({.threads = 1});
+  RecordingSink sink;
+  DnsSource source(o);
+  ASSERT_TRUE(source.start_on(rt, sink).ok());
+  // Wait (polling a condition, with a deadline) until the query's socket is watched and the
+  // round deadline and c-ares retransmission timers are armed.
+  auto in_flight = [&] { return rt.loop(0).watch_count() == 1 && rt.loop(0).timer_count() >= 2; };
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (!in_flight() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  ASSERT_TRUE(in_flight());
+  const auto t0 = std::chrono::steady_clock::now();
+  source.stop();
+  source.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_EQ(rt.loop(0).watch_count(), 0u);
+  EXPECT_EQ(rt.loop(0).timer_count(), 0u);  // round deadline, c-ares timeout, next round: gone
+  EXPECT_TRUE(sink.all().empty());          // the round never finished
+  ::close(silent);
 }
 
 TEST(DnsSourceNoServer, NothingListeningIsAnError) {

@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "etcd/etcd_fixture.h"
+#include "runtime/runtime.h"
 #include "support/haproxy/loopback.h"
+#include "support/proc_counts.h"
 
 namespace ep::discovery::etcd {
 namespace {
@@ -112,6 +114,32 @@ TEST_F(EtcdSourceTest, ListThenWatchPutsAndDeletesConvergeWithAllValueShapes) {
   ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return s.ok() && s->empty(); }));
   EXPECT_EQ(source.lists(), 1u) << "no re-list needed for plain events";
   source.stop();
+}
+
+TEST_F(EtcdSourceTest, ManySourcesShareTheRuntimeThreads) {
+  // Each source lists and then holds a watch stream, all on the runtime's loops: no thread per
+  // source, and an event still reaches every one of them.
+  ASSERT_TRUE(etcd_.put("/svc/web/a", "10.0.0.1:8080").ok());
+  constexpr int kSources = 20;
+  runtime::Runtime rt({.threads = 2});
+  const size_t threads = test::thread_count();
+  std::vector<std::unique_ptr<RecordingSink>> sinks;
+  std::vector<std::unique_ptr<EtcdSource>> sources;
+  for (int i = 0; i < kSources; ++i) {
+    sinks.push_back(std::make_unique<RecordingSink>());
+    sources.push_back(std::make_unique<EtcdSource>(options_for(etcd_)));
+    ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
+  }
+  for (auto& sink : sinks) ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.1:8080"})));
+  EXPECT_EQ(test::thread_count(), threads);
+  ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:8080").ok());
+  for (auto& sink : sinks) {
+    ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080"})));
+  }
+  for (auto& s : sources) EXPECT_EQ(s->lists(), 1u);  // events, not re-lists
+  for (auto& s : sources) s->stop();
+  EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);
+  EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);
 }
 
 TEST_F(EtcdSourceTest, LeaseExpiryRemovesTheServer) {

@@ -241,6 +241,37 @@ TEST_F(FileSourceTest, RefreshIntervalRereads) {
       sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.9"}); }));
 }
 
+TEST_F(FileSourceTest, RefreshIsDrivenByTheRuntimeClockInManualMode) {
+  // The step hook: on a manual runtime with a fake clock, the safety-net re-read happens when the
+  // test advances the clock, not after real time passes. The change is made through a hard link
+  // in another directory, so no inotify event announces it.
+  write(path_, R"([{"targets": ["10.0.0.1:80"]}])");
+  fs::create_directory(dir_ / "elsewhere");
+  fs::create_hard_link(path_, dir_ / "elsewhere" / "link.json");
+  FakeClock clock;
+  runtime::Runtime rt({.threads = 0, .clock = &clock});
+  options_.refresh_interval = std::chrono::minutes(5);
+  FileSource source(options_);
+  ASSERT_TRUE(source.start_on(rt, sink_).ok());
+  rt.run_until_idle();
+  ASSERT_EQ(sink_.size(), 1u);
+  {
+    std::fstream f(dir_ / "elsewhere" / "link.json", std::ios::in | std::ios::out);
+    f.seekp(22);
+    f << "9";
+  }
+  clock.advance(std::chrono::minutes(4));
+  rt.run_until_idle();
+  EXPECT_EQ(sink_.size(), 1u);  // not due yet
+  clock.advance(std::chrono::minutes(1));
+  rt.run_until_idle();
+  ASSERT_EQ(sink_.size(), 2u);
+  EXPECT_TRUE(has_addresses(sink_.all()[1], {"10.0.0.9"}));
+  source.stop();
+  EXPECT_EQ(rt.loop().timer_count(), 0u);
+  EXPECT_EQ(rt.files().subscriptions(), 0u);
+}
+
 TEST_F(FileSourceTest, StopIsPromptAndIdempotent) {
   options_.refresh_interval = std::chrono::hours(1);
   write(path_, "[]");
