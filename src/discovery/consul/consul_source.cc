@@ -78,8 +78,12 @@ milliseconds random_upto(milliseconds max) {
 
 }  // namespace
 
-HttpClientFactory curl_client_factory() {
-  return [] { return std::make_unique<net::CurlHttpClient>(); };
+HttpClientFactory curl_client_factory(std::size_t max_body_bytes) {
+  return [max_body_bytes] {
+    net::CurlHttpClient::Options o;
+    o.max_body_bytes = max_body_bytes;
+    return std::make_unique<net::CurlHttpClient>(o);
+  };
 }
 
 std::string health_url(const Options& o, std::uint64_t index) {
@@ -118,7 +122,8 @@ struct ConsulSource::Fetch {
 ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFactory client_factory)
     : options_(std::move(options)),
       context_(std::move(context)),
-      client_factory_(std::move(client_factory)),
+      client_factory_(client_factory ? std::move(client_factory)
+                                     : curl_client_factory(options_.max_response_bytes)),
       describe_(fmt::format(
           "consul {} at {}", options_.service,
           options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
@@ -159,7 +164,8 @@ Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
   }
   loop_ = &runtime.loop();
   loop_->run_sync([this] {
-    async_ = std::make_unique<net::AsyncHttpClient>(*loop_);
+    async_ = std::make_unique<net::AsyncHttpClient>(
+        *loop_, net::AsyncHttpClient::Options{.max_body_bytes = options_.max_response_bytes});
     tokens_ = static_cast<double>(options_.burst);
     last_refill_ = SteadyClock::now();
     last_request_.reset();

@@ -258,6 +258,7 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
     diag.error(node.mark, "consul.tls: cert_file and key_file go together");
   }
   r.boolean("allow_insecure", o.allow_insecure);
+  r.byte_size("max_response_size", o.max_response_bytes, 4096, std::size_t{1} << 30);
   if ((!o.token.empty() || !o.token_file.empty()) && o.unix_socket.empty()) {
     auto url = os::split_url(o.base_url);
     const bool plain = o.base_url.rfind("http://", 0) == 0;

@@ -56,6 +56,24 @@ TEST(ConsulOptions, Defaults) {
             std::chrono::minutes(5) + std::chrono::milliseconds(18750) + std::chrono::seconds(10));
 }
 
+TEST(ConsulOptions, MaxResponseSizeTakesUnitsAndBounds) {
+  Diagnostics d;
+  EXPECT_EQ(parse(map_of({{"service", scalar("web")}}), d)->max_response_bytes, 8u << 20)
+      << "small by default";
+  EXPECT_EQ(parse(map_of({{"service", scalar("web")}, {"max_response_size", scalar("32MiB")}}), d)
+                ->max_response_bytes,
+            32u << 20);
+  EXPECT_EQ(parse(map_of({{"service", scalar("web")}, {"max_response_size", scalar("500KB")}}), d)
+                ->max_response_bytes,
+            500'000u);
+  for (const char* bad : {"10", "2GiB", "12 MiB", "lots", "-1MiB"}) {
+    Diagnostics e;
+    EXPECT_FALSE(parse(map_of({{"service", scalar("web")}, {"max_response_size", scalar(bad)}}), e))
+        << bad;
+    EXPECT_NE(e.joined().find("consul.max_response_size"), std::string::npos) << e.joined();
+  }
+}
+
 TEST(ConsulOptions, ServiceIsRequired) {
   Diagnostics d;
   EXPECT_FALSE(parse(map_of({{"tags", list_of({"a"})}}), d));
