@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/log.h"
+#include "core/secrets.h"
 #include "os/address.h"
 
 namespace ep::discovery::consul {
@@ -237,6 +238,7 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   if (has_control(o.token)) {
     diag.error(node.mark, "consul.token contains control characters");  // value not echoed
   }
+  secrets::add(o.token);  // from the config or CONSUL_HTTP_TOKEN: masked wherever printed
   o.token_file = resolve(context, o.token_file);
 
   o.ca_file = env("CONSUL_CACERT").value_or("");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/secrets.h"
 #include "discovery/etcd/parse.h"
 #include "net/async_http_client.h"
 #include "net/curl_http_client.h"
@@ -56,6 +57,7 @@ Result<std::string> auth_body(const Options& options) {
     while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
       password.pop_back();
   }
+  secrets::add(password);
   nlohmann::json body = {{"name", options.username}, {"password", password}};
   return body.dump();
 }
@@ -165,6 +167,8 @@ class Session {
                    fmt::format("{} (user '{}', HTTP {} from {})", token.error().message,
                                options_.username, resp->status, endpoint())};
     }
+    secrets::add(*token);  // the session token is a credential too
+    secrets::add(*token);
     token_ = std::move(*token);
     return {};
   }
