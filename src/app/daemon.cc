@@ -28,7 +28,8 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
         rec->publish(b, servers, ready, seen);
       });
-  if (auto manager = ConfigManager::create(settings_, reconciler_.get()); !manager) {
+  if (auto manager = haproxy::manage::ConfigManager::create(settings_, reconciler_.get());
+      !manager) {
     log::error("config", "{}", manager.error().message);
   } else if (*manager) {
     config_manager_ = std::move(*manager);

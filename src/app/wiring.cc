@@ -1,6 +1,5 @@
 #include "app/wiring.h"
 
-#include "app/config_wiring.h"
 #include "core/log.h"
 #include "discovery/aws/asg_source.h"
 #include "discovery/consul/consul_source.h"
@@ -8,6 +7,7 @@
 #include "discovery/etcd/etcd_source.h"
 #include "discovery/file/file_source.h"
 #include "discovery/static/static_source.h"
+#include "haproxy/manage/settings.h"
 #include "haproxy/runtime/runtime_instance.h"
 
 namespace ep::app {
@@ -112,7 +112,7 @@ Result<config::Settings> load_and_check(const std::string& path) {
   if (settings) {
     Diagnostics diag;
     (void)build_sources(*settings, diag);
-    check_config_management(*settings, diag);
+    haproxy::manage::check_config_management(*settings, diag);
     if (!diag.ok()) return Error::invalid(diag.joined());
     return settings;
   }
@@ -124,7 +124,7 @@ Result<config::Settings> load_and_check(const std::string& path) {
   config::Settings partial = config::settings_from_node(*root, path, diag);
   partial.file = path;
   (void)build_sources(partial, diag);
-  check_config_management(partial, diag);
+  haproxy::manage::check_config_management(partial, diag);
   return Error::invalid(diag.joined());
 }
 
