@@ -4,6 +4,7 @@
 
 #include "app/wiring.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "haproxy/config/writer.h"
 #include "haproxy/reload/reloader.h"
 
@@ -17,6 +18,7 @@ constexpr std::chrono::seconds kBootstrapDiscoveryWait{60};
 Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   reconcile::ReconcilerOptions options;
   options.resync_interval = settings_.haproxy.resync_interval;
+  options.metrics = &Metrics::global();  // the registry /metrics renders
   reconciler_ = std::make_unique<reconcile::Reconciler>(
       policies(settings_), build_instances(settings_), SystemClock::instance(), options);
   Diagnostics diag;  // options were validated by load_and_check; rebuild the sources here

@@ -22,7 +22,6 @@
 #include "app/daemon.h"
 #include "app/wiring.h"
 #include "core/log.h"
-#include "core/metrics.h"
 #include "demo/haproxy_process.h"
 #include "demo/load_generator.h"
 #include "demo/local_backend.h"
@@ -189,7 +188,7 @@ int cmd_demo(const DemoOptions& options) {
   haproxy.stop();
   for (auto& b : backends) b->stop();
 
-  const double changes = Metrics::global().total("elasticproxy_changes_applied_total");
+  const double changes = daemon.reconciler().stats().changes_applied_total.total();
   std::printf("\n== ElasticProxy demo result\n");
   std::printf("requests sent: %ld, ok: %ld, failed: %ld\n", stats.sent, stats.ok, stats.failed);
   std::printf("runtime changes applied: %.0f, HAProxy reloads: 0\n", changes);

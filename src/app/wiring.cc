@@ -1,6 +1,7 @@
 #include "app/wiring.h"
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "discovery/aws/asg_source.h"
 #include "discovery/consul/consul_source.h"
 #include "discovery/dns/dns_source.h"
@@ -31,6 +32,7 @@ std::vector<discovery::BackendSources> build_sources(const config::Settings& set
     discovery::SourceContext context;
     context.backend = backend.policy.name;
     context.server_states = server_states;
+    context.metrics = &Metrics::global();
     context.base_dir = settings.file.has_parent_path() ? settings.file.parent_path()
                                                        : std::filesystem::current_path();
     for (const auto& spec : backend.sources) {

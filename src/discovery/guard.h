@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/model.h"
 #include "core/result.h"
+#include "discovery/stats.h"
 #include "reconcile/policy.h"
 
 namespace ep::discovery {
@@ -57,8 +58,10 @@ const char* to_string(Hold hold);
 //   set is still subject to allow_empty.
 class BackendGuard {
  public:
+  // `metrics`: the registry its stats (discovery/stats.h) record into; null: Metrics::global().
+  // Must outlive the guard.
   BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
-               const Clock& clock);
+               const Clock& clock, Metrics* metrics = nullptr);
 
   // Returns true when desired() changed.
   bool on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot);
@@ -89,6 +92,7 @@ class BackendGuard {
 
   reconcile::BackendPolicy policy_;
   const Clock& clock_;
+  GuardStats stats_;
   std::vector<SourceState> sources_;
   std::vector<std::vector<ServerSpec>> last_good_;
   std::vector<ServerSpec> desired_;

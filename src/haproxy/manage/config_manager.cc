@@ -65,7 +65,7 @@ ConfigManager::ConfigManager(hc::Template tpl, const ep::config::Settings& setti
   for (const auto& b : settings.backends) policies_.push_back(b.policy);
   // Runtime-only mode never reloads; the others may (config mode always, auto for slot growth).
   if (update_ != ep::config::UpdateMode::kRuntime) reloader_ = hr::make_reloader(options_, target_);
-  hr::describe_metrics();
+  (void)hr::reload_stats();  // HELP/TYPE of the reload metrics before the first reload
   if (auto current = os::read_file(config_path_)) deployed_ = last_written_ = *current;
   if (reconciler_ != nullptr) {
     reconciler_->add_on_pass([this](const reconcile::PassReport& r) { on_pass(r); });
