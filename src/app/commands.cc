@@ -1,10 +1,10 @@
 #include "app/commands.h"
 
-#include <fmt/format.h>
-#include <pthread.h>
-
 #include <csignal>
 #include <cstdio>
+#include <pthread.h>
+
+#include <fmt/format.h>
 
 #include "app/daemon.h"
 #include "app/ops_wiring.h"
@@ -88,8 +88,7 @@ int cmd_plan(const std::string& path, std::chrono::milliseconds timeout) {
   for (auto& inst : instances) {
     auto info = inst->info();
     if (!info) {
-      std::printf("HAProxy %s: unreachable: %s\n", inst->name().c_str(),
-                  info.error().message.c_str());
+      std::printf("HAProxy %s: unreachable: %s\n", inst->name().c_str(), info.error().message.c_str());
       ok = false;
       continue;
     }
@@ -101,8 +100,7 @@ int cmd_plan(const std::string& path, std::chrono::milliseconds timeout) {
       ok = false;
       continue;
     }
-    std::printf("HAProxy %s (%s, pid %ld):\n", inst->name().c_str(), info->version.c_str(),
-                info->pid);
+    std::printf("HAProxy %s (%s, pid %ld):\n", inst->name().c_str(), info->version.c_str(), info->pid);
     for (size_t b = 0; b < s->backends.size(); ++b) {
       const auto& policy = s->backends[b].policy;
       const auto& act = (*actual)[b];
@@ -120,15 +118,12 @@ int cmd_plan(const std::string& path, std::chrono::milliseconds timeout) {
       want.backend = policy.name;
       want.servers = daemon.pipeline().desired(b);
       auto mode = reconcile::resolve_mode(policy, info->major, info->minor, act.algorithm);
-      reconcile::Plan plan =
-          reconcile::diff(want, act, policy, mode, {}, SystemClock::instance().now());
+      reconcile::Plan plan = reconcile::diff(want, act, policy, mode, {}, SystemClock::instance().now());
       std::printf("  backend %s (%s mode): %zu desired, %zu action(s)\n", policy.name.c_str(),
                   reconcile::to_string(mode), want.servers.size(), plan.actions.size());
       for (const auto& a : plan.actions) {
         std::printf("    %-11s %s%s  (%s)\n", reconcile::to_string(a.kind), a.server.c_str(),
-                    a.kind == reconcile::ActionKind::kAssignSlot
-                        ? (" <- " + a.spec.address_port()).c_str()
-                        : "",
+                    a.kind == reconcile::ActionKind::kAssignSlot ? (" <- " + a.spec.address_port()).c_str() : "",
                     reconcile::reason_text(a).c_str());
       }
       for (const auto& w : plan.waiting) std::printf("    waiting     %s  (draining)\n", w.c_str());

@@ -1,6 +1,7 @@
 // elasticproxy: keeps HAProxy's backend servers equal to what service discovery says is alive.
 
 #include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -15,8 +16,7 @@ namespace {
 std::chrono::milliseconds duration_or_exit(const std::string& text, const char* what) {
   auto d = ep::parse_duration(text);
   if (!d) {
-    std::fprintf(stderr, "%s: not a duration: '%s' (use e.g. 500ms, 10s, 1m)\n", what,
-                 text.c_str());
+    std::fprintf(stderr, "%s: not a duration: '%s' (use e.g. 500ms, 10s, 1m)\n", what, text.c_str());
     std::exit(ep::app::kExitConfig);
   }
   return *d;
@@ -36,15 +36,13 @@ int main(int argc, char** argv) {
   std::string log_format = "text";
   app.add_option("--log-level", log_level, "debug, info, warn or error (overrides the config)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-  app.add_option("--log-format", log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
   std::string config_path = "/etc/elasticproxy/elasticproxy.yaml";
   std::string timeout_text = "10s";
 
   auto* run = app.add_subcommand("run", "Run the daemon: watch sources, keep HAProxy in step.");
-  run->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")
-      ->capture_default_str();
+  run->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   std::string lock_file;
   run->add_option("--lock-file", lock_file,
                   "single-instance lock file (default: one per admin socket in "
@@ -52,18 +50,15 @@ int main(int argc, char** argv) {
 
   auto* once = app.add_subcommand(
       "once", "Fetch every source once, reconcile once and exit (non-zero if not converged).");
-  once->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")
-      ->capture_default_str();
+  once->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   once->add_option("--timeout", timeout_text, "per-source fetch timeout")->capture_default_str();
 
   auto* plan = app.add_subcommand("plan", "Print what would change in HAProxy; change nothing.");
-  plan->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")
-      ->capture_default_str();
+  plan->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   plan->add_option("--timeout", timeout_text, "per-source fetch timeout")->capture_default_str();
 
   auto* check = app.add_subcommand("check", "Validate the configuration and exit (2 if invalid).");
-  check->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")
-      ->capture_default_str();
+  check->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
 
   app.add_subcommand("version", "Print the version.");
 
@@ -73,8 +68,7 @@ int main(int argc, char** argv) {
       "status", "Print the running daemon's status (backends desired/actual, sources) as a table.");
   status->add_option("--address", status_address,
                      "the daemon's metrics.listen address (default: from -c, else 127.0.0.1:9108)");
-  status->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")
-      ->capture_default_str();
+  status->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
   status->add_flag("--json", status_json, "print the raw /status JSON");
 
   ep::app::DemoOptions demo_options;
@@ -104,8 +98,7 @@ int main(int argc, char** argv) {
     ep::app::set_lock_file_override(lock_file);
     return ep::app::cmd_run(config_path);
   }
-  if (app.got_subcommand(status))
-    return ep::app::cmd_status(status_address, config_path, status_json);
+  if (app.got_subcommand(status)) return ep::app::cmd_status(status_address, config_path, status_json);
   if (app.got_subcommand(once)) {
     return ep::app::cmd_once(config_path, duration_or_exit(timeout_text, "--timeout"));
   }

@@ -6,12 +6,9 @@ namespace ep::reconcile {
 
 const char* to_string(BackendMode mode) {
   switch (mode) {
-    case BackendMode::kAuto:
-      return "auto";
-    case BackendMode::kDynamic:
-      return "dynamic";
-    case BackendMode::kSlots:
-      return "slots";
+    case BackendMode::kAuto: return "auto";
+    case BackendMode::kDynamic: return "dynamic";
+    case BackendMode::kSlots: return "slots";
   }
   return "?";
 }

@@ -25,13 +25,13 @@ struct SafetyPolicy {
 };
 
 struct BackendPolicy {
-  std::string name;  // the HAProxy backend
+  std::string name;                       // the HAProxy backend
   BackendMode mode = BackendMode::kAuto;
-  std::string name_prefix = "ep-";  // managed servers' names start with this (slots: <prefix>N)
-  int slots = 0;                    // slot mode: number of slots the config declares
-  std::string server_options;       // appended to every server line / add server
-  std::optional<int> port;          // overrides the port of every endpoint
-  std::optional<int> weight;        // default weight for endpoints that carry none
+  std::string name_prefix = "ep-";        // managed servers' names start with this (slots: <prefix>N)
+  int slots = 0;                          // slot mode: number of slots the config declares
+  std::string server_options;             // appended to every server line / add server
+  std::optional<int> port;                // overrides the port of every endpoint
+  std::optional<int> weight;              // default weight for endpoints that carry none
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds debounce{0};
   SafetyPolicy safety;
