@@ -1,9 +1,10 @@
 #include "core/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
-#include <fmt/format.h>
 
 namespace ep {
 namespace {
@@ -15,10 +16,14 @@ std::vector<double> default_buckets() {
 std::string escape_label(std::string_view v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -43,7 +48,8 @@ std::string render_labels(const Labels& labels, std::string_view extra_key = {},
 
 std::string number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);
 }
 
@@ -114,8 +120,8 @@ Metrics::Family& Metrics::family(const Spec& spec) {
   f.type = spec.type;
   f.help = spec.help;
   f.label_names = spec.label_names;
-  f.buckets = spec.buckets.empty() && spec.type == Type::kHistogram ? default_buckets()
-                                                                     : spec.buckets;
+  f.buckets =
+      spec.buckets.empty() && spec.type == Type::kHistogram ? default_buckets() : spec.buckets;
   return families_.emplace(spec.name, std::move(f)).first->second;
 }
 
@@ -216,10 +222,8 @@ MetricHandle::MetricHandle(Metrics& registry, Metrics::Type type, std::string na
                            std::string help, std::vector<std::string> label_names,
                            std::vector<double> buckets)
     : registry_(&registry),
-      spec_(std::make_shared<const Metrics::Spec>(Metrics::Spec{std::move(name), type,
-                                                                std::move(help),
-                                                                std::move(label_names),
-                                                                std::move(buckets)})) {
+      spec_(std::make_shared<const Metrics::Spec>(Metrics::Spec{
+          std::move(name), type, std::move(help), std::move(label_names), std::move(buckets)})) {
   registry_->declare(*spec_);
 }
 

@@ -89,8 +89,8 @@ TEST(MetricsDocumentedTest, EveryDeclaredMetricIsDocumentedAndEveryDocumentedOne
     EXPECT_FALSE(f.help.empty()) << f.name;
     if (it->second.open_labels) {
       ASSERT_LE(it->second.labels.size(), f.label_names.size()) << f.name;
-      EXPECT_TRUE(std::equal(it->second.labels.begin(), it->second.labels.end(),
-                             f.label_names.begin()))
+      EXPECT_TRUE(
+          std::equal(it->second.labels.begin(), it->second.labels.end(), f.label_names.begin()))
           << f.name;
     } else {
       EXPECT_EQ(it->second.labels, f.label_names) << f.name;

@@ -1,9 +1,9 @@
 // The typed metric handles (core/metrics.h): declaration shows HELP/TYPE before any record,
 // label values map onto the declared names, and a registry reset does not orphan a handle.
 
-#include <gtest/gtest.h>
-
 #include "core/metrics.h"
+
+#include <gtest/gtest.h>
 
 namespace ep {
 namespace {
