@@ -4,6 +4,7 @@
 
 #include "app/wiring.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "haproxy/config/writer.h"
 #include "haproxy/reload/reloader.h"
 
@@ -17,6 +18,7 @@ constexpr std::chrono::seconds kBootstrapDiscoveryWait{60};
 Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   reconcile::ReconcilerOptions options;
   options.resync_interval = settings_.haproxy.resync_interval;
+  options.metrics = &Metrics::global();  // the registry /metrics renders
   reconciler_ = std::make_unique<reconcile::Reconciler>(
       policies(settings_), build_instances(settings_), SystemClock::instance(), options);
   Diagnostics diag;  // options were validated by load_and_check; rebuild the sources here
@@ -28,7 +30,8 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
         rec->publish(b, servers, ready, seen);
       });
-  if (auto manager = ConfigManager::create(settings_, reconciler_.get()); !manager) {
+  if (auto manager = haproxy::manage::ConfigManager::create(settings_, reconciler_.get());
+      !manager) {
     log::error("config", "{}", manager.error().message);
   } else if (*manager) {
     config_manager_ = std::move(*manager);

@@ -4,10 +4,10 @@
 
 #include <memory>
 
-#include "app/config_manager.h"
 #include "config/settings.h"
 #include "core/result.h"
 #include "discovery/pipeline.h"
+#include "haproxy/manage/config_manager.h"
 #include "reconcile/reconciler.h"
 
 namespace ep::app {
@@ -31,7 +31,7 @@ class Daemon {
   reconcile::Reconciler& reconciler() { return *reconciler_; }
   discovery::Pipeline& pipeline() { return *pipeline_; }
   const config::Settings& settings() const { return settings_; }
-  ConfigManager* config_manager() { return config_manager_.get(); }
+  haproxy::manage::ConfigManager* config_manager() { return config_manager_.get(); }
 
  private:
   Status bootstrap();
@@ -39,7 +39,8 @@ class Daemon {
   config::Settings settings_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
   std::unique_ptr<discovery::Pipeline> pipeline_;
-  std::unique_ptr<ConfigManager> config_manager_;  // config file management (optional)
+  std::unique_ptr<haproxy::manage::ConfigManager>
+      config_manager_;  // config file management (optional)
   bool started_ = false;
 };
 

@@ -3,25 +3,17 @@
 // are stopped only after ElasticProxy has drained and removed them, as a real deployment would
 // terminate an instance after deregistration. The point: zero failed requests.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <vector>
@@ -30,171 +22,15 @@
 #include "app/daemon.h"
 #include "app/wiring.h"
 #include "core/log.h"
-#include "core/metrics.h"
-#include "net/curl_http_client.h"
-#include "ops/http_server.h"
+#include "demo/haproxy_process.h"
+#include "demo/load_generator.h"
+#include "demo/local_backend.h"
 
 namespace ep::app {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-int listen_loopback(int& port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 512) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  port = ntohs(addr.sin_port);
-  return fd;
-}
-
-int free_port() {
-  int port = 0;
-  int fd = listen_loopback(port);
-  if (fd >= 0) ::close(fd);
-  return port;
-}
-
-// A local backend: the project's HTTP server answering 200 with its name. Its port is fixed
-// once chosen, so a restarted backend keeps its address.
-class Backend {
- public:
-  explicit Backend(int index) : index_(index) {}
-  ~Backend() { stop(); }
-
-  bool start() {
-    if (server_) return true;
-    if (port_ == 0) port_ = free_port();
-    ops::HttpLimits limits;
-    // HAProxy is one peer holding many connections (health checks, load): no per-peer cap.
-    limits.max_connections = 1024;
-    limits.max_connections_per_peer = 1024;
-    const std::string body = fmt::format("backend-{}\n", index_);
-    auto server = std::make_unique<ops::HttpServer>(
-        [body](const ops::HttpRequest&) {
-          ops::HttpResponse r;
-          r.body = body;
-          return r;
-        },
-        limits);
-    if (Status st = server->start(target()); !st) {
-      std::fprintf(stderr, "demo: backend %d: %s\n", index_, st.error().message.c_str());
-      return false;
-    }
-    server_ = std::move(server);
-    running_ = true;
-    return true;
-  }
-
-  void stop() {
-    running_ = false;
-    if (server_) server_->stop();
-    server_.reset();
-  }
-
-  int port() const { return port_; }
-  bool running() const { return running_; }
-  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int index_;
-  int port_ = 0;
-  std::atomic<bool> running_{false};
-  std::unique_ptr<ops::HttpServer> server_;
-};
-
-struct LoadStats {
-  std::atomic<long> sent{0};
-  std::atomic<long> ok{0};
-  std::atomic<long> failed{0};
-  std::mutex mu;
-  std::map<std::string, long> by_backend;
-  std::map<std::string, long> failures;
-};
-
-// One request on a new connection (as many real clients do: `Connection: close`), through the
-// project's HTTP client; returns "" on success, else why.
-std::string request_once(net::HttpClient& client, int port, std::string& backend) {
-  net::HttpRequest req;
-  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
-  req.headers = {{"Host", "demo"}, {"Connection", "close"}};
-  req.timeout = std::chrono::seconds(5);
-  req.direct = true;  // HAProxy on loopback, whatever http_proxy says
-  auto resp = client.perform(req);
-  if (!resp) return resp.error().message;
-  if (resp->status != 200) return "status " + std::to_string(resp->status);
-  backend = resp->body;
-  while (!backend.empty() && backend.back() == '\n') backend.pop_back();
-  return "";
-}
-
-class HaproxyProcess {
- public:
-  ~HaproxyProcess() { stop(); }
-  bool start(const fs::path& config, const fs::path& log) {
-    pid_ = ::fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execlp("haproxy", "haproxy", "-db", "-f", config.c_str(), static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-    return true;
-  }
-  bool alive() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    return ::waitpid(pid_, &status, WNOHANG) == 0;
-  }
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 200; ++i) {
-      if (::waitpid(pid_, &status, WNOHANG) != 0) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-void write_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-  }
-  fs::rename(tmp, path);
-}
-
-std::string file_sd(const std::vector<const Backend*>& live) {
-  std::string targets;
-  for (const auto* b : live) targets += (targets.empty() ? "\"" : ", \"") + b->target() + "\"";
-  return "[{\"targets\": [" + targets + "], \"labels\": {\"env\": \"demo\"}}]\n";
-}
 
 std::string elapsed(Clock::time_point start) {
   return fmt::format("{:6.1f}s", std::chrono::duration<double>(Clock::now() - start).count());
@@ -210,13 +46,13 @@ int cmd_demo(const DemoOptions& options) {
     return kExitFailed;
   }
   const fs::path dir = tmpl;
-  const int fe_port = free_port();
+  const int fe_port = demo::free_port();
   std::printf("ElasticProxy demo in %s\n", dir.c_str());
 
   // Local backends (their ports are fixed once chosen, so a restarted backend keeps its address).
-  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::unique_ptr<demo::LocalBackend>> backends;
   for (int i = 0; i < options.backends; ++i) {
-    backends.push_back(std::make_unique<Backend>(i + 1));
+    backends.push_back(std::make_unique<demo::LocalBackend>(i + 1));
     if (!backends.back()->start()) {
       std::fprintf(stderr, "demo: cannot start a local backend\n");
       return kExitFailed;
@@ -233,7 +69,7 @@ int cmd_demo(const DemoOptions& options) {
         << "frontend fe\n  bind 127.0.0.1:" << fe_port << "\n  default_backend web\n"
         << "backend web\n  balance roundrobin\n";
   }
-  HaproxyProcess haproxy;
+  demo::HaproxyProcess haproxy;
   if (!haproxy.start(haproxy_cfg, dir / "haproxy.log")) {
     std::fprintf(stderr, "demo: cannot start haproxy\n");
     return kExitFailed;
@@ -245,9 +81,9 @@ int cmd_demo(const DemoOptions& options) {
   std::vector<int> schedule = {2, 4, options.backends, 3, 5, 0, 4, options.backends, 3, 2};
   for (int& n : schedule) n = n == 0 ? 0 : std::clamp(n, 2, options.backends);
   const fs::path targets = dir / "web.json";
-  std::vector<const Backend*> live;
+  std::vector<const demo::LocalBackend*> live;
   for (int i = 0; i < schedule[0]; ++i) live.push_back(backends[i].get());
-  write_atomically(targets, file_sd(live));
+  demo::write_atomically(targets, demo::file_sd(live));
 
   const fs::path config = dir / "elasticproxy.yaml";
   {
@@ -285,37 +121,16 @@ int cmd_demo(const DemoOptions& options) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
 
-  LoadStats stats;
-  std::atomic<bool> loading{true};
-  std::vector<std::thread> load;
-  for (int t = 0; t < options.load_threads; ++t) {
-    load.emplace_back([&] {
-      net::CurlHttpClient client;
-      while (loading) {
-        std::string backend;
-        std::string err = request_once(client, fe_port, backend);
-        stats.sent++;
-        if (err.empty()) {
-          stats.ok++;
-          std::lock_guard lock(stats.mu);
-          stats.by_backend[backend]++;
-        } else {
-          stats.failed++;
-          std::lock_guard lock(stats.mu);
-          stats.failures[err]++;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-    });
-  }
+  demo::LoadGenerator load;
+  load.start(fe_port, options.load_threads);
   std::printf("[%s] load started: %d clients, a new connection per request\n",
               elapsed(start).c_str(), options.load_threads);
 
   // Scale in and out on a schedule. A backend leaving discovery is stopped only once
   // ElasticProxy has removed it from HAProxy; a joining one is started before it is announced.
   const auto step = options.duration / static_cast<long>(schedule.size());
-  std::set<const Backend*> retiring;
-  auto in_haproxy = [&](const Backend* b) {
+  std::set<const demo::LocalBackend*> retiring;
+  auto in_haproxy = [&](const demo::LocalBackend* b) {
     const std::string name = "ep-" + b->target();
     for (const auto& inst : daemon.reconciler().status()) {
       for (const auto& be : inst.backends) {
@@ -331,7 +146,7 @@ int cmd_demo(const DemoOptions& options) {
     while (Clock::now() < until) {
       for (auto it = retiring.begin(); it != retiring.end();) {
         if (!in_haproxy(*it)) {
-          const_cast<Backend*>(*it)->stop();
+          const_cast<demo::LocalBackend*>(*it)->stop();
           std::printf("[%s] backend %s removed from HAProxy; instance stopped\n",
                       elapsed(start).c_str(), (*it)->target().c_str());
           it = retiring.erase(it);
@@ -347,12 +162,12 @@ int cmd_demo(const DemoOptions& options) {
       std::printf("[%s] discovery has a bad minute: %s now lists no backend at all\n",
                   elapsed(start).c_str(), targets.filename().c_str());
       std::fflush(stdout);
-      write_atomically(targets, "[]\n");
+      demo::write_atomically(targets, "[]\n");
       continue;  // `live` stays what it was: those instances are still alive
     }
-    std::vector<const Backend*> next;
+    std::vector<const demo::LocalBackend*> next;
     for (int b = 0; b < want; ++b) {
-      Backend* be = backends[b].get();
+      demo::LocalBackend* be = backends[b].get();
       retiring.erase(be);
       if (!be->running()) be->start();
       next.push_back(be);
@@ -364,25 +179,24 @@ int cmd_demo(const DemoOptions& options) {
                 live.size(), want, targets.filename().c_str());
     std::fflush(stdout);
     live = next;
-    write_atomically(targets, file_sd(live));
+    demo::write_atomically(targets, demo::file_sd(live));
   }
-  loading = false;
-  for (auto& t : load) t.join();
+  load.stop();
+  const demo::LoadTotals stats = load.totals();
   daemon.stop();
   const bool haproxy_ok = haproxy.alive();
   haproxy.stop();
   for (auto& b : backends) b->stop();
 
-  const double changes = Metrics::global().total("elasticproxy_changes_applied_total");
+  const double changes = daemon.reconciler().stats().changes_applied_total.total();
   std::printf("\n== ElasticProxy demo result\n");
-  std::printf("requests sent: %ld, ok: %ld, failed: %ld\n", stats.sent.load(), stats.ok.load(),
-              stats.failed.load());
+  std::printf("requests sent: %ld, ok: %ld, failed: %ld\n", stats.sent, stats.ok, stats.failed);
   std::printf("runtime changes applied: %.0f, HAProxy reloads: 0\n", changes);
   for (const auto& [name, n] : stats.by_backend) std::printf("  %-12s %ld\n", name.c_str(), n);
   for (const auto& [why, n] : stats.failures) std::printf("  failed: %s x%ld\n", why.c_str(), n);
   if (!options.keep) fs::remove_all(dir);
   if (!haproxy_ok) std::printf("HAProxy died during the demo\n");
-  return stats.failed.load() == 0 && stats.sent.load() > 0 && haproxy_ok ? kExitOk : kExitFailed;
+  return stats.failed == 0 && stats.sent > 0 && haproxy_ok ? kExitOk : kExitFailed;
 }
 
 }  // namespace ep::app

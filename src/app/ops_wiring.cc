@@ -7,6 +7,7 @@
 #include "app/daemon.h"
 #include "config/settings.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "ops/redact.h"
 #include "ops/status_client.h"
 #include "ops/systemd_notify.h"
@@ -113,6 +114,7 @@ int OpsRuntime::begin(const config::Settings& settings) {
   sockets_ = settings.haproxy.sockets;
   metrics_ = settings.metrics;
   endpoint_options_.version = EP_VERSION;
+  endpoint_options_.metrics = &Metrics::global();
   endpoint_options_.stuck_after = stuck_after(settings);
   start_http(settings);
   ops::notify_status("starting: waiting for the first convergence");

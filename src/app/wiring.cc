@@ -1,13 +1,14 @@
 #include "app/wiring.h"
 
-#include "app/config_wiring.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "discovery/aws/asg_source.h"
 #include "discovery/consul/consul_source.h"
 #include "discovery/dns/dns_source.h"
 #include "discovery/etcd/etcd_source.h"
 #include "discovery/file/file_source.h"
 #include "discovery/static/static_source.h"
+#include "haproxy/manage/settings.h"
 #include "haproxy/runtime/runtime_instance.h"
 
 namespace ep::app {
@@ -31,6 +32,7 @@ std::vector<discovery::BackendSources> build_sources(const config::Settings& set
     discovery::SourceContext context;
     context.backend = backend.policy.name;
     context.server_states = server_states;
+    context.metrics = &Metrics::global();
     context.base_dir = settings.file.has_parent_path() ? settings.file.parent_path()
                                                        : std::filesystem::current_path();
     for (const auto& spec : backend.sources) {
@@ -112,7 +114,7 @@ Result<config::Settings> load_and_check(const std::string& path) {
   if (settings) {
     Diagnostics diag;
     (void)build_sources(*settings, diag);
-    check_config_management(*settings, diag);
+    haproxy::manage::check_config_management(*settings, diag);
     if (!diag.ok()) return Error::invalid(diag.joined());
     return settings;
   }
@@ -124,7 +126,7 @@ Result<config::Settings> load_and_check(const std::string& path) {
   config::Settings partial = config::settings_from_node(*root, path, diag);
   partial.file = path;
   (void)build_sources(partial, diag);
-  check_config_management(partial, diag);
+  haproxy::manage::check_config_management(partial, diag);
   return Error::invalid(diag.joined());
 }
 

@@ -1,8 +1,10 @@
 #include "core/metrics.h"
 
-#include <algorithm>
-#include <cmath>
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
 
 namespace ep {
 namespace {
@@ -14,10 +16,14 @@ std::vector<double> default_buckets() {
 std::string escape_label(std::string_view v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -42,7 +48,8 @@ std::string render_labels(const Labels& labels, std::string_view extra_key = {},
 
 std::string number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);
 }
 
@@ -90,8 +97,11 @@ void Metrics::set(std::string_view name, const Labels& labels, double value) {
 
 void Metrics::observe(std::string_view name, const Labels& labels, double value) {
   std::lock_guard lock(mu_);
-  Family& f = family(name, Type::kHistogram);
-  Histogram& h = f.histograms[sorted(labels)];
+  observe_into(family(name, Type::kHistogram), sorted(labels), value);
+}
+
+void Metrics::observe_into(Family& f, const Labels& key, double value) {
+  Histogram& h = f.histograms[key];
   if (h.counts.size() != f.buckets.size()) h.counts.assign(f.buckets.size(), 0);
   for (size_t i = 0; i < f.buckets.size(); ++i) {
     if (value <= f.buckets[i]) {
@@ -101,6 +111,46 @@ void Metrics::observe(std::string_view name, const Labels& labels, double value)
   }
   h.sum += value;
   h.count += 1;
+}
+
+Metrics::Family& Metrics::family(const Spec& spec) {
+  auto it = families_.find(spec.name);
+  if (it != families_.end()) return it->second;
+  Family f;
+  f.type = spec.type;
+  f.help = spec.help;
+  f.label_names = spec.label_names;
+  f.buckets =
+      spec.buckets.empty() && spec.type == Type::kHistogram ? default_buckets() : spec.buckets;
+  return families_.emplace(spec.name, std::move(f)).first->second;
+}
+
+void Metrics::declare(const Spec& spec) {
+  std::lock_guard lock(mu_);
+  Family& f = family(spec);
+  // A second declaration (another instance of the part) restates the same text; keep it current.
+  f.type = spec.type;
+  f.help = spec.help;
+  f.label_names = spec.label_names;
+  if (!spec.buckets.empty()) f.buckets = spec.buckets;
+}
+
+void Metrics::record(const Spec& spec, const LabelValues& values, double v, bool add) {
+  Labels labels;
+  labels.reserve(values.size());
+  for (size_t i = 0; i < values.size() && i < spec.label_names.size(); ++i) {
+    labels.emplace_back(spec.label_names[i], values[i]);
+  }
+  labels = sorted(std::move(labels));
+  std::lock_guard lock(mu_);
+  Family& f = family(spec);
+  if (spec.type == Type::kHistogram) {
+    observe_into(f, labels, v);
+  } else if (add) {
+    f.values[labels] += v;
+  } else {
+    f.values[labels] = v;
+  }
 }
 
 double Metrics::value(std::string_view name, const Labels& labels) const {
@@ -156,9 +206,40 @@ std::string Metrics::render_prometheus() const {
   return out;
 }
 
+std::vector<Metrics::FamilyInfo> Metrics::families() const {
+  std::lock_guard lock(mu_);
+  std::vector<FamilyInfo> out;
+  for (const auto& [name, f] : families_) out.push_back({name, f.type, f.help, f.label_names});
+  return out;
+}
+
 void Metrics::reset() {
   std::lock_guard lock(mu_);
   families_.clear();
 }
+
+MetricHandle::MetricHandle(Metrics& registry, Metrics::Type type, std::string name,
+                           std::string help, std::vector<std::string> label_names,
+                           std::vector<double> buckets)
+    : registry_(&registry),
+      spec_(std::make_shared<const Metrics::Spec>(Metrics::Spec{
+          std::move(name), type, std::move(help), std::move(label_names), std::move(buckets)})) {
+  registry_->declare(*spec_);
+}
+
+void MetricHandle::record(const LabelValues& values, double v, bool add) const {
+  assert(values.size() == spec_->label_names.size() && "label values must match the declaration");
+  registry_->record(*spec_, values, v, add);
+}
+
+double MetricHandle::value(const LabelValues& values) const {
+  Labels labels;
+  for (size_t i = 0; i < values.size() && i < spec_->label_names.size(); ++i) {
+    labels.emplace_back(spec_->label_names[i], values[i]);
+  }
+  return registry_->value(spec_->name, labels);
+}
+
+double MetricHandle::total() const { return registry_->total(spec_->name); }
 
 }  // namespace ep

@@ -1,8 +1,12 @@
 #pragma once
-// A small thread-safe metrics registry (counters, gauges, histograms). Parts record into it;
-// ops renders it in the Prometheus text format. No I/O here.
+// A small thread-safe metrics registry (counters, gauges, histograms) and the typed handles parts
+// record through. Each part declares its metrics once, in a stats struct of handles (name, help
+// text and label names together, e.g. reconcile/stats.h), built on the registry it is handed;
+// call sites say `stats_.reloads_total.inc({"ok"})` and never spell a metric name. ops renders
+// the registry in the Prometheus text format. No I/O here.
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -12,6 +16,10 @@
 namespace ep {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
+// Label values in the order of the metric's declared label names.
+using LabelValues = std::vector<std::string>;
+
+class Metrics;
 
 class Metrics {
  public:
@@ -34,9 +42,32 @@ class Metrics {
   double total(std::string_view name) const;
 
   std::string render_prometheus() const;
-  void reset();  // tests only
+  // The declared or recorded families, sorted by name (label names: as declared by a typed
+  // handle; empty for a family only recorded by name).
+  struct FamilyInfo {
+    std::string name;
+    Type type;
+    std::string help;
+    std::vector<std::string> label_names;
+  };
+  std::vector<FamilyInfo> families() const;
+  // Clears every value and declaration (tests only). Typed handles stay valid: their family is
+  // declared again, with its help text, on their next record.
+  void reset();
 
  private:
+  friend class MetricHandle;
+  // What a typed handle declared; shared by the handle and its copies.
+  struct Spec {
+    std::string name;
+    Type type;
+    std::string help;
+    std::vector<std::string> label_names;
+    std::vector<double> buckets;
+  };
+  void declare(const Spec& spec);
+  void record(const Spec& spec, const LabelValues& values, double v, bool add);
+
   struct Histogram {
     std::vector<double> counts;  // per bucket (non-cumulative)
     double sum = 0;
@@ -46,13 +77,70 @@ class Metrics {
     Type type = Type::kCounter;
     std::string help;
     std::vector<double> buckets;
+    std::vector<std::string> label_names;
     std::map<Labels, double> values;
     std::map<Labels, Histogram> histograms;
   };
   Family& family(std::string_view name, Type type);
+  Family& family(const Spec& spec);
+  static void observe_into(Family& f, const Labels& key, double value);
 
   mutable std::mutex mu_;
   std::map<std::string, Family, std::less<>> families_;
+};
+
+// What the typed handles share: the registry and the declaration. Copyable; valid as long as the
+// registry lives. Recording is thread-safe (the registry's lock).
+class MetricHandle {
+ public:
+  const std::string& name() const { return spec_->name; }
+  const std::string& help() const { return spec_->help; }
+  const std::vector<std::string>& label_names() const { return spec_->label_names; }
+  // Value for these label values (counter/gauge; histogram: observation count), 0 if unrecorded.
+  double value(const LabelValues& values = {}) const;
+  // Sum over every label set (histogram: total observation count).
+  double total() const;
+
+ protected:
+  // Declares the family on `registry` (HELP/TYPE even before the first record).
+  MetricHandle(Metrics& registry, Metrics::Type type, std::string name, std::string help,
+               std::vector<std::string> label_names, std::vector<double> buckets = {});
+  // `values` must match the declared label names one for one (asserted).
+  void record(const LabelValues& values, double v, bool add) const;
+
+ private:
+  Metrics* registry_;
+  std::shared_ptr<const Metrics::Spec> spec_;
+};
+
+class Counter : public MetricHandle {
+ public:
+  Counter(Metrics& registry, std::string name, std::string help,
+          std::vector<std::string> label_names = {})
+      : MetricHandle(registry, Metrics::Type::kCounter, std::move(name), std::move(help),
+                     std::move(label_names)) {}
+  void inc(const LabelValues& values = {}, double by = 1) const { record(values, by, true); }
+};
+
+class Gauge : public MetricHandle {
+ public:
+  Gauge(Metrics& registry, std::string name, std::string help,
+        std::vector<std::string> label_names = {})
+      : MetricHandle(registry, Metrics::Type::kGauge, std::move(name), std::move(help),
+                     std::move(label_names)) {}
+  void set(const LabelValues& values, double value) const { record(values, value, false); }
+  void set(double value) const { record({}, value, false); }
+};
+
+class Histogram : public MetricHandle {
+ public:
+  // Empty `buckets`: the registry's default (1 ms .. 10 s).
+  Histogram(Metrics& registry, std::string name, std::string help,
+            std::vector<std::string> label_names = {}, std::vector<double> buckets = {})
+      : MetricHandle(registry, Metrics::Type::kHistogram, std::move(name), std::move(help),
+                     std::move(label_names), std::move(buckets)) {}
+  void observe(const LabelValues& values, double value) const { record(values, value, false); }
+  void observe(double value) const { record({}, value, false); }
 };
 
 }  // namespace ep

@@ -19,26 +19,6 @@ namespace {
 constexpr size_t kMaxNameLength = 100;
 constexpr size_t kMaxShownText = 120;
 constexpr const char* kComponent = "guard";
-constexpr const char* kRejectedMetric = "elasticproxy_endpoints_rejected_total";
-constexpr const char* kHeldMetric = "elasticproxy_snapshots_held_total";
-constexpr const char* kHeldGauge = "elasticproxy_backend_held";
-constexpr const char* kSourceErrorsMetric = "elasticproxy_source_errors_total";
-
-void describe_metrics() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    auto& m = Metrics::global();
-    m.describe(kRejectedMetric, Metrics::Type::kCounter,
-               "Endpoints rejected by the guard (not an IP literal, bad port or weight, ...)");
-    m.describe(kHeldMetric, Metrics::Type::kCounter,
-               "Snapshots held back because they were empty or removed too many servers");
-    m.describe(kHeldGauge, Metrics::Type::kGauge,
-               "1 while a backend's new server set is held back by the safety policy");
-    m.describe(kSourceErrorsMetric, Metrics::Type::kCounter,
-               "Failed snapshots per source (the last good set is kept)");
-  });
-}
-
 // Untrusted text shown in a log line: escaped so that it cannot forge lines or hide characters.
 std::string shown(std::string_view s) {
   std::string out;
@@ -252,16 +232,15 @@ Validated validate_all(const std::vector<Endpoint>& endpoints,
 }
 
 BackendGuard::BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
-                           const Clock& clock)
-    : policy_(std::move(policy)), clock_(clock) {
-  describe_metrics();
+                           const Clock& clock, Metrics* metrics)
+    : policy_(std::move(policy)), clock_(clock), stats_(metrics ? *metrics : Metrics::global()) {
   for (auto& n : source_names) {
     SourceState st;
     st.name = std::move(n);
     sources_.push_back(std::move(st));
   }
   last_good_.resize(sources_.size());
-  Metrics::global().set(kHeldGauge, {{"backend", policy_.name}}, 0);
+  stats_.backend_held.set({policy_.name}, 0);
 }
 
 bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot) {
@@ -271,15 +250,12 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
     return false;
   }
   SourceState& st = sources_[source_index];
-  const Labels labels{{"backend", policy_.name}, {"source", st.name}};
 
   if (!snapshot.ok()) {
     st.failing = true;
     st.last_error = snapshot.error().message;
     // reason = the error kind: unavailable (down, timeout), invalid (garbage, bad file), refused…
-    Metrics::global().inc(kSourceErrorsMetric, {{"backend", policy_.name},
-                                                {"source", st.name},
-                                                {"reason", to_string(snapshot.error().kind)}});
+    stats_.source_errors_total.inc({policy_.name, st.name, to_string(snapshot.error().kind)});
     std::lock_guard lock(g_log_mu);
     log_state(policy_.name, st.name)
         .failures->failure(snapshot.error().message + " (keeping the last good set)");
@@ -306,7 +282,8 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
     ls.rejected_seen = std::move(now);
   }
   if (!v.rejected.empty()) {
-    Metrics::global().inc(kRejectedMetric, labels, static_cast<double>(v.rejected.size()));
+    stats_.endpoints_rejected_total.inc({policy_.name, st.name},
+                                        static_cast<double>(v.rejected.size()));
   }
   st.delivered = true;
   st.failing = false;
@@ -333,7 +310,7 @@ bool BackendGuard::evaluate() {
   held_.clear();
   hold_ = Hold::kNone;
   applied_once_ = true;
-  Metrics::global().set(kHeldGauge, {{"backend", policy_.name}}, 0);
+  stats_.backend_held.set({policy_.name}, 0);
   return changed;
 }
 
@@ -384,12 +361,11 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
     if (fraction > policy_.safety.max_remove_fraction) reason = Hold::kShrink;
   }
 
-  const Labels backend_label{{"backend", policy_.name}};
   if (reason == Hold::kNone) {
     if (hold_ != Hold::kNone) {
       log::info(kComponent, "backend {}: held {} snapshot replaced by an acceptable one",
                 policy_.name, to_string(hold_));
-      Metrics::global().set(kHeldGauge, backend_label, 0);
+      stats_.backend_held.set({policy_.name}, 0);
     }
     hold_ = Hold::kNone;
     held_.clear();
@@ -403,8 +379,8 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
   hold_ = reason;
   held_ = std::move(cand);
   held_since_ = clock_.now();
-  Metrics::global().inc(kHeldMetric, {{"backend", policy_.name}, {"reason", to_string(reason)}});
-  Metrics::global().set(kHeldGauge, backend_label, 1);
+  stats_.snapshots_held_total.inc({policy_.name, to_string(reason)});
+  stats_.backend_held.set({policy_.name}, 1);
   if (reason == Hold::kGrowth) {
     log::warn(kComponent,
               "backend {}: holding back a snapshot of {} servers, more than safety.max_servers "

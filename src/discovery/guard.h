@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/model.h"
 #include "core/result.h"
+#include "discovery/stats.h"
 #include "reconcile/policy.h"
 
 namespace ep::discovery {
@@ -61,8 +62,10 @@ const char* to_string(Hold hold);
 //   held, ready() is false: the reconciler leaves the backend as it is.
 class BackendGuard {
  public:
+  // `metrics`: the registry its stats (discovery/stats.h) record into; null: Metrics::global().
+  // Must outlive the guard.
   BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
-               const Clock& clock);
+               const Clock& clock, Metrics* metrics = nullptr);
 
   // Returns true when desired() changed.
   bool on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot);
@@ -94,6 +97,7 @@ class BackendGuard {
 
   reconcile::BackendPolicy policy_;
   const Clock& clock_;
+  GuardStats stats_;
   std::vector<SourceState> sources_;
   std::vector<std::vector<ServerSpec>> last_good_;
   std::vector<ServerSpec> desired_;

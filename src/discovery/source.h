@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/config_node.h"
+#include "core/metrics.h"
 #include "core/model.h"
 #include "core/result.h"
 
@@ -69,6 +70,9 @@ struct SourceContext {
   // HAProxy's server states, for sources that wait on them (AWS lifecycle hooks). Null outside
   // the daemon. Thread-safe; outlives the source (the daemon hands its reconciler).
   const ServerStateView* server_states = nullptr;
+  // The registry the source declares its stats on (a typed struct per source, e.g.
+  // discovery/consul/stats.h); null: Metrics::global(). Outlives the source.
+  Metrics* metrics = nullptr;
   // The runtime is handed to Source::start_on() by the Pipeline, not through the context.
 };
 

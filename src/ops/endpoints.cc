@@ -42,30 +42,6 @@ const char* server_state(const ActualServer& s) {
   return "unknown";
 }
 
-void describe_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    auto& m = Metrics::global();
-    m.describe("elasticproxy_source_up", Metrics::Type::kGauge,
-               "1 when the source's last fetch succeeded, 0 while it fails (its last good set is "
-               "kept).");
-    m.describe("elasticproxy_source_last_success_timestamp_seconds", Metrics::Type::kGauge,
-               "Unix time of the source's last good snapshot (absent before the first one).");
-    m.describe("elasticproxy_source_endpoints", Metrics::Type::kGauge,
-               "Endpoints in the source's last good snapshot.");
-    m.describe("elasticproxy_haproxy_instances", Metrics::Type::kGauge,
-               "HAProxy instances configured.");
-    m.describe("elasticproxy_haproxy_instances_reachable", Metrics::Type::kGauge,
-               "HAProxy instances whose admin socket answered on the last pass.");
-    m.describe("elasticproxy_ready", Metrics::Type::kGauge,
-               "1 when every source delivered and every HAProxy instance converged (/readyz).");
-    m.describe("elasticproxy_reconciler_last_loop_age_seconds", Metrics::Type::kGauge,
-               "Seconds since the reconciler loop last completed an iteration.");
-    m.describe("elasticproxy_build_info", Metrics::Type::kGauge,
-               "Always 1; the version is in the label.");
-  });
-}
-
 HttpResponse text(int status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -237,32 +213,32 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options) {
-  describe_once();
-  auto& m = Metrics::global();
+void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options,
+                           const OpsStats& stats) {
   for (const auto& g : snap.guards) {
     for (const auto& s : g.sources) {
-      const Labels labels{{"backend", g.backend}, {"source", redact(s.source)}};
-      m.set("elasticproxy_source_up", labels, s.delivered && !s.failing ? 1 : 0);
-      m.set("elasticproxy_source_endpoints", labels, static_cast<double>(s.endpoints));
+      const LabelValues labels{g.backend, redact(s.source)};
+      stats.source_up.set(labels, s.delivered && !s.failing ? 1 : 0);
+      stats.source_endpoints.set(labels, static_cast<double>(s.endpoints));
       if (s.last_success) {
-        m.set("elasticproxy_source_last_success_timestamp_seconds", labels,
-              unix_seconds(*s.last_success, snap.now));
+        stats.source_last_success_timestamp_seconds.set(labels,
+                                                        unix_seconds(*s.last_success, snap.now));
       }
     }
   }
   double reachable = 0;
   for (const auto& i : snap.instances) reachable += i.reachable ? 1 : 0;
-  m.set("elasticproxy_haproxy_instances", {}, static_cast<double>(snap.instances.size()));
-  m.set("elasticproxy_haproxy_instances_reachable", {}, reachable);
-  m.set("elasticproxy_ready", {}, check_ready(snap).ok ? 1 : 0);
-  m.set("elasticproxy_reconciler_last_loop_age_seconds", {},
-        seconds_between(snap.last_loop, snap.now));
-  m.set("elasticproxy_build_info", {{"version", options.version}}, 1);
+  stats.haproxy_instances.set(static_cast<double>(snap.instances.size()));
+  stats.haproxy_instances_reachable.set(reachable);
+  stats.ready.set(check_ready(snap).ok ? 1 : 0);
+  stats.reconciler_last_loop_age_seconds.set(seconds_between(snap.last_loop, snap.now));
+  stats.build_info.set({options.version}, 1);
 }
 
 HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions options) {
-  return [snapshot = std::move(snapshot), options = std::move(options)](const HttpRequest& req) {
+  Metrics& registry = options.metrics ? *options.metrics : Metrics::global();
+  return [snapshot = std::move(snapshot), options = std::move(options), &registry,
+          stats = OpsStats(registry)](const HttpRequest& req) {
     static const char* kPaths[] = {"/metrics", "/healthz", "/readyz", "/status", "/"};
     bool known = false;
     for (const char* p : kPaths) known = known || req.path == p;
@@ -302,10 +278,10 @@ HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions option
       return r;
     }
     // /metrics
-    if (snap) update_scrape_metrics(*snap, options);
+    if (snap) update_scrape_metrics(*snap, options, stats);
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = redact(Metrics::global().render_prometheus());
+    r.body = redact(registry.render_prometheus());
     return r;
   };
 }

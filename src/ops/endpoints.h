@@ -1,6 +1,6 @@
 #pragma once
 // The operations endpoints, independent of how the daemon is wired:
-//   GET /metrics  Prometheus text exposition (ep::Metrics::global(), refreshed per scrape)
+//   GET /metrics  Prometheus text exposition (EndpointOptions::metrics, refreshed per scrape)
 //   GET /healthz  200 while the reconciler loop is not stuck (last loop within `stuck_after`)
 //   GET /readyz   200 once every source delivered a first snapshot and every HAProxy instance is
 //                 converged; 503 with the reasons otherwise
@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "discovery/pipeline.h"
 #include "ops/http_server.h"
+#include "ops/stats.h"
 #include "reconcile/reconciler.h"
 
 namespace ep::ops {
@@ -46,6 +47,9 @@ struct EndpointOptions {
   std::chrono::milliseconds stuck_after{30'000};
   // Host names accepted besides IP literals and localhost (metrics.allowed_hosts); "*" = any.
   std::vector<std::string> allowed_hosts{};
+  // The registry /metrics renders and the scrape-time gauges (ops/stats.h) record into; null:
+  // Metrics::global(). Must outlive the handler.
+  Metrics* metrics = nullptr;
 };
 
 // True when `host` (a Host header value: name or IP literal, optional ":port") is an IPv4 or
@@ -64,7 +68,8 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
 
 // Sets the gauges derived from the snapshot right before a scrape: per-source up / last success
 // timestamp / endpoints, HAProxy instances reachable, build info.
-void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options);
+void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options,
+                           const OpsStats& stats);
 
 HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions options);
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/log.h"
-#include "core/metrics.h"
 
 namespace ep::reconcile {
 namespace {
@@ -14,39 +13,15 @@ double seconds_between(SteadyTime from, SteadyTime to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-void describe_metrics() {
-  auto& m = Metrics::global();
-  m.describe("elasticproxy_changes_applied_total", Metrics::Type::kCounter,
-             "Runtime changes applied to HAProxy, by backend and kind.");
-  m.describe("elasticproxy_changes_failed_total", Metrics::Type::kCounter,
-             "Runtime changes HAProxy rejected or that could not be sent, by backend and kind.");
-  m.describe("elasticproxy_backend_servers_desired", Metrics::Type::kGauge,
-             "Servers discovery wants in the backend.");
-  m.describe("elasticproxy_backend_servers_actual", Metrics::Type::kGauge,
-             "Managed servers HAProxy has in the backend (including draining ones).");
-  m.describe("elasticproxy_drains_in_progress", Metrics::Type::kGauge,
-             "Servers draining before removal.");
-  m.describe("elasticproxy_drains_timed_out_total", Metrics::Type::kCounter,
-             "Drains that reached drain_timeout with sessions left.");
-  m.describe("elasticproxy_convergence_seconds", Metrics::Type::kHistogram,
-             "Time from a discovery change being seen to HAProxy confirming it.");
-  m.describe("elasticproxy_haproxy_up", Metrics::Type::kGauge,
-             "1 when the HAProxy instance's admin socket answers.");
-  m.describe("elasticproxy_haproxy_restarts_detected_total", Metrics::Type::kCounter,
-             "HAProxy restarts (new start time or pid) noticed, each followed by a resync.");
-  m.describe("elasticproxy_slots_missing", Metrics::Type::kGauge,
-             "Desired servers that found no free slot (slot mode).");
-  m.describe("elasticproxy_reconcile_passes_total", Metrics::Type::kCounter,
-             "Reconcile passes run.");
-}
-
 }  // namespace
 
 Reconciler::Reconciler(std::vector<BackendPolicy> backends,
                        std::vector<std::unique_ptr<Instance>> instances, const Clock& clock,
                        ReconcilerOptions options)
-    : backends_(std::move(backends)), clock_(clock), options_(options) {
-  describe_metrics();
+    : backends_(std::move(backends)),
+      clock_(clock),
+      options_(options),
+      stats_(options.metrics ? *options.metrics : Metrics::global()) {
   desired_.assign(backends_.size(), std::make_shared<const Desired>());
   due_.resize(backends_.size());
   status_generation_.assign(backends_.size(), 0);
@@ -268,7 +243,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
     }
     desired = desired_;  // pointers: O(backends) copies of a shared_ptr, no server lists
   }
-  Metrics::global().inc("elasticproxy_reconcile_passes_total");
+  stats_.reconcile_passes_total.inc();
   std::vector<std::vector<size_t>> touched(runs_.size());
   for (size_t i = 0; i < runs_.size(); ++i) {
     touched[i] = pass_instance(runs_[i], desired, full_resync, report);
@@ -326,7 +301,6 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
                                               PassReport& report) {
   const SteadyTime now = clock_.now();
   const std::string& iname = run.instance->name();
-  const Labels inst_labels{{"instance", iname}};
 
   bool retry_due = run.retry_at && *run.retry_at <= now;
   std::vector<size_t> todo;
@@ -352,7 +326,7 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     run.last_error = message;
     ++run.failures;
     run.retry_at = clock_.now() + backoff(run.failures);
-    Metrics::global().set("elasticproxy_haproxy_up", inst_labels, 0);
+    stats_.haproxy_up.set({iname}, 0);
     report.converged = false;
     report.errors.push_back(iname + ": " + message);
   };
@@ -371,7 +345,7 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
   if (restarted) {
     log::warn(kLog, "HAProxy {} restarted or reloaded (pid {} -> {}); resyncing every backend",
               iname, run.info.pid, info->pid);
-    Metrics::global().inc("elasticproxy_haproxy_restarts_detected_total", inst_labels);
+    stats_.haproxy_restarts_detected_total.inc({iname});
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
     whole = true;
@@ -387,7 +361,7 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
   run.failures = 0;
   run.retry_at.reset();
   run.last_error.clear();
-  Metrics::global().set("elasticproxy_haproxy_up", inst_labels, 1);
+  stats_.haproxy_up.set({iname}, 1);
   if (todo.empty()) return {};
 
   std::vector<std::string> names;
@@ -413,7 +387,6 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   const BackendPolicy& policy = backends_[b];
   BackendRun& br = run.backends[b];
   const std::string& iname = run.instance->name();
-  const Labels labels{{"backend", policy.name}, {"instance", iname}};
   br.dirty = false;
   br.next_poll.reset();
 
@@ -438,16 +411,14 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   for (const auto& s : actual.servers) {
     if (is_managed(s, policy, mode)) br.managed.push_back(s);
   }
-  Metrics::global().set("elasticproxy_backend_servers_actual", labels,
-                        static_cast<double>(br.managed.size()));
+  stats_.backend_servers_actual.set({policy.name, iname}, static_cast<double>(br.managed.size()));
   if (!desired.ready) {
     // No desired set yet (a source has not delivered): leave HAProxy as it is.
     br.converged = false;
     report.converged = false;
     return;
   }
-  Metrics::global().set("elasticproxy_backend_servers_desired", {{"backend", policy.name}},
-                        static_cast<double>(desired.servers.size()));
+  stats_.backend_servers_desired.set({policy.name}, static_cast<double>(desired.servers.size()));
   const SteadyTime now = clock_.now();
   // Servers found draining that we did not start draining (e.g. after our restart): time their
   // drain from now.
@@ -468,7 +439,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   origins.removing = br.removing;
   Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
-  Metrics::global().set("elasticproxy_slots_missing", labels, plan.missing_slots);
+  stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);
 
   bool failed = false;
   if (!plan.empty()) {
@@ -478,13 +449,13 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
       const ActionResult r = i < results.size()
                                  ? results[i]
                                  : ActionResult{ActionResult::Outcome::kFailed, "no result"};
-      const Labels kind_labels{{"backend", policy.name}, {"kind", to_string(a.kind)}};
+      const LabelValues kind_labels{policy.name, to_string(a.kind)};
       const std::string what =
           a.kind == ActionKind::kAssignSlot ? a.server + " <- " + a.spec.address_port() : a.server;
       switch (r.outcome) {
         case ActionResult::Outcome::kDone:
           ++report.actions_done;
-          Metrics::global().inc("elasticproxy_changes_applied_total", kind_labels);
+          stats_.changes_applied_total.inc(kind_labels);
           log::info(kLog, "{}: {} {} ({}){}", policy.name, to_string(a.kind), what, reason_text(a),
                     runs_.size() > 1 ? " on " + iname : "");
           if (a.kind == ActionKind::kDrain) {
@@ -494,8 +465,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
           if (a.kind == ActionKind::kUndrain) br.removing.erase(a.server);
           if (a.kind == ActionKind::kRemove) {
             if (a.reason == Reason::kDrainTimeout) {
-              Metrics::global().inc("elasticproxy_drains_timed_out_total",
-                                    {{"backend", policy.name}});
+              stats_.drains_timed_out_total.inc({policy.name});
             }
             br.drains.erase(a.server);
             br.removing.erase(a.server);
@@ -509,7 +479,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
         case ActionResult::Outcome::kFailed:
           failed = true;
           ++report.actions_failed;
-          Metrics::global().inc("elasticproxy_changes_failed_total", kind_labels);
+          stats_.changes_failed_total.inc(kind_labels);
           set_error(policy.name + ": " + to_string(a.kind) + " " + what + " failed: " + r.message);
           break;
       }
@@ -521,8 +491,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     br.removing.erase(name);
   }
   report.waiting_drains += plan.waiting.size();
-  Metrics::global().set("elasticproxy_drains_in_progress", labels,
-                        static_cast<double>(br.drains.size()));
+  stats_.drains_in_progress.set({policy.name, iname}, static_cast<double>(br.drains.size()));
 
   if (plan.missing_slots > 0) {
     set_error(policy.name +
@@ -567,8 +536,8 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   if (br.applied_generation != desired.generation) {
     br.applied_generation = desired.generation;
     if (had_actions || !was_converged) {
-      Metrics::global().observe("elasticproxy_convergence_seconds", {{"backend", policy.name}},
-                                seconds_between(desired.seen_at, clock_.now()));
+      stats_.convergence_seconds.observe({policy.name},
+                                         seconds_between(desired.seen_at, clock_.now()));
     }
   }
 }

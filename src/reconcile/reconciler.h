@@ -33,6 +33,7 @@
 #include "reconcile/diff.h"
 #include "reconcile/plan.h"
 #include "reconcile/policy.h"
+#include "reconcile/stats.h"
 
 namespace ep::reconcile {
 
@@ -44,6 +45,9 @@ struct ReconcilerOptions {
   // Cheap liveness probe (`show info`) per instance: a restart (new pid/start time) or a socket
   // that answers again triggers a full resync at once instead of at the next resync_interval.
   std::chrono::milliseconds probe_interval{1'000};
+  // Registry the reconciler's stats (reconcile/stats.h) are declared on and record into; null:
+  // Metrics::global(). Must outlive the reconciler.
+  Metrics* metrics = nullptr;
 };
 
 // What the reconciler knows about one backend on one instance (for /status, `once`, tests).
@@ -86,6 +90,9 @@ class Reconciler : public ServerStateView {
   Reconciler(std::vector<BackendPolicy> backends, std::vector<std::unique_ptr<Instance>> instances,
              const Clock& clock, ReconcilerOptions options = {});
   ~Reconciler();
+
+  // The reconciler's metric handles (the demo reads changes_applied_total).
+  const ReconcileStats& stats() const { return stats_; }
   Reconciler(const Reconciler&) = delete;
   Reconciler& operator=(const Reconciler&) = delete;
 
@@ -188,6 +195,7 @@ class Reconciler : public ServerStateView {
   const std::vector<BackendPolicy> backends_;
   const Clock& clock_;
   const ReconcilerOptions options_;
+  const ReconcileStats stats_;
 
   // runs_ and rng_ belong to the thread running passes: the loop's thread while it runs (no
   // lock: I/O happens there), else a synchronous run_pass() caller holding pass_mu_ (start()

@@ -20,31 +20,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::string_view kComponent = "consul";
 
-void describe_metrics() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    auto& m = Metrics::global();
-    m.describe("elasticproxy_consul_requests_total", Metrics::Type::kCounter,
-               "Requests to Consul's health endpoint by outcome (ok, error).");
-    m.describe("elasticproxy_consul_errors_total", Metrics::Type::kCounter,
-               "Failed Consul reads by reason; the last good set was kept.");
-    m.describe("elasticproxy_consul_index", Metrics::Type::kGauge,
-               "The X-Consul-Index the watch blocks on.");
-    m.describe("elasticproxy_consul_index_resets_total", Metrics::Type::kCounter,
-               "Times the X-Consul-Index went backwards and the watch re-read in full.");
-    m.describe("elasticproxy_consul_instances", Metrics::Type::kGauge,
-               "Instances in the last good answer after filtering.");
-    m.describe("elasticproxy_consul_up", Metrics::Type::kGauge,
-               "1 when the last Consul read succeeded, 0 while failing.");
-    m.describe("elasticproxy_consul_snapshots_published_total", Metrics::Type::kCounter,
-               "Changed instance sets handed to the guard.");
-    m.describe("elasticproxy_consul_empty_confirmations_total", Metrics::Type::kCounter,
-               "Empty answers after a non-empty set that were re-read before publishing.");
-    m.describe("elasticproxy_consul_cache_age_seconds", Metrics::Type::kGauge,
-               "Age header of the last ?cached answer (agent cache staleness).");
-  });
-}
-
 std::string snippet(std::string_view body) {
   std::string s(body.substr(0, 200));
   for (char& c : s) {
@@ -127,14 +102,14 @@ ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFac
       describe_(fmt::format(
           "consul {} at {}", options_.service,
           options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
-      labels_{{"backend", context_.backend}, {"service", options_.service}},
+      labels_{context_.backend, options_.service},
+      stats_(context_.metrics ? *context_.metrics : Metrics::global()),
       token_(options_.token, options_.token_file, describe_),
       reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
   state_.backoff = runtime::Backoff({.initial = options_.backoff_min,
                                      .max = options_.backoff_max,
                                      .multiplier = 2.0,
                                      .jitter = 0.5});
-  describe_metrics();
 }
 
 ConsulSource::~ConsulSource() { stop(); }
@@ -301,14 +276,12 @@ ConsulSource::Fetch ConsulSource::interpret(Result<net::HttpResponse> resp) {
 }
 
 std::optional<milliseconds> ConsulSource::process(Fetch f) {
-  auto& metrics = Metrics::global();
   WatchState& st = state_;
   if (!f.result) {
     const Error& e = f.result.error();
-    metrics.inc("elasticproxy_consul_requests_total",
-                {labels_[0], labels_[1], {"outcome", "error"}});
-    metrics.inc("elasticproxy_consul_errors_total", {labels_[0], labels_[1], {"reason", f.reason}});
-    metrics.set("elasticproxy_consul_up", labels_, 0);
+    stats_.requests_total.inc({labels_[0], labels_[1], "error"});
+    stats_.errors_total.inc({labels_[0], labels_[1], f.reason});
+    stats_.up.set(labels_, 0);
     reporter_->failure(e.message);
     if (f.acl_refused) (void)token_.get(true);  // token rotation: re-read after a 403
     sink_->publish(e);
@@ -323,9 +296,9 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   }
 
   ParseResult& parsed = *f.result;
-  metrics.inc("elasticproxy_consul_requests_total", {labels_[0], labels_[1], {"outcome", "ok"}});
-  metrics.set("elasticproxy_consul_up", labels_, 1);
-  if (f.age) metrics.set("elasticproxy_consul_cache_age_seconds", labels_, *f.age);
+  stats_.requests_total.inc({labels_[0], labels_[1], "ok"});
+  stats_.up.set(labels_, 1);
+  if (f.age) stats_.cache_age_seconds.set(labels_, *f.age);
   reporter_->success();
   st.backoff.reset();
   for (const auto& w : parsed.warnings) {
@@ -339,15 +312,14 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   if (f.index && st.index > 0 && got < st.index) {
     log::info(kComponent, "{}: X-Consul-Index went backwards ({} -> {}); re-reading in full",
               describe_, st.index, got);
-    metrics.inc("elasticproxy_consul_index_resets_total", labels_);
+    stats_.index_resets_total.inc(labels_);
     st.index = 0;
   } else {
     st.index = std::max<std::uint64_t>(got, 1);
   }
   index_ = st.index;
-  metrics.set("elasticproxy_consul_index", labels_, static_cast<double>(st.index));
-  metrics.set("elasticproxy_consul_instances", labels_,
-              static_cast<double>(parsed.endpoints.size()));
+  stats_.index.set(labels_, static_cast<double>(st.index));
+  stats_.instances.set(labels_, static_cast<double>(parsed.endpoints.size()));
 
   // A sudden empty answer is confirmed by a fresh read before it is believed.
   if (parsed.endpoints.empty() && st.published && !st.last.empty() &&
@@ -360,7 +332,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
       options_.empty_confirm.count() > 0 && !st.empty_pending) {
     st.empty_pending = true;
     st.empty_since = std::chrono::steady_clock::now();
-    metrics.inc("elasticproxy_consul_empty_confirmations_total", labels_);
+    stats_.empty_confirmations_total.inc(labels_);
     if (options_.blocking && options_.watch == Options::WatchMode::kService && st.index > 0) {
       // Confirm with a blocking query on this answer's index and wait = empty_confirm: any
       // change (the agent re-synced, the instances are back) ends it at once; only an answer that
@@ -384,7 +356,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
     st.last = parsed.endpoints;
     st.published = true;
     st.republish = false;
-    metrics.inc("elasticproxy_consul_snapshots_published_total", labels_);
+    stats_.snapshots_published_total.inc(labels_);
     log::debug(kComponent, "{}: {} instances (index {})", describe_, st.last.size(), st.index);
     sink_->publish(st.last);
   }

@@ -38,6 +38,7 @@
 #include "core/log.h"
 #include "discovery/consul/agent_hub.h"
 #include "discovery/consul/options.h"
+#include "discovery/consul/stats.h"
 #include "discovery/consul/token.h"
 #include "discovery/source.h"
 #include "net/async_http_client.h"
@@ -111,7 +112,8 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
   SourceContext context_;
   HttpClientFactory client_factory_;
   std::string describe_;
-  std::vector<std::pair<std::string, std::string>> labels_;
+  LabelValues labels_;  // {backend, service}
+  ConsulStats stats_;
   TokenReader token_;
   std::unique_ptr<log::FailureReporter> reporter_;
 

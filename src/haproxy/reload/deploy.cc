@@ -4,7 +4,6 @@
 
 #include <chrono>
 
-#include "core/metrics.h"
 #include "os/file.h"
 
 namespace ep::haproxy::reload {
@@ -23,22 +22,14 @@ const char* to_string(DeployReport::Outcome outcome) {
   return "?";
 }
 
-void describe_metrics() {
-  auto& m = Metrics::global();
-  m.describe("elasticproxy_reloads_total", Metrics::Type::kCounter,
-             "HAProxy reloads by result: ok (confirmed), rolled_back (failed, previous config "
-             "restored), failed (candidate rejected by haproxy -c or not writable, or rollback "
-             "failed).");
-  m.describe("elasticproxy_reload_duration_seconds", Metrics::Type::kHistogram,
-             "Time to write, reload and confirm a new HAProxy config.",
-             {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
-  m.describe("elasticproxy_last_reload_timestamp_seconds", Metrics::Type::kGauge,
-             "Unix time of the last confirmed HAProxy reload.");
+const ReloadStats& reload_stats() {
+  static const ReloadStats stats(Metrics::global());
+  return stats;
 }
 
 DeployReport deploy(const std::string& path, std::string_view text, Reloader& reloader,
                     const config::WriteOptions& write_options) {
-  describe_metrics();
+  const ReloadStats& stats = reload_stats();
   const auto started = std::chrono::steady_clock::now();
   DeployReport report;
   auto finish = [&](DeployReport::Outcome outcome, std::string message) {
@@ -49,13 +40,13 @@ DeployReport deploy(const std::string& path, std::string_view text, Reloader& re
     const char* result = outcome == DeployReport::Outcome::kOk           ? "ok"
                          : outcome == DeployReport::Outcome::kRolledBack ? "rolled_back"
                                                                          : "failed";
-    Metrics::global().inc("elasticproxy_reloads_total", {{"result", result}});
-    Metrics::global().observe("elasticproxy_reload_duration_seconds", {}, report.seconds);
+    stats.reloads_total.inc({result});
+    stats.reload_duration_seconds.observe(report.seconds);
     if (outcome == DeployReport::Outcome::kOk) {
       const double unix_now =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
               .count();
-      Metrics::global().set("elasticproxy_last_reload_timestamp_seconds", {}, unix_now);
+      stats.last_reload_timestamp_seconds.set(unix_now);
     }
     return report;
   };

@@ -6,6 +6,7 @@
 
 #include "haproxy/config/writer.h"
 #include "haproxy/reload/reloader.h"
+#include "haproxy/reload/stats.h"
 
 namespace ep::haproxy::reload {
 
@@ -30,8 +31,5 @@ const char* to_string(DeployReport::Outcome outcome);
 // elasticproxy_reload_duration_seconds and elasticproxy_last_reload_timestamp_seconds. Blocking.
 DeployReport deploy(const std::string& path, std::string_view text, Reloader& reloader,
                     const config::WriteOptions& write_options);
-
-// Declares the reload metrics (HELP/TYPE), so they show before the first reload.
-void describe_metrics();
 
 }  // namespace ep::haproxy::reload

@@ -2,7 +2,7 @@
 // debounce turns a burst into one reload, min_interval spaces reloads, and a slow reload does
 // not hold up the reconciler thread. No HAProxy needed (`true` stands in for `haproxy -c`).
 
-#include "app/config_manager.h"
+#include "haproxy/manage/config_manager.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -19,6 +19,7 @@ namespace ep::app {
 namespace {
 
 using namespace std::chrono_literals;
+using haproxy::manage::ConfigManager;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);

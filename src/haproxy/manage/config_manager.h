@@ -31,13 +31,13 @@
 #include "haproxy/reload/reloader.h"
 #include "reconcile/reconciler.h"
 
-namespace ep::app {
+namespace ep::haproxy::manage {
 
 class ConfigManager {
  public:
   // Null (and no error) when `template` or `config` is not set. `reconciler` may be null (no
   // resync after reloads); it must outlive the manager.
-  static Result<std::unique_ptr<ConfigManager>> create(const config::Settings& settings,
+  static Result<std::unique_ptr<ConfigManager>> create(const ep::config::Settings& settings,
                                                        reconcile::Reconciler* reconciler);
   ~ConfigManager();
 
@@ -68,7 +68,7 @@ class ConfigManager {
     std::string why;  // for the log line
   };
 
-  ConfigManager(haproxy::config::Template tpl, const config::Settings& settings,
+  ConfigManager(haproxy::config::Template tpl, const ep::config::Settings& settings,
                 haproxy::reload::Options options, reconcile::Reconciler* reconciler);
   // What the file must hold now; nullopt when nothing is known yet (never write a guess).
   std::optional<Work> compute(const std::vector<reconcile::InstanceStatus>& status);
@@ -82,7 +82,7 @@ class ConfigManager {
   std::string config_path_;
   haproxy::reload::Target target_;
   haproxy::reload::Options options_;
-  config::UpdateMode update_;
+  ep::config::UpdateMode update_;
   bool config_mode_;
   std::vector<reconcile::BackendPolicy> policies_;
   reconcile::Reconciler* reconciler_;
@@ -108,4 +108,4 @@ class ConfigManager {
   std::chrono::steady_clock::time_point failed_at_{};
 };
 
-}  // namespace ep::app
+}  // namespace ep::haproxy::manage

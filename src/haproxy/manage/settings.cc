@@ -1,21 +1,21 @@
-#include "app/config_wiring.h"
+#include "haproxy/manage/settings.h"
 
 #include <filesystem>
 
 #include "haproxy/config/template.h"
 
-namespace ep::app {
+namespace ep::haproxy::manage {
 
 namespace hc = haproxy::config;
 namespace hr = haproxy::reload;
 
-std::string resolve_path(const config::Settings& settings, const std::string& path) {
+std::string resolve_path(const ep::config::Settings& settings, const std::string& path) {
   std::filesystem::path p(path);
   if (path.empty() || p.is_absolute() || settings.file.empty()) return path;
   return (settings.file.parent_path() / p).lexically_normal().string();
 }
 
-hr::Target reload_target(const config::Settings& settings) {
+hr::Target reload_target(const ep::config::Settings& settings) {
   const auto& h = settings.haproxy;
   hr::Target t;
   t.binary = h.binary;
@@ -26,11 +26,11 @@ hr::Target reload_target(const config::Settings& settings) {
   return t;
 }
 
-hr::Options reload_options(const config::Settings& settings, Diagnostics& diag) {
+hr::Options reload_options(const ep::config::Settings& settings, Diagnostics& diag) {
   return hr::parse_options(settings.haproxy.reload, reload_target(settings), diag);
 }
 
-void check_config_management(const config::Settings& settings, Diagnostics& diag) {
+void check_config_management(const ep::config::Settings& settings, Diagnostics& diag) {
   const auto& h = settings.haproxy;
   const Mark where{settings.file.string(), 0, 0};
   const hr::Options reload = reload_options(settings, diag);
@@ -43,7 +43,7 @@ void check_config_management(const config::Settings& settings, Diagnostics& diag
     return;
   }
   if (h.template_path.empty()) {
-    if (h.update == config::UpdateMode::kConfig) {
+    if (h.update == ep::config::UpdateMode::kConfig) {
       diag.error(where, "haproxy.update: config needs haproxy.template and haproxy.config");
     }
     if (h.bootstrap) {
@@ -53,7 +53,7 @@ void check_config_management(const config::Settings& settings, Diagnostics& diag
     }
     return;
   }
-  if (h.update == config::UpdateMode::kConfig && reload.method == hr::Method::kNone) {
+  if (h.update == ep::config::UpdateMode::kConfig && reload.method == hr::Method::kNone) {
     diag.error(where,
                "haproxy.update: config needs a way to reload HAProxy: set "
                "haproxy.master_socket, haproxy.pidfile or haproxy.reload.method");
@@ -68,4 +68,4 @@ void check_config_management(const config::Settings& settings, Diagnostics& diag
   hc::check_template(*tpl, names, diag);
 }
 
-}  // namespace ep::app
+}  // namespace ep::haproxy::manage

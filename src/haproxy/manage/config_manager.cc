@@ -1,14 +1,14 @@
-#include "app/config_manager.h"
+#include "haproxy/manage/config_manager.h"
 
-#include "app/config_wiring.h"
 #include "core/log.h"
 #include "haproxy/config/render.h"
 #include "haproxy/config/servers.h"
 #include "haproxy/config/writer.h"
+#include "haproxy/manage/settings.h"
 #include "haproxy/reload/deploy.h"
 #include "os/file.h"
 
-namespace ep::app {
+namespace ep::haproxy::manage {
 
 namespace hc = haproxy::config;
 namespace hr = haproxy::reload;
@@ -39,33 +39,33 @@ reconcile::BackendMode assumed_mode(const reconcile::BackendPolicy& p) {
 
 }  // namespace
 
-Result<std::unique_ptr<ConfigManager>> ConfigManager::create(const config::Settings& settings,
+Result<std::unique_ptr<ConfigManager>> ConfigManager::create(const ep::config::Settings& settings,
                                                              reconcile::Reconciler* reconciler) {
   const auto& h = settings.haproxy;
   if (h.template_path.empty() || h.config.empty()) return std::unique_ptr<ConfigManager>();
   Diagnostics diag;
   check_config_management(settings, diag);  // includes haproxy.reload
   if (!diag.ok()) return Error::invalid(diag.joined());
-  hr::Options options = app::reload_options(settings, diag);
+  hr::Options options = manage::reload_options(settings, diag);
   auto tpl = hc::load_template(resolve_path(settings, h.template_path));
   if (!tpl) return tpl.error();
   return std::unique_ptr<ConfigManager>(
       new ConfigManager(std::move(*tpl), settings, std::move(options), reconciler));
 }
 
-ConfigManager::ConfigManager(hc::Template tpl, const config::Settings& settings,
+ConfigManager::ConfigManager(hc::Template tpl, const ep::config::Settings& settings,
                              hr::Options options, reconcile::Reconciler* reconciler)
     : template_(std::move(tpl)),
       config_path_(resolve_path(settings, settings.haproxy.config)),
       target_(reload_target(settings)),
       options_(std::move(options)),
       update_(settings.haproxy.update),
-      config_mode_(settings.haproxy.update == config::UpdateMode::kConfig),
+      config_mode_(settings.haproxy.update == ep::config::UpdateMode::kConfig),
       reconciler_(reconciler) {
   for (const auto& b : settings.backends) policies_.push_back(b.policy);
   // Runtime-only mode never reloads; the others may (config mode always, auto for slot growth).
-  if (update_ != config::UpdateMode::kRuntime) reloader_ = hr::make_reloader(options_, target_);
-  hr::describe_metrics();
+  if (update_ != ep::config::UpdateMode::kRuntime) reloader_ = hr::make_reloader(options_, target_);
+  (void)hr::reload_stats();  // HELP/TYPE of the reload metrics before the first reload
   if (auto current = os::read_file(config_path_)) deployed_ = last_written_ = *current;
   if (reconciler_ != nullptr) {
     reconciler_->add_on_pass([this](const reconcile::PassReport& r) { on_pass(r); });
@@ -146,7 +146,7 @@ std::optional<ConfigManager::Work> ConfigManager::compute(
                     "slot mode is out of free slots: {}; no reload {} so the slots cannot grow: "
                     "add slots to the server-template by hand; serving the servers that fit",
                     what,
-                    update_ == config::UpdateMode::kRuntime
+                    update_ == ep::config::UpdateMode::kRuntime
                         ? "(update: runtime never reloads)"
                         : "method is configured (haproxy.master_socket, pidfile or reload.method)");
           growth_warned_ = what;
@@ -316,4 +316,4 @@ Result<bool> ConfigManager::execute(const Work& work) {
   return true;
 }
 
-}  // namespace ep::app
+}  // namespace ep::haproxy::manage

@@ -1,0 +1,32 @@
+#pragma once
+// The guard's metrics, declared once (docs/operations.md lists them). Each BackendGuard builds
+// them on the registry it is handed; call sites use the handles.
+
+#include "core/metrics.h"
+
+namespace ep::discovery {
+
+struct GuardStats {
+  explicit GuardStats(Metrics& registry)
+      : endpoints_rejected_total(
+            registry, "elasticproxy_endpoints_rejected_total",
+            "Endpoints rejected by the guard (not an IP literal, bad port or weight, ...)",
+            {"backend", "source"}),
+        snapshots_held_total(
+            registry, "elasticproxy_snapshots_held_total",
+            "Snapshots held back because they were empty or removed too many servers",
+            {"backend", "reason"}),
+        backend_held(registry, "elasticproxy_backend_held",
+                     "1 while a backend's new server set is held back by the safety policy",
+                     {"backend"}),
+        source_errors_total(registry, "elasticproxy_source_errors_total",
+                            "Failed snapshots per source (the last good set is kept)",
+                            {"backend", "source", "reason"}) {}
+
+  Counter endpoints_rejected_total;  // {backend, source}
+  Counter snapshots_held_total;      // {backend, reason: empty | shrink}
+  Gauge backend_held;                // {backend}
+  Counter source_errors_total;       // {backend, source, reason: the error kind}
+};
+
+}  // namespace ep::discovery
