@@ -1,9 +1,8 @@
 #pragma once
 // Wires sources to guards: one BackendGuard per backend, fed by that backend's sources through
-// per-source sinks (on the sources' threads: the source runtime's loops, or an unported source's
-// own thread). Whenever a guard's desired set changes, the callback gets the whole set. A timer
-// on one of the runtime's loops (no thread of its own) re-evaluates held snapshots when their
-// confirm_after deadline passes.
+// per-source sinks (on the source runtime's loops). Whenever a guard's desired set changes, the
+// callback gets the whole set. A timer on one of the runtime's loops (no thread of its own)
+// re-evaluates held snapshots when their confirm_after deadline passes.
 //
 // Sources start on a runtime::Runtime: the one handed in, or one the pipeline owns
 // (kRuntimeThreads loops on the system clock) — so the thread count does not grow with the
