@@ -284,14 +284,19 @@ runtime::Co<void> LifecycleWorker::step() {
     }
 
     if (result && co_await complete(t, *result, why)) {
-      co_await delete_messages(t);
+      // Over: forget it before the deletes (which await), so that a duplicate received meanwhile
+      // counts as completed and pending() no longer counts it, as while a step held the lock.
+      Tracked over = std::move(t);
       if (done_.insert(it->first).second) done_order_.push_back(it->first);
       while (done_order_.size() > kDoneMemory) {
         done_.erase(done_order_.front());
         done_order_.pop_front();
       }
-      std::lock_guard lock(mu_);
-      it = tracked_.erase(it);
+      {
+        std::lock_guard lock(mu_);
+        it = tracked_.erase(it);
+      }
+      co_await delete_messages(over);
       continue;
     }
     if (term && state && state->instances_active > 0 && now >= t.next_heartbeat && deps_.repoll) {
