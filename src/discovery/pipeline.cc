@@ -63,7 +63,14 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
   if (changed || b.guard.ready() != was_ready) {
     callback_(backend, b.guard.desired(), b.guard.ready(), seen);
   }
-  timer_cv_.notify_all();  // a hold may have started: re-plan the timer
+  // A hold may have started: re-plan the timer (coalesced; only while the timer runs).
+  if (timer_active_.load() && !replan_pending_.exchange(true)) {
+    timer_loop_->post([this, alive = timer_alive_] {
+      if (!*alive) return;  // stopped (the pipeline may be gone: manual-mode loops keep tasks)
+      replan_pending_ = false;
+      plan_timer();
+    });
+  }
 }
 
 Status Pipeline::start() {
@@ -78,11 +85,14 @@ Status Pipeline::start() {
       }
     }
   }
-  {
-    std::lock_guard lock(timer_mu_);
-    stop_ = false;
-  }
-  timer_ = std::thread([this] { timer_loop(); });
+  if (timer_loop_ == nullptr) timer_loop_ = &runtime_->loop();
+  timer_alive_ = std::make_shared<bool>(true);
+  replan_pending_ = false;
+  timer_active_ = true;
+  timer_loop_->run_sync([this] {
+    timer_running_ = true;
+    plan_timer();
+  });
   started_ = true;
   return {};
 }
@@ -91,12 +101,17 @@ void Pipeline::stop() {
   for (auto& b : backends_) {
     for (auto& s : b->sources) s->stop();
   }
-  {
-    std::lock_guard lock(timer_mu_);
-    stop_ = true;
+  // The sources no longer deliver: no re-plan is posted after this. run_sync runs after every
+  // re-plan already posted (FIFO) and cancels the timer on its own thread (final).
+  timer_active_ = false;
+  if (timer_loop_ != nullptr) {
+    timer_loop_->run_sync([this] {
+      timer_running_ = false;
+      if (timer_alive_) *timer_alive_ = false;
+      if (timer_id_ != 0) timer_loop_->cancel(timer_id_);
+      timer_id_ = 0;
+    });
   }
-  timer_cv_.notify_all();
-  if (timer_.joinable()) timer_.join();
   started_ = false;
 }
 
@@ -109,31 +124,36 @@ void Pipeline::fetch_once(std::chrono::milliseconds timeout) {
   }
 }
 
-void Pipeline::timer_loop() {
-  std::unique_lock lock(timer_mu_);
-  while (!stop_) {
-    std::optional<SteadyTime> next;
-    for (auto& b : backends_) {
-      std::lock_guard bl(b->mu);
-      auto d = b->guard.next_deadline();
-      if (d && (!next || *d < *next)) next = d;
-    }
-    // Real-time wait bounded to 1 s so an injected clock is re-read regularly.
-    auto wait = std::chrono::milliseconds(1000);
-    if (next) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - clock_.now());
-      wait = std::clamp(left, std::chrono::milliseconds(0), wait);
-    }
-    timer_cv_.wait_for(lock, wait);
-    if (stop_) break;
-    lock.unlock();
-    for (size_t i = 0; i < backends_.size(); ++i) {
-      Backend& b = *backends_[i];
-      std::lock_guard bl(b.mu);
-      if (b.guard.evaluate()) callback_(i, b.guard.desired(), b.guard.ready(), clock_.now());
-    }
-    lock.lock();
+void Pipeline::plan_timer() {
+  if (!timer_running_) return;
+  if (timer_id_ != 0) timer_loop_->cancel(timer_id_);
+  timer_id_ = 0;
+  std::optional<SteadyTime> next;
+  for (auto& b : backends_) {
+    std::lock_guard bl(b->mu);
+    auto d = b->guard.next_deadline();
+    if (d && (!next || *d < *next)) next = d;
   }
+  // Real-time wait bounded to 1 s so an injected clock is re-read regularly.
+  auto wait = std::chrono::milliseconds(1000);
+  if (next) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - clock_.now());
+    wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+  }
+  timer_id_ = timer_loop_->after(wait, [this, alive = timer_alive_] {
+    if (*alive) on_timer();
+  });
+}
+
+void Pipeline::on_timer() {
+  timer_id_ = 0;
+  if (!timer_running_) return;
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    Backend& b = *backends_[i];
+    std::lock_guard bl(b.mu);
+    if (b.guard.evaluate()) callback_(i, b.guard.desired(), b.guard.ready(), clock_.now());
+  }
+  plan_timer();
 }
 
 std::vector<GuardStatus> Pipeline::status() const {

@@ -1,19 +1,18 @@
 #pragma once
 // Wires sources to guards: one BackendGuard per backend, fed by that backend's sources through
-// per-source sinks (on the sources' threads: the source runtime's loops, or an unported source's
-// own thread). Whenever a guard's desired set changes, the callback gets the whole set. A small
-// timer thread re-evaluates held snapshots when their confirm_after deadline passes.
+// per-source sinks (on the source runtime's loops). Whenever a guard's desired set changes, the
+// callback gets the whole set. A timer on one of the runtime's loops (no thread of its own)
+// re-evaluates held snapshots when their confirm_after deadline passes.
 //
 // Sources start on a runtime::Runtime: the one handed in, or one the pipeline owns
 // (kRuntimeThreads loops on the system clock) — so the thread count does not grow with the
 // number of sources.
 
 #include <algorithm>
-#include <condition_variable>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "core/clock.h"
@@ -87,7 +86,10 @@ class Pipeline {
   struct Backend;
   class SourceSink;
   void deliver(size_t backend, size_t source, const Snapshot& snapshot);
-  void timer_loop();
+  // The confirm timer, on timer_loop_'s thread: (re)arms it for the earliest guard deadline
+  // (bounded to 1 s of real time, so an injected clock is re-read regularly).
+  void plan_timer();
+  void on_timer();
 
   const Clock& clock_;
   DesiredCallback callback_;
@@ -97,10 +99,16 @@ class Pipeline {
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<SourceSink>> sinks_;
 
-  std::mutex timer_mu_;
-  std::condition_variable timer_cv_;
-  bool stop_ = false;
-  std::thread timer_;
+  // The confirm timer. timer_loop_ is set by start(); timer_id_ and timer_running_ are touched
+  // on its thread only (and by start()/stop() through run_sync). replan_pending_ coalesces the
+  // re-plans deliver() posts.
+  runtime::Loop* timer_loop_ = nullptr;
+  runtime::TimerId timer_id_ = 0;
+  bool timer_running_ = false;
+  // Captured by every posted re-plan and timer callback; false once stopped (on the loop).
+  std::shared_ptr<bool> timer_alive_;
+  std::atomic<bool> timer_active_{false};
+  std::atomic<bool> replan_pending_{false};
   bool started_ = false;
 };
 

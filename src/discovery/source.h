@@ -43,15 +43,14 @@ class Source {
 
   // Starts the source on the shared source runtime (what the Pipeline calls). It publishes a
   // first snapshot as soon as it can and then one per change (and failures), from a thread of
-  // the runtime. Sources ported to the runtime (file, dns, etcd, consul `watch: service`) run as
-  // handlers on one of its loops and own no thread; static publishes once, synchronously; the
-  // default, for sources not ported yet (aws_asg, consul `watch: shared`), is start(sink): their
-  // own threads. Returns at once; an error means the source cannot run at all. `runtime` must
-  // outlive the running source (stop() it first).
+  // the runtime. Sources on the runtime (file, dns, etcd, consul, aws_asg) run as handlers on
+  // its loops and own no thread; static publishes once, synchronously; the default, for a source
+  // kind that has no runtime version, is start(sink). Returns at once; an error means the source
+  // cannot run at all. `runtime` must outlive the running source (stop() it first).
   virtual Status start_on(runtime::Runtime& runtime, Sink& sink) { return start(sink); }
 
-  // Starts the source without a shared runtime (tools and tests): a ported source then runs on a
-  // private one-thread runtime of its own, an unported one on its own thread(s).
+  // Starts the source without a shared runtime (tools and tests): it then runs on a private
+  // one-thread runtime of its own (consul `watch: shared` hubs: on one shared by such sources).
   virtual Status start(Sink& sink) = 0;
 
   // Stops: when it returns none of the source's callbacks runs any more (threads joined) and the

@@ -13,6 +13,7 @@
 #include "discovery/aws/profile.h"
 #include "discovery/aws/requests.h"
 #include "net/curl_http_client.h"
+#include "runtime/co.h"
 
 extern char** environ;
 
@@ -187,8 +188,8 @@ bool group_selected(const AutoScalingGroup& g, const AsgOptions& options) {
                      [&](const std::string& p) { return glob_match(p, g.name); });
 }
 
-Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints,
-                                const AsgOptions& options) {
+runtime::Co<Result<AsgPollResult>> poll_asgs(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                             const AsgOptions& options) {
   int calls = 0;
   std::vector<AutoScalingGroup> groups;
   // Literal names are asked for by name (≤50 per call); patterns and tag filters list the groups
@@ -213,21 +214,21 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
     do {
       auto params =
           describe_auto_scaling_groups_params(batch, options.group_tags, token, kMaxAsgRecords);
-      if (!params) return params.error();
+      if (!params) co_return params.error();
       ++calls;
-      auto body = client.call_query(AwsService::kAutoScaling, endpoints.autoscaling,
-                                    "DescribeAutoScalingGroups", *params);
-      if (!body) return body.error();
+      auto body = co_await client.call_query(AwsService::kAutoScaling, endpoints.autoscaling,
+                                             "DescribeAutoScalingGroups", *params);
+      if (!body) co_return body.error();
       auto page = parse_describe_auto_scaling_groups(*body);
       if (!page)
-        return Error{page.error().kind, "DescribeAutoScalingGroups: " + page.error().message};
+        co_return Error{page.error().kind, "DescribeAutoScalingGroups: " + page.error().message};
       for (auto& g : page->groups) {
         if (!listing || group_selected(g, options)) groups.push_back(std::move(g));
       }
       token = page->next_token;
       // A peer that hands back a token twice would loop forever.
       if (!token.empty() && !tokens_seen.insert(token).second) {
-        return Error::invalid("DescribeAutoScalingGroups: NextToken repeats; giving up");
+        co_return Error::invalid("DescribeAutoScalingGroups: NextToken repeats; giving up");
       }
     } while (!token.empty());
   }
@@ -235,7 +236,7 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
     if (is_pattern(name)) continue;
     if (std::none_of(groups.begin(), groups.end(),
                      [&](const AutoScalingGroup& g) { return g.name == name; })) {
-      return Error::invalid(fmt::format("Auto Scaling group '{}' not found", name));
+      co_return Error::invalid(fmt::format("Auto Scaling group '{}' not found", name));
     }
   }
   if (listing && groups.empty()) {
@@ -244,7 +245,7 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
     for (const auto& [k, v] : options.group_tags) {
       what += fmt::format("{}tag {}={}", what.empty() ? "" : " ", k, v.empty() ? "*" : v);
     }
-    return Error::invalid(fmt::format("no Auto Scaling group matches {}", what));
+    co_return Error::invalid(fmt::format("no Auto Scaling group matches {}", what));
   }
   std::vector<std::string> ids;
   std::set<std::string> unique;
@@ -263,22 +264,23 @@ Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints
     std::set<std::string> tokens_seen;
     do {
       auto params = describe_instances_by_id_params(batch, token);
-      if (!params) return params.error();
+      if (!params) co_return params.error();
       ++calls;
-      auto body = client.call_query(AwsService::kEc2, endpoints.ec2, "DescribeInstances", *params);
-      if (!body) return body.error();
+      auto body =
+          co_await client.call_query(AwsService::kEc2, endpoints.ec2, "DescribeInstances", *params);
+      if (!body) co_return body.error();
       auto page = parse_describe_instances(*body);
-      if (!page) return Error{page.error().kind, "DescribeInstances: " + page.error().message};
+      if (!page) co_return Error{page.error().kind, "DescribeInstances: " + page.error().message};
       for (auto& i : page->instances) instances.push_back(std::move(i));
       token = page->next_token;
       if (!token.empty() && !tokens_seen.insert(token).second) {
-        return Error::invalid("DescribeInstances: NextToken repeats; giving up");
+        co_return Error::invalid("DescribeInstances: NextToken repeats; giving up");
       }
     } while (!token.empty());
   }
   AsgPollResult result = build_endpoints(groups, instances, options);
   result.api_calls = calls;
-  return result;
+  co_return result;
 }
 
 // ---- the source ----
@@ -311,7 +313,6 @@ std::string AsgSource::describe() const {
 
 Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
   auto setup = std::make_unique<Setup>();
-  setup->http = runtime_.http_factory();
   setup->sts_http = runtime_.http_factory();
   std::optional<ProfileFile> files;
   if (runtime_.config_file || runtime_.credentials_file) {
@@ -379,16 +380,93 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
     setup->fetcher = std::make_unique<HttpCredentialFetcher>(*setup->sts_http, std::move(fo));
     setup->credentials = std::make_unique<CachingCredentialProvider>(*plan, *setup->fetcher);
   }
-  setup->client = std::make_unique<AwsClient>(*setup->http, *setup->credentials, region->region,
-                                              runtime_.retry, runtime_.client_env);
+  setup->region = region->region;
   return setup;
 }
 
+// co_await Wake{source}: the poll loop waits `interval`, or less when trigger() is called.
+struct AsgSource::Wake {
+  AsgSource& s;
+  bool await_ready() {
+    std::lock_guard lock(s.mu_);
+    return s.triggered_;
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    s.poll_waiter_ = h;
+    s.poll_timer_ = s.loop_->after(s.options_.interval, [&s = s] {
+      s.poll_timer_ = 0;
+      std::exchange(s.poll_waiter_, {}).resume();
+    });
+  }
+  void await_resume() {}
+  ~Wake() {
+    if (s.poll_timer_ != 0) s.loop_->cancel(s.poll_timer_);
+    s.poll_timer_ = 0;
+    s.poll_waiter_ = {};
+  }
+};
+
+// co_await PollWait{source, target, timeout}: until poll number `target` finished (its result),
+// or false after `timeout`.
+struct AsgSource::PollWait {
+  AsgSource& s;
+  std::uint64_t target;
+  std::chrono::milliseconds timeout;
+  std::coroutine_handle<> h{};
+  runtime::TimerId timer = 0;
+  bool listed = false;
+  bool ok = false;
+  bool await_ready() {
+    std::lock_guard lock(s.mu_);
+    if (s.poll_done_ < target) return false;
+    ok = s.poll_done_ok_;
+    return true;
+  }
+  void await_suspend(std::coroutine_handle<> handle) {
+    h = handle;
+    listed = true;
+    s.poll_waiters_.push_back(this);
+    timer = s.loop_->after(timeout, [this] {
+      timer = 0;
+      unlist();
+      ok = false;
+      h.resume();
+    });
+  }
+  bool await_resume() const { return ok; }
+  void unlist() {
+    if (!listed) return;
+    listed = false;
+    std::erase(s.poll_waiters_, this);
+  }
+  ~PollWait() {
+    if (timer != 0) s.loop_->cancel(timer);
+    unlist();
+  }
+};
+
 Status AsgSource::start(discovery::Sink& sink) {
-  std::lock_guard lock(mu_);
-  if (thread_.joinable()) return Error::internal("aws_asg source already started");
-  stopping_ = false;
-  thread_ = std::thread([this, &sink] { run(sink); });
+  {
+    std::lock_guard lock(mu_);
+    if (started_) return Error::internal("aws_asg source already started");
+  }
+  own_runtime_ = std::make_unique<runtime::Runtime>(runtime::RuntimeOptions{.threads = 1});
+  Status st = start_on(*own_runtime_, sink);
+  if (!st) own_runtime_.reset();
+  return st;
+}
+
+Status AsgSource::start_on(runtime::Runtime& runtime, discovery::Sink& sink) {
+  {
+    std::lock_guard lock(mu_);
+    if (started_) return Error::internal("aws_asg source already started");
+    if (stopping_) return Error::internal("aws_asg source: stopped sources cannot restart");
+    started_ = true;
+  }
+  loop_ = &runtime.loop();
+  sink_ = &sink;
+  alive_ = std::make_shared<bool>(true);
+  loop_->run_sync([this] { poll_task_ = runtime::spawn(poll_loop()); });
   return {};
 }
 
@@ -396,23 +474,51 @@ void AsgSource::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    sqs_stop_ = true;
-    if (in_flight_) in_flight_->cancel();
-    if (sqs_in_flight_) sqs_in_flight_->cancel();
-    if (hook_in_flight_) hook_in_flight_->cancel();
   }
-  cv_.notify_all();
   done_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (loop_ == nullptr) return;
+  // On the loop: destroying the chains cancels their timers and requests; nothing of the source
+  // runs afterwards.
+  loop_->run_sync([this] {
+    *alive_ = false;
+    hook_task_.reset();
+    sqs_task_.reset();
+    poll_task_.reset();
+    {
+      std::lock_guard lock(sqs_mu_);
+      if (worker_ != nullptr) lifecycle_stats_ = worker_->stats();
+      worker_ = nullptr;
+    }
+    worker_owned_.reset();
+    sqs_.reset();
+    client_.reset();
+    setup_.reset();
+  });
+  loop_ = nullptr;
+  if (own_runtime_) {
+    own_runtime_->stop();
+    own_runtime_.reset();
+  }
 }
 
 bool AsgSource::trigger_and_wait(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   const std::uint64_t target = poll_started_ + 1;
-  triggered_ = true;
-  cv_.notify_all();
+  lock.unlock();
+  trigger();
+  lock.lock();
   done_cv_.wait_for(lock, timeout, [&] { return stopping_ || poll_done_ >= target; });
   return !stopping_ && poll_done_ >= target && poll_done_ok_;
+}
+
+runtime::Co<bool> AsgSource::repoll_and_wait(std::chrono::milliseconds timeout) {
+  std::uint64_t target = 0;
+  {
+    std::lock_guard lock(mu_);
+    target = poll_started_ + 1;
+  }
+  trigger();
+  co_return co_await PollWait{*this, target, timeout};
 }
 
 SqsBatchResult AsgSource::sqs_totals() const {
@@ -430,31 +536,35 @@ size_t AsgSource::lifecycle_pending() const {
   return worker_ ? worker_->pending() : 0;
 }
 
-void AsgSource::run_sqs(Setup& setup) {
-  auto http = runtime_.http_factory();
-  auto hook_http = runtime_.http_factory();
+void AsgSource::trigger() {
+  runtime::Loop* loop = nullptr;
+  std::shared_ptr<bool> alive;
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return;
-    sqs_in_flight_ = http.get();
-    hook_in_flight_ = hook_http.get();
+    triggered_ = true;
+    if (stopping_ || !started_) return;
+    loop = loop_;
+    alive = alive_;
   }
-  AwsClient client(*http, *setup.credentials, setup.client->region(), runtime_.retry,
-                   runtime_.client_env);
-  SqsEventLoop loop(client, setup.endpoints.sqs, options_.queue_url,
-                    static_cast<int>(options_.wait_seconds),
-                    [this] { return trigger_and_wait(options_.timeout * 4); });
-  // Lifecycle hooks: a worker on its own thread (and its own HTTP client) completes the actions
-  // the SQS loop hands over.
-  AwsClient hook_client(*hook_http, *setup.credentials, setup.client->region(), runtime_.retry,
-                        runtime_.client_env);
-  std::unique_ptr<LifecycleWorker> worker;
-  std::thread hook_thread;
+  if (loop == nullptr) return;
+  loop->post([this, alive] {
+    if (!*alive || !poll_waiter_) return;
+    if (poll_timer_ != 0) loop_->cancel(poll_timer_);
+    poll_timer_ = 0;
+    std::exchange(poll_waiter_, {}).resume();
+  });
+}
+
+void AsgSource::start_event_consumers() {
+  if (options_.queue_url.empty()) return;
+  sqs_ = std::make_unique<SqsEventLoop>(*client_, setup_->endpoints.sqs, options_.queue_url,
+                                        static_cast<int>(options_.wait_seconds),
+                                        [this] { return repoll_and_wait(options_.timeout * 4); });
   if (!options_.lifecycle_hook.empty()) {
     LifecycleWorker::Deps deps;
-    deps.client = &hook_client;
-    deps.autoscaling = setup.endpoints.autoscaling;
-    deps.sqs = setup.endpoints.sqs;
+    deps.client = client_.get();
+    deps.autoscaling = setup_->endpoints.autoscaling;
+    deps.sqs = setup_->endpoints.sqs;
     deps.queue_url = options_.queue_url;
     deps.backend = context_.backend;
     deps.address_of = [this](const std::string& id) -> std::optional<ep::Endpoint> {
@@ -465,13 +575,13 @@ void AsgSource::run_sqs(Setup& setup) {
     };
     deps.repoll = [this] { trigger(); };
     deps.server_states = context_.server_states;
-    worker = std::make_unique<LifecycleWorker>(options_, std::move(deps));
+    worker_owned_ = std::make_unique<LifecycleWorker>(options_, std::move(deps));
     {
       std::lock_guard lock(sqs_mu_);
-      worker_ = worker.get();
+      worker_ = worker_owned_.get();
     }
-    loop.set_lifecycle_handler(
-        [this, w = worker.get()](const AsgMessage& action, const SqsMessage& message) {
+    sqs_->set_lifecycle_handler(
+        [this, w = worker_owned_.get()](const AsgMessage& action, const SqsMessage& message) {
           {
             std::lock_guard lock(addr_mu_);
             if (groups_seen_.count(action.auto_scaling_group_name) == 0) {
@@ -484,111 +594,80 @@ void AsgSource::run_sqs(Setup& setup) {
           }
           return w->add(action, message);
         });
-    hook_thread = std::thread([this, w = worker.get()] {
-      for (;;) {
-        {
-          std::unique_lock lock(mu_);
-          cv_.wait_for(lock, options_.hook_check_interval, [this] { return stopping_; });
-          if (stopping_ || sqs_stop_.load()) return;
-        }
-        w->step();
-      }
-    });
+    hook_task_ = runtime::spawn(hook_loop());
     log::info(kLog, "{}: completing lifecycle hook '{}' (heartbeat every {} ms)", describe(),
               options_.lifecycle_hook, options_.heartbeat_interval.count());
   }
+  sqs_task_ = runtime::spawn(sqs_loop());
+}
+
+runtime::Co<void> AsgSource::sqs_loop() {
   log::info(kLog, "{}: consuming events from {}", describe(), options_.queue_url);
-  while (!sqs_stop_.load()) {
-    auto r = loop.run_once();
+  for (;;) {
+    auto r = co_await sqs_->run_once();
     {
       std::lock_guard lock(sqs_mu_);
-      sqs_totals_ = loop.totals();
+      sqs_totals_ = sqs_->totals();
     }
-    if (sqs_stop_.load()) break;
     if (!r) {
       log::warn(kLog, "{}: SQS: {}", describe(), r.error().message);
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(5), [this] { return stopping_; });
+      co_await runtime::sleep(*loop_, std::chrono::seconds(5));
     }
   }
-  {
-    std::lock_guard lock(mu_);
-    if (hook_in_flight_) hook_in_flight_->cancel();
-  }
-  cv_.notify_all();
-  if (hook_thread.joinable()) hook_thread.join();
-  {
-    std::lock_guard lock(sqs_mu_);
-    if (worker_) lifecycle_stats_ = worker_->stats();
-    worker_ = nullptr;
-  }
-  std::lock_guard lock(mu_);
-  sqs_in_flight_ = nullptr;
-  hook_in_flight_ = nullptr;
 }
 
-void AsgSource::trigger() {
-  {
-    std::lock_guard lock(mu_);
-    triggered_ = true;
+runtime::Co<void> AsgSource::hook_loop() {
+  for (;;) {
+    co_await runtime::sleep(*loop_, options_.hook_check_interval);
+    co_await worker_owned_->step();
   }
-  cv_.notify_all();
 }
 
-void AsgSource::run(discovery::Sink& sink) {
-  std::unique_ptr<Setup> setup;
-  std::optional<std::vector<ep::Endpoint>> last;
-  bool last_failed = false;
-  // The SQS thread uses `setup` (credentials, endpoints): join it before `setup` goes away.
-  struct JoinSqs {
-    AsgSource* self;
-    ~JoinSqs() {
-      self->sqs_stop_ = true;
-      {
-        std::lock_guard lock(self->mu_);
-        if (self->sqs_in_flight_) self->sqs_in_flight_->cancel();
-        if (self->hook_in_flight_) self->hook_in_flight_->cancel();
-      }
-      self->cv_.notify_all();
-      self->done_cv_.notify_all();
-      if (self->sqs_thread_.joinable()) self->sqs_thread_.join();
-      std::lock_guard lock(self->mu_);
-      self->in_flight_ = nullptr;  // the client dies with `setup`
-    }
-  } join_sqs{this};
+void AsgSource::poll_finished(std::uint64_t seq, bool ok) {
+  {
+    std::lock_guard lock(mu_);
+    poll_done_ = seq;
+    poll_done_ok_ = ok;
+  }
+  done_cv_.notify_all();
+  std::vector<PollWait*> ready;
+  for (PollWait* w : poll_waiters_) {
+    if (w->target <= seq) ready.push_back(w);
+  }
+  for (PollWait* w : ready) {
+    w->unlist();
+    if (w->timer != 0) loop_->cancel(w->timer);
+    w->timer = 0;
+    w->ok = ok;
+  }
+  for (PollWait* w : ready) w->h.resume();
+}
+
+runtime::Co<void> AsgSource::poll_loop() {
   for (;;) {
     std::uint64_t seq = 0;
     {
       std::lock_guard lock(mu_);
-      if (stopping_) return;
       triggered_ = false;
       seq = ++poll_started_;
     }
     bool ok = false;
-    if (!setup) {
+    if (!setup_) {
       auto made = make_setup();
       if (made) {
-        setup = std::move(*made);
-        std::lock_guard lock(mu_);
-        in_flight_ = setup->http.get();
-        if (stopping_) in_flight_->cancel();
-        if (!options_.queue_url.empty() && !stopping_) {
-          Setup* s = setup.get();
-          sqs_thread_ = std::thread([this, s] { run_sqs(*s); });
-        }
+        setup_ = std::move(*made);
+        client_ = std::make_unique<AsyncAwsClient>(*loop_, *setup_->credentials, setup_->region,
+                                                   runtime_.retry, runtime_.client_env);
+        start_event_consumers();
       } else {
         failures_.failure(made.error().message);
-        sink.publish(Error{made.error().kind, describe() + ": " + made.error().message});
-        last_failed = true;
+        sink_->publish(Error{made.error().kind, describe() + ": " + made.error().message});
+        last_failed_ = true;
       }
     }
-    if (setup) {
-      auto result = poll_asgs(*setup->client, setup->endpoints, options_);
+    if (setup_) {
+      auto result = co_await poll_asgs(*client_, setup_->endpoints, options_);
       ++polls_;
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) return;  // a cancelled request is not a failure to report
-      }
       if (result) {
         last_api_calls_ = result->api_calls;
         {
@@ -598,37 +677,44 @@ void AsgSource::run(discovery::Sink& sink) {
           groups_seen_ = std::set<std::string>(result->groups.begin(), result->groups.end());
         }
         failures_.success();
-        for (const auto& s : result->skipped) log::debug(kLog, "{}: skipped {}", describe(), s);
-        if (!last || *last != result->endpoints || last_failed) {
+        for (const auto& sk : result->skipped) log::debug(kLog, "{}: skipped {}", describe(), sk);
+        if (!last_ || *last_ != result->endpoints || last_failed_) {
           log::info(kLog, "{}: {} servers ({} API calls)", describe(), result->endpoints.size(),
                     result->api_calls);
-          last = result->endpoints;
-          sink.publish(std::move(result->endpoints));
+          last_ = result->endpoints;
+          sink_->publish(std::move(result->endpoints));
         }
-        last_failed = false;
+        last_failed_ = false;
         ok = true;
       } else {
         failures_.failure(result.error().message);
-        sink.publish(Error{result.error().kind, describe() + ": " + result.error().message});
-        last_failed = true;
+        sink_->publish(Error{result.error().kind, describe() + ": " + result.error().message});
+        last_failed_ = true;
       }
     }
-    std::unique_lock lock(mu_);
-    poll_done_ = seq;
-    poll_done_ok_ = ok;
-    done_cv_.notify_all();
-    cv_.wait_for(lock, options_.interval, [this] { return stopping_ || triggered_; });
-    if (stopping_) return;
+    poll_finished(seq, ok);
+    co_await Wake{*this};
   }
 }
 
 discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
   auto made = make_setup();
   if (!made) return Error{made.error().kind, describe() + ": " + made.error().message};
-  (void)timeout;  // each HTTP request is bounded by the client's timeouts and the retry cap
-  auto result = poll_asgs(*(*made)->client, (*made)->endpoints, options_);
-  if (!result) return Error{result.error().kind, describe() + ": " + result.error().message};
-  return std::move(result->endpoints);
+  // One poll on a private manual runtime driven by this thread.
+  runtime::Runtime rt({.threads = 0});
+  std::optional<Result<AsgPollResult>> result;
+  auto client = std::make_unique<AsyncAwsClient>(rt.loop(0), *(*made)->credentials, (*made)->region,
+                                                 runtime_.retry, runtime_.client_env);
+  auto run = [&]() -> runtime::Co<void> {
+    result.emplace(co_await poll_asgs(*client, (*made)->endpoints, options_));
+  };
+  runtime::Spawned task = runtime::spawn(run());
+  rt.run_until([&] { return result.has_value(); }, timeout);
+  task.reset();
+  client.reset();
+  if (!result) return Error::unavailable(describe() + ": no answer in time");
+  if (!*result) return Error{result->error().kind, describe() + ": " + result->error().message};
+  return std::move((**result).endpoints);
 }
 
 }  // namespace ep::aws

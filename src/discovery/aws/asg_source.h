@@ -14,7 +14,12 @@
 //  - any failure (a named group not found, an API error after the client's retries, unreadable
 //    XML, no credentials) publishes an ep::Error, so the guard keeps the last good set; it is
 //    logged through a FailureReporter and the next poll comes after `interval` as usual;
-//  - stop() cancels the HTTP request in flight and joins the thread.
+//  - stop() cancels the HTTP requests in flight; when it returns nothing of the source runs.
+// Threading: the source is a handler on one loop of the source runtime (start_on; start() uses a
+// private one-thread runtime) and owns no thread: the polls, the SQS long poll and the lifecycle
+// hooks are coroutines (runtime/co.h) on that loop, their AWS calls requests of one
+// AsyncAwsClient there, their waits loop timers. Credentials are fetched synchronously (see
+// AsyncAwsClient).
 
 #include <atomic>
 #include <condition_variable>
@@ -23,7 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <thread>
+#include <vector>
 
 #include "core/log.h"
 #include "discovery/aws/asg_options.h"
@@ -34,15 +39,17 @@
 #include "discovery/aws/sqs_events.h"
 #include "discovery/source.h"
 #include "net/http_client.h"
+#include "runtime/co.h"
+#include "runtime/runtime.h"
 
 namespace ep::aws {
 
 // What one poll saw.
 struct AsgPollResult {
   std::vector<ep::Endpoint> endpoints;  // sorted by instance id
-  int api_calls = 0;                // DescribeAutoScalingGroups + DescribeInstances calls
-  std::vector<std::string> skipped;  // "i-…: no public IPv4 address" etc.
-  std::vector<std::string> groups;   // the groups polled (names, after pattern/tag matching)
+  int api_calls = 0;                    // DescribeAutoScalingGroups + DescribeInstances calls
+  std::vector<std::string> skipped;     // "i-…: no public IPv4 address" etc.
+  std::vector<std::string> groups;      // the groups polled (names, after pattern/tag matching)
   // Every member's LifecycleState, by instance id.
   std::map<std::string, std::string> states;
   // Address/port of every served instance and, with lifecycle hooks, of instances in Pending* or
@@ -62,8 +69,7 @@ bool group_selected(const AutoScalingGroup& g, const AsgOptions& options);
 // availability_zone, asg, instance_id. backup when backup_other_zones and the zone differs from
 // local_zone.
 AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
-                              const std::vector<Ec2Instance>& instances,
-                              const AsgOptions& options);
+                              const std::vector<Ec2Instance>& instances, const AsgOptions& options);
 
 struct AsgEndpoints {
   Endpoint autoscaling;
@@ -71,17 +77,19 @@ struct AsgEndpoints {
   Endpoint sqs;
 };
 
-// One full poll through `client`. Errors name the call that failed; a named group that does not
-// exist is kInvalid "Auto Scaling group 'x' not found".
-Result<AsgPollResult> poll_asgs(AwsClient& client, const AsgEndpoints& endpoints,
-                                const AsgOptions& options);
+// One full poll through `client` (a coroutine on its loop; `options` must outlive it). Errors
+// name the call that failed; a named group that does not exist is kInvalid "Auto Scaling group
+// 'x' not found".
+runtime::Co<Result<AsgPollResult>> poll_asgs(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                             const AsgOptions& options);
 
 // Everything the source needs from the outside, injectable for tests.
 struct AsgRuntime {
-  std::function<std::unique_ptr<net::HttpClient>()> http_factory;  // default: CurlHttpClient
-  EnvMap env;                                  // default: the process environment
-  std::optional<std::string> config_file;      // default: read AWS_CONFIG_FILE / ~/.aws/config
-  std::optional<std::string> credentials_file; // default: AWS_SHARED_CREDENTIALS_FILE / ~/.aws/…
+  // For the credential fetchers (STS, IMDS; blocking, bounded). Default: CurlHttpClient.
+  std::function<std::unique_ptr<net::HttpClient>()> http_factory;
+  EnvMap env;                                   // default: the process environment
+  std::optional<std::string> config_file;       // default: read AWS_CONFIG_FILE / ~/.aws/config
+  std::optional<std::string> credentials_file;  // default: AWS_SHARED_CREDENTIALS_FILE / ~/.aws/…
   bool read_files = true;  // false: use config_file/credentials_file as given (tests)
   AwsClientEnv client_env;
   RetryPolicy retry;
@@ -93,6 +101,7 @@ class AsgSource final : public discovery::Source {
   ~AsgSource() override;
 
   std::string describe() const override;
+  Status start_on(runtime::Runtime& runtime, discovery::Sink& sink) override;
   Status start(discovery::Sink& sink) override;
   void stop() override;
   discovery::Snapshot fetch_once(std::chrono::milliseconds timeout) override;
@@ -101,7 +110,7 @@ class AsgSource final : public discovery::Source {
   void trigger();
   // Polls now and waits until a poll that STARTED after this call has finished. True when that
   // poll succeeded (its set was published, or was unchanged). False on failure, timeout or stop.
-  // The SQS consumer deletes a message only when this returns true.
+  // Blocks: never call it on a loop thread (the SQS consumer uses repoll_and_wait()).
   bool trigger_and_wait(std::chrono::milliseconds timeout);
   // SQS totals (zero without queue_url). For tests and metrics.
   SqsBatchResult sqs_totals() const;
@@ -114,37 +123,59 @@ class AsgSource final : public discovery::Source {
 
  private:
   struct Setup {
-    std::unique_ptr<net::HttpClient> http;
     std::unique_ptr<net::HttpClient> sts_http;
     std::unique_ptr<HttpCredentialFetcher> fetcher;
     std::unique_ptr<CredentialProvider> credentials;
-    std::unique_ptr<AwsClient> client;
     AsgEndpoints endpoints;
+    std::string region;
   };
+  struct Wake;      // awaits the poll interval or trigger()
+  struct PollWait;  // awaits the end of a poll (with a timeout)
   // Resolves region, endpoints and the credential chain. Errors are kInvalid (a broken setup).
   Result<std::unique_ptr<Setup>> make_setup();
-  void run(discovery::Sink& sink);
-  void run_sqs(Setup& setup);
+  // Coroutines on loop_.
+  runtime::Co<void> poll_loop();
+  runtime::Co<void> sqs_loop();
+  runtime::Co<void> hook_loop();
+  // The SQS consumer's re-poll: triggers a poll and waits (on the loop) until one that started
+  // after this call finished; true when it succeeded.
+  runtime::Co<bool> repoll_and_wait(std::chrono::milliseconds timeout);
+  void start_event_consumers();  // with a queue, once the setup exists
+  void poll_finished(std::uint64_t seq, bool ok);
 
   AsgOptions options_;
   discovery::SourceContext context_;
   AsgRuntime runtime_;
   log::FailureReporter failures_;
 
+  // Under mu_ (read by other threads).
   std::mutex mu_;
-  std::condition_variable cv_;
+  bool started_ = false;
   bool stopping_ = false;
   bool triggered_ = false;
-  net::HttpClient* in_flight_ = nullptr;  // the poll thread's client, for stop() to cancel
-  net::HttpClient* sqs_in_flight_ = nullptr;  // the SQS thread's client
-  net::HttpClient* hook_in_flight_ = nullptr;  // the lifecycle worker's client
   std::uint64_t poll_started_ = 0;  // sequence number of the last poll started
   std::uint64_t poll_done_ = 0;     // sequence number of the last poll finished
   bool poll_done_ok_ = false;       // and whether it succeeded
   std::condition_variable done_cv_;
-  std::thread thread_;
-  std::thread sqs_thread_;
-  std::atomic<bool> sqs_stop_{false};
+
+  // Set by start_on, cleared by stop (the starting thread's); the rest is loop_'s.
+  std::unique_ptr<runtime::Runtime> own_runtime_;  // only when started without one
+  runtime::Loop* loop_ = nullptr;
+  discovery::Sink* sink_ = nullptr;
+  std::shared_ptr<bool> alive_;  // false once stopped; captured by posted wake-ups
+  std::unique_ptr<Setup> setup_;
+  std::unique_ptr<AsyncAwsClient> client_;
+  std::unique_ptr<SqsEventLoop> sqs_;
+  std::unique_ptr<LifecycleWorker> worker_owned_;
+  runtime::Spawned poll_task_;
+  runtime::Spawned sqs_task_;
+  runtime::Spawned hook_task_;
+  std::optional<std::vector<ep::Endpoint>> last_;
+  bool last_failed_ = false;
+  std::coroutine_handle<> poll_waiter_;  // the poll loop waiting in Wake
+  runtime::TimerId poll_timer_ = 0;
+  std::vector<PollWait*> poll_waiters_;
+
   mutable std::mutex sqs_mu_;
   SqsBatchResult sqs_totals_;
   std::atomic<std::uint64_t> polls_{0};
@@ -153,7 +184,7 @@ class AsgSource final : public discovery::Source {
   mutable std::mutex addr_mu_;
   std::map<std::string, ep::Endpoint> addresses_;
   std::set<std::string> groups_seen_;
-  LifecycleWorker* worker_ = nullptr;  // under sqs_mu_; alive while run_sqs runs
+  LifecycleWorker* worker_ = nullptr;  // under sqs_mu_; alive while the source runs
   LifecycleStats lifecycle_stats_;     // under sqs_mu_; last totals
 };
 

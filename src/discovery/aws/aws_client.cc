@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "discovery/aws/sigv4.h"
+#include "net/http_await.h"
 
 namespace ep::aws {
 
@@ -78,11 +79,11 @@ Result<SystemTime> parse_http_date(std::string_view text) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-Result<net::HttpResponse> send_signed(net::HttpClient& http, const Endpoint& endpoint,
-                                      const SignableRequest& request,
-                                      const Credentials& credentials, std::string_view region,
-                                      std::string_view signing_name, SystemTime time,
-                                      std::chrono::milliseconds timeout) {
+Result<net::HttpRequest> signed_http_request(const Endpoint& endpoint,
+                                             const SignableRequest& request,
+                                             const Credentials& credentials,
+                                             std::string_view region, std::string_view signing_name,
+                                             SystemTime time, std::chrono::milliseconds timeout) {
   SigningConfig config;
   config.region = std::string(region);
   config.service = std::string(signing_name);
@@ -99,7 +100,18 @@ Result<net::HttpResponse> send_signed(net::HttpClient& http, const Endpoint& end
   for (const auto& h : signed_->added_headers) out.headers.emplace_back(h.name, h.value);
   out.body = request.body;
   out.timeout = timeout;
-  return http.perform(out);
+  return out;
+}
+
+Result<net::HttpResponse> send_signed(net::HttpClient& http, const Endpoint& endpoint,
+                                      const SignableRequest& request,
+                                      const Credentials& credentials, std::string_view region,
+                                      std::string_view signing_name, SystemTime time,
+                                      std::chrono::milliseconds timeout) {
+  auto out =
+      signed_http_request(endpoint, request, credentials, region, signing_name, time, timeout);
+  if (!out) return out.error();
+  return http.perform(*out);
 }
 
 AwsClient::AwsClient(net::HttpClient& http, CredentialProvider& credentials, std::string region,
@@ -217,6 +229,135 @@ Result<std::string> AwsClient::call(AwsService service, const Endpoint& endpoint
     env_.sleep(delay);
   }
   return last;
+}
+
+AsyncAwsClient::AsyncAwsClient(runtime::Loop& loop, CredentialProvider& credentials,
+                               std::string region, RetryPolicy policy, AwsClientEnv env)
+    : loop_(loop),
+      http_(loop),
+      credentials_(credentials),
+      region_(std::move(region)),
+      policy_(policy),
+      env_(std::move(env)) {
+  injected_sleep_ = static_cast<bool>(env_.sleep);
+  if (!env_.now) env_.now = [] { return std::chrono::system_clock::now(); };
+  if (!env_.random) {
+    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+    env_.random = [rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(*rng); };
+  }
+}
+
+runtime::Co<Result<std::string>> AsyncAwsClient::call_query(AwsService service, Endpoint endpoint,
+                                                            std::string action,
+                                                            QueryParams params) {
+  const auto& info = service_info(service);
+  SignableRequest request = make_query_request(endpoint, action, info.api_version, params);
+  co_return co_await call(service, endpoint, std::move(request),
+                          fmt::format("{} {}", info.endpoint_prefix, action), false,
+                          std::chrono::seconds(30));
+}
+
+runtime::Co<Result<std::string>> AsyncAwsClient::call_sqs(Endpoint endpoint, std::string operation,
+                                                          std::string body,
+                                                          std::chrono::milliseconds timeout) {
+  SignableRequest request = make_sqs_request(endpoint, operation, std::move(body));
+  co_return co_await call(AwsService::kSqs, endpoint, std::move(request),
+                          fmt::format("sqs {}", operation), true, timeout);
+}
+
+runtime::Co<Result<std::string>> AsyncAwsClient::call(AwsService service, Endpoint endpoint,
+                                                      SignableRequest request, std::string what,
+                                                      bool json_errors,
+                                                      std::chrono::milliseconds timeout) {
+  const auto& info = service_info(service);
+  ++stats_.calls;
+  bool skew_retried = false;
+  bool refresh_retried = false;
+  int attempt = 0;
+  Error last = Error::unavailable(fmt::format("{}: not attempted", what));
+  while (attempt < policy_.max_attempts) {
+    ++attempt;
+    if (attempt > 1) ++stats_.retries;
+    const SystemTime now = env_.now();
+    auto creds = credentials_.get(now);
+    if (!creds) {
+      co_return Error{creds.error().kind,
+                      fmt::format("{}: no credentials: {}", what, creds.error().message)};
+    }
+    ++stats_.attempts;
+    auto out = signed_http_request(endpoint, request, *creds, region_, info.signing_name,
+                                   now + offset_, timeout);
+    if (!out) co_return Error::invalid(fmt::format("{}: {}", what, out.error().message));
+    auto reply = co_await net::http_request(http_, std::move(*out));
+    ErrorClass cls;
+    std::chrono::milliseconds retry_after{0};
+    if (!reply) {
+      if (reply.error().kind == ErrorKind::kInvalid) {
+        co_return Error::invalid(fmt::format("{}: {}", what, reply.error().message));
+      }
+      last = Error::unavailable(fmt::format("{}: {}", what, reply.error().message));
+      cls = ErrorClass::kTransient;
+    } else if (reply->status >= 200 && reply->status < 300) {
+      co_return std::move(reply->body);
+    } else {
+      const long status = reply->status;
+      Result<AwsError> parsed =
+          json_errors
+              ? parse_json_error(reply->body, reply->headers.get("x-amzn-query-error").value_or(""))
+              : parse_xml_error(reply->body);
+      if (!parsed) {
+        // Garbage instead of an error document: a 5xx is still worth a retry, anything else not.
+        cls = status >= 500 ? ErrorClass::kTransient : ErrorClass::kFatal;
+        last = Error{status >= 500 ? ErrorKind::kUnavailable : ErrorKind::kInvalid,
+                     fmt::format("{}: HTTP {} with an unreadable error body ({})", what, status,
+                                 parsed.error().message)};
+      } else {
+        cls = classify_error(*parsed, static_cast<int>(status));
+        const bool retryable = cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
+        last = Error{retryable ? ErrorKind::kUnavailable : ErrorKind::kRefused,
+                     fmt::format("{}: HTTP {} {}", what, status, error_text(*parsed))};
+      }
+      if (auto ra = reply->headers.get("x-amz-retry-after")) {
+        char* end = nullptr;
+        const long long v = std::strtoll(ra->c_str(), &end, 10);
+        if (end && *end == '\0' && v > 0) retry_after = std::chrono::milliseconds(v);
+      }
+      if (cls == ErrorClass::kClockSkew) {
+        auto date = reply->headers.get("Date");
+        auto server_time = date ? parse_http_date(*date) : Result<SystemTime>(Error::invalid(""));
+        if (skew_retried || !server_time) co_return last;
+        skew_retried = true;
+        offset_ = std::chrono::duration_cast<std::chrono::seconds>(*server_time - now);
+        ++stats_.clock_skew_corrections;
+        log::warn(kLog, "{}: clock skew; local clock is {} s off the server's, correcting", what,
+                  -offset_.count());
+        --attempt;  // a correction is not a failed attempt
+        continue;
+      }
+      if (cls == ErrorClass::kExpiredCredentials) {
+        if (refresh_retried) co_return last;
+        refresh_retried = true;
+        credentials_.invalidate();
+        ++stats_.credential_refreshes;
+        log::info(kLog, "{}: credentials expired; refreshing", what);
+        --attempt;
+        continue;
+      }
+      if (cls == ErrorClass::kFatal) co_return last;
+      if (cls == ErrorClass::kThrottling) ++stats_.throttled;
+    }
+    if (attempt >= policy_.max_attempts) break;
+    auto delay = std::max(backoff_delay(policy_, cls, attempt, env_.random()), retry_after);
+    delay = std::min(delay, policy_.max_backoff);
+    log::debug(kLog, "{}: attempt {} failed ({}); retrying in {} ms", what, attempt, last.message,
+               delay.count());
+    if (injected_sleep_) {
+      env_.sleep(delay);
+    } else {
+      co_await runtime::sleep(loop_, delay);
+    }
+  }
+  co_return last;
 }
 
 }  // namespace ep::aws

@@ -31,7 +31,10 @@
 #include "discovery/aws/endpoints.h"
 #include "discovery/aws/parse.h"
 #include "discovery/aws/requests.h"
+#include "net/async_http_client.h"
 #include "net/http_client.h"
+#include "runtime/co.h"
+#include "runtime/loop.h"
 
 namespace ep::aws {
 
@@ -123,8 +126,7 @@ class AwsClient {
 
  private:
   Result<std::string> call(AwsService service, const Endpoint& endpoint,
-                           const SignableRequest& request,
-                           std::string_view what, bool json_errors,
+                           const SignableRequest& request, std::string_view what, bool json_errors,
                            std::chrono::milliseconds timeout);
 
   net::HttpClient& http_;
@@ -143,5 +145,53 @@ Result<net::HttpResponse> send_signed(net::HttpClient& http, const Endpoint& end
                                       const Credentials& credentials, std::string_view region,
                                       std::string_view signing_name, SystemTime time,
                                       std::chrono::milliseconds timeout);
+
+// The signed HTTP request that send_signed() sends (pure).
+Result<net::HttpRequest> signed_http_request(const Endpoint& endpoint,
+                                             const SignableRequest& request,
+                                             const Credentials& credentials,
+                                             std::string_view region, std::string_view signing_name,
+                                             SystemTime time, std::chrono::milliseconds timeout);
+
+// AwsClient's contract (signing, retries, clock skew, expired credentials, errors) on the source
+// runtime: calls are coroutines (runtime/co.h) on one loop, sent through an AsyncHttpClient of
+// that loop; a retry's backoff is a loop timer. Differences from AwsClient:
+//  - env.sleep, when set, is only told the delay and the retry is sent at once (tests); unset,
+//    the retry waits on a loop timer;
+//  - credentials_.get() is synchronous: a cache hit for static or cached credentials; a refresh
+//    (IMDS, STS, credential_process, ahead of expiry: rare) blocks the loop for at most that
+//    fetcher's own bounded timeouts.
+// Threading: constructed, used and destroyed on the loop's thread only (it owns its
+// AsyncHttpClient); destroying an awaiting chain cancels its request.
+class AsyncAwsClient {
+ public:
+  AsyncAwsClient(runtime::Loop& loop, CredentialProvider& credentials, std::string region,
+                 RetryPolicy policy = {}, AwsClientEnv env = {});
+
+  runtime::Co<Result<std::string>> call_query(AwsService service, Endpoint endpoint,
+                                              std::string action, QueryParams params);
+  runtime::Co<Result<std::string>> call_sqs(
+      Endpoint endpoint, std::string operation, std::string body,
+      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+  const AwsCallStats& stats() const { return stats_; }
+  const std::string& region() const { return region_; }
+  net::AsyncHttpClient& http() { return http_; }
+
+ private:
+  runtime::Co<Result<std::string>> call(AwsService service, Endpoint endpoint,
+                                        SignableRequest request, std::string what, bool json_errors,
+                                        std::chrono::milliseconds timeout);
+
+  runtime::Loop& loop_;
+  net::AsyncHttpClient http_;
+  CredentialProvider& credentials_;
+  std::string region_;
+  RetryPolicy policy_;
+  AwsClientEnv env_;
+  bool injected_sleep_ = false;
+  std::chrono::seconds offset_{0};
+  AwsCallStats stats_;
+};
 
 }  // namespace ep::aws

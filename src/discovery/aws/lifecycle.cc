@@ -69,7 +69,10 @@ LifecycleWorker::LifecycleWorker(AsgOptions options, Deps deps)
 }
 
 void LifecycleWorker::note_error() {
-  ++stats_.errors;
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.errors;
+  }
   Metrics::global().inc("elasticproxy_aws_lifecycle_errors_total", {{"backend", deps_.backend}});
 }
 
@@ -128,34 +131,38 @@ LifecycleStats LifecycleWorker::stats() const {
   return stats_;
 }
 
-bool LifecycleWorker::complete(Tracked& t, LifecycleActionResult result, const std::string& why) {
+runtime::Co<bool> LifecycleWorker::complete(Tracked& t, LifecycleActionResult result,
+                                            std::string why) {
   LifecycleActionRef ref{t.action.lifecycle_hook_name, t.action.auto_scaling_group_name,
                          t.action.lifecycle_action_token, t.action.instance_id};
   auto params = complete_lifecycle_action_params(ref, result);
   if (!params) {
     log::warn(kLog, "{}: {}", deps_.backend, params.error().message);
-    return true;  // can never be sent; drop it rather than loop forever
+    co_return true;  // can never be sent; drop it rather than loop forever
   }
   const char* what = result == LifecycleActionResult::kContinue ? "CONTINUE" : "ABANDON";
-  auto r = deps_.client->call_query(AwsService::kAutoScaling, deps_.autoscaling,
-                                    "CompleteLifecycleAction", *params);
+  auto r = co_await deps_.client->call_query(AwsService::kAutoScaling, deps_.autoscaling,
+                                             "CompleteLifecycleAction", *params);
   if (!r) {
     // AWS answers ValidationError when the action is no longer pending (completed by someone
     // else, timed out, instance gone): nothing left to do.
     if (r.error().message.find("ValidationError") != std::string::npos) {
       log::warn(kLog, "{}: CompleteLifecycleAction {} for {}: {}; treating the action as over",
                 deps_.backend, what, t.action.instance_id, r.error().message);
-      return true;
+      co_return true;
     }
     note_error();
     log::warn(kLog, "{}: CompleteLifecycleAction {} for {} failed (retrying): {}", deps_.backend,
               what, t.action.instance_id, r.error().message);
-    return false;
+    co_return false;
   }
-  if (result == LifecycleActionResult::kContinue) {
-    ++stats_.completed_continue;
-  } else {
-    ++stats_.completed_abandon;
+  {
+    std::lock_guard lock(mu_);
+    if (result == LifecycleActionResult::kContinue) {
+      ++stats_.completed_continue;
+    } else {
+      ++stats_.completed_abandon;
+    }
   }
   Metrics::global().inc("elasticproxy_aws_lifecycle_completed_total",
                         {{"backend", deps_.backend},
@@ -163,13 +170,13 @@ bool LifecycleWorker::complete(Tracked& t, LifecycleActionResult result, const s
                          {"result", what}});
   log::info(kLog, "{}: {} {}: CompleteLifecycleAction {} ({})", deps_.backend,
             t.action.lifecycle_transition, t.action.instance_id, what, why);
-  return true;
+  co_return true;
 }
 
-void LifecycleWorker::delete_messages(Tracked& t) {
+runtime::Co<void> LifecycleWorker::delete_messages(Tracked& t) {
   for (const auto& [id, receipt] : t.receipts) {
-    auto del = deps_.client->call_sqs(deps_.sqs, "DeleteMessage",
-                                      sqs_delete_message_body(deps_.queue_url, receipt));
+    auto del = co_await deps_.client->call_sqs(deps_.sqs, "DeleteMessage",
+                                               sqs_delete_message_body(deps_.queue_url, receipt));
     if (!del) {
       note_error();
       log::warn(kLog, "message {}: {}", id, del.error().message);
@@ -177,15 +184,18 @@ void LifecycleWorker::delete_messages(Tracked& t) {
   }
 }
 
-void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
+runtime::Co<void> LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
   if (now >= t.next_heartbeat) {
     LifecycleActionRef ref{t.action.lifecycle_hook_name, t.action.auto_scaling_group_name,
                            t.action.lifecycle_action_token, t.action.instance_id};
     if (auto params = record_lifecycle_action_heartbeat_params(ref)) {
-      auto r = deps_.client->call_query(AwsService::kAutoScaling, deps_.autoscaling,
-                                        "RecordLifecycleActionHeartbeat", *params);
+      auto r = co_await deps_.client->call_query(AwsService::kAutoScaling, deps_.autoscaling,
+                                                 "RecordLifecycleActionHeartbeat", *params);
       if (r) {
-        ++stats_.heartbeats;
+        {
+          std::lock_guard lock(mu_);
+          ++stats_.heartbeats;
+        }
         Metrics::global().inc("elasticproxy_aws_lifecycle_heartbeats_total",
                               {{"backend", deps_.backend}});
         log::debug(kLog, "{}: heartbeat for {}", deps_.backend, t.action.instance_id);
@@ -204,8 +214,9 @@ void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
       auto body =
           sqs_change_message_visibility_body(deps_.queue_url, receipt, visibility_seconds());
       if (!body) continue;
-      auto r = deps_.client->call_sqs(deps_.sqs, "ChangeMessageVisibility", *body);
+      auto r = co_await deps_.client->call_sqs(deps_.sqs, "ChangeMessageVisibility", *body);
       if (r) {
+        std::lock_guard lock(mu_);
         ++stats_.visibility_changes;
       } else {
         all = false;
@@ -217,8 +228,9 @@ void LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
   }
 }
 
-void LifecycleWorker::step() {
-  std::lock_guard lock(mu_);
+runtime::Co<void> LifecycleWorker::step() {
+  // Runs on the loop; add() runs there too, between this coroutine's awaits (a std::map insert
+  // keeps `it` valid). mu_ guards only what other threads read: stats_ and tracked_'s size.
   const ServerStateView* view = deps_.server_states;
   for (auto it = tracked_.begin(); it != tracked_.end();) {
     Tracked& t = it->second;
@@ -271,22 +283,29 @@ void LifecycleWorker::step() {
       }
     }
 
-    if (result && complete(t, *result, why)) {
-      delete_messages(t);
+    if (result && co_await complete(t, *result, why)) {
+      // Over: forget it before the deletes (which await), so that a duplicate received meanwhile
+      // counts as completed and pending() no longer counts it, as while a step held the lock.
+      Tracked over = std::move(t);
       if (done_.insert(it->first).second) done_order_.push_back(it->first);
       while (done_order_.size() > kDoneMemory) {
         done_.erase(done_order_.front());
         done_order_.pop_front();
       }
-      it = tracked_.erase(it);
+      {
+        std::lock_guard lock(mu_);
+        it = tracked_.erase(it);
+      }
+      co_await delete_messages(over);
       continue;
     }
     if (term && state && state->instances_active > 0 && now >= t.next_heartbeat && deps_.repoll) {
       deps_.repoll();
     }
-    heartbeat(t, now);
+    co_await heartbeat(t, now);
     ++it;
   }
+  std::lock_guard lock(mu_);
   Metrics::global().set("elasticproxy_aws_lifecycle_pending", {{"backend", deps_.backend}},
                         static_cast<double>(tracked_.size()));
 }

@@ -86,12 +86,13 @@ struct LifecycleStats {
   int errors = 0;  // failed AutoScaling/SQS calls (retried at the next check)
 };
 
-// Tracks lifecycle actions until they are completed. add() is called from the SQS thread,
-// step() from the worker thread; both are thread-safe.
+// Tracks lifecycle actions until they are completed. add() and step() run on the source's loop
+// (step() is a coroutine there: its AWS calls go through the AsyncAwsClient of that loop);
+// pending() and stats() are thread-safe.
 class LifecycleWorker {
  public:
   struct Deps {
-    AwsClient* client = nullptr;  // the worker thread's own client
+    AsyncAwsClient* client = nullptr;  // on the loop step() runs on
     Endpoint autoscaling;
     Endpoint sqs;
     std::string queue_url;
@@ -112,7 +113,7 @@ class LifecycleWorker {
   // does not handle it (another hook name): the caller deletes it as usual.
   bool add(const AsgMessage& action, const SqsMessage& message);
   // Checks every tracked action that is due; sends heartbeats, completions, deletes.
-  void step();
+  runtime::Co<void> step();
   // Actions still pending.
   size_t pending() const;
   LifecycleStats stats() const;
@@ -128,11 +129,11 @@ class LifecycleWorker {
     bool warned_no_address = false;
   };
   // True when the action is finished (completed, or AWS no longer knows it).
-  bool complete(Tracked& t, LifecycleActionResult result, const std::string& why);
-  void heartbeat(Tracked& t, SteadyTime now);
-  void delete_messages(Tracked& t);
+  runtime::Co<bool> complete(Tracked& t, LifecycleActionResult result, std::string why);
+  runtime::Co<void> heartbeat(Tracked& t, SteadyTime now);
+  runtime::Co<void> delete_messages(Tracked& t);
   int visibility_seconds() const;
-  void note_error();  // counts a failed call (stats and metric)
+  void note_error();  // counts a failed call (stats and metric); takes mu_
 
   AsgOptions options_;
   Deps deps_;

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "core/log.h"
 #include "discovery/aws/requests.h"
@@ -50,22 +49,23 @@ MessageDecision decide(std::string_view body) {
   return {MessageAction::kAck, "?", std::nullopt};
 }
 
-SqsEventLoop::SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url, int wait_seconds,
-                           std::function<bool()> apply)
+SqsEventLoop::SqsEventLoop(AsyncAwsClient& client, Endpoint sqs, std::string queue_url,
+                           int wait_seconds, std::function<runtime::Co<bool>()> apply)
     : client_(client),
       sqs_(std::move(sqs)),
       queue_url_(std::move(queue_url)),
       wait_seconds_(wait_seconds),
       apply_(std::move(apply)) {}
 
-Result<SqsBatchResult> SqsEventLoop::run_once() {
+runtime::Co<Result<SqsBatchResult>> SqsEventLoop::run_once() {
   auto body = sqs_receive_message_body(queue_url_, 10, wait_seconds_, std::nullopt);
-  if (!body) return body.error();
-  auto reply =
-      client_.call_sqs(sqs_, "ReceiveMessage", *body, std::chrono::seconds(wait_seconds_ + 10));
-  if (!reply) return reply.error();
+  if (!body) co_return body.error();
+  auto reply = co_await client_.call_sqs(sqs_, "ReceiveMessage", *body,
+                                         std::chrono::seconds(wait_seconds_ + 10));
+  if (!reply) co_return reply.error();
   auto messages = parse_receive_message(*reply);
-  if (!messages) return Error{messages.error().kind, "ReceiveMessage: " + messages.error().message};
+  if (!messages)
+    co_return Error{messages.error().kind, "ReceiveMessage: " + messages.error().message};
   // A message received again (its visibility ran out) replaces its carried copy.
   std::erase_if(carried_, [&](const Carried& c) {
     return std::any_of(messages->begin(), messages->end(),
@@ -112,7 +112,7 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
   }
   if (!after_apply.empty() || !actions.empty()) {
     ++r.repolls;
-    if (apply_()) {
+    if (co_await apply_()) {
       to_delete.insert(to_delete.end(), after_apply.begin(), after_apply.end());
       for (const auto& [m, action] : actions) {
         if (take_lifecycle_(action, *m)) {
@@ -135,8 +135,8 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
     }
   }
   for (const SqsMessage* m : to_delete) {
-    auto del = client_.call_sqs(sqs_, "DeleteMessage",
-                                sqs_delete_message_body(queue_url_, m->receipt_handle));
+    auto del = co_await client_.call_sqs(sqs_, "DeleteMessage",
+                                         sqs_delete_message_body(queue_url_, m->receipt_handle));
     if (del) {
       ++r.deleted;
     } else {
@@ -150,25 +150,7 @@ Result<SqsBatchResult> SqsEventLoop::run_once() {
   totals_.kept += r.kept;
   totals_.malformed += r.malformed;
   totals_.lifecycle += r.lifecycle;
-  return r;
-}
-
-void SqsEventLoop::run(const std::atomic<bool>& stop, std::chrono::milliseconds error_backoff) {
-  log::FailureReporter failures("aws_sqs", "SQS ReceiveMessage on " + queue_url_);
-  while (!stop.load()) {
-    auto r = run_once();
-    if (stop.load()) return;
-    if (r) {
-      failures.success();
-      continue;
-    }
-    failures.failure(r.error().message);
-    // Sleep in small steps so stop() is honoured promptly.
-    const auto until = std::chrono::steady_clock::now() + error_backoff;
-    while (!stop.load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
+  co_return r;
 }
 
 }  // namespace ep::aws

@@ -20,7 +20,6 @@
 // (set with lifecycle hooks, lifecycle.h); when it takes the message over, the message is not
 // deleted here — the LifecycleWorker deletes it once the action is completed.
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -29,6 +28,7 @@
 
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/parse.h"
+#include "runtime/co.h"
 
 namespace ep::aws {
 
@@ -50,26 +50,24 @@ MessageDecision decide(std::string_view body);
 
 struct SqsBatchResult {
   int received = 0;
-  int repolls = 0;   // apply() calls (0 or 1 per batch)
+  int repolls = 0;  // apply() calls (0 or 1 per batch)
   int deleted = 0;
-  int kept = 0;      // left for redelivery (apply failed, or delete failed)
+  int kept = 0;  // left for redelivery (apply failed, or delete failed)
   int malformed = 0;
   int lifecycle = 0;  // lifecycle actions handed to take_lifecycle
 };
 
+// Threading: a handler on one loop of the source runtime (runtime/co.h): run_once() is a
+// coroutine on the client's loop; the caller drives the rounds and owns stopping (destroying the
+// awaiting chain cancels the request in flight).
 class SqsEventLoop {
  public:
   // `apply` re-polls and returns true when the new set was published.
-  SqsEventLoop(AwsClient& client, Endpoint sqs, std::string queue_url, int wait_seconds,
-               std::function<bool()> apply);
+  SqsEventLoop(AsyncAwsClient& client, Endpoint sqs, std::string queue_url, int wait_seconds,
+               std::function<runtime::Co<bool>()> apply);
 
   // One ReceiveMessage + handling + deletes. An error is a failed ReceiveMessage.
-  Result<SqsBatchResult> run_once();
-
-  // Runs until `stop` is set (the caller also cancels the HTTP client to end a long poll).
-  // Errors are logged and retried after `error_backoff`.
-  void run(const std::atomic<bool>& stop,
-           std::chrono::milliseconds error_backoff = std::chrono::seconds(5));
+  runtime::Co<Result<SqsBatchResult>> run_once();
 
   const SqsBatchResult& totals() const { return totals_; }
 
@@ -80,11 +78,11 @@ class SqsEventLoop {
   }
 
  private:
-  AwsClient& client_;
+  AsyncAwsClient& client_;
   Endpoint sqs_;
   std::string queue_url_;
   int wait_seconds_;
-  std::function<bool()> apply_;
+  std::function<runtime::Co<bool>()> apply_;
   std::function<bool(const AsgMessage&, const SqsMessage&)> take_lifecycle_;
   struct Carried {
     SqsMessage message;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -90,18 +91,33 @@ Result<std::map<std::string, std::string>> parse_check_states(std::string_view t
   return out;
 }
 
-std::shared_ptr<AgentHub> AgentHub::acquire(const Options& options, ClientFactory factory) {
+std::shared_ptr<AgentHub> AgentHub::acquire(const Options& options, runtime::Runtime* runtime) {
   std::lock_guard<std::mutex> lock(registry_mu());
-  auto& slot = registry()[options.agent_key()];
+  const std::string key =
+      options.agent_key() + "\n" + std::to_string(reinterpret_cast<std::uintptr_t>(runtime));
+  auto& slot = registry()[key];
   if (auto hub = slot.lock()) return hub;
-  auto hub = std::make_shared<AgentHub>(options, std::move(factory));
+  std::shared_ptr<runtime::Runtime> own;
+  if (runtime == nullptr) {
+    // One runtime shared by every hub started without one (tools, tests), alive while a hub is.
+    static std::weak_ptr<runtime::Runtime> shared;
+    own = shared.lock();
+    if (!own) {
+      own = std::make_shared<runtime::Runtime>(runtime::RuntimeOptions{.threads = 1});
+      shared = own;
+    }
+    runtime = own.get();
+  }
+  auto hub = std::make_shared<AgentHub>(options, runtime->loop(), std::move(own));
   slot = hub;
   return hub;
 }
 
-AgentHub::AgentHub(const Options& options, ClientFactory factory)
+AgentHub::AgentHub(const Options& options, runtime::Loop& loop,
+                   std::shared_ptr<runtime::Runtime> own_runtime)
     : options_(options),
-      factory_(std::move(factory)),
+      own_runtime_(std::move(own_runtime)),
+      loop_(loop),
       token_(options.token, options.token_file, "consul agent hub"),
       describe_(fmt::format("consul agent hub at {}", options.unix_socket.empty()
                                                           ? options.base_url
@@ -110,81 +126,94 @@ AgentHub::AgentHub(const Options& options, ClientFactory factory)
                              "Failed change-detection queries of a shared Consul agent hub.");
   Metrics::global().describe("elasticproxy_consul_hub_wakeups_total", Metrics::Type::kCounter,
                              "Change-detection returns of a shared hub that refreshed services.");
-  catalog_client_ = factory_();
-  checks_client_ = factory_();
-  worker_client_ = factory_();
-  catalog_thread_ = std::thread([this] { detect_loop(Detector::kCatalog); });
-  checks_thread_ = std::thread([this] { detect_loop(Detector::kChecks); });
-  worker_thread_ = std::thread([this] { worker_loop(); });
+  loop_.run_sync([this] {
+    for (Detector which : {Detector::kCatalog, Detector::kChecks}) {
+      DetectorState& d = detector(which);
+      d.which = which;
+      d.client = std::make_unique<net::AsyncHttpClient>(loop_);
+      d.reporter = std::make_unique<log::FailureReporter>(
+          "consul", describe_ + " (" +
+                        (which == Detector::kCatalog ? "catalog_services" : "health_state") + ")");
+      d.backoff = runtime::Backoff({.initial = options_.backoff_min,
+                                    .max = options_.backoff_max,
+                                    .multiplier = 2.0,
+                                    .jitter = 0.5});
+    }
+    worker_client_ = std::make_unique<net::AsyncHttpClient>(loop_);
+  });
 }
 
 AgentHub::~AgentHub() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+  // On the loop: cancelled timers never run, destroyed clients abort their requests silently.
+  loop_.run_sync([this] {
     stopping_ = true;
-    for (auto* c : {catalog_client_.get(), checks_client_.get(), worker_client_.get()}) {
-      if (c != nullptr) c->cancel();
+    for (auto& d : detectors_) {
+      if (d.timer != 0) loop_.cancel(d.timer);
+      d.timer = 0;
+      d.request = 0;
+      d.client.reset();
     }
-  }
-  cv_.notify_all();
-  for (auto* t : {&catalog_thread_, &checks_thread_, &worker_thread_}) {
-    if (t->joinable()) t->join();
-  }
+    if (worker_timer_ != 0) loop_.cancel(worker_timer_);
+    worker_timer_ = 0;
+    busy_ = nullptr;
+    worker_client_.reset();
+  });
 }
 
 void AgentHub::subscribe(Subscriber* subscriber) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
+  loop_.run_sync([this, subscriber] {
+    if (stopping_) return;
     Sub s;
     s.subscriber = subscriber;
     s.dirty = true;
     s.due = SteadyClock::now();
     subs_.push_back(s);
-    ++subs_version_;
-    // The checks query in flight filters on the old name set: restart it with the new one.
-    if (checks_client_) checks_client_->cancel();
-    checks_restart_ = true;
-  }
-  cv_.notify_all();
+    subscriber_count_ = subs_.size();
+    // The checks query filters on the old name set: restart it with the new one once the
+    // subscriptions settle (a start-up burst costs one restart, not one each).
+    DetectorState& checks = detector(Detector::kChecks);
+    if (checks.request != 0) checks.client->cancel(checks.request);
+    checks.request = 0;
+    const auto now = SteadyClock::now();
+    if (!restart_since_) restart_since_ = now;
+    const auto settle =
+        std::min(now + milliseconds(50), *restart_since_ + milliseconds(1000)) - now;
+    arm(checks, std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(settle)));
+    schedule(detector(Detector::kCatalog));
+    kick_worker();
+  });
 }
 
 void AgentHub::unsubscribe(Subscriber* subscriber) {
-  std::unique_lock<std::mutex> lock(mu_);
-  // Removed first, so the worker cannot pick it again while we wait for a refresh in progress.
-  subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
-                             [&](const Sub& s) { return s.subscriber == subscriber; }),
-              subs_.end());
-  ++subs_version_;
-  if (busy_ == subscriber && worker_client_) {
-    // Do not wait for a slow read of a source that is going away: abort it; the worker replaces
-    // its (sticky-cancelled) client afterwards.
-    worker_client_->cancel();
-    worker_restart_ = true;
-  }
-  cv_.wait(lock, [&] { return busy_ != subscriber; });
-}
-
-size_t AgentHub::subscribers() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return subs_.size();
+  loop_.run_sync([this, subscriber] {
+    subs_.erase(std::remove_if(subs_.begin(), subs_.end(),
+                               [&](const Sub& s) { return s.subscriber == subscriber; }),
+                subs_.end());
+    subscriber_count_ = subs_.size();
+    if (busy_ == subscriber) {
+      // Do not wait for a slow read of a source that is going away: abort it (on the loop its
+      // callback can no longer run).
+      if (busy_request_ != 0 && worker_client_) worker_client_->cancel(busy_request_);
+      busy_ = nullptr;
+      busy_request_ = 0;
+      ++refresh_seq_;
+      kick_worker();
+    }
+  });
 }
 
 std::uint64_t AgentHub::connections_opened() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::uint64_t n = retired_connections_;
-  for (auto* c : {catalog_client_.get(), checks_client_.get(), worker_client_.get()}) {
-    if (c != nullptr) n += c->connections_opened();
-  }
+  std::uint64_t n = 0;
+  loop_.run_sync([this, &n] {
+    for (const auto& d : detectors_) {
+      if (d.client) n += d.client->connections_opened();
+    }
+    if (worker_client_) n += worker_client_->connections_opened();
+  });
   return n;
 }
 
-bool AgentHub::sleep_for(milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, d, [this] { return stopping_; });
-  return !stopping_;
-}
-
-void AgentHub::mark_dirty_locked(Sub& sub) {
+void AgentHub::mark_dirty(Sub& sub) {
   sub.dirty = true;
   // Rate limit per service even when changes keep coming (a flapping check).
   sub.due =
@@ -192,27 +221,20 @@ void AgentHub::mark_dirty_locked(Sub& sub) {
 }
 
 void AgentHub::mark_all_dirty() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : subs_) mark_dirty_locked(s);
-  }
-  cv_.notify_all();
+  for (auto& s : subs_) mark_dirty(s);
+  kick_worker();
 }
 
 void AgentHub::mark_services_dirty(const std::vector<std::string>& names) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : subs_) {
-      if (std::find(names.begin(), names.end(), s.subscriber->service_name()) != names.end()) {
-        mark_dirty_locked(s);
-      }
+  for (auto& s : subs_) {
+    if (std::find(names.begin(), names.end(), s.subscriber->service_name()) != names.end()) {
+      mark_dirty(s);
     }
   }
-  cv_.notify_all();
+  kick_worker();
 }
 
-std::string AgentHub::detector_url(Detector which, std::uint64_t index,
-                                   std::set<std::string>* covered) const {
+std::string AgentHub::detector_url(Detector which, std::uint64_t index) const {
   std::string url = options_.base_url +
                     (which == Detector::kCatalog ? "/v1/catalog/services" : "/v1/health/state/any");
   std::vector<std::string> q;
@@ -228,7 +250,6 @@ std::string AgentHub::detector_url(Detector which, std::uint64_t index,
       for (const auto& n : names) filter += "ServiceName == " + quote(n) + " or ";
       filter += "ServiceName == \"\"";  // node-level checks (serfHealth, node maintenance)
       q.push_back("filter=" + net::url_encode(filter));
-      if (covered != nullptr) *covered = names;
     }
   }
   if (index > 0) {
@@ -239,201 +260,184 @@ std::string AgentHub::detector_url(Detector which, std::uint64_t index,
   return url;
 }
 
-void AgentHub::detect_loop(Detector which) {
-  const char* endpoint = which == Detector::kCatalog ? "catalog_services" : "health_state";
-  log::FailureReporter reporter("consul", describe_ + " (" + endpoint + ")");
-  std::uint64_t index = 0;
-  std::uint64_t last_seen = 0;
-  bool have_seen = false;
-  std::optional<std::map<std::string, std::string>> last_states;
-  runtime::Backoff backoff({.initial = options_.backoff_min,
-                            .max = options_.backoff_max,
-                            .multiplier = 2.0,
-                            .jitter = 0.5});
-  std::optional<SteadyClock::time_point> last_request;
-  while (true) {
-    std::string url;
-    net::HttpClient* client = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (last_request) {
-        cv_.wait_until(lock, *last_request + options_.min_interval + jitter_upto(options_.jitter),
-                       [this] { return stopping_; });
-      }
-      // Nothing to watch yet: wait for a subscriber.
-      cv_.wait(lock, [this] { return stopping_ || !subs_.empty(); });
-      if (stopping_) return;
-      if (which == Detector::kChecks && checks_restart_) {
-        // Let a burst of subscriptions (start-up) settle, so it costs one restart, not one each.
-        for (int i = 0; i < 20 && !stopping_; ++i) {
-          const std::uint64_t version = subs_version_;
-          if (!cv_.wait_for(lock, milliseconds(50),
-                            [&] { return stopping_ || subs_version_ != version; })) {
-            break;
-          }
-        }
-        if (stopping_) return;
-        // cancel() is sticky: a fresh client (and connection) for the new filter.
-        retired_connections_ += checks_client_->connections_opened();
-        checks_client_ = factory_();
-        checks_restart_ = false;
-        // A non-blocking baseline with the new filter: services it newly covers differ from
-        // last_states and are refreshed now, not at the next unrelated check change.
-        index = 0;
-      }
-      url = detector_url(which, index, nullptr);
-      client = which == Detector::kCatalog ? catalog_client_.get() : checks_client_.get();
-    }
-    last_request = SteadyClock::now();
-    net::HttpRequest req;
-    req.url = url;
-    req.timeout = index > 0 ? options_.blocking_timeout() : options_.timeout;
-    req.connect_timeout = options_.connect_timeout;
-    req.unix_socket_path = options_.unix_socket;
-    req.tls = {options_.ca_file, options_.cert_file, options_.key_file, options_.tls_verify};
-    req.headers.emplace_back("Accept", "application/json");
-    auto token = token_.get(false);
-    if (token && !token->empty()) req.headers.emplace_back("X-Consul-Token", *token);
-    Result<net::HttpResponse> resp =
-        token ? client->perform(req) : Result<net::HttpResponse>(token.error());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      // Cancelled by subscribe() to change the filter: not an error; the loop starts over with
-      // a fresh client.
-      if (which == Detector::kChecks && checks_restart_ && !resp.ok()) continue;
-    }
-    std::string problem;
-    std::uint64_t got = 0;
-    std::optional<std::map<std::string, std::string>> states;
-    if (!resp.ok()) {
-      problem = resp.error().message;
-    } else if (resp->status != 200) {
-      problem = fmt::format("{} answered {}: {}", net::redact_url(url), resp->status,
-                            resp->body.substr(0, 200));
-      if (resp->status == 403) (void)token_.get(true);
-    } else {
-      got = parse_index(resp->headers.get("X-Consul-Index")).value_or(0);
-      if (which == Detector::kChecks) {
-        auto parsed = parse_check_states(resp->body);
-        if (!parsed) {
-          problem = parsed.error().message;
-        } else {
-          states = std::move(*parsed);
-        }
-      }
-    }
-    if (!problem.empty()) {
-      reporter.failure(problem);
-      Metrics::global().inc("elasticproxy_consul_hub_errors_total", {{"endpoint", endpoint}});
-      // Every subscriber reads for itself: each reports its own failure (fail static per source)
-      // or success.
-      mark_all_dirty();
-      index = 0;
-      have_seen = false;
-      last_states.reset();
-      if (!sleep_for(std::chrono::duration_cast<milliseconds>(backoff.next()))) return;
-      continue;
-    }
-    reporter.success();
-    backoff.reset();
-    bool reset = index > 0 && got < index;
-    if (reset) {
-      log::info("consul", "{}: X-Consul-Index of {} went backwards ({} -> {}); re-reading",
-                describe_, endpoint, index, got);
-    }
-    if (which == Detector::kCatalog) {
-      // The first answer (at start or after an error) is a baseline taken after the subscribers'
-      // own first reads: refresh them all once so nothing that changed in between is missed.
-      if (reset || !have_seen || got != last_seen) {
-        Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
-        mark_all_dirty();
-      }
-    } else if (states) {
-      if (!last_states) {
-        mark_all_dirty();  // baseline: see the catalog case
-      } else {
-        std::vector<std::string> changed;
-        bool node_level = false;
-        std::set<std::string> keys;
-        for (const auto& [k, v] : *states) keys.insert(k);
-        for (const auto& [k, v] : *last_states) keys.insert(k);
-        for (const auto& k : keys) {
-          auto a = states->find(k);
-          auto b = last_states->find(k);
-          const bool same = a != states->end() && b != last_states->end() && a->second == b->second;
-          if (same) continue;
-          if (k.empty()) {
-            node_level = true;
-          } else {
-            changed.push_back(k);
-          }
-        }
-        if (node_level || reset) {
-          mark_all_dirty();
-        } else if (!changed.empty()) {
-          mark_services_dirty(changed);
-        }
-        if (node_level || reset || !changed.empty()) {
-          Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
-        }
-      }
-      last_states = std::move(states);
-    }
-    last_seen = got;
-    have_seen = true;
-    index = reset ? 0 : std::max<std::uint64_t>(got, 1);
-  }
+void AgentHub::arm(DetectorState& d, milliseconds delay) {
+  if (d.timer != 0) loop_.cancel(d.timer);
+  d.timer = loop_.after(delay, [this, &d] {
+    d.timer = 0;
+    send(d);
+  });
 }
 
-void AgentHub::worker_loop() {
-  while (true) {
-    Subscriber* sub = nullptr;
-    net::HttpClient* client = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      while (true) {
-        if (stopping_) return;
-        auto now = SteadyClock::now();
-        Sub* next = nullptr;
-        for (auto& s : subs_) {
-          if (s.dirty && (next == nullptr || s.due < next->due)) next = &s;
-        }
-        if (next != nullptr && next->due <= now) {
-          next->dirty = false;
-          next->last_refresh = now;
-          sub = next->subscriber;
-          break;
-        }
-        if (next != nullptr) {
-          cv_.wait_until(lock, next->due);
-        } else {
-          cv_.wait(lock);
-        }
-      }
-      busy_ = sub;
-      client = worker_client_.get();
-    }
-    std::optional<milliseconds> again = sub->refresh(*client);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      busy_ = nullptr;
-      if (worker_restart_) {
-        retired_connections_ += worker_client_->connections_opened();
-        worker_client_ = factory_();
-        worker_restart_ = false;
-      }
-      if (again) {
-        for (auto& s : subs_) {
-          if (s.subscriber == sub) {
-            s.dirty = true;
-            s.due = SteadyClock::now() + *again;
-          }
-        }
-      }
-    }
-    cv_.notify_all();
+void AgentHub::schedule(DetectorState& d) {
+  if (stopping_ || d.request != 0 || d.timer != 0 || subs_.empty()) return;
+  milliseconds delay(0);
+  if (d.last_request) {
+    const auto at = *d.last_request + options_.min_interval + jitter_upto(options_.jitter);
+    delay = std::max(milliseconds(0),
+                     std::chrono::duration_cast<milliseconds>(at - SteadyClock::now()));
   }
+  arm(d, delay);
+}
+
+void AgentHub::send(DetectorState& d) {
+  if (stopping_) return;
+  if (subs_.empty()) return;  // nothing to watch: subscribe() starts it again
+  if (d.which == Detector::kChecks && restart_since_) {
+    // A non-blocking baseline with the new filter: services it newly covers differ from
+    // last_states and are refreshed now, not at the next unrelated check change.
+    restart_since_.reset();
+    d.index = 0;
+  }
+  const std::string url = detector_url(d.which, d.index);
+  d.last_request = SteadyClock::now();
+  auto token = token_.get(false);
+  if (!token) {
+    on_answer(d, url, token.error());
+    return;
+  }
+  net::HttpRequest req;
+  req.url = url;
+  req.timeout = d.index > 0 ? options_.blocking_timeout() : options_.timeout;
+  req.connect_timeout = options_.connect_timeout;
+  req.unix_socket_path = options_.unix_socket;
+  req.tls = {options_.ca_file, options_.cert_file, options_.key_file, options_.tls_verify};
+  req.headers.emplace_back("Accept", "application/json");
+  if (!token->empty()) req.headers.emplace_back("X-Consul-Token", *token);
+  d.request = d.client->start(req, [this, &d, url](Result<net::HttpResponse> resp) {
+    d.request = 0;
+    on_answer(d, url, std::move(resp));
+  });
+}
+
+void AgentHub::on_answer(DetectorState& d, const std::string& url, Result<net::HttpResponse> resp) {
+  const char* endpoint = d.which == Detector::kCatalog ? "catalog_services" : "health_state";
+  std::string problem;
+  std::uint64_t got = 0;
+  std::optional<std::map<std::string, std::string>> states;
+  if (!resp.ok()) {
+    problem = resp.error().message;
+  } else if (resp->status != 200) {
+    problem = fmt::format("{} answered {}: {}", net::redact_url(url), resp->status,
+                          resp->body.substr(0, 200));
+    if (resp->status == 403) (void)token_.get(true);
+  } else {
+    got = parse_index(resp->headers.get("X-Consul-Index")).value_or(0);
+    if (d.which == Detector::kChecks) {
+      auto parsed = parse_check_states(resp->body);
+      if (!parsed) {
+        problem = parsed.error().message;
+      } else {
+        states = std::move(*parsed);
+      }
+    }
+  }
+  if (!problem.empty()) {
+    d.reporter->failure(problem);
+    Metrics::global().inc("elasticproxy_consul_hub_errors_total", {{"endpoint", endpoint}});
+    // Every subscriber reads for itself: each reports its own failure (fail static per source)
+    // or success.
+    mark_all_dirty();
+    d.index = 0;
+    d.have_seen = false;
+    d.last_states.reset();
+    arm(d, std::chrono::duration_cast<milliseconds>(d.backoff.next()));
+    return;
+  }
+  d.reporter->success();
+  d.backoff.reset();
+  bool reset = d.index > 0 && got < d.index;
+  if (reset) {
+    log::info("consul", "{}: X-Consul-Index of {} went backwards ({} -> {}); re-reading", describe_,
+              endpoint, d.index, got);
+  }
+  if (d.which == Detector::kCatalog) {
+    // The first answer (at start or after an error) is a baseline taken after the subscribers'
+    // own first reads: refresh them all once so nothing that changed in between is missed.
+    if (reset || !d.have_seen || got != d.last_seen) {
+      Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
+      mark_all_dirty();
+    }
+  } else if (states) {
+    if (!d.last_states) {
+      mark_all_dirty();  // baseline: see the catalog case
+    } else {
+      std::vector<std::string> changed;
+      bool node_level = false;
+      std::set<std::string> keys;
+      for (const auto& [k, v] : *states) keys.insert(k);
+      for (const auto& [k, v] : *d.last_states) keys.insert(k);
+      for (const auto& k : keys) {
+        auto a = states->find(k);
+        auto b = d.last_states->find(k);
+        const bool same = a != states->end() && b != d.last_states->end() && a->second == b->second;
+        if (same) continue;
+        if (k.empty()) {
+          node_level = true;
+        } else {
+          changed.push_back(k);
+        }
+      }
+      if (node_level || reset) {
+        mark_all_dirty();
+      } else if (!changed.empty()) {
+        mark_services_dirty(changed);
+      }
+      if (node_level || reset || !changed.empty()) {
+        Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
+      }
+    }
+    d.last_states = std::move(states);
+  }
+  d.last_seen = got;
+  d.have_seen = true;
+  d.index = reset ? 0 : std::max<std::uint64_t>(got, 1);
+  schedule(d);
+}
+
+void AgentHub::kick_worker() {
+  if (stopping_ || busy_ != nullptr) return;
+  const auto now = SteadyClock::now();
+  Sub* next = nullptr;
+  for (auto& s : subs_) {
+    if (s.dirty && (next == nullptr || s.due < next->due)) next = &s;
+  }
+  if (worker_timer_ != 0) loop_.cancel(worker_timer_);
+  worker_timer_ = 0;
+  if (next == nullptr) return;
+  if (next->due > now) {
+    auto delay = std::chrono::ceil<milliseconds>(next->due - now);
+    worker_timer_ = loop_.after(delay, [this] {
+      worker_timer_ = 0;
+      kick_worker();
+    });
+    return;
+  }
+  next->dirty = false;
+  next->last_refresh = now;
+  Subscriber* sub = next->subscriber;
+  busy_ = sub;
+  busy_request_ = 0;
+  const std::uint64_t seq = ++refresh_seq_;
+  auto id = sub->refresh(*worker_client_, [this, sub, seq](std::optional<milliseconds> again) {
+    refresh_done(sub, seq, again);
+  });
+  // `done` may have run inside refresh(): then busy_ moved on.
+  if (busy_ == sub && refresh_seq_ == seq) busy_request_ = id;
+}
+
+void AgentHub::refresh_done(Subscriber* sub, std::uint64_t seq, std::optional<milliseconds> again) {
+  if (refresh_seq_ != seq || busy_ != sub) return;  // aborted by unsubscribe()
+  busy_ = nullptr;
+  busy_request_ = 0;
+  if (again) {
+    for (auto& s : subs_) {
+      if (s.subscriber == sub) {
+        s.dirty = true;
+        s.due = SteadyClock::now() + *again;
+      }
+    }
+  }
+  kick_worker();
 }
 
 }  // namespace ep::discovery::consul

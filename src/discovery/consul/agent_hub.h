@@ -12,97 +12,134 @@
 //    subscriber at most once per min_interval + jitter) over one kept-alive connection.
 // A detector error refreshes every subscriber (each then reports its own error or success, so
 // fail-static and recovery work per source exactly as in `service` mode) and the detector retries
-// with capped, jittered backoff. Adding subscribers restarts the checks query with the new
-// filter (one reconnect per burst: it waits until subscriptions settle for 50 ms).
-// Threading: the hub owns its three threads; subscribe/unsubscribe are thread-safe, and
-// unsubscribe returns only when the worker is not inside that subscriber's refresh() (a read in
-// progress for it is aborted).
+// with capped, jittered backoff (runtime::Backoff). Adding subscribers restarts the checks query
+// with the new filter (one reconnect per burst: it waits until subscriptions settle for 50 ms, at
+// most 1 s).
+// Threading: the hub owns no thread. It is a handler on one loop of a source runtime (the one
+// handed to acquire(), or a one-thread runtime shared by every hub acquired without one): its two
+// blocking queries and the refreshes are requests on AsyncHttpClients of that loop, its waits are
+// loop timers, and all its state is touched on that loop only. subscribe/unsubscribe are
+// thread-safe (run_sync onto the loop: never call them from another loop's thread); once
+// unsubscribe returns, the subscriber's refresh() is not running and never called again (a read
+// in progress for it is aborted).
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "core/log.h"
 #include "core/result.h"
 #include "discovery/consul/options.h"
 #include "discovery/consul/token.h"
+#include "net/async_http_client.h"
 #include "net/http_client.h"
+#include "runtime/backoff.h"
+#include "runtime/runtime.h"
 
 namespace ep::discovery::consul {
 
 class AgentHub {
  public:
-  using ClientFactory = std::function<std::unique_ptr<net::HttpClient>()>;
-
   class Subscriber {
    public:
+    // Called when the refresh is handled: a delay after which the hub must refresh again on its
+    // own (error backoff, empty-answer confirmation), or nullopt to wait for the next change.
+    using Done = std::function<void(std::optional<std::chrono::milliseconds>)>;
     virtual ~Subscriber() = default;
     virtual const std::string& service_name() const = 0;
-    // One non-blocking read and its handling (publishing). Returns a delay after which the hub
-    // must refresh again on its own (error backoff, empty-answer confirmation), or nullopt to
-    // wait for the next detected change.
-    virtual std::optional<std::chrono::milliseconds> refresh(net::HttpClient& client) = 0;
+    // Starts one non-blocking read on `client` and its handling (publishing), on the hub's loop
+    // thread; `done` runs there once it is handled (possibly inside this call, e.g. when the
+    // request cannot be built). Returns the request's id, for the hub to abort it (0 = none in
+    // flight).
+    virtual net::AsyncHttpClient::RequestId refresh(net::AsyncHttpClient& client, Done done) = 0;
   };
 
-  // The hub for these options' agent, created on first use; shared while anyone holds it.
-  static std::shared_ptr<AgentHub> acquire(const Options& options, ClientFactory factory);
+  // The hub for these options' agent on `runtime` (nullptr: on a one-thread runtime shared by
+  // every hub acquired without one), created on first use; shared while anyone holds it. The
+  // runtime must outlive the hub. Any thread but a loop thread.
+  static std::shared_ptr<AgentHub> acquire(const Options& options, runtime::Runtime* runtime);
 
-  AgentHub(const Options& options, ClientFactory factory);
+  // `own_runtime` (may be null) is kept alive by the hub; `loop` belongs to it or to a runtime
+  // that outlives the hub.
+  AgentHub(const Options& options, runtime::Loop& loop,
+           std::shared_ptr<runtime::Runtime> own_runtime);
+  // Aborts the requests and timers on the loop. Any thread but the hub's loop thread.
   ~AgentHub();
   AgentHub(const AgentHub&) = delete;
   AgentHub& operator=(const AgentHub&) = delete;
 
   void subscribe(Subscriber* subscriber);    // refreshed at once, then on changes
-  void unsubscribe(Subscriber* subscriber);  // waits for a refresh in progress
-  size_t subscribers() const;
-  // Connections opened by the hub's three clients so far.
+  void unsubscribe(Subscriber* subscriber);  // aborts a refresh in progress for it
+  size_t subscribers() const { return subscriber_count_.load(); }
+  // Connections opened by the hub's three clients so far. Any thread but a loop thread.
   std::uint64_t connections_opened() const;
 
  private:
-  enum class Detector { kCatalog, kChecks };
+  enum class Detector { kCatalog = 0, kChecks = 1 };
   struct Sub {
     Subscriber* subscriber = nullptr;
     bool dirty = true;
     std::chrono::steady_clock::time_point due{};
     std::chrono::steady_clock::time_point last_refresh{};
   };
-  void detect_loop(Detector which);
-  void worker_loop();
-  void mark_dirty_locked(Sub& sub);
+  // One change-detection query's state (on the loop).
+  struct DetectorState {
+    Detector which = Detector::kCatalog;
+    std::unique_ptr<net::AsyncHttpClient> client;
+    std::unique_ptr<log::FailureReporter> reporter;
+    std::uint64_t index = 0;
+    std::uint64_t last_seen = 0;
+    bool have_seen = false;
+    std::optional<std::map<std::string, std::string>> last_states;
+    runtime::Backoff backoff;
+    std::optional<std::chrono::steady_clock::time_point> last_request;
+    net::AsyncHttpClient::RequestId request = 0;
+    runtime::TimerId timer = 0;
+  };
+  // All on the loop thread.
+  DetectorState& detector(Detector which) { return detectors_[static_cast<int>(which)]; }
+  // Arms the next query of `d` (rate-limited), unless one is in flight or armed, or no one
+  // subscribed.
+  void schedule(DetectorState& d);
+  void arm(DetectorState& d, std::chrono::milliseconds delay);
+  void send(DetectorState& d);
+  void on_answer(DetectorState& d, const std::string& url, Result<net::HttpResponse> resp);
+  // Starts the next due refresh, or arms the worker timer for it.
+  void kick_worker();
+  void refresh_done(Subscriber* sub, std::uint64_t seq,
+                    std::optional<std::chrono::milliseconds> again);
+  void mark_dirty(Sub& sub);
   void mark_all_dirty();
   void mark_services_dirty(const std::vector<std::string>& names);
-  // The URL of a detector query; `names` receives the service names the checks filter covers
-  // (empty = no filter, every service).
-  std::string detector_url(Detector which, std::uint64_t index, std::set<std::string>* names) const;
-  bool sleep_for(std::chrono::milliseconds d);
+  // The URL of a detector query (the checks one filtered on the subscribed names).
+  std::string detector_url(Detector which, std::uint64_t index) const;
 
   Options options_;  // agent-level fields of the first subscriber (all share agent_key())
-  ClientFactory factory_;
+  // Declared first: destroyed last, after the hub's teardown on its loop.
+  std::shared_ptr<runtime::Runtime> own_runtime_;
+  runtime::Loop& loop_;
   TokenReader token_;
   std::string describe_;
+  std::atomic<size_t> subscriber_count_{0};
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  // Loop state.
   bool stopping_ = false;
   std::vector<Sub> subs_;
-  Subscriber* busy_ = nullptr;
-  std::uint64_t subs_version_ = 0;  // bumps on (un)subscribe
-  bool checks_restart_ = false;     // subscribe() cancelled the checks query to change its filter
-  bool worker_restart_ = false;     // unsubscribe() cancelled the worker's read in progress
-  std::unique_ptr<net::HttpClient> catalog_client_;
-  std::unique_ptr<net::HttpClient> checks_client_;
-  std::unique_ptr<net::HttpClient> worker_client_;
-  std::uint64_t retired_connections_ = 0;  // from checks clients replaced after a filter change
-  std::thread catalog_thread_;
-  std::thread checks_thread_;
-  std::thread worker_thread_;
+  DetectorState detectors_[2];
+  // The checks filter changed: a restart is pending since then (settle window).
+  std::optional<std::chrono::steady_clock::time_point> restart_since_;
+  std::unique_ptr<net::AsyncHttpClient> worker_client_;
+  runtime::TimerId worker_timer_ = 0;
+  Subscriber* busy_ = nullptr;  // whose refresh is in progress
+  net::AsyncHttpClient::RequestId busy_request_ = 0;
+  std::uint64_t refresh_seq_ = 0;  // identifies the refresh in progress
 };
 
 // Per-service fingerprints of /v1/health/state/any (pure): service name → sorted

@@ -117,7 +117,7 @@ ConsulSource::~ConsulSource() { stop(); }
 std::string ConsulSource::describe() const { return describe_; }
 
 Status ConsulSource::start(Sink& sink) {
-  if (options_.watch == Options::WatchMode::kShared) return start_on_hub(sink);
+  if (options_.watch == Options::WatchMode::kShared) return start_on_hub(nullptr, sink);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) return Error::internal(describe_ + ": already started");
@@ -129,7 +129,7 @@ Status ConsulSource::start(Sink& sink) {
 }
 
 Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
-  if (options_.watch == Options::WatchMode::kShared) return start_on_hub(sink);
+  if (options_.watch == Options::WatchMode::kShared) return start_on_hub(&runtime, sink);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (started_) return Error::internal(describe_ + ": already started");
@@ -149,14 +149,14 @@ Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
   return {};
 }
 
-Status ConsulSource::start_on_hub(Sink& sink) {
+Status ConsulSource::start_on_hub(runtime::Runtime* runtime, Sink& sink) {
   std::unique_lock<std::mutex> lock(mu_);
   if (started_) return Error::internal(describe_ + ": already started");
   if (stopping_) return Error::internal(describe_ + ": stopped sources cannot restart");
   started_ = true;
   sink_ = &sink;
   lock.unlock();
-  auto hub = AgentHub::acquire(options_, client_factory_);
+  auto hub = AgentHub::acquire(options_, runtime);
   hub->subscribe(this);
   lock.lock();
   hub_ = std::move(hub);
@@ -363,17 +363,33 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   return std::nullopt;
 }
 
-std::optional<milliseconds> ConsulSource::refresh(net::HttpClient& client) {
+net::AsyncHttpClient::RequestId ConsulSource::refresh(net::AsyncHttpClient& client,
+                                                      AgentHub::Subscriber::Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return std::nullopt;
+    if (stopping_) {
+      done(std::nullopt);
+      return 0;
+    }
   }
-  Fetch f = fetch(client, 0, options_.timeout);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return std::nullopt;  // aborted by stop(): not a Consul failure
+  auto req = build_request(0, options_.timeout, milliseconds(0));
+  if (!req) {
+    Fetch f;
+    f.result = req.error();
+    f.reason = "token_file";
+    done(process(std::move(f)));
+    return 0;
   }
-  return process(std::move(f));
+  return client.start(*req, [this, done = std::move(done)](Result<net::HttpResponse> resp) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) {
+        done(std::nullopt);  // aborted by stop(): not a Consul failure
+        return;
+      }
+    }
+    done(process(interpret(std::move(resp))));
+  });
 }
 
 double ConsulSource::refill() {

@@ -22,8 +22,9 @@
 // runtime (start_on; start() uses a private one-thread runtime): its blocking queries go through
 // an AsyncHttpClient on that loop (one kept-alive connection), its waits are loop timers, and no
 // thread is its own; stop() aborts the request in flight on the loop. In `watch: shared` mode the
-// source subscribes to its agent's AgentHub (agent_hub.h), whose worker thread calls refresh();
-// the same handling (dedup, empty confirmation, errors, backoff) applies.
+// source subscribes to its agent's AgentHub (agent_hub.h), a handler on one loop of the same
+// runtime, which calls refresh() there; the same handling (dedup, empty confirmation, errors,
+// backoff) applies.
 
 #include <atomic>
 #include <condition_variable>
@@ -75,7 +76,7 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
 
  private:
   struct Fetch;
-  // Loop state; touched only by the thread driving this source (its own, or the hub's worker).
+  // Loop state; touched only on the loop driving this source (its own, or its hub's).
   struct WatchState {
     std::uint64_t index = 0;
     bool published = false;      // a good set was published at least once (`last` is it)
@@ -86,7 +87,8 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
     runtime::Backoff backoff;  // error retries: backoff_min doubling to backoff_max, in [d/2, d]
     std::set<std::string> warned;
   };
-  Status start_on_hub(Sink& sink);
+  // Shared mode: subscribes to the agent's hub on `runtime` (nullptr: the hubs' shared one).
+  Status start_on_hub(runtime::Runtime* runtime, Sink& sink);
   // Service mode, on loop_'s thread: wait for the rate limit, send, handle the answer.
   double refill();  // refills the token bucket; returns seconds per token
   void schedule_next();
@@ -106,7 +108,8 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
 
   // AgentHub::Subscriber
   const std::string& service_name() const override { return options_.service; }
-  std::optional<std::chrono::milliseconds> refresh(net::HttpClient& client) override;
+  net::AsyncHttpClient::RequestId refresh(net::AsyncHttpClient& client,
+                                          AgentHub::Subscriber::Done done) override;
 
   Options options_;
   SourceContext context_;

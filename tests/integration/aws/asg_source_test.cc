@@ -1,19 +1,22 @@
 // The aws_asg source against the AWS double (signature-verifying) on loopback.
 
+#include "discovery/aws/asg_source.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <condition_variable>
-#include <mutex>
+#include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
+#include "runtime/runtime.h"
 #include "support/aws/aws_double.h"
-#include "discovery/aws/asg_source.h"
+#include "support/proc_counts.h"
 
 namespace ep::aws {
 namespace {
@@ -359,6 +362,36 @@ TEST_F(AsgEventsTest, AMessageWhoseRepollFailsIsKeptForRedelivery) {
   source.stop();
 }
 
+TEST_F(AsgEventsTest, ManySourcesShareTheRuntimeThreads) {
+  // Sources with polls, an SQS long poll and a lifecycle hook each, on one runtime: they are
+  // coroutines on its loops, so no thread is added. The AWS double serves each connection on a
+  // thread of its own (some may have ended): at most one per connection.
+  constexpr int kSources = 10;
+  runtime::Runtime rt({.threads = 2});
+  const size_t threads = test::thread_count();
+  const std::uint64_t connections = aws_.connections_accepted();
+  AsgOptions o = with_queue();
+  o.lifecycle_hook = "ep-drain";
+  o.hook_check_interval = 20ms;
+  std::vector<std::unique_ptr<RecordingSink>> sinks;
+  std::vector<std::unique_ptr<AsgSource>> sources;
+  for (int i = 0; i < kSources; ++i) {
+    sinks.push_back(std::make_unique<RecordingSink>());
+    sources.push_back(std::make_unique<AsgSource>(o, context(), runtime()));
+    ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
+  }
+  for (auto& s : sinks) ASSERT_TRUE(s->wait_for([](const auto& x) { return has_n(x, 3); }));
+  EXPECT_LE(test::thread_count() - threads, aws_.connections_accepted() - connections);
+  // Events still work: the source that receives the message re-polls and deletes it.
+  aws_.remove_instance("i-00000000000000000");
+  aws_.send_message(queue_, read_testdata("msg_asg_terminate_sns.json"));
+  EXPECT_TRUE(wait_queue_empty());
+  EXPECT_LE(test::thread_count() - threads, aws_.connections_accepted() - connections);
+  for (auto& s : sources) s->stop();
+  EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);
+  EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);
+}
+
 TEST_F(AsgEventsTest, MessageToPublishLatency) {
   AsgSource source(with_queue(), context(), runtime());
   RecordingSink sink;
@@ -376,12 +409,12 @@ TEST_F(AsgEventsTest, MessageToPublishLatency) {
     const auto t0 = std::chrono::steady_clock::now();
     aws_.send_message(queue_, body);
     ASSERT_TRUE(sink.wait_for([&](const auto& s) { return has_n(s, add ? 4 : 3); }));
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  std::printf("SQS message -> sink publish: p50 %.1f ms, p99 %.1f ms (n=%zu)\n",
-              ms[ms.size() / 2], ms[ms.size() * 99 / 100], ms.size());
+  std::printf("SQS message -> sink publish: p50 %.1f ms, p99 %.1f ms (n=%zu)\n", ms[ms.size() / 2],
+              ms[ms.size() * 99 / 100], ms.size());
   source.stop();
 }
 

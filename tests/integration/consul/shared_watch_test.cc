@@ -11,7 +11,9 @@
 
 #include "discovery/consul/agent_hub.h"
 #include "discovery/consul/consul_source.h"
+#include "runtime/runtime.h"
 #include "support/consul/consul_double.h"
+#include "support/proc_counts.h"
 #include "support/time_scale.h"
 
 namespace ep::discovery::consul {
@@ -275,6 +277,45 @@ TEST(ConsulSharedWatch, StopDoesNotWaitForAHungRead) {
   src.stop();
   EXPECT_LT(Clock::now() - t0, 2s);
   EXPECT_EQ(sink.size(), published);  // the aborted read is not reported as a failure
+  consul.stop();
+}
+
+TEST(ConsulSharedWatch, ManyHubsShareTheRuntimeThreads) {
+  // Ten agent identities (distinct tokens: ten hubs) of five services each, on one runtime: the
+  // hubs are handlers on its loops, so no thread is added. The Consul double serves each
+  // connection on a thread of its own (some may have ended): at most one per connection.
+  constexpr int kAgents = 10;
+  constexpr int kServicesPerAgent = 5;
+  ConsulDouble consul;
+  consul.start();
+  runtime::Runtime rt({.threads = 2});
+  const size_t threads = test::thread_count();
+  const std::uint64_t connections = consul.connections_accepted();
+  SourceContext ctx;
+  ctx.backend = "many";
+  std::vector<std::unique_ptr<CountingSink>> sinks;
+  std::vector<std::unique_ptr<ConsulSource>> sources;
+  for (int a = 0; a < kAgents; ++a) {
+    for (int i = 0; i < kServicesPerAgent; ++i) {
+      const std::string name = "a" + std::to_string(a) + "s" + std::to_string(i);
+      consul.register_service(instance(name, a * kServicesPerAgent + i));
+      Options o = shared_options(consul, name);
+      o.token = "token-" + std::to_string(a);
+      sinks.push_back(std::make_unique<CountingSink>());
+      sources.push_back(std::make_unique<ConsulSource>(o, ctx));
+      ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
+    }
+  }
+  for (auto& s : sinks) ASSERT_TRUE(s->wait_for(size_is(1)));
+  EXPECT_LE(test::thread_count() - threads, consul.connections_accepted() - connections);
+  // Changes still reach each source through its hub.
+  consul.register_service(instance("a7s3", 1000));
+  ASSERT_TRUE(sinks[7 * kServicesPerAgent + 3]->wait_for(size_is(2)));
+  EXPECT_LE(test::thread_count() - threads, consul.connections_accepted() - connections);
+  for (auto& s : sources) s->stop();
+  // The last source of a hub drops it: its requests and timers are gone from the loops.
+  EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);
+  EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);
   consul.stop();
 }
 

@@ -118,6 +118,8 @@ class AwsDouble {
   int signature_failures();
   std::vector<DoubleLifecycleCall> lifecycle_calls();
   std::vector<std::string> last_describe_instances_ids();  // ids asked in the latest call
+  // Connections accepted (each is served on a thread of the double's own).
+  std::uint64_t connections_accepted() const { return server_.connections_accepted(); }
 
  private:
   struct Impl;
