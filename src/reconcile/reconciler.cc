@@ -1,6 +1,8 @@
 #include "reconcile/reconciler.h"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -12,6 +14,24 @@ constexpr const char* kLog = "reconcile";
 
 double seconds_between(SteadyTime from, SteadyTime to) {
   return std::chrono::duration<double>(to - from).count();
+}
+
+// A read without server statistics (observe_states) leaves sessions 0 and backup false: keep
+// what the last read that had them said (by server name), so /status and ServerStateView do not
+// flap to 0 on every resync. No draining server is in such a read (those backends are read in
+// full); sessions of the others decide nothing.
+void keep_server_stats(const std::vector<ActualServer>& previous,
+                       std::vector<ActualServer>& servers) {
+  if (previous.empty()) return;
+  std::unordered_map<std::string_view, const ActualServer*> by_name;
+  by_name.reserve(previous.size());
+  for (const auto& s : previous) by_name.emplace(s.name, &s);
+  for (auto& s : servers) {
+    auto it = by_name.find(s.name);
+    if (it == by_name.end()) continue;
+    s.sessions = it->second->sessions;
+    s.backup = it->second->backup;
+  }
 }
 
 void describe_metrics() {
@@ -364,8 +384,11 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     return {};
   }
   // Read the whole of HAProxy (not backend by backend) on resync, first contact, reconnect and
-  // restart; otherwise only the backends that need it.
+  // restart; otherwise only the backends that need it. A resync of an instance that answered
+  // before and did not restart reads every server's state but server statistics only where a
+  // server drains (observe_states): the run state keeps the rest from earlier reads.
   bool whole = full || !run.reachable;
+  bool states_only = full && run.reachable;
   const bool restarted = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
                                               info->pid != run.info.pid);
   if (restarted) {
@@ -375,6 +398,7 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
     whole = true;
+    states_only = false;
   }
   if (!run.reachable && run.ever_reached) {
     log::info(kLog, "HAProxy {} reachable again (pid {}); resyncing", iname, info->pid);
@@ -392,7 +416,9 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
 
   std::vector<std::string> names;
   for (size_t b : todo) names.push_back(backends_[b].name);
-  auto actual = whole ? run.instance->observe_all(names) : run.instance->observe(names);
+  auto actual = !whole        ? run.instance->observe(names)
+                : states_only ? run.instance->observe_states(names)
+                              : run.instance->observe_all(names);
   if (!actual) {
     fail_instance(actual.error().message);
     return {};
@@ -434,10 +460,13 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   }
   const BackendMode mode = resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
   br.mode = mode;
+  std::vector<ActualServer> previous;
+  if (!actual.server_stats) previous.swap(br.managed);
   br.managed.clear();
   for (const auto& s : actual.servers) {
     if (is_managed(s, policy, mode)) br.managed.push_back(s);
   }
+  if (!actual.server_stats) keep_server_stats(previous, br.managed);
   Metrics::global().set("elasticproxy_backend_servers_actual", labels,
                         static_cast<double>(br.managed.size()));
   if (!desired.ready) {
