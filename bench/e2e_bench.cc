@@ -1224,7 +1224,8 @@ struct Scene {
   int servers = 10;
   int consul = 0;
   int changes = 100;
-  int idle_s = 0;  // 0: no idle window
+  int idle_s = 0;               // 0: no idle window
+  std::string watch = "mixed";  // Consul: service, shared, or mixed (even service, odd shared)
 };
 
 struct SceneResult {
@@ -1324,8 +1325,11 @@ SceneResult run_scene(const Scene& sc, const std::string& out) {
   }
   for (int c = 0; c < sc.consul; ++c) {
     yaml += "  - name: " + scene_name('c', c) + "\n    sources:\n      - consul: {address: \"" +
-            consul.address() + "\", service: " + scene_name('s', c) +
-            (c % 2 == 0 ? ", watch: service}\n" : ", watch: shared}\n");
+            consul.address() + "\", service: " + scene_name('s', c) + ", watch: " +
+            (sc.watch != "mixed" ? sc.watch
+             : c % 2 == 0        ? "service"
+                                 : "shared") +
+            "}\n";
   }
   const long want_f = static_cast<long>(sc.file_backends) * sc.servers;
   const long want_c = sc.consul;
@@ -1419,6 +1423,7 @@ int cmd_scale(const Args& a) {
   const int nc = a.num("consul", 1000);
   const int changes = a.num("changes", 100);
   const int idle_s = a.num("idle-seconds", 60);
+  const std::string watch = a.get("consul-watch", "mixed");
   const std::string out = a.get("out", ".");
   FILE* log = std::fopen((out + "/scale.log").c_str(), "w");
   if (log != nullptr) g_scale_log = log;
@@ -1426,9 +1431,9 @@ int cmd_scale(const Args& a) {
       std::atol(read_file("/proc/sys/fs/inotify/max_user_instances").c_str());
 
   // The one-backend reference, a small scene (the thread count "at 10"), then the big one.
-  const SceneResult one = run_scene({"one", 1, ns, 0, changes, 0}, out);
-  const SceneResult small = run_scene({"small", 10, ns, 10, changes, 0}, out);
-  const SceneResult big = run_scene({"big", nb, ns, nc, changes, idle_s}, out);
+  const SceneResult one = run_scene({"one", 1, ns, 0, changes, 0, watch}, out);
+  const SceneResult small = run_scene({"small", 10, ns, 10, changes, 0, watch}, out);
+  const SceneResult big = run_scene({"big", nb, ns, nc, changes, idle_s, watch}, out);
   if (log != nullptr) std::fclose(log);
   for (const auto* s : {&one, &small, &big}) {
     if (!s->error.empty()) std::fprintf(stderr, "scene: %s\n", s->error.c_str());
