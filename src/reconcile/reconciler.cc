@@ -1,5 +1,7 @@
 #include "reconcile/reconciler.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <string_view>
 #include <unordered_map>
@@ -256,6 +258,10 @@ void Reconciler::loop() {
       resync_requested_ = false;
       lock.unlock();
       PassReport report = do_pass(full);
+      // A whole read allocates and frees a few MiB (the reply text of every server, parsed
+      // rows) in this thread's malloc arena, which glibc keeps: hand the free pages back so the
+      // daemon's RSS stays what it holds (see docs/haproxy-runtime.md).
+      if (full) ::malloc_trim(0);
       lock.lock();
       if (full) last_resync_ = clock_.now();
       if (!on_pass_.empty()) {
