@@ -328,7 +328,8 @@ PassReport Reconciler::do_pass(bool full_resync) {
     for (size_t b : touched[i]) {
       const BackendRun& br = run.backends[b];
       BackendStatus& bs = st.backends[b];
-      if (bs.actual_servers != br.managed || bs.mode != br.mode || bs.converged != br.converged ||
+      const bool servers_changed = bs.actual_servers != br.managed;
+      if (servers_changed || bs.mode != br.mode || bs.converged != br.converged ||
           bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
         report.status_changed = true;
       }
@@ -336,7 +337,8 @@ PassReport Reconciler::do_pass(bool full_resync) {
       bs.draining =
           static_cast<size_t>(std::count_if(br.managed.begin(), br.managed.end(),
                                             [](const ActualServer& s) { return s.draining(); }));
-      bs.actual_servers = br.managed;
+      // A resync touches every backend: copy only what changed (11,000 servers at scale).
+      if (servers_changed) bs.actual_servers = br.managed;
       bs.mode = br.mode;
       bs.converged = br.converged;
       bs.missing_slots = br.missing_slots;
