@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <functional>
 #include <string_view>
 #include <unordered_map>
 
@@ -22,6 +23,24 @@ double seconds_between(SteadyTime from, SteadyTime to) {
 // what the last read that had them said (by server name), so /status and ServerStateView do not
 // flap to 0 on every resync. No draining server is in such a read (those backends are read in
 // full); sessions of the others decide nothing.
+// Every field of HAProxy's state the diff reads (not sessions/backup, which a resync does not
+// read), in order.
+std::size_t state_hash(const ActualBackend& actual) {
+  std::size_t h = std::hash<std::string_view>{}(actual.algorithm);
+  auto mix = [&h](std::size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  for (const auto& s : actual.servers) {
+    mix(std::hash<std::string_view>{}(s.name));
+    mix(std::hash<std::string_view>{}(s.address));
+    mix(s.port);
+    mix(static_cast<std::size_t>(s.op_state));
+    mix(static_cast<std::size_t>(s.admin_state));
+    mix(static_cast<std::size_t>(s.weight));
+    mix(static_cast<std::size_t>(s.check_state));
+    mix(static_cast<std::size_t>(s.check_result));
+  }
+  return h;
+}
+
 void keep_server_stats(const std::vector<ActualServer>& previous,
                        std::vector<ActualServer>& servers) {
   if (previous.empty()) return;
@@ -450,6 +469,8 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   const Labels labels{{"backend", policy.name}, {"instance", iname}};
   br.dirty = false;
   br.next_poll.reset();
+  std::optional<std::size_t> settled;
+  settled.swap(br.settled_state);
 
   auto set_error = [&](const std::string& message) {
     if (br.last_logged_error != message) log::error(kLog, "{}", message);
@@ -467,6 +488,20 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     return;
   }
   const BackendMode mode = resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
+  // A resync finds most backends as the last pass left them. When HAProxy shows the same state
+  // as after a pass that had nothing to do, for the same desired set, the diff would be empty
+  // again (it depends on time only through drains and warm-ups, and a settled backend has
+  // neither): skip it. Any difference, in HAProxy or in discovery, runs it, so drift is still
+  // repaired.
+  std::optional<std::size_t> state;
+  if (!actual.server_stats) {
+    state = state_hash(actual);
+    if (settled && *settled == *state && br.mode == mode && desired.ready && br.converged &&
+        br.applied_generation == desired.generation && br.drains.empty() && br.warming.empty()) {
+      br.settled_state = settled;
+      return;
+    }
+  }
   br.mode = mode;
   std::vector<ActualServer> previous;
   if (!actual.server_stats) previous.swap(br.managed);
@@ -598,6 +633,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
                               : Duration(std::chrono::seconds(1));
     const SteadyTime at = clock_.now() + step;
     if (!br.next_poll || at < *br.next_poll) br.next_poll = at;
+  }
+  if (!had_actions && plan.waiting.empty() && br.warming.empty() && br.drains.empty()) {
+    br.settled_state = state ? *state : state_hash(actual);
   }
   const bool was_converged = br.converged && br.applied_generation == desired.generation;
   br.converged = true;

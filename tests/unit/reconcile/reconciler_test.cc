@@ -494,6 +494,14 @@ TEST(ReconcilerResync, StatesOnlyResyncHealsAndKeepsServerStats) {
   EXPECT_EQ(raw->observe_states_calls, 2);
   EXPECT_EQ(heal.actions_done, 1u);
   EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80", "ep-10.0.0.2:80"}));
+  // A resync that finds the backend settled skips the diff; a weight changed by hand is not
+  // settled and is repaired.
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);  // follow-up poll: settled again
+  EXPECT_EQ(rec.run_pass(true).actions_done, 0u);
+  raw->backends["web"][0].weight = 50;
+  EXPECT_EQ(rec.run_pass(true).actions_done, 1u);
+  EXPECT_EQ(raw->backends["web"][0].weight, 1);
 
   // A server leaves discovery: drained; while it has sessions the resync's read carries them
   // (its backend is read with stats) and it waits; at 0 sessions it is removed.
