@@ -146,6 +146,10 @@ void read_safety(const ConfigNode& node, const std::string& what, reconcile::Saf
   r.number("max_remove_fraction", out.max_remove_fraction, 0.0, 1.0);
   r.boolean("allow_empty", out.allow_empty);
   r.duration("confirm_after", out.confirm_after);
+  long max_servers = static_cast<long>(out.max_servers);
+  if (r.integer("max_servers", max_servers, 0, 1'000'000)) {
+    out.max_servers = static_cast<std::size_t>(max_servers);
+  }
   r.finish();
 }
 

@@ -241,6 +241,55 @@ bool MapReader::duration(std::string_view key, std::chrono::milliseconds& out) {
   return false;
 }
 
+bool MapReader::byte_size(std::string_view key, std::size_t& out, std::size_t min,
+                          std::size_t max) {
+  const ConfigNode* n = get(key);
+  if (n == nullptr) return true;
+  if (n->kind == ConfigNode::Kind::kScalar) {
+    const std::string& s = n->scalar;
+    std::size_t i = 0;
+    unsigned long long value = 0;
+    bool digits = false, overflow = false;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (value > (1ull << 50)) overflow = true;
+      value = value * 10 + static_cast<unsigned>(s[i] - '0');
+      digits = true;
+      ++i;
+    }
+    const std::string_view unit = std::string_view(s).substr(i);
+    unsigned long long scale = 0;
+    if (unit.empty() || unit == "B")
+      scale = 1;
+    else if (unit == "KiB")
+      scale = 1ull << 10;
+    else if (unit == "MiB")
+      scale = 1ull << 20;
+    else if (unit == "GiB")
+      scale = 1ull << 30;
+    else if (unit == "KB" || unit == "kB")
+      scale = 1000;
+    else if (unit == "MB")
+      scale = 1000 * 1000;
+    else if (unit == "GB")
+      scale = 1000 * 1000 * 1000;
+    if (digits && !overflow && scale != 0) {
+      const unsigned long long bytes = value * scale;
+      if (bytes >= min && bytes <= max) {
+        out = static_cast<std::size_t>(bytes);
+        return true;
+      }
+      diag_.error(n->mark, key_name(what_, key) + " must be between " + std::to_string(min) +
+                               " and " + std::to_string(max) + " bytes, got '" + s + "'");
+      return false;
+    }
+  }
+  diag_.error(n->mark, key_name(what_, key) +
+                           " must be a size such as 4096, 512KiB or 16MiB, got " +
+                           (n->kind == ConfigNode::Kind::kScalar ? "'" + n->scalar + "'"
+                                                                 : std::string(n->kind_name())));
+  return false;
+}
+
 bool MapReader::positive_duration(std::string_view key, std::chrono::milliseconds& out) {
   std::chrono::milliseconds value = out;
   if (!duration(key, value)) return false;

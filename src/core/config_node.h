@@ -74,6 +74,9 @@ class MapReader {
   // An interval or timeout: a duration > 0. Zero would mean a hot loop (an interval) or a request
   // that can never finish (a timeout), so it is an error at the key's position.
   bool positive_duration(std::string_view key, std::chrono::milliseconds& out);
+  // A size in bytes: a whole number, optionally with B, KiB, MiB, GiB (or KB, MB, GB: powers of
+  // 1000); between `min` and `max`.
+  bool byte_size(std::string_view key, std::size_t& out, std::size_t min, std::size_t max);
   // A scalar or a sequence of scalars; a scalar with commas is NOT split.
   bool string_list(std::string_view key, std::vector<std::string>& out, bool required = false);
   bool one_of(std::string_view key, std::string& out,

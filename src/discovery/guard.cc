@@ -159,6 +159,8 @@ const char* to_string(Hold hold) {
       return "empty";
     case Hold::kShrink:
       return "shrink";
+    case Hold::kGrowth:
+      return "growth";
   }
   return "?";
 }
@@ -314,12 +316,12 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
   st.rejected = v.rejected.size();
   last_good_[source_index] = std::move(v.servers);
 
-  if (!ready()) return false;
+  if (!all_delivered()) return false;
   return consider(candidate());
 }
 
 bool BackendGuard::evaluate() {
-  if (hold_ == Hold::kNone || !ready()) return false;
+  if (hold_ == Hold::kNone || !all_delivered()) return false;
   const auto deadline = next_deadline();
   if (!deadline || clock_.now() < *deadline) return false;
   log::warn(kComponent,
@@ -335,14 +337,22 @@ bool BackendGuard::evaluate() {
   return changed;
 }
 
-bool BackendGuard::ready() const {
+bool BackendGuard::all_delivered() const {
   return std::all_of(sources_.begin(), sources_.end(),
                      [](const SourceState& s) { return s.delivered; });
 }
 
+bool BackendGuard::ready() const {
+  // A held first set leaves the backend untouched (not emptied, not filled): before, a daemon
+  // restarted while discovery answered empty removed every managed server.
+  if (!applied_once_ && hold_ != Hold::kNone) return false;
+  return all_delivered();
+}
+
 std::optional<SteadyTime> BackendGuard::next_deadline() const {
-  // An empty set is never confirmed by waiting: only allow_empty lets it through.
-  if (hold_ == Hold::kNone || hold_ == Hold::kEmpty) return std::nullopt;
+  // An empty set is never confirmed by waiting (only allow_empty lets it through), nor one above
+  // max_servers.
+  if (hold_ == Hold::kNone || hold_ == Hold::kEmpty || hold_ == Hold::kGrowth) return std::nullopt;
   if (policy_.safety.confirm_after.count() <= 0) return std::nullopt;
   return held_since_ + policy_.safety.confirm_after;
 }
@@ -361,7 +371,9 @@ std::vector<ServerSpec> BackendGuard::candidate() const {
 bool BackendGuard::consider(std::vector<ServerSpec> cand) {
   Hold reason = Hold::kNone;
   size_t removed = 0;
-  if (cand.empty()) {
+  if (policy_.safety.max_servers > 0 && cand.size() > policy_.safety.max_servers) {
+    reason = Hold::kGrowth;
+  } else if (cand.empty()) {
     // Empty first set, or emptying a non-empty backend: only with allow_empty.
     if (!policy_.safety.allow_empty && (!applied_once_ || !desired_.empty())) reason = Hold::kEmpty;
   } else if (applied_once_ && !desired_.empty()) {
@@ -393,7 +405,12 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
   held_since_ = clock_.now();
   Metrics::global().inc(kHeldMetric, {{"backend", policy_.name}, {"reason", to_string(reason)}});
   Metrics::global().set(kHeldGauge, backend_label, 1);
-  if (reason == Hold::kEmpty) {
+  if (reason == Hold::kGrowth) {
+    log::warn(kComponent,
+              "backend {}: holding back a snapshot of {} servers, more than safety.max_servers "
+              "{} (keeping {} servers); raise max_servers if the backend really is that large",
+              policy_.name, held_.size(), policy_.safety.max_servers, desired_.size());
+  } else if (reason == Hold::kEmpty) {
     log::warn(kComponent,
               "backend {}: holding back an empty server set (keeping {} servers); set "
               "safety.allow_empty to accept empty sets",

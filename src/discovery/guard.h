@@ -33,7 +33,7 @@ struct Validated {
 Validated validate_all(const std::vector<Endpoint>& endpoints,
                        const reconcile::BackendPolicy& policy);
 
-enum class Hold { kNone, kEmpty, kShrink };
+enum class Hold { kNone, kEmpty, kShrink, kGrowth };
 const char* to_string(Hold hold);
 
 // Tracks one backend's sources and produces its desired server set.
@@ -53,8 +53,12 @@ const char* to_string(Hold hold);
 //   elasticproxy_backend_held{backend}. A held candidate that stays identical for confirm_after
 //   (>0) is applied at the next evaluate(). A new candidate that is not suspicious replaces the
 //   held one at once.
+// - A candidate with more than safety.max_servers servers is held back (kGrowth) for as long as
+//   it stays that large: never confirmed by waiting; the operator raises the limit or the source
+//   shrinks back.
 // - The very first desired set (first time ready) is applied as is, except that an empty first
-//   set is still subject to allow_empty.
+//   set is still subject to allow_empty and a too large one to max_servers. While a first set is
+//   held, ready() is false: the reconciler leaves the backend as it is.
 class BackendGuard {
  public:
   BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
@@ -85,6 +89,7 @@ class BackendGuard {
 
  private:
   std::vector<ServerSpec> candidate() const;
+  bool all_delivered() const;
   bool consider(std::vector<ServerSpec> candidate);
 
   reconcile::BackendPolicy policy_;

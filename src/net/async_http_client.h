@@ -30,7 +30,8 @@ namespace ep::net {
 class AsyncHttpClient {
  public:
   struct Options {
-    std::size_t max_body_bytes = 64u << 20;
+    // Small by default: a 60 MiB reply took 1.7 GB to parse. Sources make it configurable.
+    std::size_t max_body_bytes = 8u << 20;
     std::string user_agent = "elasticproxy";
   };
   using RequestId = std::uint64_t;  // 0 is never valid

@@ -15,7 +15,8 @@ class CurlHttpClient final : public HttpClient {
   struct Options {
     // Responses with a larger body fail with kInvalid (a hostile or broken peer cannot make us
     // buffer without bound).
-    std::size_t max_body_bytes = 64u << 20;
+    // Small by default: a 60 MiB reply took 1.7 GB to parse. Sources make it configurable.
+    std::size_t max_body_bytes = 8u << 20;
     std::string user_agent = "elasticproxy";
   };
 

@@ -2,28 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
-#include <mutex>
-#include <set>
 
 #include "core/config_node.h"
+#include "core/secrets.h"
 
 namespace ep::ops {
 namespace {
-
-std::mutex& mu() {
-  static std::mutex m;
-  return m;
-}
-// Longest first, so a secret that contains another is masked whole.
-struct LongestFirst {
-  bool operator()(const std::string& a, const std::string& b) const {
-    return a.size() != b.size() ? a.size() > b.size() : a < b;
-  }
-};
-std::set<std::string, LongestFirst>& secrets() {
-  static std::set<std::string, LongestFirst> s;
-  return s;
-}
 
 std::string normalized_key(std::string_view key) {
   std::string out;
@@ -42,17 +26,6 @@ bool is_key_char(char c) {
 bool ends_value(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '&' || c == ',' || c == ';' ||
          c == '"' || c == '\'' || c == '}' || c == ')' || c == ']';
-}
-
-void mask_registered(std::string& s) {
-  std::lock_guard lock(mu());
-  for (const auto& secret : secrets()) {
-    size_t pos = 0;
-    while ((pos = s.find(secret, pos)) != std::string::npos) {
-      s.replace(pos, secret.size(), kRedacted);
-      pos += kRedacted.size();
-    }
-  }
 }
 
 // AKIA/ASIA/AGPA/AIDA/AROA… + 16 upper-case alphanumerics: AWS key ids.
@@ -126,7 +99,12 @@ void mask_url_userinfo(std::string& s) {
   while ((pos = s.find("://", pos)) != std::string::npos) {
     size_t start = pos + 3;
     size_t end = start;
-    while (end < s.size() && !ends_value(s[end]) && s[end] != '/' && s[end] != '@') ++end;
+    // The password may hold , ; ) " and more: the userinfo ends at the authority's '@', before any
+    // white space or '/'.
+    while (end < s.size() && s[end] != ' ' && s[end] != '\t' && s[end] != '\n' && s[end] != '/' &&
+           s[end] != '@') {
+      ++end;
+    }
     if (end < s.size() && s[end] == '@') {
       const size_t colon = s.find(':', start);
       if (colon != std::string::npos && colon < end && colon + 1 < end) {
@@ -139,16 +117,9 @@ void mask_url_userinfo(std::string& s) {
 
 }  // namespace
 
-void register_secret(std::string_view value) {
-  if (value.size() < 4) return;
-  std::lock_guard lock(mu());
-  secrets().insert(std::string(value));
-}
+void register_secret(std::string_view value) { secrets::add(value); }
 
-void clear_secrets() {
-  std::lock_guard lock(mu());
-  secrets().clear();
-}
+void clear_secrets() { secrets::clear(); }
 
 bool is_secret_key(std::string_view key) {
   const std::string k = normalized_key(key);
@@ -202,7 +173,7 @@ void register_secrets_in(const ConfigNode& node) {
 
 std::string redact(std::string_view text) {
   std::string s(text);
-  mask_registered(s);
+  secrets::mask(s);
   mask_aws_key_ids(s);
   mask_url_userinfo(s);
   mask_key_values(s);

@@ -8,17 +8,37 @@
 #include "net/curl_http_client.h"
 #include "ops/http_server.h"
 #include "os/json.h"
+#include "os/strings.h"
 
 namespace ep::ops {
 namespace {
 
 constexpr size_t kMaxReply = 16u << 20;
 
+// A field for the terminal: control characters (terminal escape sequences from discovery data,
+// line breaks that would forge table rows) are escaped.
 std::string str(const nlohmann::json& j, const char* key, const std::string& dflt = "") {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
-  if (it->is_string()) return it->get<std::string>();
+  if (it->is_string()) return os::printable(it->get_ref<const std::string&>());
   return os::json_brief(*it);
+}
+
+// A multi-line field: one printable line per line of the text.
+std::vector<std::string> lines_of(const nlohmann::json& j, const char* key) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return out;
+  std::string_view text = it->get_ref<const std::string&>();
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    out.push_back(os::printable(text.substr(pos, nl - pos)));
+    pos = nl + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -69,16 +89,8 @@ Result<std::string> render_status_table(std::string_view status_json) {
                        j.value("ready", false) ? "ready" : "NOT READY");
     if (j.contains("unhealthy_because"))
       out += "  unhealthy: " + str(j, "unhealthy_because") + "\n";
-    if (j.contains("not_ready_because")) {
-      std::string why = str(j, "not_ready_because");
-      while (!why.empty() && why.back() == '\n') why.pop_back();
-      size_t pos = 0;
-      while (pos <= why.size()) {
-        size_t nl = why.find('\n', pos);
-        if (nl == std::string::npos) nl = why.size();
-        out += "  not ready: " + why.substr(pos, nl - pos) + "\n";
-        pos = nl + 1;
-      }
+    for (const std::string& why : lines_of(j, "not_ready_because")) {
+      out += "  not ready: " + why + "\n";
     }
     out += "\nHAPROXY INSTANCE / BACKEND            MODE     DESIRED  ACTUAL  DRAINING  STATE\n";
     for (const auto& inst : j["instances"]) {

@@ -22,16 +22,19 @@ struct SafetyPolicy {
   // A held-back snapshot that every source keeps reporting unchanged for this long is applied
   // anyway (empty snapshots only if allow_empty). 0 = never; the operator must act.
   std::chrono::milliseconds confirm_after{std::chrono::minutes(2)};
+  // A set larger than this is held back (never applied by waiting): a hostile or broken source
+  // cannot grow a backend without bound. 0 = no limit.
+  std::size_t max_servers = 20'000;
 };
 
 struct BackendPolicy {
-  std::string name;                       // the HAProxy backend
+  std::string name;  // the HAProxy backend
   BackendMode mode = BackendMode::kAuto;
-  std::string name_prefix = "ep-";        // managed servers' names start with this (slots: <prefix>N)
-  int slots = 0;                          // slot mode: number of slots the config declares
-  std::string server_options;             // appended to every server line / add server
-  std::optional<int> port;                // overrides the port of every endpoint
-  std::optional<int> weight;              // default weight for endpoints that carry none
+  std::string name_prefix = "ep-";  // managed servers' names start with this (slots: <prefix>N)
+  int slots = 0;                    // slot mode: number of slots the config declares
+  std::string server_options;       // appended to every server line / add server
+  std::optional<int> port;          // overrides the port of every endpoint
+  std::optional<int> weight;        // default weight for endpoints that carry none
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds debounce{0};
   SafetyPolicy safety;

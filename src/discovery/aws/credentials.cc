@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/secrets.h"
 #include "discovery/aws/xml_util.h"
 #include "os/json.h"
 
@@ -621,6 +622,9 @@ Result<Credentials> execute_plan(const CredentialPlan& plan, CredentialFetcher& 
   if (!r) return Error{r.error().kind, fmt::format("{}: {}", plan.description, r.error().message)};
   Credentials c = std::move(*r);
   c.source = plan.description;
+  // Registered the moment they are obtained (env, profile, process, STS, container, IMDS).
+  secrets::add(c.secret_access_key);
+  secrets::add(c.session_token);
   return c;
 }
 

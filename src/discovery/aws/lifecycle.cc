@@ -94,8 +94,8 @@ bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
   if (done_.count(token) != 0) {
     // Completed already: this is a duplicate delivery; let the caller delete it.
     ++stats_.duplicates;
-    log::info(kLog, "{} {} (token {}): already completed; deleting the duplicate",
-              action.lifecycle_transition, action.instance_id, token);
+    log::info(kLog, "{} {} (message {}): already completed; deleting the duplicate",
+              action.lifecycle_transition, action.instance_id, message.message_id);
     return false;
   }
   auto it = tracked_.find(token);

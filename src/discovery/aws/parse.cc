@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
+#include "core/secrets.h"
 #include "discovery/aws/xml_util.h"
 #include "os/json.h"
 
@@ -193,6 +194,7 @@ Status fill_lifecycle(const json& o, AsgMessage& m) {
   m.kind = MessageKind::kLifecycleAction;
   m.lifecycle_transition = str(o, "LifecycleTransition");
   m.lifecycle_action_token = str(o, "LifecycleActionToken");
+  secrets::add(m.lifecycle_action_token);  // it can complete the hook: never printed
   m.lifecycle_hook_name = str(o, "LifecycleHookName");
   m.notification_metadata = str(o, "NotificationMetadata");
   m.origin = str(o, "Origin");

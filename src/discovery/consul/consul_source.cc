@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -18,17 +19,23 @@
 namespace ep::discovery::consul {
 namespace {
 
-// One AsyncHttpClient per loop for every `watch: service` source on it. A curl multi costs about
-// 60 KiB (socket hash, connection cache and its closure handle, a wake-up socketpair): one per
-// source was ~60 MiB of RSS and 2,000 fds at 1,000 services. Called on `loop`'s thread; the
-// client is destroyed with its last source, on that thread (stop() drops it in run_sync).
-std::shared_ptr<net::AsyncHttpClient> shared_client(runtime::Loop& loop) {
+// One AsyncHttpClient per loop (and reply size limit) for every `watch: service` source on it. A
+// curl multi costs about 60 KiB (socket hash, connection cache and its closure handle, a wake-up
+// socketpair): one per source was ~60 MiB of RSS and 2,000 fds at 1,000 services. Called on
+// `loop`'s thread; the client is destroyed with its last source, on that thread (stop() drops it
+// in run_sync).
+std::shared_ptr<net::AsyncHttpClient> shared_client(runtime::Loop& loop,
+                                                    const net::AsyncHttpClient::Options& options) {
   static std::mutex mu;
-  static std::map<runtime::Loop*, std::weak_ptr<net::AsyncHttpClient>> clients;
+  static std::map<std::pair<runtime::Loop*, std::size_t>, std::weak_ptr<net::AsyncHttpClient>>
+      clients;
   std::lock_guard<std::mutex> lock(mu);
-  std::weak_ptr<net::AsyncHttpClient>& slot = clients[&loop];
+  for (auto it = clients.begin(); it != clients.end();) {
+    it = it->second.expired() ? clients.erase(it) : std::next(it);
+  }
+  std::weak_ptr<net::AsyncHttpClient>& slot = clients[{&loop, options.max_body_bytes}];
   if (auto client = slot.lock()) return client;
-  auto client = std::make_shared<net::AsyncHttpClient>(loop);
+  auto client = std::make_shared<net::AsyncHttpClient>(loop, options);
   slot = client;
   return client;
 }
@@ -96,8 +103,12 @@ milliseconds random_upto(milliseconds max) {
 
 }  // namespace
 
-HttpClientFactory curl_client_factory() {
-  return [] { return std::make_unique<net::CurlHttpClient>(); };
+HttpClientFactory curl_client_factory(std::size_t max_body_bytes) {
+  return [max_body_bytes] {
+    net::CurlHttpClient::Options o;
+    o.max_body_bytes = max_body_bytes;
+    return std::make_unique<net::CurlHttpClient>(o);
+  };
 }
 
 std::string health_url(const Options& o, std::uint64_t index) {
@@ -136,7 +147,8 @@ struct ConsulSource::Fetch {
 ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFactory client_factory)
     : options_(std::move(options)),
       context_(std::move(context)),
-      client_factory_(std::move(client_factory)),
+      client_factory_(client_factory ? std::move(client_factory)
+                                     : curl_client_factory(options_.max_response_bytes)),
       describe_(fmt::format(
           "consul {} at {}", options_.service,
           options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
@@ -177,7 +189,8 @@ Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
   }
   loop_ = &runtime.loop();
   loop_->run_sync([this] {
-    async_ = shared_client(*loop_);
+    async_ = shared_client(
+        *loop_, net::AsyncHttpClient::Options{.max_body_bytes = options_.max_response_bytes});
     tokens_ = static_cast<double>(options_.burst);
     last_refill_ = SteadyClock::now();
     last_request_.reset();

@@ -48,7 +48,8 @@
 namespace ep::discovery::consul {
 
 using HttpClientFactory = std::function<std::unique_ptr<net::HttpClient>()>;
-HttpClientFactory curl_client_factory();
+// libcurl clients that accept replies up to `max_body_bytes`.
+HttpClientFactory curl_client_factory(std::size_t max_body_bytes = 8u << 20);
 
 // The health URL for one request (pure). index 0 = a non-blocking read.
 std::string health_url(const Options& options, std::uint64_t index);
@@ -58,7 +59,7 @@ std::string health_url(const Options& options, std::uint64_t index, std::chrono:
 class ConsulSource final : public Source, private AgentHub::Subscriber {
  public:
   ConsulSource(Options options, SourceContext context,
-               HttpClientFactory client_factory = curl_client_factory());
+               HttpClientFactory client_factory = nullptr);  // null: curl, max_response_size
   ~ConsulSource() override;
 
   std::string describe() const override;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/log.h"
+#include "core/secrets.h"
 #include "os/address.h"
 
 namespace ep::discovery::consul {
@@ -237,6 +238,7 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   if (has_control(o.token)) {
     diag.error(node.mark, "consul.token contains control characters");  // value not echoed
   }
+  secrets::add(o.token);  // from the config or CONSUL_HTTP_TOKEN: masked wherever printed
   o.token_file = resolve(context, o.token_file);
 
   o.ca_file = env("CONSUL_CACERT").value_or("");
@@ -258,6 +260,7 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
     diag.error(node.mark, "consul.tls: cert_file and key_file go together");
   }
   r.boolean("allow_insecure", o.allow_insecure);
+  r.byte_size("max_response_size", o.max_response_bytes, 4096, std::size_t{1} << 30);
   if ((!o.token.empty() || !o.token_file.empty()) && o.unix_socket.empty()) {
     auto url = os::split_url(o.base_url);
     const bool plain = o.base_url.rfind("http://", 0) == 0;

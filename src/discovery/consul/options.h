@@ -62,6 +62,8 @@ struct Options {
   // A token over plain http (or https without verification) to an agent other than loopback or
   // a unix socket is refused unless this is set (and then a warning is logged).
   bool allow_insecure = false;
+  // The largest reply accepted (`max_response_size`); a larger one is an error (fail static).
+  std::size_t max_response_bytes = 8u << 20;
 
   // How changes are detected:
   //  service: one blocking query per source on /v1/health/service/<name> (one kept-alive

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/secrets.h"
 
 namespace ep::discovery::consul {
 
@@ -45,6 +46,7 @@ Result<std::string> TokenReader::get(bool force_reload) {
   if (mtime_ >= 0 && t != token_) {
     log::info("consul", "{}: token file {} changed; using the new token", owner_, file_);
   }
+  secrets::add(t);  // masked in logs, /status and /metrics from the moment it is read
   token_ = std::move(t);
   mtime_ = mtime;
   return token_;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/secrets.h"
 #include "discovery/etcd/parse.h"
 #include "net/async_http_client.h"
 #include "net/curl_http_client.h"
@@ -56,6 +57,7 @@ Result<std::string> auth_body(const Options& options) {
     while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
       password.pop_back();
   }
+  secrets::add(password);
   nlohmann::json body = {{"name", options.username}, {"password", password}};
   return body.dump();
 }
@@ -165,6 +167,8 @@ class Session {
                    fmt::format("{} (user '{}', HTTP {} from {})", token.error().message,
                                options_.username, resp->status, endpoint())};
     }
+    secrets::add(*token);  // the session token is a credential too
+    secrets::add(*token);
     token_ = std::move(*token);
     return {};
   }
@@ -213,7 +217,7 @@ class EtcdSource::Machine {
         options_(source.options_),
         loop_(loop),
         sink_(sink),
-        http_(loop),
+        http_(loop, net::AsyncHttpClient::Options{.max_body_bytes = options_.max_response_bytes}),
         backoff_({.initial = options_.retry_interval,
                   .max = options_.max_retry_interval,
                   .multiplier = 2.0,
@@ -377,8 +381,10 @@ class EtcdSource::Machine {
       return true;
     }
     const std::vector<std::string> objects = splitter_.feed(chunk);
-    if (splitter_.buffered() > (64u << 20)) {
-      stream_error_ = Error::invalid("etcd watch stream: message larger than 64 MiB");
+    if (splitter_.buffered() > options_.max_response_bytes) {
+      stream_error_ = Error::invalid(
+          fmt::format("etcd watch stream: a message larger than max_response_size ({} bytes)",
+                      options_.max_response_bytes));
       return false;
     }
     bool changed = false;
@@ -494,7 +500,9 @@ std::string EtcdSource::describe() const {
 }
 
 Snapshot EtcdSource::fetch_once(std::chrono::milliseconds timeout) {
-  net::CurlHttpClient client;
+  net::CurlHttpClient::Options client_options;
+  client_options.max_body_bytes = options_.max_response_bytes;
+  net::CurlHttpClient client(client_options);
   Session session(options_, client);
   auto listing = session.list(std::min(timeout, options_.timeout));
   if (!listing) return Error{listing.error().kind, describe() + ": " + listing.error().message};

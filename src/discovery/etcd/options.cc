@@ -34,6 +34,7 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   r.integer("page_size", o.page_size, 0, 100000);
   r.boolean("serializable", o.serializable);
   r.boolean("allow_insecure", o.allow_insecure);
+  r.byte_size("max_response_size", o.max_response_bytes, 4096, std::size_t{1} << 30);
   if (const ConfigNode* tls = r.get("tls")) {
     MapReader t(*tls, diag, "etcd.tls");
     t.string("ca_file", o.ca_file);

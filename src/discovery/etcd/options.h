@@ -43,6 +43,8 @@ struct Options {
   // Credentials over plain http (or https without verification) to a host other than loopback
   // are refused unless this is set (and then a warning is logged).
   bool allow_insecure = false;
+  // The largest reply or watch message accepted (`max_response_size`); larger is an error.
+  std::size_t max_response_bytes = 8u << 20;
 };
 
 // Reads and checks the options; errors (with positions) go to `diag`, and nullopt is returned.

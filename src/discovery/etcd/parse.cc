@@ -6,6 +6,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "os/address.h"
 #include "os/json.h"
 #include "os/strings.h"
 
@@ -362,37 +363,11 @@ bool is_auth_error(std::string_view message) {
 }
 
 Result<Endpoint> split_host_port(std::string_view text) {
+  auto hp = os::split_host_port(text);
+  if (!hp) return hp.error();
   Endpoint e;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos)
-      return Error::invalid(fmt::format("'{}': '[' without ']'", text));
-    e.address = std::string(text.substr(1, close - 1));
-    std::string_view rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return Error::invalid(fmt::format("'{}': junk after ']'", text));
-      port_text = rest.substr(1);
-      if (port_text.empty()) return Error::invalid(fmt::format("'{}': empty port", text));
-    }
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon != std::string_view::npos && text.find(':') == colon) {
-      e.address = std::string(text.substr(0, colon));
-      port_text = text.substr(colon + 1);
-      if (port_text.empty()) return Error::invalid(fmt::format("'{}': empty port", text));
-    } else {
-      e.address = std::string(text);  // a bare host or an unbracketed IPv6 literal
-    }
-  }
-  if (!port_text.empty()) {
-    unsigned long port = 0;
-    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535)
-      return Error::invalid(fmt::format("'{}': port must be 1..65535", text));
-    e.port = static_cast<std::uint32_t>(port);
-  }
-  if (e.address.empty()) return Error::invalid(fmt::format("'{}': empty address", text));
+  e.address = std::move(hp->host);
+  if (hp->port) e.port = *hp->port;
   return e;
 }
 

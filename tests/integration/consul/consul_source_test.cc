@@ -191,6 +191,25 @@ TEST_F(ConsulSourceTest, FirstSnapshotThenChangesArriveInOrderViaBlockingQueries
   EXPECT_TRUE(blocking_seen);
 }
 
+// Issue #14 point 3: a reply larger than max_response_size is an error (the last good set stays),
+// never buffered and parsed without bound; the source recovers when the reply is small again.
+TEST_F(ConsulSourceTest, ReplyLargerThanMaxResponseSizeFailsStatic) {
+  consul_.register_service(web("web-1", "10.0.0.1", 8080));
+  Options o = base_options(consul_);
+  o.max_response_bytes = 64 * 1024;
+  start(o);
+  ASSERT_TRUE(sink_.wait_next(0, has_ids({"web-1"})));
+  ConsulService big = web("web-2", "10.0.0.2", 8080);
+  big.meta["padding"] = std::string(100 * 1024, 'x');
+  consul_.register_service(big);
+  auto err = sink_.wait_next(0, [](const Snapshot& s) { return !s.ok(); });
+  ASSERT_TRUE(err);
+  const std::string message = sink_.all()[*err].error().message;
+  EXPECT_NE(message.find("exceeds 65536 bytes"), std::string::npos) << message;
+  consul_.deregister_service("web-2");
+  ASSERT_TRUE(sink_.wait_next(*err + 1, has_ids({"web-1"})));
+}
+
 TEST_F(ConsulSourceTest, RegistrationLatencyOverFiftyChanges) {
   start(base_options(consul_));
   ASSERT_TRUE(sink_.wait_next(0, [](const Snapshot& s) { return s.ok(); }));

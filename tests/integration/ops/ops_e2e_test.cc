@@ -17,6 +17,8 @@
 
 #include "integration/daemon/daemon_process.h"
 #include "ops/status_client.h"
+#include "support/consul/consul_double.h"
+#include "support/etcd/etcd_fixture.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -321,6 +323,66 @@ TEST_F(OpsE2E, ForeignHostIsMisdirectedAndEveryAnswerSaysNosniff) {
   EXPECT_NE(local.find("X-Content-Type-Options: nosniff\r\n"), std::string::npos) << local;
   daemon_.signal(SIGTERM);
   EXPECT_EQ(daemon_.wait(), 0);
+}
+
+// Issue #14 point 5: secrets the daemon obtains at run time (CONSUL_HTTP_TOKEN from its
+// environment, an etcd password file, the etcd session token) are registered the moment they are
+// read: canary values never appear in the log (at debug level), /status, /metrics or
+// `elasticproxy status`.
+TEST_F(OpsE2E, RuntimeSecretsNeverAppearAnywhere) {
+  const std::string consul_canary = "canary-consul-token-7f3a9c";
+  const std::string etcd_canary = "canary-etcd-password-51be2d";
+  test::ConsulDouble consul;
+  consul.start();
+  consul.set_acl_token(consul_canary);
+  test::ConsulService svc;
+  svc.id = "api-1";
+  svc.name = "api";
+  svc.address = "127.0.0.1";
+  svc.port = backends_[1]->port();
+  consul.register_service(svc);
+  test::EtcdFixture etcd{test::EtcdFixture::Options{}};
+  ASSERT_TRUE(etcd.start().ok());
+  ASSERT_TRUE(etcd.enable_auth("root-pw-for-the-test", "ep", etcd_canary, "/svc/api/").ok());
+  ASSERT_TRUE(etcd.put("/svc/api/b2", "127.0.0.1:" + std::to_string(backends_[2]->port())).ok());
+  write_file(dir_ + "/etcd.pw", etcd_canary + "\n");
+  std::string cfg = "haproxy:\n  sockets: [" + hp_->socket_path() +
+                    "]\n  timeout: 1s\n"
+                    "backends:\n"
+                    "  - name: web\n"
+                    "    sources:\n"
+                    "      - file: {path: web.json}\n"
+                    "  - name: api\n"
+                    "    sources:\n"
+                    "      - consul: {service: api, address: '" +
+                    consul.url() +
+                    "'}\n"
+                    "      - etcd: {endpoints: ['" +
+                    etcd.url() +
+                    "'], prefix: /svc/api/, username: ep, password_file: etcd.pw}\n"
+                    "metrics:\n  listen: \"" +
+                    address_ + "\"\n";
+  write_file_atomic(dir_ + "/elasticproxy.yaml", cfg);
+  ::setenv("CONSUL_HTTP_TOKEN", consul_canary.c_str(), 1);
+  start();
+  ::unsetenv("CONSUL_HTTP_TOKEN");
+  ASSERT_TRUE(wait_until([&] { return servers("api").size() == 2; }, 20s)) << daemon_.log();
+
+  const std::string status = get("/status").body;
+  const std::string metrics = get("/metrics").body;
+  auto cli = run_elasticproxy({"status", "--address", address_});
+  EXPECT_NE(status.find("consul"), std::string::npos) << status;
+  EXPECT_NE(metrics.find("elasticproxy_"), std::string::npos);
+  EXPECT_NE(cli.output.find("api"), std::string::npos) << cli.output;
+  daemon_.signal(SIGTERM);
+  EXPECT_EQ(daemon_.wait(), 0);
+  const std::string log = daemon_.log();
+  for (const std::string& canary : {consul_canary, etcd_canary}) {
+    EXPECT_EQ(log.find(canary), std::string::npos) << canary << " in the log";
+    EXPECT_EQ(status.find(canary), std::string::npos) << canary << " in /status";
+    EXPECT_EQ(metrics.find(canary), std::string::npos) << canary << " in /metrics";
+    EXPECT_EQ(cli.output.find(canary), std::string::npos) << canary << " in elasticproxy status";
+  }
 }
 
 TEST_F(OpsE2E, SighupAppliesAGoodConfigAndKeepsTheOldOneOnABadOne) {

@@ -1,5 +1,5 @@
 #pragma once
-// A Consul HTTP API double on 127.0.0.1 for tests, faithful to docs/reference/consul.md for what
+// A Consul HTTP API double on 127.0.0.1 for tests, faithful to Consul's HTTP API (docs/consul.md) for what
 // ElasticProxy uses:
 //
 //  GET /v1/health/service/<svc>   passing, tag (repeatable, AND, case-insensitive), dc, ns,

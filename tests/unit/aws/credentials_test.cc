@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "core/secrets.h"
 #include "unit/aws/testdata.h"
 
 namespace ep::aws {
@@ -383,6 +384,20 @@ TEST(CredentialExecute, AssumeRoleUsesSourceCredentials) {
   EXPECT_EQ(f.calls[1], "assume_role arn:aws:iam::444455556666:role/cross-account as ASIAROLE1");
   EXPECT_EQ(c->access_key_id, "ASIAROLE2");
   EXPECT_EQ(c->source, plan->description);
+}
+
+// Issue #14 point 5: credentials obtained at run time are registered for redaction the moment
+// they are obtained, whatever their source.
+TEST(CredentialExecute, ObtainedSecretsAreRegisteredForRedaction) {
+  auto plan = plan_credentials(files_only({}, "chained"));
+  ASSERT_TRUE(plan.ok());
+  FakeFetcher f;
+  auto c = execute_plan(*plan, f);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_FALSE(c->secret_access_key.empty());
+  std::string line = "signing with " + c->secret_access_key + " and " + c->session_token;
+  secrets::mask(line);
+  EXPECT_EQ(line, c->session_token.empty() ? "signing with *** and " : "signing with *** and ***");
 }
 
 TEST(CredentialExecute, FailureNamesTheStep) {

@@ -1,12 +1,11 @@
 // Runs EVERY case of the official AWS SigV4 test suite (awslabs/aws-c-auth
-// tests/aws-signing-test-suite/v4, kept outside the repository in
-// <repo>/../shared/testdata/aws-sigv4-test-suite/) through sign_request and presign_request, and
-// compares the canonical request, string to sign, signature and signed request byte for byte.
+// tests/aws-signing-test-suite/v4, with its licence, in tests/testdata/aws/sigv4-test-suite/)
+// through sign_request and presign_request, and compares the canonical request, string to sign,
+// signature and signed request byte for byte.
 //
-// Where the suite lives: $EP_SIGV4_SUITE_DIR if set, else <repo>/../shared/..., else the first
-// ancestor of the repository that has shared/testdata/aws-sigv4-test-suite (git worktrees such as
-// /work/wt/<name> sit two levels below the directory holding shared/). If none exists, the tests
-// FAIL with the list of places searched; they never skip.
+// Where the suite lives: $EP_SIGV4_SUITE_DIR if set (another copy), else the repository's own
+// test data, so a plain clone anywhere passes. If none exists, the tests FAIL with the list of
+// places searched; they never skip.
 
 #include <gtest/gtest.h>
 
@@ -44,18 +43,12 @@ struct SuiteLocation {
 
 SuiteLocation locate_suite() {
   SuiteLocation loc;
-  const fs::path rel = fs::path("shared") / "testdata" / "aws-sigv4-test-suite" / "v4";
   std::vector<fs::path> candidates;
   if (const char* env = std::getenv("EP_SIGV4_SUITE_DIR"); env && *env) {
     candidates.push_back(fs::path(env) / "v4");
     candidates.push_back(fs::path(env));
   }
-  const fs::path source = fs::weakly_canonical(fs::path(EP_SOURCE_DIR));
-  candidates.push_back(source.parent_path() / rel);
-  for (fs::path p = source.parent_path().parent_path(); !p.empty(); p = p.parent_path()) {
-    candidates.push_back(p / rel);
-    if (p == p.root_path()) break;
-  }
+  candidates.push_back(fs::path(EP_TESTDATA_DIR) / "aws" / "sigv4-test-suite" / "v4");
   for (const auto& c : candidates) {
     loc.searched.push_back(c.string());
     std::error_code ec;
@@ -196,8 +189,8 @@ const std::vector<std::string> kSkipped = {};
 TEST(SigV4Suite, SuiteIsPresentWithAllCases) {
   const SuiteLocation loc = locate_suite();
   ASSERT_FALSE(loc.dir.empty())
-      << "AWS SigV4 test suite not found. Put the shared/ folder beside the repository (or set "
-         "EP_SIGV4_SUITE_DIR). Searched:"
+      << "AWS SigV4 test suite not found (it belongs in tests/testdata/aws/sigv4-test-suite; "
+         "EP_SIGV4_SUITE_DIR names another copy). Searched:"
       << searched_list(loc);
   EXPECT_EQ(case_dirs(loc.dir).size(), kExpectedCases) << "in " << loc.dir;
 }

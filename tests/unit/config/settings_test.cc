@@ -325,6 +325,18 @@ TEST(Settings, NumericRanges) {
               ElementsAre("ep.yaml:4:15: backends[0].debounce must not be negative, got '-1s'"));
 }
 
+TEST(Settings, MaxServersPerBackend) {
+  auto l = load_text(std::string(kMinimal));
+  EXPECT_EQ(l.settings.backends.at(0).policy.safety.max_servers, 20'000u);
+  auto m = load_text("haproxy: {sockets: a}\nbackends: [{name: web, safety: {max_servers: 50}}]\n");
+  EXPECT_TRUE(m.errors.empty());
+  EXPECT_EQ(m.settings.backends.at(0).policy.safety.max_servers, 50u);
+  auto bad =
+      load_text("haproxy: {sockets: a}\nbackends: [{name: web, safety: {max_servers: -1}}]\n");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_NE(bad.errors[0].find("max_servers"), std::string::npos) << bad.errors[0];
+}
+
 TEST(Settings, SourcesShape) {
   auto one = [](const std::string& v) {
     return load_text("haproxy: {sockets: a}\nbackends:\n  - name: web\n    sources: " + v + "\n");

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "core/secrets.h"
 #include "discovery/consul/consul_source.h"
 
 namespace ep::discovery::consul {
@@ -54,6 +55,35 @@ TEST(ConsulOptions, Defaults) {
   EXPECT_FALSE(o->cached);
   EXPECT_EQ(o->blocking_timeout(),
             std::chrono::minutes(5) + std::chrono::milliseconds(18750) + std::chrono::seconds(10));
+}
+
+// Issue #14 point 5: a token taken from CONSUL_HTTP_TOKEN is registered for redaction at once.
+TEST(ConsulOptions, TokenFromTheEnvironmentIsRegisteredForRedaction) {
+  Diagnostics d;
+  auto o = parse(map_of({{"service", scalar("web")}}), d,
+                 {{"CONSUL_HTTP_TOKEN", "canary-env-token-9d1e"}});
+  ASSERT_TRUE(o) << d.joined();
+  std::string line = "X-Consul-Token canary-env-token-9d1e";
+  secrets::mask(line);
+  EXPECT_EQ(line, "X-Consul-Token ***");
+}
+
+TEST(ConsulOptions, MaxResponseSizeTakesUnitsAndBounds) {
+  Diagnostics d;
+  EXPECT_EQ(parse(map_of({{"service", scalar("web")}}), d)->max_response_bytes, 8u << 20)
+      << "small by default";
+  EXPECT_EQ(parse(map_of({{"service", scalar("web")}, {"max_response_size", scalar("32MiB")}}), d)
+                ->max_response_bytes,
+            32u << 20);
+  EXPECT_EQ(parse(map_of({{"service", scalar("web")}, {"max_response_size", scalar("500KB")}}), d)
+                ->max_response_bytes,
+            500'000u);
+  for (const char* bad : {"10", "2GiB", "12 MiB", "lots", "-1MiB"}) {
+    Diagnostics e;
+    EXPECT_FALSE(parse(map_of({{"service", scalar("web")}, {"max_response_size", scalar(bad)}}), e))
+        << bad;
+    EXPECT_NE(e.joined().find("consul.max_response_size"), std::string::npos) << e.joined();
+  }
 }
 
 TEST(ConsulOptions, ServiceIsRequired) {

@@ -381,9 +381,12 @@ TEST_F(GuardTest, EmptyAllowedByPolicy) {
 TEST_F(GuardTest, FirstEmptySetSubjectToAllowEmpty) {
   BackendGuard g(policy_, {"file"}, clock_);
   EXPECT_FALSE(g.on_snapshot(0, std::vector<Endpoint>{}));
-  EXPECT_TRUE(g.ready());
+  // Held, so not ready: the reconciler must leave the backend's servers in place (a ready empty
+  // set would remove them all: the empty backend this hold exists to prevent).
+  EXPECT_FALSE(g.ready());
   EXPECT_EQ(g.hold(), Hold::kEmpty);
   EXPECT_TRUE(g.on_snapshot(0, range(1, 1)));
+  EXPECT_TRUE(g.ready());
 
   policy_.safety.allow_empty = true;
   BackendGuard g2(policy_, {"file"}, clock_);
@@ -395,6 +398,56 @@ TEST_F(GuardTest, FirstSetAppliedAsIsEvenIfSmall) {
   BackendGuard g(policy_, {"file"}, clock_);
   EXPECT_TRUE(g.on_snapshot(0, range(1, 1)));
   EXPECT_EQ(g.desired().size(), 1u);
+}
+
+// Issue #14 point 3: nothing let a backend grow without bound. A set above max_servers is held
+// back (counted, logged once, shown as held "growth"), is never applied by waiting, and gives way
+// to an acceptable set at once.
+TEST_F(GuardTest, GrowthBeyondMaxServersIsHeldAndNeverConfirmedByWaiting) {
+  policy_.safety.max_servers = 5;
+  BackendGuard g(policy_, {"file"}, clock_);
+  EXPECT_TRUE(g.on_snapshot(0, range(1, 3)));
+  EXPECT_FALSE(g.on_snapshot(0, range(1, 6)));
+  EXPECT_EQ(g.hold(), Hold::kGrowth);
+  EXPECT_STREQ(to_string(g.hold()), "growth");
+  EXPECT_EQ(g.desired().size(), 3u);
+  EXPECT_TRUE(g.ready());
+  EXPECT_FALSE(g.next_deadline().has_value());
+  EXPECT_EQ(
+      metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "growth"}}),
+      1);
+  EXPECT_EQ(metric("elasticproxy_backend_held", {{"backend", backend_}}), 1);
+  EXPECT_FALSE(g.on_snapshot(0, range(1, 6)));  // the same set again: counted once
+  EXPECT_EQ(
+      metric("elasticproxy_snapshots_held_total", {{"backend", backend_}, {"reason", "growth"}}),
+      1);
+  clock_.advance(std::chrono::hours(1));
+  EXPECT_FALSE(g.evaluate());
+  EXPECT_EQ(g.desired().size(), 3u);
+  EXPECT_EQ(logs_.count("more than safety.max_servers 5"), 1u);
+
+  EXPECT_TRUE(g.on_snapshot(0, range(1, 5)));  // at the limit: applied
+  EXPECT_EQ(g.hold(), Hold::kNone);
+  EXPECT_EQ(g.desired().size(), 5u);
+  EXPECT_EQ(metric("elasticproxy_backend_held", {{"backend", backend_}}), 0);
+}
+
+// A first set that is held (too large, or empty) leaves the backend as it is: not ready, so the
+// reconciler neither empties nor fills it.
+TEST_F(GuardTest, HeldFirstSetIsNotReady) {
+  policy_.safety.max_servers = 5;
+  BackendGuard g(policy_, {"file"}, clock_);
+  EXPECT_FALSE(g.on_snapshot(0, range(1, 6)));
+  EXPECT_EQ(g.hold(), Hold::kGrowth);
+  EXPECT_FALSE(g.ready());
+  EXPECT_TRUE(g.on_snapshot(0, range(1, 2)));
+  EXPECT_TRUE(g.ready());
+  EXPECT_EQ(g.desired().size(), 2u);
+
+  BackendGuard e(policy_, {"file"}, clock_);
+  EXPECT_FALSE(e.on_snapshot(0, std::vector<Endpoint>{}));
+  EXPECT_EQ(e.hold(), Hold::kEmpty);
+  EXPECT_FALSE(e.ready());
 }
 
 TEST_F(GuardTest, ShrinkHeldThenConfirmedAfterTimeout) {

@@ -192,6 +192,22 @@ TEST(Endpoints, StatusShowsDesiredVsActualAndSourceHealth) {
   EXPECT_FALSE(render_status_table("{\"instances\": 3, \"backends\": [1]}").ok());
 }
 
+// Issue #14 point 10: terminal escape sequences and line breaks from discovery data are escaped
+// in `elasticproxy status` (they could recolour or clear the operator's terminal, or forge rows).
+TEST(Endpoints, StatusTableEscapesControlCharacters) {
+  auto doc = nlohmann::json::parse(status_json(converged_snapshot(), {"1.2.3", 30s}));
+  doc["backends"][0]["sources"][0]["source"] = "consul \x1b]0;pwned\x07web\nweb  ok  9";
+  doc["not_ready_because"] = "line one\x1b[2J\nline two";
+  auto table = render_status_table(doc.dump());
+  ASSERT_TRUE(table.ok()) << table.error().message;
+  EXPECT_EQ(table->find('\x1b'), std::string::npos) << *table;
+  EXPECT_EQ(table->find('\x07'), std::string::npos) << *table;
+  EXPECT_NE(table->find("consul \\x1b]0;pwned\\x07web\\nweb  ok  9"), std::string::npos) << *table;
+  EXPECT_NE(table->find("  not ready: line one\\x1b[2J\n  not ready: line two\n"),
+            std::string::npos)
+      << *table;
+}
+
 TEST(Endpoints, MetricsFollowPrometheusConventions) {
   auto snap = converged_snapshot();
   auto h = make_ops_handler([&] { return std::optional<OpsSnapshot>(snap); }, {"1.2.3", 30s});

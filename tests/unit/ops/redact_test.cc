@@ -50,6 +50,9 @@ TEST_F(Redaction, PatternsWithoutRegistration) {
             R"({"password": "***", "user": "bob"})");
   EXPECT_EQ(redact("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG"), "aws_secret_access_key=***");
   EXPECT_EQ(redact("http://root:s3cret@127.0.0.1:2379/v3"), "http://root:***@127.0.0.1:2379/v3");
+  // Issue #14 point 5: a password with , ; ) " in it was cut at that character.
+  EXPECT_EQ(redact("etcd http://root:s3cr,et;x)y\"z@127.0.0.1:2379, next"),
+            "etcd http://root:***@127.0.0.1:2379, next");
   // Ordinary text is left alone.
   EXPECT_EQ(redact("backend web: 3 servers, token bucket full"),
             "backend web: 3 servers, token bucket full");
