@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration demo bench bench-quick clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration demo bench bench-quick bench-scale clean format deb test-deb
 
 all: build
 
@@ -52,6 +52,13 @@ bench-quick: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e ep_bench_hotpaths elasticproxy
 	@bench/run.sh --quick --build $(BENCH_BUILD)
+
+# The scale section alone (about 2 minutes once built): re-runs bench/run.sh's "scale" step, keeps
+# the other sections' data and re-renders bench/RESULTS.md.
+bench-scale: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
+	@bench/run.sh --steps scale --build $(BENCH_BUILD)
 
 # Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
 # Reuses the normal build directory (only the install prefix changes: /usr), so after `make

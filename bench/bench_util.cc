@@ -438,6 +438,55 @@ double cpu_seconds(pid_t pid) {
   return (std::stod(w[11]) + std::stod(w[12])) / ticks;
 }
 
+int thread_count(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/task", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
+}
+
+int inotify_instances(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    std::error_code lec;
+    if (std::filesystem::read_symlink(it->path(), lec).string() == "anon_inode:inotify") ++n;
+  }
+  return ec ? -1 : n;
+}
+
+MemoryKib memory_kib(pid_t pid) {
+  MemoryKib m;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  long priv = 0;
+  bool any = false;
+  while (std::getline(in, line)) {
+    auto value = [&](const char* key) -> std::optional<long> {
+      const size_t n = std::strlen(key);
+      if (line.compare(0, n, key) != 0) return std::nullopt;
+      return std::stol(line.substr(n));
+    };
+    if (auto v = value("Rss:")) m.rss = *v;
+    for (const char* k : {"Private_Clean:", "Private_Dirty:", "Private_Hugetlb:"}) {
+      if (auto v = value(k)) {
+        priv += *v;
+        any = true;
+      }
+    }
+  }
+  if (any) m.private_kib = priv;
+  std::ifstream st("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(st, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) m.peak_rss = std::stol(line.substr(6));
+  }
+  return m;
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());

@@ -134,6 +134,18 @@ class CountingProxy {
 // /proc readings.
 long rss_kib(pid_t pid);
 double cpu_seconds(pid_t pid);  // utime + stime of the process (all threads)
+// Entries in /proc/<pid>/task (-1 when unreadable).
+int thread_count(pid_t pid);
+// Open fds of the process that are inotify instances (anon_inode:inotify).
+int inotify_instances(pid_t pid);
+// From /proc/<pid>/smaps_rollup: Rss, and private memory = Private_Clean + Private_Dirty (+
+// Private_Hugetlb); from /proc/<pid>/status: VmHWM (peak RSS). -1 when unreadable.
+struct MemoryKib {
+  long rss = -1;
+  long private_kib = -1;
+  long peak_rss = -1;
+};
+MemoryKib memory_kib(pid_t pid);
 
 // Statistics over samples.
 double percentile(std::vector<double> v, double p);  // nearest rank, p in [0, 100]

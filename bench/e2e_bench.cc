@@ -19,12 +19,19 @@
 //   ep_bench_e2e footprint [--idle-seconds 60] [--servers 10000]
 //       daemon RSS idle with 1 backend and with 10,000 servers; CPU seconds per hour while idle
 //       with file, Consul and etcd sources.
+//   ep_bench_e2e scale [--backends 1000] [--servers 10] [--consul 1000] [--changes 100]
+//       [--idle-seconds 60] [--out DIR]
+//       one daemon with B file backends x S servers and C Consul services on the double (half
+//       `watch: service`, half `watch: shared`): threads, inotify instances, start -> first
+//       convergence, one-server change latency (against a one-backend daemon in the same run),
+//       RSS / private memory and idle CPU.
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1207,6 +1214,286 @@ int cmd_footprint(const Args& a) {
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// 6. Scale: B file backends x S servers and C Consul services on the double (half `watch:
+// service`, half `watch: shared`, one instance each), all in one daemon against one HAProxy.
+
+struct Scene {
+  std::string label;
+  int file_backends = 0;
+  int servers = 10;
+  int consul = 0;
+  int changes = 100;
+  int idle_s = 0;               // 0: no idle window
+  std::string watch = "mixed";  // Consul: service, shared, or mixed (even service, odd shared)
+};
+
+struct SceneResult {
+  std::string error;
+  double start_file_ms = -1;  // daemon spawned -> HAProxy has every file server active
+  double start_all_ms = -1;   // ... and every Consul one
+  int threads = -1;
+  int threads_idle = -1;  // again after the idle window
+  int inotify = -1;
+  MemoryKib mem;
+  double idle_cpu_h = -1;     // daemon, CPU-s per hour
+  double haproxy_cpu_h = -1;  // HAProxy over the same window
+  double idle_wall_s = 0;
+  std::vector<double> change_ms;
+};
+
+FILE* g_scale_log = stderr;
+// A time-stamped progress line (wall clock, ms since the epoch) in the step's log.
+__attribute__((format(printf, 1, 2))) void scale_log(const char* format, ...) {
+  std::fprintf(g_scale_log, "[%lld] ",
+               static_cast<long long>(
+                   duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()));
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(g_scale_log, format, args);
+  va_end(args);
+  std::fprintf(g_scale_log, "\n");
+  std::fflush(g_scale_log);
+}
+
+// Active servers summed over the BACKEND rows of `show stat -1 2 -1`, by the first letter of the
+// backend's name ('f' file, 'c' Consul). One row per backend whatever the number of servers.
+std::optional<std::map<char, long>> active_by_kind(const std::string& socket) {
+  auto reply = admin_query(socket, "show stat -1 2 -1", Ms(20000));
+  if (!reply || reply->rfind("# ", 0) != 0) return std::nullopt;
+  std::map<char, long> out;
+  size_t pos = reply->find('\n');
+  while (pos != std::string::npos && pos + 1 < reply->size()) {
+    const size_t end = reply->find('\n', pos + 1);
+    const std::string line = reply->substr(pos + 1, end - pos - 1);
+    pos = end;
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+    // show stat CSV: act is column 19 (0-based) in every HAProxy 2.x.
+    if (f.size() > 19 && f[1] == "BACKEND" && !f[0].empty())
+      out[f[0][0]] += std::atol(f[19].c_str());
+  }
+  return out;
+}
+
+std::string scene_name(char kind, int i) {
+  char name[16];
+  std::snprintf(name, sizeof name, "%c%04d", kind, i);
+  return name;
+}
+
+SceneResult run_scene(const Scene& sc, const std::string& out) {
+  SceneResult r;
+  scale_log("scene %s: %d file backends x %d servers, %d Consul services", sc.label.c_str(),
+            sc.file_backends, sc.servers, sc.consul);
+  TempDir dir("scale");
+  Haproxy hp(dir.path(), false);
+  std::string cfg = std::string(kOneBackend) + kDefaults;
+  for (int b = 0; b < sc.file_backends; ++b) cfg += backend_block(scene_name('f', b));
+  for (int c = 0; c < sc.consul; ++c) cfg += backend_block(scene_name('c', c));
+  if (!hp.start(cfg)) {
+    r.error = "haproxy did not start: " + hp.log().substr(0, 300);
+    return r;
+  }
+  ep::test::ConsulDouble consul;
+  if (sc.consul > 0) {
+    consul.start();
+    consul.set_no_jitter(true);
+    for (int c = 0; c < sc.consul; ++c) {
+      ep::test::ConsulService s = consul_instance("i" + std::to_string(c), 30000 + c);
+      s.name = scene_name('s', c);
+      consul.register_service(s);
+    }
+  }
+  // The backend whose server changes: the middle file backend; drain_timeout 0 so that a
+  // removal is one pass (as in the convergence section).
+  const int probe_b = sc.file_backends / 2;
+  const std::string probe_name = scene_name('f', probe_b);
+  const std::string files = dir.path() + "/sd";
+  std::filesystem::create_directories(files);
+  std::string yaml = yaml_haproxy(hp.admin()) +
+                     "metrics: {listen: \"127.0.0.1:" + std::to_string(free_port()) +
+                     "\"}\nbackends:\n";
+  for (int b = 0; b < sc.file_backends; ++b) {
+    const std::string name = scene_name('f', b);
+    write_file(files + "/" + name + ".json",
+               file_sd(fake_targets(sc.servers, 20000, b * sc.servers)));
+    yaml += "  - name: " + name + "\n";
+    if (b == probe_b) yaml += "    drain_timeout: 0s\n";
+    yaml += "    sources:\n      - file: {path: " + files + "/" + name + ".json}\n";
+  }
+  for (int c = 0; c < sc.consul; ++c) {
+    yaml += "  - name: " + scene_name('c', c) + "\n    sources:\n      - consul: {address: \"" +
+            consul.address() + "\", service: " + scene_name('s', c) + ", watch: " +
+            (sc.watch != "mixed" ? sc.watch
+             : c % 2 == 0        ? "service"
+                                 : "shared") +
+            "}\n";
+  }
+  const long want_f = static_cast<long>(sc.file_backends) * sc.servers;
+  const long want_c = sc.consul;
+  Daemon d;
+  const auto t0 = steady_clock::now();
+  if (!d.start(dir.path(), yaml)) {
+    r.error = "elasticproxy did not start";
+    return r;
+  }
+  const auto deadline = t0 + seconds(60);
+  while (steady_clock::now() < deadline && (r.start_file_ms < 0 || r.start_all_ms < 0)) {
+    if (!d.running()) break;
+    if (auto a = active_by_kind(hp.admin())) {
+      const double ms = ms_since(t0);
+      if (r.start_file_ms < 0 && (*a)['f'] >= want_f) r.start_file_ms = ms;
+      if (r.start_all_ms < 0 && (*a)['f'] >= want_f && (*a)['c'] >= want_c) r.start_all_ms = ms;
+    }
+    std::this_thread::sleep_for(Ms(5));
+  }
+  if (r.start_all_ms < 0) {
+    r.error = d.running() ? "did not converge in 60 s" : "daemon exited: " + d.log().substr(0, 300);
+    write_file(out + "/scale_" + sc.label + "_daemon.log", d.log());
+    return r;
+  }
+  scale_log("converged: file servers after %.0f ms, all after %.0f ms", r.start_file_ms,
+            r.start_all_ms);
+  r.threads = thread_count(d.pid());
+  r.inotify = inotify_instances(d.pid());
+
+  // One-server changes in the probe backend: file rewritten by rename, then `show servers state
+  // <backend>` polled every 0.2 ms until the server is listed (active) / gone.
+  const auto base = fake_targets(sc.servers, 20000, probe_b * sc.servers);
+  const std::string extra = fake_targets(1, 40000, 0)[0];
+  const std::string file = files + "/" + probe_name + ".json";
+  for (int i = 0; i < sc.changes; ++i) {
+    const bool add = i % 2 == 0;
+    std::vector<std::string> t = base;
+    if (add) t.push_back(extra);
+    const auto c0 = steady_clock::now();
+    write_file_atomic(file, file_sd(t));
+    bool seen = false;
+    while (steady_clock::now() - c0 < seconds(10)) {
+      auto s = servers(hp.admin(), probe_name, /*active_only=*/true);
+      if (s) {
+        bool has = false;
+        for (const auto& [n, addr] : *s) has = has || addr == extra;
+        if (has == add) {
+          seen = true;
+          break;
+        }
+      }
+      std::this_thread::sleep_for(microseconds(200));
+    }
+    if (!seen) {
+      r.error = "change " + std::to_string(i) + " not visible in 10 s";
+      break;
+    }
+    r.change_ms.push_back(ms_since(c0));
+    std::this_thread::sleep_for(Ms(15 + (i * 7) % 20));
+  }
+  scale_log("%zu changes measured", r.change_ms.size());
+
+  if (sc.idle_s > 0) {
+    // Let the follow-up polls of the last change finish, then measure a quiet window.
+    std::this_thread::sleep_for(Ms(2000));
+    const double d0 = cpu_seconds(d.pid()), h0 = cpu_seconds(hp.pid());
+    const auto w0 = steady_clock::now();
+    std::this_thread::sleep_for(seconds(sc.idle_s));
+    const double d1 = cpu_seconds(d.pid()), h1 = cpu_seconds(hp.pid());
+    r.idle_wall_s = ms_since(w0) / 1000.0;
+    r.idle_cpu_h = (d1 - d0) / r.idle_wall_s * 3600.0;
+    r.haproxy_cpu_h = (h1 - h0) / r.idle_wall_s * 3600.0;
+    scale_log("idle %.1f s: daemon %.3f CPU-s, haproxy %.3f CPU-s", r.idle_wall_s, d1 - d0,
+              h1 - h0);
+  }
+  r.mem = memory_kib(d.pid());
+  r.threads_idle = thread_count(d.pid());
+  if (!d.running()) r.error = "daemon exited: " + d.log().substr(0, 300);
+  d.stop();
+  write_file(out + "/scale_" + sc.label + "_daemon.log", d.log());
+  std::string dat;
+  for (double v : r.change_ms) dat += std::to_string(v) + "\n";
+  write_file(out + "/scale_" + sc.label + "_changes.dat", dat);
+  if (sc.consul > 0) consul.stop();
+  return r;
+}
+
+int cmd_scale(const Args& a) {
+  const int nb = a.num("backends", 1000);
+  const int ns = a.num("servers", 10);
+  const int nc = a.num("consul", 1000);
+  const int changes = a.num("changes", 100);
+  const int idle_s = a.num("idle-seconds", 60);
+  const std::string watch = a.get("consul-watch", "mixed");
+  const std::string out = a.get("out", ".");
+  FILE* log = std::fopen((out + "/scale.log").c_str(), "w");
+  if (log != nullptr) g_scale_log = log;
+  const long inotify_limit =
+      std::atol(read_file("/proc/sys/fs/inotify/max_user_instances").c_str());
+
+  // The one-backend reference, a small scene (the thread count "at 10"), then the big one.
+  const SceneResult one = run_scene({"one", 1, ns, 0, changes, 0, watch}, out);
+  const SceneResult small = run_scene({"small", 10, ns, 10, changes, 0, watch}, out);
+  const SceneResult big = run_scene({"big", nb, ns, nc, changes, idle_s, watch}, out);
+  if (log != nullptr) std::fclose(log);
+  for (const auto* s : {&one, &small, &big}) {
+    if (!s->error.empty()) std::fprintf(stderr, "scene: %s\n", s->error.c_str());
+  }
+
+  auto yes = [](bool ok) { return ok ? "yes" : "**no**"; };
+  auto ms = [](double v) { return v < 0 ? std::string("–") : fmt_ms(v); };
+  const double p50 = percentile(big.change_ms, 50), p99 = percentile(big.change_ms, 99);
+  const double p50_1 = percentile(one.change_ms, 50), p99_1 = percentile(one.change_ms, 99);
+  const bool have_changes = big.change_ms.size() >= 100 && !one.change_ms.empty();
+  const int threads_big = std::max(big.threads, big.threads_idle);
+  const int threads_small = small.threads;
+  std::printf("| figure | target | measured | met |\n|---|---|---|---|\n");
+  std::printf(
+      "| daemon threads (/proc/<pid>/task) | ≤ 16, the same at 10 and at %d backends | %d "
+      "with %d file backends + %d Consul services (%d after the idle window); %d with 10 "
+      "+ 10; %d with one backend | %s |\n",
+      nb, threads_big, nb, nc, big.threads_idle, threads_small, one.threads,
+      yes(threads_big > 0 && threads_big <= 16 && threads_big == threads_small));
+  std::printf(
+      "| start with the kernel's default inotify limit | works | %s; %d inotify "
+      "instance(s) for %d file sources; fs.inotify.max_user_instances = %ld%s | %s |\n",
+      big.start_all_ms >= 0 ? "converged" : "**did not converge**", big.inotify, nb, inotify_limit,
+      inotify_limit == 128 ? " (the kernel's default)" : " (**not the default**)",
+      yes(big.start_all_ms >= 0 && big.inotify == 1 && inotify_limit <= 128));
+  std::printf(
+      "| start → first convergence, %ld file servers (HAProxy `show stat` reports every "
+      "one active) | ≤ 3 s | %s ms (all %ld servers incl. Consul: %s ms) | %s |\n",
+      static_cast<long>(nb) * ns, ms(big.start_file_ms).c_str(), static_cast<long>(nb) * ns + nc,
+      ms(big.start_all_ms).c_str(), yes(big.start_file_ms >= 0 && big.start_file_ms <= 3000));
+  std::printf(
+      "| one-server change → visible in HAProxy, p50 / p99 (n = %zu) | ≤ 3 ms / ≤ 5 ms | "
+      "%s / %s ms | %s |\n",
+      big.change_ms.size(), ms(p50).c_str(), ms(p99).c_str(),
+      yes(have_changes && p50 <= 3 && p99 <= 5));
+  std::printf(
+      "| … against one backend in the same run (n = %zu): p50 / p99 | within 1.5× | "
+      "%s / %s ms: %.2f× / %.2f× | %s |\n",
+      one.change_ms.size(), ms(p50_1).c_str(), ms(p99_1).c_str(), p50_1 > 0 ? p50 / p50_1 : 0.0,
+      p99_1 > 0 ? p99 / p99_1 : 0.0, yes(have_changes && p50 <= 1.5 * p50_1 && p99 <= 1.5 * p99_1));
+  std::printf(
+      "| RSS / private memory (smaps_rollup, after the idle window) | report both; ≤ 40 "
+      "MiB RSS | %.1f / %.1f MiB (peak RSS %.1f MiB) | %s |\n",
+      big.mem.rss / 1024.0, big.mem.private_kib / 1024.0, big.mem.peak_rss / 1024.0,
+      yes(big.mem.rss > 0 && big.mem.rss <= 40 * 1024));
+  std::printf(
+      "| idle CPU (utime+stime over %.0f s, × 3600 / window) | ≤ 10 CPU-s per hour | "
+      "%.2f CPU-s/hour (HAProxy over the same window: %.2f) | %s |\n",
+      big.idle_wall_s, big.idle_cpu_h, big.haproxy_cpu_h,
+      yes(big.idle_cpu_h >= 0 && big.idle_cpu_h <= 10));
+  int rc = 0;
+  for (const auto* s : {&one, &small, &big}) {
+    if (!s->error.empty()) {
+      std::printf("\n*(a scene stopped early: %s)*\n", s->error.substr(0, 200).c_str());
+      rc = 1;
+    }
+  }
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1231,6 +1518,7 @@ int main(int argc, char** argv) {
   if (cmd == "footprint") return cmd_footprint(a);
   if (cmd == "haproxy-limit") return cmd_haproxy_limit(a);
   if (cmd == "server-kinds") return cmd_server_kinds(a);
+  if (cmd == "scale") return cmd_scale(a);
   std::fprintf(stderr, "unknown subcommand %s\n", cmd.c_str());
   return 2;
 }

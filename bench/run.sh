@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes RESULTS.md + PNG plots from what the run measured.
 #
-#   bench/run.sh [--quick] [--build DIR] [--out DIR]
+#   bench/run.sh [--quick] [--build DIR] [--out DIR] [--steps a,b] [--render-only]
 #
 # Full (make bench): n = 200 convergence samples per source, 60 s of churn per mode, 60 s of idle
 # CPU; writes bench/RESULTS.md and bench/*.png. Quick (make bench-quick, < 3 minutes once built):
 # fewer samples, 10 s of churn, 15 s of idle CPU; writes <build>/bench-quick/RESULTS.md unless
 # --out is given. The binaries must be built (the Makefile targets do that).
+# --steps scale (make bench-scale): runs only the listed steps, keeps the other steps' data and
+# re-renders RESULTS.md; every section carries the commit, time and load of its own run.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 quick=0
 render_only=0
+steps=""
 build="$root/build-bench"
 out=""
 while [ $# -gt 0 ]; do
@@ -21,10 +24,12 @@ while [ $# -gt 0 ]; do
     --build) build="$(cd "$2" && pwd)"; shift ;;
     --out) out="$2"; shift ;;
     --render-only) render_only=1 ;;  # rebuild RESULTS.md and plots from <out>/data
-    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out DIR] [--render-only]" >&2; exit 2 ;;
+    --steps) steps="$2"; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out DIR] [--steps a,b] [--render-only]" >&2; exit 2 ;;
   esac
   shift
 done
+want() { [ -z "$steps" ] || [[ ",$steps," == *",$1,"* ]]; }
 if [ -z "$out" ]; then
   if [ $quick = 1 ]; then out="$build/bench-quick"; else out="$here"; fi
 fi
@@ -38,6 +43,7 @@ e2e="$build/bench/ep_bench_e2e"
 hot="$build/bench/ep_bench_hotpaths"
 ep="$build/src/app/elasticproxy"
 for b in "$e2e" "$hot" "$ep"; do
+  [ "$b" = "$hot" ] && [ -n "$steps" ] && [[ ",$steps," != *",hotpaths,"* ]] && continue
   [ -x "$b" ] || { echo "run.sh: $b is not built (make bench or make bench-quick)" >&2; exit 1; }
 done
 for t in haproxy wrk etcd gnuplot; do
@@ -48,17 +54,29 @@ if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
   conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
   cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000; boot=1000x10; repeat=3
+  scale_idle=20
 else
   label="full (make bench)"
   conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
   cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000,direct-dynamic:10000,dynamic:10000,direct-slots:10000,slots:10000; boot=1000x10; repeat=3
+  scale_idle=60
 fi
 
 # Paths in RESULTS.md are relative to the repository, so the commands can be pasted.
 rel() { local p="$1"; echo "${p#"$root"/}"; }
 cmd_text() { local s=""; for a in "$@"; do s+="$(rel "$a") "; done; echo "${s% }"; }
 
-if [ $render_only = 0 ]; then
+commit_now() {
+  local c
+  c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
+             ':!bench/RESULTS.md' ':!bench/*.png' 2>/dev/null || true)" ]; then
+    c="$c (with uncommitted changes)"
+  fi
+  echo "$c"
+}
+
+if [ $render_only = 0 ] && [ -z "$steps" ]; then
   rm -f "$data"/*
   c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
@@ -74,6 +92,10 @@ fi
 # Each step: the exact command (for RESULTS.md) and its stdout (a Markdown table).
 run_step() {
   local name="$1"; shift
+  want "$name" || return 0
+  rm -f "$data/$name".* "$data/${name}"_*
+  local l0; l0="$(cut -d' ' -f1-3 /proc/loadavg)"
+  local s0; s0="$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "run.sh: $name: $(cmd_text "$@")" >&2
   cmd_text "$@" > "$data/$name.cmd"
   local t0=$(date +%s)
@@ -84,6 +106,8 @@ run_step() {
     echo "*(this step exited non-zero; stderr: $(tail -1 "$data/$name.err" | cut -c1-200))*" >> "$data/$name.md"
   fi
   echo "$(( $(date +%s) - t0 ))" > "$data/$name.secs"
+  echo "commit $(commit_now), $label, started $s0, load average $l0 → $(cut -d' ' -f1-3 /proc/loadavg)" \
+    > "$data/$name.machine"
 }
 
 if [ $render_only = 0 ]; then
@@ -94,10 +118,14 @@ run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
 run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
+run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes 100 \
+  --idle-seconds "$scale_idle" --out "$data"
 
 for f in "$data"/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
-cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
-echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
+if [ -z "$steps" ]; then
+  cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
+  echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
+fi
 fi
 load_start="$(cat "$data/load_start")"
 load_end="$(cat "$data/load_end")"
@@ -204,6 +232,10 @@ section() {  # name title explanation
   cat "$data/$name.cmd"
   echo '```'
   echo ""
+  if [ -s "$data/$name.machine" ]; then
+    echo "*Run: $(cat "$data/$name.machine"); $cores × $cpu; $hav.*"
+    echo ""
+  fi
   if [ "$name" = hotpaths ]; then
     echo '```'
     grep -v '^\*\*\*' "$data/$name.md" || true
@@ -308,6 +340,22 @@ utime+stime over the interval, scaled to one hour."
 servers replaced; BM_ParseServersState: a 10,000-row HAProxy 2.6 reply; BM_BuildAddBatch: the
 add/enable-health/ready commands for 10,000 servers joined into ≤ 16,000-byte writes;
 BM_RenderTemplate: a haproxy.cfg with 10,000 server lines."
+  if [ -s "$data/scale.md" ]; then
+  section scale "6. Scale: 1,000 file backends × 10 servers + 1,000 Consul services, one daemon" \
+"One daemon, one HAProxy 2.6: 1,000 backends with a \`file\` source each (10 servers per file) and
+1,000 backends on the Consul double (one instance each; even ones \`watch: service\`, odd ones
+\`watch: shared\`), default \`resync_interval\` (10 s) and metrics on. Threads: entries of
+/proc/<pid>/task after convergence and after the idle window, against a daemon with 10 + 10
+backends and one with one backend. Start: from spawning the daemon until the BACKEND rows of
+HAProxy's \`show stat -1 2 -1\` (polled every 5 ms) count every server active. Change: one server
+added to / removed from one file backend by atomic rename, then \`show servers state <backend>\`
+polled every 0.2 ms until it is listed (active) / gone — 100 changes 15–35 ms apart, and the same
+against a daemon with that one backend only. Memory: /proc/<pid>/smaps_rollup (Rss; Private_Clean +
+Private_Dirty) after the idle window. Idle CPU: utime + stime from /proc/<pid>/stat over the idle
+window (no discovery change; several resyncs fall in it), extrapolated to one hour. Progress with
+timestamps: \`data/scale.log.gz\`; samples: \`data/scale_*_changes.dat\`; daemon logs (warn level):
+\`data/scale_*_daemon.log.gz\`. See docs/benchmarks.md."
+  fi
 } > "$out/RESULTS.md"
 
 echo "run.sh: wrote $out/RESULTS.md ($total s)" >&2

@@ -159,6 +159,16 @@ void OpsRuntime::on_pass(const Daemon* from, bool changed) {
     std::lock_guard lock(mu_);
     if (daemon_ != from) return;
     if (!changed && ready_sent_ && !refresh_status_) return;
+    // Once ready, at most one recomputation a second: at 2,000 backends the snapshot costs
+    // milliseconds on the reconciler's thread, and the pass after every change (and its
+    // follow-up poll) paid it, delaying the next change. A deferred one runs at a later pass
+    // (the liveness probe runs one every second).
+    const auto now = std::chrono::steady_clock::now();
+    if (ready_sent_ && now - last_refresh_ < std::chrono::seconds(1)) {
+      refresh_status_ = true;
+      return;
+    }
+    last_refresh_ = now;
     refresh_status_ = false;
   }
   auto snap = snapshot();

@@ -5,6 +5,7 @@
 // alive, STATUS=, RELOADING=1, STOPPING=1).
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -71,6 +72,7 @@ class OpsRuntime {
   Daemon* daemon_ = nullptr;
   bool ready_sent_ = false;
   bool refresh_status_ = false;  // recompute the STATUS line at the next pass (after a reload)
+  std::chrono::steady_clock::time_point last_refresh_{};  // last STATUS recomputation
   std::string last_status_;
   ops::EndpointOptions endpoint_options_;
   config::MetricsSettings metrics_;

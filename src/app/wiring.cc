@@ -76,6 +76,10 @@ class ConfigModeInstance : public reconcile::Instance {
       const std::vector<std::string>& backends) override {
     return inner_->observe_all(backends);
   }
+  Result<std::vector<ActualBackend>> observe_states(
+      const std::vector<std::string>& backends) override {
+    return inner_->observe_states(backends);
+  }
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy&) override {
     return std::vector<reconcile::ActionResult>(

@@ -82,6 +82,9 @@ struct ActualBackend {
   bool exists = false;
   std::string algorithm;  // from show stat "algo" (e.g. "roundrobin", "static-rr")
   std::vector<ActualServer> servers;
+  // False when the read skipped server statistics (Instance::observe_states): every server's
+  // `sessions` is 0 and `backup` false, whatever HAProxy would say.
+  bool server_stats = true;
 };
 
 }  // namespace ep

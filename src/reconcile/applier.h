@@ -49,6 +49,16 @@ class Instance {
     return observe(backends);
   }
 
+  // The periodic resync's read of the whole of HAProxy: every server's address, state and weight
+  // (so any drift is seen and repaired), but server statistics (sessions, backup) only for the
+  // backends that have a draining server, whose sessions decide a removal. The other backends
+  // come with server_stats = false. Refreshes what observe_all() refreshes. The default is
+  // observe_all().
+  virtual Result<std::vector<ActualBackend>> observe_states(
+      const std::vector<std::string>& backends) {
+    return observe_all(backends);
+  }
+
   // Executes the plan's actions in order; one result per action, same order. Every HAProxy reply
   // is checked: an action is kDone only when HAProxy said so.
   virtual std::vector<ActionResult> apply(const Plan& plan, const BackendPolicy& policy) = 0;

@@ -1,6 +1,11 @@
 #include "reconcile/reconciler.h"
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <functional>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/log.h"
 
@@ -11,6 +16,42 @@ constexpr const char* kLog = "reconcile";
 
 double seconds_between(SteadyTime from, SteadyTime to) {
   return std::chrono::duration<double>(to - from).count();
+}
+
+// A read without server statistics (observe_states) leaves sessions 0 and backup false: keep
+// what the last read that had them said (by server name), so /status and ServerStateView do not
+// flap to 0 on every resync. No draining server is in such a read (those backends are read in
+// full); sessions of the others decide nothing.
+// Every field of HAProxy's state the diff reads (not sessions/backup, which a resync does not
+// read), in order.
+std::size_t state_hash(const ActualBackend& actual) {
+  std::size_t h = std::hash<std::string_view>{}(actual.algorithm);
+  auto mix = [&h](std::size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  for (const auto& s : actual.servers) {
+    mix(std::hash<std::string_view>{}(s.name));
+    mix(std::hash<std::string_view>{}(s.address));
+    mix(s.port);
+    mix(static_cast<std::size_t>(s.op_state));
+    mix(static_cast<std::size_t>(s.admin_state));
+    mix(static_cast<std::size_t>(s.weight));
+    mix(static_cast<std::size_t>(s.check_state));
+    mix(static_cast<std::size_t>(s.check_result));
+  }
+  return h;
+}
+
+void keep_server_stats(const std::vector<ActualServer>& previous,
+                       std::vector<ActualServer>& servers) {
+  if (previous.empty()) return;
+  std::unordered_map<std::string_view, const ActualServer*> by_name;
+  by_name.reserve(previous.size());
+  for (const auto& s : previous) by_name.emplace(s.name, &s);
+  for (auto& s : servers) {
+    auto it = by_name.find(s.name);
+    if (it == by_name.end()) continue;
+    s.sessions = it->second->sessions;
+    s.backup = it->second->backup;
+  }
 }
 
 }  // namespace
@@ -211,6 +252,10 @@ void Reconciler::loop() {
       resync_requested_ = false;
       lock.unlock();
       PassReport report = do_pass(full);
+      // A whole read allocates and frees a few MiB (the reply text of every server, parsed
+      // rows) in this thread's malloc arena, which glibc keeps: hand the free pages back so the
+      // daemon's RSS stays what it holds (see docs/haproxy-runtime.md).
+      if (full) ::malloc_trim(0);
       lock.lock();
       if (full) last_resync_ = clock_.now();
       if (!on_pass_.empty()) {
@@ -277,7 +322,8 @@ PassReport Reconciler::do_pass(bool full_resync) {
     for (size_t b : touched[i]) {
       const BackendRun& br = run.backends[b];
       BackendStatus& bs = st.backends[b];
-      if (bs.actual_servers != br.managed || bs.mode != br.mode || bs.converged != br.converged ||
+      const bool servers_changed = bs.actual_servers != br.managed;
+      if (servers_changed || bs.mode != br.mode || bs.converged != br.converged ||
           bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
         report.status_changed = true;
       }
@@ -285,7 +331,8 @@ PassReport Reconciler::do_pass(bool full_resync) {
       bs.draining =
           static_cast<size_t>(std::count_if(br.managed.begin(), br.managed.end(),
                                             [](const ActualServer& s) { return s.draining(); }));
-      bs.actual_servers = br.managed;
+      // A resync touches every backend: copy only what changed (11,000 servers at scale).
+      if (servers_changed) bs.actual_servers = br.managed;
       bs.mode = br.mode;
       bs.converged = br.converged;
       bs.missing_slots = br.missing_slots;
@@ -338,8 +385,11 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     return {};
   }
   // Read the whole of HAProxy (not backend by backend) on resync, first contact, reconnect and
-  // restart; otherwise only the backends that need it.
+  // restart; otherwise only the backends that need it. A resync of an instance that answered
+  // before and did not restart reads every server's state but server statistics only where a
+  // server drains (observe_states): the run state keeps the rest from earlier reads.
   bool whole = full || !run.reachable;
+  bool states_only = full && run.reachable;
   const bool restarted = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
                                               info->pid != run.info.pid);
   if (restarted) {
@@ -349,6 +399,7 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
     whole = true;
+    states_only = false;
   }
   if (!run.reachable && run.ever_reached) {
     log::info(kLog, "HAProxy {} reachable again (pid {}); resyncing", iname, info->pid);
@@ -366,7 +417,9 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
 
   std::vector<std::string> names;
   for (size_t b : todo) names.push_back(backends_[b].name);
-  auto actual = whole ? run.instance->observe_all(names) : run.instance->observe(names);
+  auto actual = !whole        ? run.instance->observe(names)
+                : states_only ? run.instance->observe_states(names)
+                              : run.instance->observe_all(names);
   if (!actual) {
     fail_instance(actual.error().message);
     return {};
@@ -389,6 +442,8 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   const std::string& iname = run.instance->name();
   br.dirty = false;
   br.next_poll.reset();
+  std::optional<std::size_t> settled;
+  settled.swap(br.settled_state);
 
   auto set_error = [&](const std::string& message) {
     if (br.last_logged_error != message) log::error(kLog, "{}", message);
@@ -406,11 +461,28 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     return;
   }
   const BackendMode mode = resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
+  // A resync finds most backends as the last pass left them. When HAProxy shows the same state
+  // as after a pass that had nothing to do, for the same desired set, the diff would be empty
+  // again (it depends on time only through drains and warm-ups, and a settled backend has
+  // neither): skip it. Any difference, in HAProxy or in discovery, runs it, so drift is still
+  // repaired.
+  std::optional<std::size_t> state;
+  if (!actual.server_stats) {
+    state = state_hash(actual);
+    if (settled && *settled == *state && br.mode == mode && desired.ready && br.converged &&
+        br.applied_generation == desired.generation && br.drains.empty() && br.warming.empty()) {
+      br.settled_state = settled;
+      return;
+    }
+  }
   br.mode = mode;
+  std::vector<ActualServer> previous;
+  if (!actual.server_stats) previous.swap(br.managed);
   br.managed.clear();
   for (const auto& s : actual.servers) {
     if (is_managed(s, policy, mode)) br.managed.push_back(s);
   }
+  if (!actual.server_stats) keep_server_stats(previous, br.managed);
   stats_.backend_servers_actual.set({policy.name, iname}, static_cast<double>(br.managed.size()));
   if (!desired.ready) {
     // No desired set yet (a source has not delivered): leave HAProxy as it is.
@@ -530,6 +602,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
                               : Duration(std::chrono::seconds(1));
     const SteadyTime at = clock_.now() + step;
     if (!br.next_poll || at < *br.next_poll) br.next_poll = at;
+  }
+  if (!had_actions && plan.waiting.empty() && br.warming.empty() && br.drains.empty()) {
+    br.settled_state = state ? *state : state_hash(actual);
   }
   const bool was_converged = br.converged && br.applied_generation == desired.generation;
   br.converged = true;

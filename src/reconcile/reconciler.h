@@ -166,6 +166,9 @@ class Reconciler : public ServerStateView {
     std::string last_error;
     std::string last_logged_error;
     std::vector<ActualServer> managed;
+    // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
+    // that finds the same state and desired set skips the diff.
+    std::optional<std::size_t> settled_state;
   };
   struct InstanceRun {
     std::unique_ptr<Instance> instance;

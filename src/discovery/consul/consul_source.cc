@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "core/log.h"
 #include "core/metrics.h"
@@ -14,6 +18,27 @@
 
 namespace ep::discovery::consul {
 namespace {
+
+// One AsyncHttpClient per loop (and reply size limit) for every `watch: service` source on it. A
+// curl multi costs about 60 KiB (socket hash, connection cache and its closure handle, a wake-up
+// socketpair): one per source was ~60 MiB of RSS and 2,000 fds at 1,000 services. Called on
+// `loop`'s thread; the client is destroyed with its last source, on that thread (stop() drops it
+// in run_sync).
+std::shared_ptr<net::AsyncHttpClient> shared_client(runtime::Loop& loop,
+                                                    const net::AsyncHttpClient::Options& options) {
+  static std::mutex mu;
+  static std::map<std::pair<runtime::Loop*, std::size_t>, std::weak_ptr<net::AsyncHttpClient>>
+      clients;
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = clients.begin(); it != clients.end();) {
+    it = it->second.expired() ? clients.erase(it) : std::next(it);
+  }
+  std::weak_ptr<net::AsyncHttpClient>& slot = clients[{&loop, options.max_body_bytes}];
+  if (auto client = slot.lock()) return client;
+  auto client = std::make_shared<net::AsyncHttpClient>(loop, options);
+  slot = client;
+  return client;
+}
 
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
@@ -139,7 +164,7 @@ Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
   }
   loop_ = &runtime.loop();
   loop_->run_sync([this] {
-    async_ = std::make_unique<net::AsyncHttpClient>(
+    async_ = shared_client(
         *loop_, net::AsyncHttpClient::Options{.max_body_bytes = options_.max_response_bytes});
     tokens_ = static_cast<double>(options_.burst);
     last_refill_ = SteadyClock::now();
@@ -176,6 +201,8 @@ void ConsulSource::stop() {
     loop_->run_sync([this] {
       if (timer_ != 0) loop_->cancel(timer_);
       timer_ = 0;
+      if (request_ != 0 && async_) async_->cancel(request_);
+      request_ = 0;
       async_.reset();
     });
     loop_ = nullptr;
@@ -448,8 +475,10 @@ void ConsulSource::send() {
     on_fetch(std::move(f));
     return;
   }
-  async_->start(*req,
-                [this](Result<net::HttpResponse> resp) { on_fetch(interpret(std::move(resp))); });
+  request_ = async_->start(*req, [this](Result<net::HttpResponse> resp) {
+    request_ = 0;
+    on_fetch(interpret(std::move(resp)));
+  });
 }
 
 void ConsulSource::on_fetch(Fetch f) {

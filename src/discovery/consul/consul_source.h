@@ -129,7 +129,10 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
   // is touched on loop_'s thread only.
   std::unique_ptr<runtime::Runtime> own_runtime_;  // only when started without one
   runtime::Loop* loop_ = nullptr;
-  std::unique_ptr<net::AsyncHttpClient> async_;
+  // Shared by every `watch: service` source on the same loop (one curl multi per loop, not per
+  // watch); each watch still parks its own connection. request_ is this source's query in flight.
+  std::shared_ptr<net::AsyncHttpClient> async_;
+  net::AsyncHttpClient::RequestId request_ = 0;
   runtime::TimerId timer_ = 0;
   double tokens_ = 0;
   std::chrono::steady_clock::time_point last_refill_{};

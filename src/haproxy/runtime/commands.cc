@@ -241,4 +241,6 @@ Result<std::string> show_stat_proxy(int proxy_id) {
 
 std::string show_stat_backends() { return "show stat -1 6 -1"; }
 
+std::string show_stat_backend_rows() { return "show stat -1 2 -1"; }
+
 }  // namespace ep::haproxy::cmd

@@ -63,5 +63,7 @@ std::string show_servers_state_all();
 Result<std::string> show_stat_proxy(int proxy_id);
 // `show stat -1 6 -1`: the BACKEND row and servers of every proxy (no frontends).
 std::string show_stat_backends();
+// `show stat -1 2 -1`: the BACKEND row of every proxy, no server rows (one row per backend).
+std::string show_stat_backend_rows();
 
 }  // namespace ep::haproxy::cmd

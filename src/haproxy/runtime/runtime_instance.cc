@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "haproxy/runtime/commands.h"
 #include "haproxy/runtime/parsers.h"
 #include "haproxy/runtime/replies.h"
@@ -305,9 +307,9 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
   return out;
 }
 
-Result<std::vector<ActualBackend>> RuntimeInstance::observe_all(
-    const std::vector<std::string>& backends) {
-  auto replies = run({cmd::show_servers_state_all(), cmd::show_stat_backends()});
+Result<std::vector<ActualBackend>> RuntimeInstance::read_whole(
+    const std::vector<std::string>& backends, const std::string& stat_command) {
+  auto replies = run({cmd::show_servers_state_all(), stat_command});
   if (!replies) return replies.error();
   auto state = parse_servers_state((*replies)[0]);
   if (!state) {
@@ -331,6 +333,38 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_all(
   for (const auto& name : backends) {
     auto it = by_name.find(name);
     out.push_back(assemble(name, it == by_name.end() ? nullptr : &it->second));
+  }
+  return out;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_all(
+    const std::vector<std::string>& backends) {
+  return read_whole(backends, cmd::show_stat_backends());
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_states(
+    const std::vector<std::string>& backends) {
+  auto out = read_whole(backends, cmd::show_stat_backend_rows());
+  if (!out) return out;
+  // Sessions decide when a draining server is removed: read them where a server drains.
+  std::vector<std::size_t> draining;
+  for (std::size_t i = 0; i < out->size(); ++i) {
+    ActualBackend& be = (*out)[i];
+    if (!be.exists) continue;
+    be.server_stats = false;
+    if (std::any_of(be.servers.begin(), be.servers.end(),
+                    [](const ActualServer& s) { return s.draining(); })) {
+      draining.push_back(i);
+    }
+  }
+  if (draining.empty()) return out;
+  std::vector<std::string> names;
+  names.reserve(draining.size());
+  for (std::size_t i : draining) names.push_back(backends[i]);
+  auto detailed = observe(names);
+  if (!detailed) return detailed.error();
+  for (std::size_t k = 0; k < draining.size(); ++k) {
+    (*out)[draining[k]] = std::move((*detailed)[k]);
   }
   return out;
 }

@@ -144,6 +144,42 @@ TEST(TargetedReads, ResyncReadsTheWholeStateInTwoCommands) {
   EXPECT_EQ(inst.io().commands, 4u);
 }
 
+// The periodic resync's read: every server's state in two commands, one stat row per backend;
+// server statistics only for a backend with a draining server (one more connection, two commands).
+TEST(TargetedReads, ResyncReadsServerStatsOnlyWhereAServerDrains) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyFixture hp(config_with(50));
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  std::vector<std::string> names;
+  for (int b = 0; b < 50; ++b) names.push_back("be" + std::to_string(b));
+  names.push_back("nosuch");
+  auto lean = inst.observe_states(names);
+  ASSERT_TRUE(lean.ok()) << lean.error().message;
+  EXPECT_EQ(inst.io().commands, 2u);
+  ASSERT_EQ(lean->size(), 51u);
+  EXPECT_TRUE(lean->at(7).exists);
+  EXPECT_EQ(lean->at(7).algorithm, "roundrobin");
+  EXPECT_EQ(lean->at(7).servers.size(), 5u);
+  EXPECT_FALSE(lean->at(7).server_stats);
+  EXPECT_FALSE(lean->at(50).exists);
+  const std::uint64_t lean_bytes = inst.io().bytes_read;
+  auto all = inst.observe_all(names);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_TRUE(all->at(7).server_stats);
+  EXPECT_LT(lean_bytes, inst.io().bytes_read - lean_bytes);  // less to print and parse
+
+  (void)hp.admin("set server be7/s2 state drain");
+  const std::uint64_t before = inst.io().commands;
+  auto drained = inst.observe_states(names);
+  ASSERT_TRUE(drained.ok()) << drained.error().message;
+  EXPECT_EQ(inst.io().commands, before + 4);  // + show servers state be7, show stat <iid> 6 -1
+  EXPECT_TRUE(drained->at(7).server_stats);
+  ASSERT_EQ(drained->at(7).servers.size(), 5u);
+  EXPECT_TRUE(drained->at(7).servers[1].draining());
+  EXPECT_FALSE(drained->at(8).server_stats);
+}
+
 // HAProxy 2.6 resolves `show stat <name>` to the first proxy of that name: with `frontend web`
 // and `backend web` it answers the frontend, and the backend looked absent.
 TEST(TargetedReads, AFrontendOfTheSameNameDoesNotHideTheBackend) {

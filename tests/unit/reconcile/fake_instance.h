@@ -62,6 +62,33 @@ class FakeInstance : public reconcile::Instance {
     }
     return observe(names);
   }
+  // Like RuntimeInstance when `states_without_stats`: server statistics (sessions, backup) only
+  // for backends with a draining server; otherwise observe_all().
+  Result<std::vector<ActualBackend>> observe_states(
+      const std::vector<std::string>& names) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!states_without_stats) {
+        ++observe_alls;
+      } else {
+        ++observe_states_calls;
+      }
+    }
+    auto out = observe(names);
+    if (!out || !states_without_stats) return out;
+    for (auto& b : *out) {
+      if (!b.exists || std::any_of(b.servers.begin(), b.servers.end(),
+                                   [](const ActualServer& s) { return s.draining(); })) {
+        continue;
+      }
+      b.server_stats = false;
+      for (auto& s : b.servers) {
+        s.sessions = 0;
+        s.backup = false;
+      }
+    }
+    return out;
+  }
 
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy& policy) override {
@@ -189,7 +216,9 @@ class FakeInstance : public reconcile::Instance {
   std::string algorithm = "roundrobin";
   std::optional<reconcile::ActionKind> fail_kind;
   int observes = 0;
-  int observe_alls = 0;                            // of which whole reads
+  int observe_alls = 0;               // of which whole reads
+  bool states_without_stats = false;  // observe_states() skips stats (like RuntimeInstance)
+  int observe_states_calls = 0;       // whole reads without stats (when states_without_stats)
   std::vector<std::vector<std::string>> observed;  // backends asked, per observe()
   std::set<std::thread::id> threads;               // every thread that called info/observe/apply
   std::map<std::string, std::vector<ActualServer>> backends;

@@ -453,5 +453,90 @@ TEST(ReconcilerScale, OneServerChangeReadsOneBackend) {
   EXPECT_EQ(raw->observed.back().size(), static_cast<size_t>(kBackends));
 }
 
+// A resync of a known instance reads every server's state but server statistics only where a
+// server drains (observe_states): it still repairs drift, sessions and backup seen by an earlier
+// read are kept (no status flap), and a draining server's sessions still decide its removal.
+TEST(ReconcilerResync, StatesOnlyResyncHealsAndKeepsServerStats) {
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  inst->states_without_stats = true;
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy p;
+  p.name = "web";
+  p.drain_timeout = std::chrono::seconds(60);
+  FakeClock clock;
+  Reconciler rec({p}, std::move(v), clock);
+  rec.publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, true, clock.now());
+  ASSERT_TRUE(rec.run_pass(false).converged);
+  EXPECT_EQ(raw->observe_alls, 1);  // first contact: everything, stats included
+  EXPECT_EQ(raw->observe_states_calls, 0);
+
+  // HAProxy's statistics for a server, seen by a targeted read (the follow-up poll).
+  raw->backends["web"][0].sessions = 7;
+  raw->backends["web"][0].backup = true;
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);
+  ASSERT_EQ(rec.status()[0].backends[0].actual_servers.at(0).sessions, 7);
+
+  PassReport resync = rec.run_pass(true);
+  EXPECT_EQ(raw->observe_states_calls, 1);
+  EXPECT_EQ(raw->observe_alls, 1);
+  EXPECT_TRUE(resync.converged);
+  EXPECT_FALSE(resync.status_changed);  // sessions and backup kept, not reset to 0
+  EXPECT_EQ(rec.status()[0].backends[0].actual_servers.at(0).sessions, 7);
+  EXPECT_TRUE(rec.status()[0].backends[0].actual_servers.at(0).backup);
+
+  // Drift behind our back is repaired by the states-only resync.
+  raw->backends["web"].erase(raw->backends["web"].begin() + 1);
+  PassReport heal = rec.run_pass(true);
+  EXPECT_EQ(raw->observe_states_calls, 2);
+  EXPECT_EQ(heal.actions_done, 1u);
+  EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80", "ep-10.0.0.2:80"}));
+  // A resync that finds the backend settled skips the diff; a weight changed by hand is not
+  // settled and is repaired.
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);  // follow-up poll: settled again
+  EXPECT_EQ(rec.run_pass(true).actions_done, 0u);
+  raw->backends["web"][0].weight = 50;
+  EXPECT_EQ(rec.run_pass(true).actions_done, 1u);
+  EXPECT_EQ(raw->backends["web"][0].weight, 1);
+
+  // A server leaves discovery: drained; while it has sessions the resync's read carries them
+  // (its backend is read with stats) and it waits; at 0 sessions it is removed.
+  rec.publish(0, {spec("10.0.0.2", 80)}, true, clock.now());
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);
+  ASSERT_TRUE(raw->backends["web"][0].draining());
+  raw->backends["web"][0].sessions = 3;
+  PassReport waiting = rec.run_pass(true);
+  EXPECT_EQ(waiting.waiting_drains, 1u);
+  EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80", "ep-10.0.0.2:80"}));
+  raw->backends["web"][0].sessions = 0;
+  (void)rec.run_pass(true);
+  EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.2:80"}));
+}
+
+// A restart detected on a resync reads everything, stats included (nothing to keep from before).
+TEST(ReconcilerResync, RestartReadsEverything) {
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  inst->states_without_stats = true;
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy p;
+  p.name = "web";
+  FakeClock clock;
+  Reconciler rec({p}, std::move(v), clock);
+  rec.publish(0, {spec("10.0.0.1", 80)}, true, clock.now());
+  ASSERT_TRUE(rec.run_pass(false).converged);
+  raw->pid += 1;
+  (void)rec.run_pass(true);
+  EXPECT_EQ(raw->observe_alls, 2);
+  EXPECT_EQ(raw->observe_states_calls, 0);
+}
+
 }  // namespace
 }  // namespace ep::reconcile
