@@ -17,7 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-
 using test::RecordingSink;
 
 bool has_addresses(const Snapshot& s, std::vector<std::string> want) {
