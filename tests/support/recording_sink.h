@@ -30,11 +30,11 @@ class RecordingSink final : public discovery::Sink {
   using Budget = std::chrono::milliseconds;
 
   void publish(Snapshot snapshot) override {
-    {
-      std::lock_guard lock(mu_);
-      snapshots_.push_back(std::move(snapshot));
-      times_.push_back(Clock::now());
-    }
+    // Notified under the lock: a test may destroy the sink as soon as its wait returns, and the
+    // publishing thread must be done with cv_ by then (TSan caught notify-after-unlock here).
+    std::lock_guard lock(mu_);
+    snapshots_.push_back(std::move(snapshot));
+    times_.push_back(Clock::now());
     cv_.notify_all();
   }
 
