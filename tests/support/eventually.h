@@ -50,7 +50,8 @@ bool eventually(Predicate&& predicate,
 // The opposite check: "nothing happens during `window`". Polls `predicate` every few ms for
 // scaled(window) and returns false as soon as it does not hold, true if it held throughout. Use
 // it where a test must let time pass to show that something does NOT happen (a wrong
-// implementation would act within the window); it is the one legitimate way to let time pass.
+// implementation would act within the window). The other sleeps a test may keep are a double's or
+// a load's own pace and the length of a scenario (a fault that lasts 5 s), each saying so.
 template <class Predicate, class Rep, class Period>
 bool consistently(Predicate&& predicate, std::chrono::duration<Rep, Period> window) {
   using std::chrono::steady_clock;
