@@ -17,6 +17,8 @@
 #include "runtime/runtime.h"
 #include "support/aws/aws_double.h"
 #include "support/proc_counts.h"
+#include "support/eventually.h"
+#include "discovery/aws/asg_source.h"
 
 namespace ep::aws {
 namespace {
@@ -158,10 +160,7 @@ TEST_F(AsgSourceTest, UnchangedSetIsNotRepublished) {
   ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
   const auto polls = source.polls();
   source.trigger();
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (source.polls() == polls && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  test::eventually([&] { return source.polls() != polls; }, 10s);
   ASSERT_GT(source.polls(), polls);
   EXPECT_EQ(sink.count(), 1u);
   source.stop();
@@ -276,12 +275,7 @@ class AsgEventsTest : public AsgSourceTest {
     return o;
   }
   bool wait_queue_empty(std::chrono::milliseconds deadline = 10s) {
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-      if (aws_.queue_size(queue_) == 0) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
+    return test::eventually([&] { return aws_.queue_size(queue_) == 0; }, deadline);
   }
   std::string queue_;
 };
@@ -328,10 +322,7 @@ TEST_F(AsgEventsTest, TestUnknownAndMalformedMessagesAreDeletedWithoutCrashing) 
     aws_.send_message(queue_, body);
   }
   EXPECT_TRUE(wait_queue_empty());
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (source.sqs_totals().deleted < 6 && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(5ms);
-  }
+  test::eventually([&] { return source.sqs_totals().deleted >= 6; }, 10s);
   source.stop();
   EXPECT_EQ(source.sqs_totals().deleted, 6);
   EXPECT_EQ(source.sqs_totals().repolls, 0);
@@ -349,10 +340,7 @@ TEST_F(AsgEventsTest, AMessageWhoseRepollFailsIsKeptForRedelivery) {
   aws_.inject(test::Fault::kInternalError, 3, "DescribeAutoScalingGroups");
   aws_.send_message(queue_, read_testdata("msg_asg_launch_raw.json"));
   ASSERT_TRUE(sink.wait_for([](const auto& s) { return !s.ok(); }));
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (source.sqs_totals().kept < 1 && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(5ms);
-  }
+  test::eventually([&] { return source.sqs_totals().kept >= 1; }, 10s);
   EXPECT_EQ(source.sqs_totals().kept, 1);
   EXPECT_EQ(aws_.queue_size(queue_), 1u) << "not deleted: the effect was not applied";
   // The faults are used up: the next round's re-poll succeeds and the kept message is deleted

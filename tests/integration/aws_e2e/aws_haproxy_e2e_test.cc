@@ -157,7 +157,7 @@ class LoadLoop {
             auto r = http_get(port, "/", 5s);
             ++requests_;
             if (!r.ok() || r->status != 200) ++failed_;
-            std::this_thread::sleep_for(10ms);
+            std::this_thread::sleep_for(10ms);  // kept: the load's own pace, not a wait
           }
         }) {}
   ~LoadLoop() { finish(); }
@@ -240,7 +240,7 @@ TEST_F(AwsE2E, ScaleOutThroughALaunchHookAndScaleInThroughADrainingTerminateHook
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
   EXPECT_EQ(aws_.pending_lifecycle_actions(), 0);
 
-  std::this_thread::sleep_for(300ms);
+  std::this_thread::sleep_for(300ms);  // kept: load keeps running on the result (scenario)
   load.finish();
   EXPECT_EQ(load.failed(), 0) << "of " << load.requests();
   EXPECT_GT(load.requests(), 100);
@@ -280,7 +280,7 @@ TEST_F(AwsE2E, LostMessageThrottlingAndMalformedNotifications) {
     aws_.send_message(queue_, body);
   }
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s)) << daemon_.log();
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(500ms);  // kept, deliberate: the daemon must survive the garbage
   EXPECT_TRUE(daemon_.running());
   EXPECT_TRUE(present(0) && present(1) && present(3));
   EXPECT_NE(daemon_.log().find("malformed"), std::string::npos) << daemon_.log();

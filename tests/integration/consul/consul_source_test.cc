@@ -19,7 +19,9 @@
 #include "net/curl_http_client.h"
 #include "runtime/runtime.h"
 #include "support/consul/consul_double.h"
+#include "support/eventually.h"
 #include "support/proc_counts.h"
+#include "support/recording_sink.h"
 
 namespace ep::discovery::consul {
 namespace {
@@ -32,56 +34,7 @@ using test::ConsulService;
 using Clock = std::chrono::steady_clock;
 
 // Records every snapshot with its arrival time.
-class RecordingSink final : public Sink {
- public:
-  void publish(Snapshot s) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    snapshots_.push_back(std::move(s));
-    times_.push_back(Clock::now());
-    cv_.notify_all();
-  }
-  // Waits until pred(all snapshots) holds; false on timeout.
-  template <typename P>
-  bool wait_for(P pred, std::chrono::milliseconds timeout = 5s) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return pred(snapshots_); });
-  }
-  // Waits for a snapshot after the first `seen` ones that satisfies pred; returns its index.
-  template <typename P>
-  std::optional<size_t> wait_next(size_t seen, P pred, std::chrono::milliseconds timeout = 5s) {
-    std::optional<size_t> found;
-    wait_for(
-        [&](const std::vector<Snapshot>& all) {
-          for (size_t i = seen; i < all.size(); ++i) {
-            if (pred(all[i])) {
-              found = i;
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout);
-    return found;
-  }
-  std::vector<Snapshot> all() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return snapshots_;
-  }
-  size_t size() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return snapshots_.size();
-  }
-  Clock::time_point time(size_t i) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return times_.at(i);
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Snapshot> snapshots_;
-  std::vector<Clock::time_point> times_;
-};
+using test::RecordingSink;
 
 std::vector<std::string> ids(const Snapshot& s) {
   std::vector<std::string> out;
@@ -271,18 +224,12 @@ TEST_F(ConsulSourceTest, WaitTimeoutReturnsSameIndexAndPublishesNothingNew) {
   ASSERT_TRUE(sink_.wait_next(0, has_ids({"web-1"})));
   const auto requests_before = consul_.health_requests();
   // Several wait timeouts pass (observed through the double's request count).
-  auto deadline = Clock::now() + 5s;
-  while (consul_.health_requests() < requests_before + 4 && Clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
+  test::eventually([&] { return consul_.health_requests() >= requests_before + 4; }, 5s);
   EXPECT_GE(consul_.health_requests(), requests_before + 4);
   EXPECT_EQ(sink_.size(), 1u);  // returns without change publish nothing
   // An idempotent write moves the index without changing content: still nothing published.
   consul_.touch("web");
-  deadline = Clock::now() + 5s;
-  while (source_->current_index() != consul_.index() && Clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  test::eventually([&] { return source_->current_index() == consul_.index(); }, 5s);
   EXPECT_EQ(source_->current_index(), consul_.index());
   EXPECT_EQ(sink_.size(), 1u);
 }
@@ -298,12 +245,12 @@ TEST_F(ConsulSourceTest, IndexGoingBackwardsResetsAndChangesStillArrive) {
   const double resets_before = Metrics::global().value("elasticproxy_consul_index_resets_total",
                                                        {{"backend", "web"}, {"service", "web"}});
   consul_.simulate_restart(3);  // a restore from an older snapshot
-  auto deadline = Clock::now() + 5s;
-  while (Metrics::global().value("elasticproxy_consul_index_resets_total",
-                                 {{"backend", "web"}, {"service", "web"}}) == resets_before &&
-         Clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  test::eventually(
+      [&] {
+        return Metrics::global().value("elasticproxy_consul_index_resets_total",
+                                       {{"backend", "web"}, {"service", "web"}}) != resets_before;
+      },
+      5s);
   EXPECT_GT(Metrics::global().value("elasticproxy_consul_index_resets_total",
                                     {{"backend", "web"}, {"service", "web"}}),
             resets_before);
@@ -374,7 +321,8 @@ TEST_F(ConsulSourceTest, ConsulDownAtStartIsRetriedWithBackoff) {
   ASSERT_TRUE(sink_.wait_next(0, is_error()));
   EXPECT_EQ(sink_.all()[0].error().kind, ErrorKind::kUnavailable);
   EXPECT_NE(sink_.all()[0].error().message.find(url), std::string::npos);
-  // A few retries with backoff, not a busy loop.
+  // A few retries with backoff, not a busy loop. Kept sleep, deliberate: the bound is on what
+  // happens in 300 ms of real time (the backoff is not scaled, so neither is the window).
   std::this_thread::sleep_for(300ms);
   EXPECT_LE(sink_.size(), 12u);
 }
@@ -389,12 +337,12 @@ TEST_F(ConsulSourceTest, TransientEmptyAnswerIsNeverPublished) {
   const double held_before =
       Metrics::global().value("elasticproxy_consul_empty_confirmations_total", labels);
   consul_.set_fault(ConsulFault::kEmpty);  // an agent that restarted and has not re-synced
-  auto deadline = Clock::now() + 3s;
-  while (Metrics::global().value("elasticproxy_consul_empty_confirmations_total", labels) ==
-             held_before &&
-         Clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
+  test::eventually(
+      [&] {
+        return Metrics::global().value("elasticproxy_consul_empty_confirmations_total", labels) !=
+               held_before;
+      },
+      3s);
   ASSERT_GT(Metrics::global().value("elasticproxy_consul_empty_confirmations_total", labels),
             held_before);
   // The agent re-syncs before the confirmation read.
@@ -504,16 +452,15 @@ TEST_F(ConsulSourceTest, StopInterruptsABlockedQueryPromptly) {
   o.wait = std::chrono::minutes(5);
   start(o);
   ASSERT_TRUE(sink_.wait_next(0, has_ids({"web-1"})));
-  auto deadline = Clock::now() + 5s;
-  while (consul_.blocked_now() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  test::eventually([&] { return consul_.blocked_now() != 0; }, 5s);
   ASSERT_EQ(consul_.blocked_now(), 1);
   auto t0 = Clock::now();
   source_->stop();
   EXPECT_LT(Clock::now() - t0, 1s);
   const size_t n = sink_.size();
   consul_.register_service(web("web-2", "10.0.0.2", 8080));
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(sink_.size(), n);  // nothing after stop()
+  EXPECT_TRUE(test::consistently([&] { return sink_.size() == n; }, 100ms))
+      << "nothing after stop()";
 }
 
 TEST_F(ConsulSourceTest, FlappingServiceIsRateLimited) {
@@ -530,7 +477,7 @@ TEST_F(ConsulSourceTest, FlappingServiceIsRateLimited) {
   int flips = 0;
   while (Clock::now() - t0 < 1500ms) {
     consul_.set_check_status("service:web-1", flips++ % 2 ? "passing" : "critical");
-    std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(1ms);  // kept: the flapping check's own pace, not a wait
   }
   const auto requests = consul_.health_requests() - before;
   std::printf("%d flips in 1.5 s -> %llu requests\n", flips,
@@ -577,8 +524,10 @@ TEST_F(ConsulSourceTest, ManySourcesEachHoldOneConnection) {
   }
   for (auto& s : sinks)
     ASSERT_TRUE(s->wait_next(0, [](const Snapshot& x) { return x.ok() && x->size() == 1; }));
-  // Idle: let a few blocking rounds pass.
-  std::this_thread::sleep_for(200ms);
+  // Idle: a few blocking rounds pass, and no connection is opened during them.
+  EXPECT_TRUE(test::consistently(
+      [&] { return consul_.connections_accepted() == static_cast<std::uint64_t>(kServices); },
+      200ms));
   EXPECT_EQ(consul_.connections_accepted(), static_cast<std::uint64_t>(kServices));
   for (auto& s : sources) s->stop();
 }

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "integration/daemon/daemon_process.h"
+#include "support/eventually.h"
+#include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -39,26 +41,13 @@ std::string targets_json(const std::vector<const HttpBackend*>& bs,
 
 std::string name_of(const HttpBackend& b) { return "ep-127.0.0.1:" + std::to_string(b.port()); }
 
-const char* kHaproxyCfg = R"(global
-  stats socket @SOCKET@ level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-frontend fe
-  bind 127.0.0.1:@PORT0@
-  default_backend web
-backend web
-  balance roundrobin
-  server handmade 127.0.0.1:@PORT1@ disabled
-frontend fe_slots
-  bind 127.0.0.1:@PORT2@
-  default_backend slots
-backend slots
-  balance static-rr
-  server-template ep- 3 127.0.0.1:1 check inter 200ms disabled
-)";
+const std::string kHaproxyCfg =
+    HaproxyConfig()
+        .frontend("fe", 0, "web")
+        .backend("web", "roundrobin", {"server handmade 127.0.0.1:@PORT1@ disabled"})
+        .listen("slots", 2, "static-rr",
+                {"server-template ep- 3 127.0.0.1:1 check inter 200ms disabled"})
+        .str();
 
 class DaemonE2E : public ::testing::Test {
  protected:
@@ -167,8 +156,8 @@ TEST_F(DaemonE2E, RemovedServerDrainsWhileALongRequestIsOpen) {
   ASSERT_TRUE(wait_until([&] {
     return (servers(*hp_, "web")[name_of(*backends_[0])].admin & 0x08) != 0;
   })) << daemon_.log();
-  std::this_thread::sleep_for(500ms);
-  EXPECT_TRUE(has("web", name_of(*backends_[0]))) << "removed while a session was open";
+  EXPECT_TRUE(consistently([&] { return has("web", name_of(*backends_[0])); }, 500ms))
+      << "removed while a session was open";
   // New requests go to the new server only.
   for (int i = 0; i < 5; ++i) {
     auto r = http_get(hp_->port(0), "/");
@@ -267,8 +256,8 @@ TEST_F(DaemonE2E, InvalidFileKeepsTheLastGoodSet) {
       << daemon_.log();
   EXPECT_EQ(servers(*hp_, "web").size(), 3u) << daemon_.log();
   write_file(targets_, "[]\n");  // empty: held back by the guard (allow_empty is false)
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(servers(*hp_, "web").size(), 3u) << daemon_.log();
+  EXPECT_TRUE(consistently([&] { return servers(*hp_, "web").size() == 3u; }, 300ms))
+      << daemon_.log();
 }
 
 TEST_F(DaemonE2E, OnceConvergesAndExitsZero) {

@@ -11,17 +11,14 @@
 #include <sstream>
 #include <thread>
 
+#include "support/eventually.h"
+
 namespace ep::test {
 
 std::string elasticproxy_binary() { return std::string(EP_BINARY_DIR) + "/src/app/elasticproxy"; }
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
+  return eventually(pred, timeout);
 }
 
 void write_file(const std::string& path, const std::string& text) {
@@ -93,17 +90,10 @@ std::string read_all(const std::string& path) {
 }
 
 int wait_pid(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  if (!eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout)) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
 }  // namespace

@@ -13,12 +13,14 @@ namespace ep::test {
 
 std::string elasticproxy_binary();
 
-// Polls `pred` every 5 ms until it is true or `timeout` passes; returns the last value.
+// eventually(pred, timeout) (support/eventually.h): polls `pred` until it is true or the scaled
+// `timeout` passes; returns the last value.
 bool wait_until(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 void write_file(const std::string& path, const std::string& text);
-// Writes to a temp file in the same directory and renames it over `path` (what producers should do).
+// Writes to a temp file in the same directory and renames it over `path` (what producers should
+// do).
 void write_file_atomic(const std::string& path, const std::string& text);
 
 struct CommandResult {

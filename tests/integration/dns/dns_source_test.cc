@@ -16,6 +16,7 @@
 #include "runtime/runtime.h"
 #include "support/haproxy/loopback.h"
 #include "support/proc_counts.h"
+#include "support/recording_sink.h"
 
 namespace ep::discovery::dns {
 namespace {
@@ -23,28 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::DnsmasqFixture;
 
-class RecordingSink : public Sink {
- public:
-  void publish(Snapshot snapshot) override {
-    std::lock_guard lock(mutex_);
-    all_.push_back(std::move(snapshot));
-    cv_.notify_all();
-  }
-  bool wait_for(const std::function<bool(const Snapshot&)>& pred,
-                std::chrono::milliseconds timeout = 15s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return !all_.empty() && pred(all_.back()); });
-  }
-  std::vector<Snapshot> all() {
-    std::lock_guard lock(mutex_);
-    return all_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Snapshot> all_;
-};
+using test::RecordingSink;
 
 std::vector<std::string> addrs(const Snapshot& s) {
   std::vector<std::string> out;
@@ -87,15 +67,15 @@ TEST(DnsSourceTest, RecordsAddedAndRemovedConverge) {
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   // Weights 10 and 30 → 85 and 256 (proportional), not 1 and 1.
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
   auto three = kTwo;
   three.push_back("srv-host=_http._tcp.web.test,c.web.test,8082,10,30");
   three.push_back("host-record=c.web.test,10.0.0.3,fd00::3");
   ASSERT_TRUE(dns.set_records(three).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly(
+  ASSERT_TRUE(sink.wait_last(has_exactly(
       {"10.0.0.1:8080 w85", "10.0.0.2:8081 w256", "10.0.0.3:8082 w256", "fd00::3:8082 w256"})));
   ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8081 w256"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:8081 w256"})));
 }
 
 TEST(DnsSourceTest, LowerPrioritiesAreDroppedOrBackups) {
@@ -148,12 +128,12 @@ TEST(DnsSourceTest, ServerStoppedPublishesErrorsNeverAnEmptySet) {
   DnsSource source(options_for(dns));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
   dns.stop();
-  ASSERT_TRUE(sink.wait_for(
+  ASSERT_TRUE(sink.wait_last(
       [](const Snapshot& s) { return !s.ok() && s.error().kind == ErrorKind::kUnavailable; }));
   ASSERT_TRUE(dns.start(kTwo).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"}), 20s));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"}), 20s));
   for (const auto& s : sink.all()) {
     if (s.ok()) EXPECT_FALSE(s->empty()) << "an outage must never look like an empty set";
   }
@@ -167,9 +147,9 @@ TEST(DnsSourceTest, NxDomainCountsAsEmptyOnlyAfterConfirmations) {
   DnsSource source(o);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
   ASSERT_TRUE(dns.set_records({"host-record=a.web.test,10.0.0.1"}).ok());  // SRV name gone
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return s.ok() && s->empty(); }));
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return s.ok() && s->empty(); }));
   // Before the empty set: exactly two "not yet" errors naming the confirmations.
   int not_yet = 0;
   for (const auto& s : sink.all()) {
@@ -190,10 +170,11 @@ TEST(DnsSourceTest, ConvergenceFollowsTheTtl) {
     DnsSource source(o);
     RecordingSink sink;
     ASSERT_TRUE(source.start(sink).ok());
-    ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+    ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
     const auto changed = std::chrono::steady_clock::now();
     ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
-    ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8081 w256"}), std::chrono::seconds(ttl + 10)));
+    ASSERT_TRUE(
+        sink.wait_last(has_exactly({"10.0.0.2:8081 w256"}), std::chrono::seconds(ttl + 10)));
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - changed)
                         .count();
@@ -217,12 +198,12 @@ TEST(DnsSourceTest, ManySourcesShareTheRuntimeThreads) {
     ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
   }
   for (auto& sink : sinks) {
-    ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
+    ASSERT_TRUE(sink->wait_last(has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"})));
   }
   EXPECT_EQ(test::thread_count(), threads);  // no thread per source
   // A change reaches every one of them (re-queried at the TTL on the shared loops).
   ASSERT_TRUE(dns.set_records({kTwo[1], kTwo[3]}).ok());
-  for (auto& sink : sinks) ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.2:8081 w256"})));
+  for (auto& sink : sinks) ASSERT_TRUE(sink->wait_last(has_exactly({"10.0.0.2:8081 w256"})));
   for (auto& s : sources) s->stop();
   EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);  // sockets unwatched
   EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);  // timers cancelled

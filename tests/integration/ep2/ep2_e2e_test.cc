@@ -19,6 +19,7 @@
 
 #include "integration/daemon/daemon_process.h"
 #include "support/consul/consul_double.h"
+#include "support/eventually.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -77,8 +78,17 @@ class Ep2E2E : public ::testing::Test {
     // EP2's setup leaves HAProxy running when EP2 stops; the test stops it.
     std::ifstream pid(dir_ + "/haproxy.pid");
     long p = 0;
-    if (pid >> p && p > 1) ::kill(static_cast<pid_t>(p), SIGTERM);
-    std::this_thread::sleep_for(200ms);
+    if (pid >> p && p > 1 && ::kill(static_cast<pid_t>(p), SIGTERM) == 0) {
+      // Not our child (no waitpid): wait until it is gone or a zombie before removing its files.
+      const std::string stat = "/proc/" + std::to_string(p) + "/stat";
+      eventually(
+          [&] {
+            std::ifstream in(stat);
+            std::string pid_field, comm, state;
+            return !(in >> pid_field >> comm >> state) || state == "Z";
+          },
+          2s);
+    }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }

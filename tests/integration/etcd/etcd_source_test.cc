@@ -13,6 +13,7 @@
 #include "runtime/runtime.h"
 #include "support/haproxy/loopback.h"
 #include "support/proc_counts.h"
+#include "support/recording_sink.h"
 
 namespace ep::discovery::etcd {
 namespace {
@@ -20,36 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::EtcdFixture;
 
-// Records every snapshot; waits for one matching a predicate.
-class RecordingSink : public Sink {
- public:
-  void publish(Snapshot snapshot) override {
-    std::lock_guard lock(mutex_);
-    all_.push_back(std::move(snapshot));
-    times_.push_back(std::chrono::steady_clock::now());
-    cv_.notify_all();
-  }
-  // Waits until the LATEST snapshot satisfies `pred`; returns whether it did in time.
-  bool wait_for(const std::function<bool(const Snapshot&)>& pred,
-                std::chrono::milliseconds timeout = 15s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return !all_.empty() && pred(all_.back()); });
-  }
-  Snapshot last() {
-    std::lock_guard lock(mutex_);
-    return all_.empty() ? Snapshot(Error::internal("none")) : all_.back();
-  }
-  size_t count() {
-    std::lock_guard lock(mutex_);
-    return all_.size();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Snapshot> all_;
-  std::vector<std::chrono::steady_clock::time_point> times_;
-};
+using test::RecordingSink;
 
 std::vector<std::string> addrs(const Snapshot& s) {
   std::vector<std::string> out;
@@ -92,7 +64,7 @@ TEST_F(EtcdSourceTest, ListThenWatchPutsAndDeletesConvergeWithAllValueShapes) {
   EtcdSource source(options_for(etcd_));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080"})));
   auto first = sink.last();
   ASSERT_TRUE(first.ok());
   EXPECT_EQ((*first)[0].id, "a");
@@ -101,17 +73,17 @@ TEST_F(EtcdSourceTest, ListThenWatchPutsAndDeletesConvergeWithAllValueShapes) {
   ASSERT_TRUE(
       etcd_.put("/svc/web/c", R"({"address":"10.0.0.3","port":9090,"weight":5,"backup":true})")
           .ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:9090"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:9090"})));
   ASSERT_TRUE(etcd_.del("/svc/web/a").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:8080", "10.0.0.3:9090"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:8080", "10.0.0.3:9090"})));
   // Op:1 in the value removes the endpoint too; a broken value is skipped, the rest kept.
   ASSERT_TRUE(etcd_.put("/svc/web/b", R"({"Op":1,"Addr":"10.0.0.2:8080"})").ok());
   ASSERT_TRUE(etcd_.put("/svc/web/broken", "{not json").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.3:9090"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.3:9090"})));
   // Deleting every key is a real empty set (published as an empty list, not an error).
   ASSERT_TRUE(etcd_.del("/svc/web/c").ok());
   ASSERT_TRUE(etcd_.del("/svc/web/broken").ok());
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return s.ok() && s->empty(); }));
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return s.ok() && s->empty(); }));
   EXPECT_EQ(source.lists(), 1u) << "no re-list needed for plain events";
   source.stop();
 }
@@ -130,11 +102,11 @@ TEST_F(EtcdSourceTest, ManySourcesShareTheRuntimeThreads) {
     sources.push_back(std::make_unique<EtcdSource>(options_for(etcd_)));
     ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
   }
-  for (auto& sink : sinks) ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.1:8080"})));
+  for (auto& sink : sinks) ASSERT_TRUE(sink->wait_last(has_exactly({"10.0.0.1:8080"})));
   EXPECT_EQ(test::thread_count(), threads);
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:8080").ok());
   for (auto& sink : sinks) {
-    ASSERT_TRUE(sink->wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080"})));
+    ASSERT_TRUE(sink->wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080"})));
   }
   for (auto& s : sources) EXPECT_EQ(s->lists(), 1u);  // events, not re-lists
   for (auto& s : sources) s->stop();
@@ -150,9 +122,9 @@ TEST_F(EtcdSourceTest, LeaseExpiryRemovesTheServer) {
   EtcdSource source(options_for(etcd_));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.7:80", "10.0.0.8:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.7:80", "10.0.0.8:80"})));
   // No keep-alive: the lease expires (TTL 2s) and etcd deletes the key.
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.8:80"}), 20s));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.8:80"}), 20s));
 }
 
 TEST_F(EtcdSourceTest, CompactionDoesNotLoseChangesAndStartsFromCompactedHistory) {
@@ -165,15 +137,15 @@ TEST_F(EtcdSourceTest, CompactionDoesNotLoseChangesAndStartsFromCompactedHistory
   EtcdSource source(options_for(etcd_));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
   // Compaction while watching: the watch goes on, later changes still arrive.
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
   auto rev2 = etcd_.revision();
   ASSERT_TRUE(rev2.ok());
   ASSERT_TRUE(etcd_.compact(*rev2).ok());
   ASSERT_TRUE(etcd_.put("/svc/web/c", "10.0.0.3:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"})));
 }
 
 TEST_F(EtcdSourceTest, EtcdDownPublishesErrorsThenRestartRelistsAndCatchesUp) {
@@ -181,19 +153,19 @@ TEST_F(EtcdSourceTest, EtcdDownPublishesErrorsThenRestartRelistsAndCatchesUp) {
   EtcdSource source(options_for(etcd_));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
   const auto lists_before = source.lists();
   etcd_.stop();
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) {
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) {
     return !s.ok() && s.error().kind == ErrorKind::kUnavailable;
   })) << "an outage is an error (the guard keeps the last good set), never an empty set";
   ASSERT_TRUE(etcd_.start().ok());
   // A change made while the source was disconnected is seen through the re-list.
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"}), 20s));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"}), 20s));
   EXPECT_GT(source.lists(), lists_before);
   ASSERT_TRUE(etcd_.del("/svc/web/a").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.2:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:80"})));
 }
 
 TEST_F(EtcdSourceTest, FailsOverToTheNextEndpoint) {
@@ -203,9 +175,9 @@ TEST_F(EtcdSourceTest, FailsOverToTheNextEndpoint) {
   EtcdSource source(o);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
   auto once = source.fetch_once(5s);
   ASSERT_TRUE(once.ok()) << once.error().message;
   EXPECT_EQ(once->size(), 2u);
@@ -233,13 +205,13 @@ TEST_F(EtcdSourceTest, AuthWithTokenAndWrongPasswordIsAnError) {
   EtcdSource source(o);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
   // etcd restart invalidates simple tokens: the source re-authenticates and catches up.
   ASSERT_TRUE(etcd_.restart().ok());
   ASSERT_TRUE(etcd_.put("/svc/web/c", "10.0.0.3:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}), 20s));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}), 20s));
   source.stop();
 
   o.password = "wrong";
@@ -259,17 +231,19 @@ TEST_F(EtcdSourceTest, SilentStreamIsDetectedByTheIdleTimeout) {
   EtcdSource source(o);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
-  std::this_thread::sleep_for(3s);  // observing that nothing happens needs time to pass
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
+  // Kept sleep, deliberate: showing that nothing happens needs time to pass, longer than the
+  // idle timeout (2 s, not scaled) so a wrong implementation would have torn the stream down.
+  std::this_thread::sleep_for(3s);
   EXPECT_EQ(source.watches(), 1u) << "progress notifications count as activity";
   // ...while a stopped (SIGSTOP) etcd leaves the stream silent: it is torn down (the re-list
   // then times out and is published as an error), and it recovers when etcd resumes.
   ASSERT_TRUE(etcd_.pause().ok());
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return !s.ok(); }, 15s));
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return !s.ok(); }, 15s));
   EXPECT_GE(source.watches(), 1u);
   ASSERT_TRUE(etcd_.resume().ok());
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
 }
 
 // Figure for the report: etcd put (acknowledged) → whole set published at the sink.
@@ -277,19 +251,19 @@ TEST_F(EtcdSourceTest, PutToSinkLatency) {
   EtcdSource source(options_for(etcd_));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return s.ok() && s->empty(); }));
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return s.ok() && s->empty(); }));
   std::vector<double> ms;
   for (int i = 0; i < 60; ++i) {
-    const size_t before = sink.count();
+    const size_t before = sink.size();
     const auto t0 = std::chrono::steady_clock::now();
     ASSERT_TRUE(
         etcd_.put("/svc/web/n" + std::to_string(i), "10.0.2." + std::to_string(i + 1) + ":80")
             .ok());
     ASSERT_TRUE(
-        sink.wait_for([&](const Snapshot& s) { return s.ok() && s->size() == size_t(i + 1); }));
+        sink.wait_last([&](const Snapshot& s) { return s.ok() && s->size() == size_t(i + 1); }));
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    EXPECT_GT(sink.count(), before);
+    EXPECT_GT(sink.size(), before);
   }
   std::sort(ms.begin(), ms.end());
   std::printf("etcd put -> sink over %zu puts: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", ms.size(),
@@ -310,9 +284,9 @@ TEST(EtcdSourceTls, HttpsWithClientCertificates) {
   EtcdSource source(o);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
   ASSERT_TRUE(etcd.put("/svc/web/b", "10.0.0.2:80").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
   source.stop();
   // Without the client certificate the server refuses: an error, not an empty set.
   o.cert_file.clear();
@@ -344,10 +318,10 @@ TEST_F(EtcdSourceTest, DeeplyNestedValueIsSkippedNotACrash) {
 
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
   ASSERT_TRUE(etcd_.put("/svc/web/evil2", evil).ok());  // through the watch this time
   ASSERT_TRUE(etcd_.put("/svc/web/c", "10.0.0.3:8080").ok());
-  ASSERT_TRUE(sink.wait_for(has_exactly({"10.0.0.1:8080", "10.0.0.3:8080"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.3:8080"})));
   source.stop();
 }
 

@@ -14,10 +14,12 @@
 #include "dns/dnsmasq_fixture.h"
 #include "etcd/etcd_fixture.h"
 #include "integration/daemon/daemon_process.h"
+#include "support/eventually.h"
+#include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
-#include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
+#include "support/haproxy/servers_state.h"
 
 namespace ep::test {
 namespace {
@@ -40,24 +42,12 @@ std::set<std::string> live(const HaproxyFixture& hp, const std::string& backend)
   return out;
 }
 
-const char* kHaproxyCfg = R"(global
-  stats socket @SOCKET@ level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-frontend fe
-  bind 127.0.0.1:@PORT0@
-  default_backend web
-backend web
-  balance roundrobin
-frontend fe_dns
-  bind 127.0.0.1:@PORT1@
-  default_backend dnsweb
-backend dnsweb
-  balance roundrobin
-)";
+const std::string kHaproxyCfg = HaproxyConfig()
+                                    .frontend("fe", 0, "web")
+                                    .backend("web")
+                                    .frontend("fe_dns", 1, "dnsweb")
+                                    .backend("dnsweb")
+                                    .str();
 
 std::string addr(const HttpBackend& b) { return "127.0.0.1:" + std::to_string(b.port()); }
 
@@ -140,11 +130,12 @@ TEST(EtcdDnsHaproxyE2E, EtcdAndDnsSourcesDriveHaproxy) {
 
   // etcd down: HAProxy keeps the servers (fail static).
   etcd.stop();
-  std::this_thread::sleep_for(2s);  // give a wrong implementation time to empty the backend
+  // Nothing may happen: a wrong implementation would empty the backend within 2 s.
+  EXPECT_TRUE(consistently([&] { return live(hp, "web").size() == 2u; }, 2s)) << daemon.log();
   EXPECT_EQ(live(hp, "web").size(), 2u) << daemon.log();
   // DNS down: same.
   dns.stop();
-  std::this_thread::sleep_for(3s);
+  EXPECT_TRUE(consistently([&] { return live(hp, "dnsweb").size() == 2u; }, 3s)) << daemon.log();
   EXPECT_EQ(live(hp, "dnsweb").size(), 2u) << daemon.log();
 
   daemon.signal(SIGTERM);

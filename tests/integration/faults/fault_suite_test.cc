@@ -30,6 +30,7 @@
 #include "integration/daemon/daemon_process.h"
 #include "support/consul/consul_double.h"
 #include "support/etcd/etcd_fixture.h"
+#include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -69,7 +70,7 @@ class Background {
                                         : r.error().message));
           }
         }
-        std::this_thread::sleep_for(5ms);
+        std::this_thread::sleep_for(5ms);  // kept: the load generator's own pace, not a wait
       }
     });
     monitor_ = std::thread([this] {
@@ -80,7 +81,7 @@ class Background {
           while (rows.size() < seen && !min_servers_.compare_exchange_weak(seen, rows.size())) {
           }
         }
-        std::this_thread::sleep_for(20ms);
+        std::this_thread::sleep_for(20ms);  // kept: the monitor's sampling period, not a wait
       }
     });
   }
@@ -114,19 +115,7 @@ class Background {
   std::vector<std::string> failures_;
 };
 
-const char* kHaproxyCfg = R"(global
-  stats socket @SOCKET@ level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-frontend fe
-  bind 127.0.0.1:@PORT0@
-  default_backend web
-backend web
-  balance roundrobin
-)";
+const std::string kHaproxyCfg = HaproxyConfig().frontend("fe", 0, "web").backend("web").str();
 
 class Faults : public ::testing::Test {
  protected:
@@ -202,7 +191,7 @@ TEST_P(ConsulFaults, ServersKeptAndRecoveryConverges) {
   consul.touch("web");  // wake the blocking query: it is answered with the fault
   // A change that happens while Consul answers badly: it must arrive once Consul recovers.
   consul.register_service(instance("c", backends_[2]->port()));
-  std::this_thread::sleep_for(3s);
+  std::this_thread::sleep_for(3s);  // kept: the fault lasts 3 s (the scenario), not a wait
   EXPECT_EQ(count(), 2u) << "the last good set must stay while the source fails";
   EXPECT_TRUE(daemon_.running());
 
@@ -261,7 +250,7 @@ TEST_F(EtcdFaults, KilledForFiveSeconds) {
   start_with_etcd();
   Background bg(*hp_, "web");
   etcd_.kill();
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(5s);  // kept: the outage lasts 5 s (the scenario), not a wait
   EXPECT_EQ(count(), 2u);
   ASSERT_TRUE(etcd_.start().ok()) << etcd_.log();
   const auto t0 = Clock::now();
@@ -280,7 +269,7 @@ TEST_F(EtcdFaults, FrozenForFiveSeconds) {
   start_with_etcd();
   Background bg(*hp_, "web");
   ASSERT_TRUE(etcd_.pause().ok());  // connections stay open, nothing is answered
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(5s);  // kept: the freeze lasts 5 s (the scenario), not a wait
   EXPECT_EQ(count(), 2u);
   ASSERT_TRUE(etcd_.resume().ok());
   const auto t0 = Clock::now();
@@ -319,7 +308,7 @@ TEST_F(Faults, HaproxyKilledAndRestartedIsRestoredWithoutReload) {
   EXPECT_NE(info.find("Pid: " + std::to_string(hp_->pid())), std::string::npos) << info;
   // After the restore every request succeeds.
   Background bg(*hp_, "web");
-  std::this_thread::sleep_for(1s);
+  std::this_thread::sleep_for(1s);  // kept: 1 s of load measured (the scenario), not a wait
   bg.stop();
   EXPECT_EQ(bg.failed(), 0);
   EXPECT_LT(restore, 3000.0);
@@ -392,6 +381,8 @@ TEST_F(Faults, AdminSocketThatNeverAnswersIsBoundedByTheTimeout) {
     detected = ms_since(t0);
     // The daemon keeps answering: a second change is accepted by the pipeline, the process is
     // alive, and it does not pile up connections (one attempt per retry/backoff step).
+    // Kept sleep, deliberate: the retry count is bounded over 3 s of real time (the backoff is
+    // not scaled), so a busy retry loop would show here.
     std::this_thread::sleep_for(3s);
     EXPECT_TRUE(daemon_.running());
     EXPECT_LT(silent.accepted(), 20) << "retries must back off";
@@ -453,6 +444,7 @@ TEST_F(Faults, SigkillDuringThousandServerApplyLeavesNothingHalfConfigured) {
   for (int t = 0; t < kTrials; ++t) {
     const bool grow = t % 2 == 0;
     write_file_atomic(file, grow ? big : small);
+    // Kept: the random point at which the daemon is killed (the scenario), not a wait.
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
     daemon_.signal(SIGKILL);
     daemon_.wait(5s);
@@ -497,7 +489,7 @@ TEST_F(Faults, SigkillDuringThousandServerApplyLeavesNothingHalfConfigured) {
     std::printf("trial %d (%s): killed after %s, converged %.0f ms after restart, at %.0f ms\n", t,
                 grow ? "grow" : "shrink", "random delay", ms_since(t0), ms_since(bg_start));
   }
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(500ms);  // kept: load keeps running on the result, not a wait
   bg.stop();
   EXPECT_EQ(bg.failed(), 0) << "of " << bg.requests() << "\n" << bg.failures();
   row("ElasticProxy SIGKILLed at a random point (0-150 ms) of a 1,000-server add or remove, " +

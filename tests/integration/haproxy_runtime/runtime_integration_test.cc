@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "haproxy/runtime/runtime_instance.h"
+#include "support/eventually.h"
+#include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -25,30 +27,17 @@ using reconcile::BackendPolicy;
 using reconcile::Plan;
 using Outcome = ActionResult::Outcome;
 using std::chrono::milliseconds;
+using test::HaproxyConfig;
 using test::HaproxyFixture;
 using test::HttpBackend;
 
-constexpr const char* kConfig = R"(
-global
-  stats socket @SOCKET@ level admin
-  stats timeout 10s
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-frontend fe_web
-  bind 127.0.0.1:@PORT0@
-  default_backend web
-frontend fe_slots
-  bind 127.0.0.1:@PORT1@
-  default_backend slots
-backend web
-  balance roundrobin
-backend slots
-  balance static-rr
-  server-template ep- 4 127.0.0.1:1 check inter 500ms disabled
-)";
+const std::string kConfig =
+    HaproxyConfig()
+        .global("stats timeout 10s")
+        .listen("web", 0)
+        .listen("slots", 1, "static-rr",
+                {"server-template ep- 4 127.0.0.1:1 check inter 500ms disabled"})
+        .str();
 
 std::string outcome_text(const ActionResult& r) {
   const char* o = r.outcome == Outcome::kDone     ? "done"
@@ -131,29 +120,23 @@ class RuntimeIntegration : public ::testing::Test {
 
   bool wait_status(const std::string& backend, const std::string& name, const std::string& want,
                    milliseconds timeout = milliseconds(5000)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (status(backend, name) == want) return true;
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    return false;
+    return test::eventually([&] { return status(backend, name) == want; }, timeout);
   }
 
   // What the reconciler does with a server that left maintenance with checks (DRAIN + health
   // down): wait until HAProxy reports a passed check, then set it ready.
   bool warm_up(const Plan& p, const BackendPolicy& pol, const std::string& name,
                milliseconds timeout = milliseconds(5000)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto s = server(pol.name, name);
-      if (s && s->draining() && s->health_passed()) {
-        if (status(pol.name, name) != "DRAIN") return false;  // drained: no traffic meanwhile
-        return run(p, pol, ActionKind::kUndrain, name).outcome == Outcome::kDone &&
-               wait_status(pol.name, name, "UP");
-      }
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-    return false;
+    const bool checked = test::eventually(
+        [&] {
+          auto s = server(pol.name, name);
+          return s && s->draining() && s->health_passed();
+        },
+        timeout);
+    if (!checked) return false;
+    if (status(pol.name, name) != "DRAIN") return false;  // drained: no traffic meanwhile
+    return run(p, pol, ActionKind::kUndrain, name).outcome == Outcome::kDone &&
+           wait_status(pol.name, name, "UP");
   }
 
   std::unique_ptr<HaproxyFixture> hp_;
@@ -350,10 +333,7 @@ TEST_F(RuntimeIntegration, RemoveCutsAHeldSessionThenDeletes) {
   test::TcpClient client;
   ASSERT_TRUE(client.connect(hp_->port(0)).ok());
   ASSERT_TRUE(client.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n").ok());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (a.held() < 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  test::eventually([&] { return a.held() >= 1; }, std::chrono::seconds(5));
   ASSERT_EQ(a.held(), 1);
 
   auto r = run(p, pol, ActionKind::kDrain, spec.name);
@@ -372,20 +352,18 @@ TEST_F(RuntimeIntegration, RemoveCutsAHeldSessionThenDeletes) {
     EXPECT_EQ(r.outcome, Outcome::kDone) << outcome_text(r);
   }
   // `shutdown sessions server` cut the held session: the backend sees its connection close.
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (a.held() > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  test::eventually([&] { return a.held() <= 0; }, std::chrono::seconds(5));
   EXPECT_EQ(a.held(), 0);
 
-  // A later pass removes it for good.
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (server("web", spec.name).has_value() && std::chrono::steady_clock::now() < deadline) {
-    r = run(p, pol, ActionKind::kRemove, spec.name);
-    if (r.outcome == Outcome::kDone) break;
-    ASSERT_EQ(r.outcome, Outcome::kNotYet) << outcome_text(r);
-    std::this_thread::sleep_for(milliseconds(20));
-  }
+  // A later pass removes it for good (each poll runs one more pass; "not yet" until then).
+  test::eventually(
+      [&] {
+        if (!server("web", spec.name).has_value()) return true;
+        r = run(p, pol, ActionKind::kRemove, spec.name);
+        return r.outcome != Outcome::kNotYet;
+      },
+      std::chrono::seconds(5));
+  ASSERT_TRUE(r.outcome == Outcome::kDone || r.outcome == Outcome::kNotYet) << outcome_text(r);
   EXPECT_FALSE(server("web", spec.name).has_value());
 }
 

@@ -10,12 +10,14 @@
 
 #include "haproxy/runtime/runtime_instance.h"
 #include "reconcile/reconciler.h"
+#include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 
 namespace ep::haproxy {
 namespace {
 
 using std::chrono::milliseconds;
+using test::HaproxyConfig;
 using test::HaproxyFixture;
 
 ServerSpec spec_for(const std::string& address, int port) {
@@ -29,22 +31,15 @@ ServerSpec spec_for(const std::string& address, int port) {
 
 // `backends` roundrobin backends be0..beN-1, each with 5 hand-written servers (not managed).
 std::string config_with(int backends) {
-  std::string cfg = R"(
-global
-  stats socket @SOCKET@ level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-)";
+  HaproxyConfig cfg;
   for (int b = 0; b < backends; ++b) {
-    cfg += "backend be" + std::to_string(b) + "\n  balance roundrobin\n";
+    std::vector<std::string> servers;
     for (int s = 1; s <= 5; ++s) {
-      cfg += "  server s" + std::to_string(s) + " 127.0.0.1:" + std::to_string(s) + "\n";
+      servers.push_back("server s" + std::to_string(s) + " 127.0.0.1:" + std::to_string(s));
     }
+    cfg.backend("be" + std::to_string(b), "roundrobin", std::move(servers));
   }
-  return cfg;
+  return cfg.str();
 }
 
 struct Cost {
@@ -184,21 +179,10 @@ TEST(TargetedReads, ResyncReadsServerStatsOnlyWhereAServerDrains) {
 // and `backend web` it answers the frontend, and the backend looked absent.
 TEST(TargetedReads, AFrontendOfTheSameNameDoesNotHideTheBackend) {
   if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
-  HaproxyFixture hp(R"(
-global
-  stats socket @SOCKET@ level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-frontend web
-  bind 127.0.0.1:@PORT0@
-  default_backend web
-backend web
-  balance leastconn
-  server s1 127.0.0.1:1
-)");
+  HaproxyFixture hp(HaproxyConfig()
+                        .frontend("web", 0, "web")
+                        .backend("web", "leastconn", {"server s1 127.0.0.1:1"})
+                        .str());
   ASSERT_TRUE(hp.start().ok()) << hp.log();
   RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
   for (int i = 0; i < 2; ++i) {  // by name (no id known yet), then by id

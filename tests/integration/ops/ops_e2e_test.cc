@@ -19,6 +19,7 @@
 #include "ops/status_client.h"
 #include "support/consul/consul_double.h"
 #include "support/etcd/etcd_fixture.h"
+#include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -29,21 +30,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const char* kHaproxyCfg = R"(global
-  stats socket @SOCKET@ level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 10s
-  timeout server 10s
-frontend fe
-  bind 127.0.0.1:@PORT0@
-  default_backend web
-backend web
-  balance roundrobin
-backend api
-  balance roundrobin
-)";
+const std::string kHaproxyCfg =
+    HaproxyConfig().frontend("fe", 0, "web").backend("web").backend("api").str();
 
 // The value of one sample line `name{labels} value` in a Prometheus text body (-1 if absent).
 double sample(const std::string& body, const std::string& series) {

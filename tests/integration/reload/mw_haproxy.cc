@@ -13,6 +13,7 @@
 #include "haproxy/reload/reloader.h"
 #include "net/unix_socket.h"
 #include "os/process.h"
+#include "support/eventually.h"
 #include "support/haproxy/loopback.h"
 
 namespace ep::test {
@@ -62,11 +63,10 @@ MwHaproxy::~MwHaproxy() {
   for (long p : pids_) {
     if (alive(p)) ::kill(static_cast<pid_t>(p), SIGTERM);
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(3));
   for (long p : pids_) {
-    while (alive(p) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    eventually([&] { return !alive(p) || std::chrono::steady_clock::now() >= deadline; },
+               std::chrono::seconds(3));
     if (alive(p)) ::kill(static_cast<pid_t>(p), SIGKILL);
   }
   std::error_code ec;
@@ -91,15 +91,16 @@ Status MwHaproxy::start() {
   if (!r) return r.error();
   log_ = r->output;
   if (r->exit_code != 0) return Error::unavailable("haproxy did not start: " + r->output);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    // Ready = the worker answers and the master runs its loop (before that it drops SIGUSR2).
-    if (admin("show info").find("Pid: ") != std::string::npos &&
-        master("show proc").find("master") != std::string::npos) {
-      track();
-      return {};
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Ready = the worker answers and the master runs its loop (before that it drops SIGUSR2).
+  const bool ready = eventually(
+      [&] {
+        return admin("show info").find("Pid: ") != std::string::npos &&
+               master("show proc").find("master") != std::string::npos;
+      },
+      std::chrono::seconds(10));
+  if (ready) {
+    track();
+    return {};
   }
   return Error::unavailable("admin socket did not answer: " + log_);
 }

@@ -20,6 +20,7 @@
 #include "haproxy/reload/reloader.h"
 #include "integration/reload/mw_haproxy.h"
 #include "os/process.h"
+#include "support/eventually.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -155,11 +156,7 @@ TEST_F(ReloadTest, BinaryReloadStartsANewMasterAndConfirmsIt) {
   EXPECT_NE(weight().find(" 23 0"), std::string::npos) << weight();
   EXPECT_TRUE(serving());
   // The old master soft-stops and exits.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(5);
-  while (::kill(static_cast<pid_t>(old[0]), 0) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
+  test::eventually([&] { return ::kill(static_cast<pid_t>(old[0]), 0) != 0; }, seconds(5));
   EXPECT_NE(::kill(static_cast<pid_t>(old[0]), 0), 0) << "old master still running";
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "support/eventually.h"
 #include "support/haproxy/loopback.h"
 
 namespace ep::test {
@@ -55,12 +56,15 @@ Status DnsmasqFixture::start(const std::vector<std::string>& lines) {
                                    "--conf-file=" + conf};
   if (::geteuid() != 0) argv.erase(argv.begin() + 9);
   if (auto s = process_.start(argv, dir_.path() + "/dnsmasq.log"); !s) return s;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_.running()) return Error::unavailable("dnsmasq exited:\n" + log());
-    if (tcp_listening(port_)) return {};
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  bool exited = false;
+  const bool ready = eventually(
+      [&] {
+        if (!process_.running()) return exited = true;
+        return tcp_listening(port_);
+      },
+      std::chrono::seconds(10));
+  if (exited) return Error::unavailable("dnsmasq exited:\n" + log());
+  if (ready) return {};
   return Error::unavailable("dnsmasq did not start:\n" + log());
 }
 

@@ -10,6 +10,7 @@
 
 #include "discovery/etcd/parse.h"
 #include "net/curl_http_client.h"
+#include "support/eventually.h"
 #include "support/haproxy/loopback.h"
 
 namespace ep::test {
@@ -86,12 +87,15 @@ Status EtcdFixture::start() {
                                options_.progress_interval.count()));
   }
   if (auto s = process_.start(argv, dir_.path() + "/etcd.log"); !s) return s;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_.running()) return Error::unavailable("etcd exited:\n" + log());
-    if (revision().ok()) return {};
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  bool exited = false;
+  const bool ready = eventually(
+      [&] {
+        if (!process_.running()) return exited = true;
+        return revision().ok();
+      },
+      std::chrono::seconds(20));
+  if (exited) return Error::unavailable("etcd exited:\n" + log());
+  if (ready) return {};
   return Error::unavailable("etcd did not become ready:\n" + log());
 }
 

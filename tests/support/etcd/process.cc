@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "support/eventually.h"
+
 namespace ep::test {
 
 Status ChildProcess::start(const std::vector<std::string>& argv, const std::string& log_file) {
@@ -61,14 +63,15 @@ Status ChildProcess::signal(int sig) {
 void ChildProcess::stop(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const bool reaped = eventually(
+      [&] {
+        int status = 0;
+        return ::waitpid(pid_, &status, WNOHANG) == pid_;
+      },
+      grace);
+  if (reaped) {
+    pid_ = -1;
+    return;
   }
   kill();
 }

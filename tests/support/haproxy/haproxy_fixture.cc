@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "net/unix_socket.h"
+#include "support/eventually.h"
 #include "support/haproxy/loopback.h"
 
 namespace ep::test {
@@ -28,15 +29,15 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
   }
 }
 
-// Waits for `pid` to exit until the deadline; true when reaped.
-bool reap(pid_t pid, Clock::time_point deadline) {
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+// Waits for `pid` to exit within the (scaled) budget; true when reaped.
+bool reap(pid_t pid, std::chrono::milliseconds budget) {
+  return eventually(
+      [&] {
+        int status = 0;
+        pid_t r = ::waitpid(pid, &status, WNOHANG);
+        return r == pid || (r < 0 && errno == ECHILD);
+      },
+      budget);
 }
 
 }  // namespace
@@ -105,32 +106,31 @@ Status HaproxyFixture::start(std::chrono::milliseconds timeout) {
     ::_exit(127);
   }
   pid_ = pid;
-  auto deadline = Clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return Error::unavailable(
-          fmt::format("haproxy exited during startup (status {}):\n{}", status, log()));
-    }
-    std::string reply = admin("show info");
-    if (reply.find("\nPid: ") != std::string::npos) return {};
-    if (Clock::now() >= deadline) {
-      kill9();
-      return Error::unavailable(
-          fmt::format("haproxy admin socket {} did not answer within {} ms:\n{}", socket_,
-                      timeout.count(), log()));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int status = 0;
+  bool exited = false;
+  const bool ready = eventually(
+      [&] {
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) return exited = true;
+        return admin("show info").find("\nPid: ") != std::string::npos;
+      },
+      timeout);
+  if (exited) {
+    pid_ = -1;
+    return Error::unavailable(
+        fmt::format("haproxy exited during startup (status {}):\n{}", status, log()));
   }
+  if (ready) return {};
+  kill9();
+  return Error::unavailable(fmt::format("haproxy admin socket {} did not answer within {} ms:\n{}",
+                                        socket_, scaled(timeout).count(), log()));
 }
 
 Status HaproxyFixture::stop() {
   if (!running()) return {};
   ::kill(pid_, SIGTERM);
-  if (!reap(pid_, Clock::now() + std::chrono::seconds(5))) {
+  if (!reap(pid_, std::chrono::seconds(5))) {
     ::kill(pid_, SIGKILL);
-    reap(pid_, Clock::now() + std::chrono::seconds(5));
+    reap(pid_, std::chrono::seconds(5));
     pid_ = -1;
     return Error::unavailable("haproxy ignored SIGTERM for 5 s; killed");
   }
@@ -141,7 +141,7 @@ Status HaproxyFixture::stop() {
 void HaproxyFixture::kill9() {
   if (!running()) return;
   ::kill(pid_, SIGKILL);
-  reap(pid_, Clock::now() + std::chrono::seconds(5));
+  reap(pid_, std::chrono::seconds(5));
   pid_ = -1;
 }
 

@@ -9,57 +9,15 @@
 #include <fstream>
 #include <mutex>
 
+#include "support/recording_sink.h"
+
 namespace ep::discovery::file {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-constexpr auto kDeadline = std::chrono::seconds(10);
-
-class RecordingSink : public Sink {
- public:
-  void publish(Snapshot snapshot) override {
-    std::lock_guard lock(mu_);
-    snapshots_.push_back(std::move(snapshot));
-    cv_.notify_all();
-  }
-  // Waits until more than `n` snapshots arrived and returns the (n+1)-th.
-  std::optional<Snapshot> wait_for(size_t n) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, kDeadline, [&] { return snapshots_.size() > n; })) return std::nullopt;
-    return snapshots_[n];
-  }
-  // Waits until a snapshot at index >= from satisfies pred; returns its index.
-  template <typename Pred>
-  std::optional<size_t> wait_until(size_t from, Pred pred) {
-    std::unique_lock lock(mu_);
-    std::optional<size_t> found;
-    cv_.wait_for(lock, kDeadline, [&] {
-      for (size_t i = from; i < snapshots_.size(); ++i) {
-        if (pred(snapshots_[i])) {
-          found = i;
-          return true;
-        }
-      }
-      return false;
-    });
-    return found;
-  }
-  size_t size() {
-    std::lock_guard lock(mu_);
-    return snapshots_.size();
-  }
-  std::vector<Snapshot> all() {
-    std::lock_guard lock(mu_);
-    return snapshots_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Snapshot> snapshots_;
-};
+using test::RecordingSink;
 
 bool has_addresses(const Snapshot& s, std::vector<std::string> want) {
   if (!s.ok()) return false;
@@ -111,14 +69,14 @@ class FileSourceTest : public ::testing::Test {
 TEST_F(FileSourceTest, EndToEnd) {
   write(path_, R"([{"targets": ["10.0.0.1:80", "10.0.0.2:80"]}])");
   start();
-  auto first = sink_.wait_for(0);
+  auto first = sink_.wait_count(0);
   ASSERT_TRUE(first.has_value());
   EXPECT_TRUE(has_addresses(*first, {"10.0.0.1", "10.0.0.2"}));
 
   // In-place write.
   size_t mark = sink_.size();
   write(path_, R"([{"targets": ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]}])");
-  ASSERT_TRUE(sink_.wait_until(mark, [](const Snapshot& s) {
+  ASSERT_TRUE(sink_.wait_next(mark, [](const Snapshot& s) {
     return has_addresses(s, {"10.0.0.1", "10.0.0.2", "10.0.0.3"});
   }));
 
@@ -126,7 +84,7 @@ TEST_F(FileSourceTest, EndToEnd) {
   mark = sink_.size();
   write(dir_ / ".web.json.tmp", R"([{"targets": ["10.0.0.4:80"]}])");
   fs::rename(dir_ / ".web.json.tmp", path_);
-  auto renamed = sink_.wait_until(mark, [](const Snapshot& s) { return s.ok(); });
+  auto renamed = sink_.wait_next(mark, [](const Snapshot& s) { return s.ok(); });
   ASSERT_TRUE(renamed);
   EXPECT_TRUE(has_addresses(sink_.all()[*renamed], {"10.0.0.4"}));
 
@@ -134,7 +92,7 @@ TEST_F(FileSourceTest, EndToEnd) {
   mark = sink_.size();
   write(dir_ / ".web.json.tmp", R"([{"targets": ["10.0.0.5:80"]},)");
   fs::rename(dir_ / ".web.json.tmp", path_);
-  auto bad = sink_.wait_until(mark, [](const Snapshot& s) { return !s.ok(); });
+  auto bad = sink_.wait_next(mark, [](const Snapshot& s) { return !s.ok(); });
   ASSERT_TRUE(bad);
   EXPECT_THAT(sink_.all()[*bad].error().message, HasSubstr(path_.string() + ":1:"));
   EXPECT_THAT(sink_.all()[*bad].error().message, HasSubstr("invalid JSON"));
@@ -142,7 +100,7 @@ TEST_F(FileSourceTest, EndToEnd) {
   // Fixed again: the new set.
   mark = sink_.size();
   write(path_, R"([{"targets": ["10.0.0.6:80"]}])");
-  auto fixed = sink_.wait_until(mark, [](const Snapshot& s) { return s.ok(); });
+  auto fixed = sink_.wait_next(mark, [](const Snapshot& s) { return s.ok(); });
   ASSERT_TRUE(fixed);
   EXPECT_TRUE(has_addresses(sink_.all()[*fixed], {"10.0.0.6"}));
   for (size_t i = mark; i < *fixed; ++i) EXPECT_FALSE(sink_.all()[i].ok());
@@ -156,7 +114,7 @@ TEST_F(FileSourceTest, EndToEnd) {
   // Delete: an error naming the file.
   mark = sink_.size();
   fs::remove(path_);
-  auto gone = sink_.wait_until(mark, [](const Snapshot& s) { return !s.ok(); });
+  auto gone = sink_.wait_next(mark, [](const Snapshot& s) { return !s.ok(); });
   ASSERT_TRUE(gone);
   EXPECT_EQ(sink_.all()[*gone].error().message,
             "cannot read " + path_.string() + ": No such file or directory");
@@ -165,7 +123,7 @@ TEST_F(FileSourceTest, EndToEnd) {
   // Back after delete.
   mark = sink_.size();
   write(path_, R"([])");
-  auto back = sink_.wait_until(mark, [](const Snapshot& s) { return s.ok(); });
+  auto back = sink_.wait_next(mark, [](const Snapshot& s) { return s.ok(); });
   ASSERT_TRUE(back);
   EXPECT_TRUE(sink_.all()[*back]->empty());
   expect_no_duplicate_sets();
@@ -175,15 +133,14 @@ TEST_F(FileSourceTest, SameContentIsNotPublishedTwice) {
   const std::string a = R"([{"targets": ["10.0.0.1:80"]}])";
   write(path_, a);
   start();
-  ASSERT_TRUE(sink_.wait_for(0));
+  ASSERT_TRUE(sink_.wait_count(0));
   for (int i = 0; i < 3; ++i) {
     write(dir_ / "t", a);
     fs::rename(dir_ / "t", path_);
   }
   write(dir_ / "t", R"([{"targets": ["10.0.0.2:80"]}])");
   fs::rename(dir_ / "t", path_);
-  ASSERT_TRUE(
-      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
+  ASSERT_TRUE(sink_.wait_next(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
   EXPECT_EQ(sink_.size(), 2u);  // the three identical rewrites published nothing
   expect_no_duplicate_sets();
   for (const auto& s : sink_.all()) EXPECT_TRUE(s.ok());
@@ -192,35 +149,32 @@ TEST_F(FileSourceTest, SameContentIsNotPublishedTwice) {
 TEST_F(FileSourceTest, OtherFilesInTheDirectoryAreIgnored) {
   write(path_, R"([{"targets": ["10.0.0.1:80"]}])");
   start();
-  ASSERT_TRUE(sink_.wait_for(0));
+  ASSERT_TRUE(sink_.wait_count(0));
   write(dir_ / "other.json", "garbage");
   write(path_, R"([{"targets": ["10.0.0.2:80"]}])");
-  ASSERT_TRUE(
-      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
+  ASSERT_TRUE(sink_.wait_next(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.2"}); }));
   for (const auto& s : sink_.all()) EXPECT_TRUE(s.ok());
 }
 
 TEST_F(FileSourceTest, MissingFileAtStartThenCreated) {
   start();
-  auto first = sink_.wait_for(0);
+  auto first = sink_.wait_count(0);
   ASSERT_TRUE(first);
   ASSERT_FALSE(first->ok());
   EXPECT_THAT(first->error().message, HasSubstr("No such file or directory"));
   write(path_, R"([{"targets": ["10.0.0.7:80"]}])");
-  ASSERT_TRUE(
-      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.7"}); }));
+  ASSERT_TRUE(sink_.wait_next(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.7"}); }));
 }
 
 TEST_F(FileSourceTest, DirectoryCreatedLater) {
   options_.path = dir_ / "sub" / "web.json";
   start();
-  auto first = sink_.wait_for(0);
+  auto first = sink_.wait_count(0);
   ASSERT_TRUE(first);
   EXPECT_FALSE(first->ok());
   fs::create_directory(dir_ / "sub");
   write(dir_ / "sub" / "web.json", R"([{"targets": ["10.0.0.8:80"]}])");
-  ASSERT_TRUE(
-      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.8"}); }));
+  ASSERT_TRUE(sink_.wait_next(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.8"}); }));
 }
 
 TEST_F(FileSourceTest, RefreshIntervalRereads) {
@@ -231,14 +185,13 @@ TEST_F(FileSourceTest, RefreshIntervalRereads) {
   fs::create_directory(dir_ / "elsewhere");
   fs::create_hard_link(path_, dir_ / "elsewhere" / "link.json");
   start();
-  ASSERT_TRUE(sink_.wait_for(0));
+  ASSERT_TRUE(sink_.wait_count(0));
   {
     std::fstream f(dir_ / "elsewhere" / "link.json", std::ios::in | std::ios::out);
     f.seekp(22);
     f << "9";  // 10.0.0.1 → 10.0.0.9, same inode, no event in web.json's directory for it
   }
-  ASSERT_TRUE(
-      sink_.wait_until(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.9"}); }));
+  ASSERT_TRUE(sink_.wait_next(1, [](const Snapshot& s) { return has_addresses(s, {"10.0.0.9"}); }));
 }
 
 TEST_F(FileSourceTest, RefreshIsDrivenByTheRuntimeClockInManualMode) {
@@ -276,7 +229,7 @@ TEST_F(FileSourceTest, StopIsPromptAndIdempotent) {
   options_.refresh_interval = std::chrono::hours(1);
   write(path_, "[]");
   start();
-  ASSERT_TRUE(sink_.wait_for(0));
+  ASSERT_TRUE(sink_.wait_count(0));
   const auto t0 = std::chrono::steady_clock::now();
   source_->stop();
   source_->stop();

@@ -10,7 +10,9 @@
 
 #include "discovery/etcd/etcd_source.h"
 #include "discovery/etcd/parse.h"
+#include "support/eventually.h"
 #include "support/http/loopback_http_server.h"
+#include "support/recording_sink.h"
 
 namespace ep::discovery::etcd {
 namespace {
@@ -19,30 +21,7 @@ using namespace std::chrono_literals;
 using test::HttpServerReply;
 using test::HttpServerRequest;
 
-class RecordingSink : public Sink {
- public:
-  void publish(Snapshot snapshot) override {
-    std::lock_guard lock(mutex_);
-    all_.push_back(std::move(snapshot));
-    cv_.notify_all();
-  }
-  bool wait_for(const std::function<bool(const Snapshot&)>& pred,
-                std::chrono::milliseconds timeout = 10s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return !all_.empty() && pred(all_.back()); });
-  }
-  // Waits until ANY snapshot so far satisfies `pred`.
-  bool wait_any(const std::function<bool(const Snapshot&)>& pred,
-                std::chrono::milliseconds timeout = 10s) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return std::any_of(all_.begin(), all_.end(), pred); });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::vector<Snapshot> all_;
-};
+using test::RecordingSink;
 
 std::string kv(const std::string& key, const std::string& value, int rev) {
   return nlohmann::json{{"key", base64_encode(key)},
@@ -113,16 +92,12 @@ TEST(EtcdLoop, CompactedWatchTriggersARelistAndAWatchFromTheNewRevision) {
   EtcdSource source(options_for(server));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) { return count_addresses(s) == 2; }));
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return count_addresses(s) == 2; }));
   // The second watch follows the re-list: wait until the gateway has seen it.
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    {
-      std::lock_guard lock(script.mu);
-      if (script.watch_calls >= 2) break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
+  EXPECT_TRUE(test::eventually([&] {
+    std::lock_guard lock(script.mu);
+    return script.watch_calls >= 2;
+  }));
   source.stop();
   server.stop();
   EXPECT_EQ(source.lists(), 2u);
@@ -153,7 +128,7 @@ TEST(EtcdLoop, EventsUpdateTheSetAndGarbageInTheStreamForcesARelistNotAnEmptySet
   // b is added by the event, then the garbage makes the source re-list: the listing (a only) is
   // the truth again. Never an error-free empty set.
   ASSERT_TRUE(sink.wait_any([](const Snapshot& s) { return count_addresses(s) == 2; }));
-  ASSERT_TRUE(sink.wait_for(
+  ASSERT_TRUE(sink.wait_last(
       [&](const Snapshot& s) { return count_addresses(s) == 1 && source.lists() >= 2; }));
   source.stop();
 }
@@ -167,7 +142,7 @@ TEST(EtcdLoop, HttpErrorsArePublishedAsErrors) {
   EtcdSource source(options_for(server));
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_for([](const Snapshot& s) {
+  ASSERT_TRUE(sink.wait_last([](const Snapshot& s) {
     return !s.ok() && s.error().message.find("leader changed") != std::string::npos &&
            s.error().message.find("HTTP 503") != std::string::npos;
   }));

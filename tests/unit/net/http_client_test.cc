@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "net/curl_http_client.h"
+#include "support/eventually.h"
 #include "support/http/loopback_http_server.h"
 
 namespace ep::net {
@@ -183,10 +184,7 @@ TEST_F(HttpClientTest, CancelAbortsALongPollAtOnceAndStaysCancelled) {
   CurlHttpClient client;
   std::thread canceller([&] {
     // Cancel once the request is in flight (observed at the server).
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (server_->requests_served() == 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(1ms);
-    }
+    test::eventually([&] { return server_->requests_served() != 0; }, 5s);
     client.cancel();
   });
   const auto t0 = std::chrono::steady_clock::now();
@@ -283,19 +281,18 @@ class OpensslServer {
     }
     if (pid_ < 0) return false;
     // Ready when it accepts connections.
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int c = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in to{};
-      to.sin_family = AF_INET;
-      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      to.sin_port = htons(port_);
-      const bool ok = ::connect(c, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
-      ::close(c);
-      if (ok) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
+    return test::eventually(
+        [&] {
+          int c = ::socket(AF_INET, SOCK_STREAM, 0);
+          sockaddr_in to{};
+          to.sin_family = AF_INET;
+          to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+          to.sin_port = htons(port_);
+          const bool ok = ::connect(c, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+          ::close(c);
+          return ok;
+        },
+        10s);
   }
   ~OpensslServer() {
     if (pid_ > 0) {

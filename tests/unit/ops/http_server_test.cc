@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "ops/status_client.h"
+#include "support/eventually.h"
 #include "support/time_scale.h"
 
 namespace ep::ops {
@@ -23,12 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + test::scaled(timeout);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
+  return test::eventually(pred, timeout);
 }
 
 // A raw client: connect, send bytes, read what comes back until close or timeout.
@@ -195,7 +191,7 @@ TEST_F(HttpServerTest, SlowClientsAreCutOffAtTheReadDeadline) {
   Raw dribble(server_->port());
   for (int i = 0; i < 3; ++i) {
     dribble.send("X");
-    std::this_thread::sleep_for(50ms);
+    std::this_thread::sleep_for(50ms);  // kept: the slow client's own pace, not a wait
   }
   std::string reply = slow.read_all(3s);
   const auto took = std::chrono::steady_clock::now() - t0;

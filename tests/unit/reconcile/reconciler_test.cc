@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "fake_instance.h"
+#include "support/eventually.h"
 #include "support/time_scale.h"
 
 namespace ep::reconcile {
@@ -16,16 +17,7 @@ namespace {
 
 using ep::testing::FakeInstance;
 
-// Polls `pred` until it holds or the (scaled) deadline passes.
-bool eventually(const std::function<bool()>& pred,
-                std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
-  const auto until = std::chrono::steady_clock::now() + ep::test::scaled(deadline);
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return pred();
-}
+using ep::test::eventually;
 
 ServerSpec spec(const std::string& addr, int port, int weight = 1) {
   ServerSpec s;

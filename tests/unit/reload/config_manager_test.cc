@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "config/settings.h"
+#include "support/eventually.h"
 #include "unit/reconcile/fake_instance.h"
 
 namespace ep::app {
@@ -39,6 +40,8 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeo
   const auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
     if (pred()) return true;
+    // Kept: the poll interval of this condition wait. Not eventually(): the 500 ms bound below
+    // is itself an assertion and must not grow with the test time scale.
     std::this_thread::sleep_for(5ms);
   }
   return pred();
@@ -112,10 +115,11 @@ TEST_F(ConfigManagerTest, BurstOfFiftyChangesGivesOneReloadWithTheLastSet) {
   start("0");
   for (int i = 1; i <= 50; ++i) {
     publish(i);
-    std::this_thread::sleep_for(10ms);  // 0.5 s burst: shorter than max_wait
+    std::this_thread::sleep_for(10ms);  // kept, the burst's pace: 0.5 s, shorter than max_wait
   }
   ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() >= 1; }, 5s));
-  std::this_thread::sleep_for(1500ms);  // anything still pending would have run by now
+  // Anything still pending would have run within 1.5 s: no second reload meanwhile.
+  EXPECT_TRUE(test::consistently([&] { return stamps(dir_ + "/calls").size() == 1u; }, 1500ms));
   EXPECT_EQ(stamps(dir_ + "/calls").size(), 1u);
   EXPECT_EQ(manager_->reloads(), 1u);
   const std::string cfg = slurp(dir_ + "/h.cfg");
@@ -136,7 +140,7 @@ TEST_F(ConfigManagerTest, ASlowReloadDoesNotBlockTheReconciler) {
   start("1.5");
   publish(1);
   // The reload command is running (1.5 s); the reconciler keeps taking and applying changes.
-  std::this_thread::sleep_for(400ms);
+  std::this_thread::sleep_for(400ms);  // kept: the scenario (publish during the reload)
   publish(2);
   EXPECT_TRUE(wait_for(
       [&] {
@@ -145,7 +149,7 @@ TEST_F(ConfigManagerTest, ASlowReloadDoesNotBlockTheReconciler) {
       },
       500ms));
   const auto loop = reconciler_->last_loop();
-  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(test::eventually([&] { return reconciler_->last_loop() > loop; }, 200ms));
   EXPECT_GT(reconciler_->last_loop(), loop);
   EXPECT_TRUE(stamps(dir_ + "/calls").empty());  // still reloading
   ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() == 1; }, 5s));
