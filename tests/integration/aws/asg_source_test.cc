@@ -18,7 +18,6 @@
 #include "support/aws/aws_double.h"
 #include "support/proc_counts.h"
 #include "support/eventually.h"
-#include "discovery/aws/asg_source.h"
 
 namespace ep::aws {
 namespace {
