@@ -291,6 +291,9 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
   st.last_success = clock_.now();
   st.endpoints = v.servers.size();
   st.rejected = v.rejected.size();
+  st.rejected_messages.assign(
+      v.rejected.begin(), v.rejected.begin() + static_cast<std::ptrdiff_t>(
+                                                   std::min(v.rejected.size(), kMaxRejectedShown)));
   last_good_[source_index] = std::move(v.servers);
 
   if (!all_delivered()) return false;
@@ -314,6 +317,40 @@ bool BackendGuard::evaluate() {
   return changed;
 }
 
+Result<bool> BackendGuard::confirm_held() {
+  if (hold_ == Hold::kNone) return Error::not_yet("backend " + policy_.name + ": nothing is held");
+  if (hold_ == Hold::kGrowth) {
+    return Error::refused("backend " + policy_.name + ": a snapshot above safety.max_servers (" +
+                          std::to_string(policy_.safety.max_servers) +
+                          ") cannot be confirmed; raise max_servers instead");
+  }
+  log::warn(kComponent, "backend {}: held {} snapshot ({} servers) confirmed by an operator",
+            policy_.name, to_string(hold_), held_.size());
+  stats_.snapshots_resolved_total.inc({policy_.name, "confirm"});
+  const bool changed = desired_ != held_ || !applied_once_;
+  desired_ = std::move(held_);
+  held_.clear();
+  hold_ = Hold::kNone;
+  rejected_.reset();
+  applied_once_ = true;
+  stats_.backend_held.set({policy_.name}, 0);
+  return changed;
+}
+
+Result<bool> BackendGuard::reject_held() {
+  if (hold_ == Hold::kNone) return Error::not_yet("backend " + policy_.name + ": nothing is held");
+  log::warn(kComponent,
+            "backend {}: held {} snapshot ({} servers) rejected by an operator; keeping {} "
+            "servers until discovery changes",
+            policy_.name, to_string(hold_), held_.size(), desired_.size());
+  stats_.snapshots_resolved_total.inc({policy_.name, "reject"});
+  rejected_ = std::move(held_);
+  held_.clear();
+  hold_ = Hold::kNone;
+  stats_.backend_held.set({policy_.name}, 0);
+  return false;
+}
+
 bool BackendGuard::all_delivered() const {
   return std::all_of(sources_.begin(), sources_.end(),
                      [](const SourceState& s) { return s.delivered; });
@@ -322,7 +359,8 @@ bool BackendGuard::all_delivered() const {
 bool BackendGuard::ready() const {
   // A held first set leaves the backend untouched (not emptied, not filled): before, a daemon
   // restarted while discovery answered empty removed every managed server.
-  if (!applied_once_ && hold_ != Hold::kNone) return false;
+  // Nor does a rejected first set.
+  if (!applied_once_ && (hold_ != Hold::kNone || rejected_)) return false;
   return all_delivered();
 }
 
@@ -346,6 +384,10 @@ std::vector<ServerSpec> BackendGuard::candidate() const {
 }
 
 bool BackendGuard::consider(std::vector<ServerSpec> cand) {
+  if (rejected_) {
+    if (*rejected_ == cand) return false;  // the operator said no to exactly this set
+    rejected_.reset();
+  }
   Hold reason = Hold::kNone;
   size_t removed = 0;
   if (policy_.safety.max_servers > 0 && cand.size() > policy_.safety.max_servers) {

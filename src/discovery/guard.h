@@ -75,6 +75,20 @@ class BackendGuard {
   bool ready() const;
   const std::vector<ServerSpec>& desired() const { return desired_; }
   Hold hold() const { return hold_; }
+  // The held candidate (empty when nothing is held) and when it was first held.
+  const std::vector<ServerSpec>& held() const { return held_; }
+  SteadyTime held_since() const { return held_since_; }
+
+  // An operator's decision on the held candidate (the dashboard's one action), instead of
+  // waiting for confirm_after:
+  // - confirm_held(): applies it now, like confirm_after would. A kGrowth hold is refused (the
+  //   operator raises safety.max_servers instead). Returns true when desired() changed.
+  // - reject_held(): drops it and keeps the current set; that exact candidate is not held again
+  //   (nor applied) until discovery changes it. Returns false (desired() is unchanged).
+  // Both fail (kNotYet) when nothing is held. Logged and counted in
+  // elasticproxy_snapshots_resolved_total{backend,decision}.
+  Result<bool> confirm_held();
+  Result<bool> reject_held();
   // When a held candidate would be confirmed (for the reconciler's timer), if any.
   std::optional<SteadyTime> next_deadline() const;
   const reconcile::BackendPolicy& policy() const { return policy_; }
@@ -87,7 +101,10 @@ class BackendGuard {
     std::optional<SteadyTime> last_success;
     size_t endpoints = 0;  // valid endpoints in the last good set
     size_t rejected = 0;   // rejected endpoints in the last good snapshot
+    // Why (one message per rejected endpoint, naming it), at most kMaxRejectedShown of them.
+    std::vector<std::string> rejected_messages;
   };
+  static constexpr size_t kMaxRejectedShown = 20;
   const std::vector<SourceState>& sources() const { return sources_; }
 
  private:
@@ -105,6 +122,8 @@ class BackendGuard {
   Hold hold_ = Hold::kNone;
   std::vector<ServerSpec> held_;
   SteadyTime held_since_{};
+  // A candidate the operator rejected: not held again until discovery changes it.
+  std::optional<std::vector<ServerSpec>> rejected_;
 };
 
 }  // namespace ep::discovery

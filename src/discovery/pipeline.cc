@@ -1,5 +1,8 @@
 #include "discovery/pipeline.h"
 
+#include <future>
+#include <set>
+
 #include "core/log.h"
 
 namespace ep::discovery {
@@ -167,11 +170,64 @@ std::vector<GuardStatus> Pipeline::status() const {
     gs.desired = b->guard.desired().size();
     for (const auto& s : b->guard.sources()) {
       gs.sources.push_back({gs.backend, s.name, s.delivered, s.failing, s.last_error,
-                            s.last_success, s.endpoints, s.rejected});
+                            s.last_success, s.endpoints, s.rejected, s.rejected_messages});
+    }
+    if (gs.hold != Hold::kNone) {
+      const auto& held = b->guard.held();
+      gs.held_servers = held.size();
+      gs.held_since = b->guard.held_since();
+      gs.confirm_at = b->guard.next_deadline();
+      std::set<std::string> kept;
+      for (const auto& s : held) kept.insert(s.name);
+      for (const auto& s : b->guard.desired()) {
+        if (!kept.count(s.name)) gs.would_remove.push_back(s.name);
+      }
     }
     out.push_back(std::move(gs));
   }
   return out;
+}
+
+Result<std::string> Pipeline::resolve_hold(const std::string& name, bool confirm,
+                                           std::chrono::milliseconds timeout) {
+  size_t index = backends_.size();
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    if (backends_[i]->guard.policy().name == name) index = i;  // policies are immutable
+  }
+  if (index == backends_.size()) return Error::invalid("no backend named '" + name + "'");
+  if (!timer_active_.load() || timer_loop_ == nullptr) {
+    return Error::unavailable("the discovery pipeline is not running");
+  }
+  auto done = std::make_shared<std::promise<Result<std::string>>>();
+  auto outcome = done->get_future();
+  timer_loop_->post([this, alive = timer_alive_, done, index, confirm] {
+    if (!*alive) {
+      done->set_value(Error::unavailable("the discovery pipeline stopped"));
+      return;
+    }
+    Backend& b = *backends_[index];
+    Result<std::string> out = std::string();
+    {
+      std::lock_guard bl(b.mu);
+      const size_t held = b.guard.held().size();
+      Result<bool> r = confirm ? b.guard.confirm_held() : b.guard.reject_held();
+      if (!r) {
+        out = r.error();
+      } else {
+        if (*r) callback_(index, b.guard.desired(), b.guard.ready(), clock_.now());
+        out = std::string(confirm ? "confirmed: " : "rejected: ") + "the held set of " +
+              std::to_string(held) + " server(s); backend " + b.guard.policy().name + " now has " +
+              std::to_string(b.guard.desired().size()) + " desired server(s)";
+      }
+    }
+    plan_timer();  // the deadline it waited for is gone
+    done->set_value(std::move(out));
+  });
+  if (outcome.wait_for(timeout) != std::future_status::ready) {
+    return Error::unavailable("the discovery pipeline did not answer within " +
+                              std::to_string(timeout.count()) + " ms");
+  }
+  return outcome.get();
 }
 
 const reconcile::BackendPolicy& Pipeline::policy(size_t b) const {

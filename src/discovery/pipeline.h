@@ -41,6 +41,7 @@ struct SourceStatus {
   std::optional<SteadyTime> last_success;
   size_t endpoints = 0;
   size_t rejected = 0;
+  std::vector<std::string> rejected_messages;  // why, one per endpoint (capped)
 };
 
 struct GuardStatus {
@@ -49,6 +50,12 @@ struct GuardStatus {
   Hold hold = Hold::kNone;
   size_t desired = 0;
   std::vector<SourceStatus> sources;
+  // While something is held: how many servers the held set has, since when, which desired
+  // servers it would remove, and when confirm_after applies it (none: never by waiting).
+  size_t held_servers = 0;
+  std::optional<SteadyTime> held_since;
+  std::vector<std::string> would_remove;
+  std::optional<SteadyTime> confirm_at;
 };
 
 class Pipeline {
@@ -75,6 +82,14 @@ class Pipeline {
   void fetch_once(std::chrono::milliseconds timeout);
 
   std::vector<GuardStatus> status() const;
+
+  // An operator confirms (applies now) or rejects the held snapshot of backend `name` (see
+  // BackendGuard::confirm_held / reject_held). Runs on the pipeline's timer loop under the
+  // backend's lock, like confirm_after, so the reconciler hears of it through the same callback;
+  // the caller (the HTTP thread) only waits up to `timeout` for the outcome. Returns a sentence
+  // saying what was done, or why not (unknown backend, nothing held, not running, timeout).
+  Result<std::string> resolve_hold(const std::string& name, bool confirm,
+                                   std::chrono::milliseconds timeout);
   // The guard's current desired set for backend b.
   std::vector<ServerSpec> desired(size_t b) const;
   // Every backend ready (each source delivered a first good snapshot).

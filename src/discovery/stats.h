@@ -16,6 +16,10 @@ struct GuardStats {
             registry, "elasticproxy_snapshots_held_total",
             "Snapshots held back because they were empty or removed too many servers",
             {"backend", "reason"}),
+        snapshots_resolved_total(
+            registry, "elasticproxy_snapshots_resolved_total",
+            "Held snapshots confirmed or rejected by an operator (dashboard action)",
+            {"backend", "decision"}),
         backend_held(registry, "elasticproxy_backend_held",
                      "1 while a backend's new server set is held back by the safety policy",
                      {"backend"}),
@@ -25,6 +29,7 @@ struct GuardStats {
 
   Counter endpoints_rejected_total;  // {backend, source}
   Counter snapshots_held_total;      // {backend, reason: empty | shrink}
+  Counter snapshots_resolved_total;  // {backend, decision: confirm | reject}
   Gauge backend_held;                // {backend}
   Counter source_errors_total;       // {backend, source, reason: the error kind}
 };
