@@ -8,9 +8,11 @@
 #include "config/settings.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/secrets.h"
 #include "ops/redact.h"
 #include "ops/status_client.h"
 #include "ops/systemd_notify.h"
+#include "os/file.h"
 
 namespace ep::app {
 namespace {
@@ -89,20 +91,70 @@ int lock_instances(const config::Settings& settings, ops::InstanceLock& out) {
   return 0;
 }
 
+namespace {
+
+// The dashboard token from metrics.token_file / token_env ("" when none is configured),
+// registered with core/secrets so that it is masked everywhere. An error names the file or
+// variable (never the value).
+Result<std::string> read_token(const config::Settings& settings) {
+  const auto& m = settings.metrics;
+  std::string token;
+  if (!m.token_file.empty()) {
+    std::filesystem::path p(m.token_file);
+    if (p.is_relative() && !settings.file.empty()) p = settings.file.parent_path() / p;
+    auto text = os::read_file(p.string());
+    if (!text)
+      return Error::invalid("metrics.token_file " + p.string() + ": " + text.error().message);
+    token = *text;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+    if (token.empty()) return Error::invalid("metrics.token_file " + p.string() + " is empty");
+  } else if (!m.token_env.empty()) {
+    const char* v = std::getenv(m.token_env.c_str());
+    if (v == nullptr || *v == '\0') {
+      return Error::invalid("metrics.token_env: environment variable " + m.token_env +
+                            " is not set or empty");
+    }
+    token = v;
+  }
+  if (!token.empty()) secrets::add(token);
+  return token;
+}
+
+}  // namespace
+
 void OpsRuntime::start_http(const config::Settings& settings) {
   if (http_) http_->stop();
   http_.reset();
   if (!settings.metrics.enabled) return;
   endpoint_options_.allowed_hosts = settings.metrics.allowed_hosts;
-  http_ = std::make_unique<ops::HttpServer>(
-      ops::make_ops_handler([this] { return snapshot(); }, endpoint_options_));
+  endpoint_options_.exposed = !ops::listen_is_loopback(settings.metrics.listen);
+  endpoint_options_.token_for_metrics = settings.metrics.token_for_metrics;
+  endpoint_options_.token.clear();
+  if (auto token = read_token(settings); !token) {
+    // Fail closed: the dashboard, /status and the action answer 403 until the token is readable.
+    log::error(kComponent, "{}: the dashboard, /status and its action are refused",
+               token.error().message);
+    endpoint_options_.exposed = true;
+  } else {
+    endpoint_options_.token = *token;
+    if (endpoint_options_.exposed && token->empty()) {
+      log::warn(kComponent,
+                "metrics.listen {} is not on loopback and no token is configured "
+                "(metrics.token_file or metrics.token_env): the dashboard and /status answer 403",
+                settings.metrics.listen);
+    }
+  }
+  http_ = std::make_unique<ops::HttpServer>(ops::make_ops_handler(
+      [this] { return snapshot(); }, endpoint_options_,
+      [this](const std::string& backend, bool confirm) { return resolve_hold(backend, confirm); }));
   if (Status st = http_->start(settings.metrics.listen); !st) {
     // Keeping HAProxy in step matters more than the endpoint: run on, loudly.
     log::error(kComponent, "metrics/health endpoint disabled: {}", st.error().message);
     http_.reset();
     return;
   }
-  log::info(kComponent, "serving /metrics /healthz /readyz /status on http://{}", http_->address());
+  log::info(kComponent, "serving the dashboard and /metrics /healthz /readyz /status on http://{}/",
+            http_->address());
 }
 
 int OpsRuntime::begin(const config::Settings& settings) {
@@ -149,6 +201,16 @@ std::optional<ops::OpsSnapshot> OpsRuntime::snapshot() {
   s.sources_ready = daemon_->pipeline().ready();
   s.converged = daemon_->reconciler().converged();
   return s;
+}
+
+Result<std::string> OpsRuntime::resolve_hold(const std::string& backend, bool confirm) {
+  // Holding mu_ keeps the daemon attached (a reload detaches under mu_) while the pipeline's loop
+  // does the work; the wait is bounded.
+  std::lock_guard lock(mu_);
+  if (daemon_ == nullptr) return Error::unavailable("starting or reloading: try again");
+  auto r = daemon_->pipeline().resolve_hold(backend, confirm, std::chrono::seconds(5));
+  if (r) log::warn(kComponent, "dashboard action: {}", *r);
+  return r;
 }
 
 void OpsRuntime::on_pass(const Daemon* from, bool changed) {
@@ -238,7 +300,10 @@ Status OpsRuntime::reconfigure(const config::Settings& next) {
   }
   endpoint_options_.stuck_after = stuck_after(next);
   if (next.metrics.enabled != metrics_.enabled || next.metrics.listen != metrics_.listen ||
-      next.metrics.allowed_hosts != metrics_.allowed_hosts) {
+      next.metrics.allowed_hosts != metrics_.allowed_hosts ||
+      next.metrics.token_file != metrics_.token_file ||
+      next.metrics.token_env != metrics_.token_env ||
+      next.metrics.token_for_metrics != metrics_.token_for_metrics) {
     metrics_ = next.metrics;
     start_http(next);
   }

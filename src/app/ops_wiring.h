@@ -62,6 +62,8 @@ class OpsRuntime {
 
  private:
   std::optional<ops::OpsSnapshot> snapshot();
+  // The dashboard's action (on the HTTP thread): hands it to the attached daemon's pipeline.
+  Result<std::string> resolve_hold(const std::string& backend, bool confirm);
   // `changed`: the pass changed the reconciler's status (PassReport::status_changed).
   void on_pass(const Daemon* from, bool changed);
   void watchdog_loop();

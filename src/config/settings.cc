@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -253,6 +254,22 @@ void read_metrics(const ConfigNode& node, MetricsSettings& out, Diagnostics& dia
                        printable(h) + "'");
       }
     }
+  }
+  r.string("token_file", out.token_file);
+  r.string("token_env", out.token_env);
+  r.boolean("token_for_metrics", out.token_for_metrics);
+  if (!out.token_file.empty() && !out.token_env.empty()) {
+    diag.error(node.find("token_env")->mark,
+               "metrics.token_file and metrics.token_env are exclusive: set one");
+  }
+  if (!out.token_env.empty() &&
+      (out.token_env.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789_") != std::string::npos ||
+       std::isdigit(static_cast<unsigned char>(out.token_env[0])))) {
+    diag.error(node.find("token_env")->mark,
+               "metrics.token_env must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), "
+               "got '" +
+                   printable(out.token_env) + "'");
   }
   r.finish();
 }

@@ -18,23 +18,23 @@ enum class UpdateMode { kAuto, kRuntime, kConfig };
 const char* to_string(UpdateMode mode);
 
 struct HaproxySettings {
-  std::vector<std::string> sockets;      // admin sockets, one per HAProxy instance (required)
-  std::string master_socket;             // optional master CLI socket
-  std::string config;                    // the haproxy.cfg HAProxy runs from (optional)
-  std::string template_path;             // YAML key `template` (optional)
-  std::string pidfile;                   // HAProxy's pidfile (reload by signal/binary, bootstrap)
-  bool bootstrap = false;                // start HAProxy from the template when it is not running
+  std::vector<std::string> sockets;  // admin sockets, one per HAProxy instance (required)
+  std::string master_socket;         // optional master CLI socket
+  std::string config;                // the haproxy.cfg HAProxy runs from (optional)
+  std::string template_path;         // YAML key `template` (optional)
+  std::string pidfile;               // HAProxy's pidfile (reload by signal/binary, bootstrap)
+  bool bootstrap = false;            // start HAProxy from the template when it is not running
   UpdateMode update = UpdateMode::kAuto;
   std::string binary = "haproxy";
   std::chrono::milliseconds timeout{2000};           // per admin-socket operation
   std::chrono::milliseconds resync_interval{10000};  // full re-read of HAProxy's state
-  ConfigNode reload;                     // reload options, parsed by haproxy/reload
+  ConfigNode reload;                                 // reload options, parsed by haproxy/reload
 };
 
 struct SourceSpec {
-  std::string kind;     // "file", "static", "consul", ...
-  ConfigNode options;   // the value under the kind key
-  Mark mark;            // where the source item starts
+  std::string kind;    // "file", "static", "consul", ...
+  ConfigNode options;  // the value under the kind key
+  Mark mark;           // where the source item starts
 };
 
 struct BackendSettings {
@@ -49,6 +49,13 @@ struct MetricsSettings {
   // Host names (besides IP literals and localhost) the ops endpoints answer to; "*" = any. Other
   // Host headers get 421, so a web page in a browser cannot read /status by DNS rebinding.
   std::vector<std::string> allowed_hosts;
+  // The dashboard/status/action token: read from this file (relative to the config file's
+  // folder; trailing newline dropped) or from this environment variable. Required when `listen`
+  // is not on loopback (without one those endpoints answer 403); optional on loopback.
+  std::string token_file;
+  std::string token_env;
+  // /metrics and /readyz need the token too (default: they stay open for scrapers and probes).
+  bool token_for_metrics = false;
 };
 
 struct LogSettings {

@@ -6,11 +6,22 @@
 //                 converged; 503 with the reasons otherwise
 //   GET /status   JSON: each backend's desired vs actual servers per HAProxy instance and each
 //                 source's health; every string passes through ops::redact()
-//   GET /         a short index
-// HEAD is accepted wherever GET is; other methods get 405 with `Allow: GET, HEAD`; unknown paths
-// 404. Every path but /healthz answers only requests whose Host is an IP literal, `localhost`
-// or a name in EndpointOptions::allowed_hosts (any port; a request without Host is accepted);
-// others get 421, so a page in a browser cannot read the topology by DNS rebinding.
+//   GET /         the dashboard (ops/dashboard.h): index.html, /dashboard.js, /dashboard.css;
+//                 /login.js and, when a token is needed and missing, a token form (401)
+//   POST /api/guard/confirm?backend=NAME, POST /api/guard/reject?backend=NAME
+//                 the one action: confirm or reject the backend's held snapshot now (through
+//                 the pipeline's loop). Needs the header `X-ElasticProxy-Action` (a cross-site
+//                 form cannot send it) and, when Origin is sent, an Origin matching Host.
+// HEAD is accepted wherever GET is; other methods get 405 with `Allow`; unknown paths 404.
+// Access: when a token is configured, or the listener is not on loopback (`exposed`), the page,
+// /status and the action need it (`Authorization: Bearer TOKEN` or the cookie `ep_token`, set by
+// the token form); exposed without a token they answer 403. /healthz, /readyz, /metrics and the
+// static assets stay open unless `token_for_metrics` (then /readyz and /metrics need it too).
+// Every response carries a strict Content-Security-Policy (default-src 'self', no framing),
+// X-Frame-Options: DENY and Referrer-Policy: no-referrer. Every path but /healthz answers only
+// requests whose Host is an IP literal, `localhost` or a name in EndpointOptions::allowed_hosts
+// (any port; a request without Host is accepted); others get 421, so a page in a browser cannot
+// read the topology by DNS rebinding.
 
 #include <chrono>
 #include <functional>
@@ -50,7 +61,22 @@ struct EndpointOptions {
   // The registry /metrics renders and the scrape-time gauges (ops/stats.h) record into; null:
   // Metrics::global(). Must outlive the handler.
   Metrics* metrics = nullptr;
+  // The dashboard/status/action token ("" = none; registered with core/secrets by the caller).
+  std::string token;
+  // The listener is not on loopback: the dashboard, /status and the action need the token (and
+  // are refused with 403 when none is configured).
+  bool exposed = false;
+  // /metrics and /readyz need the token as well (metrics.token_for_metrics).
+  bool token_for_metrics = false;
 };
+
+// The dashboard's action: confirm (true) or reject (false) backend `name`'s held snapshot.
+// Returns a sentence saying what was done; errors are shown to the operator.
+using GuardActionFn = std::function<Result<std::string>(const std::string& name, bool confirm)>;
+
+// True when `address` (a metrics.listen value, "host:port") is on loopback: 127.0.0.0/8, ::1 or
+// localhost. Anything else (":9108", "0.0.0.0:9108", a LAN address, a name) is exposed.
+bool listen_is_loopback(std::string_view address);
 
 // True when `host` (a Host header value: name or IP literal, optional ":port") is an IPv4 or
 // bracketed IPv6 literal, `localhost`, or one of `allowed` (case-insensitive; "*" allows any).
@@ -71,6 +97,7 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
 void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options,
                            const OpsStats& stats);
 
-HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions options);
+HttpServer::Handler make_ops_handler(SnapshotFn snapshot, EndpointOptions options,
+                                     GuardActionFn action = {});
 
 }  // namespace ep::ops

@@ -1,0 +1,225 @@
+'use strict';
+// The ElasticProxy dashboard: polls /status every second and renders it. Every string from the
+// daemon (and so from discovery) is inserted with textContent, never as markup.
+(function () {
+  var POLL_MS = 1000;
+  var last = '';
+  var $ = function (id) { return document.getElementById(id); };
+
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function row(cells, cls) {
+    var tr = document.createElement('tr');
+    if (cls) tr.className = cls;
+    for (var i = 0; i < cells.length; i++) {
+      var c = cells[i];
+      if (c instanceof Node) { var td = document.createElement('td'); td.appendChild(c); tr.appendChild(td); }
+      else tr.appendChild(el('td', c));
+    }
+    return tr;
+  }
+  function ago(s) {
+    if (s === undefined || s === null) return '-';
+    if (s < 60) return Math.round(s) + ' s ago';
+    if (s < 3600) return Math.round(s / 60) + ' min ago';
+    return (s / 3600).toFixed(1) + ' h ago';
+  }
+  function duration(s) {
+    if (s === undefined || s === null) return '-';
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    return (d ? d + 'd ' : '') + (d || h ? h + 'h ' : '') + m + 'm';
+  }
+
+  function renderSummary(j) {
+    var text = 'ElasticProxy ' + j.version + ': ' + (j.ready ? 'READY' : 'NOT READY') +
+      (j.healthy ? '' : ', UNHEALTHY') + ' — ' + j.backends.length + ' backend(s), ' +
+      j.instances.length + ' HAProxy instance(s)';
+    if (!j.ready && j.not_ready_because) text += ' — ' + j.not_ready_because.split('\n')[0];
+    var s = $('summary');
+    s.textContent = text;
+    s.className = j.ready ? 'ok' : 'bad';
+  }
+
+  function renderInstances(j) {
+    var f = document.createDocumentFragment();
+    j.instances.forEach(function (i) {
+      var modes = {};
+      (i.backends || []).forEach(function (b) { modes[b.mode] = (modes[b.mode] || 0) + 1; });
+      var m = Object.keys(modes).map(function (k) { return modes[k] + ' ' + k; }).join(', ');
+      f.appendChild(row([i.name, el('span', i.reachable ? 'REACHABLE' : 'UNREACHABLE', i.reachable ? 'ok' : 'bad'),
+        i.haproxy_version || '-', i.pid || '-', duration(i.uptime_seconds), m || '-', i.last_error || '']));
+    });
+    $('instance-rows').replaceChildren(f);
+  }
+
+  function act(backend, confirm) {
+    var out = $('action-result');
+    out.textContent = (confirm ? 'confirming ' : 'rejecting ') + backend + '…';
+    fetch('/api/guard/' + (confirm ? 'confirm' : 'reject') + '?backend=' + encodeURIComponent(backend), {
+      method: 'POST', credentials: 'same-origin', headers: { 'X-ElasticProxy-Action': '1' }
+    }).then(function (r) {
+      return r.text().then(function (t) { out.textContent = (r.ok ? '' : 'HTTP ' + r.status + ': ') + t.trim(); out.className = r.ok ? 'ok' : 'bad'; });
+    }).catch(function (e) { out.textContent = 'request failed: ' + e; out.className = 'bad'; })
+      .then(function () { last = ''; poll(true); });
+  }
+
+  function renderHolds(j) {
+    var f = document.createDocumentFragment();
+    var n = 0;
+    j.backends.forEach(function (g) {
+      if (!g.hold) return;
+      n++;
+      var h = g.hold;
+      var box = el('div', null, 'hold');
+      box.setAttribute('data-backend', g.backend);
+      var title = el('h3');
+      title.appendChild(el('span', 'HELD (' + h.reason + ') ', 'warn'));
+      title.appendChild(el('span', g.backend));
+      box.appendChild(title);
+      box.appendChild(el('p', 'Keeping ' + g.desired + ' server(s); the held set has ' + h.servers +
+        ' — held since ' + ago(h.since_seconds_ago) + '; ' +
+        (h.confirm_in_seconds !== undefined ? 'confirm_after applies it in ' + Math.ceil(h.confirm_in_seconds) + ' s'
+          : 'never applied by waiting')));
+      if (h.would_remove && h.would_remove.length) {
+        box.appendChild(el('p', 'Would remove: ' + h.would_remove.slice(0, 50).join(', ') +
+          (h.would_remove.length > 50 ? ' … (' + h.would_remove.length + ')' : ''), 'mono'));
+      }
+      var c = el('button', 'Confirm now'); c.type = 'button'; c.className = 'confirm';
+      c.addEventListener('click', function () { act(g.backend, true); });
+      var r = el('button', 'Reject'); r.type = 'button'; r.className = 'reject';
+      r.addEventListener('click', function () { act(g.backend, false); });
+      box.appendChild(c); box.appendChild(r);
+      f.appendChild(box);
+    });
+    if (!n) f.appendChild(el('p', 'None.'));
+    $('hold-list').replaceChildren(f);
+  }
+
+  function renderSources(j) {
+    var f = document.createDocumentFragment();
+    j.backends.forEach(function (g) {
+      (g.sources || []).forEach(function (s) {
+        var err = s.last_error || '';
+        if (s.rejected_endpoints && s.rejected_endpoints.length) {
+          err += (err ? '; ' : '') + s.rejected + ' rejected: ' + s.rejected_endpoints.join('; ');
+        }
+        var health = !s.delivered ? el('span', 'WAITING', 'warn') : s.healthy ? el('span', 'HEALTHY', 'ok') : el('span', 'FAILING', 'bad');
+        f.appendChild(row([g.backend, el('span', s.source, 'mono'), health, s.endpoints, ago(s.last_success_seconds_ago), el('span', err, 'mono')]));
+      });
+    });
+    $('source-rows').replaceChildren(f);
+  }
+
+  function renderBackends(j) {
+    // Per backend: the union of desired and actual servers, one column per HAProxy instance.
+    var per = {};
+    j.instances.forEach(function (inst, ii) {
+      (inst.backends || []).forEach(function (b) { (per[b.backend] = per[b.backend] || [])[ii] = b; });
+    });
+    var f = document.createDocumentFragment();
+    var differ = 0;
+    j.backends.forEach(function (g) {
+      var states = per[g.backend] || [];
+      var names = {}, order = [];
+      var desired = {};
+      states.forEach(function (b) {
+        if (!b) return;
+        (b.desired_servers || []).forEach(function (s) { desired[s.name] = s; if (!names[s.name]) { names[s.name] = 1; order.push(s.name); } });
+      });
+      var actual = states.map(function (b) {
+        var m = {};
+        if (b) (b.actual_servers || []).forEach(function (s) { m[s.name] = s; if (!names[s.name]) { names[s.name] = 1; order.push(s.name); } });
+        return m;
+      });
+      order.sort();
+      var box = el('div', null, 'backend');
+      box.id = 'b-' + g.backend;
+      box.setAttribute('data-backend', g.backend);
+      var h = el('h3');
+      var a = el('a', g.backend); a.href = '#b-' + g.backend;
+      h.appendChild(a);
+      var anyDiff = false;
+      var tb = document.createElement('tbody');
+      order.forEach(function (n) {
+        var d = desired[n];
+        var cells = [el('span', n, 'mono'), d ? d.address : '-', d ? (d.weight + (d.backup ? ' backup' : '')) : 'not desired'];
+        var diff = false;
+        actual.forEach(function (m) {
+          var s = m[n];
+          if (!s) { cells.push(el('span', d ? 'MISSING' : '-', d ? 'bad' : '')); diff = diff || !!d; return; }
+          var st = s.state.toUpperCase();
+          var bad = !d || (st !== 'UP' && st !== 'DRAIN') || (d && d.weight !== s.weight && st !== 'DRAIN');
+          diff = diff || bad;
+          cells.push(el('span', st + ' w' + s.weight + ' s' + s.sessions + (d ? '' : ' (not desired)'), bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
+        });
+        if (diff) anyDiff = true;
+        tb.appendChild(row(cells, diff ? 'diff' : ''));
+      });
+      var conv = states.every(function (b) { return !b || b.converged; });
+      if (anyDiff || !conv) differ++;
+      box.setAttribute('data-differs', anyDiff || !conv ? '1' : '0');
+      h.appendChild(el('span', ' — ' + g.desired + ' desired' + (g.ready ? '' : ', NOT READY') +
+        (g.hold ? ', HELD (' + g.hold.reason + ')' : '') + (anyDiff || !conv ? ', DIFFERS' : ', in step'),
+      anyDiff || !conv || g.hold ? 'bad' : 'ok'));
+      box.appendChild(h);
+      var srcs = (g.sources || []).map(function (s) { return s.source; }).join(', ');
+      box.appendChild(el('p', 'from ' + (srcs || 'no source'), 'mono'));
+      var t = document.createElement('table');
+      var head = document.createElement('tr');
+      ['Server', 'Address', 'Desired weight'].forEach(function (x) { head.appendChild(el('th', x)); });
+      j.instances.forEach(function (i) { head.appendChild(el('th', i.name)); });
+      var th = document.createElement('thead'); th.appendChild(head);
+      t.appendChild(th); t.appendChild(tb);
+      var w = el('div', null, 'wrap'); w.appendChild(t);
+      box.appendChild(w);
+      f.appendChild(box);
+    });
+    $('backend-list').replaceChildren(f);
+    applyFilter();
+    $('backend-count').textContent = j.backends.length + ' backend(s), ' + differ + ' differ';
+  }
+
+  function applyFilter() {
+    var q = $('filter').value.trim().toLowerCase();
+    var only = $('only-diff').checked;
+    var list = $('backend-list').children;
+    for (var i = 0; i < list.length; i++) {
+      var b = list[i];
+      var name = (b.getAttribute('data-backend') || '').toLowerCase();
+      b.hidden = (q && name.indexOf(q) < 0) || (only && b.getAttribute('data-differs') !== '1');
+    }
+  }
+
+  function render(j) {
+    renderSummary(j);
+    renderInstances(j);
+    renderHolds(j);
+    renderSources(j);
+    renderBackends(j);
+    window.epRendered = (window.epRendered || 0) + 1;
+    document.documentElement.setAttribute('data-rendered', String(window.epRendered));
+  }
+
+  var timer = null;
+  function poll(now) {
+    if (timer) { clearTimeout(timer); timer = null; }
+    fetch('/status', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      if (r.status === 401) { location.reload(); return null; }
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.text();
+    }).then(function (t) {
+      if (t === null || t === undefined) return;
+      if (t !== last) { last = t; render(JSON.parse(t)); }
+    }).catch(function (e) {
+      var s = $('summary'); s.textContent = 'cannot read /status: ' + e.message; s.className = 'bad';
+    }).then(function () { timer = setTimeout(poll, POLL_MS); });
+  }
+
+  $('filter').addEventListener('input', applyFilter);
+  $('only-diff').addEventListener('change', applyFilter);
+  poll(true);
+})();
