@@ -557,6 +557,84 @@ TEST_F(GuardTest, SourceErrorWhileHeldKeepsHolding) {
   EXPECT_EQ(g.desired().size(), 1u);
 }
 
+TEST_F(GuardTest, OperatorConfirmsAHeldShrinkNow) {
+  BackendGuard g(policy_, {"file"}, clock_);
+  EXPECT_EQ(g.confirm_held().error().kind, ErrorKind::kNotYet);  // nothing held
+  g.on_snapshot(0, range(1, 10));
+  EXPECT_FALSE(g.on_snapshot(0, range(1, 4)));
+  ASSERT_EQ(g.hold(), Hold::kShrink);
+  EXPECT_EQ(g.held().size(), 4u);
+  EXPECT_EQ(g.held_since(), clock_.now());
+  auto r = g.confirm_held();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(g.desired().size(), 4u);
+  EXPECT_EQ(g.hold(), Hold::kNone);
+  EXPECT_FALSE(g.next_deadline().has_value());
+  EXPECT_EQ(metric("elasticproxy_backend_held", {{"backend", backend_}}), 0);
+  EXPECT_EQ(metric("elasticproxy_snapshots_resolved_total",
+                   {{"backend", backend_}, {"decision", "confirm"}}),
+            1);
+  EXPECT_EQ(logs_.count("confirmed by an operator"), 1u);
+}
+
+TEST_F(GuardTest, OperatorRejectsAHeldShrinkUntilDiscoveryChanges) {
+  BackendGuard g(policy_, {"file"}, clock_);
+  g.on_snapshot(0, range(1, 10));
+  g.on_snapshot(0, range(1, 4));
+  ASSERT_EQ(g.hold(), Hold::kShrink);
+  auto r = g.reject_held();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(*r);
+  EXPECT_EQ(g.desired().size(), 10u);
+  EXPECT_EQ(g.hold(), Hold::kNone);
+  EXPECT_TRUE(g.ready());
+  // The same set again is neither held nor applied, even after confirm_after.
+  EXPECT_FALSE(g.on_snapshot(0, range(1, 4)));
+  EXPECT_EQ(g.hold(), Hold::kNone);
+  clock_.advance(std::chrono::minutes(5));
+  EXPECT_FALSE(g.evaluate());
+  EXPECT_EQ(g.desired().size(), 10u);
+  // Discovery changes: judged afresh (another shrink is held again).
+  EXPECT_FALSE(g.on_snapshot(0, range(1, 3)));
+  EXPECT_EQ(g.hold(), Hold::kShrink);
+  EXPECT_EQ(metric("elasticproxy_snapshots_resolved_total",
+                   {{"backend", backend_}, {"decision", "reject"}}),
+            1);
+}
+
+TEST_F(GuardTest, RejectedFirstSetKeepsTheBackendNotReady) {
+  BackendGuard g(policy_, {"file"}, clock_);
+  EXPECT_FALSE(g.on_snapshot(0, std::vector<Endpoint>{}));
+  ASSERT_EQ(g.hold(), Hold::kEmpty);
+  ASSERT_TRUE(g.reject_held().ok());
+  EXPECT_FALSE(g.ready());  // an empty first set must not empty HAProxy's backend
+  EXPECT_TRUE(g.on_snapshot(0, range(1, 2)));
+  EXPECT_TRUE(g.ready());
+}
+
+TEST_F(GuardTest, GrowthHoldCannotBeConfirmedByAnOperator) {
+  policy_.safety.max_servers = 5;
+  BackendGuard g(policy_, {"file"}, clock_);
+  g.on_snapshot(0, range(1, 3));
+  g.on_snapshot(0, range(1, 8));
+  ASSERT_EQ(g.hold(), Hold::kGrowth);
+  auto r = g.confirm_held();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, ErrorKind::kRefused);
+  EXPECT_THAT(r.error().message, HasSubstr("max_servers"));
+  EXPECT_EQ(g.desired().size(), 3u);
+}
+
+TEST_F(GuardTest, RejectedEndpointReasonsAreKeptForTheDashboard) {
+  BackendGuard g(policy_, {"file"}, clock_);
+  std::vector<Endpoint> eps = range(1, 2);
+  eps.push_back(ep("\"><img src=x onerror=alert(1)>", 80));
+  g.on_snapshot(0, eps);
+  ASSERT_EQ(g.sources()[0].rejected_messages.size(), 1u);
+  EXPECT_THAT(g.sources()[0].rejected_messages[0], HasSubstr("<img src=x"));
+}
+
 TEST(GuardNames, HoldToString) {
   EXPECT_STREQ(to_string(Hold::kNone), "none");
   EXPECT_STREQ(to_string(Hold::kEmpty), "empty");

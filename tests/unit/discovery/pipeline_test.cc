@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "support/eventually.h"
 #include "support/proc_counts.h"
 
 namespace ep::discovery {
@@ -91,6 +92,45 @@ TEST(PipelineTest, ConfirmTimerRunsOnTheRuntimeWithoutAThread) {
 
   pipeline.stop();
   EXPECT_EQ(test::thread_count(), threads_before);
+}
+
+TEST(PipelineTest, ResolveHoldRunsOnThePipelineLoopAndReachesTheCallback) {
+  runtime::Runtime rt({.threads = 2});
+  std::vector<BackendSources> backends(1);
+  backends[0].policy.name = "web";
+  backends[0].policy.safety.confirm_after = std::chrono::hours(1);
+  auto source = std::make_unique<ManualSource>();
+  ManualSource* manual = source.get();
+  backends[0].sources.push_back(std::move(source));
+  Desired desired;
+  Pipeline pipeline(
+      std::move(backends), SystemClock::instance(),
+      [&](size_t, const std::vector<ServerSpec>& servers, bool ready, SteadyTime) {
+        desired.set(servers, ready);
+      },
+      &rt);
+  // Not running yet: refused, nothing touched.
+  EXPECT_EQ(pipeline.resolve_hold("web", true, 2s).error().kind, ErrorKind::kUnavailable);
+  ASSERT_TRUE(pipeline.start().ok());
+  manual->sink()->publish(endpoints(4));
+  ASSERT_TRUE(desired.wait_size(4));
+  EXPECT_EQ(pipeline.resolve_hold("nope", true, 2s).error().kind, ErrorKind::kInvalid);
+  EXPECT_EQ(pipeline.resolve_hold("web", true, 2s).error().kind, ErrorKind::kNotYet);
+
+  manual->sink()->publish(endpoints(1));  // 4 -> 1: held for an hour
+  ASSERT_TRUE(test::eventually([&] { return pipeline.status()[0].hold == Hold::kShrink; }));
+  auto st = pipeline.status()[0];
+  EXPECT_EQ(st.held_servers, 1u);
+  EXPECT_EQ(st.would_remove.size(), 3u);
+  ASSERT_TRUE(st.confirm_at.has_value());
+  auto r = pipeline.resolve_hold("web", true, 5s);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NE(r->find("confirmed"), std::string::npos) << *r;
+  EXPECT_TRUE(desired.wait_size(1));  // the reconciler hears it through the callback
+  EXPECT_EQ(pipeline.status()[0].hold, Hold::kNone);
+
+  pipeline.stop();
+  EXPECT_EQ(pipeline.resolve_hold("web", true, 2s).error().kind, ErrorKind::kUnavailable);
 }
 
 }  // namespace

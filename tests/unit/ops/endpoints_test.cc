@@ -2,6 +2,7 @@
 
 #include "ops/endpoints.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "core/metrics.h"
+#include "ops/dashboard.h"
 #include "ops/status_client.h"
 
 namespace ep::ops {
@@ -241,6 +243,220 @@ TEST(Endpoints, MetricsFollowPrometheusConventions) {
     }
   }
   EXPECT_GE(families, 5);
+}
+
+}  // namespace
+}  // namespace ep::ops
+
+// ---- the dashboard, its access rules and its action (#19) ---------------------------------
+
+namespace ep::ops {
+namespace {
+
+HttpRequest request(const std::string& method, const std::string& target,
+                    std::vector<std::pair<std::string, std::string>> headers = {}) {
+  HttpRequest req;
+  req.method = method;
+  req.target = target;
+  const size_t q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) req.query = target.substr(q + 1);
+  req.version = "HTTP/1.1";
+  req.headers = std::move(headers);
+  return req;
+}
+
+std::optional<std::string> header_of(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+struct ActionLog {
+  std::vector<std::pair<std::string, bool>> calls;
+  GuardActionFn fn() {
+    return [this](const std::string& backend, bool confirm) -> Result<std::string> {
+      calls.emplace_back(backend, confirm);
+      if (backend == "web") return std::string(confirm ? "confirmed" : "rejected");
+      if (backend == "calm") return Error::not_yet("backend calm: nothing is held");
+      return Error::invalid("no backend named '" + backend + "'");
+    };
+  }
+};
+
+HttpServer::Handler handler(EndpointOptions options, ActionLog* log = nullptr) {
+  auto snap = converged_snapshot();
+  return make_ops_handler([snap] { return std::optional<OpsSnapshot>(snap); }, std::move(options),
+                          log ? log->fn() : GuardActionFn{});
+}
+
+TEST(Dashboard, ServesThePageAndItsFilesWithStrictHeaders) {
+  auto h = handler({"1.2.3", 30s});
+  const auto page = h(request("GET", "/"));
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("/dashboard.js"), std::string::npos);
+  // No inline script or style: the CSP allows only files from this origin.
+  EXPECT_EQ(page.body.find("<script>"), std::string::npos);
+  EXPECT_EQ(page.body.find("style="), std::string::npos);
+  EXPECT_EQ(page.body.find("http://"), std::string::npos);
+  EXPECT_EQ(page.body.find("https://"), std::string::npos);
+  for (const char* path : {"/", "/dashboard.js", "/dashboard.css", "/login.js", "/status",
+                           "/metrics", "/healthz", "/nope"}) {
+    const auto r = h(request("GET", path));
+    EXPECT_EQ(header_of(r, "Content-Security-Policy").value_or(""),
+              "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+        << path;
+    EXPECT_EQ(header_of(r, "X-Frame-Options").value_or(""), "DENY") << path;
+    EXPECT_EQ(header_of(r, "Referrer-Policy").value_or(""), "no-referrer") << path;
+  }
+  EXPECT_EQ(h(request("GET", "/dashboard.js")).content_type, "text/javascript; charset=utf-8");
+  EXPECT_EQ(h(request("GET", "/dashboard.css")).content_type, "text/css; charset=utf-8");
+  EXPECT_EQ(h(request("GET", "/login.html")).status, 200);  // harmless: the token form
+}
+
+TEST(Dashboard, PageWeightStaysUnderBudget) {
+  EXPECT_LE(dashboard_bytes(), 150u * 1024u);
+  EXPECT_GT(dashboard_bytes(), 1000u);
+}
+
+TEST(Dashboard, TheScriptNeverInsertsMarkup) {
+  // Discovered strings reach the DOM as text only: the page's script uses no markup sinks.
+  const std::string js(dashboard_file("/dashboard.js")->body);
+  for (const char* sink : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                           "eval(", "new Function"}) {
+    EXPECT_EQ(js.find(sink), std::string::npos) << sink;
+  }
+}
+
+TEST(Dashboard, LoopbackWithoutTokenIsOpen) {
+  auto h = handler({"1.2.3", 30s});
+  EXPECT_EQ(h(request("GET", "/")).status, 200);
+  EXPECT_EQ(h(request("GET", "/status")).status, 200);
+}
+
+TEST(Dashboard, ExposedWithoutTokenRefusesPageStatusAndAction) {
+  EndpointOptions o{"1.2.3", 30s};
+  o.exposed = true;
+  ActionLog log;
+  auto h = handler(o, &log);
+  EXPECT_EQ(h(request("GET", "/")).status, 403);
+  EXPECT_EQ(h(request("GET", "/status")).status, 403);
+  EXPECT_THAT(h(request("GET", "/status")).body, ::testing::HasSubstr("metrics.token_file"));
+  EXPECT_EQ(
+      h(request("POST", "/api/guard/confirm?backend=web", {{"x-elasticproxy-action", "1"}})).status,
+      403);
+  EXPECT_TRUE(log.calls.empty());
+  // Health, metrics and the (data-free) assets stay open.
+  EXPECT_EQ(h(request("GET", "/healthz")).status, 200);
+  EXPECT_EQ(h(request("GET", "/readyz")).status, 200);
+  EXPECT_EQ(h(request("GET", "/metrics")).status, 200);
+  EXPECT_EQ(h(request("GET", "/dashboard.js")).status, 200);
+}
+
+TEST(Dashboard, TokenByBearerOrCookie) {
+  EndpointOptions o{"1.2.3", 30s};
+  o.exposed = true;
+  o.token = "s3cr3t-token/+=";
+  auto h = handler(o);
+  const auto none = h(request("GET", "/"));
+  EXPECT_EQ(none.status, 401);
+  EXPECT_NE(none.body.find("token-form"), std::string::npos);  // the token form
+  EXPECT_NE(none.body.find("/login.js"), std::string::npos);
+  EXPECT_EQ(header_of(none, "WWW-Authenticate").value_or(""), "Bearer realm=\"elasticproxy\"");
+  EXPECT_EQ(none.body.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(h(request("GET", "/status")).status, 401);
+  EXPECT_EQ(h(request("GET", "/status", {{"authorization", "Bearer wrong"}})).status, 401);
+  EXPECT_EQ(h(request("GET", "/status", {{"authorization", "Bearer s3cr3t-token/+"}})).status, 401);
+  EXPECT_EQ(h(request("GET", "/status", {{"authorization", "Bearer s3cr3t-token/+="}})).status,
+            200);
+  EXPECT_EQ(h(request("GET", "/", {{"cookie", "a=b; ep_token=s3cr3t-token%2F%2B%3D; c=d"}})).status,
+            200);
+  EXPECT_EQ(h(request("GET", "/", {{"cookie", "ep_token=nope"}})).status, 401);
+  // A token configured on loopback is required too.
+  o.exposed = false;
+  auto local = handler(o);
+  EXPECT_EQ(local(request("GET", "/status")).status, 401);
+  EXPECT_EQ(local(request("GET", "/healthz")).status, 200);
+  EXPECT_EQ(local(request("GET", "/metrics")).status, 200);
+  o.token_for_metrics = true;
+  auto strict = handler(o);
+  EXPECT_EQ(strict(request("GET", "/metrics")).status, 401);
+  EXPECT_EQ(strict(request("GET", "/readyz")).status, 401);
+  EXPECT_EQ(strict(request("GET", "/healthz")).status, 200);
+  EXPECT_EQ(
+      strict(request("GET", "/metrics", {{"authorization", "Bearer s3cr3t-token/+="}})).status,
+      200);
+}
+
+TEST(Dashboard, ActionNeedsPostTokenAndTheCsrfHeader) {
+  EndpointOptions o{"1.2.3", 30s};
+  o.exposed = true;
+  o.token = "tok-12345";
+  ActionLog log;
+  auto h = handler(o, &log);
+  const std::pair<std::string, std::string> auth{"authorization", "Bearer tok-12345"};
+  const std::pair<std::string, std::string> csrf{"x-elasticproxy-action", "1"};
+  const auto get = h(request("GET", "/api/guard/confirm?backend=web", {auth, csrf}));
+  EXPECT_EQ(get.status, 405);
+  EXPECT_EQ(header_of(get, "Allow").value_or(""), "POST");
+  EXPECT_EQ(h(request("POST", "/api/guard/confirm?backend=web", {csrf})).status, 401);
+  EXPECT_EQ(h(request("POST", "/api/guard/confirm?backend=web", {auth})).status, 403);
+  EXPECT_EQ(h(request("POST", "/api/guard/confirm?backend=web",
+                      {auth, csrf, {"host", "127.0.0.1:9108"}, {"origin", "http://evil.test"}}))
+                .status,
+            403);
+  EXPECT_TRUE(log.calls.empty());
+
+  const auto ok =
+      h(request("POST", "/api/guard/confirm?backend=web",
+                {auth, csrf, {"host", "127.0.0.1:9108"}, {"origin", "http://127.0.0.1:9108"}}));
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.body, "confirmed\n");
+  EXPECT_EQ(h(request("POST", "/api/guard/reject?backend=web", {auth, csrf})).status, 200);
+  EXPECT_EQ(h(request("POST", "/api/guard/reject?backend=calm", {auth, csrf})).status, 409);
+  EXPECT_EQ(h(request("POST", "/api/guard/reject?backend=we%62x", {auth, csrf})).status, 404);
+  EXPECT_EQ(h(request("POST", "/api/guard/reject", {auth, csrf})).status, 400);
+  ASSERT_EQ(log.calls.size(), 4u);
+  EXPECT_EQ(log.calls[0], std::make_pair(std::string("web"), true));
+  EXPECT_EQ(log.calls[1], std::make_pair(std::string("web"), false));
+  EXPECT_EQ(log.calls[3].first, "webx");  // percent-decoded
+}
+
+TEST(Dashboard, StatusShowsHoldDetailsAndRejectedReasons) {
+  auto snap = converged_snapshot();
+  auto& g = snap.guards[0];
+  g.hold = discovery::Hold::kShrink;
+  g.held_servers = 1;
+  g.held_since = snap.now - 30s;
+  g.confirm_at = snap.now + 90s;
+  g.would_remove = {"ep-10.0.0.2:80"};
+  g.sources[0].rejected = 1;
+  g.sources[0].rejected_messages = {"endpoint \"<script>x</script>\": not an IP literal"};
+  snap.instances[0].info.uptime_sec = 3600;
+  const auto j = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& hold = j["backends"][0]["hold"];
+  EXPECT_EQ(hold["reason"], "shrink");
+  EXPECT_EQ(hold["servers"], 1);
+  EXPECT_NEAR(hold["since_seconds_ago"].get<double>(), 30, 0.01);
+  EXPECT_NEAR(hold["confirm_in_seconds"].get<double>(), 90, 0.01);
+  EXPECT_EQ(hold["would_remove"][0], "ep-10.0.0.2:80");
+  EXPECT_EQ(j["backends"][0]["sources"][0]["rejected_endpoints"][0],
+            "endpoint \"<script>x</script>\": not an IP literal");
+  EXPECT_EQ(j["instances"][0]["uptime_seconds"], 3600);
+}
+
+TEST(Dashboard, ListenIsLoopback) {
+  EXPECT_TRUE(listen_is_loopback("127.0.0.1:9108"));
+  EXPECT_TRUE(listen_is_loopback("127.5.6.7:0"));
+  EXPECT_TRUE(listen_is_loopback("[::1]:9108"));
+  EXPECT_TRUE(listen_is_loopback("localhost:9108"));
+  EXPECT_FALSE(listen_is_loopback(":9108"));
+  EXPECT_FALSE(listen_is_loopback("0.0.0.0:9108"));
+  EXPECT_FALSE(listen_is_loopback("[::]:9108"));
+  EXPECT_FALSE(listen_is_loopback("10.1.2.3:9108"));
+  EXPECT_FALSE(listen_is_loopback("ops.example.com:9108"));
 }
 
 }  // namespace
