@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration demo bench bench-quick bench-scale clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-browser demo bench bench-quick bench-scale clean format deb test-deb
 
 all: build
 
@@ -33,6 +33,11 @@ test-unit: build
 
 test-integration: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+# The dashboard in Debian's headless chromium against a real daemon and HAProxy (tests/browser);
+# screenshots and timings land in $(BUILD)/tests/browser/artifacts.
+test-browser: build
+	@cd $(BUILD) && ctest --output-on-failure -L browser
 
 # A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the
 # backend in and out through the file source. Prints requests sent / failed at the end.

@@ -18,6 +18,10 @@ packages=(
   clang libclang-rt-14-dev llvm-14
   # real components the tests and the demo start on loopback
   haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
+  # the dashboard's browser tests (tests/browser: Debian's headless chromium, driven by
+  # playwright-core from npm, which never downloads a browser; they need Node.js >= 20 with npm,
+  # which the machine provides: Debian 12's nodejs is 18)
+  chromium chromium-driver
   # benchmark plots (make bench)
   gnuplot-nox
 )

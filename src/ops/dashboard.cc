@@ -14,6 +14,7 @@ std::string_view type_of(std::string_view name) {
   if (ends(".html")) return "text/html; charset=utf-8";
   if (ends(".js")) return "text/javascript; charset=utf-8";
   if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".svg")) return "image/svg+xml";
   return "application/octet-stream";
 }
 }  // namespace

@@ -89,8 +89,10 @@ struct Health {
 Health check_health(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options);
 Health check_ready(const std::optional<OpsSnapshot>& snap);
 
-// The /status document (pretty-printed JSON). Never contains a registered or secret-looking value.
-std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options);
+// The /status document (pretty-printed JSON; on one line when `compact`, for /status?compact).
+// Never contains a registered or secret-looking value.
+std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options,
+                        bool compact = false);
 
 // Sets the gauges derived from the snapshot right before a scrape: per-source up / last success
 // timestamp / endpoints, HAProxy instances reachable, build info.

@@ -195,11 +195,18 @@
   }
 
   function render(j) {
+    var first = !window.epRendered;
+    if (first) performance.mark('ep-render-start');
     renderSummary(j);
     renderInstances(j);
     renderHolds(j);
     renderSources(j);
     renderBackends(j);
+    if (first) {
+      // For the browser tests: navigation start -> first render, and the render alone.
+      performance.mark('ep-first-render');
+      performance.measure('ep-render', 'ep-render-start', 'ep-first-render');
+    }
     window.epRendered = (window.epRendered || 0) + 1;
     document.documentElement.setAttribute('data-rendered', String(window.epRendered));
   }
@@ -207,13 +214,18 @@
   var timer = null;
   function poll(now) {
     if (timer) { clearTimeout(timer); timer = null; }
-    fetch('/status', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+    fetch('/status?compact', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
       if (r.status === 401) { location.reload(); return null; }
       if (!r.ok) throw new Error('HTTP ' + r.status);
       return r.text();
     }).then(function (t) {
       if (t === null || t === undefined) return;
-      if (t !== last) { last = t; render(JSON.parse(t)); }
+      if (t !== last) {
+        last = t;
+        var j = JSON.parse(t);
+        if (!window.epRendered) performance.mark('ep-status-parsed');
+        render(j);
+      }
     }).catch(function (e) {
       var s = $('summary'); s.textContent = 'cannot read /status: ' + e.message; s.className = 'bad';
     }).then(function () { timer = setTimeout(poll, POLL_MS); });

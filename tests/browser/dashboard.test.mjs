@@ -1,0 +1,340 @@
+// The dashboard in a real browser: Debian's headless chromium (driven by playwright-core from
+// npm, no browser download) against the real `elasticproxy run` and the real HAProxy on
+// loopback, with the file source. Each test starts its own HAProxy + daemon in a fresh folder.
+//
+// Environment: EP_BINARY (the elasticproxy binary, required), EP_ARTIFACTS (where screenshots
+// and timings go; default ./artifacts), HAPROXY (default haproxy), CHROMIUM (default
+// /usr/bin/chromium), EP_TEST_TIME_SCALE (multiplies every wait, as in the C++ tests).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BINARY = process.env.EP_BINARY;
+const HAPROXY = process.env.HAPROXY || 'haproxy';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(process.env.EP_ARTIFACTS || 'artifacts');
+const SCALE = Number(process.env.EP_TEST_TIME_SCALE || '1') || 1;
+const scaled = (ms) => Math.round(ms * SCALE);
+const timings = {};
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+// Polls `pred` (sync or async) until it returns truthy or `ms` (scaled) pass.
+async function eventually(pred, ms = 15000, what = 'condition') {
+  const deadline = Date.now() + scaled(ms);
+  let last;
+  for (;;) {
+    try { last = await pred(); } catch (e) { last = undefined; }
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await sleep(25);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+
+function writeAtomic(file, text) {
+  fs.writeFileSync(file + '.tmp', text);
+  fs.renameSync(file + '.tmp', file);
+}
+
+function admin(socket, command) {
+  return new Promise((resolve, reject) => {
+    const c = net.createConnection(socket);
+    let out = '';
+    c.on('connect', () => c.write(command + '\n'));
+    c.on('data', (d) => { out += d; });
+    c.on('end', () => resolve(out));
+    c.on('error', reject);
+  });
+}
+
+async function serversIn(socket, backend) {
+  const text = await admin(socket, 'show servers state ' + backend);
+  return text.split('\n').filter((l) => /^\d+ /.test(l)).map((l) => l.split(' ')[3]).filter(Boolean).sort();
+}
+
+const targets = (ports) => JSON.stringify([{ targets: ports.map((p) => '127.0.0.1:' + p) }]) + '\n';
+
+// A real HAProxy and a real daemon. `backends`: [{name, file, targets: [ports] | raw json,
+// safety}], `metrics`: extra lines under metrics:, `env`: extra environment for the daemon.
+class Stack {
+  constructor(name) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ep-browser-' + name + '-'));
+    this.socket = path.join(this.dir, 'admin.sock');
+    this.procs = [];
+  }
+
+  async start({ backends, metrics = '', env = {} }) {
+    this.port = await freePort();
+    this.origin = 'http://127.0.0.1:' + this.port;
+    const fe = await freePort();
+    let cfg = 'global\n  stats socket ' + this.socket + ' level admin\n' +
+      'defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n' +
+      'frontend fe\n  bind 127.0.0.1:' + fe + '\n  default_backend ' + backends[0].name + '\n';
+    let ep = 'haproxy:\n  sockets: [' + this.socket + ']\n  timeout: 2s\nbackends:\n';
+    for (const b of backends) {
+      cfg += 'backend ' + b.name + '\n  balance roundrobin\n';
+      const file = path.join(this.dir, b.file || b.name + '.json');
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      writeAtomic(file, typeof b.targets === 'string' ? b.targets : targets(b.targets));
+      ep += '  - name: ' + b.name + '\n    drain_timeout: 0s\n    safety: ' +
+        (b.safety || '{max_remove_fraction: 1.0}') + '\n    sources:\n      - file: {path: ' +
+        JSON.stringify(file) + '}\n';
+    }
+    ep += 'metrics:\n  listen: "127.0.0.1:' + this.port + '"\n' + metrics;
+    fs.writeFileSync(path.join(this.dir, 'haproxy.cfg'), cfg);
+    fs.writeFileSync(path.join(this.dir, 'elasticproxy.yaml'), ep);
+    this.spawn(HAPROXY, ['-db', '-f', path.join(this.dir, 'haproxy.cfg')], 'haproxy.log', {});
+    await eventually(async () => (await admin(this.socket, 'show info')).includes('Pid'), 15000, 'HAProxy');
+    this.spawn(BINARY, ['run', '-c', path.join(this.dir, 'elasticproxy.yaml'), '--lock-file',
+      path.join(this.dir, 'ep.lock')], 'ep.log', env);
+    await eventually(async () => (await fetch(this.origin + '/healthz')).status === 200, 20000, 'the daemon');
+  }
+
+  spawn(cmd, args, log, env) {
+    const out = fs.openSync(path.join(this.dir, log), 'a');
+    const p = spawn(cmd, args, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
+    fs.closeSync(out);
+    this.procs.push(p);
+    return p;
+  }
+
+  file(name) { return path.join(this.dir, name); }
+  log() { try { return fs.readFileSync(path.join(this.dir, 'ep.log'), 'utf8').slice(-4000); } catch { return ''; } }
+
+  async stop() {
+    for (const p of this.procs.reverse()) {
+      if (p.exitCode !== null || p.signalCode !== null) continue;
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await Promise.race([gone, sleep(scaled(10000))]);
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+let browser;
+let profile;
+
+before(async () => {
+  assert.ok(BINARY && fs.existsSync(BINARY), 'EP_BINARY must name the elasticproxy binary');
+  assert.ok(fs.existsSync(CHROMIUM), CHROMIUM + ' is missing: apt-get install chromium chromium-driver (scripts/install-deps.sh)');
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ep-chromium-'));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 900 },
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  fs.writeFileSync(path.join(ARTIFACTS, 'timings.json'), JSON.stringify(timings, null, 2) + '\n');
+  console.log('timings: ' + JSON.stringify(timings));
+});
+
+// A fresh page that records every request and every console error.
+async function openPage(origin) {
+  const page = await browser.newPage();
+  page.requests = [];
+  page.errors = [];
+  page.on('request', (r) => page.requests.push(r.url()));
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(m.text()); });
+  return page;
+}
+
+function assertSameOrigin(page, origin) {
+  for (const u of page.requests) assert.ok(u.startsWith(origin + '/'), 'request left the origin: ' + u);
+}
+
+const rowsOf = (page, backend) => page.locator('#backend-list [data-backend="' + backend + '"] tbody tr');
+
+test('renders each backend and server from a real daemon and HAProxy, then follows a discovery change', async () => {
+  const s = new Stack('render');
+  try {
+    await s.start({ backends: [{ name: 'web', targets: [9001, 9002] }, { name: 'api', targets: [9101] }] });
+    const page = await openPage(s.origin);
+    await page.goto(s.origin + '/');
+    await eventually(async () => (await rowsOf(page, 'web').count()) === 2, 10000, 'web rows');
+    await eventually(async () => (await rowsOf(page, 'api').count()) === 1, 10000, 'api rows');
+    const web = await rowsOf(page, 'web').allTextContents();
+    assert.match(web[0], /ep-127\.0\.0\.1:9001/);
+    assert.match(web[0], /UP w1/);
+    assert.match(web[1], /ep-127\.0\.0\.1:9002/);
+    assert.match(await page.locator('#instance-rows').textContent(), /REACHABLE/);
+    assert.match(await page.locator('#source-rows').textContent(), /HEALTHY/);
+    await eventually(async () => /READY/.test(await page.locator('#summary').textContent()), 10000, 'READY');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    // Discovery changes: a third server. Measured from the file write to the row on the page.
+    const t0 = Date.now();
+    writeAtomic(s.file('web.json'), targets([9001, 9002, 9003]));
+    await eventually(async () => (await rowsOf(page, 'web').count()) === 3, 10000, 'the new row');
+    await eventually(async () => /ep-127\.0\.0\.1:9003.*UP/.test((await rowsOf(page, 'web').allTextContents()).join('|')), 10000, 'UP in HAProxy');
+    timings.discovery_change_to_page_ms = Date.now() - t0;
+    // The issue asks for 2 s; generous margin on a loaded 2-core machine (the number is reported).
+    assert.ok(timings.discovery_change_to_page_ms < scaled(5000), 'update took ' + timings.discovery_change_to_page_ms + ' ms');
+    assert.deepEqual(await serversIn(s.socket, 'web'), ['ep-127.0.0.1:9001', 'ep-127.0.0.1:9002', 'ep-127.0.0.1:9003']);
+
+    // Filter by backend name, keyboard only.
+    await page.focus('#filter');
+    await page.keyboard.type('api');
+    assert.equal(await page.locator('#backend-list [data-backend="web"]').isHidden(), true);
+    assert.equal(await page.locator('#backend-list [data-backend="api"]').isVisible(), true);
+    assertSameOrigin(page, s.origin);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } catch (e) {
+    e.message += '\n--- daemon log ---\n' + s.log();
+    throw e;
+  } finally {
+    await s.stop();
+  }
+});
+
+test('hostile discovery strings are shown as text and never executed', async () => {
+  const s = new Stack('hostile');
+  try {
+    // The source's description carries the file path, and rejected endpoints are shown with
+    // their (escaped) text: both come from discovery.
+    const payloadDir = '<script>window.__xss=1<';
+    await s.start({ backends: [
+      { name: 'web', file: payloadDir + '/script>.json', targets: [9001] },
+      { name: 'api', file: '"><img src=x onerror="window.__xss=2">.json',
+        targets: JSON.stringify([{ targets: ['127.0.0.1:9101', '"><img src=x onerror=window.__xss=3>:80',
+          '<script>window.__xss=4</script>:80'] }]) },
+    ] });
+    const page = await openPage(s.origin);
+    await page.goto(s.origin + '/');
+    await eventually(async () => (await rowsOf(page, 'api').count()) === 1, 10000, 'api rows');
+    const sources = await page.locator('#source-rows').textContent();
+    assert.ok(sources.includes('<script>window.__xss=1</script>.json'), sources);
+    assert.ok(sources.includes('"><img src=x onerror="window.__xss=2">.json'), sources);
+    assert.ok(sources.includes('<img src=x onerror=window.__xss=3>'), sources);
+    assert.ok(sources.includes('<script>window.__xss=4</script>'), sources);
+    // No element came out of the strings, and the flag stays unset over two more renders
+    // (the page re-renders each second: "last success" changes).
+    assert.equal(await page.locator('img, script:not([src])').count(), 0);
+    const n = await page.evaluate(() => window.epRendered);
+    await eventually(async () => page.evaluate((k) => window.epRendered >= k + 2, n), 10000, 'two more renders');
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'hostile.png'), fullPage: true });
+    assertSameOrigin(page, s.origin);
+    await page.close();
+  } catch (e) {
+    e.message += '\n--- daemon log ---\n' + s.log();
+    throw e;
+  } finally {
+    await s.stop();
+  }
+});
+
+test('a held snapshot is confirmed from the page with the token, and refused without', async () => {
+  const s = new Stack('hold');
+  const token = 'browser-test-token-' + process.pid;
+  try {
+    await s.start({
+      backends: [{ name: 'web', targets: [9001, 9002, 9003, 9004], safety: '{max_remove_fraction: 0.3, confirm_after: 1h}' }],
+      metrics: '  token_env: EP_DASHBOARD_TOKEN\n',
+      env: { EP_DASHBOARD_TOKEN: token },
+    });
+    // Without the token: the page is the token form, /status and the action are refused.
+    assert.equal((await fetch(s.origin + '/status')).status, 401);
+    const page = await openPage(s.origin);
+    const first = await page.goto(s.origin + '/');
+    assert.equal(first.status(), 401);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'token-form.png') });
+    await page.fill('#token', token);
+    await page.keyboard.press('Enter');
+    await eventually(async () => (await rowsOf(page, 'web').count()) === 4, 10000, 'web rows');
+
+    writeAtomic(s.file('web.json'), targets([9001])); // removes 3 of 4: held for an hour
+    const hold = page.locator('#hold-list .hold[data-backend="web"]');
+    await eventually(async () => (await hold.count()) === 1, 10000, 'the hold on the page');
+    const text = await hold.textContent();
+    assert.match(text, /HELD \(shrink\)/);
+    assert.match(text, /ep-127\.0\.0\.1:9004/);
+    assert.match(text, /confirm_after applies it in/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'held.png'), fullPage: true });
+
+    // The action without the token (or without the CSRF header) changes nothing.
+    const bare = await fetch(s.origin + '/api/guard/confirm?backend=web', { method: 'POST', headers: { 'X-ElasticProxy-Action': '1' } });
+    assert.equal(bare.status, 401);
+    const noHeader = await fetch(s.origin + '/api/guard/confirm?backend=web', { method: 'POST', headers: { Authorization: 'Bearer ' + token } });
+    assert.equal(noHeader.status, 403);
+    assert.equal((await serversIn(s.socket, 'web')).length, 4);
+
+    await hold.locator('button.confirm').click();
+    await eventually(async () => /confirmed/.test(await page.locator('#action-result').textContent()), 10000, 'the confirmation');
+    await eventually(async () => (await serversIn(s.socket, 'web')).length === 1, 10000, 'HAProxy down to 1 server');
+    await eventually(async () => (await page.locator('#hold-list .hold').count()) === 0, 10000, 'the hold gone');
+    await eventually(async () => (await rowsOf(page, 'web').count()) === 1, 10000, 'one row');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'confirmed.png'), fullPage: true });
+    // The token is nowhere in what the page received.
+    const status = await page.evaluate(async () => (await fetch('/status')).text());
+    assert.ok(!status.includes(token));
+    assert.ok(!(await page.content()).includes(token));
+    assertSameOrigin(page, s.origin);
+    await page.close();
+  } catch (e) {
+    e.message += '\n--- daemon log ---\n' + s.log();
+    throw e;
+  } finally {
+    await s.stop();
+  }
+});
+
+test('first render with 1,000 backends x 10 servers (measured, reported)', async () => {
+  const s = new Stack('scale');
+  try {
+    const backends = [];
+    for (let b = 0; b < 1000; b++) {
+      const ports = [];
+      for (let i = 0; i < 10; i++) ports.push(20000 + b * 10 + i);
+      backends.push({ name: 'be' + b, targets: ports });
+    }
+    await s.start({ backends });
+    // Wait until the daemon converged on all 10,000 servers before measuring the page.
+    await eventually(async () => (await fetch(s.origin + '/readyz')).status === 200, 240000, 'convergence on 10,000 servers');
+    const page = await openPage(s.origin);
+    await page.goto(s.origin + '/');
+    await eventually(async () => page.evaluate(() => window.epRendered >= 1), 60000, 'the first render');
+    const m = await page.evaluate(() => ({
+      first_render_ms: performance.getEntriesByName('ep-first-render')[0].startTime,
+      status_parsed_ms: performance.getEntriesByName('ep-status-parsed')[0].startTime,
+      render_only_ms: performance.getEntriesByName('ep-render')[0].duration,
+      status_bytes: (performance.getEntriesByType('resource').find((r) => r.name.includes('/status')) || {}).transferSize,
+      rows: document.querySelectorAll('#backend-list tbody tr').length,
+    }));
+    timings.scale_1000x10 = m;
+    console.log('1,000 x 10: ' + JSON.stringify(m));
+    assert.equal(m.rows, 10000);
+    // Not a timing gate (a shared, loaded machine): a very generous bound only catches a
+    // pathological regression; the issue's 300 ms target is checked by reading the number.
+    assert.ok(m.render_only_ms < scaled(10000), 'render took ' + m.render_only_ms + ' ms');
+    await page.close();
+  } catch (e) {
+    e.message += '\n--- daemon log ---\n' + s.log();
+    throw e;
+  } finally {
+    await s.stop();
+  }
+});
