@@ -145,7 +145,7 @@ void OpsRuntime::start_http(const config::Settings& settings) {
     }
   }
   http_ = std::make_unique<ops::HttpServer>(ops::make_ops_handler(
-      [this] { return snapshot(); }, endpoint_options_,
+      [this] { return snapshot(/*with_journal=*/true); }, endpoint_options_,
       [this](const std::string& backend, bool confirm) { return resolve_hold(backend, confirm); }));
   if (Status st = http_->start(settings.metrics.listen); !st) {
     // Keeping HAProxy in step matters more than the endpoint: run on, loudly.
@@ -190,7 +190,7 @@ void OpsRuntime::detach() {
   daemon_ = nullptr;
 }
 
-std::optional<ops::OpsSnapshot> OpsRuntime::snapshot() {
+std::optional<ops::OpsSnapshot> OpsRuntime::snapshot(bool with_journal) {
   std::lock_guard lock(mu_);
   if (daemon_ == nullptr) return std::nullopt;
   ops::OpsSnapshot s;
@@ -200,6 +200,7 @@ std::optional<ops::OpsSnapshot> OpsRuntime::snapshot() {
   s.now = SystemClock::instance().now();
   s.sources_ready = daemon_->pipeline().ready();
   s.converged = daemon_->reconciler().converged();
+  if (with_journal) s.journal = daemon_->reconciler().journal();
   return s;
 }
 

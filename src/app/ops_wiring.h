@@ -61,7 +61,8 @@ class OpsRuntime {
   void stopping();
 
  private:
-  std::optional<ops::OpsSnapshot> snapshot();
+  // `with_journal`: the reconciler's timeline too (for /status; the notifications skip it).
+  std::optional<ops::OpsSnapshot> snapshot(bool with_journal = false);
   // The dashboard's action (on the HTTP thread): hands it to the attached daemon's pipeline.
   Result<std::string> resolve_hold(const std::string& backend, bool confirm);
   // `changed`: the pass changed the reconciler's status (PassReport::status_changed).

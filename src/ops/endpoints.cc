@@ -314,6 +314,38 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
     }
     j["backends"].push_back(std::move(jg));
   }
+  // The change timeline, newest first, and the last hour's convergence and changes per minute.
+  json tl = json::array();
+  const auto& acts = snap->journal.actions;
+  for (auto it = acts.rbegin(); it != acts.rend(); ++it) {
+    json a;
+    a["at_unix"] = unix_seconds(it->at, snap->now);
+    a["instance"] = redact(it->instance);
+    a["backend"] = it->backend;
+    a["server"] = it->server;
+    a["action"] = it->action;
+    a["reason"] = redact(it->reason);
+    a["ok"] = it->ok;
+    if (!it->error.empty()) a["error"] = redact(it->error);
+    a["latency_ms"] = it->latency_s * 1000.0;
+    tl.push_back(std::move(a));
+  }
+  j["timeline"] = std::move(tl);
+  json conv;
+  conv["window_minutes"] = snap->journal.minutes.size();
+  conv["convergences"] = snap->journal.convergences;
+  conv["p50_seconds"] = snap->journal.p50_s;
+  conv["p99_seconds"] = snap->journal.p99_s;
+  conv["changes"] = snap->journal.changes;
+  json mins = json::array();
+  for (const auto& m : snap->journal.minutes) {
+    mins.push_back({{"changes", m.changes},
+                    {"convergences", m.convergences},
+                    {"p50_seconds", m.p50_s},
+                    {"p99_seconds", m.p99_s}});
+  }
+  conv["minutes"] = std::move(mins);
+  j["convergence"] = std::move(conv);
   return j.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
 }
 

@@ -42,10 +42,11 @@ namespace ep::ops {
 struct OpsSnapshot {
   std::vector<reconcile::InstanceStatus> instances;
   std::vector<discovery::GuardStatus> guards;
-  SteadyTime now{};            // steady clock at snapshot time
-  SteadyTime last_loop{};      // Reconciler::last_loop()
-  bool sources_ready = false;  // Pipeline::ready()
-  bool converged = false;      // Reconciler::converged()
+  SteadyTime now{};                // steady clock at snapshot time
+  SteadyTime last_loop{};          // Reconciler::last_loop()
+  bool sources_ready = false;      // Pipeline::ready()
+  bool converged = false;          // Reconciler::converged()
+  reconcile::JournalView journal;  // Reconciler::journal(): the timeline and convergence chart
 };
 
 // Returns the current snapshot, or nullopt while no daemon is attached (starting, reloading).

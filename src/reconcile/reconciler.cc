@@ -524,6 +524,13 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
       const LabelValues kind_labels{policy.name, to_string(a.kind)};
       const std::string what =
           a.kind == ActionKind::kAssignSlot ? a.server + " <- " + a.spec.address_port() : a.server;
+      if (r.outcome != ActionResult::Outcome::kNotYet) {
+        const SteadyTime acked = clock_.now();
+        journal_.record({acked, iname, policy.name, what, to_string(a.kind), reason_text(a),
+                         r.outcome == ActionResult::Outcome::kDone,
+                         r.outcome == ActionResult::Outcome::kDone ? std::string() : r.message,
+                         seconds_between(desired.seen_at, acked)});
+      }
       switch (r.outcome) {
         case ActionResult::Outcome::kDone:
           ++report.actions_done;
@@ -611,8 +618,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   if (br.applied_generation != desired.generation) {
     br.applied_generation = desired.generation;
     if (had_actions || !was_converged) {
-      stats_.convergence_seconds.observe({policy.name},
-                                         seconds_between(desired.seen_at, clock_.now()));
+      const double took = seconds_between(desired.seen_at, clock_.now());
+      stats_.convergence_seconds.observe({policy.name}, took);
+      journal_.converged(clock_.now(), took);
     }
   }
 }

@@ -31,6 +31,7 @@
 #include "core/server_state_view.h"
 #include "reconcile/applier.h"
 #include "reconcile/diff.h"
+#include "reconcile/journal.h"
 #include "reconcile/plan.h"
 #include "reconcile/policy.h"
 #include "reconcile/stats.h"
@@ -137,6 +138,10 @@ class Reconciler : public ServerStateView {
 
   const std::vector<BackendPolicy>& backends() const { return backends_; }
 
+  // The last actions and the last hour's convergence latencies and changes (for the dashboard;
+  // any thread).
+  JournalView journal() const { return journal_.view(clock_.now()); }
+
   // ServerStateView: from the status of the last pass, under the status lock (any thread).
   std::vector<InstanceServers> servers_at(std::string_view backend, std::string_view address,
                                           std::uint16_t port) const override;
@@ -221,6 +226,7 @@ class Reconciler : public ServerStateView {
   SteadyTime last_loop_{};
   SteadyTime last_resync_{};
   std::vector<std::function<void(const PassReport&)>> on_pass_;
+  ActionJournal journal_;  // thread-safe on its own
   std::mt19937 rng_{std::random_device{}()};
   std::thread thread_;
 };

@@ -193,6 +193,9 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     // The issue asks for 2 s; generous margin on a loaded 2-core machine (the number is reported).
     assert.ok(timings.discovery_change_to_page_ms < scaled(5000), 'update took ' + timings.discovery_change_to_page_ms + ' ms');
     assert.deepEqual(await serversIn(s.socket, 'web'), ['ep-127.0.0.1:9001', 'ep-127.0.0.1:9002', 'ep-127.0.0.1:9003']);
+    // The change is on the timeline with its latency, and counted in the summary.
+    await eventually(async () => /web\s*ep-127\.0\.0\.1:9003\s*add\s*new in discovery\s*OK\s*\d+ ms/.test(await page.locator('#timeline-rows').textContent()), 10000, 'the timeline row');
+    assert.match(await page.locator('#conv-summary').textContent(), /Last 60 min: 4 change\(s\)/);
 
     // Filter by backend name, keyboard only.
     await page.focus('#filter');

@@ -183,6 +183,68 @@
     $('backend-count').textContent = j.backends.length + ' backend(s), ' + differ + ' differ';
   }
 
+  function ms(x) { return x < 1 ? Math.round(x * 1000) + ' ms' : x.toFixed(2) + ' s'; }
+
+  function renderChanges(j) {
+    var c = j.convergence;
+    if (!c) return;
+    var rate = c.changes / Math.max(1, c.window_minutes);
+    $('conv-summary').textContent = 'Last ' + c.window_minutes + ' min: ' + c.changes + ' change(s) (' +
+      rate.toFixed(1) + '/min), ' + c.convergences + ' convergence(s), p50 ' + ms(c.p50_seconds) +
+      ', p99 ' + ms(c.p99_seconds) + '.';
+    drawChart(c.minutes || []);
+    var f = document.createDocumentFragment();
+    (j.timeline || []).forEach(function (a) {
+      var t = new Date(a.at_unix * 1000);
+      var tr = row([t.toLocaleTimeString(), a.backend, el('span', a.server, 'mono'), a.action, a.reason,
+        el('span', a.ok ? 'OK' : 'FAILED: ' + (a.error || ''), a.ok ? 'ok' : 'bad'), ms(a.latency_ms / 1000), a.instance]);
+      tr.setAttribute('data-text', [a.backend, a.server, a.action, a.reason, a.instance, a.ok ? 'ok' : 'failed'].join(' ').toLowerCase());
+      f.appendChild(tr);
+    });
+    $('timeline-rows').replaceChildren(f);
+    applyTimelineFilter();
+  }
+
+  function applyTimelineFilter() {
+    var q = $('timeline-filter').value.trim().toLowerCase();
+    var rows = $('timeline-rows').children, shown = 0;
+    for (var i = 0; i < rows.length; i++) {
+      rows[i].hidden = !!q && rows[i].getAttribute('data-text').indexOf(q) < 0;
+      if (!rows[i].hidden) shown++;
+    }
+    $('timeline-count').textContent = shown + ' of ' + rows.length + ' (the last 500 are kept)';
+  }
+
+  function drawChart(minutes) {
+    var cv = $('chart');
+    var g = cv.getContext && cv.getContext('2d');
+    if (!g) return;
+    var W = cv.width, H = cv.height, pad = 4, n = minutes.length || 1, bw = (W - 2 * pad) / n;
+    g.clearRect(0, 0, W, H);
+    var maxC = 1, maxL = 0.001;
+    minutes.forEach(function (m) { maxC = Math.max(maxC, m.changes); maxL = Math.max(maxL, m.p99_seconds); });
+    g.fillStyle = '#c8d3e6';
+    minutes.forEach(function (m, i) {
+      var h = (H - 2 * pad) * m.changes / maxC;
+      g.fillRect(pad + i * bw + 1, H - pad - h, Math.max(1, bw - 2), h);
+    });
+    function line(key, color) {
+      g.strokeStyle = color; g.lineWidth = 2; g.beginPath();
+      var started = false;
+      minutes.forEach(function (m, i) {
+        if (!m.convergences) { started = false; return; }
+        var x = pad + i * bw + bw / 2, y = H - pad - (H - 2 * pad) * m[key] / maxL;
+        if (started) g.lineTo(x, y); else { g.moveTo(x, y); started = true; }
+        g.fillStyle = color; g.fillRect(x - 2, y - 2, 4, 4);
+      });
+      g.stroke();
+    }
+    line('p50_seconds', '#1b6e20');
+    line('p99_seconds', '#b00020');
+    g.fillStyle = '#333'; g.font = '11px sans-serif';
+    g.fillText('max ' + maxC + ' changes/min, ' + ms(maxL) + ' p99', pad + 2, 12);
+  }
+
   function applyFilter() {
     var q = $('filter').value.trim().toLowerCase();
     var only = $('only-diff').checked;
@@ -202,6 +264,7 @@
     renderHolds(j);
     renderSources(j);
     renderBackends(j);
+    renderChanges(j);
     if (first) {
       // For the browser tests: navigation start -> first render, and the render alone.
       performance.mark('ep-first-render');
@@ -233,5 +296,6 @@
 
   $('filter').addEventListener('input', applyFilter);
   $('only-diff').addEventListener('change', applyFilter);
+  $('timeline-filter').addEventListener('input', applyTimelineFilter);
   poll(true);
 })();

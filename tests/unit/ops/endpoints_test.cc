@@ -447,6 +447,42 @@ TEST(Dashboard, StatusShowsHoldDetailsAndRejectedReasons) {
   EXPECT_EQ(j["instances"][0]["uptime_seconds"], 3600);
 }
 
+TEST(Dashboard, StatusCarriesTheTimelineNewestFirstAndTheConvergenceChart) {
+  auto snap = converged_snapshot();
+  reconcile::ActionRecord a;
+  a.at = snap.now - 10s;
+  a.instance = "/run/haproxy/admin.sock";
+  a.backend = "web";
+  a.server = "ep-10.0.0.1:80";
+  a.action = "add";
+  a.reason = "new in discovery";
+  a.latency_s = 0.25;
+  snap.journal.actions.push_back(a);
+  a.at = snap.now - 5s;
+  a.server = "ep-10.0.0.2:80";
+  a.ok = false;
+  a.error = "No such server.";
+  snap.journal.actions.push_back(a);
+  snap.journal.minutes.resize(60);
+  snap.journal.minutes[59].changes = 1;
+  snap.journal.p99_s = 0.25;
+  const auto j = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  ASSERT_EQ(j["timeline"].size(), 2u);
+  EXPECT_EQ(j["timeline"][0]["server"], "ep-10.0.0.2:80");
+  EXPECT_EQ(j["timeline"][0]["ok"], false);
+  EXPECT_EQ(j["timeline"][0]["error"], "No such server.");
+  EXPECT_EQ(j["timeline"][1]["latency_ms"], 250.0);
+  EXPECT_NEAR(j["timeline"][1]["at_unix"].get<double>(),
+              static_cast<double>(std::time(nullptr)) - 10, 5);
+  EXPECT_EQ(j["convergence"]["window_minutes"], 60);
+  EXPECT_EQ(j["convergence"]["minutes"][59]["changes"], 1);
+  EXPECT_EQ(j["convergence"]["p99_seconds"], 0.25);
+  // /status?compact is the same document on one line.
+  const auto compact = status_json(snap, {"1.2.3", 30s}, true);
+  EXPECT_EQ(std::count(compact.begin(), compact.end(), '\n'), 1);
+  EXPECT_EQ(nlohmann::json::parse(compact)["timeline"].size(), 2u);  // at_unix moves on
+}
+
 TEST(Dashboard, ListenIsLoopback) {
   EXPECT_TRUE(listen_is_loopback("127.0.0.1:9108"));
   EXPECT_TRUE(listen_is_loopback("127.5.6.7:0"));
