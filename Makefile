@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration test-browser demo bench bench-quick bench-scale clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot demo bench bench-quick bench-scale clean format deb test-deb
 
 all: build
 
@@ -38,6 +38,10 @@ test-integration: build
 # screenshots and timings land in $(BUILD)/tests/browser/artifacts.
 test-browser: build
 	@cd $(BUILD) && ctest --output-on-failure -L browser
+
+# docs/dashboard.png (README, docs/dashboard.md) is the browser test's screenshot.
+dashboard-screenshot: test-browser
+	@cp $(BUILD)/tests/browser/artifacts/dashboard.png docs/dashboard.png
 
 # A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the
 # backend in and out through the file source. Prints requests sent / failed at the end.
