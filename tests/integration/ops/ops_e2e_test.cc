@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -32,6 +33,13 @@ using namespace std::chrono_literals;
 
 const std::string kHaproxyCfg =
     HaproxyConfig().frontend("fe", 0, "web").backend("web").backend("api").str();
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // The value of one sample line `name{labels} value` in a Prometheus text body (-1 if absent).
 double sample(const std::string& body, const std::string& series) {
@@ -311,6 +319,74 @@ TEST_F(OpsE2E, ForeignHostIsMisdirectedAndEveryAnswerSaysNosniff) {
   EXPECT_NE(local.find("X-Content-Type-Options: nosniff\r\n"), std::string::npos) << local;
   daemon_.signal(SIGTERM);
   EXPECT_EQ(daemon_.wait(), 0);
+}
+
+// Issue #19: off loopback the dashboard, /status and the action need a token; health and metrics
+// stay open. The token is read from a file on SIGHUP, never logged, and the action reaches the
+// real pipeline.
+TEST_F(OpsE2E, ExposedListenerNeedsTheTokenForDashboardStatusAndAction) {
+  auto request = [&](const std::string& method, const std::string& path,
+                     const std::string& headers = "") {
+    TcpClient c;
+    EXPECT_TRUE(c.connect(metrics_port_).ok());
+    EXPECT_TRUE(c.send(method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" +
+                       std::to_string(metrics_port_) + "\r\n" + headers + "\r\n")
+                    .ok());
+    auto reply = c.read_to_eof(5s);
+    return reply.ok() ? *reply : std::string();
+  };
+  auto status_of = [](const std::string& reply) {
+    return reply.size() > 12 ? std::stoi(reply.substr(9, 3)) : 0;
+  };
+  const std::string exposed = "0.0.0.0:" + std::to_string(metrics_port_);
+  auto config = [&](const std::string& metrics_extra) {
+    write_config();
+    std::string cfg = read_text(dir_ + "/elasticproxy.yaml");
+    const std::string from = "listen: \"" + address_ + "\"\n";
+    cfg.replace(cfg.find(from), from.size(), "listen: \"" + exposed + "\"\n" + metrics_extra);
+    write_file_atomic(dir_ + "/elasticproxy.yaml", cfg);
+  };
+  config("");
+  start();
+  EXPECT_EQ(status_of(request("GET", "/")), 403);
+  const std::string refused = request("GET", "/status");
+  EXPECT_EQ(status_of(refused), 403) << refused;
+  EXPECT_EQ(refused.find("web.json"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Content-Security-Policy: default-src 'self'"), std::string::npos)
+      << refused;
+  EXPECT_NE(refused.find("X-Frame-Options: DENY"), std::string::npos) << refused;
+  EXPECT_EQ(
+      status_of(request("POST", "/api/guard/confirm?backend=web", "X-ElasticProxy-Action: 1\r\n")),
+      403);
+  EXPECT_EQ(status_of(request("GET", "/healthz")), 200);
+  EXPECT_EQ(status_of(request("GET", "/metrics")), 200);
+  EXPECT_EQ(status_of(request("GET", "/dashboard.js")), 200);
+
+  const std::string token = "canary-dashboard-token-8f3a1c";
+  write_file_atomic(dir_ + "/token.txt", token + "\n");
+  config("  token_file: token.txt\n");
+  daemon_.signal(SIGHUP);
+  const std::string bearer = "Authorization: Bearer " + token + "\r\n";
+  ASSERT_TRUE(wait_until([&] { return status_of(request("GET", "/status", bearer)) == 200; }))
+      << daemon_.log();
+  EXPECT_EQ(status_of(request("GET", "/status")), 401);
+  EXPECT_EQ(status_of(request("GET", "/status", "Authorization: Bearer wrong\r\n")), 401);
+  EXPECT_EQ(status_of(request("GET", "/", "Cookie: ep_token=" + token + "\r\n")), 200);
+  const std::string form = request("GET", "/");
+  EXPECT_EQ(status_of(form), 401);
+  EXPECT_NE(form.find("token-form"), std::string::npos) << form;
+  // Through the real pipeline: nothing is held, an unknown backend is named.
+  const std::string action =
+      request("POST", "/api/guard/confirm?backend=web", bearer + "X-ElasticProxy-Action: 1\r\n");
+  EXPECT_EQ(status_of(action), 409) << action;
+  EXPECT_NE(action.find("nothing is held"), std::string::npos) << action;
+  EXPECT_EQ(status_of(request("POST", "/api/guard/reject?backend=nope",
+                              bearer + "X-ElasticProxy-Action: 1\r\n")),
+            404);
+  EXPECT_EQ(status_of(request("POST", "/api/guard/confirm?backend=web", bearer)), 403);
+  daemon_.signal(SIGTERM);
+  EXPECT_EQ(daemon_.wait(), 0);
+  EXPECT_EQ(daemon_.log().find(token), std::string::npos) << daemon_.log();
 }
 
 // Issue #14 point 5: secrets the daemon obtains at run time (CONSUL_HTTP_TOKEN from its
