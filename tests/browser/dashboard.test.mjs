@@ -319,20 +319,32 @@ test('first render with 1,000 backends x 10 servers (measured, reported)', async
     await eventually(async () => (await fetch(s.origin + '/readyz')).status === 200, 240000, 'convergence on 10,000 servers');
     const page = await openPage(s.origin);
     await page.goto(s.origin + '/');
-    await eventually(async () => page.evaluate(() => window.epRendered >= 1), 60000, 'the first render');
-    const m = await page.evaluate(() => ({
-      first_render_ms: performance.getEntriesByName('ep-first-render')[0].startTime,
-      status_parsed_ms: performance.getEntriesByName('ep-status-parsed')[0].startTime,
-      render_only_ms: performance.getEntriesByName('ep-render')[0].duration,
-      status_bytes: (performance.getEntriesByType('resource').find((r) => r.name.includes('/status')) || {}).transferSize,
-      rows: document.querySelectorAll('#backend-list tbody tr').length,
-    }));
+    await eventually(async () => page.evaluate(() => window.epComplete >= 1), 60000, 'the whole first render');
+    const m = await page.evaluate(() => {
+      const st = performance.getEntriesByType('resource').find((r) => r.name.includes('/status')) || {};
+      return {
+        // navigation start -> the top of the page (summary, HAProxy, guard, sources, the first
+        // backends, timeline, chart) is in the DOM
+        first_render_ms: performance.getEntriesByName('ep-first-render')[0].startTime,
+        // navigation start -> all 1,000 backends' 10,000 rows are in the DOM
+        complete_render_ms: performance.getEntriesByName('ep-complete-render')[0].startTime,
+        status_parsed_ms: performance.getEntriesByName('ep-status-parsed')[0].startTime,
+        first_render_only_ms: performance.getEntriesByName('ep-render')[0].duration,
+        status_server_ms: st.responseStart - st.requestStart,
+        status_download_ms: st.responseEnd - st.responseStart,
+        status_bytes: st.transferSize,
+        rows: document.querySelectorAll('#backend-list tbody tr').length,
+      };
+    });
     timings.scale_1000x10 = m;
     console.log('1,000 x 10: ' + JSON.stringify(m));
     assert.equal(m.rows, 10000);
     // Not a timing gate (a shared, loaded machine): a very generous bound only catches a
     // pathological regression; the issue's 300 ms target is checked by reading the number.
-    assert.ok(m.render_only_ms < scaled(10000), 'render took ' + m.render_only_ms + ' ms');
+    assert.ok(m.complete_render_ms < scaled(20000), 'render took ' + m.complete_render_ms + ' ms');
+    // The next polls reuse the built rows: the page stays responsive (a click is handled).
+    await page.fill('#filter', 'be999');
+    await eventually(async () => (await page.locator('#backend-list .backend:not([hidden])').count()) === 1, 10000, 'the filter');
     await page.close();
   } catch (e) {
     e.message += '\n--- daemon log ---\n' + s.log();

@@ -114,73 +114,127 @@
     $('source-rows').replaceChildren(f);
   }
 
+  // Backends are rebuilt only when their data changed (the page polls every second), and the
+  // first render builds the first FIRST_CHUNK of them at once and the rest in slices, so the top
+  // of the page appears without waiting for thousands of rows.
+  var FIRST_CHUNK = 60, CHUNK = 150;
+  var cache = {}, pendingJob = null;
+
+  function buildBackend(g, states, instances) {
+    var names = {}, order = [];
+    var desired = {};
+    states.forEach(function (b) {
+      if (!b) return;
+      (b.desired_servers || []).forEach(function (s) { desired[s.name] = s; if (!names[s.name]) { names[s.name] = 1; order.push(s.name); } });
+    });
+    var actual = states.map(function (b) {
+      var m = {};
+      if (b) (b.actual_servers || []).forEach(function (s) { m[s.name] = s; if (!names[s.name]) { names[s.name] = 1; order.push(s.name); } });
+      return m;
+    });
+    order.sort();
+    var box = el('div', null, 'backend');
+    box.id = 'b-' + g.backend;
+    box.setAttribute('data-backend', g.backend);
+    var h = el('h3');
+    var a = el('a', g.backend); a.href = '#b-' + g.backend;
+    h.appendChild(a);
+    var anyDiff = false;
+    var tb = document.createElement('tbody');
+    order.forEach(function (n) {
+      var d = desired[n];
+      var cells = [el('span', n, 'mono'), d ? d.address : '-', d ? (d.weight + (d.backup ? ' backup' : '')) : 'not desired'];
+      var diff = false;
+      actual.forEach(function (m) {
+        var s = m[n];
+        if (!s) { cells.push(el('span', d ? 'MISSING' : '-', d ? 'bad' : '')); diff = diff || !!d; return; }
+        var st = s.state.toUpperCase();
+        var bad = !d || (st !== 'UP' && st !== 'DRAIN') || (d && d.weight !== s.weight && st !== 'DRAIN');
+        diff = diff || bad;
+        cells.push(el('span', st + ' w' + s.weight + ' s' + s.sessions + (d ? '' : ' (not desired)'), bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
+      });
+      if (diff) anyDiff = true;
+      tb.appendChild(row(cells, diff ? 'diff' : ''));
+    });
+    var conv = states.every(function (b) { return !b || b.converged; });
+    box.setAttribute('data-differs', anyDiff || !conv ? '1' : '0');
+    h.appendChild(el('span', ' — ' + g.desired + ' desired' + (g.ready ? '' : ', NOT READY') +
+      (g.hold ? ', HELD (' + g.hold.reason + ')' : '') + (anyDiff || !conv ? ', DIFFERS' : ', in step'),
+    anyDiff || !conv || g.hold ? 'bad' : 'ok'));
+    box.appendChild(h);
+    var srcs = (g.sources || []).map(function (s) { return s.source; }).join(', ');
+    box.appendChild(el('p', 'from ' + (srcs || 'no source'), 'mono'));
+    var t = document.createElement('table');
+    var head = document.createElement('tr');
+    ['Server', 'Address', 'Desired weight'].forEach(function (x) { head.appendChild(el('th', x)); });
+    instances.forEach(function (i) { head.appendChild(el('th', i.name)); });
+    var th = document.createElement('thead'); th.appendChild(head);
+    t.appendChild(th); t.appendChild(tb);
+    var w = el('div', null, 'wrap'); w.appendChild(t);
+    box.appendChild(w);
+    return { box: box, differs: anyDiff || !conv };
+  }
+
   function renderBackends(j) {
+    if (pendingJob) { clearTimeout(pendingJob); pendingJob = null; }
     // Per backend: the union of desired and actual servers, one column per HAProxy instance.
     var per = {};
     j.instances.forEach(function (inst, ii) {
       (inst.backends || []).forEach(function (b) { (per[b.backend] = per[b.backend] || [])[ii] = b; });
     });
-    var f = document.createDocumentFragment();
-    var differ = 0;
+    var instanceNames = j.instances.map(function (i) { return i.name; });
+    var next = {}, nodes = [], todo = [], built = 0;
     j.backends.forEach(function (g) {
       var states = per[g.backend] || [];
-      var names = {}, order = [];
-      var desired = {};
-      states.forEach(function (b) {
-        if (!b) return;
-        (b.desired_servers || []).forEach(function (s) { desired[s.name] = s; if (!names[s.name]) { names[s.name] = 1; order.push(s.name); } });
-      });
-      var actual = states.map(function (b) {
-        var m = {};
-        if (b) (b.actual_servers || []).forEach(function (s) { m[s.name] = s; if (!names[s.name]) { names[s.name] = 1; order.push(s.name); } });
-        return m;
-      });
-      order.sort();
-      var box = el('div', null, 'backend');
-      box.id = 'b-' + g.backend;
-      box.setAttribute('data-backend', g.backend);
-      var h = el('h3');
-      var a = el('a', g.backend); a.href = '#b-' + g.backend;
-      h.appendChild(a);
-      var anyDiff = false;
-      var tb = document.createElement('tbody');
-      order.forEach(function (n) {
-        var d = desired[n];
-        var cells = [el('span', n, 'mono'), d ? d.address : '-', d ? (d.weight + (d.backup ? ' backup' : '')) : 'not desired'];
-        var diff = false;
-        actual.forEach(function (m) {
-          var s = m[n];
-          if (!s) { cells.push(el('span', d ? 'MISSING' : '-', d ? 'bad' : '')); diff = diff || !!d; return; }
-          var st = s.state.toUpperCase();
-          var bad = !d || (st !== 'UP' && st !== 'DRAIN') || (d && d.weight !== s.weight && st !== 'DRAIN');
-          diff = diff || bad;
-          cells.push(el('span', st + ' w' + s.weight + ' s' + s.sessions + (d ? '' : ' (not desired)'), bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
-        });
-        if (diff) anyDiff = true;
-        tb.appendChild(row(cells, diff ? 'diff' : ''));
-      });
-      var conv = states.every(function (b) { return !b || b.converged; });
-      if (anyDiff || !conv) differ++;
-      box.setAttribute('data-differs', anyDiff || !conv ? '1' : '0');
-      h.appendChild(el('span', ' — ' + g.desired + ' desired' + (g.ready ? '' : ', NOT READY') +
-        (g.hold ? ', HELD (' + g.hold.reason + ')' : '') + (anyDiff || !conv ? ', DIFFERS' : ', in step'),
-      anyDiff || !conv || g.hold ? 'bad' : 'ok'));
-      box.appendChild(h);
-      var srcs = (g.sources || []).map(function (s) { return s.source; }).join(', ');
-      box.appendChild(el('p', 'from ' + (srcs || 'no source'), 'mono'));
-      var t = document.createElement('table');
-      var head = document.createElement('tr');
-      ['Server', 'Address', 'Desired weight'].forEach(function (x) { head.appendChild(el('th', x)); });
-      j.instances.forEach(function (i) { head.appendChild(el('th', i.name)); });
-      var th = document.createElement('thead'); th.appendChild(head);
-      t.appendChild(th); t.appendChild(tb);
-      var w = el('div', null, 'wrap'); w.appendChild(t);
-      box.appendChild(w);
-      f.appendChild(box);
+      var key = JSON.stringify([g.desired, g.ready, g.hold ? g.hold.reason : null,
+        (g.sources || []).map(function (s) { return s.source; }), states, instanceNames]);
+      var c = cache[g.backend];
+      if (!c || c.key !== key) {
+        if (built >= FIRST_CHUNK) {
+          var ph = el('div', null, 'backend');
+          ph.setAttribute('data-backend', g.backend);
+          todo.push({ g: g, states: states, key: key, ph: ph });
+          nodes.push(ph);
+          return;
+        }
+        c = buildBackend(g, states, j.instances);
+        c.key = key;
+        built++;
+      }
+      next[g.backend] = c;
+      nodes.push(c.box);
     });
-    $('backend-list').replaceChildren(f);
-    applyFilter();
-    $('backend-count').textContent = j.backends.length + ' backend(s), ' + differ + ' differ';
+    cache = next;
+    var list = $('backend-list');
+    list.replaceChildren.apply(list, nodes);
+    function finish() {
+      var differ = 0;
+      for (var k in cache) if (cache[k].differs) differ++;
+      $('backend-count').textContent = j.backends.length + ' backend(s), ' + differ + ' differ';
+      applyFilter();
+    }
+    finish();
+    function slice() {
+      pendingJob = null;
+      todo.splice(0, CHUNK).forEach(function (t) {
+        var c = buildBackend(t.g, t.states, j.instances);
+        c.key = t.key;
+        cache[t.g.backend] = c;
+        t.ph.replaceWith(c.box);
+      });
+      finish();
+      if (todo.length) pendingJob = setTimeout(slice, 0);
+      else complete();
+    }
+    if (todo.length) pendingJob = setTimeout(slice, 0);
+    else complete();
+  }
+
+  function complete() {
+    if (!window.epComplete) {
+      performance.mark('ep-complete-render');
+    }
+    window.epComplete = (window.epComplete || 0) + 1;
   }
 
   function ms(x) { return x < 1 ? Math.round(x * 1000) + ' ms' : x.toFixed(2) + ' s'; }
