@@ -168,9 +168,13 @@ std::vector<GuardStatus> Pipeline::status() const {
     gs.ready = b->guard.ready();
     gs.hold = b->guard.hold();
     gs.desired = b->guard.desired().size();
-    for (const auto& s : b->guard.sources()) {
-      gs.sources.push_back({gs.backend, s.name, s.delivered, s.failing, s.last_error,
-                            s.last_success, s.endpoints, s.rejected, s.rejected_messages});
+    const auto& states = b->guard.sources();
+    for (size_t i = 0; i < states.size(); ++i) {
+      const auto& s = states[i];
+      gs.sources.push_back(
+          {gs.backend, s.name, s.delivered, s.failing, s.last_error, s.last_success, s.endpoints,
+           s.rejected, s.rejected_messages,
+           i < b->sources.size() ? b->sources[i]->hooks_in_flight() : std::vector<HookInFlight>{}});
     }
     if (gs.hold != Hold::kNone) {
       const auto& held = b->guard.held();

@@ -42,6 +42,7 @@ struct SourceStatus {
   size_t endpoints = 0;
   size_t rejected = 0;
   std::vector<std::string> rejected_messages;  // why, one per endpoint (capped)
+  std::vector<HookInFlight> hooks;             // lifecycle actions it waits on (AWS)
 };
 
 struct GuardStatus {

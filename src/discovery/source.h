@@ -34,6 +34,17 @@ class Sink {
   virtual void publish(Snapshot snapshot) = 0;
 };
 
+// A lifecycle action a source is holding for (AWS lifecycle hooks), for the dashboard.
+struct HookInFlight {
+  std::string instance;    // "i-0abc..."
+  std::string hook;        // the lifecycle hook's name
+  std::string transition;  // "autoscaling:EC2_INSTANCE_TERMINATING" / "..._LAUNCHING"
+  SteadyTime started{};
+  SteadyTime deadline{};  // drain_timeout / launch_timeout
+  SteadyTime next_heartbeat{};
+  std::string progress;  // "3 session(s), active on 1 of 2 HAProxy", "UP on 1 of 2 HAProxy"
+};
+
 class Source {
  public:
   virtual ~Source() = default;
@@ -59,6 +70,9 @@ class Source {
 
   // One synchronous fetch (for `once` and `plan`), bounded by `timeout`.
   virtual Snapshot fetch_once(std::chrono::milliseconds timeout) = 0;
+
+  // Lifecycle actions this source is waiting on (thread-safe). Most sources have none.
+  virtual std::vector<HookInFlight> hooks_in_flight() const { return {}; }
 };
 
 // What a source factory gets besides its own options.

@@ -294,6 +294,20 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       if (s.last_success)
         js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
       if (!s.last_error.empty()) js["last_error"] = redact(s.last_error);
+      if (!s.hooks.empty()) {
+        json hooks = json::array();
+        for (const auto& h : s.hooks) {
+          hooks.push_back(
+              {{"instance", h.instance},
+               {"hook", h.hook},
+               {"transition", h.transition},
+               {"since_seconds_ago", seconds_between(h.started, snap->now)},
+               {"deadline_in_seconds", seconds_between(snap->now, h.deadline)},
+               {"next_heartbeat_in_seconds", seconds_between(snap->now, h.next_heartbeat)},
+               {"progress", h.progress}});
+        }
+        js["hooks_in_flight"] = std::move(hooks);
+      }
       if (!s.rejected_messages.empty()) {
         json rm = json::array();
         for (const auto& m : s.rejected_messages) rm.push_back(redact(m));

@@ -536,6 +536,11 @@ size_t AsgSource::lifecycle_pending() const {
   return worker_ ? worker_->pending() : 0;
 }
 
+std::vector<discovery::HookInFlight> AsgSource::hooks_in_flight() const {
+  std::lock_guard lock(sqs_mu_);
+  return worker_ ? worker_->in_flight() : std::vector<discovery::HookInFlight>{};
+}
+
 void AsgSource::trigger() {
   runtime::Loop* loop = nullptr;
   std::shared_ptr<bool> alive;

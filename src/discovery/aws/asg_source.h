@@ -119,6 +119,7 @@ class AsgSource final : public discovery::Source {
   // Lifecycle hook totals (zero without lifecycle_hook) and actions still waiting.
   LifecycleStats lifecycle_stats() const;
   size_t lifecycle_pending() const;
+  std::vector<discovery::HookInFlight> hooks_in_flight() const override;
   int last_api_calls() const { return last_api_calls_.load(); }
 
  private:

@@ -115,10 +115,46 @@ bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
   t.next_heartbeat = t.started + options_.heartbeat_interval;
   tracked_.emplace(token, std::move(t));
   ++stats_.tracked;
+  {
+    const Tracked& added = tracked_.at(token);
+    discovery::HookInFlight h;
+    h.instance = added.action.instance_id;
+    h.hook = added.action.lifecycle_hook_name;
+    h.transition = added.action.lifecycle_transition;
+    h.started = added.started;
+    h.deadline = added.started + (terminating(added.action) ? options_.hook_drain_timeout
+                                                            : options_.launch_timeout);
+    h.next_heartbeat = added.next_heartbeat;
+    h.progress = "waiting for the first check";
+    in_flight_.push_back(std::move(h));  // mu_ is held
+  }
   log::info(kLog, "{}: {} {} group {} hook {}: waiting until {} on every HAProxy", deps_.backend,
             action.lifecycle_transition, action.instance_id, action.auto_scaling_group_name,
             action.lifecycle_hook_name, terminating(action) ? "drained" : "healthy");
   return true;
+}
+
+std::vector<discovery::HookInFlight> LifecycleWorker::in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+void LifecycleWorker::publish_in_flight() {
+  std::vector<discovery::HookInFlight> out;
+  for (const auto& [token, t] : tracked_) {
+    discovery::HookInFlight h;
+    h.instance = t.action.instance_id;
+    h.hook = t.action.lifecycle_hook_name;
+    h.transition = t.action.lifecycle_transition;
+    h.started = t.started;
+    h.deadline =
+        t.started + (terminating(t.action) ? options_.hook_drain_timeout : options_.launch_timeout);
+    h.next_heartbeat = t.next_heartbeat;
+    h.progress = t.progress.empty() ? "waiting for the first check" : t.progress;
+    out.push_back(std::move(h));
+  }
+  std::lock_guard lock(mu_);
+  in_flight_ = std::move(out);
 }
 
 size_t LifecycleWorker::pending() const {
@@ -283,6 +319,14 @@ runtime::Co<void> LifecycleWorker::step() {
       }
     }
 
+    if (state) {
+      t.progress = term ? fmt::format("{} session(s), active on {} of {} HAProxy", state->sessions,
+                                      state->instances_active, state->haproxy_instances)
+                        : fmt::format("UP on {} of {} HAProxy", state->instances_up,
+                                      state->haproxy_instances);
+    } else {
+      t.progress = view == nullptr ? "no HAProxy state" : "address not known from the polls";
+    }
     if (result && co_await complete(t, *result, why)) {
       // Over: forget it before the deletes (which await), so that a duplicate received meanwhile
       // counts as completed and pending() no longer counts it, as while a step held the lock.
@@ -305,6 +349,7 @@ runtime::Co<void> LifecycleWorker::step() {
     co_await heartbeat(t, now);
     ++it;
   }
+  publish_in_flight();
   std::lock_guard lock(mu_);
   Metrics::global().set("elasticproxy_aws_lifecycle_pending", {{"backend", deps_.backend}},
                         static_cast<double>(tracked_.size()));

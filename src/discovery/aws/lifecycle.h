@@ -46,6 +46,7 @@
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/parse.h"
+#include "discovery/source.h"
 
 namespace ep::aws {
 
@@ -116,6 +117,8 @@ class LifecycleWorker {
   runtime::Co<void> step();
   // Actions still pending.
   size_t pending() const;
+  // The same, described for the dashboard (thread-safe; refreshed by add() and every step()).
+  std::vector<discovery::HookInFlight> in_flight() const;
   LifecycleStats stats() const;
 
  private:
@@ -127,7 +130,9 @@ class LifecycleWorker {
     bool visibility_set = false;
     bool warned_no_view = false;
     bool warned_no_address = false;
+    std::string progress;  // what the last step saw
   };
+  void publish_in_flight();  // on the loop: copies tracked_ into in_flight_ under mu_
   // True when the action is finished (completed, or AWS no longer knows it).
   runtime::Co<bool> complete(Tracked& t, LifecycleActionResult result, std::string why);
   runtime::Co<void> heartbeat(Tracked& t, SteadyTime now);
@@ -138,8 +143,9 @@ class LifecycleWorker {
   AsgOptions options_;
   Deps deps_;
   mutable std::mutex mu_;
-  std::map<std::string, Tracked> tracked_;  // by LifecycleActionToken
-  std::set<std::string> done_;              // tokens completed recently (bounded)
+  std::map<std::string, Tracked> tracked_;          // by LifecycleActionToken
+  std::vector<discovery::HookInFlight> in_flight_;  // guarded by mu_
+  std::set<std::string> done_;                      // tokens completed recently (bounded)
   std::deque<std::string> done_order_;
   LifecycleStats stats_;
 };

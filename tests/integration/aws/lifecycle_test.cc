@@ -207,12 +207,23 @@ TEST_F(LifecycleTest, TerminatingWaitsForTheDrainWithHeartbeatsThenContinues) {
   EXPECT_GE(aws_.calls("ChangeMessageVisibility"), 1) << "the message is kept invisible";
   EXPECT_EQ(aws_.queue_size(queue_), 1u) << "not deleted before the action is completed";
   EXPECT_TRUE(haproxy.asked("web 10.0.0.1:8080"));
+  // The dashboard sees the action in flight with its drain progress (issue #19).
+  ASSERT_TRUE(eventually([&] {
+    auto h = source.hooks_in_flight();
+    return h.size() == 1 && h[0].progress == "2 session(s), active on 0 of 1 HAProxy";
+  }));
+  const auto hooks = source.hooks_in_flight();
+  EXPECT_EQ(hooks[0].instance, "i-00000000000000000");
+  EXPECT_EQ(hooks[0].hook, kHook);
+  EXPECT_EQ(hooks[0].transition, "autoscaling:EC2_INSTANCE_TERMINATING");
+  EXPECT_GT(hooks[0].deadline, hooks[0].started);
 
   // Sessions gone: CONTINUE, then the message is deleted; AWS terminates the instance.
   haproxy.set("10.0.0.1", 1, 0, 0, 0);
   ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "CONTINUE") == 1; }));
   ASSERT_TRUE(eventually([&] { return aws_.queue_size(queue_) == 0; }));
   EXPECT_EQ(aws_.pending_lifecycle_actions(), 0);
+  ASSERT_TRUE(eventually([&] { return source.hooks_in_flight().empty(); }));
   EXPECT_EQ(count("CompleteLifecycleAction", "", false), 0) << "no refused calls";
   const auto calls = aws_.lifecycle_calls();
   const auto& done = calls.back();
