@@ -181,6 +181,7 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     assert.match(web[1], /ep-127\.0\.0\.1:9002/);
     assert.match(await page.locator('#instance-rows').textContent(), /REACHABLE/);
     assert.match(await page.locator('#source-rows').textContent(), /HEALTHY/);
+    assert.equal(await page.locator('#hook-none').isVisible(), true); // no AWS source: none in flight
     await eventually(async () => /READY/.test(await page.locator('#summary').textContent()), 10000, 'READY');
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 

@@ -99,6 +99,24 @@
     $('hold-list').replaceChildren(f);
   }
 
+  function renderHooks(j) {
+    var f = document.createDocumentFragment(), n = 0;
+    j.backends.forEach(function (g) {
+      (g.sources || []).forEach(function (s) {
+        (s.hooks_in_flight || []).forEach(function (h) {
+          n++;
+          var late = h.deadline_in_seconds < 0;
+          f.appendChild(row([g.backend, el('span', h.instance, 'mono'), h.hook,
+            h.transition.replace('autoscaling:EC2_INSTANCE_', ''), h.progress, ago(h.since_seconds_ago),
+            el('span', Math.round(h.deadline_in_seconds) + ' s', late ? 'bad' : ''),
+            Math.max(0, Math.round(h.next_heartbeat_in_seconds)) + ' s']));
+        });
+      });
+    });
+    $('hook-rows').replaceChildren(f);
+    $('hook-none').hidden = n > 0;
+  }
+
   function renderSources(j) {
     var f = document.createDocumentFragment();
     j.backends.forEach(function (g) {
@@ -317,6 +335,7 @@
     renderInstances(j);
     renderHolds(j);
     renderSources(j);
+    renderHooks(j);
     renderBackends(j);
     renderChanges(j);
     if (first) {

@@ -435,6 +435,15 @@ TEST(Dashboard, StatusShowsHoldDetailsAndRejectedReasons) {
   g.sources[0].rejected = 1;
   g.sources[0].rejected_messages = {"endpoint \"<script>x</script>\": not an IP literal"};
   snap.instances[0].info.uptime_sec = 3600;
+  discovery::HookInFlight hook;
+  hook.instance = "i-0123456789abcdef0";
+  hook.hook = "drain-hook";
+  hook.transition = "autoscaling:EC2_INSTANCE_TERMINATING";
+  hook.started = snap.now - 20s;
+  hook.deadline = snap.now + 280s;
+  hook.next_heartbeat = snap.now + 40s;
+  hook.progress = "2 session(s), active on 0 of 1 HAProxy";
+  g.sources[0].hooks.push_back(hook);
   const auto j = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
   const auto& hold = j["backends"][0]["hold"];
   EXPECT_EQ(hold["reason"], "shrink");
@@ -445,6 +454,14 @@ TEST(Dashboard, StatusShowsHoldDetailsAndRejectedReasons) {
   EXPECT_EQ(j["backends"][0]["sources"][0]["rejected_endpoints"][0],
             "endpoint \"<script>x</script>\": not an IP literal");
   EXPECT_EQ(j["instances"][0]["uptime_seconds"], 3600);
+  const auto& h = j["backends"][0]["sources"][0]["hooks_in_flight"][0];
+  EXPECT_EQ(h["instance"], "i-0123456789abcdef0");
+  EXPECT_EQ(h["hook"], "drain-hook");
+  EXPECT_EQ(h["transition"], "autoscaling:EC2_INSTANCE_TERMINATING");
+  EXPECT_NEAR(h["since_seconds_ago"].get<double>(), 20, 0.01);
+  EXPECT_NEAR(h["deadline_in_seconds"].get<double>(), 280, 0.01);
+  EXPECT_NEAR(h["next_heartbeat_in_seconds"].get<double>(), 40, 0.01);
+  EXPECT_EQ(h["progress"], "2 session(s), active on 0 of 1 HAProxy");
 }
 
 TEST(Dashboard, StatusCarriesTheTimelineNewestFirstAndTheConvergenceChart) {
