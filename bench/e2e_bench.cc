@@ -182,12 +182,19 @@ const char* kDefaults = R"(defaults
 // A running elasticproxy daemon with its config in `dir`.
 class Daemon {
  public:
-  bool start(const std::string& dir, const std::string& yaml, const std::string& level = "warn") {
+  bool start(const std::string& dir, const std::string& yaml, std::string level = "warn") {
     dir_ = dir;
+    if (const char* l = std::getenv("EP_BENCH_LOG_LEVEL"); l != nullptr && *l != '\0') level = l;
     write_file(dir + "/ep.yaml", yaml);
-    return child_.start(
-        {elasticproxy_binary(), "run", "-c", dir + "/ep.yaml", "--log-level", level},
-        dir + "/ep.log");
+    std::vector<std::string> argv;
+    if (const char* w = std::getenv("EP_BENCH_WRAP"); w != nullptr) {
+      std::istringstream words(w);
+      for (std::string word; words >> word;) argv.push_back(word);
+    }
+    for (std::string a : {elasticproxy_binary(), std::string("run"), std::string("-c"),
+                          dir + "/ep.yaml", std::string("--log-level"), level})
+      argv.push_back(a);
+    return child_.start(argv, dir + "/ep.log");
   }
   pid_t pid() const { return child_.pid(); }
   bool running() { return child_.running(); }
