@@ -1,12 +1,7 @@
 #include "discovery/file/file_source.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "core/log.h"
+#include "os/file.h"
 
 namespace ep::discovery::file {
 namespace {
@@ -17,31 +12,8 @@ constexpr const char* kComponent = "source.file";
 constexpr std::chrono::milliseconds kErrorRecheck{50};
 
 Result<std::string> read_all(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    const int err = errno;
-    return Error::unavailable("cannot read " + path.string() + ": " + std::strerror(err));
-  }
-  std::string text;
-  char chunk[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Error::unavailable("cannot read " + path.string() + ": " + std::strerror(err));
-    }
-    if (n == 0) break;
-    text.append(chunk, static_cast<size_t>(n));
-    if (text.size() > kMaxFileSize) {
-      ::close(fd);
-      return Error::invalid(path.string() + ": file is larger than " +
-                            std::to_string(kMaxFileSize) + " bytes");
-    }
-  }
-  ::close(fd);
-  return text;
+  // Non-blocking: a FIFO put at the path must not block the source's loop.
+  return os::read_file(path.string(), kMaxFileSize, /*nonblocking=*/true);
 }
 
 }  // namespace
