@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration demo bench bench-quick bench-scale clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-haproxy3 haproxy3 demo bench bench-quick bench-scale clean format deb test-deb
 
 all: build
 
@@ -33,6 +33,18 @@ test-unit: build
 
 test-integration: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+# The version matrix (docs/haproxy-runtime.md, "Versions"): `make test` runs everything on the
+# system's HAProxy (2.6 on Debian 12); test-haproxy3 runs the integration label again on Debian
+# 13's HAProxy 3.0, fetched with apt-get source and built once into ~/.cache/elasticproxy by
+# scripts/haproxy3.sh (about 2 minutes the first time). EP_HAPROXY is the one setting that picks
+# the HAProxy of the tests and benchmarks; `make haproxy3` only prints the 3.0 binary's path.
+haproxy3: deps
+	@./scripts/haproxy3.sh
+
+test-haproxy3: build
+	@hp="$$(./scripts/haproxy3.sh)" && echo "test-haproxy3: $$("$$hp" -v | head -n 1)" && \
+	  cd $(BUILD) && EP_HAPROXY="$$hp" ctest --output-on-failure -j $(JOBS) --timeout 300 -L integration
 
 # A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the
 # backend in and out through the file source. Prints requests sent / failed at the end.

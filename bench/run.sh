@@ -46,7 +46,10 @@ for b in "$e2e" "$hot" "$ep"; do
   [ "$b" = "$hot" ] && [ -n "$steps" ] && [[ ",$steps," != *",hotpaths,"* ]] && continue
   [ -x "$b" ] || { echo "run.sh: $b is not built (make bench or make bench-quick)" >&2; exit 1; }
 done
-for t in haproxy wrk etcd gnuplot; do
+# The HAProxy measured: $EP_HAPROXY (e.g. scripts/haproxy3.sh's 3.0), else the system's.
+haproxy_bin="${EP_HAPROXY:-haproxy}"
+command -v "$haproxy_bin" >/dev/null || { echo "run.sh: $haproxy_bin not found (make deps)" >&2; exit 1; }
+for t in wrk etcd gnuplot; do
   command -v "$t" >/dev/null || { echo "run.sh: $t not installed (make deps)" >&2; exit 1; }
 done
 
@@ -205,7 +208,7 @@ fi
 cores="$(nproc)"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-hav="$(haproxy -v 2>/dev/null | sed -n 1p || true)"
+hav="$("$haproxy_bin" -v 2>/dev/null | sed -n 1p || true)"
 etv="$(etcd --version 2>/dev/null | sed -n 1p || true)"
 wrv="$(wrk --version 2>&1 | sed -n 1p | cut -d' ' -f1-2 || true)"
 epv="$("$ep" --version 2>/dev/null | sed -n 1p || true)"
