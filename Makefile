@@ -43,7 +43,7 @@ haproxy3: deps
 	@./scripts/haproxy3.sh
 
 test-haproxy3: build
-	@hp="$$(./scripts/haproxy3.sh)" && echo "test-haproxy3: $$("$$hp" -v | head -n 1)" && \
+	@hp="$$(./scripts/haproxy3.sh)" && echo "test-haproxy3: $$("$$hp" -v 2>&1 | sed -n 1p)" && \
 	  cd $(BUILD) && EP_HAPROXY="$$hp" ctest --output-on-failure -j $(JOBS) --timeout 300 -L integration
 
 # A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the

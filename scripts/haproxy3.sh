@@ -170,12 +170,13 @@ start=$(date +%s)
   { tail -n 40 "$work/build.log" >&2; die "HAProxy build failed (log: $work/build.log)"; }
 say "built in $(( $(date +%s) - start )) s"
 
+rm -rf "$dest".tmp.*
 tmp="$dest.tmp.$$"
 rm -rf "$tmp"
 mkdir -p "$tmp"
 cp "$work/src/haproxy" "$tmp/haproxy"
 echo "$deb_version" > "$tmp/debian-version"
-"$tmp/haproxy" -v | head -n 1 >&2
+"$tmp/haproxy" -v 2>&1 | sed -n 1p >&2
 rm -rf "$dest"
 mv "$tmp" "$dest"
 rm -rf "$work"

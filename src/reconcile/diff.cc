@@ -1,5 +1,7 @@
 #include "reconcile/diff.h"
 
+#include "reconcile/applier.h"
+
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -342,13 +344,17 @@ long slot_number(const std::string& name, const std::string& prefix) {
 
 bool is_free_slot(const ActualServer& server) { return server.in_maint() && !server.draining(); }
 
-BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
+BackendMode resolve_mode(const BackendPolicy& policy, const Features& features,
                          const std::string& algorithm) {
   if (policy.mode != BackendMode::kAuto) return policy.mode;
   if (policy.slots > 0) return BackendMode::kSlots;
-  const bool dynamic_capable = major > 2 || (major == 2 && minor >= 6);
-  if (dynamic_capable && algorithm != "static-rr") return BackendMode::kDynamic;
+  if (features.dynamic_servers && algorithm != "static-rr") return BackendMode::kDynamic;
   return BackendMode::kSlots;
+}
+
+BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
+                         const std::string& algorithm) {
+  return resolve_mode(policy, features_of(major, minor), algorithm);
 }
 
 Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const BackendPolicy& policy,

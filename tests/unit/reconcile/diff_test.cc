@@ -1,4 +1,5 @@
 #include "reconcile/diff.h"
+#include "reconcile/applier.h"
 
 #include <gtest/gtest.h>
 
@@ -199,6 +200,24 @@ TEST_F(SlotDiffTest, NonSlotServersAreNotManaged) {
   actual_.servers.push_back(server("ep-web", "10.0.0.9", 80));
   actual_.servers.push_back(server("static1", "10.0.0.8", 80));
   EXPECT_TRUE(run(BackendMode::kSlots).empty());
+}
+
+// The version differences the reconciler relies on, one place (docs/haproxy-runtime.md).
+TEST(Features, DerivedFromTheVersion) {
+  const Features f24 = features_of(2, 4), f26 = features_of(2, 6), f30 = features_of(3, 0),
+                 f32 = features_of(3, 2), none = features_of(0, 0);
+  EXPECT_FALSE(f24.dynamic_servers);
+  EXPECT_TRUE(f26.dynamic_servers);
+  EXPECT_FALSE(f26.add_server_cookie);
+  EXPECT_TRUE(f30.dynamic_servers);
+  EXPECT_TRUE(f30.add_server_cookie);
+  EXPECT_TRUE(f32.dynamic_servers && f32.add_server_cookie);
+  EXPECT_FALSE(none.dynamic_servers || none.add_server_cookie);  // unreadable version: the safe path
+  EXPECT_EQ(f26.describe(), "dynamic servers yes, add server cookie no");
+  EXPECT_EQ(f30.describe(), "dynamic servers yes, add server cookie yes");
+  BackendPolicy p;
+  EXPECT_EQ(resolve_mode(p, f30, "roundrobin"), BackendMode::kDynamic);
+  EXPECT_EQ(resolve_mode(p, f24, "roundrobin"), BackendMode::kSlots);
 }
 
 TEST(ResolveMode, AutoPicksDynamicOn26WithDynamicAlgorithm) {
