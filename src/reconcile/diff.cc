@@ -235,7 +235,8 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       if (w != wanted.end() && !placed.count(key) && !is_placeholder(*s)) {
         placed.insert(key);
         additions.push_back(
-            {ActionKind::kAssignSlot, s->name, *w->second, Reason::kSlotInMaintenance, {}});
+            {ActionKind::kAssignSlot, s->name, *w->second, Reason::kSlotInMaintenance, {},
+             !weight_differs(actual, s->weight, w->second->weight)});
         continue;
       }
       if (!is_placeholder(*s)) {
@@ -276,11 +277,9 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       ++plan.missing_slots;
       continue;
     }
-    additions.push_back({ActionKind::kAssignSlot,
-                         free_slots[next_free++]->name,
-                         spec,
-                         Reason::kNewInDiscovery,
-                         {}});
+    const ActualServer* slot = free_slots[next_free++];
+    additions.push_back({ActionKind::kAssignSlot, slot->name, spec, Reason::kNewInDiscovery, {},
+                         !weight_differs(actual, slot->weight, spec.weight)});
   }
   for (auto* group : {&removals, &additions, &updates}) {
     for (auto& a : *group) plan.actions.push_back(std::move(a));

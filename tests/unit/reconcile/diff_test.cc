@@ -164,6 +164,25 @@ TEST_F(SlotDiffTest, AssignsLowestFreeSlots) {
   EXPECT_EQ(p.missing_slots, 0);
 }
 
+// A slot that already has the desired weight is assigned without a weight command.
+TEST_F(SlotDiffTest, AssignmentSkipsTheWeightWhereTheSlotHasIt) {
+  actual_.algorithm = "roundrobin";
+  desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80, 5)};
+  Plan p = run(BackendMode::kSlots);
+  ASSERT_EQ(describe(p), (std::vector<std::string>{"assign-slot ep-1", "assign-slot ep-2"}));
+  EXPECT_TRUE(p.actions[0].slot_weight_ok);    // slot weight 1, wanted 1
+  EXPECT_FALSE(p.actions[1].slot_weight_ok);   // slot weight 1, wanted 5
+  // static-rr: only zero / non-zero counts (absolute weights are refused there).
+  actual_.algorithm = "static-rr";
+  p = run(BackendMode::kSlots);
+  EXPECT_TRUE(p.actions[0].slot_weight_ok);
+  EXPECT_TRUE(p.actions[1].slot_weight_ok);
+  desired_.servers = {spec("10.0.0.1", 80, 0)};
+  p = run(BackendMode::kSlots);
+  ASSERT_EQ(p.actions.size(), 1u);
+  EXPECT_FALSE(p.actions[0].slot_weight_ok);  // weight 0 must be sent
+}
+
 TEST_F(SlotDiffTest, LiveServersKeepTheirSlot) {
   actual_.servers[1] = server("ep-2", "10.0.0.2", 80, admin::kConfigMaint);  // live in slot 2
   desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80)};
