@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration test-haproxy3 haproxy3 demo bench bench-quick bench-scale clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-haproxy3 clean format deb test-deb
 
 all: build
 
@@ -71,6 +71,14 @@ bench-scale: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
 	@bench/run.sh --steps scale --build $(BENCH_BUILD)
+
+# HAProxy 3.0 next to the system's: the bulk step (bench/RESULTS.md section 3) and the same cases
+# on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run; other sections keep their data.
+# QUICK=1: bench-quick's smaller cases, results in $(BENCH_BUILD)/bench-quick/.
+bench-haproxy3: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
+	@EP_HAPROXY3="$$(./scripts/haproxy3.sh)" bench/run.sh $(if $(QUICK),--quick) --steps bulk,bulk3 --build $(BENCH_BUILD)
 
 # Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
 # Reuses the normal build directory (only the install prefix changes: /usr), so after `make

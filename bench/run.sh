@@ -117,6 +117,15 @@ if [ $render_only = 0 ]; then
 run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
 run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
 run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+# HAProxy 3.0 next to the system's (make bench-haproxy3): the same bulk cases in the same run,
+# with EP_HAPROXY pointing at $EP_HAPROXY3 (scripts/haproxy3.sh's build). Skipped when unset.
+if [ -n "${EP_HAPROXY3:-}" ] && want bulk3; then
+  "$EP_HAPROXY3" -v 2>/dev/null | sed -n 1p > "$data/bulk3.haproxy" ||
+    { echo "run.sh: EP_HAPROXY3=$EP_HAPROXY3 does not run" >&2; exit 1; }
+  run_step bulk3 env EP_HAPROXY="$EP_HAPROXY3" "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+  echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") bulk --cases $cases --repeat $repeat --bootstrap $boot" \
+    > "$data/bulk3.cmd"
+fi
 run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
@@ -328,6 +337,13 @@ socket path to count what the daemon sends: commands (split on unescaped \`;\` a
 \`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
 byte of the apply (read-back included) and includes the proxy's extra hop on every round trip, so
 it is longer. The bench's own reads go directly to HAProxy and are never counted."
+
+  if [ -s "$data/bulk3.md" ]; then
+  section bulk3 "3a. Bulk scale on HAProxy 3.0, same cases (make bench-haproxy3)" \
+"The cases of section 3, in the same run, against $(cat "$data/bulk3.haproxy" 2>/dev/null) built
+from Debian 13's source package by scripts/haproxy3.sh (the run line below names the system
+HAProxy of the other sections). Compare row by row with section 3."
+  fi
 
   section limit "3b. HAProxy alone: dynamic servers in one backend" \
 "Without ElasticProxy: \`add server\` straight to HAProxy's admin socket, 100 per connection, into
