@@ -1,11 +1,11 @@
 #include "reconcile/diff.h"
 
-#include "reconcile/applier.h"
-
 #include <algorithm>
 #include <charconv>
 #include <map>
 #include <set>
+
+#include "reconcile/applier.h"
 
 namespace ep::reconcile {
 
@@ -234,9 +234,12 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       // re-enabled in place so the server keeps its name.
       if (w != wanted.end() && !placed.count(key) && !is_placeholder(*s)) {
         placed.insert(key);
-        additions.push_back(
-            {ActionKind::kAssignSlot, s->name, *w->second, Reason::kSlotInMaintenance, {},
-             !weight_differs(actual, s->weight, w->second->weight)});
+        additions.push_back({ActionKind::kAssignSlot,
+                             s->name,
+                             *w->second,
+                             Reason::kSlotInMaintenance,
+                             {},
+                             !weight_differs(actual, s->weight, w->second->weight)});
         continue;
       }
       if (!is_placeholder(*s)) {
@@ -278,7 +281,11 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       continue;
     }
     const ActualServer* slot = free_slots[next_free++];
-    additions.push_back({ActionKind::kAssignSlot, slot->name, spec, Reason::kNewInDiscovery, {},
+    additions.push_back({ActionKind::kAssignSlot,
+                         slot->name,
+                         spec,
+                         Reason::kNewInDiscovery,
+                         {},
                          !weight_differs(actual, slot->weight, spec.weight)});
   }
   for (auto* group : {&removals, &additions, &updates}) {

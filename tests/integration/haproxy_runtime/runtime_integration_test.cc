@@ -1,6 +1,7 @@
-// RuntimeInstance against the real HAProxy binary (2.6, or 3.0 under `make test-haproxy3`): every action kind in dynamic mode
-// (roundrobin, add/del server) and slot mode (static-rr server-template), health-gated enable,
-// drain with a held connection, refusals carrying HAProxy's text, 1,000 adds in one apply.
+// RuntimeInstance against the real HAProxy binary (2.6, or 3.0 under `make test-haproxy3`): every
+// action kind in dynamic mode (roundrobin, add/del server) and slot mode (static-rr
+// server-template), health-gated enable, drain with a held connection, refusals carrying HAProxy's
+// text, 1,000 adds in one apply.
 #include <gtest/gtest.h>
 #include <signal.h>
 

@@ -88,7 +88,8 @@ void MwHaproxy::write_config(const std::string& text) const {
 
 Status MwHaproxy::start() {
   write_config(text_);
-  auto r = os::run_process({haproxy_binary(), "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_});
+  auto r =
+      os::run_process({haproxy_binary(), "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_});
   if (!r) return r.error();
   log_ = r->output;
   if (r->exit_code != 0) return Error::unavailable("haproxy did not start: " + r->output);

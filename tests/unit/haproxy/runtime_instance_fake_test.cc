@@ -133,10 +133,10 @@ TEST(RuntimeInstanceFake, SlotAssignmentSendsTheWeightOnlyWhereItDiffers) {
   plan.checks = true;
   ServerSpec a{"ep-1", "10.0.0.1", 80, 1, false};
   ServerSpec b{"ep-2", "10.0.0.2", 80, 5, false};
-  plan.actions.push_back({ActionKind::kAssignSlot, "ep-1", a, reconcile::Reason::kNewInDiscovery,
-                          {}, true});
-  plan.actions.push_back({ActionKind::kAssignSlot, "ep-2", b, reconcile::Reason::kNewInDiscovery,
-                          {}, false});
+  plan.actions.push_back(
+      {ActionKind::kAssignSlot, "ep-1", a, reconcile::Reason::kNewInDiscovery, {}, true});
+  plan.actions.push_back(
+      {ActionKind::kAssignSlot, "ep-2", b, reconcile::Reason::kNewInDiscovery, {}, false});
   RuntimeInstance inst(path, milliseconds(1000));
   auto results = inst.apply(plan, policy());
   ASSERT_EQ(results.size(), 2u);

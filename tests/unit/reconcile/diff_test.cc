@@ -1,7 +1,8 @@
 #include "reconcile/diff.h"
-#include "reconcile/applier.h"
 
 #include <gtest/gtest.h>
+
+#include "reconcile/applier.h"
 
 namespace ep::reconcile {
 namespace {
@@ -170,8 +171,8 @@ TEST_F(SlotDiffTest, AssignmentSkipsTheWeightWhereTheSlotHasIt) {
   desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80, 5)};
   Plan p = run(BackendMode::kSlots);
   ASSERT_EQ(describe(p), (std::vector<std::string>{"assign-slot ep-1", "assign-slot ep-2"}));
-  EXPECT_TRUE(p.actions[0].slot_weight_ok);    // slot weight 1, wanted 1
-  EXPECT_FALSE(p.actions[1].slot_weight_ok);   // slot weight 1, wanted 5
+  EXPECT_TRUE(p.actions[0].slot_weight_ok);   // slot weight 1, wanted 1
+  EXPECT_FALSE(p.actions[1].slot_weight_ok);  // slot weight 1, wanted 5
   // static-rr: only zero / non-zero counts (absolute weights are refused there).
   actual_.algorithm = "static-rr";
   p = run(BackendMode::kSlots);
@@ -231,7 +232,8 @@ TEST(Features, DerivedFromTheVersion) {
   EXPECT_TRUE(f30.dynamic_servers);
   EXPECT_TRUE(f30.add_server_cookie);
   EXPECT_TRUE(f32.dynamic_servers && f32.add_server_cookie);
-  EXPECT_FALSE(none.dynamic_servers || none.add_server_cookie);  // unreadable version: the safe path
+  EXPECT_FALSE(none.dynamic_servers ||
+               none.add_server_cookie);  // unreadable version: the safe path
   EXPECT_EQ(f26.describe(), "dynamic servers yes, add server cookie no");
   EXPECT_EQ(f30.describe(), "dynamic servers yes, add server cookie yes");
   BackendPolicy p;
