@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "integration/daemon/daemon_process.h"
-#include "support/haproxy/haproxy_binary.h"
 #include "support/consul/consul_double.h"
 #include "support/eventually.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"

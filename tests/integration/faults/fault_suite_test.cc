@@ -28,9 +28,9 @@
 #include <thread>
 
 #include "integration/daemon/daemon_process.h"
-#include "support/haproxy/haproxy_binary.h"
 #include "support/consul/consul_double.h"
 #include "support/etcd/etcd_fixture.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
