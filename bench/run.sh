@@ -79,7 +79,11 @@ commit_now() {
   echo "$c"
 }
 
-if [ $render_only = 0 ] && [ -z "$steps" ]; then
+# A whole run, or --steps into an output directory that has no run yet (make bench-haproxy3
+# QUICK=1 on a fresh build tree): start the run's records.
+fresh=0
+if [ $render_only = 0 ] && { [ -z "$steps" ] || [ ! -s "$data/started" ]; }; then
+  fresh=1
   rm -f "$data"/*
   c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
@@ -120,9 +124,10 @@ run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot
 # HAProxy 3.0 next to the system's (make bench-haproxy3): the same bulk cases in the same run,
 # with EP_HAPROXY pointing at $EP_HAPROXY3 (scripts/haproxy3.sh's build). Skipped when unset.
 if [ -n "${EP_HAPROXY3:-}" ] && want bulk3; then
-  "$EP_HAPROXY3" -v 2>/dev/null | sed -n 1p > "$data/bulk3.haproxy" ||
-    { echo "run.sh: EP_HAPROXY3=$EP_HAPROXY3 does not run" >&2; exit 1; }
+  hav3="$("$EP_HAPROXY3" -v 2>/dev/null | sed -n 1p)"
+  [ -n "$hav3" ] || { echo "run.sh: EP_HAPROXY3=$EP_HAPROXY3 does not run" >&2; exit 1; }
   run_step bulk3 env EP_HAPROXY="$EP_HAPROXY3" "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+  echo "$hav3" > "$data/bulk3.haproxy"
   echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") bulk --cases $cases --repeat $repeat --bootstrap $boot" \
     > "$data/bulk3.cmd"
 fi
@@ -134,7 +139,7 @@ run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes
   --idle-seconds "$scale_idle" --out "$data"
 
 for f in "$data"/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
-if [ -z "$steps" ]; then
+if [ $fresh = 1 ]; then
   cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
   echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
 fi
@@ -238,6 +243,11 @@ section() {  # name title explanation
   local name="$1" title="$2" text="$3"
   echo "## $title"
   echo ""
+  if [ ! -s "$data/$name.md" ]; then  # a --steps run into a fresh directory
+    echo "*(not measured in this directory: \`bench/run.sh --steps $name\`)*"
+    echo ""
+    return 0
+  fi
   echo "$text"
   echo ""
   echo '```'
@@ -285,13 +295,13 @@ section() {  # name title explanation
   else
     echo "- Churn: no runtime/naive pair completed in this run (see the churn table)."
   fi
-  grep '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
-    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}'
-  grep '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' '
+  grep -s '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
+    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}' || true
+  grep -s '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' '
     function trim(x) { gsub(/^ +| +$/, "", x); return x }
     { what = trim($2); wall = trim($3); sub(/ \(.*/, "", wall); cmds = trim($4); conns = trim($7); tgt = trim($8)
       if (cmds == "–") printf "- Bulk, %s: %s ms%s\n", what, wall, (tgt == "" ? "" : " (target " tgt ")")
-      else printf "- Bulk, %s: %s runtime commands over %s connections\n", what, cmds, conns }'
+      else printf "- Bulk, %s: %s runtime commands over %s connections\n", what, cmds, conns }' || true
   echo ""
   if [ -f "$out/convergence_cdf.png" ]; then echo "![convergence latency CDF](convergence_cdf.png)"; echo ""; fi
   if [ -f "$out/churn.png" ]; then echo "![churn errors and latency by mode](churn.png)"; echo ""; fi
@@ -340,8 +350,8 @@ it is longer. The bench's own reads go directly to HAProxy and are never counted
 
   if [ -s "$data/bulk3.md" ]; then
   section bulk3 "3a. Bulk scale on HAProxy 3.0, same cases (make bench-haproxy3)" \
-"The cases of section 3, in the same run, against $(cat "$data/bulk3.haproxy" 2>/dev/null) built
-from Debian 13's source package by scripts/haproxy3.sh (the run line below names the system
+"The cases of section 3, in the same run, against $(cat "$data/bulk3.haproxy" 2>/dev/null || echo "HAProxy 3.0"),
+built from Debian 13's source package by scripts/haproxy3.sh (the run line below names the system
 HAProxy of the other sections). Compare row by row with section 3."
   fi
 
