@@ -31,7 +31,7 @@ say() { if [ "$quiet" -eq 0 ]; then echo "haproxy3.sh: $*" >&2; fi; }
 die() { echo "haproxy3.sh: error: $*" >&2; exit 1; }
 
 suite="${EP_HAPROXY3_SUITE:-trixie}"
-cache="${EP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/elasticproxy}"
+cache="${EP_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/elasticproxy}"
 mkdir -p "$cache"
 
 # Newest built binary of the wanted major (3.x) in the cache, if any.
