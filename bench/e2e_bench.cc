@@ -48,6 +48,7 @@
 #include "bench_util.h"
 #include "support/consul/consul_double.h"
 #include "support/etcd/etcd_fixture.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/http_backend.h"
 
 using namespace std::chrono;
@@ -105,7 +106,7 @@ class Haproxy {
     std::string text = config;
     for (size_t p; (p = text.find("@ADMIN@")) != std::string::npos;) text.replace(p, 7, admin());
     write_file(cfg(), text);
-    std::vector<std::string> argv = {"haproxy", "-db"};
+    std::vector<std::string> argv = {ep::test::haproxy_binary(), "-db"};
     if (master_worker_) {
       argv.insert(argv.end(), {"-W", "-S", master(), "-p", pidfile()});
     }
@@ -218,7 +219,8 @@ std::pair<int, std::string> check_config(const std::string& dir, const std::stri
 }
 
 std::string yaml_haproxy(const std::string& socket, const std::string& extra = "") {
-  return "haproxy:\n  sockets: [" + socket + "]\n" + extra;
+  return "haproxy:\n  sockets: [" + socket + "]\n  binary: " + ep::test::haproxy_binary() + "\n" +
+         extra;
 }
 
 // ---------------------------------------------------------------------------------------------

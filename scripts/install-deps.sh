@@ -20,6 +20,9 @@ packages=(
   haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
   # benchmark plots (make bench)
   gnuplot-nox
+  # make test-haproxy3: scripts/haproxy3.sh checks trixie's signed source index with its keys
+  # (building HAProxy 3.0 itself needs only make, gcc and libssl-dev, listed above)
+  debian-archive-keyring
 )
 
 missing=()

@@ -407,6 +407,11 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
   }
+  if (!run.ever_reached || restarted || info->version != run.info.version) {
+    run.features = features_of(info->major, info->minor);
+    log::info(kLog, "HAProxy {}: version {} (pid {}): {}", iname, info->version, info->pid,
+              run.features.describe());
+  }
   run.info = *info;
   run.reachable = true;
   run.ever_reached = true;
@@ -461,7 +466,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     br.managed = {};
     return;
   }
-  const BackendMode mode = resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
+  const BackendMode mode = resolve_mode(policy, run.features, actual.algorithm);
   // A resync finds most backends as the last pass left them. When HAProxy shows the same state
   // as after a pass that had nothing to do, for the same desired set, the diff would be empty
   // again (it depends on time only through drains and warm-ups, and a settled backend has

@@ -177,6 +177,7 @@ class Reconciler : public ServerStateView {
     bool reachable = false;
     bool ever_reached = false;
     InstanceInfo info;
+    Features features;  // of info.version, derived when the process or version changes
     int failures = 0;
     std::optional<SteadyTime> retry_at;
     std::optional<SteadyTime> last_probe;
