@@ -24,6 +24,9 @@ packages=(
   chromium chromium-driver
   # benchmark plots (make bench)
   gnuplot-nox
+  # make test-haproxy3: scripts/haproxy3.sh checks trixie's signed source index with its keys
+  # (building HAProxy 3.0 itself needs only make, gcc and libssl-dev, listed above)
+  debian-archive-keyring
 )
 
 missing=()

@@ -3,7 +3,7 @@
 // loopback, with the file source. Each test starts its own HAProxy + daemon in a fresh folder.
 //
 // Environment: EP_BINARY (the elasticproxy binary, required), EP_ARTIFACTS (where screenshots
-// and timings go; default ./artifacts), HAPROXY (default haproxy), CHROMIUM (default
+// and timings go; default ./artifacts), EP_HAPROXY (the HAProxy binary, as for the C++ tests; default haproxy), CHROMIUM (default
 // /usr/bin/chromium), EP_TEST_TIME_SCALE (multiplies every wait, as in the C++ tests).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BINARY = process.env.EP_BINARY;
-const HAPROXY = process.env.HAPROXY || 'haproxy';
+const HAPROXY = process.env.EP_HAPROXY || 'haproxy';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(process.env.EP_ARTIFACTS || 'artifacts');
 const SCALE = Number(process.env.EP_TEST_TIME_SCALE || '1') || 1;
