@@ -75,6 +75,13 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   MapReader r(node, diag, "aws_asg");
   if (!r.valid()) return std::nullopt;
   AsgOptions o;
+  // Two spellings of one option are an error at the second one, not "the later one wins".
+  r.one_spelling({"groups", "asg_names", "asg_name"});
+  r.one_spelling({"region", "region_name"});
+  r.one_spelling({"access_key_id", "aws_access_key_id"});
+  r.one_spelling({"secret_access_key", "aws_secret_access_key"});
+  r.one_spelling({"address", "ip_type"});
+  r.one_spelling({"queue_url", "sqs_queue_url"});
   std::vector<std::string> groups;
   r.string_list("groups", groups);
   r.string_list("asg_names", groups);

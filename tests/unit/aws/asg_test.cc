@@ -55,6 +55,40 @@ TEST(AsgOptions, ErrorsNameTheKeyAndPosition) {
   EXPECT_THAT(all, HasSubstr("aws.yaml:"));
 }
 
+TEST(AsgOptions, TwoSpellingsOfOneKeyAreAnErrorAtTheSecond) {
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> pairs = {
+      {{"groups", "asg_names"}, "web"},
+      {{"asg_names", "asg_name"}, "web"},
+      {{"region", "region_name"}, "eu-west-1"},
+      {{"address", "ip_type"}, "public"},
+      {{"queue_url", "sqs_queue_url"}, "http://127.0.0.1:1/q"},
+      {{"access_key_id", "aws_access_key_id"}, "AKID"},
+      {{"secret_access_key", "aws_secret_access_key"}, "s"},
+  };
+  for (const auto& [keys, value] : pairs) {
+    SCOPED_TRACE(keys.first + " + " + keys.second);
+    std::vector<std::pair<std::string, ConfigNode>> entries;
+    if (keys.first != "groups" && keys.first != "asg_names") {
+      entries.emplace_back("groups", scalar("web"));
+    }
+    if (keys.first == "access_key_id") {
+      entries.emplace_back("secret_access_key", scalar("s"));
+    } else if (keys.first == "secret_access_key") {
+      entries.emplace_back("access_key_id", scalar("AKID"));
+    }
+    entries.emplace_back(keys.first, scalar(value));
+    entries.emplace_back(keys.second, scalar(value));  // same value: still an error
+    const int second_line = 3 + static_cast<int>(entries.size());
+    Diagnostics diag;
+    EXPECT_FALSE(parse_asg_options(map_of(std::move(entries)), diag).has_value());
+    ASSERT_EQ(diag.errors().size(), 1u) << diag.joined();
+    EXPECT_EQ(diag.errors()[0],
+              "aws.yaml:" + std::to_string(second_line) + ":7: aws_asg: '" + keys.second +
+                  "' and '" + keys.first + "' (at aws.yaml:" + std::to_string(second_line - 1) +
+                  ":7) are two spellings of one option; give only one");
+  }
+}
+
 TEST(AsgOptions, MissingGroupsAndHalfKeysAreErrors) {
   Diagnostics diag;
   EXPECT_FALSE(parse_asg_options(map_of({{"access_key_id", scalar("AKID")}}), diag).has_value());
