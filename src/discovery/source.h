@@ -57,6 +57,10 @@ class Source {
   // sink is never called again. Idempotent. Call it from the thread that started the source.
   virtual void stop() = 0;
 
+  // What `elasticproxy check` prints about this source beyond "valid" (e.g. where aws_asg will
+  // take its region from), without network. Default: nothing.
+  virtual std::vector<std::string> check_notes() const { return {}; }
+
   // One synchronous fetch (for `once` and `plan`), bounded by `timeout`.
   virtual Snapshot fetch_once(std::chrono::milliseconds timeout) = 0;
 };

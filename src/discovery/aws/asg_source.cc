@@ -13,6 +13,7 @@
 #include "discovery/aws/profile.h"
 #include "discovery/aws/requests.h"
 #include "net/curl_http_client.h"
+#include "os/strings.h"
 #include "runtime/co.h"
 
 extern char** environ;
@@ -311,27 +312,99 @@ std::string AsgSource::describe() const {
   return fmt::format("aws_asg {}", names);
 }
 
+Result<std::optional<ProfileFile>> AsgSource::profile_files() const {
+  if (!runtime_.config_file && !runtime_.credentials_file) return std::optional<ProfileFile>{};
+  auto config =
+      parse_profile_file(runtime_.config_file.value_or(""), ProfileFileKind::kConfig, "config");
+  if (!config) return config.error();
+  auto creds = parse_profile_file(runtime_.credentials_file.value_or(""),
+                                  ProfileFileKind::kCredentials, "credentials");
+  if (!creds) return creds.error();
+  return std::optional<ProfileFile>(merge_profile_files(*config, *creds));
+}
+
+namespace {
+const Profile* find_profile(const std::optional<ProfileFile>& files, const std::string& name) {
+  if (!files) return nullptr;
+  auto it = files->profiles.find(name);
+  return it == files->profiles.end() ? nullptr : &it->second;
+}
+
+std::string region_steps(const std::string& profile_name) {
+  return fmt::format("`region` in the source, AWS_REGION, AWS_DEFAULT_REGION, profile '{}' region",
+                     profile_name);
+}
+}  // namespace
+
+Result<AsgSource::RegionPlan> AsgSource::region_plan() const {
+  auto files = profile_files();
+  if (!files) return files.error();
+  const std::string profile_name = selected_profile_name(options_.profile, runtime_.env);
+  const Profile* profile = find_profile(*files, profile_name);
+  RegionPlan plan;
+  if (!region_needs_imds(options_.region, runtime_.env, profile)) {
+    auto r = resolve_region(options_.region, runtime_.env, profile);
+    if (!r) return r.error();
+    plan.region = *r;
+    return plan;
+  }
+  if (imds_disabled(runtime_.env)) {
+    return Error::invalid(fmt::format("no AWS region: none of {} is set, and instance metadata is "
+                                      "off (AWS_EC2_METADATA_DISABLED=true)",
+                                      region_steps(profile_name)));
+  }
+  plan.imds_endpoint = imds_endpoint_url(runtime_.env);
+  return plan;
+}
+
+std::vector<std::string> AsgSource::check_notes() const {
+  auto plan = region_plan();
+  if (!plan) return {describe() + ": " + plan.error().message};
+  if (plan->region) {
+    return {fmt::format("{}: region {} (from {})", describe(), plan->region->region,
+                        plan->region->source)};
+  }
+  return {fmt::format("{}: no region configured; it will be asked of the instance metadata "
+                      "(IMDSv2 placement/region at {}) at start",
+                      describe(), plan->imds_endpoint)};
+}
+
 Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
   auto setup = std::make_unique<Setup>();
   setup->sts_http = runtime_.http_factory();
-  std::optional<ProfileFile> files;
-  if (runtime_.config_file || runtime_.credentials_file) {
-    auto config =
-        parse_profile_file(runtime_.config_file.value_or(""), ProfileFileKind::kConfig, "config");
-    if (!config) return config.error();
-    auto creds = parse_profile_file(runtime_.credentials_file.value_or(""),
-                                    ProfileFileKind::kCredentials, "credentials");
-    if (!creds) return creds.error();
-    files = merge_profile_files(*config, *creds);
-  }
+  auto loaded = profile_files();
+  if (!loaded) return loaded.error();
+  std::optional<ProfileFile> files = std::move(*loaded);
   const std::string profile_name = selected_profile_name(options_.profile, runtime_.env);
-  const Profile* profile = nullptr;
-  if (files) {
-    auto it = files->profiles.find(profile_name);
-    if (it != files->profiles.end()) profile = &it->second;
+  const Profile* profile = find_profile(files, profile_name);
+  auto plan = region_plan();
+  if (!plan) return plan.error();
+  std::string imds_region;
+  if (!plan->region) {
+    // Like the SDKs: IMDSv2 token PUT, then GET placement/region (1 s timeouts, one retry on 401).
+    HttpCredentialFetcher imds(*setup->sts_http, HttpCredentialFetcherOptions{});
+    auto answer = imds.imds_get(plan->imds_endpoint, "placement/region");
+    if (!answer) {
+      return Error{answer.error().kind == ErrorKind::kInvalid ? ErrorKind::kInvalid
+                                                              : ErrorKind::kUnavailable,
+                   fmt::format("no AWS region: none of {} is set, and the instance metadata at {} "
+                               "did not give one ({})",
+                               region_steps(profile_name), plan->imds_endpoint,
+                               answer.error().message)};
+    }
+    imds_region = std::string(os::trim(*answer));
+    if (imds_region.empty()) {
+      return Error::unavailable(fmt::format(
+          "no AWS region: instance metadata at {} answered an empty placement/region",
+          plan->imds_endpoint));
+    }
   }
-  auto region = resolve_region(options_.region, runtime_.env, profile);
+  auto region = resolve_region(options_.region, runtime_.env, profile, imds_region);
   if (!region) return region.error();
+  if (!imds_region.empty()) {
+    log::info(kLog, "{}: region {} from instance metadata ({})", describe(), region->region,
+              plan->imds_endpoint);
+  }
   const ProfileFile* pf = files ? &*files : nullptr;
   auto as = resolve_endpoint(AwsService::kAutoScaling, region->region,
                              options_.autoscaling_endpoint, runtime_.env, profile, pf);

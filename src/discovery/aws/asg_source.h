@@ -34,8 +34,10 @@
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/credential_fetcher.h"
+#include "discovery/aws/endpoints.h"
 #include "discovery/aws/lifecycle.h"
 #include "discovery/aws/parse.h"
+#include "discovery/aws/profile.h"
 #include "discovery/aws/sqs_events.h"
 #include "discovery/source.h"
 #include "net/http_client.h"
@@ -121,6 +123,17 @@ class AsgSource final : public discovery::Source {
   size_t lifecycle_pending() const;
   int last_api_calls() const { return last_api_calls_.load(); }
 
+  // Where the region comes from, without network: resolved from configuration / AWS_REGION /
+  // AWS_DEFAULT_REGION / the profile, or (region empty) to be asked of IMDS at imds_endpoint when
+  // the source starts. Errors: a bad profile file, an invalid region, or IMDS turned off with no
+  // region elsewhere.
+  struct RegionPlan {
+    std::optional<ResolvedRegion> region;
+    std::string imds_endpoint;
+  };
+  Result<RegionPlan> region_plan() const;
+  std::vector<std::string> check_notes() const override;
+
  private:
   struct Setup {
     std::unique_ptr<net::HttpClient> sts_http;
@@ -133,6 +146,7 @@ class AsgSource final : public discovery::Source {
   struct PollWait;  // awaits the end of a poll (with a timeout)
   // Resolves region, endpoints and the credential chain. Errors are kInvalid (a broken setup).
   Result<std::unique_ptr<Setup>> make_setup();
+  Result<std::optional<ProfileFile>> profile_files() const;
   // Coroutines on loop_.
   runtime::Co<void> poll_loop();
   runtime::Co<void> sqs_loop();

@@ -241,6 +241,108 @@ TEST_F(AsgSourceTest, MoreThanFiftyGroupsAreBatched) {
   EXPECT_EQ(aws_.calls("DescribeAutoScalingGroups"), 2);
 }
 
+// Region resolution like the SDKs, one step at a time: each step is shadowed by the ones
+// before it, and the region actually used is the one in the credential scope the double saw.
+TEST_F(AsgSourceTest, RegionComesFromConfigThenEnvThenProfileThenImds) {
+  struct Step {
+    std::string name, configured;
+    EnvMap env;
+    std::string config_file, region, from;
+  };
+  const std::vector<Step> steps = {
+      {"configuration", "us-east-1",
+       {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n", "us-east-1", "configuration"},
+      {"AWS_REGION", "", {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n", "eu-west-2", "AWS_REGION"},
+      {"AWS_DEFAULT_REGION", "", {{"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n", "eu-west-3", "AWS_DEFAULT_REGION"},
+      {"default profile", "", {}, "[default]\nregion = ap-south-1\n", "ap-south-1",
+       "profile 'default'"},
+      {"AWS_PROFILE", "", {{"AWS_PROFILE", "prod"}},
+       "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n", "sa-east-1",
+       "profile 'prod'"},
+  };
+  for (const auto& step : steps) {
+    SCOPED_TRACE(step.name);
+    auto o = options();
+    o.region = step.configured;
+    auto r = runtime();
+    for (const auto& [k, v] : step.env) r.env[k] = v;
+    r.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = aws_.url();
+    r.config_file = step.config_file;
+    AsgSource source(o, context(), r);
+    auto plan = source.region_plan();
+    ASSERT_TRUE(plan.ok()) << plan.error().message;
+    ASSERT_TRUE(plan->region.has_value());
+    EXPECT_EQ(plan->region->region, step.region);
+    EXPECT_EQ(plan->region->source, step.from);
+    ASSERT_EQ(source.check_notes().size(), 1u);
+    EXPECT_THAT(source.check_notes()[0], HasSubstr("region " + step.region + " (from " + step.from));
+    ASSERT_TRUE(source.fetch_once(10s).ok());
+    EXPECT_EQ(aws_.signing_regions().count(step.region), 1u);
+  }
+  EXPECT_EQ(aws_.signing_regions().count("eu-west-2"), 1u);  // only from its own step
+  EXPECT_TRUE(aws_.imds_requests().empty()) << "IMDS asked although a region was configured";
+
+  // Nothing configured: IMDSv2, a token PUT then GET placement/region with it.
+  aws_.set_imds_region("ca-central-1");
+  auto r = runtime();
+  r.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = aws_.url();
+  auto o = options();
+  o.region.clear();
+  AsgSource source(o, context(), r);
+  auto plan = source.region_plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_FALSE(plan->region.has_value());
+  EXPECT_EQ(plan->imds_endpoint, aws_.url());
+  EXPECT_THAT(source.check_notes().at(0),
+              HasSubstr("it will be asked of the instance metadata (IMDSv2 placement/region at " +
+                        aws_.url()));
+  EXPECT_TRUE(aws_.imds_requests().empty()) << "check must not use the network";
+  auto snap = source.fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  EXPECT_EQ(snap->size(), 3u);
+  EXPECT_EQ(aws_.signing_regions().count("ca-central-1"), 1u);
+  EXPECT_EQ(aws_.imds_requests(),
+            (std::vector<std::string>{"PUT /latest/api/token",
+                                      "GET /latest/meta-data/placement/region"}));
+}
+
+TEST_F(AsgSourceTest, NoRegionAnywhereIsAnErrorNamingEveryStep) {
+  auto o = options();
+  o.region.clear();
+  // IMDS answers 404 for placement/region.
+  aws_.set_imds_region("");
+  auto r = runtime();
+  r.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = aws_.url();
+  AsgSource source(o, context(), r);
+  auto snap = source.fetch_once(10s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.error().message,
+              HasSubstr("no AWS region: none of `region` in the source, AWS_REGION, "
+                        "AWS_DEFAULT_REGION, profile 'default' region is set, and the instance "
+                        "metadata at " + aws_.url() + " did not give one (IMDS placement/region: "));
+
+  // IMDS off: an error already at `check`, and IMDS is never asked.
+  const size_t asked = aws_.imds_requests().size();
+  r.env["AWS_EC2_METADATA_DISABLED"] = "true";
+  AsgSource off(o, context(), r);
+  auto plan = off.region_plan();
+  ASSERT_FALSE(plan.ok());
+  EXPECT_THAT(plan.error().message, HasSubstr("AWS_EC2_METADATA_DISABLED=true"));
+  EXPECT_THAT(off.check_notes().at(0), HasSubstr("no AWS region"));
+  EXPECT_FALSE(off.fetch_once(10s).ok());
+  EXPECT_EQ(aws_.imds_requests().size(), asked);
+
+  // An invalid region is refused wherever it comes from.
+  auto bad = runtime();
+  bad.env["AWS_REGION"] = "eu-west-1.evil.example";
+  AsgSource invalid(o, context(), bad);
+  ASSERT_FALSE(invalid.region_plan().ok());
+  EXPECT_THAT(invalid.region_plan().error().message, HasSubstr("(from AWS_REGION)"));
+}
+
 TEST_F(AsgSourceTest, StopInterruptsAndFactoryBuildsTheSource) {
   auto kind = discovery::aws::source_kind();
   EXPECT_EQ(kind.name, "aws_asg");

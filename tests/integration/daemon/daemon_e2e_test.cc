@@ -341,6 +341,64 @@ TEST(Cli, CheckRefusesZeroAndNegativeIntervalsWithPositions) {
 // non-loopback endpoint unless allow_insecure says so (and then the start says so), and an
 // endpoint URL with user information is refused without repeating it. (Nothing is contacted:
 // `check` only reads the configuration.)
+TEST(Cli, CheckSaysWhereTheAwsRegionWillComeFrom) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  // The child inherits this environment: no region anywhere but what each step sets.
+  for (const char* v : {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+                        "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"}) {
+    ::unsetenv(v);
+  }
+  ::setenv("AWS_CONFIG_FILE", (dir + "/aws-config").c_str(), 1);
+  ::setenv("AWS_SHARED_CREDENTIALS_FILE", (dir + "/aws-credentials").c_str(), 1);
+  ::setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+  auto config = [&](const std::string& region) {
+    return "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n    sources:\n"
+           "      - aws_asg: {groups: [web]" + region + "}\n";
+  };
+  auto check = [&](const std::string& yaml) {
+    write_file(dir + "/aws.yaml", yaml);
+    return run_elasticproxy({"check", "-c", dir + "/aws.yaml"});
+  };
+  auto r = check(config(", region: eu-west-1"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("aws_asg web: region eu-west-1 (from configuration)"), std::string::npos)
+      << r.output;
+
+  ::setenv("AWS_DEFAULT_REGION", "eu-west-3", 1);
+  r = check(config(""));
+  EXPECT_NE(r.output.find("region eu-west-3 (from AWS_DEFAULT_REGION)"), std::string::npos)
+      << r.output;
+  ::unsetenv("AWS_DEFAULT_REGION");
+
+  write_file(dir + "/aws-config", "[profile prod]\nregion = ap-south-1\n");
+  ::setenv("AWS_PROFILE", "prod", 1);
+  r = check(config(""));
+  EXPECT_NE(r.output.find("region ap-south-1 (from profile 'prod')"), std::string::npos)
+      << r.output;
+  ::unsetenv("AWS_PROFILE");
+
+  r = check(config(""));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("aws_asg web: no region configured; it will be asked of the instance "
+                          "metadata (IMDSv2 placement/region at http://127.0.0.1:9) at start"),
+            std::string::npos)
+      << r.output;
+
+  ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  r = check(config(""));
+  EXPECT_NE(r.output.find("no AWS region: none of `region` in the source, AWS_REGION, "
+                          "AWS_DEFAULT_REGION, profile 'default' region is set, and instance "
+                          "metadata is off"),
+            std::string::npos)
+      << r.output;
+  for (const char* v : {"AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE",
+                        "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT"}) {
+    ::unsetenv(v);
+  }
+}
+
 TEST(Cli, CheckRefusesCredentialsOverInsecureTransport) {
   char tmpl[] = "/tmp/ep-chk-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);

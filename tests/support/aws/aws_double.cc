@@ -122,6 +122,9 @@ struct AwsDouble::Impl {
   std::string imds_role, imds_json;
   std::string container_auth, container_json;
   std::vector<std::string> imds_tokens;
+  std::string imds_region = "eu-west-1";
+  std::vector<std::string> imds_log;      // "PUT /latest/api/token", "GET /latest/meta-data/…"
+  std::set<std::string> signing_regions;  // credential scope regions of accepted requests
   std::deque<InjectedFault> faults;
   std::map<std::string, int> calls;
   int signature_failures = 0;
@@ -235,6 +238,7 @@ struct AwsDouble::Impl {
     aws::SigningConfig config;
     config.region = scope[2];
     config.service = scope[3];
+    signing_regions.insert(scope[2]);
     config.time = *when;
     config.sign_session_token = token_signed;
     aws::Credentials c{scope[0], key->second.secret, token, std::nullopt, "double"};
@@ -755,6 +759,21 @@ void AwsDouble::set_container_credentials(const std::string& auth_token, const s
                               .dump();
 }
 
+void AwsDouble::set_imds_region(const std::string& region) {
+  std::lock_guard lock(impl_->mu);
+  impl_->imds_region = region;
+}
+
+std::vector<std::string> AwsDouble::imds_requests() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->imds_log;
+}
+
+std::set<std::string> AwsDouble::signing_regions() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->signing_regions;
+}
+
 void AwsDouble::revoke_imds_tokens() {
   std::lock_guard lock(impl_->mu);
   impl_->imds_tokens.clear();
@@ -789,6 +808,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
   std::unique_lock lock(impl_->mu);
   auto& d = *impl_;
   // ---- IMDSv2 ----
+  if (req.path.rfind("/latest/", 0) == 0) d.imds_log.push_back(req.method + " " + req.path);
   if (req.path == "/latest/api/token") {
     if (req.method != "PUT" || req.header("x-aws-ec2-metadata-token-ttl-seconds").empty()) {
       return {400, {}, "Bad Request"};
@@ -808,7 +828,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
     if (rest == "iam/security-credentials/" + d.imds_role && !d.imds_role.empty()) {
       return {200, {}, d.imds_json};
     }
-    if (rest == "placement/region") return {200, {}, "eu-west-1"};
+    if (rest == "placement/region" && !d.imds_region.empty()) return {200, {}, d.imds_region};
     return {404, {}, "Not Found"};
   }
   if (req.path == "/container-credentials") {

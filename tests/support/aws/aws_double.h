@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,12 @@ class AwsDouble {
   void set_container_credentials(const std::string& auth_token, const std::string& key_id,
                                  const std::string& secret, const std::string& token,
                                  const std::string& expiration);
+  // IMDS placement/region (default "eu-west-1"; empty: 404 like an instance without it).
+  void set_imds_region(const std::string& region);
+  // IMDS requests seen, in order: "PUT /latest/api/token", "GET /latest/meta-data/…".
+  std::vector<std::string> imds_requests();
+  // Regions of the credential scopes of the signed requests the double accepted.
+  std::set<std::string> signing_regions();
   // Makes every IMDSv2 token issued so far invalid (next use gets 401).
   void revoke_imds_tokens();
 
