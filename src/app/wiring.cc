@@ -32,6 +32,7 @@ std::vector<discovery::BackendSources> build_sources(const config::Settings& set
     discovery::SourceContext context;
     context.backend = backend.policy.name;
     context.server_states = server_states;
+    context.health_checks = backend.policy.checks();
     context.metrics = &Metrics::global();
     context.base_dir = settings.file.has_parent_path() ? settings.file.parent_path()
                                                        : std::filesystem::current_path();

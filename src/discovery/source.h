@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,6 +77,9 @@ struct SourceContext {
   // The registry the source declares its stats on (a typed struct per source, e.g.
   // discovery/consul/stats.h); null: Metrics::global(). Outlives the source.
   Metrics* metrics = nullptr;
+  // Whether the backend's servers are health checked (`check` in its server_options: new servers
+  // wait in DRAIN until their first check passes). nullopt: unknown (tools, tests).
+  std::optional<bool> health_checks;
   // The runtime is handed to Source::start_on() by the Pipeline, not through the context.
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "core/log.h"
 #include "os/address.h"
@@ -50,6 +51,37 @@ bool glob_match(std::string_view pattern, std::string_view text) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+const char* to_string(HookTransition t) {
+  switch (t) {
+    case HookTransition::kLaunching:
+      return "launching";
+    case HookTransition::kTerminating:
+      return "terminating";
+    case HookTransition::kAny:
+      break;
+  }
+  return "launching+terminating";
+}
+
+std::vector<LifecycleHookOptions> AsgOptions::hooks() const {
+  if (!lifecycle_hooks.empty()) return lifecycle_hooks;
+  if (lifecycle_hook.empty()) return {};
+  LifecycleHookOptions h;
+  h.name = lifecycle_hook;
+  h.heartbeat_interval = heartbeat_interval;
+  h.drain_timeout = hook_drain_timeout;
+  h.on_drain_timeout = on_drain_timeout;
+  h.launch_timeout = launch_timeout;
+  return {h};
+}
+
+bool AsgOptions::has_launch_hook() const {
+  for (const auto& h : hooks()) {
+    if (h.launching()) return true;
+  }
+  return false;
 }
 
 bool AsgOptions::discovers_groups() const {
@@ -183,21 +215,10 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   r.string("queue_url", o.queue_url);
   r.string("sqs_queue_url", o.queue_url);  // the spelling of docs/ARCHITECTURE.md's sketch
   r.integer("wait_seconds", o.wait_seconds, 1, 20);
+  r.one_spelling({"lifecycle_hook", "lifecycle_hooks"});
   r.string("lifecycle_hook", o.lifecycle_hook);
-  if (!o.lifecycle_hook.empty()) {
-    if (!valid_group_name(o.lifecycle_hook)) {
-      diag.error(node.mark, "aws_asg: invalid lifecycle_hook name (1-255 characters)");
-    }
-    if (o.queue_url.empty()) {
-      diag.error(node.mark,
-                 "aws_asg: lifecycle_hook needs queue_url (the hook's notifications "
-                 "arrive through SQS)");
-    }
-    if (!r.has("lifecycle_states")) {
-      // Hooked launches wait in Pending:Wait until completed: the server must be added then,
-      // and stay through Pending:Proceed, or the hook could never see it healthy.
-      o.lifecycle_states = {"Pending:Wait", "Pending:Proceed", "InService"};
-    }
+  if (!o.lifecycle_hook.empty() && !valid_group_name(o.lifecycle_hook)) {
+    diag.error(node.mark, "aws_asg: invalid lifecycle_hook name (1-255 characters)");
   }
   r.positive_duration("heartbeat_interval", o.heartbeat_interval);
   if (o.heartbeat_interval < std::chrono::seconds(1)) {
@@ -208,6 +229,71 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   r.one_of("on_drain_timeout", on_timeout, {"continue", "abandon"});
   o.on_drain_timeout = on_timeout == "abandon" ? HookResult::kAbandon : HookResult::kContinue;
   r.positive_duration("launch_timeout", o.launch_timeout);
+  if (const ConfigNode* list = r.get("lifecycle_hooks")) {
+    if (list->kind != ConfigNode::Kind::kSequence || list->items.empty()) {
+      diag.error(list->mark, "aws_asg: lifecycle_hooks must be a non-empty list of "
+                             "{name, transition, ...}");
+    } else {
+      std::set<std::pair<std::string, bool>> seen;  // (name, launching)
+      for (size_t i = 0; i < list->items.size(); ++i) {
+        const ConfigNode& item = list->items[i];
+        const std::string what = fmt::format("aws_asg.lifecycle_hooks[{}]", i);
+        MapReader hr(item, diag, what);
+        if (!hr.valid()) continue;
+        LifecycleHookOptions h;
+        h.heartbeat_interval = o.heartbeat_interval;
+        h.drain_timeout = o.hook_drain_timeout;
+        h.on_drain_timeout = o.on_drain_timeout;
+        h.launch_timeout = o.launch_timeout;
+        hr.string("name", h.name, true);
+        if (!h.name.empty() && !valid_group_name(h.name)) {
+          diag.error(item.mark, what + ": invalid hook name (1-255 characters)");
+        }
+        std::string transition;
+        if (!hr.has("transition")) {
+          diag.error(item.mark, what + ".transition is required (launching or terminating)");
+        }
+        hr.one_of("transition", transition, {"launching", "terminating"});
+        h.transition = transition == "launching"     ? HookTransition::kLaunching
+                       : transition == "terminating" ? HookTransition::kTerminating
+                                                     : HookTransition::kAny;
+        hr.positive_duration("heartbeat_interval", h.heartbeat_interval);
+        if (h.heartbeat_interval < std::chrono::seconds(1)) {
+          diag.error(item.mark, what + ": heartbeat_interval must be at least 1s");
+        }
+        if (h.transition == HookTransition::kTerminating) {
+          hr.duration("drain_timeout", h.drain_timeout);
+          std::string on = h.on_drain_timeout == HookResult::kAbandon ? "abandon" : "continue";
+          hr.one_of("on_drain_timeout", on, {"continue", "abandon"});
+          h.on_drain_timeout = on == "abandon" ? HookResult::kAbandon : HookResult::kContinue;
+        } else if (h.transition == HookTransition::kLaunching) {
+          hr.positive_duration("launch_timeout", h.launch_timeout);
+        }
+        // A key of the other transition (drain_timeout on a launch hook) is reported as unknown.
+        hr.finish();
+        if (h.transition != HookTransition::kAny &&
+            !seen.insert({h.name, h.transition == HookTransition::kLaunching}).second) {
+          diag.error(item.mark, fmt::format("{}: hook '{}' ({}) is listed twice", what, h.name,
+                                            to_string(h.transition)));
+        }
+        o.lifecycle_hooks.push_back(std::move(h));
+      }
+    }
+  }
+  if (!o.hooks().empty()) {
+    if (o.queue_url.empty()) {
+      diag.error(node.mark,
+                 std::string("aws_asg: ") +
+                     (o.lifecycle_hooks.empty() ? "lifecycle_hook" : "lifecycle_hooks") +
+                     " needs queue_url (the hook's notifications arrive through SQS)");
+    }
+    if (!r.has("lifecycle_states") && o.has_launch_hook()) {
+      // Hooked launches wait in Pending:Wait until completed: the server must be added then
+      // (only for instances waiting on OUR launch hook: see AsgSource), and stay through
+      // Pending:Proceed, or the hook could never see it healthy.
+      o.lifecycle_states = {"Pending:Wait", "Pending:Proceed", "InService"};
+    }
+  }
   r.positive_duration("hook_check_interval", o.hook_check_interval);
   if (o.hook_check_interval < std::chrono::milliseconds(50)) {
     diag.error(node.mark, "aws_asg: hook_check_interval must be at least 50ms");

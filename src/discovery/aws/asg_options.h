@@ -17,6 +17,22 @@ const char* to_string(AddressType t);
 enum class HookResult { kContinue, kAbandon };
 const char* to_string(HookResult r);
 
+// One lifecycle hook this node completes (`lifecycle_hooks:` entry, or the single
+// `lifecycle_hook:` spelling, which takes both transitions).
+enum class HookTransition { kAny, kLaunching, kTerminating };
+const char* to_string(HookTransition t);
+struct LifecycleHookOptions {
+  std::string name;
+  HookTransition transition = HookTransition::kAny;
+  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(60)};
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(300)};
+  HookResult on_drain_timeout = HookResult::kContinue;
+  std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};
+
+  bool launching() const { return transition != HookTransition::kTerminating; }
+  bool terminating() const { return transition != HookTransition::kLaunching; }
+};
+
 struct AsgOptions {
   // ASG names; `groups:` / `asg_names:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list,
   // split here). A name with `*` or `?` is a glob pattern matched against every group's name.
@@ -60,6 +76,12 @@ struct AsgOptions {
   std::chrono::milliseconds hook_drain_timeout{std::chrono::seconds(300)};  // `drain_timeout:`
   HookResult on_drain_timeout = HookResult::kContinue;  // `on_drain_timeout: continue|abandon`
   std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};  // `launch_timeout:`
+  // `lifecycle_hooks: [{name, transition: launching|terminating, heartbeat_interval,
+  // drain_timeout, on_drain_timeout, launch_timeout}]` (the entries' defaults are the top-level
+  // keys above). Use hooks() to read: it also turns the single `lifecycle_hook` into one entry.
+  std::vector<LifecycleHookOptions> lifecycle_hooks;
+  std::vector<LifecycleHookOptions> hooks() const;
+  bool has_launch_hook() const;
   // `hook_check_interval:` how often the probe (HAProxy state) is looked at.
   std::chrono::milliseconds hook_check_interval{std::chrono::seconds(1)};
 

@@ -126,7 +126,7 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
 // Instances whose address the lifecycle hooks need although they are not served (yet / any
 // more): an instance leaving through a terminate hook, or waiting in a launch hook.
 bool hook_relevant(const AsgInstance& m, const AsgOptions& options) {
-  if (options.lifecycle_hook.empty()) return false;
+  if (options.hooks().empty()) return false;
   return m.lifecycle_state.rfind("Terminating", 0) == 0 ||
          m.lifecycle_state.rfind("Pending", 0) == 0;
 }
@@ -633,7 +633,7 @@ void AsgSource::start_event_consumers() {
   sqs_ = std::make_unique<SqsEventLoop>(*client_, setup_->endpoints.sqs, options_.queue_url,
                                         static_cast<int>(options_.wait_seconds),
                                         [this] { return repoll_and_wait(options_.timeout * 4); });
-  if (!options_.lifecycle_hook.empty()) {
+  if (!options_.hooks().empty()) {
     LifecycleWorker::Deps deps;
     deps.client = client_.get();
     deps.autoscaling = setup_->endpoints.autoscaling;
@@ -665,11 +665,23 @@ void AsgSource::start_event_consumers() {
               return false;
             }
           }
-          return w->add(action, message);
+          if (!w->add(action, message)) return false;
+          if (action.lifecycle_transition == "autoscaling:EC2_INSTANCE_LAUNCHING") {
+            // Waiting on our launch hook: from now on it may be served while Pending (behind
+            // the health gate); poll again so it is added now, not at the next interval.
+            {
+              std::lock_guard lock(addr_mu_);
+              admitted_.insert(action.instance_id);
+            }
+            trigger();
+          }
+          return true;
         });
     hook_task_ = runtime::spawn(hook_loop());
-    log::info(kLog, "{}: completing lifecycle hook '{}' (heartbeat every {} ms)", describe(),
-              options_.lifecycle_hook, options_.heartbeat_interval.count());
+    for (const auto& h : options_.hooks()) {
+      log::info(kLog, "{}: completing lifecycle hook '{}' ({}, heartbeat every {} ms)", describe(),
+                h.name, to_string(h.transition), h.heartbeat_interval.count());
+    }
   }
   sqs_task_ = runtime::spawn(sqs_loop());
 }
@@ -716,6 +728,24 @@ void AsgSource::poll_finished(std::uint64_t seq, bool ok) {
   for (PollWait* w : ready) w->h.resume();
 }
 
+void AsgSource::serve_only_admitted_pending(AsgPollResult& result) {
+  // An instance in Pending:* is served only while it waits on (or was continued by) one of OUR
+  // launch hooks; one waiting on another hook, or any pending instance in a setup without a
+  // launch hook of ours, is not ready for traffic. Admissions end once it is no longer pending.
+  for (auto it = admitted_.begin(); it != admitted_.end();) {
+    auto st = result.states.find(*it);
+    const bool pending = st != result.states.end() && st->second.rfind("Pending", 0) == 0;
+    it = pending ? std::next(it) : admitted_.erase(it);
+  }
+  std::erase_if(result.endpoints, [&](const ep::Endpoint& e) {
+    auto st = result.states.find(e.id);
+    if (st == result.states.end() || st->second.rfind("Pending", 0) != 0) return false;
+    if (admitted_.count(e.id) != 0) return false;
+    result.skipped.push_back(e.id + ": " + st->second + " and not waiting on our launch hook");
+    return true;
+  });
+}
+
 runtime::Co<void> AsgSource::poll_loop() {
   for (;;) {
     std::uint64_t seq = 0;
@@ -745,6 +775,7 @@ runtime::Co<void> AsgSource::poll_loop() {
         last_api_calls_ = result->api_calls;
         {
           std::lock_guard lock(addr_mu_);
+          serve_only_admitted_pending(*result);
           if (addresses_.size() > 20000) addresses_.clear();  // bound an ever-churning fleet
           for (const auto& [id, e] : result->addresses) addresses_[id] = e;
           groups_seen_ = std::set<std::string>(result->groups.begin(), result->groups.end());
@@ -787,6 +818,10 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
   client.reset();
   if (!result) return Error::unavailable(describe() + ": no answer in time");
   if (!*result) return Error{result->error().kind, describe() + ": " + result->error().message};
+  {
+    std::lock_guard lock(addr_mu_);
+    serve_only_admitted_pending(**result);  // nothing admitted here: no Pending instance
+  }
   return std::move((**result).endpoints);
 }
 
@@ -800,6 +835,17 @@ SourceKind source_kind() {
                        const SourceContext& context) -> std::unique_ptr<Source> {
                       auto options = ep::aws::parse_asg_options(node, diag);
                       if (!options) return nullptr;
+                      if (options->has_launch_hook() && context.health_checks == false) {
+                        // Instances are served while Pending:Wait: without health checks they
+                        // would take traffic before they are ready.
+                        diag.error(node.mark,
+                                   fmt::format("aws_asg: a launch lifecycle hook serves instances "
+                                               "while they wait in Pending:Wait, so backend '{}' "
+                                               "needs health checks: add `check` to its "
+                                               "server_options",
+                                               context.backend));
+                        return nullptr;
+                      }
                       return std::make_unique<ep::aws::AsgSource>(std::move(*options), context);
                     }};
 }

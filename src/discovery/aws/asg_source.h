@@ -198,6 +198,8 @@ class AsgSource final : public discovery::Source {
   mutable std::mutex addr_mu_;
   std::map<std::string, ep::Endpoint> addresses_;
   std::set<std::string> groups_seen_;
+  std::set<std::string> admitted_;  // Pending instances under our launch hook (may be served)
+  void serve_only_admitted_pending(AsgPollResult& result);  // under addr_mu_
   LifecycleWorker* worker_ = nullptr;  // under sqs_mu_; alive while the source runs
   LifecycleStats lifecycle_stats_;     // under sqs_mu_; last totals
 };
