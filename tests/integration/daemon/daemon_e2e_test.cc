@@ -399,6 +399,33 @@ TEST(Cli, CheckSaysWhereTheAwsRegionWillComeFrom) {
   }
 }
 
+TEST(Cli, CheckRefusesALaunchHookOnABackendWithoutHealthChecks) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto config = [&](const std::string& server_options, const std::string& transition) {
+    return "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n" + server_options +
+           "    sources:\n"
+           "      - aws_asg: {groups: [web], region: eu-west-1, queue_url: "
+           "'http://127.0.0.1:9/1/q', lifecycle_hooks: [{name: h, transition: " +
+           transition + "}]}\n";
+  };
+  write_file(dir + "/a.yaml", config("", "launching"));
+  auto r = run_elasticproxy({"check", "-c", dir + "/a.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("a.yaml:6:18: aws_asg: a launch lifecycle hook serves instances while "
+                          "they wait in Pending:Wait, so backend 'web' needs health checks: add "
+                          "`check` to its server_options"),
+            std::string::npos)
+      << r.output;
+  write_file(dir + "/b.yaml", config("    server_options: check inter 1s\n", "launching"));
+  r = run_elasticproxy({"check", "-c", dir + "/b.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  write_file(dir + "/c.yaml", config("", "terminating"));  // no Pending instance is served
+  r = run_elasticproxy({"check", "-c", dir + "/c.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
 TEST(Cli, CheckRefusesCredentialsOverInsecureTransport) {
   char tmpl[] = "/tmp/ep-chk-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);

@@ -300,6 +300,84 @@ TEST(Requests, DescribeAutoScalingGroupsWithTagFilters) {
 
 // ---- lifecycle options and the HAProxy state summary ----
 
+ConfigNode hook_node(std::vector<std::pair<std::string, std::string>> kv) {
+  ConfigNode h = ConfigNode::make_map(Mark{"aws.yaml", 20, 9});
+  for (auto& [k, v] : kv) h.add(k, scalar(v), Mark{"aws.yaml", 20, 11});
+  return h;
+}
+
+TEST(AsgOptions, ALaunchAndATerminateHookEachWithItsTransitionAndTimeouts) {
+  ConfigNode hooks = ConfigNode::make_sequence();
+  hooks.items.push_back(hook_node({{"name", "ep-launch"}, {"transition", "launching"},
+                                   {"launch_timeout", "120s"}}));
+  hooks.items.push_back(hook_node({{"name", "ep-drain"}, {"transition", "terminating"},
+                                   {"drain_timeout", "15m"}, {"on_drain_timeout", "abandon"},
+                                   {"heartbeat_interval", "90s"}}));
+  Diagnostics diag;
+  auto o = parse_asg_options(map_of({{"groups", scalar("web")},
+                                     {"queue_url", scalar("https://sqs.eu-west-1.amazonaws.com/1/q")},
+                                     {"heartbeat_interval", scalar("30s")},
+                                     {"lifecycle_hooks", hooks}}),
+                             diag);
+  ASSERT_TRUE(o.has_value()) << diag.joined();
+  const auto h = o->hooks();
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].name, "ep-launch");
+  EXPECT_EQ(h[0].transition, HookTransition::kLaunching);
+  EXPECT_EQ(h[0].launch_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(h[0].heartbeat_interval, std::chrono::seconds(30)) << "top-level default";
+  EXPECT_EQ(h[1].transition, HookTransition::kTerminating);
+  EXPECT_EQ(h[1].drain_timeout, std::chrono::minutes(15));
+  EXPECT_EQ(h[1].on_drain_timeout, HookResult::kAbandon);
+  EXPECT_EQ(h[1].heartbeat_interval, std::chrono::seconds(90));
+  EXPECT_TRUE(o->has_launch_hook());
+  EXPECT_EQ(o->lifecycle_states,
+            (std::vector<std::string>{"Pending:Wait", "Pending:Proceed", "InService"}));
+
+  // The single spelling is one hook for both transitions.
+  Diagnostics d1;
+  auto single = parse_asg_options(map_of({{"groups", scalar("web")},
+                                          {"queue_url", scalar("https://sqs.x.amazonaws.com/1/q")},
+                                          {"lifecycle_hook", scalar("ep-node-a")}}),
+                                  d1);
+  ASSERT_TRUE(single.has_value()) << d1.joined();
+  ASSERT_EQ(single->hooks().size(), 1u);
+  EXPECT_EQ(single->hooks()[0].transition, HookTransition::kAny);
+}
+
+TEST(AsgOptions, BadHookListsAreErrorsWithPositions) {
+  auto parse = [](ConfigNode hooks, std::string extra_key = "") {
+    Diagnostics diag;
+    std::vector<std::pair<std::string, ConfigNode>> entries = {
+        {"groups", scalar("web")},
+        {"queue_url", scalar("https://sqs.x.amazonaws.com/1/q")},
+        {"lifecycle_hooks", std::move(hooks)}};
+    if (!extra_key.empty()) entries.emplace_back(extra_key, scalar("h"));
+    EXPECT_FALSE(parse_asg_options(map_of(std::move(entries)), diag).has_value());
+    return diag.joined();
+  };
+  ConfigNode no_transition = ConfigNode::make_sequence();
+  no_transition.items.push_back(hook_node({{"name", "h"}}));
+  EXPECT_THAT(parse(no_transition),
+              HasSubstr("aws.yaml:20:9: aws_asg.lifecycle_hooks[0].transition is required"));
+  ConfigNode wrong_key = ConfigNode::make_sequence();
+  wrong_key.items.push_back(
+      hook_node({{"name", "h"}, {"transition", "launching"}, {"drain_timeout", "5m"}}));
+  EXPECT_THAT(parse(wrong_key),
+              HasSubstr("unknown key 'drain_timeout' in aws_asg.lifecycle_hooks[0]"));
+  ConfigNode twice = ConfigNode::make_sequence();
+  twice.items.push_back(hook_node({{"name", "h"}, {"transition", "terminating"}}));
+  twice.items.push_back(hook_node({{"name", "h"}, {"transition", "terminating"}}));
+  EXPECT_THAT(parse(twice), HasSubstr("hook 'h' (terminating) is listed twice"));
+  ConfigNode ok = ConfigNode::make_sequence();
+  ok.items.push_back(hook_node({{"name", "h"}, {"transition", "terminating"}}));
+  EXPECT_THAT(parse(ok, "lifecycle_hook"),
+              HasSubstr("'lifecycle_hook' and 'lifecycle_hooks' (at aws.yaml:6:7) are two "
+                        "spellings of one option"));
+  EXPECT_THAT(parse(ConfigNode::make_sequence()),
+              HasSubstr("lifecycle_hooks must be a non-empty list"));
+}
+
 TEST(AsgOptions, LifecycleHookDefaultsAndNeedsAQueue) {
   Diagnostics diag;
   auto o = parse_asg_options(map_of({{"groups", scalar("web")},
