@@ -18,6 +18,7 @@
 #include "integration/daemon/daemon_process.h"
 #include "support/aws/aws_double.h"
 #include "support/aws/messages.h"
+#include "support/eventually.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -72,7 +73,8 @@ backend web
     aws_.put_instance(d);
   }
 
-  void start_daemon(const std::string& interval = "30s", const std::string& extra = "") {
+  void start_daemon(const std::string& interval = "30s", const std::string& extra = "",
+                    const std::string& backend_drain_timeout = "120s") {
     const std::string cfg = hp_->dir() + "/ep.yaml";
     std::string sockets = hp_->socket_path();
     if (hp2_) sockets += ", " + hp2_->socket_path();
@@ -83,7 +85,7 @@ backend web
 metrics: {{enabled: false}}
 backends:
   - name: web
-    drain_timeout: 120s
+    drain_timeout: {8}
     server_options: "check inter 100ms"
     safety: {{max_remove_fraction: 1.0}}
     sources:
@@ -102,7 +104,8 @@ backends:
           hook_check_interval: 100ms
           drain_timeout: 60s
 {7})",
-                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_, kHook, extra));
+                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_, kHook, extra,
+                           backend_drain_timeout));
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   }
 
@@ -368,6 +371,49 @@ TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
   EXPECT_GE(aws_.lifecycle_calls().back().at, released);
   ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp2_); }, 10s));
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+}
+
+// The backend's drain_timeout (2 s here) does not cut a request while our terminate hook is
+// pending: the drain is held until the request ends (or the hook's own drain_timeout, 60 s).
+TEST_F(AwsE2E, TerminateHookHoldsTheDrainPastTheBackendsDrainTimeout) {
+  put(0);
+  put(1);
+  start_daemon("30s", "", "2s");
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  // A long request on instance 0 (round robin: open connections until one lands there).
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 4 && backends_[0]->held() == 0; ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hp_->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    ASSERT_TRUE(wait_until([&] {
+      return backends_[0]->held() + backends_[1]->held() == static_cast<int>(clients.size());
+    }));
+  }
+  ASSERT_EQ(backends_[0]->held(), 1);
+
+  put(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(0), "term-hold",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", kHook, instance_id(0), "term-hold", true}, Envelope::kRaw);
+  ASSERT_TRUE(wait_until([&] { return draining(0); }, 10s)) << daemon_.log();
+  // Well past the backend's 2 s: still there, draining, its request alive, the hook pending.
+  EXPECT_TRUE(consistently([&] { return draining(0) && backends_[0]->held() == 1; }, 5s))
+      << daemon_.log();
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 0);
+  EXPECT_GE(lifecycle("RecordLifecycleActionHeartbeat"), 2) << "heartbeats keep the hook alive";
+
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  backends_[1]->release_held();
+  for (auto& c : clients) ASSERT_TRUE(c->read_to_eof(5s).ok());
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released) << "completed after the request ended";
+  ASSERT_TRUE(wait_until([&] { return !present(0); }, 10s));
+  EXPECT_TRUE(up(1));
 }
 
 // Figure: terminate-hook message -> CompleteLifecycleAction when the server has no sessions.
