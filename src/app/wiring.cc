@@ -18,6 +18,7 @@ const std::vector<discovery::SourceKind>& source_table() {
       discovery::file::source_kind(),   discovery::static_source::source_kind(),
       discovery::consul::source_kind(), discovery::etcd::source_kind(),
       discovery::dns::source_kind(),    discovery::aws::source_kind(),
+      discovery::aws::ec2_source_kind(),
   };
   return table;
 }

@@ -85,6 +85,13 @@ struct AsgOptions {
   // `hook_check_interval:` how often the probe (HAProxy state) is looked at.
   std::chrono::milliseconds hook_check_interval{std::chrono::seconds(1)};
 
+  // The `aws_ec2` source (parse_ec2_options): instances by DescribeInstances filters, no groups.
+  bool ec2 = false;
+  // Filters (name -> values; values ORed, filters ANDed), e.g. {"tag:Service", {"web"}};
+  // `instance-state-name=running` is always added.
+  std::vector<std::pair<std::string, std::vector<std::string>>> ec2_filters;
+  std::optional<long> weight;  // aws_ec2 `weight:` for every instance (a weight_tag wins)
+
   // True when `groups` holds a pattern or group_tags is set: the groups are found by listing.
   bool discovers_groups() const;
 };
@@ -95,5 +102,7 @@ bool is_pattern(std::string_view name);
 
 // nullopt when any option is invalid (errors recorded in `diag`).
 std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics& diag);
+// The `aws_ec2` source's options (docs/aws.md "The aws_ec2 source"); AsgOptions with ec2 set.
+std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics& diag);
 
 }  // namespace ep::aws

@@ -73,10 +73,12 @@ bool wanted_state(const AsgInstance& m, const AsgOptions& options) {
   return !options.require_healthy || m.health_status == "Healthy";
 }
 
-// The endpoint for one member, or nullopt with the reason in `skip`.
-std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const AsgInstance& m,
-                                            const Ec2Instance& ec2, const AsgOptions& options,
-                                            std::string& skip) {
+// The endpoint for one instance (an ASG member when `g`/`m` are given), or nullopt with the
+// reason in `skip`.
+std::optional<ep::Endpoint> instance_endpoint(const Ec2Instance& ec2, const AsgOptions& options,
+                                              std::string& skip,
+                                              const AutoScalingGroup* g = nullptr,
+                                              const AsgInstance* m = nullptr) {
   ep::Endpoint e;
   switch (options.address) {
     case AddressType::kPrivate:
@@ -90,7 +92,7 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
       break;
   }
   if (e.address.empty()) {
-    skip = fmt::format("{}: no {} address", m.instance_id, to_string(options.address));
+    skip = fmt::format("{}: no {} address", ec2.instance_id, to_string(options.address));
     return std::nullopt;
   }
   e.port = static_cast<std::uint32_t>(options.port);
@@ -99,7 +101,7 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
       if (auto p = parse_number(*tag, 1, 65535)) {
         e.port = static_cast<std::uint32_t>(*p);
       } else {
-        skip = fmt::format("{}: tag {}='{}' is not a port (1-65535)", m.instance_id,
+        skip = fmt::format("{}: tag {}='{}' is not a port (1-65535)", ec2.instance_id,
                            options.port_tag, tag->substr(0, 32));
         return std::nullopt;
       }
@@ -110,16 +112,17 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
       if (auto w = parse_number(*tag, 0, 256)) e.weight = *w;
     }
   }
-  if (!e.weight && options.weight_from_capacity) {
-    if (auto w = m.weight(); w && *w <= 256) e.weight = *w;
+  if (!e.weight && m != nullptr && options.weight_from_capacity) {
+    if (auto w = m->weight(); w && *w <= 256) e.weight = *w;
   }
-  const std::string zone =
-      !m.availability_zone.empty() ? m.availability_zone : ec2.availability_zone;
+  if (!e.weight && options.weight) e.weight = *options.weight;
+  const std::string zone = m != nullptr && !m->availability_zone.empty() ? m->availability_zone
+                                                                          : ec2.availability_zone;
   e.backup = options.backup_other_zones && zone != options.local_zone;
-  e.id = m.instance_id;
+  e.id = ec2.instance_id;
   e.labels["availability_zone"] = zone;
-  e.labels["asg"] = g.name;
-  e.labels["instance_id"] = m.instance_id;
+  if (g != nullptr) e.labels["asg"] = g->name;
+  e.labels["instance_id"] = ec2.instance_id;
   return e;
 }
 
@@ -153,7 +156,7 @@ AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
       }
       const Ec2Instance& ec2 = *it->second;
       std::string skip;
-      auto e = member_endpoint(g, m, ec2, options, skip);
+      auto e = instance_endpoint(ec2, options, skip, &g, &m);
       if (e) out.addresses[m.instance_id] = *e;
       if (!wanted) continue;
       if (!seen.insert(m.instance_id).second) continue;  // an instance listed twice
@@ -187,6 +190,63 @@ bool group_selected(const AutoScalingGroup& g, const AsgOptions& options) {
   if (options.groups.empty()) return true;
   return std::any_of(options.groups.begin(), options.groups.end(),
                      [&](const std::string& p) { return glob_match(p, g.name); });
+}
+
+AsgPollResult build_ec2_endpoints(const std::vector<Ec2Instance>& instances,
+                                  const AsgOptions& options) {
+  AsgPollResult out;
+  std::set<std::string> seen;
+  for (const auto& ec2 : instances) {
+    if (!seen.insert(ec2.instance_id).second) continue;
+    if (ec2.state_code != 16) {  // the filter asks for running ones; a stale reply may differ
+      out.skipped.push_back(
+          fmt::format("{}: EC2 state '{}', not running", ec2.instance_id, ec2.state_name));
+      continue;
+    }
+    std::string skip;
+    auto e = instance_endpoint(ec2, options, skip);
+    if (!e) {
+      out.skipped.push_back(skip);
+      continue;
+    }
+    out.addresses[ec2.instance_id] = *e;
+    out.endpoints.push_back(std::move(*e));
+  }
+  std::sort(out.endpoints.begin(), out.endpoints.end(),
+            [](const ep::Endpoint& a, const ep::Endpoint& b) { return a.id < b.id; });
+  return out;
+}
+
+runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options) {
+  int calls = 0;
+  std::vector<Ec2Instance> instances;
+  std::string token;
+  std::set<std::string> tokens_seen;
+  do {
+    auto params = describe_instances_by_filters_params(options.ec2_filters, token);
+    if (!params) co_return params.error();
+    ++calls;
+    auto body =
+        co_await client.call_query(AwsService::kEc2, endpoints.ec2, "DescribeInstances", *params);
+    if (!body) co_return body.error();
+    auto page = parse_describe_instances(*body);
+    if (!page) co_return Error{page.error().kind, "DescribeInstances: " + page.error().message};
+    for (auto& i : page->instances) instances.push_back(std::move(i));
+    token = page->next_token;
+    if (!token.empty() && !tokens_seen.insert(token).second) {
+      co_return Error::invalid("DescribeInstances: NextToken repeats; giving up");
+    }
+  } while (!token.empty());
+  AsgPollResult result = build_ec2_endpoints(instances, options);
+  result.api_calls = calls;
+  co_return result;
+}
+
+runtime::Co<Result<AsgPollResult>> poll_aws(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options) {
+  if (options.ec2) co_return co_await poll_ec2(client, endpoints, options);
+  co_return co_await poll_asgs(client, endpoints, options);
 }
 
 runtime::Co<Result<AsgPollResult>> poll_asgs(AsyncAwsClient& client, AsgEndpoints endpoints,
@@ -290,7 +350,9 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
     : options_(std::move(options)),
       context_(std::move(context)),
       runtime_(std::move(runtime)),
-      failures_("aws_asg", fmt::format("ASG poll for backend '{}'", context_.backend)) {
+      failures_(options_.ec2 ? "aws_ec2" : "aws_asg",
+                fmt::format("{} poll for backend '{}'", options_.ec2 ? "EC2" : "ASG",
+                            context_.backend)) {
   if (!runtime_.http_factory) {
     runtime_.http_factory = [] { return std::make_unique<net::CurlHttpClient>(); };
   }
@@ -307,6 +369,15 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
 AsgSource::~AsgSource() { stop(); }
 
 std::string AsgSource::describe() const {
+  if (options_.ec2) {
+    std::string filters;
+    for (const auto& [name, values] : options_.ec2_filters) {
+      std::string v;
+      for (const auto& x : values) v += (v.empty() ? "" : ",") + x;
+      filters += (filters.empty() ? "" : " ") + name + "=" + v;
+    }
+    return fmt::format("aws_ec2 {}", filters);
+  }
   std::string names;
   for (const auto& g : options_.groups) names += (names.empty() ? "" : ",") + g;
   return fmt::format("aws_asg {}", names);
@@ -769,7 +840,7 @@ runtime::Co<void> AsgSource::poll_loop() {
       }
     }
     if (setup_) {
-      auto result = co_await poll_asgs(*client_, setup_->endpoints, options_);
+      auto result = co_await poll_aws(*client_, setup_->endpoints, options_);
       ++polls_;
       if (result) {
         last_api_calls_ = result->api_calls;
@@ -810,7 +881,7 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
   auto client = std::make_unique<AsyncAwsClient>(rt.loop(0), *(*made)->credentials, (*made)->region,
                                                  runtime_.retry, runtime_.client_env);
   auto run = [&]() -> runtime::Co<void> {
-    result.emplace(co_await poll_asgs(*client, (*made)->endpoints, options_));
+    result.emplace(co_await poll_aws(*client, (*made)->endpoints, options_));
   };
   runtime::Spawned task = runtime::spawn(run());
   rt.run_until([&] { return result.has_value(); }, timeout);
@@ -828,6 +899,16 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
 }  // namespace ep::aws
 
 namespace ep::discovery::aws {
+
+SourceKind ec2_source_kind() {
+  return SourceKind{"aws_ec2",
+                    [](const ConfigNode& node, Diagnostics& diag,
+                       const SourceContext& context) -> std::unique_ptr<Source> {
+                      auto options = ep::aws::parse_ec2_options(node, diag);
+                      if (!options) return nullptr;
+                      return std::make_unique<ep::aws::AsgSource>(std::move(*options), context);
+                    }};
+}
 
 SourceKind source_kind() {
   return SourceKind{"aws_asg",

@@ -79,6 +79,14 @@ struct AsgEndpoints {
   Endpoint sqs;
 };
 
+// Pure: the endpoints for a DescribeInstances-by-filters reply (aws_ec2): running instances with
+// the chosen address; port from port_tag / port; weight from weight_tag / weight; labels
+// availability_zone, instance_id; backup by local_zone.
+AsgPollResult build_ec2_endpoints(const std::vector<Ec2Instance>& instances,
+                                  const AsgOptions& options);
+runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options);
+
 // One full poll through `client` (a coroutine on its loop; `options` must outlive it). Errors
 // name the call that failed; a named group that does not exist is kInvalid "Auto Scaling group
 // 'x' not found".
@@ -208,5 +216,6 @@ class AsgSource final : public discovery::Source {
 }  // namespace ep::aws
 
 namespace ep::discovery::aws {
-SourceKind source_kind();
+SourceKind source_kind();      // aws_asg
+SourceKind ec2_source_kind();  // aws_ec2
 }  // namespace ep::discovery::aws

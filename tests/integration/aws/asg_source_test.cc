@@ -343,6 +343,115 @@ TEST_F(AsgSourceTest, NoRegionAnywhereIsAnErrorNamingEveryStep) {
   EXPECT_THAT(invalid.region_plan().error().message, HasSubstr("(from AWS_REGION)"));
 }
 
+// aws_ec2: running instances by tag filters, every page, address kinds, port and weight tags.
+TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
+  for (int i = 0; i < 12; ++i) {
+    test::DoubleInstance d;
+    d.id = fmt::format("i-ec2{:014x}", i);
+    d.private_ip = fmt::format("10.1.0.{}", i + 1);
+    d.public_ip = fmt::format("203.0.113.{}", i + 1);
+    d.ipv6 = {fmt::format("2001:db8::{}", i + 1)};
+    d.tags = {{"Service", i % 3 == 2 ? "api" : "web"}, {"Env", i < 10 ? "prod" : "test"}};
+    if (i == 0) d.tags.emplace_back("port", "9090");
+    if (i == 1) d.tags.emplace_back("weight", "7");
+    if (i == 3) d.state_code = 80;  // stopped
+    aws_.put_instance(d);
+  }
+  aws_.set_ec2_page_size(3);
+  AsgOptions o = options({});
+  o.ec2 = true;
+  o.lifecycle_states.clear();
+  o.weight_from_capacity = false;
+  o.weight = 2;
+  o.weight_tag = "weight";
+  o.port_tag = "port";
+  o.ec2_filters = {{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}};
+  AsgSource source(o, context(), runtime());
+  EXPECT_EQ(source.describe(), "aws_ec2 tag:Service=web tag:Env=prod");
+  const int calls0 = aws_.calls("DescribeInstances");
+  auto snap = source.fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  // web & prod: 0,1,3,4,6,7,9 — minus 3 (stopped) = 6 instances, 3 per page: every page read.
+  std::vector<std::string> ids;
+  for (const auto& e : *snap) ids.push_back(e.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"i-ec200000000000000", "i-ec200000000000001",
+                                           "i-ec200000000000004", "i-ec200000000000006",
+                                           "i-ec200000000000007", "i-ec200000000000009"}));
+  EXPECT_EQ(aws_.calls("DescribeInstances") - calls0, 2);
+  using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  EXPECT_EQ(aws_.last_filters(), (F{{"tag:Service", {"web"}},
+                                    {"tag:Env", {"prod"}},
+                                    {"instance-state-name", {"running"}}}));
+  EXPECT_EQ((*snap)[0].address, "10.1.0.1");
+  EXPECT_EQ((*snap)[0].port, 9090u);  // port tag
+  EXPECT_EQ((*snap)[1].port, 8080u);  // config
+  EXPECT_EQ((*snap)[1].weight, 7);    // weight tag
+  EXPECT_EQ((*snap)[0].weight, 2);    // config
+  EXPECT_EQ((*snap)[0].labels.at("instance_id"), "i-ec200000000000000");
+  EXPECT_EQ((*snap)[0].labels.count("asg"), 0u);
+
+  o.address = AddressType::kPublic;
+  AsgSource pub(o, context(), runtime());
+  auto p = pub.fetch_once(10s);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)[0].address, "203.0.113.1");
+  o.address = AddressType::kIpv6;
+  AsgSource v6(o, context(), runtime());
+  auto v = v6.fetch_once(10s);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)[0].address, "2001:db8::1");
+  EXPECT_EQ(aws_.signature_failures(), 0);
+}
+
+TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
+  test::DoubleInstance d;
+  d.id = "i-ec2web";
+  d.private_ip = "10.2.0.1";
+  d.tags = {{"Service", "web"}};
+  aws_.put_instance(d);
+  AsgOptions o = options({});
+  o.ec2 = true;
+  o.lifecycle_states.clear();
+  o.ec2_filters = {{"tag:Service", {"web"}}};
+  auto r = runtime();
+  r.retry.max_attempts = 1;
+  AsgSource source(o, context(), r);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }));
+  // A failing poll publishes an error (the pipeline keeps the last good set: fail static).
+  aws_.inject(test::Fault::kInternalError, 5, "DescribeInstances");
+  source.trigger();
+  auto failed = sink.wait_for([](const discovery::Snapshot& s) { return !s.ok(); });
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_THAT(failed->error().message, HasSubstr("aws_ec2 tag:Service=web"));
+  // Recovery republishes.
+  ASSERT_TRUE(test::eventually([&] {
+    source.trigger();
+    return sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }, 500ms)
+        .has_value();
+  }, 20s));
+  source.stop();
+
+  // The double refuses a filter it does not know, like AWS.
+  o.ec2_filters = {{"colour", {"blue"}}};
+  AsgSource bad(o, context(), runtime());
+  auto snap = bad.fetch_once(10s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.error().message, HasSubstr("The filter 'colour' is invalid"));
+
+  // The factory: `aws_ec2` is a source kind.
+  Diagnostics diag;
+  ConfigNode node = ConfigNode::make_map();
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("Service", ConfigNode::make_scalar("web"));
+  node.add("tags", tags);
+  node.add("region", ConfigNode::make_scalar("eu-west-1"));
+  auto made = discovery::aws::ec2_source_kind().create(node, diag, context());
+  ASSERT_NE(made, nullptr) << diag.joined();
+  EXPECT_EQ(made->describe(), "aws_ec2 tag:Service=web");
+}
+
 TEST_F(AsgSourceTest, StopInterruptsAndFactoryBuildsTheSource) {
   auto kind = discovery::aws::source_kind();
   EXPECT_EQ(kind.name, "aws_asg");

@@ -125,6 +125,10 @@ class AwsDouble {
   int signature_failures();
   std::vector<DoubleLifecycleCall> lifecycle_calls();
   std::vector<std::string> last_describe_instances_ids();  // ids asked in the latest call
+  // Filters of the latest DescribeInstances (Filter.N.Name / Value.M), in order. The double knows
+  // tag:<key>, tag-key, instance-state-name and availability-zone; others are
+  // InvalidParameterValue like AWS's answer to an unknown filter.
+  std::vector<std::pair<std::string, std::vector<std::string>>> last_filters();
   // Connections accepted (each is served on a thread of the double's own).
   std::uint64_t connections_accepted() const { return server_.connections_accepted(); }
 

@@ -89,6 +89,72 @@ TEST(AsgOptions, TwoSpellingsOfOneKeyAreAnErrorAtTheSecond) {
   }
 }
 
+TEST(Ec2Options, TagsAndFiltersInBothSpellingsBecomeDescribeInstancesFilters) {
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("Service", scalar("web"));
+  tags.add("Team", scalar("*"));
+  ConfigNode list = ConfigNode::make_sequence();
+  list.items.push_back(scalar("tag:Env=prod, staging"));
+  list.items.push_back(scalar("availability-zone=eu-west-1a"));
+  Diagnostics diag;
+  auto o = parse_ec2_options(map_of({{"tags", tags},
+                                     {"filters", list},
+                                     {"address", scalar("ipv6")},
+                                     {"port_tag", scalar("port")},
+                                     {"weight", scalar("5")},
+                                     {"region", scalar("eu-west-1")}}),
+                             diag);
+  ASSERT_TRUE(o.has_value()) << diag.joined();
+  EXPECT_TRUE(o->ec2);
+  using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  EXPECT_EQ(o->ec2_filters, (F{{"tag:Service", {"web"}},
+                               {"tag-key", {"Team"}},
+                               {"tag:Env", {"prod", "staging"}},
+                               {"availability-zone", {"eu-west-1a"}}}));
+  EXPECT_EQ(o->address, AddressType::kIpv6);
+  EXPECT_EQ(o->weight, 5);
+  EXPECT_FALSE(o->weight_from_capacity);
+  auto params = describe_instances_by_filters_params(o->ec2_filters, "tok", 1000);
+  ASSERT_TRUE(params.ok());
+  const QueryParams want = {{"Filter.1.Name", "tag:Service"},   {"Filter.1.Value.1", "web"},
+                            {"Filter.2.Name", "tag-key"},       {"Filter.2.Value.1", "Team"},
+                            {"Filter.3.Name", "tag:Env"},       {"Filter.3.Value.1", "prod"},
+                            {"Filter.3.Value.2", "staging"},    {"Filter.4.Name", "availability-zone"},
+                            {"Filter.4.Value.1", "eu-west-1a"}, {"Filter.5.Name", "instance-state-name"},
+                            {"Filter.5.Value.1", "running"},    {"MaxResults", "1000"},
+                            {"NextToken", "tok"}};
+  EXPECT_EQ(*params, want);
+  ConfigNode map = ConfigNode::make_map();
+  map.add("tag:Service", scalar("web"));
+  Diagnostics d2;
+  auto m = parse_ec2_options(map_of({{"filters", map}}), d2);
+  ASSERT_TRUE(m.has_value()) << d2.joined();
+  EXPECT_EQ(m->ec2_filters, (F{{"tag:Service", {"web"}}}));
+}
+
+TEST(Ec2Options, BadFiltersAreErrorsWithPositions) {
+  auto errors = [](std::vector<std::pair<std::string, ConfigNode>> entries) {
+    Diagnostics diag;
+    EXPECT_FALSE(parse_ec2_options(map_of(std::move(entries)), diag).has_value());
+    return diag.joined();
+  };
+  EXPECT_THAT(errors({{"port", scalar("80")}}), HasSubstr("aws.yaml:3:5: aws_ec2: 'tags' or 'filters' is required"));
+  ConfigNode list = ConfigNode::make_sequence();
+  list.items.push_back(ConfigNode::make_scalar("tag:Service", Mark{"aws.yaml", 9, 11}));
+  EXPECT_THAT(errors({{"filters", list}}),
+              HasSubstr("aws.yaml:9:11: aws_ec2: a filter must be \"Name=Value\""));
+  ConfigNode state = ConfigNode::make_map();
+  state.add("instance-state-name", scalar("stopped"));
+  EXPECT_THAT(errors({{"filters", state}}), HasSubstr("instance-state-name is always 'running'"));
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("Service", scalar("web"));
+  EXPECT_THAT(errors({{"tags", tags}, {"weight", scalar("300")}}), HasSubstr("weight"));
+  EXPECT_THAT(errors({{"tags", tags}, {"groups", scalar("web")}}),
+              HasSubstr("unknown key 'groups' in aws_ec2"));
+  EXPECT_THAT(errors({{"tags", tags}, {"region", scalar("a")}, {"region_name", scalar("a")}}),
+              HasSubstr("two spellings of one option"));
+}
+
 TEST(AsgOptions, MissingGroupsAndHalfKeysAreErrors) {
   Diagnostics diag;
   EXPECT_FALSE(parse_asg_options(map_of({{"access_key_id", scalar("AKID")}}), diag).has_value());
