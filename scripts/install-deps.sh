@@ -18,6 +18,8 @@ packages=(
   clang libclang-rt-14-dev llvm-14
   # real components the tests and the demo start on loopback
   haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
+  # the AWS double read by botocore (its service models parse the double's replies)
+  python3-botocore
   # benchmark plots (make bench)
   gnuplot-nox
 )
