@@ -426,6 +426,22 @@ TEST(Cli, CheckRefusesALaunchHookOnABackendWithoutHealthChecks) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
+TEST(Cli, TheAwsExamplePassesCheck) {
+  ::setenv("AWS_REGION", "eu-west-1", 1);  // the `shop` backend takes it from the environment
+  auto r = run_elasticproxy(
+      {"check", "-c", std::string(EP_SOURCE_DIR) + "/examples/elasticproxy.aws.yaml"});
+  ::unsetenv("AWS_REGION");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("OK (4 backend(s), 4 source(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("aws_asg shop-asg: region eu-west-1 (from AWS_REGION)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("aws_ec2 tag:Service=search tag:Env=prod: region eu-west-1 (from "
+                          "configuration)"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(Cli, CheckRefusesCredentialsOverInsecureTransport) {
   char tmpl[] = "/tmp/ep-chk-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
