@@ -12,8 +12,13 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <sstream>
+#include <set>
+#include <fstream>
 #include <memory>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "integration/daemon/daemon_process.h"
 #include "support/aws/aws_double.h"
@@ -74,7 +79,8 @@ backend web
   }
 
   void start_daemon(const std::string& interval = "30s", const std::string& extra = "",
-                    const std::string& backend_drain_timeout = "120s") {
+                    const std::string& backend_drain_timeout = "120s",
+                    const std::string& hooks = "") {
     const std::string cfg = hp_->dir() + "/ep.yaml";
     std::string sockets = hp_->socket_path();
     if (hp2_) sockets += ", " + hp2_->socket_path();
@@ -99,12 +105,13 @@ backends:
           interval: {4}
           queue_url: "{5}"
           wait_seconds: 2
-          lifecycle_hook: {6}
+          {6}
           heartbeat_interval: 1s
           hook_check_interval: 100ms
           drain_timeout: 60s
 {7})",
-                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_, kHook, extra,
+                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_,
+                           hooks.empty() ? std::string("lifecycle_hook: ") + kHook : hooks, extra,
                            backend_drain_timeout));
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   }
@@ -414,6 +421,70 @@ TEST_F(AwsE2E, TerminateHookHoldsTheDrainPastTheBackendsDrainTimeout) {
   EXPECT_GE(aws_.lifecycle_calls().back().at, released) << "completed after the request ended";
   ASSERT_TRUE(wait_until([&] { return !present(0); }, 10s));
   EXPECT_TRUE(up(1));
+}
+
+// The documented setup: a launch and a terminate hook in one source (docs/aws.md "Three HAProxy
+// nodes, step by step"), a scale-out and a scale-in through real HAProxy; every AWS call the
+// daemon made is allowed by the node IAM policy printed in docs/aws.md.
+TEST_F(AwsE2E, LaunchAndTerminateHooksInOneSourceAndEveryCallIsInTheDocumentedPolicy) {
+  put(0);
+  put(1);
+  start_daemon("30s", "", "30s",
+               "lifecycle_hooks: [{name: ep-a-launch, transition: launching}, "
+               "{name: ep-a-drain, transition: terminating}]");
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  // Another node's launch hook holds i-3 in Pending:Wait: not ours, never served.
+  put(3, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-b-launch", instance_id(3), "launch-b-0003",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  send({"web-asg", "ep-b-launch", instance_id(3), "launch-b-0003", false}, Envelope::kSns);
+  // Ours for i-2: served behind the health check, CONTINUE once UP.
+  put(2, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-a-launch", instance_id(2), "launch-a-0002",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  send({"web-asg", "ep-a-launch", instance_id(2), "launch-a-0002", false}, Envelope::kSns);
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_TRUE(up(2));
+  EXPECT_FALSE(present(3)) << "Pending under another node's hook";
+  // Scale-in through our terminate hook (no session: completes at once).
+  put(1, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-a-drain", instance_id(1), "drain-a-0001",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", "ep-a-drain", instance_id(1), "drain-a-0001", true}, Envelope::kRaw);
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 2; }, 15s))
+      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return !present(1); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction", "ABANDON"), 0);
+
+  // The node policy of docs/aws.md, after its marker.
+  std::ifstream in(std::string(EP_SOURCE_DIR) + "/docs/aws.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const auto marker = text.find("<!-- iam-policy: node -->");
+  ASSERT_NE(marker, std::string::npos);
+  const auto open = text.find("```json\n", marker);
+  const auto close = text.find("```", open + 8);
+  ASSERT_NE(open, std::string::npos);
+  auto policy = nlohmann::json::parse(text.substr(open + 8, close - open - 8));
+  std::set<std::string> allowed;
+  for (const auto& st : policy["Statement"]) {
+    ASSERT_EQ(st["Effect"], "Allow");
+    for (const auto& a : st["Action"]) allowed.insert(a.get<std::string>());
+  }
+  const auto used = aws_.iam_actions();
+  for (const char* expected :
+       {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances", "sqs:ReceiveMessage",
+        "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "autoscaling:CompleteLifecycleAction"}) {
+    EXPECT_EQ(used.count(expected), 1u) << expected << " not exercised";
+  }
+  for (const auto& action : used) {
+    EXPECT_EQ(allowed.count(action), 1u) << action << " is not in the documented node policy";
+  }
 }
 
 // Figure: terminate-hook message -> CompleteLifecycleAction when the server has no sessions.

@@ -124,6 +124,7 @@ struct AwsDouble::Impl {
   std::vector<std::string> imds_tokens;
   std::string imds_region = "eu-west-1";
   std::vector<std::string> imds_log;
+  std::set<std::string> iam_actions;  // "service:Action" of signed requests accepted
   std::vector<std::pair<std::string, std::vector<std::string>>> last_filters;      // "PUT /latest/api/token", "GET /latest/meta-data/…"
   std::set<std::string> signing_regions;  // credential scope regions of accepted requests
   std::deque<InjectedFault> faults;
@@ -849,6 +850,11 @@ std::vector<std::pair<std::string, std::vector<std::string>>> AwsDouble::last_fi
   return impl_->last_filters;
 }
 
+std::set<std::string> AwsDouble::iam_actions() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->iam_actions;
+}
+
 std::vector<std::string> AwsDouble::imds_requests() {
   std::lock_guard lock(impl_->mu);
   return impl_->imds_log;
@@ -937,6 +943,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
     }
     if (auto bad = d.verify(req, Proto::kJson, "sqs", kAsNs)) return *bad;
     ++d.calls[op];
+    d.iam_actions.insert("sqs:" + op);
     if (auto f = d.take_fault(op, Proto::kJson, kAsNs)) return *f;
     return d.sqs(op, req.body, lock);
   }
@@ -970,6 +977,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
   }
   if (auto bad = d.verify(req, proto, service, ns)) return *bad;
   ++d.calls[action];
+  d.iam_actions.insert(std::string(service) + ":" + action);
   if (auto f = d.take_fault(action, proto, ns)) return *f;
   if (action == "AssumeRole") return d.sts(action, form);
   if (action == "DescribeAutoScalingGroups") return d.describe_asgs(form);

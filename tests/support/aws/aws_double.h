@@ -123,6 +123,9 @@ class AwsDouble {
   // ---- observations ----
   int calls(const std::string& action);  // API requests seen (after signature checks passed)
   int signature_failures();
+  // Every signed API call that passed the signature check, as its IAM action
+  // ("autoscaling:DescribeAutoScalingGroups", "sqs:ReceiveMessage", …).
+  std::set<std::string> iam_actions();
   std::vector<DoubleLifecycleCall> lifecycle_calls();
   std::vector<std::string> last_describe_instances_ids();  // ids asked in the latest call
   // Filters of the latest DescribeInstances (Filter.N.Name / Value.M), in order. The double knows
