@@ -126,7 +126,6 @@ bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
   t.receipts[message.message_id] = message.receipt_handle;
   t.started = deps_.now();
   t.next_heartbeat = t.started + t.hook.heartbeat_interval;
-  if (is_launch) launching_.insert(action.instance_id);
   tracked_.emplace(token, std::move(t));
   ++stats_.tracked;
   log::info(kLog, "{}: {} {} group {} hook {}: waiting until {} on every HAProxy", deps_.backend,
@@ -158,11 +157,6 @@ void LifecycleWorker::release_drain(Tracked& t) {
   deps_.server_states->release_drain(deps_.backend, t.held->address,
                                      static_cast<std::uint16_t>(t.held->port));
   t.held.reset();
-}
-
-bool LifecycleWorker::launching(const std::string& instance_id) const {
-  std::lock_guard lock(mu_);
-  return launching_.count(instance_id) != 0;
 }
 
 size_t LifecycleWorker::pending() const {
@@ -340,10 +334,6 @@ runtime::Co<void> LifecycleWorker::step() {
       }
       {
         std::lock_guard lock(mu_);
-        if (!terminating(over.action)) {
-          auto l = launching_.find(over.action.instance_id);
-          if (l != launching_.end()) launching_.erase(l);
-        }
         it = tracked_.erase(it);
       }
       co_await delete_messages(over);

@@ -120,8 +120,6 @@ class LifecycleWorker {
   runtime::Co<void> step();
   // Actions still pending.
   size_t pending() const;
-  // Whether a launch action of one of our hooks is pending for `instance_id` (thread-safe).
-  bool launching(const std::string& instance_id) const;
   LifecycleStats stats() const;
 
  private:
@@ -152,7 +150,6 @@ class LifecycleWorker {
   mutable std::mutex mu_;
   std::vector<LifecycleHookOptions> hooks_;
   std::map<std::string, Tracked> tracked_;  // by LifecycleActionToken
-  std::multiset<std::string> launching_;    // instance ids of pending launch actions (mu_)
   std::set<std::string> done_;              // tokens completed recently (bounded)
   std::deque<std::string> done_order_;
   LifecycleStats stats_;
