@@ -116,6 +116,34 @@ backends:
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   }
 
+  // A node's configuration (its HAProxy, its queue, its hooks); `region` empty = none configured.
+  std::string node_config(const HaproxyFixture& hp, const std::string& queue,
+                          const std::string& hooks, const std::string& region) {
+    return fmt::format(R"(haproxy:
+  sockets: [{0}]
+  resync_interval: 1s
+metrics: {{enabled: false}}
+backends:
+  - name: web
+    server_options: "check inter 100ms"
+    safety: {{max_remove_fraction: 1.0}}
+    sources:
+      - aws_asg:
+          groups: [web-asg]
+{1}          access_key_id: {2}
+          secret_access_key: {3}
+          endpoints: {{autoscaling: "{4}", ec2: "{4}", sqs: "{4}", sts: "{4}"}}
+          port_tag: port
+          queue_url: "{5}"
+          wait_seconds: 2
+          heartbeat_interval: 1s
+          hook_check_interval: 100ms
+          lifecycle_hooks: {6}
+)",
+                       hp.socket_path(), region.empty() ? "" : "          region: " + region + "\n",
+                       kKeyId, kSecret, aws_.url(), queue, hooks);
+  }
+
   std::map<std::string, ServerRow> rows() { return servers_state(*hp_, "web"); }
   const ServerRow* row_for(int n, const HaproxyFixture* hp = nullptr) {
     rows_ = servers_state(hp ? *hp : *hp_, "web");
@@ -484,6 +512,114 @@ TEST_F(AwsE2E, LaunchAndTerminateHooksInOneSourceAndEveryCallIsInTheDocumentedPo
   }
   for (const auto& action : used) {
     EXPECT_EQ(allowed.count(action), 1u) << action << " is not in the documented node policy";
+  }
+}
+
+// An EC2 node with no region anywhere: the daemon asks IMDSv2 (the double's) for it, and every
+// signed call is scoped to that region.
+TEST_F(AwsE2E, RegionFoundThroughImdsOnly) {
+  put(0);
+  aws_.set_imds_region("ap-southeast-2");
+  for (const char* v : {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"}) ::unsetenv(v);
+  ::setenv("AWS_CONFIG_FILE", (hp_->dir() + "/no-aws-config").c_str(), 1);
+  ::setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_.url().c_str(), 1);
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(cfg, node_config(*hp_, queue_, "[{name: ep-a-drain, transition: terminating}]", ""));
+  auto check = run_elasticproxy({"check", "-c", cfg});
+  EXPECT_NE(check.output.find("it will be asked of the instance metadata (IMDSv2 "
+                              "placement/region at " + aws_.url()),
+            std::string::npos)
+      << check.output;
+  const bool started = daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log");
+  ::unsetenv("AWS_CONFIG_FILE");  // the daemon has its environment; the next tests must not
+  ::unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
+  EXPECT_EQ(aws_.signing_regions(), (std::set<std::string>{"ap-southeast-2"}));
+  const auto imds = aws_.imds_requests();
+  ASSERT_GE(imds.size(), 2u);
+  EXPECT_EQ(imds[0], "PUT /latest/api/token");
+  EXPECT_EQ(imds[1], "GET /latest/meta-data/placement/region");
+  EXPECT_NE(daemon_.log().find("region ap-southeast-2 from instance metadata"), std::string::npos);
+}
+
+// Three nodes (three HAProxy, three daemons, three queues, three terminate hooks): the instance
+// is terminated only once every node drained it; the node with a session in flight completes
+// its own hook last, after the session ended.
+TEST_F(AwsE2E, ThreeNodesEachDrainOneInstanceBeforeCompletingTheirOwnHook) {
+  std::vector<HaproxyFixture*> hps = {hp_.get()};
+  hp2_ = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+  ASSERT_TRUE(hp2_->start().ok()) << hp2_->log();
+  auto hp3 = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+  ASSERT_TRUE(hp3->start().ok()) << hp3->log();
+  hps.push_back(hp2_.get());
+  hps.push_back(hp3.get());
+  put(0);
+  put(1);
+  const std::vector<std::string> nodes = {"a", "b", "c"};
+  std::vector<std::string> queues;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  for (size_t n = 0; n < 3; ++n) {
+    queues.push_back(n == 0 ? queue_ : aws_.create_queue("ep-node-" + nodes[n]));
+    const std::string cfg = hps[n]->dir() + "/ep.yaml";
+    write_file(cfg, node_config(*hps[n], queues[n],
+                                "[{name: ep-" + nodes[n] + "-drain, transition: terminating}]",
+                                "eu-west-1"));
+    daemons.push_back(std::make_unique<DaemonProcess>());
+    ASSERT_TRUE(daemons.back()->start({"run", "-c", cfg}, hps[n]->dir() + "/ep.log"));
+  }
+  for (size_t n = 0; n < 3; ++n) {
+    ASSERT_TRUE(wait_until([&] { return up_on(0, *hps[n]) && up_on(1, *hps[n]); }, 20s))
+        << daemons[n]->log();
+  }
+  // A long request through node b's HAProxy, landing on instance 0.
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 4 && backends_[0]->held() == 0; ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hps[1]->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    ASSERT_TRUE(wait_until([&] {
+      return backends_[0]->held() + backends_[1]->held() == static_cast<int>(clients.size());
+    }));
+  }
+  ASSERT_EQ(backends_[0]->held(), 1);
+
+  // Scale-in: the group puts i-0 in Terminating:Wait; each node's hook notifies its own queue.
+  put(0, "Terminating:Wait");
+  for (size_t n = 0; n < 3; ++n) {
+    const std::string hook = "ep-" + nodes[n] + "-drain";
+    aws_.add_lifecycle_action("web-asg", hook, instance_id(0), "term3-" + nodes[n],
+                              "autoscaling:EC2_INSTANCE_TERMINATING");
+    aws_.send_message(queues[n], lifecycle_body({"web-asg", hook, instance_id(0),
+                                                 "term3-" + nodes[n], true},
+                                                Envelope::kRaw));
+  }
+  auto completed = [&](const std::string& hook) {
+    for (const auto& c : aws_.lifecycle_calls()) {
+      if (c.action == "CompleteLifecycleAction" && c.accepted && c.hook == hook) return true;
+    }
+    return false;
+  };
+  // a and c have no session: they complete; b drains and waits, so the instance stays.
+  ASSERT_TRUE(wait_until([&] { return completed("ep-a-drain") && completed("ep-c-drain"); }, 15s))
+      << daemons[0]->log() << daemons[2]->log();
+  EXPECT_TRUE(consistently([&] { return !completed("ep-b-drain") && draining(0, hps[1]); }, 2s))
+      << daemons[1]->log();
+  EXPECT_EQ(aws_.pending_lifecycle_actions(), 1) << "the group waits for node b's hook";
+  EXPECT_FALSE(present_on(0, *hps[0]));
+  EXPECT_FALSE(present_on(0, *hps[2]));
+
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  backends_[1]->release_held();
+  for (auto& c : clients) ASSERT_TRUE(c->read_to_eof(5s).ok());
+  ASSERT_TRUE(wait_until([&] { return completed("ep-b-drain"); }, 15s)) << daemons[1]->log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  EXPECT_EQ(aws_.pending_lifecycle_actions(), 0);
+  for (size_t n = 0; n < 3; ++n) {
+    ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queues[n]) == 0; }, 10s));
+    EXPECT_TRUE(up_on(1, *hps[n]));
   }
 }
 
