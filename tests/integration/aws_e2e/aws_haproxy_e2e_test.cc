@@ -59,8 +59,8 @@ class AwsE2E : public ::testing::Test {
 defaults
   mode http
   timeout connect 1s
-  timeout client 60s
-  timeout server 60s
+  timeout client 120s
+  timeout server 120s
 frontend fe
   bind 127.0.0.1:@PORT0@
   default_backend web
@@ -621,6 +621,99 @@ TEST_F(AwsE2E, ThreeNodesEachDrainOneInstanceBeforeCompletingTheirOwnHook) {
     ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queues[n]) == 0; }, 10s));
     EXPECT_TRUE(up_on(1, *hps[n]));
   }
+}
+
+// The issue's scale-in as an operator sees it: the backend's drain_timeout left at its default
+// (30 s), a 60 s request in flight on the leaving instance, load on the others: the request
+// finishes, no request fails, and CompleteLifecycleAction comes after it. (Takes ~65 s.)
+TEST_F(AwsE2E, ASixtySecondRequestOutlivesTheDefaultDrainTimeoutUnderATerminateHook) {
+  put(0);
+  put(1);
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(cfg, node_config(*hp_, queue_,
+                              "[{name: ep-a-drain, transition: terminating, drain_timeout: 300s}]",
+                              "eu-west-1"));
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 4 && backends_[0]->held() == 0; ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hp_->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    ASSERT_TRUE(wait_until([&] {
+      return backends_[0]->held() + backends_[1]->held() == static_cast<int>(clients.size());
+    }));
+  }
+  ASSERT_EQ(backends_[0]->held(), 1);
+  const auto t0 = std::chrono::steady_clock::now();  // the request is in flight since ~now
+  backends_[1]->release_held();  // only the request on the leaving instance stays in flight
+  LoadLoop load(hp_->port(0));
+  put(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-a-drain", instance_id(0), "term-60s",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", "ep-a-drain", instance_id(0), "term-60s", true}, Envelope::kRaw);
+  ASSERT_TRUE(wait_until([&] { return draining(0); }, 10s)) << daemon_.log();
+  // 60 s in flight: well past the backend's 30 s, the server stays in DRAIN with its session.
+  EXPECT_TRUE(consistently([&] { return draining(0) && backends_[0]->held() == 1; },
+                           60s - (std::chrono::steady_clock::now() - t0)))
+      << daemon_.log();
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 0);
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  for (auto& c : clients) {
+    auto r = c->read_to_eof(5s);
+    ASSERT_TRUE(r.ok());
+  }
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  ASSERT_TRUE(wait_until([&] { return !present(0); }, 10s));
+  load.finish();
+  EXPECT_GT(load.requests(), 100);
+  EXPECT_EQ(load.failed(), 0);
+  EXPECT_GE(lifecycle("RecordLifecycleActionHeartbeat"), 30);
+}
+
+// Figure: launch-hook message -> server UP in HAProxy -> CompleteLifecycleAction.
+TEST_F(AwsE2E, LaunchHookLatency) {
+  put(0);
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(cfg, node_config(*hp_, queue_, "[{name: ep-a-launch, transition: launching}]",
+                              "eu-west-1"));
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
+  std::vector<double> to_haproxy, to_complete;
+  for (int i = 0; i < 20; ++i) {
+    const std::string token = fmt::format("launch-lat-{:04}", i);
+    put(5, "Pending:Wait");
+    aws_.add_lifecycle_action("web-asg", "ep-a-launch", instance_id(5), token,
+                              "autoscaling:EC2_INSTANCE_LAUNCHING");
+    const auto t0 = std::chrono::steady_clock::now();
+    send({"web-asg", "ep-a-launch", instance_id(5), token, false}, Envelope::kSns);
+    ASSERT_TRUE(wait_until([&] { return present(5); }, 10s)) << daemon_.log();
+    to_haproxy.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ASSERT_TRUE(wait_until(
+        [&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; }, 15s))
+        << daemon_.log();
+    to_complete.push_back(
+        std::chrono::duration<double, std::milli>(aws_.lifecycle_calls().back().at - t0).count());
+    ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+    aws_.remove_instance(instance_id(5));
+    aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_TERMINATE","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
+    ASSERT_TRUE(wait_until([&] { return !present(5); }, 10s)) << daemon_.log();
+  }
+  auto pct = [](std::vector<double> v, size_t p) {
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, v.size() * p / 100)];
+  };
+  std::printf(
+      "launch hook message -> server in HAProxy: p50 %.1f ms, p99 %.1f ms; -> "
+      "CompleteLifecycleAction (UP, check inter 100ms): p50 %.1f ms, p99 %.1f ms (n=%zu)\n",
+      pct(to_haproxy, 50), pct(to_haproxy, 99), pct(to_complete, 50), pct(to_complete, 99),
+      to_haproxy.size());
 }
 
 // Figure: terminate-hook message -> CompleteLifecycleAction when the server has no sessions.
