@@ -15,9 +15,9 @@ namespace ep::app {
 
 const std::vector<discovery::SourceKind>& source_table() {
   static const std::vector<discovery::SourceKind> table = {
-      discovery::file::source_kind(),   discovery::static_source::source_kind(),
-      discovery::consul::source_kind(), discovery::etcd::source_kind(),
-      discovery::dns::source_kind(),    discovery::aws::source_kind(),
+      discovery::file::source_kind(),    discovery::static_source::source_kind(),
+      discovery::consul::source_kind(),  discovery::etcd::source_kind(),
+      discovery::dns::source_kind(),     discovery::aws::source_kind(),
       discovery::aws::ec2_source_kind(),
   };
   return table;

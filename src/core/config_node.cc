@@ -369,10 +369,9 @@ bool MapReader::one_spelling(std::initializer_list<std::string_view> spellings) 
       continue;
     }
     const auto f = static_cast<size_t>(first);
-    diag_.error(node_.key_marks[i],
-                what_ + ": '" + node_.keys[i] + "' and '" + node_.keys[f] + "' (at " +
-                    node_.key_marks[f].str() +
-                    ") are two spellings of one option; give only one");
+    diag_.error(node_.key_marks[i], what_ + ": '" + node_.keys[i] + "' and '" + node_.keys[f] +
+                                        "' (at " + node_.key_marks[f].str() +
+                                        ") are two spellings of one option; give only one");
     ok = false;
   }
   return ok;

@@ -4,11 +4,10 @@
 // it from the state of its last pass; tests implement it with scripted answers.
 
 #include <cstdint>
-
-#include "core/clock.h"
 #include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/model.h"
 
 namespace ep {

@@ -645,8 +645,8 @@ std::vector<InstanceServers> Reconciler::servers_at(std::string_view backend,
   return out;
 }
 
-void Reconciler::hold_drain(std::string_view backend, std::string_view address,
-                            std::uint16_t port, SteadyTime until) const {
+void Reconciler::hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                            SteadyTime until) const {
   std::lock_guard lock(holds_mu_);
   holds_[HoldKey{std::string(backend), std::string(address), port}] = until;
 }

@@ -17,7 +17,6 @@
 #include <functional>
 #include <future>
 #include <map>
-#include <tuple>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +24,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/clock.h"
@@ -147,7 +147,8 @@ class Reconciler : public ServerStateView {
                      std::uint16_t port) const override;
 
  private:
-  // Drain holds by (backend, address, port) -> until; own lock, taken last (never held while taking mu_).
+  // Drain holds by (backend, address, port) -> until; own lock, taken last (never held while taking
+  // mu_).
   using HoldKey = std::tuple<std::string, std::string, std::uint16_t>;
   mutable std::mutex holds_mu_;
   mutable std::map<HoldKey, SteadyTime> holds_;

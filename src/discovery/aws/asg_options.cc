@@ -150,8 +150,7 @@ void check_transport(const ConfigNode& node, Diagnostics& diag, const AsgOptions
     auto url = os::split_url(url_text);
     if (!url.ok() || url->scheme != "http" || os::is_loopback_host(url->authority.host)) continue;
     if (!o.allow_insecure) {
-      diag.error(node.mark, what + "." + key + ": signed requests would go to " +
-                                url_text +
+      diag.error(node.mark, what + "." + key + ": signed requests would go to " + url_text +
                                 " in clear text; use https://, or set allow_insecure: true");
     } else {
       log::warn("config", "{}: allow_insecure: signed requests go to {} in clear text", what,
@@ -259,8 +258,9 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   r.positive_duration("launch_timeout", o.launch_timeout);
   if (const ConfigNode* list = r.get("lifecycle_hooks")) {
     if (list->kind != ConfigNode::Kind::kSequence || list->items.empty()) {
-      diag.error(list->mark, "aws_asg: lifecycle_hooks must be a non-empty list of "
-                             "{name, transition, ...}");
+      diag.error(list->mark,
+                 "aws_asg: lifecycle_hooks must be a non-empty list of "
+                 "{name, transition, ...}");
     } else {
       std::set<std::pair<std::string, bool>> seen;  // (name, launching)
       for (size_t i = 0; i < list->items.size(); ++i) {
@@ -310,10 +310,9 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   }
   if (!o.hooks().empty()) {
     if (o.queue_url.empty()) {
-      diag.error(node.mark,
-                 std::string("aws_asg: ") +
-                     (o.lifecycle_hooks.empty() ? "lifecycle_hook" : "lifecycle_hooks") +
-                     " needs queue_url (the hook's notifications arrive through SQS)");
+      diag.error(node.mark, std::string("aws_asg: ") +
+                                (o.lifecycle_hooks.empty() ? "lifecycle_hook" : "lifecycle_hooks") +
+                                " needs queue_url (the hook's notifications arrive through SQS)");
     }
     if (!r.has("lifecycle_states") && o.has_launch_hook()) {
       // Hooked launches wait in Pending:Wait until completed: the server must be added then
@@ -395,8 +394,8 @@ std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics&
           continue;
         }
         const ConfigNode& v = tags->values[i];
-        if (v.kind == ConfigNode::Kind::kNull || (v.kind == ConfigNode::Kind::kScalar &&
-                                                  (v.scalar.empty() || v.scalar == "*"))) {
+        if (v.kind == ConfigNode::Kind::kNull ||
+            (v.kind == ConfigNode::Kind::kScalar && (v.scalar.empty() || v.scalar == "*"))) {
           add_filter("tag-key", {key});  // "has the key", any value
           continue;
         }
@@ -423,11 +422,12 @@ std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics&
       }
     } else if (filters->kind == ConfigNode::Kind::kSequence && !filters->items.empty()) {
       for (const auto& item : filters->items) {
-        const auto eq = item.kind == ConfigNode::Kind::kScalar ? item.scalar.find('=')
-                                                               : std::string::npos;
+        const auto eq =
+            item.kind == ConfigNode::Kind::kScalar ? item.scalar.find('=') : std::string::npos;
         if (eq == std::string::npos || eq == 0 || eq + 1 == item.scalar.size()) {
-          diag.error(item.mark, "aws_ec2: a filter must be \"Name=Value\" (e.g. "
-                                "\"tag:Service=web\"; several values comma-separated)");
+          diag.error(item.mark,
+                     "aws_ec2: a filter must be \"Name=Value\" (e.g. "
+                     "\"tag:Service=web\"; several values comma-separated)");
           continue;
         }
         const std::string name = item.scalar.substr(0, eq);
@@ -448,13 +448,15 @@ std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics&
         if (!values.empty()) add_filter(name, std::move(values));
       }
     } else {
-      diag.error(filters->mark, "aws_ec2: filters must be a map {name: value(s)} or a list of "
-                                "\"Name=Value\" strings");
+      diag.error(filters->mark,
+                 "aws_ec2: filters must be a map {name: value(s)} or a list of "
+                 "\"Name=Value\" strings");
     }
   }
   for (const auto& f : o.ec2_filters) {
     if (f.first == "instance-state-name") {
-      diag.error(node.mark, "aws_ec2: instance-state-name is always 'running'; do not filter on it");
+      diag.error(node.mark,
+                 "aws_ec2: instance-state-name is always 'running'; do not filter on it");
     }
   }
   if (o.ec2_filters.empty() && errors_before == diag.errors().size()) {

@@ -116,8 +116,8 @@ std::optional<ep::Endpoint> instance_endpoint(const Ec2Instance& ec2, const AsgO
     if (auto w = m->weight(); w && *w <= 256) e.weight = *w;
   }
   if (!e.weight && options.weight) e.weight = *options.weight;
-  const std::string zone = m != nullptr && !m->availability_zone.empty() ? m->availability_zone
-                                                                          : ec2.availability_zone;
+  const std::string zone =
+      m != nullptr && !m->availability_zone.empty() ? m->availability_zone : ec2.availability_zone;
   e.backup = options.backup_other_zones && zone != options.local_zone;
   e.id = ec2.instance_id;
   e.labels["availability_zone"] = zone;
@@ -350,9 +350,9 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
     : options_(std::move(options)),
       context_(std::move(context)),
       runtime_(std::move(runtime)),
-      failures_(options_.ec2 ? "aws_ec2" : "aws_asg",
-                fmt::format("{} poll for backend '{}'", options_.ec2 ? "EC2" : "ASG",
-                            context_.backend)) {
+      failures_(
+          options_.ec2 ? "aws_ec2" : "aws_asg",
+          fmt::format("{} poll for backend '{}'", options_.ec2 ? "EC2" : "ASG", context_.backend)) {
   if (!runtime_.http_factory) {
     runtime_.http_factory = [] { return std::make_unique<net::CurlHttpClient>(); };
   }
@@ -420,9 +420,10 @@ Result<AsgSource::RegionPlan> AsgSource::region_plan() const {
     return plan;
   }
   if (imds_disabled(runtime_.env)) {
-    return Error::invalid(fmt::format("no AWS region: none of {} is set, and instance metadata is "
-                                      "off (AWS_EC2_METADATA_DISABLED=true)",
-                                      region_steps(profile_name)));
+    return Error::invalid(
+        fmt::format("no AWS region: none of {} is set, and instance metadata is "
+                    "off (AWS_EC2_METADATA_DISABLED=true)",
+                    region_steps(profile_name)));
   }
   plan.imds_endpoint = imds_endpoint_url(runtime_.env);
   return plan;
@@ -435,9 +436,10 @@ std::vector<std::string> AsgSource::check_notes() const {
     return {fmt::format("{}: region {} (from {})", describe(), plan->region->region,
                         plan->region->source)};
   }
-  return {fmt::format("{}: no region configured; it will be asked of the instance metadata "
-                      "(IMDSv2 placement/region at {}) at start",
-                      describe(), plan->imds_endpoint)};
+  return {
+      fmt::format("{}: no region configured; it will be asked of the instance metadata "
+                  "(IMDSv2 placement/region at {}) at start",
+                  describe(), plan->imds_endpoint)};
 }
 
 Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
@@ -456,18 +458,18 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
     HttpCredentialFetcher imds(*setup->sts_http, HttpCredentialFetcherOptions{});
     auto answer = imds.imds_get(plan->imds_endpoint, "placement/region");
     if (!answer) {
-      return Error{answer.error().kind == ErrorKind::kInvalid ? ErrorKind::kInvalid
-                                                              : ErrorKind::kUnavailable,
-                   fmt::format("no AWS region: none of {} is set, and the instance metadata at {} "
-                               "did not give one ({})",
-                               region_steps(profile_name), plan->imds_endpoint,
-                               answer.error().message)};
+      return Error{
+          answer.error().kind == ErrorKind::kInvalid ? ErrorKind::kInvalid
+                                                     : ErrorKind::kUnavailable,
+          fmt::format("no AWS region: none of {} is set, and the instance metadata at {} "
+                      "did not give one ({})",
+                      region_steps(profile_name), plan->imds_endpoint, answer.error().message)};
     }
     imds_region = std::string(os::trim(*answer));
     if (imds_region.empty()) {
-      return Error::unavailable(fmt::format(
-          "no AWS region: instance metadata at {} answered an empty placement/region",
-          plan->imds_endpoint));
+      return Error::unavailable(
+          fmt::format("no AWS region: instance metadata at {} answered an empty placement/region",
+                      plan->imds_endpoint));
     }
   }
   auto region = resolve_region(options_.region, runtime_.env, profile, imds_region);

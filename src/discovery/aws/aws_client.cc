@@ -88,7 +88,9 @@ class RetryLoop {
     return creds;
   }
   SystemTime signing_time() const { return now_ + offset_; }
-  Error send_error(const Error& e) const { return Error::invalid(fmt::format("{}: {}", what_, e.message)); }
+  Error send_error(const Error& e) const {
+    return Error::invalid(fmt::format("{}: {}", what_, e.message));
+  }
 
   // What to do with this attempt's reply: `done` is the call's answer; else wait `delay` (0 =
   // at once) and try again.
@@ -179,7 +181,6 @@ class RetryLoop {
 };
 
 }  // namespace
-
 
 Result<SystemTime> parse_http_date(std::string_view text) {
   // IMF-fixdate only: "Sun, 06 Nov 1994 08:49:37 GMT" (what AWS and every current server sends).

@@ -97,9 +97,11 @@ bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
   if (!hook) {
     for (const auto& h : hooks_) {
       if (h.name == action.lifecycle_hook_name) {
-        log::warn(kLog, "{}: hook '{}' is configured as {} but AWS sent {} for {}; not ours to "
-                  "complete", deps_.backend, h.name, to_string(h.transition),
-                  action.lifecycle_transition, action.instance_id);
+        log::warn(kLog,
+                  "{}: hook '{}' is configured as {} but AWS sent {} for {}; not ours to "
+                  "complete",
+                  deps_.backend, h.name, to_string(h.transition), action.lifecycle_transition,
+                  action.instance_id);
       }
     }
     return false;
@@ -148,8 +150,8 @@ void LifecycleWorker::hold_drain(Tracked& t, SteadyTime now) {
   deps_.server_states->hold_drain(deps_.backend, where->address,
                                   static_cast<std::uint16_t>(where->port), until);
   t.held = *where;
-  log::debug(kLog, "{}: holding the drain of {} ({}) until its hook's drain_timeout",
-             deps_.backend, t.action.instance_id, where->address);
+  log::debug(kLog, "{}: holding the drain of {} ({}) until its hook's drain_timeout", deps_.backend,
+             t.action.instance_id, where->address);
 }
 
 void LifecycleWorker::release_drain(Tracked& t) {
@@ -307,9 +309,8 @@ runtime::Co<void> LifecycleWorker::step() {
         result = LifecycleActionResult::kContinue;
         why = fmt::format("drained on {} HAProxy instance(s)", state->haproxy_instances);
       } else if (elapsed >= t.hook.drain_timeout) {
-        result = t.hook.on_drain_timeout == HookResult::kAbandon
-                     ? LifecycleActionResult::kAbandon
-                     : LifecycleActionResult::kContinue;
+        result = t.hook.on_drain_timeout == HookResult::kAbandon ? LifecycleActionResult::kAbandon
+                                                                 : LifecycleActionResult::kContinue;
         why = fmt::format("drain_timeout with {} session(s) left", state->sessions);
       }
     } else {

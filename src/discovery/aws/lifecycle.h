@@ -125,7 +125,7 @@ class LifecycleWorker {
  private:
   struct Tracked {
     AsgMessage action;
-    LifecycleHookOptions hook;  // the configured hook this action belongs to
+    LifecycleHookOptions hook;                    // the configured hook this action belongs to
     std::map<std::string, std::string> receipts;  // message id -> latest receipt handle
     SteadyTime started{};
     SteadyTime next_heartbeat{};

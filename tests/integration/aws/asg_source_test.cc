@@ -250,17 +250,35 @@ TEST_F(AsgSourceTest, RegionComesFromConfigThenEnvThenProfileThenImds) {
     std::string config_file, region, from;
   };
   const std::vector<Step> steps = {
-      {"configuration", "us-east-1",
+      {"configuration",
+       "us-east-1",
        {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
-       "[default]\nregion = ap-south-1\n", "us-east-1", "configuration"},
-      {"AWS_REGION", "", {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
-       "[default]\nregion = ap-south-1\n", "eu-west-2", "AWS_REGION"},
-      {"AWS_DEFAULT_REGION", "", {{"AWS_DEFAULT_REGION", "eu-west-3"}},
-       "[default]\nregion = ap-south-1\n", "eu-west-3", "AWS_DEFAULT_REGION"},
-      {"default profile", "", {}, "[default]\nregion = ap-south-1\n", "ap-south-1",
+       "[default]\nregion = ap-south-1\n",
+       "us-east-1",
+       "configuration"},
+      {"AWS_REGION",
+       "",
+       {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n",
+       "eu-west-2",
+       "AWS_REGION"},
+      {"AWS_DEFAULT_REGION",
+       "",
+       {{"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n",
+       "eu-west-3",
+       "AWS_DEFAULT_REGION"},
+      {"default profile",
+       "",
+       {},
+       "[default]\nregion = ap-south-1\n",
+       "ap-south-1",
        "profile 'default'"},
-      {"AWS_PROFILE", "", {{"AWS_PROFILE", "prod"}},
-       "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n", "sa-east-1",
+      {"AWS_PROFILE",
+       "",
+       {{"AWS_PROFILE", "prod"}},
+       "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n",
+       "sa-east-1",
        "profile 'prod'"},
   };
   for (const auto& step : steps) {
@@ -278,7 +296,8 @@ TEST_F(AsgSourceTest, RegionComesFromConfigThenEnvThenProfileThenImds) {
     EXPECT_EQ(plan->region->region, step.region);
     EXPECT_EQ(plan->region->source, step.from);
     ASSERT_EQ(source.check_notes().size(), 1u);
-    EXPECT_THAT(source.check_notes()[0], HasSubstr("region " + step.region + " (from " + step.from));
+    EXPECT_THAT(source.check_notes()[0],
+                HasSubstr("region " + step.region + " (from " + step.from));
     ASSERT_TRUE(source.fetch_once(10s).ok());
     EXPECT_EQ(aws_.signing_regions().count(step.region), 1u);
   }
@@ -322,7 +341,8 @@ TEST_F(AsgSourceTest, NoRegionAnywhereIsAnErrorNamingEveryStep) {
   EXPECT_THAT(snap.error().message,
               HasSubstr("no AWS region: none of `region` in the source, AWS_REGION, "
                         "AWS_DEFAULT_REGION, profile 'default' region is set, and the instance "
-                        "metadata at " + aws_.url() + " did not give one (IMDS placement/region: "));
+                        "metadata at " +
+                        aws_.url() + " did not give one (IMDS placement/region: "));
 
   // IMDS off: an error already at `check`, and IMDS is never asked.
   const size_t asked = aws_.imds_requests().size();
@@ -379,9 +399,9 @@ TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
                                            "i-ec200000000000007", "i-ec200000000000009"}));
   EXPECT_EQ(aws_.calls("DescribeInstances") - calls0, 2);
   using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
-  EXPECT_EQ(aws_.last_filters(), (F{{"tag:Service", {"web"}},
-                                    {"tag:Env", {"prod"}},
-                                    {"instance-state-name", {"running"}}}));
+  EXPECT_EQ(
+      aws_.last_filters(),
+      (F{{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}, {"instance-state-name", {"running"}}}));
   EXPECT_EQ((*snap)[0].address, "10.1.0.1");
   EXPECT_EQ((*snap)[0].port, 9090u);  // port tag
   EXPECT_EQ((*snap)[1].port, 8080u);  // config
@@ -426,11 +446,13 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   ASSERT_TRUE(failed.has_value());
   EXPECT_THAT(failed->error().message, HasSubstr("aws_ec2 tag:Service=web"));
   // Recovery republishes.
-  ASSERT_TRUE(test::eventually([&] {
-    source.trigger();
-    return sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }, 500ms)
-        .has_value();
-  }, 20s));
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        source.trigger();
+        return sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }, 500ms)
+            .has_value();
+      },
+      20s));
   source.stop();
 
   // The double refuses a filter it does not know, like AWS.

@@ -12,9 +12,8 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/log.h"
 #include "discovery/aws/credential_fetcher.h"

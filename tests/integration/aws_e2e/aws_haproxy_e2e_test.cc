@@ -11,14 +11,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <map>
-#include <sstream>
-#include <set>
 #include <fstream>
+#include <map>
 #include <memory>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
 
 #include "integration/daemon/daemon_process.h"
 #include "support/aws/aws_double.h"
@@ -84,8 +83,7 @@ backend web
     const std::string cfg = hp_->dir() + "/ep.yaml";
     std::string sockets = hp_->socket_path();
     if (hp2_) sockets += ", " + hp2_->socket_path();
-    write_file(cfg,
-               fmt::format(R"(haproxy:
+    write_file(cfg, fmt::format(R"(haproxy:
   sockets: [{0}]
   resync_interval: 1s
 metrics: {{enabled: false}}
@@ -110,9 +108,9 @@ backends:
           hook_check_interval: 100ms
           drain_timeout: 60s
 {7})",
-                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_,
-                           hooks.empty() ? std::string("lifecycle_hook: ") + kHook : hooks, extra,
-                           backend_drain_timeout));
+                                sockets, kKeyId, kSecret, aws_.url(), interval, queue_,
+                                hooks.empty() ? std::string("lifecycle_hook: ") + kHook : hooks,
+                                extra, backend_drain_timeout));
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   }
 
@@ -507,7 +505,8 @@ TEST_F(AwsE2E, LaunchAndTerminateHooksInOneSourceAndEveryCallIsInTheDocumentedPo
   const auto used = aws_.iam_actions();
   for (const char* expected :
        {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances", "sqs:ReceiveMessage",
-        "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "autoscaling:CompleteLifecycleAction"}) {
+        "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+        "autoscaling:CompleteLifecycleAction"}) {
     EXPECT_EQ(used.count(expected), 1u) << expected << " not exercised";
   }
   for (const auto& action : used) {
@@ -527,7 +526,8 @@ TEST_F(AwsE2E, RegionFoundThroughImdsOnly) {
   write_file(cfg, node_config(*hp_, queue_, "[{name: ep-a-drain, transition: terminating}]", ""));
   auto check = run_elasticproxy({"check", "-c", cfg});
   EXPECT_NE(check.output.find("it will be asked of the instance metadata (IMDSv2 "
-                              "placement/region at " + aws_.url()),
+                              "placement/region at " +
+                              aws_.url()),
             std::string::npos)
       << check.output;
   const bool started = daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log");
@@ -591,9 +591,9 @@ TEST_F(AwsE2E, ThreeNodesEachDrainOneInstanceBeforeCompletingTheirOwnHook) {
     const std::string hook = "ep-" + nodes[n] + "-drain";
     aws_.add_lifecycle_action("web-asg", hook, instance_id(0), "term3-" + nodes[n],
                               "autoscaling:EC2_INSTANCE_TERMINATING");
-    aws_.send_message(queues[n], lifecycle_body({"web-asg", hook, instance_id(0),
-                                                 "term3-" + nodes[n], true},
-                                                Envelope::kRaw));
+    aws_.send_message(queues[n],
+                      lifecycle_body({"web-asg", hook, instance_id(0), "term3-" + nodes[n], true},
+                                     Envelope::kRaw));
   }
   auto completed = [&](const std::string& hook) {
     for (const auto& c : aws_.lifecycle_calls()) {
@@ -680,8 +680,8 @@ TEST_F(AwsE2E, ASixtySecondRequestOutlivesTheDefaultDrainTimeoutUnderATerminateH
 TEST_F(AwsE2E, LaunchHookLatency) {
   put(0);
   const std::string cfg = hp_->dir() + "/ep.yaml";
-  write_file(cfg, node_config(*hp_, queue_, "[{name: ep-a-launch, transition: launching}]",
-                              "eu-west-1"));
+  write_file(
+      cfg, node_config(*hp_, queue_, "[{name: ep-a-launch, transition: launching}]", "eu-west-1"));
   ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
   std::vector<double> to_haproxy, to_complete;
@@ -695,14 +695,16 @@ TEST_F(AwsE2E, LaunchHookLatency) {
     ASSERT_TRUE(wait_until([&] { return present(5); }, 10s)) << daemon_.log();
     to_haproxy.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    ASSERT_TRUE(wait_until(
-        [&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; }, 15s))
+    ASSERT_TRUE(
+        wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; }, 15s))
         << daemon_.log();
     to_complete.push_back(
         std::chrono::duration<double, std::milli>(aws_.lifecycle_calls().back().at - t0).count());
     ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
     aws_.remove_instance(instance_id(5));
-    aws_.send_message(queue_, R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_TERMINATE","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
+    aws_.send_message(
+        queue_,
+        R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_TERMINATE","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
     ASSERT_TRUE(wait_until([&] { return !present(5); }, 10s)) << daemon_.log();
   }
   auto pct = [](std::vector<double> v, size_t p) {

@@ -355,7 +355,8 @@ TEST(Cli, CheckSaysWhereTheAwsRegionWillComeFrom) {
   ::setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
   auto config = [&](const std::string& region) {
     return "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n    sources:\n"
-           "      - aws_asg: {groups: [web]" + region + "}\n";
+           "      - aws_asg: {groups: [web]" +
+           region + "}\n";
   };
   auto check = [&](const std::string& yaml) {
     write_file(dir + "/aws.yaml", yaml);

@@ -125,7 +125,8 @@ struct AwsDouble::Impl {
   std::string imds_region = "eu-west-1";
   std::vector<std::string> imds_log;
   std::set<std::string> iam_actions;  // "service:Action" of signed requests accepted
-  std::vector<std::pair<std::string, std::vector<std::string>>> last_filters;      // "PUT /latest/api/token", "GET /latest/meta-data/…"
+  std::vector<std::pair<std::string, std::vector<std::string>>>
+      last_filters;                       // "PUT /latest/api/token", "GET /latest/meta-data/…"
   std::set<std::string> signing_regions;  // credential scope regions of accepted requests
   std::deque<InjectedFault> faults;
   std::map<std::string, int> calls;
@@ -567,8 +568,9 @@ struct AwsDouble::Impl {
           "<ipv6AddressesSet>{6}</ipv6AddressesSet></item></networkInterfaceSet>"
           "<tagSet>{7}</tagSet></item></instancesSet></item>\n",
           in.id, in.state_code, state_name(in.state_code), in.availability_zone,
-          in.private_ip.empty() ? "" : fmt::format("<privateIpAddress>{}</privateIpAddress>",
-                                                   in.private_ip),
+          in.private_ip.empty()
+              ? ""
+              : fmt::format("<privateIpAddress>{}</privateIpAddress>", in.private_ip),
           in.public_ip.empty() ? "" : fmt::format("<ipAddress>{}</ipAddress>", in.public_ip), v6,
           tags);
     }

@@ -82,10 +82,10 @@ TEST(AsgOptions, TwoSpellingsOfOneKeyAreAnErrorAtTheSecond) {
     Diagnostics diag;
     EXPECT_FALSE(parse_asg_options(map_of(std::move(entries)), diag).has_value());
     ASSERT_EQ(diag.errors().size(), 1u) << diag.joined();
-    EXPECT_EQ(diag.errors()[0],
-              "aws.yaml:" + std::to_string(second_line) + ":7: aws_asg: '" + keys.second +
-                  "' and '" + keys.first + "' (at aws.yaml:" + std::to_string(second_line - 1) +
-                  ":7) are two spellings of one option; give only one");
+    EXPECT_EQ(diag.errors()[0], "aws.yaml:" + std::to_string(second_line) + ":7: aws_asg: '" +
+                                    keys.second + "' and '" + keys.first +
+                                    "' (at aws.yaml:" + std::to_string(second_line - 1) +
+                                    ":7) are two spellings of one option; give only one");
   }
 }
 
@@ -116,12 +116,18 @@ TEST(Ec2Options, TagsAndFiltersInBothSpellingsBecomeDescribeInstancesFilters) {
   EXPECT_FALSE(o->weight_from_capacity);
   auto params = describe_instances_by_filters_params(o->ec2_filters, "tok", 1000);
   ASSERT_TRUE(params.ok());
-  const QueryParams want = {{"Filter.1.Name", "tag:Service"},   {"Filter.1.Value.1", "web"},
-                            {"Filter.2.Name", "tag-key"},       {"Filter.2.Value.1", "Team"},
-                            {"Filter.3.Name", "tag:Env"},       {"Filter.3.Value.1", "prod"},
-                            {"Filter.3.Value.2", "staging"},    {"Filter.4.Name", "availability-zone"},
-                            {"Filter.4.Value.1", "eu-west-1a"}, {"Filter.5.Name", "instance-state-name"},
-                            {"Filter.5.Value.1", "running"},    {"MaxResults", "1000"},
+  const QueryParams want = {{"Filter.1.Name", "tag:Service"},
+                            {"Filter.1.Value.1", "web"},
+                            {"Filter.2.Name", "tag-key"},
+                            {"Filter.2.Value.1", "Team"},
+                            {"Filter.3.Name", "tag:Env"},
+                            {"Filter.3.Value.1", "prod"},
+                            {"Filter.3.Value.2", "staging"},
+                            {"Filter.4.Name", "availability-zone"},
+                            {"Filter.4.Value.1", "eu-west-1a"},
+                            {"Filter.5.Name", "instance-state-name"},
+                            {"Filter.5.Value.1", "running"},
+                            {"MaxResults", "1000"},
                             {"NextToken", "tok"}};
   EXPECT_EQ(*params, want);
   ConfigNode map = ConfigNode::make_map();
@@ -138,7 +144,8 @@ TEST(Ec2Options, BadFiltersAreErrorsWithPositions) {
     EXPECT_FALSE(parse_ec2_options(map_of(std::move(entries)), diag).has_value());
     return diag.joined();
   };
-  EXPECT_THAT(errors({{"port", scalar("80")}}), HasSubstr("aws.yaml:3:5: aws_ec2: 'tags' or 'filters' is required"));
+  EXPECT_THAT(errors({{"port", scalar("80")}}),
+              HasSubstr("aws.yaml:3:5: aws_ec2: 'tags' or 'filters' is required"));
   ConfigNode list = ConfigNode::make_sequence();
   list.items.push_back(ConfigNode::make_scalar("tag:Service", Mark{"aws.yaml", 9, 11}));
   EXPECT_THAT(errors({{"filters", list}}),
@@ -374,17 +381,20 @@ ConfigNode hook_node(std::vector<std::pair<std::string, std::string>> kv) {
 
 TEST(AsgOptions, ALaunchAndATerminateHookEachWithItsTransitionAndTimeouts) {
   ConfigNode hooks = ConfigNode::make_sequence();
-  hooks.items.push_back(hook_node({{"name", "ep-launch"}, {"transition", "launching"},
-                                   {"launch_timeout", "120s"}}));
-  hooks.items.push_back(hook_node({{"name", "ep-drain"}, {"transition", "terminating"},
-                                   {"drain_timeout", "15m"}, {"on_drain_timeout", "abandon"},
+  hooks.items.push_back(
+      hook_node({{"name", "ep-launch"}, {"transition", "launching"}, {"launch_timeout", "120s"}}));
+  hooks.items.push_back(hook_node({{"name", "ep-drain"},
+                                   {"transition", "terminating"},
+                                   {"drain_timeout", "15m"},
+                                   {"on_drain_timeout", "abandon"},
                                    {"heartbeat_interval", "90s"}}));
   Diagnostics diag;
-  auto o = parse_asg_options(map_of({{"groups", scalar("web")},
-                                     {"queue_url", scalar("https://sqs.eu-west-1.amazonaws.com/1/q")},
-                                     {"heartbeat_interval", scalar("30s")},
-                                     {"lifecycle_hooks", hooks}}),
-                             diag);
+  auto o =
+      parse_asg_options(map_of({{"groups", scalar("web")},
+                                {"queue_url", scalar("https://sqs.eu-west-1.amazonaws.com/1/q")},
+                                {"heartbeat_interval", scalar("30s")},
+                                {"lifecycle_hooks", hooks}}),
+                        diag);
   ASSERT_TRUE(o.has_value()) << diag.joined();
   const auto h = o->hooks();
   ASSERT_EQ(h.size(), 2u);
