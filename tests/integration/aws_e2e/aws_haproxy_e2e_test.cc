@@ -669,6 +669,13 @@ TEST_F(AwsE2E, ASixtySecondRequestOutlivesTheDefaultDrainTimeoutUnderATerminateH
       wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
       << daemon_.log();
   EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  std::printf(
+      "terminate hook message -> CompleteLifecycleAction with a session in flight: %.1f s "
+      "(the session ended at %.1f s; completion %.1f ms after it)\n",
+      std::chrono::duration<double>(aws_.lifecycle_calls().back().at - t0).count(),
+      std::chrono::duration<double>(released - t0).count(),
+      std::chrono::duration<double, std::milli>(aws_.lifecycle_calls().back().at - released)
+          .count());
   ASSERT_TRUE(wait_until([&] { return !present(0); }, 10s));
   load.finish();
   EXPECT_GT(load.requests(), 100);
