@@ -22,6 +22,8 @@ packages=(
   # playwright-core from npm, which never downloads a browser; they need Node.js >= 20 with npm,
   # which the machine provides: Debian 12's nodejs is 18)
   chromium chromium-driver
+  # the AWS double read by botocore (its service models parse the double's replies)
+  python3-botocore
   # benchmark plots (make bench)
   gnuplot-nox
   # make test-haproxy3: scripts/haproxy3.sh checks trixie's signed source index with its keys

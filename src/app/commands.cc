@@ -47,6 +47,13 @@ int cmd_check(const std::string& path) {
   for (const auto& b : s->backends) sources += b.sources.size();
   std::printf("%s: OK (%zu backend(s), %zu source(s), %zu HAProxy instance(s))\n", path.c_str(),
               s->backends.size(), sources, s->haproxy.sockets.size());
+  // What the sources can tell without network (e.g. where aws_asg takes its region from).
+  Diagnostics diag;
+  for (const auto& bs : build_sources(*s, diag)) {
+    for (const auto& src : bs.sources) {
+      for (const auto& note : src->check_notes()) std::printf("  %s\n", note.c_str());
+    }
+  }
   return kExitOk;
 }
 

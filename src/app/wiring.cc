@@ -15,9 +15,10 @@ namespace ep::app {
 
 const std::vector<discovery::SourceKind>& source_table() {
   static const std::vector<discovery::SourceKind> table = {
-      discovery::file::source_kind(),   discovery::static_source::source_kind(),
-      discovery::consul::source_kind(), discovery::etcd::source_kind(),
-      discovery::dns::source_kind(),    discovery::aws::source_kind(),
+      discovery::file::source_kind(),    discovery::static_source::source_kind(),
+      discovery::consul::source_kind(),  discovery::etcd::source_kind(),
+      discovery::dns::source_kind(),     discovery::aws::source_kind(),
+      discovery::aws::ec2_source_kind(),
   };
   return table;
 }
@@ -32,6 +33,7 @@ std::vector<discovery::BackendSources> build_sources(const config::Settings& set
     discovery::SourceContext context;
     context.backend = backend.policy.name;
     context.server_states = server_states;
+    context.health_checks = backend.policy.checks();
     context.metrics = &Metrics::global();
     context.base_dir = settings.file.has_parent_path() ? settings.file.parent_path()
                                                        : std::filesystem::current_path();

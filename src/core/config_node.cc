@@ -356,6 +356,27 @@ bool MapReader::one_of(std::string_view key, std::string& out,
   return false;
 }
 
+bool MapReader::one_spelling(std::initializer_list<std::string_view> spellings) {
+  if (node_.kind != ConfigNode::Kind::kMap) return true;
+  long first = -1;
+  bool ok = true;
+  for (size_t i = 0; i < node_.keys.size(); ++i) {
+    bool listed = false;
+    for (auto s : spellings) listed = listed || node_.keys[i] == s;
+    if (!listed) continue;
+    if (first < 0) {
+      first = static_cast<long>(i);
+      continue;
+    }
+    const auto f = static_cast<size_t>(first);
+    diag_.error(node_.key_marks[i], what_ + ": '" + node_.keys[i] + "' and '" + node_.keys[f] +
+                                        "' (at " + node_.key_marks[f].str() +
+                                        ") are two spellings of one option; give only one");
+    ok = false;
+  }
+  return ok;
+}
+
 bool MapReader::finish() {
   if (node_.kind == ConfigNode::Kind::kMap) {
     for (size_t i = 0; i < node_.keys.size(); ++i) {

@@ -82,6 +82,11 @@ class MapReader {
   bool one_of(std::string_view key, std::string& out,
               std::initializer_list<std::string_view> allowed);
 
+  // Several spellings of one option (e.g. `region` and EP2's `region_name`): giving more than one
+  // is an error at the second one's position naming both, never "the later one wins". Returns
+  // false when more than one is present.
+  bool one_spelling(std::initializer_list<std::string_view> spellings);
+
   // Reports unknown keys; returns true when no error was recorded by this reader.
   bool finish();
 

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/model.h"
 
 namespace ep {
@@ -27,6 +28,21 @@ class ServerStateView {
   virtual std::vector<InstanceServers> servers_at(std::string_view backend,
                                                   std::string_view address,
                                                   std::uint16_t port) const = 0;
+
+  // Drain holds (the one request a source may make, for an AWS terminate hook that is still
+  // pending): while held, a managed server of `backend` at address:port that is no longer
+  // desired is drained and removed when its sessions end, but not cut by the backend's
+  // drain_timeout; the hold ends at `until` or at release_drain(). Thread-safe; const because
+  // the view is handed out read-only (the implementation keeps holds apart from its state).
+  // Default: ignored (no reconciler).
+  virtual void hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                          SteadyTime until) const {
+    (void)backend, (void)address, (void)port, (void)until;
+  }
+  virtual void release_drain(std::string_view backend, std::string_view address,
+                             std::uint16_t port) const {
+    (void)backend, (void)address, (void)port;
+  }
 };
 
 }  // namespace ep

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,10 @@ class Source {
   // sink is never called again. Idempotent. Call it from the thread that started the source.
   virtual void stop() = 0;
 
+  // What `elasticproxy check` prints about this source beyond "valid" (e.g. where aws_asg will
+  // take its region from), without network. Default: nothing.
+  virtual std::vector<std::string> check_notes() const { return {}; }
+
   // One synchronous fetch (for `once` and `plan`), bounded by `timeout`.
   virtual Snapshot fetch_once(std::chrono::milliseconds timeout) = 0;
 
@@ -86,6 +91,9 @@ struct SourceContext {
   // The registry the source declares its stats on (a typed struct per source, e.g.
   // discovery/consul/stats.h); null: Metrics::global(). Outlives the source.
   Metrics* metrics = nullptr;
+  // Whether the backend's servers are health checked (`check` in its server_options: new servers
+  // wait in DRAIN until their first check passes). nullopt: unknown (tools, tests).
+  std::optional<bool> health_checks;
   // The runtime is handed to Source::start_on() by the Pipeline, not through the context.
 };
 

@@ -133,13 +133,15 @@ bool is_placeholder(const ActualServer& s) {
 
 // The removal step for a managed server that is no longer desired.
 void plan_removal(const ActualServer& s, const BackendPolicy& policy, const DrainBook& drains,
-                  SteadyTime now, Plan& plan, std::vector<Action>& removals) {
+                  SteadyTime now, const DrainOrigins& origins, Plan& plan,
+                  std::vector<Action>& removals) {
+  const bool held = origins.held.count(s.name) != 0;
   Action a{ActionKind::kRemove, s.name, {}, Reason::kGoneInMaintenance, {}};
   if (s.in_maint()) {
     removals.push_back(std::move(a));
     return;
   }
-  if (policy.drain_timeout.count() == 0) {
+  if (policy.drain_timeout.count() == 0 && !held) {
     a.reason = Reason::kGoneDrainDisabled;
     removals.push_back(std::move(a));
     return;
@@ -154,7 +156,7 @@ void plan_removal(const ActualServer& s, const BackendPolicy& policy, const Drai
     return;
   }
   auto it = drains.find(s.name);
-  if (it != drains.end() && now - it->second >= policy.drain_timeout) {
+  if (!held && it != drains.end() && now - it->second >= policy.drain_timeout) {
     a.reason = Reason::kDrainTimeout;
     a.detail = std::to_string(s.sessions);
     removals.push_back(std::move(a));
@@ -175,7 +177,7 @@ void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
 
   std::vector<Action> removals, additions, updates;
   for (const auto& [name, s] : managed) {
-    if (!wanted.count(name)) plan_removal(*s, policy, drains, now, plan, removals);
+    if (!wanted.count(name)) plan_removal(*s, policy, drains, now, origins, plan, removals);
   }
   for (const auto& [name, spec] : wanted) {
     auto it = managed.find(name);
@@ -252,7 +254,7 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
     }
     if (w == wanted.end() || placed.count(key)) {
       const size_t before = removals.size();
-      plan_removal(*s, policy, drains, now, plan, removals);
+      plan_removal(*s, policy, drains, now, origins, plan, removals);
       if (w != wanted.end() && removals.size() > before) {
         removals.back().reason = Reason::kDuplicateSlot;
         removals.back().detail = s->address;

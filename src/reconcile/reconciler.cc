@@ -517,6 +517,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   DrainOrigins origins;
   for (const auto& [name, since] : br.warming) origins.warming.insert(name);
   origins.removing = br.removing;
+  for (const auto& s : br.managed) {
+    if (s.draining() && held(policy.name, s, now)) origins.held.insert(s.name);
+  }
   Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);
@@ -656,6 +659,29 @@ std::vector<InstanceServers> Reconciler::servers_at(std::string_view backend,
     out.push_back(std::move(view));
   }
   return out;
+}
+
+void Reconciler::hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                            SteadyTime until) const {
+  std::lock_guard lock(holds_mu_);
+  holds_[HoldKey{std::string(backend), std::string(address), port}] = until;
+}
+
+void Reconciler::release_drain(std::string_view backend, std::string_view address,
+                               std::uint16_t port) const {
+  std::lock_guard lock(holds_mu_);
+  holds_.erase(HoldKey{std::string(backend), std::string(address), port});
+}
+
+bool Reconciler::held(const std::string& backend, const ActualServer& s, SteadyTime now) const {
+  std::lock_guard lock(holds_mu_);
+  auto it = holds_.find(HoldKey{backend, s.address, static_cast<std::uint16_t>(s.port)});
+  if (it == holds_.end()) return false;
+  if (it->second <= now) {
+    holds_.erase(it);
+    return false;
+  }
+  return true;
 }
 
 SteadyTime Reconciler::last_loop() const {

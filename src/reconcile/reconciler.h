@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/clock.h"
@@ -147,8 +148,19 @@ class Reconciler : public ServerStateView {
   // ServerStateView: from the status of the last pass, under the status lock (any thread).
   std::vector<InstanceServers> servers_at(std::string_view backend, std::string_view address,
                                           std::uint16_t port) const override;
+  void hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                  SteadyTime until) const override;
+  void release_drain(std::string_view backend, std::string_view address,
+                     std::uint16_t port) const override;
 
  private:
+  // Drain holds by (backend, address, port) -> until; own lock, taken last (never held while taking
+  // mu_).
+  using HoldKey = std::tuple<std::string, std::string, std::uint16_t>;
+  mutable std::mutex holds_mu_;
+  mutable std::map<HoldKey, SteadyTime> holds_;
+  bool held(const std::string& backend, const ActualServer& s, SteadyTime now) const;
+
   // Immutable once published (shared with passes in progress: a pass copies pointers, not
   // server lists, so its cost does not grow with the number of backends).
   struct Desired {

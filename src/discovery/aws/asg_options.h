@@ -17,6 +17,22 @@ const char* to_string(AddressType t);
 enum class HookResult { kContinue, kAbandon };
 const char* to_string(HookResult r);
 
+// One lifecycle hook this node completes (`lifecycle_hooks:` entry, or the single
+// `lifecycle_hook:` spelling, which takes both transitions).
+enum class HookTransition { kAny, kLaunching, kTerminating };
+const char* to_string(HookTransition t);
+struct LifecycleHookOptions {
+  std::string name;
+  HookTransition transition = HookTransition::kAny;
+  std::chrono::milliseconds heartbeat_interval{std::chrono::seconds(60)};
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(300)};
+  HookResult on_drain_timeout = HookResult::kContinue;
+  std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};
+
+  bool launching() const { return transition != HookTransition::kTerminating; }
+  bool terminating() const { return transition != HookTransition::kLaunching; }
+};
+
 struct AsgOptions {
   // ASG names; `groups:` / `asg_names:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list,
   // split here). A name with `*` or `?` is a glob pattern matched against every group's name.
@@ -60,8 +76,21 @@ struct AsgOptions {
   std::chrono::milliseconds hook_drain_timeout{std::chrono::seconds(300)};  // `drain_timeout:`
   HookResult on_drain_timeout = HookResult::kContinue;  // `on_drain_timeout: continue|abandon`
   std::chrono::milliseconds launch_timeout{std::chrono::seconds(300)};  // `launch_timeout:`
+  // `lifecycle_hooks: [{name, transition: launching|terminating, heartbeat_interval,
+  // drain_timeout, on_drain_timeout, launch_timeout}]` (the entries' defaults are the top-level
+  // keys above). Use hooks() to read: it also turns the single `lifecycle_hook` into one entry.
+  std::vector<LifecycleHookOptions> lifecycle_hooks;
+  std::vector<LifecycleHookOptions> hooks() const;
+  bool has_launch_hook() const;
   // `hook_check_interval:` how often the probe (HAProxy state) is looked at.
   std::chrono::milliseconds hook_check_interval{std::chrono::seconds(1)};
+
+  // The `aws_ec2` source (parse_ec2_options): instances by DescribeInstances filters, no groups.
+  bool ec2 = false;
+  // Filters (name -> values; values ORed, filters ANDed), e.g. {"tag:Service", {"web"}};
+  // `instance-state-name=running` is always added.
+  std::vector<std::pair<std::string, std::vector<std::string>>> ec2_filters;
+  std::optional<long> weight;  // aws_ec2 `weight:` for every instance (a weight_tag wins)
 
   // True when `groups` holds a pattern or group_tags is set: the groups are found by listing.
   bool discovers_groups() const;
@@ -73,5 +102,7 @@ bool is_pattern(std::string_view name);
 
 // nullopt when any option is invalid (errors recorded in `diag`).
 std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics& diag);
+// The `aws_ec2` source's options (docs/aws.md "The aws_ec2 source"); AsgOptions with ec2 set.
+std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics& diag);
 
 }  // namespace ep::aws

@@ -13,6 +13,7 @@
 #include "discovery/aws/profile.h"
 #include "discovery/aws/requests.h"
 #include "net/curl_http_client.h"
+#include "os/strings.h"
 #include "runtime/co.h"
 
 extern char** environ;
@@ -72,10 +73,12 @@ bool wanted_state(const AsgInstance& m, const AsgOptions& options) {
   return !options.require_healthy || m.health_status == "Healthy";
 }
 
-// The endpoint for one member, or nullopt with the reason in `skip`.
-std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const AsgInstance& m,
-                                            const Ec2Instance& ec2, const AsgOptions& options,
-                                            std::string& skip) {
+// The endpoint for one instance (an ASG member when `g`/`m` are given), or nullopt with the
+// reason in `skip`.
+std::optional<ep::Endpoint> instance_endpoint(const Ec2Instance& ec2, const AsgOptions& options,
+                                              std::string& skip,
+                                              const AutoScalingGroup* g = nullptr,
+                                              const AsgInstance* m = nullptr) {
   ep::Endpoint e;
   switch (options.address) {
     case AddressType::kPrivate:
@@ -89,7 +92,7 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
       break;
   }
   if (e.address.empty()) {
-    skip = fmt::format("{}: no {} address", m.instance_id, to_string(options.address));
+    skip = fmt::format("{}: no {} address", ec2.instance_id, to_string(options.address));
     return std::nullopt;
   }
   e.port = static_cast<std::uint32_t>(options.port);
@@ -98,7 +101,7 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
       if (auto p = parse_number(*tag, 1, 65535)) {
         e.port = static_cast<std::uint32_t>(*p);
       } else {
-        skip = fmt::format("{}: tag {}='{}' is not a port (1-65535)", m.instance_id,
+        skip = fmt::format("{}: tag {}='{}' is not a port (1-65535)", ec2.instance_id,
                            options.port_tag, tag->substr(0, 32));
         return std::nullopt;
       }
@@ -109,23 +112,24 @@ std::optional<ep::Endpoint> member_endpoint(const AutoScalingGroup& g, const Asg
       if (auto w = parse_number(*tag, 0, 256)) e.weight = *w;
     }
   }
-  if (!e.weight && options.weight_from_capacity) {
-    if (auto w = m.weight(); w && *w <= 256) e.weight = *w;
+  if (!e.weight && m != nullptr && options.weight_from_capacity) {
+    if (auto w = m->weight(); w && *w <= 256) e.weight = *w;
   }
+  if (!e.weight && options.weight) e.weight = *options.weight;
   const std::string zone =
-      !m.availability_zone.empty() ? m.availability_zone : ec2.availability_zone;
+      m != nullptr && !m->availability_zone.empty() ? m->availability_zone : ec2.availability_zone;
   e.backup = options.backup_other_zones && zone != options.local_zone;
-  e.id = m.instance_id;
+  e.id = ec2.instance_id;
   e.labels["availability_zone"] = zone;
-  e.labels["asg"] = g.name;
-  e.labels["instance_id"] = m.instance_id;
+  if (g != nullptr) e.labels["asg"] = g->name;
+  e.labels["instance_id"] = ec2.instance_id;
   return e;
 }
 
 // Instances whose address the lifecycle hooks need although they are not served (yet / any
 // more): an instance leaving through a terminate hook, or waiting in a launch hook.
 bool hook_relevant(const AsgInstance& m, const AsgOptions& options) {
-  if (options.lifecycle_hook.empty()) return false;
+  if (options.hooks().empty()) return false;
   return m.lifecycle_state.rfind("Terminating", 0) == 0 ||
          m.lifecycle_state.rfind("Pending", 0) == 0;
 }
@@ -152,7 +156,7 @@ AsgPollResult build_endpoints(const std::vector<AutoScalingGroup>& groups,
       }
       const Ec2Instance& ec2 = *it->second;
       std::string skip;
-      auto e = member_endpoint(g, m, ec2, options, skip);
+      auto e = instance_endpoint(ec2, options, skip, &g, &m);
       if (e) out.addresses[m.instance_id] = *e;
       if (!wanted) continue;
       if (!seen.insert(m.instance_id).second) continue;  // an instance listed twice
@@ -186,6 +190,63 @@ bool group_selected(const AutoScalingGroup& g, const AsgOptions& options) {
   if (options.groups.empty()) return true;
   return std::any_of(options.groups.begin(), options.groups.end(),
                      [&](const std::string& p) { return glob_match(p, g.name); });
+}
+
+AsgPollResult build_ec2_endpoints(const std::vector<Ec2Instance>& instances,
+                                  const AsgOptions& options) {
+  AsgPollResult out;
+  std::set<std::string> seen;
+  for (const auto& ec2 : instances) {
+    if (!seen.insert(ec2.instance_id).second) continue;
+    if (ec2.state_code != 16) {  // the filter asks for running ones; a stale reply may differ
+      out.skipped.push_back(
+          fmt::format("{}: EC2 state '{}', not running", ec2.instance_id, ec2.state_name));
+      continue;
+    }
+    std::string skip;
+    auto e = instance_endpoint(ec2, options, skip);
+    if (!e) {
+      out.skipped.push_back(skip);
+      continue;
+    }
+    out.addresses[ec2.instance_id] = *e;
+    out.endpoints.push_back(std::move(*e));
+  }
+  std::sort(out.endpoints.begin(), out.endpoints.end(),
+            [](const ep::Endpoint& a, const ep::Endpoint& b) { return a.id < b.id; });
+  return out;
+}
+
+runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options) {
+  int calls = 0;
+  std::vector<Ec2Instance> instances;
+  std::string token;
+  std::set<std::string> tokens_seen;
+  do {
+    auto params = describe_instances_by_filters_params(options.ec2_filters, token);
+    if (!params) co_return params.error();
+    ++calls;
+    auto body =
+        co_await client.call_query(AwsService::kEc2, endpoints.ec2, "DescribeInstances", *params);
+    if (!body) co_return body.error();
+    auto page = parse_describe_instances(*body);
+    if (!page) co_return Error{page.error().kind, "DescribeInstances: " + page.error().message};
+    for (auto& i : page->instances) instances.push_back(std::move(i));
+    token = page->next_token;
+    if (!token.empty() && !tokens_seen.insert(token).second) {
+      co_return Error::invalid("DescribeInstances: NextToken repeats; giving up");
+    }
+  } while (!token.empty());
+  AsgPollResult result = build_ec2_endpoints(instances, options);
+  result.api_calls = calls;
+  co_return result;
+}
+
+runtime::Co<Result<AsgPollResult>> poll_aws(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options) {
+  if (options.ec2) co_return co_await poll_ec2(client, endpoints, options);
+  co_return co_await poll_asgs(client, endpoints, options);
 }
 
 runtime::Co<Result<AsgPollResult>> poll_asgs(AsyncAwsClient& client, AsgEndpoints endpoints,
@@ -289,7 +350,9 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
     : options_(std::move(options)),
       context_(std::move(context)),
       runtime_(std::move(runtime)),
-      failures_("aws_asg", fmt::format("ASG poll for backend '{}'", context_.backend)) {
+      failures_(
+          options_.ec2 ? "aws_ec2" : "aws_asg",
+          fmt::format("{} poll for backend '{}'", options_.ec2 ? "EC2" : "ASG", context_.backend)) {
   if (!runtime_.http_factory) {
     runtime_.http_factory = [] { return std::make_unique<net::CurlHttpClient>(); };
   }
@@ -306,32 +369,115 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
 AsgSource::~AsgSource() { stop(); }
 
 std::string AsgSource::describe() const {
+  if (options_.ec2) {
+    std::string filters;
+    for (const auto& [name, values] : options_.ec2_filters) {
+      std::string v;
+      for (const auto& x : values) v += (v.empty() ? "" : ",") + x;
+      filters += (filters.empty() ? "" : " ") + name + "=" + v;
+    }
+    return fmt::format("aws_ec2 {}", filters);
+  }
   std::string names;
   for (const auto& g : options_.groups) names += (names.empty() ? "" : ",") + g;
   return fmt::format("aws_asg {}", names);
 }
 
+Result<std::optional<ProfileFile>> AsgSource::profile_files() const {
+  if (!runtime_.config_file && !runtime_.credentials_file) return std::optional<ProfileFile>{};
+  auto config =
+      parse_profile_file(runtime_.config_file.value_or(""), ProfileFileKind::kConfig, "config");
+  if (!config) return config.error();
+  auto creds = parse_profile_file(runtime_.credentials_file.value_or(""),
+                                  ProfileFileKind::kCredentials, "credentials");
+  if (!creds) return creds.error();
+  return std::optional<ProfileFile>(merge_profile_files(*config, *creds));
+}
+
+namespace {
+const Profile* find_profile(const std::optional<ProfileFile>& files, const std::string& name) {
+  if (!files) return nullptr;
+  auto it = files->profiles.find(name);
+  return it == files->profiles.end() ? nullptr : &it->second;
+}
+
+std::string region_steps(const std::string& profile_name) {
+  return fmt::format("`region` in the source, AWS_REGION, AWS_DEFAULT_REGION, profile '{}' region",
+                     profile_name);
+}
+}  // namespace
+
+Result<AsgSource::RegionPlan> AsgSource::region_plan() const {
+  auto files = profile_files();
+  if (!files) return files.error();
+  const std::string profile_name = selected_profile_name(options_.profile, runtime_.env);
+  const Profile* profile = find_profile(*files, profile_name);
+  RegionPlan plan;
+  if (!region_needs_imds(options_.region, runtime_.env, profile)) {
+    auto r = resolve_region(options_.region, runtime_.env, profile);
+    if (!r) return r.error();
+    plan.region = *r;
+    return plan;
+  }
+  if (imds_disabled(runtime_.env)) {
+    return Error::invalid(
+        fmt::format("no AWS region: none of {} is set, and instance metadata is "
+                    "off (AWS_EC2_METADATA_DISABLED=true)",
+                    region_steps(profile_name)));
+  }
+  plan.imds_endpoint = imds_endpoint_url(runtime_.env);
+  return plan;
+}
+
+std::vector<std::string> AsgSource::check_notes() const {
+  auto plan = region_plan();
+  if (!plan) return {describe() + ": " + plan.error().message};
+  if (plan->region) {
+    return {fmt::format("{}: region {} (from {})", describe(), plan->region->region,
+                        plan->region->source)};
+  }
+  return {
+      fmt::format("{}: no region configured; it will be asked of the instance metadata "
+                  "(IMDSv2 placement/region at {}) at start",
+                  describe(), plan->imds_endpoint)};
+}
+
 Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
   auto setup = std::make_unique<Setup>();
   setup->sts_http = runtime_.http_factory();
-  std::optional<ProfileFile> files;
-  if (runtime_.config_file || runtime_.credentials_file) {
-    auto config =
-        parse_profile_file(runtime_.config_file.value_or(""), ProfileFileKind::kConfig, "config");
-    if (!config) return config.error();
-    auto creds = parse_profile_file(runtime_.credentials_file.value_or(""),
-                                    ProfileFileKind::kCredentials, "credentials");
-    if (!creds) return creds.error();
-    files = merge_profile_files(*config, *creds);
-  }
+  auto loaded = profile_files();
+  if (!loaded) return loaded.error();
+  std::optional<ProfileFile> files = std::move(*loaded);
   const std::string profile_name = selected_profile_name(options_.profile, runtime_.env);
-  const Profile* profile = nullptr;
-  if (files) {
-    auto it = files->profiles.find(profile_name);
-    if (it != files->profiles.end()) profile = &it->second;
+  const Profile* profile = find_profile(files, profile_name);
+  auto plan = region_plan();
+  if (!plan) return plan.error();
+  std::string imds_region;
+  if (!plan->region) {
+    // Like the SDKs: IMDSv2 token PUT, then GET placement/region (1 s timeouts, one retry on 401).
+    HttpCredentialFetcher imds(*setup->sts_http, HttpCredentialFetcherOptions{});
+    auto answer = imds.imds_get(plan->imds_endpoint, "placement/region");
+    if (!answer) {
+      return Error{
+          answer.error().kind == ErrorKind::kInvalid ? ErrorKind::kInvalid
+                                                     : ErrorKind::kUnavailable,
+          fmt::format("no AWS region: none of {} is set, and the instance metadata at {} "
+                      "did not give one ({})",
+                      region_steps(profile_name), plan->imds_endpoint, answer.error().message)};
+    }
+    imds_region = std::string(os::trim(*answer));
+    if (imds_region.empty()) {
+      return Error::unavailable(
+          fmt::format("no AWS region: instance metadata at {} answered an empty placement/region",
+                      plan->imds_endpoint));
+    }
   }
-  auto region = resolve_region(options_.region, runtime_.env, profile);
+  auto region = resolve_region(options_.region, runtime_.env, profile, imds_region);
   if (!region) return region.error();
+  if (!imds_region.empty()) {
+    log::info(kLog, "{}: region {} from instance metadata ({})", describe(), region->region,
+              plan->imds_endpoint);
+  }
   const ProfileFile* pf = files ? &*files : nullptr;
   auto as = resolve_endpoint(AwsService::kAutoScaling, region->region,
                              options_.autoscaling_endpoint, runtime_.env, profile, pf);
@@ -565,7 +711,7 @@ void AsgSource::start_event_consumers() {
   sqs_ = std::make_unique<SqsEventLoop>(*client_, setup_->endpoints.sqs, options_.queue_url,
                                         static_cast<int>(options_.wait_seconds),
                                         [this] { return repoll_and_wait(options_.timeout * 4); });
-  if (!options_.lifecycle_hook.empty()) {
+  if (!options_.hooks().empty()) {
     LifecycleWorker::Deps deps;
     deps.client = client_.get();
     deps.autoscaling = setup_->endpoints.autoscaling;
@@ -597,11 +743,23 @@ void AsgSource::start_event_consumers() {
               return false;
             }
           }
-          return w->add(action, message);
+          if (!w->add(action, message)) return false;
+          if (action.lifecycle_transition == "autoscaling:EC2_INSTANCE_LAUNCHING") {
+            // Waiting on our launch hook: from now on it may be served while Pending (behind
+            // the health gate); poll again so it is added now, not at the next interval.
+            {
+              std::lock_guard lock(addr_mu_);
+              admitted_.insert(action.instance_id);
+            }
+            trigger();
+          }
+          return true;
         });
     hook_task_ = runtime::spawn(hook_loop());
-    log::info(kLog, "{}: completing lifecycle hook '{}' (heartbeat every {} ms)", describe(),
-              options_.lifecycle_hook, options_.heartbeat_interval.count());
+    for (const auto& h : options_.hooks()) {
+      log::info(kLog, "{}: completing lifecycle hook '{}' ({}, heartbeat every {} ms)", describe(),
+                h.name, to_string(h.transition), h.heartbeat_interval.count());
+    }
   }
   sqs_task_ = runtime::spawn(sqs_loop());
 }
@@ -648,6 +806,24 @@ void AsgSource::poll_finished(std::uint64_t seq, bool ok) {
   for (PollWait* w : ready) w->h.resume();
 }
 
+void AsgSource::serve_only_admitted_pending(AsgPollResult& result) {
+  // An instance in Pending:* is served only while it waits on (or was continued by) one of OUR
+  // launch hooks; one waiting on another hook, or any pending instance in a setup without a
+  // launch hook of ours, is not ready for traffic. Admissions end once it is no longer pending.
+  for (auto it = admitted_.begin(); it != admitted_.end();) {
+    auto st = result.states.find(*it);
+    const bool pending = st != result.states.end() && st->second.rfind("Pending", 0) == 0;
+    it = pending ? std::next(it) : admitted_.erase(it);
+  }
+  std::erase_if(result.endpoints, [&](const ep::Endpoint& e) {
+    auto st = result.states.find(e.id);
+    if (st == result.states.end() || st->second.rfind("Pending", 0) != 0) return false;
+    if (admitted_.count(e.id) != 0) return false;
+    result.skipped.push_back(e.id + ": " + st->second + " and not waiting on our launch hook");
+    return true;
+  });
+}
+
 runtime::Co<void> AsgSource::poll_loop() {
   for (;;) {
     std::uint64_t seq = 0;
@@ -671,12 +847,13 @@ runtime::Co<void> AsgSource::poll_loop() {
       }
     }
     if (setup_) {
-      auto result = co_await poll_asgs(*client_, setup_->endpoints, options_);
+      auto result = co_await poll_aws(*client_, setup_->endpoints, options_);
       ++polls_;
       if (result) {
         last_api_calls_ = result->api_calls;
         {
           std::lock_guard lock(addr_mu_);
+          serve_only_admitted_pending(*result);
           if (addresses_.size() > 20000) addresses_.clear();  // bound an ever-churning fleet
           for (const auto& [id, e] : result->addresses) addresses_[id] = e;
           groups_seen_ = std::set<std::string>(result->groups.begin(), result->groups.end());
@@ -711,7 +888,7 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
   auto client = std::make_unique<AsyncAwsClient>(rt.loop(0), *(*made)->credentials, (*made)->region,
                                                  runtime_.retry, runtime_.client_env);
   auto run = [&]() -> runtime::Co<void> {
-    result.emplace(co_await poll_asgs(*client, (*made)->endpoints, options_));
+    result.emplace(co_await poll_aws(*client, (*made)->endpoints, options_));
   };
   runtime::Spawned task = runtime::spawn(run());
   rt.run_until([&] { return result.has_value(); }, timeout);
@@ -719,6 +896,10 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
   client.reset();
   if (!result) return Error::unavailable(describe() + ": no answer in time");
   if (!*result) return Error{result->error().kind, describe() + ": " + result->error().message};
+  {
+    std::lock_guard lock(addr_mu_);
+    serve_only_admitted_pending(**result);  // nothing admitted here: no Pending instance
+  }
   return std::move((**result).endpoints);
 }
 
@@ -726,12 +907,33 @@ discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
 
 namespace ep::discovery::aws {
 
+SourceKind ec2_source_kind() {
+  return SourceKind{"aws_ec2",
+                    [](const ConfigNode& node, Diagnostics& diag,
+                       const SourceContext& context) -> std::unique_ptr<Source> {
+                      auto options = ep::aws::parse_ec2_options(node, diag);
+                      if (!options) return nullptr;
+                      return std::make_unique<ep::aws::AsgSource>(std::move(*options), context);
+                    }};
+}
+
 SourceKind source_kind() {
   return SourceKind{"aws_asg",
                     [](const ConfigNode& node, Diagnostics& diag,
                        const SourceContext& context) -> std::unique_ptr<Source> {
                       auto options = ep::aws::parse_asg_options(node, diag);
                       if (!options) return nullptr;
+                      if (options->has_launch_hook() && context.health_checks == false) {
+                        // Instances are served while Pending:Wait: without health checks they
+                        // would take traffic before they are ready.
+                        diag.error(node.mark,
+                                   fmt::format("aws_asg: a launch lifecycle hook serves instances "
+                                               "while they wait in Pending:Wait, so backend '{}' "
+                                               "needs health checks: add `check` to its "
+                                               "server_options",
+                                               context.backend));
+                        return nullptr;
+                      }
                       return std::make_unique<ep::aws::AsgSource>(std::move(*options), context);
                     }};
 }

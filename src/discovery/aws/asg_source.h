@@ -34,8 +34,10 @@
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/aws_client.h"
 #include "discovery/aws/credential_fetcher.h"
+#include "discovery/aws/endpoints.h"
 #include "discovery/aws/lifecycle.h"
 #include "discovery/aws/parse.h"
+#include "discovery/aws/profile.h"
 #include "discovery/aws/sqs_events.h"
 #include "discovery/source.h"
 #include "net/http_client.h"
@@ -76,6 +78,14 @@ struct AsgEndpoints {
   Endpoint ec2;
   Endpoint sqs;
 };
+
+// Pure: the endpoints for a DescribeInstances-by-filters reply (aws_ec2): running instances with
+// the chosen address; port from port_tag / port; weight from weight_tag / weight; labels
+// availability_zone, instance_id; backup by local_zone.
+AsgPollResult build_ec2_endpoints(const std::vector<Ec2Instance>& instances,
+                                  const AsgOptions& options);
+runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options);
 
 // One full poll through `client` (a coroutine on its loop; `options` must outlive it). Errors
 // name the call that failed; a named group that does not exist is kInvalid "Auto Scaling group
@@ -122,6 +132,17 @@ class AsgSource final : public discovery::Source {
   std::vector<discovery::HookInFlight> hooks_in_flight() const override;
   int last_api_calls() const { return last_api_calls_.load(); }
 
+  // Where the region comes from, without network: resolved from configuration / AWS_REGION /
+  // AWS_DEFAULT_REGION / the profile, or (region empty) to be asked of IMDS at imds_endpoint when
+  // the source starts. Errors: a bad profile file, an invalid region, or IMDS turned off with no
+  // region elsewhere.
+  struct RegionPlan {
+    std::optional<ResolvedRegion> region;
+    std::string imds_endpoint;
+  };
+  Result<RegionPlan> region_plan() const;
+  std::vector<std::string> check_notes() const override;
+
  private:
   struct Setup {
     std::unique_ptr<net::HttpClient> sts_http;
@@ -134,6 +155,7 @@ class AsgSource final : public discovery::Source {
   struct PollWait;  // awaits the end of a poll (with a timeout)
   // Resolves region, endpoints and the credential chain. Errors are kInvalid (a broken setup).
   Result<std::unique_ptr<Setup>> make_setup();
+  Result<std::optional<ProfileFile>> profile_files() const;
   // Coroutines on loop_.
   runtime::Co<void> poll_loop();
   runtime::Co<void> sqs_loop();
@@ -185,6 +207,8 @@ class AsgSource final : public discovery::Source {
   mutable std::mutex addr_mu_;
   std::map<std::string, ep::Endpoint> addresses_;
   std::set<std::string> groups_seen_;
+  std::set<std::string> admitted_;  // Pending instances under our launch hook (may be served)
+  void serve_only_admitted_pending(AsgPollResult& result);  // under addr_mu_
   LifecycleWorker* worker_ = nullptr;  // under sqs_mu_; alive while the source runs
   LifecycleStats lifecycle_stats_;     // under sqs_mu_; last totals
 };
@@ -193,5 +217,6 @@ class AsgSource final : public discovery::Source {
 }  // namespace ep::aws
 
 namespace ep::discovery::aws {
-SourceKind source_kind();
+SourceKind source_kind();      // aws_asg
+SourceKind ec2_source_kind();  // aws_ec2
 }  // namespace ep::discovery::aws

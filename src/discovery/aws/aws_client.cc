@@ -49,6 +49,139 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, ErrorClass cl
   return std::chrono::milliseconds(static_cast<long long>(capped));
 }
 
+namespace {
+
+// The retry decisions shared by AwsClient and AsyncAwsClient (which differ only in how they send
+// and how they wait): attempts, credentials, reply classification, clock-skew correction,
+// credential refresh, backoff. One instance per call.
+class RetryLoop {
+ public:
+  RetryLoop(std::string_view what, bool json_errors, const RetryPolicy& policy, AwsClientEnv& env,
+            CredentialProvider& credentials, std::chrono::seconds& offset, AwsCallStats& stats)
+      : what_(what),
+        json_errors_(json_errors),
+        policy_(policy),
+        env_(env),
+        credentials_(credentials),
+        offset_(offset),
+        stats_(stats),
+        last_(Error::unavailable(fmt::format("{}: not attempted", what))) {
+    ++stats_.calls;
+  }
+
+  // Starts the next attempt; false when they are used up (the answer is then last()).
+  bool next() {
+    if (attempt_ >= policy_.max_attempts) return false;
+    ++attempt_;
+    if (attempt_ > 1) ++stats_.retries;
+    return true;
+  }
+  // The credentials and signing time for this attempt, or the error that ends the call.
+  Result<Credentials> credentials() {
+    now_ = env_.now();
+    auto creds = credentials_.get(now_);
+    if (!creds) {
+      return Error{creds.error().kind,
+                   fmt::format("{}: no credentials: {}", what_, creds.error().message)};
+    }
+    ++stats_.attempts;
+    return creds;
+  }
+  SystemTime signing_time() const { return now_ + offset_; }
+  Error send_error(const Error& e) const {
+    return Error::invalid(fmt::format("{}: {}", what_, e.message));
+  }
+
+  // What to do with this attempt's reply: `done` is the call's answer; else wait `delay` (0 =
+  // at once) and try again.
+  struct Step {
+    std::optional<Result<std::string>> done;
+    std::chrono::milliseconds delay{0};
+  };
+  Step judge(Result<net::HttpResponse> reply) {
+    ErrorClass cls;
+    std::chrono::milliseconds retry_after{0};
+    if (!reply) {
+      if (reply.error().kind == ErrorKind::kInvalid) {
+        return {Error::invalid(fmt::format("{}: {}", what_, reply.error().message))};
+      }
+      last_ = Error::unavailable(fmt::format("{}: {}", what_, reply.error().message));
+      cls = ErrorClass::kTransient;
+    } else if (reply->status >= 200 && reply->status < 300) {
+      return {std::move(reply->body)};
+    } else {
+      const long status = reply->status;
+      Result<AwsError> parsed =
+          json_errors_
+              ? parse_json_error(reply->body, reply->headers.get("x-amzn-query-error").value_or(""))
+              : parse_xml_error(reply->body);
+      if (!parsed) {
+        // Garbage instead of an error document: a 5xx is still worth a retry, anything else not.
+        cls = status >= 500 ? ErrorClass::kTransient : ErrorClass::kFatal;
+        last_ = Error{status >= 500 ? ErrorKind::kUnavailable : ErrorKind::kInvalid,
+                      fmt::format("{}: HTTP {} with an unreadable error body ({})", what_, status,
+                                  parsed.error().message)};
+      } else {
+        cls = classify_error(*parsed, static_cast<int>(status));
+        const bool retryable = cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
+        last_ = Error{retryable ? ErrorKind::kUnavailable : ErrorKind::kRefused,
+                      fmt::format("{}: HTTP {} {}", what_, status, error_text(*parsed))};
+      }
+      if (auto ra = reply->headers.get("x-amz-retry-after")) {
+        char* end = nullptr;
+        const long long v = std::strtoll(ra->c_str(), &end, 10);
+        if (end && *end == '\0' && v > 0) retry_after = std::chrono::milliseconds(v);
+      }
+      if (cls == ErrorClass::kClockSkew) {
+        auto date = reply->headers.get("Date");
+        auto server_time = date ? parse_http_date(*date) : Result<SystemTime>(Error::invalid(""));
+        if (skew_retried_ || !server_time) return {last_};
+        skew_retried_ = true;
+        offset_ = std::chrono::duration_cast<std::chrono::seconds>(*server_time - now_);
+        ++stats_.clock_skew_corrections;
+        log::warn(kLog, "{}: clock skew; local clock is {} s off the server's, correcting", what_,
+                  -offset_.count());
+        --attempt_;  // a correction is not a failed attempt
+        return {};
+      }
+      if (cls == ErrorClass::kExpiredCredentials) {
+        if (refresh_retried_) return {last_};
+        refresh_retried_ = true;
+        credentials_.invalidate();
+        ++stats_.credential_refreshes;
+        log::info(kLog, "{}: credentials expired; refreshing", what_);
+        --attempt_;
+        return {};
+      }
+      if (cls == ErrorClass::kFatal) return {last_};
+      if (cls == ErrorClass::kThrottling) ++stats_.throttled;
+    }
+    if (attempt_ >= policy_.max_attempts) return {last_};
+    auto delay = std::max(backoff_delay(policy_, cls, attempt_, env_.random()), retry_after);
+    delay = std::min(delay, policy_.max_backoff);
+    log::debug(kLog, "{}: attempt {} failed ({}); retrying in {} ms", what_, attempt_,
+               last_.message, delay.count());
+    return {std::nullopt, delay};
+  }
+  const Error& last() const { return last_; }
+
+ private:
+  std::string what_;
+  bool json_errors_;
+  const RetryPolicy& policy_;
+  AwsClientEnv& env_;
+  CredentialProvider& credentials_;
+  std::chrono::seconds& offset_;
+  AwsCallStats& stats_;
+  Error last_;
+  int attempt_ = 0;
+  bool skew_retried_ = false;
+  bool refresh_retried_ = false;
+  SystemTime now_{};
+};
+
+}  // namespace
+
 Result<SystemTime> parse_http_date(std::string_view text) {
   // IMF-fixdate only: "Sun, 06 Nov 1994 08:49:37 GMT" (what AWS and every current server sends).
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -147,88 +280,16 @@ Result<std::string> AwsClient::call(AwsService service, const Endpoint& endpoint
                                     const SignableRequest& request, std::string_view what,
                                     bool json_errors, std::chrono::milliseconds timeout) {
   const auto& info = service_info(service);
-  ++stats_.calls;
-  bool skew_retried = false;
-  bool refresh_retried = false;
-  int attempt = 0;
-  Error last = Error::unavailable(fmt::format("{}: not attempted", what));
-  while (attempt < policy_.max_attempts) {
-    ++attempt;
-    if (attempt > 1) ++stats_.retries;
-    const SystemTime now = env_.now();
-    auto creds = credentials_.get(now);
-    if (!creds) {
-      return Error{creds.error().kind,
-                   fmt::format("{}: no credentials: {}", what, creds.error().message)};
-    }
-    ++stats_.attempts;
-    auto reply = send_signed(http_, endpoint, request, *creds, region_, info.signing_name,
-                             now + offset_, timeout);
-    ErrorClass cls;
-    std::chrono::milliseconds retry_after{0};
-    if (!reply) {
-      if (reply.error().kind == ErrorKind::kInvalid) {
-        return Error::invalid(fmt::format("{}: {}", what, reply.error().message));
-      }
-      last = Error::unavailable(fmt::format("{}: {}", what, reply.error().message));
-      cls = ErrorClass::kTransient;
-    } else if (reply->status >= 200 && reply->status < 300) {
-      return std::move(reply->body);
-    } else {
-      const long status = reply->status;
-      Result<AwsError> parsed =
-          json_errors
-              ? parse_json_error(reply->body, reply->headers.get("x-amzn-query-error").value_or(""))
-              : parse_xml_error(reply->body);
-      if (!parsed) {
-        // Garbage instead of an error document: a 5xx is still worth a retry, anything else not.
-        cls = status >= 500 ? ErrorClass::kTransient : ErrorClass::kFatal;
-        last = Error{status >= 500 ? ErrorKind::kUnavailable : ErrorKind::kInvalid,
-                     fmt::format("{}: HTTP {} with an unreadable error body ({})", what, status,
-                                 parsed.error().message)};
-      } else {
-        cls = classify_error(*parsed, static_cast<int>(status));
-        const bool retryable = cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
-        last = Error{retryable ? ErrorKind::kUnavailable : ErrorKind::kRefused,
-                     fmt::format("{}: HTTP {} {}", what, status, error_text(*parsed))};
-      }
-      if (auto ra = reply->headers.get("x-amz-retry-after")) {
-        char* end = nullptr;
-        const long long v = std::strtoll(ra->c_str(), &end, 10);
-        if (end && *end == '\0' && v > 0) retry_after = std::chrono::milliseconds(v);
-      }
-      if (cls == ErrorClass::kClockSkew) {
-        auto date = reply->headers.get("Date");
-        auto server_time = date ? parse_http_date(*date) : Result<SystemTime>(Error::invalid(""));
-        if (skew_retried || !server_time) return last;
-        skew_retried = true;
-        offset_ = std::chrono::duration_cast<std::chrono::seconds>(*server_time - now);
-        ++stats_.clock_skew_corrections;
-        log::warn(kLog, "{}: clock skew; local clock is {} s off the server's, correcting", what,
-                  -offset_.count());
-        --attempt;  // a correction is not a failed attempt
-        continue;
-      }
-      if (cls == ErrorClass::kExpiredCredentials) {
-        if (refresh_retried) return last;
-        refresh_retried = true;
-        credentials_.invalidate();
-        ++stats_.credential_refreshes;
-        log::info(kLog, "{}: credentials expired; refreshing", what);
-        --attempt;
-        continue;
-      }
-      if (cls == ErrorClass::kFatal) return last;
-      if (cls == ErrorClass::kThrottling) ++stats_.throttled;
-    }
-    if (attempt >= policy_.max_attempts) break;
-    auto delay = std::max(backoff_delay(policy_, cls, attempt, env_.random()), retry_after);
-    delay = std::min(delay, policy_.max_backoff);
-    log::debug(kLog, "{}: attempt {} failed ({}); retrying in {} ms", what, attempt, last.message,
-               delay.count());
-    env_.sleep(delay);
+  RetryLoop retry(what, json_errors, policy_, env_, credentials_, offset_, stats_);
+  while (retry.next()) {
+    auto creds = retry.credentials();
+    if (!creds) return creds.error();
+    auto step = retry.judge(send_signed(http_, endpoint, request, *creds, region_,
+                                        info.signing_name, retry.signing_time(), timeout));
+    if (step.done) return std::move(*step.done);
+    if (step.delay.count() > 0) env_.sleep(step.delay);
   }
-  return last;
+  return retry.last();
 }
 
 AsyncAwsClient::AsyncAwsClient(runtime::Loop& loop, CredentialProvider& credentials,
@@ -270,94 +331,23 @@ runtime::Co<Result<std::string>> AsyncAwsClient::call(AwsService service, Endpoi
                                                       bool json_errors,
                                                       std::chrono::milliseconds timeout) {
   const auto& info = service_info(service);
-  ++stats_.calls;
-  bool skew_retried = false;
-  bool refresh_retried = false;
-  int attempt = 0;
-  Error last = Error::unavailable(fmt::format("{}: not attempted", what));
-  while (attempt < policy_.max_attempts) {
-    ++attempt;
-    if (attempt > 1) ++stats_.retries;
-    const SystemTime now = env_.now();
-    auto creds = credentials_.get(now);
-    if (!creds) {
-      co_return Error{creds.error().kind,
-                      fmt::format("{}: no credentials: {}", what, creds.error().message)};
-    }
-    ++stats_.attempts;
+  RetryLoop retry(what, json_errors, policy_, env_, credentials_, offset_, stats_);
+  while (retry.next()) {
+    auto creds = retry.credentials();
+    if (!creds) co_return creds.error();
     auto out = signed_http_request(endpoint, request, *creds, region_, info.signing_name,
-                                   now + offset_, timeout);
-    if (!out) co_return Error::invalid(fmt::format("{}: {}", what, out.error().message));
-    auto reply = co_await net::http_request(http_, std::move(*out));
-    ErrorClass cls;
-    std::chrono::milliseconds retry_after{0};
-    if (!reply) {
-      if (reply.error().kind == ErrorKind::kInvalid) {
-        co_return Error::invalid(fmt::format("{}: {}", what, reply.error().message));
-      }
-      last = Error::unavailable(fmt::format("{}: {}", what, reply.error().message));
-      cls = ErrorClass::kTransient;
-    } else if (reply->status >= 200 && reply->status < 300) {
-      co_return std::move(reply->body);
-    } else {
-      const long status = reply->status;
-      Result<AwsError> parsed =
-          json_errors
-              ? parse_json_error(reply->body, reply->headers.get("x-amzn-query-error").value_or(""))
-              : parse_xml_error(reply->body);
-      if (!parsed) {
-        // Garbage instead of an error document: a 5xx is still worth a retry, anything else not.
-        cls = status >= 500 ? ErrorClass::kTransient : ErrorClass::kFatal;
-        last = Error{status >= 500 ? ErrorKind::kUnavailable : ErrorKind::kInvalid,
-                     fmt::format("{}: HTTP {} with an unreadable error body ({})", what, status,
-                                 parsed.error().message)};
-      } else {
-        cls = classify_error(*parsed, static_cast<int>(status));
-        const bool retryable = cls == ErrorClass::kThrottling || cls == ErrorClass::kTransient;
-        last = Error{retryable ? ErrorKind::kUnavailable : ErrorKind::kRefused,
-                     fmt::format("{}: HTTP {} {}", what, status, error_text(*parsed))};
-      }
-      if (auto ra = reply->headers.get("x-amz-retry-after")) {
-        char* end = nullptr;
-        const long long v = std::strtoll(ra->c_str(), &end, 10);
-        if (end && *end == '\0' && v > 0) retry_after = std::chrono::milliseconds(v);
-      }
-      if (cls == ErrorClass::kClockSkew) {
-        auto date = reply->headers.get("Date");
-        auto server_time = date ? parse_http_date(*date) : Result<SystemTime>(Error::invalid(""));
-        if (skew_retried || !server_time) co_return last;
-        skew_retried = true;
-        offset_ = std::chrono::duration_cast<std::chrono::seconds>(*server_time - now);
-        ++stats_.clock_skew_corrections;
-        log::warn(kLog, "{}: clock skew; local clock is {} s off the server's, correcting", what,
-                  -offset_.count());
-        --attempt;  // a correction is not a failed attempt
-        continue;
-      }
-      if (cls == ErrorClass::kExpiredCredentials) {
-        if (refresh_retried) co_return last;
-        refresh_retried = true;
-        credentials_.invalidate();
-        ++stats_.credential_refreshes;
-        log::info(kLog, "{}: credentials expired; refreshing", what);
-        --attempt;
-        continue;
-      }
-      if (cls == ErrorClass::kFatal) co_return last;
-      if (cls == ErrorClass::kThrottling) ++stats_.throttled;
-    }
-    if (attempt >= policy_.max_attempts) break;
-    auto delay = std::max(backoff_delay(policy_, cls, attempt, env_.random()), retry_after);
-    delay = std::min(delay, policy_.max_backoff);
-    log::debug(kLog, "{}: attempt {} failed ({}); retrying in {} ms", what, attempt, last.message,
-               delay.count());
+                                   retry.signing_time(), timeout);
+    if (!out) co_return retry.send_error(out.error());
+    auto step = retry.judge(co_await net::http_request(http_, std::move(*out)));
+    if (step.done) co_return std::move(*step.done);
+    if (step.delay.count() == 0) continue;
     if (injected_sleep_) {
-      env_.sleep(delay);
+      env_.sleep(step.delay);
     } else {
-      co_await runtime::sleep(loop_, delay);
+      co_await runtime::sleep(loop_, step.delay);
     }
   }
-  co_return last;
+  co_return retry.last();
 }
 
 }  // namespace ep::aws

@@ -653,4 +653,8 @@ Result<Credentials> CredentialCache::get(SystemTime now) {
   return r.error();
 }
 
+std::string imds_endpoint_url(const EnvMap& env) { return imds_plan(env).imds_endpoint; }
+
+bool imds_disabled(const EnvMap& env) { return env_true(env, "AWS_EC2_METADATA_DISABLED"); }
+
 }  // namespace ep::aws

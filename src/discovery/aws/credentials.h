@@ -147,6 +147,13 @@ struct ChainInputs {
 // The profile in use: ElasticProxy's configured one, else AWS_PROFILE, else "default".
 std::string selected_profile_name(std::string_view configured, const EnvMap& env);
 
+// The IMDS base URL the SDKs use: AWS_EC2_METADATA_SERVICE_ENDPOINT, else by
+// AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (ipv6: http://[fd00:ec2::254]) http://169.254.169.254;
+// no trailing '/'.
+std::string imds_endpoint_url(const EnvMap& env);
+// AWS_EC2_METADATA_DISABLED=true: never ask IMDS (credentials or region).
+bool imds_disabled(const EnvMap& env);
+
 // Picks the first applicable source in chain order. kInvalid for a broken setup (unknown named
 // profile, role_arn with both/neither source_profile and credential_source, a source_profile
 // cycle, a malformed file, a forbidden container URI); kUnavailable "no credentials found"

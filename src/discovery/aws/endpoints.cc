@@ -47,6 +47,12 @@ const ServiceInfo& service_info(AwsService service) {
   return kServices[0];
 }
 
+bool region_needs_imds(std::string_view configured, const EnvMap& env, const Profile* profile) {
+  return configured.empty() && env_get(env, "AWS_REGION").empty() &&
+         env_get(env, "AWS_DEFAULT_REGION").empty() &&
+         (profile == nullptr || profile->get("region").value_or("").empty());
+}
+
 Result<ResolvedRegion> resolve_region(std::string_view configured, const EnvMap& env,
                                       const Profile* profile, std::string_view imds_region) {
   ResolvedRegion r;
@@ -62,7 +68,8 @@ Result<ResolvedRegion> resolve_region(std::string_view configured, const EnvMap&
     r = {std::string(imds_region), "instance metadata"};
   } else {
     return Error::invalid(
-        "no AWS region: set `region` in the aws_asg source, AWS_REGION, or a profile region");
+        "no AWS region: set `region` in the source, AWS_REGION, AWS_DEFAULT_REGION or a profile "
+        "region, or run on EC2 (instance metadata placement/region)");
   }
   if (!valid_region(r.region)) {
     return Error::invalid(fmt::format("AWS region '{}' (from {}) is not a valid region name",

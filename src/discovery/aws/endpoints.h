@@ -52,6 +52,10 @@ struct ResolvedRegion {
 Result<ResolvedRegion> resolve_region(std::string_view configured, const EnvMap& env,
                                       const Profile* profile, std::string_view imds_region = {});
 
+// True when steps 1-3 give no region: the caller then asks IMDS (placement/region) and passes
+// the answer to resolve_region.
+bool region_needs_imds(std::string_view configured, const EnvMap& env, const Profile* profile);
+
 struct Endpoint {
   std::string url;          // normalised: scheme://host[:port][path], no trailing '/'
   std::string scheme;       // "https" or "http"

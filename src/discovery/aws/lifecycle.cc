@@ -55,7 +55,7 @@ ServerState summarize(const std::vector<HaproxyView>& instances, std::string_vie
 }
 
 LifecycleWorker::LifecycleWorker(AsgOptions options, Deps deps)
-    : options_(std::move(options)), deps_(std::move(deps)) {
+    : options_(std::move(options)), deps_(std::move(deps)), hooks_(options_.hooks()) {
   auto& m = Metrics::global();
   m.describe("elasticproxy_aws_lifecycle_completed_total", Metrics::Type::kCounter,
              "Lifecycle actions completed, by transition (launching/terminating) and result "
@@ -76,20 +76,34 @@ void LifecycleWorker::note_error() {
   Metrics::global().inc("elasticproxy_aws_lifecycle_errors_total", {{"backend", deps_.backend}});
 }
 
-int LifecycleWorker::visibility_seconds() const {
+int LifecycleWorker::visibility_seconds(const Tracked& t) const {
   // Long enough to survive one missed heartbeat (a slow or retried call), at least 5 s. Short
   // enough that after a restart the message (and with it the pending action) comes back soon. A
   // redelivery while we still work on it is harmless: it joins the tracked action by token.
-  const auto s = std::chrono::duration_cast<std::chrono::seconds>(options_.heartbeat_interval * 2);
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(t.hook.heartbeat_interval * 2);
   return static_cast<int>(std::clamp<long>(s.count(), 5, 43200));
 }
 
 bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
-  if (options_.lifecycle_hook.empty() || action.lifecycle_hook_name != options_.lifecycle_hook) {
-    return false;
+  const bool is_term = action.lifecycle_transition == "autoscaling:EC2_INSTANCE_TERMINATING";
+  const bool is_launch = action.lifecycle_transition == "autoscaling:EC2_INSTANCE_LAUNCHING";
+  if (!is_term && !is_launch) return false;
+  std::optional<LifecycleHookOptions> hook;
+  for (const auto& h : hooks_) {
+    if (h.name == action.lifecycle_hook_name && (is_term ? h.terminating() : h.launching())) {
+      hook = h;
+    }
   }
-  if (action.lifecycle_transition != "autoscaling:EC2_INSTANCE_TERMINATING" &&
-      action.lifecycle_transition != "autoscaling:EC2_INSTANCE_LAUNCHING") {
+  if (!hook) {
+    for (const auto& h : hooks_) {
+      if (h.name == action.lifecycle_hook_name) {
+        log::warn(kLog,
+                  "{}: hook '{}' is configured as {} but AWS sent {} for {}; not ours to "
+                  "complete",
+                  deps_.backend, h.name, to_string(h.transition), action.lifecycle_transition,
+                  action.instance_id);
+      }
+    }
     return false;
   }
   std::lock_guard lock(mu_);
@@ -110,9 +124,10 @@ bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
   }
   Tracked t;
   t.action = action;
+  t.hook = *hook;
   t.receipts[message.message_id] = message.receipt_handle;
   t.started = deps_.now();
-  t.next_heartbeat = t.started + options_.heartbeat_interval;
+  t.next_heartbeat = t.started + t.hook.heartbeat_interval;
   tracked_.emplace(token, std::move(t));
   ++stats_.tracked;
   {
@@ -122,8 +137,8 @@ bool LifecycleWorker::add(const AsgMessage& action, const SqsMessage& message) {
     h.hook = added.action.lifecycle_hook_name;
     h.transition = added.action.lifecycle_transition;
     h.started = added.started;
-    h.deadline = added.started + (terminating(added.action) ? options_.hook_drain_timeout
-                                                            : options_.launch_timeout);
+    h.deadline = added.started + (terminating(added.action) ? added.hook.drain_timeout
+                                                            : added.hook.launch_timeout);
     h.next_heartbeat = added.next_heartbeat;
     h.progress = "waiting for the first check";
     in_flight_.push_back(std::move(h));  // mu_ is held
@@ -148,13 +163,38 @@ void LifecycleWorker::publish_in_flight() {
     h.transition = t.action.lifecycle_transition;
     h.started = t.started;
     h.deadline =
-        t.started + (terminating(t.action) ? options_.hook_drain_timeout : options_.launch_timeout);
+        t.started + (terminating(t.action) ? t.hook.drain_timeout : t.hook.launch_timeout);
     h.next_heartbeat = t.next_heartbeat;
     h.progress = t.progress.empty() ? "waiting for the first check" : t.progress;
     out.push_back(std::move(h));
   }
   std::lock_guard lock(mu_);
   in_flight_ = std::move(out);
+}
+
+LifecycleWorker::~LifecycleWorker() {
+  for (auto& [token, t] : tracked_) release_drain(t);
+}
+
+void LifecycleWorker::hold_drain(Tracked& t, SteadyTime now) {
+  auto where = deps_.address_of(t.action.instance_id);
+  if (!where) return;
+  // Until the hook's drain_timeout (plus a check interval, so that our own completion comes
+  // first); a hold we fail to release (crash) ends by itself then.
+  const SteadyTime until = t.started + t.hook.drain_timeout + options_.hook_check_interval;
+  if (until <= now) return;
+  deps_.server_states->hold_drain(deps_.backend, where->address,
+                                  static_cast<std::uint16_t>(where->port), until);
+  t.held = *where;
+  log::debug(kLog, "{}: holding the drain of {} ({}) until its hook's drain_timeout", deps_.backend,
+             t.action.instance_id, where->address);
+}
+
+void LifecycleWorker::release_drain(Tracked& t) {
+  if (!t.held || deps_.server_states == nullptr) return;
+  deps_.server_states->release_drain(deps_.backend, t.held->address,
+                                     static_cast<std::uint16_t>(t.held->port));
+  t.held.reset();
 }
 
 size_t LifecycleWorker::pending() const {
@@ -241,14 +281,14 @@ runtime::Co<void> LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
                   t.action.instance_id, r.error().message);
       }
     }
-    t.next_heartbeat = now + options_.heartbeat_interval;
+    t.next_heartbeat = now + t.hook.heartbeat_interval;
     t.visibility_set = false;  // renew together with the heartbeat
   }
   if (!t.visibility_set) {
     bool all = true;
     for (const auto& [id, receipt] : t.receipts) {
       auto body =
-          sqs_change_message_visibility_body(deps_.queue_url, receipt, visibility_seconds());
+          sqs_change_message_visibility_body(deps_.queue_url, receipt, visibility_seconds(t));
       if (!body) continue;
       auto r = co_await deps_.client->call_sqs(deps_.sqs, "ChangeMessageVisibility", *body);
       if (r) {
@@ -292,6 +332,7 @@ runtime::Co<void> LifecycleWorker::step() {
                 t.action.instance_id);
     }
 
+    if (term && where && view != nullptr && !t.held) hold_drain(t, now);
     if (term) {
       if (view == nullptr) {
         result = LifecycleActionResult::kContinue;
@@ -303,17 +344,16 @@ runtime::Co<void> LifecycleWorker::step() {
       } else if (state->drained()) {
         result = LifecycleActionResult::kContinue;
         why = fmt::format("drained on {} HAProxy instance(s)", state->haproxy_instances);
-      } else if (elapsed >= options_.hook_drain_timeout) {
-        result = options_.on_drain_timeout == HookResult::kAbandon
-                     ? LifecycleActionResult::kAbandon
-                     : LifecycleActionResult::kContinue;
+      } else if (elapsed >= t.hook.drain_timeout) {
+        result = t.hook.on_drain_timeout == HookResult::kAbandon ? LifecycleActionResult::kAbandon
+                                                                 : LifecycleActionResult::kContinue;
         why = fmt::format("drain_timeout with {} session(s) left", state->sessions);
       }
     } else {
       if (state && state->healthy()) {
         result = LifecycleActionResult::kContinue;
         why = fmt::format("UP on {} HAProxy instance(s)", state->haproxy_instances);
-      } else if (elapsed >= options_.launch_timeout) {
+      } else if (elapsed >= t.hook.launch_timeout) {
         result = LifecycleActionResult::kAbandon;
         why = "launch_timeout: not UP on every HAProxy";
       }
@@ -330,6 +370,7 @@ runtime::Co<void> LifecycleWorker::step() {
     if (result && co_await complete(t, *result, why)) {
       // Over: forget it before the deletes (which await), so that a duplicate received meanwhile
       // counts as completed and pending() no longer counts it, as while a step held the lock.
+      release_drain(t);
       Tracked over = std::move(t);
       if (done_.insert(it->first).second) done_order_.push_back(it->first);
       while (done_order_.size() > kDoneMemory) {

@@ -5,16 +5,19 @@
 // in its SourceContext (the daemon hands the reconciler, which answers from its last pass: every
 // instance's managed servers with their op_state, admin_state and scur), never a global.
 //
-// With `lifecycle_hook: <name>` and a queue, the SQS consumer hands every lifecycle action for
-// that hook name (and one of the source's groups) to a LifecycleWorker, after the re-poll it
-// triggered succeeded:
+// With `lifecycle_hooks:` (or the single `lifecycle_hook: <name>`, which takes both transitions)
+// and a queue, the SQS consumer hands every lifecycle action for one of those hook names with a
+// matching transition (and one of the source's groups) to a LifecycleWorker, after the re-poll
+// it triggered succeeded. Each action uses its own hook's timeouts:
 //   - EC2_INSTANCE_TERMINATING: the re-poll saw the instance Terminating:Wait, so it left the set
 //     and the reconciler drains it. Every check interval the worker asks the view; once the
 //     server is drained on every reachable HAProxy (absent, or draining/in maintenance with 0
 //     sessions) it sends CompleteLifecycleAction CONTINUE and deletes the message. Meanwhile,
 //     every heartbeat_interval: RecordLifecycleActionHeartbeat and ChangeMessageVisibility (the
-//     message stays invisible while we work). After drain_timeout: complete with
-//     on_drain_timeout (CONTINUE by default).
+//     message stays invisible while we work). While the action is pending, the worker holds the
+//     server's drain in the reconciler (ServerStateView::hold_drain) so the backend's own
+//     drain_timeout does not delete it and cut its sessions; the hold ends with the action.
+//     After the hook's drain_timeout: complete with on_drain_timeout (CONTINUE by default).
 //   - EC2_INSTANCE_LAUNCHING: the instance is Pending:Wait, which is a served state when hooks
 //     are configured, so the re-poll added it. Once the server is UP (health check passed, not
 //     draining, not in maintenance) on every reachable HAProxy: CONTINUE. After launch_timeout:
@@ -109,6 +112,7 @@ class LifecycleWorker {
     const ServerStateView* server_states = nullptr;
   };
   LifecycleWorker(AsgOptions options, Deps deps);
+  ~LifecycleWorker();  // releases the drains it holds
 
   // Takes over a lifecycle action message (after its re-poll succeeded). False when the worker
   // does not handle it (another hook name): the caller deletes it as usual.
@@ -124,25 +128,32 @@ class LifecycleWorker {
  private:
   struct Tracked {
     AsgMessage action;
+    LifecycleHookOptions hook;                    // the configured hook this action belongs to
     std::map<std::string, std::string> receipts;  // message id -> latest receipt handle
     SteadyTime started{};
     SteadyTime next_heartbeat{};
     bool visibility_set = false;
     bool warned_no_view = false;
     bool warned_no_address = false;
-    std::string progress;  // what the last step saw
+    std::string progress;               // what the last step saw
+    std::optional<ep::Endpoint> held;  // the server whose drain we hold (terminate)
   };
   void publish_in_flight();  // on the loop: copies tracked_ into in_flight_ under mu_
   // True when the action is finished (completed, or AWS no longer knows it).
   runtime::Co<bool> complete(Tracked& t, LifecycleActionResult result, std::string why);
   runtime::Co<void> heartbeat(Tracked& t, SteadyTime now);
   runtime::Co<void> delete_messages(Tracked& t);
-  int visibility_seconds() const;
+  int visibility_seconds(const Tracked& t) const;
+  // Asks the reconciler to keep the terminating instance's server in DRAIN (past the backend's
+  // drain_timeout) until the hook's own drain_timeout; released when the action is over.
+  void hold_drain(Tracked& t, SteadyTime now);
+  void release_drain(Tracked& t);
   void note_error();  // counts a failed call (stats and metric); takes mu_
 
   AsgOptions options_;
   Deps deps_;
   mutable std::mutex mu_;
+  std::vector<LifecycleHookOptions> hooks_;
   std::map<std::string, Tracked> tracked_;          // by LifecycleActionToken
   std::vector<discovery::HookInFlight> in_flight_;  // guarded by mu_
   std::set<std::string> done_;                      // tokens completed recently (bounded)

@@ -148,6 +148,35 @@ Result<QueryParams> describe_instances_by_id_params(const std::vector<std::strin
   return p;
 }
 
+Result<QueryParams> describe_instances_by_filters_params(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& filters,
+    std::string_view next_token, int max_results) {
+  if (max_results < 5 || max_results > 1000) {
+    return Error::invalid("DescribeInstances MaxResults must be 5..1000");
+  }
+  QueryParams p;
+  size_t n = 0;
+  auto add = [&](const std::string& name, const std::vector<std::string>& values) -> Status {
+    if (name.empty() || values.empty()) {
+      return Error::invalid("DescribeInstances filter without a name or values");
+    }
+    ++n;
+    p.emplace_back(fmt::format("Filter.{}.Name", n), name);
+    for (size_t v = 0; v < values.size(); ++v) {
+      if (values[v].empty()) return Error::invalid("empty value in filter " + name);
+      p.emplace_back(fmt::format("Filter.{}.Value.{}", n, v + 1), values[v]);
+    }
+    return {};
+  };
+  for (const auto& [name, values] : filters) {
+    if (auto st = add(name, values); !st) return st.error();
+  }
+  if (auto st = add("instance-state-name", {"running"}); !st) return st.error();
+  p.emplace_back("MaxResults", std::to_string(max_results));
+  if (!next_token.empty()) p.emplace_back("NextToken", std::string(next_token));
+  return p;
+}
+
 QueryParams assume_role_params(std::string_view role_arn, std::string_view session_name,
                                std::string_view external_id, std::optional<int> duration_seconds) {
   QueryParams p = {{"RoleArn", std::string(role_arn)},

@@ -67,6 +67,13 @@ Result<QueryParams> record_lifecycle_action_heartbeat_params(const LifecycleActi
 Result<QueryParams> describe_instances_by_id_params(const std::vector<std::string>& ids,
                                                     std::string_view next_token);
 
+// By filters (Filter.N.Name, Filter.N.Value.M; filters ANDed, values ORed), with
+// `instance-state-name=running` always added as the last filter; MaxResults 5..1000. kInvalid for
+// an empty name or value list.
+Result<QueryParams> describe_instances_by_filters_params(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& filters,
+    std::string_view next_token, int max_results = 1000);
+
 // ---- STS ----
 
 QueryParams assume_role_params(std::string_view role_arn, std::string_view session_name,

@@ -241,6 +241,239 @@ TEST_F(AsgSourceTest, MoreThanFiftyGroupsAreBatched) {
   EXPECT_EQ(aws_.calls("DescribeAutoScalingGroups"), 2);
 }
 
+// Region resolution like the SDKs, one step at a time: each step is shadowed by the ones
+// before it, and the region actually used is the one in the credential scope the double saw.
+TEST_F(AsgSourceTest, RegionComesFromConfigThenEnvThenProfileThenImds) {
+  struct Step {
+    std::string name, configured;
+    EnvMap env;
+    std::string config_file, region, from;
+  };
+  const std::vector<Step> steps = {
+      {"configuration",
+       "us-east-1",
+       {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n",
+       "us-east-1",
+       "configuration"},
+      {"AWS_REGION",
+       "",
+       {{"AWS_REGION", "eu-west-2"}, {"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n",
+       "eu-west-2",
+       "AWS_REGION"},
+      {"AWS_DEFAULT_REGION",
+       "",
+       {{"AWS_DEFAULT_REGION", "eu-west-3"}},
+       "[default]\nregion = ap-south-1\n",
+       "eu-west-3",
+       "AWS_DEFAULT_REGION"},
+      {"default profile",
+       "",
+       {},
+       "[default]\nregion = ap-south-1\n",
+       "ap-south-1",
+       "profile 'default'"},
+      {"AWS_PROFILE",
+       "",
+       {{"AWS_PROFILE", "prod"}},
+       "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n",
+       "sa-east-1",
+       "profile 'prod'"},
+  };
+  for (const auto& step : steps) {
+    SCOPED_TRACE(step.name);
+    auto o = options();
+    o.region = step.configured;
+    auto r = runtime();
+    for (const auto& [k, v] : step.env) r.env[k] = v;
+    r.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = aws_.url();
+    r.config_file = step.config_file;
+    AsgSource source(o, context(), r);
+    auto plan = source.region_plan();
+    ASSERT_TRUE(plan.ok()) << plan.error().message;
+    ASSERT_TRUE(plan->region.has_value());
+    EXPECT_EQ(plan->region->region, step.region);
+    EXPECT_EQ(plan->region->source, step.from);
+    ASSERT_EQ(source.check_notes().size(), 1u);
+    EXPECT_THAT(source.check_notes()[0],
+                HasSubstr("region " + step.region + " (from " + step.from));
+    ASSERT_TRUE(source.fetch_once(10s).ok());
+    EXPECT_EQ(aws_.signing_regions().count(step.region), 1u);
+  }
+  EXPECT_EQ(aws_.signing_regions().count("eu-west-2"), 1u);  // only from its own step
+  EXPECT_TRUE(aws_.imds_requests().empty()) << "IMDS asked although a region was configured";
+
+  // Nothing configured: IMDSv2, a token PUT then GET placement/region with it.
+  aws_.set_imds_region("ca-central-1");
+  auto r = runtime();
+  r.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = aws_.url();
+  auto o = options();
+  o.region.clear();
+  AsgSource source(o, context(), r);
+  auto plan = source.region_plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_FALSE(plan->region.has_value());
+  EXPECT_EQ(plan->imds_endpoint, aws_.url());
+  EXPECT_THAT(source.check_notes().at(0),
+              HasSubstr("it will be asked of the instance metadata (IMDSv2 placement/region at " +
+                        aws_.url()));
+  EXPECT_TRUE(aws_.imds_requests().empty()) << "check must not use the network";
+  auto snap = source.fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  EXPECT_EQ(snap->size(), 3u);
+  EXPECT_EQ(aws_.signing_regions().count("ca-central-1"), 1u);
+  EXPECT_EQ(aws_.imds_requests(),
+            (std::vector<std::string>{"PUT /latest/api/token",
+                                      "GET /latest/meta-data/placement/region"}));
+}
+
+TEST_F(AsgSourceTest, NoRegionAnywhereIsAnErrorNamingEveryStep) {
+  auto o = options();
+  o.region.clear();
+  // IMDS answers 404 for placement/region.
+  aws_.set_imds_region("");
+  auto r = runtime();
+  r.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = aws_.url();
+  AsgSource source(o, context(), r);
+  auto snap = source.fetch_once(10s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.error().message,
+              HasSubstr("no AWS region: none of `region` in the source, AWS_REGION, "
+                        "AWS_DEFAULT_REGION, profile 'default' region is set, and the instance "
+                        "metadata at " +
+                        aws_.url() + " did not give one (IMDS placement/region: "));
+
+  // IMDS off: an error already at `check`, and IMDS is never asked.
+  const size_t asked = aws_.imds_requests().size();
+  r.env["AWS_EC2_METADATA_DISABLED"] = "true";
+  AsgSource off(o, context(), r);
+  auto plan = off.region_plan();
+  ASSERT_FALSE(plan.ok());
+  EXPECT_THAT(plan.error().message, HasSubstr("AWS_EC2_METADATA_DISABLED=true"));
+  EXPECT_THAT(off.check_notes().at(0), HasSubstr("no AWS region"));
+  EXPECT_FALSE(off.fetch_once(10s).ok());
+  EXPECT_EQ(aws_.imds_requests().size(), asked);
+
+  // An invalid region is refused wherever it comes from.
+  auto bad = runtime();
+  bad.env["AWS_REGION"] = "eu-west-1.evil.example";
+  AsgSource invalid(o, context(), bad);
+  ASSERT_FALSE(invalid.region_plan().ok());
+  EXPECT_THAT(invalid.region_plan().error().message, HasSubstr("(from AWS_REGION)"));
+}
+
+// aws_ec2: running instances by tag filters, every page, address kinds, port and weight tags.
+TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
+  for (int i = 0; i < 12; ++i) {
+    test::DoubleInstance d;
+    d.id = fmt::format("i-ec2{:014x}", i);
+    d.private_ip = fmt::format("10.1.0.{}", i + 1);
+    d.public_ip = fmt::format("203.0.113.{}", i + 1);
+    d.ipv6 = {fmt::format("2001:db8::{}", i + 1)};
+    d.tags = {{"Service", i % 3 == 2 ? "api" : "web"}, {"Env", i < 10 ? "prod" : "test"}};
+    if (i == 0) d.tags.emplace_back("port", "9090");
+    if (i == 1) d.tags.emplace_back("weight", "7");
+    if (i == 3) d.state_code = 80;  // stopped
+    aws_.put_instance(d);
+  }
+  aws_.set_ec2_page_size(3);
+  AsgOptions o = options({});
+  o.ec2 = true;
+  o.lifecycle_states.clear();
+  o.weight_from_capacity = false;
+  o.weight = 2;
+  o.weight_tag = "weight";
+  o.port_tag = "port";
+  o.ec2_filters = {{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}};
+  AsgSource source(o, context(), runtime());
+  EXPECT_EQ(source.describe(), "aws_ec2 tag:Service=web tag:Env=prod");
+  const int calls0 = aws_.calls("DescribeInstances");
+  auto snap = source.fetch_once(10s);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  // web & prod: 0,1,3,4,6,7,9 — minus 3 (stopped) = 6 instances, 3 per page: every page read.
+  std::vector<std::string> ids;
+  for (const auto& e : *snap) ids.push_back(e.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"i-ec200000000000000", "i-ec200000000000001",
+                                           "i-ec200000000000004", "i-ec200000000000006",
+                                           "i-ec200000000000007", "i-ec200000000000009"}));
+  EXPECT_EQ(aws_.calls("DescribeInstances") - calls0, 2);
+  using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  EXPECT_EQ(
+      aws_.last_filters(),
+      (F{{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}, {"instance-state-name", {"running"}}}));
+  EXPECT_EQ((*snap)[0].address, "10.1.0.1");
+  EXPECT_EQ((*snap)[0].port, 9090u);  // port tag
+  EXPECT_EQ((*snap)[1].port, 8080u);  // config
+  EXPECT_EQ((*snap)[1].weight, 7);    // weight tag
+  EXPECT_EQ((*snap)[0].weight, 2);    // config
+  EXPECT_EQ((*snap)[0].labels.at("instance_id"), "i-ec200000000000000");
+  EXPECT_EQ((*snap)[0].labels.count("asg"), 0u);
+
+  o.address = AddressType::kPublic;
+  AsgSource pub(o, context(), runtime());
+  auto p = pub.fetch_once(10s);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)[0].address, "203.0.113.1");
+  o.address = AddressType::kIpv6;
+  AsgSource v6(o, context(), runtime());
+  auto v = v6.fetch_once(10s);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)[0].address, "2001:db8::1");
+  EXPECT_EQ(aws_.signature_failures(), 0);
+}
+
+TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
+  test::DoubleInstance d;
+  d.id = "i-ec2web";
+  d.private_ip = "10.2.0.1";
+  d.tags = {{"Service", "web"}};
+  aws_.put_instance(d);
+  AsgOptions o = options({});
+  o.ec2 = true;
+  o.lifecycle_states.clear();
+  o.ec2_filters = {{"tag:Service", {"web"}}};
+  auto r = runtime();
+  r.retry.max_attempts = 1;
+  AsgSource source(o, context(), r);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }));
+  // A failing poll publishes an error (the pipeline keeps the last good set: fail static).
+  aws_.inject(test::Fault::kInternalError, 5, "DescribeInstances");
+  source.trigger();
+  auto failed = sink.wait_for([](const discovery::Snapshot& s) { return !s.ok(); });
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_THAT(failed->error().message, HasSubstr("aws_ec2 tag:Service=web"));
+  // Recovery republishes.
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        source.trigger();
+        return sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }, 500ms)
+            .has_value();
+      },
+      20s));
+  source.stop();
+
+  // The double refuses a filter it does not know, like AWS.
+  o.ec2_filters = {{"colour", {"blue"}}};
+  AsgSource bad(o, context(), runtime());
+  auto snap = bad.fetch_once(10s);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.error().message, HasSubstr("The filter 'colour' is invalid"));
+
+  // The factory: `aws_ec2` is a source kind.
+  Diagnostics diag;
+  ConfigNode node = ConfigNode::make_map();
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("Service", ConfigNode::make_scalar("web"));
+  node.add("tags", tags);
+  node.add("region", ConfigNode::make_scalar("eu-west-1"));
+  auto made = discovery::aws::ec2_source_kind().create(node, diag, context());
+  ASSERT_NE(made, nullptr) << diag.joined();
+  EXPECT_EQ(made->describe(), "aws_ec2 tag:Service=web");
+}
+
 TEST_F(AsgSourceTest, StopInterruptsAndFactoryBuildsTheSource) {
   auto kind = discovery::aws::source_kind();
   EXPECT_EQ(kind.name, "aws_asg");

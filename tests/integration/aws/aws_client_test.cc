@@ -12,12 +12,14 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/log.h"
 #include "discovery/aws/credential_fetcher.h"
 #include "discovery/aws/parse.h"
 #include "net/curl_http_client.h"
+#include "os/process.h"
 #include "support/aws/aws_double.h"
 #include "support/http/loopback_http_server.h"
 
@@ -500,6 +502,46 @@ TEST(HttpDate, ParsesImfFixdateAndRejectsOtherForms) {
   EXPECT_FALSE(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST").ok());
   EXPECT_FALSE(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT").ok());
   EXPECT_FALSE(parse_http_date("").ok());
+}
+
+// The double read by botocore (signs with SigV4, parses with the real EC2 / Auto Scaling service
+// models): DescribeInstances filters, pagination and errors as the SDKs see them.
+TEST(AwsDoubleBotocore, DescribeInstancesFiltersAndPagesParseWithTheServiceModel) {
+  const std::string script = std::string(EP_TESTDATA_DIR) + "/../support/aws/botocore_check.py";
+  auto probe = os::run_process({"python3", "-c", "import botocore"});
+  if (!probe || !probe->succeeded()) GTEST_SKIP() << "python3 with botocore not installed";
+  test::AwsDouble aws;
+  aws.add_key(kKeyId, kSecret);
+  aws.start();
+  aws.add_group("web-asg");
+  for (int i = 0; i < 9; ++i) {
+    test::DoubleInstance d;
+    d.id = fmt::format("i-bc{:015x}", i);
+    d.private_ip = fmt::format("10.3.0.{}", i + 1);
+    if (i == 0) d.public_ip = "203.0.113.9";
+    d.tags = {{"Service", i == 8 ? "db" : (i == 7 ? "www" : "web")}};
+    if (i == 6) d.state_code = 80;  // stopped
+    aws.put_instance(d);
+  }
+  os::ProcessOptions po;
+  po.timeout = 60s;
+  po.merge_stderr = false;
+  auto run = os::run_process({"python3", script, aws.url(), kKeyId, kSecret}, po);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  ASSERT_TRUE(run->succeeded()) << run->output << "\n" << run->error_output;
+  auto out = nlohmann::json::parse(run->output);
+  std::vector<std::string> want;
+  for (int i : {0, 1, 2, 3, 4, 5, 7}) want.push_back(fmt::format("i-bc{:015x}", i));
+  EXPECT_EQ(out["filtered_ids"].get<std::vector<std::string>>(), want);
+  EXPECT_EQ(out["pages"], 2) << "7 instances, MaxResults 5";
+  EXPECT_EQ(out["addresses"]["i-bc000000000000000"]["private"], "10.3.0.1");
+  EXPECT_EQ(out["addresses"]["i-bc000000000000000"]["public"], "203.0.113.9");
+  EXPECT_EQ(out["addresses"]["i-bc000000000000000"]["state"], "running");
+  EXPECT_EQ(out["addresses"]["i-bc000000000000000"]["tags"]["Service"], "web");
+  EXPECT_EQ(out["unknown_filter"], "InvalidParameterValue");
+  EXPECT_EQ(out["ids_with_max_results"], "InvalidParameterCombination");
+  EXPECT_EQ(out["groups"], nlohmann::json::array({"web-asg"}));
+  EXPECT_EQ(aws.signature_failures(), 0);
 }
 
 }  // namespace

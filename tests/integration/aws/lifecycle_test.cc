@@ -101,11 +101,28 @@ class FakeHaproxy final : public ServerStateView {
     std::lock_guard lock(mu_);
     return asked_.count(what) != 0;
   }
+  void hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                  SteadyTime until) const override {
+    std::lock_guard lock(mu_);
+    holds_[std::string(backend) + " " + std::string(address) + ":" + std::to_string(port)] = until;
+  }
+  void release_drain(std::string_view backend, std::string_view address,
+                     std::uint16_t port) const override {
+    std::lock_guard lock(mu_);
+    holds_.erase(std::string(backend) + " " + std::string(address) + ":" + std::to_string(port));
+  }
+  std::optional<SteadyTime> held(const std::string& what) {
+    std::lock_guard lock(mu_);
+    auto it = holds_.find(what);
+    if (it == holds_.end()) return std::nullopt;
+    return it->second;
+  }
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, ServerState> states_;
   mutable std::set<std::string> asked_;
+  mutable std::map<std::string, SteadyTime> holds_;
 };
 
 class LifecycleTest : public ::testing::Test {
@@ -561,6 +578,113 @@ TEST_F(LifecycleTest, ApiCallsPerPollForAnAsgOf500Instances) {
       EXPECT_EQ(ec2, 1.0);
     }
   }
+}
+
+// Launch and terminate hooks in one source, each with its own transition and timeouts.
+TEST_F(LifecycleTest, ALaunchAndATerminateHookInOneSourceEachWithItsOwnTimeouts) {
+  FakeHaproxy haproxy;
+  AsgOptions o = options();
+  o.lifecycle_hook.clear();
+  LifecycleHookOptions launch;
+  launch.name = "ep-launch";
+  launch.transition = HookTransition::kLaunching;
+  launch.heartbeat_interval = 200ms;
+  launch.launch_timeout = 30s;
+  LifecycleHookOptions term;
+  term.name = "ep-term";
+  term.transition = HookTransition::kTerminating;
+  term.heartbeat_interval = 200ms;
+  term.drain_timeout = 700ms;
+  term.on_drain_timeout = HookResult::kAbandon;
+  o.lifecycle_hooks = {launch, term};
+  AsgSource source(o, context(&haproxy), runtime());
+  NullSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
+
+  // Scale-in through the terminate hook: the drain is held in the reconciler until the hook's
+  // own drain_timeout, then ABANDON (its on_drain_timeout) and the hold is released.
+  haproxy.set("10.0.0.1", 1, 0, 0, 3);  // draining with sessions that never end
+  set_state(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-term", "i-00000000000000000", "term-0000",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  test::LifecycleMessage m;
+  m.hook = "ep-term";
+  m.instance_id = "i-00000000000000000";
+  m.token = "term-0000";
+  const auto t0 = std::chrono::steady_clock::now();
+  aws_.send_message(queue_, test::lifecycle_body(m, test::Envelope::kRaw));
+  ASSERT_TRUE(eventually([&] { return haproxy.held("web 10.0.0.1:8080").has_value(); }));
+  EXPECT_GE(*haproxy.held("web 10.0.0.1:8080"), t0 + 700ms) << "held for the hook's drain_timeout";
+  EXPECT_LE(*haproxy.held("web 10.0.0.1:8080"), std::chrono::steady_clock::now() + 800ms);
+  ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "ABANDON") == 1; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 700ms);
+  EXPECT_FALSE(haproxy.held("web 10.0.0.1:8080").has_value()) << "released with the action";
+
+  // A launch message naming the terminate hook is not ours to complete (wrong transition).
+  add_instance(5, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-term", "i-00000000000000005", "wrong-0005",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  m.hook = "ep-term";
+  m.instance_id = "i-00000000000000005";
+  m.token = "wrong-0005";
+  m.terminating = false;
+  aws_.send_message(queue_, test::lifecycle_body(m, test::Envelope::kRaw));
+  ASSERT_TRUE(eventually([&] { return aws_.queue_size(queue_) == 0; }));
+  EXPECT_FALSE(sink.contains("i-00000000000000005")) << "Pending under a hook that is not ours";
+  EXPECT_EQ(source.lifecycle_pending(), 0u);
+
+  // Scale-out through the launch hook: served while Pending:Wait, CONTINUE once UP.
+  add_instance(6, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-launch", "i-00000000000000006", "launch-0006",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  m.hook = "ep-launch";
+  m.instance_id = "i-00000000000000006";
+  m.token = "launch-0006";
+  aws_.send_message(queue_, test::lifecycle_body(m, test::Envelope::kSns));
+  ASSERT_TRUE(eventually([&] { return sink.contains("i-00000000000000006"); }));
+  EXPECT_FALSE(sink.contains("i-00000000000000005"));
+  haproxy.set("10.0.0.7", 1, 1, 1, 0);
+  ASSERT_TRUE(eventually([&] { return count("CompleteLifecycleAction", "CONTINUE") == 1; }));
+  const auto calls = aws_.lifecycle_calls();
+  EXPECT_EQ(calls.back().hook, "ep-launch");
+  EXPECT_EQ(count("CompleteLifecycleAction", "", false), 0);
+  source.stop();
+}
+
+// Instances waiting on another hook (or in a terminate-only setup) get no traffic.
+TEST_F(LifecycleTest, PendingInstancesAreServedOnlyUnderOurOwnLaunchHook) {
+  FakeHaproxy haproxy;
+  add_instance(7, "Pending:Wait");     // waits on someone else's hook
+  add_instance(8, "Pending:Proceed");  // likewise, past the other hook
+  AsgSource source(options(), context(&haproxy), runtime());
+  NullSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(eventually([&] { return sink.size() == 3; }));
+  ASSERT_TRUE(source.trigger_and_wait(10s));
+  EXPECT_EQ(sink.size(), 3u);
+  EXPECT_FALSE(sink.contains("i-00000000000000007"));
+  EXPECT_FALSE(sink.contains("i-00000000000000008"));
+  // `once` / `plan` see the same set.
+  auto snap = source.fetch_once(10s);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->size(), 3u);
+  source.stop();
+
+  // Terminate-only hooks: Pending states are not even served by default.
+  Diagnostics diag;
+  ConfigNode node = ConfigNode::make_map();
+  node.add("groups", ConfigNode::make_scalar("web-asg"));
+  node.add("queue_url", ConfigNode::make_scalar(queue_));
+  ConfigNode hooks = ConfigNode::make_sequence();
+  ConfigNode h = ConfigNode::make_map();
+  h.add("name", ConfigNode::make_scalar("ep-term"));
+  h.add("transition", ConfigNode::make_scalar("terminating"));
+  hooks.items.push_back(h);
+  node.add("lifecycle_hooks", hooks);
+  auto parsed = parse_asg_options(node, diag);
+  ASSERT_TRUE(parsed.has_value()) << diag.joined();
+  EXPECT_EQ(parsed->lifecycle_states, std::vector<std::string>{"InService"});
 }
 
 }  // namespace

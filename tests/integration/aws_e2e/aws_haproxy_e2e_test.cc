@@ -11,13 +11,18 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "integration/daemon/daemon_process.h"
 #include "support/aws/aws_double.h"
 #include "support/aws/messages.h"
+#include "support/eventually.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -53,8 +58,8 @@ class AwsE2E : public ::testing::Test {
 defaults
   mode http
   timeout connect 1s
-  timeout client 60s
-  timeout server 60s
+  timeout client 120s
+  timeout server 120s
 frontend fe
   bind 127.0.0.1:@PORT0@
   default_backend web
@@ -72,18 +77,19 @@ backend web
     aws_.put_instance(d);
   }
 
-  void start_daemon(const std::string& interval = "30s", const std::string& extra = "") {
+  void start_daemon(const std::string& interval = "30s", const std::string& extra = "",
+                    const std::string& backend_drain_timeout = "120s",
+                    const std::string& hooks = "") {
     const std::string cfg = hp_->dir() + "/ep.yaml";
     std::string sockets = hp_->socket_path();
     if (hp2_) sockets += ", " + hp2_->socket_path();
-    write_file(cfg,
-               fmt::format(R"(haproxy:
+    write_file(cfg, fmt::format(R"(haproxy:
   sockets: [{0}]
   resync_interval: 1s
 metrics: {{enabled: false}}
 backends:
   - name: web
-    drain_timeout: 120s
+    drain_timeout: {8}
     server_options: "check inter 100ms"
     safety: {{max_remove_fraction: 1.0}}
     sources:
@@ -97,13 +103,43 @@ backends:
           interval: {4}
           queue_url: "{5}"
           wait_seconds: 2
-          lifecycle_hook: {6}
+          {6}
           heartbeat_interval: 1s
           hook_check_interval: 100ms
           drain_timeout: 60s
 {7})",
-                           sockets, kKeyId, kSecret, aws_.url(), interval, queue_, kHook, extra));
+                                sockets, kKeyId, kSecret, aws_.url(), interval, queue_,
+                                hooks.empty() ? std::string("lifecycle_hook: ") + kHook : hooks,
+                                extra, backend_drain_timeout));
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  }
+
+  // A node's configuration (its HAProxy, its queue, its hooks); `region` empty = none configured.
+  std::string node_config(const HaproxyFixture& hp, const std::string& queue,
+                          const std::string& hooks, const std::string& region) {
+    return fmt::format(R"(haproxy:
+  sockets: [{0}]
+  resync_interval: 1s
+metrics: {{enabled: false}}
+backends:
+  - name: web
+    server_options: "check inter 100ms"
+    safety: {{max_remove_fraction: 1.0}}
+    sources:
+      - aws_asg:
+          groups: [web-asg]
+{1}          access_key_id: {2}
+          secret_access_key: {3}
+          endpoints: {{autoscaling: "{4}", ec2: "{4}", sqs: "{4}", sts: "{4}"}}
+          port_tag: port
+          queue_url: "{5}"
+          wait_seconds: 2
+          heartbeat_interval: 1s
+          hook_check_interval: 100ms
+          lifecycle_hooks: {6}
+)",
+                       hp.socket_path(), region.empty() ? "" : "          region: " + region + "\n",
+                       kKeyId, kSecret, aws_.url(), queue, hooks);
   }
 
   std::map<std::string, ServerRow> rows() { return servers_state(*hp_, "web"); }
@@ -368,6 +404,325 @@ TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
   EXPECT_GE(aws_.lifecycle_calls().back().at, released);
   ASSERT_TRUE(wait_until([&] { return !present_on(0, *hp2_); }, 10s));
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+}
+
+// The backend's drain_timeout (2 s here) does not cut a request while our terminate hook is
+// pending: the drain is held until the request ends (or the hook's own drain_timeout, 60 s).
+TEST_F(AwsE2E, TerminateHookHoldsTheDrainPastTheBackendsDrainTimeout) {
+  put(0);
+  put(1);
+  start_daemon("30s", "", "2s");
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  // A long request on instance 0 (round robin: open connections until one lands there).
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 4 && backends_[0]->held() == 0; ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hp_->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    ASSERT_TRUE(wait_until([&] {
+      return backends_[0]->held() + backends_[1]->held() == static_cast<int>(clients.size());
+    }));
+  }
+  ASSERT_EQ(backends_[0]->held(), 1);
+
+  put(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(0), "term-hold",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", kHook, instance_id(0), "term-hold", true}, Envelope::kRaw);
+  ASSERT_TRUE(wait_until([&] { return draining(0); }, 10s)) << daemon_.log();
+  // Well past the backend's 2 s: still there, draining, its request alive, the hook pending.
+  EXPECT_TRUE(consistently([&] { return draining(0) && backends_[0]->held() == 1; }, 5s))
+      << daemon_.log();
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 0);
+  EXPECT_GE(lifecycle("RecordLifecycleActionHeartbeat"), 2) << "heartbeats keep the hook alive";
+
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  backends_[1]->release_held();
+  for (auto& c : clients) ASSERT_TRUE(c->read_to_eof(5s).ok());
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released) << "completed after the request ended";
+  ASSERT_TRUE(wait_until([&] { return !present(0); }, 10s));
+  EXPECT_TRUE(up(1));
+}
+
+// The documented setup: a launch and a terminate hook in one source (docs/aws.md "Three HAProxy
+// nodes, step by step"), a scale-out and a scale-in through real HAProxy; every AWS call the
+// daemon made is allowed by the node IAM policy printed in docs/aws.md.
+TEST_F(AwsE2E, LaunchAndTerminateHooksInOneSourceAndEveryCallIsInTheDocumentedPolicy) {
+  put(0);
+  put(1);
+  start_daemon("30s", "", "30s",
+               "lifecycle_hooks: [{name: ep-a-launch, transition: launching}, "
+               "{name: ep-a-drain, transition: terminating}]");
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  // Another node's launch hook holds i-3 in Pending:Wait: not ours, never served.
+  put(3, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-b-launch", instance_id(3), "launch-b-0003",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  send({"web-asg", "ep-b-launch", instance_id(3), "launch-b-0003", false}, Envelope::kSns);
+  // Ours for i-2: served behind the health check, CONTINUE once UP.
+  put(2, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-a-launch", instance_id(2), "launch-a-0002",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  send({"web-asg", "ep-a-launch", instance_id(2), "launch-a-0002", false}, Envelope::kSns);
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_TRUE(up(2));
+  EXPECT_FALSE(present(3)) << "Pending under another node's hook";
+  // Scale-in through our terminate hook (no session: completes at once).
+  put(1, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-a-drain", instance_id(1), "drain-a-0001",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", "ep-a-drain", instance_id(1), "drain-a-0001", true}, Envelope::kRaw);
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 2; }, 15s))
+      << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return !present(1); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction", "ABANDON"), 0);
+
+  // The node policy of docs/aws.md, after its marker.
+  std::ifstream in(std::string(EP_SOURCE_DIR) + "/docs/aws.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const auto marker = text.find("<!-- iam-policy: node -->");
+  ASSERT_NE(marker, std::string::npos);
+  const auto open = text.find("```json\n", marker);
+  const auto close = text.find("```", open + 8);
+  ASSERT_NE(open, std::string::npos);
+  auto policy = nlohmann::json::parse(text.substr(open + 8, close - open - 8));
+  std::set<std::string> allowed;
+  for (const auto& st : policy["Statement"]) {
+    ASSERT_EQ(st["Effect"], "Allow");
+    for (const auto& a : st["Action"]) allowed.insert(a.get<std::string>());
+  }
+  const auto used = aws_.iam_actions();
+  for (const char* expected :
+       {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances", "sqs:ReceiveMessage",
+        "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+        "autoscaling:CompleteLifecycleAction"}) {
+    EXPECT_EQ(used.count(expected), 1u) << expected << " not exercised";
+  }
+  for (const auto& action : used) {
+    EXPECT_EQ(allowed.count(action), 1u) << action << " is not in the documented node policy";
+  }
+}
+
+// An EC2 node with no region anywhere: the daemon asks IMDSv2 (the double's) for it, and every
+// signed call is scoped to that region.
+TEST_F(AwsE2E, RegionFoundThroughImdsOnly) {
+  put(0);
+  aws_.set_imds_region("ap-southeast-2");
+  for (const char* v : {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"}) ::unsetenv(v);
+  ::setenv("AWS_CONFIG_FILE", (hp_->dir() + "/no-aws-config").c_str(), 1);
+  ::setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_.url().c_str(), 1);
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(cfg, node_config(*hp_, queue_, "[{name: ep-a-drain, transition: terminating}]", ""));
+  auto check = run_elasticproxy({"check", "-c", cfg});
+  EXPECT_NE(check.output.find("it will be asked of the instance metadata (IMDSv2 "
+                              "placement/region at " +
+                              aws_.url()),
+            std::string::npos)
+      << check.output;
+  const bool started = daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log");
+  ::unsetenv("AWS_CONFIG_FILE");  // the daemon has its environment; the next tests must not
+  ::unsetenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
+  EXPECT_EQ(aws_.signing_regions(), (std::set<std::string>{"ap-southeast-2"}));
+  const auto imds = aws_.imds_requests();
+  ASSERT_GE(imds.size(), 2u);
+  EXPECT_EQ(imds[0], "PUT /latest/api/token");
+  EXPECT_EQ(imds[1], "GET /latest/meta-data/placement/region");
+  EXPECT_NE(daemon_.log().find("region ap-southeast-2 from instance metadata"), std::string::npos);
+}
+
+// Three nodes (three HAProxy, three daemons, three queues, three terminate hooks): the instance
+// is terminated only once every node drained it; the node with a session in flight completes
+// its own hook last, after the session ended.
+TEST_F(AwsE2E, ThreeNodesEachDrainOneInstanceBeforeCompletingTheirOwnHook) {
+  std::vector<HaproxyFixture*> hps = {hp_.get()};
+  hp2_ = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+  ASSERT_TRUE(hp2_->start().ok()) << hp2_->log();
+  auto hp3 = std::make_unique<HaproxyFixture>(kHaproxyConfig);
+  ASSERT_TRUE(hp3->start().ok()) << hp3->log();
+  hps.push_back(hp2_.get());
+  hps.push_back(hp3.get());
+  put(0);
+  put(1);
+  const std::vector<std::string> nodes = {"a", "b", "c"};
+  std::vector<std::string> queues;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons;
+  for (size_t n = 0; n < 3; ++n) {
+    queues.push_back(n == 0 ? queue_ : aws_.create_queue("ep-node-" + nodes[n]));
+    const std::string cfg = hps[n]->dir() + "/ep.yaml";
+    write_file(cfg, node_config(*hps[n], queues[n],
+                                "[{name: ep-" + nodes[n] + "-drain, transition: terminating}]",
+                                "eu-west-1"));
+    daemons.push_back(std::make_unique<DaemonProcess>());
+    ASSERT_TRUE(daemons.back()->start({"run", "-c", cfg}, hps[n]->dir() + "/ep.log"));
+  }
+  for (size_t n = 0; n < 3; ++n) {
+    ASSERT_TRUE(wait_until([&] { return up_on(0, *hps[n]) && up_on(1, *hps[n]); }, 20s))
+        << daemons[n]->log();
+  }
+  // A long request through node b's HAProxy, landing on instance 0.
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 4 && backends_[0]->held() == 0; ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hps[1]->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    ASSERT_TRUE(wait_until([&] {
+      return backends_[0]->held() + backends_[1]->held() == static_cast<int>(clients.size());
+    }));
+  }
+  ASSERT_EQ(backends_[0]->held(), 1);
+
+  // Scale-in: the group puts i-0 in Terminating:Wait; each node's hook notifies its own queue.
+  put(0, "Terminating:Wait");
+  for (size_t n = 0; n < 3; ++n) {
+    const std::string hook = "ep-" + nodes[n] + "-drain";
+    aws_.add_lifecycle_action("web-asg", hook, instance_id(0), "term3-" + nodes[n],
+                              "autoscaling:EC2_INSTANCE_TERMINATING");
+    aws_.send_message(queues[n],
+                      lifecycle_body({"web-asg", hook, instance_id(0), "term3-" + nodes[n], true},
+                                     Envelope::kRaw));
+  }
+  auto completed = [&](const std::string& hook) {
+    for (const auto& c : aws_.lifecycle_calls()) {
+      if (c.action == "CompleteLifecycleAction" && c.accepted && c.hook == hook) return true;
+    }
+    return false;
+  };
+  // a and c have no session: they complete; b drains and waits, so the instance stays.
+  ASSERT_TRUE(wait_until([&] { return completed("ep-a-drain") && completed("ep-c-drain"); }, 15s))
+      << daemons[0]->log() << daemons[2]->log();
+  EXPECT_TRUE(consistently([&] { return !completed("ep-b-drain") && draining(0, hps[1]); }, 2s))
+      << daemons[1]->log();
+  EXPECT_EQ(aws_.pending_lifecycle_actions(), 1) << "the group waits for node b's hook";
+  EXPECT_FALSE(present_on(0, *hps[0]));
+  EXPECT_FALSE(present_on(0, *hps[2]));
+
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  backends_[1]->release_held();
+  for (auto& c : clients) ASSERT_TRUE(c->read_to_eof(5s).ok());
+  ASSERT_TRUE(wait_until([&] { return completed("ep-b-drain"); }, 15s)) << daemons[1]->log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  EXPECT_EQ(aws_.pending_lifecycle_actions(), 0);
+  for (size_t n = 0; n < 3; ++n) {
+    ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queues[n]) == 0; }, 10s));
+    EXPECT_TRUE(up_on(1, *hps[n]));
+  }
+}
+
+// The issue's scale-in as an operator sees it: the backend's drain_timeout left at its default
+// (30 s), a 60 s request in flight on the leaving instance, load on the others: the request
+// finishes, no request fails, and CompleteLifecycleAction comes after it. (Takes ~65 s.)
+TEST_F(AwsE2E, ASixtySecondRequestOutlivesTheDefaultDrainTimeoutUnderATerminateHook) {
+  put(0);
+  put(1);
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(cfg, node_config(*hp_, queue_,
+                              "[{name: ep-a-drain, transition: terminating, drain_timeout: 300s}]",
+                              "eu-west-1"));
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 4 && backends_[0]->held() == 0; ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hp_->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    ASSERT_TRUE(wait_until([&] {
+      return backends_[0]->held() + backends_[1]->held() == static_cast<int>(clients.size());
+    }));
+  }
+  ASSERT_EQ(backends_[0]->held(), 1);
+  const auto t0 = std::chrono::steady_clock::now();  // the request is in flight since ~now
+  backends_[1]->release_held();  // only the request on the leaving instance stays in flight
+  LoadLoop load(hp_->port(0));
+  put(0, "Terminating:Wait");
+  aws_.add_lifecycle_action("web-asg", "ep-a-drain", instance_id(0), "term-60s",
+                            "autoscaling:EC2_INSTANCE_TERMINATING");
+  send({"web-asg", "ep-a-drain", instance_id(0), "term-60s", true}, Envelope::kRaw);
+  ASSERT_TRUE(wait_until([&] { return draining(0); }, 10s)) << daemon_.log();
+  // 60 s in flight: well past the backend's 30 s, the server stays in DRAIN with its session.
+  EXPECT_TRUE(consistently([&] { return draining(0) && backends_[0]->held() == 1; },
+                           60s - (std::chrono::steady_clock::now() - t0)))
+      << daemon_.log();
+  EXPECT_EQ(lifecycle("CompleteLifecycleAction"), 0);
+  const auto released = std::chrono::steady_clock::now();
+  backends_[0]->release_held();
+  for (auto& c : clients) {
+    auto r = c->read_to_eof(5s);
+    ASSERT_TRUE(r.ok());
+  }
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, released);
+  std::printf(
+      "terminate hook message -> CompleteLifecycleAction with a session in flight: %.1f s "
+      "(the session ended at %.1f s; completion %.1f ms after it)\n",
+      std::chrono::duration<double>(aws_.lifecycle_calls().back().at - t0).count(),
+      std::chrono::duration<double>(released - t0).count(),
+      std::chrono::duration<double, std::milli>(aws_.lifecycle_calls().back().at - released)
+          .count());
+  ASSERT_TRUE(wait_until([&] { return !present(0); }, 10s));
+  load.finish();
+  EXPECT_GT(load.requests(), 100);
+  EXPECT_EQ(load.failed(), 0);
+  EXPECT_GE(lifecycle("RecordLifecycleActionHeartbeat"), 30);
+}
+
+// Figure: launch-hook message -> server UP in HAProxy -> CompleteLifecycleAction.
+TEST_F(AwsE2E, LaunchHookLatency) {
+  put(0);
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(
+      cfg, node_config(*hp_, queue_, "[{name: ep-a-launch, transition: launching}]", "eu-west-1"));
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 20s)) << daemon_.log();
+  std::vector<double> to_haproxy, to_complete;
+  for (int i = 0; i < 20; ++i) {
+    const std::string token = fmt::format("launch-lat-{:04}", i);
+    put(5, "Pending:Wait");
+    aws_.add_lifecycle_action("web-asg", "ep-a-launch", instance_id(5), token,
+                              "autoscaling:EC2_INSTANCE_LAUNCHING");
+    const auto t0 = std::chrono::steady_clock::now();
+    send({"web-asg", "ep-a-launch", instance_id(5), token, false}, Envelope::kSns);
+    ASSERT_TRUE(wait_until([&] { return present(5); }, 10s)) << daemon_.log();
+    to_haproxy.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ASSERT_TRUE(
+        wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == i + 1; }, 15s))
+        << daemon_.log();
+    to_complete.push_back(
+        std::chrono::duration<double, std::milli>(aws_.lifecycle_calls().back().at - t0).count());
+    ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+    aws_.remove_instance(instance_id(5));
+    aws_.send_message(
+        queue_,
+        R"({"Service":"AWS Auto Scaling","Event":"autoscaling:EC2_INSTANCE_TERMINATE","AutoScalingGroupName":"web-asg","EC2InstanceId":"i-00000000000000005"})");
+    ASSERT_TRUE(wait_until([&] { return !present(5); }, 10s)) << daemon_.log();
+  }
+  auto pct = [](std::vector<double> v, size_t p) {
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, v.size() * p / 100)];
+  };
+  std::printf(
+      "launch hook message -> server in HAProxy: p50 %.1f ms, p99 %.1f ms; -> "
+      "CompleteLifecycleAction (UP, check inter 100ms): p50 %.1f ms, p99 %.1f ms (n=%zu)\n",
+      pct(to_haproxy, 50), pct(to_haproxy, 99), pct(to_complete, 50), pct(to_complete, 99),
+      to_haproxy.size());
 }
 
 // Figure: terminate-hook message -> CompleteLifecycleAction when the server has no sessions.

@@ -352,6 +352,108 @@ TEST(Cli, CheckRefusesZeroAndNegativeIntervalsWithPositions) {
 // non-loopback endpoint unless allow_insecure says so (and then the start says so), and an
 // endpoint URL with user information is refused without repeating it. (Nothing is contacted:
 // `check` only reads the configuration.)
+TEST(Cli, CheckSaysWhereTheAwsRegionWillComeFrom) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  // The child inherits this environment: no region anywhere but what each step sets.
+  for (const char* v : {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+                        "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"}) {
+    ::unsetenv(v);
+  }
+  ::setenv("AWS_CONFIG_FILE", (dir + "/aws-config").c_str(), 1);
+  ::setenv("AWS_SHARED_CREDENTIALS_FILE", (dir + "/aws-credentials").c_str(), 1);
+  ::setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9", 1);
+  auto config = [&](const std::string& region) {
+    return "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n    sources:\n"
+           "      - aws_asg: {groups: [web]" +
+           region + "}\n";
+  };
+  auto check = [&](const std::string& yaml) {
+    write_file(dir + "/aws.yaml", yaml);
+    return run_elasticproxy({"check", "-c", dir + "/aws.yaml"});
+  };
+  auto r = check(config(", region: eu-west-1"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("aws_asg web: region eu-west-1 (from configuration)"), std::string::npos)
+      << r.output;
+
+  ::setenv("AWS_DEFAULT_REGION", "eu-west-3", 1);
+  r = check(config(""));
+  EXPECT_NE(r.output.find("region eu-west-3 (from AWS_DEFAULT_REGION)"), std::string::npos)
+      << r.output;
+  ::unsetenv("AWS_DEFAULT_REGION");
+
+  write_file(dir + "/aws-config", "[profile prod]\nregion = ap-south-1\n");
+  ::setenv("AWS_PROFILE", "prod", 1);
+  r = check(config(""));
+  EXPECT_NE(r.output.find("region ap-south-1 (from profile 'prod')"), std::string::npos)
+      << r.output;
+  ::unsetenv("AWS_PROFILE");
+
+  r = check(config(""));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("aws_asg web: no region configured; it will be asked of the instance "
+                          "metadata (IMDSv2 placement/region at http://127.0.0.1:9) at start"),
+            std::string::npos)
+      << r.output;
+
+  ::setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  r = check(config(""));
+  EXPECT_NE(r.output.find("no AWS region: none of `region` in the source, AWS_REGION, "
+                          "AWS_DEFAULT_REGION, profile 'default' region is set, and instance "
+                          "metadata is off"),
+            std::string::npos)
+      << r.output;
+  for (const char* v : {"AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE",
+                        "AWS_SHARED_CREDENTIALS_FILE", "AWS_EC2_METADATA_SERVICE_ENDPOINT"}) {
+    ::unsetenv(v);
+  }
+}
+
+TEST(Cli, CheckRefusesALaunchHookOnABackendWithoutHealthChecks) {
+  char tmpl[] = "/tmp/ep-chk-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto config = [&](const std::string& server_options, const std::string& transition) {
+    return "haproxy:\n  sockets: [/tmp/x.sock]\nbackends:\n  - name: web\n" + server_options +
+           "    sources:\n"
+           "      - aws_asg: {groups: [web], region: eu-west-1, queue_url: "
+           "'http://127.0.0.1:9/1/q', lifecycle_hooks: [{name: h, transition: " +
+           transition + "}]}\n";
+  };
+  write_file(dir + "/a.yaml", config("", "launching"));
+  auto r = run_elasticproxy({"check", "-c", dir + "/a.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("a.yaml:6:18: aws_asg: a launch lifecycle hook serves instances while "
+                          "they wait in Pending:Wait, so backend 'web' needs health checks: add "
+                          "`check` to its server_options"),
+            std::string::npos)
+      << r.output;
+  write_file(dir + "/b.yaml", config("    server_options: check inter 1s\n", "launching"));
+  r = run_elasticproxy({"check", "-c", dir + "/b.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  write_file(dir + "/c.yaml", config("", "terminating"));  // no Pending instance is served
+  r = run_elasticproxy({"check", "-c", dir + "/c.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Cli, TheAwsExamplePassesCheck) {
+  ::setenv("AWS_REGION", "eu-west-1", 1);  // the `shop` backend takes it from the environment
+  auto r = run_elasticproxy(
+      {"check", "-c", std::string(EP_SOURCE_DIR) + "/examples/elasticproxy.aws.yaml"});
+  ::unsetenv("AWS_REGION");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("OK (4 backend(s), 4 source(s)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("aws_asg shop-asg: region eu-west-1 (from AWS_REGION)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("aws_ec2 tag:Service=search tag:Env=prod: region eu-west-1 (from "
+                          "configuration)"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(Cli, CheckRefusesCredentialsOverInsecureTransport) {
   char tmpl[] = "/tmp/ep-chk-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);

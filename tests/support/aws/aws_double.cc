@@ -122,6 +122,12 @@ struct AwsDouble::Impl {
   std::string imds_role, imds_json;
   std::string container_auth, container_json;
   std::vector<std::string> imds_tokens;
+  std::string imds_region = "eu-west-1";
+  std::vector<std::string> imds_log;
+  std::set<std::string> iam_actions;  // "service:Action" of signed requests accepted
+  std::vector<std::pair<std::string, std::vector<std::string>>>
+      last_filters;                       // "PUT /latest/api/token", "GET /latest/meta-data/…"
+  std::set<std::string> signing_regions;  // credential scope regions of accepted requests
   std::deque<InjectedFault> faults;
   std::map<std::string, int> calls;
   int signature_failures = 0;
@@ -235,6 +241,7 @@ struct AwsDouble::Impl {
     aws::SigningConfig config;
     config.region = scope[2];
     config.service = scope[3];
+    signing_regions.insert(scope[2]);
     config.time = *when;
     config.sign_session_token = token_signed;
     aws::Credentials c{scope[0], key->second.secret, token, std::nullopt, "double"};
@@ -432,6 +439,24 @@ struct AwsDouble::Impl {
         kAsNs, members, next));
   }
 
+  static std::string state_name(int code) {
+    switch (code & 0xff) {
+      case 0:
+        return "pending";
+      case 16:
+        return "running";
+      case 32:
+        return "shutting-down";
+      case 48:
+        return "terminated";
+      case 64:
+        return "stopping";
+      case 80:
+        return "stopped";
+    }
+    return "pending";
+  }
+
   HttpServerReply describe_instances(const std::vector<std::pair<std::string, std::string>>& form) {
     std::vector<std::string> ids;
     for (const auto& [k, v] : form) {
@@ -451,8 +476,69 @@ struct AwsDouble::Impl {
       }
       selected.push_back(&it->second);
     }
+    // Filters (EC2 protocol: Filter.N.Name, Filter.N.Value.M): filters ANDed, values ORed.
+    std::map<int, std::pair<std::string, std::vector<std::string>>> filters;
+    for (const auto& [k, v] : form) {
+      if (k.rfind("Filter.", 0) != 0) continue;
+      const auto dot = k.find('.', 7);
+      if (dot == std::string::npos) continue;
+      const int n = std::atoi(k.substr(7, dot - 7).c_str());
+      const std::string rest = k.substr(dot + 1);
+      if (rest == "Name") {
+        filters[n].first = v;
+      } else if (rest.rfind("Value.", 0) == 0) {
+        filters[n].second.push_back(v);
+      }
+    }
+    for (const auto& [n, f] : filters) {
+      const bool known = f.first.rfind("tag:", 0) == 0 || f.first == "tag-key" ||
+                         f.first == "instance-state-name" || f.first == "availability-zone";
+      if (!known || f.second.empty()) {
+        return error(Proto::kEc2, 400, "InvalidParameterValue",
+                     fmt::format("The filter '{}' is invalid", f.first), kEc2Ns);
+      }
+    }
+    last_filters.clear();
+    for (const auto& [n, f] : filters) last_filters.push_back(f);
+    auto matches = [&](const DoubleInstance& in) {
+      for (const auto& [n, f] : filters) {
+        const auto& [name, values] = f;
+        bool any = false;
+        for (const auto& want : values) {
+          if (name == "instance-state-name") {
+            any = any || state_name(in.state_code) == want;
+          } else if (name == "availability-zone") {
+            any = any || in.availability_zone == want;
+          } else {
+            for (const auto& [tk, tv] : in.tags) {
+              any = any || (name == "tag-key" ? tk == want : ("tag:" + tk == name && tv == want));
+            }
+          }
+        }
+        if (!any) return false;
+      }
+      return true;
+    };
+    int page_size = ec2_page_size;
+    if (auto m = form_get(form, "MaxResults"); !m.empty()) {
+      if (!ids.empty()) {
+        return error(Proto::kEc2, 400, "InvalidParameterCombination",
+                     "The parameter instancesSet cannot be used with the parameter maxResults",
+                     kEc2Ns);
+      }
+      const int max = std::atoi(m.c_str());
+      if (max < 5 || max > 1000) {
+        return error(Proto::kEc2, 400, "InvalidParameterValue",
+                     "Value for parameter maxResults is invalid. Expecting a value between 5 "
+                     "and 1000",
+                     kEc2Ns);
+      }
+      page_size = std::min(page_size, max);
+    }
     if (ids.empty()) {
-      for (const auto& [id, in] : instances) selected.push_back(&in);
+      for (const auto& [id, in] : instances) {
+        if (matches(in)) selected.push_back(&in);
+      }
     }
     size_t offset = 0;
     if (auto t = form_get(form, "NextToken"); !t.empty()) {
@@ -461,7 +547,7 @@ struct AwsDouble::Impl {
       }
       offset = std::stoul(t.substr(10));
     }
-    const size_t end = std::min(selected.size(), offset + static_cast<size_t>(ec2_page_size));
+    const size_t end = std::min(selected.size(), offset + static_cast<size_t>(page_size));
     std::string items;
     for (size_t i = offset; i < end; ++i) {
       const auto& in = *selected[i];
@@ -481,9 +567,10 @@ struct AwsDouble::Impl {
           "<networkInterfaceSet><item><networkInterfaceId>eni-{0}</networkInterfaceId>"
           "<ipv6AddressesSet>{6}</ipv6AddressesSet></item></networkInterfaceSet>"
           "<tagSet>{7}</tagSet></item></instancesSet></item>\n",
-          in.id, in.state_code, in.state_code == 16 ? "running" : "pending", in.availability_zone,
-          in.private_ip.empty() ? "" : fmt::format("<privateIpAddress>{}</privateIpAddress>",
-                                                   in.private_ip),
+          in.id, in.state_code, state_name(in.state_code), in.availability_zone,
+          in.private_ip.empty()
+              ? ""
+              : fmt::format("<privateIpAddress>{}</privateIpAddress>", in.private_ip),
           in.public_ip.empty() ? "" : fmt::format("<ipAddress>{}</ipAddress>", in.public_ip), v6,
           tags);
     }
@@ -755,6 +842,31 @@ void AwsDouble::set_container_credentials(const std::string& auth_token, const s
                               .dump();
 }
 
+void AwsDouble::set_imds_region(const std::string& region) {
+  std::lock_guard lock(impl_->mu);
+  impl_->imds_region = region;
+}
+
+std::vector<std::pair<std::string, std::vector<std::string>>> AwsDouble::last_filters() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->last_filters;
+}
+
+std::set<std::string> AwsDouble::iam_actions() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->iam_actions;
+}
+
+std::vector<std::string> AwsDouble::imds_requests() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->imds_log;
+}
+
+std::set<std::string> AwsDouble::signing_regions() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->signing_regions;
+}
+
 void AwsDouble::revoke_imds_tokens() {
   std::lock_guard lock(impl_->mu);
   impl_->imds_tokens.clear();
@@ -789,6 +901,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
   std::unique_lock lock(impl_->mu);
   auto& d = *impl_;
   // ---- IMDSv2 ----
+  if (req.path.rfind("/latest/", 0) == 0) d.imds_log.push_back(req.method + " " + req.path);
   if (req.path == "/latest/api/token") {
     if (req.method != "PUT" || req.header("x-aws-ec2-metadata-token-ttl-seconds").empty()) {
       return {400, {}, "Bad Request"};
@@ -808,7 +921,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
     if (rest == "iam/security-credentials/" + d.imds_role && !d.imds_role.empty()) {
       return {200, {}, d.imds_json};
     }
-    if (rest == "placement/region") return {200, {}, "eu-west-1"};
+    if (rest == "placement/region" && !d.imds_region.empty()) return {200, {}, d.imds_region};
     return {404, {}, "Not Found"};
   }
   if (req.path == "/container-credentials") {
@@ -832,6 +945,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
     }
     if (auto bad = d.verify(req, Proto::kJson, "sqs", kAsNs)) return *bad;
     ++d.calls[op];
+    d.iam_actions.insert("sqs:" + op);
     if (auto f = d.take_fault(op, Proto::kJson, kAsNs)) return *f;
     return d.sqs(op, req.body, lock);
   }
@@ -865,6 +979,7 @@ HttpServerReply AwsDouble::handle(const HttpServerRequest& req) {
   }
   if (auto bad = d.verify(req, proto, service, ns)) return *bad;
   ++d.calls[action];
+  d.iam_actions.insert(std::string(service) + ":" + action);
   if (auto f = d.take_fault(action, proto, ns)) return *f;
   if (action == "AssumeRole") return d.sts(action, form);
   if (action == "DescribeAutoScalingGroups") return d.describe_asgs(form);

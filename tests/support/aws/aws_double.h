@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,12 @@ class AwsDouble {
   void set_container_credentials(const std::string& auth_token, const std::string& key_id,
                                  const std::string& secret, const std::string& token,
                                  const std::string& expiration);
+  // IMDS placement/region (default "eu-west-1"; empty: 404 like an instance without it).
+  void set_imds_region(const std::string& region);
+  // IMDS requests seen, in order: "PUT /latest/api/token", "GET /latest/meta-data/…".
+  std::vector<std::string> imds_requests();
+  // Regions of the credential scopes of the signed requests the double accepted.
+  std::set<std::string> signing_regions();
   // Makes every IMDSv2 token issued so far invalid (next use gets 401).
   void revoke_imds_tokens();
 
@@ -116,8 +123,15 @@ class AwsDouble {
   // ---- observations ----
   int calls(const std::string& action);  // API requests seen (after signature checks passed)
   int signature_failures();
+  // Every signed API call that passed the signature check, as its IAM action
+  // ("autoscaling:DescribeAutoScalingGroups", "sqs:ReceiveMessage", …).
+  std::set<std::string> iam_actions();
   std::vector<DoubleLifecycleCall> lifecycle_calls();
   std::vector<std::string> last_describe_instances_ids();  // ids asked in the latest call
+  // Filters of the latest DescribeInstances (Filter.N.Name / Value.M), in order. The double knows
+  // tag:<key>, tag-key, instance-state-name and availability-zone; others are
+  // InvalidParameterValue like AWS's answer to an unknown filter.
+  std::vector<std::pair<std::string, std::vector<std::string>>> last_filters();
   // Connections accepted (each is served on a thread of the double's own).
   std::uint64_t connections_accepted() const { return server_.connections_accepted(); }
 

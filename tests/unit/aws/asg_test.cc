@@ -55,6 +55,113 @@ TEST(AsgOptions, ErrorsNameTheKeyAndPosition) {
   EXPECT_THAT(all, HasSubstr("aws.yaml:"));
 }
 
+TEST(AsgOptions, TwoSpellingsOfOneKeyAreAnErrorAtTheSecond) {
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> pairs = {
+      {{"groups", "asg_names"}, "web"},
+      {{"asg_names", "asg_name"}, "web"},
+      {{"region", "region_name"}, "eu-west-1"},
+      {{"address", "ip_type"}, "public"},
+      {{"queue_url", "sqs_queue_url"}, "http://127.0.0.1:1/q"},
+      {{"access_key_id", "aws_access_key_id"}, "AKID"},
+      {{"secret_access_key", "aws_secret_access_key"}, "s"},
+  };
+  for (const auto& [keys, value] : pairs) {
+    SCOPED_TRACE(keys.first + " + " + keys.second);
+    std::vector<std::pair<std::string, ConfigNode>> entries;
+    if (keys.first != "groups" && keys.first != "asg_names") {
+      entries.emplace_back("groups", scalar("web"));
+    }
+    if (keys.first == "access_key_id") {
+      entries.emplace_back("secret_access_key", scalar("s"));
+    } else if (keys.first == "secret_access_key") {
+      entries.emplace_back("access_key_id", scalar("AKID"));
+    }
+    entries.emplace_back(keys.first, scalar(value));
+    entries.emplace_back(keys.second, scalar(value));  // same value: still an error
+    const int second_line = 3 + static_cast<int>(entries.size());
+    Diagnostics diag;
+    EXPECT_FALSE(parse_asg_options(map_of(std::move(entries)), diag).has_value());
+    ASSERT_EQ(diag.errors().size(), 1u) << diag.joined();
+    EXPECT_EQ(diag.errors()[0], "aws.yaml:" + std::to_string(second_line) + ":7: aws_asg: '" +
+                                    keys.second + "' and '" + keys.first +
+                                    "' (at aws.yaml:" + std::to_string(second_line - 1) +
+                                    ":7) are two spellings of one option; give only one");
+  }
+}
+
+TEST(Ec2Options, TagsAndFiltersInBothSpellingsBecomeDescribeInstancesFilters) {
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("Service", scalar("web"));
+  tags.add("Team", scalar("*"));
+  ConfigNode list = ConfigNode::make_sequence();
+  list.items.push_back(scalar("tag:Env=prod, staging"));
+  list.items.push_back(scalar("availability-zone=eu-west-1a"));
+  Diagnostics diag;
+  auto o = parse_ec2_options(map_of({{"tags", tags},
+                                     {"filters", list},
+                                     {"address", scalar("ipv6")},
+                                     {"port_tag", scalar("port")},
+                                     {"weight", scalar("5")},
+                                     {"region", scalar("eu-west-1")}}),
+                             diag);
+  ASSERT_TRUE(o.has_value()) << diag.joined();
+  EXPECT_TRUE(o->ec2);
+  using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  EXPECT_EQ(o->ec2_filters, (F{{"tag:Service", {"web"}},
+                               {"tag-key", {"Team"}},
+                               {"tag:Env", {"prod", "staging"}},
+                               {"availability-zone", {"eu-west-1a"}}}));
+  EXPECT_EQ(o->address, AddressType::kIpv6);
+  EXPECT_EQ(o->weight, 5);
+  EXPECT_FALSE(o->weight_from_capacity);
+  auto params = describe_instances_by_filters_params(o->ec2_filters, "tok", 1000);
+  ASSERT_TRUE(params.ok());
+  const QueryParams want = {{"Filter.1.Name", "tag:Service"},
+                            {"Filter.1.Value.1", "web"},
+                            {"Filter.2.Name", "tag-key"},
+                            {"Filter.2.Value.1", "Team"},
+                            {"Filter.3.Name", "tag:Env"},
+                            {"Filter.3.Value.1", "prod"},
+                            {"Filter.3.Value.2", "staging"},
+                            {"Filter.4.Name", "availability-zone"},
+                            {"Filter.4.Value.1", "eu-west-1a"},
+                            {"Filter.5.Name", "instance-state-name"},
+                            {"Filter.5.Value.1", "running"},
+                            {"MaxResults", "1000"},
+                            {"NextToken", "tok"}};
+  EXPECT_EQ(*params, want);
+  ConfigNode map = ConfigNode::make_map();
+  map.add("tag:Service", scalar("web"));
+  Diagnostics d2;
+  auto m = parse_ec2_options(map_of({{"filters", map}}), d2);
+  ASSERT_TRUE(m.has_value()) << d2.joined();
+  EXPECT_EQ(m->ec2_filters, (F{{"tag:Service", {"web"}}}));
+}
+
+TEST(Ec2Options, BadFiltersAreErrorsWithPositions) {
+  auto errors = [](std::vector<std::pair<std::string, ConfigNode>> entries) {
+    Diagnostics diag;
+    EXPECT_FALSE(parse_ec2_options(map_of(std::move(entries)), diag).has_value());
+    return diag.joined();
+  };
+  EXPECT_THAT(errors({{"port", scalar("80")}}),
+              HasSubstr("aws.yaml:3:5: aws_ec2: 'tags' or 'filters' is required"));
+  ConfigNode list = ConfigNode::make_sequence();
+  list.items.push_back(ConfigNode::make_scalar("tag:Service", Mark{"aws.yaml", 9, 11}));
+  EXPECT_THAT(errors({{"filters", list}}),
+              HasSubstr("aws.yaml:9:11: aws_ec2: a filter must be \"Name=Value\""));
+  ConfigNode state = ConfigNode::make_map();
+  state.add("instance-state-name", scalar("stopped"));
+  EXPECT_THAT(errors({{"filters", state}}), HasSubstr("instance-state-name is always 'running'"));
+  ConfigNode tags = ConfigNode::make_map();
+  tags.add("Service", scalar("web"));
+  EXPECT_THAT(errors({{"tags", tags}, {"weight", scalar("300")}}), HasSubstr("weight"));
+  EXPECT_THAT(errors({{"tags", tags}, {"groups", scalar("web")}}),
+              HasSubstr("unknown key 'groups' in aws_ec2"));
+  EXPECT_THAT(errors({{"tags", tags}, {"region", scalar("a")}, {"region_name", scalar("a")}}),
+              HasSubstr("two spellings of one option"));
+}
+
 TEST(AsgOptions, MissingGroupsAndHalfKeysAreErrors) {
   Diagnostics diag;
   EXPECT_FALSE(parse_asg_options(map_of({{"access_key_id", scalar("AKID")}}), diag).has_value());
@@ -265,6 +372,87 @@ TEST(Requests, DescribeAutoScalingGroupsWithTagFilters) {
 }
 
 // ---- lifecycle options and the HAProxy state summary ----
+
+ConfigNode hook_node(std::vector<std::pair<std::string, std::string>> kv) {
+  ConfigNode h = ConfigNode::make_map(Mark{"aws.yaml", 20, 9});
+  for (auto& [k, v] : kv) h.add(k, scalar(v), Mark{"aws.yaml", 20, 11});
+  return h;
+}
+
+TEST(AsgOptions, ALaunchAndATerminateHookEachWithItsTransitionAndTimeouts) {
+  ConfigNode hooks = ConfigNode::make_sequence();
+  hooks.items.push_back(
+      hook_node({{"name", "ep-launch"}, {"transition", "launching"}, {"launch_timeout", "120s"}}));
+  hooks.items.push_back(hook_node({{"name", "ep-drain"},
+                                   {"transition", "terminating"},
+                                   {"drain_timeout", "15m"},
+                                   {"on_drain_timeout", "abandon"},
+                                   {"heartbeat_interval", "90s"}}));
+  Diagnostics diag;
+  auto o =
+      parse_asg_options(map_of({{"groups", scalar("web")},
+                                {"queue_url", scalar("https://sqs.eu-west-1.amazonaws.com/1/q")},
+                                {"heartbeat_interval", scalar("30s")},
+                                {"lifecycle_hooks", hooks}}),
+                        diag);
+  ASSERT_TRUE(o.has_value()) << diag.joined();
+  const auto h = o->hooks();
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].name, "ep-launch");
+  EXPECT_EQ(h[0].transition, HookTransition::kLaunching);
+  EXPECT_EQ(h[0].launch_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(h[0].heartbeat_interval, std::chrono::seconds(30)) << "top-level default";
+  EXPECT_EQ(h[1].transition, HookTransition::kTerminating);
+  EXPECT_EQ(h[1].drain_timeout, std::chrono::minutes(15));
+  EXPECT_EQ(h[1].on_drain_timeout, HookResult::kAbandon);
+  EXPECT_EQ(h[1].heartbeat_interval, std::chrono::seconds(90));
+  EXPECT_TRUE(o->has_launch_hook());
+  EXPECT_EQ(o->lifecycle_states,
+            (std::vector<std::string>{"Pending:Wait", "Pending:Proceed", "InService"}));
+
+  // The single spelling is one hook for both transitions.
+  Diagnostics d1;
+  auto single = parse_asg_options(map_of({{"groups", scalar("web")},
+                                          {"queue_url", scalar("https://sqs.x.amazonaws.com/1/q")},
+                                          {"lifecycle_hook", scalar("ep-node-a")}}),
+                                  d1);
+  ASSERT_TRUE(single.has_value()) << d1.joined();
+  ASSERT_EQ(single->hooks().size(), 1u);
+  EXPECT_EQ(single->hooks()[0].transition, HookTransition::kAny);
+}
+
+TEST(AsgOptions, BadHookListsAreErrorsWithPositions) {
+  auto parse = [](ConfigNode hooks, std::string extra_key = "") {
+    Diagnostics diag;
+    std::vector<std::pair<std::string, ConfigNode>> entries = {
+        {"groups", scalar("web")},
+        {"queue_url", scalar("https://sqs.x.amazonaws.com/1/q")},
+        {"lifecycle_hooks", std::move(hooks)}};
+    if (!extra_key.empty()) entries.emplace_back(extra_key, scalar("h"));
+    EXPECT_FALSE(parse_asg_options(map_of(std::move(entries)), diag).has_value());
+    return diag.joined();
+  };
+  ConfigNode no_transition = ConfigNode::make_sequence();
+  no_transition.items.push_back(hook_node({{"name", "h"}}));
+  EXPECT_THAT(parse(no_transition),
+              HasSubstr("aws.yaml:20:9: aws_asg.lifecycle_hooks[0].transition is required"));
+  ConfigNode wrong_key = ConfigNode::make_sequence();
+  wrong_key.items.push_back(
+      hook_node({{"name", "h"}, {"transition", "launching"}, {"drain_timeout", "5m"}}));
+  EXPECT_THAT(parse(wrong_key),
+              HasSubstr("unknown key 'drain_timeout' in aws_asg.lifecycle_hooks[0]"));
+  ConfigNode twice = ConfigNode::make_sequence();
+  twice.items.push_back(hook_node({{"name", "h"}, {"transition", "terminating"}}));
+  twice.items.push_back(hook_node({{"name", "h"}, {"transition", "terminating"}}));
+  EXPECT_THAT(parse(twice), HasSubstr("hook 'h' (terminating) is listed twice"));
+  ConfigNode ok = ConfigNode::make_sequence();
+  ok.items.push_back(hook_node({{"name", "h"}, {"transition", "terminating"}}));
+  EXPECT_THAT(parse(ok, "lifecycle_hook"),
+              HasSubstr("'lifecycle_hook' and 'lifecycle_hooks' (at aws.yaml:6:7) are two "
+                        "spellings of one option"));
+  EXPECT_THAT(parse(ConfigNode::make_sequence()),
+              HasSubstr("lifecycle_hooks must be a non-empty list"));
+}
 
 TEST(AsgOptions, LifecycleHookDefaultsAndNeedsAQueue) {
   Diagnostics diag;

@@ -88,6 +88,29 @@ TEST_F(DiffTest, RemovalDrainsFirstThenRemovesWhenSessionsAreGone) {
   EXPECT_EQ(describe(run()), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
 }
 
+TEST_F(DiffTest, AHeldDrainOutlivesDrainTimeoutButEndsWithItsSessions) {
+  policy_.drain_timeout = std::chrono::seconds(30);
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain, 1, 3)};
+  drains_["ep-10.0.0.1:80"] = now_ - std::chrono::seconds(300);
+  DrainOrigins held;
+  held.held = {"ep-10.0.0.1:80"};
+  Plan p = diff(desired_, actual_, policy_, BackendMode::kDynamic, drains_, now_, held);
+  EXPECT_TRUE(p.empty()) << "a pending terminate hook holds the drain";
+  EXPECT_EQ(p.waiting, (std::vector<std::string>{"ep-10.0.0.1:80"}));
+  // Not held any more: the backend's drain_timeout applies at once.
+  EXPECT_EQ(describe(run()), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
+  // Held, sessions gone: removed as drained.
+  actual_.servers[0].sessions = 0;
+  p = diff(desired_, actual_, policy_, BackendMode::kDynamic, drains_, now_, held);
+  ASSERT_EQ(describe(p), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
+  EXPECT_EQ(p.actions[0].reason, Reason::kDrained);
+  // drain_timeout 0 (remove at once) still drains a held server first.
+  policy_.drain_timeout = std::chrono::seconds(0);
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80)};
+  p = diff(desired_, actual_, policy_, BackendMode::kDynamic, drains_, now_, held);
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"drain ep-10.0.0.1:80"}));
+}
+
 TEST_F(DiffTest, DrainTimeoutForcesRemoval) {
   policy_.drain_timeout = std::chrono::seconds(30);
   actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain, 1, 3)};

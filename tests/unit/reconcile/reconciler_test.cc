@@ -103,6 +103,51 @@ TEST_F(ReconcilerTest, RemovalWaitsForDrainThenRemoves) {
             1);
 }
 
+TEST_F(ReconcilerTest, AHeldDrainIsNotCutAtDrainTimeoutUntilReleasedOrExpired) {
+  rec_->publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, true, clock_.now());
+  (void)rec_->run_pass(false);
+  inst_a_->with_lock([&] {
+    for (auto& s : inst_a_->backends["web"]) s.sessions = 2;
+    return 0;
+  });
+  // A pending terminate hook holds 10.0.0.2's drain for 300 s (the backend's is 30 s).
+  const ServerStateView& view = *rec_;
+  view.hold_drain("web", "10.0.0.2", 80, clock_.now() + std::chrono::seconds(300));
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
+  (void)rec_->run_pass(false);
+  clock_.advance(std::chrono::seconds(31));  // past the backend's drain_timeout
+  PassReport r = rec_->run_pass(false);
+  EXPECT_EQ(r.waiting_drains, 1u);
+  EXPECT_EQ(inst_a_->names("web").size(), 2u) << "held: sessions are not cut";
+  clock_.advance(std::chrono::seconds(100));
+  (void)rec_->run_pass(false);
+  EXPECT_EQ(inst_a_->names("web").size(), 2u);
+  // The hook completed: released, and the backend's drain_timeout (long passed) applies.
+  view.release_drain("web", "10.0.0.2", 80);
+  clock_.advance(std::chrono::milliseconds(100));  // drain_poll
+  (void)rec_->run_pass(false);
+  EXPECT_EQ(inst_a_->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
+
+  // A hold nobody releases ends by itself at its deadline.
+  rec_->publish(0, {spec("10.0.0.1", 80), spec("10.0.0.3", 80)}, true, clock_.now());
+  (void)rec_->run_pass(false);
+  inst_a_->with_lock([&] {
+    for (auto& s : inst_a_->backends["web"]) s.sessions = 2;
+    return 0;
+  });
+  view.hold_drain("web", "10.0.0.3", 80, clock_.now() + std::chrono::seconds(60));
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
+  (void)rec_->run_pass(false);
+  clock_.advance(std::chrono::seconds(45));
+  (void)rec_->run_pass(false);
+  EXPECT_EQ(inst_a_->names("web").size(), 2u);
+  clock_.advance(std::chrono::seconds(16));
+  (void)rec_->run_pass(false);
+  clock_.advance(std::chrono::milliseconds(100));
+  (void)rec_->run_pass(false);
+  EXPECT_EQ(inst_a_->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
+}
+
 TEST_F(ReconcilerTest, UnreachableInstanceDoesNotBlockTheOther) {
   inst_a_->down = true;
   rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
