@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "haproxy/config/writer.h"
+#include "haproxy/manage/settings.h"
 #include "haproxy/reload/reloader.h"
 
 namespace ep::app {
@@ -68,13 +69,31 @@ Status Daemon::start() {
 
 Status Daemon::bootstrap() {
   namespace hr = haproxy::reload;
-  if (!config_manager_) {
-    return Error::invalid("haproxy.bootstrap needs haproxy.template and haproxy.config");
+  if (settings_.haproxy.config.empty()) {
+    return Error::invalid("haproxy.bootstrap needs haproxy.config");
   }
-  const hr::Target& target = config_manager_->target();
+  // With a template the config manager owns target and options; with `config` alone the file is
+  // started as it is (ElasticProxy never writes it) and the servers come at runtime.
+  Diagnostics diag;
+  const hr::Options options = config_manager_ ? config_manager_->reload_options()
+                                              : haproxy::manage::reload_options(settings_, diag);
+  const hr::Target target =
+      config_manager_ ? config_manager_->target() : haproxy::manage::reload_target(settings_);
   if (auto pid = hr::worker_pid(target.admin_socket, settings_.haproxy.timeout)) {
     log::info("bootstrap", "HAProxy answers on {} (pid {}): reconciling at runtime, no reload",
               target.admin_socket, *pid);
+    return {};
+  }
+  if (!config_manager_) {
+    if (Status v = haproxy::config::validate_config(target.binary, target.config, options.timeout);
+        !v) {
+      return Error(v.error().kind, "bootstrap: " + v.error().message);
+    }
+    auto started = hr::start_haproxy(options, target);
+    if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
+    log::info("bootstrap", "started {} from {} as it is (no haproxy.template)", *started,
+              target.config);
+    (void)reconciler_->submit_pass(true).get();
     return {};
   }
   log::info("bootstrap", "HAProxy does not answer on {}: waiting for discovery to start it",
@@ -95,10 +114,10 @@ Status Daemon::bootstrap() {
   if (!text) return Error::invalid("bootstrap: " + text.error().message);
   haproxy::config::WriteOptions wo;
   wo.binary = target.binary;
-  wo.validate_timeout = config_manager_->reload_options().timeout;
+  wo.validate_timeout = options.timeout;
   auto w = haproxy::config::write_config(target.config, *text, wo);
   if (!w) return Error(w.error().kind, "bootstrap: " + w.error().message);
-  auto started = hr::start_haproxy(config_manager_->reload_options(), target);
+  auto started = hr::start_haproxy(options, target);
   if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
   log::info("bootstrap", "wrote {} and {}", target.config, *started);
   (void)reconciler_->submit_pass(true).get();

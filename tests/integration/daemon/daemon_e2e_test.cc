@@ -408,6 +408,8 @@ TEST(Cli, DemoRunsWithZeroFailedRequests) {
   EXPECT_NE(r.output.find("failed: 0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("add ep-127.0.0.1:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("holding back an empty server set"), std::string::npos) << r.output;
+  // Read from HAProxy (`show info` Pid/Start_time_sec), not printed as fixed text.
+  EXPECT_NE(r.output.find("HAProxy reloads: 0 (from `show info`"), std::string::npos) << r.output;
 }
 
 TEST(Cli, VersionAndHelp) {
