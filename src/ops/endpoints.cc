@@ -178,12 +178,18 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         ServerSpec tmp;
         tmp.address = s.address;
         tmp.port = s.port;
-        as.push_back({{"name", s.name},
-                      {"address", s.address.empty() ? std::string("-") : tmp.address_port()},
-                      {"state", server_state(s)},
-                      {"weight", s.weight},
-                      {"sessions", s.sessions}});
+        json js = {{"name", s.name},
+                   {"address", s.address.empty() ? std::string("-") : tmp.address_port()},
+                   {"state", server_state(s)},
+                   {"weight", s.weight},
+                   {"sessions", s.sessions}};
+        if (std::find(b.operator_maint.begin(), b.operator_maint.end(), s.name) !=
+            b.operator_maint.end()) {
+          js["operator_maint"] = true;  // left in maintenance until the operator enables it
+        }
+        as.push_back(std::move(js));
       }
+      if (!b.operator_maint.empty()) jb["operator_maint"] = b.operator_maint;
       jb["actual_servers"] = std::move(as);
       ji["backends"].push_back(std::move(jb));
     }

@@ -24,6 +24,10 @@ using DrainBook = std::map<std::string, SteadyTime>;
 struct DrainOrigins {
   std::set<std::string> warming;   // held in DRAIN by us until their health check passes
   std::set<std::string> removing;  // drained by us for removal
+  // Managed servers someone else (an operator: `disable server`, `set server ... state maint`)
+  // put in maintenance after ElasticProxy had them serving: left in maintenance while they stay
+  // desired (no enable, no slot reuse); removed as usual once discovery drops them.
+  std::set<std::string> operator_maint;
 };
 
 // Is this HAProxy server one ElasticProxy manages in this backend? Dynamic: name starts with the

@@ -63,6 +63,9 @@ struct BackendStatus {
   std::string last_error;
   std::vector<ServerSpec> desired_servers;
   std::vector<ActualServer> actual_servers;  // managed ones
+  // Managed servers an operator put in maintenance (ElasticProxy leaves them there until they
+  // are enabled again); sorted names.
+  std::vector<std::string> operator_maint;
 };
 
 struct InstanceStatus {
@@ -166,6 +169,10 @@ class Reconciler : public ServerStateView {
     std::string last_error;
     std::string last_logged_error;
     std::vector<ActualServer> managed;
+    // Managed servers last seen out of maintenance, and those found in maintenance afterwards
+    // without ElasticProxy having commanded it (the operator's: DrainOrigins::operator_maint).
+    std::set<std::string> active;
+    std::set<std::string> operator_maint;
     // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
     // that finds the same state and desired set skips the diff.
     std::optional<std::size_t> settled_state;
@@ -190,6 +197,9 @@ class Reconciler : public ServerStateView {
   // Returns the backends it observed (their run state changed).
   std::vector<size_t> pass_instance(InstanceRun& run, const std::vector<DesiredPtr>& desired,
                                     bool full, PassReport& report);
+  // Updates br.active / br.operator_maint from br.managed (just observed); logs changes once.
+  void note_operator_maintenance(BackendRun& br, const std::string& backend,
+                                 const std::string& iname);
   void apply_backend(InstanceRun& run, size_t b, const Desired& desired,
                      const ActualBackend& actual, PassReport& report);
   std::optional<SteadyTime> next_wakeup() const;  // requires mu_, on the loop's thread
