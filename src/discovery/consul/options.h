@@ -93,6 +93,10 @@ struct Options {
   // An empty answer right after a non-empty one is re-read after this delay before it is
   // published (agent restart / leader change, consul.md §6). 0 = publish at once.
   std::chrono::milliseconds empty_confirm{std::chrono::seconds(5)};
+  // Frozen-agent detection (liveness.h): GET /v1/status/leader every liveness_interval while
+  // watches run (0 = off); no answer within liveness_timeout aborts the watches until it answers.
+  std::chrono::milliseconds liveness_interval{std::chrono::seconds(2)};
+  std::chrono::milliseconds liveness_timeout{std::chrono::seconds(1)};
 
   // Identity of the agent connection for sharing (address, token source, TLS, dc, ns,
   // partition, consistency). Contains no secret: the token is hashed.
