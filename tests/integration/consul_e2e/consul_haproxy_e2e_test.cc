@@ -155,6 +155,49 @@ TEST_F(ConsulE2E, RecoveryConvergesAtOnceAfterAFault) {
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
+// #16.1 end to end: an agent that holds every connection without a reply (wait: 5m). Both
+// servers stay and every request through HAProxy succeeds while it is frozen; once it answers
+// again the instance registered meanwhile is in HAProxy within 2 s.
+TEST_F(ConsulE2E, FrozenAgentKeepsServersAndItsNewSetReachesHaproxyWithinTwoSeconds) {
+  consul_.register_service(instance("c0", "127.0.0.1", backends_[0]->port()));
+  consul_.register_service(instance("c1", "127.0.0.1", backends_[1]->port()));
+  start_daemon("", "5s", ", wait: 5m");
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 2; })) << daemon_.log();
+  long requests = 0, failed = 0;
+  auto one_request = [&] {
+    auto reply = http_get(hp_->port(0), "/");
+    ++requests;
+    if (!reply.ok() || reply->status != 200) ++failed;
+  };
+  consul_.set_frozen(true);
+  // Frozen past the liveness probe (2 s interval, 1 s timeout): servers stay, requests succeed.
+  EXPECT_TRUE(consistently(
+      [&] {
+        one_request();
+        return servers(*hp_).size() == 2u;
+      },
+      4s));
+  ASSERT_TRUE(wait_until([&] {
+    return daemon_.log().find("does not answer GET /v1/status/leader") != std::string::npos;
+  })) << daemon_.log();
+  consul_.register_service(instance("c2", "127.0.0.1", backends_[2]->port()));
+  const auto t0 = std::chrono::steady_clock::now();
+  consul_.set_frozen(false);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        one_request();
+        return has_port(backends_[2]->port());
+      },
+      10s))
+      << daemon_.log();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("frozen agent answers again -> new server in HAProxy: %.0f ms\n", ms);
+  EXPECT_LE(ms, 2000.0);
+  EXPECT_EQ(failed, 0) << "of " << requests;
+  EXPECT_GT(requests, 10);
+}
+
 TEST_F(ConsulE2E, HostilePayloadsNeverReachHaproxy) {
   consul_.register_service(instance("ok", "127.0.0.1", backends_[0]->port()));
   consul_.register_service(instance("semi", "10.0.0.1;shutdown", 80));
