@@ -83,11 +83,13 @@ struct Options {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};  // non-blocking requests; margin
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   // Rate limit per watch: at least min_interval (+0..jitter) between requests, and a token bucket
-  // of `burst` requests refilled one per `refill` (a flapping service costs at most that).
-  std::chrono::milliseconds min_interval{100};
-  std::chrono::milliseconds jitter{20};
-  long burst = 5;
-  std::chrono::milliseconds refill{std::chrono::seconds(1)};
+  // of `burst` requests refilled one per `refill` (a flapping service costs at most that). The
+  // defaults follow a service changing 10 times a second without lag (docs/consul.md, "Rate
+  // limiting") and bound a watch to 20 requests per second sustained (bursts of 20).
+  std::chrono::milliseconds min_interval{20};
+  std::chrono::milliseconds jitter{10};
+  long burst = 20;
+  std::chrono::milliseconds refill{50};
   std::chrono::milliseconds backoff_min{250};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(1)};  // recovery within 1 s
   // An empty answer right after a non-empty one is re-read after this delay before it is
