@@ -31,6 +31,19 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
         rec->publish(b, servers, ready, seen);
       });
+  if (settings_.state.enabled) {
+    discovery::StateOptions so;
+    so.path = settings_.state.file.empty()
+                  ? discovery::default_state_path()
+                  : haproxy::manage::resolve_path(settings_, settings_.state.file);
+    so.max_age = std::chrono::duration_cast<std::chrono::seconds>(settings_.state.max_age);
+    so.restore_after = settings_.state.restore_after;
+    if (so.path.empty()) {
+      log::info("state", "no state file (set state.file, or STATE_DIRECTORY, or create "
+                         "/var/lib/elasticproxy)");
+    }
+    pipeline_->set_state(std::move(so));
+  }
   if (auto manager = haproxy::manage::ConfigManager::create(settings_, reconciler_.get());
       !manager) {
     log::error("config", "{}", manager.error().message);
@@ -125,7 +138,10 @@ Status Daemon::bootstrap() {
 }
 
 void Daemon::stop() {
-  if (pipeline_) pipeline_->stop();
+  if (pipeline_) {
+    pipeline_->stop();
+    pipeline_->write_state_now();
+  }
   if (reconciler_) reconciler_->stop();
   if (config_manager_) config_manager_->stop();
   started_ = false;

@@ -87,7 +87,11 @@ class BackendGuard {
     std::optional<SteadyTime> last_success;
     size_t endpoints = 0;  // valid endpoints in the last good set
     size_t rejected = 0;   // rejected endpoints in the last good snapshot
+    // The last good set came from the state file (the source has not answered yet).
+    bool from_state = false;
   };
+  // Marks source i's last good set as restored from the state file (or not).
+  void set_from_state(size_t source_index, bool from_state);
   const std::vector<SourceState>& sources() const { return sources_; }
 
  private:

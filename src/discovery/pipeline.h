@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "discovery/guard.h"
 #include "discovery/source.h"
+#include "discovery/state_file.h"
 #include "runtime/runtime.h"
 
 namespace ep::discovery {
@@ -41,6 +42,7 @@ struct SourceStatus {
   std::optional<SteadyTime> last_success;
   size_t endpoints = 0;
   size_t rejected = 0;
+  bool from_state = false;  // serving the set restored from the state file
 };
 
 struct GuardStatus {
@@ -61,6 +63,11 @@ class Pipeline {
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
+
+  // The state file (state_file.h); before start(). An empty path: none.
+  void set_state(StateOptions options) { state_options_ = std::move(options); }
+  // Writes the state file now (the daemon calls it at stop; a timer does after changes).
+  void write_state_now();
 
   // Starts every source (on the runtime) and the confirm timer. Fails (and stops what started) if
   // a source cannot start at all.
@@ -90,6 +97,11 @@ class Pipeline {
   // (bounded to 1 s of real time, so an injected clock is re-read regularly).
   void plan_timer();
   void on_timer();
+  // State file (requires the backend's lock): gives source s of backend b its saved set when it
+  // has not delivered yet and one was loaded. Returns true when desired() changed.
+  bool restore_locked(size_t b, size_t s, const char* why);
+  void load_state_file();
+  void schedule_state_write();
 
   const Clock& clock_;
   DesiredCallback callback_;
@@ -110,6 +122,11 @@ class Pipeline {
   std::atomic<bool> timer_active_{false};
   std::atomic<bool> replan_pending_{false};
   bool started_ = false;
+
+  StateOptions state_options_;
+  std::atomic<bool> state_write_pending_{false};
+  std::mutex state_write_mu_;  // one write at a time
+  std::string last_state_error_;
 };
 
 }  // namespace ep::discovery

@@ -21,12 +21,17 @@ struct GuardStats {
                      {"backend"}),
         source_errors_total(registry, "elasticproxy_source_errors_total",
                             "Failed snapshots per source (the last good set is kept)",
-                            {"backend", "source", "reason"}) {}
+                            {"backend", "source", "reason"}),
+        source_from_state(registry, "elasticproxy_source_from_state",
+                          "1 while the source's last good set is the one restored from the "
+                          "state file (the source has not answered since the start)",
+                          {"backend", "source"}) {}
 
   Counter endpoints_rejected_total;  // {backend, source}
   Counter snapshots_held_total;      // {backend, reason: empty | shrink}
   Gauge backend_held;                // {backend}
   Counter source_errors_total;       // {backend, source, reason: the error kind}
+  Gauge source_from_state;           // {backend, source}
 };
 
 }  // namespace ep::discovery

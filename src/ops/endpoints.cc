@@ -209,6 +209,7 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       js["healthy"] = s.delivered && !s.failing;
       js["endpoints"] = s.endpoints;
       js["rejected"] = s.rejected;
+      if (s.from_state) js["from_state"] = true;  // the set restored from the state file
       if (s.last_success)
         js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
       if (!s.last_error.empty()) js["last_error"] = redact(s.last_error);

@@ -131,6 +131,9 @@ Result<std::string> render_status_table(std::string_view status_json) {
         }
         out += fmt::format("  {:<36} {:<10} {:>9} {:>9}  {}\n", str(s, "source"), health,
                            str(s, "endpoints"), str(s, "rejected"), ago);
+        if (s.value("from_state", false)) {
+          out += "      serving the last good set from the state file (not answered yet)\n";
+        }
         if (s.contains("last_error")) out += "      last error: " + str(s, "last_error") + "\n";
       }
     }
