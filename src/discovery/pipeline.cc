@@ -102,11 +102,8 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
 
 namespace {
 Counter& state_errors() {
-  static Counter errors(Metrics::global(), "elasticproxy_state_file_errors_total",
-                        "State file problems: unreadable or malformed (ignored), stale entries "
-                        "(ignored), failed writes",
-                        {"reason"});
-  return errors;
+  static GuardStats stats(Metrics::global());  // declared once per registry (idempotent)
+  return stats.state_file_errors_total;
 }
 }  // namespace
 
