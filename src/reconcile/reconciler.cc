@@ -401,6 +401,12 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     log::warn(kLog, "HAProxy {} restarted or reloaded (pid {} -> {}); resyncing every backend",
               iname, run.info.pid, info->pid);
     stats_.haproxy_restarts_detected_total.inc({iname});
+    // A restarted HAProxy forgot every runtime change, the operator's maintenance included: what
+    // it shows now is its config, not anyone's hand.
+    for (auto& br : run.backends) {
+      br.active.clear();
+      br.operator_maint.clear();
+    }
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
     whole = true;

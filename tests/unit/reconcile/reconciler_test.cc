@@ -117,6 +117,20 @@ TEST_F(ReconcilerTest, DesiredServerFoundInMaintenanceAtFirstSightIsEnabled) {
   EXPECT_TRUE(rec_->status()[0].backends[0].operator_maint.empty());
 }
 
+// After a HAProxy restart nothing is the operator's any more: a server that comes back in
+// maintenance (from the config) is enabled.
+TEST_F(ReconcilerTest, HaproxyRestartForgetsTheOperatorsMaintenance) {
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
+  ASSERT_TRUE(rec_->run_pass(false).converged);
+  inst_a_->backends["web"][0].admin_state = admin::kForcedMaint;
+  rec_->run_pass(true);
+  ASSERT_EQ(rec_->status()[0].backends[0].operator_maint.size(), 1u);
+  inst_a_->pid += 1;  // restarted; the server is back in maintenance from its config
+  rec_->run_pass(true);
+  EXPECT_EQ(inst_a_->backends["web"][0].admin_state & admin::kMaintMask, 0);
+  EXPECT_TRUE(rec_->status()[0].backends[0].operator_maint.empty());
+}
+
 TEST_F(ReconcilerTest, BackendNotReadyIsNotTouched) {
   inst_a_->backends["web"].push_back({"ep-10.9.9.9:80", "10.9.9.9", 80});
   PassReport r = rec_->run_pass(true);
