@@ -73,12 +73,22 @@ class Background {
         std::this_thread::sleep_for(5ms);  // kept: the load generator's own pace, not a wait
       }
     });
+    // Counts serving servers only (UP, not in maintenance, not draining): a server still listed
+    // but out of rotation does not serve. An empty backend counts 0; only a HAProxy that does not
+    // answer is not a sample.
     monitor_ = std::thread([this] {
       while (!stop_) {
         const auto rows = servers_state(hp_, backend_);
-        if (!rows.empty()) {
+        const bool answered =
+            !rows.empty() ||
+            hp_.admin("show servers state " + backend_).find("be_id") != std::string::npos;
+        if (answered) {
+          size_t serving = 0;
+          for (const auto& [name, r] : rows) {
+            if (r.op == 2 && (r.admin & 0x3f) == 0) ++serving;  // maint 0x01|0x02|0x04|0x20, drain 0x08|0x10
+          }
           size_t seen = min_servers_.load();
-          while (rows.size() < seen && !min_servers_.compare_exchange_weak(seen, rows.size())) {
+          while (serving < seen && !min_servers_.compare_exchange_weak(seen, serving)) {
           }
         }
         std::this_thread::sleep_for(20ms);  // kept: the monitor's sampling period, not a wait
