@@ -1,5 +1,6 @@
 #include "app/daemon.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "app/wiring.h"
@@ -42,7 +43,41 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       log::info("state", "no state file (set state.file, or STATE_DIRECTORY, or create "
                          "/var/lib/elasticproxy)");
     }
+    const bool with_file = !so.path.empty();
     pipeline_->set_state(std::move(so));
+    if (with_file) {
+      // The operator's maintenance outlives our restart: read it before the first pass, and
+      // write it whenever it changes.
+      pipeline_->load_state();
+      reconciler_->seed_operator_maint(pipeline_->loaded_operator_maint());
+      pipeline_->set_operator_maint_provider([rec] {
+        discovery::OperatorMaint out;
+        for (const auto& inst : rec->status()) {
+          for (const auto& b : inst.backends) {
+            for (const auto& n : b.operator_maint) {
+              auto& v = out[b.backend];
+              if (std::find(v.begin(), v.end(), n) == v.end()) v.push_back(n);
+            }
+          }
+        }
+        return out;
+      });
+      auto last = std::make_shared<discovery::OperatorMaint>();
+      discovery::Pipeline* pipe = pipeline_.get();
+      reconciler_->add_on_pass([rec, pipe, last](const reconcile::PassReport& report) {
+        if (!report.status_changed) return;
+        discovery::OperatorMaint now;
+        for (const auto& inst : rec->status()) {
+          for (const auto& b : inst.backends) {
+            if (!b.operator_maint.empty()) now[b.backend] = b.operator_maint;
+          }
+        }
+        if (now != *last) {
+          *last = std::move(now);
+          pipe->request_state_write();
+        }
+      });
+    }
   }
   if (auto manager = haproxy::manage::ConfigManager::create(settings_, reconciler_.get());
       !manager) {

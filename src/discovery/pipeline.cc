@@ -123,10 +123,17 @@ bool Pipeline::restore_locked(size_t bi, size_t s, const char* why) {
   return changed;
 }
 
+void Pipeline::load_state() {
+  if (state_loaded_ || state_options_.path.empty()) return;
+  state_loaded_ = true;
+  load_state_file();
+}
+
 void Pipeline::load_state_file() {
   Counter& errors = state_errors();
-  auto loaded = load_state(state_options_.path);
+  auto loaded = discovery::load_state(state_options_.path, &loaded_operator_maint_);
   if (!loaded) {
+    loaded_operator_maint_.clear();
     if (loaded.error().message.find("No such file") != std::string::npos) {
       log::info("state", "no state file at {} yet", state_options_.path);
     } else {
@@ -186,9 +193,10 @@ void Pipeline::write_state_now() {
       }
     }
   }
-  if (state.empty()) return;
+  OperatorMaint om = operator_maint_provider_ ? operator_maint_provider_() : OperatorMaint{};
+  if (state.empty() && om.empty()) return;
   std::lock_guard lock(state_write_mu_);
-  Status st = write_state(state_options_.path, render_state(state, unix_now()));
+  Status st = write_state(state_options_.path, render_state(state, unix_now(), &om));
   if (!st) {
     if (st.error().message != last_state_error_) log::warn("state", "{}", st.error().message);
     last_state_error_ = st.error().message;
@@ -200,7 +208,7 @@ void Pipeline::write_state_now() {
 }
 
 Status Pipeline::start() {
-  if (!state_options_.path.empty()) load_state_file();
+  load_state();
   size_t sink = 0;
   for (auto& b : backends_) {
     for (auto& s : b->sources) {

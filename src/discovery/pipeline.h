@@ -68,6 +68,16 @@ class Pipeline {
   void set_state(StateOptions options) { state_options_ = std::move(options); }
   // Writes the state file now (the daemon calls it at stop; a timer does after changes).
   void write_state_now();
+  // Reads the state file (once; start() does it if nobody did). Before start().
+  void load_state();
+  // The operator's maintenance marks read from the state file, and the function that gives the
+  // current ones for writing it (the reconciler's); any thread.
+  OperatorMaint loaded_operator_maint() const { return loaded_operator_maint_; }
+  void set_operator_maint_provider(std::function<OperatorMaint()> provider) {
+    operator_maint_provider_ = std::move(provider);
+  }
+  // Asks for a state file write soon (any thread).
+  void request_state_write() { schedule_state_write(); }
 
   // Starts every source (on the runtime) and the confirm timer. Fails (and stops what started) if
   // a source cannot start at all.
@@ -127,6 +137,9 @@ class Pipeline {
   std::atomic<bool> state_write_pending_{false};
   std::mutex state_write_mu_;  // one write at a time
   std::string last_state_error_;
+  bool state_loaded_ = false;
+  OperatorMaint loaded_operator_maint_;
+  std::function<OperatorMaint()> operator_maint_provider_;
 };
 
 }  // namespace ep::discovery

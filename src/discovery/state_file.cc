@@ -22,7 +22,8 @@ std::int64_t unix_now() {
       .count();
 }
 
-std::string render_state(const SavedState& state, std::int64_t now) {
+std::string render_state(const SavedState& state, std::int64_t now,
+                         const OperatorMaint* operator_maint) {
   json j;
   j["version"] = 1;
   j["written_at"] = now;
@@ -41,10 +42,12 @@ std::string render_state(const SavedState& state, std::int64_t now) {
     }
     j["backends"][backend] = {{"sources", std::move(jb)}};
   }
+  if (operator_maint != nullptr && !operator_maint->empty()) j["operator_maint"] = *operator_maint;
   return j.dump(1) + "\n";
 }
 
-Result<SavedState> parse_state(std::string_view text, const std::string& where) {
+Result<SavedState> parse_state(std::string_view text, const std::string& where,
+                               OperatorMaint* operator_maint) {
   auto parsed = os::parse_json(text, where);
   if (!parsed) return parsed.error();
   const json& j = *parsed;
@@ -87,13 +90,24 @@ Result<SavedState> parse_state(std::string_view text, const std::string& where) 
       out[backend][source] = std::move(s);
     }
   }
+  if (operator_maint != nullptr && j.contains("operator_maint")) {
+    const json& om = j["operator_maint"];
+    if (!om.is_object()) return bad("'operator_maint' must be an object");
+    for (const auto& [backend, names] : om.items()) {
+      if (!names.is_array()) return bad("operator_maint '" + backend + "' must be a list");
+      for (const auto& n : names) {
+        if (!n.is_string()) return bad("operator_maint '" + backend + "': names are strings");
+        (*operator_maint)[backend].push_back(n.get<std::string>());
+      }
+    }
+  }
   return out;
 }
 
-Result<SavedState> load_state(const std::string& path) {
+Result<SavedState> load_state(const std::string& path, OperatorMaint* operator_maint) {
   auto text = os::read_file(path);
   if (!text) return text.error();
-  return parse_state(*text, path);
+  return parse_state(*text, path, operator_maint);
 }
 
 Status write_state(const std::string& path, const std::string& text) {

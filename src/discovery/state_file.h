@@ -36,10 +36,17 @@ struct SavedSource {
 // backend name -> source description -> saved set
 using SavedState = std::map<std::string, std::map<std::string, SavedSource>>;
 
-std::string render_state(const SavedState& state, std::int64_t now);
-// Errors (kInvalid) name `where` and what is wrong.
-Result<SavedState> parse_state(std::string_view text, const std::string& where);
-Result<SavedState> load_state(const std::string& path);
+// backend name -> managed servers an operator put in maintenance (the reconciler's memory of
+// them, so that a restarted daemon leaves them there).
+using OperatorMaint = std::map<std::string, std::vector<std::string>>;
+
+std::string render_state(const SavedState& state, std::int64_t now,
+                         const OperatorMaint* operator_maint = nullptr);
+// Errors (kInvalid) name `where` and what is wrong. `operator_maint` (optional) receives the
+// operator's maintenance marks.
+Result<SavedState> parse_state(std::string_view text, const std::string& where,
+                               OperatorMaint* operator_maint = nullptr);
+Result<SavedState> load_state(const std::string& path, OperatorMaint* operator_maint = nullptr);
 // Temp file + fsync + rename + directory fsync. Errors name the path and the reason.
 Status write_state(const std::string& path, const std::string& text);
 

@@ -669,6 +669,18 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   }
 }
 
+void Reconciler::seed_operator_maint(
+    const std::map<std::string, std::vector<std::string>>& marks) {
+  std::lock_guard pass_lock(pass_mu_);
+  for (auto& run : runs_) {
+    for (size_t b = 0; b < backends_.size(); ++b) {
+      auto it = marks.find(backends_[b].name);
+      if (it == marks.end()) continue;
+      run.backends[b].operator_maint.insert(it->second.begin(), it->second.end());
+    }
+  }
+}
+
 std::vector<InstanceStatus> Reconciler::status() const {
   std::lock_guard lock(mu_);
   return status_;

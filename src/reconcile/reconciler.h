@@ -140,6 +140,10 @@ class Reconciler : public ServerStateView {
 
   const std::vector<BackendPolicy>& backends() const { return backends_; }
 
+  // Before start(): managed servers (backend name -> server names) an operator had put in
+  // maintenance before our restart (the state file): found in maintenance, they stay there.
+  void seed_operator_maint(const std::map<std::string, std::vector<std::string>>& marks);
+
   // ServerStateView: from the status of the last pass, under the status lock (any thread).
   std::vector<InstanceServers> servers_at(std::string_view backend, std::string_view address,
                                           std::uint16_t port) const override;

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -228,6 +229,7 @@ TEST_F(DaemonE2E, OperatorsMaintenanceIsRespectedUntilEnabledAgain) {
   config_ = dir_ + "/elasticproxy.yaml";
   write_file(config_, "haproxy:\n  sockets: [" + hp_->socket_path() +
                           "]\n  timeout: 1s\n  resync_interval: 300ms\n"
+                          "state: {file: " + dir_ + "/state.json}\n"
                           "metrics: {listen: \"" + status_addr + "\"}\n"
                           "backends:\n  - name: web\n    sources:\n      - file: {path: web.json}\n");
   start_daemon();
@@ -284,6 +286,26 @@ TEST_F(DaemonE2E, OperatorsMaintenanceIsRespectedUntilEnabledAgain) {
   auto bad = run_elasticproxy({"maint", "web/nosuch", "on", "-c", config_});
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("No such server"), std::string::npos) << bad.output;
+
+  // After a restart of ElasticProxy the state file tells: the operator's maintenance stays.
+  ASSERT_TRUE(wait_until([&] {
+    std::ifstream in(dir_ + "/state.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str().find("\"operator_maint\"") != std::string::npos;
+  })) << daemon_.log();
+  daemon_.signal(SIGTERM);
+  ASSERT_EQ(daemon_.wait(), 0) << daemon_.log();
+  DaemonProcess again;
+  ASSERT_TRUE(again.start({"run", "-c", config_}, dir_ + "/ep2.log"));
+  // The new daemon has observed HAProxy (its /status lists the flag), and leaves it there.
+  ASSERT_TRUE(wait_until([&] {
+    auto st2 = run_elasticproxy({"status", "--json", "--address", status_addr});
+    return st2.output.find("\"operator_maint\": true") != std::string::npos;
+  })) << again.log();
+  EXPECT_TRUE(consistently([&] { return (admin_of(b0) & 0x01) == 0x01; }, 2s)) << again.log();
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(), 0) << again.log();
 }
 
 TEST_F(DaemonE2E, HaproxyRestartIsHealedWithoutUserAction) {
