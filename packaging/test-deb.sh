@@ -45,6 +45,9 @@ ldd /usr/bin/elasticproxy | grep -q "not found" && fail "unresolved shared libra
 
 step "elasticproxy check -c /etc/elasticproxy/elasticproxy.yaml"
 elasticproxy check -c /etc/elasticproxy/elasticproxy.yaml || fail "the shipped configuration does not validate"
+step "elasticproxy check on every installed example and every yaml block of the installed docs"
+"$(dirname "$0")/../scripts/check-examples.sh" /usr/bin/elasticproxy \
+  /usr/share/doc/elasticproxy/examples /usr/share/doc/elasticproxy || fail "a shipped example or doc snippet does not validate"
 getent passwd elasticproxy >/dev/null || fail "the elasticproxy user was not created"
 man -w elasticproxy >/dev/null 2>&1 || [ -f /usr/share/man/man8/elasticproxy.8.gz ] || fail "man page missing"
 if command -v systemd-analyze >/dev/null; then

@@ -10,6 +10,7 @@
 #include "app/ops_wiring.h"
 #include "app/wiring.h"
 #include "core/log.h"
+#include "haproxy/runtime/admin_socket.h"
 #include "ops/logging.h"
 #include "reconcile/diff.h"
 
@@ -55,6 +56,33 @@ int cmd_check(const std::string& path) {
     }
   }
   return kExitOk;
+}
+
+int cmd_maint(const std::string& path, const std::string& server, const std::string& on_off) {
+  const auto slash = server.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == server.size() ||
+      server.find_first_of(" \t\r\n;") != std::string::npos) {
+    std::fprintf(stderr, "maint: '%s' is not <backend>/<server>\n", server.c_str());
+    return kExitConfig;
+  }
+  auto s = load(path);
+  if (!s) return kExitConfig;
+  const std::string line = (on_off == "on" ? "disable server " : "enable server ") + server;
+  bool ok = true;
+  for (const auto& sock : s->haproxy.sockets) {
+    haproxy::AdminSocket admin(sock, s->haproxy.timeout);
+    auto reply = admin.run({line});
+    std::string error = !reply                                      ? reply.error().message
+                        : !reply->empty() && !reply->front().empty() ? reply->front()
+                                                                     : "";
+    if (error.empty()) {
+      std::printf("%s: %s: maintenance %s\n", sock.c_str(), server.c_str(), on_off.c_str());
+    } else {
+      std::fprintf(stderr, "%s: %s failed: %s\n", sock.c_str(), line.c_str(), error.c_str());
+      ok = false;
+    }
+  }
+  return ok ? kExitOk : kExitFailed;
 }
 
 int cmd_once(const std::string& path, std::chrono::milliseconds timeout) {

@@ -15,6 +15,10 @@ int cmd_run(const std::string& config_path);
 int cmd_once(const std::string& config_path, std::chrono::milliseconds timeout);
 int cmd_plan(const std::string& config_path, std::chrono::milliseconds timeout);
 int cmd_check(const std::string& config_path);
+// `maint <backend>/<server> on|off`: `disable server` / `enable server` on every admin socket of
+// the config. A managed server put in maintenance this way (or by hand) is left there by the
+// daemon until it is enabled again; then the daemon manages it again.
+int cmd_maint(const std::string& config_path, const std::string& server, const std::string& on_off);
 
 struct DemoOptions {
   std::chrono::milliseconds duration{std::chrono::seconds(24)};

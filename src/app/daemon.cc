@@ -1,11 +1,13 @@
 #include "app/daemon.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "app/wiring.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "haproxy/config/writer.h"
+#include "haproxy/manage/settings.h"
 #include "haproxy/reload/reloader.h"
 
 namespace ep::app {
@@ -30,6 +32,53 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
       [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
         rec->publish(b, servers, ready, seen);
       });
+  if (settings_.state.enabled) {
+    discovery::StateOptions so;
+    so.path = settings_.state.file.empty()
+                  ? discovery::default_state_path()
+                  : haproxy::manage::resolve_path(settings_, settings_.state.file);
+    so.max_age = std::chrono::duration_cast<std::chrono::seconds>(settings_.state.max_age);
+    so.restore_after = settings_.state.restore_after;
+    if (so.path.empty()) {
+      log::info("state", "no state file (set state.file, or STATE_DIRECTORY, or create "
+                         "/var/lib/elasticproxy)");
+    }
+    const bool with_file = !so.path.empty();
+    pipeline_->set_state(std::move(so));
+    if (with_file) {
+      // The operator's maintenance outlives our restart: read it before the first pass, and
+      // write it whenever it changes.
+      pipeline_->load_state();
+      reconciler_->seed_operator_maint(pipeline_->loaded_operator_maint());
+      pipeline_->set_operator_maint_provider([rec] {
+        discovery::OperatorMaint out;
+        for (const auto& inst : rec->status()) {
+          for (const auto& b : inst.backends) {
+            for (const auto& n : b.operator_maint) {
+              auto& v = out[b.backend];
+              if (std::find(v.begin(), v.end(), n) == v.end()) v.push_back(n);
+            }
+          }
+        }
+        return out;
+      });
+      auto last = std::make_shared<discovery::OperatorMaint>();
+      discovery::Pipeline* pipe = pipeline_.get();
+      reconciler_->add_on_pass([rec, pipe, last](const reconcile::PassReport& report) {
+        if (!report.status_changed) return;
+        discovery::OperatorMaint now;
+        for (const auto& inst : rec->status()) {
+          for (const auto& b : inst.backends) {
+            if (!b.operator_maint.empty()) now[b.backend] = b.operator_maint;
+          }
+        }
+        if (now != *last) {
+          *last = std::move(now);
+          pipe->request_state_write();
+        }
+      });
+    }
+  }
   if (auto manager = haproxy::manage::ConfigManager::create(settings_, reconciler_.get());
       !manager) {
     log::error("config", "{}", manager.error().message);
@@ -68,13 +117,31 @@ Status Daemon::start() {
 
 Status Daemon::bootstrap() {
   namespace hr = haproxy::reload;
-  if (!config_manager_) {
-    return Error::invalid("haproxy.bootstrap needs haproxy.template and haproxy.config");
+  if (settings_.haproxy.config.empty()) {
+    return Error::invalid("haproxy.bootstrap needs haproxy.config");
   }
-  const hr::Target& target = config_manager_->target();
+  // With a template the config manager owns target and options; with `config` alone the file is
+  // started as it is (ElasticProxy never writes it) and the servers come at runtime.
+  Diagnostics diag;
+  const hr::Options options = config_manager_ ? config_manager_->reload_options()
+                                              : haproxy::manage::reload_options(settings_, diag);
+  const hr::Target target =
+      config_manager_ ? config_manager_->target() : haproxy::manage::reload_target(settings_);
   if (auto pid = hr::worker_pid(target.admin_socket, settings_.haproxy.timeout)) {
     log::info("bootstrap", "HAProxy answers on {} (pid {}): reconciling at runtime, no reload",
               target.admin_socket, *pid);
+    return {};
+  }
+  if (!config_manager_) {
+    if (Status v = haproxy::config::validate_config(target.binary, target.config, options.timeout);
+        !v) {
+      return Error(v.error().kind, "bootstrap: " + v.error().message);
+    }
+    auto started = hr::start_haproxy(options, target);
+    if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
+    log::info("bootstrap", "started {} from {} as it is (no haproxy.template)", *started,
+              target.config);
+    (void)reconciler_->submit_pass(true).get();
     return {};
   }
   log::info("bootstrap", "HAProxy does not answer on {}: waiting for discovery to start it",
@@ -95,10 +162,10 @@ Status Daemon::bootstrap() {
   if (!text) return Error::invalid("bootstrap: " + text.error().message);
   haproxy::config::WriteOptions wo;
   wo.binary = target.binary;
-  wo.validate_timeout = config_manager_->reload_options().timeout;
+  wo.validate_timeout = options.timeout;
   auto w = haproxy::config::write_config(target.config, *text, wo);
   if (!w) return Error(w.error().kind, "bootstrap: " + w.error().message);
-  auto started = hr::start_haproxy(config_manager_->reload_options(), target);
+  auto started = hr::start_haproxy(options, target);
   if (!started) return Error(started.error().kind, "bootstrap: " + started.error().message);
   log::info("bootstrap", "wrote {} and {}", target.config, *started);
   (void)reconciler_->submit_pass(true).get();
@@ -106,7 +173,10 @@ Status Daemon::bootstrap() {
 }
 
 void Daemon::stop() {
-  if (pipeline_) pipeline_->stop();
+  if (pipeline_) {
+    pipeline_->stop();
+    pipeline_->write_state_now();
+  }
   if (reconciler_) reconciler_->stop();
   if (config_manager_) config_manager_->stop();
   started_ = false;

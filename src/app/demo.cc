@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -25,12 +26,26 @@
 #include "demo/haproxy_process.h"
 #include "demo/load_generator.h"
 #include "demo/local_backend.h"
+#include "haproxy/runtime/admin_socket.h"
+#include "haproxy/runtime/parsers.h"
 
 namespace ep::app {
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+// HAProxy's process identity from `show info` (Pid, Start_time_sec): a reload or restart of this
+// foreground HAProxy is a new process, so the number of identities seen minus one is the number
+// of reloads. Nullopt when the admin socket does not answer.
+std::optional<std::pair<long, long>> haproxy_identity(const fs::path& admin_socket) {
+  haproxy::AdminSocket sock(admin_socket.string(), std::chrono::seconds(2));
+  auto reply = sock.run({"show info"});
+  if (!reply || reply->empty()) return std::nullopt;
+  auto info = haproxy::parse_show_info(reply->front());
+  if (!info) return std::nullopt;
+  return std::make_pair(info->pid, info->start_time_sec);
+}
 
 std::string elapsed(Clock::time_point start) {
   return fmt::format("{:6.1f}s", std::chrono::duration<double>(Clock::now() - start).count());
@@ -129,6 +144,16 @@ int cmd_demo(const DemoOptions& options) {
   // Scale in and out on a schedule. A backend leaving discovery is stopped only once
   // ElasticProxy has removed it from HAProxy; a joining one is started before it is announced.
   const auto step = options.duration / static_cast<long>(schedule.size());
+  std::set<std::pair<long, long>> identities;  // HAProxy processes seen (reloads = size - 1)
+  int identity_failures = 0;
+  auto sample_identity = [&] {
+    if (auto id = haproxy_identity(dir / "admin.sock")) {
+      identities.insert(*id);
+    } else {
+      ++identity_failures;
+    }
+  };
+  sample_identity();
   std::set<const demo::LocalBackend*> retiring;
   auto in_haproxy = [&](const demo::LocalBackend* b) {
     const std::string name = "ep-" + b->target();
@@ -156,6 +181,7 @@ int cmd_demo(const DemoOptions& options) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    sample_identity();
     if (i == schedule.size()) break;
     const int want = schedule[i];
     if (want == 0) {
@@ -182,6 +208,7 @@ int cmd_demo(const DemoOptions& options) {
     demo::write_atomically(targets, demo::file_sd(live));
   }
   load.stop();
+  sample_identity();
   const demo::LoadTotals stats = load.totals();
   daemon.stop();
   const bool haproxy_ok = haproxy.alive();
@@ -191,7 +218,20 @@ int cmd_demo(const DemoOptions& options) {
   const double changes = daemon.reconciler().stats().changes_applied_total.total();
   std::printf("\n== ElasticProxy demo result\n");
   std::printf("requests sent: %ld, ok: %ld, failed: %ld\n", stats.sent, stats.ok, stats.failed);
-  std::printf("runtime changes applied: %.0f, HAProxy reloads: 0\n", changes);
+  std::printf("runtime changes applied: %.0f\n", changes);
+  if (identities.empty()) {
+    std::printf("HAProxy reloads: unknown (`show info` never answered)\n");
+  } else {
+    std::string pids;
+    for (const auto& [pid, started] : identities) {
+      pids += (pids.empty() ? "" : ", ") + std::to_string(pid) + " started " +
+              std::to_string(started);
+    }
+    std::printf("HAProxy reloads: %zu (from `show info` at every step: process %s%s)\n",
+                identities.size() - 1, pids.c_str(),
+                identity_failures ? fmt::format(", {} unanswered", identity_failures).c_str()
+                                  : "");
+  }
   for (const auto& [name, n] : stats.by_backend) std::printf("  %-12s %ld\n", name.c_str(), n);
   for (const auto& [why, n] : stats.failures) std::printf("  failed: %s x%ld\n", why.c_str(), n);
   if (!options.keep) fs::remove_all(dir);

@@ -69,6 +69,18 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "Validate the configuration and exit (2 if invalid).");
   check->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
 
+  std::string maint_server, maint_on_off;
+  auto* maint = app.add_subcommand(
+      "maint",
+      "Put a server in maintenance (on) or take it out (off) on every HAProxy of the config. "
+      "The daemon leaves a managed server an operator put in maintenance there until it is "
+      "taken out again.");
+  maint->add_option("server", maint_server, "<backend>/<server>")->required();
+  maint->add_option("state", maint_on_off, "on or off")
+      ->required()
+      ->check(CLI::IsMember({"on", "off"}));
+  maint->add_option("-c,-f,--config", config_path, "configuration file (YAML, or an EP2 ep2.conf)")->capture_default_str();
+
   app.add_subcommand("version", "Print the version.");
 
   std::string status_address;
@@ -115,6 +127,9 @@ int main(int argc, char** argv) {
     return ep::app::cmd_plan(config_path, duration_or_exit(timeout_text, "--timeout"));
   }
   if (app.got_subcommand(check)) return ep::app::cmd_check(config_path);
+  if (app.got_subcommand(maint)) {
+    return ep::app::cmd_maint(config_path, maint_server, maint_on_off);
+  }
   if (app.got_subcommand(demo)) {
     demo_options.duration = duration_or_exit(demo_duration, "--duration");
     return ep::app::cmd_demo(demo_options);

@@ -270,6 +270,16 @@ void read_metrics(const ConfigNode& node, MetricsSettings& out, Diagnostics& dia
   r.finish();
 }
 
+void read_state(const ConfigNode& node, StateSettings& out, Diagnostics& diag) {
+  MapReader r(node, diag, "state");
+  if (!r.valid()) return;
+  r.boolean("enabled", out.enabled);
+  r.string("file", out.file);
+  r.positive_duration("max_age", out.max_age);
+  r.duration("restore_after", out.restore_after);
+  r.finish();
+}
+
 void read_log(const ConfigNode& node, LogSettings& out, Diagnostics& diag) {
   MapReader r(node, diag, "log");
   if (!r.valid()) return;
@@ -323,6 +333,7 @@ Settings settings_from_node(const ConfigNode& root, const std::string& filename,
 
   if (const ConfigNode* m = r.get("metrics")) read_metrics(*m, s.metrics, diag);
   if (const ConfigNode* l = r.get("log")) read_log(*l, s.log, diag);
+  if (const ConfigNode* st = r.get("state")) read_state(*st, s.state, diag);
   r.finish();
   return s;
 }

@@ -63,8 +63,17 @@ struct LogSettings {
   std::string format = "text";  // text | json
 };
 
+// `state:` — the state file (discovery/state_file.h, docs/operations.md "State file").
+struct StateSettings {
+  bool enabled = true;
+  std::string file;  // "" = default_state_path() ($STATE_DIRECTORY or /var/lib/elasticproxy)
+  std::chrono::milliseconds max_age{std::chrono::hours(24)};
+  std::chrono::milliseconds restore_after{std::chrono::seconds(2)};
+};
+
 struct Settings {
   std::filesystem::path file;  // where it was loaded from
+  StateSettings state;
   HaproxySettings haproxy;
   std::vector<BackendSettings> backends;
   MetricsSettings metrics;

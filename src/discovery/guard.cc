@@ -283,6 +283,19 @@ BackendGuard::BackendGuard(reconcile::BackendPolicy policy, std::vector<std::str
   stats_.backend_held.set({policy_.name}, 0);
 }
 
+void BackendGuard::set_from_state(size_t source_index, bool from_state) {
+  if (source_index >= sources_.size()) return;
+  sources_[source_index].from_state = from_state;
+  if (from_state) {
+    // Serving a saved set is not the source being healthy: it has not answered yet.
+    sources_[source_index].failing = true;
+    if (sources_[source_index].last_error.empty()) {
+      sources_[source_index].last_error = "no answer yet";
+    }
+  }
+  stats_.source_from_state.set({policy_.name, sources_[source_index].name}, from_state ? 1 : 0);
+}
+
 bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot) {
   if (source_index >= sources_.size()) {
     log::error(kComponent, "backend {}: snapshot for unknown source #{}", policy_.name,
@@ -326,6 +339,7 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
                                         static_cast<double>(v.rejected.size()));
   }
   st.delivered = true;
+  if (st.from_state) set_from_state(source_index, false);
   st.failing = false;
   st.last_error.clear();
   st.last_success = clock_.now();

@@ -110,8 +110,12 @@ class BackendGuard {
     size_t rejected = 0;   // rejected endpoints in the last good snapshot
     // Why (one message per rejected endpoint, naming it), at most kMaxRejectedShown of them.
     std::vector<std::string> rejected_messages;
+    // The last good set came from the state file (the source has not answered yet).
+    bool from_state = false;
   };
   static constexpr size_t kMaxRejectedShown = 20;
+  // Marks source i's last good set as restored from the state file (or not).
+  void set_from_state(size_t source_index, bool from_state);
   const std::vector<SourceState>& sources() const { return sources_; }
 
  private:

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 namespace ep::discovery {
 
@@ -14,6 +15,10 @@ struct Pipeline::Backend {
   mutable std::mutex mu;
   BackendGuard guard;
   std::vector<std::unique_ptr<Source>> sources;
+  // State file, under mu: what was loaded for each source (fresh entries only), and each
+  // source's last good endpoints with when the source delivered them.
+  std::vector<std::optional<SavedSource>> saved;
+  std::vector<std::optional<SavedSource>> current;
 };
 
 class Pipeline::SourceSink final : public Sink {
@@ -49,6 +54,8 @@ Pipeline::Pipeline(std::vector<BackendSources> backends, const Clock& clock,
     auto names = describe_all(backends[b].sources);
     backends_.push_back(std::make_unique<Backend>(std::move(backends[b].policy), std::move(names),
                                                   clock, std::move(backends[b].sources)));
+    backends_.back()->saved.resize(backends_.back()->sources.size());
+    backends_.back()->current.resize(backends_.back()->sources.size());
     for (size_t s = 0; s < backends_.back()->sources.size(); ++s) {
       sinks_.push_back(std::make_unique<SourceSink>(*this, b, s));
     }
@@ -62,7 +69,27 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
   std::lock_guard lock(b.mu);
   const SteadyTime seen = clock_.now();
   const bool was_ready = b.guard.ready();
-  const bool changed = b.guard.on_snapshot(source, snapshot);
+  bool changed = b.guard.on_snapshot(source, snapshot);
+  if (!state_options_.path.empty()) {
+    if (snapshot.ok()) {
+      SavedSource cur;
+      cur.saved_at = unix_now();
+      cur.endpoints.reserve(snapshot->size());
+      for (const auto& e : *snapshot) {
+        Endpoint copy;
+        copy.address = e.address;
+        copy.port = e.port;
+        copy.weight = e.weight;
+        copy.backup = e.backup;
+        copy.id = e.id;
+        cur.endpoints.push_back(std::move(copy));
+      }
+      b.current[source] = std::move(cur);
+      schedule_state_write();
+    } else {
+      changed = restore_locked(backend, source, "it failed before answering") || changed;
+    }
+  }
   if (changed || b.guard.ready() != was_ready) {
     callback_(backend, b.guard.desired(), b.guard.ready(), seen);
   }
@@ -76,7 +103,115 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
   }
 }
 
+namespace {
+Counter& state_errors() {
+  static GuardStats stats(Metrics::global());  // declared once per registry (idempotent)
+  return stats.state_file_errors_total;
+}
+}  // namespace
+
+bool Pipeline::restore_locked(size_t bi, size_t s, const char* why) {
+  Backend& b = *backends_[bi];
+  if (!b.saved[s] || b.guard.sources()[s].delivered) return false;
+  SavedSource saved = std::move(*b.saved[s]);
+  b.saved[s].reset();
+  const bool changed = b.guard.on_snapshot(s, saved.endpoints);
+  b.guard.set_from_state(s, true);
+  log::warn("state",
+            "backend {} source {}: {}; serving its last good set from the state file ({} "
+            "endpoint(s), confirmed {} s ago) until it answers",
+            b.guard.policy().name, b.guard.sources()[s].name, why, saved.endpoints.size(),
+            unix_now() - saved.saved_at);
+  b.current[s] = std::move(saved);  // kept in the file with its original time
+  return changed;
+}
+
+void Pipeline::load_state() {
+  if (state_loaded_ || state_options_.path.empty()) return;
+  state_loaded_ = true;
+  load_state_file();
+}
+
+void Pipeline::load_state_file() {
+  Counter& errors = state_errors();
+  auto loaded = discovery::load_state(state_options_.path, &loaded_operator_maint_);
+  if (!loaded) {
+    loaded_operator_maint_.clear();
+    if (loaded.error().message.find("No such file") != std::string::npos) {
+      log::info("state", "no state file at {} yet", state_options_.path);
+    } else {
+      log::warn("state", "{}; ignored", loaded.error().message);
+      errors.inc({"unreadable"});
+    }
+    return;
+  }
+  const std::int64_t now = unix_now();
+  const auto max_age = state_options_.max_age.count();
+  for (auto& bp : backends_) {
+    Backend& b = *bp;
+    std::lock_guard lock(b.mu);
+    auto bit = loaded->find(b.guard.policy().name);
+    if (bit == loaded->end()) continue;
+    for (size_t s = 0; s < b.sources.size(); ++s) {
+      auto sit = bit->second.find(b.guard.sources()[s].name);
+      if (sit == bit->second.end()) continue;
+      const std::int64_t age = now - sit->second.saved_at;
+      if (age > max_age || age < -60) {
+        log::warn("state",
+                  "state file {}: backend {} source {}: saved {} s ago, older than max_age {} s "
+                  "(or in the future); ignored",
+                  state_options_.path, b.guard.policy().name, sit->first, age, max_age);
+        errors.inc({"stale"});
+        continue;
+      }
+      b.saved[s] = sit->second;
+    }
+  }
+}
+
+void Pipeline::schedule_state_write() {
+  if (timer_loop_ == nullptr || !timer_active_.load()) return;
+  if (state_write_pending_.exchange(true)) return;
+  timer_loop_->post([this, alive = timer_alive_] {
+    if (!*alive) return;
+    timer_loop_->after(state_options_.write_delay, [this, alive] {
+      if (!*alive) return;
+      state_write_pending_ = false;
+      write_state_now();
+    });
+  });
+}
+
+void Pipeline::write_state_now() {
+  if (state_options_.path.empty()) return;
+  Counter& errors = state_errors();
+  SavedState state;
+  for (auto& bp : backends_) {
+    std::lock_guard lock(bp->mu);
+    for (size_t s = 0; s < bp->sources.size(); ++s) {
+      if (bp->current[s]) {
+        state[bp->guard.policy().name][bp->guard.sources()[s].name] = *bp->current[s];
+      } else if (bp->saved[s]) {
+        state[bp->guard.policy().name][bp->guard.sources()[s].name] = *bp->saved[s];
+      }
+    }
+  }
+  OperatorMaint om = operator_maint_provider_ ? operator_maint_provider_() : OperatorMaint{};
+  if (state.empty() && om.empty()) return;
+  std::lock_guard lock(state_write_mu_);
+  Status st = write_state(state_options_.path, render_state(state, unix_now(), &om));
+  if (!st) {
+    if (st.error().message != last_state_error_) log::warn("state", "{}", st.error().message);
+    last_state_error_ = st.error().message;
+    errors.inc({"write"});
+    return;
+  }
+  if (!last_state_error_.empty()) log::info("state", "state file {} written again", state_options_.path);
+  last_state_error_.clear();
+}
+
 Status Pipeline::start() {
+  load_state();
   size_t sink = 0;
   for (auto& b : backends_) {
     for (auto& s : b->sources) {
@@ -96,6 +231,24 @@ Status Pipeline::start() {
     timer_running_ = true;
     plan_timer();
   });
+  if (!state_options_.path.empty()) {
+    // A source that says nothing (hangs, frozen) within restore_after gets its saved set too.
+    timer_loop_->after(state_options_.restore_after, [this, alive = timer_alive_] {
+      if (!*alive) return;
+      for (size_t i = 0; i < backends_.size(); ++i) {
+        Backend& b = *backends_[i];
+        std::lock_guard bl(b.mu);
+        const bool was_ready = b.guard.ready();
+        bool changed = false;
+        for (size_t s = 0; s < b.sources.size(); ++s) {
+          changed = restore_locked(i, s, "no answer within restore_after") || changed;
+        }
+        if (changed || b.guard.ready() != was_ready) {
+          callback_(i, b.guard.desired(), b.guard.ready(), clock_.now());
+        }
+      }
+    });
+  }
   started_ = true;
   return {};
 }
@@ -174,7 +327,8 @@ std::vector<GuardStatus> Pipeline::status() const {
       gs.sources.push_back(
           {gs.backend, s.name, s.delivered, s.failing, s.last_error, s.last_success, s.endpoints,
            s.rejected, s.rejected_messages,
-           i < b->sources.size() ? b->sources[i]->hooks_in_flight() : std::vector<HookInFlight>{}});
+           i < b->sources.size() ? b->sources[i]->hooks_in_flight() : std::vector<HookInFlight>{},
+           s.from_state});
     }
     if (gs.hold != Hold::kNone) {
       const auto& held = b->guard.held();

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "discovery/guard.h"
 #include "discovery/source.h"
+#include "discovery/state_file.h"
 #include "runtime/runtime.h"
 
 namespace ep::discovery {
@@ -43,6 +44,7 @@ struct SourceStatus {
   size_t rejected = 0;
   std::vector<std::string> rejected_messages;  // why, one per endpoint (capped)
   std::vector<HookInFlight> hooks;             // lifecycle actions it waits on (AWS)
+  bool from_state = false;  // serving the set restored from the state file
 };
 
 struct GuardStatus {
@@ -69,6 +71,21 @@ class Pipeline {
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
+
+  // The state file (state_file.h); before start(). An empty path: none.
+  void set_state(StateOptions options) { state_options_ = std::move(options); }
+  // Writes the state file now (the daemon calls it at stop; a timer does after changes).
+  void write_state_now();
+  // Reads the state file (once; start() does it if nobody did). Before start().
+  void load_state();
+  // The operator's maintenance marks read from the state file, and the function that gives the
+  // current ones for writing it (the reconciler's); any thread.
+  OperatorMaint loaded_operator_maint() const { return loaded_operator_maint_; }
+  void set_operator_maint_provider(std::function<OperatorMaint()> provider) {
+    operator_maint_provider_ = std::move(provider);
+  }
+  // Asks for a state file write soon (any thread).
+  void request_state_write() { schedule_state_write(); }
 
   // Starts every source (on the runtime) and the confirm timer. Fails (and stops what started) if
   // a source cannot start at all.
@@ -106,6 +123,11 @@ class Pipeline {
   // (bounded to 1 s of real time, so an injected clock is re-read regularly).
   void plan_timer();
   void on_timer();
+  // State file (requires the backend's lock): gives source s of backend b its saved set when it
+  // has not delivered yet and one was loaded. Returns true when desired() changed.
+  bool restore_locked(size_t b, size_t s, const char* why);
+  void load_state_file();
+  void schedule_state_write();
 
   const Clock& clock_;
   DesiredCallback callback_;
@@ -126,6 +148,14 @@ class Pipeline {
   std::atomic<bool> timer_active_{false};
   std::atomic<bool> replan_pending_{false};
   bool started_ = false;
+
+  StateOptions state_options_;
+  std::atomic<bool> state_write_pending_{false};
+  std::mutex state_write_mu_;  // one write at a time
+  std::string last_state_error_;
+  bool state_loaded_ = false;
+  OperatorMaint loaded_operator_maint_;
+  std::function<OperatorMaint()> operator_maint_provider_;
 };
 
 }  // namespace ep::discovery

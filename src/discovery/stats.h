@@ -25,13 +25,23 @@ struct GuardStats {
                      {"backend"}),
         source_errors_total(registry, "elasticproxy_source_errors_total",
                             "Failed snapshots per source (the last good set is kept)",
-                            {"backend", "source", "reason"}) {}
+                            {"backend", "source", "reason"}),
+        source_from_state(registry, "elasticproxy_source_from_state",
+                          "1 while the source's last good set is the one restored from the "
+                          "state file (the source has not answered since the start)",
+                          {"backend", "source"}),
+        state_file_errors_total(registry, "elasticproxy_state_file_errors_total",
+                                "State file problems: unreadable or malformed (ignored), stale "
+                                "entries (ignored), failed writes",
+                                {"reason"}) {}
 
   Counter endpoints_rejected_total;  // {backend, source}
   Counter snapshots_held_total;      // {backend, reason: empty | shrink}
   Counter snapshots_resolved_total;  // {backend, decision: confirm | reject}
   Gauge backend_held;                // {backend}
   Counter source_errors_total;       // {backend, source, reason: the error kind}
+  Gauge source_from_state;           // {backend, source}
+  Counter state_file_errors_total;   // {reason: unreadable | stale | write} (the pipeline's)
 };
 
 }  // namespace ep::discovery

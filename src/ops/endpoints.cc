@@ -266,12 +266,18 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         ServerSpec tmp;
         tmp.address = s.address;
         tmp.port = s.port;
-        as.push_back({{"name", s.name},
-                      {"address", s.address.empty() ? std::string("-") : tmp.address_port()},
-                      {"state", server_state(s)},
-                      {"weight", s.weight},
-                      {"sessions", s.sessions}});
+        json js = {{"name", s.name},
+                   {"address", s.address.empty() ? std::string("-") : tmp.address_port()},
+                   {"state", server_state(s)},
+                   {"weight", s.weight},
+                   {"sessions", s.sessions}};
+        if (std::find(b.operator_maint.begin(), b.operator_maint.end(), s.name) !=
+            b.operator_maint.end()) {
+          js["operator_maint"] = true;  // left in maintenance until the operator enables it
+        }
+        as.push_back(std::move(js));
       }
+      if (!b.operator_maint.empty()) jb["operator_maint"] = b.operator_maint;
       jb["actual_servers"] = std::move(as);
       ji["backends"].push_back(std::move(jb));
     }
@@ -291,6 +297,7 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       js["healthy"] = s.delivered && !s.failing;
       js["endpoints"] = s.endpoints;
       js["rejected"] = s.rejected;
+      if (s.from_state) js["from_state"] = true;  // the set restored from the state file
       if (s.last_success)
         js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
       if (!s.last_error.empty()) js["last_error"] = redact(s.last_error);

@@ -107,6 +107,9 @@ Result<std::string> render_status_table(std::string_view status_json) {
                             : b.value("converged", false) ? "converged"
                                                           : "converging";
         if (b.contains("missing_slots")) state += ", " + str(b, "missing_slots") + " without slot";
+        if (b.contains("operator_maint")) {
+          state += ", operator maintenance: " + std::to_string(b["operator_maint"].size());
+        }
         if (b.contains("last_error")) state += ", error: " + str(b, "last_error");
         out +=
             fmt::format("  {:<34} {:<8} {:>7} {:>7} {:>9}  {}\n", str(b, "backend"), str(b, "mode"),
@@ -128,6 +131,9 @@ Result<std::string> render_status_table(std::string_view status_json) {
         }
         out += fmt::format("  {:<36} {:<10} {:>9} {:>9}  {}\n", str(s, "source"), health,
                            str(s, "endpoints"), str(s, "rejected"), ago);
+        if (s.value("from_state", false)) {
+          out += "      serving the last good set from the state file (not answered yet)\n";
+        }
         if (s.contains("last_error")) out += "      last error: " + str(s, "last_error") + "\n";
       }
     }

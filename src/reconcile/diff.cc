@@ -191,7 +191,9 @@ void plan_dynamic(const DesiredBackend& desired, const ActualBackend& actual,
                          s.address + ":" + std::to_string(s.port)});
     }
     if (s.in_maint()) {
-      updates.push_back({ActionKind::kEnable, name, *spec, Reason::kInMaintenance, {}});
+      if (!origins.operator_maint.count(name)) {
+        updates.push_back({ActionKind::kEnable, name, *spec, Reason::kInMaintenance, {}});
+      }
     } else if (s.draining() && !s.health_passed()) {
       plan.warming.push_back(name);  // DRAIN until its health check passes
     } else if (s.draining()) {
@@ -231,6 +233,10 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
     const std::string key = address_port(s->address, s->port);
     const bool free = is_free_slot(*s);
     auto w = wanted.find(key);
+    if (free && w != wanted.end() && !placed.count(key) && origins.operator_maint.count(s->name)) {
+      placed.insert(key);  // the operator's maintenance: the slot keeps its address, stays off
+      continue;
+    }
     if (free) {
       // A slot in maintenance still holding a desired address (e.g. left there by a crash) is
       // re-enabled in place so the server keeps its name.

@@ -28,6 +28,10 @@ struct DrainOrigins {
   // drained and removed once its sessions end, but the backend's drain_timeout does not cut it
   // (nor does drain_timeout 0 remove it at once). The source's own timeout bounds the hold.
   std::set<std::string> held;
+  // Managed servers someone else (an operator: `disable server`, `set server ... state maint`)
+  // put in maintenance after ElasticProxy had them serving: left in maintenance while they stay
+  // desired (no enable, no slot reuse); removed as usual once discovery drops them.
+  std::set<std::string> operator_maint;
 };
 
 // Is this HAProxy server one ElasticProxy manages in this backend? Dynamic: name starts with the

@@ -325,6 +325,11 @@ PassReport Reconciler::do_pass(bool full_resync) {
       const BackendRun& br = run.backends[b];
       BackendStatus& bs = st.backends[b];
       const bool servers_changed = !(bs.actual_servers == br.managed);
+      std::vector<std::string> op(br.operator_maint.begin(), br.operator_maint.end());
+      if (op != bs.operator_maint) {
+        report.status_changed = true;
+        bs.operator_maint = std::move(op);
+      }
       if (servers_changed || bs.mode != br.mode || bs.converged != br.converged ||
           bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
         report.status_changed = true;
@@ -397,6 +402,12 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     log::warn(kLog, "HAProxy {} restarted or reloaded (pid {} -> {}); resyncing every backend",
               iname, run.info.pid, info->pid);
     stats_.haproxy_restarts_detected_total.inc({iname});
+    // A restarted HAProxy forgot every runtime change, the operator's maintenance included: what
+    // it shows now is its config, not anyone's hand.
+    for (auto& br : run.backends) {
+      br.active.clear();
+      br.operator_maint.clear();
+    }
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
     whole = true;
@@ -439,6 +450,37 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     apply_backend(run, todo[i], *desired[todo[i]], (*actual)[i], report);
   }
   return todo;
+}
+
+void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& backend,
+                                           const std::string& iname) {
+  std::set<std::string> active;
+  std::set<std::string> operator_maint;
+  const std::string where = runs_.size() > 1 ? " on " + iname : "";
+  for (const auto& s : br.managed) {
+    if (!s.in_maint()) {
+      active.insert(s.name);
+      if (br.operator_maint.count(s.name)) {
+        log::info(kLog, "{}: {} out of maintenance again{}: ElasticProxy manages it again", backend,
+                  s.name, where);
+      }
+      continue;
+    }
+    // In maintenance: the operator's when we had it serving and did not command it since (our
+    // only maintenance is the first step of a removal, which forgets the server: see kRemove).
+    if (br.operator_maint.count(s.name) || br.active.count(s.name)) {
+      operator_maint.insert(s.name);
+      if (!br.operator_maint.count(s.name)) {
+        log::warn(kLog,
+                  "{}: {} was put in maintenance by someone else{}: left in maintenance until it "
+                  "is enabled again (`elasticproxy maint {}/{} off`)",
+                  backend, s.name, where, backend, s.name);
+      }
+    }
+  }
+  br.active = std::move(active);
+  br.operator_maint = std::move(operator_maint);
+  stats_.servers_operator_maint.set({backend, iname}, static_cast<double>(br.operator_maint.size()));
 }
 
 void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desired,
@@ -491,6 +533,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     // Shared with the published status (one list, not two).
     br.managed = SharedList<ActualServer>(std::move(managed));
   }
+  note_operator_maintenance(br, policy.name, iname);
   stats_.backend_servers_actual.set({policy.name, iname}, static_cast<double>(br.managed.size()));
   if (!desired.ready) {
     // No desired set yet (a source has not delivered): leave HAProxy as it is.
@@ -520,6 +563,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   for (const auto& s : br.managed) {
     if (s.draining() && held(policy.name, s, now)) origins.held.insert(s.name);
   }
+  origins.operator_maint = br.operator_maint;
   Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);
@@ -553,7 +597,13 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
             br.removing.insert(a.server);
           }
           if (a.kind == ActionKind::kUndrain) br.removing.erase(a.server);
+          if (a.kind == ActionKind::kAdd || a.kind == ActionKind::kAssignSlot ||
+              a.kind == ActionKind::kEnable) {
+            br.active.insert(a.server);  // we took it out of maintenance
+          }
           if (a.kind == ActionKind::kRemove) {
+            br.active.erase(a.server);  // our own maintenance (the first step of a removal)
+            br.operator_maint.erase(a.server);
             if (a.reason == Reason::kDrainTimeout) {
               stats_.drains_timed_out_total.inc({policy.name});
             }
@@ -562,11 +612,13 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
           }
           break;
         case ActionResult::Outcome::kNotYet:
+          if (a.kind == ActionKind::kRemove) br.active.erase(a.server);
           plan.waiting.push_back(a.server);
           log::debug(kLog, "{}: {} {} not yet: {}", policy.name, to_string(a.kind), what,
                      r.message);
           break;
         case ActionResult::Outcome::kFailed:
+          if (a.kind == ActionKind::kRemove) br.active.erase(a.server);
           failed = true;
           ++report.actions_failed;
           stats_.changes_failed_total.inc(kind_labels);
@@ -632,6 +684,18 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
       const double took = seconds_between(desired.seen_at, clock_.now());
       stats_.convergence_seconds.observe({policy.name}, took);
       journal_.converged(clock_.now(), took);
+    }
+  }
+}
+
+void Reconciler::seed_operator_maint(
+    const std::map<std::string, std::vector<std::string>>& marks) {
+  std::lock_guard pass_lock(pass_mu_);
+  for (auto& run : runs_) {
+    for (size_t b = 0; b < backends_.size(); ++b) {
+      auto it = marks.find(backends_[b].name);
+      if (it == marks.end()) continue;
+      run.backends[b].operator_maint.insert(it->second.begin(), it->second.end());
     }
   }
 }

@@ -67,6 +67,9 @@ struct BackendStatus {
   // Shared, immutable lists: copying a status copies pointers (see core/shared_list.h).
   SharedList<ServerSpec> desired_servers;
   SharedList<ActualServer> actual_servers;  // managed ones
+  // Managed servers an operator put in maintenance (ElasticProxy leaves them there until they
+  // are enabled again); sorted names.
+  std::vector<std::string> operator_maint;
 };
 
 struct InstanceStatus {
@@ -144,6 +147,9 @@ class Reconciler : public ServerStateView {
   // The last actions and the last hour's convergence latencies and changes (for the dashboard;
   // any thread).
   JournalView journal() const { return journal_.view(clock_.now()); }
+  // Before start(): managed servers (backend name -> server names) an operator had put in
+  // maintenance before our restart (the state file): found in maintenance, they stay there.
+  void seed_operator_maint(const std::map<std::string, std::vector<std::string>>& marks);
 
   // ServerStateView: from the status of the last pass, under the status lock (any thread).
   std::vector<InstanceServers> servers_at(std::string_view backend, std::string_view address,
@@ -185,6 +191,10 @@ class Reconciler : public ServerStateView {
     std::string last_error;
     std::string last_logged_error;
     SharedList<ActualServer> managed;  // immutable: replaced whole, shared with status_
+    // Managed servers last seen out of maintenance, and those found in maintenance afterwards
+    // without ElasticProxy having commanded it (the operator's: DrainOrigins::operator_maint).
+    std::set<std::string> active;
+    std::set<std::string> operator_maint;
     // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
     // that finds the same state and desired set skips the diff.
     std::optional<std::size_t> settled_state;
@@ -210,6 +220,9 @@ class Reconciler : public ServerStateView {
   // Returns the backends it observed (their run state changed).
   std::vector<size_t> pass_instance(InstanceRun& run, const std::vector<DesiredPtr>& desired,
                                     bool full, PassReport& report);
+  // Updates br.active / br.operator_maint from br.managed (just observed); logs changes once.
+  void note_operator_maintenance(BackendRun& br, const std::string& backend,
+                                 const std::string& iname);
   void apply_backend(InstanceRun& run, size_t b, const Desired& desired,
                      const ActualBackend& actual, PassReport& report);
   std::optional<SteadyTime> next_wakeup() const;  // requires mu_, on the loop's thread

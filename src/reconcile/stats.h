@@ -38,6 +38,10 @@ struct ReconcileStats {
         slots_missing(registry, "elasticproxy_slots_missing",
                       "Desired servers that found no free slot (slot mode).",
                       {"backend", "instance"}),
+        servers_operator_maint(
+            registry, "elasticproxy_servers_operator_maint",
+            "Managed servers an operator put in maintenance (left there until enabled again).",
+            {"backend", "instance"}),
         reconcile_passes_total(registry, "elasticproxy_reconcile_passes_total",
                                "Reconcile passes run.") {}
 
@@ -51,6 +55,7 @@ struct ReconcileStats {
   Gauge haproxy_up;                         // {instance}
   Counter haproxy_restarts_detected_total;  // {instance}
   Gauge slots_missing;                      // {backend, instance}
+  Gauge servers_operator_maint;             // {backend, instance}
   Counter reconcile_passes_total;
 };
 

@@ -140,13 +140,51 @@ AgentHub::AgentHub(const Options& options, runtime::Loop& loop,
                                     .jitter = 0.5});
     }
     worker_client_ = std::make_unique<net::AsyncHttpClient>(loop_);
+    if (options_.blocking && options_.liveness_interval.count() > 0) {
+      liveness_client_ = std::make_shared<net::AsyncHttpClient>(loop_);
+      liveness_ = AgentLiveness::acquire(loop_, options_, liveness_client_);
+      liveness_->watch(this);
+    }
   });
+}
+
+void AgentHub::agent_frozen(const std::string& why) {
+  if (frozen_) return;
+  frozen_ = true;
+  for (auto& d : detectors_) {
+    if (d.timer != 0) loop_.cancel(d.timer);
+    d.timer = 0;
+    if (d.request != 0) d.client->cancel(d.request);
+    d.request = 0;
+    d.index = 0;  // a fresh baseline once it answers
+  }
+  log::warn("consul", "{}: {}", describe_, why);
+}
+
+void AgentHub::agent_alive() {
+  if (!frozen_) return;
+  frozen_ = false;
+  if (busy_ != nullptr) {
+    // A read sent while the agent was frozen may never be answered: abort it; it is redone below.
+    if (busy_request_ != 0 && worker_client_) worker_client_->cancel(busy_request_);
+    busy_ = nullptr;
+    busy_request_ = 0;
+    ++refresh_seq_;
+  }
+  mark_all_dirty();  // every service re-read at once (changes made while frozen)
+  for (auto& d : detectors_) {
+    d.last_request.reset();
+    schedule(d);
+  }
 }
 
 AgentHub::~AgentHub() {
   // On the loop: cancelled timers never run, destroyed clients abort their requests silently.
   loop_.run_sync([this] {
     stopping_ = true;
+    if (liveness_) liveness_->unwatch(this);
+    liveness_.reset();
+    liveness_client_.reset();
     for (auto& d : detectors_) {
       if (d.timer != 0) loop_.cancel(d.timer);
       d.timer = 0;
@@ -269,7 +307,7 @@ void AgentHub::arm(DetectorState& d, milliseconds delay) {
 }
 
 void AgentHub::schedule(DetectorState& d) {
-  if (stopping_ || d.request != 0 || d.timer != 0 || subs_.empty()) return;
+  if (stopping_ || frozen_ || d.request != 0 || d.timer != 0 || subs_.empty()) return;
   milliseconds delay(0);
   if (d.last_request) {
     const auto at = *d.last_request + options_.min_interval + jitter_upto(options_.jitter);
@@ -280,7 +318,7 @@ void AgentHub::schedule(DetectorState& d) {
 }
 
 void AgentHub::send(DetectorState& d) {
-  if (stopping_) return;
+  if (stopping_ || frozen_) return;
   if (subs_.empty()) return;  // nothing to watch: subscribe() starts it again
   if (d.which == Detector::kChecks && restart_since_) {
     // A non-blocking baseline with the new filter: services it newly covers differ from

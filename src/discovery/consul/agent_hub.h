@@ -36,6 +36,7 @@
 
 #include "core/log.h"
 #include "core/result.h"
+#include "discovery/consul/liveness.h"
 #include "discovery/consul/options.h"
 #include "discovery/consul/token.h"
 #include "net/async_http_client.h"
@@ -45,7 +46,7 @@
 
 namespace ep::discovery::consul {
 
-class AgentHub {
+class AgentHub : private AgentLiveness::Watcher {
  public:
   class Subscriber {
    public:
@@ -103,6 +104,11 @@ class AgentHub {
     net::AsyncHttpClient::RequestId request = 0;
     runtime::TimerId timer = 0;
   };
+  // AgentLiveness::Watcher (liveness.h): a frozen agent aborts both detector queries; when it
+  // answers again they are re-armed and every subscriber re-read at once.
+  void agent_frozen(const std::string& why) override;
+  void agent_alive() override;
+
   // All on the loop thread.
   DetectorState& detector(Detector which) { return detectors_[static_cast<int>(which)]; }
   // Arms the next query of `d` (rate-limited), unless one is in flight or armed, or no one
@@ -136,6 +142,9 @@ class AgentHub {
   // The checks filter changed: a restart is pending since then (settle window).
   std::optional<std::chrono::steady_clock::time_point> restart_since_;
   std::unique_ptr<net::AsyncHttpClient> worker_client_;
+  std::shared_ptr<net::AsyncHttpClient> liveness_client_;
+  std::shared_ptr<AgentLiveness> liveness_;
+  bool frozen_ = false;
   runtime::TimerId worker_timer_ = 0;
   Subscriber* busy_ = nullptr;  // whose refresh is in progress
   net::AsyncHttpClient::RequestId busy_request_ = 0;

@@ -169,6 +169,10 @@ Status ConsulSource::start_on(runtime::Runtime& runtime, Sink& sink) {
     tokens_ = static_cast<double>(options_.burst);
     last_refill_ = SteadyClock::now();
     last_request_.reset();
+    if (options_.blocking && options_.liveness_interval.count() > 0) {
+      liveness_ = AgentLiveness::acquire(*loop_, options_, async_);
+      liveness_->watch(this);
+    }
     schedule_next();
   });
   return {};
@@ -203,6 +207,8 @@ void ConsulSource::stop() {
       timer_ = 0;
       if (request_ != 0 && async_) async_->cancel(request_);
       request_ = 0;
+      if (liveness_) liveness_->unwatch(this);
+      liveness_.reset();
       async_.reset();
     });
     loop_ = nullptr;
@@ -455,7 +461,29 @@ void ConsulSource::schedule_next() {
   send();
 }
 
+void ConsulSource::agent_frozen(const std::string& why) {
+  if (frozen_) return;
+  frozen_ = true;
+  if (timer_ != 0) loop_->cancel(timer_);
+  timer_ = 0;
+  if (request_ != 0) async_->cancel(request_);
+  request_ = 0;
+  stats_.agent_frozen_total.inc(labels_);
+  Fetch f;
+  f.result = Error::unavailable(why);
+  f.reason = "agent_frozen";
+  (void)process(std::move(f));  // error published (last good set kept); next read non-blocking
+}
+
+void ConsulSource::agent_alive() {
+  if (!frozen_) return;
+  frozen_ = false;
+  state_.backoff.reset();
+  if (timer_ == 0 && request_ == 0) schedule_next();
+}
+
 void ConsulSource::send() {
+  if (frozen_) return;  // agent_alive() re-arms
   tokens_ = std::max(0.0, tokens_ - 1.0);
   last_request_ = SteadyClock::now();
   const bool blocking = options_.blocking && state_.index > 0;
@@ -482,6 +510,7 @@ void ConsulSource::send() {
 }
 
 void ConsulSource::on_fetch(Fetch f) {
+  if (frozen_) return;  // agent_alive() re-arms
   if (auto delay = process(std::move(f))) {
     timer_ = loop_->after(*delay, [this] {
       timer_ = 0;

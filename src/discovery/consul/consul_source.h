@@ -38,6 +38,7 @@
 
 #include "core/log.h"
 #include "discovery/consul/agent_hub.h"
+#include "discovery/consul/liveness.h"
 #include "discovery/consul/options.h"
 #include "discovery/consul/stats.h"
 #include "discovery/consul/token.h"
@@ -58,7 +59,9 @@ std::string health_url(const Options& options, std::uint64_t index);
 // Same with an explicit blocking wait (the empty-answer confirmation uses a shorter one).
 std::string health_url(const Options& options, std::uint64_t index, std::chrono::milliseconds wait);
 
-class ConsulSource final : public Source, private AgentHub::Subscriber {
+class ConsulSource final : public Source,
+                           private AgentHub::Subscriber,
+                           private AgentLiveness::Watcher {
  public:
   ConsulSource(Options options, SourceContext context,
                HttpClientFactory client_factory = nullptr);  // null: curl, max_response_size
@@ -106,6 +109,10 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
   // before the next read when one is required (error backoff, empty confirmation).
   std::optional<std::chrono::milliseconds> process(Fetch f);
 
+  // AgentLiveness::Watcher (service mode, on loop_'s thread)
+  void agent_frozen(const std::string& why) override;
+  void agent_alive() override;
+
   // AgentHub::Subscriber
   const std::string& service_name() const override { return options_.service; }
   net::AsyncHttpClient::RequestId refresh(net::AsyncHttpClient& client,
@@ -133,6 +140,8 @@ class ConsulSource final : public Source, private AgentHub::Subscriber {
   // watch); each watch still parks its own connection. request_ is this source's query in flight.
   std::shared_ptr<net::AsyncHttpClient> async_;
   net::AsyncHttpClient::RequestId request_ = 0;
+  std::shared_ptr<AgentLiveness> liveness_;
+  bool frozen_ = false;  // the agent does not answer: no request until it does
   runtime::TimerId timer_ = 0;
   double tokens_ = 0;
   std::chrono::steady_clock::time_point last_refill_{};

@@ -303,6 +303,8 @@ std::optional<Options> parse_options(const ConfigNode& node, Diagnostics& diag,
   r.positive_duration("backoff_min", o.backoff_min);
   r.positive_duration("backoff_max", o.backoff_max);
   r.duration("empty_confirm", o.empty_confirm);
+  r.duration("liveness_interval", o.liveness_interval);
+  r.positive_duration("liveness_timeout", o.liveness_timeout);
   if (o.backoff_max < o.backoff_min) {
     diag.error(node.mark, "consul.backoff_min must not be above backoff_max");
   }

@@ -83,16 +83,22 @@ struct Options {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};  // non-blocking requests; margin
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   // Rate limit per watch: at least min_interval (+0..jitter) between requests, and a token bucket
-  // of `burst` requests refilled one per `refill` (a flapping service costs at most that).
-  std::chrono::milliseconds min_interval{100};
-  std::chrono::milliseconds jitter{20};
-  long burst = 5;
-  std::chrono::milliseconds refill{std::chrono::seconds(1)};
+  // of `burst` requests refilled one per `refill` (a flapping service costs at most that). The
+  // defaults follow a service changing 10 times a second without lag (docs/consul.md, "Rate
+  // limiting") and bound a watch to 20 requests per second sustained (bursts of 20).
+  std::chrono::milliseconds min_interval{20};
+  std::chrono::milliseconds jitter{10};
+  long burst = 20;
+  std::chrono::milliseconds refill{50};
   std::chrono::milliseconds backoff_min{250};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(1)};  // recovery within 1 s
   // An empty answer right after a non-empty one is re-read after this delay before it is
   // published (agent restart / leader change, consul.md §6). 0 = publish at once.
   std::chrono::milliseconds empty_confirm{std::chrono::seconds(5)};
+  // Frozen-agent detection (liveness.h): GET /v1/status/leader every liveness_interval while
+  // watches run (0 = off); no answer within liveness_timeout aborts the watches until it answers.
+  std::chrono::milliseconds liveness_interval{std::chrono::seconds(2)};
+  std::chrono::milliseconds liveness_timeout{std::chrono::seconds(1)};
 
   // Identity of the agent connection for sharing (address, token source, TLS, dc, ns,
   // partition, consistency). Contains no secret: the token is hashed.

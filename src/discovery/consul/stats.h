@@ -31,6 +31,10 @@ struct ConsulStats {
             registry, "elasticproxy_consul_empty_confirmations_total",
             "Empty answers after a non-empty set that were re-read before publishing.",
             {"backend", "service"}),
+        agent_frozen_total(
+            registry, "elasticproxy_consul_agent_frozen_total",
+            "Watches aborted because the agent stopped answering its liveness probe.",
+            {"backend", "service"}),
         cache_age_seconds(registry, "elasticproxy_consul_cache_age_seconds",
                           "Age header of the last ?cached answer (agent cache staleness).",
                           {"backend", "service"}) {}
@@ -43,6 +47,7 @@ struct ConsulStats {
   Gauge up;
   Counter snapshots_published_total;
   Counter empty_confirmations_total;
+  Counter agent_frozen_total;
   Gauge cache_age_seconds;
 };
 

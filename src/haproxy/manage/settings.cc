@@ -34,22 +34,23 @@ void check_config_management(const ep::config::Settings& settings, Diagnostics& 
   const auto& h = settings.haproxy;
   const Mark where{settings.file.string(), 0, 0};
   const hr::Options reload = reload_options(settings, diag);
-  if (h.template_path.empty() != h.config.empty()) {
-    diag.error(where, h.template_path.empty()
-                          ? "haproxy.config is set but haproxy.template is not: set both to keep "
-                            "the config file in step with the runtime"
-                          : "haproxy.template is set but haproxy.config is not: the rendered "
-                            "config needs a destination");
+  // `config` alone is the file HAProxy runs from, used as it is: reloads (slot growth) and
+  // bootstrap start HAProxy from it; ElasticProxy never writes it. `template` needs `config` (the
+  // rendered text needs a destination).
+  if (!h.template_path.empty() && h.config.empty()) {
+    diag.error(where,
+               "haproxy.template is set but haproxy.config is not: the rendered config needs a "
+               "destination");
     return;
   }
   if (h.template_path.empty()) {
     if (h.update == ep::config::UpdateMode::kConfig) {
       diag.error(where, "haproxy.update: config needs haproxy.template and haproxy.config");
     }
-    if (h.bootstrap) {
+    if (h.bootstrap && h.config.empty()) {
       diag.error(where,
-                 "haproxy.bootstrap needs haproxy.template and haproxy.config (the config "
-                 "HAProxy is started with is rendered from the template)");
+                 "haproxy.bootstrap needs haproxy.config (the file HAProxy is started from; "
+                 "with haproxy.template it is rendered first)");
     }
     return;
   }

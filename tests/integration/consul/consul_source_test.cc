@@ -4,6 +4,8 @@
 #include "discovery/consul/consul_source.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -596,6 +598,153 @@ TEST_F(ConsulSourceTest, AgentRegisterAndDeregisterEndpointsDriveTheWatch) {
   r = http.perform(dereg);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);
+}
+
+
+// ---- #16.1: a frozen agent (connections open, no answer) is left and rejoined quickly
+
+namespace frozen {
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+}  // namespace frozen
+
+// The double holds every request without a reply while frozen (including the blocking query
+// woken by a change meanwhile, which is never answered). At wait: 5m and the default liveness
+// settings, the watch notices (an error: the guard keeps the last set, nothing else is
+// published), and the set changed meanwhile arrives within 2 s of the agent answering again.
+TEST_F(ConsulSourceTest, FrozenAgentIsLeftAndTheNewSetArrivesWithinTwoSecondsOfItsReturn) {
+  consul_.register_service(web("web-0", "10.0.0.1", 8080));
+  Options o = base_options(consul_);
+  o.wait = std::chrono::minutes(5);
+  o.liveness_interval = Options{}.liveness_interval;  // the defaults
+  o.liveness_timeout = Options{}.liveness_timeout;
+  start(o);
+  ASSERT_TRUE(sink_.wait_next(0, has_ids({"web-0"})));
+  const int trials = std::getenv("EP_FROZEN_TRIALS") ? std::atoi(std::getenv("EP_FROZEN_TRIALS")) : 3;
+  std::vector<double> recovery_ms;
+  std::vector<std::string> want = {"web-0"};
+  for (int t = 1; t <= trials; ++t) {
+    const size_t before = sink_.size();
+    consul_.set_frozen(true);
+    // Frozen noticed: an error, never a set.
+    auto err = sink_.wait_next(before, is_error(), 15s);
+    ASSERT_TRUE(err) << "trial " << t;
+    for (size_t i = before; i < *err; ++i) EXPECT_TRUE(ids(sink_.all()[i]) == want);
+    // Frozen for a while (a different length each trial, so the probes' phase varies): only
+    // errors are published meanwhile, the last good set is never replaced.
+    const auto frozen_for = std::chrono::milliseconds(250 + 370 * (t % 7));
+    EXPECT_TRUE(test::consistently(
+        [&] {
+          auto all = sink_.all();
+          return std::all_of(all.begin() + static_cast<long>(*err), all.end(),
+                             [](const Snapshot& s) { return !s.ok(); });
+        },
+        frozen_for));
+    const std::string id = "web-" + std::to_string(t);
+    consul_.register_service(web(id, "10.0.0." + std::to_string(t + 1), 8080));
+    want.push_back(id);
+    std::sort(want.begin(), want.end());
+    const auto t0 = Clock::now();
+    consul_.set_frozen(false);
+    auto got = sink_.wait_next(*err, has_ids(want), 10s);
+    ASSERT_TRUE(got) << "trial " << t;
+    const double ms = std::chrono::duration<double, std::milli>(sink_.time(*got) - t0).count();
+    recovery_ms.push_back(ms);
+    EXPECT_LE(ms, 2000.0) << "trial " << t;
+    // Nothing but errors between the freeze and the new set.
+    for (size_t i = *err; i < *got; ++i) EXPECT_FALSE(sink_.all()[i].ok());
+  }
+  EXPECT_GT(consul_.held_requests(), 0u);
+  std::printf("frozen agent (wait 5m, liveness 2s/1s): recovery after it answers again over %d "
+              "trials: p50 %.0f ms, max %.0f ms\n",
+              trials, frozen::percentile(recovery_ms, 0.5),
+              *std::max_element(recovery_ms.begin(), recovery_ms.end()));
+}
+
+// The agent's process stopped by SIGSTOP and resumed by SIGCONT (a double in a child process).
+// A registration sent while it is stopped is processed on SIGCONT; the set reaches the sink within
+// 2 s of SIGCONT, and nothing but errors (servers kept) is published while it is stopped.
+TEST(ConsulSourceStopped, SigstopThenSigcontNewSetWithinTwoSeconds) {
+  int to_child[2], from_child[2];
+  ASSERT_EQ(::pipe(to_child), 0);
+  ASSERT_EQ(::pipe(from_child), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(to_child[1]);
+    ::close(from_child[0]);
+    ConsulDouble d;
+    d.start();
+    d.register_service(web("web-0", "10.0.0.1", 8080));
+    const std::string port = d.address().substr(d.address().rfind(':') + 1) + "\n";
+    (void)!::write(from_child[1], port.data(), port.size());
+    char c;
+    int n = 0;
+    while (::read(to_child[0], &c, 1) == 1) {  // one byte = one more instance
+      ++n;
+      d.register_service(web("web-" + std::to_string(n), "10.0.1." + std::to_string(n), 8080));
+    }
+    d.stop();
+    ::_exit(0);
+  }
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  std::string port;
+  char c;
+  while (::read(from_child[0], &c, 1) == 1 && c != '\n') port += c;
+  ASSERT_FALSE(port.empty());
+  Options o;
+  o.base_url = "http://127.0.0.1:" + port;
+  o.service = "web";
+  o.wait = std::chrono::minutes(5);
+  o.min_interval = 0ms;
+  o.jitter = 0ms;
+  o.backoff_min = 20ms;
+  o.backoff_max = 100ms;
+  RecordingSink sink;
+  auto source = std::make_unique<ConsulSource>(o, context());
+  ASSERT_TRUE(source->start(sink).ok());
+  std::vector<double> recovery_ms;
+  std::vector<std::string> want = {"web-0"};
+  ASSERT_TRUE(sink.wait_next(0, has_ids(want)));
+  for (int t = 1; t <= 3; ++t) {
+    const size_t before = sink.size();
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    auto err = sink.wait_next(before, is_error(), 15s);  // noticed by the liveness probe
+    EXPECT_TRUE(err) << "trial " << t;
+    ASSERT_EQ(::write(to_child[1], "x", 1), 1);  // queued: read after SIGCONT
+    const auto stopped_for = std::chrono::milliseconds(250 + 370 * (t % 7));
+    EXPECT_TRUE(test::consistently(
+        [&] {
+          auto all = sink.all();
+          return std::all_of(all.begin() + static_cast<long>(before), all.end(),
+                             [&](const Snapshot& s) { return !s.ok() || ids(s).size() == want.size(); });
+        },
+        stopped_for));
+    want.push_back("web-" + std::to_string(t));
+    std::sort(want.begin(), want.end());
+    const auto t0 = Clock::now();
+    ASSERT_EQ(::kill(pid, SIGCONT), 0);
+    auto got = sink.wait_next(before, has_ids(want), 10s);
+    ASSERT_TRUE(got) << "trial " << t;
+    const double ms = std::chrono::duration<double, std::milli>(sink.time(*got) - t0).count();
+    recovery_ms.push_back(ms);
+    EXPECT_LE(ms, 2000.0) << "trial " << t;
+    for (size_t i = before; i < *got; ++i) {
+      EXPECT_TRUE(!sink.all()[i].ok() || ids(sink.all()[i]).size() == want.size() - 1);
+    }
+  }
+  source->stop();
+  ::close(to_child[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::printf("SIGSTOP/SIGCONT agent: new set after SIGCONT: p50 %.0f ms, max %.0f ms\n",
+              frozen::percentile(recovery_ms, 0.5),
+              *std::max_element(recovery_ms.begin(), recovery_ms.end()));
 }
 
 }  // namespace

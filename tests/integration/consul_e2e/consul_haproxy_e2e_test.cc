@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <gtest/gtest.h>
+#include <fstream>
 
 #include <algorithm>
 #include <map>
@@ -26,6 +27,13 @@ namespace ep::test {
 namespace {
 
 using namespace std::chrono_literals;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 std::map<std::string, ServerRow> servers(const HaproxyFixture& hp) {
   return servers_state(hp, "web");
@@ -153,6 +161,117 @@ TEST_F(ConsulE2E, RecoveryConvergesAtOnceAfterAFault) {
   ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 2; }, 5s)) << daemon_.log();
   std::printf("recovery after the fault cleared: %.0f ms (retry backoff capped at 1 s)\n",
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// #16.1 end to end: an agent that holds every connection without a reply (wait: 5m). Both
+// servers stay and every request through HAProxy succeeds while it is frozen; once it answers
+// again the instance registered meanwhile is in HAProxy within 2 s.
+TEST_F(ConsulE2E, FrozenAgentKeepsServersAndItsNewSetReachesHaproxyWithinTwoSeconds) {
+  consul_.register_service(instance("c0", "127.0.0.1", backends_[0]->port()));
+  consul_.register_service(instance("c1", "127.0.0.1", backends_[1]->port()));
+  start_daemon("", "5s", ", wait: 5m");
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 2; })) << daemon_.log();
+  long requests = 0, failed = 0;
+  auto one_request = [&] {
+    auto reply = http_get(hp_->port(0), "/");
+    ++requests;
+    if (!reply.ok() || reply->status != 200) ++failed;
+  };
+  consul_.set_frozen(true);
+  // Frozen past the liveness probe (2 s interval, 1 s timeout): servers stay, requests succeed.
+  EXPECT_TRUE(consistently(
+      [&] {
+        one_request();
+        return servers(*hp_).size() == 2u;
+      },
+      4s));
+  ASSERT_TRUE(wait_until([&] {
+    return daemon_.log().find("does not answer GET /v1/status/leader") != std::string::npos;
+  })) << daemon_.log();
+  consul_.register_service(instance("c2", "127.0.0.1", backends_[2]->port()));
+  const auto t0 = std::chrono::steady_clock::now();
+  consul_.set_frozen(false);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        one_request();
+        return has_port(backends_[2]->port());
+      },
+      10s))
+      << daemon_.log();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("frozen agent answers again -> new server in HAProxy: %.0f ms\n", ms);
+  EXPECT_LE(ms, 2000.0);
+  EXPECT_EQ(failed, 0) << "of " << requests;
+  EXPECT_GT(requests, 10);
+}
+
+// #16.3: ElasticProxy and HAProxy both restart while Consul is down (HAProxy comes back from a
+// config without the discovered servers): the last good servers are back from the state file
+// without waiting for Consul, marked from_state in /status and the metrics, requests succeed.
+// A stale state file is reported and ignored.
+TEST_F(ConsulE2E, RestartDuringAnOutageRestoresTheLastGoodServersFromTheStateFile) {
+  consul_.register_service(instance("c0", "127.0.0.1", backends_[0]->port()));
+  consul_.register_service(instance("c1", "127.0.0.1", backends_[1]->port()));
+  const std::string state = hp_->dir() + "/state.json";
+  const std::string status_addr = "127.0.0.1:" + std::to_string(hp_->port(5));
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  auto write_cfg = [&](const std::string& max_age) {
+    write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
+                        "]\nstate: {file: " + state + ", max_age: " + max_age +
+                        "}\nmetrics: {listen: \"" + status_addr +
+                        "\"}\nbackends:\n  - name: web\n    sources:\n      - consul: {address: \"" +
+                        consul_.address() + "\", service: web}\n");
+  };
+  write_cfg("1h");
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 2; })) << daemon_.log();
+  ASSERT_TRUE(wait_until([&] {
+    auto text = read_text(state);
+    return text.find(std::to_string(backends_[1]->port())) != std::string::npos;
+  })) << daemon_.log();
+  daemon_.signal(SIGTERM);
+  ASSERT_EQ(daemon_.wait(), 0) << daemon_.log();
+
+  // The outage: Consul gone, HAProxy restarted from its config (no discovered server in it).
+  consul_.stop();
+  ASSERT_TRUE(hp_->restart().ok()) << hp_->log();
+  ASSERT_EQ(servers(*hp_).size(), 0u);
+  DaemonProcess again;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(again.start({"run", "-c", cfg}, hp_->dir() + "/ep2.log"));
+  ASSERT_TRUE(wait_until([&] { return servers(*hp_).size() == 2; }, 20s)) << again.log();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("restart during an outage: last good servers in HAProxy %.0f ms after the start\n", ms);
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(hp_->port(0), "/");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 200);
+  }
+  auto st = run_elasticproxy({"status", "--json", "--address", status_addr});
+  EXPECT_NE(st.output.find("\"from_state\": true"), std::string::npos) << st.output;
+  auto metrics = http_get(hp_->port(5), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("elasticproxy_source_from_state{backend=\"web\""), std::string::npos);
+  again.signal(SIGTERM);
+  ASSERT_EQ(again.wait(), 0) << again.log();
+
+  // Stale: the same file is older than max_age now: reported, ignored, nothing restored.
+  ASSERT_TRUE(hp_->restart().ok()) << hp_->log();
+  write_cfg("1s");
+  std::string text = read_text(state);
+  for (size_t at = text.find("\"saved_at\": "); at != std::string::npos;
+       at = text.find("\"saved_at\": ", at + 1)) {
+    const size_t from = at + 12, to = text.find_first_of(",\n}", from);
+    text.replace(from, to - from, "1000");
+  }
+  write_file(state, text);
+  DaemonProcess stale;
+  ASSERT_TRUE(stale.start({"run", "-c", cfg}, hp_->dir() + "/ep3.log"));
+  ASSERT_TRUE(wait_until([&] { return stale.log().find("older than max_age") != std::string::npos; }))
+      << stale.log();
+  EXPECT_TRUE(consistently([&] { return servers(*hp_).empty(); }, 3s)) << stale.log();
 }
 
 TEST_F(ConsulE2E, HostilePayloadsNeverReachHaproxy) {

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -227,6 +228,95 @@ TEST_F(DaemonE2E, SlotModeFillsAndFreesSlotsAndReportsExhaustion) {
   ASSERT_TRUE(wait_until([&] {
     return placed() == std::set<int>{backends_[0]->port()} && free_slots() == 2;
   })) << daemon_.log();
+}
+
+// The operator's hand (#16.4): a managed server put in maintenance by hand over the admin socket
+// stays there through resyncs (logged once, flagged in /status, requests keep flowing to the
+// others); `elasticproxy maint ... off` takes it out and the daemon manages it again.
+TEST_F(DaemonE2E, OperatorsMaintenanceIsRespectedUntilEnabledAgain) {
+  write_file(targets_, targets_json({backends_[0].get(), backends_[1].get()}));
+  write_file(slot_targets_, "[]\n");
+  const std::string status_addr = "127.0.0.1:" + std::to_string(hp_->port(5));
+  config_ = dir_ + "/elasticproxy.yaml";
+  write_file(config_, "haproxy:\n  sockets: [" + hp_->socket_path() +
+                          "]\n  timeout: 1s\n  resync_interval: 300ms\n"
+                          "state: {file: " + dir_ + "/state.json}\n"
+                          "metrics: {listen: \"" + status_addr + "\"}\n"
+                          "backends:\n  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  start_daemon();
+  const std::string b0 = name_of(*backends_[0]), b1 = name_of(*backends_[1]);
+  auto admin_of = [&](const std::string& name) {
+    auto rows = servers(*hp_, "web");
+    return rows.count(name) ? rows[name].admin : -1;
+  };
+  ASSERT_TRUE(wait_until([&] { return admin_of(b0) == 0 && admin_of(b1) == 0; }, 15s))
+      << daemon_.log();
+
+  hp_->admin("disable server web/" + b0);
+  // Through several resyncs (300 ms apart) it stays in maintenance; traffic goes to b1 only.
+  EXPECT_TRUE(consistently([&] { return (admin_of(b0) & 0x01) == 0x01; }, 2s)) << daemon_.log();
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(hp_->port(0), "/");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "b1");
+  }
+  auto st = run_elasticproxy({"status", "--json", "--address", status_addr});
+  EXPECT_EQ(st.exit_code, 0) << st.output;
+  EXPECT_NE(st.output.find("\"operator_maint\": ["), std::string::npos) << st.output;
+  EXPECT_NE(st.output.find("\"operator_maint\": true"), std::string::npos) << st.output;
+  auto table = run_elasticproxy({"status", "--address", status_addr});
+  EXPECT_NE(table.output.find("operator maintenance: 1"), std::string::npos) << table.output;
+  const std::string warned = b0 + " was put in maintenance by someone else";
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(daemon_.log(), warned), 1u) << daemon_.log();
+
+  // The operator takes it out of maintenance with the CLI: managed again, serving again.
+  auto off = run_elasticproxy({"maint", "web/" + b0, "off", "-c", config_});
+  EXPECT_EQ(off.exit_code, 0) << off.output;
+  ASSERT_TRUE(wait_until([&] {
+    return daemon_.log().find(b0 + " out of maintenance again") != std::string::npos;
+  })) << daemon_.log();
+  EXPECT_EQ(admin_of(b0) & 0x01, 0);
+  std::set<std::string> seen;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = http_get(hp_->port(0), "/");
+    if (!r.ok() || r->status != 200) return false;
+    seen.insert(r->body);
+    return seen.size() == 2;
+  }));
+  // And in again with the CLI: left there (a second, separate notice).
+  auto on = run_elasticproxy({"maint", "web/" + b0, "on", "-c", config_});
+  EXPECT_EQ(on.exit_code, 0) << on.output;
+  EXPECT_TRUE(consistently([&] { return (admin_of(b0) & 0x01) == 0x01; }, 1500ms));
+  EXPECT_EQ(count(daemon_.log(), warned), 2u) << daemon_.log();
+  auto bad = run_elasticproxy({"maint", "web/nosuch", "on", "-c", config_});
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("No such server"), std::string::npos) << bad.output;
+
+  // After a restart of ElasticProxy the state file tells: the operator's maintenance stays.
+  ASSERT_TRUE(wait_until([&] {
+    std::ifstream in(dir_ + "/state.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str().find("\"operator_maint\"") != std::string::npos;
+  })) << daemon_.log();
+  daemon_.signal(SIGTERM);
+  ASSERT_EQ(daemon_.wait(), 0) << daemon_.log();
+  DaemonProcess again;
+  ASSERT_TRUE(again.start({"run", "-c", config_}, dir_ + "/ep2.log"));
+  // The new daemon has observed HAProxy (its /status lists the flag), and leaves it there.
+  ASSERT_TRUE(wait_until([&] {
+    auto st2 = run_elasticproxy({"status", "--json", "--address", status_addr});
+    return st2.output.find("\"operator_maint\": true") != std::string::npos;
+  })) << again.log();
+  EXPECT_TRUE(consistently([&] { return (admin_of(b0) & 0x01) == 0x01; }, 2s)) << again.log();
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(), 0) << again.log();
 }
 
 TEST_F(DaemonE2E, HaproxyRestartIsHealedWithoutUserAction) {
@@ -521,6 +611,8 @@ TEST(Cli, DemoRunsWithZeroFailedRequests) {
   EXPECT_NE(r.output.find("failed: 0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("add ep-127.0.0.1:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("holding back an empty server set"), std::string::npos) << r.output;
+  // Read from HAProxy (`show info` Pid/Start_time_sec), not printed as fixed text.
+  EXPECT_NE(r.output.find("HAProxy reloads: 0 (from `show info`"), std::string::npos) << r.output;
 }
 
 TEST(Cli, VersionAndHelp) {

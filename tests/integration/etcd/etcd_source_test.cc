@@ -13,6 +13,7 @@
 #include "runtime/runtime.h"
 #include "support/haproxy/loopback.h"
 #include "support/proc_counts.h"
+#include "support/eventually.h"
 #include "support/recording_sink.h"
 
 namespace ep::discovery::etcd {
@@ -244,6 +245,50 @@ TEST_F(EtcdSourceTest, SilentStreamIsDetectedByTheIdleTimeout) {
   ASSERT_TRUE(etcd_.resume().ok());
   ASSERT_TRUE(etcd_.put("/svc/web/b", "10.0.0.2:80").ok());
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80", "10.0.0.2:80"})));
+}
+
+// #16.1 for etcd, at the source's defaults (idle_timeout 15m) and etcd's own progress interval:
+// the real etcd stopped by SIGSTOP, a put sent while it is stopped (answered after SIGCONT); the
+// new set reaches the sink within 2 s of SIGCONT, and nothing but the old set (or an error) is
+// published while it is stopped.
+TEST(EtcdSourceStopped, SigstopThenSigcontNewSetWithinTwoSeconds) {
+  EtcdFixture etcd;
+  auto started = etcd.start();
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  ASSERT_TRUE(etcd.put("/svc/web/a", "10.0.0.1:80").ok());
+  Options o;
+  o.endpoints = {etcd.url()};
+  o.prefix = "/svc/web/";
+  EtcdSource source(o);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:80"})));
+  std::vector<double> ms;
+  std::vector<std::string> want = {"10.0.0.1:80"};
+  for (int t = 1; t <= 3; ++t) {
+    const size_t before = sink.size();
+    ASSERT_TRUE(etcd.pause().ok());
+    const std::string addr = "10.0.1." + std::to_string(t) + ":80";
+    std::thread put([&] { (void)etcd.put("/svc/web/n" + std::to_string(t), addr); });
+    EXPECT_TRUE(test::consistently(
+        [&] {
+          auto all = sink.all();
+          return std::all_of(all.begin() + static_cast<long>(before), all.end(),
+                             [&](const Snapshot& s) { return !s.ok() || addrs(s) == want; });
+        },
+        std::chrono::milliseconds(400 + 500 * t)));
+    want.push_back(addr);
+    std::sort(want.begin(), want.end());
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(etcd.resume().ok());
+    auto got = sink.wait_next(before, has_exactly(want), 20s);
+    put.join();
+    ASSERT_TRUE(got) << "trial " << t;
+    ms.push_back(std::chrono::duration<double, std::milli>(sink.time(*got) - t0).count());
+    EXPECT_LE(ms.back(), 2000.0) << "trial " << t;
+  }
+  std::printf("etcd SIGSTOP/SIGCONT: new set after SIGCONT: %.0f, %.0f, %.0f ms\n", ms[0], ms[1],
+              ms[2]);
 }
 
 // Figure for the report: etcd put (acknowledged) → whole set published at the sink.

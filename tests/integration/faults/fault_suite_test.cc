@@ -74,12 +74,22 @@ class Background {
         std::this_thread::sleep_for(5ms);  // kept: the load generator's own pace, not a wait
       }
     });
+    // Counts serving servers only (UP, not in maintenance, not draining): a server still listed
+    // but out of rotation does not serve. An empty backend counts 0; only a HAProxy that does not
+    // answer is not a sample.
     monitor_ = std::thread([this] {
       while (!stop_) {
         const auto rows = servers_state(hp_, backend_);
-        if (!rows.empty()) {
+        const bool answered =
+            !rows.empty() ||
+            hp_.admin("show servers state " + backend_).find("be_id") != std::string::npos;
+        if (answered) {
+          size_t serving = 0;
+          for (const auto& [name, r] : rows) {
+            if (r.op == 2 && (r.admin & 0x3f) == 0) ++serving;  // maint 0x01|0x02|0x04|0x20, drain 0x08|0x10
+          }
           size_t seen = min_servers_.load();
-          while (rows.size() < seen && !min_servers_.compare_exchange_weak(seen, rows.size())) {
+          while (serving < seen && !min_servers_.compare_exchange_weak(seen, serving)) {
           }
         }
         std::this_thread::sleep_for(20ms);  // kept: the monitor's sampling period, not a wait
@@ -141,6 +151,15 @@ class Faults : public ::testing::Test {
   }
 
   size_t count() const { return servers_state(*hp_, "web").size(); }
+  // Servers that serve (UP, not in maintenance, not draining), as the monitor counts them: a
+  // server just added is listed before it is enabled.
+  size_t serving() const {
+    size_t n = 0;
+    for (const auto& [name, r] : servers_state(*hp_, "web")) {
+      if (r.op == 2 && (r.admin & 0x3f) == 0) ++n;
+    }
+    return n;
+  }
   bool has_port(int port) const {
     for (const auto& [n, r] : servers_state(*hp_, "web")) {
       if (r.port == port) return true;
@@ -185,7 +204,7 @@ TEST_P(ConsulFaults, ServersKeptAndRecoveryConverges) {
   consul.register_service(instance("b", backends_[1]->port()));
   start_daemon("      - consul: {address: \"" + consul.address() + "\", service: web" +
                c.source_extra + "}\n");
-  ASSERT_TRUE(wait_until([&] { return count() == 2; })) << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return serving() == 2; })) << daemon_.log();
 
   Background bg(*hp_, "web");
   consul.set_fault(c.fault);
@@ -242,7 +261,7 @@ class EtcdFaults : public Faults {
     ASSERT_TRUE(etcd_.put("/svc/web/a", "127.0.0.1:" + std::to_string(backends_[0]->port())).ok());
     ASSERT_TRUE(etcd_.put("/svc/web/b", "127.0.0.1:" + std::to_string(backends_[1]->port())).ok());
     start_daemon("      - etcd: {endpoints: [" + etcd_.url() + "], prefix: /svc/web/}\n");
-    ASSERT_TRUE(wait_until([&] { return count() == 2; })) << daemon_.log();
+    ASSERT_TRUE(wait_until([&] { return serving() == 2; })) << daemon_.log();
   }
   EtcdFixture etcd_;
 };
@@ -302,7 +321,7 @@ TEST_F(Faults, HaproxyKilledAndRestartedIsRestoredWithoutReload) {
   hp_->kill9();
   ASSERT_TRUE(hp_->start().ok()) << hp_->log();  // same config (no servers), socket and ports
   const auto t0 = Clock::now();
-  ASSERT_TRUE(wait_until([&] { return count() == 2; }, 10s)) << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return serving() == 2; }, 10s)) << daemon_.log();
   const double restore = ms_since(t0);
   // No reload happened: the HAProxy we started is still the one running (same pid, no reloads).
   const std::string info = hp_->admin("show info");
@@ -528,7 +547,7 @@ TEST_F(Faults, DiskFullKeepsHaproxyServingAndRuntimeUpdating) {
   write_file(file, targets({backends_[0]->port()}));
   start_daemon("      - file: {path: web.json}\n",
                "  config: " + cfg + "\n  template: " + tpl + "\n  binary: " + haproxy_binary() + "\n");
-  ASSERT_TRUE(wait_until([&] { return count() == 1; })) << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return serving() == 1; })) << daemon_.log();
   Background bg(*hp_, "web");
   write_file_atomic(file, targets({backends_[0]->port(), backends_[1]->port()}));
   ASSERT_TRUE(wait_until([&] { return count() == 2; })) << daemon_.log();  // runtime still works

@@ -244,6 +244,41 @@ TEST(ReloadE2E, BootstrapStartsAStoppedHaproxyFromTheTemplate) {
   EXPECT_EQ(servers_summary(hp, "web"), want);
 }
 
+// `haproxy.config` without `haproxy.template`: the file is HAProxy's own, used as it is.
+// Bootstrap validates it and starts HAProxy from it; the servers come at runtime; the file is
+// never written.
+TEST(ReloadE2E, BootstrapWithConfigAloneStartsHaproxyFromTheFileAsItIs) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  HttpBackend b0("b0");
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);  // never started by the test: elasticproxy starts it
+  const std::string dir = hp.dir();
+  hp.write_config(head() + tail);
+  const std::string original = slurp(hp.config_path());
+  write_file(dir + "/web.json", file_sd({addr(b0.port())}, 2));
+  std::string y =
+      yaml(hp, "auto", "  - name: web\n    sources:\n      - file: {path: web.json}\n");
+  const std::string t = "\n  template: " + dir + "/haproxy.cfg.tmpl";
+  y.erase(y.find(t), t.size());
+  write_file(dir + "/ep.yaml", y);
+  auto check = run_elasticproxy({"check", "-c", dir + "/ep.yaml"});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  const std::string want = expected({"ep-" + addr(b0.port()) + " " + addr(b0.port()) + " 2"});
+  ASSERT_TRUE(wait_until([&] { return servers_summary(hp, "web") == want; }, 20s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  auto r = http_get(hp.port(0), "/");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "b0");
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("as it is (no haproxy.template)"), std::string::npos) << log;
+  EXPECT_EQ(slurp(hp.config_path()), original);  // never written
+}
+
 TEST(ReloadE2E, ConfigModeReloadFailureIsRolledBackAndNamesHaproxysMessage) {
   if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
   HttpBackend b0("b0");

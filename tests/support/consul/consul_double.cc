@@ -349,6 +349,33 @@ bool ConsulDouble::block_locked(std::unique_lock<std::mutex>& lock, const HttpSe
 }
 
 HttpServerReply ConsulDouble::handle(const HttpServerRequest& req) {
+  auto held = [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (frozen_) ++held_;
+    return frozen_;
+  };
+  HttpServerReply hang;
+  hang.action = HttpServerReply::Action::kHang;
+  if (held()) return hang;
+  HttpServerReply r = handle_request(req);
+  if (held()) return hang;  // answered while frozen: never sent
+  return r;
+}
+
+void ConsulDouble::set_frozen(bool on) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    frozen_ = on;
+  }
+  cv_.notify_all();
+}
+
+std::uint64_t ConsulDouble::held_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_;
+}
+
+HttpServerReply ConsulDouble::handle_request(const HttpServerRequest& req) {
   const std::string& p = req.path;
   {
     std::lock_guard<std::mutex> lock(mu_);

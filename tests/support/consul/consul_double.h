@@ -108,6 +108,10 @@ class ConsulDouble {
   void set_acl_token(std::string token);  // "" = ACLs off
   void set_fault(ConsulFault fault);      // applies to /v1/health/service until set back to kNone
   void set_shuffle(bool on);
+  // A frozen agent: every request (new, or blocked and woken meanwhile) is held with its
+  // connection open and never answered; requests arriving after set_frozen(false) are answered.
+  void set_frozen(bool on);
+  std::uint64_t held_requests() const;
   // Overrides the jitter added to blocking waits (default: random up to wait/16).
   void set_no_jitter(bool on);
 
@@ -128,6 +132,7 @@ class ConsulDouble {
 
  private:
   HttpServerReply handle(const HttpServerRequest& req);
+  HttpServerReply handle_request(const HttpServerRequest& req);
   HttpServerReply health_service(const HttpServerRequest& req, const std::string& name);
   HttpServerReply catalog_services(const HttpServerRequest& req);
   HttpServerReply agent_register(const HttpServerRequest& req);
@@ -152,6 +157,8 @@ class ConsulDouble {
   ConsulFault fault_ = ConsulFault::kNone;
   bool shuffle_ = false;
   bool no_jitter_ = false;
+  bool frozen_ = false;
+  std::uint64_t held_ = 0;
   std::uint64_t health_requests_ = 0;
   int blocked_ = 0;
   std::vector<Seen> seen_;

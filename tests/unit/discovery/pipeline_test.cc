@@ -4,10 +4,16 @@
 #include "discovery/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <filesystem>
+#include <fstream>
+
+#include "os/file.h"
+#include "support/eventually.h"
 
 #include "support/eventually.h"
 #include "support/proc_counts.h"
@@ -131,6 +137,144 @@ TEST(PipelineTest, ResolveHoldRunsOnThePipelineLoopAndReachesTheCallback) {
 
   pipeline.stop();
   EXPECT_EQ(pipeline.resolve_hold("web", true, 2s).error().kind, ErrorKind::kUnavailable);
+}
+
+// ---- the state file (#16.3)
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/ep-state.XXXXXX";
+  const char* d = ::mkdtemp(tmpl);
+  return d ? d : "/tmp";
+}
+
+std::string slurp(const std::string& path) {
+  auto r = os::read_file(path);
+  return r ? *r : std::string();
+}
+
+struct StateRig {
+  runtime::Runtime rt{{.threads = 1}};
+  ManualSource* manual = nullptr;
+  Desired desired;
+  std::unique_ptr<Pipeline> pipeline;
+
+  explicit StateRig(StateOptions options) {
+    std::vector<BackendSources> backends(1);
+    backends[0].policy.name = "web";
+    auto source = std::make_unique<ManualSource>();
+    manual = source.get();
+    backends[0].sources.push_back(std::move(source));
+    pipeline = std::make_unique<Pipeline>(
+        std::move(backends), SystemClock::instance(),
+        [this](size_t, const std::vector<ServerSpec>& servers, bool ready, SteadyTime) {
+          desired.set(servers, ready);
+        },
+        &rt);
+    pipeline->set_state(std::move(options));
+  }
+};
+
+StateOptions state_options(const std::string& path) {
+  StateOptions o;
+  o.path = path;
+  o.write_delay = 50ms;
+  o.restore_after = 10s;  // only errors restore, unless a test says otherwise
+  return o;
+}
+
+TEST(PipelineState, LastGoodSetIsWrittenAndRestoredWhenTheSourceFailsAtStart) {
+  const std::string path = temp_dir() + "/state.json";
+  {
+    StateRig rig(state_options(path));
+    ASSERT_TRUE(rig.pipeline->start().ok());
+    rig.manual->sink()->publish(endpoints(3));
+    ASSERT_TRUE(rig.desired.wait_size(3));
+    // Written after write_delay, atomically (no temp file left).
+    ASSERT_TRUE(test::eventually([&] { return slurp(path).find("10.0.0.3") != std::string::npos; }));
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+    rig.pipeline->stop();
+  }
+  StateRig rig(state_options(path));
+  ASSERT_TRUE(rig.pipeline->start().ok());
+  EXPECT_FALSE(rig.pipeline->ready());
+  rig.manual->sink()->publish(Error::unavailable("connection refused"));
+  ASSERT_TRUE(rig.desired.wait_size(3));
+  auto st = rig.pipeline->status()[0].sources[0];
+  EXPECT_TRUE(st.from_state);
+  EXPECT_TRUE(st.failing);
+  // The source answers: its own set replaces the saved one, no longer from the state file.
+  rig.manual->sink()->publish(endpoints(2));
+  ASSERT_TRUE(rig.desired.wait_size(2));
+  EXPECT_FALSE(rig.pipeline->status()[0].sources[0].from_state);
+  rig.pipeline->stop();
+}
+
+TEST(PipelineState, ASilentSourceGetsItsSavedSetAfterRestoreAfter) {
+  const std::string path = temp_dir() + "/state.json";
+  SavedState saved;
+  saved["web"]["manual"] = {endpoints(2), unix_now() - 5};
+  ASSERT_TRUE(write_state(path, render_state(saved, unix_now())).ok());
+  StateOptions o = state_options(path);
+  o.restore_after = 100ms;
+  StateRig rig(o);
+  ASSERT_TRUE(rig.pipeline->start().ok());
+  ASSERT_TRUE(rig.desired.wait_size(2));
+  EXPECT_TRUE(rig.pipeline->status()[0].sources[0].from_state);
+  rig.pipeline->stop();
+}
+
+TEST(PipelineState, StaleEntryIsIgnoredNeverTrustedPastItsAge) {
+  const std::string path = temp_dir() + "/state.json";
+  SavedState saved;
+  saved["web"]["manual"] = {endpoints(2), unix_now() - 7200};
+  ASSERT_TRUE(write_state(path, render_state(saved, unix_now())).ok());
+  StateOptions o = state_options(path);
+  o.max_age = std::chrono::hours(1);
+  o.restore_after = 50ms;
+  StateRig rig(o);
+  ASSERT_TRUE(rig.pipeline->start().ok());
+  rig.manual->sink()->publish(Error::unavailable("connection refused"));
+  EXPECT_TRUE(test::consistently([&] { return !rig.pipeline->ready(); }, 300ms));
+  EXPECT_FALSE(rig.pipeline->status()[0].sources[0].from_state);
+  rig.pipeline->stop();
+}
+
+TEST(PipelineState, UnreadableFileIsReportedAndIgnored) {
+  const std::string path = temp_dir() + "/state.json";
+  {
+    std::ofstream(path) << "{not json";
+  }
+  StateOptions o = state_options(path);
+  o.restore_after = 50ms;
+  StateRig rig(o);
+  ASSERT_TRUE(rig.pipeline->start().ok());
+  EXPECT_TRUE(test::consistently([&] { return !rig.pipeline->ready(); }, 200ms));
+  // The source still works, and its set replaces the bad file.
+  rig.manual->sink()->publish(endpoints(1));
+  ASSERT_TRUE(rig.desired.wait_size(1));
+  ASSERT_TRUE(test::eventually([&] { return slurp(path).find("\"version\": 1") != std::string::npos; }));
+  rig.pipeline->stop();
+}
+
+TEST(StateFile, ParseErrorsNameTheFileAndWhat) {
+  auto bad = parse_state("{\"version\": 2}", "/x/state.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("/x/state.json"), std::string::npos);
+  auto port = parse_state(
+      R"({"version": 1, "backends": {"web": {"sources": {"s": {"saved_at": 1, "endpoints": [{"address": "10.0.0.1", "port": 70000}]}}}}})",
+      "f");
+  ASSERT_FALSE(port.ok());
+  EXPECT_NE(port.error().message.find("out of range"), std::string::npos);
+  SavedState s;
+  s["web"]["s"] = {endpoints(2), 42};
+  s["web"]["s"].endpoints[0].weight = 7;
+  auto back = parse_state(render_state(s, 43), "f");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ((*back)["web"]["s"].saved_at, 42);
+  EXPECT_EQ((*back)["web"]["s"].endpoints, s["web"]["s"].endpoints);
+  auto w = write_state("/nonexistent-dir/state.json", "x");
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().message.find("/nonexistent-dir/state.json"), std::string::npos);
 }
 
 }  // namespace

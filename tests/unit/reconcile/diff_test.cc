@@ -135,6 +135,21 @@ TEST_F(DiffTest, ServerInMaintenanceThatIsDesiredIsEnabled) {
   EXPECT_EQ(describe(run()), (std::vector<std::string>{"enable ep-10.0.0.1:80"}));
 }
 
+TEST_F(DiffTest, OperatorsMaintenanceIsLeftInPlace) {
+  desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80, 5)};
+  actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedMaint),
+                     server("ep-10.0.0.2:80", "10.0.0.2", 80)};
+  DrainOrigins origins;
+  origins.operator_maint = {"ep-10.0.0.1:80"};
+  Plan p = diff(desired_, actual_, policy_, BackendMode::kDynamic, drains_, now_, origins);
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"set-weight ep-10.0.0.2:80"}));
+  // Gone from discovery: removed as usual (already in maintenance).
+  desired_.servers = {spec("10.0.0.2", 80, 5)};
+  actual_.servers[1].weight = 5;
+  p = diff(desired_, actual_, policy_, BackendMode::kDynamic, drains_, now_, origins);
+  EXPECT_EQ(describe(p), (std::vector<std::string>{"remove ep-10.0.0.1:80"}));
+}
+
 TEST_F(DiffTest, DrainingServerBackInDiscoveryIsUndrained) {
   desired_.servers = {spec("10.0.0.1", 80)};
   actual_.servers = {server("ep-10.0.0.1:80", "10.0.0.1", 80, admin::kForcedDrain, 1, 2)};
@@ -232,6 +247,16 @@ TEST_F(SlotDiffTest, MaintSlotStillHoldingADesiredAddressIsReusedInPlace) {
   actual_.servers[2] = server("ep-3", "10.0.0.7", 80, admin::kForcedMaint);
   desired_.servers = {spec("10.0.0.7", 80)};
   EXPECT_EQ(describe(run(BackendMode::kSlots)), (std::vector<std::string>{"assign-slot ep-3"}));
+}
+
+TEST_F(SlotDiffTest, OperatorsMaintenanceOnASlotKeepsItOffAndItsAddress) {
+  actual_.servers[2] = server("ep-3", "10.0.0.7", 80, admin::kForcedMaint);
+  desired_.servers = {spec("10.0.0.7", 80)};
+  DrainOrigins origins;
+  origins.operator_maint = {"ep-3"};
+  Plan p = diff(desired_, actual_, policy_, BackendMode::kSlots, drains_, now_, origins);
+  EXPECT_TRUE(p.empty()) << describe(p).size();
+  EXPECT_EQ(p.missing_slots, 0);  // not placed again in another slot either
 }
 
 TEST_F(SlotDiffTest, StaleAddressInFreeSlotIsReset) {

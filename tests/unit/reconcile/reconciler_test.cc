@@ -55,6 +55,82 @@ class ReconcilerTest : public ::testing::Test {
   std::unique_ptr<Reconciler> rec_;
 };
 
+// A managed server someone else put in maintenance after we had it serving stays there (no
+// enable), is shown in status, and is managed again once it is out of maintenance.
+TEST_F(ReconcilerTest, OperatorsMaintenanceIsLeftUntilTheOperatorEnablesIt) {
+  rec_->publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, true, clock_.now());
+  ASSERT_TRUE(rec_->run_pass(false).converged);
+  auto set_admin = [&](const std::string& name, int admin) {
+    for (auto& s : inst_a_->backends["web"]) {
+      if (s.name == name) s.admin_state = admin;
+    }
+  };
+  auto admin_of = [&](const std::string& name) {
+    for (auto& s : inst_a_->backends["web"]) {
+      if (s.name == name) return s.admin_state;
+    }
+    return -1;
+  };
+  set_admin("ep-10.0.0.1:80", admin::kForcedMaint);  // `disable server web/ep-10.0.0.1:80`
+  inst_a_->log.clear();
+  for (int i = 0; i < 3; ++i) {
+    PassReport r = rec_->run_pass(true);
+    EXPECT_TRUE(r.converged);
+    EXPECT_EQ(admin_of("ep-10.0.0.1:80"), admin::kForcedMaint);
+  }
+  EXPECT_TRUE(inst_a_->log.empty());
+  auto st = rec_->status();
+  EXPECT_EQ(st[0].backends[0].operator_maint, (std::vector<std::string>{"ep-10.0.0.1:80"}));
+  EXPECT_TRUE(st[1].backends[0].operator_maint.empty());
+  // A weight change still reaches the other server.
+  rec_->publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80, 9)}, true, clock_.now());
+  rec_->run_pass(false);
+  EXPECT_EQ(admin_of("ep-10.0.0.1:80"), admin::kForcedMaint);
+  // The operator enables it: managed again (a later maintenance by hand is noticed again).
+  set_admin("ep-10.0.0.1:80", 0);
+  rec_->run_pass(true);
+  EXPECT_TRUE(rec_->status()[0].backends[0].operator_maint.empty());
+  set_admin("ep-10.0.0.1:80", admin::kForcedMaint);
+  rec_->run_pass(true);
+  EXPECT_EQ(admin_of("ep-10.0.0.1:80"), admin::kForcedMaint);
+  EXPECT_EQ(rec_->status()[0].backends[0].operator_maint.size(), 1u);
+  // Gone from discovery: removed as usual.
+  rec_->publish(0, {spec("10.0.0.2", 80, 9)}, true, clock_.now());
+  rec_->run_pass(false);
+  EXPECT_EQ(inst_a_->names("web"), (std::vector<std::string>{"ep-10.0.0.2:80"}));
+  EXPECT_TRUE(rec_->status()[0].backends[0].operator_maint.empty());
+}
+
+// Without memory (a server found in maintenance at our first look, e.g. an add interrupted by a
+// crash) a desired server is enabled, as before.
+TEST_F(ReconcilerTest, DesiredServerFoundInMaintenanceAtFirstSightIsEnabled) {
+  ActualServer s;
+  s.name = "ep-10.0.0.1:80";
+  s.address = "10.0.0.1";
+  s.port = 80;
+  s.admin_state = admin::kForcedMaint;
+  s.op_state = 2;
+  inst_a_->backends["web"].push_back(s);
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
+  rec_->run_pass(true);
+  EXPECT_EQ(inst_a_->backends["web"][0].admin_state & admin::kMaintMask, 0);
+  EXPECT_TRUE(rec_->status()[0].backends[0].operator_maint.empty());
+}
+
+// After a HAProxy restart nothing is the operator's any more: a server that comes back in
+// maintenance (from the config) is enabled.
+TEST_F(ReconcilerTest, HaproxyRestartForgetsTheOperatorsMaintenance) {
+  rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
+  ASSERT_TRUE(rec_->run_pass(false).converged);
+  inst_a_->backends["web"][0].admin_state = admin::kForcedMaint;
+  rec_->run_pass(true);
+  ASSERT_EQ(rec_->status()[0].backends[0].operator_maint.size(), 1u);
+  inst_a_->pid += 1;  // restarted; the server is back in maintenance from its config
+  rec_->run_pass(true);
+  EXPECT_EQ(inst_a_->backends["web"][0].admin_state & admin::kMaintMask, 0);
+  EXPECT_TRUE(rec_->status()[0].backends[0].operator_maint.empty());
+}
+
 TEST_F(ReconcilerTest, BackendNotReadyIsNotTouched) {
   inst_a_->backends["web"].push_back({"ep-10.9.9.9:80", "10.9.9.9", 80});
   PassReport r = rec_->run_pass(true);
