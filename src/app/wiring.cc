@@ -7,6 +7,7 @@
 #include "discovery/dns/dns_source.h"
 #include "discovery/etcd/etcd_source.h"
 #include "discovery/file/file_source.h"
+#include "discovery/kubernetes/kubernetes_source.h"
 #include "discovery/static/static_source.h"
 #include "haproxy/manage/settings.h"
 #include "haproxy/runtime/runtime_instance.h"
@@ -18,6 +19,7 @@ const std::vector<discovery::SourceKind>& source_table() {
       discovery::file::source_kind(),   discovery::static_source::source_kind(),
       discovery::consul::source_kind(), discovery::etcd::source_kind(),
       discovery::dns::source_kind(),    discovery::aws::source_kind(),
+      discovery::kubernetes::source_kind(),
   };
   return table;
 }
