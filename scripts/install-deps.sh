@@ -17,10 +17,16 @@ packages=(
   # fuzzing (libFuzzer: clang + its runtime) and symbolized sanitizer reports (llvm-symbolizer)
   clang libclang-rt-14-dev llvm-14
   # real components the tests and the demo start on loopback
-  haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
+  haproxy etcd-server etcd-client dnsmasq-base wrk socat curl openssl
+  # real Kubernetes clients that check the Kubernetes API double (tests/support/kubernetes)
+  python3 python3-kubernetes
   # benchmark plots (make bench)
   gnuplot-nox
 )
+
+# kubectl: Debian's kubernetes-client, unless a kubectl is already installed (another package's
+# kubectl conflicts with it).
+if ! command -v kubectl >/dev/null 2>&1; then packages+=(kubernetes-client); fi
 
 missing=()
 for p in "${packages[@]}"; do
