@@ -1,0 +1,180 @@
+// End to end: the real `elasticproxy` binary, the real HAProxy and the Kubernetes API double
+// (tests/support/kubernetes, over TLS) on loopback. What an operator checks: servers in
+// `show servers state`, requests through HAProxy during a rolling update, and that an API outage,
+// a 410 or an RBAC error never costs a server.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "integration/daemon/daemon_process.h"
+#include "support/eventually.h"
+#include "support/haproxy/haproxy_config.h"
+#include "support/haproxy/haproxy_fixture.h"
+#include "support/haproxy/http_backend.h"
+#include "support/haproxy/loopback.h"
+#include "support/haproxy/servers_state.h"
+#include "support/kubernetes/k8s_double.h"
+
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace ep::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class KubernetesE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+    hp_ = std::make_unique<HaproxyFixture>(
+        HaproxyConfig().frontend("fe", 0, "web").backend("web").str());
+    ASSERT_TRUE(hp_->start().ok()) << hp_->log();
+    for (int i = 0; i < 4; ++i)
+      pods_.push_back(std::make_unique<HttpBackend>("pod" + std::to_string(i)));
+    api_.start();
+  }
+
+  // One slice per pod (each test backend listens on its own port).
+  void pod(int i, bool ready = true, bool serving = true, bool terminating = false) {
+    api_.apply(K8sApiDouble::slice("shop", "web-" + std::to_string(i), "web",
+                                   {{.address = "127.0.0.1",
+                                     .ready = ready,
+                                     .serving = serving,
+                                     .terminating = terminating,
+                                     .pod = "web-pod-" + std::to_string(i)}},
+                                   pods_[i]->port()));
+  }
+
+  void start_daemon(const std::string& token = "test-token") {
+    const std::string kubeconfig = api_.write_kubeconfig("kubeconfig", token, {}, "shop");
+    const std::string cfg = hp_->dir() + "/ep.yaml";
+    write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
+                        "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n    sources:\n"
+                        "      - kubernetes: {service: web, port: http, kubeconfig: \"" +
+                        kubeconfig + "\", max_retry_interval: 1s}\n");
+    ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  }
+
+  std::map<int, ServerRow> by_port() {
+    std::map<int, ServerRow> out;
+    for (const auto& [n, r] : servers_state(*hp_, "web")) out[r.port] = r;
+    return out;
+  }
+  bool serving(int i) {
+    auto s = by_port();
+    auto it = s.find(pods_[i]->port());
+    return it != s.end() && (it->second.admin & 0x29) == 0;
+  }
+  bool absent(int i) { return by_port().count(pods_[i]->port()) == 0; }
+  bool draining(int i) {
+    auto s = by_port();
+    auto it = s.find(pods_[i]->port());
+    return it != s.end() && (it->second.admin & 0x08) != 0;
+  }
+
+  std::unique_ptr<HaproxyFixture> hp_;
+  std::vector<std::unique_ptr<HttpBackend>> pods_;
+  K8sApiDouble api_;
+  DaemonProcess daemon_;
+};
+
+TEST_F(KubernetesE2E, RollingUpdateDrainsTerminatingPodsWithoutAFailedRequest) {
+  pod(0);
+  pod(1);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1); }, 30s)) << daemon_.log();
+
+  std::atomic<bool> stop{false};
+  std::atomic<long> requests{0}, failed{0};
+  std::thread load([&] {
+    while (!stop) {
+      auto r = http_get(hp_->port(0), "/");
+      ++requests;
+      if (!r.ok() || r->status != 200) ++failed;
+      std::this_thread::sleep_for(10ms);  // the load's own pace, not a wait
+    }
+  });
+  // Pod 2 starts: not ready, then ready.
+  pod(2, /*ready=*/false, /*serving=*/false);
+  ASSERT_TRUE(consistently([&] { return absent(2); }, 500ms));
+  pod(2);
+  ASSERT_TRUE(wait_until([&] { return serving(2); }, 30s)) << daemon_.log();
+  // Pod 0 terminates: serving && terminating → drained (existing sessions finish), then gone.
+  pod(0, /*ready=*/false, /*serving=*/true, /*terminating=*/true);
+  ASSERT_TRUE(wait_until([&] { return draining(0) || absent(0); }, 30s)) << daemon_.log();
+  ASSERT_TRUE(wait_until([&] { return absent(0); }, 30s)) << daemon_.log();
+  api_.remove("EndpointSlice", "shop", "web-0");
+  // Pod 3 replaces pod 1 the same way.
+  pod(3);
+  ASSERT_TRUE(wait_until([&] { return serving(3); }, 30s)) << daemon_.log();
+  pod(1, false, true, true);
+  ASSERT_TRUE(wait_until([&] { return absent(1); }, 30s)) << daemon_.log();
+  api_.remove("EndpointSlice", "shop", "web-1");
+  stop = true;
+  load.join();
+  EXPECT_TRUE(serving(2) && serving(3));
+  EXPECT_EQ(failed.load(), 0) << "of " << requests.load();
+  EXPECT_GT(requests.load(), 20);
+}
+
+TEST_F(KubernetesE2E, ApiServerDownFor30SecondsKeepsEveryServerThenRelistsOn410) {
+  pod(0);
+  pod(1);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1); }, 30s)) << daemon_.log();
+  api_.kill();
+  long requests = 0, failed = 0;
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto r = http_get(hp_->port(0), "/");
+    ++requests;
+    if (!r.ok() || r->status != 200) ++failed;
+    std::this_thread::sleep_for(50ms);  // the load's own pace, not a wait
+  }
+  EXPECT_TRUE(serving(0) && serving(1)) << daemon_.log();
+  EXPECT_EQ(failed, 0) << "of " << requests;
+  EXPECT_TRUE(daemon_.running());
+  // The API server is back (its state was lost: the pods are there again, plus a new one).
+  api_.start();
+  pod(0);
+  pod(1);
+  pod(2);
+  ASSERT_TRUE(wait_until([&] { return serving(2); }, 30s)) << daemon_.log();
+  // History compacted while the watch is held: the resumed watch gets 410 and re-lists.
+  api_.configure({{"hold", true}});
+  api_.remove("EndpointSlice", "shop", "web-1");
+  api_.compact();
+  api_.close_watches();
+  api_.configure({{"hold", false}});
+  ASSERT_TRUE(wait_until([&] { return absent(1); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(serving(0) && serving(2));
+  EXPECT_GE(api_.stats()["gone"].get<int>(), 1);
+}
+
+TEST_F(KubernetesE2E, UnauthorizedOrForbiddenKeepsServersAndNamesThePermission) {
+  pod(0);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return serving(0); }, 30s)) << daemon_.log();
+  api_.configure({{"forbid", {"list endpointslices", "watch endpointslices"}}});
+  api_.close_watches();
+  ASSERT_TRUE(wait_until([&] {
+    return daemon_.log().find("needs \"watch\" on \"endpointslices\"") != std::string::npos ||
+           daemon_.log().find("needs \"list\" on \"endpointslices\"") != std::string::npos;
+  }, 30s)) << daemon_.log();
+  api_.configure({{"tokens", {"another-token"}}, {"forbid", nlohmann::json::array()}});
+  api_.close_watches();
+  ASSERT_TRUE(wait_until([&] { return daemon_.log().find("HTTP 401") != std::string::npos; }, 30s))
+      << daemon_.log();
+  EXPECT_TRUE(serving(0));
+  EXPECT_EQ(daemon_.log().find("test-token"), std::string::npos) << "a token was logged";
+  api_.configure({{"tokens", {"test-token"}}});
+  pod(1);
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1); }, 30s)) << daemon_.log();
+}
+
+}  // namespace
+}  // namespace ep::test
