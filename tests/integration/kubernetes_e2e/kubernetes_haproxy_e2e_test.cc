@@ -178,3 +178,29 @@ TEST_F(KubernetesE2E, UnauthorizedOrForbiddenKeepsServersAndNamesThePermission) 
 
 }  // namespace
 }  // namespace ep::test
+
+namespace ep::test {
+namespace {
+
+TEST(KubernetesExample, ShippedExamplePassesCheck) {
+  auto r = run_elasticproxy(
+      {"check", "-c", std::string(EP_SOURCE_DIR) + "/examples/elasticproxy.kubernetes.yaml"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("5 source(s)"), std::string::npos) << r.output;
+}
+
+TEST(KubernetesExample, BadOptionsFailCheckWithThePosition) {
+  const std::string dir = ::testing::TempDir();
+  write_file(dir + "/bad-k8s.yaml",
+             "haproxy:\n  sockets: [/tmp/none.sock]\nbackends:\n  - name: web\n    sources:\n"
+             "      - kubernetes: {service: web, address: pods}\n");
+  auto r = run_elasticproxy({"check", "-c", dir + "/bad-k8s.yaml"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("bad-k8s.yaml:6"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("must be endpoints, node, cluster_ip or load_balancer"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace ep::test
