@@ -62,6 +62,8 @@ NamespaceWatch::~NamespaceWatch() {
   loop_.run_sync([this] {
     if (timer_ != 0) loop_.cancel(timer_);
     timer_ = 0;
+    if (restart_timer_ != 0) loop_.cancel(restart_timer_);
+    restart_timer_ = 0;
     http_.reset();  // aborts the list or watch in flight without callbacks
   });
 }
@@ -79,14 +81,21 @@ void NamespaceWatch::subscribe(Subscriber* s) {
       deliver({s->service()});
       return;
     }
-    // A new service: the selector changes; one re-list for a burst of subscriptions.
-    if (!restart_posted_) {
-      restart_posted_ = true;
-      loop_.post([this] {
-        restart_posted_ = false;
-        restart();
-      });
-    }
+    // A new service: the selector changes. One re-list for a burst of subscriptions: it waits
+    // until subscriptions settle for 50 ms (at most 1 s after the first).
+    const auto now = std::chrono::steady_clock::now();
+    if (!restart_since_) restart_since_ = now;
+    if (restart_timer_ != 0) loop_.cancel(restart_timer_);
+    const auto delay = std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(50),
+        std::max<std::chrono::steady_clock::duration>(
+            std::chrono::steady_clock::duration::zero(),
+            *restart_since_ + std::chrono::seconds(1) - now));
+    restart_timer_ = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(delay), [this] {
+      restart_timer_ = 0;
+      restart_since_.reset();
+      restart();
+    });
   });
 }
 

@@ -14,7 +14,7 @@
 // garbage) are delivered to every subscriber as errors (the guard keeps the last good set) and
 // retried with capped, jittered backoff; a 401 drops cached credentials (exec plugin, token file).
 // A new subscriber whose service is not yet selected changes the selector: the watch re-lists
-// (subscriptions in one burst are coalesced into one re-list).
+// once subscriptions settle (50 ms without a new one, at most 1 s), one re-list per burst.
 //
 // Threading: a handler on one loop of the runtime; every member is touched on that loop.
 // subscribe/unsubscribe run_sync onto it (never call them from a loop thread of that runtime);
@@ -105,7 +105,8 @@ class NamespaceWatch {
   // Loop state.
   std::vector<Subscriber*> subs_;
   std::set<std::string> selected_;  // services the current list/watch selects
-  bool restart_posted_ = false;
+  runtime::TimerId restart_timer_ = 0;  // a re-list for new subscribers, waiting to settle
+  std::optional<std::chrono::steady_clock::time_point> restart_since_;
   bool have_listing_ = false;  // slices_ is a complete listing for selected_
   net::AsyncHttpClient::RequestId request_ = 0;
   runtime::TimerId timer_ = 0;
