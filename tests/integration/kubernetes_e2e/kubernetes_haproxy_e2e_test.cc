@@ -52,11 +52,11 @@ class KubernetesE2E : public ::testing::Test {
                                    pods_[i]->port()));
   }
 
-  void start_daemon(const std::string& token = "test-token") {
+  void start_daemon(const std::string& token = "test-token", const std::string& backend_extra = "") {
     const std::string kubeconfig = api_.write_kubeconfig("kubeconfig", token, {}, "shop");
     const std::string cfg = hp_->dir() + "/ep.yaml";
     write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
-                        "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n    sources:\n"
+                        "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n" + backend_extra + "    sources:\n"
                         "      - kubernetes: {service: web, port: http, kubeconfig: \"" +
                         kubeconfig + "\", max_retry_interval: 1s}\n");
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
@@ -177,6 +177,32 @@ TEST_F(KubernetesE2E, UnauthorizedOrForbiddenKeepsServersAndNamesThePermission) 
   api_.configure({{"tokens", {"test-token"}}});
   pod(1);
   ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1); }, 30s)) << daemon_.log();
+}
+
+// 5 → 500 endpoints (5 slices of 100, as the EndpointSlice controller splits them) → 5.
+TEST_F(KubernetesE2E, ScalesFrom5To500EndpointsAndBack) {
+  auto slices_for = [](int n) {
+    nlohmann::json all = nlohmann::json::array();
+    for (int s = 0; s * 100 < n; ++s) {
+      std::vector<K8sApiDouble::Ep> eps;
+      for (int i = s * 100; i < std::min(n, (s + 1) * 100); ++i)
+        eps.push_back({.address = "127.0." + std::to_string(10 + i / 250) + "." +
+                                  std::to_string(i % 250 + 1)});
+      all.push_back(K8sApiDouble::slice("shop", "web-s" + std::to_string(s), "web", eps, 8080));
+    }
+    return all;
+  };
+  api_.apply(slices_for(5));
+  start_daemon("test-token",
+               "    safety: {max_remove_fraction: 1.0}\n");
+  auto count = [&] { return servers_state(*hp_, "web").size(); };
+  ASSERT_TRUE(wait_until([&] { return count() == 5; }, 30s)) << daemon_.log();
+  api_.apply(slices_for(500));
+  ASSERT_TRUE(wait_until([&] { return count() == 500; }, 120s))
+      << count() << "\n" << daemon_.log().substr(0, 4000);
+  for (int s = 1; s < 5; ++s) api_.remove("EndpointSlice", "shop", "web-s" + std::to_string(s));
+  api_.apply(slices_for(5));
+  ASSERT_TRUE(wait_until([&] { return count() == 5; }, 120s)) << count();
 }
 
 // The figure in docs/kubernetes.md ("Figures"): EndpointSlice change written to the API server →
