@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "integration/daemon/daemon_process.h"
+#include "os/process.h"
 #include "support/eventually.h"
 #include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
@@ -36,7 +37,7 @@ class KubernetesE2E : public ::testing::Test {
     hp_ = std::make_unique<HaproxyFixture>(
         HaproxyConfig().frontend("fe", 0, "web").backend("web").str());
     ASSERT_TRUE(hp_->start().ok()) << hp_->log();
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 10; ++i)
       pods_.push_back(std::make_unique<HttpBackend>("pod" + std::to_string(i)));
     api_.start();
   }
@@ -177,6 +178,50 @@ TEST_F(KubernetesE2E, UnauthorizedOrForbiddenKeepsServersAndNamesThePermission) 
   api_.configure({{"tokens", {"test-token"}}});
   pod(1);
   ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1); }, 30s)) << daemon_.log();
+}
+
+// The scenario: 5 pods replaced one by one (new pod not ready → ready, old pod
+// serving+terminating → drained → gone) under wrk load: 0 failed requests, HAProxy never reloaded.
+TEST_F(KubernetesE2E, RollingUpdateOfFivePodsUnderWrkLoadFailsNoRequestAndNeverReloads) {
+  if (!os::run_process({"wrk", "-v"}).ok()) GTEST_SKIP() << "wrk not installed";
+  for (int i = 0; i < 5; ++i) pod(i);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] {
+    for (int i = 0; i < 5; ++i)
+      if (!serving(i)) return false;
+    return true;
+  }, 30s)) << daemon_.log();
+  const std::string pid_before = hp_->admin("show info");
+  std::string wrk_output;
+  std::thread wrk([&] {
+    auto r = os::run_process({"wrk", "-t1", "-c4", "-d20s",
+                              "http://127.0.0.1:" + std::to_string(hp_->port(0)) + "/"},
+                             {.timeout = std::chrono::seconds(90)});
+    wrk_output = r ? r->output : r.error().message;
+  });
+  const auto update_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    pod(5 + i, /*ready=*/false, /*serving=*/false);
+    pod(5 + i);
+    ASSERT_TRUE(wait_until([&] { return serving(5 + i); }, 30s)) << daemon_.log();
+    pod(i, /*ready=*/false, /*serving=*/true, /*terminating=*/true);
+    ASSERT_TRUE(wait_until([&] { return absent(i); }, 30s)) << daemon_.log();
+    api_.remove("EndpointSlice", "shop", "web-" + std::to_string(i));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - update_start, 18s)
+      << "the update must happen while wrk runs";
+  wrk.join();
+  EXPECT_NE(wrk_output.find("requests in"), std::string::npos) << wrk_output;
+  EXPECT_EQ(wrk_output.find("Non-2xx"), std::string::npos) << wrk_output;
+  EXPECT_EQ(wrk_output.find("Socket errors"), std::string::npos) << wrk_output;
+  auto pid_line = [](const std::string& info) {
+    auto at = info.find("\nPid: ");
+    return at == std::string::npos ? std::string() : info.substr(at, info.find('\n', at + 1) - at);
+  };
+  EXPECT_EQ(pid_line(hp_->admin("show info")), pid_line(pid_before)) << "HAProxy was restarted";
+  EXPECT_FALSE(pid_line(pid_before).empty());
+  for (int i = 5; i < 10; ++i) EXPECT_TRUE(serving(i));
+  std::printf("rolling update under wrk: %s\n", wrk_output.c_str());
 }
 
 // 5 → 500 endpoints (5 slices of 100, as the EndpointSlice controller splits them) → 5.
