@@ -34,6 +34,8 @@ std::shared_ptr<NamespaceWatch> NamespaceWatch::acquire(const ClusterAccess& acc
   const std::string key =
       fmt::format("{}|{}|{}", access.key(), ns, static_cast<const void*>(&runtime));
   std::lock_guard lock(registry_mutex());
+  for (auto it = registry().begin(); it != registry().end();)
+    it = it->second.expired() ? registry().erase(it) : std::next(it);
   auto& slot = registry()[key];
   if (auto existing = slot.lock()) return existing;
   auto created = std::make_shared<NamespaceWatch>(access, ns, options, runtime.loop(), metrics);
@@ -77,8 +79,9 @@ std::uint64_t NamespaceWatch::connections_opened() const {
 void NamespaceWatch::subscribe(Subscriber* s) {
   loop_.run_sync([this, s] {
     subs_.push_back(s);
-    if (selected_.count(s->service()) > 0 && have_listing_) {
-      deliver({s->service()});
+    if (selected_.count(s->service()) > 0) {
+      // Already selected: delivered now, or by the listing in progress when it completes.
+      if (have_listing_) deliver({s->service()});
       return;
     }
     // A new service: the selector changes. One re-list for a burst of subscriptions: it waits
