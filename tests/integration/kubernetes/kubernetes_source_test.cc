@@ -511,6 +511,44 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
   ASSERT_TRUE(lb_sink.wait_last(error_containing("needs \"get\" on \"services\" (API group \"core\")")));
 }
 
+TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {
+  K8sApiDouble other;  // a second cluster
+  other.start();
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  other.apply(K8sApiDouble::slice("shop", "web-z", "web", {{.address = "10.50.0.1"}}));
+  auto cluster = [](const K8sApiDouble& d, const std::string& name) {
+    return nlohmann::json{{"name", name},
+                          {"cluster", {{"server", d.url()}, {"certificate-authority", d.ca_file()}}}};
+  };
+  nlohmann::json kc = {
+      {"apiVersion", "v1"},
+      {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
+      {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
+      {"contexts", {{{"name", "prod-eu"}, {"context", {{"cluster", "eu"}, {"user", "u"}}}},
+                    {{"name", "prod-us"}, {"context", {{"cluster", "us"}, {"user", "u"}}}}}},
+      {"current-context", "prod-eu"}};
+  Options o = options();
+  o.kubeconfig = api_.dir() + "/kubeconfig-two";
+  std::ofstream(o.kubeconfig) << kc.dump();
+  runtime::Runtime rt(runtime::RuntimeOptions{.threads = 1});
+  Options eu = o, us = o;
+  eu.context = "prod-eu";
+  us.context = "prod-us";
+  KubernetesSource a(eu, "be_web", nullptr), b(us, "be_web", nullptr);
+  RecordingSink sa, sb;
+  ASSERT_TRUE(a.start_on(rt, sa).ok());
+  ASSERT_TRUE(b.start_on(rt, sb).ok());
+  ASSERT_TRUE(sa.wait_last(has_exactly({"10.0.0.1:8080"})));
+  ASSERT_TRUE(sb.wait_last(has_exactly({"10.50.0.1:8080"})));
+  EXPECT_NE(a.watch().get(), b.watch().get()) << "one watch per cluster";
+  other.kill();  // one cluster down: only its source fails
+  ASSERT_TRUE(sb.wait_last([](const Snapshot& s) { return !s.ok(); }));
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.2"}}));
+  ASSERT_TRUE(sa.wait_last(has_exactly({"10.0.0.2:8080"})));
+  a.stop();
+  b.stop();
+}
+
 TEST_F(KubernetesSourceTest, ZoneMarksOtherZonesBackup) {
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
                                  {{.address = "10.0.0.1", .zone = "zone-a"},
