@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include "core/log.h"
@@ -196,8 +197,19 @@ void NamespaceWatch::list_page(const std::string& cont) {
     }
     if (resp->status != 200) {
       Error e = http_error(*resp, "list", "endpointslices", "discovery.k8s.io", true);
+      if (resp->status == 429) {
+        // Throttled (API priority and fairness): wait at least what Retry-After asks.
+        long seconds = 1;
+        if (auto ra = resp->headers.get("Retry-After")) {
+          char* end = nullptr;
+          const long v = std::strtol(ra->c_str(), &end, 10);
+          if (end != ra->c_str() && v > 0) seconds = std::min(v, 600L);
+        }
+        retry_after_ = std::chrono::seconds(seconds);
+      }
       return fail(e, resp->status == 401   ? "unauthorized"
                      : resp->status == 403 ? "forbidden"
+                     : resp->status == 429 ? "throttled"
                                            : "server");
     }
     auto page = parse_slice_list(resp->body);
@@ -369,7 +381,10 @@ void NamespaceWatch::fail(const Error& e, const char* reason) {
 
 void NamespaceWatch::retry_later() {
   if (timer_ != 0) loop_.cancel(timer_);
-  timer_ = loop_.after(backoff_.next(), [this] {
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_.next());
+  if (retry_after_) delay = std::max(delay, *retry_after_);
+  retry_after_.reset();
+  timer_ = loop_.after(delay, [this] {
     timer_ = 0;
     restart();
   });

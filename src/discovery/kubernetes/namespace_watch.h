@@ -121,6 +121,7 @@ class NamespaceWatch {
   bool gone_ = false;
   bool got_data_ = false;
   std::set<std::string> logged_;
+  std::optional<std::chrono::milliseconds> retry_after_;  // a 429's Retry-After, for the next retry
 };
 
 }  // namespace ep::discovery::kubernetes

@@ -20,8 +20,8 @@ struct KubernetesStats {
                      "Watch events received, by type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).",
                      {"namespace", "type"}),
         errors_total(registry, "elasticproxy_kubernetes_errors_total",
-                     "Failed API reads by reason (unavailable, unauthorized, forbidden, server, "
-                     "invalid, gone, hung); the last good set was kept (gone: re-listed).",
+                     "Failed API reads by reason (unavailable, unauthorized, forbidden, throttled, "
+                     "server, invalid, gone, hung); the last good set was kept (gone: re-listed).",
                      {"namespace", "reason"}),
         endpoints(registry, "elasticproxy_kubernetes_endpoints",
                   "Endpoints published by a source after mapping (serving, chosen port).",

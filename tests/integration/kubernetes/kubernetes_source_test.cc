@@ -256,6 +256,21 @@ TEST_F(KubernetesSourceTest, ServerErrorsAndGarbageAreErrorsAndTheWatchRecovers)
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
 }
 
+TEST_F(KubernetesSourceTest, ThrottledListWaitsForRetryAfter) {
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  api_.configure({{"fail_status", 429}});  // answers carry Retry-After: 2
+  KubernetesSource source(options(), "be_web", nullptr);  // backoff capped at 500 ms
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_last(error_containing("HTTP 429")));
+  const int after_first = api_.stats()["requests"].get<int>();
+  // Without Retry-After the 100-500 ms backoff would have retried several times by now.
+  EXPECT_TRUE(test::consistently(
+      [&] { return api_.stats()["requests"].get<int>() <= after_first + 1; }, 1500ms));
+  api_.configure({{"fail_status", 0}});
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+}
+
 TEST_F(KubernetesSourceTest, HungWatchIsDetectedAndRelisted) {
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
   Options o = options();

@@ -281,6 +281,10 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.cond.wait_for(lambda: not STATE.hang, timeout=600)
             self.close_connection = True
             return
+        if fail == 429:
+            return self.send_json(429, status(429, "TooManyRequests",
+                                              "Too many requests, please try again later."),
+                                  extra_headers=[("Retry-After", "2")])
         if fail:
             return self.send_json(fail, status(fail, "InternalError",
                                                "Internal error occurred: etcdserver: leader changed"))
