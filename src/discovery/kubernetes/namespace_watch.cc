@@ -249,6 +249,7 @@ void NamespaceWatch::watch(const char* why) {
   stream_error_.reset();
   gone_ = false;
   got_data_ = false;
+  watch_started_ = std::chrono::steady_clock::now();
   ++watches_;
   stats_.watches_total.inc({ns_, why});
   request_ = http_->start_stream(
@@ -365,9 +366,19 @@ void NamespaceWatch::watch_ended(Result<net::HttpResponse> end) {
                    : end->status == 403 ? "forbidden"
                                         : "server");
   }
-  // The server closed the watch (timeoutSeconds): resume from the last resourceVersion.
+  // The server closed the watch (timeoutSeconds): resume from the last resourceVersion. A watch
+  // closed at once without a byte (a proxy in the way?) is resumed after a backoff delay, not in
+  // a tight loop.
   log::debug(kComponent, "{}: watch closed by the server; resuming at resourceVersion {}", where,
              rv_);
+  if (!got_data_ && std::chrono::steady_clock::now() - watch_started_ < std::chrono::seconds(1)) {
+    if (timer_ != 0) loop_.cancel(timer_);
+    timer_ = loop_.after(backoff_.next(), [this] {
+      timer_ = 0;
+      watch("resumed");
+    });
+    return;
+  }
   watch("resumed");
 }
 

@@ -120,6 +120,7 @@ class NamespaceWatch {
   std::optional<Error> stream_error_;
   bool gone_ = false;
   bool got_data_ = false;
+  std::chrono::steady_clock::time_point watch_started_{};
   std::set<std::string> logged_;
   std::optional<std::chrono::milliseconds> retry_after_;  // a 429's Retry-After, for the next retry
 };
