@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration demo bench bench-quick bench-scale clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-haproxy3 clean format deb test-deb
 
 all: build
 
@@ -33,6 +33,18 @@ test-unit: build
 
 test-integration: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L integration
+
+# The version matrix (docs/haproxy-runtime.md, "Versions"): `make test` runs everything on the
+# system's HAProxy (2.6 on Debian 12); test-haproxy3 runs the integration label again on Debian
+# 13's HAProxy 3.0, fetched with apt-get source and built once into ~/.cache/elasticproxy by
+# scripts/haproxy3.sh (about 2 minutes the first time). EP_HAPROXY is the one setting that picks
+# the HAProxy of the tests and benchmarks; `make haproxy3` only prints the 3.0 binary's path.
+haproxy3: deps
+	@./scripts/haproxy3.sh
+
+test-haproxy3: build
+	@hp="$$(./scripts/haproxy3.sh)" && echo "test-haproxy3: $$("$$hp" -v 2>&1 | sed -n 1p)" && \
+	  cd $(BUILD) && EP_HAPROXY="$$hp" ctest --output-on-failure -j $(JOBS) --timeout 300 -L integration
 
 # A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the
 # backend in and out through the file source. Prints requests sent / failed at the end.
@@ -59,6 +71,14 @@ bench-scale: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
 	@bench/run.sh --steps scale --build $(BENCH_BUILD)
+
+# HAProxy 3.0 next to the system's: the bulk step (bench/RESULTS.md section 3) and the same cases
+# on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run; other sections keep their data.
+# QUICK=1: bench-quick's smaller cases, results in $(BENCH_BUILD)/bench-quick/.
+bench-haproxy3: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
+	@EP_HAPROXY3="$$(./scripts/haproxy3.sh)" bench/run.sh $(if $(QUICK),--quick) --steps bulk,bulk3 --build $(BENCH_BUILD)
 
 # Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
 # Reuses the normal build directory (only the install prefix changes: /usr), so after `make

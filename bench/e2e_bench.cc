@@ -48,6 +48,7 @@
 #include "bench_util.h"
 #include "support/consul/consul_double.h"
 #include "support/etcd/etcd_fixture.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/http_backend.h"
 
 using namespace std::chrono;
@@ -105,7 +106,7 @@ class Haproxy {
     std::string text = config;
     for (size_t p; (p = text.find("@ADMIN@")) != std::string::npos;) text.replace(p, 7, admin());
     write_file(cfg(), text);
-    std::vector<std::string> argv = {"haproxy", "-db"};
+    std::vector<std::string> argv = {ep::test::haproxy_binary(), "-db"};
     if (master_worker_) {
       argv.insert(argv.end(), {"-W", "-S", master(), "-p", pidfile()});
     }
@@ -182,12 +183,19 @@ const char* kDefaults = R"(defaults
 // A running elasticproxy daemon with its config in `dir`.
 class Daemon {
  public:
-  bool start(const std::string& dir, const std::string& yaml, const std::string& level = "warn") {
+  bool start(const std::string& dir, const std::string& yaml, std::string level = "warn") {
     dir_ = dir;
+    if (const char* l = std::getenv("EP_BENCH_LOG_LEVEL"); l != nullptr && *l != '\0') level = l;
     write_file(dir + "/ep.yaml", yaml);
-    return child_.start(
-        {elasticproxy_binary(), "run", "-c", dir + "/ep.yaml", "--log-level", level},
-        dir + "/ep.log");
+    std::vector<std::string> argv;
+    if (const char* w = std::getenv("EP_BENCH_WRAP"); w != nullptr) {
+      std::istringstream words(w);
+      for (std::string word; words >> word;) argv.push_back(word);
+    }
+    for (std::string a : {elasticproxy_binary(), std::string("run"), std::string("-c"),
+                          dir + "/ep.yaml", std::string("--log-level"), level})
+      argv.push_back(a);
+    return child_.start(argv, dir + "/ep.log");
   }
   pid_t pid() const { return child_.pid(); }
   bool running() { return child_.running(); }
@@ -211,7 +219,8 @@ std::pair<int, std::string> check_config(const std::string& dir, const std::stri
 }
 
 std::string yaml_haproxy(const std::string& socket, const std::string& extra = "") {
-  return "haproxy:\n  sockets: [" + socket + "]\n" + extra;
+  return "haproxy:\n  sockets: [" + socket + "]\n  binary: " + ep::test::haproxy_binary() + "\n" +
+         extra;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,7 +46,10 @@ for b in "$e2e" "$hot" "$ep"; do
   [ "$b" = "$hot" ] && [ -n "$steps" ] && [[ ",$steps," != *",hotpaths,"* ]] && continue
   [ -x "$b" ] || { echo "run.sh: $b is not built (make bench or make bench-quick)" >&2; exit 1; }
 done
-for t in haproxy wrk etcd gnuplot; do
+# The HAProxy measured: $EP_HAPROXY (e.g. scripts/haproxy3.sh's 3.0), else the system's.
+haproxy_bin="${EP_HAPROXY:-haproxy}"
+command -v "$haproxy_bin" >/dev/null || { echo "run.sh: $haproxy_bin not found (make deps)" >&2; exit 1; }
+for t in wrk etcd gnuplot; do
   command -v "$t" >/dev/null || { echo "run.sh: $t not installed (make deps)" >&2; exit 1; }
 done
 
@@ -76,7 +79,11 @@ commit_now() {
   echo "$c"
 }
 
-if [ $render_only = 0 ] && [ -z "$steps" ]; then
+# A whole run, or --steps into an output directory that has no run yet (make bench-haproxy3
+# QUICK=1 on a fresh build tree): start the run's records.
+fresh=0
+if [ $render_only = 0 ] && { [ -z "$steps" ] || [ ! -s "$data/started" ]; }; then
+  fresh=1
   rm -f "$data"/*
   c="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench/data' \
@@ -114,6 +121,16 @@ if [ $render_only = 0 ]; then
 run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
 run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
 run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+# HAProxy 3.0 next to the system's (make bench-haproxy3): the same bulk cases in the same run,
+# with EP_HAPROXY pointing at $EP_HAPROXY3 (scripts/haproxy3.sh's build). Skipped when unset.
+if [ -n "${EP_HAPROXY3:-}" ] && want bulk3; then
+  hav3="$("$EP_HAPROXY3" -v 2>/dev/null | sed -n 1p)"
+  [ -n "$hav3" ] || { echo "run.sh: EP_HAPROXY3=$EP_HAPROXY3 does not run" >&2; exit 1; }
+  run_step bulk3 env EP_HAPROXY="$EP_HAPROXY3" "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+  echo "$hav3" > "$data/bulk3.haproxy"
+  echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") bulk --cases $cases --repeat $repeat --bootstrap $boot" \
+    > "$data/bulk3.cmd"
+fi
 run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
@@ -122,7 +139,7 @@ run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes
   --idle-seconds "$scale_idle" --out "$data"
 
 for f in "$data"/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
-if [ -z "$steps" ]; then
+if [ $fresh = 1 ]; then
   cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
   echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
 fi
@@ -205,7 +222,7 @@ fi
 cores="$(nproc)"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-hav="$(haproxy -v 2>/dev/null | sed -n 1p || true)"
+hav="$("$haproxy_bin" -v 2>/dev/null | sed -n 1p || true)"
 etv="$(etcd --version 2>/dev/null | sed -n 1p || true)"
 wrv="$(wrk --version 2>&1 | sed -n 1p | cut -d' ' -f1-2 || true)"
 epv="$("$ep" --version 2>/dev/null | sed -n 1p || true)"
@@ -226,6 +243,11 @@ section() {  # name title explanation
   local name="$1" title="$2" text="$3"
   echo "## $title"
   echo ""
+  if [ ! -s "$data/$name.md" ]; then  # a --steps run into a fresh directory
+    echo "*(not measured in this directory: \`bench/run.sh --steps $name\`)*"
+    echo ""
+    return 0
+  fi
   echo "$text"
   echo ""
   echo '```'
@@ -273,13 +295,13 @@ section() {  # name title explanation
   else
     echo "- Churn: no runtime/naive pair completed in this run (see the churn table)."
   fi
-  grep '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
-    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}'
-  grep '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' '
+  grep -s '^| ' "$data/convergence.md" | grep -v '^| source' | awk -F'|' \
+    '{gsub(/^ +| +$/,"",$2); gsub(/^ +| +$/,"",$5); gsub(/^ +| +$/,"",$6); printf "- Convergence, %s: p50 %s ms, p99 %s ms\n", $2, $5, $6}' || true
+  grep -s '^| ' "$data/bulk.md" | grep -v '^| change' | grep -v '^|---' | awk -F'|' '
     function trim(x) { gsub(/^ +| +$/, "", x); return x }
     { what = trim($2); wall = trim($3); sub(/ \(.*/, "", wall); cmds = trim($4); conns = trim($7); tgt = trim($8)
       if (cmds == "–") printf "- Bulk, %s: %s ms%s\n", what, wall, (tgt == "" ? "" : " (target " tgt ")")
-      else printf "- Bulk, %s: %s runtime commands over %s connections\n", what, cmds, conns }'
+      else printf "- Bulk, %s: %s runtime commands over %s connections\n", what, cmds, conns }' || true
   echo ""
   if [ -f "$out/convergence_cdf.png" ]; then echo "![convergence latency CDF](convergence_cdf.png)"; echo ""; fi
   if [ -f "$out/churn.png" ]; then echo "![churn errors and latency by mode](churn.png)"; echo ""; fi
@@ -325,6 +347,13 @@ socket path to count what the daemon sends: commands (split on unescaped \`;\` a
 \`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
 byte of the apply (read-back included) and includes the proxy's extra hop on every round trip, so
 it is longer. The bench's own reads go directly to HAProxy and are never counted."
+
+  if [ -s "$data/bulk3.md" ]; then
+  section bulk3 "3a. Bulk scale on HAProxy 3.0, same cases (make bench-haproxy3)" \
+"The cases of section 3, in the same run, against $(cat "$data/bulk3.haproxy" 2>/dev/null || echo "HAProxy 3.0"),
+built from Debian 13's source package by scripts/haproxy3.sh (the run line below names the system
+HAProxy of the other sections). Compare row by row with section 3."
+  fi
 
   section limit "3b. HAProxy alone: dynamic servers in one backend" \
 "Without ElasticProxy: \`add server\` straight to HAProxy's admin socket, 100 per connection, into

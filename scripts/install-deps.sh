@@ -22,6 +22,9 @@ packages=(
   python3 python3-kubernetes
   # benchmark plots (make bench)
   gnuplot-nox
+  # make test-haproxy3: scripts/haproxy3.sh checks trixie's signed source index with its keys
+  # (building HAProxy 3.0 itself needs only make, gcc and libssl-dev, listed above)
+  debian-archive-keyring
 )
 
 # kubectl: Debian's kubernetes-client, unless a kubectl is already installed (another package's

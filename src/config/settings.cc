@@ -1,13 +1,9 @@
 #include "config/settings.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <set>
 
 #include "config/ep2.h"
+#include "os/file.h"
 #include "os/strings.h"
 
 namespace ep::config {
@@ -315,26 +311,10 @@ Settings settings_from_node(const ConfigNode& root, const std::string& filename,
 }
 
 Result<ConfigNode> load_tree(const std::filesystem::path& path, std::vector<std::string>* notes) {
-  // POSIX I/O rather than ifstream: we want the real errno (ENOENT, EACCES, EISDIR) in the message.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    return Error::invalid("cannot read " + path.string() + ": " + std::strerror(err));
-  }
-  std::string text;
-  char chunk[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Error::invalid("cannot read " + path.string() + ": " + std::strerror(err));
-    }
-    if (n == 0) break;
-    text.append(chunk, static_cast<size_t>(n));
-  }
-  ::close(fd);
+  // The real errno in the message (ENOENT, EACCES, EISDIR), not an ifstream's failbit.
+  auto read = os::read_file(path.string());
+  if (!read) return Error::invalid(read.error().message);
+  const std::string text = std::move(*read);
   const std::string name = path.string();
   if (!looks_like_ini(text)) return parse_yaml(text, name);
   // An EP2 ep2.conf (INI) is mapped onto the same settings tree as the YAML config.

@@ -125,14 +125,22 @@ Metrics::Family& Metrics::family(const Spec& spec) {
   return families_.emplace(spec.name, std::move(f)).first->second;
 }
 
-void Metrics::declare(const Spec& spec) {
+std::shared_ptr<const Metrics::Spec> Metrics::declare(Spec spec) {
   std::lock_guard lock(mu_);
   Family& f = family(spec);
-  // A second declaration (another instance of the part) restates the same text; keep it current.
+  // A second declaration (another instance of the part) restates the same text: share the first
+  // one's Spec when it is the same, else keep the family current with the new one.
+  if (f.spec && f.spec->type == spec.type && f.spec->help == spec.help &&
+      f.spec->label_names == spec.label_names &&
+      (spec.buckets.empty() || f.spec->buckets == spec.buckets)) {
+    return f.spec;
+  }
   f.type = spec.type;
   f.help = spec.help;
   f.label_names = spec.label_names;
   if (!spec.buckets.empty()) f.buckets = spec.buckets;
+  f.spec = std::make_shared<const Spec>(std::move(spec));
+  return f.spec;
 }
 
 void Metrics::record(const Spec& spec, const LabelValues& values, double v, bool add) {
@@ -222,10 +230,8 @@ MetricHandle::MetricHandle(Metrics& registry, Metrics::Type type, std::string na
                            std::string help, std::vector<std::string> label_names,
                            std::vector<double> buckets)
     : registry_(&registry),
-      spec_(std::make_shared<const Metrics::Spec>(Metrics::Spec{
-          std::move(name), type, std::move(help), std::move(label_names), std::move(buckets)})) {
-  registry_->declare(*spec_);
-}
+      spec_(registry.declare(Metrics::Spec{std::move(name), type, std::move(help),
+                                           std::move(label_names), std::move(buckets)})) {}
 
 void MetricHandle::record(const LabelValues& values, double v, bool add) const {
   assert(values.size() == spec_->label_names.size() && "label values must match the declaration");

@@ -145,6 +145,46 @@ const char* to_string(Hold hold) {
   return "?";
 }
 
+Endpoint endpoint_from_text(std::string_view target) {
+  Endpoint e;
+  auto whole = [&] {
+    e.address = std::string(target);
+    e.port = 0;
+    return e;
+  };
+  auto parse_port = [&](std::string_view p) -> bool {
+    // At most 5 digits: 65536..99999 still reach the guard, which names the bad port.
+    if (p.empty() || p.size() > 5) return false;
+    std::uint32_t v = 0;
+    for (char c : p) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    e.port = v;
+    return true;
+  };
+  if (!target.empty() && target.front() == '[') {
+    const auto close = target.find(']');
+    if (close == std::string_view::npos) return whole();
+    e.address = std::string(target.substr(1, close - 1));
+    std::string_view rest = target.substr(close + 1);
+    if (rest.empty()) return e;
+    if (rest.front() != ':' || !parse_port(rest.substr(1))) return whole();
+    return e;
+  }
+  const auto first = target.find(':');
+  if (first == std::string_view::npos) {
+    e.address = std::string(target);
+    return e;
+  }
+  if (target.find(':', first + 1) != std::string_view::npos) {
+    return whole();  // unbracketed IPv6: no port can be given this way
+  }
+  e.address = std::string(target.substr(0, first));
+  if (!parse_port(target.substr(first + 1))) return whole();
+  return e;
+}
+
 Result<ServerSpec> validate_endpoint(const Endpoint& endpoint,
                                      const reconcile::BackendPolicy& policy) {
   const std::string who = describe_endpoint(endpoint);

@@ -15,6 +15,13 @@
 
 namespace ep::discovery {
 
+// An endpoint written as text (file targets, static servers): "ip:port", "[v6]:port", "[v6]" or
+// a bare host/address (port 0: the backend's `port` fills it). Text of any other shape is
+// returned whole as the address with port 0, and a 5-digit port above 65535 is kept, so that
+// validate_endpoint rejects that one endpoint naming what is wrong, instead of its whole list.
+// (Lenient on purpose, unlike os::split_host_port, which refuses bad text outright.)
+Endpoint endpoint_from_text(std::string_view text);
+
 // Validates one endpoint against the backend policy and builds its ServerSpec.
 // Rules: address is an IPv4 or IPv6 literal (brackets stripped; zone ids, hostnames, anything
 // with spaces/control chars/`;` refused); port = policy.port if set, else the endpoint's, and must

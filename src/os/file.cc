@@ -10,8 +10,8 @@
 
 namespace ep::os {
 
-Result<std::string> read_file(const std::string& path, std::size_t max_bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+Result<std::string> read_file(const std::string& path, std::size_t max_bytes, bool nonblocking) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)));
   if (!fd) return Error::unavailable("cannot read " + path + ": " + std::strerror(errno));
   std::string out;
   char buf[65536];

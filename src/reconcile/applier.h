@@ -20,6 +20,32 @@ struct InstanceInfo {
   long start_time_sec = 0;  // changes when HAProxy restarts
 };
 
+// What an HAProxy version offers the reconciler, derived from `show info`'s Version once per
+// HAProxy process (first contact, restart, version change) and logged then. Every difference the
+// reconciler relies on is here, so a new version is one line (docs/haproxy-runtime.md,
+// "Versions"). Tested: 2.6 and 3.0.
+struct Features {
+  // `add server` / `del server` at runtime (2.6+; 2.4 and 2.5 lack parts of it): auto mode picks
+  // dynamic servers for a non-static-rr backend.
+  bool dynamic_servers = false;
+  // `add server … cookie <v>` accepted (3.0+; 2.6 answers "'cookie' option is not accepted for
+  // dynamic server"): server_options may carry a cookie in dynamic mode.
+  bool add_server_cookie = false;
+
+  std::string describe() const {
+    return std::string("dynamic servers ") + (dynamic_servers ? "yes" : "no") +
+           ", add server cookie " + (add_server_cookie ? "yes" : "no");
+  }
+};
+
+inline Features features_of(int major, int minor) {
+  auto at_least = [&](int ma, int mi) { return major > ma || (major == ma && minor >= mi); };
+  Features f;
+  f.dynamic_servers = at_least(2, 6);
+  f.add_server_cookie = at_least(3, 0);
+  return f;
+}
+
 // Outcome of one action: done, not yet (retry on a later pass, e.g. sessions remain), or failed
 // with HAProxy's own text.
 struct ActionResult {

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "reconcile/applier.h"
+
 namespace ep::reconcile {
 
 const char* to_string(ActionKind kind) {
@@ -232,8 +234,12 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       // re-enabled in place so the server keeps its name.
       if (w != wanted.end() && !placed.count(key) && !is_placeholder(*s)) {
         placed.insert(key);
-        additions.push_back(
-            {ActionKind::kAssignSlot, s->name, *w->second, Reason::kSlotInMaintenance, {}});
+        additions.push_back({ActionKind::kAssignSlot,
+                             s->name,
+                             *w->second,
+                             Reason::kSlotInMaintenance,
+                             {},
+                             !weight_differs(actual, s->weight, w->second->weight)});
         continue;
       }
       if (!is_placeholder(*s)) {
@@ -274,11 +280,13 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
       ++plan.missing_slots;
       continue;
     }
+    const ActualServer* slot = free_slots[next_free++];
     additions.push_back({ActionKind::kAssignSlot,
-                         free_slots[next_free++]->name,
+                         slot->name,
                          spec,
                          Reason::kNewInDiscovery,
-                         {}});
+                         {},
+                         !weight_differs(actual, slot->weight, spec.weight)});
   }
   for (auto* group : {&removals, &additions, &updates}) {
     for (auto& a : *group) plan.actions.push_back(std::move(a));
@@ -342,13 +350,17 @@ long slot_number(const std::string& name, const std::string& prefix) {
 
 bool is_free_slot(const ActualServer& server) { return server.in_maint() && !server.draining(); }
 
-BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
+BackendMode resolve_mode(const BackendPolicy& policy, const Features& features,
                          const std::string& algorithm) {
   if (policy.mode != BackendMode::kAuto) return policy.mode;
   if (policy.slots > 0) return BackendMode::kSlots;
-  const bool dynamic_capable = major > 2 || (major == 2 && minor >= 6);
-  if (dynamic_capable && algorithm != "static-rr") return BackendMode::kDynamic;
+  if (features.dynamic_servers && algorithm != "static-rr") return BackendMode::kDynamic;
   return BackendMode::kSlots;
+}
+
+BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
+                         const std::string& algorithm) {
+  return resolve_mode(policy, features_of(major, minor), algorithm);
 }
 
 Plan diff(const DesiredBackend& desired, const ActualBackend& actual, const BackendPolicy& policy,

@@ -36,8 +36,13 @@ bool is_free_slot(const ActualServer& server);
 // Slot number of "<prefix><digits>" (1, 2, ...), or -1 when `name` is not a slot of `prefix`.
 long slot_number(const std::string& name, const std::string& prefix);
 
+struct Features;  // reconcile/applier.h
+
 // Resolves kAuto: slots when the policy declares slots (a server-template in the config);
-// otherwise dynamic when HAProxy >= 2.6 and the algorithm is not static-rr; otherwise slots.
+// otherwise dynamic when HAProxy has dynamic servers (>= 2.6) and the algorithm is not static-rr;
+// otherwise slots.
+BackendMode resolve_mode(const BackendPolicy& policy, const Features& features,
+                         const std::string& algorithm);
 BackendMode resolve_mode(const BackendPolicy& policy, int major, int minor,
                          const std::string& algorithm);
 

@@ -48,6 +48,9 @@ struct Action {
   ServerSpec spec;     // the desired server (add/assign/enable/weight/address); name = identity
   Reason reason = Reason::kNewInDiscovery;
   std::string detail;  // values the reason's text names (see Reason); may be empty
+  // kAssignSlot only: the slot already has the desired weight, so the assignment sends no
+  // `set server … weight` (one command fewer per server in a bulk assignment).
+  bool slot_weight_ok = false;
 
   bool operator==(const Action&) const = default;
 };

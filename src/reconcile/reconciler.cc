@@ -306,7 +306,9 @@ PassReport Reconciler::do_pass(bool full_resync) {
       BackendStatus& bs = st.backends[b];
       bs.ready = d.ready;
       bs.desired = d.servers.size();
-      bs.desired_servers = d.servers;
+      // Shares the immutable desired set (an aliasing pointer into the published Desired).
+      bs.desired_servers = SharedList<ServerSpec>(
+          std::shared_ptr<const std::vector<ServerSpec>>(desired[b], &desired[b]->servers));
     }
   }
   for (size_t i = 0; i < runs_.size(); ++i) {
@@ -322,7 +324,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
     for (size_t b : touched[i]) {
       const BackendRun& br = run.backends[b];
       BackendStatus& bs = st.backends[b];
-      const bool servers_changed = bs.actual_servers != br.managed;
+      const bool servers_changed = !(bs.actual_servers == br.managed);
       if (servers_changed || bs.mode != br.mode || bs.converged != br.converged ||
           bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
         report.status_changed = true;
@@ -331,8 +333,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
       bs.draining =
           static_cast<size_t>(std::count_if(br.managed.begin(), br.managed.end(),
                                             [](const ActualServer& s) { return s.draining(); }));
-      // A resync touches every backend: copy only what changed (11,000 servers at scale).
-      if (servers_changed) bs.actual_servers = br.managed;
+      bs.actual_servers = br.managed;  // a pointer: also drops an older list of equal content
       bs.mode = br.mode;
       bs.converged = br.converged;
       bs.missing_slots = br.missing_slots;
@@ -406,6 +407,11 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
     todo.clear();
     for (size_t b = 0; b < backends_.size(); ++b) todo.push_back(b);
   }
+  if (!run.ever_reached || restarted || info->version != run.info.version) {
+    run.features = features_of(info->major, info->minor);
+    log::info(kLog, "HAProxy {}: version {} (pid {}): {}", iname, info->version, info->pid,
+              run.features.describe());
+  }
   run.info = *info;
   run.reachable = true;
   run.ever_reached = true;
@@ -457,10 +463,10 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   if (!actual.exists) {
     set_error("backend '" + policy.name + "' does not exist in HAProxy " + iname +
               " (add it to haproxy.cfg); nothing changed");
-    br.managed.clear();
+    br.managed = {};
     return;
   }
-  const BackendMode mode = resolve_mode(policy, run.info.major, run.info.minor, actual.algorithm);
+  const BackendMode mode = resolve_mode(policy, run.features, actual.algorithm);
   // A resync finds most backends as the last pass left them. When HAProxy shows the same state
   // as after a pass that had nothing to do, for the same desired set, the diff would be empty
   // again (it depends on time only through drains and warm-ups, and a settled backend has
@@ -476,13 +482,15 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     }
   }
   br.mode = mode;
-  std::vector<ActualServer> previous;
-  if (!actual.server_stats) previous.swap(br.managed);
-  br.managed.clear();
-  for (const auto& s : actual.servers) {
-    if (is_managed(s, policy, mode)) br.managed.push_back(s);
+  {
+    std::vector<ActualServer> managed;
+    for (const auto& s : actual.servers) {
+      if (is_managed(s, policy, mode)) managed.push_back(s);
+    }
+    if (!actual.server_stats) keep_server_stats(br.managed, managed);
+    // Shared with the published status (one list, not two).
+    br.managed = SharedList<ActualServer>(std::move(managed));
   }
-  if (!actual.server_stats) keep_server_stats(previous, br.managed);
   stats_.backend_servers_actual.set({policy.name, iname}, static_cast<double>(br.managed.size()));
   if (!desired.ready) {
     // No desired set yet (a source has not delivered): leave HAProxy as it is.

@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/model.h"
 #include "core/server_state_view.h"
+#include "core/shared_list.h"
 #include "reconcile/applier.h"
 #include "reconcile/diff.h"
 #include "reconcile/plan.h"
@@ -61,8 +62,9 @@ struct BackendStatus {
   bool converged = false;  // last pass applied everything (drains may still be waiting)
   int missing_slots = 0;
   std::string last_error;
-  std::vector<ServerSpec> desired_servers;
-  std::vector<ActualServer> actual_servers;  // managed ones
+  // Shared, immutable lists: copying a status copies pointers (see core/shared_list.h).
+  SharedList<ServerSpec> desired_servers;
+  SharedList<ActualServer> actual_servers;  // managed ones
 };
 
 struct InstanceStatus {
@@ -165,7 +167,7 @@ class Reconciler : public ServerStateView {
     BackendMode mode = BackendMode::kAuto;
     std::string last_error;
     std::string last_logged_error;
-    std::vector<ActualServer> managed;
+    SharedList<ActualServer> managed;  // immutable: replaced whole, shared with status_
     // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
     // that finds the same state and desired set skips the diff.
     std::optional<std::size_t> settled_state;
@@ -175,6 +177,7 @@ class Reconciler : public ServerStateView {
     bool reachable = false;
     bool ever_reached = false;
     InstanceInfo info;
+    Features features;  // of info.version, derived when the process or version changes
     int failures = 0;
     std::optional<SteadyTime> retry_at;
     std::optional<SteadyTime> last_probe;

@@ -17,6 +17,25 @@
 
 namespace ep::runtime {
 
+// SplitMix64: an 8-byte random bit generator (std::mt19937_64 holds 2.5 KiB, and every source of
+// a 2,000-source daemon owns a Backoff). Jitter needs spread, not cryptographic quality.
+class SplitMix64 {
+ public:
+  using result_type = std::uint64_t;
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~result_type{0}; }
+  result_type operator()() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
 struct BackoffPolicy {
   Duration initial = std::chrono::milliseconds(250);
   Duration max = std::chrono::seconds(30);
@@ -41,7 +60,7 @@ class Backoff {
  private:
   BackoffPolicy policy_;
   int failures_ = 0;
-  std::mt19937_64 rng_;
+  SplitMix64 rng_;
 };
 
 }  // namespace ep::runtime

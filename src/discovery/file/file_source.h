@@ -61,7 +61,7 @@ class FileSource final : public Source {
   runtime::TimerId pending_timer_ = 0;  // a debounced (or re-check) read is due
   runtime::TimerId refresh_timer_ = 0;
   bool retrying_ = false;         // the last read failed and one re-check is scheduled
-  std::optional<Snapshot> last_;  // last published
+  std::optional<std::string> last_text_;  // the bytes of the last published set
 };
 
 // {"file", factory}: options from the node, relative paths against SourceContext::base_dir.

@@ -6,6 +6,7 @@
 
 #include "config/settings.h"
 #include "core/config_node.h"
+#include "discovery/guard.h"
 #include "os/json.h"
 #include "os/strings.h"
 
@@ -187,7 +188,7 @@ Result<std::vector<Endpoint>> from_tree(const ConfigNode& root, const std::strin
             where(filename, target.mark, gpath + ".targets[" + std::to_string(t) + "]") +
             "a target must be a \"host:port\" string, got " + target.kind_name());
       }
-      Endpoint e = split_target(target.scalar);
+      Endpoint e = endpoint_from_text(target.scalar);
       e.weight = proto.weight;
       e.backup = proto.backup;
       e.labels = proto.labels;
@@ -204,46 +205,6 @@ Format format_for(std::string_view filename) {
   if (ends_with(filename, ".json")) return Format::kJson;
   if (ends_with(filename, ".yml") || ends_with(filename, ".yaml")) return Format::kYaml;
   return Format::kAuto;
-}
-
-Endpoint split_target(std::string_view target) {
-  Endpoint e;
-  auto whole = [&] {
-    e.address = std::string(target);
-    e.port = 0;
-    return e;
-  };
-  auto parse_port = [&](std::string_view p) -> bool {
-    // At most 5 digits: 65536..99999 still reach the guard, which names the bad port.
-    if (p.empty() || p.size() > 5) return false;
-    std::uint32_t v = 0;
-    for (char c : p) {
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + static_cast<std::uint32_t>(c - '0');
-    }
-    e.port = v;
-    return true;
-  };
-  if (!target.empty() && target.front() == '[') {
-    const auto close = target.find(']');
-    if (close == std::string_view::npos) return whole();
-    e.address = std::string(target.substr(1, close - 1));
-    std::string_view rest = target.substr(close + 1);
-    if (rest.empty()) return e;
-    if (rest.front() != ':' || !parse_port(rest.substr(1))) return whole();
-    return e;
-  }
-  const auto first = target.find(':');
-  if (first == std::string_view::npos) {
-    e.address = std::string(target);
-    return e;
-  }
-  if (target.find(':', first + 1) != std::string_view::npos) {
-    return whole();  // unbracketed IPv6: no port can be given this way
-  }
-  e.address = std::string(target.substr(0, first));
-  if (!parse_port(target.substr(first + 1))) return whole();
-  return e;
 }
 
 Result<std::vector<Endpoint>> parse_file_sd(std::string_view text, Format format,

@@ -17,11 +17,6 @@ enum class Format { kAuto, kJson, kYaml };
 // By extension: .json → kJson, .yml/.yaml → kYaml, else kAuto (unknown).
 Format format_for(std::string_view filename);
 
-// Splits a target: "ip:port", "[v6]:port", "[v6]" or a bare host/address (port 0: the backend's
-// `port` fills it). Text that is not one of these shapes is returned whole as the address with
-// port 0, so the guard rejects that one endpoint (naming it) instead of the whole file.
-Endpoint split_target(std::string_view target);
-
 // Parses the whole file. Structural errors (not a list, a group without `targets`, a target that
 // is not a string, a bad `weight`/`backup` label, `id` on a group with several targets, unknown
 // group keys, an empty file) fail the whole file with a message naming the file and the position

@@ -1,41 +1,8 @@
 #include "discovery/static/static_source.h"
 
+#include "discovery/guard.h"
+
 namespace ep::discovery::static_source {
-namespace {
-
-// "ip:port", "[v6]:port", "[v6]", bare address (port 0 = the backend's port). Anything else is
-// kept whole as the address so the guard names it when it rejects it.
-Endpoint split(const std::string& text) {
-  Endpoint e;
-  e.address = text;
-  auto port_of = [&](const std::string& p) -> bool {
-    if (p.empty() || p.size() > 5) return false;
-    std::uint32_t v = 0;
-    for (char c : p) {
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + static_cast<std::uint32_t>(c - '0');
-    }
-    e.port = v;
-    return true;
-  };
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string::npos) return e;
-    const std::string rest = text.substr(close + 1);
-    if (rest.empty()) {
-      e.address = text.substr(1, close - 1);
-    } else if (rest.front() == ':' && port_of(rest.substr(1))) {
-      e.address = text.substr(1, close - 1);
-    }
-    return e;
-  }
-  const auto first = text.find(':');
-  if (first == std::string::npos || text.find(':', first + 1) != std::string::npos) return e;
-  if (port_of(text.substr(first + 1))) e.address = text.substr(0, first);
-  return e;
-}
-
-}  // namespace
 
 std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& diag) {
   MapReader r(node, diag, "static");
@@ -55,7 +22,7 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
       const ConfigNode& item = servers->items[i];
       const std::string what = "static.servers[" + std::to_string(i) + "]";
       if (item.kind == ConfigNode::Kind::kScalar) {
-        o.servers.push_back(split(item.scalar));
+        o.servers.push_back(endpoint_from_text(item.scalar));
         continue;
       }
       if (item.kind != ConfigNode::Kind::kMap) {

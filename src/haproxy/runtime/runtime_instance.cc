@@ -68,8 +68,9 @@ Job build(const reconcile::Action& a, const reconcile::Plan& plan,
                checks ? "set state drain (until its health check passes)" : "set state ready");
       break;
     case ActionKind::kAssignSlot:
+      // The weight step only where the slot's weight differs (diff sets slot_weight_ok).
       push(job, cmd::set_addr(b, s, a.spec.address, a.spec.port), Check::kAddr, "set addr") &&
-          weight_step(job) &&
+          (a.slot_weight_ok || weight_step(job)) &&
           push(job, cmd::warm_line(b, s, checks), Check::kEmpty,
                checks ? "set state drain (until its health check passes)" : "set state ready");
       break;

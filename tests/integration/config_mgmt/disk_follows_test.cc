@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "integration/daemon/daemon_process.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/servers_state.h"
 #include "support/haproxy/http_backend.h"
@@ -97,8 +98,8 @@ TEST(ConfigMgmtE2E, DiskFollowsRuntimeAndRestartFromFileReproducesIt) {
   write_file(dir + "/slots.json", "[{\"targets\": [\"" + target(*bs[2]) + "\"]}]\n");
   const std::string rendered = dir + "/rendered.cfg";
   write_file(dir + "/ep.yaml", "haproxy:\n  sockets: [" + hp.socket_path() +
-                                   "]\n  timeout: 1s\n"
-                                   "  template: haproxy.cfg.tmpl\n"
+                                   "]\n  timeout: 1s\n  binary: " + haproxy_binary() +
+                                   "\n  template: haproxy.cfg.tmpl\n"
                                    "  config: rendered.cfg\n"
                                    "backends:\n"
                                    "  - name: web\n"

@@ -14,6 +14,7 @@
 
 #include "integration/daemon/daemon_process.h"
 #include "support/eventually.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
@@ -121,6 +122,16 @@ TEST_F(DaemonE2E, AddsServersThatTakeTrafficAndLeavesHandWrittenOnesAlone) {
   daemon_.signal(SIGTERM);
   EXPECT_EQ(daemon_.wait(), 0) << daemon_.log();
   EXPECT_NE(daemon_.log().find("stopped"), std::string::npos);
+  // The version and what it offers are detected once per HAProxy process, and said once.
+  const std::string log = daemon_.log();
+  const std::string said = "version " + haproxy_version().text() + ".";
+  EXPECT_NE(log.find(said), std::string::npos) << log;
+  size_t times = 0;
+  for (size_t at = log.find("): dynamic servers yes, add server cookie "); at != std::string::npos;
+       at = log.find("): dynamic servers yes", at + 1)) {
+    ++times;
+  }
+  EXPECT_EQ(times, 1u) << log;
 }
 
 TEST_F(DaemonE2E, WeightAndRemovalFollowTheFile) {

@@ -20,6 +20,7 @@
 #include "integration/daemon/daemon_process.h"
 #include "support/consul/consul_double.h"
 #include "support/eventually.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -67,6 +68,11 @@ class Ep2E2E : public ::testing::Test {
     replace_all(t, "@DIR@", dir_);
     replace_all(t, "@PORT0@", std::to_string(port_));
     replace_all(t, "@PORT1@", std::to_string(stats_port_));
+    readme_template_ = t;
+    // EP2's README line `option httpchk HEAD / HTTP/1.1\r\nHost:localhost` (headers hidden in
+    // the version string) is accepted by HAProxy 2.6 and refused by 3.0 (ReadmeHttpchkLine...
+    // below pins both). On 3.0 the other tests run the form 3.0 takes, which 2.6 takes too.
+    if (haproxy_version().at_least(3, 0)) replace_all(t, kReadmeHttpchk, kHttpchk30);
     write_file(dir_ + "/haproxy.cfg.template", t);
     for (int i = 0; i < 3; ++i) backends_.push_back(std::make_unique<HttpBackend>("e" + std::to_string(i)));
     consul_.start();
@@ -99,7 +105,7 @@ class Ep2E2E : public ::testing::Test {
                              "haproxy_config_file = " + dir_ + "/haproxy.cfg\n"
                              "template_file = " + dir_ + "/haproxy.cfg.template\n"
                              "backend_port = 6003\n"
-                             "haproxy_binary = /usr/sbin/haproxy\n"
+                             "haproxy_binary = " + haproxy_binary() + "\n"
                              "start_by = binary\n"
                              "haproxy_socket_file = " + dir_ + "/haproxy.sock\n"
                              "pid_file = " + dir_ + "/haproxy.pid\n"
@@ -131,7 +137,12 @@ class Ep2E2E : public ::testing::Test {
     return false;
   }
 
+  static constexpr const char* kReadmeHttpchk = "option httpchk HEAD / HTTP/1.1\\r\\nHost:localhost";
+  static constexpr const char* kHttpchk30 =
+      "option httpchk HEAD / HTTP/1.1\n\thttp-check send hdr Host localhost";
+
   std::string dir_;
+  std::string readme_template_;  // EP2's README template, unchanged (with this test's ports)
   int port_ = 0;
   int stats_port_ = 0;
   std::vector<std::unique_ptr<HttpBackend>> backends_;
@@ -155,7 +166,9 @@ TEST_F(Ep2E2E, RuntimeUpdatesFromAnUnchangedEp2Setup) {
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/haproxy.pid"));
   const std::string cfg = read_file(dir_ + "/haproxy.cfg");
   EXPECT_NE(cfg.find("127.0.0.1:" + std::to_string(backends_[0]->port())), std::string::npos) << cfg;
-  EXPECT_NE(cfg.find("option httpchk HEAD / HTTP/1.1\\r\\nHost:localhost\n"), std::string::npos);
+  EXPECT_NE(cfg.find(haproxy_version().at_least(3, 0) ? kHttpchk30 : kReadmeHttpchk),
+            std::string::npos)
+      << cfg;
   auto reply = http_get(port_, "/");
   ASSERT_TRUE(reply.ok()) << reply.error().message;
   EXPECT_EQ(reply->status, 200);
@@ -197,6 +210,33 @@ TEST_F(Ep2E2E, ConfigUpdatesReloadThroughTheBinary) {
   auto reply = http_get(port_, "/");
   ASSERT_TRUE(reply.ok()) << reply.error().message;
   EXPECT_EQ(reply->status, 200);
+}
+
+// Version-specific, both sides pinned: EP2's README health-check line, headers hidden in the
+// version string, is accepted by HAProxy 2.6 (deprecated since 2.2) and refused by 3.0. On 3.0 an
+// unchanged EP2 template therefore does not start: the bootstrap names HAProxy's alert, writes
+// no config and starts nothing (docs/haproxy-runtime.md, "Versions").
+TEST_F(Ep2E2E, ReadmeHttpchkLineRunsOn26AndIsRefusedWithHaproxysAlertOn30) {
+  write_file(dir_ + "/haproxy.cfg.template", readme_template_);
+  write_conf("update_by_runtime");
+  consul_.register_service(instance("a", backends_[0]->port()));
+  ASSERT_TRUE(daemon_.start({"run", "-f", dir_ + "/ep2.conf"}, dir_ + "/ep.log"));
+  if (haproxy_version().at_least(3, 0)) {
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return daemon_.log().find("hiding headers or body at the end of the version string is "
+                                    "unsupported") != std::string::npos;
+        },
+        20s))
+        << daemon_.log();
+    EXPECT_NE(daemon_.log().find("haproxy rejected the config"), std::string::npos)
+        << daemon_.log();
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/haproxy.cfg"));
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/haproxy.pid"));
+  } else {
+    ASSERT_TRUE(wait_until([&] { return serving(backends_[0]->port()); }, 20s)) << daemon_.log();
+    EXPECT_NE(read_file(dir_ + "/haproxy.cfg").find(kReadmeHttpchk), std::string::npos);
+  }
 }
 
 TEST_F(Ep2E2E, Ep2ReadmeTemplateWithJinjaBracesIsAClearError) {

@@ -30,6 +30,7 @@
 #include "integration/daemon/daemon_process.h"
 #include "support/consul/consul_double.h"
 #include "support/etcd/etcd_fixture.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_config.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
@@ -526,7 +527,7 @@ TEST_F(Faults, DiskFullKeepsHaproxyServingAndRuntimeUpdating) {
   const std::string file = hp_->dir() + "/web.json";
   write_file(file, targets({backends_[0]->port()}));
   start_daemon("      - file: {path: web.json}\n",
-               "  config: " + cfg + "\n  template: " + tpl + "\n");
+               "  config: " + cfg + "\n  template: " + tpl + "\n  binary: " + haproxy_binary() + "\n");
   ASSERT_TRUE(wait_until([&] { return count() == 1; })) << daemon_.log();
   Background bg(*hp_, "web");
   write_file_atomic(file, targets({backends_[0]->port(), backends_[1]->port()}));

@@ -14,6 +14,7 @@
 #include "net/unix_socket.h"
 #include "os/process.h"
 #include "support/eventually.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/loopback.h"
 
 namespace ep::test {
@@ -87,7 +88,8 @@ void MwHaproxy::write_config(const std::string& text) const {
 
 Status MwHaproxy::start() {
   write_config(text_);
-  auto r = os::run_process({"haproxy", "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_});
+  auto r =
+      os::run_process({haproxy_binary(), "-W", "-D", "-f", cfg_, "-p", pidfile_, "-S", master_});
   if (!r) return r.error();
   log_ = r->output;
   if (r->exit_code != 0) return Error::unavailable("haproxy did not start: " + r->output);
@@ -121,6 +123,7 @@ void MwHaproxy::track() {
 
 haproxy::reload::Target MwHaproxy::target() const {
   haproxy::reload::Target t;
+  t.binary = haproxy_binary();
   t.config = cfg_;
   t.pidfile = pidfile_;
   t.master_socket = master_;

@@ -17,6 +17,7 @@
 #include "integration/daemon/daemon_process.h"
 #include "integration/reload/mw_haproxy.h"
 #include "support/eventually.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_fixture.h"
 #include "support/haproxy/http_backend.h"
 #include "support/haproxy/loopback.h"
@@ -87,8 +88,8 @@ std::string file_sd(const std::vector<std::string>& targets, int weight) {
 }
 
 std::string yaml(const MwHaproxy& hp, const std::string& update, const std::string& backend) {
-  return "haproxy:\n  sockets: [" + hp.admin_socket() +
-         "]\n  master_socket: " + hp.master_socket() + "\n  pidfile: " + hp.pidfile() +
+  return "haproxy:\n  sockets: [" + hp.admin_socket() + "]\n  binary: " + haproxy_binary() +
+         "\n  master_socket: " + hp.master_socket() + "\n  pidfile: " + hp.pidfile() +
          "\n  config: " + hp.config_path() + "\n  template: " + hp.dir() +
          "/haproxy.cfg.tmpl\n  timeout: 1s\n  update: " + update +
          "\n  bootstrap: true\n"
@@ -331,9 +332,9 @@ TEST(ReloadE2E, BootstrapWithSystemctlStartsTheUnit) {
   const std::string bin = dir + "/bin";
   ASSERT_EQ(::mkdir(bin.c_str(), 0755), 0);
   write_file(bin + "/systemctl", "#!/bin/sh\necho \"$@\" >> " + dir + "/calls\n" +
-                                     "[ \"$1\" = start ] && exec haproxy -W -D -f " +
-                                     hp.config_path() + " -p " + hp.pidfile() + " -S " +
-                                     hp.master_socket() + "\nexit 0\n");
+                                     "[ \"$1\" = start ] && exec " + haproxy_binary() +
+                                     " -W -D -f " + hp.config_path() + " -p " + hp.pidfile() +
+                                     " -S " + hp.master_socket() + "\nexit 0\n");
   ::chmod((bin + "/systemctl").c_str(), 0755);
   const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
   ::setenv("PATH", (bin + ":" + old_path).c_str(), 1);

@@ -1,5 +1,6 @@
 #pragma once
 // Runs the real `haproxy -db -f <cfg>` for integration tests (and the daemon's end-to-end tests).
+// The binary is haproxy_binary() ($EP_HAPROXY, else `haproxy` from PATH) unless one is given.
 //
 //   ep::test::HaproxyFixture hp(R"(
 //     global
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "support/haproxy/haproxy_binary.h"
 
 namespace ep::test {
 
@@ -42,13 +44,13 @@ class HaproxyFixture {
  public:
   static constexpr int kPorts = 10;
 
-  explicit HaproxyFixture(std::string config_template, std::string binary = "haproxy");
+  explicit HaproxyFixture(std::string config_template, std::string binary = haproxy_binary());
   ~HaproxyFixture();
   HaproxyFixture(const HaproxyFixture&) = delete;
   HaproxyFixture& operator=(const HaproxyFixture&) = delete;
 
   // True when the haproxy binary can be executed (tests may GTEST_SKIP otherwise).
-  static bool available(const std::string& binary = "haproxy");
+  static bool available(const std::string& binary = haproxy_binary());
 
   Status start(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   Status stop();

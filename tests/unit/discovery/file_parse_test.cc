@@ -6,6 +6,7 @@
 
 #include "discovery/file/options.h"
 #include "discovery/file/parse.h"
+#include "discovery/guard.h"
 
 namespace ep::discovery::file {
 namespace {
@@ -147,9 +148,9 @@ TEST(ParseFileSd, WeightLabelRangeLeftToGuard) {
   EXPECT_EQ((*r)[1].weight, 257);
 }
 
-TEST(SplitTarget, Shapes) {
+TEST(EndpointFromText, Shapes) {
   auto t = [](std::string_view s) {
-    Endpoint e = split_target(s);
+    Endpoint e = ep::discovery::endpoint_from_text(s);
     return e.address + "|" + std::to_string(e.port);
   };
   EXPECT_EQ(t("10.0.0.1:80"), "10.0.0.1|80");

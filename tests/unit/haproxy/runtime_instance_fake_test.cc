@@ -117,6 +117,47 @@ TEST(RuntimeInstanceFake, FailedAddReportsItsOwnTextAndSendsNothingElse) {
   EXPECT_EQ(lines[1].rfind("add server web/", 0), 0u) << lines[1];
 }
 
+// Slot assignment: set addr, then the weight only where the slot's weight differs
+// (Action::slot_weight_ok), then the health gate.
+TEST(RuntimeInstanceFake, SlotAssignmentSendsTheWeightOnlyWhereItDiffers) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([](const std::string& c, int) {
+                           if (c.find(" addr ") != std::string::npos) {
+                             return std::string("IP changed from '127.0.0.1' to '10.0.0.1'");
+                           }
+                           return std::string();
+                         }));
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = reconcile::BackendMode::kSlots;
+  plan.checks = true;
+  ServerSpec a{"ep-1", "10.0.0.1", 80, 1, false};
+  ServerSpec b{"ep-2", "10.0.0.2", 80, 5, false};
+  plan.actions.push_back(
+      {ActionKind::kAssignSlot, "ep-1", a, reconcile::Reason::kNewInDiscovery, {}, true});
+  plan.actions.push_back(
+      {ActionKind::kAssignSlot, "ep-2", b, reconcile::Reason::kNewInDiscovery, {}, false});
+  RuntimeInstance inst(path, milliseconds(1000));
+  auto results = inst.apply(plan, policy());
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) EXPECT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto lines = server.lines();
+  while ((lines.empty() || lines.back() != "quit") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    lines = server.lines();
+  }
+  auto sent = [&](const std::string& l) {
+    return std::find(lines.begin(), lines.end(), l) != lines.end();
+  };
+  EXPECT_TRUE(sent("set server web/ep-1 addr 10.0.0.1 port 80"));
+  EXPECT_FALSE(sent("set server web/ep-1 weight 1"));
+  EXPECT_TRUE(sent("set server web/ep-1 state drain;set server web/ep-1 health down"));
+  EXPECT_TRUE(sent("set server web/ep-2 addr 10.0.0.2 port 80"));
+  EXPECT_TRUE(sent("set server web/ep-2 weight 5"));
+  EXPECT_TRUE(sent("set server web/ep-2 state drain;set server web/ep-2 health down"));
+}
+
 TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
   std::string path = temp_socket();
   FakeAdminServer server(

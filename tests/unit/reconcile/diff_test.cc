@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "reconcile/applier.h"
+
 namespace ep::reconcile {
 namespace {
 
@@ -163,6 +165,25 @@ TEST_F(SlotDiffTest, AssignsLowestFreeSlots) {
   EXPECT_EQ(p.missing_slots, 0);
 }
 
+// A slot that already has the desired weight is assigned without a weight command.
+TEST_F(SlotDiffTest, AssignmentSkipsTheWeightWhereTheSlotHasIt) {
+  actual_.algorithm = "roundrobin";
+  desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80, 5)};
+  Plan p = run(BackendMode::kSlots);
+  ASSERT_EQ(describe(p), (std::vector<std::string>{"assign-slot ep-1", "assign-slot ep-2"}));
+  EXPECT_TRUE(p.actions[0].slot_weight_ok);   // slot weight 1, wanted 1
+  EXPECT_FALSE(p.actions[1].slot_weight_ok);  // slot weight 1, wanted 5
+  // static-rr: only zero / non-zero counts (absolute weights are refused there).
+  actual_.algorithm = "static-rr";
+  p = run(BackendMode::kSlots);
+  EXPECT_TRUE(p.actions[0].slot_weight_ok);
+  EXPECT_TRUE(p.actions[1].slot_weight_ok);
+  desired_.servers = {spec("10.0.0.1", 80, 0)};
+  p = run(BackendMode::kSlots);
+  ASSERT_EQ(p.actions.size(), 1u);
+  EXPECT_FALSE(p.actions[0].slot_weight_ok);  // weight 0 must be sent
+}
+
 TEST_F(SlotDiffTest, LiveServersKeepTheirSlot) {
   actual_.servers[1] = server("ep-2", "10.0.0.2", 80, admin::kConfigMaint);  // live in slot 2
   desired_.servers = {spec("10.0.0.1", 80), spec("10.0.0.2", 80)};
@@ -199,6 +220,25 @@ TEST_F(SlotDiffTest, NonSlotServersAreNotManaged) {
   actual_.servers.push_back(server("ep-web", "10.0.0.9", 80));
   actual_.servers.push_back(server("static1", "10.0.0.8", 80));
   EXPECT_TRUE(run(BackendMode::kSlots).empty());
+}
+
+// The version differences the reconciler relies on, one place (docs/haproxy-runtime.md).
+TEST(Features, DerivedFromTheVersion) {
+  const Features f24 = features_of(2, 4), f26 = features_of(2, 6), f30 = features_of(3, 0),
+                 f32 = features_of(3, 2), none = features_of(0, 0);
+  EXPECT_FALSE(f24.dynamic_servers);
+  EXPECT_TRUE(f26.dynamic_servers);
+  EXPECT_FALSE(f26.add_server_cookie);
+  EXPECT_TRUE(f30.dynamic_servers);
+  EXPECT_TRUE(f30.add_server_cookie);
+  EXPECT_TRUE(f32.dynamic_servers && f32.add_server_cookie);
+  EXPECT_FALSE(none.dynamic_servers ||
+               none.add_server_cookie);  // unreadable version: the safe path
+  EXPECT_EQ(f26.describe(), "dynamic servers yes, add server cookie no");
+  EXPECT_EQ(f30.describe(), "dynamic servers yes, add server cookie yes");
+  BackendPolicy p;
+  EXPECT_EQ(resolve_mode(p, f30, "roundrobin"), BackendMode::kDynamic);
+  EXPECT_EQ(resolve_mode(p, f24, "roundrobin"), BackendMode::kSlots);
 }
 
 TEST(ResolveMode, AutoPicksDynamicOn26WithDynamicAlgorithm) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "support/eventually.h"
+#include "support/haproxy/haproxy_binary.h"
 #include "support/haproxy/haproxy_config.h"
 #include "support/recording_sink.h"
 
@@ -151,6 +152,27 @@ defaults
 backend b
   bogus-keyword
 )");
+}
+
+TEST(HaproxyBinary, EpHaproxyPicksTheBinaryElseHaproxyFromPath) {
+  EXPECT_EQ(haproxy_binary_from(nullptr), "haproxy");
+  EXPECT_EQ(haproxy_binary_from(""), "haproxy");
+  EXPECT_EQ(haproxy_binary_from("/opt/h3/haproxy"), "/opt/h3/haproxy");
+}
+
+TEST(HaproxyBinary, VersionIsReadFromHaproxyV) {
+  auto v30 = parse_haproxy_version(
+      "HAProxy version 3.0.11-9e587df 2025/06/02 - https://haproxy.org/\nStatus: long-term\n");
+  EXPECT_EQ(v30.major, 3);
+  EXPECT_EQ(v30.minor, 0);
+  EXPECT_TRUE(v30.at_least(3, 0));
+  EXPECT_TRUE(v30.at_least(2, 6));
+  EXPECT_FALSE(v30.at_least(3, 2));
+  auto v26 = parse_haproxy_version("HAProxy version 2.6.12-1+deb12u4 2026/10/17 - x\n");
+  EXPECT_EQ(v26.text(), "2.6");
+  EXPECT_FALSE(v26.at_least(3, 0));
+  EXPECT_EQ(parse_haproxy_version("HA-Proxy version 1.8.19 2019/02/11\n").text(), "1.8");
+  EXPECT_EQ(parse_haproxy_version("sh: haproxy: not found").major, 0);
 }
 
 }  // namespace
