@@ -103,7 +103,8 @@ Result<ClusterAccess> in_cluster(const Options& options) {
   const std::string dir = options.service_account_dir;
   a.token_file = dir + "/token";
   a.ca_file = dir + "/ca.crt";
-  if (auto ns = os::read_file(dir + "/namespace", 4096); ns) a.namespace_ = std::string(os::trim(*ns));
+  if (auto ns = os::read_file(dir + "/namespace", 4096); ns)
+    a.namespace_ = std::string(os::trim(*ns));
   if (::access(a.token_file.c_str(), R_OK) != 0)
     return Error::invalid("kubernetes: in cluster, but the service-account token " + a.token_file +
                           " is not readable");
@@ -168,8 +169,8 @@ Result<ClusterAccess> load_access(const Options& options) {
       YAML::Node list = root[section];
       if (!list || list.IsNull()) continue;
       if (!list.IsSequence())
-        return Error::invalid(fmt::format("kubernetes: kubeconfig {}: '{}' is not a list", file,
-                                          section));
+        return Error::invalid(
+            fmt::format("kubernetes: kubeconfig {}: '{}' is not a list", file, section));
       for (const YAML::Node& item : list) {
         const std::string name = scalar(item, "name");
         if (name.empty() || !item[field]) continue;
@@ -178,8 +179,8 @@ Result<ClusterAccess> load_access(const Options& options) {
     }
   }
   if (loaded == 0)
-    return Error::invalid(fmt::format("kubernetes: none of the kubeconfig files exists ({})",
-                                      fmt::join(files, ":")));
+    return Error::invalid(
+        fmt::format("kubernetes: none of the kubeconfig files exists ({})", fmt::join(files, ":")));
   const std::string where = fmt::format("{}", fmt::join(files, ":"));
   const std::string ctx_name = options.context.empty() ? current_context : options.context;
   if (ctx_name.empty())
@@ -187,20 +188,22 @@ Result<ClusterAccess> load_access(const Options& options) {
                           " has no current-context; set kubernetes.context");
   auto ctx = contexts.find(ctx_name);
   if (ctx == contexts.end())
-    return Error::invalid(fmt::format("kubernetes: kubeconfig {}: no context '{}'", where, ctx_name));
+    return Error::invalid(
+        fmt::format("kubernetes: kubeconfig {}: no context '{}'", where, ctx_name));
   const std::string cluster_name = scalar(ctx->second.node, "cluster");
   const std::string user_name = scalar(ctx->second.node, "user");
   auto cl = clusters.find(cluster_name);
   if (cl == clusters.end())
-    return Error::invalid(fmt::format("kubernetes: kubeconfig {}: context '{}' names cluster '{}', "
-                                      "which is not defined",
-                                      where, ctx_name, cluster_name));
+    return Error::invalid(
+        fmt::format("kubernetes: kubeconfig {}: context '{}' names cluster '{}', "
+                    "which is not defined",
+                    where, ctx_name, cluster_name));
   ClusterAccess a;
   a.origin = fmt::format("kubeconfig {} context {}", where, ctx_name);
   a.namespace_ = scalar(ctx->second.node, "namespace");
   const YAML::Node& c = cl->second.node;
-  const std::string what_c = fmt::format("kubernetes: kubeconfig {}: cluster '{}'", cl->second.file,
-                                         cluster_name);
+  const std::string what_c =
+      fmt::format("kubernetes: kubeconfig {}: cluster '{}'", cl->second.file, cluster_name);
   a.server = scalar(c, "server");
   while (!a.server.empty() && a.server.back() == '/') a.server.pop_back();
   if (a.server.rfind("https://", 0) != 0 && a.server.rfind("http://", 0) != 0)
@@ -216,9 +219,10 @@ Result<ClusterAccess> load_access(const Options& options) {
   if (!user_name.empty()) {
     auto us = users.find(user_name);
     if (us == users.end())
-      return Error::invalid(fmt::format("kubernetes: kubeconfig {}: context '{}' names user '{}', "
-                                        "which is not defined",
-                                        where, ctx_name, user_name));
+      return Error::invalid(
+          fmt::format("kubernetes: kubeconfig {}: context '{}' names user '{}', "
+                      "which is not defined",
+                      where, ctx_name, user_name));
     const YAML::Node& u = us->second.node;
     const std::string what_u =
         fmt::format("kubernetes: kubeconfig {}: user '{}'", us->second.file, user_name);
@@ -258,13 +262,15 @@ Result<ClusterAccess> load_access(const Options& options) {
         for (const auto& kv : env) x.env.emplace_back(scalar(kv, "name"), scalar(kv, "value"));
       x.provide_cluster_info = scalar(e, "provideClusterInfo") == "true";
       if (scalar(e, "interactiveMode") == "Always")
-        return Error::invalid(what_u + ": exec.interactiveMode Always needs a terminal; a daemon "
-                                       "cannot answer it");
+        return Error::invalid(what_u +
+                              ": exec.interactiveMode Always needs a terminal; a daemon "
+                              "cannot answer it");
       a.exec = std::move(x);
     }
     if (u["auth-provider"])
-      return Error::invalid(what_u + ": auth-provider plugins were removed from Kubernetes; use "
-                                     "an exec plugin (e.g. gke-gcloud-auth-plugin)");
+      return Error::invalid(what_u +
+                            ": auth-provider plugins were removed from Kubernetes; use "
+                            "an exec plugin (e.g. gke-gcloud-auth-plugin)");
   }
   return a;
 }
@@ -291,7 +297,8 @@ Result<std::string> Credentials::file_token() {
   const std::int64_t mtime = std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
   if (mtime != file_mtime_ns_ || static_cast<std::uintmax_t>(st.st_size) != file_size_) {
     auto text = os::read_file(access_.token_file, 1u << 20);
-    if (!text) return Error::unavailable("kubernetes: cannot read token file " + access_.token_file);
+    if (!text)
+      return Error::unavailable("kubernetes: cannot read token file " + access_.token_file);
     file_token_ = std::string(os::trim(*text));
     secrets::add(file_token_);
     file_mtime_ns_ = mtime;
@@ -317,7 +324,8 @@ Result<ExecCredential> parse_exec_credential(std::string_view text) {
   out.client_certificate_data = str("clientCertificateData");
   out.client_key_data = str("clientKeyData");
   if (out.token.empty() && (out.client_certificate_data.empty() || out.client_key_data.empty()))
-    return Error::invalid("ExecCredential: status has neither a token nor a client certificate/key");
+    return Error::invalid(
+        "ExecCredential: status has neither a token nor a client certificate/key");
   if (const std::string ts = str("expirationTimestamp"); !ts.empty()) {
     std::tm tm{};
     const char* end = ::strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -354,7 +362,8 @@ Status Credentials::refresh_exec(std::chrono::milliseconds timeout) {
   po.max_output = 1u << 20;
   ++exec_runs_;
   auto run = os::run_process(argv, po);
-  if (!run) return Error::unavailable("kubernetes: exec plugin " + x.command + ": " + run.error().message);
+  if (!run)
+    return Error::unavailable("kubernetes: exec plugin " + x.command + ": " + run.error().message);
   if (!run->succeeded()) {
     std::string err = run->error_output;
     secrets::mask(err);
@@ -411,8 +420,8 @@ Status Credentials::apply(net::HttpRequest& req, std::chrono::milliseconds timeo
   if (!bearer.empty()) {
     req.headers.emplace_back("Authorization", "Bearer " + bearer);
   } else if (!access_.username.empty()) {
-    req.headers.emplace_back("Authorization",
-                             "Basic " + os::base64_encode(access_.username + ":" + access_.password));
+    req.headers.emplace_back(
+        "Authorization", "Basic " + os::base64_encode(access_.username + ":" + access_.password));
   }
   return {};
 }

@@ -44,8 +44,8 @@ struct ClusterAccess {
   std::string token_file;  // re-read when it changes
   std::string username, password;
   std::optional<ExecConfig> exec;
-  std::string namespace_;  // the context's namespace (or the pod's, in cluster); may be empty
-  std::string origin;      // "kubeconfig /root/.kube/config context prod" | "in-cluster"
+  std::string namespace_;   // the context's namespace (or the pod's, in cluster); may be empty
+  std::string origin;       // "kubeconfig /root/.kube/config context prod" | "in-cluster"
   std::string ca_data_b64;  // for the exec plugin's cluster info
   std::shared_ptr<PrivateDir> dir;
 

@@ -56,11 +56,12 @@ Result<Mapped> map_service(const Options& o, const Service& svc,
   switch (o.address) {
     case AddressMode::kClusterIp:
       if (svc.cluster_ip.empty() || svc.cluster_ip == "None")
-        return Error::invalid(fmt::format("Service {} has no clusterIP (headless?); use address: "
-                                          "endpoints",
-                                          o.service));
-      for (const std::string& ip : svc.cluster_ips.empty() ? std::vector{svc.cluster_ip}
-                                                           : svc.cluster_ips)
+        return Error::invalid(
+            fmt::format("Service {} has no clusterIP (headless?); use address: "
+                        "endpoints",
+                        o.service));
+      for (const std::string& ip :
+           svc.cluster_ips.empty() ? std::vector{svc.cluster_ip} : svc.cluster_ips)
         add(ip, port->port, "cluster_ip");
       break;
     case AddressMode::kLoadBalancer:
@@ -115,7 +116,9 @@ class KubernetesSource::Machine final : public NamespaceWatch::Subscriber {
         loop_(watch.loop()),
         sink_(sink),
         stats_(source.metrics_ ? *source.metrics_ : Metrics::global()),
-        backoff_({.initial = o_.retry_interval, .max = o_.max_retry_interval, .multiplier = 2.0,
+        backoff_({.initial = o_.retry_interval,
+                  .max = o_.max_retry_interval,
+                  .multiplier = 2.0,
                   .jitter = 0.2}) {}
 
   const std::string& service() const override { return o_.service; }
@@ -191,7 +194,8 @@ class KubernetesSource::Machine final : public NamespaceWatch::Subscriber {
     if (!req) return aux_failed(req.error());
     http_->start(*req, [this](Result<net::HttpResponse> resp) {
       if (!resp) return aux_failed(resp.error());
-      if (resp->status != 200) return aux_failed(watch_.http_error(*resp, "list", "nodes", "", false));
+      if (resp->status != 200)
+        return aux_failed(watch_.http_error(*resp, "list", "nodes", "", false));
       auto nodes = parse_node_list(resp->body);
       if (!nodes) return aux_failed(nodes.error());
       nodes_ = std::move(*nodes);

@@ -91,15 +91,15 @@ void NamespaceWatch::subscribe(Subscriber* s) {
     if (!restart_since_) restart_since_ = now;
     if (restart_timer_ != 0) loop_.cancel(restart_timer_);
     const auto delay = std::min<std::chrono::steady_clock::duration>(
-        std::chrono::milliseconds(50),
-        std::max<std::chrono::steady_clock::duration>(
-            std::chrono::steady_clock::duration::zero(),
-            *restart_since_ + std::chrono::seconds(1) - now));
-    restart_timer_ = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(delay), [this] {
-      restart_timer_ = 0;
-      restart_since_.reset();
-      restart();
-    });
+        std::chrono::milliseconds(50), std::max<std::chrono::steady_clock::duration>(
+                                           std::chrono::steady_clock::duration::zero(),
+                                           *restart_since_ + std::chrono::seconds(1) - now));
+    restart_timer_ =
+        loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(delay), [this] {
+          restart_timer_ = 0;
+          restart_since_.reset();
+          restart();
+        });
   });
 }
 
@@ -143,10 +143,9 @@ Error NamespaceWatch::http_error(const net::HttpResponse& resp, const std::strin
                                  const std::string& resource, const std::string& group,
                                  bool namespaced) {
   auto status = parse_status(resp.body);
-  const std::string said =
-      status && !status->message.empty()
-          ? os::printable(status->message, 300)
-          : os::printable(std::string(os::trim(resp.body)), 200);
+  const std::string said = status && !status->message.empty()
+                               ? os::printable(status->message, 300)
+                               : os::printable(std::string(os::trim(resp.body)), 200);
   if (resp.status == 401) {
     credentials_.rejected();
     return Error::refused(fmt::format(
@@ -189,8 +188,10 @@ void NamespaceWatch::list_page(const std::string& cont) {
     if (!resp) return fail(resp.error(), "unavailable");
     if (resp->status == 410 && !cont.empty()) {
       // The continue token expired (the listing took longer than the server keeps it).
-      log::info(kComponent, "kubernetes {} namespace {}: list continue token expired; listing "
-                            "again from the start", server(), ns_);
+      log::info(kComponent,
+                "kubernetes {} namespace {}: list continue token expired; listing "
+                "again from the start",
+                server(), ns_);
       stats_.errors_total.inc({ns_, "gone"});
       listing_.clear();
       return list_page("");
@@ -238,10 +239,11 @@ void NamespaceWatch::listed() {
 }
 
 void NamespaceWatch::watch(const char* why) {
-  const long timeout_s =
-      std::max<long>(1, std::chrono::duration_cast<std::chrono::seconds>(options_.watch_timeout).count());
-  const std::string path = base_path() + "&watch=true&allowWatchBookmarks=true&resourceVersion=" +
-                           net::url_encode(rv_) + "&timeoutSeconds=" + std::to_string(timeout_s);
+  const long timeout_s = std::max<long>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(options_.watch_timeout).count());
+  const std::string path =
+      base_path() + "&watch=true&allowWatchBookmarks=true&resourceVersion=" + net::url_encode(rv_) +
+      "&timeoutSeconds=" + std::to_string(timeout_s);
   auto req = request(path, options_.watch_timeout + options_.idle_timeout);
   if (!req) return fail(req.error(), "credentials");
   line_.clear();
@@ -282,12 +284,13 @@ bool NamespaceWatch::on_chunk(long status, std::string_view chunk) {
     switch (ev->type) {
       case WatchEvent::Type::kError:
         stats_.events_total.inc({ns_, "ERROR"});
-        if (ev->status.code == 410 || ev->status.reason == "Expired" || ev->status.reason == "Gone") {
+        if (ev->status.code == 410 || ev->status.reason == "Expired" ||
+            ev->status.reason == "Gone") {
           gone_ = true;
         } else {
-          stream_error_ = Error::unavailable(fmt::format(
-              "watch ERROR event: {} {}: {}", ev->status.code, ev->status.reason,
-              os::printable(ev->status.message, 300)));
+          stream_error_ = Error::unavailable(fmt::format("watch ERROR event: {} {}: {}",
+                                                         ev->status.code, ev->status.reason,
+                                                         os::printable(ev->status.message, 300)));
         }
         break;
       case WatchEvent::Type::kBookmark:

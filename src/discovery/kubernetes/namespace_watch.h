@@ -52,9 +52,9 @@ class NamespaceWatch {
 
   // The shared watch for (access, namespace) on `runtime`, created on first use. `options`
   // (timeouts, paging) are taken from the first subscriber's source. Any thread but a loop thread.
-  static std::shared_ptr<NamespaceWatch> acquire(const ClusterAccess& access,
-                                                 const std::string& ns, const Options& options,
-                                                 runtime::Runtime& runtime, Metrics& metrics);
+  static std::shared_ptr<NamespaceWatch> acquire(const ClusterAccess& access, const std::string& ns,
+                                                 const Options& options, runtime::Runtime& runtime,
+                                                 Metrics& metrics);
 
   NamespaceWatch(ClusterAccess access, std::string ns, const Options& options, runtime::Loop& loop,
                  Metrics& metrics);
@@ -104,7 +104,7 @@ class NamespaceWatch {
 
   // Loop state.
   std::vector<Subscriber*> subs_;
-  std::set<std::string> selected_;  // services the current list/watch selects
+  std::set<std::string> selected_;      // services the current list/watch selects
   runtime::TimerId restart_timer_ = 0;  // a re-list for new subscribers, waiting to settle
   std::optional<std::chrono::steady_clock::time_point> restart_since_;
   bool have_listing_ = false;  // slices_ is a complete listing for selected_

@@ -22,8 +22,8 @@ const char* to_string(AddressMode mode) {
 bool is_dns_label(const std::string& s) {
   if (s.empty() || s.size() > 63) return false;
   for (char c : s) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-'))
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-'))
       return false;
   }
   return s.front() != '-' && s.back() != '-';
@@ -64,8 +64,7 @@ std::optional<Options> options_from_node(const ConfigNode& node,
     diag.error(n->mark, "kubernetes.service: '" + o.service +
                             "' is not a Service name (lower-case letters, digits and '-', "
                             "at most 63)");
-  if (const ConfigNode* n = node.find("namespace");
-      n != nullptr && !is_dns_label(o.namespace_))
+  if (const ConfigNode* n = node.find("namespace"); n != nullptr && !is_dns_label(o.namespace_))
     diag.error(n->mark, "kubernetes.namespace: '" + o.namespace_ + "' is not a namespace name");
   if (!port.empty()) {
     const ConfigNode* n = node.find("port");
@@ -108,8 +107,9 @@ std::optional<Options> options_from_node(const ConfigNode& node,
     diag.error(node.mark, "kubernetes: in_cluster: true excludes kubeconfig and context");
   if (!idle_given) o.idle_timeout = o.watch_timeout + std::chrono::minutes(1);
   if (o.idle_timeout <= o.watch_timeout)
-    diag.error(node.mark, "kubernetes: idle_timeout must be longer than watch_timeout (a watch "
-                          "is quiet until the server closes it)");
+    diag.error(node.mark,
+               "kubernetes: idle_timeout must be longer than watch_timeout (a watch "
+               "is quiet until the server closes it)");
   if (o.watch_timeout < std::chrono::seconds(1))
     diag.error(node.find("watch_timeout")->mark, "kubernetes.watch_timeout: at least 1s");
   if (o.max_retry_interval < o.retry_interval) o.max_retry_interval = o.retry_interval;

@@ -2,12 +2,12 @@
 // Options of the `kubernetes` source (see docs/kubernetes.md):
 //   kubernetes:
 //     service: web                 # required: the Service whose EndpointSlices are watched
-//     namespace: shop              # default: the context's namespace (in cluster: the pod's), else "default"
-//     port: http                   # a port name of the slices, or a number; default: the only port
-//     address: endpoints           # endpoints (pod IPs) | node | cluster_ip | load_balancer
-//     kubeconfig: ~/.kube/config   # default: $KUBECONFIG (colon-separated list), ~/.kube/config
-//     context: prod                # default: current-context
-//     in_cluster: auto             # auto | true | false (auto: in cluster when no kubeconfig is
+//     namespace: shop              # default: the context's namespace (in cluster: the pod's), else
+//     "default" port: http                   # a port name of the slices, or a number; default: the
+//     only port address: endpoints           # endpoints (pod IPs) | node | cluster_ip |
+//     load_balancer kubeconfig: ~/.kube/config   # default: $KUBECONFIG (colon-separated list),
+//     ~/.kube/config context: prod                # default: current-context in_cluster: auto #
+//     auto | true | false (auto: in cluster when no kubeconfig is
 //                                  # given, none is found and KUBERNETES_SERVICE_HOST is set)
 //     service_account_dir: /var/run/secrets/kubernetes.io/serviceaccount   # in cluster
 //     zone: eu-west-1a             # endpoints of other zones (zone hints not for ours) are backup

@@ -69,8 +69,7 @@ Result<Slice> parse_slice(const json& obj) {
   if (!obj.is_object()) return Error::invalid("EndpointSlice: not an object");
   Slice s;
   const json* md = field(obj, "metadata");
-  if (md == nullptr || !md->is_object())
-    return Error::invalid(what + ": metadata is missing");
+  if (md == nullptr || !md->is_object()) return Error::invalid(what + ": metadata is missing");
   auto name = str(*md, "name", what + " metadata", true);
   if (!name) return name.error();
   s.name = *name;
@@ -204,7 +203,8 @@ Result<WatchEvent> parse_watch_event(std::string_view line) {
   WatchEvent ev;
   if (*type == "ERROR") {
     ev.type = WatchEvent::Type::kError;
-    if (const json* c = field(*obj, "code"); c && c->is_number_integer()) ev.status.code = c->get<long>();
+    if (const json* c = field(*obj, "code"); c && c->is_number_integer())
+      ev.status.code = c->get<long>();
     ev.status.reason = lenient(*obj, "reason");
     ev.status.message = lenient(*obj, "message");
     return ev;
@@ -290,10 +290,10 @@ Mapped map_endpoints(const std::vector<const Slice*>& slices, const Options& opt
       if (e.addresses.empty()) continue;
       const std::string& addr = e.addresses.front();
       if (!is_ip(addr, family)) {
-        out.problems.push_back(fmt::format("EndpointSlice {}: address '{}' is not an {} address; "
-                                           "endpoint skipped",
-                                           os::printable(s->name, 80), os::printable(addr, 60),
-                                           s->address_type));
+        out.problems.push_back(
+            fmt::format("EndpointSlice {}: address '{}' is not an {} address; "
+                        "endpoint skipped",
+                        os::printable(s->name, 80), os::printable(addr, 60), s->address_type));
         continue;
       }
       const Membership m = membership(e);
@@ -387,9 +387,10 @@ Result<ServicePort> choose_service_port(const Service& svc, const Options& optio
   if (options.port_name.empty() && options.port_number == 0 && svc.ports.size() == 1)
     return svc.ports[0];
   return Error::invalid(fmt::format("Service {}: no port {} (kubernetes.port)", options.service,
-                                    options.port_text().empty() ? std::string("(only one port "
-                                                                              "may be left unnamed)")
-                                                                : "'" + options.port_text() + "'"));
+                                    options.port_text().empty()
+                                        ? std::string("(only one port "
+                                                      "may be left unnamed)")
+                                        : "'" + options.port_text() + "'"));
 }
 
 }  // namespace ep::discovery::kubernetes

@@ -53,8 +53,8 @@ struct ApiStatus {
 
 struct WatchEvent {
   enum class Type { kAdded, kModified, kDeleted, kBookmark, kError } type = Type::kAdded;
-  Slice slice;          // kAdded/kModified/kDeleted (kBookmark: only resource_version)
-  ApiStatus status;     // kError
+  Slice slice;       // kAdded/kModified/kDeleted (kBookmark: only resource_version)
+  ApiStatus status;  // kError
 };
 
 Result<Slice> parse_slice(const nlohmann::json& obj);  // defined in parse.cc

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -142,7 +142,8 @@ TEST_F(KubernetesSourceTest, PagesTheListWithLimitAndContinue) {
   std::vector<std::string> want;
   for (int i = 0; i < 7; ++i) {
     const std::string ip = "10.0.1." + std::to_string(i + 1);
-    all.push_back(K8sApiDouble::slice("shop", "web-" + std::to_string(i), "web", {{.address = ip}}));
+    all.push_back(
+        K8sApiDouble::slice("shop", "web-" + std::to_string(i), "web", {{.address = ip}}));
     want.push_back(ip + ":8080");
   }
   api_.apply(all);
@@ -163,7 +164,8 @@ TEST_F(KubernetesSourceTest, ExpiredContinueTokenRestartsTheListWithoutAPartialS
   std::vector<std::string> want;
   for (int i = 0; i < 5; ++i) {
     const std::string ip = "10.0.2." + std::to_string(i + 1);
-    all.push_back(K8sApiDouble::slice("shop", "web-" + std::to_string(i), "web", {{.address = ip}}));
+    all.push_back(
+        K8sApiDouble::slice("shop", "web-" + std::to_string(i), "web", {{.address = ip}}));
     want.push_back(ip + ":8080");
   }
   api_.apply(all);
@@ -258,7 +260,7 @@ TEST_F(KubernetesSourceTest, ServerErrorsAndGarbageAreErrorsAndTheWatchRecovers)
 
 TEST_F(KubernetesSourceTest, ThrottledListWaitsForRetryAfter) {
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
-  api_.configure({{"fail_status", 429}});  // answers carry Retry-After: 2
+  api_.configure({{"fail_status", 429}});                 // answers carry Retry-After: 2
   KubernetesSource source(options(), "be_web", nullptr);  // backoff capped at 500 ms
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
@@ -323,9 +325,9 @@ TEST_F(KubernetesSourceTest, ServicesOfOneNamespaceShareOneWatch) {
   constexpr int kServices = 200;
   for (int i = 0; i < kServices; ++i) {
     const std::string svc = "svc" + std::to_string(i);
-    all.push_back(K8sApiDouble::slice("shop", svc + "-a", svc,
-                                      {{.address = "10.1." + std::to_string(i / 250) + "." +
-                                                   std::to_string(i % 250 + 1)}}));
+    all.push_back(K8sApiDouble::slice(
+        "shop", svc + "-a", svc,
+        {{.address = "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1)}}));
   }
   api_.apply(all);
   for (int i = 0; i < kServices; ++i) {
@@ -339,15 +341,16 @@ TEST_F(KubernetesSourceTest, ServicesOfOneNamespaceShareOneWatch) {
         {"10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + ":8080"})));
   ASSERT_TRUE(test::eventually([&] { return api_.stats()["active_watches"].get<int>() == 1; }));
   EXPECT_EQ(sources[0]->watch().get(), sources[kServices - 1]->watch().get());
-  EXPECT_TRUE(test::consistently(
-      [&] { return api_.stats()["active_watches"].get<int>() == 1; }, 500ms));
+  EXPECT_TRUE(
+      test::consistently([&] { return api_.stats()["active_watches"].get<int>() == 1; }, 500ms));
   // The figure in docs/kubernetes.md ("Figures"), printed by this test.
   const auto st = api_.stats();
   const auto opened = sources[0]->watch()->connections_opened();
-  std::printf("FIGURE: %d services in one namespace: %d watch open on the API server, %llu TCP "
-              "connection(s) opened by ElasticProxy, %d list request(s), %d watch request(s)\n",
-              kServices, st["active_watches"].get<int>(), static_cast<unsigned long long>(opened),
-              st["lists"].get<int>(), st["watches"].get<int>());
+  std::printf(
+      "FIGURE: %d services in one namespace: %d watch open on the API server, %llu TCP "
+      "connection(s) opened by ElasticProxy, %d list request(s), %d watch request(s)\n",
+      kServices, st["active_watches"].get<int>(), static_cast<unsigned long long>(opened),
+      st["lists"].get<int>(), st["watches"].get<int>());
   EXPECT_LE(opened, 2u);
   // A change to one service reaches only its source.
   const size_t before = sinks[1]->size();
@@ -361,18 +364,20 @@ TEST_F(KubernetesSourceTest, ServicesOfOneNamespaceShareOneWatch) {
 TEST_F(KubernetesSourceTest, FqdnSlicesAndHostileAddressesNeverReachTheSet) {
   LogCapture logs;
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
-                                 {{.address = "10.0.0.1"}, {.address = "10.0.0.2;rm -rf /"},
+                                 {{.address = "10.0.0.1"},
+                                  {.address = "10.0.0.2;rm -rf /"},
                                   {.address = "10.0.0.3\nserver x 1.2.3.4"}}));
   api_.apply(K8sApiDouble::slice("shop", "web-f", "web", {{.address = "web.example.com"}}, 8080,
                                  "http", "FQDN"));
   api_.apply(K8sApiDouble::slice("shop", "web-z", "web", {{.address = "10.0.0.9"}}, 0));
-  api_.apply(K8sApiDouble::slice("shop", "web-6", "web", {{.address = "fd00::5"}}, 8080, "http",
-                                 "IPv6"));
+  api_.apply(
+      K8sApiDouble::slice("shop", "web-6", "web", {{.address = "fd00::5"}}, 8080, "http", "IPv6"));
   KubernetesSource source(options(), "be_web", nullptr);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080", "fd00::5:8080"})));
-  EXPECT_TRUE(test::eventually([&] { return logs.contains("addressType 'FQDN' is not supported"); }));
+  EXPECT_TRUE(
+      test::eventually([&] { return logs.contains("addressType 'FQDN' is not supported"); }));
   EXPECT_TRUE(logs.contains("is not an IPv4 address"));
   EXPECT_TRUE(logs.contains("port 0 is out of range"));
 }
@@ -381,23 +386,26 @@ TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunAndItsTokenNeverLogged) {
   api_.configure({{"tokens", {"exec-secret-1"}}});
   const std::string plugin = api_.dir() + "/plugin.sh";
   const std::string count = api_.dir() + "/runs";
-  std::ofstream(plugin) << "#!/bin/sh\n"
-                           "echo run >> " << count << "\n"
-                           "case \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*) ;; *) exit 3;; esac\n"
-                           "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
-                           "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\","
-                           "\"expirationTimestamp\":\"2099-01-01T00:00:00Z\"}}' \"$TOKEN\"\n";
+  std::ofstream(plugin)
+      << "#!/bin/sh\n"
+         "echo run >> "
+      << count
+      << "\n"
+         "case \"$KUBERNETES_EXEC_INFO\" in *ExecCredential*) ;; *) exit 3;; esac\n"
+         "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+         "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\","
+         "\"expirationTimestamp\":\"2099-01-01T00:00:00Z\"}}' \"$TOKEN\"\n";
   std::filesystem::permissions(plugin, std::filesystem::perms::owner_all);
   Options o = options("web", "");
-  o.kubeconfig = api_.write_kubeconfig(
-      "kubeconfig-exec", "",
-      {{"exec",
-        {{"apiVersion", "client.authentication.k8s.io/v1"},
-         {"command", plugin},
-         {"args", nlohmann::json::array()},
-         {"env", {{{"name", "TOKEN"}, {"value", "exec-secret-1"}}}},
-         {"interactiveMode", "Never"},
-         {"provideClusterInfo", true}}}});
+  o.kubeconfig =
+      api_.write_kubeconfig("kubeconfig-exec", "",
+                            {{"exec",
+                              {{"apiVersion", "client.authentication.k8s.io/v1"},
+                               {"command", plugin},
+                               {"args", nlohmann::json::array()},
+                               {"env", {{{"name", "TOKEN"}, {"value", "exec-secret-1"}}}},
+                               {"interactiveMode", "Never"},
+                               {"provideClusterInfo", true}}}});
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
   LogCapture logs;
   o.watch_timeout = 1s;
@@ -447,13 +455,16 @@ TEST_F(KubernetesSourceTest, ClientCertificateAndCaFromInlineDataAuthenticate) {
   nlohmann::json kc = {
       {"apiVersion", "v1"},
       {"kind", "Config"},
-      {"clusters", {{{"name", "c"}, {"cluster", {{"server", api_.url()},
-                                                 {"certificate-authority-data",
-                                                  os::base64_encode(api_.ca_pem())}}}}}},
-      {"users", {{{"name", "u"}, {"user", {{"client-certificate-data",
-                                            os::base64_encode(test::read_text(api_.client_cert_file()))},
-                                           {"client-key-data",
-                                            os::base64_encode(test::read_text(api_.client_key_file()))}}}}}},
+      {"clusters",
+       {{{"name", "c"},
+         {"cluster",
+          {{"server", api_.url()},
+           {"certificate-authority-data", os::base64_encode(api_.ca_pem())}}}}}},
+      {"users",
+       {{{"name", "u"},
+         {"user",
+          {{"client-certificate-data", os::base64_encode(test::read_text(api_.client_cert_file()))},
+           {"client-key-data", os::base64_encode(test::read_text(api_.client_key_file()))}}}}}},
       {"contexts", {{{"name", "x"}, {"context", {{"cluster", "c"}, {"user", "u"}}}}}},
       {"current-context", "x"}};
   o.kubeconfig = api_.dir() + "/kubeconfig-data";
@@ -491,7 +502,8 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
   api_.apply(K8sApiDouble::node("node-3", "172.16.0.3"));
   api_.apply(K8sApiDouble::slice(
       "shop", "web-a", "web",
-      {{.address = "10.0.0.1", .node = "node-1"}, {.address = "10.0.0.2", .node = "node-1"},
+      {{.address = "10.0.0.1", .node = "node-1"},
+       {.address = "10.0.0.2", .node = "node-1"},
        {.address = "10.0.0.3", .node = "node-2"},
        {.address = "10.0.0.4", .ready = false, .serving = false, .node = "node-3"}}));
   Options o = options();
@@ -500,9 +512,9 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
   RecordingSink node_sink;
   ASSERT_TRUE(node.start(node_sink).ok());
   ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.1:30080", "172.16.0.2:30080"})));
-  api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
-                                 {{.address = "10.0.0.3", .node = "node-2"},
-                                  {.address = "10.0.0.4", .node = "node-3"}}));
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.3", .node = "node-2"}, {.address = "10.0.0.4", .node = "node-3"}}));
   ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.2:30080", "172.16.0.3:30080"})));
 
   o.address = AddressMode::kClusterIp;
@@ -517,13 +529,14 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
   RecordingSink lb_sink;
   ASSERT_TRUE(lb.start(lb_sink).ok());
   ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.10:80"})));
-  api_.apply(K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080,
-                                   {"192.0.2.10", "192.0.2.11"}));
+  api_.apply(
+      K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080, {"192.0.2.10", "192.0.2.11"}));
   ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.10:80", "192.0.2.11:80"})));
   EXPECT_TRUE(has_exactly({"192.0.2.10:80", "192.0.2.11:80"})(lb.fetch_once(5s)));
   // RBAC for the Service read names it.
   api_.configure({{"forbid", {"get services"}}});
-  ASSERT_TRUE(lb_sink.wait_last(error_containing("needs \"get\" on \"services\" (API group \"core\")")));
+  ASSERT_TRUE(
+      lb_sink.wait_last(error_containing("needs \"get\" on \"services\" (API group \"core\")")));
 }
 
 TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {
@@ -532,16 +545,16 @@ TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
   other.apply(K8sApiDouble::slice("shop", "web-z", "web", {{.address = "10.50.0.1"}}));
   auto cluster = [](const K8sApiDouble& d, const std::string& name) {
-    return nlohmann::json{{"name", name},
-                          {"cluster", {{"server", d.url()}, {"certificate-authority", d.ca_file()}}}};
+    return nlohmann::json{
+        {"name", name}, {"cluster", {{"server", d.url()}, {"certificate-authority", d.ca_file()}}}};
   };
-  nlohmann::json kc = {
-      {"apiVersion", "v1"},
-      {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
-      {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
-      {"contexts", {{{"name", "prod-eu"}, {"context", {{"cluster", "eu"}, {"user", "u"}}}},
-                    {{"name", "prod-us"}, {"context", {{"cluster", "us"}, {"user", "u"}}}}}},
-      {"current-context", "prod-eu"}};
+  nlohmann::json kc = {{"apiVersion", "v1"},
+                       {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
+                       {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
+                       {"contexts",
+                        {{{"name", "prod-eu"}, {"context", {{"cluster", "eu"}, {"user", "u"}}}},
+                         {{"name", "prod-us"}, {"context", {{"cluster", "us"}, {"user", "u"}}}}}},
+                       {"current-context", "prod-eu"}};
   Options o = options();
   o.kubeconfig = api_.dir() + "/kubeconfig-two";
   std::ofstream(o.kubeconfig) << kc.dump();
@@ -565,9 +578,9 @@ TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {
 }
 
 TEST_F(KubernetesSourceTest, ZoneMarksOtherZonesBackup) {
-  api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
-                                 {{.address = "10.0.0.1", .zone = "zone-a"},
-                                  {.address = "10.0.0.2", .zone = "zone-b"}}));
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1", .zone = "zone-a"}, {.address = "10.0.0.2", .zone = "zone-b"}}));
   Options o = options();
   o.zone = "zone-a";
   KubernetesSource source(o, "be_web", nullptr);

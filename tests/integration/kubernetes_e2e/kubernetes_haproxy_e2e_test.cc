@@ -53,11 +53,13 @@ class KubernetesE2E : public ::testing::Test {
                                    pods_[i]->port()));
   }
 
-  void start_daemon(const std::string& token = "test-token", const std::string& backend_extra = "") {
+  void start_daemon(const std::string& token = "test-token",
+                    const std::string& backend_extra = "") {
     const std::string kubeconfig = api_.write_kubeconfig("kubeconfig", token, {}, "shop");
     const std::string cfg = hp_->dir() + "/ep.yaml";
     write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
-                        "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n" + backend_extra + "    sources:\n"
+                        "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n" + backend_extra +
+                        "    sources:\n"
                         "      - kubernetes: {service: web, port: http, kubeconfig: \"" +
                         kubeconfig + "\", max_retry_interval: 1s}\n");
     ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
@@ -165,10 +167,13 @@ TEST_F(KubernetesE2E, UnauthorizedOrForbiddenKeepsServersAndNamesThePermission) 
   ASSERT_TRUE(wait_until([&] { return serving(0); }, 30s)) << daemon_.log();
   api_.configure({{"forbid", {"list endpointslices", "watch endpointslices"}}});
   api_.close_watches();
-  ASSERT_TRUE(wait_until([&] {
-    return daemon_.log().find("needs \"watch\" on \"endpointslices\"") != std::string::npos ||
-           daemon_.log().find("needs \"list\" on \"endpointslices\"") != std::string::npos;
-  }, 30s)) << daemon_.log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return daemon_.log().find("needs \"watch\" on \"endpointslices\"") != std::string::npos ||
+               daemon_.log().find("needs \"list\" on \"endpointslices\"") != std::string::npos;
+      },
+      30s))
+      << daemon_.log();
   api_.configure({{"tokens", {"another-token"}}, {"forbid", nlohmann::json::array()}});
   api_.close_watches();
   ASSERT_TRUE(wait_until([&] { return daemon_.log().find("HTTP 401") != std::string::npos; }, 30s))
@@ -186,17 +191,20 @@ TEST_F(KubernetesE2E, RollingUpdateOfFivePodsUnderWrkLoadFailsNoRequestAndNeverR
   if (!os::run_process({"wrk", "-v"}).ok()) GTEST_SKIP() << "wrk not installed";
   for (int i = 0; i < 5; ++i) pod(i);
   start_daemon();
-  ASSERT_TRUE(wait_until([&] {
-    for (int i = 0; i < 5; ++i)
-      if (!serving(i)) return false;
-    return true;
-  }, 30s)) << daemon_.log();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (int i = 0; i < 5; ++i)
+          if (!serving(i)) return false;
+        return true;
+      },
+      30s))
+      << daemon_.log();
   const std::string pid_before = hp_->admin("show info");
   std::string wrk_output;
   std::thread wrk([&] {
-    auto r = os::run_process({"wrk", "-t1", "-c4", "-d20s",
-                              "http://127.0.0.1:" + std::to_string(hp_->port(0)) + "/"},
-                             {.timeout = std::chrono::seconds(90)});
+    auto r = os::run_process(
+        {"wrk", "-t1", "-c4", "-d20s", "http://127.0.0.1:" + std::to_string(hp_->port(0)) + "/"},
+        {.timeout = std::chrono::seconds(90)});
     wrk_output = r ? r->output : r.error().message;
   });
   const auto update_start = std::chrono::steady_clock::now();
@@ -238,13 +246,12 @@ TEST_F(KubernetesE2E, ScalesFrom5To500EndpointsAndBack) {
     return all;
   };
   api_.apply(slices_for(5));
-  start_daemon("test-token",
-               "    safety: {max_remove_fraction: 1.0}\n");
+  start_daemon("test-token", "    safety: {max_remove_fraction: 1.0}\n");
   auto count = [&] { return servers_state(*hp_, "web").size(); };
   ASSERT_TRUE(wait_until([&] { return count() == 5; }, 30s)) << daemon_.log();
   api_.apply(slices_for(500));
-  ASSERT_TRUE(wait_until([&] { return count() == 500; }, 120s))
-      << count() << "\n" << daemon_.log().substr(0, 4000);
+  ASSERT_TRUE(wait_until([&] { return count() == 500; }, 120s)) << count() << "\n"
+                                                                << daemon_.log().substr(0, 4000);
   for (int s = 1; s < 5; ++s) api_.remove("EndpointSlice", "shop", "web-s" + std::to_string(s));
   api_.apply(slices_for(5));
   ASSERT_TRUE(wait_until([&] { return count() == 5; }, 120s)) << count();
@@ -270,8 +277,8 @@ TEST_F(KubernetesE2E, FigureWatchEventToHaproxyLatency) {
   };
   for (int i = 0; i < 60; ++i) {
     add_ms.push_back(measure([&] { pod(1); }, [&] { return serving(1); }));
-    remove_ms.push_back(measure([&] { pod(1, /*ready=*/false, /*serving=*/false); },
-                                [&] { return absent(1); }));
+    remove_ms.push_back(
+        measure([&] { pod(1, /*ready=*/false, /*serving=*/false); }, [&] { return absent(1); }));
   }
   auto pct = [](std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
@@ -279,11 +286,12 @@ TEST_F(KubernetesE2E, FigureWatchEventToHaproxyLatency) {
   };
   for (double v : add_ms) ASSERT_GE(v, 0) << daemon_.log();
   for (double v : remove_ms) ASSERT_GE(v, 0) << daemon_.log();
-  std::printf("FIGURE: EndpointSlice write -> HAProxy (n = %zu each): ready -> in rotation p50 "
-              "%.1f ms, p99 %.1f ms; not ready -> removed (drain with no sessions, then del) p50 "
-              "%.1f ms, p99 %.1f ms\n",
-              add_ms.size(), pct(add_ms, 0.5), pct(add_ms, 0.99), pct(remove_ms, 0.5),
-              pct(remove_ms, 0.99));
+  std::printf(
+      "FIGURE: EndpointSlice write -> HAProxy (n = %zu each): ready -> in rotation p50 "
+      "%.1f ms, p99 %.1f ms; not ready -> removed (drain with no sessions, then del) p50 "
+      "%.1f ms, p99 %.1f ms\n",
+      add_ms.size(), pct(add_ms, 0.5), pct(add_ms, 0.99), pct(remove_ms, 0.5),
+      pct(remove_ms, 0.99));
   EXPECT_LT(pct(add_ms, 0.5), 5000);
 }
 

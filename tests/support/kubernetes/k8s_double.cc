@@ -36,7 +36,8 @@ K8sApiDouble::K8sApiDouble(Options options)
     for (const auto& argv : steps) {
       auto r = os::run_process(argv, {.timeout = std::chrono::seconds(60)});
       if (!r || !r->succeeded())
-        throw std::runtime_error("k8s double: openssl failed: " + (r ? r->output : r.error().message));
+        throw std::runtime_error("k8s double: openssl failed: " +
+                                 (r ? r->output : r.error().message));
     }
   }
 }
@@ -55,8 +56,8 @@ std::string K8sApiDouble::ca_pem() const {
 void K8sApiDouble::start() {
   const std::string port_file = dir() + "/port";
   std::filesystem::remove(port_file);
-  std::vector<std::string> argv = {"python3", k8s_double_script(), "--port-file", port_file,
-                                   "--port", std::to_string(port_)};
+  std::vector<std::string> argv = {"python3", k8s_double_script(),  "--port-file", port_file,
+                                   "--port",  std::to_string(port_)};
   if (options_.tls) {
     for (const char* a : {"--tls-cert", "srv.crt", "--tls-key", "srv.key", "--client-ca", "ca.crt"})
       argv.push_back(a[0] == '-' ? a : dir() + "/" + a);
@@ -87,17 +88,22 @@ nlohmann::json K8sApiDouble::control(const std::string& method, const std::strin
   auto resp = client.perform(req);
   if (!resp) throw std::runtime_error("k8s double control " + path + ": " + resp.error().message);
   if (resp->status != 200 && resp->status != 404)
-    throw std::runtime_error("k8s double control " + path + ": HTTP " + std::to_string(resp->status));
+    throw std::runtime_error("k8s double control " + path + ": HTTP " +
+                             std::to_string(resp->status));
   return nlohmann::json::parse(resp->body);
 }
 
-nlohmann::json K8sApiDouble::apply(const nlohmann::json& o) { return control("POST", "/_test/apply", o); }
+nlohmann::json K8sApiDouble::apply(const nlohmann::json& o) {
+  return control("POST", "/_test/apply", o);
+}
 void K8sApiDouble::remove(const std::string& kind, const std::string& ns, const std::string& name) {
   control("POST", "/_test/delete", {{"kind", kind}, {"namespace", ns}, {"name", name}});
 }
 void K8sApiDouble::compact() { control("POST", "/_test/compact", nlohmann::json::object()); }
 void K8sApiDouble::configure(const nlohmann::json& c) { control("POST", "/_test/config", c); }
-void K8sApiDouble::close_watches() { control("POST", "/_test/close_watches", nlohmann::json::object()); }
+void K8sApiDouble::close_watches() {
+  control("POST", "/_test/close_watches", nlohmann::json::object());
+}
 nlohmann::json K8sApiDouble::stats() { return control("GET", "/_test/stats", nullptr); }
 
 std::string K8sApiDouble::write_kubeconfig(const std::string& name, const std::string& token,
@@ -148,8 +154,12 @@ nlohmann::json K8sApiDouble::slice(const std::string& ns, const std::string& nam
              {{"kubernetes.io/service-name", service},
               {"endpointslice.kubernetes.io/managed-by", "endpointslice-controller.k8s.io"}}},
             {"ownerReferences",
-             {{{"apiVersion", "v1"}, {"kind", "Service"}, {"name", service}, {"uid", "svc-uid"},
-               {"controller", true}, {"blockOwnerDeletion", true}}}}}},
+             {{{"apiVersion", "v1"},
+               {"kind", "Service"},
+               {"name", service},
+               {"uid", "svc-uid"},
+               {"controller", true},
+               {"blockOwnerDeletion", true}}}}}},
           {"addressType", address_type},
           {"endpoints", eps},
           {"ports", {{{"name", port_name}, {"port", port}, {"protocol", "TCP"}}}}};
@@ -160,7 +170,8 @@ nlohmann::json K8sApiDouble::service(const std::string& ns, const std::string& n
                                      const std::vector<std::string>& lb_ips) {
   nlohmann::json ingress = nlohmann::json::array();
   for (const auto& ip : lb_ips) ingress.push_back({{"ip", ip}, {"ipMode", "VIP"}});
-  nlohmann::json p = {{"name", "http"}, {"port", port}, {"targetPort", "http"}, {"protocol", "TCP"}};
+  nlohmann::json p = {
+      {"name", "http"}, {"port", port}, {"targetPort", "http"}, {"protocol", "TCP"}};
   if (node_port > 0) p["nodePort"] = node_port;
   return {{"kind", "Service"},
           {"apiVersion", "v1"},

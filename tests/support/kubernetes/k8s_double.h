@@ -23,8 +23,8 @@ class K8sApiDouble {
   explicit K8sApiDouble(Options options);
   ~K8sApiDouble();
 
-  void start();   // throws std::runtime_error on failure; the same port again after stop()
-  void stop();    // SIGTERM (the API server is down)
+  void start();  // throws std::runtime_error on failure; the same port again after stop()
+  void stop();   // SIGTERM (the API server is down)
   void kill();
   std::uint16_t port() const { return port_; }
   std::string url() const;

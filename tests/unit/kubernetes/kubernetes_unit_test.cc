@@ -124,7 +124,8 @@ TEST(KubernetesParse, GarbageAndWrongTypesAreErrorsNamingTheField) {
   auto bad = parse_slice_list(
       R"({"metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":"yes"}}]}]})");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().message.find("EndpointSlice 's' endpoints[0] conditions: field 'ready' is not a boolean"),
+  EXPECT_NE(bad.error().message.find(
+                "EndpointSlice 's' endpoints[0] conditions: field 'ready' is not a boolean"),
             std::string::npos)
       << bad.error().message;
   EXPECT_FALSE(parse_watch_event(R"({"type":"WHAT","object":{}})").ok());
@@ -242,7 +243,8 @@ clusters:
 - name: c
   cluster:
     server: https://k8s.example:443
-    certificate-authority-data: )" + os::base64_encode("-----BEGIN CERTIFICATE-----\nCA\n") + R"(
+    certificate-authority-data: )" + os::base64_encode("-----BEGIN CERTIFICATE-----\nCA\n") +
+                                              R"(
 contexts:
 - name: one
   context: {cluster: c, user: u1}
@@ -253,8 +255,10 @@ users:
   user: {token: abc}
 - name: u2
   user:
-    client-certificate-data: )" + os::base64_encode("CERT") + R"(
-    client-key-data: )" + os::base64_encode("KEY") + R"(
+    client-certificate-data: )" + os::base64_encode("CERT") +
+                                              R"(
+    client-key-data: )" + os::base64_encode("KEY") +
+                                              R"(
 )");
   Options o = base_options();
   o.kubeconfig = kc;
@@ -262,11 +266,13 @@ users:
   auto access = load_access(o);
   ASSERT_TRUE(access.ok()) << access.error().message;
   std::ifstream ca(access->ca_file), cert(access->cert_file);
-  std::string ca_text((std::istreambuf_iterator<char>(ca)), {}), cert_text((std::istreambuf_iterator<char>(cert)), {});
+  std::string ca_text((std::istreambuf_iterator<char>(ca)), {}),
+      cert_text((std::istreambuf_iterator<char>(cert)), {});
   EXPECT_EQ(ca_text, "-----BEGIN CERTIFICATE-----\nCA\n");
   EXPECT_EQ(cert_text, "CERT");
-  EXPECT_EQ(std::filesystem::status(access->key_file).permissions() & std::filesystem::perms::group_read,
-            std::filesystem::perms::none);
+  EXPECT_EQ(
+      std::filesystem::status(access->key_file).permissions() & std::filesystem::perms::group_read,
+      std::filesystem::perms::none);
   o.context = "three";
   auto missing = load_access(o);
   ASSERT_FALSE(missing.ok());
@@ -306,9 +312,10 @@ TEST(KubernetesExecCredential, ParsesTokenCertificateAndExpiry) {
   EXPECT_EQ(std::chrono::system_clock::to_time_t(*c->expiry), 1796433300);
   EXPECT_FALSE(parse_exec_credential(R"({"kind":"ExecCredential","status":{}})").ok());
   EXPECT_FALSE(parse_exec_credential("token").ok());
-  EXPECT_FALSE(parse_exec_credential(
-                   R"({"kind":"ExecCredential","status":{"token":"t","expirationTimestamp":"soon"}})")
-                   .ok());
+  EXPECT_FALSE(
+      parse_exec_credential(
+          R"({"kind":"ExecCredential","status":{"token":"t","expirationTimestamp":"soon"}})")
+          .ok());
 }
 
 TEST(KubernetesOptions, ParsesAndRejectsWithPositions) {
@@ -322,20 +329,24 @@ TEST(KubernetesOptions, ParsesAndRejectsWithPositions) {
     return n;
   };
   Diagnostics d;
-  auto o = options_from_node(map_of({{"service", "web"}, {"namespace", "shop"}, {"port", "8080"},
-                                     {"address", "node"}, {"kubeconfig", "kc.yaml"}}),
+  auto o = options_from_node(map_of({{"service", "web"},
+                                     {"namespace", "shop"},
+                                     {"port", "8080"},
+                                     {"address", "node"},
+                                     {"kubeconfig", "kc.yaml"}}),
                              "/etc/ep", d);
   ASSERT_TRUE(o.has_value()) << d.joined();
   EXPECT_EQ(o->port_number, 8080);
   EXPECT_EQ(o->address, AddressMode::kNode);
   EXPECT_EQ(o->kubeconfig, "/etc/ep/kc.yaml");
   EXPECT_GT(o->idle_timeout, o->watch_timeout);
-  for (auto bad : {map_of({{"service", "Web_1"}}), map_of({{"service", "web"}, {"address", "pods"}}),
-                   map_of({{"service", "web"}, {"port", "0"}}),
-                   map_of({{"service", "web"}, {"in_cluster", "true"}, {"kubeconfig", "x"}}),
-                   map_of({{"namespace", "shop"}}),
-                   map_of({{"service", "web"}, {"watch_timeout", "5m"}, {"idle_timeout", "1m"}}),
-                   map_of({{"service", "web"}, {"colour", "blue"}})}) {
+  for (auto bad :
+       {map_of({{"service", "Web_1"}}), map_of({{"service", "web"}, {"address", "pods"}}),
+        map_of({{"service", "web"}, {"port", "0"}}),
+        map_of({{"service", "web"}, {"in_cluster", "true"}, {"kubeconfig", "x"}}),
+        map_of({{"namespace", "shop"}}),
+        map_of({{"service", "web"}, {"watch_timeout", "5m"}, {"idle_timeout", "1m"}}),
+        map_of({{"service", "web"}, {"colour", "blue"}})}) {
     Diagnostics bd;
     EXPECT_FALSE(options_from_node(bad, "/", bd).has_value());
     EXPECT_FALSE(bd.ok());
