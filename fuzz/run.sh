@@ -19,6 +19,7 @@ declare -A seeds=(
   [consul]="$td/consul/*"
   [etcd_json]="$td/etcd/*"
   [etcd_stream]="$td/etcd/watch_*.txt"
+  [kubernetes]="$td/kubernetes/*"
   [aws_xml]="$td/aws/*.xml"
   [aws_json]="$td/aws/*.json"
   [dns]="$td/dns/*.bin"

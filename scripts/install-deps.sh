@@ -17,19 +17,25 @@ packages=(
   # fuzzing (libFuzzer: clang + its runtime) and symbolized sanitizer reports (llvm-symbolizer)
   clang libclang-rt-14-dev llvm-14
   # real components the tests and the demo start on loopback
-  haproxy etcd-server etcd-client dnsmasq-base wrk socat curl
+  haproxy etcd-server etcd-client dnsmasq-base wrk socat curl openssl
   # the dashboard's browser tests (tests/browser: Debian's headless chromium, driven by
   # playwright-core from npm, which never downloads a browser; they need Node.js >= 20 with npm,
   # which the machine provides: Debian 12's nodejs is 18)
   chromium chromium-driver
   # the AWS double read by botocore (its service models parse the double's replies)
   python3-botocore
+  # real Kubernetes clients that check the Kubernetes API double (tests/support/kubernetes)
+  python3 python3-kubernetes
   # benchmark plots (make bench)
   gnuplot-nox
   # make test-haproxy3: scripts/haproxy3.sh checks trixie's signed source index with its keys
   # (building HAProxy 3.0 itself needs only make, gcc and libssl-dev, listed above)
   debian-archive-keyring
 )
+
+# kubectl: Debian's kubernetes-client, unless a kubectl is already installed (another package's
+# kubectl conflicts with it).
+if ! command -v kubectl >/dev/null 2>&1; then packages+=(kubernetes-client); fi
 
 missing=()
 for p in "${packages[@]}"; do

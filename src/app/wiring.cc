@@ -7,6 +7,7 @@
 #include "discovery/dns/dns_source.h"
 #include "discovery/etcd/etcd_source.h"
 #include "discovery/file/file_source.h"
+#include "discovery/kubernetes/kubernetes_source.h"
 #include "discovery/static/static_source.h"
 #include "haproxy/manage/settings.h"
 #include "haproxy/runtime/runtime_instance.h"
@@ -19,6 +20,7 @@ const std::vector<discovery::SourceKind>& source_table() {
       discovery::consul::source_kind(),  discovery::etcd::source_kind(),
       discovery::dns::source_kind(),     discovery::aws::source_kind(),
       discovery::aws::ec2_source_kind(),
+      discovery::kubernetes::source_kind(),
   };
   return table;
 }

@@ -11,12 +11,12 @@
 
 #include "core/model.h"
 #include "core/result.h"
+#include "os/base64.h"
 
 namespace ep::discovery::etcd {
 
-std::string base64_encode(std::string_view bytes);
-// Standard alphabet; padding optional; whitespace not allowed. Errors name the problem.
-Result<std::string> base64_decode(std::string_view text);
+using os::base64_decode;  // os/base64.h
+using os::base64_encode;
 
 // range_end for "every key starting with prefix": the prefix without trailing 0xff bytes, last
 // byte + 1 ("foo" → "fop"); "\0" (all keys) when the prefix is empty or all 0xff.

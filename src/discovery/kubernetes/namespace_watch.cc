@@ -1,0 +1,417 @@
+#include "discovery/kubernetes/namespace_watch.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+
+#include "core/log.h"
+#include "os/strings.h"
+
+namespace ep::discovery::kubernetes {
+namespace {
+
+constexpr const char* kComponent = "source.kubernetes";
+constexpr std::size_t kMaxLine = 64u << 20;
+
+std::mutex& registry_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<std::string, std::weak_ptr<NamespaceWatch>>& registry() {
+  static std::map<std::string, std::weak_ptr<NamespaceWatch>> watches;
+  return watches;
+}
+
+}  // namespace
+
+std::shared_ptr<NamespaceWatch> NamespaceWatch::acquire(const ClusterAccess& access,
+                                                        const std::string& ns,
+                                                        const Options& options,
+                                                        runtime::Runtime& runtime,
+                                                        Metrics& metrics) {
+  const std::string key =
+      fmt::format("{}|{}|{}", access.key(), ns, static_cast<const void*>(&runtime));
+  std::lock_guard lock(registry_mutex());
+  for (auto it = registry().begin(); it != registry().end();)
+    it = it->second.expired() ? registry().erase(it) : std::next(it);
+  auto& slot = registry()[key];
+  if (auto existing = slot.lock()) return existing;
+  auto created = std::make_shared<NamespaceWatch>(access, ns, options, runtime.loop(), metrics);
+  slot = created;
+  return created;
+}
+
+NamespaceWatch::NamespaceWatch(ClusterAccess access, std::string ns, const Options& options,
+                               runtime::Loop& loop, Metrics& metrics)
+    : credentials_(std::move(access)),
+      ns_(std::move(ns)),
+      options_(options),
+      loop_(loop),
+      stats_(metrics),
+      backoff_({.initial = options.retry_interval,
+                .max = options.max_retry_interval,
+                .multiplier = 2.0,
+                .jitter = 0.2}) {
+  loop_.run_sync([this] {
+    http_ = std::make_unique<net::AsyncHttpClient>(
+        loop_, net::AsyncHttpClient::Options{.max_body_bytes = options_.max_response_bytes});
+  });
+}
+
+NamespaceWatch::~NamespaceWatch() {
+  loop_.run_sync([this] {
+    if (timer_ != 0) loop_.cancel(timer_);
+    timer_ = 0;
+    if (restart_timer_ != 0) loop_.cancel(restart_timer_);
+    restart_timer_ = 0;
+    http_.reset();  // aborts the list or watch in flight without callbacks
+  });
+}
+
+std::uint64_t NamespaceWatch::connections_opened() const {
+  std::uint64_t n = 0;
+  const_cast<runtime::Loop&>(loop_).run_sync([&] { n = http_ ? http_->connections_opened() : 0; });
+  return n;
+}
+
+void NamespaceWatch::subscribe(Subscriber* s) {
+  loop_.run_sync([this, s] {
+    subs_.push_back(s);
+    if (selected_.count(s->service()) > 0) {
+      // Already selected: delivered now, or by the listing in progress when it completes.
+      if (have_listing_) deliver({s->service()});
+      return;
+    }
+    // A new service: the selector changes. One re-list for a burst of subscriptions: it waits
+    // until subscriptions settle for 50 ms (at most 1 s after the first).
+    const auto now = std::chrono::steady_clock::now();
+    if (!restart_since_) restart_since_ = now;
+    if (restart_timer_ != 0) loop_.cancel(restart_timer_);
+    const auto delay = std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(50), std::max<std::chrono::steady_clock::duration>(
+                                           std::chrono::steady_clock::duration::zero(),
+                                           *restart_since_ + std::chrono::seconds(1) - now));
+    restart_timer_ =
+        loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(delay), [this] {
+          restart_timer_ = 0;
+          restart_since_.reset();
+          restart();
+        });
+  });
+}
+
+void NamespaceWatch::unsubscribe(Subscriber* s) {
+  loop_.run_sync([this, s] {
+    subs_.erase(std::remove(subs_.begin(), subs_.end(), s), subs_.end());
+    if (subs_.empty()) {
+      if (request_ != 0) http_->cancel(request_);
+      request_ = 0;
+      if (timer_ != 0) loop_.cancel(timer_);
+      timer_ = 0;
+      selected_.clear();
+      have_listing_ = false;
+    }
+  });
+}
+
+std::string NamespaceWatch::selector() const {
+  if (selected_.size() == 1) return "kubernetes.io/service-name=" + *selected_.begin();
+  return fmt::format("kubernetes.io/service-name in ({})", fmt::join(selected_, ","));
+}
+
+std::string NamespaceWatch::base_path() const {
+  return "/apis/discovery.k8s.io/v1/namespaces/" + ns_ +
+         "/endpointslices?labelSelector=" + net::url_encode(selector());
+}
+
+Result<net::HttpRequest> NamespaceWatch::request(const std::string& path,
+                                                 std::chrono::milliseconds timeout) {
+  net::HttpRequest req;
+  req.url = server() + path;
+  req.timeout = timeout;
+  req.connect_timeout = std::min(options_.connect_timeout, timeout);
+  req.headers.emplace_back("Accept", "application/json");
+  Status s = credentials_.apply(req, options_.timeout);
+  if (!s) return s.error();
+  return req;
+}
+
+Error NamespaceWatch::http_error(const net::HttpResponse& resp, const std::string& verb,
+                                 const std::string& resource, const std::string& group,
+                                 bool namespaced) {
+  auto status = parse_status(resp.body);
+  const std::string said = status && !status->message.empty()
+                               ? os::printable(status->message, 300)
+                               : os::printable(std::string(os::trim(resp.body)), 200);
+  if (resp.status == 401) {
+    credentials_.rejected();
+    return Error::refused(fmt::format(
+        "HTTP 401 Unauthorized from {}: the credentials of {} were refused (expired or revoked "
+        "token, wrong client certificate?): {}",
+        server(), credentials_.access().origin, said));
+  }
+  if (resp.status == 403) {
+    return Error::refused(fmt::format(
+        "HTTP 403 Forbidden from {}: {}; the identity needs \"{}\" on \"{}\" (API group \"{}\"){} "
+        "— see the RBAC section of docs/kubernetes.md",
+        server(), said, verb, resource, group.empty() ? "core" : group,
+        namespaced ? " in namespace \"" + ns_ + "\"" : " (cluster-scoped: a ClusterRole)"));
+  }
+  return Error::unavailable(
+      fmt::format("HTTP {} from {} ({} {}): {}", resp.status, server(), verb, resource, said));
+}
+
+void NamespaceWatch::restart() {
+  if (request_ != 0) http_->cancel(request_);
+  request_ = 0;
+  if (timer_ != 0) loop_.cancel(timer_);
+  timer_ = 0;
+  selected_.clear();
+  for (Subscriber* s : subs_) selected_.insert(s->service());
+  have_listing_ = false;
+  if (selected_.empty()) return;
+  listing_.clear();
+  list_page("");
+}
+
+void NamespaceWatch::list_page(const std::string& cont) {
+  std::string path = base_path();
+  if (options_.page_size > 0) path += "&limit=" + std::to_string(options_.page_size);
+  if (!cont.empty()) path += "&continue=" + net::url_encode(cont);
+  auto req = request(path, options_.timeout);
+  if (!req) return fail(req.error(), "credentials");
+  request_ = http_->start(*req, [this, cont](Result<net::HttpResponse> resp) {
+    request_ = 0;
+    if (!resp) return fail(resp.error(), "unavailable");
+    if (resp->status == 410 && !cont.empty()) {
+      // The continue token expired (the listing took longer than the server keeps it).
+      log::info(kComponent,
+                "kubernetes {} namespace {}: list continue token expired; listing "
+                "again from the start",
+                server(), ns_);
+      stats_.errors_total.inc({ns_, "gone"});
+      listing_.clear();
+      return list_page("");
+    }
+    if (resp->status != 200) {
+      Error e = http_error(*resp, "list", "endpointslices", "discovery.k8s.io", true);
+      if (resp->status == 429) {
+        // Throttled (API priority and fairness): wait at least what Retry-After asks.
+        long seconds = 1;
+        if (auto ra = resp->headers.get("Retry-After")) {
+          char* end = nullptr;
+          const long v = std::strtol(ra->c_str(), &end, 10);
+          if (end != ra->c_str() && v > 0) seconds = std::min(v, 600L);
+        }
+        retry_after_ = std::chrono::seconds(seconds);
+      }
+      return fail(e, resp->status == 401   ? "unauthorized"
+                     : resp->status == 403 ? "forbidden"
+                     : resp->status == 429 ? "throttled"
+                                           : "server");
+    }
+    auto page = parse_slice_list(resp->body);
+    if (!page) return fail(page.error(), "invalid");
+    if (cont.empty()) list_rv_ = page->resource_version;
+    for (Slice& s : page->items) {
+      std::string name = s.name;
+      listing_[name] = std::move(s);
+    }
+    if (!page->continue_token.empty()) return list_page(page->continue_token);
+    listed();
+  });
+}
+
+void NamespaceWatch::listed() {
+  ++lists_;
+  stats_.lists_total.inc({ns_});
+  slices_ = std::move(listing_);
+  listing_.clear();
+  rv_ = list_rv_;
+  have_listing_ = true;
+  log::debug(kComponent, "kubernetes {} namespace {}: listed {} slices at resourceVersion {}",
+             server(), ns_, slices_.size(), rv_);
+  deliver(selected_);
+  watch("listed");
+}
+
+void NamespaceWatch::watch(const char* why) {
+  const long timeout_s = std::max<long>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(options_.watch_timeout).count());
+  const std::string path =
+      base_path() + "&watch=true&allowWatchBookmarks=true&resourceVersion=" + net::url_encode(rv_) +
+      "&timeoutSeconds=" + std::to_string(timeout_s);
+  auto req = request(path, options_.watch_timeout + options_.idle_timeout);
+  if (!req) return fail(req.error(), "credentials");
+  line_.clear();
+  error_body_.clear();
+  stream_error_.reset();
+  gone_ = false;
+  got_data_ = false;
+  watch_started_ = std::chrono::steady_clock::now();
+  ++watches_;
+  stats_.watches_total.inc({ns_, why});
+  request_ = http_->start_stream(
+      *req, options_.idle_timeout,
+      [this](long status, std::string_view chunk) { return on_chunk(status, chunk); },
+      [this](Result<net::HttpResponse> end) {
+        request_ = 0;
+        watch_ended(std::move(end));
+      });
+}
+
+bool NamespaceWatch::on_chunk(long status, std::string_view chunk) {
+  if (status != 200) {
+    if (error_body_.size() < 65536) error_body_.append(chunk.substr(0, 65536));
+    return true;
+  }
+  if (!got_data_) backoff_.reset();
+  got_data_ = true;
+  line_.append(chunk);
+  std::set<std::string> changed;
+  size_t start = 0;
+  for (size_t nl; (nl = line_.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::string_view text(line_.data() + start, nl - start);
+    if (os::trim(text).empty()) continue;
+    auto ev = parse_watch_event(text);
+    if (!ev) {
+      stream_error_ = ev.error();
+      break;
+    }
+    switch (ev->type) {
+      case WatchEvent::Type::kError:
+        stats_.events_total.inc({ns_, "ERROR"});
+        if (ev->status.code == 410 || ev->status.reason == "Expired" ||
+            ev->status.reason == "Gone") {
+          gone_ = true;
+        } else {
+          stream_error_ = Error::unavailable(fmt::format("watch ERROR event: {} {}: {}",
+                                                         ev->status.code, ev->status.reason,
+                                                         os::printable(ev->status.message, 300)));
+        }
+        break;
+      case WatchEvent::Type::kBookmark:
+        stats_.events_total.inc({ns_, "BOOKMARK"});
+        rv_ = ev->slice.resource_version;
+        break;
+      case WatchEvent::Type::kDeleted: {
+        stats_.events_total.inc({ns_, "DELETED"});
+        auto it = slices_.find(ev->slice.name);
+        if (it != slices_.end()) {
+          changed.insert(it->second.service);
+          slices_.erase(it);
+        }
+        changed.insert(ev->slice.service);
+        rv_ = ev->slice.resource_version;
+        break;
+      }
+      case WatchEvent::Type::kAdded:
+      case WatchEvent::Type::kModified: {
+        stats_.events_total.inc({ns_, ev->type == WatchEvent::Type::kAdded ? "ADDED" : "MODIFIED"});
+        auto it = slices_.find(ev->slice.name);
+        if (it != slices_.end()) changed.insert(it->second.service);  // a relabelled slice
+        changed.insert(ev->slice.service);
+        rv_ = ev->slice.resource_version;
+        std::string name = ev->slice.name;
+        slices_[name] = std::move(ev->slice);
+        break;
+      }
+    }
+    if (gone_ || stream_error_) break;
+  }
+  if (gone_ || stream_error_) {
+    line_.clear();
+  } else {
+    line_.erase(0, start);
+    if (line_.size() > kMaxLine || line_.size() > options_.max_response_bytes) {
+      stream_error_ = Error::invalid(fmt::format(
+          "a watch event larger than max_response_size ({} bytes)", options_.max_response_bytes));
+    }
+  }
+  if (!changed.empty()) deliver(changed);
+  return !(gone_ || stream_error_);
+}
+
+void NamespaceWatch::watch_ended(Result<net::HttpResponse> end) {
+  const std::string where = fmt::format("kubernetes {} namespace {}", server(), ns_);
+  if (gone_ || (end && end->status == 410)) {
+    // Too old a resourceVersion (compaction): list again; only the complete listing is delivered.
+    log::info(kComponent, "{}: resourceVersion {} is too old (410 Gone); re-listing", where, rv_);
+    stats_.errors_total.inc({ns_, "gone"});
+    listing_.clear();
+    return list_page("");
+  }
+  if (stream_error_) return fail(*stream_error_, "invalid");
+  if (!end) {
+    const bool hung = end.error().message.find("no data for") != std::string::npos;
+    if (hung) {
+      log::warn(kComponent, "{}: the watch was silent for {} ms (hung?); re-listing", where,
+                options_.idle_timeout.count());
+      stats_.errors_total.inc({ns_, "hung"});
+      listing_.clear();
+      return list_page("");
+    }
+    if (got_data_) {
+      log::info(kComponent, "{}: watch interrupted ({}); re-listing", where, end.error().message);
+      listing_.clear();
+      return list_page("");
+    }
+    return fail(end.error(), "unavailable");
+  }
+  if (end->status != 200) {
+    net::HttpResponse r = *end;
+    r.body = error_body_;
+    Error e = http_error(r, "watch", "endpointslices", "discovery.k8s.io", true);
+    return fail(e, end->status == 401   ? "unauthorized"
+                   : end->status == 403 ? "forbidden"
+                                        : "server");
+  }
+  // The server closed the watch (timeoutSeconds): resume from the last resourceVersion. A watch
+  // closed at once without a byte (a proxy in the way?) is resumed after a backoff delay, not in
+  // a tight loop.
+  log::debug(kComponent, "{}: watch closed by the server; resuming at resourceVersion {}", where,
+             rv_);
+  if (!got_data_ && std::chrono::steady_clock::now() - watch_started_ < std::chrono::seconds(1)) {
+    if (timer_ != 0) loop_.cancel(timer_);
+    timer_ = loop_.after(backoff_.next(), [this] {
+      timer_ = 0;
+      watch("resumed");
+    });
+    return;
+  }
+  watch("resumed");
+}
+
+void NamespaceWatch::fail(const Error& e, const char* reason) {
+  stats_.errors_total.inc({ns_, reason});
+  Error out{e.kind, fmt::format("kubernetes {} namespace {}: {}", server(), ns_, e.message)};
+  log::debug(kComponent, "{}", out.message);
+  for (Subscriber* s : std::vector<Subscriber*>(subs_)) s->on_error(out);
+  retry_later();
+}
+
+void NamespaceWatch::retry_later() {
+  if (timer_ != 0) loop_.cancel(timer_);
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(backoff_.next());
+  if (retry_after_) delay = std::max(delay, *retry_after_);
+  retry_after_.reset();
+  timer_ = loop_.after(delay, [this] {
+    timer_ = 0;
+    restart();
+  });
+}
+
+void NamespaceWatch::deliver(const std::set<std::string>& services) {
+  for (Subscriber* sub : std::vector<Subscriber*>(subs_)) {
+    if (services.count(sub->service()) == 0) continue;
+    std::vector<const Slice*> mine;
+    for (const auto& [name, slice] : slices_)
+      if (slice.service == sub->service()) mine.push_back(&slice);
+    sub->on_slices(mine);
+  }
+}
+
+}  // namespace ep::discovery::kubernetes
