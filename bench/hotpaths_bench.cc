@@ -2,6 +2,8 @@
 //   diff of desired vs actual sets (reconcile/diff.h), `show servers state` parsing
 //   (haproxy/runtime/parsers.h), command batch building (haproxy/runtime/commands.h), template
 //   rendering (haproxy/config/render.h). Inputs are generated in the shape HAProxy 2.6 prints.
+// And the dashboard's /status?compact document (ops/endpoints.h status_json) for 1,000 backends ×
+// 10 servers on one HAProxy instance.
 
 #include <benchmark/benchmark.h>
 
@@ -12,6 +14,7 @@
 #include "haproxy/config/template.h"
 #include "haproxy/runtime/commands.h"
 #include "haproxy/runtime/parsers.h"
+#include "ops/endpoints.h"
 #include "reconcile/diff.h"
 
 namespace {
@@ -190,6 +193,60 @@ void BM_RenderTemplate(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 BENCHMARK(BM_RenderTemplate)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// /status?compact for `backends` backends × 10 servers (desired and actual), one HAProxy, one
+// source per backend: what the dashboard fetches on its first render.
+void BM_StatusJson(benchmark::State& state) {
+  const int backends = static_cast<int>(state.range(0));
+  constexpr int kServers = 10;
+  ep::ops::OpsSnapshot snap;
+  snap.now = ep::SteadyTime{} + std::chrono::hours(1);
+  snap.last_loop = snap.now;
+  snap.sources_ready = snap.converged = true;
+  ep::reconcile::InstanceStatus inst;
+  inst.name = "/run/haproxy/admin.sock";
+  inst.reachable = true;
+  inst.info.version = "2.6.12";
+  for (int b = 0; b < backends; ++b) {
+    ep::reconcile::BackendStatus bs;
+    bs.backend = "backend-" + std::to_string(b);
+    bs.ready = bs.converged = true;
+    bs.desired = bs.actual = kServers;
+    bs.mode = ep::reconcile::BackendMode::kDynamic;
+    std::vector<ep::ServerSpec> ds;
+    std::vector<ep::ActualServer> as;
+    for (int i = 0; i < kServers; ++i) {
+      ds.push_back(spec(b * kServers + i));
+      as.push_back(actual(b * kServers + i));
+    }
+    bs.desired_servers = ep::SharedList<ep::ServerSpec>(std::move(ds));
+    bs.actual_servers = ep::SharedList<ep::ActualServer>(std::move(as));
+    inst.backends.push_back(std::move(bs));
+    ep::discovery::GuardStatus g;
+    g.backend = "backend-" + std::to_string(b);
+    g.ready = true;
+    g.desired = kServers;
+    ep::discovery::SourceStatus src;
+    src.source = "consul service backend-" + std::to_string(b);
+    src.delivered = true;
+    src.endpoints = kServers;
+    src.last_success = snap.now - std::chrono::seconds(3);
+    g.sources.push_back(std::move(src));
+    snap.guards.push_back(std::move(g));
+  }
+  snap.instances.push_back(std::move(inst));
+  const std::optional<ep::ops::OpsSnapshot> opt(std::move(snap));
+  const ep::ops::EndpointOptions options{"bench", std::chrono::seconds(30)};
+  size_t bytes = 0;
+  for (auto _ : state) {
+    auto out = ep::ops::status_json(opt, options, true);
+    bytes = out.size();
+    benchmark::DoNotOptimize(out);
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+  state.SetItemsProcessed(state.iterations() * backends * kServers);
+}
+BENCHMARK(BM_StatusJson)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

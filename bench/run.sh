@@ -368,7 +368,8 @@ utime+stime over the interval, scaled to one hour."
 "Pure functions on 10,000-server inputs, in process. BM_Diff/10000/k: desired vs HAProxy with k
 servers replaced; BM_ParseServersState: a 10,000-row HAProxy 2.6 reply; BM_BuildAddBatch: the
 add/enable-health/ready commands for 10,000 servers joined into ≤ 16,000-byte writes;
-BM_RenderTemplate: a haproxy.cfg with 10,000 server lines."
+BM_RenderTemplate: a haproxy.cfg with 10,000 server lines; BM_StatusJson/1000: the dashboard's
+/status?compact for 1,000 backends × 10 servers (bytes: the document's size)."
   if [ -s "$data/scale.md" ]; then
   section scale "6. Scale: 1,000 file backends × 10 servers + 1,000 Consul services, one daemon" \
 "One daemon, one HAProxy 2.6: 1,000 backends with a \`file\` source each (10 servers per file) and

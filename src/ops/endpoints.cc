@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/metrics.h"
 #include "ops/dashboard.h"
@@ -132,6 +135,157 @@ Access check_access(const HttpRequest& req, const EndpointOptions& options) {
   return t && same_secret(*t, options.token) ? Access::kOk : Access::kRefused;
 }
 
+// Writes JSON straight into one string, byte for byte as nlohmann::json::dump(indent, ' ', false,
+// error_handler_t::replace) would for the same document (tests/unit/ops/status_json_test.cc checks
+// it against a document built with nlohmann::json). Keys are written in the order nlohmann's
+// std::map would hold them (sorted), so every object below lists its keys sorted.
+class JsonOut {
+ public:
+  JsonOut(std::string& out, bool pretty) : out_(out), pretty_(pretty) {}
+
+  void begin_object() { open('{'); }
+  void end_object() { close('}'); }
+  void begin_array() { open('['); }
+  void end_array() { close(']'); }
+
+  // `k` is a literal key of this file: plain ASCII, nothing to escape.
+  JsonOut& key(std::string_view k) {
+    separate();
+    out_ += '"';
+    out_ += k;
+    out_ += pretty_ ? "\": " : "\":";
+    after_key_ = true;
+    return *this;
+  }
+
+  void value(bool b) {
+    start_value();
+    out_ += b ? "true" : "false";
+  }
+  template <typename T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) void value(T n) {
+    start_value();
+    char buf[24];
+    const auto res = std::to_chars(buf, buf + sizeof buf, n);
+    out_.append(buf, res.ptr);
+  }
+  void value(double d) {
+    start_value();
+    if (!std::isfinite(d)) {
+      out_ += "null";
+      return;
+    }
+    char buf[64];
+    char* end = nlohmann::detail::to_chars(buf, buf + sizeof buf, d);
+    out_.append(buf, end);
+  }
+  void value(std::string_view s) {
+    start_value();
+    string(s);
+  }
+  void value(const std::string& s) { value(std::string_view(s)); }
+  void value(const char* s) { value(std::string_view(s)); }
+  void value(const std::vector<std::string>& list) {
+    begin_array();
+    for (const auto& s : list) value(std::string_view(s));
+    end_array();
+  }
+
+ private:
+  struct Level {
+    bool empty = true;
+  };
+
+  void open(char c) {
+    start_value();
+    out_ += c;
+    levels_.push_back({});
+  }
+  void close(char c) {
+    const bool empty = levels_.back().empty;
+    levels_.pop_back();
+    if (pretty_ && !empty) newline();
+    out_ += c;
+  }
+  void newline() {
+    out_ += '\n';
+    out_.append(levels_.size() * 2, ' ');
+  }
+  // Before a key, or before an element of an array.
+  void separate() {
+    Level& l = levels_.back();
+    if (!l.empty) out_ += ',';
+    l.empty = false;
+    if (pretty_) newline();
+  }
+  void start_value() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (!levels_.empty()) {
+      separate();
+    }
+  }
+
+  // A JSON string: printable ASCII is copied as it is (the common case), the few escapes are
+  // written here, and a string with any byte >= 0x80 goes through nlohmann's serializer, which
+  // replaces invalid UTF-8 with U+FFFD exactly as before.
+  void string(std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (const char c : s) {
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        out_ += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+        return;
+      }
+    }
+    out_ += '"';
+    size_t plain = 0;  // start of the run of bytes copied as they are
+    for (size_t i = 0; i < s.size(); ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_.append(s.data() + plain, i - plain);
+      plain = i + 1;
+      switch (c) {
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        case '\b':
+          out_ += "\\b";
+          break;
+        case '\f':
+          out_ += "\\f";
+          break;
+        case '\n':
+          out_ += "\\n";
+          break;
+        case '\r':
+          out_ += "\\r";
+          break;
+        case '\t':
+          out_ += "\\t";
+          break;
+        default:
+          out_ += "\\u00";
+          out_ += kHex[c >> 4];
+          out_ += kHex[c & 0xF];
+      }
+    }
+    out_.append(s.data() + plain, s.size() - plain);
+    out_ += '"';
+  }
+
+  std::string& out_;
+  bool pretty_;
+  bool after_key_ = false;
+  std::vector<Level> levels_;
+};
+
+// Bytes of /status per server and per backend, to reserve the output once.
+constexpr size_t kBytesPerServer = 260;
+constexpr size_t kBytesPerBackend = 600;
+
 }  // namespace
 
 bool listen_is_loopback(std::string_view address) {
@@ -217,157 +371,204 @@ Health check_ready(const std::optional<OpsSnapshot>& snap) {
 
 std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOptions& options,
                         bool compact) {
-  const int indent = compact ? -1 : 2;
-  json j;
-  j["version"] = options.version;
   const Health h = check_health(snap, options);
   const Health r = check_ready(snap);
-  j["healthy"] = h.ok;
-  j["ready"] = r.ok;
-  if (!r.ok) j["not_ready_because"] = r.reason;
-  if (!h.ok) j["unhealthy_because"] = redact(h.reason);
-  j["instances"] = json::array();
-  j["backends"] = json::array();
-  if (!snap) return j.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
-  j["reconciler_last_loop_seconds_ago"] = seconds_between(snap->last_loop, snap->now);
-
+  std::string out;
+  JsonOut w(out, !compact);
+  if (!snap) {
+    w.begin_object();
+    w.key("backends").begin_array();
+    w.end_array();
+    w.key("healthy").value(h.ok);
+    w.key("instances").begin_array();
+    w.end_array();
+    if (!r.ok) w.key("not_ready_because").value(r.reason);
+    w.key("ready").value(r.ok);
+    if (!h.ok) w.key("unhealthy_because").value(redact(h.reason));
+    w.key("version").value(options.version);
+    w.end_object();
+    out += '\n';
+    return out;
+  }
+  size_t servers = 0, backends = snap->guards.size();
   for (const auto& inst : snap->instances) {
-    json ji;
-    ji["name"] = redact(inst.name);
-    ji["reachable"] = inst.reachable;
-    if (inst.reachable) {
-      ji["haproxy_version"] = inst.info.version;
-      ji["pid"] = inst.info.pid;
-      ji["uptime_seconds"] = inst.info.uptime_sec;
-    }
-    if (!inst.last_error.empty()) ji["last_error"] = redact(inst.last_error);
-    ji["backends"] = json::array();
-    for (const auto& b : inst.backends) {
-      json jb;
-      jb["backend"] = b.backend;
-      jb["mode"] = reconcile::to_string(b.mode);
-      jb["ready"] = b.ready;
-      jb["converged"] = b.converged;
-      jb["desired"] = b.desired;
-      jb["actual"] = b.actual;
-      jb["draining"] = b.draining;
-      if (b.missing_slots > 0) jb["missing_slots"] = b.missing_slots;
-      if (!b.last_error.empty()) jb["last_error"] = redact(b.last_error);
-      json ds = json::array();
-      for (const auto& s : b.desired_servers) {
-        ds.push_back({{"name", s.name},
-                      {"address", s.address_port()},
-                      {"weight", s.weight},
-                      {"backup", s.backup}});
-      }
-      jb["desired_servers"] = std::move(ds);
-      json as = json::array();
-      for (const auto& s : b.actual_servers) {
-        ServerSpec tmp;
-        tmp.address = s.address;
-        tmp.port = s.port;
-        json js = {{"name", s.name},
-                   {"address", s.address.empty() ? std::string("-") : tmp.address_port()},
-                   {"state", server_state(s)},
-                   {"weight", s.weight},
-                   {"sessions", s.sessions}};
-        if (std::find(b.operator_maint.begin(), b.operator_maint.end(), s.name) !=
-            b.operator_maint.end()) {
-          js["operator_maint"] = true;  // left in maintenance until the operator enables it
-        }
-        as.push_back(std::move(js));
-      }
-      if (!b.operator_maint.empty()) jb["operator_maint"] = b.operator_maint;
-      jb["actual_servers"] = std::move(as);
-      ji["backends"].push_back(std::move(jb));
-    }
-    j["instances"].push_back(std::move(ji));
+    backends += inst.backends.size();
+    for (const auto& b : inst.backends)
+      servers += b.desired_servers.size() + b.actual_servers.size();
   }
+  out.reserve(4096 + servers * kBytesPerServer + backends * kBytesPerBackend +
+              snap->journal.actions.size() * 300 + snap->journal.minutes.size() * 120);
+
+  w.begin_object();
+  w.key("backends").begin_array();
   for (const auto& g : snap->guards) {
-    json jg;
-    jg["backend"] = g.backend;
-    jg["ready"] = g.ready;
-    jg["held"] = discovery::to_string(g.hold);
-    jg["desired"] = g.desired;
-    jg["sources"] = json::array();
-    for (const auto& s : g.sources) {
-      json js;
-      js["source"] = redact(s.source);
-      js["delivered"] = s.delivered;
-      js["healthy"] = s.delivered && !s.failing;
-      js["endpoints"] = s.endpoints;
-      js["rejected"] = s.rejected;
-      if (s.from_state) js["from_state"] = true;  // the set restored from the state file
-      if (s.last_success)
-        js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
-      if (!s.last_error.empty()) js["last_error"] = redact(s.last_error);
-      if (!s.hooks.empty()) {
-        json hooks = json::array();
-        for (const auto& h : s.hooks) {
-          hooks.push_back(
-              {{"instance", h.instance},
-               {"hook", h.hook},
-               {"transition", h.transition},
-               {"since_seconds_ago", seconds_between(h.started, snap->now)},
-               {"deadline_in_seconds", seconds_between(snap->now, h.deadline)},
-               {"next_heartbeat_in_seconds", seconds_between(snap->now, h.next_heartbeat)},
-               {"progress", h.progress}});
-        }
-        js["hooks_in_flight"] = std::move(hooks);
-      }
-      if (!s.rejected_messages.empty()) {
-        json rm = json::array();
-        for (const auto& m : s.rejected_messages) rm.push_back(redact(m));
-        js["rejected_endpoints"] = std::move(rm);
-      }
-      jg["sources"].push_back(std::move(js));
-    }
+    w.begin_object();
+    w.key("backend").value(g.backend);
+    w.key("desired").value(g.desired);
+    w.key("held").value(discovery::to_string(g.hold));
     if (g.hold != discovery::Hold::kNone) {
-      json h;
-      h["reason"] = discovery::to_string(g.hold);
-      h["servers"] = g.held_servers;
-      if (g.held_since) h["since_seconds_ago"] = seconds_between(*g.held_since, snap->now);
-      h["would_remove"] = g.would_remove;
+      w.key("hold").begin_object();
       if (g.confirm_at) {
-        h["confirm_in_seconds"] = std::max(0.0, seconds_between(snap->now, *g.confirm_at));
+        w.key("confirm_in_seconds").value(std::max(0.0, seconds_between(snap->now, *g.confirm_at)));
       }
-      jg["hold"] = std::move(h);
+      w.key("reason").value(discovery::to_string(g.hold));
+      w.key("servers").value(g.held_servers);
+      if (g.held_since) w.key("since_seconds_ago").value(seconds_between(*g.held_since, snap->now));
+      w.key("would_remove").value(g.would_remove);
+      w.end_object();
     }
-    j["backends"].push_back(std::move(jg));
+    w.key("ready").value(g.ready);
+    w.key("sources").begin_array();
+    for (const auto& s : g.sources) {
+      w.begin_object();
+      w.key("delivered").value(s.delivered);
+      w.key("endpoints").value(s.endpoints);
+      if (s.from_state) w.key("from_state").value(true);  // the set restored from the state file
+      w.key("healthy").value(s.delivered && !s.failing);
+      if (!s.hooks.empty()) {
+        w.key("hooks_in_flight").begin_array();
+        for (const auto& hk : s.hooks) {
+          w.begin_object();
+          w.key("deadline_in_seconds").value(seconds_between(snap->now, hk.deadline));
+          w.key("hook").value(hk.hook);
+          w.key("instance").value(hk.instance);
+          w.key("next_heartbeat_in_seconds").value(seconds_between(snap->now, hk.next_heartbeat));
+          w.key("progress").value(hk.progress);
+          w.key("since_seconds_ago").value(seconds_between(hk.started, snap->now));
+          w.key("transition").value(hk.transition);
+          w.end_object();
+        }
+        w.end_array();
+      }
+      if (!s.last_error.empty()) w.key("last_error").value(redact(s.last_error));
+      if (s.last_success) {
+        w.key("last_success_seconds_ago").value(seconds_between(*s.last_success, snap->now));
+      }
+      w.key("rejected").value(s.rejected);
+      if (!s.rejected_messages.empty()) {
+        w.key("rejected_endpoints").begin_array();
+        for (const auto& m : s.rejected_messages) w.value(redact(m));
+        w.end_array();
+      }
+      w.key("source").value(redact(s.source));
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
   }
-  // The change timeline, newest first, and the last hour's convergence and changes per minute.
-  json tl = json::array();
-  const auto& acts = snap->journal.actions;
+  w.end_array();
+
+  // The last hour's convergence and changes per minute.
+  const auto& journal = snap->journal;
+  w.key("convergence").begin_object();
+  w.key("changes").value(journal.changes);
+  w.key("convergences").value(journal.convergences);
+  w.key("minutes").begin_array();
+  for (const auto& m : journal.minutes) {
+    w.begin_object();
+    w.key("changes").value(m.changes);
+    w.key("convergences").value(m.convergences);
+    w.key("p50_seconds").value(m.p50_s);
+    w.key("p99_seconds").value(m.p99_s);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("p50_seconds").value(journal.p50_s);
+  w.key("p99_seconds").value(journal.p99_s);
+  w.key("window_minutes").value(journal.minutes.size());
+  w.end_object();
+
+  w.key("healthy").value(h.ok);
+
+  w.key("instances").begin_array();
+  for (const auto& inst : snap->instances) {
+    w.begin_object();
+    w.key("backends").begin_array();
+    for (const auto& b : inst.backends) {
+      const auto maint = [&](const std::string& name) {
+        return std::find(b.operator_maint.begin(), b.operator_maint.end(), name) !=
+               b.operator_maint.end();
+      };
+      w.begin_object();
+      w.key("actual").value(b.actual);
+      w.key("actual_servers").begin_array();
+      for (const auto& s : b.actual_servers) {
+        w.begin_object();
+        if (s.address.empty()) {
+          w.key("address").value("-");
+        } else {
+          ServerSpec tmp;
+          tmp.address = s.address;
+          tmp.port = s.port;
+          w.key("address").value(tmp.address_port());
+        }
+        w.key("name").value(s.name);
+        // left in maintenance until the operator enables it
+        if (!b.operator_maint.empty() && maint(s.name)) w.key("operator_maint").value(true);
+        w.key("sessions").value(s.sessions);
+        w.key("state").value(server_state(s));
+        w.key("weight").value(s.weight);
+        w.end_object();
+      }
+      w.end_array();
+      w.key("backend").value(b.backend);
+      w.key("converged").value(b.converged);
+      w.key("desired").value(b.desired);
+      w.key("desired_servers").begin_array();
+      for (const auto& s : b.desired_servers) {
+        w.begin_object();
+        w.key("address").value(s.address_port());
+        w.key("backup").value(s.backup);
+        w.key("name").value(s.name);
+        w.key("weight").value(s.weight);
+        w.end_object();
+      }
+      w.end_array();
+      w.key("draining").value(b.draining);
+      if (!b.last_error.empty()) w.key("last_error").value(redact(b.last_error));
+      if (b.missing_slots > 0) w.key("missing_slots").value(b.missing_slots);
+      w.key("mode").value(reconcile::to_string(b.mode));
+      if (!b.operator_maint.empty()) w.key("operator_maint").value(b.operator_maint);
+      w.key("ready").value(b.ready);
+      w.end_object();
+    }
+    w.end_array();
+    if (inst.reachable) w.key("haproxy_version").value(inst.info.version);
+    if (!inst.last_error.empty()) w.key("last_error").value(redact(inst.last_error));
+    w.key("name").value(redact(inst.name));
+    if (inst.reachable) w.key("pid").value(inst.info.pid);
+    w.key("reachable").value(inst.reachable);
+    if (inst.reachable) w.key("uptime_seconds").value(inst.info.uptime_sec);
+    w.end_object();
+  }
+  w.end_array();
+
+  if (!r.ok) w.key("not_ready_because").value(r.reason);
+  w.key("ready").value(r.ok);
+  w.key("reconciler_last_loop_seconds_ago").value(seconds_between(snap->last_loop, snap->now));
+
+  // The change timeline, newest first.
+  w.key("timeline").begin_array();
+  const auto& acts = journal.actions;
   for (auto it = acts.rbegin(); it != acts.rend(); ++it) {
-    json a;
-    a["at_unix"] = unix_seconds(it->at, snap->now);
-    a["instance"] = redact(it->instance);
-    a["backend"] = it->backend;
-    a["server"] = it->server;
-    a["action"] = it->action;
-    a["reason"] = redact(it->reason);
-    a["ok"] = it->ok;
-    if (!it->error.empty()) a["error"] = redact(it->error);
-    a["latency_ms"] = it->latency_s * 1000.0;
-    tl.push_back(std::move(a));
+    w.begin_object();
+    w.key("action").value(it->action);
+    w.key("at_unix").value(unix_seconds(it->at, snap->now));
+    w.key("backend").value(it->backend);
+    if (!it->error.empty()) w.key("error").value(redact(it->error));
+    w.key("instance").value(redact(it->instance));
+    w.key("latency_ms").value(it->latency_s * 1000.0);
+    w.key("ok").value(it->ok);
+    w.key("reason").value(redact(it->reason));
+    w.key("server").value(it->server);
+    w.end_object();
   }
-  j["timeline"] = std::move(tl);
-  json conv;
-  conv["window_minutes"] = snap->journal.minutes.size();
-  conv["convergences"] = snap->journal.convergences;
-  conv["p50_seconds"] = snap->journal.p50_s;
-  conv["p99_seconds"] = snap->journal.p99_s;
-  conv["changes"] = snap->journal.changes;
-  json mins = json::array();
-  for (const auto& m : snap->journal.minutes) {
-    mins.push_back({{"changes", m.changes},
-                    {"convergences", m.convergences},
-                    {"p50_seconds", m.p50_s},
-                    {"p99_seconds", m.p99_s}});
-  }
-  conv["minutes"] = std::move(mins);
-  j["convergence"] = std::move(conv);
-  return j.dump(indent, ' ', false, json::error_handler_t::replace) + "\n";
+  w.end_array();
+  if (!h.ok) w.key("unhealthy_because").value(redact(h.reason));
+  w.key("version").value(options.version);
+  w.end_object();
+  out += '\n';
+  return out;
 }
 
 void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& options,
