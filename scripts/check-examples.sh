@@ -6,7 +6,9 @@
 #   - a block starting with `sources:` is one backend's sources: it becomes backend "web";
 #   - no top-level `haproxy:`: `haproxy: {sockets: [/run/haproxy/admin.sock]}` is added;
 #   - no top-level `backends:`: a static backend "web" is added.
-# Schematic blocks that are not YAML are fenced as ```text in the docs, not ```yaml.
+# Schematic blocks that are not YAML are fenced as ```text in the docs, not ```yaml. Blocks that
+# start with `apiVersion:` are Kubernetes objects (RBAC, a kubeconfig), not ElasticProxy's config:
+# they are listed as skipped.
 # Exit 0 when everything passes; otherwise names each failing file/block with check's output.
 set -u
 bin=$1
@@ -61,6 +63,11 @@ for dir in "$@"; do
       [ -f "$raw" ] || continue
       line=${raw%.raw}
       line=${line##*.}
+      if head -n1 "$raw" | grep -q '^apiVersion:'; then
+        echo "skip $md:$line (a Kubernetes object, not an ElasticProxy config)"
+        rm -f "$raw"
+        continue
+      fi
       complete_block "$raw" "${raw%.raw}.yaml"
       check_one "$md:$line" "${raw%.raw}.yaml"
       rm -f "$raw"
