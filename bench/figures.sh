@@ -36,12 +36,15 @@ figures=(
 "consul_latency|-|tests/integration/consul/consul_source_test|*RegistrationLatencyOverFiftyChanges*|^registration -> sink|docs/consul.md (watch modes table)"
 "consul_shared_latency|-|tests/integration/consul/consul_shared_watch_test|*LatencyOverFiftyRegistrations*:*TwoHundredServices*|^shared hub|docs/consul.md (watch modes table)"
 "consul_churn|-|tests/integration/consul_e2e/consul_churn_e2e_test|*|^churn at defaults|docs/consul.md (Rate limiting)"
-"etcd_sigstop|-|tests/integration/etcd/etcd_source_test|*Sigstop*:*PutToSinkLatency*|^etcd |docs/etcd.md"
+"etcd_sigstop|-|tests/integration/etcd/etcd_source_test|*Sigstop*:*PutToSinkLatency*|^etcd |docs/etcd.md (Failure behaviour, Figures)"
+"etcd_e2e|-|tests/integration/etcd/etcd_dns_haproxy_e2e_test|*EtcdAndDnsSourcesDriveHaproxy*|^etcd put -> HAProxy|docs/etcd.md (Figures)"
 "k8s_watch_latency|-|tests/integration/kubernetes_e2e/kubernetes_haproxy_e2e_test|*FigureWatchEventToHaproxyLatency*|^FIGURE|docs/kubernetes.md (Figures)"
 "k8s_shared_watch|-|tests/integration/kubernetes/kubernetes_source_test|*ServicesOfOneNamespaceShareOneWatch*|^FIGURE|docs/kubernetes.md (Figures)"
 "aws_sqs_to_sink|-|tests/integration/aws/aws_asg_source_test|*MessageToPublishLatency*|^SQS message|docs/aws.md"
 "aws_sqs_to_haproxy|-|tests/integration/aws_e2e/aws_haproxy_e2e_test|*MessageToHaproxyConvergenceLatency*:*LaunchHookLatency*:*TerminateHookCompletionLatency*|(^SQS message|hook message ->)|README.md (AWS), docs/aws.md"
-"config_render|-|tests/unit/haproxy_config/haproxy_config_writer_test|*ThousandServersRenderValidateWriteTiming*|^1000 servers|docs/config-management.md"
+"reload_under_load|-|tests/integration/reload/reload_integration_test|*UnderLoad*|^\\[figure\\]|docs/config-management.md (Figures)"
+"reload_burst|-|tests/integration/reload/reload_e2e_test|*Burst*|^\\[figure\\]|docs/config-management.md (Figures)"
+"config_render|-|tests/unit/haproxy_config/haproxy_config_writer_test|*ThousandServersRenderValidateWriteTiming*|^1000 servers|README.md (config management), docs/config-management.md"
 )
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
