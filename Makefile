@@ -87,7 +87,7 @@ bench-scale: deps
 FIGURE_TESTS = consul_source_test consul_shared_watch_test consul_haproxy_e2e_test consul_churn_e2e_test \
 	etcd_source_test kubernetes_source_test kubernetes_haproxy_e2e_test aws_asg_source_test \
 	aws_haproxy_e2e_test haproxy_config_writer_test etcd_dns_haproxy_e2e_test \
-	reload_integration_test reload_e2e_test
+	reload_integration_test reload_e2e_test haproxy_runtime_integration_test fault_suite_test
 bench-figures: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target elasticproxy $(FIGURE_TESTS)

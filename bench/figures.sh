@@ -44,6 +44,8 @@ figures=(
 "aws_sqs_to_haproxy|-|tests/integration/aws_e2e/aws_haproxy_e2e_test|*MessageToHaproxyConvergenceLatency*:*LaunchHookLatency*:*TerminateHookCompletionLatency*|(^SQS message|hook message ->)|README.md (AWS), docs/aws.md"
 "reload_under_load|-|tests/integration/reload/reload_integration_test|*UnderLoad*|^\\[figure\\]|docs/config-management.md (Figures)"
 "reload_burst|-|tests/integration/reload/reload_e2e_test|*Burst*|^\\[figure\\]|docs/config-management.md (Figures)"
+"runtime_thousand_adds|-|tests/integration/haproxy_runtime/haproxy_runtime_integration_test|*ThousandAddsInOneApply*|took [0-9.]+ ms|docs/haproxy-runtime.md"
+"fault_table|-|tests/integration/faults/fault_suite_test|*|^FAULT-ROW|docs/hardening.md (Fault table)"
 "config_render|-|tests/unit/haproxy_config/haproxy_config_writer_test|*ThousandServersRenderValidateWriteTiming*|^1000 servers|README.md (config management), docs/config-management.md"
 )
 
