@@ -28,25 +28,25 @@ done
 mkdir -p "$data"
 rel() { local p="$1"; echo "${p#"$root"/}"; }
 
-# name | environment (or -) | test binary under the build dir | gtest filter | figure pattern (ERE) | quoted in
+# name ; environment (or -) ; test binary under the build dir ; gtest filter ; figure pattern (ERE) ; quoted in
 figures=(
-"consul_frozen|EP_FROZEN_TRIALS=10|tests/integration/consul/consul_source_test|*FrozenAgent*:*Sigstop*|^(frozen agent|SIGSTOP)|docs/consul.md (A frozen agent)"
-"consul_frozen_e2e|-|tests/integration/consul_e2e/consul_haproxy_e2e_test|*FrozenAgent*|^frozen agent|docs/consul.md (A frozen agent)"
-"consul_shared_frozen|-|tests/integration/consul/consul_shared_watch_test|*Frozen*|^shared hub, frozen|docs/consul.md (A frozen agent)"
-"consul_latency|-|tests/integration/consul/consul_source_test|*RegistrationLatencyOverFiftyChanges*|^registration -> sink|docs/consul.md (watch modes table)"
-"consul_shared_latency|-|tests/integration/consul/consul_shared_watch_test|*LatencyOverFiftyRegistrations*:*TwoHundredServices*|^shared hub|docs/consul.md (watch modes table)"
-"consul_churn|-|tests/integration/consul_e2e/consul_churn_e2e_test|*|^churn at defaults|docs/consul.md (Rate limiting)"
-"etcd_sigstop|-|tests/integration/etcd/etcd_source_test|*Sigstop*:*PutToSinkLatency*|^etcd |docs/etcd.md (Failure behaviour, Figures)"
-"etcd_e2e|-|tests/integration/etcd/etcd_dns_haproxy_e2e_test|*EtcdAndDnsSourcesDriveHaproxy*|^etcd put -> HAProxy|docs/etcd.md (Figures)"
-"k8s_watch_latency|-|tests/integration/kubernetes_e2e/kubernetes_haproxy_e2e_test|*FigureWatchEventToHaproxyLatency*|^FIGURE|docs/kubernetes.md (Figures)"
-"k8s_shared_watch|-|tests/integration/kubernetes/kubernetes_source_test|*ServicesOfOneNamespaceShareOneWatch*|^FIGURE|docs/kubernetes.md (Figures)"
-"aws_sqs_to_sink|-|tests/integration/aws/aws_asg_source_test|*MessageToPublishLatency*|^SQS message|docs/aws.md"
-"aws_sqs_to_haproxy|-|tests/integration/aws_e2e/aws_haproxy_e2e_test|*MessageToHaproxyConvergenceLatency*:*LaunchHookLatency*:*TerminateHookCompletionLatency*|(^SQS message|hook message ->)|README.md (AWS), docs/aws.md"
-"reload_under_load|-|tests/integration/reload/reload_integration_test|*UnderLoad*|^\\[figure\\]|docs/config-management.md (Figures)"
-"reload_burst|-|tests/integration/reload/reload_e2e_test|*Burst*|^\\[figure\\]|docs/config-management.md (Figures)"
-"runtime_thousand_adds|-|tests/integration/haproxy_runtime/haproxy_runtime_integration_test|*ThousandAddsInOneApply*|took [0-9.]+ ms|docs/haproxy-runtime.md"
-"fault_table|-|tests/integration/faults/fault_suite_test|*|^FAULT-ROW|docs/hardening.md (Fault table)"
-"config_render|-|tests/unit/haproxy_config/haproxy_config_writer_test|*ThousandServersRenderValidateWriteTiming*|^1000 servers|README.md (config management), docs/config-management.md"
+"consul_frozen;EP_FROZEN_TRIALS=10;tests/integration/consul/consul_source_test;*FrozenAgent*:*Sigstop*;^(frozen agent|SIGSTOP);docs/consul.md (A frozen agent)"
+"consul_frozen_e2e;-;tests/integration/consul_e2e/consul_haproxy_e2e_test;*FrozenAgent*;^frozen agent;docs/consul.md (A frozen agent)"
+"consul_shared_frozen;-;tests/integration/consul/consul_shared_watch_test;*Frozen*;^shared hub, frozen;docs/consul.md (A frozen agent)"
+"consul_latency;-;tests/integration/consul/consul_source_test;*RegistrationLatencyOverFiftyChanges*;^registration -> sink;docs/consul.md (watch modes table)"
+"consul_shared_latency;-;tests/integration/consul/consul_shared_watch_test;*LatencyOverFiftyRegistrations*:*TwoHundredServices*;^shared hub;docs/consul.md (watch modes table)"
+"consul_churn;-;tests/integration/consul_e2e/consul_churn_e2e_test;*;^churn at defaults;docs/consul.md (Rate limiting)"
+"etcd_sigstop;-;tests/integration/etcd/etcd_source_test;*Sigstop*:*PutToSinkLatency*;^etcd ;docs/etcd.md (Failure behaviour, Figures)"
+"etcd_e2e;-;tests/integration/etcd/etcd_dns_haproxy_e2e_test;*EtcdAndDnsSourcesDriveHaproxy*;^etcd put -> HAProxy;docs/etcd.md (Figures)"
+"k8s_watch_latency;-;tests/integration/kubernetes_e2e/kubernetes_haproxy_e2e_test;*FigureWatchEventToHaproxyLatency*;^FIGURE;docs/kubernetes.md (Figures)"
+"k8s_shared_watch;-;tests/integration/kubernetes/kubernetes_source_test;*ServicesOfOneNamespaceShareOneWatch*;^FIGURE;docs/kubernetes.md (Figures)"
+"aws_sqs_to_sink;-;tests/integration/aws/aws_asg_source_test;*MessageToPublishLatency*;^SQS message;docs/aws.md"
+"aws_sqs_to_haproxy;-;tests/integration/aws_e2e/aws_haproxy_e2e_test;*MessageToHaproxyConvergenceLatency*:*LaunchHookLatency*:*TerminateHookCompletionLatency*;(^SQS message|hook message ->);README.md (AWS), docs/aws.md"
+"reload_under_load;-;tests/integration/reload/reload_integration_test;*UnderLoad*;^\\[figure\\];docs/config-management.md (Figures)"
+"reload_burst;-;tests/integration/reload/reload_e2e_test;*Burst*;^\\[figure\\];docs/config-management.md (Figures)"
+"runtime_thousand_adds;-;tests/integration/haproxy_runtime/haproxy_runtime_integration_test;*ThousandAddsInOneApply*;took [0-9.]+ ms;docs/haproxy-runtime.md"
+"fault_table;-;tests/integration/faults/fault_suite_test;*;^FAULT-ROW;docs/hardening.md (Fault table)"
+"config_render;-;tests/unit/haproxy_config/haproxy_config_writer_test;*ThousandServersRenderValidateWriteTiming*;^1000 servers;README.md (config management), docs/config-management.md"
 )
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
@@ -55,7 +55,7 @@ md_escape() { sed -e 's/|/\\|/g'; }
 echo "| figure | printed by the test (verbatim) | command | result |"
 echo "|---|---|---|---|"
 for entry in "${figures[@]}"; do
-  IFS='|' read -r name envs bin filter pattern where <<< "$entry"
+  IFS=';' read -r name envs bin filter pattern where <<< "$entry"
   want "$name" || continue
   log="$data/figures_$name.log"
   exe="$build/$bin"
