@@ -396,9 +396,10 @@ timestamps: \`data/scale.log.gz\`; samples: \`data/scale_*_changes.dat\`; daemon
 \`data/scale_*_daemon.log.gz\`. See docs/benchmarks.md."
   fi
   section figures "7. Figures quoted in the docs (from tests)" \
-"The latency and recovery figures that README.md and docs/*.md quote (Consul frozen agent and
-SIGSTOP, Consul churn at the defaults, etcd SIGSTOP, Kubernetes watch event → HAProxy and one watch
-per namespace, AWS SQS message → HAProxy and lifecycle hooks, config render): each figure-printing
+"The figures that README.md and docs/*.md quote from tests (Consul frozen agent and SIGSTOP,
+Consul churn at the defaults, etcd SIGSTOP and put → HAProxy, Kubernetes watch event → HAProxy and
+one watch per namespace, AWS SQS message → HAProxy and lifecycle hooks, reloads under load and a
+burst, the HAProxy runtime 1,000-add apply, the fault table, config render): each figure-printing
 test is run by \`bench/figures.sh\` and the lines it printed are quoted verbatim, with the exact
 command; each test's whole output is in \`data/figures_<name>.log\`. These tests run the doubles
 and a real HAProxy on loopback; the build type is the tests' (see the commands)."
