@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-haproxy3 clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-figures bench-haproxy3 clean format deb test-deb
 
 all: build
 
@@ -80,6 +80,18 @@ bench-scale: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
 	@bench/run.sh --steps scale --build $(BENCH_BUILD)
+
+# The figures README.md and docs/*.md quote from tests (bench/RESULTS.md section 7, a few minutes
+# once built): bench/figures.sh runs the figure-printing tests, keeps their output in
+# bench/data/figures_*.log and writes the table; the other sections keep their data.
+FIGURE_TESTS = consul_source_test consul_shared_watch_test consul_haproxy_e2e_test consul_churn_e2e_test \
+	etcd_source_test kubernetes_source_test kubernetes_haproxy_e2e_test aws_asg_source_test \
+	aws_haproxy_e2e_test haproxy_config_writer_test etcd_dns_haproxy_e2e_test \
+	reload_integration_test reload_e2e_test haproxy_runtime_integration_test fault_suite_test
+bench-figures: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target elasticproxy $(FIGURE_TESTS)
+	@bench/run.sh --steps figures --build $(BENCH_BUILD)
 
 # HAProxy 3.0 next to the system's: the bulk step (bench/RESULTS.md section 3) and the same cases
 # on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run; other sections keep their data.

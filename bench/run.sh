@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes RESULTS.md + PNG plots from what the run measured.
 #
-#   bench/run.sh [--quick] [--build DIR] [--out DIR] [--steps a,b] [--render-only]
+#   bench/run.sh [--quick] [--build DIR] [--tests-build DIR] [--out DIR] [--steps a,b] [--render-only]
 #
 # Full (make bench): n = 200 convergence samples per source, 60 s of churn per mode, 60 s of idle
 # CPU; writes bench/RESULTS.md and bench/*.png. Quick (make bench-quick, < 3 minutes once built):
@@ -9,6 +9,9 @@
 # --out is given. The binaries must be built (the Makefile targets do that).
 # --steps scale (make bench-scale): runs only the listed steps, keeps the other steps' data and
 # re-renders RESULTS.md; every section carries the commit, time and load of its own run.
+# --steps figures (make bench-figures): the figures README.md and docs/*.md quote from tests —
+# bench/figures.sh runs the figure-printing tests of --tests-build (default: --build) and writes
+# data/figures.md (+ data/figures_<name>.log, each test's whole output); section 7 of RESULTS.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,15 +20,17 @@ quick=0
 render_only=0
 steps=""
 build="$root/build-bench"
+tests_build=""
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --build) build="$(cd "$2" && pwd)"; shift ;;
+    --tests-build) tests_build="$(cd "$2" && pwd)"; shift ;;
     --out) out="$2"; shift ;;
     --render-only) render_only=1 ;;  # rebuild RESULTS.md and plots from <out>/data
     --steps) steps="$2"; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out DIR] [--steps a,b] [--render-only]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--tests-build DIR] [--out DIR] [--steps a,b] [--render-only]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -42,7 +47,9 @@ mkdir -p "$data"
 e2e="$build/bench/ep_bench_e2e"
 hot="$build/bench/ep_bench_hotpaths"
 ep="$build/src/app/elasticproxy"
+[ -n "$tests_build" ] || tests_build="$build"
 for b in "$e2e" "$hot" "$ep"; do
+  [ "$steps" = figures ] && [ "$b" != "$ep" ] && continue  # figures runs tests only
   [ "$b" = "$hot" ] && [ -n "$steps" ] && [[ ",$steps," != *",hotpaths,"* ]] && continue
   [ -x "$b" ] || { echo "run.sh: $b is not built (make bench or make bench-quick)" >&2; exit 1; }
 done
@@ -137,8 +144,11 @@ run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runti
 run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
 run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes 100 \
   --idle-seconds "$scale_idle" --out "$data"
+# The figures the docs quote from tests (make bench-figures): one Debug or Release test build.
+run_step figures "$here/figures.sh" --build "$tests_build" --data "$data"
 
-for f in "$data"/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
+# Step logs are compressed, except the figures' (small, and linked from the docs).
+for f in "$data"/*.log; do [ -f "$f" ] && [[ "$f" != */figures_*.log ]] && gzip -9f "$f"; done
 if [ $fresh = 1 ]; then
   cut -d' ' -f1-3 /proc/loadavg > "$data/load_end"
   echo $(( $(date +%s) - $(cat "$data/t_start") )) > "$data/total"
@@ -386,6 +396,14 @@ window (no discovery change; several resyncs fall in it), extrapolated to one ho
 timestamps: \`data/scale.log.gz\`; samples: \`data/scale_*_changes.dat\`; daemon logs (warn level):
 \`data/scale_*_daemon.log.gz\`. See docs/benchmarks.md."
   fi
+  section figures "7. Figures quoted in the docs (from tests)" \
+"The figures that README.md and docs/*.md quote from tests (Consul frozen agent and SIGSTOP,
+Consul churn at the defaults, etcd SIGSTOP and put → HAProxy, Kubernetes watch event → HAProxy and
+one watch per namespace, AWS SQS message → HAProxy and lifecycle hooks, reloads under load and a
+burst, the HAProxy runtime 1,000-add apply, the fault table, config render): each figure-printing
+test is run by \`bench/figures.sh\` and the lines it printed are quoted verbatim, with the exact
+command; each test's whole output is in \`data/figures_<name>.log\`. These tests run the doubles
+and a real HAProxy on loopback; the build type is the tests' (see the commands)."
 } > "$out/RESULTS.md"
 
 echo "run.sh: wrote $out/RESULTS.md ($total s)" >&2

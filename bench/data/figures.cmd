@@ -1,0 +1,1 @@
+bench/figures.sh --build build-dev --data bench/data
