@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -217,18 +218,19 @@ AsgPollResult build_ec2_endpoints(const std::vector<Ec2Instance>& instances,
   return out;
 }
 
-runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints endpoints,
-                                            const AsgOptions& options) {
-  int calls = 0;
-  std::vector<Ec2Instance> instances;
+// Every page of one DescribeInstances query (NextToken until it is empty), appended to
+// `instances`; `calls` counts the requests. A NextToken that comes back twice is an error.
+runtime::Co<Status> describe_instances_pages(
+    AsyncAwsClient& client, Endpoint endpoint,
+    std::function<Result<QueryParams>(const std::string& token)> params_for,
+    std::vector<Ec2Instance>& instances, int& calls) {
   std::string token;
   std::set<std::string> tokens_seen;
   do {
-    auto params = describe_instances_by_filters_params(options.ec2_filters, token);
+    auto params = params_for(token);
     if (!params) co_return params.error();
     ++calls;
-    auto body =
-        co_await client.call_query(AwsService::kEc2, endpoints.ec2, "DescribeInstances", *params);
+    auto body = co_await client.call_query(AwsService::kEc2, endpoint, "DescribeInstances", *params);
     if (!body) co_return body.error();
     auto page = parse_describe_instances(*body);
     if (!page) co_return Error{page.error().kind, "DescribeInstances: " + page.error().message};
@@ -238,6 +240,20 @@ runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints
       co_return Error::invalid("DescribeInstances: NextToken repeats; giving up");
     }
   } while (!token.empty());
+  co_return Status{};
+}
+
+runtime::Co<Result<AsgPollResult>> poll_ec2(AsyncAwsClient& client, AsgEndpoints endpoints,
+                                            const AsgOptions& options) {
+  int calls = 0;
+  std::vector<Ec2Instance> instances;
+  Status pages = co_await describe_instances_pages(
+      client, endpoints.ec2,
+      [&options](const std::string& token) {
+        return describe_instances_by_filters_params(options.ec2_filters, token);
+      },
+      instances, calls);
+  if (!pages) co_return pages.error();
   AsgPollResult result = build_ec2_endpoints(instances, options);
   result.api_calls = calls;
   co_return result;
@@ -321,23 +337,13 @@ runtime::Co<Result<AsgPollResult>> poll_asgs(AsyncAwsClient& client, AsgEndpoint
     const std::vector<std::string> batch(
         ids.begin() + static_cast<long>(first),
         ids.begin() + static_cast<long>(std::min(ids.size(), first + kMaxInstanceIdsPerCall)));
-    std::string token;
-    std::set<std::string> tokens_seen;
-    do {
-      auto params = describe_instances_by_id_params(batch, token);
-      if (!params) co_return params.error();
-      ++calls;
-      auto body =
-          co_await client.call_query(AwsService::kEc2, endpoints.ec2, "DescribeInstances", *params);
-      if (!body) co_return body.error();
-      auto page = parse_describe_instances(*body);
-      if (!page) co_return Error{page.error().kind, "DescribeInstances: " + page.error().message};
-      for (auto& i : page->instances) instances.push_back(std::move(i));
-      token = page->next_token;
-      if (!token.empty() && !tokens_seen.insert(token).second) {
-        co_return Error::invalid("DescribeInstances: NextToken repeats; giving up");
-      }
-    } while (!token.empty());
+    Status pages = co_await describe_instances_pages(
+        client, endpoints.ec2,
+        [&batch](const std::string& token) {
+          return describe_instances_by_id_params(batch, token);
+        },
+        instances, calls);
+    if (!pages) co_return pages.error();
   }
   AsgPollResult result = build_endpoints(groups, instances, options);
   result.api_calls = calls;
