@@ -56,16 +56,6 @@ ServerState summarize(const std::vector<HaproxyView>& instances, std::string_vie
 
 LifecycleWorker::LifecycleWorker(AsgOptions options, Deps deps)
     : options_(std::move(options)), deps_(std::move(deps)), hooks_(options_.hooks()) {
-  auto& m = Metrics::global();
-  m.describe("elasticproxy_aws_lifecycle_completed_total", Metrics::Type::kCounter,
-             "Lifecycle actions completed, by transition (launching/terminating) and result "
-             "(CONTINUE/ABANDON).");
-  m.describe("elasticproxy_aws_lifecycle_heartbeats_total", Metrics::Type::kCounter,
-             "RecordLifecycleActionHeartbeat calls that succeeded.");
-  m.describe("elasticproxy_aws_lifecycle_errors_total", Metrics::Type::kCounter,
-             "Failed lifecycle-hook calls (AutoScaling or SQS), retried at the next check.");
-  m.describe("elasticproxy_aws_lifecycle_pending", Metrics::Type::kGauge,
-             "Lifecycle actions waiting for a drain or a health check.");
 }
 
 void LifecycleWorker::note_error() {
@@ -73,7 +63,7 @@ void LifecycleWorker::note_error() {
     std::lock_guard lock(mu_);
     ++stats_.errors;
   }
-  Metrics::global().inc("elasticproxy_aws_lifecycle_errors_total", {{"backend", deps_.backend}});
+  metrics_.errors_total.inc({deps_.backend});
 }
 
 int LifecycleWorker::visibility_seconds(const Tracked& t) const {
@@ -240,10 +230,8 @@ runtime::Co<bool> LifecycleWorker::complete(Tracked& t, LifecycleActionResult re
       ++stats_.completed_abandon;
     }
   }
-  Metrics::global().inc("elasticproxy_aws_lifecycle_completed_total",
-                        {{"backend", deps_.backend},
-                         {"transition", terminating(t.action) ? "terminating" : "launching"},
-                         {"result", what}});
+  metrics_.completed_total.inc(
+      {deps_.backend, terminating(t.action) ? "terminating" : "launching", what});
   log::info(kLog, "{}: {} {}: CompleteLifecycleAction {} ({})", deps_.backend,
             t.action.lifecycle_transition, t.action.instance_id, what, why);
   co_return true;
@@ -272,8 +260,7 @@ runtime::Co<void> LifecycleWorker::heartbeat(Tracked& t, SteadyTime now) {
           std::lock_guard lock(mu_);
           ++stats_.heartbeats;
         }
-        Metrics::global().inc("elasticproxy_aws_lifecycle_heartbeats_total",
-                              {{"backend", deps_.backend}});
+        metrics_.heartbeats_total.inc({deps_.backend});
         log::debug(kLog, "{}: heartbeat for {}", deps_.backend, t.action.instance_id);
       } else {
         note_error();
@@ -392,8 +379,7 @@ runtime::Co<void> LifecycleWorker::step() {
   }
   publish_in_flight();
   std::lock_guard lock(mu_);
-  Metrics::global().set("elasticproxy_aws_lifecycle_pending", {{"backend", deps_.backend}},
-                        static_cast<double>(tracked_.size()));
+  metrics_.pending.set({deps_.backend}, static_cast<double>(tracked_.size()));
 }
 
 }  // namespace ep::aws

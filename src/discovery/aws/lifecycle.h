@@ -48,6 +48,7 @@
 #include "core/server_state_view.h"
 #include "discovery/aws/asg_options.h"
 #include "discovery/aws/aws_client.h"
+#include "discovery/aws/lifecycle_stats.h"
 #include "discovery/aws/parse.h"
 #include "discovery/source.h"
 
@@ -159,6 +160,7 @@ class LifecycleWorker {
   std::set<std::string> done_;                      // tokens completed recently (bounded)
   std::deque<std::string> done_order_;
   LifecycleStats stats_;
+  LifecycleMetrics metrics_{Metrics::global()};
 };
 
 }  // namespace ep::aws

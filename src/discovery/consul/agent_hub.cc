@@ -122,10 +122,6 @@ AgentHub::AgentHub(const Options& options, runtime::Loop& loop,
       describe_(fmt::format("consul agent hub at {}", options.unix_socket.empty()
                                                           ? options.base_url
                                                           : "unix://" + options.unix_socket)) {
-  Metrics::global().describe("elasticproxy_consul_hub_errors_total", Metrics::Type::kCounter,
-                             "Failed change-detection queries of a shared Consul agent hub.");
-  Metrics::global().describe("elasticproxy_consul_hub_wakeups_total", Metrics::Type::kCounter,
-                             "Change-detection returns of a shared hub that refreshed services.");
   loop_.run_sync([this] {
     for (Detector which : {Detector::kCatalog, Detector::kChecks}) {
       DetectorState& d = detector(which);
@@ -371,7 +367,7 @@ void AgentHub::on_answer(DetectorState& d, const std::string& url, Result<net::H
   }
   if (!problem.empty()) {
     d.reporter->failure(problem);
-    Metrics::global().inc("elasticproxy_consul_hub_errors_total", {{"endpoint", endpoint}});
+    stats_.errors_total.inc({endpoint});
     // Every subscriber reads for itself: each reports its own failure (fail static per source)
     // or success.
     mark_all_dirty();
@@ -392,7 +388,7 @@ void AgentHub::on_answer(DetectorState& d, const std::string& url, Result<net::H
     // The first answer (at start or after an error) is a baseline taken after the subscribers'
     // own first reads: refresh them all once so nothing that changed in between is missed.
     if (reset || !d.have_seen || got != d.last_seen) {
-      Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
+      stats_.wakeups_total.inc({endpoint});
       mark_all_dirty();
     }
   } else if (states) {
@@ -421,7 +417,7 @@ void AgentHub::on_answer(DetectorState& d, const std::string& url, Result<net::H
         mark_services_dirty(changed);
       }
       if (node_level || reset || !changed.empty()) {
-        Metrics::global().inc("elasticproxy_consul_hub_wakeups_total", {{"endpoint", endpoint}});
+        stats_.wakeups_total.inc({endpoint});
       }
     }
     d.last_states = std::move(states);

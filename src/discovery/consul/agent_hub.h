@@ -43,6 +43,7 @@
 #include "net/http_client.h"
 #include "runtime/backoff.h"
 #include "runtime/runtime.h"
+#include "discovery/consul/stats.h"
 
 namespace ep::discovery::consul {
 
@@ -133,6 +134,7 @@ class AgentHub : private AgentLiveness::Watcher {
   runtime::Loop& loop_;
   TokenReader token_;
   std::string describe_;
+  HubStats stats_{Metrics::global()};
   std::atomic<size_t> subscriber_count_{0};
 
   // Loop state.

@@ -51,4 +51,18 @@ struct ConsulStats {
   Gauge cache_age_seconds;
 };
 
+// A shared agent hub's metrics (`watch: shared`), labelled {endpoint}: the agent's address.
+struct HubStats {
+  explicit HubStats(Metrics& registry)
+      : errors_total(registry, "elasticproxy_consul_hub_errors_total",
+                     "Failed change-detection queries of a shared Consul agent hub.",
+                     {"endpoint"}),
+        wakeups_total(registry, "elasticproxy_consul_hub_wakeups_total",
+                      "Change-detection returns of a shared hub that refreshed services.",
+                      {"endpoint"}) {}
+
+  Counter errors_total;
+  Counter wakeups_total;
+};
+
 }  // namespace ep::discovery::consul
