@@ -398,12 +398,16 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
 
 net::AsyncHttpClient::RequestId ConsulSource::refresh(net::AsyncHttpClient& client,
                                                       AgentHub::Subscriber::Done done) {
+  // `done` is never called under mu_: it goes back into the hub, which may at once refresh the
+  // next subscriber, this one included (a self-deadlock on mu_ when stop() races a refresh).
+  bool stopping = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      done(std::nullopt);
-      return 0;
-    }
+    stopping = stopping_;
+  }
+  if (stopping) {
+    done(std::nullopt);
+    return 0;
   }
   auto req = build_request(0, options_.timeout, milliseconds(0));
   if (!req) {
@@ -414,12 +418,14 @@ net::AsyncHttpClient::RequestId ConsulSource::refresh(net::AsyncHttpClient& clie
     return 0;
   }
   return client.start(*req, [this, done = std::move(done)](Result<net::HttpResponse> resp) {
+    bool stopping = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) {
-        done(std::nullopt);  // aborted by stop(): not a Consul failure
-        return;
-      }
+      stopping = stopping_;
+    }
+    if (stopping) {
+      done(std::nullopt);  // aborted by stop(): not a Consul failure (called outside mu_)
+      return;
     }
     done(process(interpret(std::move(resp))));
   });

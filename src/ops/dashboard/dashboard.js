@@ -209,8 +209,12 @@
       var c = cache[g.backend];
       if (!c || c.key !== key) {
         if (built >= FIRST_CHUNK) {
-          var ph = el('div', null, 'backend');
-          ph.setAttribute('data-backend', g.backend);
+          // Rebuilt in a later slice. Until then a backend already on the page keeps its old
+          // rows (a poll that arrives before the slices finish must not blank them); only a
+          // backend never built shows an empty placeholder.
+          var ph = c ? c.box : el('div', null, 'backend');
+          if (!c) ph.setAttribute('data-backend', g.backend);
+          else next[g.backend] = c;  // old key: rebuilt again if these slices are cancelled
           todo.push({ g: g, states: states, key: key, ph: ph });
           nodes.push(ph);
           return;
