@@ -489,6 +489,11 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         return std::find(b.operator_maint.begin(), b.operator_maint.end(), name) !=
                b.operator_maint.end();
       };
+      const auto drain_of = [&](const std::string& name) -> const reconcile::DrainStatus* {
+        for (const auto& d : b.drains)
+          if (d.server == name) return &d;
+        return nullptr;
+      };
       w.begin_object();
       w.key("actual").value(b.actual);
       w.key("actual_servers").begin_array();
@@ -501,6 +506,13 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
           tmp.address = s.address;
           tmp.port = s.port;
           w.key("address").value(tmp.address_port());
+        }
+        // timed by the reconciler: since when it drains, and when drain_timeout removes it
+        if (const auto* d = drain_of(s.name)) {
+          if (d->deadline) {
+            w.key("drain_deadline_in_seconds").value(seconds_between(snap->now, *d->deadline));
+          }
+          w.key("drain_since_seconds_ago").value(seconds_between(d->since, snap->now));
         }
         w.key("name").value(s.name);
         // left in maintenance until the operator enables it

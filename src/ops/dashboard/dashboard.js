@@ -138,6 +138,22 @@
   var FIRST_CHUNK = 60, CHUNK = 150;
   var cache = {}, pendingJob = null;
 
+  // One server in one HAProxy: its state in words. Maintenance an operator set (left alone by
+  // ElasticProxy until they enable it) reads differently from ElasticProxy's own MAINT; a drain
+  // says the sessions left and the time left until the backend's drain_timeout removes it.
+  function serverText(s, st) {
+    var w = ' w' + s.weight;
+    if (s.operator_maint) return 'MAINT (set by operator, left alone)' + w + ' s' + s.sessions;
+    if (st === 'DRAIN' && s.drain_since_seconds_ago !== undefined) {
+      var t = s.drain_deadline_in_seconds === undefined
+        ? 'draining for ' + Math.round(s.drain_since_seconds_ago) + 's, no drain_timeout'
+        : s.drain_deadline_in_seconds > 0 ? Math.ceil(s.drain_deadline_in_seconds) + 's to drain_timeout'
+          : 'drain_timeout reached';
+      return 'DRAIN, ' + s.sessions + ' session' + (s.sessions === 1 ? '' : 's') + ', ' + t + w;
+    }
+    return st + w + ' s' + s.sessions;
+  }
+
   function buildBackend(g, states, instances) {
     var names = {}, order = [];
     var desired = {};
@@ -169,7 +185,8 @@
         var st = s.state.toUpperCase();
         var bad = !d || (st !== 'UP' && st !== 'DRAIN') || (d && d.weight !== s.weight && st !== 'DRAIN');
         diff = diff || bad;
-        cells.push(el('span', st + ' w' + s.weight + ' s' + s.sessions + (d ? '' : ' (not desired)'), bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
+        cells.push(el('span', serverText(s, st) + (d ? '' : ' (not desired)'),
+          s.operator_maint ? 'warn opmaint' : bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
       });
       if (diff) anyDiff = true;
       tb.appendChild(row(cells, diff ? 'diff' : ''));

@@ -194,6 +194,44 @@ TEST(Endpoints, StatusShowsDesiredVsActualAndSourceHealth) {
   EXPECT_FALSE(render_status_table("{\"instances\": 3, \"backends\": [1]}").ok());
 }
 
+// Issue #19: a draining server carries when its drain started and, when drain_timeout cuts it,
+// how long is left; a server an operator put in maintenance is marked as the operator's.
+TEST(Endpoints, StatusShowsDrainTimingAndOperatorMaintenancePerServer) {
+  OpsSnapshot snap = converged_snapshot();
+  auto& b = snap.instances[0].backends[0];
+  ActualServer a1 = *b.actual_servers.begin();
+  a1.admin_state = 0x08;  // drain
+  a1.sessions = 3;
+  ActualServer a2;
+  a2.name = "ep-10.0.0.2:80";
+  a2.address = "10.0.0.2";
+  a2.port = 80;
+  a2.admin_state = 0x01;  // maint
+  ActualServer a3;
+  a3.name = "ep-10.0.0.3:80";
+  a3.address = "10.0.0.3";
+  a3.port = 80;
+  a3.admin_state = 0x08;  // drain, held by a source: no deadline
+  b.actual_servers = {a1, a2, a3};
+  b.operator_maint = {a2.name};
+  b.drains = {{a1.name, snap.now - 12s, snap.now + 18s}, {a3.name, snap.now - 4s, std::nullopt}};
+  const auto doc = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& servers = doc["instances"][0]["backends"][0]["actual_servers"];
+  ASSERT_EQ(servers.size(), 3u);
+  EXPECT_EQ(servers[0]["state"], "drain");
+  EXPECT_EQ(servers[0]["sessions"], 3);
+  EXPECT_DOUBLE_EQ(servers[0]["drain_since_seconds_ago"].get<double>(), 12.0);
+  EXPECT_DOUBLE_EQ(servers[0]["drain_deadline_in_seconds"].get<double>(), 18.0);
+  EXPECT_FALSE(servers[0].contains("operator_maint"));
+  EXPECT_EQ(servers[1]["state"], "maint");
+  EXPECT_EQ(servers[1]["operator_maint"], true);
+  EXPECT_FALSE(servers[1].contains("drain_since_seconds_ago"));
+  EXPECT_DOUBLE_EQ(servers[2]["drain_since_seconds_ago"].get<double>(), 4.0);
+  EXPECT_FALSE(servers[2].contains("drain_deadline_in_seconds"));
+  EXPECT_EQ(doc["instances"][0]["backends"][0]["operator_maint"],
+            nlohmann::json::array({"ep-10.0.0.2:80"}));
+}
+
 // Issue #14 point 10: terminal escape sequences and line breaks from discovery data are escaped
 // in `elasticproxy status` (they could recolour or clear the operator's terminal, or forge rows).
 TEST(Endpoints, StatusTableEscapesControlCharacters) {

@@ -100,6 +100,11 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
                    {"state", server_state(s)},
                    {"weight", s.weight},
                    {"sessions", s.sessions}};
+        for (const auto& d : b.drains) {
+          if (d.server != s.name) continue;
+          js["drain_since_seconds_ago"] = seconds_between(d.since, snap->now);
+          if (d.deadline) js["drain_deadline_in_seconds"] = seconds_between(snap->now, *d.deadline);
+        }
         if (std::find(b.operator_maint.begin(), b.operator_maint.end(), s.name) !=
             b.operator_maint.end()) {
           js["operator_maint"] = true;  // left in maintenance until the operator enables it
@@ -272,6 +277,12 @@ OpsSnapshot rich_snapshot() {
       b.desired_servers = SharedList<ServerSpec>(ds);
       b.actual_servers = SharedList<ActualServer>(as);
       if (bi % 3 == 2) b.operator_maint = {as[1].name, as[3].name};
+      // Draining servers: one with a deadline (past or ahead), one without (held / warming).
+      if (bi % 2 == 0) {
+        b.drains.push_back({as[2].name, snap.now - std::chrono::milliseconds(700 * bi + 1),
+                            snap.now + std::chrono::milliseconds(3000 - 500 * static_cast<int>(bi))});
+        b.drains.push_back({as[3].name, snap.now - 2500ms, std::nullopt});
+      }
       inst.backends.push_back(b);
     }
     snap.instances.push_back(inst);
