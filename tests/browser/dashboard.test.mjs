@@ -76,12 +76,13 @@ class Stack {
     this.procs = [];
   }
 
-  async start({ backends, metrics = '', env = {} }) {
+  async start({ backends, metrics = '', env = {}, timeout = '5s' }) {
     this.port = await freePort();
     this.origin = 'http://127.0.0.1:' + this.port;
     const fe = await freePort();
+    this.frontend = fe;
     let cfg = 'global\n  stats socket ' + this.socket + ' level admin\n' +
-      'defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n' +
+      'defaults\n  mode http\n  timeout connect 1s\n  timeout client ' + timeout + '\n  timeout server ' + timeout + '\n' +
       'frontend fe\n  bind 127.0.0.1:' + fe + '\n  default_backend ' + backends[0].name + '\n';
     let ep = 'haproxy:\n  sockets: [' + this.socket + ']\n  timeout: 2s\nbackends:\n';
     for (const b of backends) {
@@ -89,7 +90,7 @@ class Stack {
       const file = path.join(this.dir, b.file || b.name + '.json');
       fs.mkdirSync(path.dirname(file), { recursive: true });
       writeAtomic(file, typeof b.targets === 'string' ? b.targets : targets(b.targets));
-      ep += '  - name: ' + b.name + '\n    drain_timeout: 0s\n    safety: ' +
+      ep += '  - name: ' + b.name + '\n    drain_timeout: ' + (b.drain_timeout || '0s') + '\n    safety: ' +
         (b.safety || '{max_remove_fraction: 1.0}') + '\n    sources:\n      - file: {path: ' +
         JSON.stringify(file) + '}\n';
     }
@@ -247,6 +248,75 @@ test('hostile discovery strings are shown as text and never executed', async () 
     e.message += '\n--- daemon log ---\n' + s.log();
     throw e;
   } finally {
+    await s.stop();
+  }
+});
+
+// A TCP server that accepts and never answers: each request through HAProxy to it stays a
+// session (until `timeout server`), so a drain has sessions left.
+function silentServer() {
+  return new Promise((resolve, reject) => {
+    const sockets = [];
+    const srv = net.createServer((c) => { sockets.push(c); c.on('error', () => {}); });
+    srv.listen(0, '127.0.0.1', () => resolve({
+      port: srv.address().port,
+      close: () => { sockets.forEach((c) => c.destroy()); srv.close(); },
+    }));
+    srv.on('error', reject);
+  });
+}
+
+test('a draining server shows its sessions and the time to drain_timeout; an operator\'s MAINT is shown as theirs', async () => {
+  const s = new Stack('drain');
+  const a = await silentServer(), b = await silentServer();
+  const clients = [];
+  try {
+    await s.start({ backends: [{ name: 'web', targets: [a.port, b.port], drain_timeout: '120s' }], timeout: '300s' });
+    const page = await openPage(s.origin);
+    await page.goto(s.origin + '/');
+    const nameA = 'ep-127.0.0.1:' + a.port, nameB = 'ep-127.0.0.1:' + b.port;
+    await eventually(async () => (await rowsOf(page, 'web').allTextContents()).filter((r) => /UP w1/.test(r)).length === 2, 10000, 'both servers UP');
+    // Requests that stay open: round robin gives each server some.
+    for (let i = 0; i < 4; i++) {
+      const c = net.createConnection(s.frontend, '127.0.0.1');
+      c.on('error', () => {});
+      c.on('connect', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      clients.push(c);
+    }
+    await eventually(async () => /scur/.test(await admin(s.socket, 'show stat')) &&
+      (await admin(s.socket, 'show stat')).split('\n').some((l) => l.startsWith('web,' + nameB + ',') && Number(l.split(',')[4]) > 0), 10000, 'sessions on ' + nameB);
+
+    // Discovery drops b: it drains (sessions left), timed against drain_timeout (120 s).
+    writeAtomic(s.file('web.json'), targets([a.port]));
+    const rowB = () => rowsOf(page, 'web').filter({ hasText: nameB });
+    await eventually(async () => /DRAIN, \d+ sessions?, \d+s to drain_timeout/.test(await rowB().textContent()), 10000, 'DRAIN with the time left');
+    const m = /DRAIN, (\d+) sessions?, (\d+)s to drain_timeout/.exec(await rowB().textContent());
+    assert.ok(Number(m[1]) >= 1, 'sessions left: ' + m[1]);
+    assert.ok(Number(m[2]) > 60 && Number(m[2]) <= 120, 'time to drain_timeout: ' + m[2]);
+    const status = JSON.parse(await page.evaluate(async () => (await fetch('/status')).text()));
+    const srv = status.instances[0].backends[0].actual_servers.find((x) => x.name === nameB);
+    assert.equal(srv.state, 'drain');
+    assert.ok(srv.drain_since_seconds_ago >= 0 && srv.drain_deadline_in_seconds <= 120, JSON.stringify(srv));
+
+    // An operator puts a (still desired) server in maintenance: left alone, and shown as theirs.
+    const rowA = () => rowsOf(page, 'web').filter({ hasText: nameA });
+    await admin(s.socket, 'disable server web/' + nameA);
+    await eventually(async () => /MAINT \(set by operator, left alone\)/.test(await rowA().textContent()), 10000, "the operator's MAINT");
+    assert.equal(await rowA().locator('.opmaint').count(), 1);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'drain-and-operator-maint.png'), fullPage: true });
+    // The operator enables it again: UP, managed again.
+    await admin(s.socket, 'enable server web/' + nameA);
+    await eventually(async () => /UP w1/.test(await rowA().textContent()), 10000, 'UP again');
+    assert.equal(await rowA().locator('.opmaint').count(), 0);
+    assertSameOrigin(page, s.origin);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } catch (e) {
+    e.message += '\n--- daemon log ---\n' + s.log();
+    throw e;
+  } finally {
+    clients.forEach((c) => c.destroy());
+    a.close(); b.close();
     await s.stop();
   }
 });
