@@ -423,6 +423,8 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       w.begin_object();
       w.key("delivered").value(s.delivered);
       w.key("endpoints").value(s.endpoints);
+      w.key("errors").value(s.errors);
+      w.key("events_per_minute").value(s.events_last_minute);
       if (s.from_state) w.key("from_state").value(true);  // the set restored from the state file
       w.key("healthy").value(s.delivered && !s.failing);
       if (!s.hooks.empty()) {
@@ -450,6 +452,7 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         for (const auto& m : s.rejected_messages) w.value(redact(m));
         w.end_array();
       }
+      w.key("snapshots").value(s.snapshots);
       w.key("source").value(redact(s.source));
       w.end_object();
     }

@@ -199,6 +199,17 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     await eventually(async () => /web\s*ep-127\.0\.0\.1:9003\s*add\s*new in discovery\s*OK\s*\d+ ms/.test(await page.locator('#timeline-rows').textContent()), 10000, 'the timeline row');
     assert.match(await page.locator('#conv-summary').textContent(), /Last 60 min: 4 change\(s\)/);
 
+    // Per source: snapshots published, errors among them, events in the last minute.
+    const webSource = page.locator('#source-rows tr[data-backend="web"]');
+    await eventually(async () => Number(await webSource.locator('.src-events').textContent()) >= 2, 10000, 'web: 2 events in the last minute');
+    assert.match(await webSource.locator('.src-errors').textContent(), /^0 of [2-9]\d*$/);
+    // A broken file is a failed snapshot: counted, the last good set kept.
+    const apiSource = page.locator('#source-rows tr[data-backend="api"]');
+    writeAtomic(s.file('api.json'), '{"not": json');
+    await eventually(async () => /^1 of \d+$/.test(await apiSource.locator('.src-errors').textContent()), 10000, 'api: 1 error counted');
+    assert.match(await apiSource.textContent(), /FAILING/);
+    assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
+
     // Filter by backend name, keyboard only.
     await page.focus('#filter');
     await page.keyboard.type('api');

@@ -126,7 +126,11 @@
           err += (err ? '; ' : '') + s.rejected + ' rejected: ' + s.rejected_endpoints.join('; ');
         }
         var health = !s.delivered ? el('span', 'WAITING', 'warn') : s.healthy ? el('span', 'HEALTHY', 'ok') : el('span', 'FAILING', 'bad');
-        f.appendChild(row([g.backend, el('span', s.source, 'mono'), health, s.endpoints, ago(s.last_success_seconds_ago), el('span', err, 'mono')]));
+        var errs = el('span', (s.errors || 0) + ' of ' + (s.snapshots || 0), s.errors ? 'src-errors warn' : 'src-errors');
+        var events = el('span', String(s.events_per_minute || 0), 'src-events');
+        var tr = row([g.backend, el('span', s.source, 'mono'), health, s.endpoints, ago(s.last_success_seconds_ago), errs, events, el('span', err, 'mono')]);
+        tr.setAttribute('data-backend', g.backend);
+        f.appendChild(tr);
       });
     });
     $('source-rows').replaceChildren(f);

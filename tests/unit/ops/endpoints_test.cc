@@ -183,6 +183,9 @@ TEST(Endpoints, StatusShowsDesiredVsActualAndSourceHealth) {
   const auto& s = doc["backends"][0]["sources"][0];
   EXPECT_EQ(s["healthy"], true);
   EXPECT_DOUBLE_EQ(s["last_success_seconds_ago"].get<double>(), 5.0);
+  EXPECT_EQ(s["snapshots"], 0);
+  EXPECT_EQ(s["errors"], 0);
+  EXPECT_EQ(s["events_per_minute"], 0);
 
   auto table = render_status_table(doc.dump());
   ASSERT_TRUE(table.ok()) << table.error().message;
@@ -230,6 +233,21 @@ TEST(Endpoints, StatusShowsDrainTimingAndOperatorMaintenancePerServer) {
   EXPECT_FALSE(servers[2].contains("drain_deadline_in_seconds"));
   EXPECT_EQ(doc["instances"][0]["backends"][0]["operator_maint"],
             nlohmann::json::array({"ep-10.0.0.2:80"}));
+}
+
+// Issue #19: per source, the snapshots it published, the failed ones, and those of the last
+// minute (events per minute).
+TEST(Endpoints, StatusCountsEachSourcesSnapshotsErrorsAndEventsPerMinute) {
+  OpsSnapshot snap = converged_snapshot();
+  auto& src = snap.guards[0].sources[0];
+  src.snapshots = 42;
+  src.errors = 3;
+  src.events_last_minute = 7;
+  const auto doc = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& s = doc["backends"][0]["sources"][0];
+  EXPECT_EQ(s["snapshots"], 42);
+  EXPECT_EQ(s["errors"], 3);
+  EXPECT_EQ(s["events_per_minute"], 7);
 }
 
 // Issue #14 point 10: terminal escape sequences and line breaks from discovery data are escaped

@@ -131,6 +131,9 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
       js["healthy"] = s.delivered && !s.failing;
       js["endpoints"] = s.endpoints;
       js["rejected"] = s.rejected;
+      js["snapshots"] = s.snapshots;
+      js["errors"] = s.errors;
+      js["events_per_minute"] = s.events_last_minute;
       if (s.from_state) js["from_state"] = true;  // the set restored from the state file
       if (s.last_success)
         js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
@@ -308,6 +311,9 @@ OpsSnapshot rich_snapshot() {
       s.from_state = gi % 5 == 0;
       s.endpoints = gi + si;
       s.rejected = si;
+      s.snapshots = 1000000007ULL * gi + si;
+      s.errors = gi * si;
+      s.events_last_minute = gi % 7;
       if (si) s.last_success = snap.now - std::chrono::microseconds(123456789 * gi + 1);
       if ((gi + si) % 2) s.last_error = hostile[(gi + 2) % hostile.size()];
       if (si) s.rejected_messages = {hostile[gi], "endpoint \"x\": not an IP literal"};
