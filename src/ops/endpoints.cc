@@ -483,6 +483,13 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
 
   w.key("healthy").value(h.ok);
 
+  // The config manager's HAProxy: the instance named by its admin socket, else the first.
+  const reconcile::InstanceStatus* config_instance = nullptr;
+  if (snap->config) {
+    for (const auto& inst : snap->instances)
+      if (inst.name == snap->config->instance) config_instance = &inst;
+    if (!config_instance && !snap->instances.empty()) config_instance = &snap->instances.front();
+  }
   w.key("instances").begin_array();
   for (const auto& inst : snap->instances) {
     w.begin_object();
@@ -548,6 +555,22 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       w.end_object();
     }
     w.end_array();
+    if (config_instance == &inst) {
+      const ConfigStatus& c = *snap->config;
+      w.key("config").begin_object();
+      if (c.last_reload) {
+        w.key("last_reload").begin_object();
+        w.key("duration_seconds").value(c.last_reload->seconds);
+        w.key("message").value(redact(c.last_reload->message));
+        w.key("result").value(c.last_reload->result);
+        w.key("seconds_ago").value(seconds_between(c.last_reload->at, snap->now));
+        w.end_object();
+      }
+      w.key("mode").value(c.config_mode ? "config" : "follow");
+      w.key("path").value(redact(c.path));
+      w.key("reloads").value(c.reloads);
+      w.end_object();
+    }
     if (inst.reachable) w.key("haproxy_version").value(inst.info.version);
     if (!inst.last_error.empty()) w.key("last_error").value(redact(inst.last_error));
     w.key("name").value(redact(inst.name));

@@ -44,14 +44,27 @@
     s.className = j.ready ? 'ok' : 'bad';
   }
 
+  // The config manager's last reload on the instance it reloads (config file management).
+  function reloadCell(c) {
+    if (!c) return '-';
+    var mode = c.mode === 'config' ? 'config mode' : 'file follows runtime';
+    var r = c.last_reload;
+    if (!r) return el('span', mode + ': no reload yet', 'reload');
+    var ok = r.result === 'ok';
+    var text = mode + ': ' + r.result.toUpperCase().replace('_', ' ') + ' ' + ago(r.seconds_ago) +
+      ' (' + ms(r.duration_seconds) + ', ' + c.reloads + ' reload(s) ok)' + (ok ? '' : ' — ' + r.message);
+    return el('span', text, ok ? 'reload ok' : 'reload bad');
+  }
+
   function renderInstances(j) {
     var f = document.createDocumentFragment();
     j.instances.forEach(function (i) {
       var modes = {};
       (i.backends || []).forEach(function (b) { modes[b.mode] = (modes[b.mode] || 0) + 1; });
       var m = Object.keys(modes).map(function (k) { return modes[k] + ' ' + k; }).join(', ');
-      f.appendChild(row([i.name, el('span', i.reachable ? 'REACHABLE' : 'UNREACHABLE', i.reachable ? 'ok' : 'bad'),
-        i.haproxy_version || '-', i.pid || '-', duration(i.uptime_seconds), m || '-', i.last_error || '']));
+      var tr = row([i.name, el('span', i.reachable ? 'REACHABLE' : 'UNREACHABLE', i.reachable ? 'ok' : 'bad'),
+        i.haproxy_version || '-', i.pid || '-', duration(i.uptime_seconds), m || '-', reloadCell(i.config), i.last_error || '']);
+      f.appendChild(tr);
     });
     $('instance-rows').replaceChildren(f);
   }

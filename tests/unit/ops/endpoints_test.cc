@@ -250,6 +250,33 @@ TEST(Endpoints, StatusCountsEachSourcesSnapshotsErrorsAndEventsPerMinute) {
   EXPECT_EQ(s["events_per_minute"], 7);
 }
 
+// Issue #19: in config mode, the instance the config manager reloads carries its last reload:
+// result, HAProxy's words (redacted), how long ago and how long it took.
+TEST(Endpoints, StatusShowsTheLastReloadOnTheInstanceItReloads) {
+  OpsSnapshot snap = converged_snapshot();
+  ConfigStatus c;
+  c.instance = "/run/haproxy/admin.sock";
+  c.path = "/etc/haproxy/haproxy.cfg";
+  c.config_mode = true;
+  c.reloads = 3;
+  c.last_reload = ConfigStatus::Reload{snap.now - 7s, "rolled_back",
+                                       "new worker did not answer; previous config restored", 1.5};
+  snap.config = c;
+  const auto doc = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& cfg = doc["instances"][0]["config"];
+  EXPECT_EQ(cfg["mode"], "config");
+  EXPECT_EQ(cfg["path"], "/etc/haproxy/haproxy.cfg");
+  EXPECT_EQ(cfg["reloads"], 3);
+  EXPECT_EQ(cfg["last_reload"]["result"], "rolled_back");
+  EXPECT_EQ(cfg["last_reload"]["message"], "new worker did not answer; previous config restored");
+  EXPECT_DOUBLE_EQ(cfg["last_reload"]["seconds_ago"].get<double>(), 7.0);
+  EXPECT_DOUBLE_EQ(cfg["last_reload"]["duration_seconds"].get<double>(), 1.5);
+  // Without config management: no config object.
+  snap.config.reset();
+  EXPECT_FALSE(nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}))["instances"][0].contains(
+      "config"));
+}
+
 // Issue #14 point 10: terminal escape sequences and line breaks from discovery data are escaped
 // in `elasticproxy status` (they could recolour or clear the operator's terminal, or forge rows).
 TEST(Endpoints, StatusTableEscapesControlCharacters) {

@@ -63,6 +63,24 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
   for (const auto& inst : snap->instances) {
     json ji;
     ji["name"] = redact(inst.name);
+    if (snap->config) {
+      const auto& c = *snap->config;
+      const bool named = std::any_of(snap->instances.begin(), snap->instances.end(),
+                                     [&](const auto& i) { return i.name == c.instance; });
+      if (named ? inst.name == c.instance : &inst == &snap->instances.front()) {
+        json jc;
+        jc["path"] = redact(c.path);
+        jc["mode"] = c.config_mode ? "config" : "follow";
+        jc["reloads"] = c.reloads;
+        if (c.last_reload) {
+          jc["last_reload"] = {{"result", c.last_reload->result},
+                               {"message", redact(c.last_reload->message)},
+                               {"duration_seconds", c.last_reload->seconds},
+                               {"seconds_ago", seconds_between(c.last_reload->at, snap->now)}};
+        }
+        ji["config"] = std::move(jc);
+      }
+    }
     ji["reachable"] = inst.reachable;
     if (inst.reachable) {
       ji["haproxy_version"] = inst.info.version;
@@ -345,6 +363,14 @@ OpsSnapshot rich_snapshot() {
     a.latency_s = 0.001 * static_cast<double>(ai * ai) + 1e-9;
     snap.journal.actions.push_back(a);
   }
+  ConfigStatus cfg;
+  cfg.instance = "/run/haproxy/admin1.sock";
+  cfg.path = "/etc/haproxy/" + hostile[5] + ".cfg";
+  cfg.config_mode = true;
+  cfg.reloads = 12;
+  cfg.last_reload = ConfigStatus::Reload{snap.now - 4321ms, "rolled_back",
+                                         "[ALERT] parsing: " + hostile[14] + hostile[9], 0.25};
+  snap.config = cfg;
   snap.journal.convergences = 17;
   snap.journal.p50_s = 0.1;
   snap.journal.p99_s = 2.5e-5;
@@ -411,6 +437,26 @@ TEST_F(StatusJsonTest, ByteIdenticalToTheNlohmannDocumentForARichHostileSnapshot
   EXPECT_EQ(url.find("pa55word"), std::string::npos) << url;
   EXPECT_NE(doc.find(R"(\u0000\u0001)"), std::string::npos);
   EXPECT_NE(doc.find("\xef\xbf\xbd"), std::string::npos);  // invalid UTF-8 replaced by U+FFFD
+}
+
+// The config manager's reload, on the instance it reloads: named by its admin socket, else the
+// first instance; with and without a reload yet.
+TEST_F(StatusJsonTest, ByteIdenticalWithTheConfigManagersLastReload) {
+  const EndpointOptions options = opts("1.2.3");
+  auto snap = rich_snapshot();
+  snap.config->instance = "/not/an/instance.sock";
+  snap.config->config_mode = false;
+  for (const bool compact : {false, true}) {
+    EXPECT_EQ(mask_clock(status_json(snap, options, compact)),
+              mask_clock(reference_status_json(snap, options, compact)));
+  }
+  snap.config->last_reload.reset();
+  EXPECT_EQ(mask_clock(status_json(snap, options, false)),
+            mask_clock(reference_status_json(snap, options, false)));
+  const auto j = json::parse(status_json(snap, options, true));
+  EXPECT_EQ(j["instances"][0]["config"]["mode"], "follow");
+  EXPECT_FALSE(j["instances"][0]["config"].contains("last_reload"));
+  EXPECT_FALSE(j["instances"][1].contains("config"));
 }
 
 TEST_F(StatusJsonTest, ByteIdenticalForEmptyAndMissingSnapshots) {
