@@ -41,8 +41,8 @@ namespace ep::ops {
 // Config file management (haproxy.template + haproxy.config): the file, the HAProxy it reloads
 // and the last reload with its result. Shown on that instance in /status.
 struct ConfigStatus {
-  std::string instance;   // the admin socket of the HAProxy it reloads (an instance's name)
-  std::string path;       // the config file
+  std::string instance;      // the admin socket of the HAProxy it reloads (an instance's name)
+  std::string path;          // the config file
   bool config_mode = false;  // update: config (every change is a reload); else the file follows
   size_t reloads = 0;        // confirmed reloads since start
   struct Reload {

@@ -273,8 +273,8 @@ TEST(Endpoints, StatusShowsTheLastReloadOnTheInstanceItReloads) {
   EXPECT_DOUBLE_EQ(cfg["last_reload"]["duration_seconds"].get<double>(), 1.5);
   // Without config management: no config object.
   snap.config.reset();
-  EXPECT_FALSE(nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}))["instances"][0].contains(
-      "config"));
+  EXPECT_FALSE(
+      nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}))["instances"][0].contains("config"));
 }
 
 // Issue #14 point 10: terminal escape sequences and line breaks from discovery data are escaped

@@ -300,8 +300,9 @@ OpsSnapshot rich_snapshot() {
       if (bi % 3 == 2) b.operator_maint = {as[1].name, as[3].name};
       // Draining servers: one with a deadline (past or ahead), one without (held / warming).
       if (bi % 2 == 0) {
-        b.drains.push_back({as[2].name, snap.now - std::chrono::milliseconds(700 * bi + 1),
-                            snap.now + std::chrono::milliseconds(3000 - 500 * static_cast<int>(bi))});
+        b.drains.push_back(
+            {as[2].name, snap.now - std::chrono::milliseconds(700 * bi + 1),
+             snap.now + std::chrono::milliseconds(3000 - 500 * static_cast<int>(bi))});
         b.drains.push_back({as[3].name, snap.now - 2500ms, std::nullopt});
       }
       inst.backends.push_back(b);
