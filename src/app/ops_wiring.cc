@@ -201,6 +201,17 @@ std::optional<ops::OpsSnapshot> OpsRuntime::snapshot(bool with_journal) {
   s.sources_ready = daemon_->pipeline().ready();
   s.converged = daemon_->reconciler().converged();
   if (with_journal) s.journal = daemon_->reconciler().journal();
+  if (const auto* cm = daemon_->config_manager()) {
+    ops::ConfigStatus c;
+    c.instance = cm->target().admin_socket;
+    c.path = cm->config_path();
+    c.config_mode = cm->config_mode();
+    c.reloads = cm->reloads();
+    if (auto r = cm->last_reload()) {
+      c.last_reload = ops::ConfigStatus::Reload{r->at, r->result, r->message, r->seconds};
+    }
+    s.config = std::move(c);
+  }
   return s;
 }
 

@@ -1,5 +1,6 @@
 #include "discovery/pipeline.h"
 
+#include <deque>
 #include <future>
 #include <set>
 
@@ -19,7 +20,25 @@ struct Pipeline::Backend {
   // source's last good endpoints with when the source delivered them.
   std::vector<std::optional<SavedSource>> saved;
   std::vector<std::optional<SavedSource>> current;
+  // Per source, under mu: snapshots published (good or failed), failed ones, and when each of
+  // the last minute's was published (oldest first; bounded), for /status.
+  struct Activity {
+    uint64_t snapshots = 0;
+    uint64_t errors = 0;
+    std::deque<SteadyTime> recent;
+  };
+  std::vector<Activity> activity;
 };
+
+namespace {
+constexpr auto kActivityWindow = std::chrono::seconds(60);
+constexpr size_t kMaxRecent = 100'000;  // a runaway source costs at most this many time points
+
+void trim_recent(std::deque<SteadyTime>& recent, SteadyTime now) {
+  while (!recent.empty() && now - recent.front() >= kActivityWindow) recent.pop_front();
+  while (recent.size() > kMaxRecent) recent.pop_front();
+}
+}  // namespace
 
 class Pipeline::SourceSink final : public Sink {
  public:
@@ -56,6 +75,7 @@ Pipeline::Pipeline(std::vector<BackendSources> backends, const Clock& clock,
                                                   clock, std::move(backends[b].sources)));
     backends_.back()->saved.resize(backends_.back()->sources.size());
     backends_.back()->current.resize(backends_.back()->sources.size());
+    backends_.back()->activity.resize(backends_.back()->sources.size());
     for (size_t s = 0; s < backends_.back()->sources.size(); ++s) {
       sinks_.push_back(std::make_unique<SourceSink>(*this, b, s));
     }
@@ -69,6 +89,13 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
   std::lock_guard lock(b.mu);
   const SteadyTime seen = clock_.now();
   const bool was_ready = b.guard.ready();
+  if (source < b.activity.size()) {
+    auto& act = b.activity[source];
+    ++act.snapshots;
+    if (!snapshot.ok()) ++act.errors;
+    act.recent.push_back(seen);
+    trim_recent(act.recent, seen);
+  }
   bool changed = b.guard.on_snapshot(source, snapshot);
   if (!state_options_.path.empty()) {
     if (snapshot.ok()) {
@@ -314,6 +341,7 @@ void Pipeline::on_timer() {
 
 std::vector<GuardStatus> Pipeline::status() const {
   std::vector<GuardStatus> out;
+  const SteadyTime now = clock_.now();
   for (const auto& b : backends_) {
     std::lock_guard lock(b->mu);
     GuardStatus gs;
@@ -329,6 +357,13 @@ std::vector<GuardStatus> Pipeline::status() const {
            s.rejected, s.rejected_messages,
            i < b->sources.size() ? b->sources[i]->hooks_in_flight() : std::vector<HookInFlight>{},
            s.from_state});
+      if (i < b->activity.size()) {
+        auto& act = b->activity[i];
+        trim_recent(act.recent, now);
+        gs.sources.back().snapshots = act.snapshots;
+        gs.sources.back().errors = act.errors;
+        gs.sources.back().events_last_minute = act.recent.size();
+      }
     }
     if (gs.hold != Hold::kNone) {
       const auto& held = b->guard.held();

@@ -423,6 +423,8 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       w.begin_object();
       w.key("delivered").value(s.delivered);
       w.key("endpoints").value(s.endpoints);
+      w.key("errors").value(s.errors);
+      w.key("events_per_minute").value(s.events_last_minute);
       if (s.from_state) w.key("from_state").value(true);  // the set restored from the state file
       w.key("healthy").value(s.delivered && !s.failing);
       if (!s.hooks.empty()) {
@@ -450,6 +452,7 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         for (const auto& m : s.rejected_messages) w.value(redact(m));
         w.end_array();
       }
+      w.key("snapshots").value(s.snapshots);
       w.key("source").value(redact(s.source));
       w.end_object();
     }
@@ -480,6 +483,13 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
 
   w.key("healthy").value(h.ok);
 
+  // The config manager's HAProxy: the instance named by its admin socket, else the first.
+  const reconcile::InstanceStatus* config_instance = nullptr;
+  if (snap->config) {
+    for (const auto& inst : snap->instances)
+      if (inst.name == snap->config->instance) config_instance = &inst;
+    if (!config_instance && !snap->instances.empty()) config_instance = &snap->instances.front();
+  }
   w.key("instances").begin_array();
   for (const auto& inst : snap->instances) {
     w.begin_object();
@@ -488,6 +498,11 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       const auto maint = [&](const std::string& name) {
         return std::find(b.operator_maint.begin(), b.operator_maint.end(), name) !=
                b.operator_maint.end();
+      };
+      const auto drain_of = [&](const std::string& name) -> const reconcile::DrainStatus* {
+        for (const auto& d : b.drains)
+          if (d.server == name) return &d;
+        return nullptr;
       };
       w.begin_object();
       w.key("actual").value(b.actual);
@@ -501,6 +516,13 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
           tmp.address = s.address;
           tmp.port = s.port;
           w.key("address").value(tmp.address_port());
+        }
+        // timed by the reconciler: since when it drains, and when drain_timeout removes it
+        if (const auto* d = drain_of(s.name)) {
+          if (d->deadline) {
+            w.key("drain_deadline_in_seconds").value(seconds_between(snap->now, *d->deadline));
+          }
+          w.key("drain_since_seconds_ago").value(seconds_between(d->since, snap->now));
         }
         w.key("name").value(s.name);
         // left in maintenance until the operator enables it
@@ -533,6 +555,22 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
       w.end_object();
     }
     w.end_array();
+    if (config_instance == &inst) {
+      const ConfigStatus& c = *snap->config;
+      w.key("config").begin_object();
+      if (c.last_reload) {
+        w.key("last_reload").begin_object();
+        w.key("duration_seconds").value(c.last_reload->seconds);
+        w.key("message").value(redact(c.last_reload->message));
+        w.key("result").value(c.last_reload->result);
+        w.key("seconds_ago").value(seconds_between(c.last_reload->at, snap->now));
+        w.end_object();
+      }
+      w.key("mode").value(c.config_mode ? "config" : "follow");
+      w.key("path").value(redact(c.path));
+      w.key("reloads").value(c.reloads);
+      w.end_object();
+    }
     if (inst.reachable) w.key("haproxy_version").value(inst.info.version);
     if (!inst.last_error.empty()) w.key("last_error").value(redact(inst.last_error));
     w.key("name").value(redact(inst.name));

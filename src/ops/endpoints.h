@@ -38,6 +38,22 @@
 
 namespace ep::ops {
 
+// Config file management (haproxy.template + haproxy.config): the file, the HAProxy it reloads
+// and the last reload with its result. Shown on that instance in /status.
+struct ConfigStatus {
+  std::string instance;      // the admin socket of the HAProxy it reloads (an instance's name)
+  std::string path;          // the config file
+  bool config_mode = false;  // update: config (every change is a reload); else the file follows
+  size_t reloads = 0;        // confirmed reloads since start
+  struct Reload {
+    SteadyTime at{};
+    std::string result;   // "ok", "rejected", "rolled_back", "failed"
+    std::string message;  // what confirmed it, or why not
+    double seconds = 0;   // write + reload + confirm
+  };
+  std::optional<Reload> last_reload;
+};
+
 // What the endpoints need, copied from the running daemon at request time.
 struct OpsSnapshot {
   std::vector<reconcile::InstanceStatus> instances;
@@ -47,6 +63,7 @@ struct OpsSnapshot {
   bool sources_ready = false;      // Pipeline::ready()
   bool converged = false;          // Reconciler::converged()
   reconcile::JournalView journal;  // Reconciler::journal(): the timeline and convergence chart
+  std::optional<ConfigStatus> config;  // when ElasticProxy manages the config file
 };
 
 // Returns the current snapshot, or nullopt while no daemon is attached (starting, reloading).

@@ -330,6 +330,20 @@ PassReport Reconciler::do_pass(bool full_resync) {
         report.status_changed = true;
         bs.operator_maint = std::move(op);
       }
+      std::vector<DrainStatus> drains;
+      const auto& policy = backends_[b];
+      for (const auto& [name, since] : br.drains) {
+        DrainStatus d{name, since, std::nullopt};
+        if (policy.drain_timeout.count() > 0 && !br.warming.count(name) &&
+            !br.held_drains.count(name)) {
+          d.deadline = since + policy.drain_timeout;
+        }
+        drains.push_back(std::move(d));
+      }
+      if (drains != bs.drains) {
+        report.status_changed = true;
+        bs.drains = std::move(drains);
+      }
       if (servers_changed || bs.mode != br.mode || bs.converged != br.converged ||
           bs.missing_slots != br.missing_slots || bs.last_error != br.last_error) {
         report.status_changed = true;
@@ -564,6 +578,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     if (s.draining() && held(policy.name, s, now)) origins.held.insert(s.name);
   }
   origins.operator_maint = br.operator_maint;
+  br.held_drains = origins.held;
   Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);

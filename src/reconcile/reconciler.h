@@ -54,6 +54,16 @@ struct ReconcilerOptions {
 };
 
 // What the reconciler knows about one backend on one instance (for /status, `once`, tests).
+// A server draining in HAProxy, as the reconciler times it.
+struct DrainStatus {
+  std::string server;
+  SteadyTime since{};  // when the drain started (or was first seen, after our restart)
+  // When the backend's drain_timeout removes it with sessions left; none while the drain is not
+  // cut by drain_timeout (a warming server, a removal held by a source, drain_timeout 0).
+  std::optional<SteadyTime> deadline;
+  bool operator==(const DrainStatus&) const = default;
+};
+
 struct BackendStatus {
   std::string backend;
   bool ready = false;  // the guard has a desired set for it
@@ -70,6 +80,8 @@ struct BackendStatus {
   // Managed servers an operator put in maintenance (ElasticProxy leaves them there until they
   // are enabled again); sorted names.
   std::vector<std::string> operator_maint;
+  // Servers draining, by name.
+  std::vector<DrainStatus> drains;
 };
 
 struct InstanceStatus {
@@ -195,6 +207,7 @@ class Reconciler : public ServerStateView {
     // without ElasticProxy having commanded it (the operator's: DrainOrigins::operator_maint).
     std::set<std::string> active;
     std::set<std::string> operator_maint;
+    std::set<std::string> held_drains;  // drains a source holds (DrainOrigins::held), last pass
     // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
     // that finds the same state and desired set skips the diff.
     std::optional<std::size_t> settled_state;

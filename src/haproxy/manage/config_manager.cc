@@ -97,6 +97,11 @@ size_t ConfigManager::writes() const {
   return writes_;
 }
 
+std::optional<ConfigManager::ReloadRecord> ConfigManager::last_reload() const {
+  std::lock_guard lock(mu_);
+  return last_reload_record_;
+}
+
 size_t ConfigManager::reloads() const {
   std::lock_guard lock(mu_);
   return reloads_;
@@ -281,6 +286,8 @@ Result<bool> ConfigManager::execute(const Work& work) {
   {
     std::lock_guard lock(mu_);
     last_reload_ = SteadyClock::now();
+    last_reload_record_ =
+        ReloadRecord{last_reload_, hr::to_string(report.outcome), report.message, report.seconds};
   }
   if (report.outcome != hr::DeployReport::Outcome::kOk) {
     {

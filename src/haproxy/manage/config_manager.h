@@ -61,6 +61,17 @@ class ConfigManager {
   size_t writes() const;
   size_t reloads() const;
 
+  // The last reload this manager ran (for /status and the dashboard): when, its result
+  // (reload::to_string(Outcome): "ok", "rejected", "rolled_back", "failed"), HAProxy's words and
+  // how long it took. None before the first one.
+  struct ReloadRecord {
+    SteadyTime at{};
+    std::string result;
+    std::string message;
+    double seconds = 0;
+  };
+  std::optional<ReloadRecord> last_reload() const;
+
  private:
   struct Work {
     std::string text;
@@ -99,6 +110,7 @@ class ConfigManager {
   std::string growth_warned_;
   size_t writes_ = 0;
   size_t reloads_ = 0;
+  std::optional<ReloadRecord> last_reload_record_;
   std::thread thread_;
 
   std::mutex exec_mu_;        // one write/reload at a time (worker vs sync_now)

@@ -44,14 +44,27 @@
     s.className = j.ready ? 'ok' : 'bad';
   }
 
+  // The config manager's last reload on the instance it reloads (config file management).
+  function reloadCell(c) {
+    if (!c) return '-';
+    var mode = c.mode === 'config' ? 'config mode' : 'file follows runtime';
+    var r = c.last_reload;
+    if (!r) return el('span', mode + ': no reload yet', 'reload');
+    var ok = r.result === 'ok';
+    var text = mode + ': ' + r.result.toUpperCase().replace('_', ' ') + ' ' + ago(r.seconds_ago) +
+      ' (' + ms(r.duration_seconds) + ', ' + c.reloads + ' reload(s) ok)' + (ok ? '' : ' — ' + r.message);
+    return el('span', text, ok ? 'reload ok' : 'reload bad');
+  }
+
   function renderInstances(j) {
     var f = document.createDocumentFragment();
     j.instances.forEach(function (i) {
       var modes = {};
       (i.backends || []).forEach(function (b) { modes[b.mode] = (modes[b.mode] || 0) + 1; });
       var m = Object.keys(modes).map(function (k) { return modes[k] + ' ' + k; }).join(', ');
-      f.appendChild(row([i.name, el('span', i.reachable ? 'REACHABLE' : 'UNREACHABLE', i.reachable ? 'ok' : 'bad'),
-        i.haproxy_version || '-', i.pid || '-', duration(i.uptime_seconds), m || '-', i.last_error || '']));
+      var tr = row([i.name, el('span', i.reachable ? 'REACHABLE' : 'UNREACHABLE', i.reachable ? 'ok' : 'bad'),
+        i.haproxy_version || '-', i.pid || '-', duration(i.uptime_seconds), m || '-', reloadCell(i.config), i.last_error || '']);
+      f.appendChild(tr);
     });
     $('instance-rows').replaceChildren(f);
   }
@@ -126,7 +139,11 @@
           err += (err ? '; ' : '') + s.rejected + ' rejected: ' + s.rejected_endpoints.join('; ');
         }
         var health = !s.delivered ? el('span', 'WAITING', 'warn') : s.healthy ? el('span', 'HEALTHY', 'ok') : el('span', 'FAILING', 'bad');
-        f.appendChild(row([g.backend, el('span', s.source, 'mono'), health, s.endpoints, ago(s.last_success_seconds_ago), el('span', err, 'mono')]));
+        var errs = el('span', (s.errors || 0) + ' of ' + (s.snapshots || 0), s.errors ? 'src-errors warn' : 'src-errors');
+        var events = el('span', String(s.events_per_minute || 0), 'src-events');
+        var tr = row([g.backend, el('span', s.source, 'mono'), health, s.endpoints, ago(s.last_success_seconds_ago), errs, events, el('span', err, 'mono')]);
+        tr.setAttribute('data-backend', g.backend);
+        f.appendChild(tr);
       });
     });
     $('source-rows').replaceChildren(f);
@@ -137,6 +154,22 @@
   // of the page appears without waiting for thousands of rows.
   var FIRST_CHUNK = 60, CHUNK = 150;
   var cache = {}, pendingJob = null;
+
+  // One server in one HAProxy: its state in words. Maintenance an operator set (left alone by
+  // ElasticProxy until they enable it) reads differently from ElasticProxy's own MAINT; a drain
+  // says the sessions left and the time left until the backend's drain_timeout removes it.
+  function serverText(s, st) {
+    var w = ' w' + s.weight;
+    if (s.operator_maint) return 'MAINT (set by operator, left alone)' + w + ' s' + s.sessions;
+    if (st === 'DRAIN' && s.drain_since_seconds_ago !== undefined) {
+      var t = s.drain_deadline_in_seconds === undefined
+        ? 'draining for ' + Math.round(s.drain_since_seconds_ago) + 's, no drain_timeout'
+        : s.drain_deadline_in_seconds > 0 ? Math.ceil(s.drain_deadline_in_seconds) + 's to drain_timeout'
+          : 'drain_timeout reached';
+      return 'DRAIN, ' + s.sessions + ' session' + (s.sessions === 1 ? '' : 's') + ', ' + t + w;
+    }
+    return st + w + ' s' + s.sessions;
+  }
 
   function buildBackend(g, states, instances) {
     var names = {}, order = [];
@@ -169,7 +202,8 @@
         var st = s.state.toUpperCase();
         var bad = !d || (st !== 'UP' && st !== 'DRAIN') || (d && d.weight !== s.weight && st !== 'DRAIN');
         diff = diff || bad;
-        cells.push(el('span', st + ' w' + s.weight + ' s' + s.sessions + (d ? '' : ' (not desired)'), bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
+        cells.push(el('span', serverText(s, st) + (d ? '' : ' (not desired)'),
+          s.operator_maint ? 'warn opmaint' : bad ? 'bad' : (st === 'UP' ? 'ok' : 'warn')));
       });
       if (diff) anyDiff = true;
       tb.appendChild(row(cells, diff ? 'diff' : ''));

@@ -100,6 +100,42 @@ TEST(PipelineTest, ConfirmTimerRunsOnTheRuntimeWithoutAThread) {
   EXPECT_EQ(test::thread_count(), threads_before);
 }
 
+// Issue #19: /status shows, per source, the snapshots it published, the failed ones, and those of
+// the last 60 s (events per minute), on the pipeline's clock.
+TEST(PipelineTest, StatusCountsEachSourcesSnapshotsErrorsAndEventsOfTheLastMinute) {
+  runtime::Runtime rt({.threads = 1});
+  FakeClock clock;
+  std::vector<BackendSources> backends(1);
+  backends[0].policy.name = "web";
+  auto source = std::make_unique<ManualSource>();
+  ManualSource* manual = source.get();
+  backends[0].sources.push_back(std::move(source));
+  Pipeline pipeline(
+      std::move(backends), clock, [](size_t, const std::vector<ServerSpec>&, bool, SteadyTime) {},
+      &rt);
+  ASSERT_TRUE(pipeline.start().ok());
+  ASSERT_NE(manual->sink(), nullptr);
+  auto src = [&] { return pipeline.status()[0].sources[0]; };
+  EXPECT_EQ(src().snapshots, 0u);
+  EXPECT_EQ(src().events_last_minute, 0u);
+
+  manual->sink()->publish(endpoints(2));
+  clock.advance(20s);
+  manual->sink()->publish(Error::unavailable("connection refused"));
+  clock.advance(20s);
+  manual->sink()->publish(endpoints(2));  // same set: still an event
+  EXPECT_EQ(src().snapshots, 3u);
+  EXPECT_EQ(src().errors, 1u);
+  EXPECT_EQ(src().events_last_minute, 3u);
+  clock.advance(21s);  // the first is older than a minute
+  EXPECT_EQ(src().events_last_minute, 2u);
+  clock.advance(40s);
+  EXPECT_EQ(src().events_last_minute, 0u);
+  EXPECT_EQ(src().snapshots, 3u);  // totals stay
+  EXPECT_EQ(src().errors, 1u);
+  pipeline.stop();
+}
+
 TEST(PipelineTest, ResolveHoldRunsOnThePipelineLoopAndReachesTheCallback) {
   runtime::Runtime rt({.threads = 2});
   std::vector<BackendSources> backends(1);

@@ -183,6 +183,9 @@ TEST(Endpoints, StatusShowsDesiredVsActualAndSourceHealth) {
   const auto& s = doc["backends"][0]["sources"][0];
   EXPECT_EQ(s["healthy"], true);
   EXPECT_DOUBLE_EQ(s["last_success_seconds_ago"].get<double>(), 5.0);
+  EXPECT_EQ(s["snapshots"], 0);
+  EXPECT_EQ(s["errors"], 0);
+  EXPECT_EQ(s["events_per_minute"], 0);
 
   auto table = render_status_table(doc.dump());
   ASSERT_TRUE(table.ok()) << table.error().message;
@@ -192,6 +195,86 @@ TEST(Endpoints, StatusShowsDesiredVsActualAndSourceHealth) {
   EXPECT_NE(table->find("file /etc/elasticproxy/web.json"), std::string::npos) << *table;
   EXPECT_FALSE(render_status_table("<html>").ok());
   EXPECT_FALSE(render_status_table("{\"instances\": 3, \"backends\": [1]}").ok());
+}
+
+// Issue #19: a draining server carries when its drain started and, when drain_timeout cuts it,
+// how long is left; a server an operator put in maintenance is marked as the operator's.
+TEST(Endpoints, StatusShowsDrainTimingAndOperatorMaintenancePerServer) {
+  OpsSnapshot snap = converged_snapshot();
+  auto& b = snap.instances[0].backends[0];
+  ActualServer a1 = *b.actual_servers.begin();
+  a1.admin_state = 0x08;  // drain
+  a1.sessions = 3;
+  ActualServer a2;
+  a2.name = "ep-10.0.0.2:80";
+  a2.address = "10.0.0.2";
+  a2.port = 80;
+  a2.admin_state = 0x01;  // maint
+  ActualServer a3;
+  a3.name = "ep-10.0.0.3:80";
+  a3.address = "10.0.0.3";
+  a3.port = 80;
+  a3.admin_state = 0x08;  // drain, held by a source: no deadline
+  b.actual_servers = {a1, a2, a3};
+  b.operator_maint = {a2.name};
+  b.drains = {{a1.name, snap.now - 12s, snap.now + 18s}, {a3.name, snap.now - 4s, std::nullopt}};
+  const auto doc = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& servers = doc["instances"][0]["backends"][0]["actual_servers"];
+  ASSERT_EQ(servers.size(), 3u);
+  EXPECT_EQ(servers[0]["state"], "drain");
+  EXPECT_EQ(servers[0]["sessions"], 3);
+  EXPECT_DOUBLE_EQ(servers[0]["drain_since_seconds_ago"].get<double>(), 12.0);
+  EXPECT_DOUBLE_EQ(servers[0]["drain_deadline_in_seconds"].get<double>(), 18.0);
+  EXPECT_FALSE(servers[0].contains("operator_maint"));
+  EXPECT_EQ(servers[1]["state"], "maint");
+  EXPECT_EQ(servers[1]["operator_maint"], true);
+  EXPECT_FALSE(servers[1].contains("drain_since_seconds_ago"));
+  EXPECT_DOUBLE_EQ(servers[2]["drain_since_seconds_ago"].get<double>(), 4.0);
+  EXPECT_FALSE(servers[2].contains("drain_deadline_in_seconds"));
+  EXPECT_EQ(doc["instances"][0]["backends"][0]["operator_maint"],
+            nlohmann::json::array({"ep-10.0.0.2:80"}));
+}
+
+// Issue #19: per source, the snapshots it published, the failed ones, and those of the last
+// minute (events per minute).
+TEST(Endpoints, StatusCountsEachSourcesSnapshotsErrorsAndEventsPerMinute) {
+  OpsSnapshot snap = converged_snapshot();
+  auto& src = snap.guards[0].sources[0];
+  src.snapshots = 42;
+  src.errors = 3;
+  src.events_last_minute = 7;
+  const auto doc = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& s = doc["backends"][0]["sources"][0];
+  EXPECT_EQ(s["snapshots"], 42);
+  EXPECT_EQ(s["errors"], 3);
+  EXPECT_EQ(s["events_per_minute"], 7);
+}
+
+// Issue #19: in config mode, the instance the config manager reloads carries its last reload:
+// result, HAProxy's words (redacted), how long ago and how long it took.
+TEST(Endpoints, StatusShowsTheLastReloadOnTheInstanceItReloads) {
+  OpsSnapshot snap = converged_snapshot();
+  ConfigStatus c;
+  c.instance = "/run/haproxy/admin.sock";
+  c.path = "/etc/haproxy/haproxy.cfg";
+  c.config_mode = true;
+  c.reloads = 3;
+  c.last_reload = ConfigStatus::Reload{snap.now - 7s, "rolled_back",
+                                       "new worker did not answer; previous config restored", 1.5};
+  snap.config = c;
+  const auto doc = nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}));
+  const auto& cfg = doc["instances"][0]["config"];
+  EXPECT_EQ(cfg["mode"], "config");
+  EXPECT_EQ(cfg["path"], "/etc/haproxy/haproxy.cfg");
+  EXPECT_EQ(cfg["reloads"], 3);
+  EXPECT_EQ(cfg["last_reload"]["result"], "rolled_back");
+  EXPECT_EQ(cfg["last_reload"]["message"], "new worker did not answer; previous config restored");
+  EXPECT_DOUBLE_EQ(cfg["last_reload"]["seconds_ago"].get<double>(), 7.0);
+  EXPECT_DOUBLE_EQ(cfg["last_reload"]["duration_seconds"].get<double>(), 1.5);
+  // Without config management: no config object.
+  snap.config.reset();
+  EXPECT_FALSE(
+      nlohmann::json::parse(status_json(snap, {"1.2.3", 30s}))["instances"][0].contains("config"));
 }
 
 // Issue #14 point 10: terminal escape sequences and line breaks from discovery data are escaped

@@ -63,6 +63,24 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
   for (const auto& inst : snap->instances) {
     json ji;
     ji["name"] = redact(inst.name);
+    if (snap->config) {
+      const auto& c = *snap->config;
+      const bool named = std::any_of(snap->instances.begin(), snap->instances.end(),
+                                     [&](const auto& i) { return i.name == c.instance; });
+      if (named ? inst.name == c.instance : &inst == &snap->instances.front()) {
+        json jc;
+        jc["path"] = redact(c.path);
+        jc["mode"] = c.config_mode ? "config" : "follow";
+        jc["reloads"] = c.reloads;
+        if (c.last_reload) {
+          jc["last_reload"] = {{"result", c.last_reload->result},
+                               {"message", redact(c.last_reload->message)},
+                               {"duration_seconds", c.last_reload->seconds},
+                               {"seconds_ago", seconds_between(c.last_reload->at, snap->now)}};
+        }
+        ji["config"] = std::move(jc);
+      }
+    }
     ji["reachable"] = inst.reachable;
     if (inst.reachable) {
       ji["haproxy_version"] = inst.info.version;
@@ -100,6 +118,11 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
                    {"state", server_state(s)},
                    {"weight", s.weight},
                    {"sessions", s.sessions}};
+        for (const auto& d : b.drains) {
+          if (d.server != s.name) continue;
+          js["drain_since_seconds_ago"] = seconds_between(d.since, snap->now);
+          if (d.deadline) js["drain_deadline_in_seconds"] = seconds_between(snap->now, *d.deadline);
+        }
         if (std::find(b.operator_maint.begin(), b.operator_maint.end(), s.name) !=
             b.operator_maint.end()) {
           js["operator_maint"] = true;  // left in maintenance until the operator enables it
@@ -126,6 +149,9 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
       js["healthy"] = s.delivered && !s.failing;
       js["endpoints"] = s.endpoints;
       js["rejected"] = s.rejected;
+      js["snapshots"] = s.snapshots;
+      js["errors"] = s.errors;
+      js["events_per_minute"] = s.events_last_minute;
       if (s.from_state) js["from_state"] = true;  // the set restored from the state file
       if (s.last_success)
         js["last_success_seconds_ago"] = seconds_between(*s.last_success, snap->now);
@@ -272,6 +298,13 @@ OpsSnapshot rich_snapshot() {
       b.desired_servers = SharedList<ServerSpec>(ds);
       b.actual_servers = SharedList<ActualServer>(as);
       if (bi % 3 == 2) b.operator_maint = {as[1].name, as[3].name};
+      // Draining servers: one with a deadline (past or ahead), one without (held / warming).
+      if (bi % 2 == 0) {
+        b.drains.push_back(
+            {as[2].name, snap.now - std::chrono::milliseconds(700 * bi + 1),
+             snap.now + std::chrono::milliseconds(3000 - 500 * static_cast<int>(bi))});
+        b.drains.push_back({as[3].name, snap.now - 2500ms, std::nullopt});
+      }
       inst.backends.push_back(b);
     }
     snap.instances.push_back(inst);
@@ -297,6 +330,9 @@ OpsSnapshot rich_snapshot() {
       s.from_state = gi % 5 == 0;
       s.endpoints = gi + si;
       s.rejected = si;
+      s.snapshots = 1000000007ULL * gi + si;
+      s.errors = gi * si;
+      s.events_last_minute = gi % 7;
       if (si) s.last_success = snap.now - std::chrono::microseconds(123456789 * gi + 1);
       if ((gi + si) % 2) s.last_error = hostile[(gi + 2) % hostile.size()];
       if (si) s.rejected_messages = {hostile[gi], "endpoint \"x\": not an IP literal"};
@@ -328,6 +364,14 @@ OpsSnapshot rich_snapshot() {
     a.latency_s = 0.001 * static_cast<double>(ai * ai) + 1e-9;
     snap.journal.actions.push_back(a);
   }
+  ConfigStatus cfg;
+  cfg.instance = "/run/haproxy/admin1.sock";
+  cfg.path = "/etc/haproxy/" + hostile[5] + ".cfg";
+  cfg.config_mode = true;
+  cfg.reloads = 12;
+  cfg.last_reload = ConfigStatus::Reload{snap.now - 4321ms, "rolled_back",
+                                         "[ALERT] parsing: " + hostile[14] + hostile[9], 0.25};
+  snap.config = cfg;
   snap.journal.convergences = 17;
   snap.journal.p50_s = 0.1;
   snap.journal.p99_s = 2.5e-5;
@@ -394,6 +438,26 @@ TEST_F(StatusJsonTest, ByteIdenticalToTheNlohmannDocumentForARichHostileSnapshot
   EXPECT_EQ(url.find("pa55word"), std::string::npos) << url;
   EXPECT_NE(doc.find(R"(\u0000\u0001)"), std::string::npos);
   EXPECT_NE(doc.find("\xef\xbf\xbd"), std::string::npos);  // invalid UTF-8 replaced by U+FFFD
+}
+
+// The config manager's reload, on the instance it reloads: named by its admin socket, else the
+// first instance; with and without a reload yet.
+TEST_F(StatusJsonTest, ByteIdenticalWithTheConfigManagersLastReload) {
+  const EndpointOptions options = opts("1.2.3");
+  auto snap = rich_snapshot();
+  snap.config->instance = "/not/an/instance.sock";
+  snap.config->config_mode = false;
+  for (const bool compact : {false, true}) {
+    EXPECT_EQ(mask_clock(status_json(snap, options, compact)),
+              mask_clock(reference_status_json(snap, options, compact)));
+  }
+  snap.config->last_reload.reset();
+  EXPECT_EQ(mask_clock(status_json(snap, options, false)),
+            mask_clock(reference_status_json(snap, options, false)));
+  const auto j = json::parse(status_json(snap, options, true));
+  EXPECT_EQ(j["instances"][0]["config"]["mode"], "follow");
+  EXPECT_FALSE(j["instances"][0]["config"].contains("last_reload"));
+  EXPECT_FALSE(j["instances"][1].contains("config"));
 }
 
 TEST_F(StatusJsonTest, ByteIdenticalForEmptyAndMissingSnapshots) {

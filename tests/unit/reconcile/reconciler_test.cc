@@ -162,6 +162,7 @@ TEST_F(ReconcilerTest, RemovalWaitsForDrainThenRemoves) {
     return 0;
   });
   rec_->publish(0, {spec("10.0.0.1", 80)}, true, clock_.now());
+  const SteadyTime drain_started = clock_.now();
   PassReport r = rec_->run_pass(false);
   EXPECT_EQ(r.waiting_drains, 0u);  // drain just started
   auto st = rec_->status();
@@ -170,6 +171,13 @@ TEST_F(ReconcilerTest, RemovalWaitsForDrainThenRemoves) {
   r = rec_->run_pass(false);
   EXPECT_EQ(r.waiting_drains, 1u);  // still has sessions
   EXPECT_EQ(inst_a_->names("web").size(), 2u);
+  // /status times the drain: since when, and when drain_timeout (30 s) cuts it (issue #19).
+  st = rec_->status();
+  ASSERT_EQ(st[0].backends[0].drains.size(), 1u);
+  EXPECT_EQ(st[0].backends[0].drains[0].server, "ep-10.0.0.2:80");
+  EXPECT_EQ(st[0].backends[0].drains[0].since, drain_started);
+  EXPECT_EQ(st[0].backends[0].drains[0].deadline, drain_started + std::chrono::seconds(30));
+  EXPECT_TRUE(st[1].backends[0].drains.empty());
   EXPECT_EQ(inst_b_->names("web").size(), 1u);  // b had no sessions: gone after the drain pass
 
   clock_.advance(std::chrono::seconds(31));  // drain timeout
@@ -195,6 +203,8 @@ TEST_F(ReconcilerTest, AHeldDrainIsNotCutAtDrainTimeoutUntilReleasedOrExpired) {
   PassReport r = rec_->run_pass(false);
   EXPECT_EQ(r.waiting_drains, 1u);
   EXPECT_EQ(inst_a_->names("web").size(), 2u) << "held: sessions are not cut";
+  ASSERT_EQ(rec_->status()[0].backends[0].drains.size(), 1u);
+  EXPECT_FALSE(rec_->status()[0].backends[0].drains[0].deadline) << "held: no drain_timeout";
   clock_.advance(std::chrono::seconds(100));
   (void)rec_->run_pass(false);
   EXPECT_EQ(inst_a_->names("web").size(), 2u);
