@@ -178,6 +178,9 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     await page.goto(s.origin + '/');
     await eventually(async () => (await rowsOf(page, 'web').count()) === 2, 10000, 'web rows');
     await eventually(async () => (await rowsOf(page, 'api').count()) === 1, 10000, 'api rows');
+    // The rows exist as soon as discovery delivers (MISSING until HAProxy has the servers): wait
+    // for the daemon to have applied them.
+    await eventually(async () => (await rowsOf(page, 'web').allTextContents()).every((t) => /UP w1/.test(t)), 10000, 'web servers UP');
     const web = await rowsOf(page, 'web').allTextContents();
     assert.match(web[0], /ep-127\.0\.0\.1:9001/);
     assert.match(web[0], /UP w1/);
