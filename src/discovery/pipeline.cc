@@ -197,7 +197,9 @@ void Pipeline::load_state_file() {
 }
 
 void Pipeline::schedule_state_write() {
-  if (timer_loop_ == nullptr || !timer_active_.load()) return;
+  // timer_active_ first: start() sets timer_loop_ and timer_alive_ before it (release/acquire),
+  // and the reconciler may ask for a write before the pipeline has started.
+  if (!timer_active_.load() || timer_loop_ == nullptr) return;
   if (state_write_pending_.exchange(true)) return;
   timer_loop_->post([this, alive = timer_alive_] {
     if (!*alive) return;
