@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include <malloc.h>
 
 #include "app/commands.h"
 #include "app/ops_wiring.h"
 #include "core/config_node.h"
 #include "core/log.h"
+#include "os/memory.h"
 #include "ops/logging.h"
 
 namespace {
@@ -27,13 +27,7 @@ std::chrono::milliseconds duration_or_exit(const std::string& text, const char* 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Memory of a long-running daemon with a handful of threads: two malloc arenas (glibc's default
-  // is 8 per core, each keeping its own free pages), and a fixed mmap threshold, so the multi-MiB
-  // buffers of a whole HAProxy read are unmapped when freed; with the default, glibc raises the
-  // threshold after the first such free and later ones stay in an arena, fragmented (see the
-  // scale section of docs/benchmarks.md).
-  ::mallopt(M_ARENA_MAX, 2);
-  ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  ep::os::tune_malloc();  // before any thread (os/memory.h)
   CLI::App app{
       "ElasticProxy keeps HAProxy's backend servers equal to what service discovery says is "
       "alive, through HAProxy's runtime API, without reloads."};

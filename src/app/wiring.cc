@@ -81,8 +81,8 @@ class ConfigModeInstance : public reconcile::Instance {
     return inner_->observe_all(backends);
   }
   Result<std::vector<ActualBackend>> observe_states(
-      const std::vector<std::string>& backends) override {
-    return inner_->observe_states(backends);
+      const std::vector<std::string>& backends, const std::vector<std::size_t>& held) override {
+    return inner_->observe_states(backends, held);
   }
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy&) override {

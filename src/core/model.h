@@ -85,6 +85,12 @@ struct ActualBackend {
   // False when the read skipped server statistics (Instance::observe_states): every server's
   // `sessions` is 0 and `backup` false, whatever HAProxy would say.
   bool server_stats = true;
+  // A digest of the rows the diff reads (names, addresses, ports, states, weights, checks),
+  // computed from HAProxy's reply by an instance that can (0: not computed).
+  std::size_t rows_digest = 0;
+  // True when the read did not parse this backend's servers because their digest is the one
+  // the caller said it holds (Instance::observe_states): `servers` is empty, nothing changed.
+  bool unchanged = false;
 };
 
 }  // namespace ep

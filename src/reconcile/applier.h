@@ -78,10 +78,13 @@ class Instance {
   // The periodic resync's read of the whole of HAProxy: every server's address, state and weight
   // (so any drift is seen and repaired), but server statistics (sessions, backup) only for the
   // backends that have a draining server, whose sessions decide a removal. The other backends
-  // come with server_stats = false. Refreshes what observe_all() refreshes. The default is
-  // observe_all().
+  // come with server_stats = false. Refreshes what observe_all() refreshes.
+  // `held[i]`, when not 0, is the rows_digest of backend i's state the caller already holds:
+  // an instance may then skip parsing those rows when they still have that digest and return
+  // the backend with unchanged = true and no servers. The default reads with observe_all().
   virtual Result<std::vector<ActualBackend>> observe_states(
-      const std::vector<std::string>& backends) {
+      const std::vector<std::string>& backends, const std::vector<std::size_t>& held) {
+    (void)held;
     return observe_all(backends);
   }
 

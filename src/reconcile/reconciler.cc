@@ -1,13 +1,12 @@
 #include "reconcile/reconciler.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <functional>
 #include <string_view>
 #include <unordered_map>
 
 #include "core/log.h"
+#include "os/memory.h"
 
 namespace ep::reconcile {
 namespace {
@@ -37,6 +36,13 @@ std::size_t state_hash(const ActualBackend& actual) {
     mix(static_cast<std::size_t>(s.check_state));
     mix(static_cast<std::size_t>(s.check_result));
   }
+  return h;
+}
+
+// The same, from an instance's digest of the rows (Instance::observe_states), plus the algorithm.
+std::size_t digest_state(const ActualBackend& actual) {
+  std::size_t h = std::hash<std::string_view>{}(actual.algorithm);
+  h ^= actual.rows_digest + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
   return h;
 }
 
@@ -254,8 +260,9 @@ void Reconciler::loop() {
       PassReport report = do_pass(full);
       // A whole read allocates and frees a few MiB (the reply text of every server, parsed
       // rows) in this thread's malloc arena, which glibc keeps: hand the free pages back so the
-      // daemon's RSS stays what it holds (see docs/haproxy-runtime.md).
-      if (full) ::malloc_trim(0);
+      // daemon's RSS stays what it holds (see docs/haproxy-runtime.md). This also returns what
+      // start-up and big changes left.
+      if (full) os::release_free_memory();
       lock.lock();
       if (full) last_resync_ = clock_.now();
       if (!on_pass_.empty()) {
@@ -448,8 +455,16 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
 
   std::vector<std::string> names;
   for (size_t b : todo) names.push_back(backends_[b].name);
+  std::vector<std::size_t> held;  // states_only: the settled backends' digests (settles())
+  if (states_only) {
+    held.reserve(todo.size());
+    for (size_t b : todo) {
+      const BackendRun& br = run.backends[b];
+      held.push_back(br.settled_state && settles(br, *desired[b]) ? br.settled_rows : 0);
+    }
+  }
   auto actual = !whole        ? run.instance->observe(names)
-                : states_only ? run.instance->observe_states(names)
+                : states_only ? run.instance->observe_states(names, held)
                               : run.instance->observe_all(names);
   if (!actual) {
     fail_instance(actual.error().message);
@@ -497,6 +512,11 @@ void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& ba
   stats_.servers_operator_maint.set({backend, iname}, static_cast<double>(br.operator_maint.size()));
 }
 
+bool Reconciler::settles(const BackendRun& br, const Desired& desired) {
+  return desired.ready && br.converged && br.applied_generation == desired.generation &&
+         br.drains.empty() && br.warming.empty();
+}
+
 void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desired,
                                const ActualBackend& actual, PassReport& report) {
   const BackendPolicy& policy = backends_[b];
@@ -530,12 +550,20 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   // repaired.
   std::optional<std::size_t> state;
   if (!actual.server_stats) {
-    state = state_hash(actual);
-    if (settled && *settled == *state && br.mode == mode && desired.ready && br.converged &&
-        br.applied_generation == desired.generation && br.drains.empty() && br.warming.empty()) {
+    state = actual.rows_digest != 0 ? digest_state(actual) : state_hash(actual);
+    if (settled && *settled == *state && br.mode == mode && settles(br, desired)) {
       br.settled_state = settled;
       return;
     }
+  }
+  if (actual.unchanged) {
+    // The instance skipped rows we said we held, but they no longer settle this backend (its
+    // algorithm changed): read it again, whole, on the next pass.
+    br.settled_rows = 0;
+    br.next_poll = clock_.now();
+    br.converged = false;
+    report.converged = false;
+    return;
   }
   br.mode = mode;
   {
@@ -690,6 +718,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   }
   if (!had_actions && plan.waiting.empty() && br.warming.empty() && br.drains.empty()) {
     br.settled_state = state ? *state : state_hash(actual);
+    br.settled_rows = state ? actual.rows_digest : 0;
   }
   const bool was_converged = br.converged && br.applied_generation == desired.generation;
   br.converged = true;

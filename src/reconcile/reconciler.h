@@ -211,6 +211,9 @@ class Reconciler : public ServerStateView {
     // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
     // that finds the same state and desired set skips the diff.
     std::optional<std::size_t> settled_state;
+    // The instance's rows_digest of that state (0: none): handed to the next resync's
+    // observe_states, which then does not even parse this backend's rows while they keep it.
+    std::size_t settled_rows = 0;
   };
   struct InstanceRun {
     std::unique_ptr<Instance> instance;
@@ -236,6 +239,9 @@ class Reconciler : public ServerStateView {
   // Updates br.active / br.operator_maint from br.managed (just observed); logs changes once.
   void note_operator_maintenance(BackendRun& br, const std::string& backend,
                                  const std::string& iname);
+  // True when nothing but HAProxy's state could make a pass over this backend do anything: its
+  // desired set is ready and applied, and no drain or warm-up is running.
+  static bool settles(const BackendRun& br, const Desired& desired);
   void apply_backend(InstanceRun& run, size_t b, const Desired& desired,
                      const ActualBackend& actual, PassReport& report);
   std::optional<SteadyTime> next_wakeup() const;  // requires mu_, on the loop's thread

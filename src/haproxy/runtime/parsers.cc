@@ -137,7 +137,7 @@ Result<reconcile::InstanceInfo> parse_show_info(std::string_view text) {
   return info;
 }
 
-Result<ServersState> parse_servers_state(std::string_view text) {
+Result<ServersState> parse_servers_state(std::string_view text, const UnchangedRows& unchanged) {
   ServersState out;
   auto lines = split_lines(text);
   std::size_t i = 0;
@@ -156,31 +156,108 @@ Result<ServersState> parse_servers_state(std::string_view text) {
     return Error::invalid("show servers state: missing '# be_id be_name ...' header line");
   }
   auto header = split_ws(lines[i].substr(1));
-  std::map<std::string_view, std::size_t> col;
-  for (std::size_t c = 0; c < header.size(); ++c) col.emplace(header[c], c);
+  // Column positions, found once (a whole read has one row for each of thousands of servers).
+  constexpr std::size_t kAbsent = static_cast<std::size_t>(-1);
+  auto column = [&](std::string_view name) {
+    for (std::size_t c = 0; c < header.size(); ++c) {
+      if (header[c] == name) return c;
+    }
+    return kAbsent;
+  };
   for (const char* required : {"be_name", "srv_name", "srv_addr", "srv_op_state", "srv_admin_state",
                                "srv_uweight", "srv_check_state"}) {
-    if (!col.count(required)) {
+    if (column(required) == kAbsent) {
       return Error::invalid(fmt::format("show servers state: header has no '{}' column", required));
     }
   }
+  const std::size_t c_be_name = column("be_name"), c_be_id = column("be_id"),
+                    c_srv_name = column("srv_name"), c_srv_addr = column("srv_addr"),
+                    c_op = column("srv_op_state"), c_admin = column("srv_admin_state"),
+                    c_weight = column("srv_uweight"), c_check_state = column("srv_check_state"),
+                    c_check_result = column("srv_check_result"), c_port = column("srv_port");
   ++i;
-  for (; i < lines.size(); ++i) {
-    if (trim(lines[i]).empty()) continue;
-    auto f = split_ws(lines[i]);
+  const std::size_t first_row = i;
+  std::vector<std::string_view> f;
+  f.reserve(header.size());
+  // Splits line `n` into f; false for a blank line; an error for a short one.
+  auto split = [&](std::size_t n) -> Result<bool> {
+    const std::string_view line = lines[n];
+    f.clear();
+    for (std::size_t k = 0; k < line.size();) {
+      while (k < line.size() && (line[k] == ' ' || line[k] == '\t')) ++k;
+      const std::size_t start = k;
+      while (k < line.size() && line[k] != ' ' && line[k] != '\t') ++k;
+      if (k > start) f.push_back(line.substr(start, k - start));
+    }
+    if (f.empty()) return false;
     if (f.size() < header.size()) {
       return Error::invalid(fmt::format("show servers state: line {}: {} fields, header has {}",
-                                        i + 1, f.size(), header.size()));
+                                        n + 1, f.size(), header.size()));
     }
-    auto get = [&](const char* name) -> std::string_view {
-      auto it = col.find(name);
-      if (it == col.end()) return {};
-      auto v = f[it->second];
-      return v == "-" ? std::string_view() : v;
+    return true;
+  };
+
+  // With a caller that may hold some backends already: one cheap pass digests each backend's
+  // rows (the raw text of the columns below, in order), and the rows of a backend whose digest
+  // the caller holds are not parsed at all. HAProxy lists a backend's rows together; a backend
+  // whose rows are split gets digest 0 (unknown, parsed).
+  std::vector<bool> skip_line;
+  if (unchanged) {
+    skip_line.assign(lines.size(), false);
+    std::map<std::string_view, std::size_t> group_of;  // be_name -> index in out.digests
+    std::vector<std::pair<std::size_t, std::size_t>> ranges;  // [first, last] line per group
+    std::string_view current;
+    std::size_t group = 0;
+    for (std::size_t n = first_row; n < lines.size(); ++n) {
+      auto some = split(n);
+      if (!some) return some.error();
+      if (!*some) continue;
+      const std::string_view be = f[c_be_name];
+      if (out.digests.empty() || be != current) {
+        auto [it, fresh] = group_of.emplace(be, out.digests.size());
+        if (!fresh) {
+          out.digests[it->second].digest = 0;  // split rows: never skipped
+          group = it->second;
+          ranges[group].second = n;
+          current = be;
+          continue;
+        }
+        group = it->second;
+        out.digests.push_back({std::string(be), 0x9e3779b97f4a7c15ULL, false});
+        ranges.emplace_back(n, n);
+        current = be;
+      }
+      ServersState::Digest& d = out.digests[group];
+      ranges[group].second = n;
+      if (d.digest == 0) continue;
+      for (std::size_t c : {c_srv_name, c_srv_addr, c_port, c_op, c_admin, c_weight,
+                            c_check_state, c_check_result}) {
+        const std::size_t v = c == kAbsent ? 0 : std::hash<std::string_view>{}(f[c]);
+        d.digest ^= v + 0x9e3779b97f4a7c15ULL + (d.digest << 6) + (d.digest >> 2);
+      }
+      if (d.digest == 0) d.digest = 1;
+    }
+    for (std::size_t g = 0; g < out.digests.size(); ++g) {
+      ServersState::Digest& d = out.digests[g];
+      d.skipped = d.digest != 0 && unchanged(d.backend, d.digest);
+      if (!d.skipped) continue;
+      for (std::size_t n = ranges[g].first; n <= ranges[g].second; ++n) skip_line[n] = true;
+    }
+  }
+
+  out.rows.reserve(lines.size() - first_row);
+  for (i = first_row; i < lines.size(); ++i) {
+    if (!skip_line.empty() && skip_line[i]) continue;
+    auto some = split(i);
+    if (!some) return some.error();
+    if (!*some) continue;
+    auto get = [&](std::size_t c) -> std::string_view {
+      if (c == kAbsent) return {};
+      return f[c] == "-" ? std::string_view() : f[c];
     };
-    auto num = [&](const char* name, auto& outv) -> Status {
-      auto v = get(name);
-      if (v.empty() && !col.count(name)) return {};
+    auto num = [&](std::size_t c, const char* name, auto& outv) -> Status {
+      if (c == kAbsent) return {};
+      auto v = get(c);
       if (!to_number(v, outv)) {
         return Error::invalid(
             fmt::format("show servers state: line {}: column '{}' is not a "
@@ -190,17 +267,21 @@ Result<ServersState> parse_servers_state(std::string_view text) {
       return {};
     };
     ServerStateRow row;
-    row.backend = std::string(get("be_name"));
-    if (auto st = num("be_id", row.be_id); !st) return st.error();
-    row.server.name = std::string(get("srv_name"));
-    row.server.address = std::string(get("srv_addr"));
-    if (auto st = num("srv_op_state", row.server.op_state); !st) return st.error();
-    if (auto st = num("srv_admin_state", row.server.admin_state); !st) return st.error();
-    if (auto st = num("srv_uweight", row.server.weight); !st) return st.error();
-    if (auto st = num("srv_check_state", row.server.check_state); !st) return st.error();
-    if (auto st = num("srv_check_result", row.server.check_result); !st) return st.error();
-    if (col.count("srv_port")) {
-      auto v = get("srv_port");
+    row.backend = std::string(get(c_be_name));
+    if (auto st = num(c_be_id, "be_id", row.be_id); !st) return st.error();
+    row.server.name = std::string(get(c_srv_name));
+    row.server.address = std::string(get(c_srv_addr));
+    if (auto st = num(c_op, "srv_op_state", row.server.op_state); !st) return st.error();
+    if (auto st = num(c_admin, "srv_admin_state", row.server.admin_state); !st) return st.error();
+    if (auto st = num(c_weight, "srv_uweight", row.server.weight); !st) return st.error();
+    if (auto st = num(c_check_state, "srv_check_state", row.server.check_state); !st) {
+      return st.error();
+    }
+    if (auto st = num(c_check_result, "srv_check_result", row.server.check_result); !st) {
+      return st.error();
+    }
+    if (c_port != kAbsent) {
+      auto v = get(c_port);
       unsigned port = 0;
       if (!v.empty() && (!to_number(v, port) || port > 65535)) {
         return Error::invalid(

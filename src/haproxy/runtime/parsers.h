@@ -3,6 +3,7 @@
 // older (17/19-column `show servers state`) and newer headers both work; "-" means empty.
 // Errors are ErrorKind::kInvalid and name the line and column.
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,10 +27,25 @@ struct ServerStateRow {
 struct ServersState {
   bool backend_found = true;  // false for "Can't find backend."
   std::vector<ServerStateRow> rows;
+  // With an UnchangedRows callback: one entry per backend in the reply, in order. `digest`
+  // covers the raw text of each row's srv_name, srv_addr, srv_port, srv_op_state,
+  // srv_admin_state, srv_uweight, srv_check_state and srv_check_result (0: unknown, when a
+  // backend's rows are not listed together). A skipped backend has no entry in `rows`.
+  struct Digest {
+    std::string backend;
+    std::size_t digest = 0;
+    bool skipped = false;
+  };
+  std::vector<Digest> digests;
 };
 
+// Says whether the caller already holds a backend's rows with this digest: they are then not
+// parsed (a periodic resync of thousands of settled servers costs one pass over the text).
+using UnchangedRows = std::function<bool(std::string_view backend, std::size_t digest)>;
+
 // `show servers state [<backend>]`: a version line ("1"), a "# ..." header, then rows.
-Result<ServersState> parse_servers_state(std::string_view text);
+Result<ServersState> parse_servers_state(std::string_view text,
+                                         const UnchangedRows& unchanged = {});
 
 struct StatRow {
   std::string proxy;   // pxname

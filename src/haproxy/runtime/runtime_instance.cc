@@ -309,10 +309,23 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
 }
 
 Result<std::vector<ActualBackend>> RuntimeInstance::read_whole(
-    const std::vector<std::string>& backends, const std::string& stat_command) {
+    const std::vector<std::string>& backends, const std::string& stat_command,
+    const std::vector<std::size_t>* held) {
   auto replies = run({cmd::show_servers_state_all(), stat_command});
   if (!replies) return replies.error();
-  auto state = parse_servers_state((*replies)[0]);
+  UnchangedRows unchanged;
+  std::map<std::string_view, std::size_t> held_by_name;
+  if (held != nullptr) {
+    for (std::size_t i = 0; i < backends.size() && i < held->size(); ++i) {
+      if ((*held)[i] != 0) held_by_name.emplace(backends[i], (*held)[i]);
+    }
+    // Always set: every backend gets its digest, held or not.
+    unchanged = [&held_by_name](std::string_view backend, std::size_t digest) {
+      auto it = held_by_name.find(backend);
+      return it != held_by_name.end() && it->second == digest;
+    };
+  }
+  auto state = parse_servers_state((*replies)[0], unchanged);
   if (!state) {
     return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), state.error().message));
   }
@@ -329,11 +342,17 @@ Result<std::vector<ActualBackend>> RuntimeInstance::read_whole(
       proxy_ids_.emplace(std::string(name), rows.backend_row->iid);
     }
   }
+  std::map<std::string_view, const ServersState::Digest*> digest_of;
+  for (const auto& d : state->digests) digest_of.emplace(d.backend, &d);
   std::vector<ActualBackend> out;
   out.reserve(backends.size());
   for (const auto& name : backends) {
     auto it = by_name.find(name);
     out.push_back(assemble(name, it == by_name.end() ? nullptr : &it->second));
+    if (auto d = digest_of.find(name); d != digest_of.end() && out.back().exists) {
+      out.back().rows_digest = d->second->digest;
+      out.back().unchanged = d->second->skipped;
+    }
   }
   return out;
 }
@@ -344,8 +363,8 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_all(
 }
 
 Result<std::vector<ActualBackend>> RuntimeInstance::observe_states(
-    const std::vector<std::string>& backends) {
-  auto out = read_whole(backends, cmd::show_stat_backend_rows());
+    const std::vector<std::string>& backends, const std::vector<std::size_t>& held) {
+  auto out = read_whole(backends, cmd::show_stat_backend_rows(), &held);
   if (!out) return out;
   // Sessions decide when a draining server is removed: read them where a server drains.
   std::vector<std::size_t> draining;

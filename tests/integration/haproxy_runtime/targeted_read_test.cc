@@ -149,7 +149,7 @@ TEST(TargetedReads, ResyncReadsServerStatsOnlyWhereAServerDrains) {
   std::vector<std::string> names;
   for (int b = 0; b < 50; ++b) names.push_back("be" + std::to_string(b));
   names.push_back("nosuch");
-  auto lean = inst.observe_states(names);
+  auto lean = inst.observe_states(names, {});
   ASSERT_TRUE(lean.ok()) << lean.error().message;
   EXPECT_EQ(inst.io().commands, 2u);
   ASSERT_EQ(lean->size(), 51u);
@@ -166,13 +166,62 @@ TEST(TargetedReads, ResyncReadsServerStatsOnlyWhereAServerDrains) {
 
   (void)hp.admin("set server be7/s2 state drain");
   const std::uint64_t before = inst.io().commands;
-  auto drained = inst.observe_states(names);
+  auto drained = inst.observe_states(names, {});
   ASSERT_TRUE(drained.ok()) << drained.error().message;
   EXPECT_EQ(inst.io().commands, before + 4);  // + show servers state be7, show stat <iid> 6 -1
   EXPECT_TRUE(drained->at(7).server_stats);
   ASSERT_EQ(drained->at(7).servers.size(), 5u);
   EXPECT_TRUE(drained->at(7).servers[1].draining());
   EXPECT_FALSE(drained->at(8).server_stats);
+}
+
+// A resync of settled backends: given the digests it already holds, the read does not parse
+// those backends' rows while HAProxy still shows them; any change to a server (here its weight,
+// then its maintenance) brings that backend back, parsed, with a new digest.
+TEST(TargetedReads, ResyncSkipsTheRowsOfBackendsWhoseDigestIsHeld) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyFixture hp(config_with(20));
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  std::vector<std::string> names;
+  for (int b = 0; b < 20; ++b) names.push_back("be" + std::to_string(b));
+  auto first = inst.observe_states(names, {});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  std::vector<std::size_t> held;
+  for (const auto& be : *first) {
+    EXPECT_NE(be.rows_digest, 0u) << be.backend;
+    EXPECT_FALSE(be.unchanged) << be.backend;
+    held.push_back(be.rows_digest);
+  }
+  held[5] = 0;  // not held: parsed whatever its digest
+
+  auto again = inst.observe_states(names, held);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const ActualBackend& be = again->at(i);
+    EXPECT_TRUE(be.exists) << be.backend;
+    EXPECT_EQ(be.rows_digest, held[i] != 0 ? held[i] : first->at(i).rows_digest) << be.backend;
+    EXPECT_EQ(be.unchanged, i != 5) << be.backend;
+    EXPECT_EQ(be.servers.size(), i != 5 ? 0u : 5u) << be.backend;
+    EXPECT_EQ(be.algorithm, "roundrobin") << be.backend;  // from the stat rows, always read
+  }
+
+  (void)hp.admin("set server be7/s2 weight 7");
+  auto weighed = inst.observe_states(names, held);
+  ASSERT_TRUE(weighed.ok()) << weighed.error().message;
+  EXPECT_FALSE(weighed->at(7).unchanged);
+  EXPECT_NE(weighed->at(7).rows_digest, held[7]);
+  ASSERT_EQ(weighed->at(7).servers.size(), 5u);
+  EXPECT_EQ(weighed->at(7).servers[1].weight, 7);
+  EXPECT_TRUE(weighed->at(8).unchanged);
+
+  held[7] = weighed->at(7).rows_digest;
+  (void)hp.admin("disable server be7/s3");
+  auto maint = inst.observe_states(names, held);
+  ASSERT_TRUE(maint.ok()) << maint.error().message;
+  EXPECT_FALSE(maint->at(7).unchanged);
+  ASSERT_EQ(maint->at(7).servers.size(), 5u);
+  EXPECT_TRUE(maint->at(7).servers[2].in_maint());
 }
 
 // HAProxy 2.6 resolves `show stat <name>` to the first proxy of that name: with `frontend web`

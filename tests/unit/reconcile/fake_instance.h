@@ -65,7 +65,7 @@ class FakeInstance : public reconcile::Instance {
   // Like RuntimeInstance when `states_without_stats`: server statistics (sessions, backup) only
   // for backends with a draining server; otherwise observe_all().
   Result<std::vector<ActualBackend>> observe_states(
-      const std::vector<std::string>& names) override {
+      const std::vector<std::string>& names, const std::vector<std::size_t>& held) override {
     {
       std::lock_guard lock(mu_);
       if (!states_without_stats) {
@@ -85,6 +85,28 @@ class FakeInstance : public reconcile::Instance {
       for (auto& s : b.servers) {
         s.sessions = 0;
         s.backup = false;
+      }
+    }
+    if (!digests) return out;
+    // Like RuntimeInstance: a digest of the rows the diff reads; a held one is not "parsed".
+    for (std::size_t i = 0; i < out->size(); ++i) {
+      ActualBackend& b = (*out)[i];
+      if (!b.exists || b.servers.empty()) continue;
+      std::size_t h = 0x9e3779b97f4a7c15ULL;
+      for (const auto& s : b.servers) {
+        for (std::size_t v : {std::hash<std::string>{}(s.name), std::hash<std::string>{}(s.address),
+                              std::size_t{s.port}, std::size_t(s.op_state),
+                              std::size_t(s.admin_state), std::size_t(s.weight),
+                              std::size_t(s.check_state), std::size_t(s.check_result)}) {
+          h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+        }
+      }
+      b.rows_digest = h;
+      if (i < held.size() && held[i] == h) {
+        b.unchanged = true;
+        b.servers.clear();
+        std::lock_guard lock(mu_);
+        ++skipped_backends;
       }
     }
     return out;
@@ -219,6 +241,8 @@ class FakeInstance : public reconcile::Instance {
   int observe_alls = 0;               // of which whole reads
   bool states_without_stats = false;  // observe_states() skips stats (like RuntimeInstance)
   int observe_states_calls = 0;       // whole reads without stats (when states_without_stats)
+  bool digests = false;               // observe_states() digests rows and skips held ones
+  int skipped_backends = 0;           // backends returned unchanged (held digest)
   std::vector<std::vector<std::string>> observed;  // backends asked, per observe()
   std::set<std::thread::id> threads;               // every thread that called info/observe/apply
   std::map<std::string, std::vector<ActualServer>> backends;

@@ -641,6 +641,72 @@ TEST(ReconcilerResync, StatesOnlyResyncHealsAndKeepsServerStats) {
   EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.2:80"}));
 }
 
+// With an instance that digests its rows, a resync hands it the digests of the settled backends
+// and they are not even parsed; drift behind our back changes the digest and is repaired; a
+// backend with a drain in progress, or whose desired set changed, is never handed over.
+TEST(ReconcilerResync, SettledBackendsAreHeldByDigestAndDriftIsStillRepaired) {
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  inst->backends["api"] = {};
+  inst->states_without_stats = true;
+  inst->digests = true;
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy web;
+  web.name = "web";
+  web.drain_timeout = std::chrono::seconds(60);
+  BackendPolicy api = web;
+  api.name = "api";
+  FakeClock clock;
+  Reconciler rec({web, api}, std::move(v), clock);
+  rec.publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, true, clock.now());
+  rec.publish(1, {spec("10.0.1.1", 80)}, true, clock.now());
+  ASSERT_TRUE(rec.run_pass(false).converged);
+  EXPECT_EQ(rec.run_pass(true).actions_done, 0u);  // first digests: parsed, settled
+  EXPECT_EQ(raw->skipped_backends, 0);
+  PassReport held = rec.run_pass(true);
+  EXPECT_TRUE(held.converged);
+  EXPECT_FALSE(held.status_changed);
+  EXPECT_EQ(raw->skipped_backends, 2);
+  EXPECT_EQ(rec.status()[0].backends[0].actual, 2u);  // the servers we hold are kept
+
+  // Drift: a weight changed by hand and a server deleted by hand are seen and repaired.
+  raw->backends["web"][0].weight = 50;
+  raw->backends["api"].clear();
+  PassReport heal = rec.run_pass(true);
+  EXPECT_EQ(heal.actions_done, 2u);
+  EXPECT_EQ(raw->skipped_backends, 2);
+  EXPECT_EQ(raw->backends["web"][0].weight, 1);
+  EXPECT_EQ(raw->names("api"), (std::vector<std::string>{"ep-10.0.1.1:80"}));
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);  // follow-up poll of the repaired backends
+  (void)rec.run_pass(true);   // settled on the new digests
+  const int before = raw->skipped_backends;
+  (void)rec.run_pass(true);
+  EXPECT_EQ(raw->skipped_backends, before + 2);
+
+  // A new desired set: that backend is read and changed, never skipped on an old digest.
+  rec.publish(1, {spec("10.0.1.1", 80), spec("10.0.1.2", 80)}, true, clock.now());
+  PassReport grow = rec.run_pass(true);
+  EXPECT_EQ(grow.actions_done, 1u);
+  EXPECT_EQ(raw->skipped_backends, before + 3);  // web only
+  EXPECT_EQ(raw->names("api"), (std::vector<std::string>{"ep-10.0.1.1:80", "ep-10.0.1.2:80"}));
+
+  // The algorithm changes under a held digest (its rows did not): the backend is read again.
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);
+  (void)rec.run_pass(true);  // both settled again
+  raw->algorithm = "source";
+  const int skipped = raw->skipped_backends;
+  PassReport moved = rec.run_pass(true);
+  EXPECT_EQ(raw->skipped_backends, skipped + 2);
+  EXPECT_FALSE(moved.converged);  // a held backend no longer settles: re-read on the next pass
+  clock.advance(std::chrono::milliseconds(1));
+  EXPECT_TRUE(rec.run_pass(false).converged);
+  EXPECT_EQ(rec.status()[0].backends[0].actual, 2u);
+}
+
 // A restart detected on a resync reads everything, stats included (nothing to keep from before).
 TEST(ReconcilerResync, RestartReadsEverything) {
   auto inst = std::make_unique<FakeInstance>("t");
