@@ -26,6 +26,11 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   Diagnostics diag;  // options were validated by load_and_check; rebuild the sources here
   // Lifecycle hooks (aws_asg) read HAProxy's server states through the reconciler's view.
   auto sources = build_sources(settings_, diag, reconciler_.get());
+  // Built: the sources' option trees are not read again (a reload builds a new daemon from a new
+  // file; secrets were registered from them before), so do not keep a copy for the process's life.
+  for (auto& b : settings_.backends) {
+    for (auto& src : b.sources) src.options = ConfigNode();
+  }
   reconcile::Reconciler* rec = reconciler_.get();
   pipeline_ = std::make_unique<discovery::Pipeline>(
       std::move(sources), SystemClock::instance(),

@@ -1,6 +1,5 @@
 #include "discovery/pipeline.h"
 
-#include <deque>
 #include <future>
 #include <set>
 
@@ -22,10 +21,14 @@ struct Pipeline::Backend {
   std::vector<std::optional<SavedSource>> current;
   // Per source, under mu: snapshots published (good or failed), failed ones, and when each of
   // the last minute's was published (oldest first; bounded), for /status.
+  // `recent` is a vector read from `head` (compacted as it empties), not a deque: libstdc++'s
+  // deque allocates 576 bytes even for one element, and there is one per source.
   struct Activity {
     uint64_t snapshots = 0;
     uint64_t errors = 0;
-    std::deque<SteadyTime> recent;
+    std::vector<SteadyTime> recent;
+    size_t head = 0;
+    size_t count() const { return recent.size() - head; }
   };
   std::vector<Activity> activity;
 };
@@ -34,9 +37,19 @@ namespace {
 constexpr auto kActivityWindow = std::chrono::seconds(60);
 constexpr size_t kMaxRecent = 100'000;  // a runaway source costs at most this many time points
 
-void trim_recent(std::deque<SteadyTime>& recent, SteadyTime now) {
-  while (!recent.empty() && now - recent.front() >= kActivityWindow) recent.pop_front();
-  while (recent.size() > kMaxRecent) recent.pop_front();
+template <class Activity>
+void trim_recent(Activity& act, SteadyTime now) {
+  auto& r = act.recent;
+  while (act.head < r.size() && now - r[act.head] >= kActivityWindow) ++act.head;
+  if (r.size() - act.head > kMaxRecent) act.head = r.size() - kMaxRecent;
+  if (act.head == r.size()) {
+    r.clear();
+    r.shrink_to_fit();  // a quiet source keeps nothing
+    act.head = 0;
+  } else if (act.head > r.size() / 2) {
+    r.erase(r.begin(), r.begin() + static_cast<std::ptrdiff_t>(act.head));  // amortised O(1)
+    act.head = 0;
+  }
 }
 }  // namespace
 
@@ -94,7 +107,7 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
     ++act.snapshots;
     if (!snapshot.ok()) ++act.errors;
     act.recent.push_back(seen);
-    trim_recent(act.recent, seen);
+    trim_recent(act, seen);
   }
   bool changed = b.guard.on_snapshot(source, snapshot);
   if (!state_options_.path.empty()) {
@@ -361,10 +374,10 @@ std::vector<GuardStatus> Pipeline::status() const {
            s.from_state});
       if (i < b->activity.size()) {
         auto& act = b->activity[i];
-        trim_recent(act.recent, now);
+        trim_recent(act, now);
         gs.sources.back().snapshots = act.snapshots;
         gs.sources.back().errors = act.errors;
-        gs.sources.back().events_last_minute = act.recent.size();
+        gs.sources.back().events_last_minute = act.count();
       }
     }
     if (gs.hold != Hold::kNone) {

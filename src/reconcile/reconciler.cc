@@ -717,8 +717,11 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     if (!br.next_poll || at < *br.next_poll) br.next_poll = at;
   }
   if (!had_actions && plan.waiting.empty() && br.warming.empty() && br.drains.empty()) {
-    br.settled_state = state ? *state : state_hash(actual);
-    br.settled_rows = state ? actual.rows_digest : 0;
+    // On the instance's digest when it gave one (any read), so the next resync can hold it.
+    br.settled_state = actual.rows_digest != 0 ? digest_state(actual)
+                       : state                 ? *state
+                                               : state_hash(actual);
+    br.settled_rows = actual.rows_digest;
   }
   const bool was_converged = br.converged && br.applied_generation == desired.generation;
   br.converged = true;

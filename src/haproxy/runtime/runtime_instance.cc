@@ -250,6 +250,11 @@ ActualBackend assemble(const std::string& name, const Rows* rows) {
 
 }  // namespace
 
+namespace {
+// Digests every backend, skips none.
+const UnchangedRows kDigestOnly = [](std::string_view, std::size_t) { return false; };
+}  // namespace
+
 Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     const std::vector<std::string>& backends) {
   std::vector<std::string> lines;
@@ -270,7 +275,7 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
   out.resize(backends.size());
   for (std::size_t i = 0; i < backends.size(); ++i) {
     const std::string& name = backends[i];
-    auto state = parse_servers_state((*replies)[2 * i]);
+    auto state = parse_servers_state((*replies)[2 * i], kDigestOnly);
     if (!state) {
       return Error::invalid(
           fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name, state.error().message));
@@ -298,6 +303,9 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     }
     if (it->second.backend_row->iid > 0) proxy_ids_[name] = it->second.backend_row->iid;
     out[i] = assemble(name, &it->second);
+    for (const auto& d : state->digests) {
+      if (d.backend == name) out[i].rows_digest = d.digest;
+    }
   }
   if (unsettled.empty()) return out;
   std::vector<std::string> names;
@@ -313,18 +321,18 @@ Result<std::vector<ActualBackend>> RuntimeInstance::read_whole(
     const std::vector<std::size_t>* held) {
   auto replies = run({cmd::show_servers_state_all(), stat_command});
   if (!replies) return replies.error();
-  UnchangedRows unchanged;
+  // Every backend gets its digest (so the reconciler settles on digests from its first read);
+  // only the held ones may skip their rows.
   std::map<std::string_view, std::size_t> held_by_name;
   if (held != nullptr) {
     for (std::size_t i = 0; i < backends.size() && i < held->size(); ++i) {
       if ((*held)[i] != 0) held_by_name.emplace(backends[i], (*held)[i]);
     }
-    // Always set: every backend gets its digest, held or not.
-    unchanged = [&held_by_name](std::string_view backend, std::size_t digest) {
-      auto it = held_by_name.find(backend);
-      return it != held_by_name.end() && it->second == digest;
-    };
   }
+  const UnchangedRows unchanged = [&held_by_name](std::string_view backend, std::size_t digest) {
+    auto it = held_by_name.find(backend);
+    return it != held_by_name.end() && it->second == digest;
+  };
   auto state = parse_servers_state((*replies)[0], unchanged);
   if (!state) {
     return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), state.error().message));
