@@ -337,6 +337,7 @@ TEST(HttpServerWaiting, ARequestPastALimitWaitsForAPlaceInsteadOfFailing) {
   std::mutex mu;
   std::condition_variable cv;
   bool release = false;
+  bool in_handler = false;
   HttpLimits limits;
   limits.max_connections_per_peer = 1;
   limits.overflow_grace = test::scaled(std::chrono::milliseconds(5000));
@@ -345,6 +346,7 @@ TEST(HttpServerWaiting, ARequestPastALimitWaitsForAPlaceInsteadOfFailing) {
         HttpResponse r;
         if (req.path == "/slow") {
           std::unique_lock lock(mu);
+          in_handler = true;
           cv.wait_for(lock, test::scaled(std::chrono::milliseconds(5000)), [&] { return release; });
         }
         r.body = req.path + "\n";
@@ -354,7 +356,13 @@ TEST(HttpServerWaiting, ARequestPastALimitWaitsForAPlaceInsteadOfFailing) {
   ASSERT_TRUE(server.start("127.0.0.1:0").ok());
   Raw slow(server.port());
   ASSERT_TRUE(slow.send("GET /slow HTTP/1.1\r\n\r\n"));
-  ASSERT_TRUE(wait_until([&] { return server.open_connections() == 1; }));
+  // In the handler, so the engine holds (and counts) it: open_connections() == 1 alone can be
+  // the gate's count before the hand-over, and a connection accepted in that instant is let in.
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard lock(mu);
+    return in_handler;
+  }));
+  ASSERT_EQ(server.open_connections(), 1u);
   Raw waiting(server.port());  // the same peer, past its limit, nothing idle to displace
   ASSERT_TRUE(waiting.send("GET /next HTTP/1.1\r\n\r\n"));
   ASSERT_TRUE(wait_until([&] { return server.connections_waiting() == 1; }));
