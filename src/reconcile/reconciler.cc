@@ -568,6 +568,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   br.mode = mode;
   {
     std::vector<ActualServer> managed;
+    managed.reserve(static_cast<size_t>(std::count_if(
+        actual.servers.begin(), actual.servers.end(),
+        [&](const ActualServer& s) { return is_managed(s, policy, mode); })));  // kept: exact
     for (const auto& s : actual.servers) {
       if (is_managed(s, policy, mode)) managed.push_back(s);
     }
