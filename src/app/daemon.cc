@@ -34,8 +34,8 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   reconcile::Reconciler* rec = reconciler_.get();
   pipeline_ = std::make_unique<discovery::Pipeline>(
       std::move(sources), SystemClock::instance(),
-      [rec](size_t b, const std::vector<ServerSpec>& servers, bool ready, SteadyTime seen) {
-        rec->publish(b, servers, ready, seen);
+      [rec](size_t b, const SharedList<ServerSpec>& servers, bool ready, SteadyTime seen) {
+        rec->publish_shared(b, servers, ready, seen);
       });
   if (settings_.state.enabled) {
     discovery::StateOptions so;

@@ -363,7 +363,7 @@ bool BackendGuard::evaluate() {
             "for {} ms",
             policy_.name, to_string(hold_), held_.size(), policy_.safety.confirm_after.count());
   const bool changed = desired_ != held_ || !applied_once_;
-  desired_ = std::move(held_);
+  desired_ = SharedList<ServerSpec>(std::move(held_));
   held_.clear();
   hold_ = Hold::kNone;
   applied_once_ = true;
@@ -382,7 +382,7 @@ Result<bool> BackendGuard::confirm_held() {
             policy_.name, to_string(hold_), held_.size());
   stats_.snapshots_resolved_total.inc({policy_.name, "confirm"});
   const bool changed = desired_ != held_ || !applied_once_;
-  desired_ = std::move(held_);
+  desired_ = SharedList<ServerSpec>(std::move(held_));
   held_.clear();
   hold_ = Hold::kNone;
   rejected_.reset();
@@ -466,7 +466,7 @@ bool BackendGuard::consider(std::vector<ServerSpec> cand) {
     hold_ = Hold::kNone;
     held_.clear();
     const bool changed = !applied_once_ || cand != desired_;
-    desired_ = std::move(cand);
+    desired_ = SharedList<ServerSpec>(std::move(cand));
     applied_once_ = true;
     return changed;
   }

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/model.h"
 #include "core/result.h"
+#include "core/shared_list.h"
 #include "discovery/stats.h"
 #include "reconcile/policy.h"
 
@@ -80,7 +81,8 @@ class BackendGuard {
   bool evaluate();
 
   bool ready() const;
-  const std::vector<ServerSpec>& desired() const { return desired_; }
+  // Shared by pointer with whoever takes it (the reconciler's mailbox, /status): one list.
+  const SharedList<ServerSpec>& desired() const { return desired_; }
   Hold hold() const { return hold_; }
   // The held candidate (empty when nothing is held) and when it was first held.
   const std::vector<ServerSpec>& held() const { return held_; }
@@ -128,7 +130,7 @@ class BackendGuard {
   GuardStats stats_;
   std::vector<SourceState> sources_;
   std::vector<std::vector<ServerSpec>> last_good_;
-  std::vector<ServerSpec> desired_;
+  SharedList<ServerSpec> desired_;
   bool applied_once_ = false;
   Hold hold_ = Hold::kNone;
   std::vector<ServerSpec> held_;

@@ -30,8 +30,9 @@ struct BackendSources {
 
 // Called with (backend index, desired servers, ready, when the change was seen). Called with the
 // backend's guard lock held, so calls for one backend never reorder; must not block.
+// The guard's desired set, shared (a callback taking `const std::vector<ServerSpec>&` works too).
 using DesiredCallback =
-    std::function<void(size_t, const std::vector<ServerSpec>&, bool, SteadyTime)>;
+    std::function<void(size_t, const SharedList<ServerSpec>&, bool, SteadyTime)>;
 
 struct SourceStatus {
   std::string backend;

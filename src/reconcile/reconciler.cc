@@ -92,8 +92,8 @@ Reconciler::Reconciler(std::vector<BackendPolicy> backends,
 
 Reconciler::~Reconciler() { stop(); }
 
-void Reconciler::publish(size_t backend, std::vector<ServerSpec> servers, bool ready,
-                         SteadyTime seen_at) {
+void Reconciler::publish_shared(size_t backend, SharedList<ServerSpec> servers, bool ready,
+                                SteadyTime seen_at) {
   if (backend >= backends_.size()) return;
   std::lock_guard lock(mu_);
   const Desired& old = *desired_[backend];
@@ -313,9 +313,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
       BackendStatus& bs = st.backends[b];
       bs.ready = d.ready;
       bs.desired = d.servers.size();
-      // Shares the immutable desired set (an aliasing pointer into the published Desired).
-      bs.desired_servers = SharedList<ServerSpec>(
-          std::shared_ptr<const std::vector<ServerSpec>>(desired[b], &desired[b]->servers));
+      bs.desired_servers = d.servers;  // shared, not copied
     }
   }
   for (size_t i = 0; i < runs_.size(); ++i) {

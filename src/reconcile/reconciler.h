@@ -117,7 +117,12 @@ class Reconciler : public ServerStateView {
 
   // Thread-safe mailbox. `ready` = false means "do not touch this backend yet" (a source has not
   // delivered). `seen_at` is when discovery saw the change (for the convergence histogram).
-  void publish(size_t backend, std::vector<ServerSpec> servers, bool ready, SteadyTime seen_at);
+  // publish_shared takes the guard's list without copying it.
+  void publish_shared(size_t backend, SharedList<ServerSpec> servers, bool ready,
+                      SteadyTime seen_at);
+  void publish(size_t backend, std::vector<ServerSpec> servers, bool ready, SteadyTime seen_at) {
+    publish_shared(backend, SharedList<ServerSpec>(std::move(servers)), ready, seen_at);
+  }
 
   // Mailbox, fire and forget (any thread): the loop runs a full pass (whole HAProxy re-read)
   // at once. Without a running loop it is remembered: the first pass after start() is full.
@@ -182,7 +187,7 @@ class Reconciler : public ServerStateView {
   // Immutable once published (shared with passes in progress: a pass copies pointers, not
   // server lists, so its cost does not grow with the number of backends).
   struct Desired {
-    std::vector<ServerSpec> servers;
+    SharedList<ServerSpec> servers;  // shared with the guard that produced it and with status_
     bool ready = false;
     SteadyTime seen_at{};
     uint64_t generation = 0;
