@@ -37,6 +37,7 @@ figures=(
 "consul_shared_latency;-;tests/integration/consul/consul_shared_watch_test;*LatencyOverFiftyRegistrations*:*TwoHundredServices*;^shared hub;docs/consul.md (watch modes table)"
 "consul_churn;-;tests/integration/consul_e2e/consul_churn_e2e_test;*;^churn at defaults;docs/consul.md (Rate limiting)"
 "etcd_sigstop;-;tests/integration/etcd/etcd_source_test;*Sigstop*:*PutToSinkLatency*;^etcd ;docs/etcd.md (Failure behaviour, Figures)"
+"dns_sigstop;-;tests/integration/dns/dns_source_test;DnsSourceStopped*;^dnsmasq SIGSTOP;docs/dns.md (A frozen resolver)"
 "etcd_e2e;-;tests/integration/etcd/etcd_dns_haproxy_e2e_test;*EtcdAndDnsSourcesDriveHaproxy*;^etcd put -> HAProxy;docs/etcd.md (Figures)"
 "k8s_watch_latency;-;tests/integration/kubernetes_e2e/kubernetes_haproxy_e2e_test;*FigureWatchEventToHaproxyLatency*;^FIGURE;docs/kubernetes.md (Figures)"
 "k8s_shared_watch;-;tests/integration/kubernetes/kubernetes_source_test;*ServicesOfOneNamespaceShareOneWatch*;^FIGURE;docs/kubernetes.md (Figures)"
