@@ -716,7 +716,9 @@ void AsgSource::start_event_consumers() {
   if (options_.queue_url.empty()) return;
   sqs_ = std::make_unique<SqsEventLoop>(*client_, setup_->endpoints.sqs, options_.queue_url,
                                         static_cast<int>(options_.wait_seconds),
-                                        [this] { return repoll_and_wait(options_.timeout * 4); });
+                                        [this] { return repoll_and_wait(options_.timeout * 4); },
+                                        std::min<std::chrono::milliseconds>(
+                                            options_.timeout, std::chrono::seconds(10)));
   if (!options_.hooks().empty()) {
     LifecycleWorker::Deps deps;
     deps.client = client_.get();
@@ -772,15 +774,40 @@ void AsgSource::start_event_consumers() {
 
 runtime::Co<void> AsgSource::sqs_loop() {
   log::info(kLog, "{}: consuming events from {}", describe(), options_.queue_url);
+  // After a failed ReceiveMessage the next one starts `gap` after the failed one started: at
+  // most one per 5 s against an endpoint that fails fast (refused, access denied), and at once
+  // after one that timed out (a frozen or unreachable endpoint: the timeout already spaced the
+  // requests, one per wait_seconds + slack). So when SQS answers again, after an outage of any
+  // length, the next receive is already waiting on it (#16.1) — no extra sleep to sit out.
+  // The first receive that succeeds after failures also re-polls: a message may have gone to a
+  // receive the source had given up on (answered by SQS later, invisible until its visibility
+  // timeout), so the groups are read again rather than trusting the queue to say what changed.
+  const auto gap = std::min<std::chrono::milliseconds>(std::chrono::seconds(5),
+                                                       sqs_->receive_timeout());
+  bool failed = false;
   for (;;) {
+    const auto started = std::chrono::steady_clock::now();
     auto r = co_await sqs_->run_once();
     {
       std::lock_guard lock(sqs_mu_);
       sqs_totals_ = sqs_->totals();
     }
+    if (r && std::exchange(failed, false)) {
+      log::info(kLog, "{}: SQS answers again: re-polling", describe());
+      trigger();
+    }
     if (!r) {
+      failed = true;
       log::warn(kLog, "{}: SQS: {}", describe(), r.error().message);
-      co_await runtime::sleep(*loop_, std::chrono::seconds(5));
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+      if (took < gap) {
+        co_await runtime::sleep(*loop_, gap - took);
+      } else {
+        // Timed out: the endpoints may be frozen. A poll now (it too is sent again at once
+        // while it times out, see poll_loop) is waiting on them when they answer again.
+        trigger();
+      }
     }
   }
 }
@@ -839,6 +866,7 @@ runtime::Co<void> AsgSource::poll_loop() {
       seq = ++poll_started_;
     }
     bool ok = false;
+    const auto started = std::chrono::steady_clock::now();
     if (!setup_) {
       auto made = make_setup();
       if (made) {
@@ -881,7 +909,13 @@ runtime::Co<void> AsgSource::poll_loop() {
       }
     }
     poll_finished(seq, ok);
-    co_await Wake{*this};
+    // A poll that failed by running out of time (a frozen or black-holed endpoint) is sent again
+    // at once: its timeout already spaced the requests (one per `timeout`), and the next one
+    // waits on the endpoint, so the set is read as soon as it answers again, whatever `interval`
+    // is (#16.1). A poll that failed fast (refused, throttled past the retries, access denied)
+    // waits `interval` as before.
+    const bool timed_out = !ok && std::chrono::steady_clock::now() - started >= options_.timeout;
+    if (!timed_out) co_await Wake{*this};
   }
 }
 
