@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-figures bench-haproxy3 clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-figures fault-table bench-haproxy3 clean format deb test-deb
 
 all: build
 
@@ -92,6 +92,15 @@ bench-figures: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target elasticproxy $(FIGURE_TESTS)
 	@bench/run.sh --steps figures --build $(BENCH_BUILD)
+	@bench/fault_table.sh
+
+# Only the fault suite: runs it (its output kept in bench/data/figures_fault_table.log) and writes
+# the fault table of docs/hardening.md from that log (bench/fault_table.sh).
+fault-table: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target elasticproxy fault_suite_test
+	@bench/figures.sh --build $(BENCH_BUILD) --data bench/data --only fault_table >/dev/null
+	@bench/fault_table.sh
 
 # HAProxy 3.0 next to the system's: the bulk step (bench/RESULTS.md section 3) and the same cases
 # on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run; other sections keep their data.
@@ -170,5 +179,11 @@ fuzz-build: deps
 fuzz-smoke: fuzz-build
 	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(JOBS)
 
+# The summary of a long run is kept (bench/data/fuzz-summary.txt, committed) and the fuzzing table
+# of docs/hardening.md is written from it (fuzz/summary_table.sh); a failed run keeps neither.
 fuzz: fuzz-build
 	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(JOBS)
+	@{ echo "# date: $$(date -u '+%Y-%m-%d %H:%M UTC')"; echo "# seconds: $(FUZZ_SECONDS)"; \
+	  echo "# jobs: $(JOBS)"; echo "# commit: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
+	  cat $(FUZZ_BUILD)/fuzz-summary.txt; } > bench/data/fuzz-summary.txt
+	@fuzz/summary_table.sh
