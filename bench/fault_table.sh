@@ -15,7 +15,7 @@ grep -q '<!-- fault-table:begin -->' "$doc" && grep -q '<!-- fault-table:end -->
   { echo "fault_table.sh: $doc has no fault-table markers" >&2; exit 2; }
 rows="$(grep -E '^FAULT-ROW \|' "$log" || true)"
 [ -n "$rows" ] || { echo "fault_table.sh: $log has no FAULT-ROW line" >&2; exit 1; }
-result="$(grep -E '^\[  (PASSED|FAILED)  \]' "$log" | head -3 | tr '\n' ' ' | sed -e 's/[[:space:]]*$//')"
+result="$(grep -E '^\[  (PASSED|FAILED)  \]' "$log" | head -3 | tr '\n' ' ' | sed -e 's/[[:space:].]*$//')"
 when="$(date -u -r "$log" '+%Y-%m-%d %H:%M UTC')"
 rel="${log#"$root"/}"
 table="$(mktemp)"
@@ -29,8 +29,9 @@ trap 'rm -f "$table"' EXIT
   echo "|---|---|---|---|---|"
   echo "$rows" | sed -e 's/^FAULT-ROW | //' -e 's/[[:space:]]*$//' | while IFS= read -r line; do
     # Five cells separated by " | " (the note may be empty).
-    IFS='|' read -r a b c d e <<< "$(echo "$line" | sed -e 's/ | /|/g')"
-    echo "| $a | $b | $c | $d | ${e:-} |"
+    IFS='|' read -r a b c d e <<< "$line"
+    trim() { sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' <<< "$1"; }
+    echo "| $(trim "$a") | $(trim "$b") | $(trim "$c") | $(trim "$d") | $(trim "${e:-}") |"
   done
   echo "<!-- fault-table:end -->"
 } > "$table"
