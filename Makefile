@@ -184,6 +184,6 @@ fuzz-smoke: fuzz-build
 fuzz: fuzz-build
 	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(JOBS)
 	@{ echo "# date: $$(date -u '+%Y-%m-%d %H:%M UTC')"; echo "# seconds: $(FUZZ_SECONDS)"; \
-	  echo "# jobs: $(JOBS)"; echo "# commit: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
+	  echo "# jobs: $(JOBS)"; echo "# niceness: $$(nice)"; echo "# commit: $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"; \
 	  cat $(FUZZ_BUILD)/fuzz-summary.txt; } > bench/data/fuzz-summary.txt
 	@fuzz/summary_table.sh
