@@ -171,6 +171,23 @@ TEST_F(AsgSourceTest, UnchangedSetIsNotRepublished) {
   source.stop();
 }
 
+// #16.1's immediate re-poll is for polls that timed out only: a poll that failed otherwise
+// (throttled past the retries here) waits `interval` (60 s) like before, so an endpoint that
+// answers errors is not hammered.
+TEST_F(AsgSourceTest, AFailureThatIsNotATimeoutWaitsTheInterval) {
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  aws_.inject(test::Fault::kThrottle, 3, "DescribeInstances");  // all 3 attempts fail
+  const auto polls = source.polls();
+  source.trigger();
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return !s.ok(); }).has_value());
+  EXPECT_TRUE(test::consistently([&] { return source.polls() == polls + 1; }, 500ms))
+      << "polls: " << source.polls() << " (was " << polls << ")";
+  source.stop();
+}
+
 TEST_F(AsgSourceTest, FailuresPublishAnErrorAndRecoveryRepublishes) {
   AsgSource source(options(), context(), runtime());
   RecordingSink sink;
