@@ -1,6 +1,7 @@
-// File source: parse_file_sd (JSON, YAML and by-extension), split_target; every endpoint goes
-// through the guard's checks.
+// File source: parse_file_sd (JSON, YAML and by-extension), endpoint_from_text (one target, shared
+// with static servers); every endpoint goes through the guard's checks.
 #include "discovery/file/parse.h"
+#include "discovery/guard.h"
 #include "fuzz/fuzz_support.h"
 
 using ep::discovery::file::Format;
@@ -16,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   if (size < 256) {
-    auto endpoint = ep::discovery::file::split_target(text);
+    auto endpoint = ep::discovery::endpoint_from_text(text);
     ep::fuzz::check_endpoints({endpoint});
   }
   return 0;

@@ -297,6 +297,18 @@ void BackendGuard::set_from_state(size_t source_index, bool from_state) {
 }
 
 bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<Endpoint>>& snapshot) {
+  return accept(source_index, snapshot, false);
+}
+
+bool BackendGuard::restore(size_t source_index, const std::vector<Endpoint>& endpoints) {
+  if (source_index >= sources_.size()) return false;
+  const bool changed = accept(source_index, endpoints, true);
+  set_from_state(source_index, true);
+  return changed;
+}
+
+bool BackendGuard::accept(size_t source_index, const Result<std::vector<Endpoint>>& snapshot,
+                          bool restored) {
   if (source_index >= sources_.size()) {
     log::error(kComponent, "backend {}: snapshot for unknown source #{}", policy_.name,
                source_index);
@@ -319,7 +331,9 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
   {
     std::lock_guard lock(g_log_mu);
     SourceLogState& ls = log_state(policy_.name, st.name);
-    if (st.failing || !st.delivered) ls.failures->success();
+    // A set from the state file is not the source answering: its failures stay counted, and
+    // "recovered after N failure(s)" is said when it really answers (#16, B).
+    if ((st.failing || !st.delivered) && !restored) ls.failures->success();
     std::set<std::string> now(v.rejected.begin(), v.rejected.end());
     for (const auto& msg : now) {
       if (!ls.rejected_seen.count(msg)) {
@@ -339,10 +353,12 @@ bool BackendGuard::on_snapshot(size_t source_index, const Result<std::vector<End
                                         static_cast<double>(v.rejected.size()));
   }
   st.delivered = true;
-  if (st.from_state) set_from_state(source_index, false);
-  st.failing = false;
-  st.last_error.clear();
-  st.last_success = clock_.now();
+  if (!restored) {  // a restored set keeps the source's failure and its last real success
+    if (st.from_state) set_from_state(source_index, false);
+    st.failing = false;
+    st.last_error.clear();
+    st.last_success = clock_.now();
+  }
   st.endpoints = v.servers.size();
   st.rejected = v.rejected.size();
   st.rejected_messages.assign(

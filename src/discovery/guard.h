@@ -118,9 +118,14 @@ class BackendGuard {
   static constexpr size_t kMaxRejectedShown = 20;
   // Marks source i's last good set as restored from the state file (or not).
   void set_from_state(size_t source_index, bool from_state);
+  // Source i's last good set restored from the state file: validated and applied like a
+  // snapshot, marked from_state, but not the source answering — nothing is logged as its
+  // recovery (the caller says where the set came from). Returns true when desired() changed.
+  bool restore(size_t source_index, const std::vector<Endpoint>& endpoints);
   const std::vector<SourceState>& sources() const { return sources_; }
 
  private:
+  bool accept(size_t source_index, const Result<std::vector<Endpoint>>& snapshot, bool restored);
   std::vector<ServerSpec> candidate() const;
   bool all_delivered() const;
   bool consider(std::vector<ServerSpec> candidate);

@@ -155,8 +155,7 @@ bool Pipeline::restore_locked(size_t bi, size_t s, const char* why) {
   if (!b.saved[s] || b.guard.sources()[s].delivered) return false;
   SavedSource saved = std::move(*b.saved[s]);
   b.saved[s].reset();
-  const bool changed = b.guard.on_snapshot(s, saved.endpoints);
-  b.guard.set_from_state(s, true);
+  const bool changed = b.guard.restore(s, saved.endpoints);
   log::warn("state",
             "backend {} source {}: {}; serving its last good set from the state file ({} "
             "endpoint(s), confirmed {} s ago) until it answers",

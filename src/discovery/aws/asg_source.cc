@@ -25,6 +25,10 @@ namespace {
 
 constexpr std::string_view kLog = "aws_asg";
 
+// A request that ran out of time (curl's CURLE_OPERATION_TIMEDOUT, as net/ formats it): the
+// endpoint is frozen or black-holed, not refusing or throttling.
+bool timed_out(const Error& e) { return e.message.find("(curl error 28)") != std::string::npos; }
+
 std::optional<long> parse_number(const std::string& text, long min, long max) {
   if (text.empty() || text.size() > 9) return std::nullopt;
   long v = 0;
@@ -716,7 +720,9 @@ void AsgSource::start_event_consumers() {
   if (options_.queue_url.empty()) return;
   sqs_ = std::make_unique<SqsEventLoop>(*client_, setup_->endpoints.sqs, options_.queue_url,
                                         static_cast<int>(options_.wait_seconds),
-                                        [this] { return repoll_and_wait(options_.timeout * 4); });
+                                        [this] { return repoll_and_wait(options_.timeout * 4); },
+                                        std::min<std::chrono::milliseconds>(
+                                            options_.timeout, std::chrono::seconds(10)));
   if (!options_.hooks().empty()) {
     LifecycleWorker::Deps deps;
     deps.client = client_.get();
@@ -772,15 +778,37 @@ void AsgSource::start_event_consumers() {
 
 runtime::Co<void> AsgSource::sqs_loop() {
   log::info(kLog, "{}: consuming events from {}", describe(), options_.queue_url);
+  // After a failed ReceiveMessage: 5 s (min with the receive timeout) before the next one when
+  // it failed otherwise (refused, access denied, throttled), and none after one that timed out
+  // (a frozen or black-holed endpoint: the timeout already spaced the requests, one per
+  // wait_seconds + slack). So when SQS answers again, after an outage of any length, the next
+  // receive is already waiting on it (#16.1) — no extra sleep to sit out.
+  // The first receive that succeeds after failures also re-polls: a message may have gone to a
+  // receive the source had given up on (answered by SQS later, invisible until its visibility
+  // timeout), so the groups are read again rather than trusting the queue to say what changed.
+  const auto gap = std::min<std::chrono::milliseconds>(std::chrono::seconds(5),
+                                                       sqs_->receive_timeout());
+  bool failed = false;
   for (;;) {
     auto r = co_await sqs_->run_once();
     {
       std::lock_guard lock(sqs_mu_);
       sqs_totals_ = sqs_->totals();
     }
+    if (r && std::exchange(failed, false)) {
+      log::info(kLog, "{}: SQS answers again: re-polling", describe());
+      trigger();
+    }
     if (!r) {
+      failed = true;
       log::warn(kLog, "{}: SQS: {}", describe(), r.error().message);
-      co_await runtime::sleep(*loop_, std::chrono::seconds(5));
+      if (!timed_out(r.error())) {
+        co_await runtime::sleep(*loop_, gap);
+      } else {
+        // Timed out: the endpoints may be frozen. A poll now (it too is sent again at once
+        // while it times out, see poll_loop) is waiting on them when they answer again.
+        trigger();
+      }
     }
   }
 }
@@ -839,6 +867,7 @@ runtime::Co<void> AsgSource::poll_loop() {
       seq = ++poll_started_;
     }
     bool ok = false;
+    bool poll_timed_out = false;
     if (!setup_) {
       auto made = make_setup();
       if (made) {
@@ -876,12 +905,18 @@ runtime::Co<void> AsgSource::poll_loop() {
         ok = true;
       } else {
         failures_.failure(result.error().message);
+        poll_timed_out = timed_out(result.error());
         sink_->publish(Error{result.error().kind, describe() + ": " + result.error().message});
         last_failed_ = true;
       }
     }
     poll_finished(seq, ok);
-    co_await Wake{*this};
+    // A poll that failed because a request ran out of time (a frozen or black-holed endpoint) is
+    // sent again at once: the timeout already spaced the requests (one per `timeout`), and the
+    // next one waits on the endpoint, so the set is read as soon as it answers again, whatever
+    // `interval` is (#16.1). Any other failure (refused, throttled past the retries, access
+    // denied) waits `interval` as before.
+    if (!poll_timed_out) co_await Wake{*this};
   }
 }
 

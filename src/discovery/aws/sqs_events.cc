@@ -50,18 +50,19 @@ MessageDecision decide(std::string_view body) {
 }
 
 SqsEventLoop::SqsEventLoop(AsyncAwsClient& client, Endpoint sqs, std::string queue_url,
-                           int wait_seconds, std::function<runtime::Co<bool>()> apply)
+                           int wait_seconds, std::function<runtime::Co<bool>()> apply,
+                           std::chrono::milliseconds slack)
     : client_(client),
       sqs_(std::move(sqs)),
       queue_url_(std::move(queue_url)),
       wait_seconds_(wait_seconds),
+      slack_(slack),
       apply_(std::move(apply)) {}
 
 runtime::Co<Result<SqsBatchResult>> SqsEventLoop::run_once() {
   auto body = sqs_receive_message_body(queue_url_, 10, wait_seconds_, std::nullopt);
   if (!body) co_return body.error();
-  auto reply = co_await client_.call_sqs(sqs_, "ReceiveMessage", *body,
-                                         std::chrono::seconds(wait_seconds_ + 10));
+  auto reply = co_await client_.call_sqs(sqs_, "ReceiveMessage", *body, receive_timeout());
   if (!reply) co_return reply.error();
   auto messages = parse_receive_message(*reply);
   if (!messages)

@@ -62,9 +62,16 @@ struct SqsBatchResult {
 // awaiting chain cancels the request in flight).
 class SqsEventLoop {
  public:
-  // `apply` re-polls and returns true when the new set was published.
+  // `apply` re-polls and returns true when the new set was published. A ReceiveMessage may take
+  // wait_seconds + `slack` (per attempt) before it counts as failed.
   SqsEventLoop(AsyncAwsClient& client, Endpoint sqs, std::string queue_url, int wait_seconds,
-               std::function<runtime::Co<bool>()> apply);
+               std::function<runtime::Co<bool>()> apply,
+               std::chrono::milliseconds slack = std::chrono::seconds(10));
+
+  // The per-attempt timeout of a ReceiveMessage (wait_seconds + slack).
+  std::chrono::milliseconds receive_timeout() const {
+    return std::chrono::seconds(wait_seconds_) + slack_;
+  }
 
   // One ReceiveMessage + handling + deletes. An error is a failed ReceiveMessage.
   runtime::Co<Result<SqsBatchResult>> run_once();
@@ -82,6 +89,7 @@ class SqsEventLoop {
   Endpoint sqs_;
   std::string queue_url_;
   int wait_seconds_;
+  std::chrono::milliseconds slack_;
   std::function<runtime::Co<bool>()> apply_;
   std::function<bool(const AsgMessage&, const SqsMessage&)> take_lifecycle_;
   struct Carried {

@@ -331,7 +331,11 @@ class DnsSource::Machine {
         loop_(loop),
         sink_(sink),
         backoff_({.initial = options_.retry_interval,
-                  .max = std::max(options_.ttl_ceiling, options_.retry_interval),
+                  // Capped low (1 s by default), not at ttl_ceiling: the retry is also the
+                  // liveness probe, so a resolver that answers again after a long outage or
+                  // freeze is re-asked within the cap (#16.1). A frozen resolver costs one
+                  // timed-out round (timeout x tries) plus this per retry.
+                  .max = std::max(options_.max_retry_interval, options_.retry_interval),
                   .multiplier = 2.0,
                   .jitter = 0.2}) {}
   ~Machine() {

@@ -60,6 +60,7 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
   r.positive_duration("timeout", o.timeout);
   r.integer("tries", o.tries, 1, 10);
   r.positive_duration("retry_interval", o.retry_interval);
+  r.positive_duration("max_retry_interval", o.max_retry_interval);
   r.integer("empty_confirmations", o.empty_confirmations, 1, 100);
   r.integer("edns_payload", o.edns_payload, 512, 65535);
   const bool known = r.finish();
@@ -81,10 +82,15 @@ std::optional<Options> options_from_node(const ConfigNode& node, Diagnostics& di
   for (auto [key, value] : {std::pair{"ttl_floor", o.ttl_floor},
                             {"ttl_ceiling", o.ttl_ceiling},
                             {"timeout", o.timeout},
-                            {"retry_interval", o.retry_interval}}) {
+                            {"retry_interval", o.retry_interval},
+                            {"max_retry_interval", o.max_retry_interval}}) {
     if (const ConfigNode* n = node.find(key); n != nullptr && value.count() <= 0)
       diag.error(n->mark, std::string("dns.") + key + " must be greater than 0");
   }
+  // Only when both are given: `retry_interval: 5s` alone raises the cap with it (see dns_source).
+  if (const ConfigNode* n = node.find("max_retry_interval");
+      n != nullptr && o.max_retry_interval < o.retry_interval)
+    diag.error(n->mark, "dns.max_retry_interval must not be smaller than retry_interval");
   if (o.ttl_ceiling < o.ttl_floor)
     diag.error(node.mark, "dns: ttl_ceiling must not be smaller than ttl_floor");
   if (!known || diag.errors().size() != errors_before) return std::nullopt;

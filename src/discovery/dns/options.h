@@ -10,7 +10,9 @@
 //     ttl_ceiling: 5m                       # ...and no later than this, whatever the TTL
 //     timeout: 2s                           # per try; c-ares tries each server `tries` times
 //     tries: 2
-//     retry_interval: 1s                    # after a failure, doubled up to ttl_ceiling (jitter)
+//     retry_interval: 1s                    # after a failure, doubled up to max_retry_interval
+//     max_retry_interval: 1s                # (jitter): a resolver that answers again is re-asked
+//                                           # within this, however long it was down or frozen
 //     empty_confirmations: 3                # NXDOMAIN/NODATA must repeat this often to count
 //     edns_payload: 1232                    # EDNS0 UDP size advertised (512 = no EDNS0)
 
@@ -35,6 +37,7 @@ struct Options {
   std::chrono::milliseconds timeout{std::chrono::seconds(2)};
   long tries = 2;
   std::chrono::milliseconds retry_interval{std::chrono::seconds(1)};
+  std::chrono::milliseconds max_retry_interval{std::chrono::seconds(1)};
   long empty_confirmations = 3;
   long edns_payload = 1232;
 };

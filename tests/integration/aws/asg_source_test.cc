@@ -5,7 +5,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -17,6 +22,7 @@
 #include "runtime/runtime.h"
 #include "support/aws/aws_double.h"
 #include "support/proc_counts.h"
+#include "support/recording_sink.h"
 #include "support/eventually.h"
 
 namespace ep::aws {
@@ -162,6 +168,23 @@ TEST_F(AsgSourceTest, UnchangedSetIsNotRepublished) {
   test::eventually([&] { return source.polls() != polls; }, 10s);
   ASSERT_GT(source.polls(), polls);
   EXPECT_EQ(sink.count(), 1u);
+  source.stop();
+}
+
+// #16.1's immediate re-poll is for polls that timed out only: a poll that failed otherwise
+// (throttled past the retries here) waits `interval` (60 s) like before, so an endpoint that
+// answers errors is not hammered.
+TEST_F(AsgSourceTest, AFailureThatIsNotATimeoutWaitsTheInterval) {
+  AsgSource source(options(), context(), runtime());
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return has_n(s, 3); }));
+  aws_.inject(test::Fault::kThrottle, 3, "DescribeInstances");  // all 3 attempts fail
+  const auto polls = source.polls();
+  source.trigger();
+  ASSERT_TRUE(sink.wait_for([](const auto& s) { return !s.ok(); }).has_value());
+  EXPECT_TRUE(test::consistently([&] { return source.polls() == polls + 1; }, 500ms))
+      << "polls: " << source.polls() << " (was " << polls << ")";
   source.stop();
 }
 
@@ -636,6 +659,201 @@ TEST_F(AsgEventsTest, MessageToPublishLatency) {
   std::printf("SQS message -> sink publish: p50 %.1f ms, p99 %.1f ms (n=%zu)\n", ms[ms.size() / 2],
               ms[ms.size() * 99 / 100], ms.size());
   source.stop();
+}
+
+// ---- #16.1: the AWS endpoint frozen (the double's process stopped by SIGSTOP) ----
+
+// The AWS double in a child process, so that SIGSTOP freezes it while its sockets stay open (and
+// new connections still complete into its listen backlog). One byte on `to_child` = one more
+// instance (i-…0a0 + n) and, with `queue`, a launch notification on the queue. Three instances
+// to begin with.
+class FrozenDouble {
+ public:
+  explicit FrozenDouble(bool queue) {
+    int to[2], from[2];
+    if (::pipe(to) != 0 || ::pipe(from) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(to[1]);
+      ::close(from[0]);
+      test::AwsDouble d;
+      d.add_key(kKeyId, kSecret);
+      d.start();
+      auto add = [&](int n) {
+        test::DoubleInstance i;
+        i.id = fmt::format("i-{:017x}", 0xa0 + n);
+        i.group = "web-asg";
+        i.private_ip = fmt::format("10.0.7.{}", n + 1);
+        d.put_instance(i);
+      };
+      for (int n = 0; n < 3; ++n) add(n);
+      const std::string q = queue ? d.create_queue("ep-web-events") : "";
+      const std::string hello = d.url() + "\n" + q + "\n";
+      (void)!::write(from[1], hello.data(), hello.size());
+      const std::string launch = read_testdata("msg_asg_launch_raw.json");
+      char c;
+      int n = 3;
+      while (::read(to[0], &c, 1) == 1) {
+        if (c == 'i') {
+          add(n++);
+          (void)!::write(from[1], "k", 1);
+        } else if (queue) {
+          d.send_message(q, launch);
+        }
+      }
+      d.stop();
+      ::_exit(0);
+    }
+    ::close(to[0]);
+    ::close(from[1]);
+    to_ = to[1];
+    std::string line;
+    char c;
+    int lines = 0;
+    while (lines < 2 && ::read(from[0], &c, 1) == 1) {
+      if (c == '\n') {
+        (lines++ == 0 ? url_ : queue_) = line;
+        line.clear();
+      } else {
+        line += c;
+      }
+    }
+    from_ = from[0];
+  }
+  ~FrozenDouble() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGCONT);
+    ::close(to_);
+    ::close(from_);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  bool ok() const { return pid_ > 0 && !url_.empty(); }
+  const std::string& url() const { return url_; }
+  const std::string& queue() const { return queue_; }
+  // One more instance; `wait`: until the double has it (not while it is stopped).
+  bool add_instance(bool wait) {
+    if (::write(to_, "i", 1) != 1) return false;
+    char c;
+    return !wait || ::read(from_, &c, 1) == 1;
+  }
+  bool send_launch_message() { return ::write(to_, "m", 1) == 1; }
+  bool pause() { return ::kill(pid_, SIGSTOP) == 0; }
+  bool resume() { return ::kill(pid_, SIGCONT) == 0; }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+  std::string url_, queue_;
+};
+
+// Freezes the double for `frozen`; asserts only the old set or errors while frozen and returns
+// the time from SIGCONT to the new set at the sink (< 0: never). With a queue, the new instance
+// is added just before the freeze (the source, polling every 60 s, does not see it) and its launch
+// message is sent during it (read by the double after SIGCONT); without, the instance itself is
+// added during the freeze (after SIGCONT, racing the poll that was waiting: then the next poll).
+double frozen_trial(FrozenDouble& aws, AsgSource& source, test::RecordingSink& sink,
+                    std::chrono::milliseconds frozen) {
+  EXPECT_TRUE(sink.wait_next(0, [](const discovery::Snapshot& s) { return has_n(s, 3); }));
+  const bool queue = !aws.queue().empty();
+  if (queue) EXPECT_TRUE(aws.add_instance(true));
+  const size_t before = sink.size();
+  EXPECT_TRUE(aws.pause());
+  EXPECT_TRUE(queue ? aws.send_launch_message() : aws.add_instance(false));
+  EXPECT_TRUE(test::consistently(
+      [&] {
+        auto all = sink.all();
+        return std::all_of(all.begin() + static_cast<long>(before), all.end(),
+                           [](const discovery::Snapshot& s) { return !s.ok() || has_n(s, 3); });
+      },
+      frozen));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(aws.resume());
+  auto got =
+      sink.wait_next(before, [](const discovery::Snapshot& s) { return has_n(s, 4); }, 10s);
+  source.stop();
+  if (!got) return -1;
+  return std::chrono::duration<double, std::milli>(sink.time(*got) - t0).count();
+}
+
+AsgOptions frozen_options(const FrozenDouble& aws) {
+  AsgOptions o;
+  o.groups = {"web-asg"};
+  o.region = "eu-west-1";
+  o.autoscaling_endpoint = o.ec2_endpoint = o.sqs_endpoint = o.sts_endpoint = aws.url();
+  o.port = 8080;
+  o.queue_url = aws.queue();
+  o.interval = 60s;  // only the queue's message can bring the new set in time
+  o.timeout = 1s;    // requests to the frozen double fail (and are published as errors) quickly
+  return o;
+}
+
+AsgRuntime frozen_runtime() {
+  AsgRuntime r;
+  r.read_files = false;
+  r.env = {{"AWS_ACCESS_KEY_ID", kKeyId}, {"AWS_SECRET_ACCESS_KEY", kSecret}};
+  r.retry.max_attempts = 1;
+  return r;
+}
+
+discovery::SourceContext frozen_context() {
+  discovery::SourceContext c;
+  c.backend = "be_web";
+  return c;
+}
+
+// The long poll (wait_seconds 20, the default) in flight when the double is stopped for 1.5 s:
+// it is answered on SIGCONT, with the launch message, and the re-poll brings the new set.
+TEST(AsgSourceStopped, SqsLongPollAcrossSigstopNewSetWithinTwoSeconds) {
+  FrozenDouble aws(true);
+  ASSERT_TRUE(aws.ok());
+  AsgOptions o = frozen_options(aws);
+  ASSERT_EQ(o.wait_seconds, 20);
+  AsgSource source(o, frozen_context(), frozen_runtime());
+  test::RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  const double ms = frozen_trial(aws, source, sink, 1500ms);
+  std::printf("AWS double SIGSTOP 1.5 s (SQS wait 20 s): new set after SIGCONT: %.0f ms\n", ms);
+  ASSERT_GE(ms, 0) << "the new set never came";
+  EXPECT_LE(ms, 2000.0 * test::time_scale());
+}
+
+// A freeze longer than a ReceiveMessage may take (wait_seconds 1 + min(timeout, 10 s) = 2 s here):
+// the receive fails, and the next one is sent at once (a timed-out receive is not followed by the
+// 5 s pause a fast failure gets), so it waits in the double's backlog and is answered on SIGCONT.
+TEST(AsgSourceStopped, FreezeLongerThanTheReceiveTimeoutNewSetWithinTwoSeconds) {
+  FrozenDouble aws(true);
+  ASSERT_TRUE(aws.ok());
+  AsgOptions o = frozen_options(aws);
+  o.wait_seconds = 1;
+  AsgSource source(o, frozen_context(), frozen_runtime());
+  test::RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  const double ms = frozen_trial(aws, source, sink, 3500ms);
+  std::printf("AWS double SIGSTOP 3.5 s (SQS wait 1 s, timeout 1 s): new set after SIGCONT: %.0f ms\n",
+              ms);
+  ASSERT_GE(ms, 0) << "the new set never came";
+  EXPECT_LE(ms, 2000.0 * test::time_scale());
+}
+
+// Polling only (no queue): a poll that fails while the double is frozen is published as an error
+// (servers kept) and sent again at once while it times out, so one is waiting on the double when
+// it resumes; the new set comes with it, or (when that poll is answered before the double took
+// the new instance in, a race of the test's double) with the next poll, `interval` (500 ms) later.
+TEST(AsgSourceStopped, PollingOnlyNewSetWithTheNextPollAfterSigcont) {
+  FrozenDouble aws(false);
+  ASSERT_TRUE(aws.ok());
+  AsgOptions o = frozen_options(aws);
+  o.queue_url.clear();
+  o.interval = 500ms;
+  AsgSource source(o, frozen_context(), frozen_runtime());
+  test::RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  const double ms = frozen_trial(aws, source, sink, 2500ms);
+  std::printf("AWS double SIGSTOP 2.5 s (polling every 500 ms): new set after SIGCONT: %.0f ms\n",
+              ms);
+  ASSERT_GE(ms, 0) << "the new set never came";
+  EXPECT_LE(ms, 2000.0 * test::time_scale());
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -137,6 +139,59 @@ TEST(DnsSourceTest, ServerStoppedPublishesErrorsNeverAnEmptySet) {
   for (const auto& s : sink.all()) {
     if (s.ok()) EXPECT_FALSE(s->empty()) << "an outage must never look like an empty set";
   }
+}
+
+// #16.1 for DNS: dnsmasq stopped by SIGSTOP (its sockets stay open, queries are never answered)
+// for 6 s. While it is
+// stopped only errors or the old set are published (never an empty set). A target address added
+// meanwhile (a hostsdir file, read by dnsmasq through inotify once it runs again) reaches the
+// sink within 2 s of SIGCONT: the retry is capped by max_retry_interval (1 s by default), so a
+// resolver that answers again is re-asked at once whatever the outage length was.
+TEST(DnsSourceStopped, SigstopThenSigcontNewSetWithinTwoSeconds) {
+  test::TempDir hosts("dnshosts");
+  DnsmasqFixture dns;
+  auto lines = kTwo;
+  lines.push_back("srv-host=_http._tcp.web.test,c.web.test,8082,10,10");  // no address yet
+  lines.push_back("hostsdir=" + hosts.path());
+  ASSERT_TRUE(dns.start(lines).ok()) << dns.log();
+  // Short tries and a short first retry, so that 6 s of failures would grow a backoff doubling
+  // up to ttl_ceiling (the behaviour before) to a 5 s sleep: SIGCONT then lands in it. Capped
+  // at max_retry_interval's default (1 s), the new set is there within about 1 s.
+  Options o = options_for(dns);
+  o.timeout = 30ms;
+  o.tries = 1;
+  o.retry_interval = 10ms;
+  ASSERT_EQ(o.max_retry_interval, std::chrono::seconds(1));  // the default
+  DnsSource source(o);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  const std::vector<std::string> two = {"10.0.0.1:8080 w85", "10.0.0.2:8081 w256"};
+  ASSERT_TRUE(sink.wait_last(has_exactly(two)));
+  const size_t before = sink.size();
+  ASSERT_TRUE(dns.pause().ok());
+  {
+    std::ofstream out(hosts.path() + "/c");
+    out << "10.0.0.3 c.web.test\n";
+  }
+  // The freeze itself (6 s): nothing but the old set or errors meanwhile.
+  EXPECT_TRUE(test::consistently(
+      [&] {
+        auto all = sink.all();
+        return std::all_of(all.begin() + static_cast<long>(before), all.end(),
+                           [&](const Snapshot& s) { return !s.ok() || addrs(s) == two; });
+      },
+      6s));
+  EXPECT_TRUE(sink.wait_next(before, [](const Snapshot& s) { return !s.ok(); }, 1s))
+      << "the stopped resolver was noticed (timeouts published as errors)";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(dns.resume().ok());
+  auto got = sink.wait_next(before, has_exactly({"10.0.0.1:8080 w85", "10.0.0.2:8081 w256",
+                                                 "10.0.0.3:8082 w85"}),
+                            10s);
+  ASSERT_TRUE(got) << dns.log();
+  const double ms = std::chrono::duration<double, std::milli>(sink.time(*got) - t0).count();
+  std::printf("dnsmasq SIGSTOP 6 s/SIGCONT: new set after SIGCONT: %.0f ms\n", ms);
+  EXPECT_LE(ms, 2000.0 * test::time_scale());
 }
 
 TEST(DnsSourceTest, NxDomainCountsAsEmptyOnlyAfterConfirmations) {

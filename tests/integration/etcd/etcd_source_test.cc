@@ -269,7 +269,13 @@ TEST(EtcdSourceStopped, SigstopThenSigcontNewSetWithinTwoSeconds) {
     const size_t before = sink.size();
     ASSERT_TRUE(etcd.pause().ok());
     const std::string addr = "10.0.1." + std::to_string(t) + ":80";
-    std::thread put([&] { (void)etcd.put("/svc/web/n" + std::to_string(t), addr); });
+    // The put waits for SIGCONT (its timeout outlasts the stop); its outcome is asserted, so a
+    // put that never reached etcd fails here by name rather than as a missing set.
+    Status put_status;
+    std::thread put([&] {
+      auto r = etcd.put("/svc/web/n" + std::to_string(t), addr);
+      if (!r) put_status = r.error();
+    });
     EXPECT_TRUE(test::consistently(
         [&] {
           auto all = sink.all();
@@ -283,6 +289,8 @@ TEST(EtcdSourceStopped, SigstopThenSigcontNewSetWithinTwoSeconds) {
     ASSERT_TRUE(etcd.resume().ok());
     auto got = sink.wait_next(before, has_exactly(want), 20s);
     put.join();
+    ASSERT_TRUE(put_status.ok()) << "trial " << t << ": the put sent while etcd was stopped failed: "
+                                 << put_status.error().message;
     ASSERT_TRUE(got) << "trial " << t;
     ms.push_back(std::chrono::duration<double, std::milli>(sink.time(*got) - t0).count());
     EXPECT_LE(ms.back(), 2000.0 * test::time_scale()) << "trial " << t;

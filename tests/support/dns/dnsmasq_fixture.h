@@ -5,6 +5,7 @@
 // set_records() rewrites the config and restarts dnsmasq (srv-host lines are not re-read on
 // SIGHUP); the port stays the same.
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ class DnsmasqFixture {
   Status start(const std::vector<std::string>& lines);
   Status set_records(const std::vector<std::string>& lines);  // restart with new records
   void stop();
+  Status pause() { return process_.signal(SIGSTOP); }   // queries queue up, nothing answers
+  Status resume() { return process_.signal(SIGCONT); }
   int port() const { return port_; }
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string log() const;

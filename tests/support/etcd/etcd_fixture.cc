@@ -133,7 +133,11 @@ Result<std::string> EtcdFixture::call(const std::string& path, const std::string
     req.method = "POST";
     req.url = url() + path;
     req.body = body;
-    req.timeout = std::chrono::seconds(5);
+    // Long enough to outlast a SIGSTOP the test holds (windows up to ~6 s under sanitizers): a
+    // put sent to a stopped etcd must wait for SIGCONT, not give up and never be written (the
+    // cause of EtcdSourceStopped's one 60 s miss under ASan: its third trial held the stop for
+    // 1.9 s x time scale 3 = 5.7 s, past the old 5 s timeout, so the put was dropped).
+    req.timeout = test::scaled(std::chrono::milliseconds(30000));
     if (options_.tls) {
       req.tls.ca_file = ca_file();
       req.tls.cert_file = client_cert();

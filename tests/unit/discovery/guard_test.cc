@@ -303,6 +303,30 @@ TEST_F(GuardTest, SourceErrorKeepsLastGood) {
   EXPECT_EQ(logs_.count("recovered after 2 failure(s)"), 1u);
 }
 
+// #16 (B): a set restored from the state file after the source failed is not the source
+// recovering. Before, the restore went through on_snapshot and logged "recovered after 1
+// failure(s)" although the source had never answered; now nothing says it recovered until it
+// really answers, and the source stays failing + from_state meanwhile.
+TEST_F(GuardTest, SetRestoredFromTheStateFileIsNotLoggedAsRecovered) {
+  BackendGuard g(policy_, {"consul"}, clock_);
+  EXPECT_FALSE(g.on_snapshot(0, Error::unavailable("connection refused")));
+  EXPECT_TRUE(g.restore(0, range(1, 3)));
+  EXPECT_EQ(g.desired().size(), 3u);
+  EXPECT_TRUE(g.ready());
+  EXPECT_TRUE(g.sources()[0].from_state);
+  EXPECT_TRUE(g.sources()[0].failing);
+  EXPECT_EQ(g.sources()[0].last_error, "connection refused");
+  EXPECT_EQ(logs_.count("recovered"), 0u);
+  // Still failing: counted as before, no new line for the same message.
+  EXPECT_FALSE(g.on_snapshot(0, Error::unavailable("connection refused")));
+  EXPECT_EQ(logs_.count("recovered"), 0u);
+  // The source answers: now it has recovered, said once, and the set is its own.
+  EXPECT_TRUE(g.on_snapshot(0, range(1, 2)));
+  EXPECT_FALSE(g.sources()[0].from_state);
+  EXPECT_FALSE(g.sources()[0].failing);
+  EXPECT_EQ(logs_.count("recovered after 2 failure(s)"), 1u);
+}
+
 TEST_F(GuardTest, ErrorBeforeFirstGoodKeepsNotReady) {
   BackendGuard g(policy_, {"file"}, clock_);
   EXPECT_FALSE(g.on_snapshot(0, Error::unavailable("cannot read x")));

@@ -174,6 +174,12 @@ TEST(DnsOptions, DefaultsAndServers) {
   EXPECT_TRUE(o->backup_other_priorities);
   EXPECT_EQ(o->ttl_floor, std::chrono::seconds(2));
   EXPECT_EQ(o->empty_confirmations, 3);
+  EXPECT_EQ(o->max_retry_interval, std::chrono::seconds(1));
+  auto slow = options("name: x\nretry_interval: 5s\n");  // raises the cap with it: still valid
+  ASSERT_TRUE(slow.ok()) << slow.error().message;
+  auto capped = options("name: x\nretry_interval: 200ms\nmax_retry_interval: 3s\n");
+  ASSERT_TRUE(capped.ok()) << capped.error().message;
+  EXPECT_EQ(capped->max_retry_interval, std::chrono::seconds(3));
 }
 
 TEST(DnsOptions, BadValuesAreReportedWithPositions) {
@@ -185,6 +191,7 @@ TEST(DnsOptions, BadValuesAreReportedWithPositions) {
   EXPECT_FALSE(options("name: x\nservers: ['127.0.0.1:0']\n").ok());
   EXPECT_FALSE(options("name: x\nttl_floor: 10s\nttl_ceiling: 5s\n").ok());
   EXPECT_FALSE(options("name: x\nother_priorities: keep\n").ok());
+  EXPECT_FALSE(options("name: x\nretry_interval: 2s\nmax_retry_interval: 1s\n").ok());
   EXPECT_FALSE(options("name: x\nempty_confirmations: 0\n").ok());
   EXPECT_FALSE(options("name: x\nunknown: 1\n").ok());
 }
