@@ -44,8 +44,9 @@ dashboard-screenshot: test-browser
 	@cp $(BUILD)/tests/browser/artifacts/dashboard.png docs/dashboard.png
 
 # The version matrix (docs/haproxy-runtime.md, "Versions"): `make test` runs everything on the
-# system's HAProxy (2.6 on Debian 12); test-haproxy3 runs the integration label again on Debian
-# 13's HAProxy 3.0, fetched with apt-get source and built once into ~/.cache/elasticproxy by
+# system's HAProxy (2.6 on Debian 12); test-haproxy3 runs the integration tests that start an
+# HAProxy (label integration-haproxy: every test linking its fixture; the others, sources against
+# their doubles, cannot depend on the HAProxy) again on Debian 13's HAProxy 3.0, fetched with apt-get source and built once into ~/.cache/elasticproxy by
 # scripts/haproxy3.sh (about 2 minutes the first time). EP_HAPROXY is the one setting that picks
 # the HAProxy of the tests and benchmarks; `make haproxy3` only prints the 3.0 binary's path.
 haproxy3: deps
@@ -53,7 +54,7 @@ haproxy3: deps
 
 test-haproxy3: build
 	@hp="$$(./scripts/haproxy3.sh)" && echo "test-haproxy3: $$("$$hp" -v 2>&1 | sed -n 1p)" && \
-	  cd $(BUILD) && EP_HAPROXY="$$hp" ctest --output-on-failure -j $(JOBS) --timeout 300 -L integration
+	  cd $(BUILD) && EP_HAPROXY="$$hp" ctest --output-on-failure -j $(JOBS) --timeout 300 -L haproxy
 
 # A real HAProxy on loopback, local backends, a built-in load, and ElasticProxy scaling the
 # backend in and out through the file source. Prints requests sent / failed at the end.

@@ -15,6 +15,7 @@ function(ep_add_subdirectories dir)
 endfunction()
 
 # ep_test(<name> SOURCES a.cc b.cc LIBS ep_x ep_y [LABELS integration] [SERIAL])
+# Labels: unit (default), integration (integration-haproxy: see below), browser.
 # SERIAL: ctest runs its tests alone (RUN_SERIAL), for latency figures.
 function(ep_test name)
   cmake_parse_arguments(T "SERIAL" "" "SOURCES;LIBS;LABELS" ${ARGN})
@@ -27,6 +28,14 @@ function(ep_test name)
     EP_BINARY_DIR="${PROJECT_BINARY_DIR}")
   if(NOT T_LABELS)
     set(T_LABELS unit)
+  endif()
+  # Integration tests that start a real HAProxy (they link its fixture) are labelled
+  # `integration-haproxy` instead: `-L integration` (a regex) still selects them, and
+  # `make test-haproxy3` runs only them again on HAProxy 3.0 (`-L haproxy`; the other
+  # integration tests cannot depend on which HAProxy is installed). One label, not a list:
+  # gtest_discover_tests flattens a list-valued LABELS.
+  if(T_LABELS STREQUAL "integration" AND "ep_test_haproxy" IN_LIST T_LIBS)
+    set(T_LABELS integration-haproxy)
   endif()
   if(T_SERIAL)
     gtest_discover_tests(${name} PROPERTIES LABELS "${T_LABELS}" RUN_SERIAL TRUE DISCOVERY_TIMEOUT 30)
