@@ -805,6 +805,8 @@ struct BulkRow {
   CountingProxy::Counts c;
   bool ok = false;
   std::string target;
+  // Timed rows (direct and floor): "<mode> <add|remove> <n> <ep|floor>", for --summary.
+  std::string key;
 };
 
 std::string kinds(const CountingProxy::Counts& c) {
@@ -886,6 +888,8 @@ void rows_floor(std::vector<BulkRow>& rows, Haproxy& hp, int n, bool slots, int 
                                           std::to_string(ms[add].size()) + ")"
                                     : "";
     row.c.commands = -1;
+    row.key = std::string(slots ? "slots " : "dynamic ") + (add ? "add " : "remove ") +
+              std::to_string(n) + " floor";
     rows.push_back(row);
   }
 }
@@ -976,6 +980,8 @@ int cmd_bulk(const Args& a) {
                                               std::to_string(ms[add].size()) + ")"
                                         : "";
         row.c.commands = -1;
+        row.key = std::string(slots ? "slots " : "dynamic ") + (add ? "add " : "remove ") +
+                  std::to_string(n) + " ep";
         row.target = "≤ " + fmt_ms(target) +
                      " ms: " + (row.ok && row.wall_ms <= target ? "met" : "**missed**");
         rows.push_back(row);
@@ -1038,6 +1044,15 @@ int cmd_bulk(const Args& a) {
       }
       d.stop();
     }
+  }
+  // --summary <file>: one line per timed row, "<mode> <add|remove> <n> <ep|floor> <ms> <ok>"
+  // (bench/run.sh puts HAProxy 2.6 and 3.0 side by side from it).
+  if (const std::string sum = a.get("summary", ""); !sum.empty()) {
+    std::string text;
+    for (const auto& r : rows) {
+      if (!r.key.empty()) text += r.key + " " + fmt_ms(r.wall_ms) + " " + (r.ok ? "1" : "0") + "\n";
+    }
+    write_file(sum, text);
   }
   std::printf(
       "| change | wall ms | runtime commands | commands by kind | bytes sent / received | "

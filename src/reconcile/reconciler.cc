@@ -448,9 +448,19 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
 
   std::vector<std::string> names;
   for (size_t b : todo) names.push_back(backends_[b].name);
-  auto actual = !whole        ? run.instance->observe(names)
-                : states_only ? run.instance->observe_states(names)
-                              : run.instance->observe_all(names);
+  // A targeted pass that applies new desired sets (a discovery change; not a poll, a retry or a
+  // drain follow-up) reads server statistics only where a server drains: the diff needs nothing
+  // else from them, and the follow-up pass after the actions reads them in full.
+  bool for_change = !whole;
+  for (size_t b : todo) {
+    if (!desired[b]->ready || desired[b]->generation == run.backends[b].applied_generation) {
+      for_change = false;
+    }
+  }
+  auto actual =
+      !whole ? (for_change ? run.instance->observe_for_change(names) : run.instance->observe(names))
+      : states_only ? run.instance->observe_states(names)
+                    : run.instance->observe_all(names);
   if (!actual) {
     fail_instance(actual.error().message);
     return {};
@@ -494,7 +504,8 @@ void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& ba
   }
   br.active = std::move(active);
   br.operator_maint = std::move(operator_maint);
-  stats_.servers_operator_maint.set({backend, iname}, static_cast<double>(br.operator_maint.size()));
+  stats_.servers_operator_maint.set({backend, iname},
+                                    static_cast<double>(br.operator_maint.size()));
 }
 
 void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desired,
@@ -703,8 +714,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   }
 }
 
-void Reconciler::seed_operator_maint(
-    const std::map<std::string, std::vector<std::string>>& marks) {
+void Reconciler::seed_operator_maint(const std::map<std::string, std::vector<std::string>>& marks) {
   std::lock_guard pass_lock(pass_mu_);
   for (auto& run : runs_) {
     for (size_t b = 0; b < backends_.size(); ++b) {

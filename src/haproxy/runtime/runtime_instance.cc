@@ -252,12 +252,42 @@ ActualBackend assemble(const std::string& name, const Rows* rows) {
 
 Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     const std::vector<std::string>& backends) {
+  std::vector<std::size_t> unsettled;  // HAProxy has the backend, the stat read missed it
+  auto out = observe_targeted(backends, true, &unsettled);
+  if (!out || unsettled.empty()) return out;
+  std::vector<std::string> names;
+  for (std::size_t i : unsettled) names.push_back(backends[i]);
+  auto settled = observe_all(names);
+  if (!settled) return settled.error();
+  for (std::size_t k = 0; k < unsettled.size(); ++k)
+    (*out)[unsettled[k]] = std::move((*settled)[k]);
+  return out;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_for_change(
+    const std::vector<std::string>& backends) {
+  std::vector<std::size_t> recheck;  // a draining server, or the BACKEND row was missed
+  auto out = observe_targeted(backends, false, &recheck);
+  if (!out || recheck.empty()) return out;
+  std::vector<std::string> names;
+  for (std::size_t i : recheck) names.push_back(backends[i]);
+  auto detailed = observe(names);
+  if (!detailed) return detailed.error();
+  for (std::size_t k = 0; k < recheck.size(); ++k) (*out)[recheck[k]] = std::move((*detailed)[k]);
+  return out;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
+    const std::vector<std::string>& backends, bool server_rows, std::vector<std::size_t>* recheck) {
   std::vector<std::string> lines;
   for (const auto& b : backends) {
     auto state = cmd::show_servers_state(b);
     if (!state) return state.error();
     auto id = proxy_ids_.find(b);
-    auto stat = id != proxy_ids_.end() ? cmd::show_stat_proxy(id->second) : cmd::show_stat(b);
+    const bool known = id != proxy_ids_.end();
+    auto stat = server_rows ? (known ? cmd::show_stat_proxy(id->second) : cmd::show_stat(b))
+                            : (known ? cmd::show_stat_proxy_backend_row(id->second)
+                                     : cmd::show_stat_backend_row(b));
     if (!stat) return stat.error();
     lines.push_back(std::move(*state));
     lines.push_back(std::move(*stat));
@@ -266,7 +296,6 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
   if (lines.empty()) return out;
   auto replies = run(lines);
   if (!replies) return replies.error();
-  std::vector<std::size_t> unsettled;  // HAProxy has the backend, the stat read missed it
   out.resize(backends.size());
   for (std::size_t i = 0; i < backends.size(); ++i) {
     const std::string& name = backends[i];
@@ -291,20 +320,21 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     auto it = by_name.find(name);
     if (it == by_name.end() || it->second.backend_row == nullptr) {
       // A stale id (HAProxy reloaded) or a frontend of the same name answered the lookup by
-      // name: settled below by one read of every backend.
+      // name: settled by the caller (one read of every backend).
       proxy_ids_.erase(name);
-      unsettled.push_back(i);
+      recheck->push_back(i);
       continue;
     }
     if (it->second.backend_row->iid > 0) proxy_ids_[name] = it->second.backend_row->iid;
     out[i] = assemble(name, &it->second);
+    if (!server_rows) {
+      out[i].server_stats = false;
+      if (std::any_of(out[i].servers.begin(), out[i].servers.end(),
+                      [](const ActualServer& s) { return s.draining(); })) {
+        recheck->push_back(i);
+      }
+    }
   }
-  if (unsettled.empty()) return out;
-  std::vector<std::string> names;
-  for (std::size_t i : unsettled) names.push_back(backends[i]);
-  auto settled = observe_all(names);
-  if (!settled) return settled.error();
-  for (std::size_t k = 0; k < unsettled.size(); ++k) out[unsettled[k]] = std::move((*settled)[k]);
   return out;
 }
 
