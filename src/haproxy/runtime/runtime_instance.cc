@@ -23,6 +23,9 @@ struct Step {
   Check check = Check::kEmpty;
   std::string what;           // "add server", "set addr", ... for messages
   std::string static_weight;  // replacement line if a static LB algorithm refuses the weight
+  // kDel: when HAProxy answers that the server still has connections, this line (`shutdown
+  // sessions server B/S`) and the del again are sent instead of giving up for this pass.
+  std::string shutdown_first;
 };
 
 struct Job {
@@ -93,14 +96,24 @@ Job build(const reconcile::Action& a, const reconcile::Plan& plan,
       push(job, cmd::set_state(b, s, cmd::State::kDrain), Check::kEmpty, "set state drain");
       break;
     case ActionKind::kRemove:
-      push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
-          push(job, cmd::shutdown_sessions(b, s), Check::kEmpty, "shutdown sessions") &&
-          (plan.mode == reconcile::BackendMode::kSlots
-               ? push(job,
-                      cmd::set_addr(b, s, reconcile::kSlotPlaceholderAddr,
-                                    reconcile::kSlotPlaceholderPort),
-                      Check::kAddr, "reset slot address")
-               : push(job, cmd::del_server(b, s), Check::kDel, "del server"));
+      if (plan.mode == reconcile::BackendMode::kSlots) {
+        // A slot keeps no connection to its old address: sessions are cut before re-addressing.
+        push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
+            push(job, cmd::shutdown_sessions(b, s), Check::kEmpty, "shutdown sessions") &&
+            push(job,
+                 cmd::set_addr(b, s, reconcile::kSlotPlaceholderAddr,
+                               reconcile::kSlotPlaceholderPort),
+                 Check::kAddr, "reset slot address");
+      } else {
+        // `del server` refuses a server that still has connections, so sessions are cut only
+        // when it says so (on 2.6.12, 10,000 `shutdown sessions server` cost as much as the
+        // maint and del commands together): maint -> del [-> shutdown sessions -> del].
+        auto shutdown = cmd::shutdown_sessions(b, s);
+        push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
+            push(job, cmd::del_server(b, s), Check::kDel, "del server") &&
+            (shutdown ? (job.steps.back().shutdown_first = std::move(*shutdown), true)
+                      : push(job, std::move(shutdown), Check::kEmpty, "shutdown sessions"));
+      }
       break;
   }
   if (!job.finished && job.steps.empty()) {
@@ -153,6 +166,17 @@ void judge(Job& job, const std::string& reply, reconcile::ActionKind kind) {
           ok = true;
           break;
         case reply::DelOutcome::kHasConnections:
+          if (!step.shutdown_first.empty()) {
+            // Cut the sessions, then delete again (the next two rounds).
+            Step shutdown{
+                std::move(step.shutdown_first), Check::kEmpty, "shutdown sessions", {}, {}};
+            Step again{step.line, Check::kDel, "del server", {}, {}};
+            step.shutdown_first.clear();
+            job.steps.insert(job.steps.begin() + static_cast<std::ptrdiff_t>(job.next) + 1,
+                             {std::move(shutdown), std::move(again)});
+            ++job.next;
+            return;
+          }
           job.finished = true;
           job.result = {Outcome::kNotYet,
                         fmt::format("del server: {} (left in maintenance)", reply)};

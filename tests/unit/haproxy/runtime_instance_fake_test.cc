@@ -184,14 +184,44 @@ TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
   EXPECT_EQ(results[2].outcome, Outcome::kFailed);
   EXPECT_NE(results[2].message.find("Only servers in maintenance mode can be deleted."),
             std::string::npos);
-  // maint, shutdown sessions and del were sent for each, in that order.
+  // maint then del for each; sessions are cut only where del said the server has connections
+  // (a), and a is deleted once more after that.
   auto lines = server.lines();
-  auto pos = [&](const std::string& l) {
-    return std::find(lines.begin(), lines.end(), l) - lines.begin();
-  };
-  EXPECT_LT(pos("set server web/a state maint"), pos("shutdown sessions server web/a"));
-  EXPECT_LT(pos("shutdown sessions server web/a"), pos("del server web/a"));
-  EXPECT_LT(pos("del server web/a"), static_cast<long>(lines.size()));
+  std::vector<std::string> a_lines, b_lines;
+  for (const auto& l : lines) {
+    if (l.find("web/a") != std::string::npos) a_lines.push_back(l);
+    if (l.find("web/b") != std::string::npos) b_lines.push_back(l);
+  }
+  EXPECT_EQ(a_lines,
+            (std::vector<std::string>{"set server web/a state maint", "del server web/a",
+                                      "shutdown sessions server web/a", "del server web/a"}));
+  EXPECT_EQ(b_lines,
+            (std::vector<std::string>{"set server web/b state maint", "del server web/b"}));
+}
+
+// A server whose connections end once its sessions are cut is deleted in the same apply.
+TEST(RuntimeInstanceFake, DelRefusedForConnectionsCutsSessionsAndDeletesInTheSameApply) {
+  std::string path = temp_socket();
+  std::atomic<bool> cut{false};
+  FakeAdminServer server(
+      path, FakeAdminServer::prompt_mode([&](const std::string& c, int) {
+        if (c == "shutdown sessions server web/a") cut = true;
+        if (c == "del server web/a") {
+          return std::string(
+              cut ? "Server deleted."
+                  : "Server still has connections attached to it, cannot remove it.");
+        }
+        return std::string();
+      }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = reconcile::BackendMode::kDynamic;
+  plan.actions.push_back({ActionKind::kRemove, "a", {}, reconcile::Reason::kGoneDrainDisabled, {}});
+  auto results = inst.apply(plan, policy());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kDone) << results[0].message;
+  EXPECT_EQ(server.lines().size(), 6u);  // prompt, maint, del, shutdown, del, quit
 }
 
 TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
