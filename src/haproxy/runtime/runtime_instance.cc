@@ -18,6 +18,10 @@ namespace {
 
 enum class Check { kEmpty, kAddr, kAdd, kDel };
 
+// apply(): a plan starts in at most kGroups groups of at least kMinGroup actions.
+constexpr std::size_t kMinGroup = 500;
+constexpr std::size_t kGroups = 8;
+
 struct Step {
   std::string line;
   Check check = Check::kEmpty;
@@ -451,15 +455,47 @@ std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
       fail_pending(session.error().message);
       break;
     }
+    // Jobs start in groups: each exchange carries the next step of every started job and the
+    // first step of the next group, so a large plan's steps interleave (a group's `state ready`
+    // goes out with the next group's `set server … addr`) instead of running as whole rounds.
+    // On HAProxy 2.6 a server's state change costs more the more servers its backend has:
+    // 10,000 `state maint` then 10,000 `del server` took ~0.7 s, the same commands in groups of
+    // 1,250 ~0.13 s, as each group's deletions shrink the backend for the next group's
+    // maintenance (a bare client on the shared machine). A slot backend never shrinks, so in
+    // slot mode the removals and drains all start in the first exchange (every server leaves
+    // rotation first, as in rounds); the rest starts in groups. A plan of at most kMinGroup
+    // actions is one group: rounds, in plan order, as before. In a larger plan, actions that
+    // bring servers in start before those that take servers out.
+    const bool slots = plan.mode == reconcile::BackendMode::kSlots;
+    auto taking_out = [&](std::size_t i) {
+      const ActionKind k = plan.actions[i].kind;
+      return k == ActionKind::kRemove || k == ActionKind::kDrain;
+    };
+    std::vector<std::size_t> at_once, grouped;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      (slots && taking_out(i) ? at_once : grouped).push_back(i);
+    }
+    const std::size_t group = std::max(kMinGroup, (grouped.size() + kGroups - 1) / kGroups);
+    if (grouped.size() > group) {
+      std::stable_partition(grouped.begin(), grouped.end(),
+                            [&](std::size_t i) { return !taking_out(i); });
+    }
+    std::size_t started = 0;
     for (;;) {
       std::vector<std::string> lines;
       std::vector<std::size_t> owner;
-      for (std::size_t i = 0; i < jobs.size(); ++i) {
-        if (jobs[i].finished) continue;
+      started = std::min(grouped.size(), started + group);
+      auto next_step = [&](std::size_t i) {
+        if (jobs[i].finished) return;
         lines.push_back(jobs[i].steps[jobs[i].next].line);
         owner.push_back(i);
+      };
+      for (std::size_t i : at_once) next_step(i);
+      for (std::size_t o = 0; o < started; ++o) next_step(grouped[o]);
+      if (lines.empty()) {
+        if (started == grouped.size()) break;
+        continue;
       }
-      if (lines.empty()) break;
       auto replies = session->run(lines);
       if (replies) count(lines, *replies);
       if (!replies) {
