@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -306,6 +307,95 @@ TEST(RuntimeInstanceFake, StaleProxyIdIsSettledByOneWholeRead) {
   }
   EXPECT_EQ(stats, (std::vector<std::string>{"show stat -1 6 -1", "show stat 3 6 -1",
                                              "show stat -1 6 -1", "show stat 7 6 -1"}));
+}
+
+}  // namespace
+}  // namespace ep::haproxy
+
+namespace ep::haproxy {
+namespace {
+
+// Where each line was received (first time), for ordering checks.
+std::map<std::string, std::size_t> positions(const std::vector<std::string>& lines) {
+  std::map<std::string, std::size_t> pos;
+  for (std::size_t i = 0; i < lines.size(); ++i) pos.emplace(lines[i], i);
+  return pos;
+}
+
+reconcile::Plan removals(reconcile::BackendMode mode, int n, const std::string& prefix) {
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = mode;
+  for (int i = 0; i < n; ++i) {
+    plan.actions.push_back({ActionKind::kRemove,
+                            prefix + std::to_string(i),
+                            {},
+                            reconcile::Reason::kGoneDrainDisabled,
+                            {}});
+  }
+  return plan;
+}
+
+FakeAdminServer::Handler haproxy_like() {
+  return FakeAdminServer::prompt_mode([](const std::string& c, int) {
+    if (c.rfind("del server", 0) == 0) return std::string("Server deleted.");
+    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
+    if (c.find(" addr ") != std::string::npos)
+      return std::string(
+          "IP changed from '10.0.0.1' to '127.0.0.1', port changed from '80' to '1' by 'stats "
+          "socket command'");
+    return std::string();
+  });
+}
+
+// A plan of more than 500 actions starts in groups: the first group's `del server` goes out with
+// the second group's `state maint` (HAProxy 2.6 changes a server's state faster in a smaller
+// backend), still each after its own server's previous step.
+TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, haproxy_like());
+  RuntimeInstance inst(path, milliseconds(5000));
+  auto results = inst.apply(removals(reconcile::BackendMode::kDynamic, 1200, "s"), policy());
+  ASSERT_EQ(results.size(), 1200u);
+  for (const auto& r : results) ASSERT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto pos = positions(server.lines());
+  ASSERT_GE(pos.size(), 2u * 1200 + 1);  // + prompt (each line once; quit may come later)
+  EXPECT_LT(pos["del server web/s0"], pos["set server web/s1199 state maint"]);
+  EXPECT_LT(pos["set server web/s599 state maint"], pos["del server web/s599"]);
+  EXPECT_LT(pos["set server web/s1199 state maint"], pos["del server web/s1199"]);
+  EXPECT_GT(pos["set server web/s1000 state maint"], pos["set server web/s499 state maint"] + 400)
+      << "the third group starts an exchange later";
+  // 500 actions or fewer: whole rounds, as before.
+  FakeAdminServer small_server(path + "2", haproxy_like());
+  RuntimeInstance small(path + "2", milliseconds(5000));
+  (void)small.apply(removals(reconcile::BackendMode::kDynamic, 500, "t"), policy());
+  auto small_pos = positions(small_server.lines());
+  EXPECT_LT(small_pos["set server web/t499 state maint"], small_pos["del server web/t0"]);
+}
+
+// Slot mode: every removal leaves rotation in the first exchange (a slot backend never shrinks,
+// nothing to gain from interleaving them); additions start in groups, and before removals in a
+// dynamic plan.
+TEST(RuntimeInstanceFake, LargeSlotRemovalsStartAtOnceAndAdditionsGoFirst) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, haproxy_like());
+  RuntimeInstance inst(path, milliseconds(5000));
+  auto results = inst.apply(removals(reconcile::BackendMode::kSlots, 1200, "ep-"), policy());
+  ASSERT_EQ(results.size(), 1200u);
+  for (const auto& r : results) ASSERT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto pos = positions(server.lines());
+  EXPECT_LT(pos["set server web/ep-1199 state maint"], pos["shutdown sessions server web/ep-0"]);
+
+  FakeAdminServer mixed_server(path + "2", haproxy_like());
+  RuntimeInstance mixed(path + "2", milliseconds(5000));
+  auto plan = removals(reconcile::BackendMode::kDynamic, 600, "old");
+  for (auto& a : add_plan(200).actions) plan.actions.push_back(a);
+  auto mixed_results = mixed.apply(plan, policy());
+  ASSERT_EQ(mixed_results.size(), 800u);
+  for (const auto& r : mixed_results) ASSERT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto mpos = positions(mixed_server.lines());
+  EXPECT_LT(mpos["add server web/ep-10.0.0.200:80 10.0.0.200:80 weight 1 check inter 1s"],
+            mpos["set server web/old0 state maint"]);
 }
 
 }  // namespace
