@@ -222,7 +222,11 @@ TEST(RuntimeInstanceFake, DelRefusedForConnectionsCutsSessionsAndDeletesInTheSam
   auto results = inst.apply(plan, policy());
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].outcome, Outcome::kDone) << results[0].message;
-  EXPECT_EQ(server.lines().size(), 6u);  // prompt, maint, del, shutdown, del, quit
+  auto lines = server.lines();  // `quit` may arrive after apply() returned: not compared
+  lines.resize(std::min<std::size_t>(lines.size(), 5));
+  EXPECT_EQ(lines,
+            (std::vector<std::string>{"prompt", "set server web/a state maint", "del server web/a",
+                                      "shutdown sessions server web/a", "del server web/a"}));
 }
 
 TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
