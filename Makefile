@@ -104,7 +104,8 @@ fault-table: deps
 	@bench/fault_table.sh
 
 # HAProxy 3.0 next to the system's: the bulk step (bench/RESULTS.md section 3) and the same cases
-# on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run; other sections keep their data.
+# on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run, each with the bare-client floor;
+# section 3s puts both side by side against the targets. Other sections keep their data.
 # QUICK=1: bench-quick's smaller cases, results in $(BENCH_BUILD)/bench-quick/.
 bench-haproxy3: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -211,6 +212,50 @@ std::optional<std::string> admin_query(const std::string& socket_path, const std
   }
   ::close(fd);
   return out;
+}
+
+long bare_pipeline(const std::string& socket_path, const std::vector<std::string>& lines,
+                   size_t batch, Ms timeout) {
+  int fd = connect_unix(socket_path);
+  if (fd < 0) return -1;
+  // "prompt" first; every command then ends with "\n> " (an empty success is that alone).
+  std::vector<std::string> writes{"prompt\n"};
+  size_t expected = 1;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i % std::max<size_t>(batch, 1) == 0) writes.emplace_back();
+    writes.back() += lines[i] + "\n";
+    expected += 1 + static_cast<size_t>(std::count(lines[i].begin(), lines[i].end(), ';'));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t w = 0, off = 0, prompts = 0;
+  long non_empty = 0;
+  std::string tail;  // the unparsed end of what was read
+  char buf[65536];
+  while (prompts < expected) {
+    const auto left = std::chrono::duration_cast<Ms>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, static_cast<short>(POLLIN | (w < writes.size() ? POLLOUT : 0)), 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    if ((p.revents & POLLOUT) && w < writes.size()) {
+      ssize_t n =
+          ::send(fd, writes[w].data() + off, writes[w].size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN) break;
+      if (n > 0 && (off += static_cast<size_t>(n)) == writes[w].size()) ++w, off = 0;
+    }
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN)) break;
+      if (n < 0) continue;
+      tail.append(buf, static_cast<size_t>(n));
+      size_t start = 0;
+      for (size_t pos; (pos = tail.find("\n> ", start)) != std::string::npos; start = pos + 3) {
+        if (prompts++ > 0 && pos > start) ++non_empty;  // text before this prompt
+      }
+      tail.erase(0, start);
+    }
+  }
+  ::close(fd);
+  return prompts == expected ? non_empty : -1;
 }
 
 namespace {

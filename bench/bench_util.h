@@ -80,6 +80,13 @@ std::string elasticproxy_binary();
 std::optional<std::string> admin_query(const std::string& socket_path, const std::string& line,
                                        Ms timeout = Ms(5000), bool half_close = false);
 
+// The bare admin-socket client of the bulk floor: one prompt-mode connection, every line sent
+// in writes of `batch` lines (read while writing, so neither side blocks), one prompt read per
+// `;`-separated command. Returns the number of replies that were not empty (HAProxy's errors and
+// notices), or -1 when the socket fails or the replies stop before `timeout`.
+long bare_pipeline(const std::string& socket_path, const std::vector<std::string>& lines,
+                   size_t batch = 500, Ms timeout = Ms(60000));
+
 // `show servers state <backend>`: server name -> "addr:port", read by the header's columns.
 // `active_only` skips servers in maintenance (srv_admin_state & 0x23: free slots, servers being
 // added or removed). nullopt when HAProxy does not answer or the reply has no header.

@@ -805,6 +805,8 @@ struct BulkRow {
   CountingProxy::Counts c;
   bool ok = false;
   std::string target;
+  // Timed rows (direct and floor): "<mode> <add|remove> <n> <ep|floor>", for --summary.
+  std::string key;
 };
 
 std::string kinds(const CountingProxy::Counts& c) {
@@ -836,6 +838,62 @@ BulkRow apply_and_count(const std::string& what, CountingProxy& proxy,
   return row;
 }
 
+// The bulk floor: what the change costs HAProxy alone, sent by a bare client (no discovery, no
+// reads, no checks of the replies), timed like the daemon's direct rows (from the first byte
+// until the bench's 5 ms poll of the BACKEND row's `act` sees every server). Slots: `set server
+// <b>/<s> addr <ip> port <p>` + `state ready` per server, removal `state maint`. Dynamic: `add
+// server` + `state ready`, removal `state maint` + `del server`.
+void rows_floor(std::vector<BulkRow>& rows, Haproxy& hp, int n, bool slots, int repeat) {
+  const auto targets = fake_targets(n, 20000, 1);
+  auto count = [&] { return static_cast<int>(active_servers(hp.admin(), "web").value_or(-1)); };
+  std::vector<double> ms[2];
+  bool ok[2] = {true, true};
+  for (int rep = 0; rep < repeat; ++rep) {
+    for (const bool add : {true, false}) {
+      std::vector<std::string> lines;
+      lines.reserve(static_cast<size_t>(2 * n));
+      for (int i = 0; i < n; ++i) {
+        const std::string& t = targets[static_cast<size_t>(i)];
+        const std::string s = "web/" + std::string(slots ? "ep-" : "f") + std::to_string(i + 1);
+        const std::string ip = t.substr(0, t.find(':')), port = t.substr(t.find(':') + 1);
+        if (add) {
+          lines.push_back(slots ? "set server " + s + " addr " + ip + " port " + port
+                                : "add server " + s + " " + t);
+          lines.push_back("set server " + s + " state ready");
+        } else {
+          lines.push_back("set server " + s + " state maint");
+          if (!slots) lines.push_back("del server " + s);
+        }
+      }
+      const auto t0 = steady_clock::now();
+      ok[add] = bare_pipeline(hp.admin(), lines) >= 0 && ok[add];
+      ok[add] = wait_until([&] { return count() == (add ? n : 0); }, Ms(60000), Ms(5)) && ok[add];
+      ms[add].push_back(ms_since(t0));
+      std::this_thread::sleep_for(Ms(300));
+    }
+  }
+  for (const bool add : {true, false}) {
+    BulkRow row;
+    row.what =
+        "floor: bare client, " + std::to_string(n) +
+        (add ? std::string(" servers added") +
+                   (slots ? " (set server addr+port, state ready)" : " (add server, state ready)")
+             : std::string(" servers removed") +
+                   (slots ? " (state maint)" : " (state maint, del server)")) +
+        ", 500 commands per write";
+    row.ok = ok[add];
+    row.wall_ms = percentile(ms[add], 50);
+    row.spread = ms[add].size() > 1 ? " (min " + fmt_ms(percentile(ms[add], 0)) + ", max " +
+                                          fmt_ms(percentile(ms[add], 100)) + ", n " +
+                                          std::to_string(ms[add].size()) + ")"
+                                    : "";
+    row.c.commands = -1;
+    row.key = std::string(slots ? "slots " : "dynamic ") + (add ? "add " : "remove ") +
+              std::to_string(n) + " floor";
+    rows.push_back(row);
+  }
+}
+
 int cmd_bulk(const Args& a) {
   std::vector<BulkRow> rows;
   // Cases "<mode>:<n>": dynamic (add/del server) or slots (server-template re-addressed).
@@ -844,8 +902,12 @@ int cmd_bulk(const Args& a) {
   for (const auto& c : split_list(cases == "none" ? "" : cases)) {
     // "direct-<mode>": no counting proxy; wall = until the bench's own poll (every 5 ms) sees
     // the result, to show what the proxy hop costs.
+    // "floor-<mode>": no daemon; the bare admin-socket client (bare_pipeline) sends the minimum
+    // commands for the same change, 500 per write on one connection, timed the same way.
+    const bool floor = c.rfind("floor-", 0) == 0;
     const bool direct = c.rfind("direct-", 0) == 0;
-    const std::string mode = c.substr(direct ? 7 : 0, c.find(':') - (direct ? 7 : 0));
+    const size_t skip = direct ? 7 : (floor ? 6 : 0);
+    const std::string mode = c.substr(skip, c.find(':') - skip);
     const int n = std::atoi(c.substr(c.find(':') + 1).c_str());
     const bool slots = mode == "slots";
     TempDir dir("bulk");
@@ -855,6 +917,10 @@ int cmd_bulk(const Args& a) {
     if (!hp.start(std::string(kOneBackend) + kDefaults + be)) {
       std::fprintf(stderr, "haproxy: %s\n", hp.log().c_str());
       return 1;
+    }
+    if (floor) {
+      rows_floor(rows, hp, n, slots, repeat);
+      continue;
     }
     CountingProxy proxy(dir.path() + "/p.sock", hp.admin());
     const std::string file = dir.path() + "/web.json";
@@ -914,6 +980,8 @@ int cmd_bulk(const Args& a) {
                                               std::to_string(ms[add].size()) + ")"
                                         : "";
         row.c.commands = -1;
+        row.key = std::string(slots ? "slots " : "dynamic ") + (add ? "add " : "remove ") +
+                  std::to_string(n) + " ep";
         row.target = "≤ " + fmt_ms(target) +
                      " ms: " + (row.ok && row.wall_ms <= target ? "met" : "**missed**");
         rows.push_back(row);
@@ -976,6 +1044,15 @@ int cmd_bulk(const Args& a) {
       }
       d.stop();
     }
+  }
+  // --summary <file>: one line per timed row, "<mode> <add|remove> <n> <ep|floor> <ms> <ok>"
+  // (bench/run.sh puts HAProxy 2.6 and 3.0 side by side from it).
+  if (const std::string sum = a.get("summary", ""); !sum.empty()) {
+    std::string text;
+    for (const auto& r : rows) {
+      if (!r.key.empty()) text += r.key + " " + fmt_ms(r.wall_ms) + " " + (r.ok ? "1" : "0") + "\n";
+    }
+    write_file(sum, text);
   }
   std::printf(
       "| change | wall ms | runtime commands | commands by kind | bytes sent / received | "

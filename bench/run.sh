@@ -63,12 +63,12 @@ done
 if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
   conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
-  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000; boot=1000x10; repeat=3
+  cases=floor-dynamic:1000,direct-dynamic:1000,dynamic:1000,floor-slots:1000,direct-slots:1000,slots:1000; boot=1000x10; repeat=3
   scale_idle=20
 else
   label="full (make bench)"
   conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
-  cases=direct-dynamic:1000,dynamic:1000,direct-slots:1000,slots:1000,direct-dynamic:10000,dynamic:10000,direct-slots:10000,slots:10000; boot=1000x10; repeat=3
+  cases=floor-dynamic:1000,direct-dynamic:1000,dynamic:1000,floor-slots:1000,direct-slots:1000,slots:1000,floor-dynamic:10000,direct-dynamic:10000,dynamic:10000,floor-slots:10000,direct-slots:10000,slots:10000; boot=1000x10; repeat=3
   scale_idle=60
 fi
 
@@ -127,15 +127,15 @@ run_step() {
 if [ $render_only = 0 ]; then
 run_step hotpaths "$hot" --benchmark_min_time="$hot_min" --benchmark_format=console --benchmark_counters_tabular=true
 run_step convergence "$e2e" convergence --n "$conv_n" --n-paced "$conv_paced" --sources file,consul,etcd,consul-paced --out "$data"
-run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+run_step bulk "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot" --summary "$data/bulk.sum"
 # HAProxy 3.0 next to the system's (make bench-haproxy3): the same bulk cases in the same run,
 # with EP_HAPROXY pointing at $EP_HAPROXY3 (scripts/haproxy3.sh's build). Skipped when unset.
 if [ -n "${EP_HAPROXY3:-}" ] && want bulk3; then
   hav3="$("$EP_HAPROXY3" -v 2>/dev/null | sed -n 1p)"
   [ -n "$hav3" ] || { echo "run.sh: EP_HAPROXY3=$EP_HAPROXY3 does not run" >&2; exit 1; }
-  run_step bulk3 env EP_HAPROXY="$EP_HAPROXY3" "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot"
+  run_step bulk3 env EP_HAPROXY="$EP_HAPROXY3" "$e2e" bulk --cases "$cases" --repeat "$repeat" --bootstrap "$boot" --summary "$data/bulk3.sum"
   echo "$hav3" > "$data/bulk3.haproxy"
-  echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") bulk --cases $cases --repeat $repeat --bootstrap $boot" \
+  echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") bulk --cases $cases --repeat $repeat --bootstrap $boot --summary $(rel "$data")/bulk3.sum" \
     > "$data/bulk3.cmd"
 fi
 run_step limit "$e2e" haproxy-limit --max "$limit"
@@ -249,6 +249,59 @@ fi
 commit="$(cat "$data/commit")"
 dirty=""
 
+# Section 3 (make bench-haproxy3): HAProxy 2.6 and 3.0 side by side, each ElasticProxy time next
+# to the bare-client floor of the same run (data/bulk.sum, data/bulk3.sum: "<mode> <add|remove>
+# <n> <ep|floor> <ms> <ok>"), with the targets of issue 15.
+bulk_side_by_side() {
+  [ -s "$data/bulk.sum" ] || return 0
+  echo "## 3s. Bulk scale: HAProxy 2.6 and 3.0 side by side, next to the bare-client floor"
+  echo ""
+  echo "From the timed rows of sections 3 and 3a (median of the repeats; the run lines and load"
+  echo "averages are theirs). *Floor*: a bare client (\`ep_bench_e2e bulk\` case \`floor-<mode>\`)"
+  echo "sends the minimum commands for the same change on one connection, 500 per write, to a fresh"
+  echo "HAProxy of the same config, timed the same way (until the bench's 5 ms poll of \`act\` sees"
+  echo "it): slots \`set server <b>/<s> addr <ip> port <p>\` + \`state ready\` per server, removal"
+  echo "\`state maint\`; dynamic \`add server\` + \`state ready\`, removal \`state maint\` + \`del"
+  echo "server\`. ÷ = ElasticProxy ÷ floor. Targets (issue 15): 10,000 added ≤ 1 s on 3.0 and"
+  echo "≤ 2.5 s on 2.6, 10,000 removed ≤ 1 s, ElasticProxy ÷ floor ≤ 1.5× in slot mode; 1,000 ≤ 100 ms."
+  echo ""
+  echo "| change | 2.6 ElasticProxy ms | 2.6 floor ms | 2.6 ÷ | 3.0 ElasticProxy ms | 3.0 floor ms | 3.0 ÷ | targets |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk '
+    FNR == 1 { v = (FILENAME ~ /bulk3\.sum$/) ? "3" : "2" }
+    { k = $1 " " $2 " " $3; ms[v, k, $4] = $5; ok[v, k, $4] = $6; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+    function cell(v, k, w) { return ((v, k, w) in ms) ? (ok[v, k, w] == 1 ? ms[v, k, w] : "FAILED " ms[v, k, w]) : "–" }
+    function ratio(v, k) { return ((v, k, "ep") in ms && (v, k, "floor") in ms && ms[v, k, "floor"] > 0) ? sprintf("%.2f×", ms[v, k, "ep"] / ms[v, k, "floor"]) : "–" }
+    function verdict(v, k, limit, m) {
+      if (!((v, k, "ep") in ms)) return ""
+      m = (ok[v, k, "ep"] == 1 && ms[v, k, "ep"] <= limit) ? "met" : "**missed**"
+      return (v == "3" ? "3.0" : "2.6") " ≤ " limit " ms: " m
+    }
+    function rverdict(v, k, r) {
+      if (!((v, k, "ep") in ms && (v, k, "floor") in ms && ms[v, k, "floor"] > 0)) return ""
+      r = ms[v, k, "ep"] / ms[v, k, "floor"]
+      return (v == "3" ? "3.0" : "2.6") " ÷ ≤ 1.5: " (r <= 1.5 ? "met" : "**missed**")
+    }
+    END {
+      for (i = 1; i <= n; ++i) {
+        k = order[i]; split(k, p, " ")
+        big = p[3] + 0 >= 10000
+        l2 = !big ? 100 : (p[2] == "add" ? 2500 : 1000)
+        l3 = !big ? 100 : 1000
+        t = verdict("2", k, l2); t3 = verdict("3", k, l3)
+        if (t3 != "") t = t (t == "" ? "" : "; ") t3
+        if (p[1] == "slots" && big) {
+          r2 = rverdict("2", k); r3 = rverdict("3", k)
+          if (r2 != "") t = t "; " r2
+          if (r3 != "") t = t "; " r3
+        }
+        printf "| %s servers %s, %s | %s | %s | %s | %s | %s | %s | %s |\n", p[3], (p[2] == "add" ? "added" : "removed"), p[1], \
+          cell("2", k, "ep"), cell("2", k, "floor"), ratio("2", k), cell("3", k, "ep"), cell("3", k, "floor"), ratio("3", k), t
+      }
+    }' "$data/bulk.sum" $( [ -s "$data/bulk3.sum" ] && echo "$data/bulk3.sum")
+  echo ""
+}
+
 section() {  # name title explanation
   local name="$1" title="$2" text="$3"
   echo "## $title"
@@ -345,6 +398,7 @@ through one HAProxy server pointing at the same loopback backend, declared three
 \`connect\` and \`reuse\` columns of \`show stat\` show whether HAProxy reuses its connections to the
 backend."
 
+  bulk_side_by_side
   section bulk "3. Bulk scale" \
 "One file change adds (then removes) N servers to one backend — dynamic mode (\`add server\` /
 \`del server\`) or slot mode (a \`server-template\` re-addressed with \`set server\`) — and a daemon

@@ -80,6 +80,10 @@ class ConfigModeInstance : public reconcile::Instance {
       const std::vector<std::string>& backends) override {
     return inner_->observe_all(backends);
   }
+  Result<std::vector<ActualBackend>> observe_for_change(
+      const std::vector<std::string>& backends) override {
+    return inner_->observe_for_change(backends);
+  }
   Result<std::vector<ActualBackend>> observe_states(
       const std::vector<std::string>& backends, const std::vector<std::size_t>& held) override {
     return inner_->observe_states(backends, held);

@@ -75,6 +75,17 @@ class Instance {
     return observe(backends);
   }
 
+  // The read of a pass that applies a new desired set: what observe() returns, but server
+  // statistics (sessions, backup) only for the backends that have a draining server, whose
+  // sessions decide a removal; the others come with server_stats = false (the reconciler keeps
+  // their statistics from earlier reads, and its follow-up pass reads them). A backend of 10,000
+  // servers answers `show stat` with megabytes; the diff of a bulk change does not need them.
+  // The default is observe().
+  virtual Result<std::vector<ActualBackend>> observe_for_change(
+      const std::vector<std::string>& backends) {
+    return observe(backends);
+  }
+
   // The periodic resync's read of the whole of HAProxy: every server's address, state and weight
   // (so any drift is seen and repaired), but server statistics (sessions, backup) only for the
   // backends that have a draining server, whose sessions decide a removal. The other backends

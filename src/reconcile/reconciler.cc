@@ -461,9 +461,19 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
       held.push_back(br.settled_state && settles(br, *desired[b]) ? br.settled_rows : 0);
     }
   }
-  auto actual = !whole        ? run.instance->observe(names)
-                : states_only ? run.instance->observe_states(names, held)
-                              : run.instance->observe_all(names);
+  // A targeted pass that applies new desired sets (a discovery change; not a poll, a retry or a
+  // drain follow-up) reads server statistics only where a server drains: the diff needs nothing
+  // else from them, and the follow-up pass after the actions reads them in full.
+  bool for_change = !whole;
+  for (size_t b : todo) {
+    if (!desired[b]->ready || desired[b]->generation == run.backends[b].applied_generation) {
+      for_change = false;
+    }
+  }
+  auto actual =
+      !whole ? (for_change ? run.instance->observe_for_change(names) : run.instance->observe(names))
+      : states_only ? run.instance->observe_states(names, held)
+                    : run.instance->observe_all(names);
   if (!actual) {
     fail_instance(actual.error().message);
     return {};
@@ -507,7 +517,8 @@ void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& ba
   }
   br.active = std::move(active);
   br.operator_maint = std::move(operator_maint);
-  stats_.servers_operator_maint.set({backend, iname}, static_cast<double>(br.operator_maint.size()));
+  stats_.servers_operator_maint.set({backend, iname},
+                                    static_cast<double>(br.operator_maint.size()));
 }
 
 bool Reconciler::settles(const BackendRun& br, const Desired& desired) {
@@ -736,8 +747,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   }
 }
 
-void Reconciler::seed_operator_maint(
-    const std::map<std::string, std::vector<std::string>>& marks) {
+void Reconciler::seed_operator_maint(const std::map<std::string, std::vector<std::string>>& marks) {
   std::lock_guard pass_lock(pass_mu_);
   for (auto& run : runs_) {
     for (size_t b = 0; b < backends_.size(); ++b) {

@@ -123,21 +123,41 @@ Result<std::vector<std::string>> AdminSocket::Session::run(const std::vector<std
   std::string joined;
   std::size_t next_chunk = 0;
   std::string_view out;
+  // Bytes at the start of the buffer already searched for a prompt without one: a large reply
+  // (`show stat` of 10,000 servers, megabytes) arrives in many reads, and searching it from its
+  // start after each read would cost the square of its size.
+  std::size_t searched = 0;
   while (line < lines.size()) {
-    // Take every complete reply already buffered.
-    while (line < lines.size()) {
-      std::size_t end = prompt_end(sock_->buffered());
-      if (end == 0) break;
-      std::string text = strip_reply(sock_->consume(end));
-      if (!text.empty()) {
-        if (!joined.empty()) joined += '\n';
-        joined += text;
+    // Take every complete reply already buffered (one consume() at the end: erasing each reply
+    // from the front of the buffer would move the rest once per reply).
+    {
+      const std::string& buf = sock_->buffered();
+      std::size_t base = 0;
+      while (line < lines.size()) {
+        const std::size_t from =
+            std::max(base, searched >= kPrompt.size() ? searched - kPrompt.size() + 1 : 0);
+        const std::size_t pos = buf.find(kPrompt, from);
+        if (pos == std::string::npos) {
+          searched = buf.size();
+          break;
+        }
+        std::string text = strip_reply(buf.substr(base, pos + kPrompt.size() - base));
+        base = pos + kPrompt.size();
+        searched = base;
+        if (!text.empty()) {
+          if (!joined.empty()) joined += '\n';
+          joined += text;
+        }
+        if (++command == commands) {
+          replies.push_back(std::move(joined));
+          joined.clear();
+          command = 0;
+          if (++line < lines.size()) commands = count_commands(lines[line]);
+        }
       }
-      if (++command == commands) {
-        replies.push_back(std::move(joined));
-        joined.clear();
-        command = 0;
-        if (++line < lines.size()) commands = count_commands(lines[line]);
+      if (base > 0) {
+        (void)sock_->consume(base);
+        searched -= base;
       }
     }
     if (line == lines.size()) break;

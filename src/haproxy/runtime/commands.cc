@@ -230,6 +230,12 @@ Result<std::string> show_stat(std::string_view backend) {
   return "show stat " + *b + " -1 -1";
 }
 
+Result<std::string> show_stat_backend_row(std::string_view backend) {
+  auto b = escape(backend, "backend name");
+  if (!b) return b.error();
+  return "show stat " + *b + " 2 -1";
+}
+
 std::string show_servers_state_all() { return "show servers state"; }
 
 Result<std::string> show_stat_proxy(int proxy_id) {
@@ -237,6 +243,13 @@ Result<std::string> show_stat_proxy(int proxy_id) {
     return Error::invalid(fmt::format("proxy id {} is not a positive number", proxy_id));
   }
   return fmt::format("show stat {} 6 -1", proxy_id);
+}
+
+Result<std::string> show_stat_proxy_backend_row(int proxy_id) {
+  if (proxy_id <= 0) {
+    return Error::invalid(fmt::format("proxy id {} is not a positive number", proxy_id));
+  }
+  return fmt::format("show stat {} 2 -1", proxy_id);
 }
 
 std::string show_stat_backends() { return "show stat -1 6 -1"; }

@@ -56,11 +56,16 @@ Result<std::string> show_servers_state(std::string_view backend);
 // (with `algo`) included. HAProxy 2.6 takes the first proxy of that name: a frontend of the same
 // name as the backend shadows it. Prefer show_stat_proxy() once the id is known.
 Result<std::string> show_stat(std::string_view backend);
+// `show stat <backend> 2 -1`: the BACKEND row alone (exists, `algo`, `iid`), one row whatever the
+// number of servers. Shadowed by a frontend of the same name like show_stat().
+Result<std::string> show_stat_backend_row(std::string_view backend);
 // `show servers state` (every backend).
 std::string show_servers_state_all();
 // `show stat <iid> 6 -1`: the BACKEND row and the servers of the proxy with that id (type mask
 // 2 backends | 4 servers). An unknown id answers the header alone. Refuses ids <= 0.
 Result<std::string> show_stat_proxy(int proxy_id);
+// `show stat <iid> 2 -1`: the BACKEND row alone of the proxy with that id. Refuses ids <= 0.
+Result<std::string> show_stat_proxy_backend_row(int proxy_id);
 // `show stat -1 6 -1`: the BACKEND row and servers of every proxy (no frontends).
 std::string show_stat_backends();
 // `show stat -1 2 -1`: the BACKEND row of every proxy, no server rows (one row per backend).

@@ -322,6 +322,16 @@ Result<StatTable> parse_show_stat(std::string_view text) {
     }
   }
   ++i;
+  // Column positions looked up once (not per field of every row: a whole read has thousands).
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  auto pos = [&](const char* name) {
+    auto it = col.find(name);
+    return it == col.end() ? kNone : it->second;
+  };
+  const std::size_t c_pxname = pos("pxname"), c_svname = pos("svname"), c_status = pos("status"),
+                    c_algo = pos("algo"), c_addr = pos("addr"), c_scur = pos("scur"),
+                    c_weight = pos("weight"), c_bck = pos("bck"), c_iid = pos("iid");
+  const std::size_t min_fields = std::max(c_status, c_bck) + 1;
   // Rows are split into views (no allocation per field: a whole read has ~100 fields for each of
   // thousands of servers); a row with a quoted field goes through split_csv.
   std::vector<std::string> owned;
@@ -342,33 +352,31 @@ Result<StatTable> parse_show_stat(std::string_view text) {
       owned = split_csv(lines[i]);
       f.assign(owned.begin(), owned.end());
     }
-    auto get = [&](const char* name) -> std::string {
-      auto it = col.find(name);
-      if (it == col.end() || it->second >= f.size()) return {};
-      return std::string(f[it->second]);
+    auto get = [&](std::size_t c) -> std::string_view {
+      return c == kNone || c >= f.size() ? std::string_view() : f[c];
     };
-    if (f.size() < col["status"] + 1 || f.size() < col["bck"] + 1) {
+    if (f.size() < min_fields) {
       return Error::invalid(fmt::format("show stat: line {}: only {} fields", i + 1, f.size()));
     }
     StatRow row;
-    row.proxy = get("pxname");
-    row.name = get("svname");
-    row.status = get("status");
-    row.algo = get("algo");
-    row.addr = get("addr");
-    auto num = [&](const char* name, int& v) -> Status {
-      auto s = get(name);
+    row.proxy = get(c_pxname);
+    row.name = get(c_svname);
+    row.status = get(c_status);
+    row.algo = get(c_algo);
+    row.addr = get(c_addr);
+    auto num = [&](const char* name, std::size_t c, int& v) -> Status {
+      auto s = get(c);
       if (s.empty()) return {};  // HAProxy leaves non-applicable counters empty
-      if (!to_number(std::string_view(s), v)) {
+      if (!to_number(s, v)) {
         return Error::invalid(fmt::format("show stat: line {}: column '{}' is not a number: '{}'",
                                           i + 1, name, shorten(s)));
       }
       return {};
     };
-    if (auto st = num("scur", row.scur); !st) return st.error();
-    if (auto st = num("weight", row.weight); !st) return st.error();
-    if (auto st = num("bck", row.bck); !st) return st.error();
-    if (auto st = num("iid", row.iid); !st) return st.error();
+    if (auto st = num("scur", c_scur, row.scur); !st) return st.error();
+    if (auto st = num("weight", c_weight, row.weight); !st) return st.error();
+    if (auto st = num("bck", c_bck, row.bck); !st) return st.error();
+    if (auto st = num("iid", c_iid, row.iid); !st) return st.error();
     out.rows.push_back(std::move(row));
   }
   return out;

@@ -18,11 +18,18 @@ namespace {
 
 enum class Check { kEmpty, kAddr, kAdd, kDel };
 
+// apply(): a plan starts in at most kGroups groups of at least kMinGroup actions.
+constexpr std::size_t kMinGroup = 500;
+constexpr std::size_t kGroups = 8;
+
 struct Step {
   std::string line;
   Check check = Check::kEmpty;
   std::string what;           // "add server", "set addr", ... for messages
   std::string static_weight;  // replacement line if a static LB algorithm refuses the weight
+  // kDel: when HAProxy answers that the server still has connections, this line (`shutdown
+  // sessions server B/S`) and the del again are sent instead of giving up for this pass.
+  std::string shutdown_first;
 };
 
 struct Job {
@@ -93,14 +100,24 @@ Job build(const reconcile::Action& a, const reconcile::Plan& plan,
       push(job, cmd::set_state(b, s, cmd::State::kDrain), Check::kEmpty, "set state drain");
       break;
     case ActionKind::kRemove:
-      push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
-          push(job, cmd::shutdown_sessions(b, s), Check::kEmpty, "shutdown sessions") &&
-          (plan.mode == reconcile::BackendMode::kSlots
-               ? push(job,
-                      cmd::set_addr(b, s, reconcile::kSlotPlaceholderAddr,
-                                    reconcile::kSlotPlaceholderPort),
-                      Check::kAddr, "reset slot address")
-               : push(job, cmd::del_server(b, s), Check::kDel, "del server"));
+      if (plan.mode == reconcile::BackendMode::kSlots) {
+        // A slot keeps no connection to its old address: sessions are cut before re-addressing.
+        push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
+            push(job, cmd::shutdown_sessions(b, s), Check::kEmpty, "shutdown sessions") &&
+            push(job,
+                 cmd::set_addr(b, s, reconcile::kSlotPlaceholderAddr,
+                               reconcile::kSlotPlaceholderPort),
+                 Check::kAddr, "reset slot address");
+      } else {
+        // `del server` refuses a server that still has connections, so sessions are cut only
+        // when it says so (on 2.6.12, 10,000 `shutdown sessions server` cost as much as the
+        // maint and del commands together): maint -> del [-> shutdown sessions -> del].
+        auto shutdown = cmd::shutdown_sessions(b, s);
+        push(job, cmd::set_state(b, s, cmd::State::kMaint), Check::kEmpty, "set state maint") &&
+            push(job, cmd::del_server(b, s), Check::kDel, "del server") &&
+            (shutdown ? (job.steps.back().shutdown_first = std::move(*shutdown), true)
+                      : push(job, std::move(shutdown), Check::kEmpty, "shutdown sessions"));
+      }
       break;
   }
   if (!job.finished && job.steps.empty()) {
@@ -153,6 +170,17 @@ void judge(Job& job, const std::string& reply, reconcile::ActionKind kind) {
           ok = true;
           break;
         case reply::DelOutcome::kHasConnections:
+          if (!step.shutdown_first.empty()) {
+            // Cut the sessions, then delete again (the next two rounds).
+            Step shutdown{
+                std::move(step.shutdown_first), Check::kEmpty, "shutdown sessions", {}, {}};
+            Step again{step.line, Check::kDel, "del server", {}, {}};
+            step.shutdown_first.clear();
+            job.steps.insert(job.steps.begin() + static_cast<std::ptrdiff_t>(job.next) + 1,
+                             {std::move(shutdown), std::move(again)});
+            ++job.next;
+            return;
+          }
           job.finished = true;
           job.result = {Outcome::kNotYet,
                         fmt::format("del server: {} (left in maintenance)", reply)};
@@ -257,12 +285,42 @@ const UnchangedRows kDigestOnly = [](std::string_view, std::size_t) { return fal
 
 Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     const std::vector<std::string>& backends) {
+  std::vector<std::size_t> unsettled;  // HAProxy has the backend, the stat read missed it
+  auto out = observe_targeted(backends, true, &unsettled);
+  if (!out || unsettled.empty()) return out;
+  std::vector<std::string> names;
+  for (std::size_t i : unsettled) names.push_back(backends[i]);
+  auto settled = observe_all(names);
+  if (!settled) return settled.error();
+  for (std::size_t k = 0; k < unsettled.size(); ++k)
+    (*out)[unsettled[k]] = std::move((*settled)[k]);
+  return out;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_for_change(
+    const std::vector<std::string>& backends) {
+  std::vector<std::size_t> recheck;  // a draining server, or the BACKEND row was missed
+  auto out = observe_targeted(backends, false, &recheck);
+  if (!out || recheck.empty()) return out;
+  std::vector<std::string> names;
+  for (std::size_t i : recheck) names.push_back(backends[i]);
+  auto detailed = observe(names);
+  if (!detailed) return detailed.error();
+  for (std::size_t k = 0; k < recheck.size(); ++k) (*out)[recheck[k]] = std::move((*detailed)[k]);
+  return out;
+}
+
+Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
+    const std::vector<std::string>& backends, bool server_rows, std::vector<std::size_t>* recheck) {
   std::vector<std::string> lines;
   for (const auto& b : backends) {
     auto state = cmd::show_servers_state(b);
     if (!state) return state.error();
     auto id = proxy_ids_.find(b);
-    auto stat = id != proxy_ids_.end() ? cmd::show_stat_proxy(id->second) : cmd::show_stat(b);
+    const bool known = id != proxy_ids_.end();
+    auto stat = server_rows ? (known ? cmd::show_stat_proxy(id->second) : cmd::show_stat(b))
+                            : (known ? cmd::show_stat_proxy_backend_row(id->second)
+                                     : cmd::show_stat_backend_row(b));
     if (!stat) return stat.error();
     lines.push_back(std::move(*state));
     lines.push_back(std::move(*stat));
@@ -271,7 +329,6 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
   if (lines.empty()) return out;
   auto replies = run(lines);
   if (!replies) return replies.error();
-  std::vector<std::size_t> unsettled;  // HAProxy has the backend, the stat read missed it
   out.resize(backends.size());
   for (std::size_t i = 0; i < backends.size(); ++i) {
     const std::string& name = backends[i];
@@ -296,9 +353,9 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     auto it = by_name.find(name);
     if (it == by_name.end() || it->second.backend_row == nullptr) {
       // A stale id (HAProxy reloaded) or a frontend of the same name answered the lookup by
-      // name: settled below by one read of every backend.
+      // name: settled by the caller (one read of every backend).
       proxy_ids_.erase(name);
-      unsettled.push_back(i);
+      recheck->push_back(i);
       continue;
     }
     if (it->second.backend_row->iid > 0) proxy_ids_[name] = it->second.backend_row->iid;
@@ -306,13 +363,14 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe(
     for (const auto& d : state->digests) {
       if (d.backend == name) out[i].rows_digest = d.digest;
     }
+    if (!server_rows) {
+      out[i].server_stats = false;
+      if (std::any_of(out[i].servers.begin(), out[i].servers.end(),
+                      [](const ActualServer& s) { return s.draining(); })) {
+        recheck->push_back(i);
+      }
+    }
   }
-  if (unsettled.empty()) return out;
-  std::vector<std::string> names;
-  for (std::size_t i : unsettled) names.push_back(backends[i]);
-  auto settled = observe_all(names);
-  if (!settled) return settled.error();
-  for (std::size_t k = 0; k < unsettled.size(); ++k) out[unsettled[k]] = std::move((*settled)[k]);
   return out;
 }
 
@@ -424,15 +482,47 @@ std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
       fail_pending(session.error().message);
       break;
     }
+    // Jobs start in groups: each exchange carries the next step of every started job and the
+    // first step of the next group, so a large plan's steps interleave (a group's `state ready`
+    // goes out with the next group's `set server … addr`) instead of running as whole rounds.
+    // On HAProxy 2.6 a server's state change costs more the more servers its backend has:
+    // 10,000 `state maint` then 10,000 `del server` took ~0.7 s, the same commands in groups of
+    // 1,250 ~0.13 s, as each group's deletions shrink the backend for the next group's
+    // maintenance (a bare client on the shared machine). A slot backend never shrinks, so in
+    // slot mode the removals and drains all start in the first exchange (every server leaves
+    // rotation first, as in rounds); the rest starts in groups. A plan of at most kMinGroup
+    // actions is one group: rounds, in plan order, as before. In a larger plan, actions that
+    // bring servers in start before those that take servers out.
+    const bool slots = plan.mode == reconcile::BackendMode::kSlots;
+    auto taking_out = [&](std::size_t i) {
+      const ActionKind k = plan.actions[i].kind;
+      return k == ActionKind::kRemove || k == ActionKind::kDrain;
+    };
+    std::vector<std::size_t> at_once, grouped;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      (slots && taking_out(i) ? at_once : grouped).push_back(i);
+    }
+    const std::size_t group = std::max(kMinGroup, (grouped.size() + kGroups - 1) / kGroups);
+    if (grouped.size() > group) {
+      std::stable_partition(grouped.begin(), grouped.end(),
+                            [&](std::size_t i) { return !taking_out(i); });
+    }
+    std::size_t started = 0;
     for (;;) {
       std::vector<std::string> lines;
       std::vector<std::size_t> owner;
-      for (std::size_t i = 0; i < jobs.size(); ++i) {
-        if (jobs[i].finished) continue;
+      started = std::min(grouped.size(), started + group);
+      auto next_step = [&](std::size_t i) {
+        if (jobs[i].finished) return;
         lines.push_back(jobs[i].steps[jobs[i].next].line);
         owner.push_back(i);
+      };
+      for (std::size_t i : at_once) next_step(i);
+      for (std::size_t o = 0; o < started; ++o) next_step(grouped[o]);
+      if (lines.empty()) {
+        if (started == grouped.size()) break;
+        continue;
       }
-      if (lines.empty()) break;
       auto replies = session->run(lines);
       if (replies) count(lines, *replies);
       if (!replies) {

@@ -41,6 +41,12 @@ class RuntimeInstance : public reconcile::Instance {
   // kInvalid for a bad backend name or an unparseable reply, kUnavailable when HAProxy cannot be
   // reached.
   Result<std::vector<ActualBackend>> observe(const std::vector<std::string>& backends) override;
+  // Targeted, light: one connection, `show servers state <be>` + `show stat <iid> 2 -1` (the
+  // BACKEND row alone) per backend, then observe() of the backends with a draining server. A
+  // backend whose BACKEND row the read missed (stale id, frontend of the same name) goes through
+  // observe() too.
+  Result<std::vector<ActualBackend>> observe_for_change(
+      const std::vector<std::string>& backends) override;
   // Whole: `show servers state` + `show stat -1 6 -1` (two commands whatever the number of
   // backends); refreshes every proxy id.
   Result<std::vector<ActualBackend>> observe_all(const std::vector<std::string>& backends) override;
@@ -57,6 +63,12 @@ class RuntimeInstance : public reconcile::Instance {
   IoCounters io() const { return io_; }
 
  private:
+  // observe() and observe_for_change(): `server_rows` false reads the BACKEND row alone and
+  // fills `recheck` with the indexes of the backends observe() must read again (draining servers,
+  // a missed stat read).
+  Result<std::vector<ActualBackend>> observe_targeted(const std::vector<std::string>& backends,
+                                                      bool server_rows,
+                                                      std::vector<std::size_t>* recheck);
   // admin_.run() with the counters.
   Result<std::vector<std::string>> run(const std::vector<std::string>& lines);
   void count(const std::vector<std::string>& lines, const std::vector<std::string>& replies);

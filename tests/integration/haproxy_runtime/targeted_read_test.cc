@@ -248,7 +248,48 @@ TEST(TargetedReads, AFrontendOfTheSameNameDoesNotHideTheBackend) {
     EXPECT_EQ(obs->at(0).algorithm, "leastconn");
     ASSERT_EQ(obs->at(0).servers.size(), 1u);
     EXPECT_EQ(obs->at(0).servers[0].name, "s1");
+    auto light = inst.observe_for_change({"web"});
+    ASSERT_TRUE(light.ok()) << light.error().message;
+    EXPECT_TRUE(light->at(0).exists) << "pass " << i;
+    EXPECT_EQ(light->at(0).algorithm, "leastconn");
+    ASSERT_EQ(light->at(0).servers.size(), 1u);
   }
+}
+
+// The read of a pass that applies a new desired set: every server's state and the BACKEND row
+// (two commands per backend), server statistics only for a backend with a draining server (its
+// sessions decide a removal): a bulk change to a backend of 10,000 servers does not wait for the
+// megabytes of their stat rows.
+TEST(TargetedReads, AChangeReadsServerStatsOnlyWhereAServerDrains) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyFixture hp(config_with(5));
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  auto full = inst.observe({"be1", "be2"});
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  const RuntimeInstance::IoCounters f = inst.io();
+  auto light = inst.observe_for_change({"be1", "be2", "nosuch"});
+  ASSERT_TRUE(light.ok()) << light.error().message;
+  EXPECT_EQ(inst.io().commands - f.commands, 6u);  // show servers state + show stat <iid> 2 -1
+  EXPECT_LT(inst.io().bytes_read - f.bytes_read, f.bytes_read);
+  ASSERT_EQ(light->size(), 3u);
+  EXPECT_TRUE(light->at(0).exists);
+  EXPECT_EQ(light->at(0).algorithm, "roundrobin");
+  EXPECT_EQ(light->at(0).servers.size(), 5u);
+  EXPECT_FALSE(light->at(0).server_stats);
+  EXPECT_FALSE(light->at(1).server_stats);
+  EXPECT_FALSE(light->at(2).exists);
+
+  // A draining server: its backend is read in full (sessions), the other stays light.
+  (void)hp.admin("set server be2/s3 state drain");
+  const std::uint64_t before = inst.io().commands;
+  auto drained = inst.observe_for_change({"be1", "be2"});
+  ASSERT_TRUE(drained.ok()) << drained.error().message;
+  EXPECT_EQ(inst.io().commands, before + 6);  // + show servers state be2, show stat <iid> 6 -1
+  EXPECT_FALSE(drained->at(0).server_stats);
+  EXPECT_TRUE(drained->at(1).server_stats);
+  ASSERT_EQ(drained->at(1).servers.size(), 5u);
+  EXPECT_TRUE(drained->at(1).servers[2].draining());
 }
 
 }  // namespace

@@ -67,14 +67,49 @@ TEST(AdminSocket, ManyLinesAreChunkedAndAllAnswered) {
   for (int i = 0; i < 3000; ++i) lines.push_back("show item " + std::to_string(i));
   auto start = std::chrono::steady_clock::now();
   auto r = admin.run(lines);
-  std::printf("[ note ] 3000 pipelined commands against the fake socket: %.1f ms (client-side "
-              "cost; informational)\n",
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count());
+  std::printf(
+      "[ note ] 3000 pipelined commands against the fake socket: %.1f ms (client-side "
+      "cost; informational)\n",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), 3000u);
   EXPECT_EQ((*r)[2999], "R[show item 2999]");
   EXPECT_EQ(server.connections(), 1);
+}
+
+// A reply of megabytes (a `show stat` of 10,000 servers) arrives in many reads: each is searched
+// for the prompt once (not from its start after every read), lines that look almost like a
+// prompt ("\n>x", "\n>") stay in the text, and the empty replies around it pair up exactly.
+TEST(AdminSocket, MegabyteReplyAmongEmptyRepliesIsReadWhole) {
+  std::string path = temp_socket();
+  std::string big;
+  for (int i = 0; i < 40000; ++i) {
+    big += "row," + std::to_string(i) + ",>x,\n>" + std::string(60, 'a') + "\n";
+  }
+  big.pop_back();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode([&](const std::string& cmd, int) {
+                           return cmd == "show big" ? big : std::string();
+                         }));
+  ASSERT_TRUE(server.ok());
+  AdminSocket admin(path, milliseconds(5000));
+  std::vector<std::string> lines;
+  for (int i = 0; i < 2000; ++i)
+    lines.push_back("set server be/s" + std::to_string(i) + " state ready");
+  lines.push_back("show big");
+  for (int i = 0; i < 2000; ++i)
+    lines.push_back("set server be/t" + std::to_string(i) + " state ready");
+  const auto start = std::chrono::steady_clock::now();
+  auto r = admin.run(lines);
+  std::printf(
+      "[ note ] a %zu-byte reply between 4000 empty ones: %.1f ms (informational)\n", big.size(),
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 4001u);
+  EXPECT_EQ((*r)[1999], "");
+  EXPECT_EQ((*r)[2000].size(), big.size());
+  EXPECT_TRUE((*r)[2000] == big);
+  EXPECT_EQ((*r)[2001], "");
+  EXPECT_EQ((*r)[4000], "");
 }
 
 TEST(AdminSocket, NewConnectionPerCall) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -184,14 +185,48 @@ TEST(RuntimeInstanceFake, DelWithConnectionsIsNotYetAndOtherDelRepliesFail) {
   EXPECT_EQ(results[2].outcome, Outcome::kFailed);
   EXPECT_NE(results[2].message.find("Only servers in maintenance mode can be deleted."),
             std::string::npos);
-  // maint, shutdown sessions and del were sent for each, in that order.
+  // maint then del for each; sessions are cut only where del said the server has connections
+  // (a), and a is deleted once more after that.
   auto lines = server.lines();
-  auto pos = [&](const std::string& l) {
-    return std::find(lines.begin(), lines.end(), l) - lines.begin();
-  };
-  EXPECT_LT(pos("set server web/a state maint"), pos("shutdown sessions server web/a"));
-  EXPECT_LT(pos("shutdown sessions server web/a"), pos("del server web/a"));
-  EXPECT_LT(pos("del server web/a"), static_cast<long>(lines.size()));
+  std::vector<std::string> a_lines, b_lines;
+  for (const auto& l : lines) {
+    if (l.find("web/a") != std::string::npos) a_lines.push_back(l);
+    if (l.find("web/b") != std::string::npos) b_lines.push_back(l);
+  }
+  EXPECT_EQ(a_lines,
+            (std::vector<std::string>{"set server web/a state maint", "del server web/a",
+                                      "shutdown sessions server web/a", "del server web/a"}));
+  EXPECT_EQ(b_lines,
+            (std::vector<std::string>{"set server web/b state maint", "del server web/b"}));
+}
+
+// A server whose connections end once its sessions are cut is deleted in the same apply.
+TEST(RuntimeInstanceFake, DelRefusedForConnectionsCutsSessionsAndDeletesInTheSameApply) {
+  std::string path = temp_socket();
+  std::atomic<bool> cut{false};
+  FakeAdminServer server(
+      path, FakeAdminServer::prompt_mode([&](const std::string& c, int) {
+        if (c == "shutdown sessions server web/a") cut = true;
+        if (c == "del server web/a") {
+          return std::string(
+              cut ? "Server deleted."
+                  : "Server still has connections attached to it, cannot remove it.");
+        }
+        return std::string();
+      }));
+  RuntimeInstance inst(path, milliseconds(1000));
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = reconcile::BackendMode::kDynamic;
+  plan.actions.push_back({ActionKind::kRemove, "a", {}, reconcile::Reason::kGoneDrainDisabled, {}});
+  auto results = inst.apply(plan, policy());
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].outcome, Outcome::kDone) << results[0].message;
+  auto lines = server.lines();  // `quit` may arrive after apply() returned: not compared
+  lines.resize(std::min<std::size_t>(lines.size(), 5));
+  EXPECT_EQ(lines,
+            (std::vector<std::string>{"prompt", "set server web/a state maint", "del server web/a",
+                                      "shutdown sessions server web/a", "del server web/a"}));
 }
 
 TEST(RuntimeInstanceFake, UnsafeSpecIsNotSent) {
@@ -276,6 +311,95 @@ TEST(RuntimeInstanceFake, StaleProxyIdIsSettledByOneWholeRead) {
   }
   EXPECT_EQ(stats, (std::vector<std::string>{"show stat -1 6 -1", "show stat 3 6 -1",
                                              "show stat -1 6 -1", "show stat 7 6 -1"}));
+}
+
+}  // namespace
+}  // namespace ep::haproxy
+
+namespace ep::haproxy {
+namespace {
+
+// Where each line was received (first time), for ordering checks.
+std::map<std::string, std::size_t> positions(const std::vector<std::string>& lines) {
+  std::map<std::string, std::size_t> pos;
+  for (std::size_t i = 0; i < lines.size(); ++i) pos.emplace(lines[i], i);
+  return pos;
+}
+
+reconcile::Plan removals(reconcile::BackendMode mode, int n, const std::string& prefix) {
+  reconcile::Plan plan;
+  plan.backend = "web";
+  plan.mode = mode;
+  for (int i = 0; i < n; ++i) {
+    plan.actions.push_back({ActionKind::kRemove,
+                            prefix + std::to_string(i),
+                            {},
+                            reconcile::Reason::kGoneDrainDisabled,
+                            {}});
+  }
+  return plan;
+}
+
+FakeAdminServer::Handler haproxy_like() {
+  return FakeAdminServer::prompt_mode([](const std::string& c, int) {
+    if (c.rfind("del server", 0) == 0) return std::string("Server deleted.");
+    if (c.rfind("add server", 0) == 0) return std::string("New server registered.");
+    if (c.find(" addr ") != std::string::npos)
+      return std::string(
+          "IP changed from '10.0.0.1' to '127.0.0.1', port changed from '80' to '1' by 'stats "
+          "socket command'");
+    return std::string();
+  });
+}
+
+// A plan of more than 500 actions starts in groups: the first group's `del server` goes out with
+// the second group's `state maint` (HAProxy 2.6 changes a server's state faster in a smaller
+// backend), still each after its own server's previous step.
+TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, haproxy_like());
+  RuntimeInstance inst(path, milliseconds(5000));
+  auto results = inst.apply(removals(reconcile::BackendMode::kDynamic, 1200, "s"), policy());
+  ASSERT_EQ(results.size(), 1200u);
+  for (const auto& r : results) ASSERT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto pos = positions(server.lines());
+  ASSERT_GE(pos.size(), 2u * 1200 + 1);  // + prompt (each line once; quit may come later)
+  EXPECT_LT(pos["del server web/s0"], pos["set server web/s1199 state maint"]);
+  EXPECT_LT(pos["set server web/s599 state maint"], pos["del server web/s599"]);
+  EXPECT_LT(pos["set server web/s1199 state maint"], pos["del server web/s1199"]);
+  EXPECT_GT(pos["set server web/s1000 state maint"], pos["set server web/s499 state maint"] + 400)
+      << "the third group starts an exchange later";
+  // 500 actions or fewer: whole rounds, as before.
+  FakeAdminServer small_server(path + "2", haproxy_like());
+  RuntimeInstance small(path + "2", milliseconds(5000));
+  (void)small.apply(removals(reconcile::BackendMode::kDynamic, 500, "t"), policy());
+  auto small_pos = positions(small_server.lines());
+  EXPECT_LT(small_pos["set server web/t499 state maint"], small_pos["del server web/t0"]);
+}
+
+// Slot mode: every removal leaves rotation in the first exchange (a slot backend never shrinks,
+// nothing to gain from interleaving them); additions start in groups, and before removals in a
+// dynamic plan.
+TEST(RuntimeInstanceFake, LargeSlotRemovalsStartAtOnceAndAdditionsGoFirst) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, haproxy_like());
+  RuntimeInstance inst(path, milliseconds(5000));
+  auto results = inst.apply(removals(reconcile::BackendMode::kSlots, 1200, "ep-"), policy());
+  ASSERT_EQ(results.size(), 1200u);
+  for (const auto& r : results) ASSERT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto pos = positions(server.lines());
+  EXPECT_LT(pos["set server web/ep-1199 state maint"], pos["shutdown sessions server web/ep-0"]);
+
+  FakeAdminServer mixed_server(path + "2", haproxy_like());
+  RuntimeInstance mixed(path + "2", milliseconds(5000));
+  auto plan = removals(reconcile::BackendMode::kDynamic, 600, "old");
+  for (auto& a : add_plan(200).actions) plan.actions.push_back(a);
+  auto mixed_results = mixed.apply(plan, policy());
+  ASSERT_EQ(mixed_results.size(), 800u);
+  for (const auto& r : mixed_results) ASSERT_EQ(r.outcome, Outcome::kDone) << r.message;
+  auto mpos = positions(mixed_server.lines());
+  EXPECT_LT(mpos["add server web/ep-10.0.0.200:80 10.0.0.200:80 weight 1 check inter 1s"],
+            mpos["set server web/old0 state maint"]);
 }
 
 }  // namespace

@@ -112,6 +112,31 @@ class FakeInstance : public reconcile::Instance {
     return out;
   }
 
+  // Like RuntimeInstance when `change_without_stats`: server statistics only for backends with a
+  // draining server; otherwise observe().
+  Result<std::vector<ActualBackend>> observe_for_change(
+      const std::vector<std::string>& names) override {
+    if (!change_without_stats) return observe(names);
+    {
+      std::lock_guard lock(mu_);
+      ++observe_for_change_calls;
+    }
+    auto out = observe(names);
+    if (!out) return out;
+    for (auto& b : *out) {
+      if (!b.exists || std::any_of(b.servers.begin(), b.servers.end(),
+                                   [](const ActualServer& s) { return s.draining(); })) {
+        continue;
+      }
+      b.server_stats = false;
+      for (auto& s : b.servers) {
+        s.sessions = 0;
+        s.backup = false;
+      }
+    }
+    return out;
+  }
+
   std::vector<reconcile::ActionResult> apply(const reconcile::Plan& plan,
                                              const reconcile::BackendPolicy& policy) override {
     std::lock_guard lock(mu_);
@@ -243,6 +268,8 @@ class FakeInstance : public reconcile::Instance {
   int observe_states_calls = 0;       // whole reads without stats (when states_without_stats)
   bool digests = false;               // observe_states() digests rows and skips held ones
   int skipped_backends = 0;           // backends returned unchanged (held digest)
+  bool change_without_stats = false;  // observe_for_change() skips stats (like RuntimeInstance)
+  int observe_for_change_calls = 0;   // light targeted reads (when change_without_stats)
   std::vector<std::vector<std::string>> observed;  // backends asked, per observe()
   std::set<std::thread::id> threads;               // every thread that called info/observe/apply
   std::map<std::string, std::vector<ActualServer>> backends;

@@ -707,6 +707,60 @@ TEST(ReconcilerResync, SettledBackendsAreHeldByDigestAndDriftIsStillRepaired) {
   EXPECT_EQ(rec.status()[0].backends[0].actual, 2u);
 }
 
+// A pass that applies a new desired set reads server statistics only where a server drains
+// (observe_for_change): the others keep theirs from the last read, and the follow-up poll reads
+// them in full. A draining server's sessions still decide its removal.
+TEST(ReconcilerChange, AChangeReadsStatsOnlyWhereAServerDrains) {
+  auto inst = std::make_unique<FakeInstance>("t");
+  inst->backends["web"] = {};
+  inst->change_without_stats = true;
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  BackendPolicy p;
+  p.name = "web";
+  p.drain_timeout = std::chrono::seconds(60);
+  FakeClock clock;
+  Reconciler rec({p}, std::move(v), clock);
+  rec.publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80)}, true, clock.now());
+  ASSERT_TRUE(rec.run_pass(false).converged);
+  EXPECT_EQ(raw->observe_for_change_calls, 0);  // first contact: the whole of HAProxy
+  raw->backends["web"][0].sessions = 7;
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);  // follow-up poll: full read
+  ASSERT_EQ(rec.status()[0].backends[0].actual_servers.at(0).sessions, 7);
+
+  rec.publish(0, {spec("10.0.0.1", 80), spec("10.0.0.2", 80), spec("10.0.0.3", 80)}, true,
+              clock.now());
+  PassReport add = rec.run_pass(false);
+  EXPECT_EQ(raw->observe_for_change_calls, 1);
+  EXPECT_EQ(add.actions_done, 1u);
+  EXPECT_EQ(rec.status()[0].backends[0].actual_servers.at(0).sessions, 7);  // kept, not 0
+  raw->backends["web"][0].sessions = 9;
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);  // the follow-up poll reads statistics again
+  EXPECT_EQ(raw->observe_for_change_calls, 1);
+  EXPECT_EQ(rec.status()[0].backends[0].actual_servers.at(0).sessions, 9);
+
+  // 10.0.0.1 leaves: drained. Another change while it still has sessions: its backend is read
+  // with statistics, so it keeps waiting instead of being removed as drained.
+  rec.publish(0, {spec("10.0.0.2", 80), spec("10.0.0.3", 80)}, true, clock.now());
+  (void)rec.run_pass(false);
+  ASSERT_TRUE(raw->backends["web"][0].draining());
+  raw->backends["web"][0].sessions = 3;
+  rec.publish(0, {spec("10.0.0.2", 80), spec("10.0.0.3", 80), spec("10.0.0.4", 80)}, true,
+              clock.now());
+  PassReport waiting = rec.run_pass(false);
+  EXPECT_EQ(raw->observe_for_change_calls, 3);
+  EXPECT_EQ(waiting.waiting_drains, 1u);
+  EXPECT_EQ(raw->names("web").size(), 4u);
+  raw->backends["web"][0].sessions = 0;
+  clock.advance(std::chrono::seconds(1));
+  (void)rec.run_pass(false);
+  EXPECT_EQ(raw->names("web"),
+            (std::vector<std::string>{"ep-10.0.0.2:80", "ep-10.0.0.3:80", "ep-10.0.0.4:80"}));
+}
+
 // A restart detected on a resync reads everything, stats included (nothing to keep from before).
 TEST(ReconcilerResync, RestartReadsEverything) {
   auto inst = std::make_unique<FakeInstance>("t");

@@ -1,0 +1,1 @@
+EP_HAPROXY=$(scripts/haproxy3.sh) build-bench/bench/ep_bench_e2e bulk --cases floor-dynamic:1000,direct-dynamic:1000,dynamic:1000,floor-slots:1000,direct-slots:1000,slots:1000,floor-dynamic:10000,direct-dynamic:10000,dynamic:10000,floor-slots:10000,direct-slots:10000,slots:10000 --repeat 3 --bootstrap 1000x10 --summary bench/data/bulk3.sum
