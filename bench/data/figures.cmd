@@ -1,1 +1,1 @@
-bench/figures.sh --build build-dev --data bench/data
+bench/figures.sh --build build-bench --data bench/data
