@@ -586,6 +586,10 @@ HttpServerReply ConsulDouble::health_service(const HttpServerRequest& req,
     return text(
         500, fault == ConsulFault::kNoLeader ? "No cluster leader" : "rpc error making call: EOF");
   }
+  if (fault == ConsulFault::kTooMany) {  // a parked query woken after the fault was set
+    return text(
+        429, "Your IP is issuing too many concurrent connections, please rate limit your calls\n");
+  }
 
   const bool passing =
       req.has_param("passing") && req.param("passing") != "false" && req.param("passing") != "0";
