@@ -13,7 +13,6 @@
 #include "discovery/aws/endpoints.h"
 #include "discovery/aws/profile.h"
 #include "discovery/aws/requests.h"
-#include "net/curl_http_client.h"
 #include "os/strings.h"
 #include "runtime/co.h"
 
@@ -363,9 +362,6 @@ AsgSource::AsgSource(AsgOptions options, discovery::SourceContext context, AsgRu
       failures_(
           options_.ec2 ? "aws_ec2" : "aws_asg",
           fmt::format("{} poll for backend '{}'", options_.ec2 ? "EC2" : "ASG", context_.backend)) {
-  if (!runtime_.http_factory) {
-    runtime_.http_factory = [] { return std::make_unique<net::CurlHttpClient>(); };
-  }
   if (runtime_.read_files) {
     runtime_.env = process_env();
     const std::string home = env_or(runtime_.env, "HOME", "");
@@ -452,23 +448,27 @@ std::vector<std::string> AsgSource::check_notes() const {
                   describe(), plan->imds_endpoint)};
 }
 
-Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
+runtime::Co<Result<std::unique_ptr<AsgSource::Setup>>> AsgSource::make_setup(
+    runtime::Loop& loop) {
   auto setup = std::make_unique<Setup>();
-  setup->sts_http = runtime_.http_factory();
+  setup->http = std::make_unique<net::AsyncHttpClient>(loop);
   auto loaded = profile_files();
-  if (!loaded) return loaded.error();
+  if (!loaded) co_return loaded.error();
   std::optional<ProfileFile> files = std::move(*loaded);
   const std::string profile_name = selected_profile_name(options_.profile, runtime_.env);
   const Profile* profile = find_profile(files, profile_name);
   auto plan = region_plan();
-  if (!plan) return plan.error();
+  if (!plan) co_return plan.error();
   std::string imds_region;
   if (!plan->region) {
-    // Like the SDKs: IMDSv2 token PUT, then GET placement/region (1 s timeouts, one retry on 401).
-    HttpCredentialFetcher imds(*setup->sts_http, HttpCredentialFetcherOptions{});
-    auto answer = imds.imds_get(plan->imds_endpoint, "placement/region");
+    // Like the SDKs: IMDSv2 token PUT, then GET placement/region (1 s timeouts, one retry on 401),
+    // as requests on the loop.
+    HttpCredentialFetcherOptions io;
+    io.imds_timeout = runtime_.imds_timeout;
+    AsyncHttpCredentialFetcher imds(*setup->http, std::move(io));
+    auto answer = co_await imds.imds_get(plan->imds_endpoint, "placement/region");
     if (!answer) {
-      return Error{
+      co_return Error{
           answer.error().kind == ErrorKind::kInvalid ? ErrorKind::kInvalid
                                                      : ErrorKind::kUnavailable,
           fmt::format("no AWS region: none of {} is set, and the instance metadata at {} "
@@ -477,13 +477,13 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
     }
     imds_region = std::string(os::trim(*answer));
     if (imds_region.empty()) {
-      return Error::unavailable(
+      co_return Error::unavailable(
           fmt::format("no AWS region: instance metadata at {} answered an empty placement/region",
                       plan->imds_endpoint));
     }
   }
   auto region = resolve_region(options_.region, runtime_.env, profile, imds_region);
-  if (!region) return region.error();
+  if (!region) co_return region.error();
   if (!imds_region.empty()) {
     log::info(kLog, "{}: region {} from instance metadata ({})", describe(), region->region,
               plan->imds_endpoint);
@@ -491,16 +491,16 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
   const ProfileFile* pf = files ? &*files : nullptr;
   auto as = resolve_endpoint(AwsService::kAutoScaling, region->region,
                              options_.autoscaling_endpoint, runtime_.env, profile, pf);
-  if (!as) return as.error();
+  if (!as) co_return as.error();
   auto ec2 = resolve_endpoint(AwsService::kEc2, region->region, options_.ec2_endpoint, runtime_.env,
                               profile, pf);
-  if (!ec2) return ec2.error();
+  if (!ec2) co_return ec2.error();
   auto sqs = resolve_endpoint(AwsService::kSqs, region->region, options_.sqs_endpoint, runtime_.env,
                               profile, pf);
-  if (!sqs) return sqs.error();
+  if (!sqs) co_return sqs.error();
   auto sts = resolve_endpoint(AwsService::kSts, region->region, options_.sts_endpoint, runtime_.env,
                               profile, pf);
-  if (!sts) return sts.error();
+  if (!sts) co_return sts.error();
   for (const Endpoint* e : {&*as, &*ec2, &*sqs, &*sts}) {
     if (!e->tls()) {
       log::warn(kLog, "endpoint {} ({}) is plain http: requests are signed but not encrypted",
@@ -520,10 +520,11 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
     in.credentials_file = runtime_.credentials_file;
     in.profile = options_.profile;
     auto plan = plan_credentials(in);
-    if (!plan) return plan.error();
+    if (!plan) co_return plan.error();
     log::info(kLog, "credentials from {}", plan->description);
     HttpCredentialFetcherOptions fo;
     fo.default_region = region->region;
+    fo.imds_timeout = runtime_.imds_timeout;
     const Endpoint sts_endpoint = *sts;
     // STS in the source's region uses the resolved endpoint (with its overrides); a profile
     // that names another region for its role gets that region's default endpoint.
@@ -533,11 +534,11 @@ Result<std::unique_ptr<AsgSource::Setup>> AsgSource::make_setup() {
       if (r == region || configured) return sts_endpoint;
       return resolve_endpoint(AwsService::kSts, r, "", env, nullptr, nullptr);
     };
-    setup->fetcher = std::make_unique<HttpCredentialFetcher>(*setup->sts_http, std::move(fo));
-    setup->credentials = std::make_unique<CachingCredentialProvider>(*plan, *setup->fetcher);
+    setup->fetcher = std::make_unique<AsyncHttpCredentialFetcher>(*setup->http, std::move(fo));
+    setup->credentials = std::make_unique<AsyncCachingCredentialProvider>(*plan, *setup->fetcher);
   }
   setup->region = region->region;
-  return setup;
+  co_return std::move(setup);
 }
 
 // co_await Wake{source}: the poll loop waits `interval`, or less when trigger() is called.
@@ -869,7 +870,7 @@ runtime::Co<void> AsgSource::poll_loop() {
     bool ok = false;
     bool poll_timed_out = false;
     if (!setup_) {
-      auto made = make_setup();
+      auto made = co_await make_setup(*loop_);
       if (made) {
         setup_ = std::move(*made);
         client_ = std::make_unique<AsyncAwsClient>(*loop_, *setup_->credentials, setup_->region,
@@ -921,20 +922,27 @@ runtime::Co<void> AsgSource::poll_loop() {
 }
 
 discovery::Snapshot AsgSource::fetch_once(std::chrono::milliseconds timeout) {
-  auto made = make_setup();
-  if (!made) return Error{made.error().kind, describe() + ": " + made.error().message};
-  // One poll on a private manual runtime driven by this thread.
+  // The setup and one poll on a private manual runtime driven by this thread.
   runtime::Runtime rt({.threads = 0});
   std::optional<Result<AsgPollResult>> result;
-  auto client = std::make_unique<AsyncAwsClient>(rt.loop(0), *(*made)->credentials, (*made)->region,
-                                                 runtime_.retry, runtime_.client_env);
+  std::unique_ptr<Setup> setup;
+  std::unique_ptr<AsyncAwsClient> client;
   auto run = [&]() -> runtime::Co<void> {
-    result.emplace(co_await poll_aws(*client, (*made)->endpoints, options_));
+    auto made = co_await make_setup(rt.loop(0));
+    if (!made) {
+      result.emplace(made.error());
+      co_return;
+    }
+    setup = std::move(*made);
+    client = std::make_unique<AsyncAwsClient>(rt.loop(0), *setup->credentials, setup->region,
+                                              runtime_.retry, runtime_.client_env);
+    result.emplace(co_await poll_aws(*client, setup->endpoints, options_));
   };
   runtime::Spawned task = runtime::spawn(run());
   rt.run_until([&] { return result.has_value(); }, timeout);
   task.reset();
   client.reset();
+  setup.reset();
   if (!result) return Error::unavailable(describe() + ": no answer in time");
   if (!*result) return Error{result->error().kind, describe() + ": " + result->error().message};
   {

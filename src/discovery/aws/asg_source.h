@@ -18,8 +18,9 @@
 // Threading: the source is a handler on one loop of the source runtime (start_on; start() uses a
 // private one-thread runtime) and owns no thread: the polls, the SQS long poll and the lifecycle
 // hooks are coroutines (runtime/co.h) on that loop, their AWS calls requests of one
-// AsyncAwsClient there, their waits loop timers. Credentials are fetched synchronously (see
-// AsyncAwsClient).
+// AsyncAwsClient there, their waits loop timers. The region from IMDS and the credentials (IMDS,
+// STS, container) are requests on that loop too (AsyncHttpCredentialFetcher); only a
+// credential_process is a child process waited for there.
 
 #include <atomic>
 #include <condition_variable>
@@ -95,14 +96,13 @@ runtime::Co<Result<AsgPollResult>> poll_asgs(AsyncAwsClient& client, AsgEndpoint
 
 // Everything the source needs from the outside, injectable for tests.
 struct AsgRuntime {
-  // For the credential fetchers (STS, IMDS; blocking, bounded). Default: CurlHttpClient.
-  std::function<std::unique_ptr<net::HttpClient>()> http_factory;
   EnvMap env;                                   // default: the process environment
   std::optional<std::string> config_file;       // default: read AWS_CONFIG_FILE / ~/.aws/config
   std::optional<std::string> credentials_file;  // default: AWS_SHARED_CREDENTIALS_FILE / ~/.aws/…
   bool read_files = true;  // false: use config_file/credentials_file as given (tests)
   AwsClientEnv client_env;
   RetryPolicy retry;
+  std::chrono::milliseconds imds_timeout{1000};  // per IMDS request (region, credentials)
 };
 
 class AsgSource final : public discovery::Source {
@@ -145,16 +145,18 @@ class AsgSource final : public discovery::Source {
 
  private:
   struct Setup {
-    std::unique_ptr<net::HttpClient> sts_http;
-    std::unique_ptr<HttpCredentialFetcher> fetcher;
+    std::unique_ptr<net::AsyncHttpClient> http;  // IMDS, STS, container: requests on the loop
+    std::unique_ptr<AsyncHttpCredentialFetcher> fetcher;
     std::unique_ptr<CredentialProvider> credentials;
     AsgEndpoints endpoints;
     std::string region;
   };
   struct Wake;      // awaits the poll interval or trigger()
   struct PollWait;  // awaits the end of a poll (with a timeout)
-  // Resolves region, endpoints and the credential chain. Errors are kInvalid (a broken setup).
-  Result<std::unique_ptr<Setup>> make_setup();
+  // Resolves region (asking IMDS on `loop` when nothing else gives one), endpoints and the
+  // credential chain (fetched later, on the loop, by AsyncCachingCredentialProvider). Errors are
+  // kInvalid (a broken setup) or kUnavailable (IMDS did not answer).
+  runtime::Co<Result<std::unique_ptr<Setup>>> make_setup(runtime::Loop& loop);
   Result<std::optional<ProfileFile>> profile_files() const;
   // Coroutines on loop_.
   runtime::Co<void> poll_loop();

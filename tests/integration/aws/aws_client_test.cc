@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "discovery/aws/parse.h"
 #include "net/curl_http_client.h"
 #include "os/process.h"
+#include "runtime/runtime.h"
 #include "support/aws/aws_double.h"
 #include "support/http/loopback_http_server.h"
 
@@ -280,6 +282,59 @@ TEST_F(FetcherTest, AssumeRoleIsSignedAndItsCredentialsWork) {
                                 *describe_auto_scaling_groups_params({}, ""));
   EXPECT_TRUE(body.ok()) << body.error().message;
   EXPECT_EQ(aws_.calls("AssumeRole"), 1);
+}
+
+// The chain on a loop (what the sources use): an AssumeRole over IMDS credentials, every step a
+// request of an AsyncHttpClient; AsyncAwsClient awaits the provider's refresh before each attempt,
+// and an ExpiredToken answer re-fetches the chain (IMDS and STS again) on the loop.
+TEST_F(FetcherTest, AsyncChainOnTheLoopRefreshesOnExpiredToken) {
+  aws_.set_imds_role("ep-role", "ASIAIMDS000000000001", "imds-secret", "imds-session",
+                     "2099-01-01T00:00:00Z");
+  runtime::Runtime rt({.threads = 0});
+  auto http = std::make_unique<net::AsyncHttpClient>(rt.loop(0));
+  AsyncHttpCredentialFetcher fetcher(*http, options());
+  CredentialPlan imds;
+  imds.kind = CredentialSourceKind::kImds;
+  imds.imds_endpoint = aws_.url();
+  imds.description = "IMDS";
+  CredentialPlan plan;
+  plan.kind = CredentialSourceKind::kAssumeRole;
+  plan.role_arn = "arn:aws:iam::111122223333:role/ep";
+  plan.description = "AssumeRole over IMDS";
+  plan.source = std::make_shared<CredentialPlan>(imds);
+  AsyncCachingCredentialProvider provider(plan, fetcher);
+  const auto now = std::chrono::system_clock::now();
+  ASSERT_FALSE(provider.get(now).ok());
+  EXPECT_THAT(provider.get(now).error().message, HasSubstr("not fetched yet"));
+
+  aws_.inject(test::Fault::kExpiredToken, 1, "DescribeAutoScalingGroups");
+  auto client = std::make_unique<AsyncAwsClient>(rt.loop(0), provider, "eu-west-1", RetryPolicy{},
+                                                 recording_env());
+  std::optional<Result<std::string>> body;
+  const QueryParams params = *describe_auto_scaling_groups_params({"web-asg"}, "");
+  const std::string action = "DescribeAutoScalingGroups";
+  auto run = [&]() -> runtime::Co<void> {
+    body.emplace(co_await client->call_query(AwsService::kAutoScaling, endpoint_, action, params));
+  };
+  runtime::Spawned task = runtime::spawn(run());
+  rt.run_until([&] { return body.has_value(); }, 10s);
+  task.reset();
+  ASSERT_TRUE(body.has_value()) << "no answer";
+  ASSERT_TRUE(body->ok()) << body->error().message;
+  EXPECT_EQ(client->stats().credential_refreshes, 1u);
+  EXPECT_EQ(aws_.calls("AssumeRole"), 2) << "fetched, then re-fetched after ExpiredToken";
+  const auto asked = aws_.imds_requests();
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), "PUT /latest/api/token"), 1)
+      << "the IMDS token is reused";
+  EXPECT_EQ(std::count(asked.begin(), asked.end(),
+                       "GET /latest/meta-data/iam/security-credentials/ep-role"),
+            2);
+  auto creds = provider.get(std::chrono::system_clock::now());
+  ASSERT_TRUE(creds.ok());
+  EXPECT_TRUE(creds->temporary());
+  EXPECT_EQ(creds->source, "AssumeRole over IMDS");
+  client.reset();
+  http.reset();
 }
 
 TEST_F(FetcherTest, AssumeRoleWithABadCallerNamesStsAndTheCode) {
