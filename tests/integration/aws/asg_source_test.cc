@@ -1,6 +1,7 @@
 // The aws_asg source against the AWS double (signature-verifying) on loopback.
 
 #include "discovery/aws/asg_source.h"
+#include "discovery/aws/ec2_source.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -105,6 +106,15 @@ class AsgSourceTest : public ::testing::Test {
   AsgOptions options(std::vector<std::string> groups = {"web-asg"}) {
     AsgOptions o;
     o.groups = std::move(groups);
+    o.region = "eu-west-1";
+    o.autoscaling_endpoint = o.ec2_endpoint = o.sqs_endpoint = o.sts_endpoint = aws_.url();
+    o.port = 8080;
+    o.interval = 60s;  // tests drive polls with trigger()
+    return o;
+  }
+
+  Ec2Options ec2_options() {
+    Ec2Options o;
     o.region = "eu-west-1";
     o.autoscaling_endpoint = o.ec2_endpoint = o.sqs_endpoint = o.sts_endpoint = aws_.url();
     o.port = 8080;
@@ -478,15 +488,12 @@ TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
     aws_.put_instance(d);
   }
   aws_.set_ec2_page_size(3);
-  AsgOptions o = options({});
-  o.ec2 = true;
-  o.lifecycle_states.clear();
-  o.weight_from_capacity = false;
+  Ec2Options o = ec2_options();
   o.weight = 2;
   o.weight_tag = "weight";
   o.port_tag = "port";
-  o.ec2_filters = {{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}};
-  AsgSource source(o, context(), runtime());
+  o.filters = {{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}};
+  Ec2Source source(o, context(), runtime());
   EXPECT_EQ(source.describe(), "aws_ec2 tag:Service=web tag:Env=prod");
   const int calls0 = aws_.calls("DescribeInstances");
   auto snap = source.fetch_once(10s);
@@ -511,12 +518,12 @@ TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
   EXPECT_EQ((*snap)[0].labels.count("asg"), 0u);
 
   o.address = AddressType::kPublic;
-  AsgSource pub(o, context(), runtime());
+  Ec2Source pub(o, context(), runtime());
   auto p = pub.fetch_once(10s);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ((*p)[0].address, "203.0.113.1");
   o.address = AddressType::kIpv6;
-  AsgSource v6(o, context(), runtime());
+  Ec2Source v6(o, context(), runtime());
   auto v = v6.fetch_once(10s);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ((*v)[0].address, "2001:db8::1");
@@ -529,13 +536,11 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   d.private_ip = "10.2.0.1";
   d.tags = {{"Service", "web"}};
   aws_.put_instance(d);
-  AsgOptions o = options({});
-  o.ec2 = true;
-  o.lifecycle_states.clear();
-  o.ec2_filters = {{"tag:Service", {"web"}}};
+  Ec2Options o = ec2_options();
+  o.filters = {{"tag:Service", {"web"}}};
   auto r = runtime();
   r.retry.max_attempts = 1;
-  AsgSource source(o, context(), r);
+  Ec2Source source(o, context(), r);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }));
@@ -556,8 +561,8 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   source.stop();
 
   // The double refuses a filter it does not know, like AWS.
-  o.ec2_filters = {{"colour", {"blue"}}};
-  AsgSource bad(o, context(), runtime());
+  o.filters = {{"colour", {"blue"}}};
+  Ec2Source bad(o, context(), runtime());
   auto snap = bad.fetch_once(10s);
   ASSERT_FALSE(snap.ok());
   EXPECT_THAT(snap.error().message, HasSubstr("The filter 'colour' is invalid"));
@@ -572,6 +577,9 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   auto made = discovery::aws::ec2_source_kind().create(node, diag, context());
   ASSERT_NE(made, nullptr) << diag.joined();
   EXPECT_EQ(made->describe(), "aws_ec2 tag:Service=web");
+  // Its own source class (sharing AwsPollingSource with aws_asg), not a mode of the ASG one.
+  EXPECT_NE(dynamic_cast<Ec2Source*>(made.get()), nullptr);
+  EXPECT_EQ(dynamic_cast<AsgSource*>(made.get()), nullptr);
 }
 
 TEST_F(AsgSourceTest, StopInterruptsAndFactoryBuildsTheSource) {
