@@ -171,6 +171,25 @@ backends:
     }
     return c;
   }
+  // The actions allowed by the node policy printed in docs/aws.md (after its marker).
+  static std::set<std::string> documented_node_actions() {
+    std::ifstream in(std::string(EP_SOURCE_DIR) + "/docs/aws.md");
+    std::stringstream doc;
+    doc << in.rdbuf();
+    const std::string text = doc.str();
+    std::set<std::string> allowed;
+    const auto marker = text.find("<!-- iam-policy: node -->");
+    const auto open = text.find("```json\n", marker);
+    const auto close = text.find("```", open + 8);
+    EXPECT_NE(marker, std::string::npos);
+    if (marker == std::string::npos || open == std::string::npos) return allowed;
+    auto policy = nlohmann::json::parse(text.substr(open + 8, close - open - 8));
+    for (const auto& st : policy["Statement"]) {
+      EXPECT_EQ(st["Effect"], "Allow");
+      for (const auto& a : st["Action"]) allowed.insert(a.get<std::string>());
+    }
+    return allowed;
+  }
   void send(const LifecycleMessage& m, Envelope e) {
     aws_.send_message(queue_, lifecycle_body(m, e));
   }
@@ -406,6 +425,43 @@ TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
 }
 
+// One ElasticProxy managing two HAProxy: the launch hook completes only once the server is UP on
+// both. The second HAProxy's health check asks for the body "b5": the instance answers
+// "warming" first (UP on the first HAProxy's TCP check, DOWN on the second), then "b5".
+TEST_F(AwsE2E, LaunchHookWaitsForUpOnEveryManagedHaproxy) {
+  hp2_ = std::make_unique<HaproxyFixture>(std::string(kHaproxyConfig) +
+                                          "  option httpchk GET /\n  http-check expect string b5\n");
+  ASSERT_TRUE(hp2_->start().ok()) << hp2_->log();
+  put(0);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return up_on(0, *hp_) && present_on(0, *hp2_); }, 20s))
+      << daemon_.log();
+  const int port5 = backends_[5]->port();
+  backends_[5].reset();  // its port, answering "warming" instead
+  backends_[5] = std::make_unique<HttpBackend>("warming", port5);
+  ASSERT_TRUE(backends_[5]->ok());
+  put(5, "Pending:Wait");
+  aws_.add_lifecycle_action("web-asg", kHook, instance_id(5), "launch-two",
+                            "autoscaling:EC2_INSTANCE_LAUNCHING");
+  send({"web-asg", kHook, instance_id(5), "launch-two", false}, Envelope::kSns);
+  ASSERT_TRUE(wait_until([&] { return up_on(5, *hp_) && present_on(5, *hp2_); }, 10s))
+      << daemon_.log();
+  EXPECT_TRUE(consistently(
+      [&] { return lifecycle("CompleteLifecycleAction") == 0 && !up_on(5, *hp2_); }, 2s))
+      << "completed while DOWN on the second HAProxy\n"
+      << daemon_.log();
+  const auto ready = std::chrono::steady_clock::now();
+  backends_[5].reset();
+  backends_[5] = std::make_unique<HttpBackend>("b5", port5);
+  ASSERT_TRUE(backends_[5]->ok()) << "port " << port5 << " taken meanwhile";
+  ASSERT_TRUE(
+      wait_until([&] { return lifecycle("CompleteLifecycleAction", "CONTINUE") == 1; }, 15s))
+      << daemon_.log();
+  EXPECT_GE(aws_.lifecycle_calls().back().at, ready);
+  EXPECT_TRUE(up_on(5, *hp_) && up_on(5, *hp2_));
+  ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
+}
+
 // The backend's drain_timeout (2 s here) does not cut a request while our terminate hook is
 // pending: the drain is held until the request ends (or the hook's own drain_timeout, 60 s).
 TEST_F(AwsE2E, TerminateHookHoldsTheDrainPastTheBackendsDrainTimeout) {
@@ -486,22 +542,7 @@ TEST_F(AwsE2E, LaunchAndTerminateHooksInOneSourceAndEveryCallIsInTheDocumentedPo
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
   EXPECT_EQ(lifecycle("CompleteLifecycleAction", "ABANDON"), 0);
 
-  // The node policy of docs/aws.md, after its marker.
-  std::ifstream in(std::string(EP_SOURCE_DIR) + "/docs/aws.md");
-  std::stringstream doc;
-  doc << in.rdbuf();
-  const std::string text = doc.str();
-  const auto marker = text.find("<!-- iam-policy: node -->");
-  ASSERT_NE(marker, std::string::npos);
-  const auto open = text.find("```json\n", marker);
-  const auto close = text.find("```", open + 8);
-  ASSERT_NE(open, std::string::npos);
-  auto policy = nlohmann::json::parse(text.substr(open + 8, close - open - 8));
-  std::set<std::string> allowed;
-  for (const auto& st : policy["Statement"]) {
-    ASSERT_EQ(st["Effect"], "Allow");
-    for (const auto& a : st["Action"]) allowed.insert(a.get<std::string>());
-  }
+  const std::set<std::string> allowed = documented_node_actions();
   const auto used = aws_.iam_actions();
   for (const char* expected :
        {"autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances", "sqs:ReceiveMessage",
@@ -704,6 +745,13 @@ TEST_F(AwsE2E, ThreeNodesLaunchAndDrainOneInstanceEachThroughItsOwnHooks) {
     EXPECT_GT(loads[n]->requests(), 50);
   }
   EXPECT_EQ(aws_.signature_failures(), 0);
+  // Every call of the three daemons (heartbeats included: node b waited) is in the node policy.
+  const std::set<std::string> allowed = documented_node_actions();
+  const auto used = aws_.iam_actions();
+  EXPECT_EQ(used.count("autoscaling:RecordLifecycleActionHeartbeat"), 1u);
+  for (const auto& action : used) {
+    EXPECT_EQ(allowed.count(action), 1u) << action << " is not in the documented node policy";
+  }
 }
 
 // The scale-in as an operator sees it: the backend's drain_timeout left at its default
