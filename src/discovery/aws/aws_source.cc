@@ -232,7 +232,7 @@ runtime::Co<Result<std::unique_ptr<AwsPollingSource::Setup>>> AwsPollingSource::
     // as requests on the loop.
     HttpCredentialFetcherOptions io;
     io.imds_timeout = runtime_.imds_timeout;
-    AsyncHttpCredentialFetcher imds(*setup->http, std::move(io));
+    AsyncHttpCredentialFetcher imds(loop, *setup->http, std::move(io));
     auto answer = co_await imds.imds_get(plan->imds_endpoint, "placement/region");
     if (!answer) {
       co_return Error{
@@ -301,7 +301,8 @@ runtime::Co<Result<std::unique_ptr<AwsPollingSource::Setup>>> AwsPollingSource::
       if (r == region || configured) return sts_endpoint;
       return resolve_endpoint(AwsService::kSts, r, "", env, nullptr, nullptr);
     };
-    setup->fetcher = std::make_unique<AsyncHttpCredentialFetcher>(*setup->http, std::move(fo));
+    setup->fetcher =
+        std::make_unique<AsyncHttpCredentialFetcher>(loop, *setup->http, std::move(fo));
     setup->credentials = std::make_unique<AsyncCachingCredentialProvider>(*plan, *setup->fetcher);
   }
   setup->region = region->region;

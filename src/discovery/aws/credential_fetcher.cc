@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -300,9 +303,10 @@ Result<Credentials> HttpCredentialFetcher::run_credential_process(const Credenti
 
 // ---- on a loop: net::AsyncHttpClient ----
 
-AsyncHttpCredentialFetcher::AsyncHttpCredentialFetcher(net::AsyncHttpClient& http,
+AsyncHttpCredentialFetcher::AsyncHttpCredentialFetcher(runtime::Loop& loop,
+                                                       net::AsyncHttpClient& http,
                                                        HttpCredentialFetcherOptions options)
-    : CredentialSteps(std::move(options)), http_(http) {}
+    : CredentialSteps(std::move(options)), loop_(loop), http_(http) {}
 
 runtime::Co<Result<net::HttpResponse>> AsyncHttpCredentialFetcher::perform(
     net::HttpRequest request) {
@@ -331,7 +335,7 @@ runtime::Co<Result<std::string>> AsyncHttpCredentialFetcher::imds_get(std::strin
 }
 runtime::Co<Result<Credentials>> AsyncHttpCredentialFetcher::run_credential_process(
     const CredentialPlan& plan) {
-  co_return credential_process(plan);
+  co_return co_await credential_process_on(loop_, plan);
 }
 
 runtime::Co<void> AsyncCachingCredentialProvider::prepare(SystemTime now) {
@@ -376,22 +380,27 @@ runtime::Co<Result<Credentials>> execute_plan_async(const CredentialPlan& plan,
   co_return finish_plan_step(plan, std::move(r));
 }
 
-Result<Credentials> CredentialSteps::credential_process(const CredentialPlan& plan) {
-  auto argv_words = split_command_line(plan.credential_process);
-  if (!argv_words) return argv_words.error();
-  const std::string program = argv_words->front();
+namespace {
+
+os::ProcessOptions process_options(std::chrono::milliseconds timeout) {
   os::ProcessOptions po;
-  po.timeout = options_.process_timeout;
+  po.timeout = timeout;
   po.max_output = kMaxProcessOutput;
   po.merge_stderr = false;  // stdout is the JSON answer; stderr is the tool's own business
-  auto run = os::run_process(*argv_words, po);
+  return po;
+}
+
+// What a finished credential_process means (both ways of waiting for it).
+Result<Credentials> credential_process_answer(const std::string& program,
+                                              const Result<os::ProcessResult>& run,
+                                              std::chrono::milliseconds timeout) {
   if (!run) {
     return Error::unavailable(
         fmt::format("credential_process: cannot run '{}': {}", program, run.error().message));
   }
   if (run->timed_out) {
     return Error::unavailable(fmt::format("credential_process '{}' timed out after {} ms", program,
-                                          options_.process_timeout.count()));
+                                          timeout.count()));
   }
   if (run->output_truncated) {
     return Error::invalid(fmt::format("credential_process '{}' wrote more than {} bytes", program,
@@ -403,13 +412,64 @@ Result<Credentials> CredentialSteps::credential_process(const CredentialPlan& pl
                                               ? fmt::format("exit status {}", run->exit_code)
                                               : fmt::format("signal {}", run->signal)));
   }
-  const std::string& out = run->output;
-  auto creds = parse_credential_process_output(out);
+  auto creds = parse_credential_process_output(run->output);
   if (!creds) {
     return Error{creds.error().kind,
                  fmt::format("credential_process '{}': {}", program, creds.error().message)};
   }
   return creds;
+}
+
+}  // namespace
+
+Result<Credentials> CredentialSteps::credential_process(const CredentialPlan& plan) {
+  auto argv_words = split_command_line(plan.credential_process);
+  if (!argv_words) return argv_words.error();
+  const std::string program = argv_words->front();
+  return credential_process_answer(
+      program, os::run_process(*argv_words, process_options(options_.process_timeout)),
+      options_.process_timeout);
+}
+
+runtime::Co<Result<Credentials>> CredentialSteps::credential_process_on(runtime::Loop& loop,
+                                                                        const CredentialPlan& plan) {
+  auto argv_words = split_command_line(plan.credential_process);
+  if (!argv_words) co_return argv_words.error();
+  const std::string program = argv_words->front();
+  auto started = os::start_process(*argv_words, process_options(options_.process_timeout));
+  if (!started) {
+    co_return credential_process_answer(program, started.error(), options_.process_timeout);
+  }
+  // Reaped here however the wait ends: also when the chain is destroyed (the source stops).
+  struct Reaper {
+    int pid;
+    bool reaped = false;
+    ~Reaper() {
+      if (reaped) return;
+      ::kill(pid, SIGKILL);
+      int st = 0;
+      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+  } reaper{started->pid};
+  const auto deadline = std::chrono::steady_clock::now() + options_.process_timeout;
+  int status = 0;
+  bool timed_out = false;
+  for (;;) {
+    const pid_t w = ::waitpid(started->pid, &status, WNOHANG);
+    if (w == started->pid || (w < 0 && errno != EINTR)) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      timed_out = true;
+      ::kill(started->pid, SIGKILL);
+      while (::waitpid(started->pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    co_await runtime::sleep(loop, std::chrono::milliseconds(5));  // the loop runs meanwhile
+  }
+  reaper.reaped = true;
+  co_return credential_process_answer(program, os::finish_process(*started, status, timed_out),
+                                      options_.process_timeout);
 }
 
 }  // namespace ep::aws

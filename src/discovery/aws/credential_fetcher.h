@@ -63,8 +63,12 @@ class CredentialSteps {
   runtime::Co<Result<Credentials>> imds_steps(const CredentialPlan& plan);
   // IMDS GET of any metadata path (e.g. "placement/region") with the IMDSv2 token.
   runtime::Co<Result<std::string>> imds_get_steps(std::string imds_endpoint, std::string path);
-  // credential_process: a child process, waited for (bounded by process_timeout).
+  // credential_process: a child process (bounded by process_timeout), waited for by blocking,
+  // or on `loop` (its exit polled every 5 ms on loop timers; killed and reaped on timeout or when
+  // the awaiting chain is destroyed).
   Result<Credentials> credential_process(const CredentialPlan& plan);
+  runtime::Co<Result<Credentials>> credential_process_on(runtime::Loop& loop,
+                                                         const CredentialPlan& plan);
 
  protected:
   virtual runtime::Co<Result<net::HttpResponse>> perform(net::HttpRequest request) = 0;
@@ -115,14 +119,13 @@ class AsyncCredentialFetcher {
 runtime::Co<Result<Credentials>> execute_plan_async(const CredentialPlan& plan,
                                                     AsyncCredentialFetcher& fetcher);
 
-// The chain's steps over a net::AsyncHttpClient of one loop: every HTTP step (STS, web
-// identity, container, IMDS) is a request on the loop, never a blocking call. The exception is
-// credential_process, a child process waited for on the loop (bounded by process_timeout, run
-// once per credential lifetime), as the Kubernetes source's exec plugins are.
-// Threading: the loop's thread only (it shares the client).
+// The chain's steps on one loop, never a blocking call there: every HTTP step (STS, web identity,
+// container, IMDS) is a request of a net::AsyncHttpClient of that loop, and credential_process a
+// child whose exit is awaited on loop timers. Threading: the loop's thread only.
 class AsyncHttpCredentialFetcher final : public AsyncCredentialFetcher, private CredentialSteps {
  public:
-  AsyncHttpCredentialFetcher(net::AsyncHttpClient& http, HttpCredentialFetcherOptions options);
+  AsyncHttpCredentialFetcher(runtime::Loop& loop, net::AsyncHttpClient& http,
+                             HttpCredentialFetcherOptions options);
 
   runtime::Co<Result<Credentials>> assume_role(const CredentialPlan& plan,
                                                const Credentials& caller) override;
@@ -136,6 +139,7 @@ class AsyncHttpCredentialFetcher final : public AsyncCredentialFetcher, private 
  private:
   runtime::Co<Result<net::HttpResponse>> perform(net::HttpRequest request) override;
 
+  runtime::Loop& loop_;
   net::AsyncHttpClient& http_;
 };
 

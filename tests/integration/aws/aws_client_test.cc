@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -292,7 +293,7 @@ TEST_F(FetcherTest, AsyncChainOnTheLoopRefreshesOnExpiredToken) {
                      "2099-01-01T00:00:00Z");
   runtime::Runtime rt({.threads = 0});
   auto http = std::make_unique<net::AsyncHttpClient>(rt.loop(0));
-  AsyncHttpCredentialFetcher fetcher(*http, options());
+  AsyncHttpCredentialFetcher fetcher(rt.loop(0), *http, options());
   CredentialPlan imds;
   imds.kind = CredentialSourceKind::kImds;
   imds.imds_endpoint = aws_.url();
@@ -499,6 +500,67 @@ TEST_F(FetcherTest, CredentialProcessRunsWithoutAShellAndTimesOut) {
   auto missing = fetcher.run_credential_process(plan);
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent/helper"));
+}
+
+// On the loop (what the sources use): credential_process's child is awaited on loop timers, so
+// the loop keeps running while it works; a slow one is killed at process_timeout, and a chain
+// destroyed while waiting (a source stopping) kills and reaps its child.
+TEST_F(FetcherTest, AsyncCredentialProcessLeavesTheLoopRunning) {
+  const std::string script = temp_file(
+      "#!/bin/sh\n"
+      "if [ \"$1\" = \"sleep\" ]; then exec sleep 10; fi\n"
+      "sleep 0.5\n"
+      "echo '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS000000002\", "
+      "\"SecretAccessKey\": \"proc-secret\", \"SessionToken\": \"proc-token\", "
+      "\"Expiration\": \"2099-01-01T00:00:00Z\"}'\n",
+      0700);
+  runtime::Runtime rt({.threads = 0});
+  auto http = std::make_unique<net::AsyncHttpClient>(rt.loop(0));
+  auto o = options();
+  o.process_timeout = 3s;
+  AsyncHttpCredentialFetcher fetcher(rt.loop(0), *http, o);
+  CredentialPlan plan;
+  plan.kind = CredentialSourceKind::kProcess;
+  plan.credential_process = script;
+  std::optional<Result<Credentials>> creds;
+  std::chrono::steady_clock::time_point ticked{}, answered{};
+  auto run = [&]() -> runtime::Co<void> {
+    creds.emplace(co_await fetcher.run_credential_process(plan));
+    answered = std::chrono::steady_clock::now();
+  };
+  rt.loop(0).after(50ms, [&] { ticked = std::chrono::steady_clock::now(); });
+  runtime::Spawned task = runtime::spawn(run());
+  rt.run_until([&] { return creds.has_value(); }, 10s);
+  ASSERT_TRUE(creds.has_value());
+  ASSERT_TRUE(creds->ok()) << creds->error().message;
+  EXPECT_EQ((*creds)->access_key_id, "AKIDPROCESS000000002");
+  ASSERT_NE(ticked, std::chrono::steady_clock::time_point{}) << "the loop never ran its timer";
+  EXPECT_LT(ticked + 200ms, answered) << "the timer ran only after the process (loop blocked)";
+
+  // Too slow: killed at the timeout, an error naming it.
+  o.process_timeout = 300ms;
+  AsyncHttpCredentialFetcher quick(rt.loop(0), *http, o);
+  plan.credential_process = script + " sleep";
+  creds.reset();
+  auto slow = [&]() -> runtime::Co<void> {
+    creds.emplace(co_await quick.run_credential_process(plan));
+  };
+  const auto start = std::chrono::steady_clock::now();
+  task = runtime::spawn(slow());
+  rt.run_until([&] { return creds.has_value(); }, 10s);
+  ASSERT_TRUE(creds.has_value());
+  ASSERT_FALSE(creds->ok());
+  EXPECT_THAT(creds->error().message, HasSubstr("timed out after 300 ms"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  // Destroyed while waiting: the child is killed and reaped (no child of ours is left).
+  creds.reset();
+  task = runtime::spawn(slow());
+  rt.run_until([] { return false; }, 100ms);
+  task.reset();
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child left behind";
+  EXPECT_EQ(errno, ECHILD);
+  http.reset();
 }
 
 TEST(SplitCommandLine, FollowsShellWordRulesWithoutExpansion) {
