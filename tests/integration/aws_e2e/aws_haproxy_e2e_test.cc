@@ -462,6 +462,68 @@ TEST_F(AwsE2E, LaunchHookWaitsForUpOnEveryManagedHaproxy) {
   ASSERT_TRUE(wait_until([&] { return aws_.queue_size(queue_) == 0; }, 10s));
 }
 
+// The aws_ec2 source in the daemon: running instances tagged Service=web become servers (port and
+// weight from their tags); a tag change is followed on the next poll; while DescribeInstances
+// fails, the servers stay (fail static) and requests keep succeeding.
+TEST_F(AwsE2E, Ec2SourceByTagDrivesHaproxyAndFailsStatic) {
+  auto ec2 = [&](int n, const std::string& service, const std::string& weight = "") {
+    DoubleInstance d;
+    d.id = instance_id(n);
+    d.private_ip = "127.0.0.1";
+    d.tags = {{"Service", service}, {"port", std::to_string(backends_[static_cast<size_t>(n)]->port())}};
+    if (!weight.empty()) d.tags.emplace_back("weight", weight);
+    aws_.put_instance(d);
+  };
+  ec2(0, "web");
+  ec2(1, "web", "7");
+  ec2(2, "api");
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  write_file(cfg, fmt::format(R"(haproxy:
+  sockets: [{0}]
+  resync_interval: 1s
+metrics: {{enabled: false}}
+backends:
+  - name: web
+    server_options: "check inter 100ms"
+    safety: {{max_remove_fraction: 1.0}}
+    sources:
+      - aws_ec2:
+          tags: {{Service: web}}
+          region: eu-west-1
+          access_key_id: {1}
+          secret_access_key: {2}
+          endpoints: {{ec2: "{3}", sts: "{3}"}}
+          port_tag: port
+          weight_tag: weight
+          interval: 1s
+          timeout: 2s
+)",
+                              hp_->socket_path(), kKeyId, kSecret, aws_.url()));
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return up(0) && up(1); }, 20s)) << daemon_.log();
+  EXPECT_FALSE(present(2)) << "tagged Service=api";
+  EXPECT_EQ(row_for(1)->weight, 7) << "weight tag";
+  LoadLoop load(hp_->port(0));
+
+  // A tag change: instance 2 joins, instance 0 leaves.
+  ec2(2, "web");
+  ec2(0, "batch");
+  ASSERT_TRUE(wait_until([&] { return up(2) && !present(0); }, 15s)) << daemon_.log();
+
+  // DescribeInstances fails (500, every attempt of several polls): the servers stay.
+  const int before = aws_.calls("DescribeInstances");
+  aws_.inject(Fault::kInternalError, 12, "DescribeInstances");
+  ASSERT_TRUE(wait_until([&] { return aws_.calls("DescribeInstances") - before >= 3; }, 15s));
+  EXPECT_TRUE(consistently([&] { return present(1) && present(2); }, 2s)) << daemon_.log();
+  // Recovered: changes are followed again.
+  ec2(0, "web");
+  ASSERT_TRUE(wait_until([&] { return up(0); }, 30s)) << daemon_.log();
+  load.finish();
+  EXPECT_EQ(load.failed(), 0) << "of " << load.requests();
+  EXPECT_NE(daemon_.log().find("aws_ec2"), std::string::npos);
+  EXPECT_EQ(aws_.signature_failures(), 0);
+}
+
 // The backend's drain_timeout (2 s here) does not cut a request while our terminate hook is
 // pending: the drain is held until the request ends (or the hook's own drain_timeout, 60 s).
 TEST_F(AwsE2E, TerminateHookHoldsTheDrainPastTheBackendsDrainTimeout) {
