@@ -137,8 +137,8 @@ Result<StartedProcess> start_process(const std::vector<std::string>& argv,
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, started.out.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, options.merge_stderr ? started.out.get() : started.err.get(),
-                                   2);
+  posix_spawn_file_actions_adddup2(&fa,
+                                   options.merge_stderr ? started.out.get() : started.err.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

@@ -121,7 +121,8 @@ runtime::Co<Status> describe_instances_pages(
     auto params = params_for(token);
     if (!params) co_return params.error();
     ++calls;
-    auto body = co_await client.call_query(AwsService::kEc2, endpoint, "DescribeInstances", *params);
+    auto body =
+        co_await client.call_query(AwsService::kEc2, endpoint, "DescribeInstances", *params);
     if (!body) co_return body.error();
     auto page = parse_describe_instances(*body);
     if (!page) co_return Error{page.error().kind, "DescribeInstances: " + page.error().message};
@@ -259,14 +260,14 @@ runtime::Co<Result<std::unique_ptr<AwsPollingSource::Setup>>> AwsPollingSource::
   auto as = resolve_endpoint(AwsService::kAutoScaling, region->region,
                              connection_.autoscaling_endpoint, runtime_.env, profile, pf);
   if (!as) co_return as.error();
-  auto ec2 = resolve_endpoint(AwsService::kEc2, region->region, connection_.ec2_endpoint, runtime_.env,
-                              profile, pf);
+  auto ec2 = resolve_endpoint(AwsService::kEc2, region->region, connection_.ec2_endpoint,
+                              runtime_.env, profile, pf);
   if (!ec2) co_return ec2.error();
-  auto sqs = resolve_endpoint(AwsService::kSqs, region->region, connection_.sqs_endpoint, runtime_.env,
-                              profile, pf);
+  auto sqs = resolve_endpoint(AwsService::kSqs, region->region, connection_.sqs_endpoint,
+                              runtime_.env, profile, pf);
   if (!sqs) co_return sqs.error();
-  auto sts = resolve_endpoint(AwsService::kSts, region->region, connection_.sts_endpoint, runtime_.env,
-                              profile, pf);
+  auto sts = resolve_endpoint(AwsService::kSts, region->region, connection_.sts_endpoint,
+                              runtime_.env, profile, pf);
   if (!sts) co_return sts.error();
   for (const Endpoint* e : {&*as, &*ec2, &*sqs, &*sts}) {
     if (!e->tls()) {
@@ -278,8 +279,8 @@ runtime::Co<Result<std::unique_ptr<AwsPollingSource::Setup>>> AwsPollingSource::
 
   if (!connection_.access_key_id.empty()) {
     setup->credentials = std::make_unique<StaticCredentialProvider>(
-        Credentials{connection_.access_key_id, connection_.secret_access_key, connection_.session_token,
-                    std::nullopt, "configuration"});
+        Credentials{connection_.access_key_id, connection_.secret_access_key,
+                    connection_.session_token, std::nullopt, "configuration"});
   } else {
     ChainInputs in;
     in.env = runtime_.env;

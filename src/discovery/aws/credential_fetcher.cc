@@ -1,7 +1,6 @@
 #include "discovery/aws/credential_fetcher.h"
 
 #include <fmt/format.h>
-
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -125,9 +124,9 @@ runtime::Co<Result<Credentials>> CredentialSteps::assume_role_steps(const Creden
   if (!reply) co_return Error{reply.error().kind, "STS AssumeRole: " + reply.error().message};
   auto creds = parse_sts_assume_role_response(reply->body);
   if (!creds) {
-    co_return Error{creds.error().kind, fmt::format("STS AssumeRole {} (HTTP {}): {}",
-                                                    plan.role_arn, reply->status,
-                                                    creds.error().message)};
+    co_return Error{creds.error().kind,
+                    fmt::format("STS AssumeRole {} (HTTP {}): {}", plan.role_arn, reply->status,
+                                creds.error().message)};
   }
   co_return creds;
 }
@@ -399,8 +398,8 @@ Result<Credentials> credential_process_answer(const std::string& program,
         fmt::format("credential_process: cannot run '{}': {}", program, run.error().message));
   }
   if (run->timed_out) {
-    return Error::unavailable(fmt::format("credential_process '{}' timed out after {} ms", program,
-                                          timeout.count()));
+    return Error::unavailable(
+        fmt::format("credential_process '{}' timed out after {} ms", program, timeout.count()));
   }
   if (run->output_truncated) {
     return Error::invalid(fmt::format("credential_process '{}' wrote more than {} bytes", program,
@@ -431,8 +430,8 @@ Result<Credentials> CredentialSteps::credential_process(const CredentialPlan& pl
       options_.process_timeout);
 }
 
-runtime::Co<Result<Credentials>> CredentialSteps::credential_process_on(runtime::Loop& loop,
-                                                                        const CredentialPlan& plan) {
+runtime::Co<Result<Credentials>> CredentialSteps::credential_process_on(
+    runtime::Loop& loop, const CredentialPlan& plan) {
   auto argv_words = split_command_line(plan.credential_process);
   if (!argv_words) co_return argv_words.error();
   const std::string program = argv_words->front();

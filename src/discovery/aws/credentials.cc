@@ -591,8 +591,8 @@ Result<CredentialPlan> plan_credentials(const ChainInputs& in) {
 }
 
 Error source_credentials_error(const CredentialPlan& plan, const Error& e) {
-  return Error{e.kind, fmt::format("{}: getting source credentials: {}", plan.description,
-                                   e.message)};
+  return Error{e.kind,
+               fmt::format("{}: getting source credentials: {}", plan.description, e.message)};
 }
 
 Result<Credentials> finish_plan_step(const CredentialPlan& plan, Result<Credentials> r) {

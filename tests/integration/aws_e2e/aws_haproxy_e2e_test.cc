@@ -429,8 +429,8 @@ TEST_F(AwsE2E, TerminateHookWaitsForEveryManagedHaproxy) {
 // both. The second HAProxy's health check asks for the body "b5": the instance answers
 // "warming" first (UP on the first HAProxy's TCP check, DOWN on the second), then "b5".
 TEST_F(AwsE2E, LaunchHookWaitsForUpOnEveryManagedHaproxy) {
-  hp2_ = std::make_unique<HaproxyFixture>(std::string(kHaproxyConfig) +
-                                          "  option httpchk GET /\n  http-check expect string b5\n");
+  hp2_ = std::make_unique<HaproxyFixture>(
+      std::string(kHaproxyConfig) + "  option httpchk GET /\n  http-check expect string b5\n");
   ASSERT_TRUE(hp2_->start().ok()) << hp2_->log();
   put(0);
   start_daemon();
@@ -470,7 +470,8 @@ TEST_F(AwsE2E, Ec2SourceByTagDrivesHaproxyAndFailsStatic) {
     DoubleInstance d;
     d.id = instance_id(n);
     d.private_ip = "127.0.0.1";
-    d.tags = {{"Service", service}, {"port", std::to_string(backends_[static_cast<size_t>(n)]->port())}};
+    d.tags = {{"Service", service},
+              {"port", std::to_string(backends_[static_cast<size_t>(n)]->port())}};
     if (!weight.empty()) d.tags.emplace_back("weight", weight);
     aws_.put_instance(d);
   };
@@ -737,9 +738,9 @@ TEST_F(AwsE2E, ThreeNodesLaunchAndDrainOneInstanceEachThroughItsOwnHooks) {
     const std::string hook = "ep-" + nodes[n] + "-launch";
     aws_.add_lifecycle_action("web-asg", hook, instance_id(5), "launch3-" + nodes[n],
                               "autoscaling:EC2_INSTANCE_LAUNCHING");
-    aws_.send_message(queues[n],
-                      lifecycle_body({"web-asg", hook, instance_id(5), "launch3-" + nodes[n], false},
-                                     Envelope::kSns));
+    aws_.send_message(
+        queues[n], lifecycle_body({"web-asg", hook, instance_id(5), "launch3-" + nodes[n], false},
+                                  Envelope::kSns));
   }
   // Every node adds it (behind the health check, which fails: nothing listens) and none
   // completes its launch hook while it is not UP there.
@@ -949,7 +950,6 @@ TEST_F(AwsE2E, TerminateHookCompletionLatency) {
       "p99 %.1f ms (n=%zu; drain + delete in HAProxy, hook_check_interval 100ms)\n",
       ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.size());
 }
-
 
 // Figure: terminate-hook message -> CompleteLifecycleAction while a session is in flight on the
 // leaving instance. The session (a held request) ends a fixed 500 ms after the message; what the

@@ -107,9 +107,9 @@ TEST(Ec2Options, TagsAndFiltersInBothSpellingsBecomeDescribeInstancesFilters) {
   ASSERT_TRUE(o.has_value()) << diag.joined();
   using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
   EXPECT_EQ(o->filters, (F{{"tag:Service", {"web"}},
-                               {"tag-key", {"Team"}},
-                               {"tag:Env", {"prod", "staging"}},
-                               {"availability-zone", {"eu-west-1a"}}}));
+                           {"tag-key", {"Team"}},
+                           {"tag:Env", {"prod", "staging"}},
+                           {"availability-zone", {"eu-west-1a"}}}));
   EXPECT_EQ(o->address, AddressType::kIpv6);
   EXPECT_EQ(o->weight, 5);
   auto params = describe_instances_by_filters_params(o->filters, "tok", 1000);
