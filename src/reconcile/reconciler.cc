@@ -491,12 +491,12 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
 
 void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& backend,
                                            const std::string& iname) {
-  std::set<std::string> active;
+  std::vector<std::string> active;
   std::set<std::string> operator_maint;
   const std::string where = runs_.size() > 1 ? " on " + iname : "";
   for (const auto& s : br.managed) {
     if (!s.in_maint()) {
-      active.insert(s.name);
+      active.push_back(s.name);
       if (br.operator_maint.count(s.name)) {
         log::info(kLog, "{}: {} out of maintenance again{}: ElasticProxy manages it again", backend,
                   s.name, where);
@@ -515,7 +515,7 @@ void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& ba
       }
     }
   }
-  br.active = std::move(active);
+  br.active.assign(std::move(active));
   br.operator_maint = std::move(operator_maint);
   stats_.servers_operator_maint.set({backend, iname},
                                     static_cast<double>(br.operator_maint.size()));

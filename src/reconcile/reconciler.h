@@ -12,6 +12,7 @@
 // publish(), request_resync() (fire and forget) or submit_pass() (apply and tell me the result),
 // and read through status() / ServerStateView, which are copies taken under a lock.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -193,6 +194,33 @@ class Reconciler : public ServerStateView {
     uint64_t generation = 0;
   };
   using DesiredPtr = std::shared_ptr<const Desired>;
+  // A set of server names as one sorted vector: a backend's every managed server is in `active`,
+  // and a std::set node per name cost ~48 bytes more each (0.5 MiB at 11,000 servers).
+  class NameSet {
+   public:
+    bool count(const std::string& name) const {
+      return std::binary_search(names_.begin(), names_.end(), name);
+    }
+    void insert(const std::string& name) {
+      auto it = std::lower_bound(names_.begin(), names_.end(), name);
+      if (it == names_.end() || *it != name) names_.insert(it, name);
+    }
+    void erase(const std::string& name) {
+      auto it = std::lower_bound(names_.begin(), names_.end(), name);
+      if (it != names_.end() && *it == name) names_.erase(it);
+    }
+    void clear() { std::vector<std::string>().swap(names_); }
+    // Takes any order; keeps each name once.
+    void assign(std::vector<std::string> names) {
+      std::sort(names.begin(), names.end());
+      names.erase(std::unique(names.begin(), names.end()), names.end());
+      names.shrink_to_fit();
+      names_ = std::move(names);
+    }
+
+   private:
+    std::vector<std::string> names_;
+  };
   struct BackendRun {  // per instance x backend
     DrainBook drains;
     std::set<std::string> removing;             // drained by us for removal (subset of drains)
@@ -210,7 +238,7 @@ class Reconciler : public ServerStateView {
     SharedList<ActualServer> managed;  // immutable: replaced whole, shared with status_
     // Managed servers last seen out of maintenance, and those found in maintenance afterwards
     // without ElasticProxy having commanded it (the operator's: DrainOrigins::operator_maint).
-    std::set<std::string> active;
+    NameSet active;
     std::set<std::string> operator_maint;
     std::set<std::string> held_drains;  // drains a source holds (DrainOrigins::held), last pass
     // Hash of what HAProxy showed (state_hash) when the last pass found nothing to do: a resync
