@@ -635,7 +635,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);
 
   if (bulk_ != nullptr && mode == BackendMode::kDynamic && !plan.empty() &&
-      br.bulk_failed_generation != desired.generation &&
+      br.bulk_tried_generation != desired.generation &&
       bulk_reload(run, b, desired, plan, report)) {
     return;
   }
@@ -779,7 +779,7 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
               "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}, but {} HAProxy "
               "instances are configured (the reload path serves one): runtime commands",
               policy.name, adds, threshold, runs_.size());
-    br.bulk_failed_generation = desired.generation;
+    br.bulk_tried_generation = desired.generation;
     return false;
   }
   // Every managed backend is rendered from what HAProxy showed us: all must have been observed.
@@ -790,7 +790,7 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
                 "'{}' has not been read from HAProxy yet (a reload would render it empty): "
                 "runtime commands",
                 policy.name, adds, threshold, backends_[i].name);
-      br.bulk_failed_generation = desired.generation;
+      br.bulk_tried_generation = desired.generation;
       return false;
     }
   }
@@ -853,6 +853,7 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
     }
     total += out.size();
   }
+  br.bulk_tried_generation = desired.generation;
   const BulkCost cost = predict_bulk_cost(br.managed.size(), adds, total, gate);
   const std::string why = policy.name + ": " + std::to_string(adds) + " servers to add";
   log::info(kLog,
@@ -874,7 +875,6 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
               "servers with runtime commands",
               policy.name, done.error().message, adds);
     stats_.bulk_reloads_total.inc({policy.name, "fallback"});
-    br.bulk_failed_generation = desired.generation;
     return false;
   }
   stats_.bulk_reloads_total.inc({policy.name, "ok"});

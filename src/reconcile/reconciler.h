@@ -227,8 +227,9 @@ class Reconciler : public ServerStateView {
     // The instance's rows_digest of that state (0: none): handed to the next resync's
     // observe_states, which then does not even parse this backend's rows while they keep it.
     std::size_t settled_rows = 0;
-    // Desired generation whose bulk reload failed: that set is added with runtime commands.
-    uint64_t bulk_failed_generation = 0;
+    // Desired generation last handed to the bulk path (done or failed): whatever of that set is
+    // still missing afterwards is added with runtime commands, never by a second reload.
+    uint64_t bulk_tried_generation = 0;
   };
   struct InstanceRun {
     std::unique_ptr<Instance> instance;

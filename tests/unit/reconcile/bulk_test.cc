@@ -45,6 +45,7 @@ class FakeLoader : public BulkLoader {
     rendered = servers;
     whys.push_back(why);
     if (!fail.empty()) return Error::refused(fail);
+    if (!takes_effect) return std::string("confirmed");
     inst_.with_lock([&] {
       ++inst_.pid;
       for (size_t i = 0; i < names.size() && i < servers.size(); ++i) {
@@ -74,6 +75,7 @@ class FakeLoader : public BulkLoader {
   std::string fail;                 // non-empty: the reload is refused with this
   std::vector<std::string> names;   // backend order
   bool checks = true;
+  bool takes_effect = true;  // false: "confirmed" but HAProxy does not show the servers
 
  private:
   FakeInstance& inst_;
@@ -291,6 +293,23 @@ TEST_F(BulkTest, OtherBackendsAreRenderedAsHaproxyRunsThemAndTheOperatorsMainten
     EXPECT_EQ(inst_->backends["web"].size(), 30u);
   });
   EXPECT_EQ(adds(), 5u);  // 1 web + 4 api before; none for the 29
+}
+
+// A reload confirmed but after which HAProxy does not show the servers (a template that lost its
+// placeholder, someone else's reload): the rest comes by runtime commands, never a reload storm.
+TEST_F(BulkTest, ASetIsTriedByReloadOnceOnly) {
+  make(20, {policy("web", false)});
+  loader_->takes_effect = false;
+  rec_->publish(0, specs(0, 50), true, clock_.now());
+  EXPECT_FALSE(pass().converged);
+  EXPECT_EQ(loader_->calls, 1);
+  EXPECT_EQ(adds(), 0u);
+  EXPECT_TRUE(pass().converged);
+  EXPECT_EQ(loader_->calls, 1);
+  EXPECT_EQ(adds(), 50u);
+  rec_->publish(0, specs(0, 100), true, clock_.now());  // a new set may use it again
+  (void)pass();
+  EXPECT_EQ(loader_->calls, 2);
 }
 
 // Several HAProxy instances: the reload path serves one, so runtime commands.
