@@ -12,9 +12,11 @@
 //       it (drained and removed). Modes: ElasticProxy `update: runtime`, ElasticProxy
 //       `update: config` (when this build accepts it), and a naive script: config rewrite +
 //       SIGUSR2 to the master on every change, no debounce.
-//   ep_bench_e2e bulk [--sizes 1000,10000] [--bootstrap 1000x10]
+//   ep_bench_e2e bulk [--cases <mode>:<n>,...] [--bootstrap 1000x10] [--bulk-threshold N]
 //       N servers added to one backend in one file change, then removed; and B backends x S
-//       servers at daemon start. Commands, bytes and connections are counted by a proxy in front
+//       servers at daemon start. Modes: dynamic, slots, dynamic-reload (config management: an
+//       addition over haproxy.reload.bulk_threshold, the default or --bulk-threshold, is one
+//       reload); prefixes direct- (no counting proxy) and floor- (a bare client). Commands, bytes and connections are counted by a proxy in front
 //       of HAProxy's admin socket.
 //   ep_bench_e2e footprint [--idle-seconds 60] [--servers 10000]
 //       daemon RSS idle with 1 backend and with 10,000 servers; CPU seconds per hour while idle
@@ -929,7 +931,11 @@ int cmd_bulk(const Args& a) {
       write_file(dir.path() + "/haproxy.cfg.tmpl", tmpl);
       managed = "  template: " + dir.path() + "/haproxy.cfg.tmpl\n  config: " + hp.cfg() +
                 "\n  master_socket: " + hp.master() + "\n  pidfile: " + hp.pidfile() +
-                "\n  reload: {method: master-cli}\n";
+                "\n  reload: {method: master-cli" +
+                (a.get("bulk-threshold", "").empty()
+                     ? std::string()
+                     : ", bulk_threshold: " + a.get("bulk-threshold", "")) +
+                "}\n";
     }
     if (floor) {
       rows_floor(rows, hp, n, slots, repeat);

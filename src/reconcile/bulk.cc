@@ -3,11 +3,12 @@
 namespace ep::reconcile {
 
 namespace {
-// `add server` n costs kAddBase + kAddPerServer x (servers already in the backend): 10,000 into
-// an empty backend take ~3.5 s on 2.6.12 and 3.0.11 alike (bare client, RESULTS.md 3b), 1,000
-// take ~0.1 s. The daemon adds its enable-health / warm-up lines and reply checks.
-constexpr double kAddBase = 60e-6;
-constexpr double kAddPerServer = 58e-9;
+// `add server` k servers into a backend of n0 costs k x kAddBase + kAddPerServer x (k x n0 +
+// k^2 / 2): HAProxy's own cost per `add server` grows with the servers already there
+// (bench/RESULTS.md 3b: ~8 µs each into an empty backend); fitted to the bare-client floor of
+// 10,000 into an empty backend (~4 s on 2.6.12, ~3.6 s on 3.0.11, RESULTS.md 3s).
+constexpr double kAddBase = 8e-6;
+constexpr double kAddPerServer = 78e-9;
 // A reload: `haproxy -c` and the new worker each parse the whole config (~25 µs per server line
 // for both together), the master CLI round trip and the confirmation (~0.15 s), the re-read.
 constexpr double kReloadBase = 0.15;
