@@ -9,12 +9,15 @@ namespace {
 // 10,000 into an empty backend (~4 s on 2.6.12, ~3.6 s on 3.0.11, RESULTS.md 3s).
 constexpr double kAddBase = 8e-6;
 constexpr double kAddPerServer = 78e-9;
-// A reload: `haproxy -c` and the new worker each parse the whole config (~25 µs per server line
-// for both together), the master CLI round trip and the confirmation (~0.15 s), the re-read.
-constexpr double kReloadBase = 0.15;
-constexpr double kReloadPerLine = 25e-6;
-// Health-gated new servers leave maintenance with three commands each after the reload.
-constexpr double kEnablePerServer = 45e-6;
+// A reload: `haproxy -c` and the new worker each parse the whole config, the master's re-exec
+// and the confirmation; fitted to bench/RESULTS.md 3c (~0.1 s for 1,000 servers, ~0.3 s for
+// 4,000 on 2.6.12).
+constexpr double kReloadBase = 0.05;
+constexpr double kReloadPerLine = 60e-6;
+// Health-gated new servers leave maintenance with three runtime commands each after the reload
+// (`enable health`, `state drain`, `health down`): ~50 µs per command on 2.6.12 (RESULTS.md 3s,
+// slot floor), less on 3.0.
+constexpr double kEnablePerServer = 150e-6;
 }  // namespace
 
 BulkCost predict_bulk_cost(size_t existing, size_t adds, size_t total, bool checks) {

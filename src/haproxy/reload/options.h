@@ -11,7 +11,7 @@
 //       quiet: 500ms            # debounce: wait for this long without changes ...
 //       max_wait: 5s            # ... but never longer than this after the first change
 //       min_interval: 2s        # at most one reload per this interval
-//       bulk_threshold: 1000    # update: auto, dynamic mode: a pass adding more servers than
+//       bulk_threshold: 2000    # update: auto, dynamic mode: a pass adding more servers than
 //                               # this to one backend reloads once instead (0: never)
 
 #include <chrono>
@@ -38,7 +38,7 @@ struct Options {
   // `add server` (reconcile/bulk.h); 0 disables. The default is the measured crossover, with a
   // margin (docs/haproxy-runtime.md, "Bulk additions by reload").
   long bulk_threshold = kDefaultBulkThreshold;
-  static constexpr long kDefaultBulkThreshold = 1000;
+  static constexpr long kDefaultBulkThreshold = 2000;
 };
 
 // Where HAProxy is. Filled from haproxy.{binary,config,pidfile,master_socket,sockets[0]}.
