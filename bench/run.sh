@@ -427,20 +427,20 @@ built from Debian 13's source package by scripts/haproxy3.sh (the run line below
 HAProxy of the other sections). Compare row by row with section 3."
   fi
 
-  section bulkx "3c. Bulk crossover: \`add server\` or one reload (haproxy.reload.bulk_threshold)" \
-"N servers added to one dynamic backend of one server, by runtime commands (\`add server\`, rows
-*dynamic: add server*) and, with config management and \`bulk_threshold: 1\`, by one rendered,
-validated (\`haproxy -c\`), confirmed reload (rows *one reload over bulk_threshold*), timed like
-section 3's no-counting-proxy rows (median of the repeats). The reload costs about the same
-whatever N (two parses of the config and the master's re-exec); \`add server\` grows with the
-backend (section 3b). The default \`bulk_threshold\` (2000 additions) sits at or above the
-crossover these rows show, so ordinary changes keep 0 reloads (docs/haproxy-runtime.md,
-\"Bulk additions by reload\")."
-
   section limit "3b. HAProxy alone: dynamic servers in one backend" \
 "Without ElasticProxy: \`add server\` straight to HAProxy's admin socket, 100 per connection, into
 one backend. HAProxy 2.6's cost per \`add server\` grows with the number of servers already in the
 backend, which bounds any runtime client's bulk time at this scale."
+
+  section bulkx "3c. Bulk crossover: \`add server\` or one reload (haproxy.reload.bulk_threshold)" \
+"N servers added to one dynamic backend of one server, by runtime commands (\`add server\`, rows
+*dynamic: add server*) and, with config management and \`bulk_threshold: 1\`, by one rendered,
+validated (\`haproxy -c\`), confirmed reload (rows *one reload over bulk_threshold*), timed like
+section 3's no-counting-proxy rows (median of the repeats). The reload's cost (two parses of the
+config, the master's re-exec) grows with N about linearly; \`add server\`'s grows faster, with the
+backend's size (section 3b). The default \`bulk_threshold\` (2000 additions) is the upper end of
+the crossover these rows show, so ordinary changes keep 0 reloads (docs/haproxy-runtime.md,
+\"Bulk additions by reload\")."
 
   section footprint "4. Footprint" \
 "RSS from /proc/<pid>/status (VmRSS) after convergence; idle CPU from /proc/<pid>/stat
