@@ -420,14 +420,21 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
   // server drains (observe_states): the run state keeps the rest from earlier reads.
   bool whole = full || !run.reachable;
   bool states_only = full && run.reachable;
+  const bool new_process = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
+                                                info->pid != run.info.pid);
+  // Our own bulk reload (if its new worker was not yet the one answering when bulk_reload read
+  // the pid) is not someone else's restart: the operator's maintenance marks stay.
+  const bool restarted = new_process && !run.reloaded;
   if (run.reloaded) {
-    // Our own bulk reload: read everything, from the new worker (fresh proxy ids).
+    // After our own bulk reload: read everything, from the new worker (fresh proxy ids).
+    if (new_process) {
+      log::info(kLog, "HAProxy {}: new worker after our bulk reload (pid {} -> {})", iname,
+                run.info.pid, info->pid);
+    }
     run.reloaded = false;
     whole = true;
     states_only = false;
   }
-  const bool restarted = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
-                                              info->pid != run.info.pid);
   if (restarted) {
     log::warn(kLog, "HAProxy {} restarted or reloaded (pid {} -> {}); resyncing every backend",
               iname, run.info.pid, info->pid);

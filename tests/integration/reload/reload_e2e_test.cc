@@ -479,6 +479,8 @@ TEST(ReloadE2E, DynamicBulkAdditionIsOneReloadBehindTheHealthGate) {
   std::string config = yaml(hp, "auto",
                             "  - name: web\n    mode: dynamic\n"
                             "    server_options: check inter 200ms\n"
+                            "    drain_timeout: 0s\n"
+                            "    safety: {max_remove_fraction: 1.0}\n"
                             "    sources:\n      - file: {path: web.json}\n");
   const std::string reload_line =
       "  reload: {quiet: 300ms, max_wait: 2s, min_interval: 500ms, timeout: 10s}\n";
@@ -535,6 +537,14 @@ TEST(ReloadE2E, DynamicBulkAdditionIsOneReloadBehindTheHealthGate) {
                 r->body.find("up2") != std::string::npos)
         << r->status << " " << r->body;
   }
+  // The servers the reload brought in are ordinary servers afterwards: removed at runtime
+  // (`del server` takes servers from the config too), no reload.
+  // (Shrunk to a serving server: a plan never removes the last serving ones while the servers
+  // that stay are still behind their gate.)
+  write_file(dir + "/web.json", file_sd({addr(up1.port())}, 1));
+  EXPECT_TRUE(wait_until([&] { return present({addr(up1.port())}); }, 30s))
+      << servers_summary(hp, "web") << daemon.log();
+  EXPECT_EQ(master_reloads(hp), 1) << hp.master("show proc");
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(), 0) << daemon.log();
   const std::string log = daemon.log();
