@@ -165,7 +165,9 @@ TEST_F(ConfigManagerTest, ASlowReloadDoesNotBlockTheReconciler) {
 TEST_F(ConfigManagerTest, BulkAdditionIsRenderedDisabledValidatedAndReloadedOnce) {
   start("0", true);
   publish(30);
-  ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() == 1; }, 5s));
+  // Counted once the reload command has exited (its copy of the config is complete).
+  ASSERT_TRUE(wait_for([&] { return manager_->reloads() == 1; }, 5s));
+  ASSERT_EQ(stamps(dir_ + "/calls").size(), 1u);
   const std::string loaded = slurp(dir_ + "/reloaded.cfg");
   size_t lines = 0;
   for (size_t at = 0; (at = loaded.find("  server ep-10.0.0.", at)) != std::string::npos; ++at) {
