@@ -473,8 +473,16 @@ TEST(ReloadE2E, DynamicBulkAdditionIsOneReloadBehindTheHealthGate) {
   write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
   HttpBackend up1("up1"), up2("up2");
   ASSERT_TRUE(up1.ok() && up2.ok());
+  // Distinct addresses nobody listens on (free_port() may hand out a port twice).
+  std::set<std::string> used = {addr(up1.port()), addr(up2.port())};
+  auto fresh = [&] {
+    for (;;) {
+      const std::string a = addr(free_port());
+      if (used.insert(a).second) return a;
+    }
+  };
   std::vector<std::string> targets;
-  for (int i = 0; i < 5; ++i) targets.push_back(addr(free_port()));  // nobody listens
+  for (int i = 0; i < 5; ++i) targets.push_back(fresh());
   write_file(dir + "/web.json", file_sd({targets[0]}, 1));
   std::string config = yaml(hp, "auto",
                             "  - name: web\n    mode: dynamic\n"
@@ -511,7 +519,7 @@ TEST(ReloadE2E, DynamicBulkAdditionIsOneReloadBehindTheHealthGate) {
   std::vector<std::string> many = targets;
   many.push_back(addr(up1.port()));
   many.push_back(addr(up2.port()));
-  while (many.size() < 55) many.push_back(addr(free_port()));
+  while (many.size() < 55) many.push_back(fresh());
   write_file(dir + "/web.json", file_sd(many, 1));
   ASSERT_TRUE(wait_until(
       [&] {
