@@ -91,7 +91,11 @@ Result<std::string> ConfigManager::bulk_reload(
   std::vector<hc::RenderBackend> in;
   in.reserve(policies_.size());
   for (size_t i = 0; i < policies_.size(); ++i) {
-    in.push_back({policies_[i].name, policies_[i].server_options, servers[i]});
+    // Explicit ids (render.h: HAProxy's parse of thousands of servers without them is
+    // quadratic), unless server_options sets one itself.
+    const std::string& options = policies_[i].server_options;
+    const bool own_id = (" " + options + " ").find(" id ") != std::string::npos;
+    in.push_back({policies_[i].name, options, servers[i], own_id ? 0 : hc::kBulkFirstId});
   }
   auto text = hc::render(template_, in);
   if (!text) return text.error();

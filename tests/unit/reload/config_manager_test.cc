@@ -174,7 +174,7 @@ TEST_F(ConfigManagerTest, BulkAdditionIsRenderedDisabledValidatedAndReloadedOnce
     ++lines;
   }
   EXPECT_EQ(lines, 30u) << loaded;
-  EXPECT_NE(loaded.find("  server ep-10.0.0.7:80 10.0.0.7:80 weight 1 check disabled\n"),
+  EXPECT_NE(loaded.find("  server ep-10.0.0.7:80 10.0.0.7:80 weight 1 id 100007 check disabled\n"),
             std::string::npos)
       << loaded;
   EXPECT_EQ(manager_->reloads(), 1u);
