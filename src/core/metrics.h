@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <typeindex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -47,6 +49,16 @@ class Metrics {
     std::vector<std::string> label_names;
   };
   std::vector<FamilyInfo> families() const;
+  // The one instance of a part's stats struct (a struct of typed handles built from a registry)
+  // for this registry, made on first use: a part instantiated 2,000 times (a guard per backend,
+  // a Consul source per service) shares one set of handles instead of 2,000 (~0.2 KiB each).
+  template <typename Stats>
+  const Stats& shared() {
+    std::lock_guard lock(shared_mu_);
+    std::shared_ptr<void>& slot = shared_[std::type_index(typeid(Stats))];
+    if (!slot) slot = std::make_shared<Stats>(*this);
+    return *static_cast<const Stats*>(slot.get());
+  }
   // Clears every value and declaration (tests only). Typed handles stay valid: their family is
   // declared again, with its help text, on their next record.
   void reset();
@@ -93,6 +105,9 @@ class Metrics {
 
   mutable std::mutex mu_;
   std::map<std::string, Family, std::less<>> families_;
+  // shared(): its own lock, as a stats struct's handles declare themselves (mu_) when made.
+  std::mutex shared_mu_;
+  std::unordered_map<std::type_index, std::shared_ptr<void>> shared_;
 };
 
 // What the typed handles share: the registry and the declaration. Copyable; valid as long as the

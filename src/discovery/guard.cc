@@ -275,7 +275,7 @@ Validated validate_all(const std::vector<Endpoint>& endpoints,
 
 BackendGuard::BackendGuard(reconcile::BackendPolicy policy, std::vector<std::string> source_names,
                            const Clock& clock, Metrics* metrics)
-    : policy_(std::move(policy)), clock_(clock), stats_(metrics ? *metrics : Metrics::global()) {
+    : policy_(std::move(policy)), clock_(clock), stats_((metrics ? *metrics : Metrics::global()).shared<GuardStats>()) {
   for (auto& n : source_names) {
     SourceState st;
     st.name = std::move(n);

@@ -132,7 +132,7 @@ class BackendGuard {
 
   reconcile::BackendPolicy policy_;
   const Clock& clock_;
-  GuardStats stats_;
+  const GuardStats& stats_;  // the registry's one GuardStats (Metrics::shared)
   std::vector<SourceState> sources_;
   std::vector<std::vector<ServerSpec>> last_good_;
   SharedList<ServerSpec> desired_;

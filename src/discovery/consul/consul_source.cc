@@ -128,7 +128,7 @@ ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFac
           "consul {} at {}", options_.service,
           options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
       labels_{context_.backend, options_.service},
-      stats_(context_.metrics ? *context_.metrics : Metrics::global()),
+      stats_((context_.metrics ? *context_.metrics : Metrics::global()).shared<ConsulStats>()),
       token_(options_.token, options_.token_file, describe_),
       reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
   state_.backoff = runtime::Backoff({.initial = options_.backoff_min,

@@ -123,7 +123,7 @@ class ConsulSource final : public Source,
   HttpClientFactory client_factory_;
   std::string describe_;
   LabelValues labels_;  // {backend, service}
-  ConsulStats stats_;
+  const ConsulStats& stats_;  // the registry's one ConsulStats (Metrics::shared)
   TokenReader token_;
   std::unique_ptr<log::FailureReporter> reporter_;
 

@@ -81,6 +81,28 @@ TEST(TypedMetricsTest, AHandleRedeclaresItsFamilyAfterAReset) {
   EXPECT_NE(text.find("ep_test_reload_seconds_bucket{le=\"2\"} 1\n"), std::string::npos);
 }
 
+struct PartStats {
+  explicit PartStats(Metrics& registry) : done(registry, "ep_test_part_done_total", "Done.") {}
+  Counter done;
+};
+
+TEST(TypedMetricsTest, SharedStatsAreOnePerRegistry) {
+  Metrics one;
+  Metrics two;
+  const PartStats& a = one.shared<PartStats>();
+  EXPECT_EQ(&a, &one.shared<PartStats>());
+  const PartStats& b = two.shared<PartStats>();
+  EXPECT_NE(&a, &b);
+  a.done.inc();
+  a.done.inc();
+  b.done.inc();
+  EXPECT_EQ(one.value("ep_test_part_done_total"), 2);
+  EXPECT_EQ(two.value("ep_test_part_done_total"), 1);
+  one.reset();  // the shared handles stay valid, and declare their family again
+  a.done.inc();
+  EXPECT_EQ(one.value("ep_test_part_done_total"), 1);
+}
+
 TEST(TypedMetricsTest, TwoInstancesOfAPartShareOneFamily) {
   Metrics registry;
   Counter a(registry, "ep_test_passes_total", "Passes.");
