@@ -21,14 +21,14 @@ Result<std::string> read_all(const std::filesystem::path& path) {
 Snapshot read_file(const Options& options) {
   auto text = read_all(options.path);
   if (!text) return text.error();
-  return parse_file_sd(*text, options.format, options.path.string());
+  return parse_file_sd(*text, options.format, options.path);
 }
 
 FileSource::FileSource(Options options) : options_(std::move(options)) {}
 
 FileSource::~FileSource() { stop(); }
 
-std::string FileSource::describe() const { return "file " + options_.path.string(); }
+std::string FileSource::describe() const { return "file " + options_.path; }
 
 Snapshot FileSource::fetch_once(std::chrono::milliseconds /*timeout*/) {
   return read_file(options_);  // a local file read; no network wait to bound
@@ -125,7 +125,7 @@ void FileSource::read_and_publish() {
     retrying_ = false;
     return;
   }
-  Snapshot snap = text ? parse_file_sd(*text, options_.format, options_.path.string())
+  Snapshot snap = text ? parse_file_sd(*text, options_.format, options_.path)
                        : Snapshot(text.error());
   if (!snap.ok()) {
     // A writer that rewrites in place (truncate, write) can be caught half-way: look once more a

@@ -17,10 +17,11 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   r.positive_duration("refresh_interval", o.refresh_interval);
   if (!r.finish() || path.empty()) return std::nullopt;
 
-  o.path = std::filesystem::path(path);
-  if (o.path.is_relative()) o.path = base_dir / o.path;
-  o.path = o.path.lexically_normal();
-  if (!o.path.has_filename()) {
+  std::filesystem::path full(path);
+  if (full.is_relative()) full = base_dir / full;
+  full = full.lexically_normal();
+  o.path = full.string();
+  if (!full.has_filename()) {
     diag.error(node.find("path")->mark, "file.path must name a file, got '" + path + "'");
     return std::nullopt;
   }
@@ -29,10 +30,10 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   } else if (format == "yaml") {
     o.format = Format::kYaml;
   } else {
-    o.format = format_for(o.path.string());
+    o.format = format_for(o.path);
     if (o.format == Format::kAuto) {
       diag.error(node.find("path")->mark,
-                 "file.path: cannot tell the format from the name '" + o.path.filename().string() +
+                 "file.path: cannot tell the format from the name '" + full.filename().string() +
                      "' (expected .json, .yml or .yaml); set file.format to json or yaml");
       return std::nullopt;
     }

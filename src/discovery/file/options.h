@@ -12,7 +12,9 @@
 namespace ep::discovery::file {
 
 struct Options {
-  std::filesystem::path path;     // absolute after from_node (relative → base_dir)
+  // Absolute after from_node (relative → base_dir). A string, not a std::filesystem::path: a
+  // path keeps its components too (~250 bytes more per source).
+  std::string path;
   Format format = Format::kAuto;  // resolved to kJson/kYaml by extension when auto
   std::chrono::milliseconds debounce{0};
   std::chrono::milliseconds refresh_interval{std::chrono::minutes(5)};
