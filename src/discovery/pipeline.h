@@ -51,6 +51,11 @@ struct SourceStatus {
   uint64_t snapshots = 0;
   uint64_t errors = 0;
   size_t events_last_minute = 0;
+  // The labels discovery gave the last good set's servers (Consul service, tags, meta, ...).
+  ServerLabelList labels{};
+  // When the backend has more than one source: the servers of this source's last good set (which
+  // source each desired server comes from). Empty for a backend's only source.
+  std::vector<std::string> servers{};
 };
 
 struct GuardStatus {

@@ -161,6 +161,7 @@
   function serverText(s, st) {
     var w = ' w' + s.weight;
     if (s.operator_maint) return 'MAINT (set by operator, left alone)' + w + ' s' + s.sessions;
+    if (s.health_gated) return 'HEALTH-GATED (DRAIN until its first health check passes)' + w + ' s' + s.sessions;
     if (st === 'DRAIN' && s.drain_since_seconds_ago !== undefined) {
       var t = s.drain_deadline_in_seconds === undefined
         ? 'draining for ' + Math.round(s.drain_since_seconds_ago) + 's, no drain_timeout'
@@ -184,6 +185,21 @@
       return m;
     });
     order.sort();
+    // Labels discovery gave each server (Consul service name, tags, meta, zone, ...): a column
+    // only for backends that have some.
+    var labels = Object.create(null), anyLabels = false;
+    (g.sources || []).forEach(function (s) {
+      var sl = s.server_labels;
+      if (!sl) return;
+      for (var k in sl) { labels[k] = (labels[k] || []).concat(sl[k]); anyLabels = true; }
+    });
+    // Several sources: which of them gives each server (a column only then).
+    var many = (g.sources || []).length > 1, from = Object.create(null);
+    if (many) {
+      g.sources.forEach(function (s) {
+        (s.servers || []).forEach(function (n) { (from[n] = from[n] || []).push(s.source); });
+      });
+    }
     var box = el('div', null, 'backend');
     box.id = 'b-' + g.backend;
     box.setAttribute('data-backend', g.backend);
@@ -195,6 +211,8 @@
     order.forEach(function (n) {
       var d = desired[n];
       var cells = [el('span', n, 'mono'), d ? d.address : '-', d ? (d.weight + (d.backup ? ' backup' : '')) : 'not desired'];
+      if (many) cells.push(el('span', from[n] ? from[n].join('; ') : '-', 'mono from'));
+      if (anyLabels) cells.push(el('span', labels[n] ? labels[n].join('; ') : '-', 'mono labels'));
       var diff = false;
       actual.forEach(function (m) {
         var s = m[n];
@@ -218,7 +236,8 @@
     box.appendChild(el('p', 'from ' + (srcs || 'no source'), 'mono'));
     var t = document.createElement('table');
     var head = document.createElement('tr');
-    ['Server', 'Address', 'Desired weight'].forEach(function (x) { head.appendChild(el('th', x)); });
+    ['Server', 'Address', 'Desired weight'].concat(many ? ['From source'] : [], anyLabels ? ['Labels (from discovery)'] : [])
+      .forEach(function (x) { head.appendChild(el('th', x)); });
     instances.forEach(function (i) { head.appendChild(el('th', i.name)); });
     var th = document.createElement('thead'); th.appendChild(head);
     t.appendChild(th); t.appendChild(tb);
@@ -239,7 +258,7 @@
     j.backends.forEach(function (g) {
       var states = per[g.backend] || [];
       var key = JSON.stringify([g.desired, g.ready, g.hold ? g.hold.reason : null,
-        (g.sources || []).map(function (s) { return s.source; }), states, instanceNames]);
+        (g.sources || []).map(function (s) { return [s.source, s.server_labels || null, s.servers || null]; }), states, instanceNames]);
       var c = cache[g.backend];
       if (!c || c.key !== key) {
         if (built >= FIRST_CHUNK) {
