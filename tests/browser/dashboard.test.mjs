@@ -247,6 +247,7 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     // The change is on the timeline with its latency, and counted in the summary.
     await eventually(async () => /web\s*ep-127\.0\.0\.1:9003\s*add\s*new in discovery\s*OK\s*\d+ ms/.test(await page.locator('#timeline-rows').textContent()), 10000, 'the timeline row');
     assert.match(await page.locator('#conv-summary').textContent(), /Last 60 min: 4 change\(s\)/);
+    await eventually(async () => page.evaluate(() => window.epChartDraws >= 1), 5000, 'the chart drawn');
 
     // Per source: snapshots published, errors among them, events in the last minute.
     const webSource = page.locator('#source-rows tr[data-backend="web"]');
@@ -573,6 +574,7 @@ test('first render with 1,000 backends x 10 servers (measured, reported)', async
         status_download_ms: st.responseEnd - st.responseStart,
         status_bytes: st.transferSize,
         rows: document.querySelectorAll('#backend-list tbody tr').length,
+        phases: window.epPhases,
       };
     });
     timings.scale_1000x10 = m;

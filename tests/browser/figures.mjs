@@ -24,6 +24,8 @@ for (const [what, v] of [['page_weight_bytes', t.page_weight_bytes], ['scale_100
 let commit = 'unknown';
 try {
   commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  // Changes outside docs/ (which this run writes) not committed: say so.
+  if (execFileSync('git', ['status', '--porcelain', '--', '.', ':!docs'], { encoding: 'utf8' }).trim()) commit += '-dirty';
 } catch { /* not a git tree */ }
 const ms = (x) => Math.round(x) + ' ms';
 const kb = (b) => (b / 1024).toFixed(1) + ' KB';
