@@ -260,6 +260,12 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     assert.match(await apiSource.textContent(), /FAILING/);
     assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
 
+    // The timeline filtered, from the keyboard: only api's change is left.
+    await page.focus('#timeline-filter');
+    await page.keyboard.type('127.0.0.1:9101');
+    assert.equal(await page.locator('#timeline-rows tr:not([hidden])').count(), 1);
+    assert.match(await page.locator('#timeline-rows tr:not([hidden])').textContent(), /^\S+\s*api\s*ep-127\.0\.0\.1:9101\s*add/);
+    assert.match(await page.locator('#timeline-count').textContent(), /^1 of \d+ /);
     // Filter by backend name, keyboard only.
     await page.focus('#filter');
     await page.keyboard.type('api');
@@ -338,6 +344,31 @@ test('hostile discovery strings are shown as text and never executed; no secret 
       assert.ok(!(await page.content()).includes(secret), secret + ' on the page');
     }
     await page.screenshot({ path: path.join(ARTIFACTS, 'hostile.png'), fullPage: true });
+
+    // Lifecycle hooks in flight (an aws_asg source with lifecycle_hook; its AWS side is tested in
+    // aws_lifecycle_test): the page renders what /status says, hostile hook names included. The
+    // daemon's /status is handed to the page with one hook added to the db source.
+    await page.route('**/status?compact', async (route) => {
+      const r = await route.fetch();
+      const j = await r.json();
+      j.backends.find((b) => b.backend === 'db').sources[0].hooks_in_flight = [{
+        instance: 'i-0abc<script>window.__xss=9</script>', hook: '"><img src=x onerror=window.__xss=10>',
+        transition: 'autoscaling:EC2_INSTANCE_TERMINATING', progress: '2 session(s), active on 0 of 1 HAProxy',
+        since_seconds_ago: 20, deadline_in_seconds: 280.4, next_heartbeat_in_seconds: 39.6 }];
+      await route.fulfill({ response: r, body: JSON.stringify(j) });
+    });
+    const hookRow = page.locator('#hook-rows tr');
+    await eventually(async () => (await hookRow.count()) === 1, 10000, 'the hook in flight');
+    const hookText = await hookRow.textContent();
+    for (const want of ['db', 'i-0abc<script>window.__xss=9</script>', '"><img src=x onerror=window.__xss=10>', 'TERMINATING',
+      '2 session(s), active on 0 of 1 HAProxy', '20 s ago', '280 s', '40 s']) {
+      assert.ok(hookText.includes(want), want + ' not in ' + hookText);
+    }
+    assert.equal(await page.locator('#hook-none').isHidden(), true);
+    assert.equal(await page.locator('img, script:not([src])').count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'hooks-in-flight.png'), fullPage: true });
+    await page.unroute('**/status?compact');
     assertSameOrigin(page, s.origin);
     await page.close();
   } catch (e) {
