@@ -507,6 +507,10 @@ test('config mode: the HAProxy instance shows its last reload and the result, a 
     status = JSON.parse(await page.evaluate(async () => (await fetch('/status')).text()));
     assert.equal(status.instances[0].config.last_reload.result, 'rejected');
     assert.deepEqual(await serversIn(s.socket, 'web'), ['ep-127.0.0.1:9001', 'ep-127.0.0.1:9002', 'ep-127.0.0.1:9003']);
+    // In config mode the changes are reloads: on the timeline too, the failed one with its words.
+    const timeline = await page.locator('#timeline-rows').textContent();
+    assert.match(timeline, /\*\s*-\s*reload\s*update: config\s*FAILED: rejected: [\s\S]*unable to find server 'ep-127\.0\.0\.1:9002'/);
+    assert.match(timeline, /\*\s*-\s*reload\s*update: config\s*OK\s*\d/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'config-mode-reload-failed.png'), fullPage: true });
     assertSameOrigin(page, s.origin);
     assert.deepEqual(page.errors, []);

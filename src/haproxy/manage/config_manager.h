@@ -77,6 +77,7 @@ class ConfigManager {
     std::string text;
     bool reload = false;
     std::string why;  // for the log line
+    SteadyTime seen{};  // when a pass first saw the change (the timeline's latency)
   };
 
   ConfigManager(haproxy::config::Template tpl, const ep::config::Settings& settings,
