@@ -2,12 +2,12 @@
 // servers) into docs/dashboard.md, between the "dashboard-figures" markers, from the timings.json
 // the browser tests leave in their artifacts. Run by `make dashboard-figures`; never edit the
 // block by hand.
-//   node tests/browser/figures.mjs ARTIFACTS/timings.json docs/dashboard.md
+//   node tests/browser/figures.mjs ARTIFACTS/timings.json docs/dashboard.md [BUILD_TYPE]
 import fs from 'node:fs';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 
-const [timingsPath, docPath] = process.argv.slice(2);
+const [timingsPath, docPath, buildType = 'Debug'] = process.argv.slice(2);
 if (!timingsPath || !docPath) {
   console.error('usage: figures.mjs TIMINGS_JSON DOC_MD');
   process.exit(2);
@@ -46,7 +46,7 @@ const block = [
   '|---|---|---|---|',
   ...rows.map((r) => '| ' + r.join(' | ') + ' |'),
   '',
-  'Measured by `make dashboard-figures` at commit ' + commit + ' on ' + new Date().toISOString().slice(0, 10) +
+  'Measured by `make dashboard-figures` (' + buildType + ' build) at commit ' + commit + ' on ' + new Date().toISOString().slice(0, 10) +
     ' (' + os.cpus().length + ' CPUs, load average after the run ' + load + ').',
   '<!-- dashboard-figures: end -->',
 ].join('\n');
