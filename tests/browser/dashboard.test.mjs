@@ -260,6 +260,9 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     assert.match(await apiSource.textContent(), /FAILING/);
     assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
 
+    // A link per backend.
+    assert.equal(await page.locator('#b-web h3 a').getAttribute('href'), '#b-web');
+    assert.equal(await page.locator('#b-api h3 a').getAttribute('href'), '#b-api');
     // The timeline filtered, from the keyboard: only api's change is left.
     await page.focus('#timeline-filter');
     await page.keyboard.type('127.0.0.1:9101');
@@ -319,6 +322,7 @@ test('hostile discovery strings are shown as text and never executed; no secret 
     assert.ok(sources.includes('"><img src=x onerror="window.__xss=2">.json'), sources);
     assert.ok(sources.includes('<img src=x onerror=window.__xss=3>'), sources);
     assert.ok(sources.includes('<script>window.__xss=4</script>'), sources);
+    assert.match(sources, /2 rejected: .*address contains whitespace.*address is not an IPv4 or IPv6 literal/);
     assert.ok(sources.includes('consul ' + service + ' at'), sources);  // the service name
     // Consul's service name, tags and meta on the server's row, as text.
     const db = (await rowsOf(page, 'db').allTextContents()).join('|');
@@ -408,6 +412,15 @@ test('a draining server shows its sessions and the time to drain_timeout; a heal
     const nameA = 'ep-127.0.0.1:' + a.port, nameB = 'ep-127.0.0.1:' + b.port;
     await eventually(async () => /HEALTH-GATED \(DRAIN until its first health check passes\)/.test(
       (await rowsOf(page, 'gated').allTextContents()).join('|')), 10000, 'the health-gated server');
+    // Its server comes up: the gate opens (UP); it dies: DOWN, marked as differing.
+    const gatedRows = async () => (await rowsOf(page, 'gated').allTextContents()).join('|');
+    const late = net.createServer((c) => c.destroy());
+    await new Promise((r) => late.listen(closed, '127.0.0.1', r));
+    await eventually(async () => /UP w1/.test(await gatedRows()), 15000, 'the gated server UP');
+    await new Promise((r) => late.close(r));
+    await eventually(async () => /DOWN w1/.test(await gatedRows()), 15000, 'the gated server DOWN');
+    assert.equal(await rowsOf(page, 'gated').locator('.bad').count(), 1);
+    assert.match(await page.locator('#backend-list [data-backend="gated"] h3').textContent(), /DIFFERS/);
     await eventually(async () => (await rowsOf(page, 'web').allTextContents()).filter((r) => /UP w1/.test(r)).length === 2, 10000, 'both servers UP');
     // Requests that stay open: round robin gives each server some.
     for (let i = 0; i < 4; i++) {
