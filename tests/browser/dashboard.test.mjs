@@ -258,6 +258,7 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     writeAtomic(s.file('api.json'), '{"not": json');
     await eventually(async () => /^1 of \d+$/.test(await apiSource.locator('.src-errors').textContent()), 10000, 'api: 1 error counted');
     assert.match(await apiSource.textContent(), /FAILING/);
+    assert.match(await apiSource.textContent(), /api\.json/);  // the last error names the file
     assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
 
     // A link per backend.
