@@ -542,7 +542,8 @@ test('a held snapshot is confirmed from the page with the token, and refused wit
   const token = 'browser-test-token-' + process.pid;
   try {
     await s.start({
-      backends: [{ name: 'web', targets: [9001, 9002, 9003, 9004], safety: '{max_remove_fraction: 0.3, confirm_after: 1h}' }],
+      backends: [{ name: 'web', targets: [9001, 9002, 9003, 9004], safety: '{max_remove_fraction: 0.3, confirm_after: 1h}' },
+        { name: 'api', targets: [9101], safety: '{confirm_after: 1h}' }],
       metrics: '  token_env: EP_DASHBOARD_TOKEN\n',
       env: { EP_DASHBOARD_TOKEN: token },
     });
@@ -580,6 +581,17 @@ test('a held snapshot is confirmed from the page with the token, and refused wit
     await eventually(async () => (await page.locator('#hold-list .hold').count()) === 0, 10000, 'the hold gone');
     await eventually(async () => (await rowsOf(page, 'web').count()) === 1, 10000, 'one row');
     await page.screenshot({ path: path.join(ARTIFACTS, 'confirmed.png'), fullPage: true });
+
+    // An empty set is held too; the operator rejects it from the page: HAProxy keeps its server.
+    writeAtomic(s.file('api.json'), '[]\n');
+    const emptyHold = page.locator('#hold-list .hold[data-backend="api"]');
+    await eventually(async () => (await emptyHold.count()) === 1, 10000, 'the empty hold on the page');
+    assert.match(await emptyHold.textContent(), /HELD \(empty\)[\s\S]*ep-127\.0\.0\.1:9101/);
+    await emptyHold.locator('button.reject').focus();
+    await page.keyboard.press('Enter');
+    await eventually(async () => /^rejected: the held set of 0 server\(s\); backend api now has 1/.test(await page.locator('#action-result').textContent()), 10000, 'the rejection');
+    await eventually(async () => (await emptyHold.count()) === 0, 10000, 'the empty hold gone');
+    assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
     // The token is nowhere in what the page received.
     const status = await page.evaluate(async () => (await fetch('/status')).text());
     assert.ok(!status.includes(token));
