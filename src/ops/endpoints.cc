@@ -782,6 +782,7 @@ HttpResponse handle(const HttpRequest& req, const SnapshotFn& snapshot,
     return text(r.ok ? 200 : 503, r.reason);
   }
   if (req.path == "/status") {
+    if (options.on_status) options.on_status();
     HttpResponse r;
     r.content_type = "application/json";
     // The dashboard polls `/status?compact` every second: without indentation, half the bytes.

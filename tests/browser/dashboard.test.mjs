@@ -418,8 +418,13 @@ test('a draining server shows its sessions and the time to drain_timeout; a heal
     const late = net.createServer((c) => c.destroy());
     await new Promise((r) => late.listen(closed, '127.0.0.1', r));
     await eventually(async () => /UP w1/.test(await gatedRows()), 15000, 'the gated server UP');
+    // HAProxy's own change (3 failed checks 300 ms apart) reaches the page at its next polls:
+    // reading /status asks the daemon for a fresh read (at most one a second), not the 10 s resync.
+    const t0 = Date.now();
     await new Promise((r) => late.close(r));
     await eventually(async () => /DOWN w1/.test(await gatedRows()), 15000, 'the gated server DOWN');
+    timings.haproxy_down_to_page_ms = Date.now() - t0;
+    assert.ok(timings.haproxy_down_to_page_ms < scaled(6000), 'DOWN took ' + timings.haproxy_down_to_page_ms + ' ms');
     assert.equal(await rowsOf(page, 'gated').locator('.bad').count(), 1);
     assert.match(await page.locator('#backend-list [data-backend="gated"] h3').textContent(), /DIFFERS/);
     await eventually(async () => (await rowsOf(page, 'web').allTextContents()).filter((r) => /UP w1/.test(r)).length === 2, 10000, 'both servers UP');

@@ -427,6 +427,26 @@ TEST(Dashboard, LoopbackWithoutTokenIsOpen) {
   EXPECT_EQ(h(request("GET", "/status")).status, 200);
 }
 
+// The page polls /status: each read asks the daemon for a fresh look at HAProxy (the daemon
+// rate-limits it); a refused read, the page itself, health and metrics do not.
+TEST(Dashboard, ReadingStatusAsksForAFreshReadOfHaproxy) {
+  EndpointOptions o{"1.2.3", 30s};
+  int reads = 0;
+  o.on_status = [&reads] { ++reads; };
+  auto h = handler(o);
+  EXPECT_EQ(h(request("GET", "/status")).status, 200);
+  EXPECT_EQ(h(request("GET", "/status?compact")).status, 200);
+  EXPECT_EQ(reads, 2);
+  for (const char* path : {"/", "/dashboard.js", "/healthz", "/readyz", "/metrics"}) {
+    EXPECT_EQ(h(request("GET", path)).status, 200) << path;
+  }
+  EXPECT_EQ(reads, 2);
+  o.exposed = true;  // no token: refused before anything is asked of the daemon
+  auto refused = handler(o);
+  EXPECT_EQ(refused(request("GET", "/status")).status, 403);
+  EXPECT_EQ(reads, 2);
+}
+
 TEST(Dashboard, ExposedWithoutTokenRefusesPageStatusAndAction) {
   EndpointOptions o{"1.2.3", 30s};
   o.exposed = true;
