@@ -782,11 +782,12 @@ HttpResponse handle(const HttpRequest& req, const SnapshotFn& snapshot,
     return text(r.ok ? 200 : 503, r.reason);
   }
   if (req.path == "/status") {
-    if (options.on_status) options.on_status();
     HttpResponse r;
     r.content_type = "application/json";
     // The dashboard polls `/status?compact` every second: without indentation, half the bytes.
     r.body = status_json(snap, options, req.query == "compact");
+    // After the document is written: the re-read it asks for does not compete with this answer.
+    if (options.on_status) options.on_status();
     return r;
   }
   // /metrics
