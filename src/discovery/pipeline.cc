@@ -247,7 +247,8 @@ void Pipeline::write_state_now() {
     errors.inc({"write"});
     return;
   }
-  if (!last_state_error_.empty()) log::info("state", "state file {} written again", state_options_.path);
+  if (!last_state_error_.empty())
+    log::info("state", "state file {} written again", state_options_.path);
   last_state_error_.clear();
 }
 

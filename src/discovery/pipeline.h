@@ -45,7 +45,7 @@ struct SourceStatus {
   size_t rejected = 0;
   std::vector<std::string> rejected_messages;  // why, one per endpoint (capped)
   std::vector<HookInFlight> hooks;             // lifecycle actions it waits on (AWS)
-  bool from_state = false;  // serving the set restored from the state file
+  bool from_state = false;                     // serving the set restored from the state file
   // Snapshots the source published (good or failed) since the daemon started, the failed ones
   // among them, and those published in the last 60 s (events per minute).
   uint64_t snapshots = 0;

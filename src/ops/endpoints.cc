@@ -48,8 +48,9 @@ const char* server_state(const ActualServer& s) {
 
 // `name` is one of the backend's desired servers (sorted by name).
 bool is_desired(const reconcile::BackendStatus& b, const std::string& name) {
-  const auto it = std::lower_bound(b.desired_servers.begin(), b.desired_servers.end(), name,
-                                   [](const ServerSpec& s, const std::string& n) { return s.name < n; });
+  const auto it =
+      std::lower_bound(b.desired_servers.begin(), b.desired_servers.end(), name,
+                       [](const ServerSpec& s, const std::string& n) { return s.name < n; });
   return it != b.desired_servers.end() && it->name == name;
 }
 

@@ -58,11 +58,11 @@ struct ConfigStatus {
 struct OpsSnapshot {
   std::vector<reconcile::InstanceStatus> instances;
   std::vector<discovery::GuardStatus> guards;
-  SteadyTime now{};                // steady clock at snapshot time
-  SteadyTime last_loop{};          // Reconciler::last_loop()
-  bool sources_ready = false;      // Pipeline::ready()
-  bool converged = false;          // Reconciler::converged()
-  reconcile::JournalView journal;  // Reconciler::journal(): the timeline and convergence chart
+  SteadyTime now{};                    // steady clock at snapshot time
+  SteadyTime last_loop{};              // Reconciler::last_loop()
+  bool sources_ready = false;          // Pipeline::ready()
+  bool converged = false;              // Reconciler::converged()
+  reconcile::JournalView journal;      // Reconciler::journal(): the timeline and convergence chart
   std::optional<ConfigStatus> config;  // when ElasticProxy manages the config file
 };
 

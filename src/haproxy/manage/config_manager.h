@@ -76,7 +76,7 @@ class ConfigManager {
   struct Work {
     std::string text;
     bool reload = false;
-    std::string why;  // for the log line
+    std::string why;    // for the log line
     SteadyTime seen{};  // when a pass first saw the change (the timeline's latency)
   };
 

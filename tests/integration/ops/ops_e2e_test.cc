@@ -454,7 +454,8 @@ TEST_F(OpsE2E, RuntimeSecretsNeverAppearAnywhere) {
     if (doc.is_discarded()) return false;
     for (const auto& b : doc["backends"]) {
       for (const auto& src : b["sources"]) {
-        if (src.value("source", "").find("aws") != std::string::npos && src.contains("last_error")) {
+        if (src.value("source", "").find("aws") != std::string::npos &&
+            src.contains("last_error")) {
           return true;
         }
       }

@@ -245,7 +245,7 @@ TEST(ValidateAll, LabelsFollowEachKeptServerUnderItsName) {
   std::vector<Endpoint> in = {
       with(ep("10.0.0.3", 80), "consul.tags", "<script>x</script>"),
       with(ep("10.0.0.1", 80, {}, "web 1"), "consul.service", "web"),
-      with(ep("10.0.0.2", 80, {}, first->name.substr(3)), "zone", "b"),  // renamed
+      with(ep("10.0.0.2", 80, {}, first->name.substr(3)), "zone", "b"),      // renamed
       with(ep("10.0.0.1", 80, {}, "web 1"), "consul.service", "duplicate"),  // merged
       with(ep("bad host", 80), "zone", "rejected"),
       ep("10.0.0.4", 80)};  // no labels: not listed

@@ -8,14 +8,12 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "core/metrics.h"
 #include "os/file.h"
-#include "support/eventually.h"
-
 #include "support/eventually.h"
 #include "support/proc_counts.h"
 
@@ -123,8 +121,9 @@ TEST(PipelineTest, StatusCountsEachSourcesSnapshotsErrorsAndEventsOfTheLastMinut
   const Labels key{{"backend", "web"}, {"source", "manual"}};
   const double published = Metrics::global().value("elasticproxy_source_snapshots_total", key);
   auto errors_metric = [&] {
-    return Metrics::global().value("elasticproxy_source_errors_total",
-                                   {{"backend", "web"}, {"source", "manual"}, {"reason", "unavailable"}});
+    return Metrics::global().value(
+        "elasticproxy_source_errors_total",
+        {{"backend", "web"}, {"source", "manual"}, {"reason", "unavailable"}});
   };
   const double failed = errors_metric();
 
@@ -183,8 +182,10 @@ TEST(PipelineTest, StatusNamesEachSourcesServersWhenABackendHasSeveral) {
   manual[1]->sink()->publish(std::vector<Endpoint>{eps[1], eps[2]});
   manual[2]->sink()->publish(std::vector<Endpoint>{eps[0]});
   const auto st = pipeline.status();
-  EXPECT_EQ(st[0].sources[0].servers, (std::vector<std::string>{"ep-10.0.0.1:80", "ep-10.0.0.2:80"}));
-  EXPECT_EQ(st[0].sources[1].servers, (std::vector<std::string>{"ep-10.0.0.2:80", "ep-10.0.0.3:80"}));
+  EXPECT_EQ(st[0].sources[0].servers,
+            (std::vector<std::string>{"ep-10.0.0.1:80", "ep-10.0.0.2:80"}));
+  EXPECT_EQ(st[0].sources[1].servers,
+            (std::vector<std::string>{"ep-10.0.0.2:80", "ep-10.0.0.3:80"}));
   EXPECT_TRUE(st[1].sources[0].servers.empty());
   pipeline.stop();
 }
@@ -279,7 +280,8 @@ TEST(PipelineState, LastGoodSetIsWrittenAndRestoredWhenTheSourceFailsAtStart) {
     rig.manual->sink()->publish(endpoints(3));
     ASSERT_TRUE(rig.desired.wait_size(3));
     // Written after write_delay, atomically (no temp file left).
-    ASSERT_TRUE(test::eventually([&] { return slurp(path).find("10.0.0.3") != std::string::npos; }));
+    ASSERT_TRUE(
+        test::eventually([&] { return slurp(path).find("10.0.0.3") != std::string::npos; }));
     EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
     rig.pipeline->stop();
   }
@@ -330,9 +332,7 @@ TEST(PipelineState, StaleEntryIsIgnoredNeverTrustedPastItsAge) {
 
 TEST(PipelineState, UnreadableFileIsReportedAndIgnored) {
   const std::string path = temp_dir() + "/state.json";
-  {
-    std::ofstream(path) << "{not json";
-  }
+  { std::ofstream(path) << "{not json"; }
   StateOptions o = state_options(path);
   o.restore_after = 50ms;
   StateRig rig(o);
@@ -341,7 +341,8 @@ TEST(PipelineState, UnreadableFileIsReportedAndIgnored) {
   // The source still works, and its set replaces the bad file.
   rig.manual->sink()->publish(endpoints(1));
   ASSERT_TRUE(rig.desired.wait_size(1));
-  ASSERT_TRUE(test::eventually([&] { return slurp(path).find("\"version\": 1") != std::string::npos; }));
+  ASSERT_TRUE(
+      test::eventually([&] { return slurp(path).find("\"version\": 1") != std::string::npos; }));
   rig.pipeline->stop();
 }
 

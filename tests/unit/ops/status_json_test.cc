@@ -127,9 +127,8 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
             b.operator_maint.end()) {
           js["operator_maint"] = true;  // left in maintenance until the operator enables it
         }
-        const bool desired =
-            std::any_of(b.desired_servers.begin(), b.desired_servers.end(),
-                        [&](const ServerSpec& d) { return d.name == s.name; });
+        const bool desired = std::any_of(b.desired_servers.begin(), b.desired_servers.end(),
+                                         [&](const ServerSpec& d) { return d.name == s.name; });
         if (s.draining() && !s.health_passed() && desired) js["health_gated"] = true;
         as.push_back(std::move(js));
       }
@@ -364,11 +363,12 @@ OpsSnapshot rich_snapshot() {
         // Consul's service name, tags and meta (and any source's labels), hostile too; a
         // secret-looking meta key's value is hidden.
         std::vector<discovery::ServerLabels> labels;
-        labels.push_back({"ep-10.0.0.1", {{"consul.service", hostile[gi]},
-                                          {"consul.tags", hostile[(gi + 1) % hostile.size()]},
-                                          {"consul.meta.db_password", "s3cr3t-meta"},
-                                          {"consul.meta." + hostile[(gi + 5) % hostile.size()],
-                                           hostile[(gi + 2) % hostile.size()]}}});
+        labels.push_back({"ep-10.0.0.1",
+                          {{"consul.service", hostile[gi]},
+                           {"consul.tags", hostile[(gi + 1) % hostile.size()]},
+                           {"consul.meta.db_password", "s3cr3t-meta"},
+                           {"consul.meta." + hostile[(gi + 5) % hostile.size()],
+                            hostile[(gi + 2) % hostile.size()]}}});
         labels.push_back({hostile[(gi + 3) % hostile.size()], {{"zone", "a"}}});
         std::sort(labels.begin(), labels.end(),
                   [](const auto& a, const auto& b) { return a.server < b.server; });
