@@ -120,21 +120,25 @@ std::string describe_command(const std::vector<std::string>& argv) {
   return out;
 }
 
-Result<ProcessResult> run_process(const std::vector<std::string>& argv,
-                                  const ProcessOptions& options) {
+Result<StartedProcess> start_process(const std::vector<std::string>& argv,
+                                     const ProcessOptions& options) {
   if (argv.empty() || argv[0].empty()) return Error::invalid("empty command");
+  StartedProcess started;
+  started.options = options;
   auto out = temp_file();
   if (!out) return out.error();
-  Result<UniqueFd> err = UniqueFd();
+  started.out = std::move(*out);
   if (!options.merge_stderr) {
-    err = temp_file();
+    auto err = temp_file();
     if (!err) return err.error();
+    started.err = std::move(*err);
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out->get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, options.merge_stderr ? out->get() : err->get(), 2);
+  posix_spawn_file_actions_adddup2(&fa, started.out.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa,
+                                   options.merge_stderr ? started.out.get() : started.err.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -156,22 +160,37 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv,
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return Error::unavailable("cannot run " + argv[0] + ": " + std::strerror(rc));
+  started.pid = pid;
+  return started;
+}
 
+ProcessResult finish_process(StartedProcess& process, int status, bool timed_out) {
   ProcessResult result;
+  result.timed_out = timed_out;
+  if (!timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  const auto max = process.options.max_output;
+  result.output = read_back(process.out.get(), max, result.output_truncated);
+  if (!process.options.merge_stderr) {
+    result.error_output = read_back(process.err.get(), max, result.output_truncated);
+  }
+  return result;
+}
+
+Result<ProcessResult> run_process(const std::vector<std::string>& argv,
+                                  const ProcessOptions& options) {
+  auto started = start_process(argv, options);
+  if (!started) return started.error();
+  const pid_t pid = started->pid;
   int status = 0;
+  bool timed_out = false;
   if (!wait_child(pid, std::chrono::steady_clock::now() + options.timeout, status)) {
-    result.timed_out = true;
+    timed_out = true;
     ::kill(pid, SIGKILL);
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  result.output = read_back(out->get(), options.max_output, result.output_truncated);
-  if (!options.merge_stderr) {
-    result.error_output = read_back(err->get(), options.max_output, result.output_truncated);
-  }
-  return result;
+  return finish_process(*started, status, timed_out);
 }
 
 }  // namespace ep::os

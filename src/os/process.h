@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "os/fd.h"
 
 namespace ep::os {
 
@@ -43,6 +44,20 @@ struct ProcessResult {
 // kUnavailable when the program cannot be started. Thread-safe.
 Result<ProcessResult> run_process(const std::vector<std::string>& argv,
                                   const ProcessOptions& options = {});
+
+// run_process in two halves, for a caller that waits on an event loop instead of blocking (the
+// AWS sources' credential_process): start_process spawns the child exactly as run_process does;
+// the caller reaps it itself (waitpid with WNOHANG on its own timers; on timeout kill(SIGKILL)
+// and reap), then finish_process reads its output. `status` is waitpid's.
+struct StartedProcess {
+  int pid = -1;
+  UniqueFd out;  // stdout (with stderr when merged), an unlinked temp file
+  UniqueFd err;  // stderr, when not merged
+  ProcessOptions options;
+};
+Result<StartedProcess> start_process(const std::vector<std::string>& argv,
+                                     const ProcessOptions& options);
+ProcessResult finish_process(StartedProcess& process, int status, bool timed_out);
 
 // The environment for children: the daemon's own, less every variable that carries a secret the
 // daemon uses (AWS keys and tokens, Consul and etcd credentials) and systemd's per-service
