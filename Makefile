@@ -11,7 +11,7 @@ ifneq ($(shell command -v ccache 2>/dev/null),)
 CMAKE_FLAGS += -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 endif
 
-.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-figures fault-table bench-haproxy3 clean format deb test-deb
+.PHONY: all deps configure build test test-unit test-integration test-browser dashboard-screenshot dashboard-figures test-haproxy3 haproxy3 demo bench bench-quick bench-scale bench-figures fault-table bench-haproxy3 clean format deb test-deb
 
 all: build
 
@@ -39,9 +39,18 @@ test-integration: build
 test-browser: build
 	@cd $(BUILD) && ctest --output-on-failure -L browser
 
-# docs/dashboard.png (README, docs/dashboard.md) is the browser test's screenshot.
-dashboard-screenshot: test-browser
-	@cp $(BUILD)/tests/browser/artifacts/dashboard.png docs/dashboard.png
+# docs/dashboard.png (README, docs/dashboard.md) is the browser test's screenshot; the figures
+# table in docs/dashboard.md (page weight, first render at 1,000 x 10) is written from the same
+# run's timings.json (tests/browser/figures.mjs). Like bench-figures, on the Release build (what
+# ships); `make test-browser` runs the same tests on the Debug build.
+dashboard-figures: deps
+	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target elasticproxy ep_consul_double
+	@cd $(BENCH_BUILD) && ctest --output-on-failure -L browser
+	@cp $(BENCH_BUILD)/tests/browser/artifacts/dashboard.png docs/dashboard.png
+	@node tests/browser/figures.mjs $(BENCH_BUILD)/tests/browser/artifacts/timings.json docs/dashboard.md Release
+
+dashboard-screenshot: dashboard-figures
 
 # The version matrix (docs/haproxy-runtime.md, "Versions"): `make test` runs everything on the
 # system's HAProxy (2.6 on Debian 12); test-haproxy3 runs the integration tests that start an

@@ -144,6 +144,7 @@ void OpsRuntime::start_http(const config::Settings& settings) {
                 settings.metrics.listen);
     }
   }
+  endpoint_options_.on_status = [this] { status_read(); };
   http_ = std::make_unique<ops::HttpServer>(ops::make_ops_handler(
       [this] { return snapshot(/*with_journal=*/true); }, endpoint_options_,
       [this](const std::string& backend, bool confirm) { return resolve_hold(backend, confirm); }));
@@ -213,6 +214,15 @@ std::optional<ops::OpsSnapshot> OpsRuntime::snapshot(bool with_journal) {
     s.config = std::move(c);
   }
   return s;
+}
+
+void OpsRuntime::status_read() {
+  std::lock_guard lock(mu_);
+  if (daemon_ == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_observe_ < std::chrono::seconds(1)) return;
+  last_observe_ = now;
+  daemon_->reconciler().request_resync();
 }
 
 Result<std::string> OpsRuntime::resolve_hold(const std::string& backend, bool confirm) {

@@ -67,6 +67,9 @@ class OpsRuntime {
   Result<std::string> resolve_hold(const std::string& backend, bool confirm);
   // `changed`: the pass changed the reconciler's status (PassReport::status_changed).
   void on_pass(const Daemon* from, bool changed);
+  // /status was read (the dashboard polls it): asks the reconciler for a full pass, at most one
+  // a second, so HAProxy's own changes reach the page within a poll or two.
+  void status_read();
   void watchdog_loop();
   Status take_lock(const config::Settings& settings, ops::InstanceLock& out);
   void start_http(const config::Settings& settings);
@@ -76,6 +79,7 @@ class OpsRuntime {
   bool ready_sent_ = false;
   bool refresh_status_ = false;  // recompute the STATUS line at the next pass (after a reload)
   std::chrono::steady_clock::time_point last_refresh_{};  // last STATUS recomputation
+  std::chrono::steady_clock::time_point last_observe_{};  // last pass asked for by status_read()
   std::string last_status_;
   ops::EndpointOptions endpoint_options_;
   config::MetricsSettings metrics_;

@@ -254,6 +254,7 @@ Validated validate_all(const std::vector<Endpoint>& endpoints,
       continue;
     }
     auto [it, inserted] = by_name.emplace(spec->name, *spec);
+    if (inserted && !e.labels.empty()) out.labels.push_back({spec->name, e.labels});
     if (!inserted && (it->second.address != spec->address || it->second.port != spec->port)) {
       // A different server under the same name (ids that differ only in characters the
       // sanitiser replaced, or a hostile id that spells another's name): keep both.
@@ -265,11 +266,16 @@ Validated validate_all(const std::vector<Endpoint>& endpoints,
           spec->address, spec->port, os::printable(e.id, 80), spec->name, it->second.address,
           it->second.port, other));
       spec->name = std::move(other);
-      by_name.emplace(spec->name, std::move(*spec));
+      const std::string name = spec->name;
+      if (by_name.emplace(name, std::move(*spec)).second && !e.labels.empty()) {
+        out.labels.push_back({name, e.labels});
+      }
     }
   }
   out.servers.reserve(by_name.size());
   for (auto& [name, spec] : by_name) out.servers.push_back(std::move(spec));
+  std::sort(out.labels.begin(), out.labels.end(),
+            [](const ServerLabels& a, const ServerLabels& b) { return a.server < b.server; });
   return out;
 }
 
@@ -317,6 +323,7 @@ bool BackendGuard::accept(size_t source_index, const Result<std::vector<Endpoint
     return false;
   }
   SourceState& st = sources_[source_index];
+  if (!restored) stats_.source_snapshots_total.inc({policy_.name, st.name});
 
   if (!snapshot.ok()) {
     st.failing = true;
@@ -380,6 +387,9 @@ bool BackendGuard::accept(size_t source_index, const Result<std::vector<Endpoint
   st.rejected_messages.assign(
       v.rejected.begin(), v.rejected.begin() + static_cast<std::ptrdiff_t>(
                                                    std::min(v.rejected.size(), kMaxRejectedShown)));
+  st.labels = v.labels.empty()
+                  ? nullptr
+                  : std::make_shared<const std::vector<ServerLabels>>(std::move(v.labels));
   last_good_[source_index] = std::move(v.servers);
 
   if (!all_delivered()) return false;

@@ -3,6 +3,8 @@
 // unchecked reaches HAProxy), keeps each source's last good set (fail static), and holds back
 // suspicious snapshots (empty, or removing too much at once).
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,8 +34,18 @@ Endpoint endpoint_from_text(std::string_view text);
 Result<ServerSpec> validate_endpoint(const Endpoint& endpoint,
                                      const reconcile::BackendPolicy& policy);
 
+// A valid server's labels as discovery gave them (Endpoint::labels: Consul's service name, tags
+// and meta, an instance's zone, an etcd key, a file's labels, ...), for /status and the dashboard.
+struct ServerLabels {
+  std::string server;  // ServerSpec::name
+  std::map<std::string, std::string> labels;
+};
+// Shared, immutable: /status copies the pointer, not the strings.
+using ServerLabelList = std::shared_ptr<const std::vector<ServerLabels>>;
+
 struct Validated {
   std::vector<ServerSpec> servers;    // sorted by name, duplicates (same name) merged: first wins
+  std::vector<ServerLabels> labels;   // the kept servers that have labels, sorted by name
   std::vector<std::string> rejected;  // one message per rejected endpoint, naming it and why
   // Endpoints kept under another name: two different servers whose ids became the same server
   // name after sanitising (the second gets a hashed name; neither hides the other).
@@ -86,6 +98,10 @@ class BackendGuard {
   Hold hold() const { return hold_; }
   // The held candidate (empty when nothing is held) and when it was first held.
   const std::vector<ServerSpec>& held() const { return held_; }
+  // Source i's last good set (valid servers, sorted by name).
+  const std::vector<ServerSpec>& last_good(size_t source_index) const {
+    return last_good_.at(source_index);
+  }
   SteadyTime held_since() const { return held_since_; }
 
   // An operator's decision on the held candidate (the dashboard's one action), instead of
@@ -114,6 +130,8 @@ class BackendGuard {
     std::vector<std::string> rejected_messages;
     // The last good set came from the state file (the source has not answered yet).
     bool from_state = false;
+    // The labels of the last good set's servers (null: none has any).
+    ServerLabelList labels;
   };
   static constexpr size_t kMaxRejectedShown = 20;
   // Marks source i's last good set as restored from the state file (or not).

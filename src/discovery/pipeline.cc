@@ -247,7 +247,8 @@ void Pipeline::write_state_now() {
     errors.inc({"write"});
     return;
   }
-  if (!last_state_error_.empty()) log::info("state", "state file {} written again", state_options_.path);
+  if (!last_state_error_.empty())
+    log::info("state", "state file {} written again", state_options_.path);
   last_state_error_.clear();
 }
 
@@ -371,6 +372,13 @@ std::vector<GuardStatus> Pipeline::status() const {
            s.rejected, s.rejected_messages,
            i < b->sources.size() ? b->sources[i]->hooks_in_flight() : std::vector<HookInFlight>{},
            s.from_state});
+      gs.sources.back().labels = s.labels;
+      if (states.size() > 1) {
+        auto& names = gs.sources.back().servers;
+        const auto& good = b->guard.last_good(i);
+        names.reserve(good.size());
+        for (const auto& spec : good) names.push_back(spec.name);
+      }
       if (i < b->activity.size()) {
         auto& act = b->activity[i];
         trim_recent(act, now);

@@ -45,12 +45,17 @@ struct SourceStatus {
   size_t rejected = 0;
   std::vector<std::string> rejected_messages;  // why, one per endpoint (capped)
   std::vector<HookInFlight> hooks;             // lifecycle actions it waits on (AWS)
-  bool from_state = false;  // serving the set restored from the state file
+  bool from_state = false;                     // serving the set restored from the state file
   // Snapshots the source published (good or failed) since the daemon started, the failed ones
   // among them, and those published in the last 60 s (events per minute).
   uint64_t snapshots = 0;
   uint64_t errors = 0;
   size_t events_last_minute = 0;
+  // The labels discovery gave the last good set's servers (Consul service, tags, meta, ...).
+  ServerLabelList labels{};
+  // When the backend has more than one source: the servers of this source's last good set (which
+  // source each desired server comes from). Empty for a backend's only source.
+  std::vector<std::string> servers{};
 };
 
 struct GuardStatus {

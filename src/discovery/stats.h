@@ -23,6 +23,10 @@ struct GuardStats {
         backend_held(registry, "elasticproxy_backend_held",
                      "1 while a backend's new server set is held back by the safety policy",
                      {"backend"}),
+        source_snapshots_total(registry, "elasticproxy_source_snapshots_total",
+                               "Snapshots a source published, good or failed (the dashboard's "
+                               "events per minute is their rate over the last minute)",
+                               {"backend", "source"}),
         source_errors_total(registry, "elasticproxy_source_errors_total",
                             "Failed snapshots per source (the last good set is kept)",
                             {"backend", "source", "reason"}),
@@ -39,6 +43,7 @@ struct GuardStats {
   Counter snapshots_held_total;      // {backend, reason: empty | shrink}
   Counter snapshots_resolved_total;  // {backend, decision: confirm | reject}
   Gauge backend_held;                // {backend}
+  Counter source_snapshots_total;    // {backend, source}
   Counter source_errors_total;       // {backend, source, reason: the error kind}
   Gauge source_from_state;           // {backend, source}
   Counter state_file_errors_total;   // {reason: unreadable | stale | write} (the pipeline's)

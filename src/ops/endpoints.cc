@@ -46,6 +46,14 @@ const char* server_state(const ActualServer& s) {
   return "unknown";
 }
 
+// `name` is one of the backend's desired servers (sorted by name).
+bool is_desired(const reconcile::BackendStatus& b, const std::string& name) {
+  const auto it =
+      std::lower_bound(b.desired_servers.begin(), b.desired_servers.end(), name,
+                       [](const ServerSpec& s, const std::string& n) { return s.name < n; });
+  return it != b.desired_servers.end() && it->name == name;
+}
+
 HttpResponse text(int status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -154,6 +162,15 @@ class JsonOut {
     out_ += '"';
     out_ += k;
     out_ += pretty_ ? "\": " : "\":";
+    after_key_ = true;
+    return *this;
+  }
+
+  // A key that comes from data (a server name): escaped like a string value.
+  JsonOut& key_text(std::string_view k) {
+    separate();
+    string(k);
+    out_ += pretty_ ? ": " : ":";
     after_key_ = true;
     return *this;
   }
@@ -281,6 +298,12 @@ class JsonOut {
   bool after_key_ = false;
   std::vector<Level> levels_;
 };
+
+// One discovery label as shown in /status: "key=value", redacted; the value of a key that names
+// a secret (password, token, ...) is hidden whatever it is.
+std::string label_text(const std::string& key, const std::string& value) {
+  return redact(key + "=" + (is_secret_key(key.substr(key.rfind('.') + 1)) ? "***" : value));
+}
 
 // Bytes of /status per server and per backend, to reserve the output once.
 constexpr size_t kBytesPerServer = 260;
@@ -452,6 +475,18 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         for (const auto& m : s.rejected_messages) w.value(redact(m));
         w.end_array();
       }
+      if (s.labels) {
+        // Per server, its labels from discovery as "key=value" (redacted; a secret-looking key's
+        // value is hidden). Untrusted text: the dashboard shows it as text only.
+        w.key("server_labels").begin_object();
+        for (const auto& sl : *s.labels) {
+          w.key_text(sl.server).begin_array();
+          for (const auto& [k, v] : sl.labels) w.value(label_text(k, v));
+          w.end_array();
+        }
+        w.end_object();
+      }
+      if (!s.servers.empty()) w.key("servers").value(s.servers);  // several sources: whose is what
       w.key("snapshots").value(s.snapshots);
       w.key("source").value(redact(s.source));
       w.end_object();
@@ -523,6 +558,10 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
             w.key("drain_deadline_in_seconds").value(seconds_between(snap->now, *d->deadline));
           }
           w.key("drain_since_seconds_ago").value(seconds_between(d->since, snap->now));
+        }
+        // a new (desired) server held in DRAIN until its first health check passes
+        if (s.draining() && !s.health_passed() && is_desired(b, s.name)) {
+          w.key("health_gated").value(true);
         }
         w.key("name").value(s.name);
         // left in maintenance until the operator enables it
@@ -616,6 +655,7 @@ void update_scrape_metrics(const OpsSnapshot& snap, const EndpointOptions& optio
       const LabelValues labels{g.backend, redact(s.source)};
       stats.source_up.set(labels, s.delivered && !s.failing ? 1 : 0);
       stats.source_endpoints.set(labels, static_cast<double>(s.endpoints));
+      stats.source_events_per_minute.set(labels, static_cast<double>(s.events_last_minute));
       if (s.last_success) {
         stats.source_last_success_timestamp_seconds.set(labels,
                                                         unix_seconds(*s.last_success, snap.now));
@@ -747,6 +787,8 @@ HttpResponse handle(const HttpRequest& req, const SnapshotFn& snapshot,
     r.content_type = "application/json";
     // The dashboard polls `/status?compact` every second: without indentation, half the bytes.
     r.body = status_json(snap, options, req.query == "compact");
+    // After the document is written: the re-read it asks for does not compete with this answer.
+    if (options.on_status) options.on_status();
     return r;
   }
   // /metrics

@@ -58,11 +58,11 @@ struct ConfigStatus {
 struct OpsSnapshot {
   std::vector<reconcile::InstanceStatus> instances;
   std::vector<discovery::GuardStatus> guards;
-  SteadyTime now{};                // steady clock at snapshot time
-  SteadyTime last_loop{};          // Reconciler::last_loop()
-  bool sources_ready = false;      // Pipeline::ready()
-  bool converged = false;          // Reconciler::converged()
-  reconcile::JournalView journal;  // Reconciler::journal(): the timeline and convergence chart
+  SteadyTime now{};                    // steady clock at snapshot time
+  SteadyTime last_loop{};              // Reconciler::last_loop()
+  bool sources_ready = false;          // Pipeline::ready()
+  bool converged = false;              // Reconciler::converged()
+  reconcile::JournalView journal;      // Reconciler::journal(): the timeline and convergence chart
   std::optional<ConfigStatus> config;  // when ElasticProxy manages the config file
 };
 
@@ -86,6 +86,10 @@ struct EndpointOptions {
   bool exposed = false;
   // /metrics and /readyz need the token as well (metrics.token_for_metrics).
   bool token_for_metrics = false;
+  // Called (on the HTTP thread) each time /status is served, after the access check: the
+  // daemon re-reads HAProxy soon, so a page that polls sees HAProxy's own changes (a health
+  // check, sessions, an operator's disable) at its next poll rather than at the next resync.
+  std::function<void()> on_status{};
 };
 
 // The dashboard's action: confirm (true) or reject (false) backend `name`'s held snapshot.

@@ -19,6 +19,10 @@ struct OpsStats {
             {"backend", "source"}),
         source_endpoints(registry, "elasticproxy_source_endpoints",
                          "Endpoints in the source's last good snapshot.", {"backend", "source"}),
+        source_events_per_minute(registry, "elasticproxy_source_events_per_minute",
+                                 "Snapshots the source published in the last 60 s, good or "
+                                 "failed (the dashboard's events per minute).",
+                                 {"backend", "source"}),
         haproxy_instances(registry, "elasticproxy_haproxy_instances",
                           "HAProxy instances configured."),
         haproxy_instances_reachable(
@@ -35,6 +39,7 @@ struct OpsStats {
   Gauge source_up;                              // {backend, source}
   Gauge source_last_success_timestamp_seconds;  // {backend, source}
   Gauge source_endpoints;                       // {backend, source}
+  Gauge source_events_per_minute;               // {backend, source}
   Gauge haproxy_instances;
   Gauge haproxy_instances_reachable;
   Gauge ready;

@@ -173,6 +173,9 @@ class Reconciler : public ServerStateView {
   // The last actions and the last hour's convergence latencies and changes (for the dashboard;
   // any thread).
   JournalView journal() const { return journal_.view(clock_.now()); }
+  // An action taken outside the passes, for the same timeline: the config manager's reloads in
+  // config mode (any thread).
+  void record_action(ActionRecord record) { journal_.record(std::move(record)); }
   // Before start(): managed servers (backend name -> server names) an operator had put in
   // maintenance before our restart (the state file): found in maintenance, they stay there.
   void seed_operator_maint(const std::map<std::string, std::vector<std::string>>& marks);

@@ -2,7 +2,8 @@
 // npm, no browser download) against the real `elasticproxy run` and the real HAProxy on
 // loopback, with the file source. Each test starts its own HAProxy + daemon in a fresh folder.
 //
-// Environment: EP_BINARY (the elasticproxy binary, required), EP_ARTIFACTS (where screenshots
+// Environment: EP_BINARY (the elasticproxy binary, required), EP_CONSUL_DOUBLE (the Consul
+// double, tests/support/consul, for the hostile-strings test), EP_ARTIFACTS (where screenshots
 // and timings go; default ./artifacts), EP_HAPROXY (the HAProxy binary, as for the C++ tests; default haproxy), CHROMIUM (default
 // /usr/bin/chromium), EP_TEST_TIME_SCALE (multiplies every wait, as in the C++ tests).
 import { test, before, after } from 'node:test';
@@ -16,6 +17,7 @@ import { chromium } from 'playwright-core';
 
 const BINARY = process.env.EP_BINARY;
 const HAPROXY = process.env.EP_HAPROXY || 'haproxy';
+const CONSUL_DOUBLE = process.env.EP_CONSUL_DOUBLE;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(process.env.EP_ARTIFACTS || 'artifacts');
 const SCALE = Number(process.env.EP_TEST_TIME_SCALE || '1') || 1;
@@ -89,12 +91,20 @@ class Stack {
     let ep = 'haproxy:\n  sockets: [' + this.socket + ']\n  timeout: 2s\nbackends:\n';
     for (const b of backends) {
       cfg += 'backend ' + b.name + '\n  balance roundrobin\n';
-      const file = path.join(this.dir, b.file || b.name + '.json');
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      writeAtomic(file, typeof b.targets === 'string' ? b.targets : targets(b.targets));
-      ep += '  - name: ' + b.name + '\n    drain_timeout: ' + (b.drain_timeout || '0s') + '\n    safety: ' +
-        (b.safety || '{max_remove_fraction: 1.0}') + '\n    sources:\n      - file: {path: ' +
-        JSON.stringify(file) + '}\n';
+      ep += '  - name: ' + b.name + '\n    drain_timeout: ' + (b.drain_timeout || '0s') +
+        (b.server_options ? '\n    server_options: ' + JSON.stringify(b.server_options) : '') + '\n    safety: ' +
+        (b.safety || '{max_remove_fraction: 1.0}') + '\n    sources:\n';
+      if (b.consul) {  // a Consul source: {service, address, token}
+        ep += '      - consul: {service: ' + JSON.stringify(b.consul.service) +
+          ', address: ' + JSON.stringify('http://' + b.consul.address) +
+          (b.consul.token ? ', token: ' + JSON.stringify(b.consul.token) : '') + '}\n';
+      }
+      if (b.targets) {  // a file source
+        const file = path.join(this.dir, b.file || b.name + '.json');
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        writeAtomic(file, typeof b.targets === 'string' ? b.targets : targets(b.targets));
+        ep += '      - file: {path: ' + JSON.stringify(file) + '}\n';
+      }
     }
     ep += 'metrics:\n  listen: "127.0.0.1:' + this.port + '"\n' + metrics;
     fs.writeFileSync(path.join(this.dir, 'haproxy.cfg'), cfg);
@@ -127,6 +137,25 @@ class Stack {
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+// The Consul double (tests/support/consul) as a process: its address once it listens.
+async function startConsul(stack, env = {}) {
+  assert.ok(CONSUL_DOUBLE && fs.existsSync(CONSUL_DOUBLE), 'EP_CONSUL_DOUBLE must name the ep_consul_double binary');
+  const p = spawn(CONSUL_DOUBLE, [], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  stack.procs.push(p);
+  let out = '';
+  p.stdout.on('data', (d) => { out += d; });
+  await eventually(() => out.includes('\n'), 10000, 'the Consul double');
+  return out.trim();
+}
+
+// Registers a service with the Consul double, as an agent would be told to.
+async function registerService(address, service, token) {
+  const r = await fetch('http://' + address + '/v1/agent/service/register', {
+    method: 'PUT', body: JSON.stringify(service), headers: token ? { 'X-Consul-Token': token } : {},
+  });
+  assert.equal(r.status, 200, await r.text());
 }
 
 let browser;
@@ -185,11 +214,26 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     assert.match(web[0], /ep-127\.0\.0\.1:9001/);
     assert.match(web[0], /UP w1/);
     assert.match(web[1], /ep-127\.0\.0\.1:9002/);
-    assert.match(await page.locator('#instance-rows').textContent(), /REACHABLE/);
+    // The HAProxy instance: reachable, its version, pid, uptime and the backends' update mode.
+    const inst = await page.locator('#instance-rows').textContent();
+    const info = await admin(s.socket, 'show info');
+    assert.match(inst, /REACHABLE/);
+    assert.ok(inst.includes(/^Version: (\S+)/m.exec(info)[1]), inst);
+    assert.ok(inst.includes(/^Pid: (\d+)/m.exec(info)[1]), inst);
+    assert.match(inst, /\d+m/);  // uptime
+    assert.match(inst, /2 dynamic/);
     assert.match(await page.locator('#source-rows').textContent(), /HEALTHY/);
     assert.equal(await page.locator('#hook-none').isVisible(), true); // no AWS source: none in flight
     await eventually(async () => /READY/.test(await page.locator('#summary').textContent()), 10000, 'READY');
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+    // Page weight: every byte the page loaded but its data (/status), i.e. what the binary serves.
+    let weight = 0;
+    for (const u of new Set(page.requests)) {
+      if (!u.includes('/status')) weight += (await (await fetch(u)).arrayBuffer()).byteLength;
+    }
+    timings.page_weight_bytes = weight;
+    timings.page_requests = [...new Set(page.requests)].filter((u) => !u.includes('/status')).map((u) => u.slice(s.origin.length)).sort();
+    assert.ok(weight <= 150 * 1024, 'page weight ' + weight + ' bytes');
 
     // Discovery changes: a third server. Measured from the file write to the row on the page.
     const t0 = Date.now();
@@ -203,6 +247,7 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     // The change is on the timeline with its latency, and counted in the summary.
     await eventually(async () => /web\s*ep-127\.0\.0\.1:9003\s*add\s*new in discovery\s*OK\s*\d+ ms/.test(await page.locator('#timeline-rows').textContent()), 10000, 'the timeline row');
     assert.match(await page.locator('#conv-summary').textContent(), /Last 60 min: 4 change\(s\)/);
+    await eventually(async () => page.evaluate(() => window.epChartDraws >= 1), 5000, 'the chart drawn');
 
     // Per source: snapshots published, errors among them, events in the last minute.
     const webSource = page.locator('#source-rows tr[data-backend="web"]');
@@ -213,13 +258,28 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     writeAtomic(s.file('api.json'), '{"not": json');
     await eventually(async () => /^1 of \d+$/.test(await apiSource.locator('.src-errors').textContent()), 10000, 'api: 1 error counted');
     assert.match(await apiSource.textContent(), /FAILING/);
+    assert.match(await apiSource.textContent(), /api\.json/);  // the last error names the file
     assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
 
+    // A link per backend.
+    assert.equal(await page.locator('#b-web h3 a').getAttribute('href'), '#b-web');
+    assert.equal(await page.locator('#b-api h3 a').getAttribute('href'), '#b-api');
+    // The timeline filtered, from the keyboard: only api's change is left.
+    await page.focus('#timeline-filter');
+    await page.keyboard.type('127.0.0.1:9101');
+    assert.equal(await page.locator('#timeline-rows tr:not([hidden])').count(), 1);
+    assert.match(await page.locator('#timeline-rows tr:not([hidden])').textContent(), /^\S+\s*api\s*ep-127\.0\.0\.1:9101\s*add/);
+    assert.match(await page.locator('#timeline-count').textContent(), /^1 of \d+ /);
     // Filter by backend name, keyboard only.
     await page.focus('#filter');
     await page.keyboard.type('api');
     assert.equal(await page.locator('#backend-list [data-backend="web"]').isHidden(), true);
     assert.equal(await page.locator('#backend-list [data-backend="api"]').isVisible(), true);
+    // A narrow window (a phone, a split screen): nothing wider than the window but the tables'
+    // own scroll boxes; the page does not scroll sideways.
+    await page.setViewportSize({ width: 380, height: 800 });
+    await eventually(async () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 5000, 'no sideways scroll at 380 px');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'narrow.png'), fullPage: true });
     assertSameOrigin(page, s.origin);
     assert.deepEqual(page.errors, []);
     await page.close();
@@ -231,33 +291,89 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
   }
 });
 
-test('hostile discovery strings are shown as text and never executed', async () => {
+test('hostile discovery strings are shown as text and never executed; no secret reaches the page', async () => {
   const s = new Stack('hostile');
+  const consulToken = 'consul-acl-canary-' + process.pid;
   try {
-    // The source's description carries the file path, and rejected endpoints are shown with
-    // their (escaped) text: both come from discovery.
+    // Through Consul (its double, over HTTP like a real agent): a service name, tags and meta
+    // values carrying markup, and a secret-looking meta key; Consul's ACL token is configured.
+    const consul = await startConsul(s, { EP_CONSUL_ACL_TOKEN: consulToken });
+    const service = '"><img src=x onerror="window.__xss=5">';  // no '/': a valid service name
+    await registerService(consul, {
+      ID: 'db-1', Name: service, Address: '127.0.0.1', Port: 9201,
+      Tags: ['<script>window.__xss=6</script>', '"><img src=x onerror=window.__xss=7>'],
+      Meta: { version: '<img src=x onerror="window.__xss=8">', db_password: 'meta-secret-' + process.pid },
+    }, consulToken);
+    // Through the file source: the source's description carries the file path, and rejected
+    // endpoints are shown with their (escaped) text.
     const payloadDir = '<script>window.__xss=1<';
     await s.start({ backends: [
       { name: 'web', file: payloadDir + '/script>.json', targets: [9001] },
       { name: 'api', file: '"><img src=x onerror="window.__xss=2">.json',
         targets: JSON.stringify([{ targets: ['127.0.0.1:9101', '"><img src=x onerror=window.__xss=3>:80',
           '<script>window.__xss=4</script>:80'] }]) },
+      { name: 'db', consul: { service, address: consul, token: consulToken }, targets: [9202] },
     ] });
     const page = await openPage(s.origin);
     await page.goto(s.origin + '/');
     await eventually(async () => (await rowsOf(page, 'api').count()) === 1, 10000, 'api rows');
+    await eventually(async () => (await rowsOf(page, 'db').count()) === 2, 10000, 'db rows (Consul and a file)');
     const sources = await page.locator('#source-rows').textContent();
     assert.ok(sources.includes('<script>window.__xss=1</script>.json'), sources);
     assert.ok(sources.includes('"><img src=x onerror="window.__xss=2">.json'), sources);
     assert.ok(sources.includes('<img src=x onerror=window.__xss=3>'), sources);
     assert.ok(sources.includes('<script>window.__xss=4</script>'), sources);
+    assert.match(sources, /2 rejected: .*address contains whitespace.*address is not an IPv4 or IPv6 literal/);
+    assert.ok(sources.includes('consul ' + service + ' at'), sources);  // the service name
+    // Consul's service name, tags and meta on the server's row, as text.
+    const db = (await rowsOf(page, 'db').allTextContents()).join('|');
+    assert.ok(db.includes('consul.service=' + service), db);
+    assert.ok(db.includes('consul.tags=<script>window.__xss=6</script>,"><img src=x onerror=window.__xss=7>'), db);
+    assert.ok(db.includes('consul.meta.version=<img src=x onerror="window.__xss=8">'), db);
+    assert.ok(db.includes('consul.meta.db_password=***'), db);
+    // Two sources: each server's row says which one gives it.
+    const fromFile = await rowsOf(page, 'db').filter({ hasText: 'ep-127.0.0.1:9202' }).locator('.from').textContent();
+    assert.match(fromFile, /^file .*db\.json$/);
+    const fromConsul = await rowsOf(page, 'db').filter({ hasText: 'ep-db-1' }).locator('.from').textContent();
+    assert.ok(fromConsul.startsWith('consul ' + service + ' at http://127.0.0.1:'), fromConsul);
     // No element came out of the strings, and the flag stays unset over two more renders
     // (the page re-renders each second: "last success" changes).
     assert.equal(await page.locator('img, script:not([src])').count(), 0);
     const n = await page.evaluate(() => window.epRendered);
     await eventually(async () => page.evaluate((k) => window.epRendered >= k + 2, n), 10000, 'two more renders');
     assert.equal(await page.evaluate(() => window.__xss), undefined);
+    // Neither Consul's token nor the secret meta value is on the page or in /status.
+    const status = await page.evaluate(async () => (await fetch('/status')).text());
+    for (const secret of [consulToken, 'meta-secret-' + process.pid]) {
+      assert.ok(!status.includes(secret), secret + ' in /status');
+      assert.ok(!(await page.content()).includes(secret), secret + ' on the page');
+    }
     await page.screenshot({ path: path.join(ARTIFACTS, 'hostile.png'), fullPage: true });
+
+    // Lifecycle hooks in flight (an aws_asg source with lifecycle_hook; its AWS side is tested in
+    // aws_lifecycle_test): the page renders what /status says, hostile hook names included. The
+    // daemon's /status is handed to the page with one hook added to the db source.
+    await page.route('**/status?compact', async (route) => {
+      const r = await route.fetch();
+      const j = await r.json();
+      j.backends.find((b) => b.backend === 'db').sources[0].hooks_in_flight = [{
+        instance: 'i-0abc<script>window.__xss=9</script>', hook: '"><img src=x onerror=window.__xss=10>',
+        transition: 'autoscaling:EC2_INSTANCE_TERMINATING', progress: '2 session(s), active on 0 of 1 HAProxy',
+        since_seconds_ago: 20, deadline_in_seconds: 280.4, next_heartbeat_in_seconds: 39.6 }];
+      await route.fulfill({ response: r, body: JSON.stringify(j) });
+    });
+    const hookRow = page.locator('#hook-rows tr');
+    await eventually(async () => (await hookRow.count()) === 1, 10000, 'the hook in flight');
+    const hookText = await hookRow.textContent();
+    for (const want of ['db', 'i-0abc<script>window.__xss=9</script>', '"><img src=x onerror=window.__xss=10>', 'TERMINATING',
+      '2 session(s), active on 0 of 1 HAProxy', '20 s ago', '280 s', '40 s']) {
+      assert.ok(hookText.includes(want), want + ' not in ' + hookText);
+    }
+    assert.equal(await page.locator('#hook-none').isHidden(), true);
+    assert.equal(await page.locator('img, script:not([src])').count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'hooks-in-flight.png'), fullPage: true });
+    await page.unroute('**/status?compact');
     assertSameOrigin(page, s.origin);
     await page.close();
   } catch (e) {
@@ -282,15 +398,35 @@ function silentServer() {
   });
 }
 
-test('a draining server shows its sessions and the time to drain_timeout; an operator\'s MAINT is shown as theirs', async () => {
+test('a draining server shows its sessions and the time to drain_timeout; a health-gated one says so; an operator\'s MAINT is shown as theirs', async () => {
   const s = new Stack('drain');
   const a = await silentServer(), b = await silentServer();
   const clients = [];
   try {
-    await s.start({ backends: [{ name: 'web', targets: [a.port, b.port], drain_timeout: '120s' }], timeout: '300s' });
+    // `gated`: a server with health checks on a port nothing listens on: held in DRAIN behind
+    // its health gate for good.
+    const closed = await freePort();
+    await s.start({ backends: [{ name: 'web', targets: [a.port, b.port], drain_timeout: '120s' },
+      { name: 'gated', targets: [closed], server_options: 'check inter 300ms' }], timeout: '300s' });
     const page = await openPage(s.origin);
     await page.goto(s.origin + '/');
     const nameA = 'ep-127.0.0.1:' + a.port, nameB = 'ep-127.0.0.1:' + b.port;
+    await eventually(async () => /HEALTH-GATED \(DRAIN until its first health check passes\)/.test(
+      (await rowsOf(page, 'gated').allTextContents()).join('|')), 10000, 'the health-gated server');
+    // Its server comes up: the gate opens (UP); it dies: DOWN, marked as differing.
+    const gatedRows = async () => (await rowsOf(page, 'gated').allTextContents()).join('|');
+    const late = net.createServer((c) => c.destroy());
+    await new Promise((r) => late.listen(closed, '127.0.0.1', r));
+    await eventually(async () => /UP w1/.test(await gatedRows()), 15000, 'the gated server UP');
+    // HAProxy's own change (3 failed checks 300 ms apart) reaches the page at its next polls:
+    // reading /status asks the daemon for a fresh read (at most one a second), not the 10 s resync.
+    const t0 = Date.now();
+    await new Promise((r) => late.close(r));
+    await eventually(async () => /DOWN w1/.test(await gatedRows()), 15000, 'the gated server DOWN');
+    timings.haproxy_down_to_page_ms = Date.now() - t0;
+    assert.ok(timings.haproxy_down_to_page_ms < scaled(6000), 'DOWN took ' + timings.haproxy_down_to_page_ms + ' ms');
+    assert.equal(await rowsOf(page, 'gated').locator('.bad').count(), 1);
+    assert.match(await page.locator('#backend-list [data-backend="gated"] h3').textContent(), /DIFFERS/);
     await eventually(async () => (await rowsOf(page, 'web').allTextContents()).filter((r) => /UP w1/.test(r)).length === 2, 10000, 'both servers UP');
     // Requests that stay open: round robin gives each server some.
     for (let i = 0; i < 4; i++) {
@@ -337,7 +473,7 @@ test('a draining server shows its sessions and the time to drain_timeout; an ope
   }
 });
 
-test('config mode: the HAProxy instance shows its last reload and the result', async () => {
+test('config mode: the HAProxy instance shows its last reload and the result, a failed one with HAProxy\'s words', async () => {
   const s = new Stack('config');
   try {
     s.port = await freePort();
@@ -348,8 +484,10 @@ test('config mode: the HAProxy instance shows its last reload and the result', a
       'defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n' +
       'frontend fe\n  bind 127.0.0.1:' + fe + '\n  default_backend web\nbackend web\n  balance roundrobin\n';
     fs.writeFileSync(cfg, head);
-    fs.writeFileSync(s.file('haproxy.cfg.tmpl'), head + '  {{ servers "web" }}\n');
-    writeAtomic(s.file('web.json'), targets([9001]));
+    // The operator pins some traffic to one server by name: a config without that server is
+    // rejected by `haproxy -c` (a failed reload, HAProxy's words on the page).
+    fs.writeFileSync(s.file('haproxy.cfg.tmpl'), head + '  use-server ep-127.0.0.1:9002 if FALSE\n  {{ servers "web" }}\n');
+    writeAtomic(s.file('web.json'), targets([9001, 9002]));
     fs.writeFileSync(s.file('elasticproxy.yaml'), 'haproxy:\n  sockets: [' + s.socket + ']\n  binary: ' + HAPROXY +
       '\n  master_socket: ' + master + '\n  config: ' + cfg + '\n  template: ' + s.file('haproxy.cfg.tmpl') +
       '\n  timeout: 2s\n  update: config\n  reload: {quiet: 200ms, max_wait: 1s, min_interval: 200ms, timeout: 10s}\n' +
@@ -367,14 +505,32 @@ test('config mode: the HAProxy instance shows its last reload and the result', a
     await eventually(async () => /config mode: OK \d+ s ago/.test(await reload.textContent()), 15000, 'the reload on the page');
     const before = /(\d+) reload\(s\) ok/.exec(await reload.textContent())[1];
     // A discovery change in config mode is a reload: counted, with its result.
-    writeAtomic(s.file('web.json'), targets([9001, 9002]));
-    await eventually(async () => (await serversIn(s.socket, 'web')).length === 2, 15000, 'HAProxy reloaded with 2 servers');
+    writeAtomic(s.file('web.json'), targets([9001, 9002, 9003]));
+    await eventually(async () => (await serversIn(s.socket, 'web')).length === 3, 15000, 'HAProxy reloaded with 3 servers');
     await eventually(async () => Number(/(\d+) reload\(s\) ok/.exec(await reload.textContent())[1]) > Number(before), 10000, 'one more reload');
     assert.match(await reload.textContent(), /config mode: OK/);
-    const status = JSON.parse(await page.evaluate(async () => (await fetch('/status')).text()));
+    let status = JSON.parse(await page.evaluate(async () => (await fetch('/status')).text()));
     assert.equal(status.instances[0].config.mode, 'config');
     assert.equal(status.instances[0].config.last_reload.result, 'ok');
     await page.screenshot({ path: path.join(ARTIFACTS, 'config-mode-reload.png'), fullPage: true });
+
+    // Discovery drops the pinned server: `haproxy -c` rejects the candidate. The page says so,
+    // with HAProxy's own words; HAProxy keeps running the last good config.
+    const ok = /(\d+) reload\(s\) ok/.exec(await reload.textContent())[1];
+    writeAtomic(s.file('web.json'), targets([9001, 9003]));
+    await eventually(async () => /config mode: REJECTED \d+ s ago/.test(await reload.textContent()), 15000, 'the failed reload on the page');
+    const failed = await reload.textContent();
+    assert.match(failed, /unable to find server 'ep-127\.0\.0\.1:9002' referenced in a 'use-server' rule/);
+    assert.ok(failed.includes(ok + ' reload(s) ok'), failed);  // not counted as a reload
+    assert.equal(await reload.getAttribute('class'), 'reload bad');  // marked, not only by colour
+    status = JSON.parse(await page.evaluate(async () => (await fetch('/status')).text()));
+    assert.equal(status.instances[0].config.last_reload.result, 'rejected');
+    assert.deepEqual(await serversIn(s.socket, 'web'), ['ep-127.0.0.1:9001', 'ep-127.0.0.1:9002', 'ep-127.0.0.1:9003']);
+    // In config mode the changes are reloads: on the timeline too, the failed one with its words.
+    const timeline = await page.locator('#timeline-rows').textContent();
+    assert.match(timeline, /\*\s*-\s*reload\s*update: config\s*FAILED: rejected: [\s\S]*unable to find server 'ep-127\.0\.0\.1:9002'/);
+    assert.match(timeline, /\*\s*-\s*reload\s*update: config\s*OK\s*\d/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'config-mode-reload-failed.png'), fullPage: true });
     assertSameOrigin(page, s.origin);
     assert.deepEqual(page.errors, []);
     await page.close();
@@ -391,7 +547,8 @@ test('a held snapshot is confirmed from the page with the token, and refused wit
   const token = 'browser-test-token-' + process.pid;
   try {
     await s.start({
-      backends: [{ name: 'web', targets: [9001, 9002, 9003, 9004], safety: '{max_remove_fraction: 0.3, confirm_after: 1h}' }],
+      backends: [{ name: 'web', targets: [9001, 9002, 9003, 9004], safety: '{max_remove_fraction: 0.3, confirm_after: 1h}' },
+        { name: 'api', targets: [9101], safety: '{confirm_after: 1h}' }],
       metrics: '  token_env: EP_DASHBOARD_TOKEN\n',
       env: { EP_DASHBOARD_TOKEN: token },
     });
@@ -421,12 +578,25 @@ test('a held snapshot is confirmed from the page with the token, and refused wit
     assert.equal(noHeader.status, 403);
     assert.equal((await serversIn(s.socket, 'web')).length, 4);
 
-    await hold.locator('button.confirm').click();
+    // From the keyboard: Tab order reaches the button, Enter presses it.
+    await hold.locator('button.confirm').focus();
+    await page.keyboard.press('Enter');
     await eventually(async () => /confirmed/.test(await page.locator('#action-result').textContent()), 10000, 'the confirmation');
     await eventually(async () => (await serversIn(s.socket, 'web')).length === 1, 10000, 'HAProxy down to 1 server');
     await eventually(async () => (await page.locator('#hold-list .hold').count()) === 0, 10000, 'the hold gone');
     await eventually(async () => (await rowsOf(page, 'web').count()) === 1, 10000, 'one row');
     await page.screenshot({ path: path.join(ARTIFACTS, 'confirmed.png'), fullPage: true });
+
+    // An empty set is held too; the operator rejects it from the page: HAProxy keeps its server.
+    writeAtomic(s.file('api.json'), '[]\n');
+    const emptyHold = page.locator('#hold-list .hold[data-backend="api"]');
+    await eventually(async () => (await emptyHold.count()) === 1, 10000, 'the empty hold on the page');
+    assert.match(await emptyHold.textContent(), /HELD \(empty\)[\s\S]*ep-127\.0\.0\.1:9101/);
+    await emptyHold.locator('button.reject').focus();
+    await page.keyboard.press('Enter');
+    await eventually(async () => /^rejected: the held set of 0 server\(s\); backend api now has 1/.test(await page.locator('#action-result').textContent()), 10000, 'the rejection');
+    await eventually(async () => (await emptyHold.count()) === 0, 10000, 'the empty hold gone');
+    assert.deepEqual(await serversIn(s.socket, 'api'), ['ep-127.0.0.1:9101']);
     // The token is nowhere in what the page received.
     const status = await page.evaluate(async () => (await fetch('/status')).text());
     assert.ok(!status.includes(token));
@@ -470,6 +640,7 @@ test('first render with 1,000 backends x 10 servers (measured, reported)', async
         status_download_ms: st.responseEnd - st.responseStart,
         status_bytes: st.transferSize,
         rows: document.querySelectorAll('#backend-list tbody tr').length,
+        phases: window.epPhases,
       };
     });
     timings.scale_1000x10 = m;

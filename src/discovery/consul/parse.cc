@@ -14,6 +14,8 @@ namespace {
 
 using nlohmann::json;
 
+constexpr size_t kMaxShownLabels = 64;  // tags / meta keys copied into an endpoint's labels
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -375,6 +377,20 @@ Result<ParseResult> parse_health_reply(std::string_view text, const ParseOptions
     ep.labels["consul.status"] = status;
     if (!datacenter->empty()) ep.labels["consul.datacenter"] = *datacenter;
     if (!ns->empty()) ep.labels["consul.namespace"] = *ns;
+    // What the operator registered, for the dashboard (shown as text, never markup): the service
+    // name, its tags and meta. Capped at Consul's own limit of 64 meta keys (and as many tags).
+    ep.labels["consul.service"] = *service_name;
+    if (!tags->empty()) {
+      std::string joined;
+      for (size_t t = 0; t < tags->size() && t < kMaxShownLabels; ++t) {
+        if (t > 0) joined += ",";
+        joined += (*tags)[t];
+      }
+      ep.labels["consul.tags"] = std::move(joined);
+    }
+    for (size_t m = 0; m < meta->size() && m < kMaxShownLabels; ++m) {
+      ep.labels["consul.meta." + (*meta)[m].first] = (*meta)[m].second;
+    }
     kept.push_back({*node_name, *service_id, std::move(ep)});
   }
   // Consul does not promise an order; sort so that equal sets compare equal.

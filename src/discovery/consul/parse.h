@@ -40,7 +40,10 @@ struct ParseResult {
 //            overrides; unset when the entry has no Weights or use_weights is false)
 //   backup   Meta[backup_meta_key] in {true, 1, yes}
 //   id       "<Service.ID>.<Node.Node>"
-//   labels   consul.node, consul.service_id, consul.status, consul.datacenter, consul.namespace
+//   labels   consul.node, consul.service_id, consul.status, consul.datacenter, consul.namespace,
+//            consul.service (Service.Service), consul.tags (Service.Tags joined with ','; absent
+//            when none) and consul.meta.<key> per Service.Meta entry (at most 64 tags / keys);
+//            untrusted text, shown by the dashboard as text only
 // Errors (kInvalid), naming the entry and the field: the body is not JSON, is not a JSON array
 // (an object, null, ...), an entry is not an object, a required field (Node.Node, Node.Address,
 // Service.ID, Service.Service, Service.Port) is missing, or any field has the wrong type.

@@ -275,6 +275,7 @@ void ConfigManager::on_pass(const reconcile::PassReport& report) {
     last_change_ = now;
     seen_text_ = work->text;
   }
+  work->seen = first_change_;
   pending_ = std::move(*work);
   cv_.notify_all();
 }
@@ -303,6 +304,7 @@ void ConfigManager::loop() {
 Result<bool> ConfigManager::sync_now(const std::vector<reconcile::InstanceStatus>& status) {
   auto work = compute(status);
   if (!work) return false;
+  work->seen = SteadyClock::now();
   return execute(*work);
 }
 
@@ -347,6 +349,24 @@ Result<bool> ConfigManager::execute(const Work& work) {
     last_reload_ = SteadyClock::now();
     last_reload_record_ =
         ReloadRecord{last_reload_, hr::to_string(report.outcome), report.message, report.seconds};
+  }
+  if (reconciler_ != nullptr) {
+    // On the dashboard's timeline with the reconciler's own actions: the whole config ("*"),
+    // its result and, when it failed, HAProxy's words.
+    const bool ok = report.outcome == hr::DeployReport::Outcome::kOk;
+    reconcile::ActionRecord r;
+    r.at = last_reload_;
+    r.instance = target_.admin_socket;
+    r.backend = "*";
+    r.server = "-";
+    r.action = "reload";
+    r.reason = work.why;
+    r.ok = ok;
+    if (!ok) r.error = hr::to_string(report.outcome) + std::string(": ") + report.message;
+    r.latency_s = work.seen == SteadyTime{}
+                      ? report.seconds
+                      : std::chrono::duration<double>(last_reload_ - work.seen).count();
+    reconciler_->record_action(std::move(r));
   }
   if (report.outcome != hr::DeployReport::Outcome::kOk) {
     {

@@ -88,7 +88,8 @@ class ConfigManager : public reconcile::BulkLoader {
   struct Work {
     std::string text;
     bool reload = false;
-    std::string why;  // for the log line
+    std::string why;    // for the log line
+    SteadyTime seen{};  // when a pass first saw the change (the timeline's latency)
   };
 
   ConfigManager(haproxy::config::Template tpl, const ep::config::Settings& settings,

@@ -404,6 +404,10 @@ TEST_F(OpsE2E, ExposedListenerNeedsTheTokenForDashboardStatusAndAction) {
 TEST_F(OpsE2E, RuntimeSecretsNeverAppearAnywhere) {
   const std::string consul_canary = "canary-consul-token-7f3a9c";
   const std::string etcd_canary = "canary-etcd-password-51be2d";
+  // Static AWS keys in the config (#19: "no AWS key on the page or in the JSON"), for a source
+  // whose endpoint refuses connections: its errors reach /status.
+  const std::string aws_key_id = "AKIACANARY7F3A9C51BE";
+  const std::string aws_secret = "canary-aws-secret-0d4e9b/Xy+Zq";
   test::ConsulDouble consul;
   consul.start();
   consul.set_acl_token(consul_canary);
@@ -424,6 +428,10 @@ TEST_F(OpsE2E, RuntimeSecretsNeverAppearAnywhere) {
                     "  - name: web\n"
                     "    sources:\n"
                     "      - file: {path: web.json}\n"
+                    "      - aws_asg: {groups: [web-asg], region: eu-west-1, access_key_id: " +
+                    aws_key_id + ", secret_access_key: '" + aws_secret +
+                    "', allow_insecure: true, endpoints: {autoscaling: 'http://127.0.0.1:1', "
+                    "ec2: 'http://127.0.0.1:1'}}\n"
                     "  - name: api\n"
                     "    sources:\n"
                     "      - consul: {service: api, address: '" +
@@ -440,8 +448,24 @@ TEST_F(OpsE2E, RuntimeSecretsNeverAppearAnywhere) {
   ::unsetenv("CONSUL_HTTP_TOKEN");
   ASSERT_TRUE(wait_until([&] { return servers("api").size() == 2; }, 20s)) << daemon_.log();
 
+  // The AWS source has tried and failed at least once (its error is in /status).
+  auto aws_failed = [&] {
+    const auto doc = nlohmann::json::parse(get("/status").body, nullptr, false);
+    if (doc.is_discarded()) return false;
+    for (const auto& b : doc["backends"]) {
+      for (const auto& src : b["sources"]) {
+        if (src.value("source", "").find("aws") != std::string::npos &&
+            src.contains("last_error")) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_until(aws_failed, 20s)) << get("/status").body;
   const std::string status = get("/status").body;
   const std::string metrics = get("/metrics").body;
+  const std::string page = get("/").body + get("/dashboard.js").body;
   auto cli = run_elasticproxy({"status", "--address", address_});
   EXPECT_NE(status.find("consul"), std::string::npos) << status;
   EXPECT_NE(metrics.find("elasticproxy_"), std::string::npos);
@@ -449,9 +473,11 @@ TEST_F(OpsE2E, RuntimeSecretsNeverAppearAnywhere) {
   daemon_.signal(SIGTERM);
   EXPECT_EQ(daemon_.wait(), 0);
   const std::string log = daemon_.log();
-  for (const std::string& canary : {consul_canary, etcd_canary}) {
+  EXPECT_NE(page.find("ElasticProxy"), std::string::npos) << page;
+  for (const std::string& canary : {consul_canary, etcd_canary, aws_key_id, aws_secret}) {
     EXPECT_EQ(log.find(canary), std::string::npos) << canary << " in the log";
     EXPECT_EQ(status.find(canary), std::string::npos) << canary << " in /status";
+    EXPECT_EQ(page.find(canary), std::string::npos) << canary << " on the page";
     EXPECT_EQ(metrics.find(canary), std::string::npos) << canary << " in /metrics";
     EXPECT_EQ(cli.output.find(canary), std::string::npos) << canary << " in elasticproxy status";
   }

@@ -41,6 +41,10 @@ TEST(ConsulParse, PassingPolicyKeepsOnlyPassingTypicalServicesSorted) {
   EXPECT_EQ(web1.labels.at("consul.status"), "passing");
   EXPECT_EQ(web1.labels.at("consul.datacenter"), "dc1");
   EXPECT_EQ(web1.labels.at("consul.namespace"), "default");
+  // What the operator registered, for the dashboard: service name, tags, meta.
+  EXPECT_EQ(web1.labels.at("consul.service"), "web");
+  EXPECT_EQ(web1.labels.at("consul.tags"), "blue,v1");
+  EXPECT_EQ(web1.labels.at("consul.meta.version"), "1.0");
   const Endpoint& web4 = r->endpoints[1];
   EXPECT_EQ(web4.address, "2001:db8::7");
   EXPECT_EQ(web4.port, 8082u);

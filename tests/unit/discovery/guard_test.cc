@@ -231,6 +231,40 @@ TEST(ValidateAll, NameCollisionsAfterSanitisingKeepBothServers) {
   EXPECT_TRUE(v.rejected.empty());
 }
 
+// Discovery's labels (Consul service name, tags, meta, ...) follow each kept server under its
+// final name, for /status and the dashboard: a rejected endpoint or a merged duplicate adds none,
+// a renamed one keeps its own.
+TEST(ValidateAll, LabelsFollowEachKeptServerUnderItsName) {
+  auto with = [](Endpoint e, std::string k, std::string v) {
+    e.labels[std::move(k)] = std::move(v);
+    return e;
+  };
+  const auto p = policy();
+  auto first = validate_endpoint(ep("10.0.0.1", 80, {}, "web 1"), p);
+  ASSERT_TRUE(first.ok());
+  std::vector<Endpoint> in = {
+      with(ep("10.0.0.3", 80), "consul.tags", "<script>x</script>"),
+      with(ep("10.0.0.1", 80, {}, "web 1"), "consul.service", "web"),
+      with(ep("10.0.0.2", 80, {}, first->name.substr(3)), "zone", "b"),      // renamed
+      with(ep("10.0.0.1", 80, {}, "web 1"), "consul.service", "duplicate"),  // merged
+      with(ep("bad host", 80), "zone", "rejected"),
+      ep("10.0.0.4", 80)};  // no labels: not listed
+  auto v = validate_all(in, p);
+  ASSERT_EQ(v.servers.size(), 4u);
+  ASSERT_EQ(v.labels.size(), 3u);
+  std::map<std::string, std::map<std::string, std::string>> by;
+  for (const auto& l : v.labels) by[l.server] = l.labels;
+  EXPECT_TRUE(std::is_sorted(v.labels.begin(), v.labels.end(),
+                             [](const auto& a, const auto& b) { return a.server < b.server; }));
+  EXPECT_EQ(by["ep-10.0.0.3:80"].at("consul.tags"), "<script>x</script>");
+  EXPECT_EQ(by[first->name].at("consul.service"), "web");
+  for (const auto& s : v.servers) {
+    if (s.address == "10.0.0.2") {
+      EXPECT_EQ(by[s.name].at("zone"), "b") << s.name;
+    }
+  }
+}
+
 // ---- BackendGuard ------------------------------------------------------------------------
 
 std::vector<Endpoint> range(int first, int count, std::uint32_t port = 80) {

@@ -8,13 +8,12 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
+#include "core/metrics.h"
 #include "os/file.h"
-#include "support/eventually.h"
-
 #include "support/eventually.h"
 #include "support/proc_counts.h"
 
@@ -118,21 +117,76 @@ TEST(PipelineTest, StatusCountsEachSourcesSnapshotsErrorsAndEventsOfTheLastMinut
   auto src = [&] { return pipeline.status()[0].sources[0]; };
   EXPECT_EQ(src().snapshots, 0u);
   EXPECT_EQ(src().events_last_minute, 0u);
+  // The same counts in Prometheus (process-wide registry: compared as deltas).
+  const Labels key{{"backend", "web"}, {"source", "manual"}};
+  const double published = Metrics::global().value("elasticproxy_source_snapshots_total", key);
+  auto errors_metric = [&] {
+    return Metrics::global().value(
+        "elasticproxy_source_errors_total",
+        {{"backend", "web"}, {"source", "manual"}, {"reason", "unavailable"}});
+  };
+  const double failed = errors_metric();
+
+  // Discovery's labels follow the last good set (and stay through a failure).
+  auto labelled = endpoints(2);
+  labelled[1].labels = {{"consul.service", "web"}, {"consul.tags", "<b>blue</b>"}};
+  manual->sink()->publish(labelled);
+  ASSERT_NE(src().labels, nullptr);
+  ASSERT_EQ(src().labels->size(), 1u);
+  EXPECT_EQ((*src().labels)[0].server, "ep-10.0.0.2:80");
+  EXPECT_EQ((*src().labels)[0].labels.at("consul.tags"), "<b>blue</b>");
+  manual->sink()->publish(endpoints(2));
+  EXPECT_EQ(src().labels, nullptr);
+  EXPECT_EQ(Metrics::global().value("elasticproxy_source_snapshots_total", key), published + 2);
+  clock.advance(61s);  // those two leave the minute
 
   manual->sink()->publish(endpoints(2));
   clock.advance(20s);
   manual->sink()->publish(Error::unavailable("connection refused"));
   clock.advance(20s);
   manual->sink()->publish(endpoints(2));  // same set: still an event
-  EXPECT_EQ(src().snapshots, 3u);
+  EXPECT_EQ(src().snapshots, 5u);
   EXPECT_EQ(src().errors, 1u);
   EXPECT_EQ(src().events_last_minute, 3u);
   clock.advance(21s);  // the first is older than a minute
   EXPECT_EQ(src().events_last_minute, 2u);
   clock.advance(40s);
   EXPECT_EQ(src().events_last_minute, 0u);
-  EXPECT_EQ(src().snapshots, 3u);  // totals stay
+  EXPECT_EQ(src().snapshots, 5u);  // totals stay
   EXPECT_EQ(src().errors, 1u);
+  EXPECT_EQ(Metrics::global().value("elasticproxy_source_snapshots_total", key), published + 5);
+  EXPECT_EQ(errors_metric(), failed + 1);
+  pipeline.stop();
+}
+
+// With several sources, /status says which servers each one gives (the dashboard's "from
+// source"); a backend's only source lists none (the backend's desired set is its set).
+TEST(PipelineTest, StatusNamesEachSourcesServersWhenABackendHasSeveral) {
+  runtime::Runtime rt({.threads = 1});
+  FakeClock clock;
+  std::vector<BackendSources> backends(2);
+  backends[0].policy.name = "two";
+  backends[1].policy.name = "one";
+  std::vector<ManualSource*> manual;
+  for (auto* b : {&backends[0], &backends[0], &backends[1]}) {
+    auto source = std::make_unique<ManualSource>();
+    manual.push_back(source.get());
+    b->sources.push_back(std::move(source));
+  }
+  Pipeline pipeline(
+      std::move(backends), clock, [](size_t, const std::vector<ServerSpec>&, bool, SteadyTime) {},
+      &rt);
+  ASSERT_TRUE(pipeline.start().ok());
+  auto eps = endpoints(3);
+  manual[0]->sink()->publish(std::vector<Endpoint>{eps[0], eps[1]});
+  manual[1]->sink()->publish(std::vector<Endpoint>{eps[1], eps[2]});
+  manual[2]->sink()->publish(std::vector<Endpoint>{eps[0]});
+  const auto st = pipeline.status();
+  EXPECT_EQ(st[0].sources[0].servers,
+            (std::vector<std::string>{"ep-10.0.0.1:80", "ep-10.0.0.2:80"}));
+  EXPECT_EQ(st[0].sources[1].servers,
+            (std::vector<std::string>{"ep-10.0.0.2:80", "ep-10.0.0.3:80"}));
+  EXPECT_TRUE(st[1].sources[0].servers.empty());
   pipeline.stop();
 }
 
@@ -226,7 +280,8 @@ TEST(PipelineState, LastGoodSetIsWrittenAndRestoredWhenTheSourceFailsAtStart) {
     rig.manual->sink()->publish(endpoints(3));
     ASSERT_TRUE(rig.desired.wait_size(3));
     // Written after write_delay, atomically (no temp file left).
-    ASSERT_TRUE(test::eventually([&] { return slurp(path).find("10.0.0.3") != std::string::npos; }));
+    ASSERT_TRUE(
+        test::eventually([&] { return slurp(path).find("10.0.0.3") != std::string::npos; }));
     EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
     rig.pipeline->stop();
   }
@@ -277,9 +332,7 @@ TEST(PipelineState, StaleEntryIsIgnoredNeverTrustedPastItsAge) {
 
 TEST(PipelineState, UnreadableFileIsReportedAndIgnored) {
   const std::string path = temp_dir() + "/state.json";
-  {
-    std::ofstream(path) << "{not json";
-  }
+  { std::ofstream(path) << "{not json"; }
   StateOptions o = state_options(path);
   o.restore_after = 50ms;
   StateRig rig(o);
@@ -288,7 +341,8 @@ TEST(PipelineState, UnreadableFileIsReportedAndIgnored) {
   // The source still works, and its set replaces the bad file.
   rig.manual->sink()->publish(endpoints(1));
   ASSERT_TRUE(rig.desired.wait_size(1));
-  ASSERT_TRUE(test::eventually([&] { return slurp(path).find("\"version\": 1") != std::string::npos; }));
+  ASSERT_TRUE(
+      test::eventually([&] { return slurp(path).find("\"version\": 1") != std::string::npos; }));
   rig.pipeline->stop();
 }
 

@@ -295,6 +295,8 @@ TEST(Endpoints, StatusTableEscapesControlCharacters) {
 
 TEST(Endpoints, MetricsFollowPrometheusConventions) {
   auto snap = converged_snapshot();
+  snap.guards[0].sources[0].snapshots = 9;
+  snap.guards[0].sources[0].events_last_minute = 4;
   auto h = make_ops_handler([&] { return std::optional<OpsSnapshot>(snap); }, {"1.2.3", 30s});
   const std::string body = get(h, "/metrics").body;
   EXPECT_NE(
@@ -303,6 +305,12 @@ TEST(Endpoints, MetricsFollowPrometheusConventions) {
       std::string::npos)
       << body;
   EXPECT_NE(body.find("elasticproxy_source_last_success_timestamp_seconds{"), std::string::npos);
+  // The dashboard's events per minute, per source (its snapshots and errors are the counters
+  // elasticproxy_source_snapshots_total / elasticproxy_source_errors_total of the guard).
+  EXPECT_NE(body.find("elasticproxy_source_events_per_minute{backend=\"web\",source=\"file "
+                      "/etc/elasticproxy/web.json\"} 4"),
+            std::string::npos)
+      << body;
   EXPECT_NE(body.find("elasticproxy_haproxy_instances_reachable 1"), std::string::npos);
   EXPECT_NE(body.find("elasticproxy_build_info{version=\"1.2.3\"} 1"), std::string::npos);
   // Every family: a TYPE line; counters end in _total; no family name carries a non-base unit.
@@ -417,6 +425,26 @@ TEST(Dashboard, LoopbackWithoutTokenIsOpen) {
   auto h = handler({"1.2.3", 30s});
   EXPECT_EQ(h(request("GET", "/")).status, 200);
   EXPECT_EQ(h(request("GET", "/status")).status, 200);
+}
+
+// The page polls /status: each read asks the daemon for a fresh look at HAProxy (the daemon
+// rate-limits it); a refused read, the page itself, health and metrics do not.
+TEST(Dashboard, ReadingStatusAsksForAFreshReadOfHaproxy) {
+  EndpointOptions o{"1.2.3", 30s};
+  int reads = 0;
+  o.on_status = [&reads] { ++reads; };
+  auto h = handler(o);
+  EXPECT_EQ(h(request("GET", "/status")).status, 200);
+  EXPECT_EQ(h(request("GET", "/status?compact")).status, 200);
+  EXPECT_EQ(reads, 2);
+  for (const char* path : {"/", "/dashboard.js", "/healthz", "/readyz", "/metrics"}) {
+    EXPECT_EQ(h(request("GET", path)).status, 200) << path;
+  }
+  EXPECT_EQ(reads, 2);
+  o.exposed = true;  // no token: refused before anything is asked of the daemon
+  auto refused = handler(o);
+  EXPECT_EQ(refused(request("GET", "/status")).status, 403);
+  EXPECT_EQ(reads, 2);
 }
 
 TEST(Dashboard, ExposedWithoutTokenRefusesPageStatusAndAction) {

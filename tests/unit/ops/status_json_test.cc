@@ -127,6 +127,9 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
             b.operator_maint.end()) {
           js["operator_maint"] = true;  // left in maintenance until the operator enables it
         }
+        const bool desired = std::any_of(b.desired_servers.begin(), b.desired_servers.end(),
+                                         [&](const ServerSpec& d) { return d.name == s.name; });
+        if (s.draining() && !s.health_passed() && desired) js["health_gated"] = true;
         as.push_back(std::move(js));
       }
       if (!b.operator_maint.empty()) jb["operator_maint"] = b.operator_maint;
@@ -175,6 +178,19 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
         for (const auto& m : s.rejected_messages) rm.push_back(redact(m));
         js["rejected_endpoints"] = std::move(rm);
       }
+      if (s.labels) {
+        json sl = json::object();
+        for (const auto& l : *s.labels) {
+          json a = json::array();
+          for (const auto& [k, v] : l.labels) {
+            const std::string last = k.substr(k.rfind('.') + 1);
+            a.push_back(redact(k + "=" + (is_secret_key(last) ? std::string("***") : v)));
+          }
+          sl[l.server] = std::move(a);
+        }
+        js["server_labels"] = std::move(sl);
+      }
+      if (!s.servers.empty()) js["servers"] = s.servers;
       jg["sources"].push_back(std::move(js));
     }
     if (g.hold != discovery::Hold::kNone) {
@@ -293,8 +309,14 @@ OpsSnapshot rich_snapshot() {
         a.admin_state = s == 1 ? 0x01 : (s == 2 ? 0x08 : 0);
         a.weight = -s;
         a.sessions = s * 1000;
+        // Checks enabled, none passed yet: a draining desired server is health-gated.
+        if (bi % 2 == 0) a.check_state = 0x06;
         as.push_back(a);
       }
+      if (bi % 3 == 0) ds.erase(ds.begin() + 2);  // draining, no longer desired: not health-gated
+      // As the guard gives them: sorted by name.
+      std::sort(ds.begin(), ds.end(),
+                [](const ServerSpec& x, const ServerSpec& y) { return x.name < y.name; });
       b.desired_servers = SharedList<ServerSpec>(ds);
       b.actual_servers = SharedList<ActualServer>(as);
       if (bi % 3 == 2) b.operator_maint = {as[1].name, as[3].name};
@@ -336,6 +358,22 @@ OpsSnapshot rich_snapshot() {
       if (si) s.last_success = snap.now - std::chrono::microseconds(123456789 * gi + 1);
       if ((gi + si) % 2) s.last_error = hostile[(gi + 2) % hostile.size()];
       if (si) s.rejected_messages = {hostile[gi], "endpoint \"x\": not an IP literal"};
+      if (gi % 3 == 1) s.servers = {"ep-10.0.0." + std::to_string(si), hostile[gi]};
+      if (si == 1 && gi % 2 == 0) {
+        // Consul's service name, tags and meta (and any source's labels), hostile too; a
+        // secret-looking meta key's value is hidden.
+        std::vector<discovery::ServerLabels> labels;
+        labels.push_back({"ep-10.0.0.1",
+                          {{"consul.service", hostile[gi]},
+                           {"consul.tags", hostile[(gi + 1) % hostile.size()]},
+                           {"consul.meta.db_password", "s3cr3t-meta"},
+                           {"consul.meta." + hostile[(gi + 5) % hostile.size()],
+                            hostile[(gi + 2) % hostile.size()]}}});
+        labels.push_back({hostile[(gi + 3) % hostile.size()], {{"zone", "a"}}});
+        std::sort(labels.begin(), labels.end(),
+                  [](const auto& a, const auto& b) { return a.server < b.server; });
+        s.labels = std::make_shared<const std::vector<discovery::ServerLabels>>(labels);
+      }
       if (gi % 4 == 0) {
         discovery::HookInFlight h;
         h.instance = "i-0123456789abcdef" + std::to_string(gi);
@@ -438,6 +476,31 @@ TEST_F(StatusJsonTest, ByteIdenticalToTheNlohmannDocumentForARichHostileSnapshot
   EXPECT_EQ(url.find("pa55word"), std::string::npos) << url;
   EXPECT_NE(doc.find(R"(\u0000\u0001)"), std::string::npos);
   EXPECT_NE(doc.find("\xef\xbf\xbd"), std::string::npos);  // invalid UTF-8 replaced by U+FFFD
+  // Discovery labels (Consul service name, tags, meta) per server, as "key=value" text: markup
+  // kept literally (escaped only as JSON), a secret-looking meta key's value and a registered
+  // secret hidden.
+  const auto& labels = j["backends"][4]["sources"][1]["server_labels"];
+  ASSERT_TRUE(labels.contains("ep-10.0.0.1")) << labels.dump();
+  const auto& web = labels["ep-10.0.0.1"];
+  EXPECT_NE(std::find(web.begin(), web.end(), "consul.service=" + hostile_strings()[4]), web.end())
+      << web.dump();
+  EXPECT_NE(std::find(web.begin(), web.end(), "consul.tags=<script>alert(1)</script>&amp;"),
+            web.end())
+      << web.dump();
+  EXPECT_NE(std::find(web.begin(), web.end(), "consul.meta.db_password=***"), web.end())
+      << web.dump();
+  EXPECT_EQ(doc.find("s3cr3t-meta"), std::string::npos);
+  EXPECT_FALSE(j["backends"][4]["sources"][0].contains("server_labels"));  // none: omitted
+  // A new server held in DRAIN until its first health check passes is health-gated; a draining
+  // server no longer desired is not (instance 0: backend 2 desires it, backend 0 does not).
+  auto gated = [&](size_t backend) {
+    for (const auto& s : j["instances"][0]["backends"][backend]["actual_servers"]) {
+      if (s["state"] == "drain") return s.value("health_gated", false);
+    }
+    return false;
+  };
+  EXPECT_TRUE(gated(2));
+  EXPECT_FALSE(gated(0));
 }
 
 // The config manager's reload, on the instance it reloads: named by its admin socket, else the
