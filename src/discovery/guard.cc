@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -276,6 +277,50 @@ Validated validate_all(const std::vector<Endpoint>& endpoints,
   for (auto& [name, spec] : by_name) out.servers.push_back(std::move(spec));
   std::sort(out.labels.begin(), out.labels.end(),
             [](const ServerLabels& a, const ServerLabels& b) { return a.server < b.server; });
+  return out;
+}
+
+namespace {
+// A label key or value in ServerLabels::packed: its length (4 bytes), then its bytes. Any byte
+// may be in it (a NUL from JSON's \u0000 too).
+void pack(std::string& out, std::string_view text) {
+  const auto n = static_cast<std::uint32_t>(text.size());
+  char len[sizeof n];
+  std::memcpy(len, &n, sizeof n);
+  out.append(len, sizeof n);
+  out.append(text);
+}
+std::string_view unpack(std::string_view& rest) {
+  std::uint32_t n = 0;
+  if (rest.size() < sizeof n) return rest = {}, std::string_view();
+  std::memcpy(&n, rest.data(), sizeof n);
+  rest.remove_prefix(sizeof n);
+  const std::string_view text = rest.substr(0, n);
+  rest.remove_prefix(text.size());
+  return text;
+}
+}  // namespace
+
+ServerLabels::ServerLabels(std::string server_name,
+                           const std::map<std::string, std::string>& labels)
+    : server(std::move(server_name)) {
+  std::size_t size = 0;
+  for (const auto& [k, v] : labels) size += k.size() + v.size() + 8;
+  packed.reserve(size);
+  for (const auto& [k, v] : labels) {
+    pack(packed, k);
+    pack(packed, v);
+  }
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> ServerLabels::pairs() const {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  std::string_view rest(packed);
+  while (!rest.empty()) {
+    const std::string_view k = unpack(rest);
+    const std::string_view v = unpack(rest);
+    out.emplace_back(k, v);
+  }
   return out;
 }
 

@@ -36,9 +36,16 @@ Result<ServerSpec> validate_endpoint(const Endpoint& endpoint,
 
 // A valid server's labels as discovery gave them (Endpoint::labels: Consul's service name, tags
 // and meta, an instance's zone, an etcd key, a file's labels, ...), for /status and the dashboard.
+// Packed in one string (each key and value: its length, then its bytes; in key order): a Consul
+// instance's five or so labels cost one allocation, not a map node and two strings each.
 struct ServerLabels {
+  ServerLabels(std::string server_name, const std::map<std::string, std::string>& labels);
   std::string server;  // ServerSpec::name
-  std::map<std::string, std::string> labels;
+  // The labels, in key order (views into `packed`).
+  std::vector<std::pair<std::string_view, std::string_view>> pairs() const;
+
+ private:
+  std::string packed;
 };
 // Shared, immutable: /status copies the pointer, not the strings.
 using ServerLabelList = std::shared_ptr<const std::vector<ServerLabels>>;

@@ -301,8 +301,12 @@ class JsonOut {
 
 // One discovery label as shown in /status: "key=value", redacted; the value of a key that names
 // a secret (password, token, ...) is hidden whatever it is.
-std::string label_text(const std::string& key, const std::string& value) {
-  return redact(key + "=" + (is_secret_key(key.substr(key.rfind('.') + 1)) ? "***" : value));
+std::string label_text(std::string_view key, std::string_view value) {
+  const std::string_view last = key.substr(key.rfind('.') + 1);
+  std::string text(key);
+  text += '=';
+  text += is_secret_key(last) ? std::string_view("***") : value;
+  return redact(text);
 }
 
 // Bytes of /status per server and per backend, to reserve the output once.
@@ -481,7 +485,7 @@ std::string status_json(const std::optional<OpsSnapshot>& snap, const EndpointOp
         w.key("server_labels").begin_object();
         for (const auto& sl : *s.labels) {
           w.key_text(sl.server).begin_array();
-          for (const auto& [k, v] : sl.labels) w.value(label_text(k, v));
+          for (const auto& [k, v] : sl.pairs()) w.value(label_text(k, v));
           w.end_array();
         }
         w.end_object();

@@ -253,16 +253,28 @@ TEST(ValidateAll, LabelsFollowEachKeptServerUnderItsName) {
   ASSERT_EQ(v.servers.size(), 4u);
   ASSERT_EQ(v.labels.size(), 3u);
   std::map<std::string, std::map<std::string, std::string>> by;
-  for (const auto& l : v.labels) by[l.server] = l.labels;
+  for (const auto& l : v.labels) {
+    for (const auto& [k, val] : l.pairs()) by[l.server][std::string(k)] = std::string(val);
+  }
   EXPECT_TRUE(std::is_sorted(v.labels.begin(), v.labels.end(),
                              [](const auto& a, const auto& b) { return a.server < b.server; }));
   EXPECT_EQ(by["ep-10.0.0.3:80"].at("consul.tags"), "<script>x</script>");
   EXPECT_EQ(by[first->name].at("consul.service"), "web");
+  EXPECT_EQ(by[first->name].size(), 1u);
   for (const auto& s : v.servers) {
     if (s.address == "10.0.0.2") {
       EXPECT_EQ(by[s.name].at("zone"), "b") << s.name;
     }
   }
+}
+
+TEST(ServerLabelsTest, EveryByteOfAKeyOrValueComesBackInKeyOrder) {
+  const std::string nul_key("meta.a\0b", 8);
+  const std::string nul_value("x\0\0y", 4);
+  ServerLabels sl("ep-1", {{"zone", ""}, {nul_key, nul_value}, {"consul.service", "web"}});
+  using Pairs = std::vector<std::pair<std::string_view, std::string_view>>;
+  EXPECT_EQ(sl.pairs(), (Pairs{{"consul.service", "web"}, {nul_key, nul_value}, {"zone", ""}}));
+  EXPECT_TRUE(ServerLabels("ep-2", {}).pairs().empty());
 }
 
 // ---- BackendGuard ------------------------------------------------------------------------

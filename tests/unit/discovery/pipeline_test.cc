@@ -134,7 +134,9 @@ TEST(PipelineTest, StatusCountsEachSourcesSnapshotsErrorsAndEventsOfTheLastMinut
   ASSERT_NE(src().labels, nullptr);
   ASSERT_EQ(src().labels->size(), 1u);
   EXPECT_EQ((*src().labels)[0].server, "ep-10.0.0.2:80");
-  EXPECT_EQ((*src().labels)[0].labels.at("consul.tags"), "<b>blue</b>");
+  using Pairs = std::vector<std::pair<std::string_view, std::string_view>>;
+  EXPECT_EQ((*src().labels)[0].pairs(),
+            (Pairs{{"consul.service", "web"}, {"consul.tags", "<b>blue</b>"}}));
   manual->sink()->publish(endpoints(2));
   EXPECT_EQ(src().labels, nullptr);
   EXPECT_EQ(Metrics::global().value("elasticproxy_source_snapshots_total", key), published + 2);

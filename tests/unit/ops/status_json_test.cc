@@ -182,7 +182,8 @@ std::string reference_status_json(const std::optional<OpsSnapshot>& snap,
         json sl = json::object();
         for (const auto& l : *s.labels) {
           json a = json::array();
-          for (const auto& [k, v] : l.labels) {
+          for (const auto& [kv, vv] : l.pairs()) {
+            const std::string k(kv), v(vv);
             const std::string last = k.substr(k.rfind('.') + 1);
             a.push_back(redact(k + "=" + (is_secret_key(last) ? std::string("***") : v)));
           }
