@@ -137,6 +137,129 @@ TEST_F(KubernetesSourceTest, ListThenWatchMapsConditionsAndFollowsChanges) {
   source.stop();
 }
 
+// The reconciler's drain holds, recorded (backend address:port -> until).
+class HoldRecorder final : public ServerStateView {
+ public:
+  std::vector<InstanceServers> servers_at(std::string_view, std::string_view,
+                                          std::uint16_t) const override {
+    return {};
+  }
+  void hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                  SteadyTime until) const override {
+    std::lock_guard lock(mu_);
+    holds_[key(backend, address, port)] = until;
+  }
+  void release_drain(std::string_view backend, std::string_view address,
+                     std::uint16_t port) const override {
+    std::lock_guard lock(mu_);
+    holds_.erase(key(backend, address, port));
+    ++releases_;
+  }
+  std::map<std::string, SteadyTime> holds() const {
+    std::lock_guard lock(mu_);
+    return holds_;
+  }
+  int releases() const {
+    std::lock_guard lock(mu_);
+    return releases_;
+  }
+
+ private:
+  static std::string key(std::string_view b, std::string_view a, std::uint16_t p) {
+    return std::string(b) + " " + std::string(a) + ":" + std::to_string(p);
+  }
+  mutable std::mutex mu_;
+  mutable std::map<std::string, SteadyTime> holds_;
+  mutable int releases_ = 0;
+};
+
+// Records, with each snapshot, the holds in place when it was published.
+class HoldCheckingSink final : public Sink {
+ public:
+  explicit HoldCheckingSink(const HoldRecorder& view) : view_(view) {}
+  void publish(Snapshot snap) override {
+    {
+      std::lock_guard lock(mu_);
+      holds_at_publish_.push_back(view_.holds());
+    }
+    inner.publish(std::move(snap));
+  }
+  std::map<std::string, SteadyTime> holds_at(size_t i) {
+    std::lock_guard lock(mu_);
+    return holds_at_publish_.at(i);
+  }
+  RecordingSink inner;
+
+ private:
+  const HoldRecorder& view_;
+  std::mutex mu_;
+  std::vector<std::map<std::string, SteadyTime>> holds_at_publish_;
+};
+
+TEST_F(KubernetesSourceTest, ServingTerminatingEndpointsAreHeldInDrainUntilTheyGo) {
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
+                                 {{.address = "10.0.0.1"}, {.address = "10.0.0.2"},
+                                  {.address = "10.0.0.3"}}));
+  HoldRecorder view;
+  Options o = options();
+  o.terminating_drain_timeout = 10min;
+  KubernetesSource source(o, "be_web", nullptr, &view);
+  HoldCheckingSink sink(view);
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"})));
+  EXPECT_TRUE(view.holds().empty());
+
+  // 10.0.0.1 and 10.0.0.2 serving && terminating: out of the set and held, the hold in place
+  // before the set without them was published; bounded by terminating_drain_timeout.
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.2", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.3"}}));
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.3:8080"})));
+  const auto at_publish = sink.holds_at(sink.inner.size() - 1);
+  ASSERT_EQ(at_publish.size(), 2u);
+  const SteadyTime until = at_publish.at("be_web 10.0.0.1:8080");
+  EXPECT_GT(until, std::chrono::steady_clock::now() + 9min);
+  EXPECT_LE(until, std::chrono::steady_clock::now() + 10min);
+  EXPECT_EQ(at_publish.count("be_web 10.0.0.2:8080"), 1u);
+
+  // Still serving && terminating at a later event: the hold stays, its bound unchanged.
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.2", .ready = false, .serving = false, .terminating = true},
+       {.address = "10.0.0.3"},
+       {.address = "10.0.0.4"}}));
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.3:8080", "10.0.0.4:8080"})));
+  // 10.0.0.2 neither ready nor serving: released (the usual drain/remove path applies).
+  auto holds = view.holds();
+  ASSERT_EQ(holds.size(), 1u);
+  EXPECT_EQ(holds.at("be_web 10.0.0.1:8080"), until);
+  EXPECT_EQ(view.releases(), 1);
+
+  // The API server down: fail static, the hold kept.
+  api_.stop();
+  ASSERT_TRUE(sink.inner.wait_last([](const Snapshot& s) { return !s.ok(); }, 20s));
+  EXPECT_EQ(view.holds().size(), 1u);
+  api_.start();
+  // The endpoint gone (the pod deleted): released.
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
+                                 {{.address = "10.0.0.3"}, {.address = "10.0.0.4"}}));
+  ASSERT_TRUE(test::eventually([&] { return view.holds().empty(); }, 20s));
+  EXPECT_EQ(view.releases(), 2);
+
+  // A hold is released when the source stops.
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.3", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.4"}}));
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.4:8080"})));
+  EXPECT_EQ(view.holds().size(), 1u);
+  source.stop();
+  EXPECT_TRUE(view.holds().empty());
+}
+
 TEST_F(KubernetesSourceTest, PagesTheListWithLimitAndContinue) {
   nlohmann::json all = nlohmann::json::array();
   std::vector<std::string> want;
@@ -519,27 +642,51 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
       "shop", "web-a", "web",
       {{.address = "10.0.0.3", .node = "node-2"}, {.address = "10.0.0.4", .node = "node-3"}}));
   ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.2:30080", "172.16.0.3:30080"})));
+  // Nodes are watched: a node's new InternalIP and a deleted node are followed without a list.
+  const int lists = api_.stats()["lists"].get<int>();
+  api_.apply(K8sApiDouble::node("node-3", "172.16.0.33"));
+  ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.2:30080", "172.16.0.33:30080"})));
+  api_.remove("Node", "", "node-2");
+  ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.33:30080"})));
+  EXPECT_EQ(api_.stats()["lists"].get<int>(), lists) << "changes came through the watches";
+  ASSERT_EQ(node.watches().size(), 3u);  // EndpointSlices, Services, Nodes
+  EXPECT_EQ(node.watches()[2]->resource(), Resource::kNodes);
 
+  // cluster_ip and load_balancer on one runtime (as in the daemon): one Services watch.
+  runtime::Runtime rt(runtime::RuntimeOptions{.threads = 2});
   o.address = AddressMode::kClusterIp;
   KubernetesSource cip(o, "be_cip", nullptr);
   RecordingSink cip_sink;
-  ASSERT_TRUE(cip.start(cip_sink).ok());
+  ASSERT_TRUE(cip.start_on(rt, cip_sink).ok());
   ASSERT_TRUE(cip_sink.wait_last(has_exactly({"10.96.0.10:80"})));
+  const int lists_after_cip = api_.stats()["lists"].get<int>();
 
   o.address = AddressMode::kLoadBalancer;
-  o.refresh_interval = 200ms;
   KubernetesSource lb(o, "be_lb", nullptr);
   RecordingSink lb_sink;
-  ASSERT_TRUE(lb.start(lb_sink).ok());
+  ASSERT_TRUE(lb.start_on(rt, lb_sink).ok());
   ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.10:80"})));
   api_.apply(
       K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080, {"192.0.2.10", "192.0.2.11"}));
   ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.10:80", "192.0.2.11:80"})));
   EXPECT_TRUE(has_exactly({"192.0.2.10:80", "192.0.2.11:80"})(lb.fetch_once(5s)));
-  // RBAC for the Service read names it.
-  api_.configure({{"forbid", {"get services"}}});
-  ASSERT_TRUE(
-      lb_sink.wait_last(error_containing("needs \"get\" on \"services\" (API group \"core\")")));
+  // One Services watch for the namespace, shared by the cluster_ip and load_balancer sources.
+  EXPECT_EQ(cip.watch().get(), lb.watch().get());
+  EXPECT_EQ(lb.watch()->resource(), Resource::kServices);
+  EXPECT_EQ(api_.stats()["lists"].get<int>(), lists_after_cip)
+      << "Services are watched (and the watch shared), not polled";
+  // The Service deleted: an error naming it (the guard keeps the last good set).
+  api_.remove("Service", "shop", "web");
+  ASSERT_TRUE(lb_sink.wait_last(error_containing("Service web not found in namespace shop")));
+  api_.apply(K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080, {"192.0.2.12"}));
+  ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.12:80"})));
+  // RBAC for the Services watch names it.
+  api_.configure({{"forbid", {"watch services"}}});
+  api_.close_watches();
+  ASSERT_TRUE(lb_sink.wait_last(
+      error_containing("needs \"watch\" on \"services\" (API group \"core\")")));
+  lb.stop();
+  cip.stop();
 }
 
 TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {

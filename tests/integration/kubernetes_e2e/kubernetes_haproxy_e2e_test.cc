@@ -127,6 +127,69 @@ TEST_F(KubernetesE2E, RollingUpdateDrainsTerminatingPodsWithoutAFailedRequest) {
   EXPECT_GT(requests.load(), 20);
 }
 
+// serving && terminating = drain for as long as the pod stays so: a long request on a terminating
+// pod finishes even past the backend's drain_timeout (3s), no new request reaches it; when the
+// endpoint goes away the hold ends and the usual drain/remove path (drain_timeout) applies.
+TEST_F(KubernetesE2E, TerminatingPodIsDrainedPastDrainTimeoutWhileItServes) {
+  pod(0);
+  pod(1);
+  pod(2);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1) && serving(2); }, 30s))
+      << daemon_.log();
+  // Long requests through HAProxy until pods 0 and 1 each hold one (round robin).
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 12 && !(pods_[0]->held() >= 1 && pods_[1]->held() >= 1); ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hp_->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    const size_t n = clients.size();
+    ASSERT_TRUE(wait_until([&] {
+      return pods_[0]->held() + pods_[1]->held() + pods_[2]->held() == static_cast<int>(n);
+    }));
+  }
+  ASSERT_TRUE(pods_[0]->held() >= 1 && pods_[1]->held() >= 1);
+  const int held0 = pods_[0]->held();
+
+  pod(0, /*ready=*/false, /*serving=*/true, /*terminating=*/true);
+  pod(1, /*ready=*/false, /*serving=*/true, /*terminating=*/true);
+  ASSERT_TRUE(wait_until([&] { return draining(0) && draining(1); }, 30s)) << daemon_.log();
+  const long before0 = pods_[0]->requests(), before1 = pods_[1]->requests();
+  // Past drain_timeout (3s): still draining, the sessions open; new requests go to pod 2 only.
+  int ok = 0;
+  EXPECT_TRUE(consistently(
+      [&] {
+        auto r = http_get(hp_->port(0), "/");
+        if (r.ok() && r->status == 200) ++ok;
+        return draining(0) && draining(1) && pods_[0]->held() == held0;
+      },
+      5s))
+      << daemon_.log();
+  EXPECT_GT(ok, 5);
+  EXPECT_EQ(pods_[0]->requests(), before0) << "no new request reached a terminating pod";
+  EXPECT_EQ(pods_[1]->requests(), before1) << "no new request reached a terminating pod";
+
+  // Pod 1 disappears: the hold ends; its drain is older than drain_timeout, so it is removed.
+  api_.remove("EndpointSlice", "shop", "web-1");
+  ASSERT_TRUE(wait_until([&] { return absent(1); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(draining(0)) << "pod 0 still serving && terminating: still held";
+
+  // Pod 0's long requests finish (200), then it is removed as drained.
+  pods_[0]->release_held();
+  pods_[2]->release_held();
+  int answered = 0;
+  for (auto& c : clients) {
+    auto reply = c->read_to_eof(5s);
+    if (reply.ok() && reply->find("200 OK") != std::string::npos &&
+        reply->find("pod0") != std::string::npos)
+      ++answered;
+  }
+  EXPECT_EQ(answered, held0) << "every long request on the terminating pod finished";
+  ASSERT_TRUE(wait_until([&] { return absent(0); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(serving(2));
+}
+
 TEST_F(KubernetesE2E, ApiServerDownFor30SecondsKeepsEveryServerThenRelistsOn410) {
   pod(0);
   pod(1);
