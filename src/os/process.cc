@@ -68,8 +68,8 @@ std::string read_back(int fd, std::size_t max, bool& truncated) {
 
 // Waits for `pid` until `deadline`: a pidfd (Linux >= 5.3) is polled, so the wait ends as the
 // child exits; without one, waitpid is polled every 2 ms.
-bool wait_child(pid_t pid, std::chrono::steady_clock::time_point deadline, int& status) {
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+bool wait_child(pid_t pid, const UniqueFd& pidfd, std::chrono::steady_clock::time_point deadline,
+                int& status) {
   for (;;) {
     const pid_t w = ::waitpid(pid, &status, WNOHANG);
     if (w == pid) return true;
@@ -120,21 +120,24 @@ std::string describe_command(const std::vector<std::string>& argv) {
   return out;
 }
 
-Result<ProcessResult> run_process(const std::vector<std::string>& argv,
-                                  const ProcessOptions& options) {
+Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv,
+                                     const ProcessOptions& options) {
   if (argv.empty() || argv[0].empty()) return Error::invalid("empty command");
+  SpawnedProcess p;
+  p.options = options;
   auto out = temp_file();
   if (!out) return out.error();
-  Result<UniqueFd> err = UniqueFd();
+  p.out = std::move(*out);
   if (!options.merge_stderr) {
-    err = temp_file();
+    auto err = temp_file();
     if (!err) return err.error();
+    p.err = std::move(*err);
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out->get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, options.merge_stderr ? out->get() : err->get(), 2);
+  posix_spawn_file_actions_adddup2(&fa, p.out.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, options.merge_stderr ? p.out.get() : p.err.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -151,27 +154,39 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv,
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), envp.data());
+  const int rc = ::posix_spawnp(&p.pid, args[0], &fa, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return Error::unavailable("cannot run " + argv[0] + ": " + std::strerror(rc));
+  p.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, p.pid, 0)));
+  return p;
+}
 
+ProcessResult finish_process(SpawnedProcess& p, int status, bool timed_out) {
   ProcessResult result;
-  int status = 0;
-  if (!wait_child(pid, std::chrono::steady_clock::now() + options.timeout, status)) {
-    result.timed_out = true;
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.timed_out = timed_out;
+  if (!timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  result.output = read_back(out->get(), options.max_output, result.output_truncated);
-  if (!options.merge_stderr) {
-    result.error_output = read_back(err->get(), options.max_output, result.output_truncated);
+  result.output = read_back(p.out.get(), p.options.max_output, result.output_truncated);
+  if (!p.options.merge_stderr) {
+    result.error_output = read_back(p.err.get(), p.options.max_output, result.output_truncated);
   }
   return result;
+}
+
+Result<ProcessResult> run_process(const std::vector<std::string>& argv,
+                                  const ProcessOptions& options) {
+  auto p = spawn_process(argv, options);
+  if (!p) return p.error();
+  int status = 0;
+  bool timed_out = false;
+  if (!wait_child(p->pid, p->pidfd, std::chrono::steady_clock::now() + options.timeout, status)) {
+    timed_out = true;
+    ::kill(p->pid, SIGKILL);
+    while (::waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return finish_process(*p, status, timed_out);
 }
 
 }  // namespace ep::os

@@ -1,6 +1,6 @@
 #pragma once
 // Running another program: the one helper every spawn goes through (haproxy -c, reloads,
-// credential_process).
+// credential_process, kubernetes exec plugins through runtime/async_process.h).
 
 #include <chrono>
 #include <cstddef>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "os/fd.h"
 
 namespace ep::os {
 
@@ -43,6 +44,20 @@ struct ProcessResult {
 // kUnavailable when the program cannot be started. Thread-safe.
 Result<ProcessResult> run_process(const std::vector<std::string>& argv,
                                   const ProcessOptions& options = {});
+
+// The same in two steps, for a caller that waits without blocking (runtime/async_process.h):
+// spawn_process() starts the child as run_process() does and returns at once; the caller waits
+// for `pid` to exit (`pidfd` is readable then; invalid on kernels without pidfd_open), reaps it
+// with waitpid, and hands its wait status to finish_process(), which reads the captured output.
+struct SpawnedProcess {
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  UniqueFd out, err;  // unlinked temp files (err: merge_stderr = false only)
+  ProcessOptions options;
+};
+Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv,
+                                     const ProcessOptions& options = {});
+ProcessResult finish_process(SpawnedProcess& process, int wait_status, bool timed_out);
 
 // The environment for children: the daemon's own, less every variable that carries a secret the
 // daemon uses (AWS keys and tokens, Consul and etcd credentials) and systemd's per-service

@@ -73,6 +73,8 @@ NamespaceWatch::~NamespaceWatch() {
     timer_ = 0;
     if (restart_timer_ != 0) loop_.cancel(restart_timer_);
     restart_timer_ = 0;
+    exec_then_ = nullptr;
+    exec_.reset();  // kills and reaps an exec plugin still running
     http_.reset();  // aborts the list or watch in flight without callbacks
   });
 }
@@ -119,6 +121,8 @@ void NamespaceWatch::unsubscribe(Subscriber* s) {
       request_ = 0;
       if (timer_ != 0) loop_.cancel(timer_);
       timer_ = 0;
+      exec_then_ = nullptr;
+      exec_.reset();
       selected_.clear();
       have_listing_ = false;
     }
@@ -157,9 +161,40 @@ Result<net::HttpRequest> NamespaceWatch::request(const std::string& path,
   req.timeout = timeout;
   req.connect_timeout = std::min(options_.connect_timeout, timeout);
   req.headers.emplace_back("Accept", "application/json");
-  Status s = credentials_.apply(req, options_.timeout);
+  Status s = credentials_.apply(req, options_.timeout, /*run_exec=*/false);
   if (!s) return s.error();
   return req;
+}
+
+bool NamespaceWatch::authenticate(std::function<void()> retry) {
+  if (exec_fresh_ || !credentials_.exec_needed()) {
+    exec_fresh_ = false;
+    return true;
+  }
+  exec_then_ = std::move(retry);
+  if (exec_) return false;  // one run in flight: it calls the latest exec_then_
+  os::ProcessOptions po;
+  po.timeout = options_.timeout;
+  po.merge_stderr = false;
+  po.max_output = 1u << 20;
+  auto p = runtime::AsyncProcess::start(
+      loop_, credentials_.exec_argv(), po, [this](Result<os::ProcessResult> run) {
+        Status s = credentials_.exec_finished(run);
+        std::function<void()> then = std::move(exec_then_);
+        exec_then_ = nullptr;
+        exec_.reset();  // safe: AsyncProcess calls this last
+        if (!s) return fail(s.error(), "credentials");
+        exec_fresh_ = true;
+        if (then) then();
+      });
+  if (!p) {
+    exec_then_ = nullptr;
+    Status s = credentials_.exec_finished(p.error());
+    fail(s.ok() ? p.error() : s.error(), "credentials");
+    return false;
+  }
+  exec_ = std::move(*p);
+  return false;
 }
 
 Error NamespaceWatch::http_error(const net::HttpResponse& resp, const std::string& verb,
@@ -201,6 +236,7 @@ void NamespaceWatch::restart() {
 }
 
 void NamespaceWatch::list_page(const std::string& cont) {
+  if (!authenticate([this, cont] { list_page(cont); })) return;
   std::string path = base_path();
   auto add = [&](const std::string& param) {
     if (path.back() != '?') path += '&';
@@ -267,6 +303,7 @@ void NamespaceWatch::listed() {
 }
 
 void NamespaceWatch::watch(const char* why) {
+  if (!authenticate([this, why] { watch(why); })) return;
   const long timeout_s = std::max<long>(
       1, std::chrono::duration_cast<std::chrono::seconds>(options_.watch_timeout).count());
   std::string path = base_path();

@@ -37,6 +37,7 @@
 #include "discovery/kubernetes/parse.h"
 #include "discovery/kubernetes/stats.h"
 #include "net/async_http_client.h"
+#include "runtime/async_process.h"
 #include "runtime/backoff.h"
 #include "runtime/runtime.h"
 
@@ -92,6 +93,11 @@ class NamespaceWatch {
 
  private:
   void restart();  // (loop) cancel everything and list again with the current selector
+  // (loop) True when a request can be authenticated now. Otherwise the exec credential plugin
+  // runs first without blocking the loop (runtime::AsyncProcess, bounded by `timeout`) and
+  // `retry` is called once it answered (the latest `retry` when several came meanwhile); its
+  // failure goes through fail().
+  bool authenticate(std::function<void()> retry);
   void list_page(const std::string& cont);
   void listed();
   void watch(const char* why);
@@ -136,6 +142,11 @@ class NamespaceWatch {
   std::chrono::steady_clock::time_point watch_started_{};
   std::set<std::string> logged_;
   std::optional<std::chrono::milliseconds> retry_after_;  // a 429's Retry-After, for the next retry
+  // The exec credential plugin in flight, what runs once it answered, and whether its fresh
+  // credential is yet to be used.
+  std::unique_ptr<runtime::AsyncProcess> exec_;
+  std::function<void()> exec_then_;
+  bool exec_fresh_ = false;
 };
 
 }  // namespace ep::discovery::kubernetes

@@ -544,6 +544,62 @@ TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunAndItsTokenNeverLogged) {
   EXPECT_FALSE(logs.contains("exec-secret-1"));
 }
 
+// The plugin runs without blocking the source runtime's loop: a source of another cluster on the
+// same single loop keeps working while a slow plugin runs; a plugin that hangs is killed at
+// `timeout`, reported, and run again (the next run answers).
+TEST_F(KubernetesSourceTest, ExecPluginRunsWithoutBlockingTheLoopAndIsBoundedByTimeout) {
+  api_.configure({{"tokens", {"test-token", "exec-secret-2"}}});
+  const std::string plugin = api_.dir() + "/slow-plugin.sh";
+  const std::string runs = api_.dir() + "/slow-runs";
+  const std::string gate = api_.dir() + "/gate";
+  // The first run hangs (killed at `timeout`); later runs wait for the gate file, then answer.
+  std::ofstream(plugin)
+      << "#!/bin/sh\n"
+         "echo run >> "
+      << runs << "\nif [ \"$(wc -l < " << runs
+      << ")\" -eq 1 ]; then exec sleep 60; fi\n"
+         "while [ ! -e "
+      << gate
+      << " ]; do sleep 0.05; done\n"
+         "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+         "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"exec-secret-2\"}}'\n";
+  std::filesystem::permissions(plugin, std::filesystem::perms::owner_all);
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  api_.apply(K8sApiDouble::slice("shop", "api-a", "api", {{.address = "10.0.0.2"}}));
+
+  runtime::Runtime rt(runtime::RuntimeOptions{.threads = 1});  // one loop for both
+  Options x = options("web", "");
+  x.kubeconfig = api_.write_kubeconfig(
+      "kubeconfig-slow-exec", "",
+      {{"exec",
+        {{"apiVersion", "client.authentication.k8s.io/v1"}, {"command", plugin}}}});
+  x.timeout = 1s;
+  KubernetesSource exec_source(x, "be_web", nullptr);
+  RecordingSink exec_sink;
+  ASSERT_TRUE(exec_source.start_on(rt, exec_sink).ok());
+  ASSERT_TRUE(test::eventually([&] { return test::read_text(runs) == "run\n"; }, 10s));
+
+  // While the first run hangs, a token source on the same loop lists and follows a change.
+  KubernetesSource other(options("api"), "be_api", nullptr);
+  RecordingSink other_sink;
+  ASSERT_TRUE(other.start_on(rt, other_sink).ok());
+  ASSERT_TRUE(other_sink.wait_last(has_exactly({"10.0.0.2:8080"})));
+  api_.apply(K8sApiDouble::slice("shop", "api-a", "api", {{.address = "10.0.0.3"}}));
+  ASSERT_TRUE(other_sink.wait_last(has_exactly({"10.0.0.3:8080"})));
+  EXPECT_EQ(exec_sink.size(), 0u) << "nothing published before the plugin answered";
+
+  // The hung run is killed at `timeout` (1 s) and reported; the retry runs the plugin again.
+  ASSERT_TRUE(exec_sink.wait_last(error_containing("timed out"), 10s));
+  ASSERT_TRUE(test::eventually([&] { return test::read_text(runs) == "run\nrun\n"; }, 10s));
+  // The second run waits for the gate: the other source still follows changes meanwhile.
+  api_.apply(K8sApiDouble::slice("shop", "api-a", "api", {{.address = "10.0.0.4"}}));
+  ASSERT_TRUE(other_sink.wait_last(has_exactly({"10.0.0.4:8080"})));
+  std::ofstream(gate) << "open";
+  ASSERT_TRUE(exec_sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  other.stop();
+  exec_source.stop();
+}
+
 TEST_F(KubernetesSourceTest, InClusterReadsTheRotatedServiceAccountToken) {
   const std::string sa = api_.dir() + "/sa";
   std::filesystem::create_directories(sa);
