@@ -347,6 +347,19 @@ TEST_F(KubernetesSourceTest, WatchClosedByTheServerResumesFromTheLastBookmarkWit
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.5"}}));
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.5:8080"})));
   EXPECT_EQ(source.watch()->lists(), 1u) << "resumed watches, never a re-list";
+  // Resumed from the BOOKMARK's resourceVersion, not the last event's: other services' changes
+  // move the server's version (only bookmarks tell this watch), then history is compacted up to
+  // now. A watch resumed from an older version would get 410 and re-list.
+  for (int i = 0; i < 3; ++i)
+    api_.apply(K8sApiDouble::slice("shop", "other-" + std::to_string(i), "other",
+                                   {{.address = "10.9.0.1"}}));
+  const auto seen = source.watch()->watches();
+  ASSERT_TRUE(test::eventually([&] { return source.watch()->watches() >= seen + 1; }, 20s));
+  api_.compact();
+  const auto compacted = source.watch()->watches();
+  ASSERT_TRUE(test::eventually([&] { return source.watch()->watches() >= compacted + 2; }, 20s));
+  EXPECT_EQ(source.watch()->lists(), 1u) << "resumed from the bookmark: nothing expired";
+  EXPECT_EQ(api_.stats()["gone"].get<int>(), 0);
   for (const auto& s : sink.all()) EXPECT_TRUE(s.ok());
 }
 
