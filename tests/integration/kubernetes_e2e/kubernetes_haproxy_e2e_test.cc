@@ -190,6 +190,62 @@ TEST_F(KubernetesE2E, TerminatingPodIsDrainedPastDrainTimeoutWhileItServes) {
   EXPECT_TRUE(serving(2));
 }
 
+// Several clusters behind one backend: two `kubernetes` sources (two contexts of one kubeconfig)
+// feed one HAProxy backend. Hostile slices (addresses with `;` or a newline, port 0) in one of
+// them never reach HAProxy; one cluster down keeps its servers while the other still changes.
+TEST_F(KubernetesE2E, TwoClustersFeedOneBackendAndHostileSlicesNeverReachHaproxy) {
+  K8sApiDouble other;
+  other.start();
+  pod(0);
+  pod(1);
+  other.apply(K8sApiDouble::slice("shop", "web-2", "web",
+                                  {{.address = "127.0.0.1", .pod = "b-pod-2"}}, pods_[2]->port()));
+  other.apply(K8sApiDouble::slice("shop", "web-evil", "web",
+                                  {{.address = "127.0.0.1;shutdown sessions server web/x"},
+                                   {.address = "127.0.0.1\nadd server web/evil 127.0.0.1:1"}},
+                                  pods_[3]->port()));
+  other.apply(K8sApiDouble::slice("shop", "web-port0", "web", {{.address = "127.0.0.1"}}, 0));
+  auto cluster = [](const K8sApiDouble& d, const std::string& name) {
+    return nlohmann::json{
+        {"name", name}, {"cluster", {{"server", d.url()}, {"certificate-authority", d.ca_file()}}}};
+  };
+  nlohmann::json kc = {
+      {"apiVersion", "v1"},
+      {"kind", "Config"},
+      {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
+      {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
+      {"contexts",
+       {{{"name", "prod-eu"}, {"context", {{"cluster", "eu"}, {"user", "u"}, {"namespace", "shop"}}}},
+        {{"name", "prod-us"},
+         {"context", {{"cluster", "us"}, {"user", "u"}, {"namespace", "shop"}}}}}},
+      {"current-context", "prod-eu"}};
+  const std::string kubeconfig = hp_->dir() + "/kubeconfig-two";
+  write_file(kubeconfig, kc.dump());
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  const std::string src = "      - kubernetes: {service: web, port: http, kubeconfig: \"" +
+                          kubeconfig + "\", max_retry_interval: 1s, context: ";
+  write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
+                      "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n    sources:\n" +
+                      src + "prod-eu}\n" + src + "prod-us}\n");
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1) && serving(2); }, 30s))
+      << daemon_.log();
+  // Only the three real pods: nothing of the hostile slices, no port 0.
+  auto servers = by_port();
+  EXPECT_EQ(servers.size(), 3u);
+  EXPECT_EQ(servers.count(0), 0u);
+  EXPECT_EQ(servers.count(pods_[3]->port()), 0u);
+  EXPECT_EQ(hp_->admin("show servers state web").find("evil"), std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return daemon_.log().find("is not an IPv4 address") !=
+                                      std::string::npos; }, 10s));
+
+  // Cluster "us" down: its server stays; cluster "eu" still changes the same backend.
+  other.kill();
+  pod(1, /*ready=*/false, /*serving=*/false);
+  ASSERT_TRUE(wait_until([&] { return absent(1); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(consistently([&] { return serving(0) && serving(2); }, 1s)) << daemon_.log();
+}
+
 TEST_F(KubernetesE2E, ApiServerDownFor30SecondsKeepsEveryServerThenRelistsOn410) {
   pod(0);
   pod(1);
