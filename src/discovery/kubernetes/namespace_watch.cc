@@ -24,6 +24,10 @@ std::map<std::string, std::weak_ptr<NamespaceWatch>>& registry() {
   static std::map<std::string, std::weak_ptr<NamespaceWatch>> watches;
   return watches;
 }
+std::map<std::string, std::weak_ptr<ClusterAuth>>& auth_registry() {
+  static std::map<std::string, std::weak_ptr<ClusterAuth>> auths;
+  return auths;
+}
 
 }  // namespace
 
@@ -43,15 +47,26 @@ std::shared_ptr<NamespaceWatch> NamespaceWatch::acquire(const ClusterAccess& acc
     it = it->second.expired() ? registry().erase(it) : std::next(it);
   auto& slot = registry()[key];
   if (auto existing = slot.lock()) return existing;
-  auto created = std::make_shared<NamespaceWatch>(access, ns, options, loop_for(access, runtime),
-                                                  metrics, resource);
+  for (auto it = auth_registry().begin(); it != auth_registry().end();)
+    it = it->second.expired() ? auth_registry().erase(it) : std::next(it);
+  auto& auth_slot =
+      auth_registry()[fmt::format("{}|{}", access.key(), static_cast<const void*>(&runtime))];
+  auto auth = auth_slot.lock();
+  if (!auth) {
+    auth = std::make_shared<ClusterAuth>(access);
+    auth_slot = auth;
+  }
+  auto created = std::make_shared<NamespaceWatch>(std::move(auth), ns, options,
+                                                  loop_for(access, runtime), metrics, resource);
   slot = created;
   return created;
 }
 
-NamespaceWatch::NamespaceWatch(ClusterAccess access, std::string ns, const Options& options,
-                               runtime::Loop& loop, Metrics& metrics, Resource resource)
-    : credentials_(std::move(access)),
+NamespaceWatch::NamespaceWatch(std::shared_ptr<ClusterAuth> auth, std::string ns,
+                               const Options& options, runtime::Loop& loop, Metrics& metrics,
+                               Resource resource)
+    : auth_(std::move(auth)),
+      credentials_(auth_->credentials),
       ns_(std::move(ns)),
       resource_(resource),
       options_(options),
@@ -73,8 +88,8 @@ NamespaceWatch::~NamespaceWatch() {
     timer_ = 0;
     if (restart_timer_ != 0) loop_.cancel(restart_timer_);
     restart_timer_ = 0;
-    exec_then_ = nullptr;
-    exec_.reset();  // kills and reaps an exec plugin still running
+    auth_->waiting.erase(this);
+    auth_.reset();  // the last watch of the cluster: kills and reaps an exec plugin still running
     http_.reset();  // aborts the list or watch in flight without callbacks
   });
 }
@@ -121,8 +136,7 @@ void NamespaceWatch::unsubscribe(Subscriber* s) {
       request_ = 0;
       if (timer_ != 0) loop_.cancel(timer_);
       timer_ = 0;
-      exec_then_ = nullptr;
-      exec_.reset();
+      auth_->waiting.erase(this);
       selected_.clear();
       have_listing_ = false;
     }
@@ -171,29 +185,39 @@ bool NamespaceWatch::authenticate(std::function<void()> retry) {
     exec_fresh_ = false;
     return true;
   }
-  exec_then_ = std::move(retry);
-  if (exec_) return false;  // one run in flight: it calls the latest exec_then_
+  ClusterAuth& auth = *auth_;
+  auth.waiting[this] = std::move(retry);
+  if (auth.exec) return false;  // one run in flight for the cluster: it calls us back
   os::ProcessOptions po;
   po.timeout = options_.timeout;
   po.merge_stderr = false;
   po.max_output = 1u << 20;
+  // Every watch of the cluster is on this loop: the callback calls each waiting one.
+  auto finished = [&auth](const Status& s) {
+    auto waiting = std::move(auth.waiting);
+    auth.waiting.clear();
+    for (auto& [who, then] : waiting) {
+      auto* w = static_cast<NamespaceWatch*>(const_cast<void*>(who));
+      if (!s) {
+        w->fail(s.error(), "credentials");
+      } else {
+        w->exec_fresh_ = true;
+        then();
+      }
+    }
+  };
   auto p = runtime::AsyncProcess::start(
-      loop_, credentials_.exec_argv(), po, [this](Result<os::ProcessResult> run) {
-        Status s = credentials_.exec_finished(run);
-        std::function<void()> then = std::move(exec_then_);
-        exec_then_ = nullptr;
-        exec_.reset();  // safe: AsyncProcess calls this last
-        if (!s) return fail(s.error(), "credentials");
-        exec_fresh_ = true;
-        if (then) then();
+      loop_, credentials_.exec_argv(), po, [&auth, finished](Result<os::ProcessResult> run) {
+        Status s = auth.credentials.exec_finished(run);
+        auth.exec.reset();  // safe: AsyncProcess calls this last
+        finished(s);
       });
   if (!p) {
-    exec_then_ = nullptr;
     Status s = credentials_.exec_finished(p.error());
-    fail(s.ok() ? p.error() : s.error(), "credentials");
+    finished(s.ok() ? Status(p.error()) : s);
     return false;
   }
-  exec_ = std::move(*p);
+  auth.exec = std::move(*p);
   return false;
 }
 

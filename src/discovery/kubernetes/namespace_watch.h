@@ -43,6 +43,16 @@
 
 namespace ep::discovery::kubernetes {
 
+// One cluster's credentials on one runtime, shared by every watch of that cluster (all on one
+// loop): a token file is read, and an exec credential plugin run, once for all of them.
+struct ClusterAuth {
+  explicit ClusterAuth(ClusterAccess access) : credentials(std::move(access)) {}
+  Credentials credentials;
+  // (loop) The exec plugin in flight, and per watch what runs once it answered.
+  std::unique_ptr<runtime::AsyncProcess> exec;
+  std::map<const void*, std::function<void()>> waiting;
+};
+
 class NamespaceWatch {
  public:
   class Subscriber {
@@ -66,8 +76,9 @@ class NamespaceWatch {
   // The loop every watch of `access` on `runtime` runs on.
   static runtime::Loop& loop_for(const ClusterAccess& access, runtime::Runtime& runtime);
 
-  NamespaceWatch(ClusterAccess access, std::string ns, const Options& options, runtime::Loop& loop,
-                 Metrics& metrics, Resource resource = Resource::kEndpointSlices);
+  NamespaceWatch(std::shared_ptr<ClusterAuth> auth, std::string ns, const Options& options,
+                 runtime::Loop& loop, Metrics& metrics,
+                 Resource resource = Resource::kEndpointSlices);
   ~NamespaceWatch();  // tears down on the loop; any thread but the loop's
   NamespaceWatch(const NamespaceWatch&) = delete;
   NamespaceWatch& operator=(const NamespaceWatch&) = delete;
@@ -76,8 +87,8 @@ class NamespaceWatch {
   void unsubscribe(Subscriber* s);
 
   runtime::Loop& loop() { return loop_; }
-  Credentials& credentials() { return credentials_; }
-  const std::string& server() const { return credentials_.access().server; }
+  Credentials& credentials() { return auth_->credentials; }
+  const std::string& server() const { return auth_->credentials.access().server; }
   const std::string& ns() const { return ns_; }
   Resource resource() const { return resource_; }
   // A GET of `path_and_query` with credentials (on any thread).
@@ -93,10 +104,10 @@ class NamespaceWatch {
 
  private:
   void restart();  // (loop) cancel everything and list again with the current selector
-  // (loop) True when a request can be authenticated now. Otherwise the exec credential plugin
-  // runs first without blocking the loop (runtime::AsyncProcess, bounded by `timeout`) and
-  // `retry` is called once it answered (the latest `retry` when several came meanwhile); its
-  // failure goes through fail().
+  // (loop) True when a request can be authenticated now. Otherwise the cluster's exec credential
+  // plugin runs first (once for all its watches) without blocking the loop
+  // (runtime::AsyncProcess, bounded by `timeout`) and `retry` is called once it answered (the
+  // latest `retry` when several came meanwhile); its failure goes through fail().
   bool authenticate(std::function<void()> retry);
   void list_page(const std::string& cont);
   void listed();
@@ -111,7 +122,8 @@ class NamespaceWatch {
   std::string base_path() const;
   std::string where() const;  // for logs and errors
 
-  Credentials credentials_;
+  std::shared_ptr<ClusterAuth> auth_;
+  Credentials& credentials_;  // auth_->credentials
   std::string ns_;
   Resource resource_;
   Options options_;
@@ -142,11 +154,7 @@ class NamespaceWatch {
   std::chrono::steady_clock::time_point watch_started_{};
   std::set<std::string> logged_;
   std::optional<std::chrono::milliseconds> retry_after_;  // a 429's Retry-After, for the next retry
-  // The exec credential plugin in flight, what runs once it answered, and whether its fresh
-  // credential is yet to be used.
-  std::unique_ptr<runtime::AsyncProcess> exec_;
-  std::function<void()> exec_then_;
-  bool exec_fresh_ = false;
+  bool exec_fresh_ = false;  // the exec plugin just answered for us: its credential is yet to be used
 };
 
 }  // namespace ep::discovery::kubernetes

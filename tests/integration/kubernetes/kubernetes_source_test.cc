@@ -521,7 +521,7 @@ TEST_F(KubernetesSourceTest, FqdnSlicesAndHostileAddressesNeverReachTheSet) {
   EXPECT_TRUE(logs.contains("port 0 is out of range"));
 }
 
-TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunAndItsTokenNeverLogged) {
+TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunOncePerClusterAndItsTokenNeverLogged) {
   api_.configure({{"tokens", {"exec-secret-1"}}});
   const std::string plugin = api_.dir() + "/plugin.sh";
   const std::string count = api_.dir() + "/runs";
@@ -546,14 +546,21 @@ TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunAndItsTokenNeverLogged) {
                                {"interactiveMode", "Never"},
                                {"provideClusterInfo", true}}}});
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  // Node mode: three watches of the cluster (EndpointSlices, Services, Nodes) share one
+  // credential, so the plugin runs once for all of them.
+  api_.apply(K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080));
+  api_.apply(K8sApiDouble::node("node-1", "172.16.0.1"));
+  o.address = AddressMode::kNode;
   LogCapture logs;
   o.watch_timeout = 1s;
   KubernetesSource source(o, "be_web", nullptr);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"172.16.0.1:30080"})));
+  ASSERT_EQ(source.watches().size(), 3u);
   ASSERT_TRUE(test::eventually([&] { return source.watch()->watches() >= 3; }, 20s));
-  EXPECT_EQ(test::read_text(count), "run\n") << "the credential is cached until it expires";
+  EXPECT_EQ(test::read_text(count), "run\n")
+      << "one run for the cluster's three watches, cached until it expires";
   EXPECT_FALSE(logs.contains("exec-secret-1"));
 }
 
