@@ -280,6 +280,8 @@ TEST_F(KubernetesSourceTest, PagesTheListWithLimitAndContinue) {
   EXPECT_GE(api_.stats()["lists"].get<int>(), 4);  // 7 slices by 2
   // fetch_once pages too.
   EXPECT_TRUE(has_exactly(want)(source.fetch_once(5s)));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ExpiredContinueTokenRestartsTheListWithoutAPartialSet) {
@@ -301,6 +303,8 @@ TEST_F(KubernetesSourceTest, ExpiredContinueTokenRestartsTheListWithoutAPartialS
   ASSERT_TRUE(sink.wait_last(has_exactly(want)));
   EXPECT_EQ(sink.size(), 1u) << "only the complete listing is published";
   EXPECT_EQ(api_.stats()["gone"].get<int>(), 1);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ExpiredResourceVersionRelistsAndPublishesOnlyCompleteSets) {
@@ -331,6 +335,8 @@ TEST_F(KubernetesSourceTest, ExpiredResourceVersionRelistsAndPublishesOnlyComple
   }
   EXPECT_GE(api_.stats()["gone"].get<int>(), 1);
   EXPECT_GE(source.watch()->lists(), 2u);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, WatchClosedByTheServerResumesFromTheLastBookmarkWithoutRelisting) {
@@ -361,6 +367,8 @@ TEST_F(KubernetesSourceTest, WatchClosedByTheServerResumesFromTheLastBookmarkWit
   EXPECT_EQ(source.watch()->lists(), 1u) << "resumed from the bookmark: nothing expired";
   EXPECT_EQ(api_.stats()["gone"].get<int>(), 0);
   for (const auto& s : sink.all()) EXPECT_TRUE(s.ok());
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ApiServerDownKeepsTheSetAsErrorsAndRecoversAtOnce) {
@@ -376,6 +384,8 @@ TEST_F(KubernetesSourceTest, ApiServerDownKeepsTheSetAsErrorsAndRecoversAtOnce) 
   api_.start();  // same port; its state starts empty: the new truth is published
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.7"}}));
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.7:8080"})));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ServerErrorsAndGarbageAreErrorsAndTheWatchRecovers) {
@@ -392,6 +402,8 @@ TEST_F(KubernetesSourceTest, ServerErrorsAndGarbageAreErrorsAndTheWatchRecovers)
   ASSERT_TRUE(sink.wait_last(error_containing("EndpointSliceList")));
   api_.configure({{"garbage", false}});
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ThrottledListWaitsForRetryAfter) {
@@ -410,6 +422,8 @@ TEST_F(KubernetesSourceTest, ThrottledListWaitsForRetryAfter) {
       std::chrono::duration_cast<std::chrono::milliseconds>(1500ms / test::time_scale())));
   api_.configure({{"fail_status", 0}});
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, HungWatchIsDetectedAndRelisted) {
@@ -428,6 +442,8 @@ TEST_F(KubernetesSourceTest, HungWatchIsDetectedAndRelisted) {
   api_.configure({{"hang", false}});
   api_.close_watches();
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"}), 30s));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, UnauthorizedAndForbiddenAreErrorsThatNameThePermission) {
@@ -519,6 +535,8 @@ TEST_F(KubernetesSourceTest, FqdnSlicesAndHostileAddressesNeverReachTheSet) {
       test::eventually([&] { return logs.contains("addressType 'FQDN' is not supported"); }));
   EXPECT_TRUE(logs.contains("is not an IPv4 address"));
   EXPECT_TRUE(logs.contains("port 0 is out of range"));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunOncePerClusterAndItsTokenNeverLogged) {
@@ -562,6 +580,8 @@ TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunOncePerClusterAndItsTokenN
   EXPECT_EQ(test::read_text(count), "run\n")
       << "one run for the cluster's three watches, cached until it expires";
   EXPECT_FALSE(logs.contains("exec-secret-1"));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 // The plugin runs without blocking the source runtime's loop: a source of another cluster on the
@@ -648,6 +668,8 @@ TEST_F(KubernetesSourceTest, InClusterReadsTheRotatedServiceAccountToken) {
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:8080"})));
   ::unsetenv("KUBERNETES_SERVICE_HOST");
   ::unsetenv("KUBERNETES_SERVICE_PORT");
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ClientCertificateAndCaFromInlineDataAuthenticate) {
@@ -676,6 +698,8 @@ TEST_F(KubernetesSourceTest, ClientCertificateAndCaFromInlineDataAuthenticate) {
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
   EXPECT_EQ(api_.stats()["unauthorized"].get<int>(), 0);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, TlsVerificationIsOnByDefault) {
@@ -695,6 +719,8 @@ TEST_F(KubernetesSourceTest, TlsVerificationIsOnByDefault) {
   ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return !s.ok(); }));
   EXPECT_TRUE(test::consistently([&] { return !sink.last().ok(); }, 300ms));
   EXPECT_EQ(api_.stats()["lists"].get<int>(), 0) << "no request got through an unverified TLS";
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
@@ -763,6 +789,8 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
       error_containing("needs \"watch\" on \"services\" (API group \"core\")")));
   lb.stop();
   cip.stop();
+  // Stopped before its sink (declared after it) is destroyed.
+  node.stop();
 }
 
 TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {
@@ -816,6 +844,8 @@ TEST_F(KubernetesSourceTest, ZoneMarksOtherZonesBackup) {
   const auto s = sink.last();
   EXPECT_FALSE((*s)[0].backup);
   EXPECT_TRUE((*s)[1].backup);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 }  // namespace
