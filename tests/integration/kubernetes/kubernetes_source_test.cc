@@ -672,6 +672,29 @@ TEST_F(KubernetesSourceTest, InClusterReadsTheRotatedServiceAccountToken) {
   source.stop();
 }
 
+// A kubeconfig user's tokenFile is re-read when it changes (a rotated token), like in cluster.
+TEST_F(KubernetesSourceTest, KubeconfigTokenFileIsReReadWhenRotated) {
+  const std::string token_file = api_.dir() + "/kc-token";
+  std::ofstream(token_file) << "file-token-1\n";
+  api_.configure({{"tokens", {"file-token-1"}}});
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  Options o = options("web", "");
+  o.kubeconfig = api_.write_kubeconfig("kubeconfig-tokenfile", "", {{"tokenFile", token_file}});
+  o.watch_timeout = 1s;
+  LogCapture logs;
+  KubernetesSource source(o, "be_web", nullptr);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  std::ofstream(token_file + ".new") << "file-token-2-longer\n";
+  std::filesystem::rename(token_file + ".new", token_file);
+  api_.configure({{"tokens", {"file-token-2-longer"}}});
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.2"}}));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:8080"})));
+  EXPECT_FALSE(logs.contains("file-token-"));
+  source.stop();
+}
+
 TEST_F(KubernetesSourceTest, ClientCertificateAndCaFromInlineDataAuthenticate) {
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
   Options o = options("web", "");
