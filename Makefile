@@ -144,7 +144,7 @@ SAN_TIME_SCALE ?= 3
 # a request for a minute (they print latencies; the code they drive is covered by the rest of the
 # suite) and the browser tests (JavaScript in chromium; the daemon they start is covered). They
 # all run in `make test`. Empty it to run everything: make test-tsan SAN_EXCLUDE=
-SAN_EXCLUDE ?= -LE browser -E '^(ConsulChurnE2E\.|AwsE2E\.ASixtySecond|AwsE2E\.LaunchHookLatency|AwsE2E\.TerminateHookCompletionLatency|KubernetesE2E\.Figure|ConsulE2E\.RegistrationToHaproxyLatency)'
+SAN_EXCLUDE ?= -LE browser -E '^(ConsulChurnE2E\.|AwsE2E\.ASixtySecond|AwsE2E\.LaunchHookLatency|AwsE2E\.TerminateHookCompletionLatency|AwsE2E\.TerminateHookLatencyWithASessionInFlight|KubernetesE2E\.Figure|ConsulE2E\.RegistrationToHaproxyLatency)'
 
 # fuzz-smoke: seconds per target (all targets in parallel, JOBS at a time); fuzz: long runs.
 FUZZ_SMOKE_SECONDS ?= 30

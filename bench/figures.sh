@@ -43,7 +43,7 @@ figures=(
 "k8s_shared_watch;-;tests/integration/kubernetes/kubernetes_source_test;*ServicesOfOneNamespaceShareOneWatch*;^FIGURE;docs/kubernetes.md (Figures)"
 "aws_sqs_to_sink;-;tests/integration/aws/aws_asg_source_test;*MessageToPublishLatency*;^SQS message;docs/aws.md"
 "aws_sigstop;-;tests/integration/aws/aws_asg_source_test;AsgSourceStopped.*;^AWS double SIGSTOP;docs/aws.md (A frozen endpoint)"
-"aws_sqs_to_haproxy;-;tests/integration/aws_e2e/aws_haproxy_e2e_test;*MessageToHaproxyConvergenceLatency*:*LaunchHookLatency*:*TerminateHookCompletionLatency*;(^SQS message|hook message ->);README.md (AWS), docs/aws.md"
+"aws_sqs_to_haproxy;-;tests/integration/aws_e2e/aws_haproxy_e2e_test;*MessageToHaproxyConvergenceLatency*:*LaunchHookLatency*:*TerminateHookCompletionLatency*:*TerminateHookLatencyWithASessionInFlight*;(^SQS message|hook message ->);README.md (AWS), docs/aws.md"
 "reload_under_load;-;tests/integration/reload/reload_integration_test;*UnderLoad*;^\\[figure\\];docs/config-management.md (Figures)"
 "reload_burst;-;tests/integration/reload/reload_e2e_test;*Burst*;^\\[figure\\];docs/config-management.md (Figures)"
 "runtime_thousand_adds;-;tests/integration/haproxy_runtime/haproxy_runtime_integration_test;*ThousandAddsInOneApply*;took [0-9.]+ ms;docs/haproxy-runtime.md"

@@ -90,6 +90,11 @@ Daemon::Daemon(config::Settings settings) : settings_(std::move(settings)) {
   } else if (*manager) {
     config_manager_ = std::move(*manager);
   }
+  // Everything per backend now lives in the parts built from it (reconciler, pipeline, config
+  // manager): a reload builds a new daemon from a new file, so the settings' copy of every
+  // backend's policy and sources is not kept for the process's life (~1 MiB at 2,000 backends).
+  backend_count_ = settings_.backends.size();
+  std::vector<config::BackendSettings>().swap(settings_.backends);
 }
 
 Daemon::~Daemon() { stop(); }
@@ -111,7 +116,7 @@ Status Daemon::start() {
   started_ = true;
   log::info(
       "daemon", "running: {} backend(s), {} HAProxy instance(s), update: {}{}",
-      settings_.backends.size(), settings_.haproxy.sockets.size(),
+      backend_count_, settings_.haproxy.sockets.size(),
       config::to_string(settings_.haproxy.update),
       config_manager_ && config_manager_->reload_options().method != haproxy::reload::Method::kNone
           ? std::string(", reload: ") +

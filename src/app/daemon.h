@@ -30,13 +30,13 @@ class Daemon {
 
   reconcile::Reconciler& reconciler() { return *reconciler_; }
   discovery::Pipeline& pipeline() { return *pipeline_; }
-  const config::Settings& settings() const { return settings_; }
   haproxy::manage::ConfigManager* config_manager() { return config_manager_.get(); }
 
  private:
   Status bootstrap();
 
-  config::Settings settings_;
+  config::Settings settings_;  // without its backends once built (see the constructor)
+  std::size_t backend_count_ = 0;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
   std::unique_ptr<discovery::Pipeline> pipeline_;
   std::unique_ptr<haproxy::manage::ConfigManager>

@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "discovery/aws/asg_source.h"
+#include "discovery/aws/ec2_source.h"
 #include "discovery/consul/consul_source.h"
 #include "discovery/dns/dns_source.h"
 #include "discovery/etcd/etcd_source.h"

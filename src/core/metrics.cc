@@ -28,15 +28,24 @@ std::string escape_label(std::string_view v) {
   return out;
 }
 
-std::string render_labels(const Labels& labels, std::string_view extra_key = {},
+// `{name="value",…}` of a series key (values joined by NUL, in `f.sorted_order`), plus an extra
+// label (a histogram bucket's `le`).
+template <typename F>
+std::string render_labels(const F& f, std::string_view key, std::string_view extra_key = {},
                           std::string_view extra_value = {}) {
-  if (labels.empty() && extra_key.empty()) return "";
+  if (f.sorted_order.empty() && extra_key.empty()) return "";
   std::string out = "{";
   bool first = true;
-  for (const auto& [k, v] : labels) {
+  std::size_t pos = 0;
+  for (std::size_t i : f.sorted_order) {
+    const std::size_t end = std::min(key.find('\0', pos), key.size());
     if (!first) out += ",";
     first = false;
-    out += k + "=\"" + escape_label(v) + "\"";
+    out += f.label_names[i];
+    out += "=\"";
+    out += escape_label(key.substr(pos, end - pos));
+    out += "\"";
+    pos = end + 1;
   }
   if (!extra_key.empty()) {
     if (!first) out += ",";
@@ -46,16 +55,27 @@ std::string render_labels(const Labels& labels, std::string_view extra_key = {},
   return out;
 }
 
+// Appends one label value to a series key. A NUL inside a value (it separates values in the key)
+// becomes U+FFFD, as an invalid byte would in a Prometheus client.
+void append_value(std::string& key, std::string_view v, bool first) {
+  if (!first) key += '\0';
+  if (v.find('\0') == std::string_view::npos) {
+    key += v;
+    return;
+  }
+  for (char c : v) {
+    if (c == '\0')
+      key += "\xEF\xBF\xBD";
+    else
+      key += c;
+  }
+}
+
 std::string number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (v == std::floor(v) && std::fabs(v) < 1e15)
     return fmt::format("{}", static_cast<long long>(v));
   return fmt::format("{}", v);
-}
-
-Labels sorted(Labels labels) {
-  std::sort(labels.begin(), labels.end());
-  return labels;
 }
 
 }  // namespace
@@ -85,23 +105,10 @@ void Metrics::describe(std::string_view name, Type type, std::string_view help,
   if (!buckets.empty()) f.buckets = std::move(buckets);
 }
 
-void Metrics::inc(std::string_view name, const Labels& labels, double by) {
-  std::lock_guard lock(mu_);
-  family(name, Type::kCounter).values[sorted(labels)] += by;
-}
-
-void Metrics::set(std::string_view name, const Labels& labels, double value) {
-  std::lock_guard lock(mu_);
-  family(name, Type::kGauge).values[sorted(labels)] = value;
-}
-
-void Metrics::observe(std::string_view name, const Labels& labels, double value) {
-  std::lock_guard lock(mu_);
-  observe_into(family(name, Type::kHistogram), sorted(labels), value);
-}
-
-void Metrics::observe_into(Family& f, const Labels& key, double value) {
-  Histogram& h = f.histograms[key];
+void Metrics::observe_into(Family& f, const std::string& key, double value) {
+  auto it = f.histograms.find(key);
+  if (it == f.histograms.end()) it = f.histograms.emplace(key, Histogram{}).first;
+  Histogram& h = it->second;
   if (h.counts.size() != f.buckets.size()) h.counts.assign(f.buckets.size(), 0);
   for (size_t i = 0; i < f.buckets.size(); ++i) {
     if (value <= f.buckets[i]) {
@@ -119,7 +126,7 @@ Metrics::Family& Metrics::family(const Spec& spec) {
   Family f;
   f.type = spec.type;
   f.help = spec.help;
-  f.label_names = spec.label_names;
+  f.set_label_names(spec.label_names);
   f.buckets =
       spec.buckets.empty() && spec.type == Type::kHistogram ? default_buckets() : spec.buckets;
   return families_.emplace(spec.name, std::move(f)).first->second;
@@ -137,27 +144,49 @@ std::shared_ptr<const Metrics::Spec> Metrics::declare(Spec spec) {
   }
   f.type = spec.type;
   f.help = spec.help;
-  f.label_names = spec.label_names;
+  if (f.label_names != spec.label_names) f.set_label_names(spec.label_names);
   if (!spec.buckets.empty()) f.buckets = spec.buckets;
   f.spec = std::make_shared<const Spec>(std::move(spec));
   return f.spec;
 }
 
+void Metrics::Family::set_label_names(std::vector<std::string> names) {
+  label_names = std::move(names);
+  sorted_order.resize(label_names.size());
+  for (std::size_t i = 0; i < sorted_order.size(); ++i) sorted_order[i] = i;
+  std::sort(sorted_order.begin(), sorted_order.end(),
+            [this](std::size_t a, std::size_t b) { return label_names[a] < label_names[b]; });
+  // Keys made under other label names would be read with the wrong ones.
+  values.clear();
+  histograms.clear();
+}
+
 void Metrics::record(const Spec& spec, const LabelValues& values, double v, bool add) {
-  Labels labels;
-  labels.reserve(values.size());
-  for (size_t i = 0; i < values.size() && i < spec.label_names.size(); ++i) {
-    labels.emplace_back(spec.label_names[i], values[i]);
-  }
-  labels = sorted(std::move(labels));
   std::lock_guard lock(mu_);
   Family& f = family(spec);
+  // One family, one set of label names: a second declaration under other names replaced them
+  // (declare), and the older handle's values would be read under the wrong names.
+  if (f.spec.get() != &spec && f.label_names != spec.label_names) {
+    assert(false && "a metric family recorded under two sets of label names");
+    return;
+  }
+  std::string key;
+  bool first = true;
+  for (std::size_t i : f.sorted_order) {
+    append_value(key, i < values.size() ? std::string_view(values[i]) : std::string_view(), first);
+    first = false;
+  }
   if (spec.type == Type::kHistogram) {
-    observe_into(f, labels, v);
+    observe_into(f, key, v);
+    return;
+  }
+  auto it = f.values.find(key);
+  if (it == f.values.end()) {
+    f.values.emplace(std::move(key), v);
   } else if (add) {
-    f.values[labels] += v;
+    it->second += v;
   } else {
-    f.values[labels] = v;
+    it->second = v;
   }
 }
 
@@ -165,7 +194,18 @@ double Metrics::value(std::string_view name, const Labels& labels) const {
   std::lock_guard lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end()) return 0;
-  const Labels key = sorted(labels);
+  // The key of these labels under the family's names (a label it does not have: no series).
+  const Family& f = it->second;
+  if (labels.size() != f.label_names.size()) return 0;
+  std::string key;
+  bool first = true;
+  for (std::size_t i : f.sorted_order) {
+    auto l = std::find_if(labels.begin(), labels.end(),
+                          [&](const auto& p) { return p.first == f.label_names[i]; });
+    if (l == labels.end()) return 0;
+    append_value(key, l->second, first);
+    first = false;
+  }
   if (it->second.type == Type::kHistogram) {
     auto h = it->second.histograms.find(key);
     return h == it->second.histograms.end() ? 0 : h->second.count;
@@ -194,21 +234,21 @@ std::string Metrics::render_prometheus() const {
     if (!f.help.empty()) out += "# HELP " + name + " " + f.help + "\n";
     out += "# TYPE " + name + " " + type + "\n";
     if (f.type != Type::kHistogram) {
-      for (const auto& [labels, v] : f.values) {
-        out += name + render_labels(labels) + " " + number(v) + "\n";
+      for (const auto& [key, v] : f.values) {
+        out += name + render_labels(f, key) + " " + number(v) + "\n";
       }
       continue;
     }
-    for (const auto& [labels, h] : f.histograms) {
+    for (const auto& [key, h] : f.histograms) {
       double cumulative = 0;
       for (size_t i = 0; i < f.buckets.size(); ++i) {
         cumulative += i < h.counts.size() ? h.counts[i] : 0;
-        out += name + "_bucket" + render_labels(labels, "le", number(f.buckets[i])) + " " +
+        out += name + "_bucket" + render_labels(f, key, "le", number(f.buckets[i])) + " " +
                number(cumulative) + "\n";
       }
-      out += name + "_bucket" + render_labels(labels, "le", "+Inf") + " " + number(h.count) + "\n";
-      out += name + "_sum" + render_labels(labels) + " " + fmt::format("{}", h.sum) + "\n";
-      out += name + "_count" + render_labels(labels) + " " + number(h.count) + "\n";
+      out += name + "_bucket" + render_labels(f, key, "le", "+Inf") + " " + number(h.count) + "\n";
+      out += name + "_sum" + render_labels(f, key) + " " + fmt::format("{}", h.sum) + "\n";
+      out += name + "_count" + render_labels(f, key) + " " + number(h.count) + "\n";
     }
   }
   return out;

@@ -108,7 +108,9 @@ bool has_forbidden_char(std::string_view s, std::string& why) {
 
 // Per (backend, source) memory for "say it once" logging. It lives outside BackendGuard because
 // the shared header has no room for it; keyed by names, so it survives guard re-creation on
-// config reload (which is what we want: the same bad endpoint is not logged again).
+// config reload (which is what we want: the same bad endpoint is not logged again). An entry
+// exists only while it has something to remember (rejects logged, failures counted): at 2,000
+// sources that all answer, the map is empty.
 struct SourceLogState {
   std::set<std::string> rejected_seen;  // messages logged for the current rejects
   std::unique_ptr<log::FailureReporter> failures;
@@ -120,13 +122,13 @@ std::map<std::pair<std::string, std::string>, SourceLogState>& log_states() {
   return states;
 }
 
-SourceLogState& log_state(const std::string& backend, const std::string& source) {
+log::FailureReporter& failure_reporter(const std::string& backend, const std::string& source) {
   auto& st = log_states()[{backend, source}];
   if (!st.failures) {
     st.failures = std::make_unique<log::FailureReporter>(
         kComponent, "backend " + backend + " source " + source);
   }
-  return st;
+  return *st.failures;
 }
 
 }  // namespace
@@ -322,18 +324,24 @@ bool BackendGuard::accept(size_t source_index, const Result<std::vector<Endpoint
     // reason = the error kind: unavailable (down, timeout), invalid (garbage, bad file), refused…
     stats_.source_errors_total.inc({policy_.name, st.name, to_string(snapshot.error().kind)});
     std::lock_guard lock(g_log_mu);
-    log_state(policy_.name, st.name)
-        .failures->failure(snapshot.error().message + " (keeping the last good set)");
+    failure_reporter(policy_.name, st.name)
+        .failure(snapshot.error().message + " (keeping the last good set)");
     return false;
   }
 
   Validated v = validate_all(*snapshot, policy_);
   {
     std::lock_guard lock(g_log_mu);
-    SourceLogState& ls = log_state(policy_.name, st.name);
+    auto& states = log_states();
+    const auto key = std::make_pair(policy_.name, st.name);
+    auto found = states.find(key);
     // A set from the state file is not the source answering: its failures stay counted, and
     // "recovered after N failure(s)" is said when it really answers (#16, B).
-    if ((st.failing || !st.delivered) && !restored) ls.failures->success();
+    if (found != states.end() && found->second.failures && !restored) {
+      found->second.failures->success();
+    }
+    static const SourceLogState kNothingSeen;
+    const SourceLogState& ls = found != states.end() ? found->second : kNothingSeen;
     std::set<std::string> now(v.rejected.begin(), v.rejected.end());
     for (const auto& msg : now) {
       if (!ls.rejected_seen.count(msg)) {
@@ -346,7 +354,15 @@ bool BackendGuard::accept(size_t source_index, const Result<std::vector<Endpoint
       }
     }
     // Forget messages that are no longer current, so a reject that comes back is said again.
-    ls.rejected_seen = std::move(now);
+    const bool counting = found != states.end() && found->second.failures &&
+                          found->second.failures->failing();
+    if (!now.empty()) {
+      states[key].rejected_seen = std::move(now);
+    } else if (found != states.end() && !counting) {
+      states.erase(found);
+    } else if (found != states.end()) {
+      found->second.rejected_seen.clear();
+    }
   }
   if (!v.rejected.empty()) {
     stats_.endpoints_rejected_total.inc({policy_.name, st.name},

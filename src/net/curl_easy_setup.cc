@@ -100,10 +100,11 @@ Status configure(const HttpRequest& request, const std::string& user_agent, Tran
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  // A 4 KiB receive buffer instead of curl's 16 KiB: a request in flight holds one, and a daemon
-  // watching 1,000 Consul services keeps 500 blocking queries open (6 MiB saved); replies are
-  // read in more, smaller chunks, which costs nothing measurable.
-  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 4096L);
+  // curl's smallest receive buffer (1 KiB) instead of its 16 KiB: a request in flight holds one,
+  // and a daemon watching 1,000 Consul services keeps 500 blocking queries open (7.5 MiB saved;
+  // 4 KiB saved 6). Replies are read in more, smaller chunks: a 1 MB list is ~1,000 reads of a
+  // socket that already holds the data, well under a millisecond.
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 1024L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());

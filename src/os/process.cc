@@ -68,8 +68,8 @@ std::string read_back(int fd, std::size_t max, bool& truncated) {
 
 // Waits for `pid` until `deadline`: a pidfd (Linux >= 5.3) is polled, so the wait ends as the
 // child exits; without one, waitpid is polled every 2 ms.
-bool wait_child(pid_t pid, const UniqueFd& pidfd, std::chrono::steady_clock::time_point deadline,
-                int& status) {
+bool wait_child(pid_t pid, std::chrono::steady_clock::time_point deadline, int& status) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   for (;;) {
     const pid_t w = ::waitpid(pid, &status, WNOHANG);
     if (w == pid) return true;
@@ -120,24 +120,25 @@ std::string describe_command(const std::vector<std::string>& argv) {
   return out;
 }
 
-Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv,
+Result<StartedProcess> start_process(const std::vector<std::string>& argv,
                                      const ProcessOptions& options) {
   if (argv.empty() || argv[0].empty()) return Error::invalid("empty command");
-  SpawnedProcess p;
-  p.options = options;
+  StartedProcess started;
+  started.options = options;
   auto out = temp_file();
   if (!out) return out.error();
-  p.out = std::move(*out);
+  started.out = std::move(*out);
   if (!options.merge_stderr) {
     auto err = temp_file();
     if (!err) return err.error();
-    p.err = std::move(*err);
+    started.err = std::move(*err);
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, p.out.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, options.merge_stderr ? p.out.get() : p.err.get(), 2);
+  posix_spawn_file_actions_adddup2(&fa, started.out.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa,
+                                   options.merge_stderr ? started.out.get() : started.err.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -154,39 +155,42 @@ Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv,
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  const int rc = ::posix_spawnp(&p.pid, args[0], &fa, &attr, args.data(), envp.data());
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return Error::unavailable("cannot run " + argv[0] + ": " + std::strerror(rc));
-  p.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, p.pid, 0)));
-  return p;
+  started.pid = pid;
+  return started;
 }
 
-ProcessResult finish_process(SpawnedProcess& p, int status, bool timed_out) {
+ProcessResult finish_process(StartedProcess& process, int status, bool timed_out) {
   ProcessResult result;
   result.timed_out = timed_out;
   if (!timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
-  result.output = read_back(p.out.get(), p.options.max_output, result.output_truncated);
-  if (!p.options.merge_stderr) {
-    result.error_output = read_back(p.err.get(), p.options.max_output, result.output_truncated);
+  const auto max = process.options.max_output;
+  result.output = read_back(process.out.get(), max, result.output_truncated);
+  if (!process.options.merge_stderr) {
+    result.error_output = read_back(process.err.get(), max, result.output_truncated);
   }
   return result;
 }
 
 Result<ProcessResult> run_process(const std::vector<std::string>& argv,
                                   const ProcessOptions& options) {
-  auto p = spawn_process(argv, options);
-  if (!p) return p.error();
+  auto started = start_process(argv, options);
+  if (!started) return started.error();
+  const pid_t pid = started->pid;
   int status = 0;
   bool timed_out = false;
-  if (!wait_child(p->pid, p->pidfd, std::chrono::steady_clock::now() + options.timeout, status)) {
+  if (!wait_child(pid, std::chrono::steady_clock::now() + options.timeout, status)) {
     timed_out = true;
-    ::kill(p->pid, SIGKILL);
-    while (::waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  return finish_process(*p, status, timed_out);
+  return finish_process(*started, status, timed_out);
 }
 
 }  // namespace ep::os

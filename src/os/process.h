@@ -1,6 +1,6 @@
 #pragma once
 // Running another program: the one helper every spawn goes through (haproxy -c, reloads,
-// credential_process, kubernetes exec plugins through runtime/async_process.h).
+// credential_process).
 
 #include <chrono>
 #include <cstddef>
@@ -45,19 +45,20 @@ struct ProcessResult {
 Result<ProcessResult> run_process(const std::vector<std::string>& argv,
                                   const ProcessOptions& options = {});
 
-// The same in two steps, for a caller that waits without blocking (runtime/async_process.h):
-// spawn_process() starts the child as run_process() does and returns at once; the caller waits
-// for `pid` to exit (`pidfd` is readable then; invalid on kernels without pidfd_open), reaps it
-// with waitpid, and hands its wait status to finish_process(), which reads the captured output.
-struct SpawnedProcess {
-  pid_t pid = -1;
-  UniqueFd pidfd;
-  UniqueFd out, err;  // unlinked temp files (err: merge_stderr = false only)
+// run_process in two halves, for a caller that waits on an event loop instead of blocking (the
+// AWS sources' credential_process; runtime::AsyncProcess, for kubernetes exec plugins):
+// start_process spawns the child exactly as run_process does; the caller reaps it itself
+// (waitpid with WNOHANG on its own timers or a pidfd; on timeout kill(SIGKILL) and reap), then
+// finish_process reads its output. `status` is waitpid's.
+struct StartedProcess {
+  int pid = -1;
+  UniqueFd out;  // stdout (with stderr when merged), an unlinked temp file
+  UniqueFd err;  // stderr, when not merged
   ProcessOptions options;
 };
-Result<SpawnedProcess> spawn_process(const std::vector<std::string>& argv,
-                                     const ProcessOptions& options = {});
-ProcessResult finish_process(SpawnedProcess& process, int wait_status, bool timed_out);
+Result<StartedProcess> start_process(const std::vector<std::string>& argv,
+                                     const ProcessOptions& options);
+ProcessResult finish_process(StartedProcess& process, int status, bool timed_out);
 
 // The environment for children: the daemon's own, less every variable that carries a secret the
 // daemon uses (AWS keys and tokens, Consul and etcd credentials) and systemd's per-service

@@ -166,6 +166,11 @@ void Reconciler::add_on_pass(std::function<void(const PassReport&)> callback) {
   on_pass_.push_back(std::move(callback));
 }
 
+void Reconciler::set_bulk_loader(BulkLoader* loader) {
+  std::lock_guard pass_lock(pass_mu_);
+  bulk_ = loader;
+}
+
 void Reconciler::start() {
   std::lock_guard pass_lock(pass_mu_);  // no synchronous pass in progress from here on
   std::lock_guard lock(mu_);
@@ -415,8 +420,21 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
   // server drains (observe_states): the run state keeps the rest from earlier reads.
   bool whole = full || !run.reachable;
   bool states_only = full && run.reachable;
-  const bool restarted = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
-                                              info->pid != run.info.pid);
+  const bool new_process = run.ever_reached && (info->start_time_sec != run.info.start_time_sec ||
+                                                info->pid != run.info.pid);
+  // Our own bulk reload (if its new worker was not yet the one answering when bulk_reload read
+  // the pid) is not someone else's restart: the operator's maintenance marks stay.
+  const bool restarted = new_process && !run.reloaded;
+  if (run.reloaded) {
+    // After our own bulk reload: read everything, from the new worker (fresh proxy ids).
+    if (new_process) {
+      log::info(kLog, "HAProxy {}: new worker after our bulk reload (pid {} -> {})", iname,
+                run.info.pid, info->pid);
+    }
+    run.reloaded = false;
+    whole = true;
+    states_only = false;
+  }
   if (restarted) {
     log::warn(kLog, "HAProxy {} restarted or reloaded (pid {} -> {}); resyncing every backend",
               iname, run.info.pid, info->pid);
@@ -491,12 +509,12 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
 
 void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& backend,
                                            const std::string& iname) {
-  std::set<std::string> active;
+  std::vector<std::string> active;
   std::set<std::string> operator_maint;
   const std::string where = runs_.size() > 1 ? " on " + iname : "";
   for (const auto& s : br.managed) {
     if (!s.in_maint()) {
-      active.insert(s.name);
+      active.push_back(s.name);
       if (br.operator_maint.count(s.name)) {
         log::info(kLog, "{}: {} out of maintenance again{}: ElasticProxy manages it again", backend,
                   s.name, where);
@@ -515,7 +533,7 @@ void Reconciler::note_operator_maintenance(BackendRun& br, const std::string& ba
       }
     }
   }
-  br.active = std::move(active);
+  br.active.assign(std::move(active));
   br.operator_maint = std::move(operator_maint);
   stats_.servers_operator_maint.set({backend, iname},
                                     static_cast<double>(br.operator_maint.size()));
@@ -622,6 +640,12 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);
+
+  if (bulk_ != nullptr && mode == BackendMode::kDynamic && !plan.empty() &&
+      br.bulk_tried_generation != desired.generation &&
+      bulk_reload(run, b, desired, plan, report)) {
+    return;
+  }
 
   bool failed = false;
   if (!plan.empty()) {
@@ -745,6 +769,140 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
       journal_.converged(clock_.now(), took);
     }
   }
+}
+
+bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired, const Plan& plan,
+                             PassReport& report) {
+  const size_t threshold = bulk_->bulk_threshold();
+  const size_t adds = static_cast<size_t>(std::count_if(
+      plan.actions.begin(), plan.actions.end(),
+      [](const Action& a) { return a.kind == ActionKind::kAdd; }));
+  if (threshold == 0 || adds <= threshold) return false;
+  const BackendPolicy& policy = backends_[b];
+  BackendRun& br = run.backends[b];
+  const std::string& iname = run.instance->name();
+  if (runs_.size() != 1) {
+    log::info(kLog,
+              "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}, but {} HAProxy "
+              "instances are configured (the reload path serves one): runtime commands",
+              policy.name, adds, threshold, runs_.size());
+    br.bulk_tried_generation = desired.generation;
+    return false;
+  }
+  // Every managed backend is rendered from what HAProxy showed us: all must have been observed.
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    if (i != b && run.backends[i].mode == BackendMode::kAuto) {
+      log::info(kLog,
+                "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}, but backend "
+                "'{}' has not been read from HAProxy yet (a reload would render it empty): "
+                "runtime commands",
+                policy.name, adds, threshold, backends_[i].name);
+      br.bulk_tried_generation = desired.generation;
+      return false;
+    }
+  }
+  const bool gate = policy.checks();
+  std::vector<std::vector<ActualServer>> servers(backends_.size());
+  std::vector<std::pair<size_t, std::string>> regated;  // (backend, server) rendered disabled
+  size_t total = 0;
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    const BackendRun& o = run.backends[i];
+    if (i == b) continue;
+    for (const auto& s : o.managed) {
+      // Being drained away: left out (the old worker finishes its sessions, like update: config).
+      if (o.removing.count(s.name)) continue;
+      ActualServer copy = s;
+      if (o.warming.count(s.name)) {
+        // Still behind its health gate: it leaves maintenance through the gate again.
+        copy.admin_state |= admin::kForcedMaint;
+        regated.emplace_back(i, s.name);
+      }
+      servers[i].push_back(std::move(copy));
+    }
+    total += servers[i].size();
+  }
+  {
+    // The backend itself: its desired servers; those HAProxy has keep their position (names never
+    // move), the new ones follow in desired order. Servers no longer desired are left out.
+    std::unordered_map<std::string_view, const ServerSpec*> wanted;
+    wanted.reserve(desired.servers.size());
+    for (const auto& d : desired.servers) wanted.emplace(d.name, &d);
+    std::set<std::string_view> placed;
+    auto rendered = [](const std::string& name, const ServerSpec& spec) {
+      ActualServer s;
+      s.name = name;
+      s.address = spec.address;
+      s.port = static_cast<std::uint16_t>(spec.port);
+      s.weight = spec.weight;
+      s.backup = spec.backup;
+      s.op_state = 2;
+      return s;
+    };
+    auto& out = servers[b];
+    out.reserve(desired.servers.size());
+    for (const auto& s : br.managed) {
+      auto it = wanted.find(s.name);
+      if (it == wanted.end() || !placed.insert(it->first).second) continue;
+      ActualServer r = rendered(s.name, *it->second);
+      if (s.in_maint() || (s.draining() && !s.health_passed())) {
+        r.admin_state = admin::kForcedMaint;  // the operator's, or on its way through the gate
+        if (!s.in_maint()) regated.emplace_back(b, s.name);
+      }
+      out.push_back(std::move(r));
+    }
+    for (const auto& d : desired.servers) {
+      if (!placed.insert(d.name).second) continue;
+      ActualServer r = rendered(d.name, d);
+      // Health-gated: in maintenance until the runtime path enables it (DRAIN until its check
+      // passes), as `add server` does; without checks it serves at once, as `state ready` does.
+      if (gate) r.admin_state = admin::kForcedMaint;
+      out.push_back(std::move(r));
+    }
+    total += out.size();
+  }
+  br.bulk_tried_generation = desired.generation;
+  const BulkCost cost = predict_bulk_cost(br.managed.size(), adds, total, gate);
+  const std::string why = policy.name + ": " + std::to_string(adds) + " servers to add";
+  log::info(kLog,
+            "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}: one reload instead "
+            "of {} `add server` (predicted {:.2f} s by reload, {:.2f} s by runtime commands; {} "
+            "server lines rendered{})",
+            policy.name, adds, threshold, adds, cost.reload_seconds, cost.runtime_seconds, total,
+            gate ? "; the new servers enter behind their health check" : "");
+  const SteadyTime started = clock_.now();
+  auto done = bulk_->bulk_reload(servers, why);
+  const SteadyTime acked = clock_.now();
+  journal_.record({acked, iname, policy.name, std::to_string(adds) + " servers", "bulk_reload",
+                   "more than bulk_threshold " + std::to_string(threshold) + " servers to add",
+                   static_cast<bool>(done), done ? std::string() : done.error().message,
+                   seconds_between(desired.seen_at, acked)});
+  if (!done) {
+    log::warn(kLog,
+              "{}: bulk reload not done ({}); HAProxy runs its previous config: adding the {} "
+              "servers with runtime commands",
+              policy.name, done.error().message, adds);
+    stats_.bulk_reloads_total.inc({policy.name, "fallback"});
+    return false;
+  }
+  stats_.bulk_reloads_total.inc({policy.name, "ok"});
+  log::info(kLog, "{}: bulk reload done in {:.3f} s ({}); reading HAProxy again{}", policy.name,
+            seconds_between(started, acked), *done,
+            gate ? " and enabling the new servers behind their health check" : "");
+  // The new worker has a new pid: ours, not someone else's restart (which would forget the
+  // operator's maintenance marks).
+  if (auto fresh = run.instance->info()) run.info = *fresh;
+  run.reloaded = true;
+  for (auto& o : run.backends) {
+    o.dirty = true;
+    o.settled_state.reset();
+    o.settled_rows = 0;
+  }
+  // Rendered in maintenance by us: not the operator's when the next pass finds them there.
+  for (const auto& [i, name] : regated) run.backends[i].active.erase(name);
+  br.next_poll = clock_.now();  // the next pass runs at once
+  br.converged = false;
+  report.converged = false;
+  return true;
 }
 
 void Reconciler::seed_operator_maint(const std::map<std::string, std::vector<std::string>>& marks) {

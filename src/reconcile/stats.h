@@ -43,7 +43,12 @@ struct ReconcileStats {
             "Managed servers an operator put in maintenance (left there until enabled again).",
             {"backend", "instance"}),
         reconcile_passes_total(registry, "elasticproxy_reconcile_passes_total",
-                               "Reconcile passes run.") {}
+                               "Reconcile passes run."),
+        bulk_reloads_total(registry, "elasticproxy_bulk_reloads_total",
+                           "Large dynamic additions applied by one reload instead of add server "
+                           "(result ok, or fallback: runtime commands after a refused or rolled "
+                           "back reload).",
+                           {"backend", "result"}) {}
 
   Counter changes_applied_total;            // {backend, kind}
   Counter changes_failed_total;             // {backend, kind}
@@ -57,6 +62,7 @@ struct ReconcileStats {
   Gauge slots_missing;                      // {backend, instance}
   Gauge servers_operator_maint;             // {backend, instance}
   Counter reconcile_passes_total;
+  Counter bulk_reloads_total;  // {backend, result}
 };
 
 }  // namespace ep::reconcile

@@ -1,6 +1,8 @@
 #include "runtime/async_process.h"
 
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -11,12 +13,13 @@ Result<std::unique_ptr<AsyncProcess>> AsyncProcess::start(Loop& loop,
                                                           const std::vector<std::string>& argv,
                                                           const os::ProcessOptions& options,
                                                           Done done) {
-  auto spawned = os::spawn_process(argv, options);
-  if (!spawned) return spawned.error();
-  std::unique_ptr<AsyncProcess> p(new AsyncProcess(loop, std::move(*spawned), std::move(done)));
+  auto started = os::start_process(argv, options);
+  if (!started) return started.error();
+  std::unique_ptr<AsyncProcess> p(new AsyncProcess(loop, std::move(*started), std::move(done)));
   AsyncProcess* self = p.get();
-  if (self->process_.pidfd) {
-    auto w = loop.watch_fd(self->process_.pidfd.get(), EPOLLIN,
+  self->pidfd_ = os::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, self->pid(), 0)));
+  if (self->pidfd_) {
+    auto w = loop.watch_fd(self->pidfd_.get(), EPOLLIN,
                            [self](std::uint32_t) { self->check(false); });
     if (w) self->watch_ = *w;
   }
@@ -33,7 +36,7 @@ Result<std::unique_ptr<AsyncProcess>> AsyncProcess::start(Loop& loop,
   return p;
 }
 
-AsyncProcess::AsyncProcess(Loop& loop, os::SpawnedProcess process, Done done)
+AsyncProcess::AsyncProcess(Loop& loop, os::StartedProcess process, Done done)
     : loop_(loop), process_(std::move(process)), done_(std::move(done)) {}
 
 void AsyncProcess::clear() {

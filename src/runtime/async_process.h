@@ -1,6 +1,6 @@
 #pragma once
 // Running a program without blocking a loop (an `exec` credential plugin on the source runtime):
-// os::spawn_process starts it, its pidfd is watched on the loop (without pidfd_open: waitpid is
+// os::start_process starts it, its pidfd is watched on the loop (without pidfd_open: waitpid is
 // polled every 10 ms by a timer), and after `options.timeout` it is killed (SIGKILL). `done` runs
 // on the loop, once, with what os::run_process would have returned. Destroying the handle (on
 // the loop thread) before then kills and reaps the child, and `done` never runs.
@@ -28,15 +28,16 @@ class AsyncProcess {
   AsyncProcess(const AsyncProcess&) = delete;
   AsyncProcess& operator=(const AsyncProcess&) = delete;
 
-  pid_t pid() const { return process_.pid; }
+  int pid() const { return process_.pid; }
 
  private:
-  AsyncProcess(Loop& loop, os::SpawnedProcess process, Done done);
+  AsyncProcess(Loop& loop, os::StartedProcess process, Done done);
   void check(bool deadline);  // reaps the child if it exited (or kills it at the deadline)
   void clear();
 
   Loop& loop_;
-  os::SpawnedProcess process_;
+  os::StartedProcess process_;
+  os::UniqueFd pidfd_;  // invalid without pidfd_open
   Done done_;
   bool reaped_ = false;
   WatchId watch_ = 0;

@@ -103,8 +103,8 @@ const char* to_string(AddressType t) {
 }
 
 // Region, profile, keys, endpoints, allow_insecure, address: shared by aws_asg and aws_ec2.
-void parse_connection(MapReader& r, const ConfigNode& node, Diagnostics& diag, AsgOptions& o,
-                      const std::string& what) {
+void parse_connection(MapReader& r, const ConfigNode& node, Diagnostics& diag,
+                      AwsConnectionOptions& o, AddressType& address_type, const std::string& what) {
   r.one_spelling({"region", "region_name"});
   r.one_spelling({"access_key_id", "aws_access_key_id"});
   r.one_spelling({"secret_access_key", "aws_secret_access_key"});
@@ -133,20 +133,20 @@ void parse_connection(MapReader& r, const ConfigNode& node, Diagnostics& diag, A
   std::string address = "private";
   r.one_of("address", address, {"private", "public", "ipv6"});
   r.one_of("ip_type", address, {"private", "public", "ipv6"});  // EP2 spelling
-  o.address = address == "public" ? AddressType::kPublic
-              : address == "ipv6" ? AddressType::kIpv6
-                                  : AddressType::kPrivate;
+  address_type = address == "public" ? AddressType::kPublic
+                 : address == "ipv6" ? AddressType::kIpv6
+                                     : AddressType::kPrivate;
 }
 
 // Signed requests over plain http to a host other than loopback: an error unless allowed.
-void check_transport(const ConfigNode& node, Diagnostics& diag, const AsgOptions& o,
-                     const std::string& what) {
+void check_transport(const ConfigNode& node, Diagnostics& diag, const AwsConnectionOptions& o,
+                     const std::string& queue_url, const std::string& what) {
   for (const auto& [key, url_text] :
        {std::pair<const char*, const std::string&>{"endpoints.autoscaling", o.autoscaling_endpoint},
         {"endpoints.ec2", o.ec2_endpoint},
         {"endpoints.sqs", o.sqs_endpoint},
         {"endpoints.sts", o.sts_endpoint},
-        {"queue_url", o.queue_url}}) {
+        {"queue_url", queue_url}}) {
     auto url = os::split_url(url_text);
     if (!url.ok() || url->scheme != "http" || os::is_loopback_host(url->authority.host)) continue;
     if (!o.allow_insecure) {
@@ -219,7 +219,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
     diag.error(node.mark,
                "aws_asg: 'groups' (or 'asg_names', EP2's 'asg_name', or 'asg_tags') is required");
   }
-  parse_connection(r, node, diag, o, "aws_asg");
+  parse_connection(r, node, diag, o, o.address, "aws_asg");
   r.integer("port", o.port, 1, 65535);
   r.string("port_tag", o.port_tag);
   r.boolean("weight_from_capacity", o.weight_from_capacity);
@@ -325,7 +325,7 @@ std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics&
   if (o.hook_check_interval < std::chrono::milliseconds(50)) {
     diag.error(node.mark, "aws_asg: hook_check_interval must be at least 50ms");
   }
-  check_transport(node, diag, o, "aws_asg");
+  check_transport(node, diag, o, o.queue_url, "aws_asg");
   const bool ok = r.finish() && diag.errors().size() == errors_before;
   if (!ok) return std::nullopt;
   return o;
@@ -366,22 +366,19 @@ bool filter_values(const ConfigNode& v, const std::string& what, Diagnostics& di
 
 }  // namespace
 
-std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics& diag) {
+std::optional<Ec2Options> parse_ec2_options(const ConfigNode& node, Diagnostics& diag) {
   const size_t errors_before = diag.errors().size();
   MapReader r(node, diag, "aws_ec2");
   if (!r.valid()) return std::nullopt;
-  AsgOptions o;
-  o.ec2 = true;
-  o.weight_from_capacity = false;
-  o.lifecycle_states.clear();
+  Ec2Options o;
   auto add_filter = [&](std::string name, std::vector<std::string> values) {
-    for (auto& f : o.ec2_filters) {
+    for (auto& f : o.filters) {
       if (f.first == name) {  // the same filter twice: AWS ORs values within one filter
         f.second.insert(f.second.end(), values.begin(), values.end());
         return;
       }
     }
-    o.ec2_filters.emplace_back(std::move(name), std::move(values));
+    o.filters.emplace_back(std::move(name), std::move(values));
   };
   if (const ConfigNode* tags = r.get("tags")) {
     if (tags->kind != ConfigNode::Kind::kMap || tags->keys.empty()) {
@@ -453,17 +450,17 @@ std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics&
                  "\"Name=Value\" strings");
     }
   }
-  for (const auto& f : o.ec2_filters) {
+  for (const auto& f : o.filters) {
     if (f.first == "instance-state-name") {
       diag.error(node.mark,
                  "aws_ec2: instance-state-name is always 'running'; do not filter on it");
     }
   }
-  if (o.ec2_filters.empty() && errors_before == diag.errors().size()) {
+  if (o.filters.empty() && errors_before == diag.errors().size()) {
     diag.error(node.mark, "aws_ec2: 'tags' or 'filters' is required (e.g. tags: {Service: web})");
   }
-  if (o.ec2_filters.size() > 49) diag.error(node.mark, "aws_ec2: at most 49 filters");
-  parse_connection(r, node, diag, o, "aws_ec2");
+  if (o.filters.size() > 49) diag.error(node.mark, "aws_ec2: at most 49 filters");
+  parse_connection(r, node, diag, o, o.address, "aws_ec2");
   r.integer("port", o.port, 1, 65535);
   r.string("port_tag", o.port_tag);
   long weight = -1;
@@ -480,7 +477,7 @@ std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics&
     diag.error(node.mark, "aws_ec2: interval must be at least 1s");
   }
   r.positive_duration("timeout", o.timeout);
-  check_transport(node, diag, o, "aws_ec2");
+  check_transport(node, diag, o, "", "aws_ec2");
   const bool ok = r.finish() && diag.errors().size() == errors_before;
   if (!ok) return std::nullopt;
   return o;

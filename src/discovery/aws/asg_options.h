@@ -1,5 +1,5 @@
 #pragma once
-// Options of the `aws_asg` source (docs/aws.md "Configuration"), parsed with ep::MapReader so
+// Options of the `aws_asg` and `aws_ec2` sources (docs/aws.md), parsed with ep::MapReader so
 // every error carries file:line:col.
 
 #include <chrono>
@@ -33,14 +33,8 @@ struct LifecycleHookOptions {
   bool terminating() const { return transition != HookTransition::kLaunching; }
 };
 
-struct AsgOptions {
-  // ASG names; `groups:` / `asg_names:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list,
-  // split here). A name with `*` or `?` is a glob pattern matched against every group's name.
-  std::vector<std::string> groups;
-  // `asg_tags: {key: value}`: only groups carrying every tag (DescribeAutoScalingGroups Filters
-  // `tag:<key>`; an empty value or "*" means "has the key", filter `tag-key`). With tags and no
-  // names, every group with the tags is used.
-  std::vector<std::pair<std::string, std::string>> group_tags;
+// Where and as whom an AWS source calls (shared by aws_asg and aws_ec2).
+struct AwsConnectionOptions {
   std::string region;   // empty = AWS_REGION / AWS_DEFAULT_REGION / profile / IMDS
   std::string profile;  // empty = AWS_PROFILE / default
   // Explicit keys (EP2's aws_access_key_id / aws_secret_access_key); both or neither.
@@ -52,18 +46,33 @@ struct AsgOptions {
   // Signed requests over plain http to a host other than loopback are refused unless this is
   // set (and then a warning is logged).
   bool allow_insecure = false;
+};
 
+// How an EC2 instance becomes a server, and the poll (shared by aws_asg and aws_ec2).
+struct AwsInstanceOptions {
   AddressType address = AddressType::kPrivate;  // `address:` private|public|ipv6 (EP2 ip_type)
   long port = 0;                                // `port:` 1..65535; 0 = backend's port
   std::string port_tag;                         // `port_tag:` instance tag holding the port
-  bool weight_from_capacity = true;  // `weight_from_capacity:` WeightedCapacity → weight
-  std::string weight_tag;            // `weight_tag:` instance tag holding the weight
-  std::vector<std::string> lifecycle_states{"InService"};  // `lifecycle_states:`
-  bool require_healthy = true;                             // `require_healthy:`
-  std::string local_zone;                                  // `local_zone:` with backup_other_zones
+  std::string weight_tag;                       // `weight_tag:` instance tag holding the weight
+  std::optional<long> weight;                   // aws_ec2 `weight:` (a weight_tag wins)
+  std::string local_zone;                       // `local_zone:` with backup_other_zones
   bool backup_other_zones = false;  // `backup_other_zones:` other AZs' servers are backup
   std::chrono::milliseconds interval{std::chrono::seconds(30)};  // `interval:` poll period
   std::chrono::milliseconds timeout{std::chrono::seconds(20)};   // `timeout:` per HTTP request
+};
+
+struct AsgOptions : AwsConnectionOptions, AwsInstanceOptions {
+  // ASG names; `groups:` / `asg_names:` (scalar or list) or EP2's `asg_name: "a,b"` (comma list,
+  // split here). A name with `*` or `?` is a glob pattern matched against every group's name.
+  std::vector<std::string> groups;
+  // `asg_tags: {key: value}`: only groups carrying every tag (DescribeAutoScalingGroups Filters
+  // `tag:<key>`; an empty value or "*" means "has the key", filter `tag-key`). With tags and no
+  // names, every group with the tags is used.
+  std::vector<std::pair<std::string, std::string>> group_tags;
+
+  bool weight_from_capacity = true;  // `weight_from_capacity:` WeightedCapacity → weight
+  std::vector<std::string> lifecycle_states{"InService"};  // `lifecycle_states:`
+  bool require_healthy = true;                             // `require_healthy:`
 
   // SQS events (`queue_url:`); empty = polling only.
   std::string queue_url;
@@ -85,15 +94,15 @@ struct AsgOptions {
   // `hook_check_interval:` how often the probe (HAProxy state) is looked at.
   std::chrono::milliseconds hook_check_interval{std::chrono::seconds(1)};
 
-  // The `aws_ec2` source (parse_ec2_options): instances by DescribeInstances filters, no groups.
-  bool ec2 = false;
-  // Filters (name -> values; values ORed, filters ANDed), e.g. {"tag:Service", {"web"}};
-  // `instance-state-name=running` is always added.
-  std::vector<std::pair<std::string, std::vector<std::string>>> ec2_filters;
-  std::optional<long> weight;  // aws_ec2 `weight:` for every instance (a weight_tag wins)
-
   // True when `groups` holds a pattern or group_tags is set: the groups are found by listing.
   bool discovers_groups() const;
+};
+
+// The `aws_ec2` source: running instances selected by DescribeInstances filters.
+struct Ec2Options : AwsConnectionOptions, AwsInstanceOptions {
+  // Filters (name -> values; values ORed, filters ANDed), e.g. {"tag:Service", {"web"}};
+  // `instance-state-name=running` is always added.
+  std::vector<std::pair<std::string, std::vector<std::string>>> filters;
 };
 
 // Glob match: `*` any run (also empty), `?` one character; everything else literal.
@@ -102,7 +111,7 @@ bool is_pattern(std::string_view name);
 
 // nullopt when any option is invalid (errors recorded in `diag`).
 std::optional<AsgOptions> parse_asg_options(const ConfigNode& node, Diagnostics& diag);
-// The `aws_ec2` source's options (docs/aws.md "The aws_ec2 source"); AsgOptions with ec2 set.
-std::optional<AsgOptions> parse_ec2_options(const ConfigNode& node, Diagnostics& diag);
+// The `aws_ec2` source's options (docs/aws.md "The aws_ec2 source").
+std::optional<Ec2Options> parse_ec2_options(const ConfigNode& node, Diagnostics& diag);
 
 }  // namespace ep::aws

@@ -333,6 +333,7 @@ runtime::Co<Result<std::string>> AsyncAwsClient::call(AwsService service, Endpoi
   const auto& info = service_info(service);
   RetryLoop retry(what, json_errors, policy_, env_, credentials_, offset_, stats_);
   while (retry.next()) {
+    co_await credentials_.prepare(env_.now());
     auto creds = retry.credentials();
     if (!creds) co_return creds.error();
     auto out = signed_http_request(endpoint, request, *creds, region_, info.signing_name,

@@ -45,6 +45,9 @@ class CredentialProvider {
   virtual Result<Credentials> get(SystemTime now) = 0;
   // The current credentials were refused as expired: fetch new ones next time.
   virtual void invalidate() = 0;
+  // AsyncAwsClient awaits this before each attempt: a provider that fetches on a loop
+  // (AsyncCachingCredentialProvider) refreshes here, so get() is then a cache read.
+  virtual runtime::Co<void> prepare(SystemTime /*now*/) { co_return; }
 };
 
 // Fixed credentials (config keys, tests). invalidate() does nothing.
@@ -158,9 +161,10 @@ Result<net::HttpRequest> signed_http_request(const Endpoint& endpoint,
 // that loop; a retry's backoff is a loop timer. Differences from AwsClient:
 //  - env.sleep, when set, is only told the delay and the retry is sent at once (tests); unset,
 //    the retry waits on a loop timer;
-//  - credentials_.get() is synchronous: a cache hit for static or cached credentials; a refresh
-//    (IMDS, STS, credential_process, ahead of expiry: rare) blocks the loop for at most that
-//    fetcher's own bounded timeouts.
+//  - before each attempt it awaits credentials_.prepare(): with AsyncCachingCredentialProvider a
+//    refresh (IMDS, STS, container) is a request on the loop, and get() a cache read. (A
+//    CachingCredentialProvider over a blocking fetcher would block the loop: the sources never
+//    use one.)
 // Threading: constructed, used and destroyed on the loop's thread only (it owns its
 // AsyncHttpClient); destroying an awaiting chain cancels its request.
 class AsyncAwsClient {

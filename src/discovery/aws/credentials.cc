@@ -590,6 +590,21 @@ Result<CredentialPlan> plan_credentials(const ChainInputs& in) {
   return imds_plan(in.env);
 }
 
+Error source_credentials_error(const CredentialPlan& plan, const Error& e) {
+  return Error{e.kind,
+               fmt::format("{}: getting source credentials: {}", plan.description, e.message)};
+}
+
+Result<Credentials> finish_plan_step(const CredentialPlan& plan, Result<Credentials> r) {
+  if (!r) return Error{r.error().kind, fmt::format("{}: {}", plan.description, r.error().message)};
+  Credentials c = std::move(*r);
+  c.source = plan.description;
+  // Registered the moment they are obtained (env, profile, process, STS, container, IMDS).
+  secrets::add(c.secret_access_key);
+  secrets::add(c.session_token);
+  return c;
+}
+
 Result<Credentials> execute_plan(const CredentialPlan& plan, CredentialFetcher& fetcher) {
   Result<Credentials> r = Error::internal("unreachable");
   switch (plan.kind) {
@@ -599,10 +614,7 @@ Result<Credentials> execute_plan(const CredentialPlan& plan, CredentialFetcher& 
     case CredentialSourceKind::kAssumeRole: {
       if (!plan.source) return Error::internal("assume-role plan without a source");
       auto caller = execute_plan(*plan.source, fetcher);
-      if (!caller) {
-        return Error{caller.error().kind, fmt::format("{}: getting source credentials: {}",
-                                                      plan.description, caller.error().message)};
-      }
+      if (!caller) return source_credentials_error(plan, caller.error());
       r = fetcher.assume_role(plan, *caller);
       break;
     }
@@ -619,27 +631,37 @@ Result<Credentials> execute_plan(const CredentialPlan& plan, CredentialFetcher& 
       r = fetcher.fetch_imds(plan);
       break;
   }
-  if (!r) return Error{r.error().kind, fmt::format("{}: {}", plan.description, r.error().message)};
-  Credentials c = std::move(*r);
-  c.source = plan.description;
-  // Registered the moment they are obtained (env, profile, process, STS, container, IMDS).
-  secrets::add(c.secret_access_key);
-  secrets::add(c.session_token);
-  return c;
+  return finish_plan_step(plan, std::move(r));
 }
 
 CredentialCache::CredentialCache(CredentialPlan plan, CredentialFetcher& fetcher,
                                  std::chrono::seconds refresh_margin)
-    : plan_(std::move(plan)), fetcher_(fetcher), margin_(refresh_margin) {}
+    : plan_(std::move(plan)), fetcher_(&fetcher), margin_(refresh_margin) {}
 
-Result<Credentials> CredentialCache::get(SystemTime now) {
+CredentialCache::CredentialCache(CredentialPlan plan, std::chrono::seconds refresh_margin)
+    : plan_(std::move(plan)), margin_(refresh_margin) {}
+
+std::optional<Result<Credentials>> CredentialCache::cached(SystemTime now) const {
   const bool fresh = current_ && !current_->expires_within(now, margin_);
-  if (fresh && !force_refresh_) return *current_;
+  if (fresh && !force_refresh_) return Result<Credentials>(*current_);
   const bool still_valid = current_ && !current_->expires_within(now, std::chrono::seconds(0));
   // After a failed refresh, keep using still-valid credentials and retry only every
   // kRetryAfterFailure, so a struggling endpoint is not hammered once per request.
-  if (still_valid && !force_refresh_ && retry_after_ && now < *retry_after_) return *current_;
-  auto r = execute_plan(plan_, fetcher_);
+  if (still_valid && !force_refresh_ && retry_after_ && now < *retry_after_) {
+    return Result<Credentials>(*current_);
+  }
+  return std::nullopt;
+}
+
+Result<Credentials> CredentialCache::usable(SystemTime now) const {
+  if (auto c = cached(now)) return *c;
+  if (current_ && !current_->expires_within(now, std::chrono::seconds(0))) return *current_;
+  if (last_error_) return *last_error_;
+  return Error::unavailable("credentials not fetched yet");
+}
+
+Result<Credentials> CredentialCache::store(Result<Credentials> r, SystemTime now) {
+  const bool still_valid = current_ && !current_->expires_within(now, std::chrono::seconds(0));
   if (r) {
     current_ = *r;
     last_error_.reset();
@@ -651,6 +673,12 @@ Result<Credentials> CredentialCache::get(SystemTime now) {
   retry_after_ = now + kRetryAfterFailure;
   if (still_valid) return *current_;
   return r.error();
+}
+
+Result<Credentials> CredentialCache::get(SystemTime now) {
+  if (auto c = cached(now)) return std::move(*c);
+  if (fetcher_ == nullptr) return usable(now);
+  return store(execute_plan(plan_, *fetcher_), now);
 }
 
 std::string imds_endpoint_url(const EnvMap& env) { return imds_plan(env).imds_endpoint; }

@@ -180,6 +180,10 @@ class CredentialFetcher {
 
 // Runs a plan (recursively through `source` for AssumeRole). Errors say which step failed.
 Result<Credentials> execute_plan(const CredentialPlan& plan, CredentialFetcher& fetcher);
+// execute_plan's two shared ends (also used by execute_plan_async): the error when an
+// AssumeRole's source failed, and a step's result named after the plan, its secrets registered.
+Error source_credentials_error(const CredentialPlan& plan, const Error& e);
+Result<Credentials> finish_plan_step(const CredentialPlan& plan, Result<Credentials> r);
 
 // Holds the current credentials and refreshes them ahead of expiry. Not thread-safe: one owner
 // (the AWS source thread). `now` is injected so tests need no sleeping.
@@ -187,6 +191,10 @@ class CredentialCache {
  public:
   CredentialCache(CredentialPlan plan, CredentialFetcher& fetcher,
                   std::chrono::seconds refresh_margin = kRefreshMargin);
+  // Without a fetcher: the owner fetches (asynchronously) when cached() says so, and store()s
+  // the result; get() then never fetches (it answers usable()).
+  explicit CredentialCache(CredentialPlan plan,
+                           std::chrono::seconds refresh_margin = kRefreshMargin);
 
   // Cached credentials while they are more than `refresh_margin` from expiry; else fetches.
   // A failed refresh returns the previous credentials if they have not yet expired (and the
@@ -197,9 +205,19 @@ class CredentialCache {
   void invalidate() { force_refresh_ = true; }
   const std::optional<Error>& last_error() const { return last_error_; }
 
+  // get()'s answer when no fetch is due; nullopt when one is (none yet, within the refresh
+  // margin, invalidated, and not inside the retry pause after a failure).
+  std::optional<Result<Credentials>> cached(SystemTime now) const;
+  // The best answer without fetching: cached(), else still-valid credentials, else the last
+  // error (or "credentials not fetched yet").
+  Result<Credentials> usable(SystemTime now) const;
+  // Records a fetch's result and returns get()'s answer for it.
+  Result<Credentials> store(Result<Credentials> r, SystemTime now);
+  const CredentialPlan& plan() const { return plan_; }
+
  private:
   CredentialPlan plan_;
-  CredentialFetcher& fetcher_;
+  CredentialFetcher* fetcher_ = nullptr;
   std::chrono::seconds margin_;
   std::optional<Credentials> current_;
   std::optional<Error> last_error_;

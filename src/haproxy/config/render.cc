@@ -6,7 +6,7 @@
 
 namespace ep::haproxy::config {
 
-std::string server_line(const ActualServer& s, const std::string& server_options) {
+std::string server_line(const ActualServer& s, const std::string& server_options, int id) {
   std::string line = "server " + s.name + " ";
   std::string addr = s.address;
   int port = s.port;
@@ -22,6 +22,7 @@ std::string server_line(const ActualServer& s, const std::string& server_options
   }
   line += " weight " + std::to_string(s.weight);
   if (s.backup) line += " backup";
+  if (id > 0) line += " id " + std::to_string(id);
   if (!server_options.empty()) line += " " + server_options;
   if (s.in_maint()) line += " disabled";
   return line;
@@ -52,14 +53,15 @@ Result<std::string> render(const Template& tpl, const std::vector<RenderBackend>
       }
       be = &*it;
     }
+    auto id = [be](size_t i) { return be->first_id > 0 ? be->first_id + static_cast<int>(i) : 0; };
     if (seg.own_line) {
-      for (const auto& s : be->servers) {
-        out += seg.indent + server_line(s, be->server_options) + "\n";
+      for (size_t i = 0; i < be->servers.size(); ++i) {
+        out += seg.indent + server_line(be->servers[i], be->server_options, id(i)) + "\n";
       }
     } else {
       for (size_t i = 0; i < be->servers.size(); ++i) {
         if (i > 0) out += "\n" + seg.indent;
-        out += server_line(be->servers[i], be->server_options);
+        out += server_line(be->servers[i], be->server_options, id(i));
       }
     }
   }

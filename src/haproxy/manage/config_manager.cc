@@ -69,7 +69,65 @@ ConfigManager::ConfigManager(hc::Template tpl, const ep::config::Settings& setti
   if (auto current = os::read_file(config_path_)) deployed_ = last_written_ = *current;
   if (reconciler_ != nullptr) {
     reconciler_->add_on_pass([this](const reconcile::PassReport& r) { on_pass(r); });
+    // Bulk additions by reload: only where ElasticProxy may reload (update: auto; config mode
+    // reloads for every change anyway) and with one HAProxy to reload.
+    if (update_ == ep::config::UpdateMode::kAuto && reloader_ && options_.bulk_threshold > 0) {
+      reconciler_->set_bulk_loader(this);
+    }
   }
+}
+
+size_t ConfigManager::bulk_threshold() const {
+  return stopped_ ? 0 : static_cast<size_t>(options_.bulk_threshold);
+}
+
+Result<std::string> ConfigManager::bulk_reload(
+    const std::vector<std::vector<ActualServer>>& servers, const std::string& why) {
+  if (stopped_ || !reloader_) return Error::unavailable("config management is stopped");
+  if (servers.size() != policies_.size()) {
+    return Error::invalid("bulk reload: " + std::to_string(servers.size()) + " backends for " +
+                          std::to_string(policies_.size()));
+  }
+  std::vector<hc::RenderBackend> in;
+  in.reserve(policies_.size());
+  for (size_t i = 0; i < policies_.size(); ++i) {
+    // Explicit ids (render.h: HAProxy's parse of thousands of servers without them is
+    // quadratic), unless server_options sets one itself.
+    const std::string& options = policies_[i].server_options;
+    const bool own_id = (" " + options + " ").find(" id ") != std::string::npos;
+    in.push_back({policies_[i].name, options, servers[i], own_id ? 0 : hc::kBulkFirstId});
+  }
+  auto text = hc::render(template_, in);
+  if (!text) return text.error();
+  std::lock_guard exec(exec_mu_);
+  hc::WriteOptions wo;
+  wo.binary = target_.binary;
+  wo.validate_timeout = options_.timeout;
+  log::info(kLog, "reloading HAProxy ({}): bulk addition: {}", hr::to_string(reloader_->method()),
+            why);
+  hr::DeployReport report = hr::deploy(config_path_, *text, *reloader_, wo);
+  {
+    std::lock_guard lock(mu_);
+    last_reload_ = SteadyClock::now();
+    last_reload_record_ =
+        ReloadRecord{last_reload_, hr::to_string(report.outcome), report.message, report.seconds};
+  }
+  if (report.outcome != hr::DeployReport::Outcome::kOk) {
+    // deploy() put the previous file back (or never replaced it): HAProxy and the disk keep the
+    // last good state. The reconciler falls back to runtime commands.
+    if (auto current = os::read_file(config_path_)) last_written_ = *current;
+    return Error::refused(report.message);
+  }
+  last_written_ = *text;
+  {
+    std::lock_guard lock(mu_);
+    deployed_ = *text;
+    failed_text_.clear();
+    ++reloads_;
+    ++writes_;
+  }
+  log::info(kLog, "{} in {:.3f} s: {}", config_path_, report.seconds, report.message);
+  return report.message;
 }
 
 ConfigManager::~ConfigManager() { stop(); }
@@ -83,6 +141,7 @@ void ConfigManager::start() {
 }
 
 void ConfigManager::stop() {
+  stopped_ = true;
   {
     std::lock_guard lock(mu_);
     stop_ = true;

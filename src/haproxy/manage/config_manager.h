@@ -16,7 +16,14 @@
 // rendered text changes (no reload storms); a write that failed on I/O is retried on a later pass.
 // After a confirmed reload it asks the reconciler for a full pass at once (request_resync: fresh
 // admin connections reach the new worker); it never runs a pass itself.
+//
+// It is also the reconciler's BulkLoader (update: auto with a reload method and
+// haproxy.reload.bulk_threshold > 0): a pass that would add more servers than the threshold to
+// one dynamic backend calls bulk_reload() on the reconciler thread, which renders, validates,
+// writes and reloads at once (no debounce: the reconciler waits for it), one write/reload at a
+// time with the worker.
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -33,13 +40,18 @@
 
 namespace ep::haproxy::manage {
 
-class ConfigManager {
+class ConfigManager : public reconcile::BulkLoader {
  public:
   // Null (and no error) when `template` or `config` is not set. `reconciler` may be null (no
   // resync after reloads); it must outlive the manager.
   static Result<std::unique_ptr<ConfigManager>> create(const ep::config::Settings& settings,
                                                        reconcile::Reconciler* reconciler);
-  ~ConfigManager();
+  ~ConfigManager() override;
+
+  // reconcile::BulkLoader. 0 after stop() (the reconciler then uses runtime commands).
+  size_t bulk_threshold() const override;
+  Result<std::string> bulk_reload(const std::vector<std::vector<ActualServer>>& servers,
+                                  const std::string& why) override;
 
   // Hooks the manager into the reconciler's passes and starts the worker thread.
   void start();
@@ -98,6 +110,7 @@ class ConfigManager {
   std::vector<reconcile::BackendPolicy> policies_;
   reconcile::Reconciler* reconciler_;
   std::unique_ptr<haproxy::reload::Reloader> reloader_;
+  std::atomic<bool> stopped_{false};  // bulk_reload() refuses after stop()
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -11,6 +11,8 @@
 //       quiet: 500ms            # debounce: wait for this long without changes ...
 //       max_wait: 5s            # ... but never longer than this after the first change
 //       min_interval: 2s        # at most one reload per this interval
+//       bulk_threshold: 2000    # update: auto, dynamic mode: a pass adding more servers than
+//                               # this to one backend reloads once instead (0: never)
 
 #include <chrono>
 #include <string>
@@ -31,6 +33,12 @@ struct Options {
   std::chrono::milliseconds quiet{500};
   std::chrono::milliseconds max_wait{5'000};
   std::chrono::milliseconds min_interval{2'000};
+  // update: auto with config management: a pass that adds more than this many servers to one
+  // dynamic backend is applied by one rendered, validated, confirmed reload instead of as many
+  // `add server` (reconcile/bulk.h); 0 disables. The default is the measured crossover, with a
+  // margin (docs/haproxy-runtime.md, "Bulk additions by reload").
+  long bulk_threshold = kDefaultBulkThreshold;
+  static constexpr long kDefaultBulkThreshold = 2000;
 };
 
 // Where HAProxy is. Filled from haproxy.{binary,config,pidfile,master_socket,sockets[0]}.

@@ -1,10 +1,14 @@
 // The aws_asg source against the AWS double (signature-verifying) on loopback.
 
 #include "discovery/aws/asg_source.h"
+#include "discovery/aws/ec2_source.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,6 +106,15 @@ class AsgSourceTest : public ::testing::Test {
   AsgOptions options(std::vector<std::string> groups = {"web-asg"}) {
     AsgOptions o;
     o.groups = std::move(groups);
+    o.region = "eu-west-1";
+    o.autoscaling_endpoint = o.ec2_endpoint = o.sqs_endpoint = o.sts_endpoint = aws_.url();
+    o.port = 8080;
+    o.interval = 60s;  // tests drive polls with trigger()
+    return o;
+  }
+
+  Ec2Options ec2_options() {
+    Ec2Options o;
     o.region = "eu-west-1";
     o.autoscaling_endpoint = o.ec2_endpoint = o.sqs_endpoint = o.sts_endpoint = aws_.url();
     o.port = 8080;
@@ -386,6 +399,80 @@ TEST_F(AsgSourceTest, NoRegionAnywhereIsAnErrorNamingEveryStep) {
   EXPECT_THAT(invalid.region_plan().error().message, HasSubstr("(from AWS_REGION)"));
 }
 
+// A listener that accepts connections (in the kernel's backlog) and never answers: a black-holed
+// instance metadata service.
+class BlackHole {
+ public:
+  BlackHole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd_, 64), 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~BlackHole() { ::close(fd_); }
+  std::string url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// The region lookup and the credential fetch ask IMDS as requests on the source loop, never as
+// blocking calls: with IMDS black-holed (5 s timeouts), two sources waiting on it share one
+// loop thread with a third that publishes meanwhile; start_on returns at once; stop cancels
+// the waits. And IMDS credentials (the double's role) work through the same path.
+TEST_F(AsgSourceTest, ImdsRegionAndCredentialsAreAskedWithoutBlockingTheSharedLoop) {
+  BlackHole hole;
+  runtime::Runtime rt({.threads = 1});
+  auto region_opts = options();
+  region_opts.region.clear();  // → IMDS placement/region
+  auto region_rt = runtime();
+  region_rt.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = hole.url();
+  region_rt.imds_timeout = 5s;
+  auto creds_rt = runtime();  // no keys anywhere → IMDS credentials
+  creds_rt.env = {{"AWS_EC2_METADATA_SERVICE_ENDPOINT", hole.url()}};
+  creds_rt.imds_timeout = 5s;
+  AsgSource by_region(region_opts, context(), region_rt);
+  AsgSource by_creds(options(), context(), creds_rt);
+  AsgSource plain(options(), context(), runtime());
+  RecordingSink s_region, s_creds, s_plain;
+  ASSERT_TRUE(by_region.start_on(rt, s_region).ok());
+  ASSERT_TRUE(by_creds.start_on(rt, s_creds).ok());
+  ASSERT_TRUE(plain.start_on(rt, s_plain).ok());
+  ASSERT_TRUE(s_plain.wait_for([](const discovery::Snapshot& s) { return has_n(s, 3); }, 4s))
+      << "the loop was blocked";
+  EXPECT_EQ(s_region.count(), 0u) << "still waiting on IMDS for its region";
+  EXPECT_EQ(s_creds.count(), 0u) << "still waiting on IMDS for its credentials";
+  by_region.stop();
+  by_creds.stop();
+  plain.stop();
+
+  // The same asynchronous path with an IMDS that answers: its role's credentials sign the poll.
+  aws_.set_imds_role("node-role", "ASIAIMDSNODE00000001", "imds-node-secret-000000000000000000000",
+                     "imds-node-token", "2099-01-01T00:00:00Z");
+  auto imds_rt = runtime();
+  imds_rt.env = {{"AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_.url()}};
+  AsgSource by_imds(options(), context(), imds_rt);
+  RecordingSink s_imds;
+  ASSERT_TRUE(by_imds.start_on(rt, s_imds).ok());
+  auto snap = s_imds.wait_for([](const discovery::Snapshot&) { return true; });
+  ASSERT_TRUE(snap.has_value());
+  ASSERT_TRUE(snap->ok()) << snap->error().message;
+  EXPECT_EQ(snap->value().size(), 3u);
+  by_imds.stop();
+  const auto imds = aws_.imds_requests();
+  ASSERT_GE(imds.size(), 3u);
+  EXPECT_EQ(imds[0], "PUT /latest/api/token");
+  EXPECT_EQ(imds[1], "GET /latest/meta-data/iam/security-credentials/");
+  EXPECT_EQ(imds[2], "GET /latest/meta-data/iam/security-credentials/node-role");
+  EXPECT_EQ(aws_.signature_failures(), 0);
+}
+
 // aws_ec2: running instances by tag filters, every page, address kinds, port and weight tags.
 TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
   for (int i = 0; i < 12; ++i) {
@@ -401,15 +488,12 @@ TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
     aws_.put_instance(d);
   }
   aws_.set_ec2_page_size(3);
-  AsgOptions o = options({});
-  o.ec2 = true;
-  o.lifecycle_states.clear();
-  o.weight_from_capacity = false;
+  Ec2Options o = ec2_options();
   o.weight = 2;
   o.weight_tag = "weight";
   o.port_tag = "port";
-  o.ec2_filters = {{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}};
-  AsgSource source(o, context(), runtime());
+  o.filters = {{"tag:Service", {"web"}}, {"tag:Env", {"prod"}}};
+  Ec2Source source(o, context(), runtime());
   EXPECT_EQ(source.describe(), "aws_ec2 tag:Service=web tag:Env=prod");
   const int calls0 = aws_.calls("DescribeInstances");
   auto snap = source.fetch_once(10s);
@@ -434,12 +518,12 @@ TEST_F(AsgSourceTest, Ec2SourceSelectsRunningInstancesByTagAcrossPages) {
   EXPECT_EQ((*snap)[0].labels.count("asg"), 0u);
 
   o.address = AddressType::kPublic;
-  AsgSource pub(o, context(), runtime());
+  Ec2Source pub(o, context(), runtime());
   auto p = pub.fetch_once(10s);
   ASSERT_TRUE(p.ok());
   EXPECT_EQ((*p)[0].address, "203.0.113.1");
   o.address = AddressType::kIpv6;
-  AsgSource v6(o, context(), runtime());
+  Ec2Source v6(o, context(), runtime());
   auto v = v6.fetch_once(10s);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ((*v)[0].address, "2001:db8::1");
@@ -452,13 +536,11 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   d.private_ip = "10.2.0.1";
   d.tags = {{"Service", "web"}};
   aws_.put_instance(d);
-  AsgOptions o = options({});
-  o.ec2 = true;
-  o.lifecycle_states.clear();
-  o.ec2_filters = {{"tag:Service", {"web"}}};
+  Ec2Options o = ec2_options();
+  o.filters = {{"tag:Service", {"web"}}};
   auto r = runtime();
   r.retry.max_attempts = 1;
-  AsgSource source(o, context(), r);
+  Ec2Source source(o, context(), r);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_for([](const discovery::Snapshot& s) { return has_n(s, 1); }));
@@ -479,8 +561,8 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   source.stop();
 
   // The double refuses a filter it does not know, like AWS.
-  o.ec2_filters = {{"colour", {"blue"}}};
-  AsgSource bad(o, context(), runtime());
+  o.filters = {{"colour", {"blue"}}};
+  Ec2Source bad(o, context(), runtime());
   auto snap = bad.fetch_once(10s);
   ASSERT_FALSE(snap.ok());
   EXPECT_THAT(snap.error().message, HasSubstr("The filter 'colour' is invalid"));
@@ -495,6 +577,9 @@ TEST_F(AsgSourceTest, Ec2SourceFailuresAreErrorsAndTheFactoryBuildsIt) {
   auto made = discovery::aws::ec2_source_kind().create(node, diag, context());
   ASSERT_NE(made, nullptr) << diag.joined();
   EXPECT_EQ(made->describe(), "aws_ec2 tag:Service=web");
+  // Its own source class (sharing AwsPollingSource with aws_asg), not a mode of the ASG one.
+  EXPECT_NE(dynamic_cast<Ec2Source*>(made.get()), nullptr);
+  EXPECT_EQ(dynamic_cast<AsgSource*>(made.get()), nullptr);
 }
 
 TEST_F(AsgSourceTest, StopInterruptsAndFactoryBuildsTheSource) {

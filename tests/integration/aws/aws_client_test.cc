@@ -6,8 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -20,6 +22,7 @@
 #include "discovery/aws/parse.h"
 #include "net/curl_http_client.h"
 #include "os/process.h"
+#include "runtime/runtime.h"
 #include "support/aws/aws_double.h"
 #include "support/http/loopback_http_server.h"
 
@@ -282,6 +285,59 @@ TEST_F(FetcherTest, AssumeRoleIsSignedAndItsCredentialsWork) {
   EXPECT_EQ(aws_.calls("AssumeRole"), 1);
 }
 
+// The chain on a loop (what the sources use): an AssumeRole over IMDS credentials, every step a
+// request of an AsyncHttpClient; AsyncAwsClient awaits the provider's refresh before each attempt,
+// and an ExpiredToken answer re-fetches the chain (IMDS and STS again) on the loop.
+TEST_F(FetcherTest, AsyncChainOnTheLoopRefreshesOnExpiredToken) {
+  aws_.set_imds_role("ep-role", "ASIAIMDS000000000001", "imds-secret", "imds-session",
+                     "2099-01-01T00:00:00Z");
+  runtime::Runtime rt({.threads = 0});
+  auto http = std::make_unique<net::AsyncHttpClient>(rt.loop(0));
+  AsyncHttpCredentialFetcher fetcher(rt.loop(0), *http, options());
+  CredentialPlan imds;
+  imds.kind = CredentialSourceKind::kImds;
+  imds.imds_endpoint = aws_.url();
+  imds.description = "IMDS";
+  CredentialPlan plan;
+  plan.kind = CredentialSourceKind::kAssumeRole;
+  plan.role_arn = "arn:aws:iam::111122223333:role/ep";
+  plan.description = "AssumeRole over IMDS";
+  plan.source = std::make_shared<CredentialPlan>(imds);
+  AsyncCachingCredentialProvider provider(plan, fetcher);
+  const auto now = std::chrono::system_clock::now();
+  ASSERT_FALSE(provider.get(now).ok());
+  EXPECT_THAT(provider.get(now).error().message, HasSubstr("not fetched yet"));
+
+  aws_.inject(test::Fault::kExpiredToken, 1, "DescribeAutoScalingGroups");
+  auto client = std::make_unique<AsyncAwsClient>(rt.loop(0), provider, "eu-west-1", RetryPolicy{},
+                                                 recording_env());
+  std::optional<Result<std::string>> body;
+  const QueryParams params = *describe_auto_scaling_groups_params({"web-asg"}, "");
+  const std::string action = "DescribeAutoScalingGroups";
+  auto run = [&]() -> runtime::Co<void> {
+    body.emplace(co_await client->call_query(AwsService::kAutoScaling, endpoint_, action, params));
+  };
+  runtime::Spawned task = runtime::spawn(run());
+  rt.run_until([&] { return body.has_value(); }, 10s);
+  task.reset();
+  ASSERT_TRUE(body.has_value()) << "no answer";
+  ASSERT_TRUE(body->ok()) << body->error().message;
+  EXPECT_EQ(client->stats().credential_refreshes, 1u);
+  EXPECT_EQ(aws_.calls("AssumeRole"), 2) << "fetched, then re-fetched after ExpiredToken";
+  const auto asked = aws_.imds_requests();
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), "PUT /latest/api/token"), 1)
+      << "the IMDS token is reused";
+  EXPECT_EQ(std::count(asked.begin(), asked.end(),
+                       "GET /latest/meta-data/iam/security-credentials/ep-role"),
+            2);
+  auto creds = provider.get(std::chrono::system_clock::now());
+  ASSERT_TRUE(creds.ok());
+  EXPECT_TRUE(creds->temporary());
+  EXPECT_EQ(creds->source, "AssumeRole over IMDS");
+  client.reset();
+  http.reset();
+}
+
 TEST_F(FetcherTest, AssumeRoleWithABadCallerNamesStsAndTheCode) {
   HttpCredentialFetcher fetcher(http_, options());
   CredentialPlan plan;
@@ -444,6 +500,67 @@ TEST_F(FetcherTest, CredentialProcessRunsWithoutAShellAndTimesOut) {
   auto missing = fetcher.run_credential_process(plan);
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.error().message, HasSubstr("/nonexistent/helper"));
+}
+
+// On the loop (what the sources use): credential_process's child is awaited on loop timers, so
+// the loop keeps running while it works; a slow one is killed at process_timeout, and a chain
+// destroyed while waiting (a source stopping) kills and reaps its child.
+TEST_F(FetcherTest, AsyncCredentialProcessLeavesTheLoopRunning) {
+  const std::string script = temp_file(
+      "#!/bin/sh\n"
+      "if [ \"$1\" = \"sleep\" ]; then exec sleep 10; fi\n"
+      "sleep 0.5\n"
+      "echo '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS000000002\", "
+      "\"SecretAccessKey\": \"proc-secret\", \"SessionToken\": \"proc-token\", "
+      "\"Expiration\": \"2099-01-01T00:00:00Z\"}'\n",
+      0700);
+  runtime::Runtime rt({.threads = 0});
+  auto http = std::make_unique<net::AsyncHttpClient>(rt.loop(0));
+  auto o = options();
+  o.process_timeout = 3s;
+  AsyncHttpCredentialFetcher fetcher(rt.loop(0), *http, o);
+  CredentialPlan plan;
+  plan.kind = CredentialSourceKind::kProcess;
+  plan.credential_process = script;
+  std::optional<Result<Credentials>> creds;
+  std::chrono::steady_clock::time_point ticked{}, answered{};
+  auto run = [&]() -> runtime::Co<void> {
+    creds.emplace(co_await fetcher.run_credential_process(plan));
+    answered = std::chrono::steady_clock::now();
+  };
+  rt.loop(0).after(50ms, [&] { ticked = std::chrono::steady_clock::now(); });
+  runtime::Spawned task = runtime::spawn(run());
+  rt.run_until([&] { return creds.has_value(); }, 10s);
+  ASSERT_TRUE(creds.has_value());
+  ASSERT_TRUE(creds->ok()) << creds->error().message;
+  EXPECT_EQ((*creds)->access_key_id, "AKIDPROCESS000000002");
+  ASSERT_NE(ticked, std::chrono::steady_clock::time_point{}) << "the loop never ran its timer";
+  EXPECT_LT(ticked + 200ms, answered) << "the timer ran only after the process (loop blocked)";
+
+  // Too slow: killed at the timeout, an error naming it.
+  o.process_timeout = 300ms;
+  AsyncHttpCredentialFetcher quick(rt.loop(0), *http, o);
+  plan.credential_process = script + " sleep";
+  creds.reset();
+  auto slow = [&]() -> runtime::Co<void> {
+    creds.emplace(co_await quick.run_credential_process(plan));
+  };
+  const auto start = std::chrono::steady_clock::now();
+  task = runtime::spawn(slow());
+  rt.run_until([&] { return creds.has_value(); }, 10s);
+  ASSERT_TRUE(creds.has_value());
+  ASSERT_FALSE(creds->ok());
+  EXPECT_THAT(creds->error().message, HasSubstr("timed out after 300 ms"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+
+  // Destroyed while waiting: the child is killed and reaped (no child of ours is left).
+  creds.reset();
+  task = runtime::spawn(slow());
+  rt.run_until([] { return false; }, 100ms);
+  task.reset();
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child left behind";
+  EXPECT_EQ(errno, ECHILD);
+  http.reset();
 }
 
 TEST(SplitCommandLine, FollowsShellWordRulesWithoutExpansion) {

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "haproxy/reload/show_proc.h"
@@ -422,6 +424,147 @@ TEST(ReloadE2E, SlotModeWithoutReloadKeepsServingWhatFits) {
             std::string::npos)
       << daemon.log();
   EXPECT_NE(daemon.log().find("so the slots cannot grow"), std::string::npos) << daemon.log();
+}
+
+namespace bulk {
+
+struct Row {
+  std::string address;  // addr:port
+  int op = -1;
+  int admin = -1;
+};
+
+// `show servers state <backend>`: name -> address, op state, admin state.
+std::map<std::string, Row> rows(const MwHaproxy& hp, const std::string& backend) {
+  std::istringstream in(hp.admin("show servers state " + backend));
+  std::map<std::string, Row> out;
+  std::vector<std::string> header;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::vector<std::string> w;
+    for (std::string x; ls >> x;) w.push_back(x);
+    if (w.empty()) continue;
+    if (w[0] == "#") {
+      header.assign(w.begin() + 1, w.end());
+      continue;
+    }
+    if (header.empty() || w.size() < header.size()) continue;
+    std::map<std::string, std::string> f;
+    for (size_t i = 0; i < header.size(); ++i) f[header[i]] = w[i];
+    out[f["srv_name"]] = {f["srv_addr"] + ":" + f["srv_port"], std::stoi(f["srv_op_state"]),
+                          std::stoi(f["srv_admin_state"])};
+  }
+  return out;
+}
+
+}  // namespace bulk
+
+// Dynamic mode with config management (update: auto) and haproxy.reload.bulk_threshold 20: a
+// change adding 4 servers uses runtime commands (0 reloads); one adding 50 is one rendered,
+// validated, confirmed reload, and the new servers enter behind the health gate: the two that
+// answer their checks serve, the 48 that do not stay in DRAIN with their check failing (never
+// UP and ready before a passing check). The choice is logged with the count and threshold.
+TEST(ReloadE2E, DynamicBulkAdditionIsOneReloadBehindTheHealthGate) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+  const std::string tail = "backend web\n  balance roundrobin\n";
+  MwHaproxy hp(head() + tail);
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  const std::string dir = hp.dir();
+  write_file(dir + "/haproxy.cfg.tmpl", hp.expand(head() + tail + "  {{ servers \"web\" }}\n"));
+  HttpBackend up1("up1"), up2("up2");
+  ASSERT_TRUE(up1.ok() && up2.ok());
+  // Distinct addresses nobody listens on (free_port() may hand out a port twice).
+  std::set<std::string> used = {addr(up1.port()), addr(up2.port())};
+  auto fresh = [&] {
+    for (;;) {
+      const std::string a = addr(free_port());
+      if (used.insert(a).second) return a;
+    }
+  };
+  std::vector<std::string> targets;
+  for (int i = 0; i < 5; ++i) targets.push_back(fresh());
+  write_file(dir + "/web.json", file_sd({targets[0]}, 1));
+  std::string config = yaml(hp, "auto",
+                            "  - name: web\n    mode: dynamic\n"
+                            "    server_options: check inter 200ms\n"
+                            "    drain_timeout: 0s\n"
+                            "    safety: {max_remove_fraction: 1.0}\n"
+                            "    sources:\n      - file: {path: web.json}\n");
+  const std::string reload_line =
+      "  reload: {quiet: 300ms, max_wait: 2s, min_interval: 500ms, timeout: 10s}\n";
+  const auto at = config.find(reload_line);
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, reload_line.size(),
+                 "  reload: {quiet: 300ms, max_wait: 2s, min_interval: 500ms, timeout: 10s, "
+                 "bulk_threshold: 20}\n");
+  write_file(dir + "/ep.yaml", config);
+  DaemonProcess daemon;
+  ASSERT_TRUE(daemon.start({"run", "-c", dir + "/ep.yaml"}, dir + "/ep.log"));
+  auto present = [&](const std::vector<std::string>& want) {
+    auto r = bulk::rows(hp, "web");
+    std::set<std::string> have;
+    for (const auto& [name, row] : r) have.insert(row.address);
+    return std::all_of(want.begin(), want.end(), [&](const auto& t) { return have.count(t); }) &&
+           r.size() == want.size();
+  };
+  ASSERT_TRUE(wait_until([&] { return present({targets[0]}); }, 20s)) << daemon.log();
+
+  // 4 added (under the threshold): runtime commands, no reload.
+  write_file(dir + "/web.json", file_sd({targets.begin(), targets.end()}, 1));
+  ASSERT_TRUE(wait_until([&] { return present(targets); }, 20s))
+      << servers_summary(hp, "web") << daemon.log();
+  EXPECT_EQ(master_reloads(hp), 0) << hp.master("show proc");
+
+  // 50 added (over it): one reload.
+  std::vector<std::string> many = targets;
+  many.push_back(addr(up1.port()));
+  many.push_back(addr(up2.port()));
+  while (many.size() < 55) many.push_back(fresh());
+  write_file(dir + "/web.json", file_sd(many, 1));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (!present(many)) return false;
+        // The two that answer serve; the rest are held in DRAIN (0x08) and not UP (op 0).
+        for (const auto& [name, row] : bulk::rows(hp, "web")) {
+          const bool answers =
+              row.address == addr(up1.port()) || row.address == addr(up2.port());
+          if (answers && !(row.op == 2 && (row.admin & 0x3b) == 0)) return false;
+          if (!answers && !(row.op == 0 && (row.admin & 0x08) != 0)) return false;
+        }
+        return true;
+      },
+      30s))
+      << servers_summary(hp, "web") << daemon.log();
+  hp.track();
+  EXPECT_EQ(master_reloads(hp), 1) << hp.master("show proc");
+  // Traffic reaches only servers that passed their check.
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(hp.port(0), "/");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->body.find("up1") != std::string::npos ||
+                r->body.find("up2") != std::string::npos)
+        << r->status << " " << r->body;
+  }
+  // The servers the reload brought in are ordinary servers afterwards: removed at runtime
+  // (`del server` takes servers from the config too), no reload.
+  // (Shrunk to a serving server: a plan never removes the last serving ones while the servers
+  // that stay are still behind their gate.)
+  write_file(dir + "/web.json", file_sd({addr(up1.port())}, 1));
+  EXPECT_TRUE(wait_until([&] { return present({addr(up1.port())}); }, 30s))
+      << servers_summary(hp, "web") << daemon.log();
+  EXPECT_EQ(master_reloads(hp), 1) << hp.master("show proc");
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("web: 50 servers to add, more than haproxy.reload.bulk_threshold 20: one "
+                     "reload instead of 50 `add server` (predicted "),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("bulk reload done in"), std::string::npos) << log;
+  EXPECT_EQ(log.find("restarted or reloaded"), std::string::npos) << log;
+  EXPECT_EQ(log.find("servers to add, more than haproxy.reload.bulk_threshold 20", 0),
+            log.rfind("servers to add, more than haproxy.reload.bulk_threshold 20"))
+      << "one bulk decision";
 }
 
 }  // namespace

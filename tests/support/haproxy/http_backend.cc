@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <map>
 
 namespace ep::test {
@@ -24,7 +25,9 @@ struct Conn {
 
 }  // namespace
 
-HttpBackend::HttpBackend(std::string name) : name_(std::move(name)) {
+HttpBackend::HttpBackend(std::string name) : HttpBackend(std::move(name), 0) {}
+
+HttpBackend::HttpBackend(std::string name, int port) : name_(std::move(name)) {
   if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) return;
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return;
@@ -33,6 +36,7 @@ HttpBackend::HttpBackend(std::string name) : name_(std::move(name)) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 128) != 0) {
     ::close(fd);
     return;

@@ -17,6 +17,9 @@ namespace ep::test {
 class HttpBackend {
  public:
   explicit HttpBackend(std::string name);
+  // Listens on `port` (e.g. one reserved with free_port() earlier, so a server can be configured
+  // at an address where nothing listens yet); ok() is false when it cannot be bound.
+  HttpBackend(std::string name, int port);
   ~HttpBackend();
   HttpBackend(const HttpBackend&) = delete;
   HttpBackend& operator=(const HttpBackend&) = delete;

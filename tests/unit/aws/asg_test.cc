@@ -105,16 +105,14 @@ TEST(Ec2Options, TagsAndFiltersInBothSpellingsBecomeDescribeInstancesFilters) {
                                      {"region", scalar("eu-west-1")}}),
                              diag);
   ASSERT_TRUE(o.has_value()) << diag.joined();
-  EXPECT_TRUE(o->ec2);
   using F = std::vector<std::pair<std::string, std::vector<std::string>>>;
-  EXPECT_EQ(o->ec2_filters, (F{{"tag:Service", {"web"}},
-                               {"tag-key", {"Team"}},
-                               {"tag:Env", {"prod", "staging"}},
-                               {"availability-zone", {"eu-west-1a"}}}));
+  EXPECT_EQ(o->filters, (F{{"tag:Service", {"web"}},
+                           {"tag-key", {"Team"}},
+                           {"tag:Env", {"prod", "staging"}},
+                           {"availability-zone", {"eu-west-1a"}}}));
   EXPECT_EQ(o->address, AddressType::kIpv6);
   EXPECT_EQ(o->weight, 5);
-  EXPECT_FALSE(o->weight_from_capacity);
-  auto params = describe_instances_by_filters_params(o->ec2_filters, "tok", 1000);
+  auto params = describe_instances_by_filters_params(o->filters, "tok", 1000);
   ASSERT_TRUE(params.ok());
   const QueryParams want = {{"Filter.1.Name", "tag:Service"},
                             {"Filter.1.Value.1", "web"},
@@ -135,7 +133,7 @@ TEST(Ec2Options, TagsAndFiltersInBothSpellingsBecomeDescribeInstancesFilters) {
   Diagnostics d2;
   auto m = parse_ec2_options(map_of({{"filters", map}}), d2);
   ASSERT_TRUE(m.has_value()) << d2.joined();
-  EXPECT_EQ(m->ec2_filters, (F{{"tag:Service", {"web"}}}));
+  EXPECT_EQ(m->filters, (F{{"tag:Service", {"web"}}}));
 }
 
 TEST(Ec2Options, BadFiltersAreErrorsWithPositions) {

@@ -198,6 +198,8 @@ TEST(Render, NodesWithTwoBackendsIsAnError) {
 
 TEST(Render, ServerLineForms) {
   EXPECT_EQ(server_line(srv("s", "10.0.0.1", 80, 5), ""), "server s 10.0.0.1:80 weight 5");
+  EXPECT_EQ(server_line(srv("s", "10.0.0.1", 80, 5), "check", 100001),
+            "server s 10.0.0.1:80 weight 5 id 100001 check");
   EXPECT_EQ(server_line(srv("s", "::1", 80, 1), "check"), "server s [::1]:80 weight 1 check");
   EXPECT_EQ(server_line(srv("s", "10.0.0.1", 0, 1), ""), "server s 10.0.0.1 weight 1");
   EXPECT_EQ(server_line(srv("s", "", 0, 1, admin::kForcedMaint | admin::kConfigMaint), "check"),

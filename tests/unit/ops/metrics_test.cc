@@ -32,6 +32,29 @@ TEST(TypedMetricsTest, LabelValuesFollowTheDeclaredNames) {
             std::string::npos);
 }
 
+TEST(TypedMetricsTest, SeriesRenderInTheOrderOfTheirSortedLabelValuesEscaped) {
+  Metrics registry;
+  Gauge g(registry, "ep_test_servers", "Servers.", {"kind", "backend"});
+  g.set({"b", "web"}, 1);
+  g.set({"a", "web-x"}, 2);
+  g.set({"z", "web"}, 3);
+  g.set({"q", "we\"b\n"}, 4);
+  g.set({std::string("n\0ul", 4), "api"}, 5);
+  const std::string text = registry.render_prometheus();
+  // Ordered by backend, then kind (the labels sorted by name), as the tuples of values compare:
+  // "web" before "web-x", a quote and newline escaped, a NUL inside a value shown as U+FFFD.
+  const std::string want =
+      "ep_test_servers{backend=\"api\",kind=\"n\xEF\xBF\xBDul\"} 5\n"
+      "ep_test_servers{backend=\"we\\\"b\\n\",kind=\"q\"} 4\n"
+      "ep_test_servers{backend=\"web\",kind=\"b\"} 1\n"
+      "ep_test_servers{backend=\"web\",kind=\"z\"} 3\n"
+      "ep_test_servers{backend=\"web-x\",kind=\"a\"} 2\n";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  EXPECT_EQ(registry.value("ep_test_servers", {{"kind", "z"}, {"backend", "web"}}), 3);
+  EXPECT_EQ(registry.value("ep_test_servers", {{"backend", "web"}}), 0);  // not its label set
+  EXPECT_EQ(g.total(), 15);
+}
+
 TEST(TypedMetricsTest, GaugeSetsAndHistogramObservesWithItsBuckets) {
   Metrics registry;
   Gauge g(registry, "ep_test_up", "Up.");

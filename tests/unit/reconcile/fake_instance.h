@@ -191,6 +191,13 @@ class FakeInstance : public reconcile::Instance {
             continue;
           }
           it->admin_state = 0;
+          if (a.kind == ActionKind::kEnable && plan.checks) {
+            // Like warm_line (and `enable health` in dynamic mode): DRAIN + health down.
+            it->admin_state = admin::kForcedDrain;
+            it->check_state = 0x02 | 0x04;
+            it->op_state = 0;
+            it->check_result = 0;
+          }
           break;
         case ActionKind::kSetWeight:
           if (it == servers.end()) {

@@ -68,16 +68,21 @@ class ConfigManagerTest : public ::testing::Test {
   }
 
   // update: config, reload = a command that appends a timestamp (after `sleep_s` seconds).
-  void start(const std::string& sleep_s) {
+  // `bulk`: update: auto instead, bulk_threshold 20, a dynamic backend with checks, `binary` as
+  // the `haproxy -c` stand-in, and the reload also copies the config it loaded to reloaded.cfg.
+  void start(const std::string& sleep_s, bool bulk = false, const std::string& binary = "true") {
     const std::string yaml =
         "haproxy:\n  sockets: [" + dir_ +
         "/none.sock]\n  config: h.cfg\n  template: t.tmpl\n"
-        "  update: config\n  binary: 'true'\n"
+        "  update: " + (bulk ? "auto" : "config") + "\n  binary: '" + binary + "'\n"
         "  reload:\n    method: command\n    command: [sh, -c, 'sleep " +
-        sleep_s + "; date +%s.%N >> " + dir_ +
-        "/calls']\n"
-        "    quiet: 100ms\n    max_wait: 1s\n    min_interval: 500ms\n    timeout: 5s\n"
-        "backends:\n  - name: web\n    sources:\n      - static: {servers: []}\n";
+        sleep_s + "; date +%s.%N >> " + dir_ + "/calls; cp " + dir_ + "/h.cfg " + dir_ +
+        "/reloaded.cfg']\n"
+        "    quiet: 100ms\n    max_wait: 1s\n    min_interval: 500ms\n    timeout: 5s\n" +
+        (bulk ? "    bulk_threshold: 20\n" : "") +
+        "backends:\n  - name: web\n" +
+        (bulk ? "    mode: dynamic\n    server_options: check\n" : "") +
+        "    sources:\n      - static: {servers: []}\n";
     std::ofstream(dir_ + "/ep.yaml") << yaml;
     auto settings = config::load_file(dir_ + "/ep.yaml");
     ASSERT_TRUE(settings.ok()) << settings.error().message;
@@ -153,6 +158,44 @@ TEST_F(ConfigManagerTest, ASlowReloadDoesNotBlockTheReconciler) {
   EXPECT_GT(reconciler_->last_loop(), loop);
   EXPECT_TRUE(stamps(dir_ + "/calls").empty());  // still reloading
   ASSERT_TRUE(wait_for([&] { return stamps(dir_ + "/calls").size() == 1; }, 5s));
+}
+
+// The config manager as the reconciler's BulkLoader: 30 new servers over bulk_threshold 20 are
+// rendered (the new ones `disabled`: health-gated), validated, written and reloaded at once, once.
+TEST_F(ConfigManagerTest, BulkAdditionIsRenderedDisabledValidatedAndReloadedOnce) {
+  start("0", true);
+  publish(30);
+  // Counted once the reload command has exited (its copy of the config is complete).
+  ASSERT_TRUE(wait_for([&] { return manager_->reloads() == 1; }, 5s));
+  ASSERT_EQ(stamps(dir_ + "/calls").size(), 1u);
+  const std::string loaded = slurp(dir_ + "/reloaded.cfg");
+  size_t lines = 0;
+  for (size_t at = 0; (at = loaded.find("  server ep-10.0.0.", at)) != std::string::npos; ++at) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 30u) << loaded;
+  EXPECT_NE(loaded.find("  server ep-10.0.0.7:80 10.0.0.7:80 weight 1 id 100007 check disabled\n"),
+            std::string::npos)
+      << loaded;
+  EXPECT_EQ(manager_->reloads(), 1u);
+  ASSERT_TRUE(manager_->last_reload().has_value());
+  EXPECT_EQ(manager_->last_reload()->result, "ok");
+  // The fake HAProxy did not take the servers from the "reload": the reconciler adds them at
+  // runtime, and does not reload the same set again.
+  EXPECT_TRUE(wait_for([&] { return fake_->names("web").size() == 30; }, 5s));
+  std::this_thread::sleep_for(300ms);  // kept: a second reload, if any, would come now
+  EXPECT_EQ(stamps(dir_ + "/calls").size(), 1u);
+}
+
+// `haproxy -c` refuses the candidate (`false` stands in for it): nothing is written or
+// reloaded, the live file keeps its last good content, and the servers come by runtime commands.
+TEST_F(ConfigManagerTest, BulkAdditionRefusedByValidationFallsBackToRuntimeCommands) {
+  start("0", true, "false");
+  publish(30);
+  EXPECT_TRUE(wait_for([&] { return fake_->names("web").size() == 30; }, 5s));
+  EXPECT_TRUE(stamps(dir_ + "/calls").empty());
+  EXPECT_EQ(slurp(dir_ + "/h.cfg"), "backend web\n");
+  EXPECT_EQ(manager_->reloads(), 0u);
 }
 
 }  // namespace

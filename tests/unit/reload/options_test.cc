@@ -53,6 +53,23 @@ TEST(ReloadOptions, ReadsEveryKey) {
   EXPECT_EQ(o.min_interval, std::chrono::seconds(0));
 }
 
+// haproxy.reload.bulk_threshold: the default (the measured crossover with a margin), a value,
+// 0 (off), and a negative or non-integer value refused with its position.
+TEST(ReloadOptions, BulkThreshold) {
+  Diagnostics diag;
+  EXPECT_EQ(parse("x: 1\n", Target{}, diag).bulk_threshold, Options::kDefaultBulkThreshold);
+  EXPECT_EQ(parse("reload: {bulk_threshold: 20}\n", Target{}, diag).bulk_threshold, 20);
+  EXPECT_EQ(parse("reload: {bulk_threshold: 0}\n", Target{}, diag).bulk_threshold, 0);
+  ASSERT_TRUE(diag.ok()) << diag.joined();
+  Diagnostics bad;
+  parse("reload:\n  bulk_threshold: -1\n", Target{}, bad);
+  EXPECT_NE(bad.joined().find("ep.yaml:2:19"), std::string::npos) << bad.joined();
+  EXPECT_NE(bad.joined().find("bulk_threshold"), std::string::npos) << bad.joined();
+  Diagnostics word;
+  parse("reload:\n  bulk_threshold: many\n", Target{}, word);
+  EXPECT_NE(word.joined().find("ep.yaml:2:19"), std::string::npos) << word.joined();
+}
+
 TEST(ReloadOptions, ErrorsCarryPositions) {
   Diagnostics diag;
   parse("reload:\n  method: hup\n  bogus: 1\n  timeout: 0s\n", Target{}, diag);

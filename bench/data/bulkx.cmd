@@ -1,0 +1,1 @@
+build-bench/bench/ep_bench_e2e bulk --cases direct-dynamic:1000,direct-dynamic-reload:1000,direct-dynamic:2000,direct-dynamic-reload:2000,direct-dynamic:4000,direct-dynamic-reload:4000 --bulk-threshold 1 --repeat 3 --bootstrap none
