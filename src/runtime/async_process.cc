@@ -19,8 +19,8 @@ Result<std::unique_ptr<AsyncProcess>> AsyncProcess::start(Loop& loop,
   AsyncProcess* self = p.get();
   self->pidfd_ = os::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, self->pid(), 0)));
   if (self->pidfd_) {
-    auto w = loop.watch_fd(self->pidfd_.get(), EPOLLIN,
-                           [self](std::uint32_t) { self->check(false); });
+    auto w =
+        loop.watch_fd(self->pidfd_.get(), EPOLLIN, [self](std::uint32_t) { self->check(false); });
     if (w) self->watch_ = *w;
   }
   if (self->watch_ == 0) {  // no pidfd (old kernel): waitpid polled

@@ -21,9 +21,8 @@ class AsyncProcess {
   using Done = std::function<void(Result<os::ProcessResult>)>;
   // On the loop thread. An error when the program cannot be started (`done` is not called).
   static Result<std::unique_ptr<AsyncProcess>> start(Loop& loop,
-                                                      const std::vector<std::string>& argv,
-                                                      const os::ProcessOptions& options,
-                                                      Done done);
+                                                     const std::vector<std::string>& argv,
+                                                     const os::ProcessOptions& options, Done done);
   ~AsyncProcess();  // on the loop thread
   AsyncProcess(const AsyncProcess&) = delete;
   AsyncProcess& operator=(const AsyncProcess&) = delete;

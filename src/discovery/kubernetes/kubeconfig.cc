@@ -421,8 +421,7 @@ Status Credentials::refresh_exec(std::chrono::milliseconds timeout) {
   return exec_finished_locked(os::run_process(exec_argv_locked(), po));
 }
 
-Status Credentials::apply(net::HttpRequest& req, std::chrono::milliseconds timeout,
-                          bool run_exec) {
+Status Credentials::apply(net::HttpRequest& req, std::chrono::milliseconds timeout, bool run_exec) {
   std::lock_guard lock(mu_);
   req.tls.ca_file = access_.ca_file;
   req.tls.verify = !access_.insecure;

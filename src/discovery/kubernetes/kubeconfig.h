@@ -6,9 +6,10 @@
 // Credentials: static token, tokenFile (re-read when it changes and after a 401), client
 // certificate/key (file or inline -data), username/password, and `exec` credential plugins
 // (client.authentication.k8s.io/v1 and v1beta1 ExecCredential, cached until expirationTimestamp
-// or a 401; a watch runs the plugin without blocking its loop, see NamespaceWatch::authenticate). Inline -data fields are written to 0600 files in a private temporary directory,
-// because the HTTP client takes TLS material as files. Every token and password read is
-// registered with core/secrets (never logged).
+// or a 401; a watch runs the plugin without blocking its loop, see NamespaceWatch::authenticate).
+// Inline -data fields are written to 0600 files in a private temporary directory, because the HTTP
+// client takes TLS material as files. Every token and password read is registered with core/secrets
+// (never logged).
 
 #include <chrono>
 #include <memory>

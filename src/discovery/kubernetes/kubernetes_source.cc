@@ -211,8 +211,7 @@ class KubernetesSource::Machine {
         next.insert(*it);
         continue;
       }
-      view->hold_drain(source_.backend_, e.address, key.second,
-                       now + o_.terminating_drain_timeout);
+      view->hold_drain(source_.backend_, e.address, key.second, now + o_.terminating_drain_timeout);
       log::info(kComponent, "{}: {}:{} is terminating; held in drain while it serves",
                 source_.describe(), e.address, e.port);
       next.emplace(key, now);
@@ -226,8 +225,7 @@ class KubernetesSource::Machine {
     if (!have_service_ || (uses_nodes() && (!have_slices_ || !nodes_))) return;
     if (!svc_)
       return publish(Error::invalid(fmt::format("{}: Service {} not found in namespace {}",
-                                                source_.describe(), o_.service,
-                                                o_.namespace_)));
+                                                source_.describe(), o_.service, o_.namespace_)));
     std::vector<const Slice*> ptrs;
     for (const Slice& s : slices_) ptrs.push_back(&s);
     static const std::map<std::string, std::string> kNone;
@@ -289,7 +287,8 @@ Status KubernetesSource::start_on(runtime::Runtime& runtime, Sink& sink) {
     watches_.push_back(NamespaceWatch::acquire(*access, ns, options_, runtime, metrics, r));
     subs_.push_back(std::make_unique<Machine::Sub>(*machine_, r, key));
   };
-  if (machine_->uses_slices()) add(Resource::kEndpointSlices, options_.namespace_, options_.service);
+  if (machine_->uses_slices())
+    add(Resource::kEndpointSlices, options_.namespace_, options_.service);
   if (machine_->uses_service()) add(Resource::kServices, options_.namespace_, options_.service);
   if (machine_->uses_nodes()) add(Resource::kNodes, "", "");
   for (size_t i = 0; i < watches_.size(); ++i) watches_[i]->subscribe(subs_[i].get());

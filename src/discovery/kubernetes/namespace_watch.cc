@@ -38,8 +38,8 @@ runtime::Loop& NamespaceWatch::loop_for(const ClusterAccess& access, runtime::Ru
 std::shared_ptr<NamespaceWatch> NamespaceWatch::acquire(const ClusterAccess& access,
                                                         const std::string& ns,
                                                         const Options& options,
-                                                        runtime::Runtime& runtime,
-                                                        Metrics& metrics, Resource resource) {
+                                                        runtime::Runtime& runtime, Metrics& metrics,
+                                                        Resource resource) {
   const std::string key = fmt::format("{}|{}|{}|{}", access.key(), resource_name(resource), ns,
                                       static_cast<const void*>(&runtime));
   std::lock_guard lock(registry_mutex());
@@ -206,12 +206,12 @@ bool NamespaceWatch::authenticate(std::function<void()> retry) {
       }
     }
   };
-  auto p = runtime::AsyncProcess::start(
-      loop_, credentials_.exec_argv(), po, [&auth, finished](Result<os::ProcessResult> run) {
-        Status s = auth.credentials.exec_finished(run);
-        auth.exec.reset();  // safe: AsyncProcess calls this last
-        finished(s);
-      });
+  auto p = runtime::AsyncProcess::start(loop_, credentials_.exec_argv(), po,
+                                        [&auth, finished](Result<os::ProcessResult> run) {
+                                          Status s = auth.credentials.exec_finished(run);
+                                          auth.exec.reset();  // safe: AsyncProcess calls this last
+                                          finished(s);
+                                        });
   if (!p) {
     Status s = credentials_.exec_finished(p.error());
     finished(s.ok() ? Status(p.error()) : s);

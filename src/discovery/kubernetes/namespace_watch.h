@@ -144,7 +144,7 @@ class NamespaceWatch {
   std::map<std::string, Object> listing_;  // the list in progress
   std::string list_rv_;
   std::map<std::string, Object> objects_;  // name → object
-  std::string rv_;                       // last resourceVersion seen
+  std::string rv_;                         // last resourceVersion seen
   // The current watch.
   std::string line_;
   std::string error_body_;
@@ -154,7 +154,8 @@ class NamespaceWatch {
   std::chrono::steady_clock::time_point watch_started_{};
   std::set<std::string> logged_;
   std::optional<std::chrono::milliseconds> retry_after_;  // a 429's Retry-After, for the next retry
-  bool exec_fresh_ = false;  // the exec plugin just answered for us: its credential is yet to be used
+  bool exec_fresh_ =
+      false;  // the exec plugin just answered for us: its credential is yet to be used
 };
 
 }  // namespace ep::discovery::kubernetes

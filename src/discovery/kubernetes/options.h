@@ -16,7 +16,7 @@
 //     watch_timeout: 5m            # timeoutSeconds of a watch (the server then closes it)
 //     idle_timeout: 6m             # a watch silent this long is treated as hung and re-listed
 //     page_size: 500               # list `limit` (0 = no paging)
-//     terminating_drain_timeout: 1h  # serving+terminating endpoints held in DRAIN at most this long
+//     terminating_drain_timeout: 1h  # serving+terminating: held in DRAIN at most this long
 //     retry_interval: 250ms        # first retry after a failure, doubled up to max_retry_interval
 //     max_retry_interval: 2s
 //     max_response_size: 32MiB

@@ -101,7 +101,6 @@ Result<Object> parse_object(Resource r, const nlohmann::json& obj);
 Result<ObjectList> parse_list(Resource r, std::string_view json);
 Result<ObjectEvent> parse_event(Resource r, std::string_view line);
 
-
 // What an endpoint of a slice is for the balancer.
 enum class Membership { kServe, kDrain, kAbsent };
 Membership membership(const SliceEndpoint& e);

@@ -10,9 +10,10 @@ namespace ep::discovery::kubernetes {
 
 struct KubernetesStats {
   explicit KubernetesStats(Metrics& registry)
-      : lists_total(registry, "elasticproxy_kubernetes_lists_total",
-                    "Complete listings (all pages) of a shared watch (EndpointSlices, Services, Nodes).",
-                    {"namespace", "resource"}),
+      : lists_total(
+            registry, "elasticproxy_kubernetes_lists_total",
+            "Complete listings (all pages) of a shared watch (EndpointSlices, Services, Nodes).",
+            {"namespace", "resource"}),
         watches_total(registry, "elasticproxy_kubernetes_watches_total",
                       "Watch requests started, by why: listed (after a list) or resumed (after "
                       "the server closed the watch, from the last bookmark / resourceVersion).",

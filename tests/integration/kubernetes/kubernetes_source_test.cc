@@ -197,16 +197,17 @@ class HoldCheckingSink final : public Sink {
 };
 
 TEST_F(KubernetesSourceTest, ServingTerminatingEndpointsAreHeldInDrainUntilTheyGo) {
-  api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
-                                 {{.address = "10.0.0.1"}, {.address = "10.0.0.2"},
-                                  {.address = "10.0.0.3"}}));
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1"}, {.address = "10.0.0.2"}, {.address = "10.0.0.3"}}));
   HoldRecorder view;
   Options o = options();
   o.terminating_drain_timeout = 10min;
   KubernetesSource source(o, "be_web", nullptr, &view);
   HoldCheckingSink sink(view);
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"})));
+  ASSERT_TRUE(
+      sink.inner.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"})));
   EXPECT_TRUE(view.holds().empty());
 
   // 10.0.0.1 and 10.0.0.2 serving && terminating: out of the set and held, the hold in place
@@ -611,8 +612,7 @@ TEST_F(KubernetesSourceTest, ExecPluginRunsWithoutBlockingTheLoopAndIsBoundedByT
   Options x = options("web", "");
   x.kubeconfig = api_.write_kubeconfig(
       "kubeconfig-slow-exec", "",
-      {{"exec",
-        {{"apiVersion", "client.authentication.k8s.io/v1"}, {"command", plugin}}}});
+      {{"exec", {{"apiVersion", "client.authentication.k8s.io/v1"}, {"command", plugin}}}});
   x.timeout = 1s;
   KubernetesSource exec_source(x, "be_web", nullptr);
   RecordingSink exec_sink;
@@ -808,8 +808,8 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
   // RBAC for the Services watch names it.
   api_.configure({{"forbid", {"watch services"}}});
   api_.close_watches();
-  ASSERT_TRUE(lb_sink.wait_last(
-      error_containing("needs \"watch\" on \"services\" (API group \"core\")")));
+  ASSERT_TRUE(
+      lb_sink.wait_last(error_containing("needs \"watch\" on \"services\" (API group \"core\")")));
   lb.stop();
   cip.stop();
   // Stopped before its sink (declared after it) is destroyed.

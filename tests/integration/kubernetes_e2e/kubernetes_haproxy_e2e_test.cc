@@ -35,11 +35,8 @@ class KubernetesE2E : public ::testing::Test {
   void SetUp() override {
     if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
     // Client/server timeouts of 60 s: a held request outlives a slow (sanitizer) run.
-    hp_ = std::make_unique<HaproxyFixture>(HaproxyConfig()
-                                               .client_server_timeout("60s")
-                                               .frontend("fe", 0, "web")
-                                               .backend("web")
-                                               .str());
+    hp_ = std::make_unique<HaproxyFixture>(
+        HaproxyConfig().client_server_timeout("60s").frontend("fe", 0, "web").backend("web").str());
     ASSERT_TRUE(hp_->start().ok()) << hp_->log();
     for (int i = 0; i < 10; ++i)
       pods_.push_back(std::make_unique<HttpBackend>("pod" + std::to_string(i)));
@@ -214,24 +211,24 @@ TEST_F(KubernetesE2E, TwoClustersFeedOneBackendAndHostileSlicesNeverReachHaproxy
     return nlohmann::json{
         {"name", name}, {"cluster", {{"server", d.url()}, {"certificate-authority", d.ca_file()}}}};
   };
-  nlohmann::json kc = {
-      {"apiVersion", "v1"},
-      {"kind", "Config"},
-      {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
-      {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
-      {"contexts",
-       {{{"name", "prod-eu"}, {"context", {{"cluster", "eu"}, {"user", "u"}, {"namespace", "shop"}}}},
-        {{"name", "prod-us"},
-         {"context", {{"cluster", "us"}, {"user", "u"}, {"namespace", "shop"}}}}}},
-      {"current-context", "prod-eu"}};
+  nlohmann::json kc = {{"apiVersion", "v1"},
+                       {"kind", "Config"},
+                       {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
+                       {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
+                       {"contexts",
+                        {{{"name", "prod-eu"},
+                          {"context", {{"cluster", "eu"}, {"user", "u"}, {"namespace", "shop"}}}},
+                         {{"name", "prod-us"},
+                          {"context", {{"cluster", "us"}, {"user", "u"}, {"namespace", "shop"}}}}}},
+                       {"current-context", "prod-eu"}};
   const std::string kubeconfig = hp_->dir() + "/kubeconfig-two";
   write_file(kubeconfig, kc.dump());
   const std::string cfg = hp_->dir() + "/ep.yaml";
   const std::string src = "      - kubernetes: {service: web, port: http, kubeconfig: \"" +
                           kubeconfig + "\", max_retry_interval: 1s, context: ";
   write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
-                      "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n    sources:\n" +
-                      src + "prod-eu}\n" + src + "prod-us}\n");
+                      "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n    sources:\n" + src +
+                      "prod-eu}\n" + src + "prod-us}\n");
   ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
   ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1) && serving(2); }, 30s))
       << daemon_.log();
@@ -241,8 +238,8 @@ TEST_F(KubernetesE2E, TwoClustersFeedOneBackendAndHostileSlicesNeverReachHaproxy
   EXPECT_EQ(servers.count(0), 0u);
   EXPECT_EQ(servers.count(pods_[3]->port()), 0u);
   EXPECT_EQ(hp_->admin("show servers state web").find("evil"), std::string::npos);
-  EXPECT_TRUE(wait_until([&] { return daemon_.log().find("is not an IPv4 address") !=
-                                      std::string::npos; }, 10s));
+  EXPECT_TRUE(wait_until(
+      [&] { return daemon_.log().find("is not an IPv4 address") != std::string::npos; }, 10s));
 
   // Cluster "us" down: its server stays; cluster "eu" still changes the same backend.
   other.kill();

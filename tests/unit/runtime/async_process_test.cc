@@ -39,8 +39,8 @@ class AsyncProcessTest : public ::testing::Test {
       os::ProcessOptions po;
       po.timeout = timeout;
       po.merge_stderr = false;
-      auto p = AsyncProcess::start(loop_, argv, po,
-                                   [this](Result<os::ProcessResult> r) { outcome_.set(std::move(r)); });
+      auto p = AsyncProcess::start(
+          loop_, argv, po, [this](Result<os::ProcessResult> r) { outcome_.set(std::move(r)); });
       ASSERT_TRUE(p.ok()) << p.error().message;
       handle_ = std::move(*p);
     });
