@@ -1,7 +1,8 @@
 #pragma once
 // A read-only, thread-safe view of what HAProxy reported for managed servers, handed to whoever
-// needs it (the AWS lifecycle hooks) instead of a process-wide global. The reconciler implements
-// it from the state of its last pass; tests implement it with scripted answers.
+// needs it (the AWS lifecycle hooks, Kubernetes drain holds) instead of a process-wide global. The
+// reconciler implements it from the state of its last pass; tests implement it with scripted
+// answers.
 
 #include <cstdint>
 #include <string_view>
@@ -29,12 +30,12 @@ class ServerStateView {
                                                   std::string_view address,
                                                   std::uint16_t port) const = 0;
 
-  // Drain holds (the one request a source may make, for an AWS terminate hook that is still
-  // pending): while held, a managed server of `backend` at address:port that is no longer
-  // desired is drained and removed when its sessions end, but not cut by the backend's
-  // drain_timeout; the hold ends at `until` or at release_drain(). Thread-safe; const because
-  // the view is handed out read-only (the implementation keeps holds apart from its state).
-  // Default: ignored (no reconciler).
+  // Drain holds (the one request a source may make: an AWS terminate hook that is still pending,
+  // a Kubernetes endpoint that is serving and terminating): while held, a managed server of
+  // `backend` at address:port that is no longer desired is drained and removed when its sessions
+  // end, but not cut by the backend's drain_timeout; the hold ends at `until` or at
+  // release_drain(). Thread-safe; const because the view is handed out read-only (the
+  // implementation keeps holds apart from its state). Default: ignored (no reconciler).
   virtual void hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
                           SteadyTime until) const {
     (void)backend, (void)address, (void)port, (void)until;

@@ -85,7 +85,8 @@ struct SourceContext {
   std::string backend;             // the HAProxy backend this source serves
   std::filesystem::path base_dir;  // directory of the config file (relative paths resolve here)
   const Clock* clock = &SystemClock::instance();
-  // HAProxy's server states, for sources that wait on them (AWS lifecycle hooks). Null outside
+  // HAProxy's server states, for sources that wait on them (AWS lifecycle hooks) or hold drains
+  // (AWS lifecycle hooks, Kubernetes serving+terminating endpoints). Null outside
   // the daemon. Thread-safe; outlives the source (the daemon hands its reconciler).
   const ServerStateView* server_states = nullptr;
   // The registry the source declares its stats on (a typed struct per source, e.g.

@@ -46,9 +46,10 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv,
                                   const ProcessOptions& options = {});
 
 // run_process in two halves, for a caller that waits on an event loop instead of blocking (the
-// AWS sources' credential_process): start_process spawns the child exactly as run_process does;
-// the caller reaps it itself (waitpid with WNOHANG on its own timers; on timeout kill(SIGKILL)
-// and reap), then finish_process reads its output. `status` is waitpid's.
+// AWS sources' credential_process; runtime::AsyncProcess, for kubernetes exec plugins):
+// start_process spawns the child exactly as run_process does; the caller reaps it itself
+// (waitpid with WNOHANG on its own timers or a pidfd; on timeout kill(SIGKILL) and reap), then
+// finish_process reads its output. `status` is waitpid's.
 struct StartedProcess {
   int pid = -1;
   UniqueFd out;  // stdout (with stderr when merged), an unlinked temp file

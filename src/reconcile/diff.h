@@ -24,7 +24,8 @@ using DrainBook = std::map<std::string, SteadyTime>;
 struct DrainOrigins {
   std::set<std::string> warming;   // held in DRAIN by us until their health check passes
   std::set<std::string> removing;  // drained by us for removal
-  // Removal held by a source (an AWS terminate lifecycle hook still pending): the server is
+  // Removal held by a source (an AWS terminate lifecycle hook still pending, a Kubernetes
+  // endpoint still serving and terminating): the server is
   // drained and removed once its sessions end, but the backend's drain_timeout does not cut it
   // (nor does drain_timeout 0 remove it at once). The source's own timeout bounds the hold.
   std::set<std::string> held;

@@ -341,7 +341,7 @@ Result<ExecCredential> parse_exec_credential(std::string_view text) {
   return out;
 }
 
-Status Credentials::refresh_exec(std::chrono::milliseconds timeout) {
+std::vector<std::string> Credentials::exec_argv_locked() {
   const ExecConfig& x = *access_.exec;
   nlohmann::json info = {{"apiVersion", x.api_version},
                          {"kind", "ExecCredential"},
@@ -356,12 +356,33 @@ Status Credentials::refresh_exec(std::chrono::milliseconds timeout) {
   for (const auto& [k, v] : x.env) argv.push_back(k + "=" + v);
   argv.push_back(x.command);
   argv.insert(argv.end(), x.args.begin(), x.args.end());
-  os::ProcessOptions po;
-  po.timeout = timeout;
-  po.merge_stderr = false;
-  po.max_output = 1u << 20;
   ++exec_runs_;
-  auto run = os::run_process(argv, po);
+  return argv;
+}
+
+std::vector<std::string> Credentials::exec_argv() {
+  std::lock_guard lock(mu_);
+  return exec_argv_locked();
+}
+
+bool Credentials::exec_needed_locked() const {
+  if (!access_.exec) return false;
+  const auto now = std::chrono::system_clock::now();
+  return !exec_valid_ || (exec_expiry_ && *exec_expiry_ - std::chrono::minutes(1) <= now);
+}
+
+bool Credentials::exec_needed() const {
+  std::lock_guard lock(mu_);
+  return exec_needed_locked();
+}
+
+Status Credentials::exec_finished(const Result<os::ProcessResult>& run) {
+  std::lock_guard lock(mu_);
+  return exec_finished_locked(run);
+}
+
+Status Credentials::exec_finished_locked(const Result<os::ProcessResult>& run) {
+  const ExecConfig& x = *access_.exec;
   if (!run)
     return Error::unavailable("kubernetes: exec plugin " + x.command + ": " + run.error().message);
   if (!run->succeeded()) {
@@ -392,7 +413,15 @@ Status Credentials::refresh_exec(std::chrono::milliseconds timeout) {
   return {};
 }
 
-Status Credentials::apply(net::HttpRequest& req, std::chrono::milliseconds timeout) {
+Status Credentials::refresh_exec(std::chrono::milliseconds timeout) {
+  os::ProcessOptions po;
+  po.timeout = timeout;
+  po.merge_stderr = false;
+  po.max_output = 1u << 20;
+  return exec_finished_locked(os::run_process(exec_argv_locked(), po));
+}
+
+Status Credentials::apply(net::HttpRequest& req, std::chrono::milliseconds timeout, bool run_exec) {
   std::lock_guard lock(mu_);
   req.tls.ca_file = access_.ca_file;
   req.tls.verify = !access_.insecure;
@@ -400,8 +429,13 @@ Status Credentials::apply(net::HttpRequest& req, std::chrono::milliseconds timeo
   req.tls.key_file = access_.key_file;
   std::string bearer;
   if (access_.exec) {
-    const auto now = std::chrono::system_clock::now();
-    if (!exec_valid_ || (exec_expiry_ && *exec_expiry_ - std::chrono::minutes(1) <= now)) {
+    if (!run_exec) {
+      // The caller ran the plugin (if it had to) just before: a valid credential is used even
+      // when it expires within the minute.
+      if (!exec_valid_)
+        return Error::unavailable("kubernetes: exec plugin " + access_.exec->command +
+                                  ": no valid credential yet");
+    } else if (exec_needed_locked()) {
       Status s = refresh_exec(timeout);
       if (!s) return s;
     }

@@ -6,9 +6,10 @@
 // Credentials: static token, tokenFile (re-read when it changes and after a 401), client
 // certificate/key (file or inline -data), username/password, and `exec` credential plugins
 // (client.authentication.k8s.io/v1 and v1beta1 ExecCredential, cached until expirationTimestamp
-// or a 401). Inline -data fields are written to 0600 files in a private temporary directory,
-// because the HTTP client takes TLS material as files. Every token and password read is
-// registered with core/secrets (never logged).
+// or a 401; a watch runs the plugin without blocking its loop, see NamespaceWatch::authenticate).
+// Inline -data fields are written to 0600 files in a private temporary directory, because the HTTP
+// client takes TLS material as files. Every token and password read is registered with core/secrets
+// (never logged).
 
 #include <chrono>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "core/result.h"
 #include "discovery/kubernetes/options.h"
 #include "net/http_client.h"
+#include "os/process.h"
 
 namespace ep::discovery::kubernetes {
 
@@ -61,15 +63,27 @@ class Credentials {
  public:
   explicit Credentials(ClusterAccess access);
   const ClusterAccess& access() const { return access_; }
-  // Adds TLS settings and the Authorization header. Runs the exec plugin when its credential
-  // is missing or expires within a minute (synchronously, bounded by `timeout`).
-  Status apply(net::HttpRequest& request, std::chrono::milliseconds timeout);
+  // Adds TLS settings and the Authorization header. When the exec plugin's credential is missing
+  // or expires within a minute: `run_exec` true runs the plugin here (blocking, bounded by
+  // `timeout`: one-shot tools); false uses a valid one anyway and fails without one (a loop runs
+  // the plugin first, when exec_needed(), with exec_argv() through runtime::AsyncProcess and
+  // hands the result to exec_finished()).
+  Status apply(net::HttpRequest& request, std::chrono::milliseconds timeout, bool run_exec = true);
+  // Whether an exec plugin must run before apply() can authenticate.
+  bool exec_needed() const;
+  // The plugin's command line (with KUBERNETES_EXEC_INFO and its env through `env`); counts a run.
+  std::vector<std::string> exec_argv();
+  // Takes the plugin's result: caches its credential, or an error naming the plugin.
+  Status exec_finished(const Result<os::ProcessResult>& run);
   // The server answered 401: drop the cached exec credential and re-read the token file.
   void rejected();
   std::uint64_t exec_runs() const;
 
  private:
-  Status refresh_exec(std::chrono::milliseconds timeout);
+  Status refresh_exec(std::chrono::milliseconds timeout);  // blocking (under mu_)
+  bool exec_needed_locked() const;
+  std::vector<std::string> exec_argv_locked();
+  Status exec_finished_locked(const Result<os::ProcessResult>& run);
   Result<std::string> file_token();
 
   ClusterAccess access_;

@@ -99,123 +99,76 @@ Result<Mapped> map_service(const Options& o, const Service& svc,
   return out;
 }
 
-std::string service_path(const std::string& ns, const std::string& svc) {
+std::string service_path(const std::string& ns, const std::string& svc) {  // fetch_once
   return "/api/v1/namespaces/" + ns + "/services/" + svc;
 }
 
 }  // namespace
 
-// On the watch's loop: a subscriber of the namespace watch (endpoints and node modes) and, for
-// the Service-based modes, a reader of the Service (and Nodes).
-class KubernetesSource::Machine final : public NamespaceWatch::Subscriber {
+// On the cluster's loop (NamespaceWatch::loop_for): a subscriber of the shared watches it needs
+// (EndpointSlices for endpoints and node modes; the namespace's Services for the Service-based
+// modes; the Nodes for node mode), mapping what they deliver to the backend's set.
+class KubernetesSource::Machine {
  public:
-  Machine(KubernetesSource& source, NamespaceWatch& watch, Sink& sink)
+  struct Sub final : NamespaceWatch::Subscriber {
+    Sub(Machine& m, Resource r, std::string k) : machine(m), resource(r), k(std::move(k)) {}
+    const std::string& key() const override { return k; }
+    void on_objects(const std::vector<const Object*>& objects) override {
+      machine.on_objects(resource, objects);
+    }
+    void on_error(const Error& e) override { machine.publish(e); }
+    Machine& machine;
+    Resource resource;
+    std::string k;
+  };
+
+  Machine(KubernetesSource& source, runtime::Loop& loop, Sink& sink)
       : source_(source),
         o_(source.options_),
-        watch_(watch),
-        loop_(watch.loop()),
+        loop_(loop),
         sink_(sink),
-        stats_(source.metrics_ ? *source.metrics_ : Metrics::global()),
-        backoff_({.initial = o_.retry_interval,
-                  .max = o_.max_retry_interval,
-                  .multiplier = 2.0,
-                  .jitter = 0.2}) {}
+        stats_(source.metrics_ ? *source.metrics_ : Metrics::global()) {}
 
-  const std::string& service() const override { return o_.service; }
   bool uses_slices() const {
     return o_.address == AddressMode::kEndpoints || o_.address == AddressMode::kNode;
   }
   bool uses_service() const { return o_.address != AddressMode::kEndpoints; }
+  bool uses_nodes() const { return o_.address == AddressMode::kNode; }
 
-  // On the loop.
-  void begin() {
-    http_ = std::make_unique<net::AsyncHttpClient>(
-        loop_, net::AsyncHttpClient::Options{.max_body_bytes = o_.max_response_bytes});
-    if (uses_service()) read_service();
-  }
-  void end() {
-    if (timer_ != 0) loop_.cancel(timer_);
-    timer_ = 0;
-    http_.reset();
-  }
+  // On the loop: ends the drain holds (the source stops: the reconciler's own drain_timeout
+  // applies again).
+  void end() { hold({}); }
 
-  void on_slices(const std::vector<const Slice*>& slices) override {
-    if (o_.address == AddressMode::kEndpoints) {
-      Mapped m = map_endpoints(slices, o_);
-      stats_.draining.set({source_.backend_, o_.service}, m.draining);
-      report(m);
-      return;
-    }
-    slices_.clear();
-    for (const Slice* s : slices) slices_.push_back(*s);
-    have_slices_ = true;
-    recompute();
-  }
-  void on_error(const Error& e) override { publish(e); }
-
- private:
-  void report(Mapped& m) {
-    for (const std::string& p : m.problems)
-      if (logged_.insert(p).second) log::warn(kComponent, "{}: {}", source_.describe(), p);
-    stats_.endpoints.set({source_.backend_, o_.service}, static_cast<double>(m.endpoints.size()));
-    publish(std::move(m.endpoints));
-  }
-
-  void recompute() {
-    if (!svc_ || (o_.address == AddressMode::kNode && (!have_slices_ || !nodes_))) return;
-    std::vector<const Slice*> ptrs;
-    for (const Slice& s : slices_) ptrs.push_back(&s);
-    static const std::map<std::string, std::string> kNone;
-    auto m = map_service(o_, *svc_, nodes_ ? *nodes_ : kNone, ptrs);
-    if (!m) return publish(Error{m.error().kind, source_.describe() + ": " + m.error().message});
-    report(*m);
-  }
-
-  void read_service() {
-    auto req = watch_.request(service_path(watch_.ns(), o_.service), o_.timeout);
-    if (!req) return aux_failed(req.error());
-    http_->start(*req, [this](Result<net::HttpResponse> resp) {
-      if (!resp) return aux_failed(resp.error());
-      if (resp->status != 200) {
-        if (resp->status == 404)
-          return aux_failed(Error::invalid(
-              fmt::format("Service {} not found in namespace {}", o_.service, watch_.ns())));
-        return aux_failed(watch_.http_error(*resp, "get", "services", "", true));
+  void on_objects(Resource r, const std::vector<const Object*>& objects) {
+    switch (r) {
+      case Resource::kEndpointSlices: {
+        if (o_.address == AddressMode::kEndpoints) {
+          std::vector<const Slice*> slices;
+          for (const Object* o : objects) slices.push_back(&o->slice);
+          Mapped m = map_endpoints(slices, o_);
+          stats_.draining.set({source_.backend_, o_.service}, m.draining);
+          hold(m.drain);  // before the set without them reaches the reconciler
+          report(m);
+          return;
+        }
+        slices_.clear();
+        for (const Object* o : objects) slices_.push_back(o->slice);
+        have_slices_ = true;
+        break;
       }
-      auto svc = parse_service(resp->body);
-      if (!svc) return aux_failed(svc.error());
-      svc_ = std::move(*svc);
-      if (o_.address == AddressMode::kNode) return read_nodes();
-      aux_done();
-    });
-  }
-  void read_nodes() {
-    auto req = watch_.request("/api/v1/nodes", o_.timeout);
-    if (!req) return aux_failed(req.error());
-    http_->start(*req, [this](Result<net::HttpResponse> resp) {
-      if (!resp) return aux_failed(resp.error());
-      if (resp->status != 200)
-        return aux_failed(watch_.http_error(*resp, "list", "nodes", "", false));
-      auto nodes = parse_node_list(resp->body);
-      if (!nodes) return aux_failed(nodes.error());
-      nodes_ = std::move(*nodes);
-      aux_done();
-    });
-  }
-  void aux_done() {
-    backoff_.reset();
+      case Resource::kServices:
+        svc_.reset();
+        for (const Object* o : objects)
+          if (o->name == o_.service) svc_ = o->service;
+        have_service_ = true;
+        break;
+      case Resource::kNodes:
+        nodes_.emplace();
+        for (const Object* o : objects)
+          if (!o->internal_ip.empty()) (*nodes_)[o->name] = o->internal_ip;
+        break;
+    }
     recompute();
-    timer_ = loop_.after(o_.refresh_interval, [this] {
-      timer_ = 0;
-      read_service();
-    });
-  }
-  void aux_failed(const Error& e) {
-    publish(Error{e.kind, source_.describe() + ": " + e.message});
-    timer_ = loop_.after(backoff_.next(), [this] {
-      timer_ = 0;
-      read_service();
-    });
   }
 
   void publish(Snapshot snap) {
@@ -233,25 +186,76 @@ class KubernetesSource::Machine final : public NamespaceWatch::Subscriber {
     last_ = std::move(snap);
   }
 
+ private:
+  void report(Mapped& m) {
+    for (const std::string& p : m.problems)
+      if (logged_.insert(p).second) log::warn(kComponent, "{}: {}", source_.describe(), p);
+    stats_.endpoints.set({source_.backend_, o_.service}, static_cast<double>(m.endpoints.size()));
+    publish(std::move(m.endpoints));
+  }
+
+  // Serving && terminating endpoints stay in DRAIN (no new sessions; existing ones finish) for as
+  // long as they stay so, past the backend's drain_timeout, bounded by terminating_drain_timeout
+  // from when we first saw them terminating; released when they leave (gone, ready again, or
+  // neither ready nor serving: the usual drain/remove path then applies).
+  void hold(const std::vector<Endpoint>& drain) {
+    const ServerStateView* view = source_.server_states_;
+    if (view == nullptr) return;
+    const SteadyTime now = source_.clock_->now();
+    std::map<std::pair<std::string, std::uint16_t>, SteadyTime> next;
+    for (const Endpoint& e : drain) {
+      const std::pair<std::string, std::uint16_t> key{e.address,
+                                                      static_cast<std::uint16_t>(e.port)};
+      auto it = held_.find(key);
+      if (it != held_.end()) {
+        next.insert(*it);
+        continue;
+      }
+      view->hold_drain(source_.backend_, e.address, key.second, now + o_.terminating_drain_timeout);
+      log::info(kComponent, "{}: {}:{} is terminating; held in drain while it serves",
+                source_.describe(), e.address, e.port);
+      next.emplace(key, now);
+    }
+    for (const auto& [key, since] : held_)
+      if (!next.count(key)) view->release_drain(source_.backend_, key.first, key.second);
+    held_ = std::move(next);
+  }
+
+  void recompute() {
+    if (!have_service_ || (uses_nodes() && (!have_slices_ || !nodes_))) return;
+    if (!svc_)
+      return publish(Error::invalid(fmt::format("{}: Service {} not found in namespace {}",
+                                                source_.describe(), o_.service, o_.namespace_)));
+    std::vector<const Slice*> ptrs;
+    for (const Slice& s : slices_) ptrs.push_back(&s);
+    static const std::map<std::string, std::string> kNone;
+    auto m = map_service(o_, *svc_, nodes_ ? *nodes_ : kNone, ptrs);
+    if (!m) return publish(Error{m.error().kind, source_.describe() + ": " + m.error().message});
+    report(*m);
+  }
+
   KubernetesSource& source_;
   const Options& o_;
-  NamespaceWatch& watch_;
   runtime::Loop& loop_;
   Sink& sink_;
   KubernetesStats stats_;
-  runtime::Backoff backoff_;
-  std::unique_ptr<net::AsyncHttpClient> http_;
-  runtime::TimerId timer_ = 0;
   std::optional<Service> svc_;
+  bool have_service_ = false;
   std::optional<std::map<std::string, std::string>> nodes_;
   std::vector<Slice> slices_;
   bool have_slices_ = false;
   std::set<std::string> logged_;
   std::optional<Snapshot> last_;
+  std::map<std::pair<std::string, std::uint16_t>, SteadyTime> held_;  // → first seen terminating
 };
 
-KubernetesSource::KubernetesSource(Options options, std::string backend, Metrics* metrics)
-    : options_(std::move(options)), backend_(std::move(backend)), metrics_(metrics) {}
+KubernetesSource::KubernetesSource(Options options, std::string backend, Metrics* metrics,
+                                   const ServerStateView* server_states, const Clock* clock)
+    : options_(std::move(options)),
+      backend_(std::move(backend)),
+      metrics_(metrics),
+      server_states_(server_states),
+      clock_(clock ? clock : &SystemClock::instance()) {}
 
 KubernetesSource::~KubernetesSource() { stop(); }
 
@@ -276,20 +280,32 @@ Status KubernetesSource::start_on(runtime::Runtime& runtime, Sink& sink) {
   if (!access) return Error{access.error().kind, describe() + ": " + access.error().message};
   if (options_.namespace_.empty()) options_.namespace_ = resolve_namespace(options_, *access);
   log::info(kComponent, "{}: API server {} ({})", describe(), access->server, access->origin);
-  watch_ = NamespaceWatch::acquire(*access, options_.namespace_, options_, runtime,
-                                   metrics_ ? *metrics_ : Metrics::global());
-  machine_ = std::make_unique<Machine>(*this, *watch_, sink);
-  watch_->loop().run_sync([this] { machine_->begin(); });
-  if (machine_->uses_slices()) watch_->subscribe(machine_.get());
+  Metrics& metrics = metrics_ ? *metrics_ : Metrics::global();
+  runtime::Loop& loop = NamespaceWatch::loop_for(*access, runtime);
+  machine_ = std::make_unique<Machine>(*this, loop, sink);
+  auto add = [&](Resource r, const std::string& ns, const std::string& key) {
+    watches_.push_back(NamespaceWatch::acquire(*access, ns, options_, runtime, metrics, r));
+    subs_.push_back(std::make_unique<Machine::Sub>(*machine_, r, key));
+  };
+  if (machine_->uses_slices())
+    add(Resource::kEndpointSlices, options_.namespace_, options_.service);
+  if (machine_->uses_service()) add(Resource::kServices, options_.namespace_, options_.service);
+  if (machine_->uses_nodes()) add(Resource::kNodes, "", "");
+  for (size_t i = 0; i < watches_.size(); ++i) watches_[i]->subscribe(subs_[i].get());
   return {};
+}
+
+std::shared_ptr<NamespaceWatch> KubernetesSource::watch() const {
+  return watches_.empty() ? nullptr : watches_.front();
 }
 
 void KubernetesSource::stop() {
   if (!machine_) return;
-  if (machine_->uses_slices()) watch_->unsubscribe(machine_.get());
-  watch_->loop().run_sync([this] { machine_->end(); });
+  for (size_t i = 0; i < watches_.size(); ++i) watches_[i]->unsubscribe(subs_[i].get());
+  watches_.front()->loop().run_sync([this] { machine_->end(); });
+  subs_.clear();
   machine_.reset();
-  watch_.reset();
+  watches_.clear();
   if (own_runtime_) {
     own_runtime_->stop();
     own_runtime_.reset();
@@ -364,8 +380,9 @@ SourceKind source_kind() {
                        const SourceContext& context) -> std::unique_ptr<Source> {
                       auto options = options_from_node(node, context.base_dir, diag);
                       if (!options) return nullptr;
-                      return std::make_unique<KubernetesSource>(std::move(*options),
-                                                                context.backend, context.metrics);
+                      return std::make_unique<KubernetesSource>(
+                          std::move(*options), context.backend, context.metrics,
+                          context.server_states, context.clock);
                     }};
 }
 

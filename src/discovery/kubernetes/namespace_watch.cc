@@ -24,30 +24,51 @@ std::map<std::string, std::weak_ptr<NamespaceWatch>>& registry() {
   static std::map<std::string, std::weak_ptr<NamespaceWatch>> watches;
   return watches;
 }
+std::map<std::string, std::weak_ptr<ClusterAuth>>& auth_registry() {
+  static std::map<std::string, std::weak_ptr<ClusterAuth>> auths;
+  return auths;
+}
 
 }  // namespace
+
+runtime::Loop& NamespaceWatch::loop_for(const ClusterAccess& access, runtime::Runtime& runtime) {
+  return runtime.loop(std::hash<std::string>{}(access.key()) % runtime.loop_count());
+}
 
 std::shared_ptr<NamespaceWatch> NamespaceWatch::acquire(const ClusterAccess& access,
                                                         const std::string& ns,
                                                         const Options& options,
-                                                        runtime::Runtime& runtime,
-                                                        Metrics& metrics) {
-  const std::string key =
-      fmt::format("{}|{}|{}", access.key(), ns, static_cast<const void*>(&runtime));
+                                                        runtime::Runtime& runtime, Metrics& metrics,
+                                                        Resource resource) {
+  const std::string key = fmt::format("{}|{}|{}|{}", access.key(), resource_name(resource), ns,
+                                      static_cast<const void*>(&runtime));
   std::lock_guard lock(registry_mutex());
   for (auto it = registry().begin(); it != registry().end();)
     it = it->second.expired() ? registry().erase(it) : std::next(it);
   auto& slot = registry()[key];
   if (auto existing = slot.lock()) return existing;
-  auto created = std::make_shared<NamespaceWatch>(access, ns, options, runtime.loop(), metrics);
+  for (auto it = auth_registry().begin(); it != auth_registry().end();)
+    it = it->second.expired() ? auth_registry().erase(it) : std::next(it);
+  auto& auth_slot =
+      auth_registry()[fmt::format("{}|{}", access.key(), static_cast<const void*>(&runtime))];
+  auto auth = auth_slot.lock();
+  if (!auth) {
+    auth = std::make_shared<ClusterAuth>(access);
+    auth_slot = auth;
+  }
+  auto created = std::make_shared<NamespaceWatch>(std::move(auth), ns, options,
+                                                  loop_for(access, runtime), metrics, resource);
   slot = created;
   return created;
 }
 
-NamespaceWatch::NamespaceWatch(ClusterAccess access, std::string ns, const Options& options,
-                               runtime::Loop& loop, Metrics& metrics)
-    : credentials_(std::move(access)),
+NamespaceWatch::NamespaceWatch(std::shared_ptr<ClusterAuth> auth, std::string ns,
+                               const Options& options, runtime::Loop& loop, Metrics& metrics,
+                               Resource resource)
+    : auth_(std::move(auth)),
+      credentials_(auth_->credentials),
       ns_(std::move(ns)),
+      resource_(resource),
       options_(options),
       loop_(loop),
       stats_(metrics),
@@ -67,6 +88,8 @@ NamespaceWatch::~NamespaceWatch() {
     timer_ = 0;
     if (restart_timer_ != 0) loop_.cancel(restart_timer_);
     restart_timer_ = 0;
+    auth_->waiting.erase(this);
+    auth_.reset();  // the last watch of the cluster: kills and reaps an exec plugin still running
     http_.reset();  // aborts the list or watch in flight without callbacks
   });
 }
@@ -80,9 +103,11 @@ std::uint64_t NamespaceWatch::connections_opened() const {
 void NamespaceWatch::subscribe(Subscriber* s) {
   loop_.run_sync([this, s] {
     subs_.push_back(s);
-    if (selected_.count(s->service()) > 0) {
-      // Already selected: delivered now, or by the listing in progress when it completes.
-      if (have_listing_) deliver({s->service()});
+    // Already selected (Services, Nodes: every object is; once the first subscriber started the
+    // list): delivered now, or by the listing in progress when it completes.
+    if (selected_.count(s->key()) > 0 ||
+        (!selective() && (have_listing_ || request_ != 0 || timer_ != 0 || restart_timer_ != 0))) {
+      if (have_listing_) deliver({s->key()});
       return;
     }
     // A new service: the selector changes. One re-list for a burst of subscriptions: it waits
@@ -111,10 +136,18 @@ void NamespaceWatch::unsubscribe(Subscriber* s) {
       request_ = 0;
       if (timer_ != 0) loop_.cancel(timer_);
       timer_ = 0;
+      auth_->waiting.erase(this);
       selected_.clear();
       have_listing_ = false;
     }
   });
+}
+
+std::string NamespaceWatch::where() const {
+  if (resource_ == Resource::kEndpointSlices)
+    return fmt::format("kubernetes {} namespace {}", server(), ns_);
+  if (resource_ == Resource::kNodes) return fmt::format("kubernetes {} nodes", server());
+  return fmt::format("kubernetes {} namespace {} {}", server(), ns_, resource_name(resource_));
 }
 
 std::string NamespaceWatch::selector() const {
@@ -123,8 +156,16 @@ std::string NamespaceWatch::selector() const {
 }
 
 std::string NamespaceWatch::base_path() const {
-  return "/apis/discovery.k8s.io/v1/namespaces/" + ns_ +
-         "/endpointslices?labelSelector=" + net::url_encode(selector());
+  switch (resource_) {
+    case Resource::kEndpointSlices:
+      return "/apis/discovery.k8s.io/v1/namespaces/" + ns_ +
+             "/endpointslices?labelSelector=" + net::url_encode(selector());
+    case Resource::kServices:
+      return "/api/v1/namespaces/" + ns_ + "/services?";
+    case Resource::kNodes:
+      break;
+  }
+  return "/api/v1/nodes?";
 }
 
 Result<net::HttpRequest> NamespaceWatch::request(const std::string& path,
@@ -134,9 +175,50 @@ Result<net::HttpRequest> NamespaceWatch::request(const std::string& path,
   req.timeout = timeout;
   req.connect_timeout = std::min(options_.connect_timeout, timeout);
   req.headers.emplace_back("Accept", "application/json");
-  Status s = credentials_.apply(req, options_.timeout);
+  Status s = credentials_.apply(req, options_.timeout, /*run_exec=*/false);
   if (!s) return s.error();
   return req;
+}
+
+bool NamespaceWatch::authenticate(std::function<void()> retry) {
+  if (exec_fresh_ || !credentials_.exec_needed()) {
+    exec_fresh_ = false;
+    return true;
+  }
+  ClusterAuth& auth = *auth_;
+  auth.waiting[this] = std::move(retry);
+  if (auth.exec) return false;  // one run in flight for the cluster: it calls us back
+  os::ProcessOptions po;
+  po.timeout = options_.timeout;
+  po.merge_stderr = false;
+  po.max_output = 1u << 20;
+  // Every watch of the cluster is on this loop: the callback calls each waiting one.
+  auto finished = [&auth](const Status& s) {
+    auto waiting = std::move(auth.waiting);
+    auth.waiting.clear();
+    for (auto& [who, then] : waiting) {
+      auto* w = static_cast<NamespaceWatch*>(const_cast<void*>(who));
+      if (!s) {
+        w->fail(s.error(), "credentials");
+      } else {
+        w->exec_fresh_ = true;
+        then();
+      }
+    }
+  };
+  auto p = runtime::AsyncProcess::start(loop_, credentials_.exec_argv(), po,
+                                        [&auth, finished](Result<os::ProcessResult> run) {
+                                          Status s = auth.credentials.exec_finished(run);
+                                          auth.exec.reset();  // safe: AsyncProcess calls this last
+                                          finished(s);
+                                        });
+  if (!p) {
+    Status s = credentials_.exec_finished(p.error());
+    finished(s.ok() ? Status(p.error()) : s);
+    return false;
+  }
+  auth.exec = std::move(*p);
+  return false;
 }
 
 Error NamespaceWatch::http_error(const net::HttpResponse& resp, const std::string& verb,
@@ -170,7 +252,7 @@ void NamespaceWatch::restart() {
   if (timer_ != 0) loop_.cancel(timer_);
   timer_ = 0;
   selected_.clear();
-  for (Subscriber* s : subs_) selected_.insert(s->service());
+  for (Subscriber* s : subs_) selected_.insert(s->key());
   have_listing_ = false;
   if (selected_.empty()) return;
   listing_.clear();
@@ -178,9 +260,14 @@ void NamespaceWatch::restart() {
 }
 
 void NamespaceWatch::list_page(const std::string& cont) {
+  if (!authenticate([this, cont] { list_page(cont); })) return;
   std::string path = base_path();
-  if (options_.page_size > 0) path += "&limit=" + std::to_string(options_.page_size);
-  if (!cont.empty()) path += "&continue=" + net::url_encode(cont);
+  auto add = [&](const std::string& param) {
+    if (path.back() != '?') path += '&';
+    path += param;
+  };
+  if (options_.page_size > 0) add("limit=" + std::to_string(options_.page_size));
+  if (!cont.empty()) add("continue=" + net::url_encode(cont));
   auto req = request(path, options_.timeout);
   if (!req) return fail(req.error(), "credentials");
   request_ = http_->start(*req, [this, cont](Result<net::HttpResponse> resp) {
@@ -188,16 +275,15 @@ void NamespaceWatch::list_page(const std::string& cont) {
     if (!resp) return fail(resp.error(), "unavailable");
     if (resp->status == 410 && !cont.empty()) {
       // The continue token expired (the listing took longer than the server keeps it).
-      log::info(kComponent,
-                "kubernetes {} namespace {}: list continue token expired; listing "
-                "again from the start",
-                server(), ns_);
-      stats_.errors_total.inc({ns_, "gone"});
+      log::info(kComponent, "{}: list continue token expired; listing again from the start",
+                where());
+      stats_.errors_total.inc({ns_, resource_name(resource_), "gone"});
       listing_.clear();
       return list_page("");
     }
     if (resp->status != 200) {
-      Error e = http_error(*resp, "list", "endpointslices", "discovery.k8s.io", true);
+      Error e = http_error(*resp, "list", resource_name(resource_), resource_group(resource_),
+                           resource_ != Resource::kNodes);
       if (resp->status == 429) {
         // Throttled (API priority and fairness): wait at least what Retry-After asks.
         long seconds = 1;
@@ -213,12 +299,12 @@ void NamespaceWatch::list_page(const std::string& cont) {
                      : resp->status == 429 ? "throttled"
                                            : "server");
     }
-    auto page = parse_slice_list(resp->body);
+    auto page = parse_list(resource_, resp->body);
     if (!page) return fail(page.error(), "invalid");
     if (cont.empty()) list_rv_ = page->resource_version;
-    for (Slice& s : page->items) {
-      std::string name = s.name;
-      listing_[name] = std::move(s);
+    for (Object& o : page->items) {
+      std::string name = o.name;
+      listing_[name] = std::move(o);
     }
     if (!page->continue_token.empty()) return list_page(page->continue_token);
     listed();
@@ -227,23 +313,27 @@ void NamespaceWatch::list_page(const std::string& cont) {
 
 void NamespaceWatch::listed() {
   ++lists_;
-  stats_.lists_total.inc({ns_});
-  slices_ = std::move(listing_);
+  stats_.lists_total.inc({ns_, resource_name(resource_)});
+  objects_ = std::move(listing_);
   listing_.clear();
   rv_ = list_rv_;
   have_listing_ = true;
-  log::debug(kComponent, "kubernetes {} namespace {}: listed {} slices at resourceVersion {}",
-             server(), ns_, slices_.size(), rv_);
-  deliver(selected_);
+  log::debug(kComponent, "{}: listed {} {} at resourceVersion {}", where(), objects_.size(),
+             resource_name(resource_), rv_);
+  std::set<std::string> keys = selected_;
+  for (Subscriber* s : subs_) keys.insert(s->key());  // Services: those who came meanwhile
+  deliver(keys);
   watch("listed");
 }
 
 void NamespaceWatch::watch(const char* why) {
+  if (!authenticate([this, why] { watch(why); })) return;
   const long timeout_s = std::max<long>(
       1, std::chrono::duration_cast<std::chrono::seconds>(options_.watch_timeout).count());
-  const std::string path =
-      base_path() + "&watch=true&allowWatchBookmarks=true&resourceVersion=" + net::url_encode(rv_) +
-      "&timeoutSeconds=" + std::to_string(timeout_s);
+  std::string path = base_path();
+  if (path.back() != '?') path += '&';
+  path += "watch=true&allowWatchBookmarks=true&resourceVersion=" + net::url_encode(rv_) +
+          "&timeoutSeconds=" + std::to_string(timeout_s);
   auto req = request(path, options_.watch_timeout + options_.idle_timeout);
   if (!req) return fail(req.error(), "credentials");
   line_.clear();
@@ -253,7 +343,7 @@ void NamespaceWatch::watch(const char* why) {
   got_data_ = false;
   watch_started_ = std::chrono::steady_clock::now();
   ++watches_;
-  stats_.watches_total.inc({ns_, why});
+  stats_.watches_total.inc({ns_, resource_name(resource_), why});
   request_ = http_->start_stream(
       *req, options_.idle_timeout,
       [this](long status, std::string_view chunk) { return on_chunk(status, chunk); },
@@ -276,14 +366,15 @@ bool NamespaceWatch::on_chunk(long status, std::string_view chunk) {
   for (size_t nl; (nl = line_.find('\n', start)) != std::string::npos; start = nl + 1) {
     std::string_view text(line_.data() + start, nl - start);
     if (os::trim(text).empty()) continue;
-    auto ev = parse_watch_event(text);
+    auto ev = parse_event(resource_, text);
     if (!ev) {
       stream_error_ = ev.error();
       break;
     }
+    const char* rn = resource_name(resource_);
     switch (ev->type) {
       case WatchEvent::Type::kError:
-        stats_.events_total.inc({ns_, "ERROR"});
+        stats_.events_total.inc({ns_, rn, "ERROR"});
         if (ev->status.code == 410 || ev->status.reason == "Expired" ||
             ev->status.reason == "Gone") {
           gone_ = true;
@@ -294,29 +385,30 @@ bool NamespaceWatch::on_chunk(long status, std::string_view chunk) {
         }
         break;
       case WatchEvent::Type::kBookmark:
-        stats_.events_total.inc({ns_, "BOOKMARK"});
-        rv_ = ev->slice.resource_version;
+        stats_.events_total.inc({ns_, rn, "BOOKMARK"});
+        rv_ = ev->object.resource_version;
         break;
       case WatchEvent::Type::kDeleted: {
-        stats_.events_total.inc({ns_, "DELETED"});
-        auto it = slices_.find(ev->slice.name);
-        if (it != slices_.end()) {
-          changed.insert(it->second.service);
-          slices_.erase(it);
+        stats_.events_total.inc({ns_, rn, "DELETED"});
+        auto it = objects_.find(ev->object.name);
+        if (it != objects_.end()) {
+          changed.insert(it->second.key);
+          objects_.erase(it);
         }
-        changed.insert(ev->slice.service);
-        rv_ = ev->slice.resource_version;
+        changed.insert(ev->object.key);
+        rv_ = ev->object.resource_version;
         break;
       }
       case WatchEvent::Type::kAdded:
       case WatchEvent::Type::kModified: {
-        stats_.events_total.inc({ns_, ev->type == WatchEvent::Type::kAdded ? "ADDED" : "MODIFIED"});
-        auto it = slices_.find(ev->slice.name);
-        if (it != slices_.end()) changed.insert(it->second.service);  // a relabelled slice
-        changed.insert(ev->slice.service);
-        rv_ = ev->slice.resource_version;
-        std::string name = ev->slice.name;
-        slices_[name] = std::move(ev->slice);
+        stats_.events_total.inc(
+            {ns_, rn, ev->type == WatchEvent::Type::kAdded ? "ADDED" : "MODIFIED"});
+        auto it = objects_.find(ev->object.name);
+        if (it != objects_.end()) changed.insert(it->second.key);  // a relabelled slice
+        changed.insert(ev->object.key);
+        rv_ = ev->object.resource_version;
+        std::string name = ev->object.name;
+        objects_[name] = std::move(ev->object);
         break;
       }
     }
@@ -336,11 +428,11 @@ bool NamespaceWatch::on_chunk(long status, std::string_view chunk) {
 }
 
 void NamespaceWatch::watch_ended(Result<net::HttpResponse> end) {
-  const std::string where = fmt::format("kubernetes {} namespace {}", server(), ns_);
+  const std::string where = this->where();
   if (gone_ || (end && end->status == 410)) {
     // Too old a resourceVersion (compaction): list again; only the complete listing is delivered.
     log::info(kComponent, "{}: resourceVersion {} is too old (410 Gone); re-listing", where, rv_);
-    stats_.errors_total.inc({ns_, "gone"});
+    stats_.errors_total.inc({ns_, resource_name(resource_), "gone"});
     listing_.clear();
     return list_page("");
   }
@@ -350,7 +442,7 @@ void NamespaceWatch::watch_ended(Result<net::HttpResponse> end) {
     if (hung) {
       log::warn(kComponent, "{}: the watch was silent for {} ms (hung?); re-listing", where,
                 options_.idle_timeout.count());
-      stats_.errors_total.inc({ns_, "hung"});
+      stats_.errors_total.inc({ns_, resource_name(resource_), "hung"});
       listing_.clear();
       return list_page("");
     }
@@ -364,7 +456,8 @@ void NamespaceWatch::watch_ended(Result<net::HttpResponse> end) {
   if (end->status != 200) {
     net::HttpResponse r = *end;
     r.body = error_body_;
-    Error e = http_error(r, "watch", "endpointslices", "discovery.k8s.io", true);
+    Error e = http_error(r, "watch", resource_name(resource_), resource_group(resource_),
+                         resource_ != Resource::kNodes);
     return fail(e, end->status == 401   ? "unauthorized"
                    : end->status == 403 ? "forbidden"
                                         : "server");
@@ -386,8 +479,8 @@ void NamespaceWatch::watch_ended(Result<net::HttpResponse> end) {
 }
 
 void NamespaceWatch::fail(const Error& e, const char* reason) {
-  stats_.errors_total.inc({ns_, reason});
-  Error out{e.kind, fmt::format("kubernetes {} namespace {}: {}", server(), ns_, e.message)};
+  stats_.errors_total.inc({ns_, resource_name(resource_), reason});
+  Error out{e.kind, fmt::format("{}: {}", where(), e.message)};
   log::debug(kComponent, "{}", out.message);
   for (Subscriber* s : std::vector<Subscriber*>(subs_)) s->on_error(out);
   retry_later();
@@ -404,13 +497,13 @@ void NamespaceWatch::retry_later() {
   });
 }
 
-void NamespaceWatch::deliver(const std::set<std::string>& services) {
+void NamespaceWatch::deliver(const std::set<std::string>& keys) {
   for (Subscriber* sub : std::vector<Subscriber*>(subs_)) {
-    if (services.count(sub->service()) == 0) continue;
-    std::vector<const Slice*> mine;
-    for (const auto& [name, slice] : slices_)
-      if (slice.service == sub->service()) mine.push_back(&slice);
-    sub->on_slices(mine);
+    if (!sub->key().empty() && keys.count(sub->key()) == 0) continue;
+    std::vector<const Object*> mine;
+    for (const auto& [name, object] : objects_)
+      if (sub->key().empty() || object.key == sub->key()) mine.push_back(&object);
+    sub->on_objects(mine);
   }
 }
 

@@ -53,7 +53,14 @@ std::optional<Options> options_from_node(const ConfigNode& node,
   r.positive_duration("watch_timeout", o.watch_timeout);
   const bool idle_given = r.has("idle_timeout");
   r.positive_duration("idle_timeout", o.idle_timeout);
-  r.positive_duration("refresh_interval", o.refresh_interval);
+  r.positive_duration("terminating_drain_timeout", o.terminating_drain_timeout);
+  if (r.has("refresh_interval")) {
+    std::chrono::milliseconds unused{};
+    r.duration("refresh_interval", unused);
+    diag.error(node.find("refresh_interval")->mark,
+               "kubernetes.refresh_interval: no longer used (Services and Nodes are watched, "
+               "not polled); remove it");
+  }
   r.positive_duration("retry_interval", o.retry_interval);
   r.positive_duration("max_retry_interval", o.max_retry_interval);
   r.integer("page_size", o.page_size, 0, 100000);

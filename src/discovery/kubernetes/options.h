@@ -16,7 +16,7 @@
 //     watch_timeout: 5m            # timeoutSeconds of a watch (the server then closes it)
 //     idle_timeout: 6m             # a watch silent this long is treated as hung and re-listed
 //     page_size: 500               # list `limit` (0 = no paging)
-//     refresh_interval: 30s        # node / cluster_ip / load_balancer: Service and Node re-reads
+//     terminating_drain_timeout: 1h  # serving+terminating: held in DRAIN at most this long
 //     retry_interval: 250ms        # first retry after a failure, doubled up to max_retry_interval
 //     max_retry_interval: 2s
 //     max_response_size: 32MiB
@@ -50,7 +50,9 @@ struct Options {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
   std::chrono::milliseconds watch_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(6)};
-  std::chrono::milliseconds refresh_interval{std::chrono::seconds(30)};
+  // How long at most a serving && terminating endpoint is held in DRAIN (past the backend's
+  // drain_timeout) while it stays so; its sessions ending removes it sooner.
+  std::chrono::milliseconds terminating_drain_timeout{std::chrono::hours(1)};
   std::chrono::milliseconds retry_interval{250};
   std::chrono::milliseconds max_retry_interval{std::chrono::seconds(2)};
   long page_size = 500;

@@ -163,35 +163,138 @@ std::optional<ApiStatus> parse_status(std::string_view text) {
   return st;
 }
 
-Result<SliceList> parse_slice_list(std::string_view text) {
-  auto doc = os::parse_json(text, "EndpointSliceList");
+const char* resource_name(Resource r) {
+  switch (r) {
+    case Resource::kEndpointSlices:
+      return "endpointslices";
+    case Resource::kServices:
+      return "services";
+    case Resource::kNodes:
+      return "nodes";
+  }
+  return "?";
+}
+const char* resource_group(Resource r) {
+  return r == Resource::kEndpointSlices ? "discovery.k8s.io" : "";
+}
+static const char* kind_of(Resource r) {
+  switch (r) {
+    case Resource::kEndpointSlices:
+      return "EndpointSlice";
+    case Resource::kServices:
+      return "Service";
+    case Resource::kNodes:
+      return "Node";
+  }
+  return "?";
+}
+
+namespace {
+
+Result<Service> service_from(const json& doc) {
+  Service s;
+  const std::string what = "Service";
+  if (const json* spec = field(doc, "spec")) {
+    s.type = lenient(*spec, "type");
+    s.cluster_ip = lenient(*spec, "clusterIP");
+    if (const json* ips = field(*spec, "clusterIPs"); ips && ips->is_array())
+      for (const json& ip : *ips)
+        if (ip.is_string()) s.cluster_ips.push_back(ip.get<std::string>());
+    if (const json* ports = field(*spec, "ports"); ports && ports->is_array()) {
+      for (const json& p : *ports) {
+        ServicePort sp;
+        sp.name = lenient(p, "name");
+        if (const json* v = field(p, "port"); v && v->is_number_integer()) sp.port = v->get<long>();
+        if (const json* v = field(p, "nodePort"); v && v->is_number_integer())
+          sp.node_port = v->get<long>();
+        if (const json* v = field(p, "targetPort"))
+          sp.target_port = v->is_string() ? v->get<std::string>() : v->dump();
+        s.ports.push_back(std::move(sp));
+      }
+    }
+  }
+  if (const json* st = field(doc, "status"))
+    if (const json* lb = field(*st, "loadBalancer"))
+      if (const json* ing = field(*lb, "ingress"); ing && ing->is_array())
+        for (const json& i : *ing) {
+          if (auto ip = str(i, "ip", what); ip && !ip->empty()) s.lb_ips.push_back(*ip);
+          if (auto h = str(i, "hostname", what); h && !h->empty()) s.lb_hostnames.push_back(*h);
+        }
+  return s;
+}
+
+std::string internal_ip_of(const json& node) {
+  const json* st = field(node, "status");
+  const json* addrs = st ? field(*st, "addresses") : nullptr;
+  if (addrs == nullptr || !addrs->is_array()) return {};
+  for (const json& a : *addrs)
+    if (lenient(a, "type") == "InternalIP") return lenient(a, "address");
+  return {};
+}
+
+}  // namespace
+
+Result<Object> parse_object(Resource r, const json& obj) {
+  Object o;
+  if (r == Resource::kEndpointSlices) {
+    auto s = parse_slice(obj);
+    if (!s) return s.error();
+    o.name = s->name;
+    o.key = s->service;
+    o.resource_version = s->resource_version;
+    o.slice = std::move(*s);
+    return o;
+  }
+  const std::string what = kind_of(r);
+  if (!obj.is_object()) return Error::invalid(what + ": not an object");
+  const json* md = field(obj, "metadata");
+  if (md == nullptr) return Error::invalid(what + ": metadata is missing");
+  auto name = str(*md, "name", what + " metadata", true);
+  if (!name) return name.error();
+  auto rv = str(*md, "resourceVersion", what + " '" + os::printable(*name, 80) + "' metadata");
+  if (!rv) return rv.error();
+  o.name = o.key = *name;
+  o.resource_version = *rv;
+  if (r == Resource::kServices) {
+    auto svc = service_from(obj);
+    if (!svc) return svc.error();
+    o.service = std::move(*svc);
+  } else {
+    o.internal_ip = internal_ip_of(obj);
+  }
+  return o;
+}
+
+Result<ObjectList> parse_list(Resource r, std::string_view text) {
+  const std::string list_kind = std::string(kind_of(r)) + "List";
+  auto doc = os::parse_json(text, list_kind);
   if (!doc) return doc.error();
-  if (!doc->is_object() || doc->value("kind", "EndpointSliceList") != "EndpointSliceList")
-    return Error::invalid("the reply is not an EndpointSliceList (kind " +
+  if (!doc->is_object() || doc->value("kind", list_kind) != list_kind)
+    return Error::invalid("the reply is not a " + list_kind + " (kind " +
                           os::json_brief(doc->is_object() ? doc->value("kind", json()) : *doc) +
                           ")");
-  SliceList out;
+  ObjectList out;
   const json* md = field(*doc, "metadata");
-  if (md == nullptr) return Error::invalid("EndpointSliceList: metadata is missing");
-  auto rv = str(*md, "resourceVersion", "EndpointSliceList metadata", true);
+  if (md == nullptr) return Error::invalid(list_kind + ": metadata is missing");
+  auto rv = str(*md, "resourceVersion", list_kind + " metadata", true);
   if (!rv) return rv.error();
   out.resource_version = *rv;
-  auto cont = str(*md, "continue", "EndpointSliceList metadata");
+  auto cont = str(*md, "continue", list_kind + " metadata");
   if (!cont) return cont.error();
   out.continue_token = *cont;
   const json* items = field(*doc, "items");
   if (items != nullptr) {
-    if (!items->is_array()) return Error::invalid("EndpointSliceList: items is not an array");
+    if (!items->is_array()) return Error::invalid(list_kind + ": items is not an array");
     for (const json& item : *items) {
-      auto s = parse_slice(item);
-      if (!s) return s.error();
-      out.items.push_back(std::move(*s));
+      auto o = parse_object(r, item);
+      if (!o) return o.error();
+      out.items.push_back(std::move(*o));
     }
   }
   return out;
 }
 
-Result<WatchEvent> parse_watch_event(std::string_view line) {
+Result<ObjectEvent> parse_event(Resource r, std::string_view line) {
   auto doc = os::parse_json(line, "watch event");
   if (!doc) return doc.error();
   if (!doc->is_object()) return Error::invalid("watch event: not an object");
@@ -200,7 +303,7 @@ Result<WatchEvent> parse_watch_event(std::string_view line) {
   const json* obj = field(*doc, "object");
   if (obj == nullptr || !obj->is_object())
     return Error::invalid("watch event " + *type + ": object is missing");
-  WatchEvent ev;
+  ObjectEvent ev;
   if (*type == "ERROR") {
     ev.type = WatchEvent::Type::kError;
     if (const json* c = field(*obj, "code"); c && c->is_number_integer())
@@ -215,7 +318,8 @@ Result<WatchEvent> parse_watch_event(std::string_view line) {
     if (md == nullptr) return Error::invalid("watch BOOKMARK: metadata is missing");
     auto rv = str(*md, "resourceVersion", "watch BOOKMARK metadata", true);
     if (!rv) return rv.error();
-    ev.slice.resource_version = *rv;
+    ev.object.resource_version = *rv;
+    ev.object.slice.resource_version = *rv;
     return ev;
   }
   if (*type == "ADDED") {
@@ -227,9 +331,29 @@ Result<WatchEvent> parse_watch_event(std::string_view line) {
   } else {
     return Error::invalid("watch event: unknown type '" + os::printable(*type, 40) + "'");
   }
-  auto s = parse_slice(*obj);
-  if (!s) return s.error();
-  ev.slice = std::move(*s);
+  auto o = parse_object(r, *obj);
+  if (!o) return o.error();
+  ev.object = std::move(*o);
+  return ev;
+}
+
+Result<SliceList> parse_slice_list(std::string_view text) {
+  auto l = parse_list(Resource::kEndpointSlices, text);
+  if (!l) return l.error();
+  SliceList out;
+  out.resource_version = l->resource_version;
+  out.continue_token = l->continue_token;
+  for (Object& o : l->items) out.items.push_back(std::move(o.slice));
+  return out;
+}
+
+Result<WatchEvent> parse_watch_event(std::string_view line) {
+  auto e = parse_event(Resource::kEndpointSlices, line);
+  if (!e) return e.error();
+  WatchEvent ev;
+  ev.type = e->type;
+  ev.status = std::move(e->status);
+  ev.slice = std::move(e->object.slice);
   return ev;
 }
 
@@ -246,7 +370,7 @@ Membership membership(const SliceEndpoint& e) {
 
 Mapped map_endpoints(const std::vector<const Slice*>& slices, const Options& options) {
   Mapped out;
-  std::map<std::pair<std::string, std::uint32_t>, Endpoint> unique;
+  std::map<std::pair<std::string, std::uint32_t>, Endpoint> unique, drain;
   for (const Slice* s : slices) {
     int family = 0;
     if (s->address_type == "IPv4") {
@@ -297,12 +421,16 @@ Mapped map_endpoints(const std::vector<const Slice*>& slices, const Options& opt
         continue;
       }
       const Membership m = membership(e);
-      if (m == Membership::kDrain) ++out.draining;
-      if (m != Membership::kServe) continue;
+      if (m == Membership::kAbsent) continue;
       Endpoint ep;
       ep.address = addr;
       ep.port = static_cast<std::uint32_t>(*port);
       ep.id = e.pod.empty() ? addr : e.pod;
+      if (m == Membership::kDrain) {
+        ++out.draining;
+        drain.emplace(std::pair{ep.address, ep.port}, std::move(ep));
+        continue;
+      }
       if (!options.zone.empty()) {
         const bool hinted =
             std::find(e.hint_zones.begin(), e.hint_zones.end(), options.zone) != e.hint_zones.end();
@@ -314,6 +442,8 @@ Mapped map_endpoints(const std::vector<const Slice*>& slices, const Options& opt
       unique.emplace(std::pair{ep.address, ep.port}, std::move(ep));
     }
   }
+  for (auto& [k, ep] : drain)
+    if (!unique.count(k)) out.drain.push_back(std::move(ep));
   for (auto& [k, ep] : unique) out.endpoints.push_back(std::move(ep));
   return out;
 }
@@ -323,35 +453,7 @@ Result<Service> parse_service(std::string_view text) {
   if (!doc) return doc.error();
   if (!doc->is_object() || doc->value("kind", "Service") != "Service")
     return Error::invalid("the reply is not a Service");
-  Service s;
-  const std::string what = "Service";
-  if (const json* spec = field(*doc, "spec")) {
-    s.type = lenient(*spec, "type");
-    s.cluster_ip = lenient(*spec, "clusterIP");
-    if (const json* ips = field(*spec, "clusterIPs"); ips && ips->is_array())
-      for (const json& ip : *ips)
-        if (ip.is_string()) s.cluster_ips.push_back(ip.get<std::string>());
-    if (const json* ports = field(*spec, "ports"); ports && ports->is_array()) {
-      for (const json& p : *ports) {
-        ServicePort sp;
-        sp.name = lenient(p, "name");
-        if (const json* v = field(p, "port"); v && v->is_number_integer()) sp.port = v->get<long>();
-        if (const json* v = field(p, "nodePort"); v && v->is_number_integer())
-          sp.node_port = v->get<long>();
-        if (const json* v = field(p, "targetPort"))
-          sp.target_port = v->is_string() ? v->get<std::string>() : v->dump();
-        s.ports.push_back(std::move(sp));
-      }
-    }
-  }
-  if (const json* st = field(*doc, "status"))
-    if (const json* lb = field(*st, "loadBalancer"))
-      if (const json* ing = field(*lb, "ingress"); ing && ing->is_array())
-        for (const json& i : *ing) {
-          if (auto ip = str(i, "ip", what); ip && !ip->empty()) s.lb_ips.push_back(*ip);
-          if (auto h = str(i, "hostname", what); h && !h->empty()) s.lb_hostnames.push_back(*h);
-        }
-  return s;
+  return service_from(*doc);
 }
 
 Result<std::map<std::string, std::string>> parse_node_list(std::string_view text) {
@@ -364,15 +466,8 @@ Result<std::map<std::string, std::string>> parse_node_list(std::string_view text
   for (const json& n : *items) {
     const json* md = field(n, "metadata");
     if (md == nullptr) continue;
-    const std::string name = lenient(*md, "name");
-    const json* st = field(n, "status");
-    const json* addrs = st ? field(*st, "addresses") : nullptr;
-    if (addrs == nullptr || !addrs->is_array()) continue;
-    for (const json& a : *addrs)
-      if (lenient(a, "type") == "InternalIP") {
-        out[name] = lenient(a, "address");
-        break;
-      }
+    const std::string ip = internal_ip_of(n);
+    if (!ip.empty()) out[lenient(*md, "name")] = ip;
   }
   return out;
 }

@@ -58,26 +58,11 @@ struct WatchEvent {
 };
 
 Result<Slice> parse_slice(const nlohmann::json& obj);  // defined in parse.cc
+
 Result<SliceList> parse_slice_list(std::string_view json);
 Result<WatchEvent> parse_watch_event(std::string_view line);
 // nullopt when the body is not a Status object.
 std::optional<ApiStatus> parse_status(std::string_view json);
-
-// What an endpoint of a slice is for the balancer.
-enum class Membership { kServe, kDrain, kAbsent };
-Membership membership(const SliceEndpoint& e);
-
-// The whole set for a service from its slices (address: endpoints): IPv4/IPv6 slices only
-// (an FQDN slice is skipped and reported in `problems`), the port by name/number, serving
-// endpoints only (serving && terminating ones are left out: the reconciler drains them before
-// removing them), addresses checked as IP literals, duplicates (same address and port in two
-// slices) merged, sorted by address. `problems` collects one line per skipped slice/endpoint.
-struct Mapped {
-  std::vector<Endpoint> endpoints;
-  int draining = 0;  // serving && terminating endpoints left out
-  std::vector<std::string> problems;
-};
-Mapped map_endpoints(const std::vector<const Slice*>& slices, const Options& options);
 
 // Service fields for the node / cluster_ip / load_balancer modes.
 struct ServicePort {
@@ -90,6 +75,50 @@ struct Service {
   std::vector<std::string> cluster_ips, lb_ips, lb_hostnames;
   std::vector<ServicePort> ports;
 };
+
+// The collections the source lists and watches (namespace_watch.h), and one object of them as
+// kept by a watch: `key` is what a subscriber selects (EndpointSlice: its service label;
+// Service, Node: its name).
+enum class Resource { kEndpointSlices, kServices, kNodes };
+const char* resource_name(Resource r);   // "endpointslices", "services", "nodes"
+const char* resource_group(Resource r);  // "discovery.k8s.io" or "" (core)
+struct Object {
+  std::string name, key, resource_version;
+  Slice slice;              // kEndpointSlices
+  Service service;          // kServices
+  std::string internal_ip;  // kNodes: status.addresses InternalIP ("" when none)
+};
+struct ObjectList {
+  std::string resource_version, continue_token;
+  std::vector<Object> items;
+};
+struct ObjectEvent {
+  WatchEvent::Type type = WatchEvent::Type::kAdded;
+  Object object;     // kAdded/kModified/kDeleted (kBookmark: only resource_version)
+  ApiStatus status;  // kError
+};
+Result<Object> parse_object(Resource r, const nlohmann::json& obj);
+Result<ObjectList> parse_list(Resource r, std::string_view json);
+Result<ObjectEvent> parse_event(Resource r, std::string_view line);
+
+// What an endpoint of a slice is for the balancer.
+enum class Membership { kServe, kDrain, kAbsent };
+Membership membership(const SliceEndpoint& e);
+
+// The whole set for a service from its slices (address: endpoints): IPv4/IPv6 slices only
+// (an FQDN slice is skipped and reported in `problems`), the port by name/number, serving
+// endpoints only (serving && terminating ones are left out of `endpoints` and listed in `drain`:
+// the source holds them in DRAIN while they stay so), addresses checked as IP literals,
+// duplicates (same address and port in two slices) merged, sorted by address. `problems`
+// collects one line per skipped slice/endpoint.
+struct Mapped {
+  std::vector<Endpoint> endpoints;
+  int draining = 0;             // serving && terminating endpoints left out
+  std::vector<Endpoint> drain;  // … their addresses and ports (none also in `endpoints`)
+  std::vector<std::string> problems;
+};
+Mapped map_endpoints(const std::vector<const Slice*>& slices, const Options& options);
+
 Result<Service> parse_service(std::string_view json);
 // node name -> InternalIP
 Result<std::map<std::string, std::string>> parse_node_list(std::string_view json);

@@ -137,6 +137,130 @@ TEST_F(KubernetesSourceTest, ListThenWatchMapsConditionsAndFollowsChanges) {
   source.stop();
 }
 
+// The reconciler's drain holds, recorded (backend address:port -> until).
+class HoldRecorder final : public ServerStateView {
+ public:
+  std::vector<InstanceServers> servers_at(std::string_view, std::string_view,
+                                          std::uint16_t) const override {
+    return {};
+  }
+  void hold_drain(std::string_view backend, std::string_view address, std::uint16_t port,
+                  SteadyTime until) const override {
+    std::lock_guard lock(mu_);
+    holds_[key(backend, address, port)] = until;
+  }
+  void release_drain(std::string_view backend, std::string_view address,
+                     std::uint16_t port) const override {
+    std::lock_guard lock(mu_);
+    holds_.erase(key(backend, address, port));
+    ++releases_;
+  }
+  std::map<std::string, SteadyTime> holds() const {
+    std::lock_guard lock(mu_);
+    return holds_;
+  }
+  int releases() const {
+    std::lock_guard lock(mu_);
+    return releases_;
+  }
+
+ private:
+  static std::string key(std::string_view b, std::string_view a, std::uint16_t p) {
+    return std::string(b) + " " + std::string(a) + ":" + std::to_string(p);
+  }
+  mutable std::mutex mu_;
+  mutable std::map<std::string, SteadyTime> holds_;
+  mutable int releases_ = 0;
+};
+
+// Records, with each snapshot, the holds in place when it was published.
+class HoldCheckingSink final : public Sink {
+ public:
+  explicit HoldCheckingSink(const HoldRecorder& view) : view_(view) {}
+  void publish(Snapshot snap) override {
+    {
+      std::lock_guard lock(mu_);
+      holds_at_publish_.push_back(view_.holds());
+    }
+    inner.publish(std::move(snap));
+  }
+  std::map<std::string, SteadyTime> holds_at(size_t i) {
+    std::lock_guard lock(mu_);
+    return holds_at_publish_.at(i);
+  }
+  RecordingSink inner;
+
+ private:
+  const HoldRecorder& view_;
+  std::mutex mu_;
+  std::vector<std::map<std::string, SteadyTime>> holds_at_publish_;
+};
+
+TEST_F(KubernetesSourceTest, ServingTerminatingEndpointsAreHeldInDrainUntilTheyGo) {
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1"}, {.address = "10.0.0.2"}, {.address = "10.0.0.3"}}));
+  HoldRecorder view;
+  Options o = options();
+  o.terminating_drain_timeout = 10min;
+  KubernetesSource source(o, "be_web", nullptr, &view);
+  HoldCheckingSink sink(view);
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(
+      sink.inner.wait_last(has_exactly({"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"})));
+  EXPECT_TRUE(view.holds().empty());
+
+  // 10.0.0.1 and 10.0.0.2 serving && terminating: out of the set and held, the hold in place
+  // before the set without them was published; bounded by terminating_drain_timeout.
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.2", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.3"}}));
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.3:8080"})));
+  const auto at_publish = sink.holds_at(sink.inner.size() - 1);
+  ASSERT_EQ(at_publish.size(), 2u);
+  const SteadyTime until = at_publish.at("be_web 10.0.0.1:8080");
+  EXPECT_GT(until, std::chrono::steady_clock::now() + 9min);
+  EXPECT_LE(until, std::chrono::steady_clock::now() + 10min);
+  EXPECT_EQ(at_publish.count("be_web 10.0.0.2:8080"), 1u);
+
+  // Still serving && terminating at a later event: the hold stays, its bound unchanged.
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.1", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.2", .ready = false, .serving = false, .terminating = true},
+       {.address = "10.0.0.3"},
+       {.address = "10.0.0.4"}}));
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.3:8080", "10.0.0.4:8080"})));
+  // 10.0.0.2 neither ready nor serving: released (the usual drain/remove path applies).
+  auto holds = view.holds();
+  ASSERT_EQ(holds.size(), 1u);
+  EXPECT_EQ(holds.at("be_web 10.0.0.1:8080"), until);
+  EXPECT_EQ(view.releases(), 1);
+
+  // The API server down: fail static, the hold kept.
+  api_.stop();
+  ASSERT_TRUE(sink.inner.wait_last([](const Snapshot& s) { return !s.ok(); }, 20s));
+  EXPECT_EQ(view.holds().size(), 1u);
+  api_.start();
+  // The endpoint gone (the pod deleted): released.
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web",
+                                 {{.address = "10.0.0.3"}, {.address = "10.0.0.4"}}));
+  ASSERT_TRUE(test::eventually([&] { return view.holds().empty(); }, 20s));
+  EXPECT_EQ(view.releases(), 2);
+
+  // A hold is released when the source stops.
+  api_.apply(K8sApiDouble::slice(
+      "shop", "web-a", "web",
+      {{.address = "10.0.0.3", .ready = false, .serving = true, .terminating = true},
+       {.address = "10.0.0.4"}}));
+  ASSERT_TRUE(sink.inner.wait_last(has_exactly({"10.0.0.4:8080"})));
+  EXPECT_EQ(view.holds().size(), 1u);
+  source.stop();
+  EXPECT_TRUE(view.holds().empty());
+}
+
 TEST_F(KubernetesSourceTest, PagesTheListWithLimitAndContinue) {
   nlohmann::json all = nlohmann::json::array();
   std::vector<std::string> want;
@@ -157,6 +281,8 @@ TEST_F(KubernetesSourceTest, PagesTheListWithLimitAndContinue) {
   EXPECT_GE(api_.stats()["lists"].get<int>(), 4);  // 7 slices by 2
   // fetch_once pages too.
   EXPECT_TRUE(has_exactly(want)(source.fetch_once(5s)));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ExpiredContinueTokenRestartsTheListWithoutAPartialSet) {
@@ -178,6 +304,8 @@ TEST_F(KubernetesSourceTest, ExpiredContinueTokenRestartsTheListWithoutAPartialS
   ASSERT_TRUE(sink.wait_last(has_exactly(want)));
   EXPECT_EQ(sink.size(), 1u) << "only the complete listing is published";
   EXPECT_EQ(api_.stats()["gone"].get<int>(), 1);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ExpiredResourceVersionRelistsAndPublishesOnlyCompleteSets) {
@@ -208,6 +336,8 @@ TEST_F(KubernetesSourceTest, ExpiredResourceVersionRelistsAndPublishesOnlyComple
   }
   EXPECT_GE(api_.stats()["gone"].get<int>(), 1);
   EXPECT_GE(source.watch()->lists(), 2u);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, WatchClosedByTheServerResumesFromTheLastBookmarkWithoutRelisting) {
@@ -224,7 +354,22 @@ TEST_F(KubernetesSourceTest, WatchClosedByTheServerResumesFromTheLastBookmarkWit
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.5"}}));
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.5:8080"})));
   EXPECT_EQ(source.watch()->lists(), 1u) << "resumed watches, never a re-list";
+  // Resumed from the BOOKMARK's resourceVersion, not the last event's: other services' changes
+  // move the server's version (only bookmarks tell this watch), then history is compacted up to
+  // now. A watch resumed from an older version would get 410 and re-list.
+  for (int i = 0; i < 3; ++i)
+    api_.apply(K8sApiDouble::slice("shop", "other-" + std::to_string(i), "other",
+                                   {{.address = "10.9.0.1"}}));
+  const auto seen = source.watch()->watches();
+  ASSERT_TRUE(test::eventually([&] { return source.watch()->watches() >= seen + 1; }, 20s));
+  api_.compact();
+  const auto compacted = source.watch()->watches();
+  ASSERT_TRUE(test::eventually([&] { return source.watch()->watches() >= compacted + 2; }, 20s));
+  EXPECT_EQ(source.watch()->lists(), 1u) << "resumed from the bookmark: nothing expired";
+  EXPECT_EQ(api_.stats()["gone"].get<int>(), 0);
   for (const auto& s : sink.all()) EXPECT_TRUE(s.ok());
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ApiServerDownKeepsTheSetAsErrorsAndRecoversAtOnce) {
@@ -240,6 +385,8 @@ TEST_F(KubernetesSourceTest, ApiServerDownKeepsTheSetAsErrorsAndRecoversAtOnce) 
   api_.start();  // same port; its state starts empty: the new truth is published
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.7"}}));
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.7:8080"})));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ServerErrorsAndGarbageAreErrorsAndTheWatchRecovers) {
@@ -256,6 +403,8 @@ TEST_F(KubernetesSourceTest, ServerErrorsAndGarbageAreErrorsAndTheWatchRecovers)
   ASSERT_TRUE(sink.wait_last(error_containing("EndpointSliceList")));
   api_.configure({{"garbage", false}});
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ThrottledListWaitsForRetryAfter) {
@@ -274,6 +423,8 @@ TEST_F(KubernetesSourceTest, ThrottledListWaitsForRetryAfter) {
       std::chrono::duration_cast<std::chrono::milliseconds>(1500ms / test::time_scale())));
   api_.configure({{"fail_status", 0}});
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, HungWatchIsDetectedAndRelisted) {
@@ -292,6 +443,8 @@ TEST_F(KubernetesSourceTest, HungWatchIsDetectedAndRelisted) {
   api_.configure({{"hang", false}});
   api_.close_watches();
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"}), 30s));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, UnauthorizedAndForbiddenAreErrorsThatNameThePermission) {
@@ -383,9 +536,11 @@ TEST_F(KubernetesSourceTest, FqdnSlicesAndHostileAddressesNeverReachTheSet) {
       test::eventually([&] { return logs.contains("addressType 'FQDN' is not supported"); }));
   EXPECT_TRUE(logs.contains("is not an IPv4 address"));
   EXPECT_TRUE(logs.contains("port 0 is out of range"));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
-TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunAndItsTokenNeverLogged) {
+TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunOncePerClusterAndItsTokenNeverLogged) {
   api_.configure({{"tokens", {"exec-secret-1"}}});
   const std::string plugin = api_.dir() + "/plugin.sh";
   const std::string count = api_.dir() + "/runs";
@@ -410,15 +565,79 @@ TEST_F(KubernetesSourceTest, ExecCredentialPluginIsRunAndItsTokenNeverLogged) {
                                {"interactiveMode", "Never"},
                                {"provideClusterInfo", true}}}});
   api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  // Node mode: three watches of the cluster (EndpointSlices, Services, Nodes) share one
+  // credential, so the plugin runs once for all of them.
+  api_.apply(K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080));
+  api_.apply(K8sApiDouble::node("node-1", "172.16.0.1"));
+  o.address = AddressMode::kNode;
   LogCapture logs;
   o.watch_timeout = 1s;
   KubernetesSource source(o, "be_web", nullptr);
   RecordingSink sink;
   ASSERT_TRUE(source.start(sink).ok());
-  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"172.16.0.1:30080"})));
+  ASSERT_EQ(source.watches().size(), 3u);
   ASSERT_TRUE(test::eventually([&] { return source.watch()->watches() >= 3; }, 20s));
-  EXPECT_EQ(test::read_text(count), "run\n") << "the credential is cached until it expires";
+  EXPECT_EQ(test::read_text(count), "run\n")
+      << "one run for the cluster's three watches, cached until it expires";
   EXPECT_FALSE(logs.contains("exec-secret-1"));
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
+}
+
+// The plugin runs without blocking the source runtime's loop: a source of another cluster on the
+// same single loop keeps working while a slow plugin runs; a plugin that hangs is killed at
+// `timeout`, reported, and run again (the next run answers).
+TEST_F(KubernetesSourceTest, ExecPluginRunsWithoutBlockingTheLoopAndIsBoundedByTimeout) {
+  api_.configure({{"tokens", {"test-token", "exec-secret-2"}}});
+  const std::string plugin = api_.dir() + "/slow-plugin.sh";
+  const std::string runs = api_.dir() + "/slow-runs";
+  const std::string gate = api_.dir() + "/gate";
+  // The first run hangs (killed at `timeout`); later runs wait for the gate file, then answer.
+  std::ofstream(plugin)
+      << "#!/bin/sh\n"
+         "echo run >> "
+      << runs << "\nif [ \"$(wc -l < " << runs
+      << ")\" -eq 1 ]; then exec sleep 60; fi\n"
+         "while [ ! -e "
+      << gate
+      << " ]; do sleep 0.05; done\n"
+         "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+         "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"exec-secret-2\"}}'\n";
+  std::filesystem::permissions(plugin, std::filesystem::perms::owner_all);
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  api_.apply(K8sApiDouble::slice("shop", "api-a", "api", {{.address = "10.0.0.2"}}));
+
+  runtime::Runtime rt(runtime::RuntimeOptions{.threads = 1});  // one loop for both
+  Options x = options("web", "");
+  x.kubeconfig = api_.write_kubeconfig(
+      "kubeconfig-slow-exec", "",
+      {{"exec", {{"apiVersion", "client.authentication.k8s.io/v1"}, {"command", plugin}}}});
+  x.timeout = 1s;
+  KubernetesSource exec_source(x, "be_web", nullptr);
+  RecordingSink exec_sink;
+  ASSERT_TRUE(exec_source.start_on(rt, exec_sink).ok());
+  ASSERT_TRUE(test::eventually([&] { return test::read_text(runs) == "run\n"; }, 10s));
+
+  // While the first run hangs, a token source on the same loop lists and follows a change.
+  KubernetesSource other(options("api"), "be_api", nullptr);
+  RecordingSink other_sink;
+  ASSERT_TRUE(other.start_on(rt, other_sink).ok());
+  ASSERT_TRUE(other_sink.wait_last(has_exactly({"10.0.0.2:8080"})));
+  api_.apply(K8sApiDouble::slice("shop", "api-a", "api", {{.address = "10.0.0.3"}}));
+  ASSERT_TRUE(other_sink.wait_last(has_exactly({"10.0.0.3:8080"})));
+  EXPECT_EQ(exec_sink.size(), 0u) << "nothing published before the plugin answered";
+
+  // The hung run is killed at `timeout` (1 s) and reported; the retry runs the plugin again.
+  ASSERT_TRUE(exec_sink.wait_last(error_containing("timed out"), 10s));
+  ASSERT_TRUE(test::eventually([&] { return test::read_text(runs) == "run\nrun\n"; }, 10s));
+  // The second run waits for the gate: the other source still follows changes meanwhile.
+  api_.apply(K8sApiDouble::slice("shop", "api-a", "api", {{.address = "10.0.0.4"}}));
+  ASSERT_TRUE(other_sink.wait_last(has_exactly({"10.0.0.4:8080"})));
+  std::ofstream(gate) << "open";
+  ASSERT_TRUE(exec_sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  other.stop();
+  exec_source.stop();
 }
 
 TEST_F(KubernetesSourceTest, InClusterReadsTheRotatedServiceAccountToken) {
@@ -449,6 +668,31 @@ TEST_F(KubernetesSourceTest, InClusterReadsTheRotatedServiceAccountToken) {
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:8080"})));
   ::unsetenv("KUBERNETES_SERVICE_HOST");
   ::unsetenv("KUBERNETES_SERVICE_PORT");
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
+}
+
+// A kubeconfig user's tokenFile is re-read when it changes (a rotated token), like in cluster.
+TEST_F(KubernetesSourceTest, KubeconfigTokenFileIsReReadWhenRotated) {
+  const std::string token_file = api_.dir() + "/kc-token";
+  std::ofstream(token_file) << "file-token-1\n";
+  api_.configure({{"tokens", {"file-token-1"}}});
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.1"}}));
+  Options o = options("web", "");
+  o.kubeconfig = api_.write_kubeconfig("kubeconfig-tokenfile", "", {{"tokenFile", token_file}});
+  o.watch_timeout = 1s;
+  LogCapture logs;
+  KubernetesSource source(o, "be_web", nullptr);
+  RecordingSink sink;
+  ASSERT_TRUE(source.start(sink).ok());
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
+  std::ofstream(token_file + ".new") << "file-token-2-longer\n";
+  std::filesystem::rename(token_file + ".new", token_file);
+  api_.configure({{"tokens", {"file-token-2-longer"}}});
+  api_.apply(K8sApiDouble::slice("shop", "web-a", "web", {{.address = "10.0.0.2"}}));
+  ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.2:8080"})));
+  EXPECT_FALSE(logs.contains("file-token-"));
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, ClientCertificateAndCaFromInlineDataAuthenticate) {
@@ -477,6 +721,8 @@ TEST_F(KubernetesSourceTest, ClientCertificateAndCaFromInlineDataAuthenticate) {
   ASSERT_TRUE(source.start(sink).ok());
   ASSERT_TRUE(sink.wait_last(has_exactly({"10.0.0.1:8080"})));
   EXPECT_EQ(api_.stats()["unauthorized"].get<int>(), 0);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, TlsVerificationIsOnByDefault) {
@@ -496,6 +742,8 @@ TEST_F(KubernetesSourceTest, TlsVerificationIsOnByDefault) {
   ASSERT_TRUE(sink.wait_last([](const Snapshot& s) { return !s.ok(); }));
   EXPECT_TRUE(test::consistently([&] { return !sink.last().ok(); }, 300ms));
   EXPECT_EQ(api_.stats()["lists"].get<int>(), 0) << "no request got through an unverified TLS";
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
@@ -519,27 +767,53 @@ TEST_F(KubernetesSourceTest, AddressModesNodeClusterIpAndLoadBalancer) {
       "shop", "web-a", "web",
       {{.address = "10.0.0.3", .node = "node-2"}, {.address = "10.0.0.4", .node = "node-3"}}));
   ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.2:30080", "172.16.0.3:30080"})));
+  // Nodes are watched: a node's new InternalIP and a deleted node are followed without a list.
+  const int lists = api_.stats()["lists"].get<int>();
+  api_.apply(K8sApiDouble::node("node-3", "172.16.0.33"));
+  ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.2:30080", "172.16.0.33:30080"})));
+  api_.remove("Node", "", "node-2");
+  ASSERT_TRUE(node_sink.wait_last(has_exactly({"172.16.0.33:30080"})));
+  EXPECT_EQ(api_.stats()["lists"].get<int>(), lists) << "changes came through the watches";
+  ASSERT_EQ(node.watches().size(), 3u);  // EndpointSlices, Services, Nodes
+  EXPECT_EQ(node.watches()[2]->resource(), Resource::kNodes);
 
+  // cluster_ip and load_balancer on one runtime (as in the daemon): one Services watch.
+  runtime::Runtime rt(runtime::RuntimeOptions{.threads = 2});
   o.address = AddressMode::kClusterIp;
   KubernetesSource cip(o, "be_cip", nullptr);
   RecordingSink cip_sink;
-  ASSERT_TRUE(cip.start(cip_sink).ok());
+  ASSERT_TRUE(cip.start_on(rt, cip_sink).ok());
   ASSERT_TRUE(cip_sink.wait_last(has_exactly({"10.96.0.10:80"})));
+  const int lists_after_cip = api_.stats()["lists"].get<int>();
 
   o.address = AddressMode::kLoadBalancer;
-  o.refresh_interval = 200ms;
   KubernetesSource lb(o, "be_lb", nullptr);
   RecordingSink lb_sink;
-  ASSERT_TRUE(lb.start(lb_sink).ok());
+  ASSERT_TRUE(lb.start_on(rt, lb_sink).ok());
   ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.10:80"})));
   api_.apply(
       K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080, {"192.0.2.10", "192.0.2.11"}));
   ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.10:80", "192.0.2.11:80"})));
   EXPECT_TRUE(has_exactly({"192.0.2.10:80", "192.0.2.11:80"})(lb.fetch_once(5s)));
-  // RBAC for the Service read names it.
-  api_.configure({{"forbid", {"get services"}}});
+  // One Services watch for the namespace, shared by the cluster_ip and load_balancer sources.
+  EXPECT_EQ(cip.watch().get(), lb.watch().get());
+  EXPECT_EQ(lb.watch()->resource(), Resource::kServices);
+  EXPECT_EQ(api_.stats()["lists"].get<int>(), lists_after_cip)
+      << "Services are watched (and the watch shared), not polled";
+  // The Service deleted: an error naming it (the guard keeps the last good set).
+  api_.remove("Service", "shop", "web");
+  ASSERT_TRUE(lb_sink.wait_last(error_containing("Service web not found in namespace shop")));
+  api_.apply(K8sApiDouble::service("shop", "web", "10.96.0.10", 80, 30080, {"192.0.2.12"}));
+  ASSERT_TRUE(lb_sink.wait_last(has_exactly({"192.0.2.12:80"})));
+  // RBAC for the Services watch names it.
+  api_.configure({{"forbid", {"watch services"}}});
+  api_.close_watches();
   ASSERT_TRUE(
-      lb_sink.wait_last(error_containing("needs \"get\" on \"services\" (API group \"core\")")));
+      lb_sink.wait_last(error_containing("needs \"watch\" on \"services\" (API group \"core\")")));
+  lb.stop();
+  cip.stop();
+  // Stopped before its sink (declared after it) is destroyed.
+  node.stop();
 }
 
 TEST_F(KubernetesSourceTest, TwoClustersThroughTwoContextsOfOneKubeconfig) {
@@ -593,6 +867,8 @@ TEST_F(KubernetesSourceTest, ZoneMarksOtherZonesBackup) {
   const auto s = sink.last();
   EXPECT_FALSE((*s)[0].backup);
   EXPECT_TRUE((*s)[1].backup);
+  // Stopped before its sink (declared after it) is destroyed.
+  source.stop();
 }
 
 }  // namespace

@@ -232,6 +232,60 @@ current-context: test
         self.assertEqual(svc.spec.ports[0].node_port, 30080)
         self.assertEqual(core.list_node().items[0].status.addresses[0].address, "172.16.0.1")
 
+    def test_services_and_nodes_list_and_watch_with_both_clients(self):
+        """What the Services and Nodes watches of the source use (node / cluster_ip /
+        load_balancer modes): list then watch from its resourceVersion, with bookmarks."""
+        from kubernetes import client, config, watch
+        self.control("/_test/config", {"bookmark_interval": 0.3})
+        api_client = config.new_client_from_config(config_file=self.kubeconfig)
+        core = client.CoreV1Api(api_client)
+        svcs = core.list_namespaced_service(NS, limit=10)
+        self.assertIn("web", [s.metadata.name for s in svcs.items])
+        lb = {"kind": "Service", "metadata": {"name": "web", "namespace": NS},
+              "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10",
+                       "ports": [{"name": "http", "port": 80, "targetPort": "http",
+                                  "nodePort": 30080, "protocol": "TCP"}]},
+              "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}}
+        threading.Timer(0.5, lambda: self.control("/_test/apply", lb)).start()
+        seen = []
+        w = watch.Watch()
+        for ev in w.stream(core.list_namespaced_service, NS,
+                           resource_version=svcs.metadata.resource_version,
+                           allow_watch_bookmarks=True, timeout_seconds=3):
+            seen.append(ev["type"])
+            if ev["type"] == "MODIFIED":
+                self.assertEqual(ev["object"].status.load_balancer.ingress[0].ip, "192.0.2.9")
+                w.stop()
+        self.assertIn("MODIFIED", seen)
+
+        nodes = core.list_node()
+        node2 = {"kind": "Node", "metadata": {"name": "node-2"},
+                 "status": {"addresses": [{"type": "InternalIP", "address": "172.16.0.2"}]}}
+        threading.Timer(0.5, lambda: self.control("/_test/apply", node2)).start()
+        threading.Timer(0.8, lambda: self.control("/_test/delete", {
+            "kind": "Node", "namespace": "", "name": "node-2"})).start()
+        seen = []
+        w = watch.Watch()
+        for ev in w.stream(core.list_node, resource_version=nodes.metadata.resource_version,
+                           allow_watch_bookmarks=True, timeout_seconds=3):
+            seen.append((ev["type"], ev["raw_object"].get("metadata", {}).get("name")))
+            if ev["type"] == "ADDED":
+                self.assertEqual(ev["object"].status.addresses[0].address, "172.16.0.2")
+            if ("DELETED", "node-2") in seen:
+                w.stop()
+        self.assertIn(("ADDED", "node-2"), seen)
+        self.assertIn(("DELETED", "node-2"), seen)
+
+        # kubectl: a raw watch of the nodes streams events and bookmarks.
+        rv = json.loads(self.kubectl("get", "--raw", "/api/v1/nodes").stdout)[
+            "metadata"]["resourceVersion"]
+        threading.Timer(0.5, lambda: self.control("/_test/apply", node2)).start()
+        out = self.kubectl("get", "--raw", "/api/v1/nodes?watch=true&allowWatchBookmarks=true"
+                           "&resourceVersion=%s&timeoutSeconds=2" % rv).stdout
+        types = [json.loads(line)["type"] for line in out.splitlines() if line.strip()]
+        self.assertIn("ADDED", types)
+        self.assertIn("BOOKMARK", types)
+
     def test_python_client_watch_from_an_expired_version_raises_410(self):
         from kubernetes import client, config, watch
         from kubernetes.client.rest import ApiException

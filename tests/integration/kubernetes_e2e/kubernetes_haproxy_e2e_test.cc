@@ -34,8 +34,9 @@ class KubernetesE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy not installed";
+    // Client/server timeouts of 60 s: a held request outlives a slow (sanitizer) run.
     hp_ = std::make_unique<HaproxyFixture>(
-        HaproxyConfig().frontend("fe", 0, "web").backend("web").str());
+        HaproxyConfig().client_server_timeout("60s").frontend("fe", 0, "web").backend("web").str());
     ASSERT_TRUE(hp_->start().ok()) << hp_->log();
     for (int i = 0; i < 10; ++i)
       pods_.push_back(std::make_unique<HttpBackend>("pod" + std::to_string(i)));
@@ -125,6 +126,126 @@ TEST_F(KubernetesE2E, RollingUpdateDrainsTerminatingPodsWithoutAFailedRequest) {
   EXPECT_TRUE(serving(2) && serving(3));
   EXPECT_EQ(failed.load(), 0) << "of " << requests.load();
   EXPECT_GT(requests.load(), 20);
+}
+
+// serving && terminating = drain for as long as the pod stays so: a long request on a terminating
+// pod finishes even past the backend's drain_timeout (3s), no new request reaches it; when the
+// endpoint goes away the hold ends and the usual drain/remove path (drain_timeout) applies.
+TEST_F(KubernetesE2E, TerminatingPodIsDrainedPastDrainTimeoutWhileItServes) {
+  pod(0);
+  pod(1);
+  pod(2);
+  start_daemon();
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1) && serving(2); }, 30s))
+      << daemon_.log();
+  // Long requests through HAProxy until pods 0 and 1 each hold one (round robin).
+  std::vector<std::unique_ptr<TcpClient>> clients;
+  for (int i = 0; i < 12 && !(pods_[0]->held() >= 1 && pods_[1]->held() >= 1); ++i) {
+    clients.push_back(std::make_unique<TcpClient>());
+    ASSERT_TRUE(clients.back()->connect(hp_->port(0)).ok());
+    ASSERT_TRUE(
+        clients.back()->send("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok());
+    const size_t n = clients.size();
+    ASSERT_TRUE(wait_until([&] {
+      return pods_[0]->held() + pods_[1]->held() + pods_[2]->held() == static_cast<int>(n);
+    }));
+  }
+  ASSERT_TRUE(pods_[0]->held() >= 1 && pods_[1]->held() >= 1);
+  const int held0 = pods_[0]->held();
+
+  pod(0, /*ready=*/false, /*serving=*/true, /*terminating=*/true);
+  pod(1, /*ready=*/false, /*serving=*/true, /*terminating=*/true);
+  ASSERT_TRUE(wait_until([&] { return draining(0) && draining(1); }, 30s)) << daemon_.log();
+  const long before0 = pods_[0]->requests(), before1 = pods_[1]->requests();
+  // Past drain_timeout (3 s of the daemon's clock, not scaled under sanitizers): still draining,
+  // the sessions open; new requests go to pod 2 only. Requests are sent throughout (the load).
+  int ok = 0;
+  bool held_throughout = true;
+  for (const auto end = std::chrono::steady_clock::now() + 4500ms;
+       held_throughout && std::chrono::steady_clock::now() < end;) {
+    auto r = http_get(hp_->port(0), "/");
+    if (r.ok() && r->status == 200) ++ok;
+    held_throughout = draining(0) && draining(1) && pods_[0]->held() == held0;
+  }
+  EXPECT_TRUE(held_throughout) << daemon_.log();
+  EXPECT_GT(ok, 5);
+  EXPECT_EQ(pods_[0]->requests(), before0) << "no new request reached a terminating pod";
+  EXPECT_EQ(pods_[1]->requests(), before1) << "no new request reached a terminating pod";
+
+  // Pod 1 disappears: the hold ends; its drain is older than drain_timeout, so it is removed.
+  api_.remove("EndpointSlice", "shop", "web-1");
+  ASSERT_TRUE(wait_until([&] { return absent(1); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(draining(0)) << "pod 0 still serving && terminating: still held";
+
+  // Pod 0's long requests finish (200), then it is removed as drained.
+  pods_[0]->release_held();
+  pods_[2]->release_held();
+  int answered = 0;
+  for (auto& c : clients) {
+    auto reply = c->read_to_eof(5s);
+    if (reply.ok() && reply->find("200 OK") != std::string::npos &&
+        reply->find("pod0") != std::string::npos)
+      ++answered;
+  }
+  EXPECT_EQ(answered, held0) << "every long request on the terminating pod finished";
+  ASSERT_TRUE(wait_until([&] { return absent(0); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(serving(2));
+}
+
+// Several clusters behind one backend: two `kubernetes` sources (two contexts of one kubeconfig)
+// feed one HAProxy backend. Hostile slices (addresses with `;` or a newline, port 0) in one of
+// them never reach HAProxy; one cluster down keeps its servers while the other still changes.
+TEST_F(KubernetesE2E, TwoClustersFeedOneBackendAndHostileSlicesNeverReachHaproxy) {
+  K8sApiDouble other;
+  other.start();
+  pod(0);
+  pod(1);
+  other.apply(K8sApiDouble::slice("shop", "web-2", "web",
+                                  {{.address = "127.0.0.1", .pod = "b-pod-2"}}, pods_[2]->port()));
+  other.apply(K8sApiDouble::slice("shop", "web-evil", "web",
+                                  {{.address = "127.0.0.1;shutdown sessions server web/x"},
+                                   {.address = "127.0.0.1\nadd server web/evil 127.0.0.1:1"}},
+                                  pods_[3]->port()));
+  other.apply(K8sApiDouble::slice("shop", "web-port0", "web", {{.address = "127.0.0.1"}}, 0));
+  auto cluster = [](const K8sApiDouble& d, const std::string& name) {
+    return nlohmann::json{
+        {"name", name}, {"cluster", {{"server", d.url()}, {"certificate-authority", d.ca_file()}}}};
+  };
+  nlohmann::json kc = {{"apiVersion", "v1"},
+                       {"kind", "Config"},
+                       {"clusters", {cluster(api_, "eu"), cluster(other, "us")}},
+                       {"users", {{{"name", "u"}, {"user", {{"token", "test-token"}}}}}},
+                       {"contexts",
+                        {{{"name", "prod-eu"},
+                          {"context", {{"cluster", "eu"}, {"user", "u"}, {"namespace", "shop"}}}},
+                         {{"name", "prod-us"},
+                          {"context", {{"cluster", "us"}, {"user", "u"}, {"namespace", "shop"}}}}}},
+                       {"current-context", "prod-eu"}};
+  const std::string kubeconfig = hp_->dir() + "/kubeconfig-two";
+  write_file(kubeconfig, kc.dump());
+  const std::string cfg = hp_->dir() + "/ep.yaml";
+  const std::string src = "      - kubernetes: {service: web, port: http, kubeconfig: \"" +
+                          kubeconfig + "\", max_retry_interval: 1s, context: ";
+  write_file(cfg, "haproxy:\n  sockets: [" + hp_->socket_path() +
+                      "]\nbackends:\n  - name: web\n    drain_timeout: 3s\n    sources:\n" + src +
+                      "prod-eu}\n" + src + "prod-us}\n");
+  ASSERT_TRUE(daemon_.start({"run", "-c", cfg}, hp_->dir() + "/ep.log"));
+  ASSERT_TRUE(wait_until([&] { return serving(0) && serving(1) && serving(2); }, 30s))
+      << daemon_.log();
+  // Only the three real pods: nothing of the hostile slices, no port 0.
+  auto servers = by_port();
+  EXPECT_EQ(servers.size(), 3u);
+  EXPECT_EQ(servers.count(0), 0u);
+  EXPECT_EQ(servers.count(pods_[3]->port()), 0u);
+  EXPECT_EQ(hp_->admin("show servers state web").find("evil"), std::string::npos);
+  EXPECT_TRUE(wait_until(
+      [&] { return daemon_.log().find("is not an IPv4 address") != std::string::npos; }, 10s));
+
+  // Cluster "us" down: its server stays; cluster "eu" still changes the same backend.
+  other.kill();
+  pod(1, /*ready=*/false, /*serving=*/false);
+  ASSERT_TRUE(wait_until([&] { return absent(1); }, 30s)) << daemon_.log();
+  EXPECT_TRUE(consistently([&] { return serving(0) && serving(2); }, 1s)) << daemon_.log();
 }
 
 TEST_F(KubernetesE2E, ApiServerDownFor30SecondsKeepsEveryServerThenRelistsOn410) {

@@ -69,6 +69,17 @@ TEST(KubernetesParse, RealEndpointSliceListWithEveryField) {
   EXPECT_EQ(m.endpoints[0].id, "web-7d9f8c6b5-abcde");
   EXPECT_EQ(m.endpoints[1].address, "10.244.1.18");
   EXPECT_EQ(m.draining, 1);
+  // The serving && terminating endpoint: listed for the drain hold, with its address and port.
+  ASSERT_EQ(m.drain.size(), 1u);
+  EXPECT_EQ(m.drain[0].address, s.endpoints[1].addresses[0]);
+  EXPECT_EQ(m.drain[0].port, 8080u);
+  // The same address and port serving in another slice is not held.
+  Slice twin = s;
+  twin.name = "web-twin";
+  twin.endpoints = {s.endpoints[1]};
+  twin.endpoints[0].ready = true;
+  twin.endpoints[0].terminating = false;
+  EXPECT_TRUE(map_endpoints({&s, &twin}, base_options()).drain.empty());
   // By port number, and the metrics port by name.
   Options by_number = base_options();
   by_number.port_name.clear();
@@ -179,6 +190,56 @@ TEST(KubernetesParse, ServiceAndNodesForTheAddressModes) {
     "status":{"addresses":[{"type":"Hostname","address":"w1"},{"type":"InternalIP","address":"172.16.0.4"}]}}]})");
   ASSERT_TRUE(nodes.ok());
   EXPECT_EQ(nodes->at("w1"), "172.16.0.4");
+}
+
+// The Services and Nodes watches: list pages and watch events as the API server sends them.
+TEST(KubernetesParse, ServiceAndNodeListsAndWatchEvents) {
+  auto services = parse_list(Resource::kServices, R"({"kind":"ServiceList","apiVersion":"v1",
+    "metadata":{"resourceVersion":"900","continue":"c1","remainingItemCount":3},
+    "items":[{"metadata":{"name":"web","namespace":"shop","resourceVersion":"880"},
+      "spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"http","port":80}]}}]})");
+  ASSERT_TRUE(services.ok()) << services.error().message;
+  EXPECT_EQ(services->resource_version, "900");
+  EXPECT_EQ(services->continue_token, "c1");
+  ASSERT_EQ(services->items.size(), 1u);
+  EXPECT_EQ(services->items[0].key, "web");
+  EXPECT_EQ(services->items[0].resource_version, "880");
+  EXPECT_EQ(services->items[0].service.cluster_ip, "10.96.0.10");
+
+  auto ev = parse_event(Resource::kNodes, R"({"type":"MODIFIED","object":{"kind":"Node",
+    "apiVersion":"v1","metadata":{"name":"w1","resourceVersion":"901","labels":
+    {"topology.kubernetes.io/zone":"a"}},"spec":{"podCIDR":"10.244.1.0/24"},"status":{
+    "addresses":[{"type":"InternalIP","address":"172.16.0.9"},{"type":"Hostname","address":"w1"}],
+    "conditions":[{"type":"Ready","status":"True"}]}}})");
+  ASSERT_TRUE(ev.ok()) << ev.error().message;
+  EXPECT_EQ(ev->type, WatchEvent::Type::kModified);
+  EXPECT_EQ(ev->object.name, "w1");
+  EXPECT_EQ(ev->object.internal_ip, "172.16.0.9");
+  EXPECT_EQ(ev->object.resource_version, "901");
+  auto bookmark = parse_event(Resource::kServices,
+                              R"({"type":"BOOKMARK","object":{"kind":"Service","apiVersion":"v1",
+    "metadata":{"resourceVersion":"950","annotations":{"k8s.io/initial-events-end":"true"}}}})");
+  ASSERT_TRUE(bookmark.ok()) << bookmark.error().message;
+  EXPECT_EQ(bookmark->type, WatchEvent::Type::kBookmark);
+  EXPECT_EQ(bookmark->object.resource_version, "950");
+
+  // Errors name the object and the field.
+  auto no_name = parse_event(Resource::kServices,
+                             R"({"type":"ADDED","object":{"metadata":{"resourceVersion":"1"}}})");
+  ASSERT_FALSE(no_name.ok());
+  EXPECT_NE(no_name.error().message.find("Service metadata: field 'name' is missing"),
+            std::string::npos)
+      << no_name.error().message;
+  auto wrong_list = parse_list(Resource::kNodes, R"({"kind":"ServiceList","metadata":{}})");
+  ASSERT_FALSE(wrong_list.ok());
+  EXPECT_NE(wrong_list.error().message.find("not a NodeList"), std::string::npos);
+  auto bad_rv = parse_list(Resource::kNodes,
+                           R"({"kind":"NodeList","metadata":{"resourceVersion":"1"},
+    "items":[{"metadata":{"name":"w2","resourceVersion":7}}]})");
+  ASSERT_FALSE(bad_rv.ok());
+  EXPECT_NE(bad_rv.error().message.find("Node 'w2' metadata: field 'resourceVersion'"),
+            std::string::npos)
+      << bad_rv.error().message;
 }
 
 class KubeconfigTest : public ::testing::Test {
@@ -333,19 +394,30 @@ TEST(KubernetesOptions, ParsesAndRejectsWithPositions) {
                                      {"namespace", "shop"},
                                      {"port", "8080"},
                                      {"address", "node"},
-                                     {"kubeconfig", "kc.yaml"}}),
+                                     {"kubeconfig", "kc.yaml"},
+                                     {"terminating_drain_timeout", "15m"}}),
                              "/etc/ep", d);
   ASSERT_TRUE(o.has_value()) << d.joined();
   EXPECT_EQ(o->port_number, 8080);
   EXPECT_EQ(o->address, AddressMode::kNode);
   EXPECT_EQ(o->kubeconfig, "/etc/ep/kc.yaml");
   EXPECT_GT(o->idle_timeout, o->watch_timeout);
+  EXPECT_EQ(o->terminating_drain_timeout, std::chrono::minutes(15));
+  {
+    Diagnostics rd;
+    EXPECT_FALSE(
+        options_from_node(map_of({{"service", "web"}, {"refresh_interval", "30s"}}), "/", rd));
+    EXPECT_NE(rd.joined().find("ep.yaml:3:5: kubernetes.refresh_interval: no longer used"),
+              std::string::npos)
+        << rd.joined();
+  }
   for (auto bad :
        {map_of({{"service", "Web_1"}}), map_of({{"service", "web"}, {"address", "pods"}}),
         map_of({{"service", "web"}, {"port", "0"}}),
         map_of({{"service", "web"}, {"in_cluster", "true"}, {"kubeconfig", "x"}}),
         map_of({{"namespace", "shop"}}),
         map_of({{"service", "web"}, {"watch_timeout", "5m"}, {"idle_timeout", "1m"}}),
+        map_of({{"service", "web"}, {"terminating_drain_timeout", "0s"}}),
         map_of({{"service", "web"}, {"colour", "blue"}})}) {
     Diagnostics bd;
     EXPECT_FALSE(options_from_node(bad, "/", bd).has_value());
