@@ -129,8 +129,7 @@ ConsulSource::ConsulSource(Options options, SourceContext context, HttpClientFac
           options_.unix_socket.empty() ? options_.base_url : "unix://" + options_.unix_socket)),
       labels_{context_.backend, options_.service},
       stats_((context_.metrics ? *context_.metrics : Metrics::global()).shared<ConsulStats>()),
-      token_(options_.token, options_.token_file, describe_),
-      reporter_(std::make_unique<log::FailureReporter>(std::string(kComponent), describe_)) {
+      token_(options_.token, options_.token_file, describe_) {
   state_.backoff = runtime::Backoff({.initial = options_.backoff_min,
                                      .max = options_.backoff_max,
                                      .multiplier = 2.0,
@@ -315,6 +314,10 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
     stats_.requests_total.inc({labels_[0], labels_[1], "error"});
     stats_.errors_total.inc({labels_[0], labels_[1], f.reason});
     stats_.up.set(labels_, 0);
+    // Made at the first failure: 1,000 sources that answer need no reporter each.
+    if (!reporter_) {
+      reporter_ = std::make_unique<log::FailureReporter>(std::string(kComponent), describe_);
+    }
     reporter_->failure(e.message);
     if (f.acl_refused) (void)token_.get(true);  // token rotation: re-read after a 403
     sink_->publish(e);
@@ -332,7 +335,7 @@ std::optional<milliseconds> ConsulSource::process(Fetch f) {
   stats_.requests_total.inc({labels_[0], labels_[1], "ok"});
   stats_.up.set(labels_, 1);
   if (f.age) stats_.cache_age_seconds.set(labels_, *f.age);
-  reporter_->success();
+  if (reporter_) reporter_->success();  // "recovered after N failures" when there were some
   st.backoff.reset();
   for (const auto& w : parsed.warnings) {
     if (st.warned.size() < 1000 && st.warned.insert(w).second) {

@@ -125,7 +125,7 @@ class ConsulSource final : public Source,
   LabelValues labels_;  // {backend, service}
   const ConsulStats& stats_;  // the registry's one ConsulStats (Metrics::shared)
   TokenReader token_;
-  std::unique_ptr<log::FailureReporter> reporter_;
+  std::unique_ptr<log::FailureReporter> reporter_;  // from the first failure on (loop thread)
 
   std::mutex mu_;
   bool stopping_ = false;

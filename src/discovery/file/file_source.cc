@@ -116,12 +116,21 @@ void FileSource::on_refresh() {
   arm_refresh();
 }
 
+FileSource::TextDigest FileSource::TextDigest::of(std::string_view text) {
+  std::uint64_t fnv = 1469598103934665603ULL;  // FNV-1a
+  for (unsigned char c : text) {
+    fnv ^= c;
+    fnv *= 1099511628211ULL;
+  }
+  return {text.size(), std::hash<std::string_view>{}(text), fnv};
+}
+
 void FileSource::read_and_publish() {
   auto text = read_all(options_.path);
-  // The same bytes as the last published set: nothing to say. (Comparing the text, not the
-  // parsed endpoints, keeps a few hundred bytes per source instead of every endpoint; a file
+  // The same bytes as the last published set: nothing to say. (Comparing the text's digest, not
+  // the parsed endpoints, keeps a few bytes per source instead of every endpoint; a file
   // rewritten with other bytes but the same servers is published and the guard finds no change.)
-  if (text && last_text_ && *last_text_ == *text) {
+  if (text && last_text_ && *last_text_ == TextDigest::of(*text)) {
     retrying_ = false;
     return;
   }
@@ -144,7 +153,7 @@ void FileSource::read_and_publish() {
   retrying_ = false;
   log::debug(kComponent, "{}: {} endpoints", describe(), snap->size());
   sink_->publish(snap);
-  last_text_ = std::move(*text);
+  last_text_ = TextDigest::of(*text);
 }
 
 SourceKind source_kind() {
