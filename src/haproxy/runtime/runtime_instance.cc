@@ -229,6 +229,8 @@ Result<reconcile::InstanceInfo> RuntimeInstance::info() {
   if (!parsed) {
     return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), parsed.error().message));
   }
+  seen_pid_ = parsed->pid;
+  if (algorithms_pid_ != seen_pid_) algorithms_.clear();  // another process: read them again
   return parsed;
 }
 
@@ -377,7 +379,11 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
 Result<std::vector<ActualBackend>> RuntimeInstance::read_whole(
     const std::vector<std::string>& backends, const std::string& stat_command,
     const std::vector<std::size_t>* held) {
-  auto replies = run({cmd::show_servers_state_all(), stat_command});
+  // No stat command: the BACKEND rows come from algorithms_ (observe_states checked they are
+  // all there and of this process).
+  const bool cached_rows = stat_command.empty();
+  auto replies = cached_rows ? run({cmd::show_servers_state_all()})
+                             : run({cmd::show_servers_state_all(), stat_command});
   if (!replies) return replies.error();
   // Every backend gets its digest (so the reconciler settles on digests from its first read);
   // only the held ones may skip their rows.
@@ -395,17 +401,36 @@ Result<std::vector<ActualBackend>> RuntimeInstance::read_whole(
   if (!state) {
     return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), state.error().message));
   }
-  auto stat = parse_show_stat((*replies)[1]);
-  if (!stat) {
-    return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), stat.error().message));
+  StatTable stat;
+  if (cached_rows) {
+    stat.rows.reserve(backends.size());
+    for (const auto& name : backends) {
+      auto a = algorithms_.find(name);
+      if (a == algorithms_.end()) continue;  // not seen: reads as absent, as with no row
+      StatRow row;
+      row.proxy = name;
+      row.name = "BACKEND";
+      row.algo = a->second;
+      stat.rows.push_back(std::move(row));
+    }
+  } else {
+    auto parsed = parse_show_stat((*replies)[1]);
+    if (!parsed) {
+      return Error::invalid(fmt::format("haproxy {}: {}", admin_.path(), parsed.error().message));
+    }
+    stat = std::move(*parsed);
   }
   std::map<std::string_view, Rows> by_name;
   index_state(*state, by_name);
-  index_stat(*stat, by_name);
-  proxy_ids_.clear();
-  for (const auto& [name, rows] : by_name) {
-    if (rows.backend_row != nullptr && rows.backend_row->iid > 0) {
-      proxy_ids_.emplace(std::string(name), rows.backend_row->iid);
+  index_stat(stat, by_name);
+  if (!cached_rows) {
+    proxy_ids_.clear();
+    algorithms_.clear();
+    algorithms_pid_ = seen_pid_;
+    for (const auto& [name, rows] : by_name) {
+      if (rows.backend_row == nullptr) continue;
+      if (rows.backend_row->iid > 0) proxy_ids_.emplace(std::string(name), rows.backend_row->iid);
+      algorithms_.emplace(std::string(name), rows.backend_row->algo);
     }
   }
   std::map<std::string_view, const ServersState::Digest*> digest_of;
@@ -430,7 +455,12 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_all(
 
 Result<std::vector<ActualBackend>> RuntimeInstance::observe_states(
     const std::vector<std::string>& backends, const std::vector<std::size_t>& held) {
-  auto out = read_whole(backends, cmd::show_stat_backend_rows(), &held);
+  // Every backend's BACKEND row already read from this process: `show servers state` alone.
+  const bool cached = seen_pid_ != 0 && algorithms_pid_ == seen_pid_ &&
+                      std::all_of(backends.begin(), backends.end(), [this](const std::string& b) {
+                        return algorithms_.count(b) != 0;
+                      });
+  auto out = read_whole(backends, cached ? std::string() : cmd::show_stat_backend_rows(), &held);
   if (!out) return out;
   // Sessions decide when a draining server is removed: read them where a server drains.
   std::vector<std::size_t> draining;

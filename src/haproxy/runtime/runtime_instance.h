@@ -81,6 +81,12 @@ class RuntimeInstance : public reconcile::Instance {
 
   AdminSocket admin_;
   std::map<std::string, int, std::less<>> proxy_ids_;  // backend name -> HAProxy proxy id
+  // Backend name -> balance algorithm, from the BACKEND rows of the process `algorithms_pid_`
+  // (0: none read yet). A backend and its algorithm change only with a new process, which
+  // info() sees (its pid): until then a states-only resync (observe_states) needs no `show stat`.
+  std::map<std::string, std::string, std::less<>> algorithms_;
+  long algorithms_pid_ = 0;
+  long seen_pid_ = 0;  // the pid of the last info()
   IoCounters io_;
 };
 

@@ -178,6 +178,47 @@ TEST(TargetedReads, ResyncReadsServerStatsOnlyWhereAServerDrains) {
 // A resync of settled backends: given the digests it already holds, the read does not parse
 // those backends' rows while HAProxy still shows them; any change to a server (here its weight,
 // then its maintenance) brings that backend back, parsed, with a new digest.
+TEST(TargetedReads, AStatesOnlyResyncOfTheSameProcessReadsNoStat) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyConfig cfg;
+  cfg.backend("rr", "roundrobin", {"server s1 127.0.0.1:1"});
+  cfg.backend("lc", "leastconn", {"server s1 127.0.0.1:2", "server s2 127.0.0.1:3"});
+  cfg.backend("empty", "roundrobin", {});
+  HaproxyFixture hp(cfg.str());
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  const std::vector<std::string> names = {"rr", "lc", "empty"};
+  ASSERT_TRUE(inst.info().ok());
+  auto sent = [&inst](const auto& read) {
+    const std::uint64_t before = inst.io().commands;
+    auto r = read();
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return std::make_pair(inst.io().commands - before, std::move(r));
+  };
+  // First resync of this process: `show servers state` and the BACKEND rows of `show stat`.
+  auto [first_cmds, first] = sent([&] { return inst.observe_states(names, {}); });
+  EXPECT_EQ(first_cmds, 2u);
+  // Again, same process: the BACKEND rows are known, only `show servers state` is sent, and the
+  // backends read the same (an empty backend exists too; the algorithms are kept).
+  ASSERT_TRUE(inst.info().ok());
+  auto [again_cmds, again] = sent([&] { return inst.observe_states(names, {}); });
+  EXPECT_EQ(again_cmds, 1u);
+  ASSERT_TRUE(first.ok() && again.ok());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_TRUE(again->at(i).exists) << names[i];
+    EXPECT_EQ(again->at(i).algorithm, first->at(i).algorithm) << names[i];
+    EXPECT_EQ(again->at(i).servers.size(), first->at(i).servers.size()) << names[i];
+    EXPECT_EQ(again->at(i).rows_digest, first->at(i).rows_digest) << names[i];
+  }
+  EXPECT_EQ(again->at(1).algorithm, "leastconn");
+  EXPECT_TRUE(again->at(2).servers.empty());
+  // A backend never read (here: HAProxy has none by that name) sends the stat read again.
+  auto [unknown_cmds, unknown] = sent([&] { return inst.observe_states({"rr", "nope"}, {}); });
+  EXPECT_EQ(unknown_cmds, 2u);
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(unknown->at(1).exists);
+}
+
 TEST(TargetedReads, ResyncSkipsTheRowsOfBackendsWhoseDigestIsHeld) {
   if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
   HaproxyFixture hp(config_with(20));
