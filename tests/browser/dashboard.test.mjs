@@ -239,9 +239,12 @@ test('renders each backend and server from a real daemon and HAProxy, then follo
     const t0 = Date.now();
     writeAtomic(s.file('web.json'), targets([9001, 9002, 9003]));
     await eventually(async () => (await rowsOf(page, 'web').count()) === 3, 10000, 'the new row');
+    // The issue's 2 s: the change is on the page (its row) within 2 s of the file write.
+    timings.discovery_change_to_row_ms = Date.now() - t0;
+    assert.ok(timings.discovery_change_to_row_ms < scaled(2000), 'the row took ' + timings.discovery_change_to_row_ms + ' ms');
     await eventually(async () => /ep-127\.0\.0\.1:9003.*UP/.test((await rowsOf(page, 'web').allTextContents()).join('|')), 10000, 'UP in HAProxy');
     timings.discovery_change_to_page_ms = Date.now() - t0;
-    // The issue asks for 2 s; generous margin on a loaded 2-core machine (the number is reported).
+    // Until HAProxy's health check has it UP too (the check's interval adds to it).
     assert.ok(timings.discovery_change_to_page_ms < scaled(5000), 'update took ' + timings.discovery_change_to_page_ms + ' ms');
     assert.deepEqual(await serversIn(s.socket, 'web'), ['ep-127.0.0.1:9001', 'ep-127.0.0.1:9002', 'ep-127.0.0.1:9003']);
     // The change is on the timeline with its latency, and counted in the summary.
