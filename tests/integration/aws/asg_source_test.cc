@@ -712,12 +712,14 @@ TEST_F(AsgEventsTest, ManySourcesShareTheRuntimeThreads) {
     ASSERT_TRUE(sources.back()->start_on(rt, *sinks.back()).ok());
   }
   for (auto& s : sinks) ASSERT_TRUE(s->wait_for([](const auto& x) { return has_n(x, 3); }));
-  EXPECT_LE(test::thread_count() - threads, aws_.connections_accepted() - connections);
+  EXPECT_LE(static_cast<long>(test::thread_count()) - static_cast<long>(threads),
+            static_cast<long>(aws_.connections_accepted() - connections));
   // Events still work: the source that receives the message re-polls and deletes it.
   aws_.remove_instance("i-00000000000000000");
   aws_.send_message(queue_, read_testdata("msg_asg_terminate_sns.json"));
   EXPECT_TRUE(wait_queue_empty());
-  EXPECT_LE(test::thread_count() - threads, aws_.connections_accepted() - connections);
+  EXPECT_LE(static_cast<long>(test::thread_count()) - static_cast<long>(threads),
+            static_cast<long>(aws_.connections_accepted() - connections));
   for (auto& s : sources) s->stop();
   EXPECT_EQ(rt.loop(0).timer_count() + rt.loop(1).timer_count(), 0u);
   EXPECT_EQ(rt.loop(0).watch_count() + rt.loop(1).watch_count(), 0u);

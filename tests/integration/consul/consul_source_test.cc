@@ -557,7 +557,9 @@ TEST_F(ConsulSourceTest, ManySourcesShareTheRuntimeThreads) {
   }
   for (auto& s : sinks)
     ASSERT_TRUE(s->wait_next(0, [](const Snapshot& x) { return x.ok() && x->size() == 1; }));
-  EXPECT_EQ(test::thread_count() - threads, consul_.connections_accepted() - connections);
+  // At most one thread per connection the double accepted (a closed connection's thread ends).
+  EXPECT_LE(static_cast<long>(test::thread_count()) - static_cast<long>(threads),
+            static_cast<long>(consul_.connections_accepted() - connections));
   ConsulService extra = web("many7-2", "10.0.4.7", 81);
   extra.name = "many7";
   consul_.register_service(extra);
