@@ -1008,6 +1008,7 @@ int cmd_bulk(const Args& a) {
                      " ms: " + (row.ok && row.wall_ms <= target ? "met" : "**missed**");
         rows.push_back(row);
       }
+      if (const char* k = std::getenv("EP_BENCH_DUMP_LOG")) write_file(k, d.log());
       d.stop();
       continue;
     }

@@ -208,6 +208,8 @@ std::string UnixSocket::consume(std::size_t n) {
   return out;
 }
 
+void UnixSocket::discard(std::size_t n) { buffer_.erase(0, std::min(n, buffer_.size())); }
+
 Result<std::string> UnixSocket::read_to_eof(Deadline deadline, std::size_t max_bytes) {
   if (fd_ < 0) return Error::unavailable(fmt::format("{}: socket is closed", path_));
   for (;;) {

@@ -61,6 +61,8 @@ class UnixSocket {
   const std::string& buffered() const { return buffer_; }
   // Removes and returns the first `n` buffered bytes.
   std::string consume(std::size_t n);
+  // Drops the first `n` buffered bytes (consume() without the copy).
+  void discard(std::size_t n);
 
   void close();
 

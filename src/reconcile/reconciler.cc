@@ -4,6 +4,7 @@
 #include <functional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/log.h"
 #include "os/memory.h"
@@ -620,10 +621,12 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   for (const auto& s : br.managed) {
     if (s.draining() && !br.drains.count(s.name)) br.drains[s.name] = now;
   }
+  std::unordered_set<std::string_view> draining;
+  for (const auto& s : br.managed) {
+    if (s.draining()) draining.insert(s.name);
+  }
   for (auto it = br.drains.begin(); it != br.drains.end();) {
-    const bool still =
-        std::any_of(br.managed.begin(), br.managed.end(),
-                    [&](const ActualServer& s) { return s.name == it->first && s.draining(); });
+    const bool still = draining.count(it->first) != 0;
     if (!still) br.removing.erase(it->first);
     it = still ? std::next(it) : br.drains.erase(it);
   }
@@ -650,6 +653,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   bool failed = false;
   if (!plan.empty()) {
     std::vector<ActionResult> results = run.instance->apply(plan, policy);
+    std::vector<std::pair<std::string, bool>> active_changes;  // applied to br.active at once
     for (size_t i = 0; i < plan.actions.size(); ++i) {
       const Action& a = plan.actions[i];
       const ActionResult r = i < results.size()
@@ -678,10 +682,10 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
           if (a.kind == ActionKind::kUndrain) br.removing.erase(a.server);
           if (a.kind == ActionKind::kAdd || a.kind == ActionKind::kAssignSlot ||
               a.kind == ActionKind::kEnable) {
-            br.active.insert(a.server);  // we took it out of maintenance
+            active_changes.emplace_back(a.server, true);  // we took it out of maintenance
           }
           if (a.kind == ActionKind::kRemove) {
-            br.active.erase(a.server);  // our own maintenance (the first step of a removal)
+            active_changes.emplace_back(a.server, false);  // our own maintenance (removal's 1st step)
             br.operator_maint.erase(a.server);
             if (a.reason == Reason::kDrainTimeout) {
               stats_.drains_timed_out_total.inc({policy.name});
@@ -691,13 +695,13 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
           }
           break;
         case ActionResult::Outcome::kNotYet:
-          if (a.kind == ActionKind::kRemove) br.active.erase(a.server);
+          if (a.kind == ActionKind::kRemove) active_changes.emplace_back(a.server, false);
           plan.waiting.push_back(a.server);
           log::debug(kLog, "{}: {} {} not yet: {}", policy.name, to_string(a.kind), what,
                      r.message);
           break;
         case ActionResult::Outcome::kFailed:
-          if (a.kind == ActionKind::kRemove) br.active.erase(a.server);
+          if (a.kind == ActionKind::kRemove) active_changes.emplace_back(a.server, false);
           failed = true;
           ++report.actions_failed;
           stats_.changes_failed_total.inc(kind_labels);
@@ -705,6 +709,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
           break;
       }
     }
+    br.active.apply(std::move(active_changes));
   }
   // A warming server is DRAIN in HAProxy but it is not being removed: not a drain.
   for (const auto& name : plan.warming) {
@@ -898,7 +903,9 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
     o.settled_rows = 0;
   }
   // Rendered in maintenance by us: not the operator's when the next pass finds them there.
-  for (const auto& [i, name] : regated) run.backends[i].active.erase(name);
+  std::map<std::size_t, std::vector<std::pair<std::string, bool>>> unmarked;
+  for (const auto& [i, name] : regated) unmarked[i].emplace_back(name, false);
+  for (auto& [i, names] : unmarked) run.backends[i].active.apply(std::move(names));
   br.next_poll = clock_.now();  // the next pass runs at once
   br.converged = false;
   report.converged = false;

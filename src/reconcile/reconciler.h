@@ -36,6 +36,7 @@
 #include "reconcile/bulk.h"
 #include "reconcile/diff.h"
 #include "reconcile/journal.h"
+#include "reconcile/name_set.h"
 #include "reconcile/plan.h"
 #include "reconcile/policy.h"
 #include "reconcile/stats.h"
@@ -205,33 +206,6 @@ class Reconciler : public ServerStateView {
     uint64_t generation = 0;
   };
   using DesiredPtr = std::shared_ptr<const Desired>;
-  // A set of server names as one sorted vector: a backend's every managed server is in `active`,
-  // and a std::set node per name cost ~48 bytes more each (0.5 MiB at 11,000 servers).
-  class NameSet {
-   public:
-    bool count(const std::string& name) const {
-      return std::binary_search(names_.begin(), names_.end(), name);
-    }
-    void insert(const std::string& name) {
-      auto it = std::lower_bound(names_.begin(), names_.end(), name);
-      if (it == names_.end() || *it != name) names_.insert(it, name);
-    }
-    void erase(const std::string& name) {
-      auto it = std::lower_bound(names_.begin(), names_.end(), name);
-      if (it != names_.end() && *it == name) names_.erase(it);
-    }
-    void clear() { std::vector<std::string>().swap(names_); }
-    // Takes any order; keeps each name once.
-    void assign(std::vector<std::string> names) {
-      std::sort(names.begin(), names.end());
-      names.erase(std::unique(names.begin(), names.end()), names.end());
-      names.shrink_to_fit();
-      names_ = std::move(names);
-    }
-
-   private:
-    std::vector<std::string> names_;
-  };
   struct BackendRun {  // per instance x backend
     DrainBook drains;
     std::set<std::string> removing;             // drained by us for removal (subset of drains)

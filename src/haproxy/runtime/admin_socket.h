@@ -8,7 +8,9 @@
 // an error naming the socket and the command. Not thread-safe; create one per thread if needed.
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,18 @@ class AdminSocket {
     // with "\n". Fails (kUnavailable) on timeout/EOF, (kInvalid) on a line with CR/LF/NUL, an
     // empty line or one longer than kMaxWriteBytes. After a failure the session is closed.
     Result<std::vector<std::string>> run(const std::vector<std::string>& lines);
+
+    // The streaming form of run(): lines come from `next_line` as they become ready (nullopt:
+    // none now) and each line's reply goes to `on_reply` as it arrives, in the order sent. A
+    // reply may make more lines ready (a job's next step): they go out at once, so HAProxy's
+    // input never waits for a whole round to be answered. Ends when `next_line` has none and
+    // every line sent has its reply. Errors as run()'s (a refused line fails the stream there,
+    // after the lines before it were sent); after one, the session is closed.
+    // A line from next_line() needs to stay valid only until the next call; a reply passed to
+    // on_reply only during the call.
+    using NextLine = std::function<std::optional<std::string_view>()>;
+    using OnReply = std::function<void(std::string_view reply)>;
+    Status stream(const NextLine& next_line, const OnReply& on_reply);
 
    private:
     friend class AdminSocket;

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -110,6 +113,76 @@ TEST(AdminSocket, MegabyteReplyAmongEmptyRepliesIsReadWhole) {
   EXPECT_TRUE((*r)[2000] == big);
   EXPECT_EQ((*r)[2001], "");
   EXPECT_EQ((*r)[4000], "");
+}
+
+// stream(): a reply may make the next line ready (a job's next step); it goes out on the same
+// connection at once, replies come back in the order sent, and a `;` line's replies are joined.
+TEST(AdminSocket, StreamSendsWhatEachReplyMakesReadyOnTheSameConnection) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));
+  ASSERT_TRUE(server.ok());
+  AdminSocket admin(path, milliseconds(2000));
+  auto session = admin.open();
+  ASSERT_TRUE(session.ok()) << session.error().message;
+  constexpr int kJobs = 1500;  // more than one write's worth in flight
+  std::deque<std::string> ready;
+  for (int i = 0; i < kJobs; ++i) ready.push_back("show first " + std::to_string(i));
+  std::string current;
+  std::vector<std::string> replies;
+  auto st = session->stream(
+      [&]() -> std::optional<std::string_view> {
+        if (ready.empty()) return std::nullopt;
+        current = std::move(ready.front());
+        ready.pop_front();
+        return current;
+      },
+      [&](std::string_view reply) {
+        replies.emplace_back(reply);
+        if (reply.rfind("R[show first ", 0) == 0) {
+          const std::string n(reply.substr(13, reply.size() - 14));
+          ready.push_back("show second " + n + ";show third " + n);
+        }
+      });
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  ASSERT_EQ(replies.size(), 2u * kJobs);
+  EXPECT_EQ(replies.front(), "R[show first 0]");
+  EXPECT_EQ(replies.back(), "R[show second 1499]\nR[show third 1499]");
+  // Each job's second line went out after its first was answered, on the one connection.
+  EXPECT_EQ(server.connections(), 1);
+  const auto seen = server.lines();
+  auto at = [&](const std::string& line) {
+    return std::find(seen.begin(), seen.end(), line) - seen.begin();
+  };
+  for (int i : {0, 700, 1499}) {
+    const std::string n = std::to_string(i);
+    EXPECT_LT(at("show first " + n), at("show second " + n + ";show third " + n)) << n;
+  }
+}
+
+// A line stream() refuses (CR/LF/NUL, empty, too long) fails the stream naming it; the lines
+// before it were sent and answered, and nothing after it is sent.
+TEST(AdminSocket, StreamStopsAtARefusedLineNamingIt) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));
+  ASSERT_TRUE(server.ok());
+  AdminSocket admin(path, milliseconds(1000));
+  auto session = admin.open();
+  ASSERT_TRUE(session.ok());
+  const std::vector<std::string> lines = {"show a", "show b\nshow c", "show d"};
+  std::size_t next = 0;
+  int answered = 0;
+  auto st = session->stream(
+      [&]() -> std::optional<std::string_view> {
+        if (next == lines.size()) return std::nullopt;
+        return lines[next++];
+      },
+      [&](std::string_view) { ++answered; });
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("refusing command 'show b"), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ(next, 2u);  // "show d" was never asked for
+  const auto seen = server.lines();
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), "show d"), 0);
 }
 
 TEST(AdminSocket, NewConnectionPerCall) {

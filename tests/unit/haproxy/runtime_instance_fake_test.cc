@@ -352,9 +352,10 @@ FakeAdminServer::Handler haproxy_like() {
   });
 }
 
-// A plan of more than 500 actions starts in groups: the first group's `del server` goes out with
-// the second group's `state maint` (HAProxy 2.6 changes a server's state faster in a smaller
-// backend), still each after its own server's previous step.
+// A plan of more than 500 actions runs at most 500 at once, a finished one starting the next: the
+// first servers' `del server` goes out before the last servers' `state maint` (HAProxy 2.6
+// changes a server's state faster in a smaller backend), still each after its own server's
+// previous step.
 TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
   std::string path = temp_socket();
   FakeAdminServer server(path, haproxy_like());
@@ -368,7 +369,7 @@ TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
   EXPECT_LT(pos["set server web/s599 state maint"], pos["del server web/s599"]);
   EXPECT_LT(pos["set server web/s1199 state maint"], pos["del server web/s1199"]);
   EXPECT_GT(pos["set server web/s1000 state maint"], pos["set server web/s499 state maint"] + 400)
-      << "the third group starts an exchange later";
+      << "the 1001st job starts once 500 have finished";
   // 500 actions or fewer: whole rounds, as before.
   FakeAdminServer small_server(path + "2", haproxy_like());
   RuntimeInstance small(path + "2", milliseconds(5000));
@@ -377,9 +378,8 @@ TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
   EXPECT_LT(small_pos["set server web/t499 state maint"], small_pos["del server web/t0"]);
 }
 
-// Slot mode: every removal leaves rotation in the first exchange (a slot backend never shrinks,
-// nothing to gain from interleaving them); additions start in groups, and before removals in a
-// dynamic plan.
+// Slot mode: every removal leaves rotation first (a slot backend never shrinks, nothing to gain
+// from a window); additions run in the window, and before removals in a dynamic plan.
 TEST(RuntimeInstanceFake, LargeSlotRemovalsStartAtOnceAndAdditionsGoFirst) {
   std::string path = temp_socket();
   FakeAdminServer server(path, haproxy_like());
