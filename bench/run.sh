@@ -438,9 +438,9 @@ backend, which bounds any runtime client's bulk time at this scale."
 validated (\`haproxy -c\`), confirmed reload (rows *one reload over bulk_threshold*), timed like
 section 3's no-counting-proxy rows (median of the repeats). The reload's cost (two parses of the
 config, the master's re-exec) grows with N about linearly; \`add server\`'s grows faster, with the
-backend's size (section 3b). The default \`bulk_threshold\` (2000 additions) is the upper end of
-the crossover these rows show, so ordinary changes keep 0 reloads (docs/haproxy-runtime.md,
-\"Bulk additions by reload\")."
+backend's size (section 3b). The default, \`bulk_threshold: auto\`, reloads only over 1,000
+additions and when the reload is predicted faster (its model is fitted to these rows), so
+ordinary changes keep 0 reloads (docs/haproxy-runtime.md, \"Bulk additions by reload\")."
 
   section footprint "4. Footprint" \
 "RSS from /proc/<pid>/status (VmRSS) after convergence; idle CPU from /proc/<pid>/stat

@@ -14,8 +14,8 @@ constexpr double kAddPerServer = 78e-9;
 // 4,000 on 2.6.12).
 constexpr double kReloadBase = 0.05;
 constexpr double kReloadPerLine = 60e-6;
-// Health-gated new servers leave maintenance with three runtime commands each after the reload
-// (`enable health`, `state drain`, `health down`): ~50 µs per command on 2.6.12 (RESULTS.md 3s,
+// Health-gated new servers leave maintenance with three runtime commands each (`enable health`,
+// `state drain`, `health down`), by either path: ~50 µs per command on 2.6.12 (RESULTS.md 3s,
 // slot floor), less on 3.0.
 constexpr double kEnablePerServer = 150e-6;
 }  // namespace
@@ -24,9 +24,11 @@ BulkCost predict_bulk_cost(size_t existing, size_t adds, size_t total, bool chec
   BulkCost c;
   const double n0 = static_cast<double>(existing);
   const double k = static_cast<double>(adds);
-  c.runtime_seconds = k * kAddBase + kAddPerServer * (k * n0 + k * k / 2);
-  c.reload_seconds = kReloadBase + kReloadPerLine * static_cast<double>(total) +
-                     (checks ? kEnablePerServer * k : 0.0);
+  // With health checks both paths send the same three enable commands per new server (the
+  // runtime path after each `add server`, the reload path after the reload).
+  const double enables = checks ? kEnablePerServer * k : 0.0;
+  c.runtime_seconds = k * kAddBase + kAddPerServer * (k * n0 + k * k / 2) + enables;
+  c.reload_seconds = kReloadBase + kReloadPerLine * static_cast<double>(total) + enables;
   return c;
 }
 

@@ -7,7 +7,8 @@
 // fraction of that. When config management is enabled (haproxy.template + haproxy.config + a
 // reload method, update: auto) the reconciler hands a pass that would add more than
 // `haproxy.reload.bulk_threshold` servers to one dynamic backend to a BulkLoader (the config
-// manager): it renders every managed backend, validates (`haproxy -c`), writes, reloads and
+// manager) — by default (`auto`) over 1,000 additions and when the reload is predicted faster
+// than the `add server` it replaces: it renders every managed backend, validates (`haproxy -c`), writes, reloads and
 // confirms. The new servers are rendered `disabled` when the backend has health checks, so after
 // the reload they leave maintenance through the runtime path's health gate (kEnable: DRAIN until
 // their check passes), exactly as added servers do. Anything else (a refused render, a failed
@@ -21,23 +22,29 @@
 
 namespace ep::reconcile {
 
-// Predicted wall time of one change, both ways (logged with the choice; the threshold decides).
-// Constants measured on the project's 2-core machine with HAProxy 2.6.12 and 3.0.11 (see
-// docs/haproxy-runtime.md, "Bulk additions by reload", and bench/RESULTS.md section 3s).
+// Predicted wall time of one change, both ways (logged with the choice; with `bulk_threshold:
+// auto` they decide). Constants measured on the project's 2-core machine with HAProxy 2.6.12 and
+// 3.0.11 (see docs/haproxy-runtime.md, "Bulk additions by reload", and bench/RESULTS.md 3s).
 struct BulkCost {
   double runtime_seconds = 0;  // `add server` (+ enable health, warm-up state) per new server
   double reload_seconds = 0;   // render + `haproxy -c` + reload + confirm + re-read + enables
 };
 // `existing`: servers the backend has now; `adds`: servers the pass adds; `total`: servers the
 // rendered config holds (every managed backend); `checks`: the new servers are health-gated
-// (one `enable health` + `set server … state drain; … health down` each after the reload).
+// (`enable health` + `set server … state drain; … health down` each, by either path).
 BulkCost predict_bulk_cost(size_t existing, size_t adds, size_t total, bool checks);
+
+// When a pass's additions to one dynamic backend take the reload path.
+struct BulkRule {
+  size_t threshold = 0;  // more additions than this may; 0: never
+  bool by_cost = false;  // and only when predict_bulk_cost says the reload is faster
+};
 
 class BulkLoader {
  public:
   virtual ~BulkLoader() = default;
-  // More additions than this to one dynamic backend in one pass take the reload path; 0: never.
-  virtual size_t bulk_threshold() const = 0;
+  // When additions take the reload path (threshold 0: never).
+  virtual BulkRule bulk_rule() const = 0;
   // Renders `servers[i]` as the servers of managed backend i (the reconciler's backend order),
   // validates, writes and reloads HAProxy, and waits for the reload to be confirmed. Blocking (on
   // the reconciler thread: HAProxy changes only from there). Ok: HAProxy runs the new config; the

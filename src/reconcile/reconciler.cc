@@ -778,19 +778,24 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
 
 bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired, const Plan& plan,
                              PassReport& report) {
-  const size_t threshold = bulk_->bulk_threshold();
+  const BulkRule rule = bulk_->bulk_rule();
+  const size_t threshold = rule.threshold;
   const size_t adds = static_cast<size_t>(std::count_if(
       plan.actions.begin(), plan.actions.end(),
       [](const Action& a) { return a.kind == ActionKind::kAdd; }));
   if (threshold == 0 || adds <= threshold) return false;
+  // "haproxy.reload.bulk_threshold 2000", or "1000 (haproxy.reload.bulk_threshold auto)"
+  const std::string over =
+      rule.by_cost ? std::to_string(threshold) + " (haproxy.reload.bulk_threshold auto)"
+                   : "haproxy.reload.bulk_threshold " + std::to_string(threshold);
   const BackendPolicy& policy = backends_[b];
   BackendRun& br = run.backends[b];
   const std::string& iname = run.instance->name();
   if (runs_.size() != 1) {
     log::info(kLog,
-              "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}, but {} HAProxy "
-              "instances are configured (the reload path serves one): runtime commands",
-              policy.name, adds, threshold, runs_.size());
+              "{}: {} servers to add, more than {}, but {} HAProxy instances are configured (the "
+              "reload path serves one): runtime commands",
+              policy.name, adds, over, runs_.size());
     br.bulk_tried_generation = desired.generation;
     return false;
   }
@@ -798,15 +803,32 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
   for (size_t i = 0; i < backends_.size(); ++i) {
     if (i != b && run.backends[i].mode == BackendMode::kAuto) {
       log::info(kLog,
-                "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}, but backend "
-                "'{}' has not been read from HAProxy yet (a reload would render it empty): "
-                "runtime commands",
-                policy.name, adds, threshold, backends_[i].name);
+                "{}: {} servers to add, more than {}, but backend '{}' has not been read from "
+                "HAProxy yet (a reload would render it empty): runtime commands",
+                policy.name, adds, over, backends_[i].name);
       br.bulk_tried_generation = desired.generation;
       return false;
     }
   }
   const bool gate = policy.checks();
+  // The predictions, from the sizes alone (before rendering anything): the servers HAProxy has
+  // in this backend, the additions, and the server lines the reload would render.
+  size_t lines = desired.servers.size();
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    if (i == b) continue;
+    const BackendRun& o = run.backends[i];
+    lines += o.managed.size() - std::min(o.managed.size(), o.removing.size());
+  }
+  const BulkCost cost = predict_bulk_cost(br.managed.size(), adds, lines, gate);
+  if (rule.by_cost && cost.reload_seconds >= cost.runtime_seconds) {
+    log::info(kLog,
+              "{}: {} servers to add, more than {}, but `add server` is predicted faster "
+              "({:.2f} s by runtime commands, {:.2f} s by a reload of {} server lines): runtime "
+              "commands",
+              policy.name, adds, over, cost.runtime_seconds, cost.reload_seconds, lines);
+    br.bulk_tried_generation = desired.generation;
+    return false;
+  }
   std::vector<std::vector<ActualServer>> servers(backends_.size());
   std::vector<std::pair<size_t, std::string>> regated;  // (backend, server) rendered disabled
   size_t total = 0;
@@ -866,19 +888,18 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
     total += out.size();
   }
   br.bulk_tried_generation = desired.generation;
-  const BulkCost cost = predict_bulk_cost(br.managed.size(), adds, total, gate);
   const std::string why = policy.name + ": " + std::to_string(adds) + " servers to add";
   log::info(kLog,
-            "{}: {} servers to add, more than haproxy.reload.bulk_threshold {}: one reload instead "
-            "of {} `add server` (predicted {:.2f} s by reload, {:.2f} s by runtime commands; {} "
-            "server lines rendered{})",
-            policy.name, adds, threshold, adds, cost.reload_seconds, cost.runtime_seconds, total,
+            "{}: {} servers to add, more than {}: one reload instead of {} `add server` "
+            "(predicted {:.2f} s by reload, {:.2f} s by runtime commands; {} server lines "
+            "rendered{})",
+            policy.name, adds, over, adds, cost.reload_seconds, cost.runtime_seconds, total,
             gate ? "; the new servers enter behind their health check" : "");
   const SteadyTime started = clock_.now();
   auto done = bulk_->bulk_reload(servers, why);
   const SteadyTime acked = clock_.now();
   journal_.record({acked, iname, policy.name, std::to_string(adds) + " servers", "bulk_reload",
-                   "more than bulk_threshold " + std::to_string(threshold) + " servers to add",
+                   "more than " + over + " servers to add",
                    static_cast<bool>(done), done ? std::string() : done.error().message,
                    seconds_between(desired.seen_at, acked)});
   if (!done) {

@@ -164,8 +164,8 @@ class Reconciler : public ServerStateView {
 
   const std::vector<BackendPolicy>& backends() const { return backends_; }
 
-  // Before start(): a pass that would add more than loader->bulk_threshold() servers to one
-  // dynamic backend hands them to `loader` (one rendered, validated, confirmed reload; see
+  // Before start(): a pass whose additions to one dynamic backend pass loader->bulk_rule() hands
+  // them to `loader` (one rendered, validated, confirmed reload; see
   // reconcile/bulk.h) instead of sending `add server` for each; null: never. Only with a single
   // HAProxy instance (the loader reloads one HAProxy). The loader must outlive the reconciler's
   // loop.

@@ -71,14 +71,18 @@ ConfigManager::ConfigManager(hc::Template tpl, const ep::config::Settings& setti
     reconciler_->add_on_pass([this](const reconcile::PassReport& r) { on_pass(r); });
     // Bulk additions by reload: only where ElasticProxy may reload (update: auto; config mode
     // reloads for every change anyway) and with one HAProxy to reload.
-    if (update_ == ep::config::UpdateMode::kAuto && reloader_ && options_.bulk_threshold > 0) {
+    if (update_ == ep::config::UpdateMode::kAuto && reloader_ && options_.bulk_threshold != 0) {
       reconciler_->set_bulk_loader(this);
     }
   }
 }
 
-size_t ConfigManager::bulk_threshold() const {
-  return stopped_ ? 0 : static_cast<size_t>(options_.bulk_threshold);
+reconcile::BulkRule ConfigManager::bulk_rule() const {
+  if (stopped_) return {};
+  if (options_.bulk_threshold == hr::Options::kAuto) {
+    return {static_cast<size_t>(hr::Options::kAutoFloor), true};
+  }
+  return {static_cast<size_t>(options_.bulk_threshold), false};
 }
 
 Result<std::string> ConfigManager::bulk_reload(

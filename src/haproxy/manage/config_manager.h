@@ -18,8 +18,9 @@
 // admin connections reach the new worker); it never runs a pass itself.
 //
 // It is also the reconciler's BulkLoader (update: auto with a reload method and
-// haproxy.reload.bulk_threshold > 0): a pass that would add more servers than the threshold to
-// one dynamic backend calls bulk_reload() on the reconciler thread, which renders, validates,
+// haproxy.reload.bulk_threshold not 0): a pass whose additions to one dynamic backend pass the
+// rule (bulk_rule(): over the threshold; with `auto`, over 1,000 and predicted faster by reload)
+// calls bulk_reload() on the reconciler thread, which renders, validates,
 // writes and reloads at once (no debounce: the reconciler waits for it), one write/reload at a
 // time with the worker.
 
@@ -49,7 +50,7 @@ class ConfigManager : public reconcile::BulkLoader {
   ~ConfigManager() override;
 
   // reconcile::BulkLoader. 0 after stop() (the reconciler then uses runtime commands).
-  size_t bulk_threshold() const override;
+  reconcile::BulkRule bulk_rule() const override;
   Result<std::string> bulk_reload(const std::vector<std::vector<ActualServer>>& servers,
                                   const std::string& why) override;
 

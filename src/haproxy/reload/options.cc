@@ -57,7 +57,13 @@ Options parse_options(const ConfigNode& node, const Target& target, Diagnostics&
   r.duration("quiet", out.quiet);
   r.positive_duration("max_wait", out.max_wait);
   r.duration("min_interval", out.min_interval);
-  r.integer("bulk_threshold", out.bulk_threshold, 0, 1'000'000);
+  if (const ConfigNode* b = r.node().find("bulk_threshold");
+      b != nullptr && b->kind == ConfigNode::Kind::kScalar && b->scalar == "auto") {
+    (void)r.get("bulk_threshold");  // known
+    out.bulk_threshold = Options::kAuto;
+  } else {
+    r.integer("bulk_threshold", out.bulk_threshold, 0, 1'000'000);
+  }
   if (out.quiet > out.max_wait) {
     const ConfigNode* n = r.node().find("quiet");
     diag.error(n ? n->mark : node.mark, "haproxy.reload.quiet (" +

@@ -11,8 +11,9 @@
 //       quiet: 500ms            # debounce: wait for this long without changes ...
 //       max_wait: 5s            # ... but never longer than this after the first change
 //       min_interval: 2s        # at most one reload per this interval
-//       bulk_threshold: 2000    # update: auto, dynamic mode: a pass adding more servers than
-//                               # this to one backend reloads once instead (0: never)
+//       bulk_threshold: auto    # update: auto, dynamic mode: a pass adding more servers than
+//                               # this to one backend reloads once instead (0: never; auto:
+//                               # over 1000 and only when predicted faster than `add server`)
 
 #include <chrono>
 #include <string>
@@ -35,10 +36,12 @@ struct Options {
   std::chrono::milliseconds min_interval{2'000};
   // update: auto with config management: a pass that adds more than this many servers to one
   // dynamic backend is applied by one rendered, validated, confirmed reload instead of as many
-  // `add server` (reconcile/bulk.h); 0 disables. The default is the measured crossover, with a
-  // margin (docs/haproxy-runtime.md, "Bulk additions by reload").
-  long bulk_threshold = kDefaultBulkThreshold;
-  static constexpr long kDefaultBulkThreshold = 2000;
+  // `add server` (reconcile/bulk.h); 0 disables. kAuto (the default, `auto`): more than
+  // kAutoFloor additions, and only when the reload is predicted faster (predict_bulk_cost;
+  // docs/haproxy-runtime.md, "Bulk additions by reload").
+  static constexpr long kAuto = -1;
+  static constexpr long kAutoFloor = 1000;
+  long bulk_threshold = kAuto;
 };
 
 // Where HAProxy is. Filled from haproxy.{binary,config,pidfile,master_socket,sockets[0]}.

@@ -37,7 +37,7 @@ std::vector<ServerSpec> specs(int from, int to) {
 class FakeLoader : public BulkLoader {
  public:
   explicit FakeLoader(FakeInstance& inst, size_t threshold) : inst_(inst), threshold_(threshold) {}
-  size_t bulk_threshold() const override { return threshold_; }
+  BulkRule bulk_rule() const override { return {threshold_, by_cost}; }
   Result<std::string> bulk_reload(const std::vector<std::vector<ActualServer>>& servers,
                                   const std::string& why) override {
     std::lock_guard lock(mu);
@@ -76,6 +76,7 @@ class FakeLoader : public BulkLoader {
   std::vector<std::string> names;   // backend order
   bool checks = true;
   bool takes_effect = true;  // false: "confirmed" but HAProxy does not show the servers
+  bool by_cost = false;      // `bulk_threshold: auto`: the predictions decide over the threshold
 
  private:
   FakeInstance& inst_;
@@ -322,6 +323,44 @@ TEST_F(BulkTest, SeveralInstancesUseRuntimeCommands) {
   EXPECT_TRUE(logged("2 HAProxy instances are configured"));
 }
 
+// `bulk_threshold: auto`: over the floor, the predictions decide. A large addition into an empty
+// backend reloads; the same addition while other managed backends hold so many servers that the
+// reload (which renders them all) is predicted slower stays runtime commands, and says why.
+TEST_F(BulkTest, AutoReloadsOnlyWhenTheReloadIsPredictedFaster) {
+  make(1000, {policy("web", false), policy("big", false)});
+  loader_->by_cost = true;
+  rec_->publish(1, specs(10'000, 60'000), true, clock_.now());  // 50,000 servers elsewhere:
+  rec_->publish(0, {}, true, clock_.now());                      // themselves one reload
+  (void)pass();
+  (void)pass();
+  ASSERT_EQ(loader_->calls, 1);
+  EXPECT_TRUE(logged("big: 50000 servers to add, more than 1000 (haproxy.reload.bulk_threshold "
+                     "auto): one reload"));
+  const size_t before = adds();
+  rec_->publish(0, specs(0, 3000), true, clock_.now());  // 3,000: `add server` wins here
+  EXPECT_TRUE(pass().converged);
+  EXPECT_EQ(loader_->calls, 1);
+  EXPECT_EQ(adds(), before + 3000);
+  EXPECT_TRUE(logged("web: 3000 servers to add, more than 1000 (haproxy.reload.bulk_threshold "
+                     "auto), but `add server` is predicted faster ("));
+  EXPECT_TRUE(logged("s by a reload of 53000 server lines): runtime commands"));
+}
+
+TEST_F(BulkTest, AutoReloadsALargeAdditionIntoASmallConfig) {
+  make(1000, {policy("web", false)});
+  loader_->by_cost = true;
+  rec_->publish(0, specs(0, 900), true, clock_.now());  // under the floor: runtime commands
+  (void)pass();
+  EXPECT_EQ(loader_->calls, 0);
+  EXPECT_EQ(adds(), 900u);
+  rec_->publish(0, specs(0, 5900), true, clock_.now());  // 5,000 more into a backend of 900
+  (void)pass();
+  EXPECT_EQ(loader_->calls, 1);
+  EXPECT_EQ(adds(), 900u);
+  EXPECT_TRUE(logged("web: 5000 servers to add, more than 1000 (haproxy.reload.bulk_threshold "
+                     "auto): one reload instead of 5000 `add server` (predicted"));
+}
+
 // The predictions the log line carries: runtime commands win for small additions, the reload for
 // large ones (add server grows with the backend's size), and the crossover is above 1,000 only
 // when the backend is small.
@@ -332,9 +371,14 @@ TEST(BulkCost, ReloadWinsOnlyForLargeAdditions) {
   EXPECT_GT(large.runtime_seconds, 2 * large.reload_seconds);
   EXPECT_GT(large.runtime_seconds, 3.0);  // measured: ~3.6-4 s for 10,000 `add server`
   EXPECT_LT(large.reload_seconds, 1.0);
-  auto gated = predict_bulk_cost(0, 10'000, 10'000, true);  // + the enables after the reload
+  auto gated = predict_bulk_cost(0, 10'000, 10'000, true);  // + the enables, by either path
   EXPECT_GT(gated.reload_seconds, large.reload_seconds);
+  EXPECT_DOUBLE_EQ(gated.runtime_seconds - large.runtime_seconds,
+                   gated.reload_seconds - large.reload_seconds);
   EXPECT_LT(gated.reload_seconds, gated.runtime_seconds);
+  // A reload renders every managed backend: with 50,000 other servers it loses to 3,000 adds.
+  auto crowded = predict_bulk_cost(0, 3'000, 53'000, false);
+  EXPECT_LT(crowded.runtime_seconds, crowded.reload_seconds);
   auto into_big = predict_bulk_cost(10'000, 1'000, 11'000, true);
   auto into_empty = predict_bulk_cost(0, 1'000, 1'000, true);
   EXPECT_GT(into_big.runtime_seconds, into_empty.runtime_seconds);

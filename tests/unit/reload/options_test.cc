@@ -53,11 +53,14 @@ TEST(ReloadOptions, ReadsEveryKey) {
   EXPECT_EQ(o.min_interval, std::chrono::seconds(0));
 }
 
-// haproxy.reload.bulk_threshold: the default (the measured crossover with a margin), a value,
-// 0 (off), and a negative or non-integer value refused with its position.
+// haproxy.reload.bulk_threshold: the default `auto` (over 1,000 additions and when predicted
+// faster), `auto` written out, a value, 0 (off), and a negative or other value refused with its
+// position.
 TEST(ReloadOptions, BulkThreshold) {
   Diagnostics diag;
-  EXPECT_EQ(parse("x: 1\n", Target{}, diag).bulk_threshold, Options::kDefaultBulkThreshold);
+  EXPECT_EQ(parse("x: 1\n", Target{}, diag).bulk_threshold, Options::kAuto);
+  EXPECT_EQ(parse("reload: {bulk_threshold: auto}\n", Target{}, diag).bulk_threshold,
+            Options::kAuto);
   EXPECT_EQ(parse("reload: {bulk_threshold: 20}\n", Target{}, diag).bulk_threshold, 20);
   EXPECT_EQ(parse("reload: {bulk_threshold: 0}\n", Target{}, diag).bulk_threshold, 0);
   ASSERT_TRUE(diag.ok()) << diag.joined();
