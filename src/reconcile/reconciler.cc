@@ -899,7 +899,7 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
   auto done = bulk_->bulk_reload(servers, why);
   const SteadyTime acked = clock_.now();
   journal_.record({acked, iname, policy.name, std::to_string(adds) + " servers", "bulk_reload",
-                   "more than " + over + " servers to add",
+                   std::to_string(adds) + " servers to add, more than " + over,
                    static_cast<bool>(done), done ? std::string() : done.error().message,
                    seconds_between(desired.seen_at, acked)});
   if (!done) {

@@ -57,10 +57,18 @@ Options parse_options(const ConfigNode& node, const Target& target, Diagnostics&
   r.duration("quiet", out.quiet);
   r.positive_duration("max_wait", out.max_wait);
   r.duration("min_interval", out.min_interval);
-  if (const ConfigNode* b = r.node().find("bulk_threshold");
-      b != nullptr && b->kind == ConfigNode::Kind::kScalar && b->scalar == "auto") {
+  const ConfigNode* bulk = r.node().find("bulk_threshold");
+  const bool bulk_word = bulk != nullptr && bulk->kind == ConfigNode::Kind::kScalar &&
+                         bulk->scalar.find_first_not_of("-0123456789") != std::string::npos;
+  if (bulk_word) {
     (void)r.get("bulk_threshold");  // known
-    out.bulk_threshold = Options::kAuto;
+    if (bulk->scalar == "auto") {
+      out.bulk_threshold = Options::kAuto;
+    } else {
+      diag.error(bulk->mark,
+                 "haproxy.reload.bulk_threshold must be 'auto' or a whole number from 0 to "
+                 "1000000, got '" + bulk->scalar + "'");
+    }
   } else {
     r.integer("bulk_threshold", out.bulk_threshold, 0, 1'000'000);
   }

@@ -208,6 +208,7 @@ Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on
   // start after each read would cost the square of its size.
   std::size_t searched = 0;
   std::size_t last_read = 0;  // bytes the last exchange read
+  std::string last_answered;  // the line answered when none was left waiting
   for (;;) {
     if (auto st = fill(); !st) return st;
     if (out.empty() && waiting.empty() && drained && !has_carried) return {};
@@ -251,6 +252,7 @@ Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on
       if (++command == line.commands) {
         waiting.pop_front();
         in_flight -= line.size + 1;
+        if (waiting.empty()) last_answered = shorten(line_text(line));  // for an error
         command = 0;
         if (line.commands > 1) {
           on_reply(joined);
@@ -258,9 +260,13 @@ Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on
         } else {
           on_reply(text);  // may make more lines ready
         }
-        // A write whose lines are all answered is no longer needed (when none waits, every
-        // write was sent whole and answered).
-        const std::uint64_t keep = waiting.empty() ? first_write + writes.size() : waiting.front().write;
+        // A write whose lines are all answered is no longer needed. When none waits, every
+        // write was sent whole and answered — unless the peer gave more prompts than commands
+        // while a write is still going out: `out` points into the last write, keep it (the
+        // check below fails the stream).
+        const std::uint64_t keep =
+            !waiting.empty() ? waiting.front().write
+                             : first_write + writes.size() - (out.empty() ? 0 : 1);
         while (first_write < keep) {
           writes.pop_front();
           ++first_write;
@@ -271,10 +277,11 @@ Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on
       sock_->discard(base);
       searched -= base;
     }
-    if (waiting.empty() && !sock_->buffered().empty()) {
+    if (waiting.empty() && (!sock_->buffered().empty() || !out.empty())) {
       // More output than commands sent: the reply/command pairing cannot be trusted.
-      return fail(Error::invalid(fmt::format("haproxy {}: unexpected output: '{}'", path,
-                                             shorten(sock_->buffered()))));
+      return fail(Error::invalid(
+          fmt::format("haproxy {}: unexpected output after the reply to '{}': '{}'", path,
+                      last_answered, shorten(sock_->buffered()))));
     }
     if (sock_->buffered().size() > kMaxReplyBytes) {
       return fail(Error::invalid(fmt::format("haproxy {}: reply to '{}' exceeds {} bytes", path,

@@ -45,8 +45,10 @@ class AdminSocket {
     // none now) and each line's reply goes to `on_reply` as it arrives, in the order sent. A
     // reply may make more lines ready (a job's next step): they go out at once, so HAProxy's
     // input never waits for a whole round to be answered. Ends when `next_line` has none and
-    // every line sent has its reply. Errors as run()'s (a refused line fails the stream there,
-    // after the lines before it were sent); after one, the session is closed.
+    // every line sent has its reply. Errors as run()'s; a refused line fails the stream at once
+    // (lines pulled before it may be unsent and their replies not delivered); after an error the
+    // session is closed. A caller that stops returning lines (nullopt) stops new ones; lines
+    // already in the current write still go out.
     // A line from next_line() needs to stay valid only until the next call; a reply passed to
     // on_reply only during the call.
     using NextLine = std::function<std::optional<std::string_view>()>;

@@ -172,7 +172,7 @@ void judge(Job& job, std::string_view reply, reconcile::ActionKind kind) {
           break;
         case reply::DelOutcome::kHasConnections:
           if (!step.shutdown_first.empty()) {
-            // Cut the sessions, then delete again (the next two rounds).
+            // Cut the sessions, then delete again (the job's next two steps).
             Step shutdown{
                 std::move(step.shutdown_first), Check::kEmpty, "shutdown sessions", {}, {}};
             Step again{step.line, Check::kDel, "del server", {}, {}};

@@ -159,8 +159,8 @@ TEST(AdminSocket, StreamSendsWhatEachReplyMakesReadyOnTheSameConnection) {
   }
 }
 
-// A line stream() refuses (CR/LF/NUL, empty, too long) fails the stream naming it; the lines
-// before it were sent and answered, and nothing after it is sent.
+// A line stream() refuses (CR/LF/NUL, empty, too long) fails the stream naming it, and nothing
+// after it is asked for or sent.
 TEST(AdminSocket, StreamStopsAtARefusedLineNamingIt) {
   std::string path = temp_socket();
   FakeAdminServer server(path, FakeAdminServer::prompt_mode(echo_reply));

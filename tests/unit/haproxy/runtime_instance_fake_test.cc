@@ -370,7 +370,7 @@ TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
   EXPECT_LT(pos["set server web/s1199 state maint"], pos["del server web/s1199"]);
   EXPECT_GT(pos["set server web/s1000 state maint"], pos["set server web/s499 state maint"] + 400)
       << "the 1001st job starts once 500 have finished";
-  // 500 actions or fewer: whole rounds, as before.
+  // 500 actions or fewer: all start at once, so every first step goes out before any second.
   FakeAdminServer small_server(path + "2", haproxy_like());
   RuntimeInstance small(path + "2", milliseconds(5000));
   (void)small.apply(removals(reconcile::BackendMode::kDynamic, 500, "t"), policy());

@@ -71,6 +71,9 @@ TEST(ReloadOptions, BulkThreshold) {
   Diagnostics word;
   parse("reload:\n  bulk_threshold: many\n", Target{}, word);
   EXPECT_NE(word.joined().find("ep.yaml:2:19"), std::string::npos) << word.joined();
+  EXPECT_NE(word.joined().find("must be 'auto' or a whole number from 0 to 1000000, got 'many'"),
+            std::string::npos)
+      << word.joined();
 }
 
 TEST(ReloadOptions, ErrorsCarryPositions) {
