@@ -114,12 +114,13 @@ fault-table: deps
 
 # HAProxy 3.0 next to the system's: the bulk step (bench/RESULTS.md section 3) and the same cases
 # on scripts/haproxy3.sh's HAProxy 3.0 (section 3a), in one run, each with the bare-client floor;
-# section 3s puts both side by side against the targets. Other sections keep their data.
+# section 3s puts both side by side against the targets; the bulk crossover (3c); and section 2's
+# churn on 3.0 (2a). Other sections keep their data.
 # QUICK=1: bench-quick's smaller cases, results in $(BENCH_BUILD)/bench-quick/.
 bench-haproxy3: deps
 	@cmake -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DEP_BUILD_BENCH=ON -DEP_BUILD_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BENCH_BUILD) -j $(JOBS) --target ep_bench_e2e elasticproxy
-	@EP_HAPROXY3="$$(./scripts/haproxy3.sh)" bench/run.sh $(if $(QUICK),--quick) --steps bulk,bulk3 --build $(BENCH_BUILD)
+	@EP_HAPROXY3="$$(./scripts/haproxy3.sh)" bench/run.sh $(if $(QUICK),--quick) --steps bulk,bulk3,bulkx,churn3 --build $(BENCH_BUILD)
 
 # Debian package (CPack; Depends from dpkg-shlibdeps): $(BUILD)/deb/elasticproxy_<version>_<arch>.deb.
 # Reuses the normal build directory (only the install prefix changes: /usr), so after `make
@@ -149,11 +150,12 @@ FUZZ_BUILD ?= build-fuzz
 SAN_BUILD_FLAGS ?= -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1"
 # Deadlines in the tests are multiplied by this under sanitizers (tests/support/time_scale.h).
 SAN_TIME_SCALE ?= 3
-# Left out of the sanitizer runs: tests that measure a figure or hold
-# a request for a minute (they print latencies; the code they drive is covered by the rest of the
-# suite) and the browser tests (JavaScript in chromium; the daemon they start is covered). They
-# all run in `make test`. Empty it to run everything: make test-tsan SAN_EXCLUDE=
-SAN_EXCLUDE ?= -LE browser -E '^(ConsulChurnE2E\.|AwsE2E\.ASixtySecond|AwsE2E\.LaunchHookLatency|AwsE2E\.TerminateHookCompletionLatency|AwsE2E\.TerminateHookLatencyWithASessionInFlight|KubernetesE2E\.Figure|ConsulE2E\.RegistrationToHaproxyLatency)'
+# Left out of the sanitizer runs: tests that measure a figure, hold a request for a minute or sit
+# out a 30-second outage (they print latencies or wait on the clock; the code they drive is covered
+# by the rest of the suite: the short outage and recovery tests of each source) and the browser
+# tests (JavaScript in chromium; the daemon they start is covered). They all run in `make test`.
+# Empty it to run everything: make test-tsan SAN_EXCLUDE=
+SAN_EXCLUDE ?= -LE browser -E '^(ConsulChurnE2E\.|AwsE2E\.ASixtySecond|AwsE2E\.LaunchHookLatency|AwsE2E\.TerminateHookCompletionLatency|AwsE2E\.TerminateHookLatencyWithASessionInFlight|KubernetesE2E\.Figure|ConsulE2E\.RegistrationToHaproxyLatency|ConsulE2E\.ConsulOutageOf30Seconds|KubernetesE2E\.ApiServerDownFor30Seconds)'
 
 # fuzz-smoke: seconds per target (all targets in parallel, JOBS at a time); fuzz: long runs.
 FUZZ_SMOKE_SECONDS ?= 30

@@ -140,6 +140,18 @@ if [ -n "${EP_HAPROXY3:-}" ] && want bulk3; then
   echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") bulk --cases $cases --repeat $repeat --bootstrap $boot --summary $(rel "$data")/bulk3.sum" \
     > "$data/bulk3.cmd"
 fi
+# Churn on HAProxy 3.0 (make bench-haproxy3): section 2's runtime and slot modes, same load.
+if [ -n "${EP_HAPROXY3:-}" ] && want churn3; then
+  hav3="$("$EP_HAPROXY3" -v 2>/dev/null | sed -n 1p)"
+  [ -n "$hav3" ] || { echo "run.sh: EP_HAPROXY3=$EP_HAPROXY3 does not run" >&2; exit 1; }
+  rm -rf "$data/churn3"
+  mkdir -p "$data/churn3"
+  run_step churn3 env EP_HAPROXY="$EP_HAPROXY3" "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots --out "$data/churn3"
+  echo "$hav3" > "$data/churn3.haproxy"
+  echo "EP_HAPROXY=\$(scripts/haproxy3.sh) $(rel "$e2e") churn --seconds $churn_s --interval-ms 100 --modes runtime,slots --out $(rel "$data")/churn3" \
+    > "$data/churn3.cmd"
+  for f in "$data"/churn3/*.log; do [ -f "$f" ] && gzip -9f "$f"; done
+fi
 run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
@@ -398,6 +410,15 @@ New servers are health-gated (\`check inter 300ms rise 1\`): they take traffic a
 check passes. When a mode had failed requests, the daemon's and HAProxy's logs of that run are kept
 in \`data/churn_<mode>_*.log.gz\`, and \`churn_timeline.png\` shows when the backend had no UP server."
 
+  if [ -s "$data/churn3.md" ]; then
+  section churn3 "2a. Zero-error churn on HAProxy 3.0 (make bench-haproxy3)" \
+"Section 2's runtime and slot cases (same load, same change every 100 ms, same health-gated
+servers) against $(cat "$data/churn3.haproxy" 2>/dev/null || echo "HAProxy 3.0"), built from Debian 13's source
+package by scripts/haproxy3.sh (the run line below names the system HAProxy of the other
+sections). Target (issue 15): 0 failed requests and 0 reloads in both. When a mode had failed
+requests, its logs are kept in \`data/churn3/\`."
+  fi
+
   section kinds "2b. HAProxy alone: throughput by kind of server" \
 "Why the churn table's throughput differs by mode: the same wrk load (2 threads, 16 connections)
 through one HAProxy server pointing at the same loopback backend, declared three ways. The
@@ -413,7 +434,9 @@ with config management, where an addition over \`haproxy.reload.bulk_threshold\`
 start with B backends × S servers (static sources, dynamic mode). Each case runs twice, each time
 with a fresh HAProxy and daemon. *No counting proxy* rows time the change until HAProxy reports every
 server active (or gone) — the \`act\` column of the BACKEND row of \`show stat <backend> 2 -1\`,
-polled every 5 ms — repeated (add, remove) n times: median (min, max); these are the times to
+polled every 5 ms — repeated (add, remove) n times: median (min, max); after each removal the
+bench waits, untimed, until the daemon has sent all of it (placeholder addresses, \`del server\`),
+so every addition starts from a quiet daemon; these are the times to
 compare with the targets. The other rows put a counting proxy on the daemon's admin
 socket path to count what the daemon sends: commands (split on unescaped \`;\` and newlines,
 \`prompt\`/\`quit\` not counted), bytes each way and connections; their wall time runs to the last
