@@ -4,6 +4,8 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "reconcile/applier.h"
 
@@ -221,13 +223,15 @@ void plan_slots(const DesiredBackend& desired, const ActualBackend& actual,
   std::sort(slots.begin(), slots.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
 
-  std::map<std::string, const ServerSpec*> wanted;  // address|port -> spec
+  std::unordered_map<std::string, const ServerSpec*> wanted;  // address|port -> spec
+  wanted.reserve(desired.servers.size());
   for (const auto& spec : desired.servers) {
     wanted.emplace(address_port(spec.address, spec.port), &spec);
   }
 
   std::vector<Action> removals, additions, updates;
-  std::set<std::string> placed;  // address|port already held by a slot
+  std::unordered_set<std::string> placed;  // address|port already held by a slot
+  placed.reserve(desired.servers.size() + slots.size());
   std::vector<const ActualServer*> free_slots;
   for (const auto& [n, s] : slots) {
     const std::string key = address_port(s->address, s->port);

@@ -378,6 +378,30 @@ TEST(RuntimeInstanceFake, LargeDynamicPlanInterleavesGroups) {
   EXPECT_LT(small_pos["set server web/t499 state maint"], small_pos["del server web/t0"]);
 }
 
+// A large plan builds each job's commands when it starts: one that cannot be built (an unsafe
+// address) fails with its own reason, is never sent, and the window moves on to the rest.
+TEST(RuntimeInstanceFake, UnbuildableJobsInALargePlanFailAloneAndTheWindowMovesOn) {
+  std::string path = temp_socket();
+  FakeAdminServer server(path, haproxy_like());
+  RuntimeInstance inst(path, milliseconds(5000));
+  auto plan = add_plan(1200);
+  for (int i = 0; i < 1200; ++i) {  // add_plan's 10.0.0.<i+1> runs out at 255
+    auto& a = plan.actions[i];
+    a.spec.address = "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    a.server = a.spec.name = "ep-" + a.spec.address + ":80";
+  }
+  for (int i : {0, 499, 500, 1199}) plan.actions[i].spec.address = "10.9.9.9;shutdown";
+  auto results = inst.apply(plan, policy());
+  ASSERT_EQ(results.size(), 1200u);
+  for (int i = 0; i < 1200; ++i) {
+    const bool bad = i == 0 || i == 499 || i == 500 || i == 1199;
+    EXPECT_EQ(results[i].outcome, bad ? Outcome::kFailed : Outcome::kDone)
+        << i << ": " << results[i].message;
+    if (bad) EXPECT_NE(results[i].message.find("not sent"), std::string::npos) << i;
+  }
+  for (const auto& l : server.lines()) EXPECT_EQ(l.find("shutdown"), std::string::npos) << l;
+}
+
 // Slot mode: every removal leaves rotation first (a slot backend never shrinks, nothing to gain
 // from a window); additions run in the window, and before removals in a dynamic plan.
 TEST(RuntimeInstanceFake, LargeSlotRemovalsStartAtOnceAndAdditionsGoFirst) {
