@@ -308,6 +308,12 @@ bulk_side_by_side() {
         l3 = !big ? 100 : 1000
         t = verdict("2", k, l2); t3 = verdict("3", k, l3)
         if (t3 != "") t = t (t == "" ? "" : "; ") t3
+        if (p[1] == "dynamic" && big && p[2] == "add") {
+          # Runtime commands only (no config management): the add server floor beside it is
+          # above the target whatever the client; the default path with config management is
+          # one reload (row dynamic-reload), which the target applies to.
+          t = "target applies to the default path, one reload (row dynamic-reload): `add server` alone, the floor, is above it"
+        }
         if (p[1] == "slots" && big) {
           r2 = rverdict("2", k); r3 = rverdict("3", k)
           if (r2 != "") t = t "; " r2

@@ -130,7 +130,8 @@ Result<std::vector<std::string>> AdminSocket::Session::run(const std::vector<std
   return replies;
 }
 
-Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on_reply) {
+Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on_reply,
+                                    bool gather) {
   const std::string& path = sock_ ? sock_->path() : std::string();
   if (!sock_ || !sock_->is_open()) {
     return Error::unavailable(fmt::format("haproxy {}: session is closed", path));
@@ -217,7 +218,7 @@ Status AdminSocket::Session::stream(const NextLine& next_line, const OnReply& on
       // and a read per reply (20,000 of each for 10,000 slot additions, as much CPU as HAProxy's
       // own work on a 2-core machine). While HAProxy has half a write's worth of commands still
       // to work on and nothing waits to be sent, let its replies gather for a moment instead.
-      if (out.empty() && in_flight >= kMaxWriteBytes / 2 && last_read < kSmallRead) {
+      if (gather && out.empty() && in_flight >= kMaxWriteBytes / 2 && last_read < kSmallRead) {
         std::this_thread::sleep_for(kGather);
       }
       const auto deadline = std::min(progress + 2 * timeout_, Clock::now() + timeout_);

@@ -589,7 +589,7 @@ std::vector<ActionResult> RuntimeInstance::apply(const reconcile::Plan& plan,
       }
       return std::nullopt;
     };
-    auto st = session->stream(next_line, replied);
+    auto st = session->stream(next_line, replied, /*gather=*/true);
     if (!st) {
       fail_pending(st.error().message);
       break;
