@@ -4,6 +4,7 @@
 // reconciler implements it from the state of its last pass; tests implement it with scripted
 // answers.
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,11 @@ namespace ep {
 struct InstanceServers {
   bool reachable = false;             // the instance answered at the last pass
   std::vector<ActualServer> servers;  // managed servers matching the query (copies)
+  // Servers matching the query that the last pass sent a command for. Their state here was read
+  // before that command (a server just set ready still shows DRAIN, one just drained shows the
+  // sessions of an older read, one just added is missing) until the next pass reads them again:
+  // not a basis for a decision.
+  std::size_t unsettled = 0;
 };
 
 class ServerStateView {

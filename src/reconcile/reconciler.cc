@@ -241,18 +241,31 @@ void Reconciler::loop() {
     first = false;
     wake_ = false;
     const SteadyTime now = clock_.now();
-    bool full = now >= last_resync_ + options_.resync_interval || resync_requested_;
+    const bool periodic = now >= last_resync_ + options_.resync_interval;
+    bool asked_full = resync_requested_;
     // Requests posted before this pass starts are answered by it.
     std::vector<std::promise<PassReport>> answering;
     for (auto& [want_full, promise] : requests_) {
-      full = full || want_full;
+      asked_full = asked_full || want_full;
       answering.push_back(std::move(promise));
     }
     requests_.clear();
-    bool work = full || !answering.empty();
+    bool change_due = false;
     for (size_t b = 0; b < due_.size(); ++b) {
-      if (due_[b] && *due_[b] <= now) work = true;
+      if (due_[b] && *due_[b] <= now) change_due = true;
     }
+    bool full = periodic || asked_full;
+    // A discovery change that falls due with the periodic resync goes first, in a pass of its
+    // own backends: the resync (a read of every backend, tens of ms at 2,000 backends) follows
+    // at once in the next pass instead of delaying the change. Once per resync, so steady churn
+    // cannot postpone it.
+    if (full && !asked_full && change_due && !resync_deferred_) {
+      full = false;
+      resync_deferred_ = true;
+      wake_ = true;  // the resync: next iteration, without waiting
+    }
+    if (full) resync_deferred_ = false;
+    bool work = full || !answering.empty() || change_due;
     for (const auto& run : runs_) {
       if (run.retry_at && *run.retry_at <= now) work = true;
       if (!run.last_probe || *run.last_probe + options_.probe_interval <= now) work = true;
@@ -289,6 +302,7 @@ void Reconciler::loop() {
 
 PassReport Reconciler::do_pass(bool full_resync) {
   PassReport report;
+  report.full = full_resync;
   std::vector<DesiredPtr> desired;
   {
     std::lock_guard lock(mu_);
@@ -364,6 +378,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
           static_cast<size_t>(std::count_if(br.managed.begin(), br.managed.end(),
                                             [](const ActualServer& s) { return s.draining(); }));
       bs.actual_servers = br.managed;  // a pointer: also drops an older list of equal content
+      bs.unsettled = br.acted;
       bs.mode = br.mode;
       bs.converged = br.converged;
       bs.missing_slots = br.missing_slots;
@@ -552,6 +567,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   const std::string& iname = run.instance->name();
   br.dirty = false;
   br.next_poll.reset();
+  br.acted.clear();  // this pass's observation is newer than any earlier command
   std::optional<std::size_t> settled;
   settled.swap(br.settled_state);
 
@@ -643,6 +659,19 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   Plan plan = diff(want, actual, policy, mode, br.drains, now, origins);
   br.missing_slots = plan.missing_slots;
   stats_.slots_missing.set({policy.name, iname}, plan.missing_slots);
+  if (!plan.actions.empty()) {
+    std::unordered_map<std::string_view, const ActualServer*> by_name;  // as HAProxy has them
+    by_name.reserve(br.managed.size());
+    for (const auto& s : br.managed) by_name.emplace(s.name, &s);
+    for (const auto& a : plan.actions) {
+      if (!a.spec.address.empty()) br.acted.emplace_back(a.spec.address, a.spec.port);
+      if (auto it = by_name.find(a.server); it != by_name.end()) {
+        br.acted.emplace_back(it->second->address, it->second->port);
+      }
+    }
+    std::sort(br.acted.begin(), br.acted.end());
+    br.acted.erase(std::unique(br.acted.begin(), br.acted.end()), br.acted.end());
+  }
 
   if (bulk_ != nullptr && mode == BackendMode::kDynamic && !plan.empty() &&
       br.bulk_tried_generation != desired.generation &&
@@ -961,7 +990,12 @@ std::vector<InstanceServers> Reconciler::servers_at(std::string_view backend,
     for (const auto& b : inst.backends) {
       if (b.backend != backend) continue;
       for (const auto& s : b.actual_servers) {
-        if (s.address == address && (port == 0 || s.port == port)) view.servers.push_back(s);
+        if (s.address != address || (port != 0 && s.port != port)) continue;
+        view.servers.push_back(s);
+      }
+      // Servers the last pass sent commands for, present or not (one just added is not).
+      for (const auto& [a, p] : b.unsettled) {
+        if (a == address && (port == 0 || p == port)) ++view.unsettled;
       }
     }
     out.push_back(std::move(view));

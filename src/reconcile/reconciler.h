@@ -85,6 +85,10 @@ struct BackendStatus {
   std::vector<std::string> operator_maint;
   // Servers draining, by name.
   std::vector<DrainStatus> drains;
+  // The servers (address, port) the last pass of this backend sent commands for, sorted: their
+  // state in actual_servers predates those commands, and one just added is not there yet
+  // (InstanceServers::unsettled).
+  std::vector<std::pair<std::string, int>> unsettled;
 };
 
 struct InstanceStatus {
@@ -105,6 +109,7 @@ struct PassReport {
   // status() differs from what it was before this pass (a desired set, what an instance
   // reported, an error). Listeners that derive something from status() may skip a pass without.
   bool status_changed = false;
+  bool full = false;  // a resync pass: the whole of HAProxy was read
 };
 
 class Reconciler : public ServerStateView {
@@ -221,6 +226,8 @@ class Reconciler : public ServerStateView {
     std::string last_error;
     std::string last_logged_error;
     SharedList<ActualServer> managed;  // immutable: replaced whole, shared with status_
+    std::vector<std::pair<std::string, int>> acted;  // sorted (address, port) the last pass
+                                                     // sent commands for
     // Managed servers last seen out of maintenance, and those found in maintenance afterwards
     // without ElasticProxy having commanded it (the operator's: DrainOrigins::operator_maint).
     NameSet active;
@@ -296,6 +303,7 @@ class Reconciler : public ServerStateView {
   bool wake_ = false;
   bool running_ = false;           // the loop thread exists (start() .. stop())
   bool resync_requested_ = false;  // request_resync(): next pass is full
+  bool resync_deferred_ = false;   // a due periodic resync let a change's pass go first
   std::vector<std::pair<bool, std::promise<PassReport>>> requests_;  // submit_pass(): full, promise
   std::thread::id loop_thread_;
   SteadyTime last_loop_{};

@@ -26,7 +26,9 @@ ServerState summarize(const ServerStateView& view, std::string_view backend,
   const std::vector<InstanceServers> answer = view.servers_at(backend, address, port);
   std::vector<HaproxyView> instances;
   instances.reserve(answer.size());
-  for (const auto& inst : answer) instances.push_back({inst.reachable, &inst.servers});
+  for (const auto& inst : answer) {
+    instances.push_back({inst.reachable, &inst.servers, inst.unsettled == 0});
+  }
   return summarize(instances, address, port);
 }
 
@@ -39,6 +41,7 @@ ServerState summarize(const std::vector<HaproxyView>& instances, std::string_vie
       continue;
     }
     ++s.haproxy_instances;
+    if (!inst.settled) ++s.unsettled;
     if (inst.servers == nullptr) continue;
     for (const auto& srv : *inst.servers) {
       if (srv.address != address || (port != 0 && srv.port != port)) continue;

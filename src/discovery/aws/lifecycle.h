@@ -62,11 +62,17 @@ struct ServerState {
   int instances_active = 0;   // … where it is neither draining nor in maintenance
   int instances_up = 0;       // … where it is also UP (op_state 2: health check passed)
   long sessions = 0;          // current sessions, summed
+  int unsettled = 0;          // instances whose last pass sent it a command: state not read since
 
-  // Safe to let the instance go: no reachable HAProxy sends it new traffic, none has a session.
-  bool drained() const { return haproxy_instances > 0 && instances_active == 0 && sessions == 0; }
-  // Every reachable HAProxy has the server up.
-  bool healthy() const { return haproxy_instances > 0 && instances_up == haproxy_instances; }
+  // Safe to let the instance go: no reachable HAProxy sends it new traffic, none has a session
+  // (each as read after our last command to it).
+  bool drained() const {
+    return haproxy_instances > 0 && unsettled == 0 && instances_active == 0 && sessions == 0;
+  }
+  // Every reachable HAProxy has the server up (as read after our last command to it).
+  bool healthy() const {
+    return haproxy_instances > 0 && unsettled == 0 && instances_up == haproxy_instances;
+  }
 };
 
 // Pure: ServerState for one server from a list of (reachable, servers of `backend`) per HAProxy
@@ -74,6 +80,7 @@ struct ServerState {
 struct HaproxyView {
   bool reachable = false;
   const std::vector<ActualServer>* servers = nullptr;  // of the backend asked about; may be null
+  bool settled = true;  // false: the last pass sent the server a command (InstanceServers)
 };
 ServerState summarize(const std::vector<HaproxyView>& instances, std::string_view address,
                       std::uint16_t port);

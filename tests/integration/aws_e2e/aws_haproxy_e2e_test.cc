@@ -990,7 +990,7 @@ TEST_F(AwsE2E, TerminateHookLatencyWithASessionInFlight) {
     ASSERT_TRUE(wait_until([&] { return draining(5); }, 10s)) << daemon_.log();
     std::this_thread::sleep_for(kSession - (std::chrono::steady_clock::now() - t0));  // kept: the
     // session's own length (the scenario), not a wait for a condition
-    EXPECT_EQ(lifecycle("CompleteLifecycleAction", "CONTINUE"), i) << "completed with a session";
+    EXPECT_EQ(lifecycle("CompleteLifecycleAction", "CONTINUE"), i) << "completed with a session" << daemon_.log();
     const auto released = std::chrono::steady_clock::now();
     backends_[5]->release_held();
     for (auto& c : clients) ASSERT_TRUE(c->read_to_eof(5s).ok());
