@@ -9,10 +9,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 namespace ep::test {
 
-int free_port() {
+namespace {
+int bound_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   sockaddr_in a{};
@@ -27,6 +30,22 @@ int free_port() {
   }
   ::close(fd);
   return port;
+}
+}  // namespace
+
+int free_port() {
+  // The kernel may hand the same port out again once it is closed, and a test often reserves a
+  // port for one component before another (etcd, a double) asks for its own: never return a port
+  // this process returned before (CI saw the ops listener and etcd given the same port).
+  static std::mutex mu;
+  static std::unordered_set<int> handed_out;
+  std::lock_guard lock(mu);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const int port = bound_port();
+    if (port == 0) return 0;
+    if (handed_out.insert(port).second) return port;
+  }
+  return 0;
 }
 
 TcpClient::~TcpClient() { close(); }

@@ -9,7 +9,8 @@
 
 namespace ep::test {
 
-// A currently free TCP port on 127.0.0.1 (bind port 0, read it back, close).
+// A currently free TCP port on 127.0.0.1 (bind port 0, read it back, close), never one this
+// process was given before.
 int free_port();
 
 struct HttpReply {
