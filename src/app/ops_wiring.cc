@@ -51,7 +51,7 @@ OpsRuntime::~OpsRuntime() {
     wd_stop_ = true;
   }
   wd_cv_.notify_all();
-  if (watchdog_.joinable()) watchdog_.join();
+  if (notifier_.joinable()) notifier_.join();
   if (http_) http_->stop();
 }
 
@@ -171,7 +171,7 @@ int OpsRuntime::begin(const config::Settings& settings) {
   endpoint_options_.stuck_after = stuck_after(settings);
   start_http(settings);
   ops::notify_status("starting: waiting for the first convergence");
-  watchdog_ = std::thread([this] { watchdog_loop(); });
+  notifier_ = std::thread([this] { notifier_loop(); });
   return 0;
 }
 
@@ -236,17 +236,18 @@ Result<std::string> OpsRuntime::resolve_hold(const std::string& backend, bool co
 }
 
 void OpsRuntime::on_pass(const Daemon* from, bool changed) {
-  // Runs on the reconciler thread after each pass. The snapshot copies every backend's status:
-  // after the first convergence (every source has delivered) only the reconciler's status feeds
-  // the STATUS line, so a pass that did not change it is skipped.
+  // Runs on the reconciler thread after each pass, and only decides: the snapshot copies every
+  // backend's status (milliseconds at 2,000 backends), so the notifier thread computes it and
+  // a change arriving meanwhile does not wait for it. After the first convergence (every source
+  // has delivered) only the reconciler's status feeds the STATUS line, so a pass that did not
+  // change it is skipped.
   {
     std::lock_guard lock(mu_);
     if (daemon_ != from) return;
     if (!changed && ready_sent_ && !refresh_status_) return;
-    // Once ready, at most one recomputation a second: at 2,000 backends the snapshot costs
-    // milliseconds on the reconciler's thread, and the pass after every change (and its
-    // follow-up poll) paid it, delaying the next change. A deferred one runs at a later pass
-    // (the liveness probe runs one every second).
+    // Once ready, at most one recomputation a second (it also holds the reconciler's status
+    // lock while it copies). A deferred one runs at a later pass (the liveness probe runs one
+    // every second).
     const auto now = std::chrono::steady_clock::now();
     if (ready_sent_ && now - last_refresh_ < std::chrono::seconds(1)) {
       refresh_status_ = true;
@@ -255,6 +256,14 @@ void OpsRuntime::on_pass(const Daemon* from, bool changed) {
     last_refresh_ = now;
     refresh_status_ = false;
   }
+  {
+    std::lock_guard lock(wd_mu_);
+    status_due_ = true;
+  }
+  wd_cv_.notify_all();
+}
+
+void OpsRuntime::update_status() {
   auto snap = snapshot();
   if (!snap) return;
   const ops::Health ready = ops::check_ready(snap);
@@ -283,20 +292,37 @@ void OpsRuntime::on_pass(const Daemon* from, bool changed) {
   }
 }
 
-void OpsRuntime::watchdog_loop() {
+void OpsRuntime::notifier_loop() {
+  // Ping twice per watchdog interval, and only while the reconciler loop is alive: a stuck loop
+  // stops the pings and systemd restarts the service.
   const auto interval = ops::watchdog_interval();
-  if (!interval) return;
-  // Ping twice per interval, and only while the reconciler loop is alive: a stuck loop stops
-  // the pings and systemd restarts the service.
-  const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(*interval / 2);
+  std::optional<std::chrono::milliseconds> period;
+  if (interval) period = std::chrono::duration_cast<std::chrono::milliseconds>(*interval / 2);
+  auto next_ping = std::chrono::steady_clock::now();
   std::unique_lock lock(wd_mu_);
   while (!wd_stop_) {
-    lock.unlock();
-    auto snap = snapshot();
-    // No daemon attached = starting or between the two daemons of a reload: alive.
-    if (!snap || ops::check_health(snap, endpoint_options_).ok) ops::notify_watchdog();
-    lock.lock();
-    wd_cv_.wait_for(lock, period, [this] { return wd_stop_; });
+    if (status_due_) {
+      status_due_ = false;
+      lock.unlock();
+      update_status();
+      lock.lock();
+      continue;
+    }
+    if (period && std::chrono::steady_clock::now() >= next_ping) {
+      lock.unlock();
+      auto snap = snapshot();
+      // No daemon attached = starting or between the two daemons of a reload: alive.
+      if (!snap || ops::check_health(snap, endpoint_options_).ok) ops::notify_watchdog();
+      lock.lock();
+      next_ping = std::chrono::steady_clock::now() + *period;
+      continue;
+    }
+    const auto until_ping = [&] { return wd_stop_ || status_due_; };
+    if (period) {
+      wd_cv_.wait_until(lock, next_ping, until_ping);
+    } else {
+      wd_cv_.wait(lock, until_ping);
+    }
   }
 }
 

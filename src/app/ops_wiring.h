@@ -45,7 +45,7 @@ class OpsRuntime {
   // Before the daemon starts: registers secrets, takes the lock (returns kExitLocked on a
   // conflict, kExitFailed if the lock cannot be taken at all, after logging why), starts the
   // HTTP endpoint (a listen failure is logged and the daemon runs on without it) and the
-  // watchdog thread. Returns 0 to go on.
+  // notifier thread. Returns 0 to go on.
   int begin(const config::Settings& settings);
 
   // The daemon whose state the endpoints and notifications report. Not owned. attach() before
@@ -65,12 +65,16 @@ class OpsRuntime {
   std::optional<ops::OpsSnapshot> snapshot(bool with_journal = false);
   // The dashboard's action (on the HTTP thread): hands it to the attached daemon's pipeline.
   Result<std::string> resolve_hold(const std::string& backend, bool confirm);
-  // `changed`: the pass changed the reconciler's status (PassReport::status_changed).
+  // `changed`: the pass changed the reconciler's status (PassReport::status_changed). Decides
+  // on the reconciler thread whether the STATUS line is due; update_status() computes it on the
+  // notifier thread.
   void on_pass(const Daemon* from, bool changed);
+  void update_status();
   // /status was read (the dashboard polls it): asks the reconciler for a full pass, at most one
   // a second, so HAProxy's own changes reach the page within a poll or two.
   void status_read();
-  void watchdog_loop();
+  // The notifier thread: STATUS=/READY=1 when due, WATCHDOG=1 pings when systemd asks for them.
+  void notifier_loop();
   Status take_lock(const config::Settings& settings, ops::InstanceLock& out);
   void start_http(const config::Settings& settings);
 
@@ -87,10 +91,11 @@ class OpsRuntime {
   ops::InstanceLock lock_;
   std::unique_ptr<ops::HttpServer> http_;
 
-  std::mutex wd_mu_;
+  std::mutex wd_mu_;  // wd_stop_, status_due_
   std::condition_variable wd_cv_;
   bool wd_stop_ = false;
-  std::thread watchdog_;
+  bool status_due_ = false;
+  std::thread notifier_;
 };
 
 // `elasticproxy status`: fetches /status from the running daemon and prints it as a table (or

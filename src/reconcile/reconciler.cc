@@ -71,12 +71,16 @@ Reconciler::Reconciler(std::vector<BackendPolicy> backends,
       options_(options),
       stats_(options.metrics ? *options.metrics : Metrics::global()) {
   desired_.assign(backends_.size(), std::make_shared<const Desired>());
+  pass_desired_ = desired_;
+  published_flag_.assign(backends_.size(), 0);
   due_.resize(backends_.size());
   status_generation_.assign(backends_.size(), 0);
   for (auto& inst : instances) {
     InstanceRun run;
     run.instance = std::move(inst);
     run.backends.resize(backends_.size());
+    run.dirty.assign(backends_.size(), 1);
+    run.next_poll.resize(backends_.size());
     runs_.push_back(std::move(run));
   }
   status_.resize(runs_.size());
@@ -106,6 +110,10 @@ void Reconciler::publish_shared(size_t backend, SharedList<ServerSpec> servers, 
   d->seen_at = seen_at;
   d->generation = old.generation + 1;
   desired_[backend] = std::move(d);
+  if (!published_flag_[backend]) {
+    published_flag_[backend] = 1;
+    published_.push_back(backend);
+  }
   if (!due_[backend]) due_[backend] = clock_.now() + backends_[backend].debounce;
   wake_ = true;
   cv_.notify_all();
@@ -219,7 +227,7 @@ std::optional<SteadyTime> Reconciler::next_wakeup() const {
   for (const auto& run : runs_) {
     consider(run.retry_at);
     if (run.last_probe) consider(*run.last_probe + options_.probe_interval);
-    for (const auto& b : run.backends) consider(b.next_poll);
+    for (const auto& t : run.next_poll) consider(t);
   }
   return next;
 }
@@ -269,14 +277,20 @@ void Reconciler::loop() {
     for (const auto& run : runs_) {
       if (run.retry_at && *run.retry_at <= now) work = true;
       if (!run.last_probe || *run.last_probe + options_.probe_interval <= now) work = true;
-      for (const auto& br : run.backends) {
-        if (br.next_poll && *br.next_poll <= now) work = true;
+      for (const auto& t : run.next_poll) {
+        if (t && *t <= now) work = true;
       }
     }
     if (work) {
       resync_requested_ = false;
       lock.unlock();
-      PassReport report = do_pass(full);
+      const auto started = std::chrono::steady_clock::now();
+      PassReport report = do_pass(full, /*paced=*/answering.empty());
+      log::debug(kLog, "{} read {} backend(s), {} action(s) in {:.1f} ms",
+                 full ? "resync" : "pass", report.backends_read, report.actions_done,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           started)
+                     .count());
       // A whole read allocates and frees a few MiB (the reply text of every server, parsed
       // rows) in this thread's malloc arena, which glibc keeps: hand the free pages back so the
       // daemon's RSS stays what it holds (see docs/haproxy-runtime.md). This also returns what
@@ -300,31 +314,36 @@ void Reconciler::loop() {
   }
 }
 
-PassReport Reconciler::do_pass(bool full_resync) {
+PassReport Reconciler::do_pass(bool full_resync, bool paced) {
   PassReport report;
   report.full = full_resync;
-  std::vector<DesiredPtr> desired;
+  std::vector<size_t> published;
   {
     std::lock_guard lock(mu_);
     const SteadyTime now = clock_.now();
     for (size_t b = 0; b < due_.size(); ++b) {
       if (due_[b] && *due_[b] <= now) {
         due_[b].reset();
-        for (auto& run : runs_) run.backends[b].dirty = true;
+        for (auto& run : runs_) run.dirty[b] = 1;
       }
     }
-    desired = desired_;  // pointers: O(backends) copies of a shared_ptr, no server lists
+    published.swap(published_);
+    for (size_t b : published) {
+      pass_desired_[b] = desired_[b];
+      published_flag_[b] = 0;
+    }
   }
+  const std::vector<DesiredPtr>& desired = pass_desired_;
   stats_.reconcile_passes_total.inc();
   std::vector<std::vector<size_t>> touched(runs_.size());
   for (size_t i = 0; i < runs_.size(); ++i) {
-    touched[i] = pass_instance(runs_[i], desired, full_resync, report);
+    touched[i] = pass_instance(runs_[i], desired, full_resync, paced, report);
   }
 
   // Publish status for other threads: only what changed (desired sets by generation, observed
   // backends), so a one-backend pass does not copy every backend's servers.
   std::lock_guard lock(mu_);
-  for (size_t b = 0; b < backends_.size(); ++b) {
+  for (size_t b : published) {
     const Desired& d = *desired[b];
     if (status_generation_[b] == d.generation) continue;
     status_generation_[b] = d.generation;
@@ -353,6 +372,7 @@ PassReport Reconciler::do_pass(bool full_resync) {
       std::vector<std::string> op(br.operator_maint.begin(), br.operator_maint.end());
       if (op != bs.operator_maint) {
         report.status_changed = true;
+        report.operator_maint_changed = true;
         bs.operator_maint = std::move(op);
       }
       std::vector<DrainStatus> drains;
@@ -391,16 +411,30 @@ PassReport Reconciler::do_pass(bool full_resync) {
 
 std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
                                               const std::vector<DesiredPtr>& desired, bool full,
-                                              PassReport& report) {
+                                              bool paced, PassReport& report) {
   const SteadyTime now = clock_.now();
   const std::string& iname = run.instance->name();
 
   bool retry_due = run.retry_at && *run.retry_at <= now;
   std::vector<size_t> todo;
+  std::vector<size_t> follow_ups;  // due follow-up reads (drains, warm-ups, confirmations)
   for (size_t b = 0; b < backends_.size(); ++b) {
-    BackendRun& br = run.backends[b];
-    const bool poll_due = br.next_poll && *br.next_poll <= now;
-    if (full || retry_due || br.dirty || poll_due || !run.reachable) todo.push_back(b);
+    const auto& poll = run.next_poll[b];
+    const bool poll_due = poll && *poll <= now;
+    if (full || retry_due || run.dirty[b] || !run.reachable) {
+      todo.push_back(b);
+    } else if (poll_due) {
+      follow_ups.push_back(b);
+    }
+  }
+  if (paced && !todo.empty() && !follow_ups.empty() && !run.polls_deferred && !retry_due &&
+      !full && run.reachable) {
+    run.polls_deferred = true;  // still due: the loop runs the next pass at once
+  } else {
+    if (paced && follow_ups.size() > kFollowUpsPerPass) follow_ups.resize(kFollowUpsPerPass);
+    todo.insert(todo.end(), follow_ups.begin(), follow_ups.end());
+    std::sort(todo.begin(), todo.end());
+    run.polls_deferred = false;
   }
   const bool probe_due = !run.last_probe || now - *run.last_probe >= options_.probe_interval;
   if (todo.empty() && !probe_due) return {};
@@ -485,6 +519,7 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
   stats_.haproxy_up.set({iname}, 1);
   if (todo.empty()) return {};
 
+  report.backends_read += todo.size();
   std::vector<std::string> names;
   for (size_t b : todo) names.push_back(backends_[b].name);
   std::vector<std::size_t> held;  // states_only: the settled backends' digests (settles())
@@ -565,8 +600,9 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   const BackendPolicy& policy = backends_[b];
   BackendRun& br = run.backends[b];
   const std::string& iname = run.instance->name();
-  br.dirty = false;
-  br.next_poll.reset();
+  run.dirty[b] = 0;
+  auto& next_poll = run.next_poll[b];
+  next_poll.reset();
   br.acted.clear();  // this pass's observation is newer than any earlier command
   std::optional<std::size_t> settled;
   settled.swap(br.settled_state);
@@ -604,7 +640,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
     // The instance skipped rows we said we held, but they no longer settle this backend (its
     // algorithm changed): read it again, whole, on the next pass.
     br.settled_rows = 0;
-    br.next_poll = clock_.now();
+    next_poll = clock_.now();
     br.converged = false;
     report.converged = false;
     return;
@@ -758,7 +794,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   const bool had_actions = !plan.empty();
   if (failed) {
     ++br.failures;
-    br.next_poll = clock_.now() + backoff(br.failures);
+    next_poll = clock_.now() + backoff(br.failures);
     return;
   }
   br.failures = 0;
@@ -766,7 +802,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
   br.last_logged_error.clear();
   if (!plan.waiting.empty() || had_actions) {
     // Follow up soon: drains to finish, or confirm what was just applied.
-    br.next_poll = clock_.now() + options_.drain_poll;
+    next_poll = clock_.now() + options_.drain_poll;
   }
   // Servers warming up (DRAIN until a health check passes): poll quickly for the first seconds
   // (checks usually pass within `rise` x `inter`), then once a second, so a server that stays
@@ -784,7 +820,7 @@ void Reconciler::apply_backend(InstanceRun& run, size_t b, const Desired& desire
                               ? Duration(options_.drain_poll)
                               : Duration(std::chrono::seconds(1));
     const SteadyTime at = clock_.now() + step;
-    if (!br.next_poll || at < *br.next_poll) br.next_poll = at;
+    if (!next_poll || at < *next_poll) next_poll = at;
   }
   if (!had_actions && plan.waiting.empty() && br.warming.empty() && br.drains.empty()) {
     // On the instance's digest when it gave one (any read), so the next resync can hold it.
@@ -947,8 +983,8 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
   // operator's maintenance marks).
   if (auto fresh = run.instance->info()) run.info = *fresh;
   run.reloaded = true;
+  std::fill(run.dirty.begin(), run.dirty.end(), 1);
   for (auto& o : run.backends) {
-    o.dirty = true;
     o.settled_state.reset();
     o.settled_rows = 0;
   }
@@ -956,7 +992,7 @@ bool Reconciler::bulk_reload(InstanceRun& run, size_t b, const Desired& desired,
   std::map<std::size_t, std::vector<std::pair<std::string, bool>>> unmarked;
   for (const auto& [i, name] : regated) unmarked[i].emplace_back(name, false);
   for (auto& [i, names] : unmarked) run.backends[i].active.apply(std::move(names));
-  br.next_poll = clock_.now();  // the next pass runs at once
+  run.next_poll[b] = clock_.now();  // the next pass runs at once
   br.converged = false;
   report.converged = false;
   return true;

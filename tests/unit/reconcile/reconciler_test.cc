@@ -559,6 +559,73 @@ TEST(ReconcilerLoop, AChangeDueWithThePeriodicResyncGoesFirstAndTheResyncFollows
   EXPECT_GT(raw->with_lock([&] { return raw->observe_alls; }), wholes);
 }
 
+// A discovery change does not wait behind follow-up reads: when it falls due together with the
+// follow-ups of 100 backends just changed (as after start-up), it goes first in a pass of its
+// own backend, and the follow-ups follow in passes of at most kFollowUpsPerPass backends, so a
+// change arriving meanwhile waits for a few reads, not for all of them.
+TEST(ReconcilerLoop, AChangeGoesBeforeDueFollowUpsAndFollowUpsGoInSmallPasses) {
+  SharedFakeClock clock;
+  auto inst = std::make_unique<FakeInstance>("t");
+  std::vector<BackendPolicy> policies;
+  constexpr int kOthers = 100;
+  for (int i = 0; i < kOthers; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    inst->backends[name] = {};
+    BackendPolicy p;
+    p.name = name;
+    policies.push_back(p);
+  }
+  inst->backends["web"] = {};
+  BackendPolicy web;
+  web.name = "web";
+  web.debounce = std::chrono::seconds(5);  // the change falls due when the test says
+  policies.push_back(web);
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  ReconcilerOptions o;
+  o.resync_interval = std::chrono::hours(1);
+  Reconciler rec(policies, std::move(v), clock, o);
+  std::mutex mu;
+  std::vector<PassReport> passes;
+  rec.add_on_pass([&](const PassReport& r) {
+    std::lock_guard lock(mu);
+    passes.push_back(r);
+  });
+  for (int i = 0; i < kOthers; ++i) {
+    rec.publish(static_cast<size_t>(i), {spec("10.0.1." + std::to_string(i), 80)}, true,
+                clock.now());
+  }
+  rec.publish(kOthers, {}, true, clock.now());
+  rec.start();
+  ASSERT_TRUE(eventually([&] { return raw->names("b99").size() == 1; }));
+  rec.publish(kOthers, {spec("10.0.0.1", 80)}, true, clock.now());
+  (void)rec.submit_pass(false).get();  // takes the change in; still debounced
+  EXPECT_TRUE(raw->names("web").empty());
+  {
+    std::lock_guard lock(mu);
+    passes.clear();
+  }
+  // Due at once: web's change and the follow-ups of the 100 backends changed at start.
+  clock.advance(std::chrono::seconds(6));
+  size_t followed = 0;
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    followed = 0;
+    for (size_t i = 1; i < passes.size(); ++i) followed += passes[i].backends_read;
+    return !passes.empty() && followed >= static_cast<size_t>(kOthers);
+  })) << followed;
+  rec.stop();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(passes[0].backends_read, 1u) << "the change waited for the follow-ups";
+  EXPECT_EQ(passes[0].actions_done, 1u);
+  EXPECT_EQ(raw->names("web"), (std::vector<std::string>{"ep-10.0.0.1:80"}));
+  for (size_t i = 1; i < passes.size(); ++i) {
+    EXPECT_LE(passes[i].backends_read, Reconciler::kFollowUpsPerPass) << "pass " << i;
+  }
+  EXPECT_GE(passes.size(), 1u + kOthers / Reconciler::kFollowUpsPerPass);
+}
+
 // request_resync() is fire and forget, yet a full pass follows (the backend is not dirty: only a
 // whole read notices the server removed by hand).
 TEST_F(RunningReconciler, RequestedResyncReadsEverything) {
