@@ -21,7 +21,7 @@
 //   ep_bench_e2e footprint [--idle-seconds 60] [--servers 10000]
 //       daemon RSS idle with 1 backend and with 10,000 servers; CPU seconds per hour while idle
 //       with file, Consul and etcd sources.
-//   ep_bench_e2e scale [--backends 1000] [--servers 10] [--consul 1000] [--changes 100]
+//   ep_bench_e2e scale [--backends 1000] [--servers 10] [--consul 1000] [--changes 200]
 //       [--idle-seconds 60] [--out DIR]
 //       one daemon with B file backends x S servers and C Consul services on the double (half
 //       `watch: service`, half `watch: shared`): threads, inotify instances, start -> first
@@ -1363,6 +1363,7 @@ struct SceneResult {
   double haproxy_cpu_h = -1;  // HAProxy over the same window
   double idle_wall_s = 0;
   std::vector<double> change_ms;
+  double first_change_ms = -1;  // the one change made at once after convergence (not in change_ms)
 };
 
 FILE* g_scale_log = stderr;
@@ -1487,30 +1488,41 @@ SceneResult run_scene(const Scene& sc, const std::string& out) {
   const auto base = fake_targets(sc.servers, 20000, probe_b * sc.servers);
   const std::string extra = fake_targets(1, 40000, 0)[0];
   const std::string file = files + "/" + probe_name + ".json";
-  for (int i = 0; i < sc.changes; ++i) {
-    const bool add = i % 2 == 0;
+  auto change = [&](bool add) -> std::optional<double> {
     std::vector<std::string> t = base;
     if (add) t.push_back(extra);
     const auto c0 = steady_clock::now();
     write_file_atomic(file, file_sd(t));
-    bool seen = false;
     while (steady_clock::now() - c0 < seconds(10)) {
       auto s = servers(hp.admin(), probe_name, /*active_only=*/true);
       if (s) {
         bool has = false;
         for (const auto& [n, addr] : *s) has = has || addr == extra;
-        if (has == add) {
-          seen = true;
-          break;
-        }
+        if (has == add) return ms_since(c0);
       }
       std::this_thread::sleep_for(microseconds(200));
     }
-    if (!seen) {
+    return std::nullopt;
+  };
+  // The figure is the steady state's. Right after convergence the daemon still reads once more
+  // every backend it changed at start (follow-up reads, in passes of a few backends, for a few
+  // hundred ms at this scale): one change is made at once and reported on its own, then the
+  // measured changes start a second after convergence, in every scene alike.
+  const auto converged_at = steady_clock::now();
+  if (auto first = change(true)) {
+    r.first_change_ms = *first;
+    if (!change(false)) r.error = "the change back after the first change not visible in 10 s";
+  } else {
+    r.error = "the first change after convergence not visible in 10 s";
+  }
+  std::this_thread::sleep_until(converged_at + seconds(1));
+  for (int i = 0; i < sc.changes && r.error.empty(); ++i) {
+    const auto ms = change(/*add=*/i % 2 == 0);
+    if (!ms) {
       r.error = "change " + std::to_string(i) + " not visible in 10 s";
       break;
     }
-    r.change_ms.push_back(ms_since(c0));
+    r.change_ms.push_back(*ms);
     std::this_thread::sleep_for(Ms(15 + (i * 7) % 20));
   }
   scale_log("%zu changes measured", r.change_ms.size());
@@ -1544,7 +1556,7 @@ int cmd_scale(const Args& a) {
   const int nb = a.num("backends", 1000);
   const int ns = a.num("servers", 10);
   const int nc = a.num("consul", 1000);
-  const int changes = a.num("changes", 100);
+  const int changes = a.num("changes", 200);
   const int idle_s = a.num("idle-seconds", 60);
   const std::string watch = a.get("consul-watch", "mixed");
   const std::string out = a.get("out", ".");
@@ -1588,9 +1600,12 @@ int cmd_scale(const Args& a) {
       static_cast<long>(nb) * ns, ms(big.start_file_ms).c_str(), static_cast<long>(nb) * ns + nc,
       ms(big.start_all_ms).c_str(), yes(big.start_file_ms >= 0 && big.start_file_ms <= 3000));
   std::printf(
-      "| one-server change → visible in HAProxy, p50 / p99 (n = %zu) | ≤ 3 ms / ≤ 5 ms | "
-      "%s / %s ms | %s |\n",
+      "| one-server change → visible in HAProxy, p50 / p99 (n = %zu, from 1 s after "
+      "convergence) | ≤ 3 ms / ≤ 5 ms | %s / %s ms (max %s; the one change made at once after "
+      "convergence: %s ms, one backend: %s ms) | %s |\n",
       big.change_ms.size(), ms(p50).c_str(), ms(p99).c_str(),
+      ms(percentile(big.change_ms, 100)).c_str(), ms(big.first_change_ms).c_str(),
+      ms(one.first_change_ms).c_str(),
       yes(have_changes && p50 <= 3 && p99 <= 5));
   std::printf(
       "| … against one backend in the same run (n = %zu): p50 / p99 | within 1.5× | "

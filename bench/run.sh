@@ -156,7 +156,7 @@ run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
 run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
-run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes 100 \
+run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes 200 \
   --idle-seconds "$scale_idle" --out "$data"
 # The figures the docs quote from tests (make bench-figures): one Debug or Release test build.
 run_step figures "$here/figures.sh" --build "$tests_build" --data "$data"

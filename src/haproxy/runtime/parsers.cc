@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <charconv>
 #include <map>
 
@@ -313,24 +314,43 @@ Result<StatTable> parse_show_stat(std::string_view text) {
                     "'{}'",
                     i < lines.size() ? shorten(lines[i]) : "<nothing>"));
   }
-  auto header = split_csv(lines[i].substr(2));
-  std::map<std::string, std::size_t, std::less<>> col;
-  for (std::size_t c = 0; c < header.size(); ++c) col.emplace(header[c], c);
-  for (const char* required : {"pxname", "svname", "scur", "status", "bck"}) {
-    if (!col.count(required)) {
-      return Error::invalid(fmt::format("show stat: header has no '{}' column", required));
+  // Only nine of the ~100 columns are used: their positions are found in one scan of the header
+  // (no map of every column: this runs for every targeted read, several times a pass).
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  static constexpr std::array<std::string_view, 9> kWanted = {
+      "pxname", "svname", "status", "algo", "addr", "scur", "weight", "bck", "iid"};
+  std::array<std::size_t, kWanted.size()> at;
+  at.fill(kNone);
+  {
+    const std::string_view head = lines[i].substr(2);
+    std::vector<std::string> quoted;  // a header with quotes (never seen) goes through split_csv
+    std::vector<std::string_view> names;
+    if (head.find('"') != std::string_view::npos) {
+      quoted = split_csv(head);
+      names.assign(quoted.begin(), quoted.end());
+    } else {
+      for (std::size_t start = 0;;) {
+        const std::size_t comma = head.find(',', start);
+        names.push_back(head.substr(start, comma == std::string_view::npos ? comma : comma - start));
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+      }
+    }
+    for (std::size_t c = 0; c < names.size(); ++c) {
+      for (std::size_t w = 0; w < kWanted.size(); ++w) {
+        if (at[w] == kNone && names[c] == kWanted[w]) at[w] = c;
+      }
     }
   }
+  const std::size_t c_pxname = at[0], c_svname = at[1], c_status = at[2], c_algo = at[3],
+                    c_addr = at[4], c_scur = at[5], c_weight = at[6], c_bck = at[7],
+                    c_iid = at[8];
+  for (const auto& [name, c] : {std::pair{"pxname", c_pxname}, std::pair{"svname", c_svname},
+                                std::pair{"scur", c_scur}, std::pair{"status", c_status},
+                                std::pair{"bck", c_bck}}) {
+    if (c == kNone) return Error::invalid(fmt::format("show stat: header has no '{}' column", name));
+  }
   ++i;
-  // Column positions looked up once (not per field of every row: a whole read has thousands).
-  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-  auto pos = [&](const char* name) {
-    auto it = col.find(name);
-    return it == col.end() ? kNone : it->second;
-  };
-  const std::size_t c_pxname = pos("pxname"), c_svname = pos("svname"), c_status = pos("status"),
-                    c_algo = pos("algo"), c_addr = pos("addr"), c_scur = pos("scur"),
-                    c_weight = pos("weight"), c_bck = pos("bck"), c_iid = pos("iid");
   const std::size_t min_fields = std::max(c_status, c_bck) + 1;
   // Rows are split into views (no allocation per field: a whole read has ~100 fields for each of
   // thousands of servers); a row with a quoted field goes through split_csv.

@@ -176,7 +176,10 @@ TEST(ShowStat, MissingProxy) {
 TEST(ShowStat, RejectsMalformed) {
   EXPECT_FALSE(parse_show_stat("").ok());
   EXPECT_FALSE(parse_show_stat("pxname,svname\n").ok());
-  EXPECT_FALSE(parse_show_stat("# pxname,svname,scur\nbe,s1,0\n").ok());  // no status/bck
+  auto no_status = parse_show_stat("# pxname,svname,scur\nbe,s1,0\n");  // no status/bck
+  ASSERT_FALSE(no_status.ok());
+  EXPECT_NE(no_status.error().message.find("header has no 'status' column"), std::string::npos)
+      << no_status.error().message;
   auto r = parse_show_stat("# pxname,svname,scur,status,bck\nbe,s1,many,UP,0\n");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("scur"), std::string::npos);
