@@ -106,9 +106,12 @@ void Metrics::describe(std::string_view name, Type type, std::string_view help,
 }
 
 void Metrics::observe_into(Family& f, const std::string& key, double value) {
-  auto it = f.histograms.find(key);
-  if (it == f.histograms.end()) it = f.histograms.emplace(key, Histogram{}).first;
-  Histogram& h = it->second;
+  Histogram* found = f.histograms.find(key);
+  if (found == nullptr) {
+    f.histograms.add(key, Histogram{});
+    found = f.histograms.find(key);
+  }
+  Histogram& h = *found;
   if (h.counts.size() != f.buckets.size()) h.counts.assign(f.buckets.size(), 0);
   for (size_t i = 0; i < f.buckets.size(); ++i) {
     if (value <= f.buckets[i]) {
@@ -180,13 +183,13 @@ void Metrics::record(const Spec& spec, const LabelValues& values, double v, bool
     observe_into(f, key, v);
     return;
   }
-  auto it = f.values.find(key);
-  if (it == f.values.end()) {
-    f.values.emplace(std::move(key), v);
+  double* found = f.values.find(key);
+  if (found == nullptr) {
+    f.values.add(std::move(key), v);
   } else if (add) {
-    it->second += v;
+    *found += v;
   } else {
-    it->second = v;
+    *found = v;
   }
 }
 
@@ -207,11 +210,11 @@ double Metrics::value(std::string_view name, const Labels& labels) const {
     first = false;
   }
   if (it->second.type == Type::kHistogram) {
-    auto h = it->second.histograms.find(key);
-    return h == it->second.histograms.end() ? 0 : h->second.count;
+    const Histogram* h = it->second.histograms.find(key);
+    return h == nullptr ? 0 : h->count;
   }
-  auto v = it->second.values.find(key);
-  return v == it->second.values.end() ? 0 : v->second;
+  const double* v = it->second.values.find(key);
+  return v == nullptr ? 0 : *v;
 }
 
 double Metrics::total(std::string_view name) const {
@@ -219,8 +222,8 @@ double Metrics::total(std::string_view name) const {
   auto it = families_.find(name);
   if (it == families_.end()) return 0;
   double sum = 0;
-  for (const auto& [labels, v] : it->second.values) sum += v;
-  for (const auto& [labels, h] : it->second.histograms) sum += h.count;
+  for (const auto& [labels, v] : it->second.values.in_order()) sum += v;
+  for (const auto& [labels, h] : it->second.histograms.in_order()) sum += h.count;
   return sum;
 }
 
@@ -234,12 +237,12 @@ std::string Metrics::render_prometheus() const {
     if (!f.help.empty()) out += "# HELP " + name + " " + f.help + "\n";
     out += "# TYPE " + name + " " + type + "\n";
     if (f.type != Type::kHistogram) {
-      for (const auto& [key, v] : f.values) {
+      for (const auto& [key, v] : f.values.in_order()) {
         out += name + render_labels(f, key) + " " + number(v) + "\n";
       }
       continue;
     }
-    for (const auto& [key, h] : f.histograms) {
+    for (const auto& [key, h] : f.histograms.in_order()) {
       double cumulative = 0;
       for (size_t i = 0; i < f.buckets.size(); ++i) {
         cumulative += i < h.counts.size() ? h.counts[i] : 0;

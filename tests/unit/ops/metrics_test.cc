@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
 namespace ep {
 namespace {
 
@@ -53,6 +57,41 @@ TEST(TypedMetricsTest, SeriesRenderInTheOrderOfTheirSortedLabelValuesEscaped) {
   EXPECT_EQ(registry.value("ep_test_servers", {{"kind", "z"}, {"backend", "web"}}), 3);
   EXPECT_EQ(registry.value("ep_test_servers", {{"backend", "web"}}), 0);  // not its label set
   EXPECT_EQ(g.total(), 15);
+}
+
+// Series are kept in one sorted vector with a short unsorted tail (core/metrics.h SeriesTable):
+// many series added in a shuffled order, updated and read in between, still render in key order
+// with the values last set, each once.
+TEST(TypedMetricsTest, ManySeriesAddedInAnyOrderRenderSortedOnce) {
+  Metrics registry;
+  Gauge g(registry, "ep_test_many", "Many.", {"backend"});
+  Histogram h(registry, "ep_test_many_seconds", "Time.", {"backend"}, {1});
+  std::vector<int> order;
+  for (int i = 0; i < 500; ++i) order.push_back((i * 7919) % 500);  // a permutation of 0..499
+  auto name = [](int i) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "b%03d", i);
+    return std::string(buf);
+  };
+  for (int i : order) {
+    g.set({name(i)}, i);
+    h.observe({name(i)}, 0.5);
+    if (i % 3 == 0) g.set({name(i)}, i + 1000);  // an update right after the add
+    EXPECT_EQ(g.value({name(i)}), i % 3 == 0 ? i + 1000 : i);
+  }
+  for (int i : order) h.observe({name(i)}, 2);
+  const std::string text = registry.render_prometheus();
+  size_t pos = 0;
+  for (int i = 0; i < 500; ++i) {
+    const std::string line = "ep_test_many{backend=\"" + name(i) + "\"} " +
+                             std::to_string(i % 3 == 0 ? i + 1000 : i) + "\n";
+    const size_t at = text.find(line, pos);
+    ASSERT_NE(at, std::string::npos) << line;
+    pos = at + line.size();
+    EXPECT_EQ(h.value({name(i)}), 2);
+  }
+  EXPECT_EQ(text.find("ep_test_many{backend=\"b000\"}", pos), std::string::npos) << "twice";
+  EXPECT_EQ(h.total(), 1000);
 }
 
 TEST(TypedMetricsTest, GaugeSetsAndHistogramObservesWithItsBuckets) {
