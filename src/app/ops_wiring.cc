@@ -301,13 +301,8 @@ void OpsRuntime::notifier_loop() {
   auto next_ping = std::chrono::steady_clock::now();
   std::unique_lock lock(wd_mu_);
   while (!wd_stop_) {
-    if (status_due_) {
-      status_due_ = false;
-      lock.unlock();
-      update_status();
-      lock.lock();
-      continue;
-    }
+    // The ping first: status updates can be due after every pass while the daemon converges,
+    // and must not starve the pings (systemd would kill a daemon that is working).
     if (period && std::chrono::steady_clock::now() >= next_ping) {
       lock.unlock();
       auto snap = snapshot();
@@ -315,6 +310,13 @@ void OpsRuntime::notifier_loop() {
       if (!snap || ops::check_health(snap, endpoint_options_).ok) ops::notify_watchdog();
       lock.lock();
       next_ping = std::chrono::steady_clock::now() + *period;
+      continue;
+    }
+    if (status_due_) {
+      status_due_ = false;
+      lock.unlock();
+      update_status();
+      lock.lock();
       continue;
     }
     const auto until_ping = [&] { return wd_stop_ || status_due_; };

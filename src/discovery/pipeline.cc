@@ -274,6 +274,15 @@ Status Pipeline::start() {
     plan_timer();
   });
   if (!state_options_.path.empty()) {
+    // The sources started before the timer: a set delivered meanwhile asked for a write that
+    // schedule_state_write() could not schedule yet (CI saw a Consul source's only set, then a
+    // 5-minute blocking query, never written). Catch up now.
+    bool delivered = false;
+    for (auto& b : backends_) {
+      std::lock_guard lock(b->mu);
+      for (const auto& c : b->current) delivered = delivered || c.has_value();
+    }
+    if (delivered) schedule_state_write();
     // A source that says nothing (hangs, frozen) within restore_after gets its saved set too.
     timer_loop_->after(state_options_.restore_after, [this, alive = timer_alive_] {
       if (!*alive) return;

@@ -431,7 +431,17 @@ std::vector<size_t> Reconciler::pass_instance(InstanceRun& run,
       !full && run.reachable) {
     run.polls_deferred = true;  // still due: the loop runs the next pass at once
   } else {
-    if (paced && follow_ups.size() > kFollowUpsPerPass) follow_ups.resize(kFollowUpsPerPass);
+    if (paced && follow_ups.size() > kFollowUpsPerPass) {
+      // The longest due first: backends due again at every pass (a drain polls every
+      // drain_poll, and a pass can take longer) must not keep the others waiting.
+      const auto due_at = [&run](size_t a, size_t b) {
+        return *run.next_poll[a] < *run.next_poll[b] || (*run.next_poll[a] == *run.next_poll[b] && a < b);
+      };
+      std::nth_element(follow_ups.begin(),
+                       follow_ups.begin() + static_cast<std::ptrdiff_t>(kFollowUpsPerPass),
+                       follow_ups.end(), due_at);
+      follow_ups.resize(kFollowUpsPerPass);
+    }
     todo.insert(todo.end(), follow_ups.begin(), follow_ups.end());
     std::sort(todo.begin(), todo.end());
     run.polls_deferred = false;

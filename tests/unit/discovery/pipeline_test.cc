@@ -28,11 +28,13 @@ class ManualSource final : public Source {
   std::string describe() const override { return "manual"; }
   Status start(Sink& sink) override {
     sink_ = &sink;
+    if (!at_start.empty()) sink.publish(at_start);  // answers before Pipeline::start() returns
     return {};
   }
   void stop() override {}
   Snapshot fetch_once(std::chrono::milliseconds) override { return std::vector<Endpoint>{}; }
   Sink* sink() const { return sink_.load(); }
+  std::vector<Endpoint> at_start;  // published from start() itself when not empty
 
  private:
   std::atomic<Sink*> sink_{nullptr};
@@ -299,6 +301,21 @@ TEST(PipelineState, LastGoodSetIsWrittenAndRestoredWhenTheSourceFailsAtStart) {
   rig.manual->sink()->publish(endpoints(2));
   ASSERT_TRUE(rig.desired.wait_size(2));
   EXPECT_FALSE(rig.pipeline->status()[0].sources[0].from_state);
+  rig.pipeline->stop();
+}
+
+// A source that delivers while the pipeline is still starting (before its timer runs) has its
+// set written too: CI saw a Consul source's only set (then a 5-minute blocking query) never
+// reach the state file.
+TEST(PipelineState, ASetDeliveredWhileThePipelineStartsIsWrittenToo) {
+  const std::string path = temp_dir() + "/state.json";
+  StateRig rig(state_options(path));
+  rig.manual->at_start = endpoints(2);
+  ASSERT_TRUE(rig.pipeline->start().ok());
+  ASSERT_TRUE(rig.desired.wait_size(2));
+  EXPECT_TRUE(
+      test::eventually([&] { return slurp(path).find("10.0.0.2") != std::string::npos; }))
+      << slurp(path);
   rig.pipeline->stop();
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/log.h"
@@ -624,6 +625,72 @@ TEST(ReconcilerLoop, AChangeGoesBeforeDueFollowUpsAndFollowUpsGoInSmallPasses) {
     EXPECT_LE(passes[i].backends_read, Reconciler::kFollowUpsPerPass) << "pass " << i;
   }
   EXPECT_GE(passes.size(), 1u + kOthers / Reconciler::kFollowUpsPerPass);
+}
+
+// Follow-ups go the longest due first: with 40 backends draining (each due again every
+// drain_poll) and passes that take longer than drain_poll, every backend is still read within a
+// few passes, not only the first kFollowUpsPerPass by index.
+TEST(ReconcilerLoop, FollowUpsDueAgainAtEveryPassDoNotStarveTheOthers) {
+  SharedFakeClock clock;
+  auto inst = std::make_unique<FakeInstance>("t");
+  std::vector<BackendPolicy> policies;
+  constexpr int kBackends = 40;
+  for (int i = 0; i < kBackends; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    inst->backends[name] = {};
+    BackendPolicy p;
+    p.name = name;
+    p.drain_timeout = std::chrono::hours(100);  // no drain ends while the test watches
+    policies.push_back(p);
+  }
+  FakeInstance* raw = inst.get();
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  ReconcilerOptions o;
+  o.resync_interval = std::chrono::hours(100000);
+  Reconciler rec(policies, std::move(v), clock, o);
+  std::atomic<bool> slow{false};
+  rec.add_on_pass([&](const PassReport&) {
+    if (slow) clock.advance(std::chrono::milliseconds(150));  // a pass longer than drain_poll
+  });
+  auto publish_all = [&](bool both) {
+    for (int i = 0; i < kBackends; ++i) {
+      std::vector<ServerSpec> servers = {spec("10.0.1." + std::to_string(i), 80)};
+      if (both) servers.push_back(spec("10.0.2." + std::to_string(i), 80));
+      rec.publish(static_cast<size_t>(i), servers, true, clock.now());
+    }
+  };
+  publish_all(true);
+  rec.start();
+  ASSERT_TRUE(eventually([&] { return raw->names("b39").size() == 2; }));
+  raw->with_lock([&] {
+    for (auto& [name, servers] : raw->backends) {
+      for (auto& s : servers) s.sessions = 2;  // drains never end
+    }
+    return 0;
+  });
+  (void)rec.submit_pass(false).get();
+  publish_all(false);  // every backend drains its second server
+  ASSERT_TRUE(eventually([&] {
+    return rec.status()[0].backends[kBackends - 1].drains.size() == 1u;
+  }));
+  raw->with_lock([&] {
+    raw->observed.clear();
+    return 0;
+  });
+  slow = true;
+  clock.advance(std::chrono::milliseconds(150));  // every drain due: the passes begin
+  std::set<std::string> read;
+  const bool all = eventually([&] {
+    raw->with_lock([&] {
+      for (const auto& names : raw->observed) read.insert(names.begin(), names.end());
+      raw->observed.clear();
+      return 0;
+    });
+    return read.size() == static_cast<size_t>(kBackends);
+  });
+  rec.stop();
+  EXPECT_TRUE(all) << read.size() << " of " << kBackends << " backends read again";
 }
 
 // request_resync() is fire and forget, yet a full pass follows (the backend is not dirty: only a
