@@ -560,6 +560,18 @@ TEST(ReconcilerLoop, AChangeDueWithThePeriodicResyncGoesFirstAndTheResyncFollows
   EXPECT_GT(raw->with_lock([&] { return raw->observe_alls; }), wholes);
 }
 
+// Backends "b0".."b<n-1>": empty in `inst`, their policies returned (defaults otherwise).
+std::vector<BackendPolicy> numbered_backends(FakeInstance& inst, int n) {
+  std::vector<BackendPolicy> policies;
+  for (int i = 0; i < n; ++i) {
+    BackendPolicy p;
+    p.name = "b" + std::to_string(i);
+    inst.backends[p.name] = {};
+    policies.push_back(p);
+  }
+  return policies;
+}
+
 // A discovery change does not wait behind follow-up reads: when it falls due together with the
 // follow-ups of 100 backends just changed (as after start-up), it goes first in a pass of its
 // own backend, and the follow-ups follow in passes of at most kFollowUpsPerPass backends, so a
@@ -567,15 +579,8 @@ TEST(ReconcilerLoop, AChangeDueWithThePeriodicResyncGoesFirstAndTheResyncFollows
 TEST(ReconcilerLoop, AChangeGoesBeforeDueFollowUpsAndFollowUpsGoInSmallPasses) {
   SharedFakeClock clock;
   auto inst = std::make_unique<FakeInstance>("t");
-  std::vector<BackendPolicy> policies;
   constexpr int kOthers = 100;
-  for (int i = 0; i < kOthers; ++i) {
-    const std::string name = "b" + std::to_string(i);
-    inst->backends[name] = {};
-    BackendPolicy p;
-    p.name = name;
-    policies.push_back(p);
-  }
+  std::vector<BackendPolicy> policies = numbered_backends(*inst, kOthers);
   inst->backends["web"] = {};
   BackendPolicy web;
   web.name = "web";
@@ -633,16 +638,9 @@ TEST(ReconcilerLoop, AChangeGoesBeforeDueFollowUpsAndFollowUpsGoInSmallPasses) {
 TEST(ReconcilerLoop, FollowUpsDueAgainAtEveryPassDoNotStarveTheOthers) {
   SharedFakeClock clock;
   auto inst = std::make_unique<FakeInstance>("t");
-  std::vector<BackendPolicy> policies;
   constexpr int kBackends = 40;
-  for (int i = 0; i < kBackends; ++i) {
-    const std::string name = "b" + std::to_string(i);
-    inst->backends[name] = {};
-    BackendPolicy p;
-    p.name = name;
-    p.drain_timeout = std::chrono::hours(100);  // no drain ends while the test watches
-    policies.push_back(p);
-  }
+  std::vector<BackendPolicy> policies = numbered_backends(*inst, kBackends);
+  for (auto& p : policies) p.drain_timeout = std::chrono::hours(100);  // no drain ends meanwhile
   FakeInstance* raw = inst.get();
   std::vector<std::unique_ptr<Instance>> v;
   v.push_back(std::move(inst));
