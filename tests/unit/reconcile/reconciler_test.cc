@@ -560,6 +560,18 @@ TEST(ReconcilerLoop, AChangeDueWithThePeriodicResyncGoesFirstAndTheResyncFollows
   EXPECT_GT(raw->with_lock([&] { return raw->observe_alls; }), wholes);
 }
 
+// The one instance of a reconciler, and options with only the resync interval set.
+std::vector<std::unique_ptr<Instance>> only(std::unique_ptr<FakeInstance> inst) {
+  std::vector<std::unique_ptr<Instance>> v;
+  v.push_back(std::move(inst));
+  return v;
+}
+ReconcilerOptions resync_every(std::chrono::milliseconds interval) {
+  ReconcilerOptions o;
+  o.resync_interval = interval;
+  return o;
+}
+
 // Backends "b0".."b<n-1>": empty in `inst`, their policies returned (defaults otherwise).
 std::vector<BackendPolicy> numbered_backends(FakeInstance& inst, int n) {
   std::vector<BackendPolicy> policies;
@@ -587,11 +599,7 @@ TEST(ReconcilerLoop, AChangeGoesBeforeDueFollowUpsAndFollowUpsGoInSmallPasses) {
   web.debounce = std::chrono::seconds(5);  // the change falls due when the test says
   policies.push_back(web);
   FakeInstance* raw = inst.get();
-  std::vector<std::unique_ptr<Instance>> v;
-  v.push_back(std::move(inst));
-  ReconcilerOptions o;
-  o.resync_interval = std::chrono::hours(1);
-  Reconciler rec(policies, std::move(v), clock, o);
+  Reconciler rec(policies, only(std::move(inst)), clock, resync_every(std::chrono::hours(1)));
   std::mutex mu;
   std::vector<PassReport> passes;
   rec.add_on_pass([&](const PassReport& r) {
@@ -642,11 +650,7 @@ TEST(ReconcilerLoop, FollowUpsDueAgainAtEveryPassDoNotStarveTheOthers) {
   std::vector<BackendPolicy> policies = numbered_backends(*inst, kBackends);
   for (auto& p : policies) p.drain_timeout = std::chrono::hours(100);  // no drain ends meanwhile
   FakeInstance* raw = inst.get();
-  std::vector<std::unique_ptr<Instance>> v;
-  v.push_back(std::move(inst));
-  ReconcilerOptions o;
-  o.resync_interval = std::chrono::hours(100000);
-  Reconciler rec(policies, std::move(v), clock, o);
+  Reconciler rec(policies, only(std::move(inst)), clock, resync_every(std::chrono::hours(100000)));
   std::atomic<bool> slow{false};
   rec.add_on_pass([&](const PassReport&) {
     if (slow) clock.advance(std::chrono::milliseconds(150));  // a pass longer than drain_poll
