@@ -10,40 +10,51 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <unordered_set>
+#include <random>
 
 namespace ep::test {
 
 namespace {
-int bound_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
+// Test ports come from below the kernel's ephemeral range (32768-60999 by default). A port taken
+// from that range with bind(0) and closed again can be handed to any process's next outgoing
+// connection before the component it was reserved for binds it (CI saw HAProxy fail with "cannot
+// bind socket (Address already in use)" for such a port). Below the range, only another test
+// can take it, and each process starts at its own random place in the range.
+constexpr int kFirstPort = 20000;
+constexpr int kLastPort = 32000;
+
+// True if nothing holds `port` on 127.0.0.1 for TCP or UDP (no SO_REUSEADDR, so a port with
+// connections still in TIME_WAIT counts as taken too).
+bool port_is_free(int port) {
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (!ok) return false;
   }
-  ::close(fd);
-  return port;
+  return true;
 }
 }  // namespace
 
 int free_port() {
-  // The kernel may hand the same port out again once it is closed, and a test often reserves a
-  // port for one component before another (etcd, a double) asks for its own: never return a port
-  // this process returned before (CI saw the ops listener and etcd given the same port).
+  // Never the same port twice in one process: a test often reserves a port for one component
+  // before another (etcd, a double) asks for its own.
   static std::mutex mu;
-  static std::unordered_set<int> handed_out;
+  static int next = 0;
+  static int handed_out = 0;
   std::lock_guard lock(mu);
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    const int port = bound_port();
-    if (port == 0) return 0;
-    if (handed_out.insert(port).second) return port;
+  constexpr int kSpan = kLastPort - kFirstPort;
+  if (next == 0) next = kFirstPort + static_cast<int>(std::random_device{}() % kSpan);
+  while (handed_out < kSpan) {
+    const int port = next;
+    next = next + 1 > kLastPort ? kFirstPort : next + 1;
+    ++handed_out;
+    if (port_is_free(port)) return port;
   }
   return 0;
 }

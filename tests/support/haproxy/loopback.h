@@ -9,8 +9,9 @@
 
 namespace ep::test {
 
-// A currently free TCP port on 127.0.0.1 (bind port 0, read it back, close), never one this
-// process was given before.
+// A port free for TCP and UDP on 127.0.0.1, taken from below the kernel's ephemeral range so no
+// outgoing connection can take it before the component it is meant for binds it; never one this
+// process was given before. 0 if none is left.
 int free_port();
 
 struct HttpReply {
