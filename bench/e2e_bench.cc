@@ -1363,6 +1363,7 @@ struct SceneResult {
   double haproxy_cpu_h = -1;  // HAProxy over the same window
   double idle_wall_s = 0;
   std::vector<double> change_ms;
+  std::vector<double> change_at_s;  // when each change was made (Unix time, s): to match logs
   double first_change_ms = -1;  // the one change made at once after convergence (not in change_ms)
 };
 
@@ -1517,12 +1518,16 @@ SceneResult run_scene(const Scene& sc, const std::string& out) {
   }
   std::this_thread::sleep_until(converged_at + seconds(1));
   for (int i = 0; i < sc.changes && r.error.empty(); ++i) {
+    const double at = std::chrono::duration<double>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
     const auto ms = change(/*add=*/i % 2 == 0);
     if (!ms) {
       r.error = "change " + std::to_string(i) + " not visible in 10 s";
       break;
     }
     r.change_ms.push_back(*ms);
+    r.change_at_s.push_back(at);
     std::this_thread::sleep_for(Ms(15 + (i * 7) % 20));
   }
   scale_log("%zu changes measured", r.change_ms.size());
@@ -1546,7 +1551,11 @@ SceneResult run_scene(const Scene& sc, const std::string& out) {
   d.stop();
   write_file(out + "/scale_" + sc.label + "_daemon.log", d.log());
   std::string dat;
-  for (double v : r.change_ms) dat += std::to_string(v) + "\n";
+  for (size_t i = 0; i < r.change_ms.size(); ++i) {
+    char line[64];
+    std::snprintf(line, sizeof line, "%.6f %.3f\n", r.change_ms[i], r.change_at_s[i]);
+    dat += line;
+  }
   write_file(out + "/scale_" + sc.label + "_changes.dat", dat);
   if (sc.consul > 0) consul.stop();
   return r;
