@@ -133,7 +133,14 @@ void Pipeline::deliver(size_t backend, size_t source, const Snapshot& snapshot) 
   if (changed || b.guard.ready() != was_ready) {
     callback_(backend, b.guard.desired(), b.guard.ready(), seen);
   }
-  // A hold may have started: re-plan the timer (coalesced; only while the timer runs).
+  // A hold may have started: re-plan the timer if it now has to fire earlier than planned
+  // (coalesced; only while the timer runs). Re-planning reads every backend: at 2,000 backends
+  // not something to do on every delivery. The count, bumped before planned_at_ is read, makes
+  // a plan_timer() that raced past this backend plan again (it reads the count after storing).
+  const std::optional<SteadyTime> deadline = b.guard.next_deadline();
+  if (!deadline) return;
+  deadline_changes_.fetch_add(1);
+  if (deadline->time_since_epoch().count() >= planned_at_.load()) return;
   if (timer_active_.load() && !replan_pending_.exchange(true)) {
     timer_loop_->post([this, alive = timer_alive_] {
       if (!*alive) return;  // stopped (the pipeline may be gone: manual-mode loops keep tasks)
@@ -335,17 +342,27 @@ void Pipeline::plan_timer() {
   if (!timer_running_) return;
   if (timer_id_ != 0) timer_loop_->cancel(timer_id_);
   timer_id_ = 0;
-  std::optional<SteadyTime> next;
-  for (auto& b : backends_) {
-    std::lock_guard bl(b->mu);
-    auto d = b->guard.next_deadline();
-    if (d && (!next || *d < *next)) next = d;
-  }
-  // Real-time wait bounded to 1 s so an injected clock is re-read regularly.
   auto wait = std::chrono::milliseconds(1000);
-  if (next) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - clock_.now());
-    wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+  // A few rounds at most under steady churn; a deadline missed then waits at most the 1 s bound.
+  for (int round = 0; round < 4; ++round) {
+    const uint64_t changes = deadline_changes_.load();
+    std::optional<SteadyTime> next;
+    for (auto& b : backends_) {
+      std::lock_guard bl(b->mu);
+      auto d = b->guard.next_deadline();
+      if (d && (!next || *d < *next)) next = d;
+    }
+    // Real-time wait bounded to 1 s so an injected clock is re-read regularly.
+    const SteadyTime now = clock_.now();
+    wait = std::chrono::milliseconds(1000);
+    if (next) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now);
+      wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+    }
+    // With a fake clock that stands still this stays "now + wait": deliveries then re-plan
+    // for any deadline before it, as they should.
+    planned_at_.store((now + wait).time_since_epoch().count());
+    if (deadline_changes_.load() == changes) break;  // no delivery set a deadline meanwhile
   }
   timer_id_ = timer_loop_->after(wait, [this, alive = timer_alive_] {
     if (*alive) on_timer();

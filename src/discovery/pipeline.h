@@ -158,6 +158,11 @@ class Pipeline {
   std::shared_ptr<bool> timer_alive_;
   std::atomic<bool> timer_active_{false};
   std::atomic<bool> replan_pending_{false};
+  // When the planned timer fires (the guards' clock, time_since_epoch().count()); deliveries
+  // re-plan only for a deadline before it. deadline_changes_ counts deliveries that left a
+  // deadline (see deliver()).
+  std::atomic<SteadyTime::rep> planned_at_{0};
+  std::atomic<uint64_t> deadline_changes_{0};
   bool started_ = false;
 
   StateOptions state_options_;

@@ -1,6 +1,7 @@
 #include "reconcile/policy.h"
 
-#include <sstream>
+#include <algorithm>
+#include <string_view>
 
 namespace ep::reconcile {
 
@@ -14,11 +15,14 @@ const char* to_string(BackendMode mode) {
 }
 
 namespace {
-bool has_word(const std::string& options, std::string_view word) {
-  std::istringstream in(options);
-  std::string w;
-  while (in >> w) {
-    if (w == word) return true;
+// Whitespace-separated words, as HAProxy splits a server line. Asked at every diff: no stream.
+bool has_word(std::string_view options, std::string_view word) {
+  constexpr std::string_view kSpace = " \t\r\n\f\v";
+  size_t pos = options.find_first_not_of(kSpace);
+  while (pos != std::string_view::npos) {
+    const size_t end = std::min(options.find_first_of(kSpace, pos), options.size());
+    if (options.substr(pos, end - pos) == word) return true;
+    pos = options.find_first_not_of(kSpace, end);
   }
   return false;
 }

@@ -342,7 +342,7 @@ PassReport Reconciler::do_pass(bool full_resync, bool paced) {
 
   // Publish status for other threads: only what changed (desired sets by generation, observed
   // backends), so a one-backend pass does not copy every backend's servers.
-  std::lock_guard lock(mu_);
+  std::unique_lock status_lock(status_mu_);
   for (size_t b : published) {
     const Desired& d = *desired[b];
     if (status_generation_[b] == d.generation) continue;
@@ -405,6 +405,8 @@ PassReport Reconciler::do_pass(bool full_resync, bool paced) {
       bs.last_error = br.last_error;
     }
   }
+  status_lock.unlock();
+  std::lock_guard lock(mu_);
   last_loop_ = clock_.now();
   return report;
 }
@@ -1020,14 +1022,14 @@ void Reconciler::seed_operator_maint(const std::map<std::string, std::vector<std
 }
 
 std::vector<InstanceStatus> Reconciler::status() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(status_mu_);
   return status_;
 }
 
 std::vector<InstanceServers> Reconciler::servers_at(std::string_view backend,
                                                     std::string_view address,
                                                     std::uint16_t port) const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(status_mu_);
   std::vector<InstanceServers> out;
   out.reserve(status_.size());
   for (const auto& inst : status_) {
@@ -1078,7 +1080,7 @@ SteadyTime Reconciler::last_loop() const {
 }
 
 bool Reconciler::converged() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(status_mu_);
   for (const auto& inst : status_) {
     if (!inst.reachable) return false;
     for (const auto& b : inst.backends) {

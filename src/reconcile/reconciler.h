@@ -303,7 +303,7 @@ class Reconciler : public ServerStateView {
   // runs_ and rng_ belong to the thread running passes: the loop's thread while it runs (no
   // lock: I/O happens there), else a synchronous run_pass() caller holding pass_mu_ (start()
   // takes pass_mu_ too, so the two never overlap). Everything other threads read or post goes
-  // through mu_ (desired_, due_, requests, status_, flags).
+  // through mu_ (desired_, due_, requests, flags).
   mutable std::mutex mu_;
   std::mutex pass_mu_;  // synchronous passes (no loop) one at a time; start() waits for them
   std::condition_variable cv_;
@@ -316,6 +316,10 @@ class Reconciler : public ServerStateView {
   std::vector<DesiredPtr> pass_desired_;
   std::vector<std::optional<SteadyTime>> due_;  // per backend: debounce deadline
   std::vector<InstanceRun> runs_;
+  // What passes publish for other threads, under its own lock: a reader copying every backend's
+  // status (the systemd STATUS line, the dashboard: a millisecond at 2,000 backends) never holds
+  // mu_, which a source's delivery needs to wake the next pass.
+  mutable std::mutex status_mu_;
   std::vector<InstanceStatus> status_;
   std::vector<uint64_t> status_generation_;  // per backend: desired generation in status_
   bool stop_ = false;

@@ -101,6 +101,47 @@ TEST(PipelineTest, ConfirmTimerRunsOnTheRuntimeWithoutAThread) {
   EXPECT_EQ(test::thread_count(), threads_before);
 }
 
+// Deliveries re-plan the confirm timer only for a deadline earlier than the planned one (a
+// re-plan reads every backend). A hold that starts in one of several backends is still confirmed
+// at its own deadline, not at the timer's 1 s re-read; driven on a manual loop and a fake clock.
+TEST(PipelineTest, AHoldStartedByADeliveryIsConfirmedAtItsDeadlineNotAtTheOneSecondReRead) {
+  FakeClock clock;
+  runtime::Runtime rt({.threads = 0, .clock = &clock});
+  std::vector<BackendSources> backends(3);
+  std::vector<ManualSource*> manual;
+  for (size_t i = 0; i < backends.size(); ++i) {
+    backends[i].policy.name = "b" + std::to_string(i);
+    backends[i].policy.safety.confirm_after = 200ms;
+    auto source = std::make_unique<ManualSource>();
+    manual.push_back(source.get());
+    backends[i].sources.push_back(std::move(source));
+  }
+  std::vector<size_t> sizes(3, 0);
+  Pipeline pipeline(
+      std::move(backends), clock,
+      [&](size_t b, const std::vector<ServerSpec>& servers, bool, SteadyTime) {
+        sizes[b] = servers.size();
+      },
+      &rt);
+  ASSERT_TRUE(pipeline.start().ok());  // plans the timer 1 s ahead: no deadline yet
+  for (auto* m : manual) m->sink()->publish(endpoints(4));
+  rt.run_until_idle();
+  EXPECT_EQ(sizes, (std::vector<size_t>{4, 4, 4}));
+
+  clock.advance(300ms);
+  rt.run_until_idle();
+  // 4 -> 1 removes 75% > max_remove_fraction: held until 200 ms from now.
+  manual[2]->sink()->publish(endpoints(1));
+  rt.run_until_idle();
+  EXPECT_EQ(sizes[2], 4u);
+  EXPECT_EQ(pipeline.status()[2].hold, Hold::kShrink);
+  clock.advance(200ms);  // 500 ms after start: before the 1 s re-read
+  rt.run_until_idle();
+  EXPECT_EQ(sizes[2], 1u);
+  EXPECT_EQ(pipeline.status()[2].hold, Hold::kNone);
+  pipeline.stop();
+}
+
 // Issue #19: /status shows, per source, the snapshots it published, the failed ones, and those of
 // the last 60 s (events per minute), on the pipeline's clock.
 TEST(PipelineTest, StatusCountsEachSourcesSnapshotsErrorsAndEventsOfTheLastMinute) {

@@ -418,3 +418,25 @@ TEST_F(DiffTest, DownServersAndIntendedEmptySetsAreNotHeld) {
 
 }  // namespace
 }  // namespace ep::reconcile
+
+namespace ep::reconcile {
+namespace {
+
+TEST(BackendPolicyTest, ChecksAreWholeWordsOfTheServerOptions) {
+  BackendPolicy p;
+  p.server_options = "check inter 1s";
+  EXPECT_TRUE(p.checks());
+  EXPECT_FALSE(p.agent_checks());
+  p.server_options = "\tinter 1s  agent-check\nagent-port 9000";
+  EXPECT_FALSE(p.checks());  // "agent-check" is not "check"
+  EXPECT_TRUE(p.agent_checks());
+  p.server_options = "checks check-ssl";
+  EXPECT_FALSE(p.checks());
+  p.server_options = "";
+  EXPECT_FALSE(p.checks());
+  p.server_options = "  check";
+  EXPECT_TRUE(p.checks());
+}
+
+}  // namespace
+}  // namespace ep::reconcile
