@@ -1408,158 +1408,196 @@ std::string scene_name(char kind, int i) {
   return name;
 }
 
-SceneResult run_scene(const Scene& sc, const std::string& out) {
-  SceneResult r;
-  scale_log("scene %s: %d file backends x %d servers, %d Consul services", sc.label.c_str(),
-            sc.file_backends, sc.servers, sc.consul);
-  TempDir dir("scale");
-  Haproxy hp(dir.path(), false);
-  std::string cfg = std::string(kOneBackend) + kDefaults;
-  for (int b = 0; b < sc.file_backends; ++b) cfg += backend_block(scene_name('f', b));
-  for (int c = 0; c < sc.consul; ++c) cfg += backend_block(scene_name('c', c));
-  if (!hp.start(cfg)) {
-    r.error = "haproxy did not start: " + hp.log().substr(0, 300);
-    return r;
+// One scene, alive from its constructor to finish(): HAProxy, the Consul double and the daemon,
+// converged, then measured in blocks (measure()), so that two scenes can be measured in turns
+// and share whatever the machine does meanwhile.
+class SceneRun {
+ public:
+  SceneRun(Scene sc, std::string out)
+      : sc_(std::move(sc)), out_(std::move(out)), dir_("scale"), hp_(dir_.path(), false) {
+    start();
   }
-  ep::test::ConsulDouble consul;
-  if (sc.consul > 0) {
-    consul.start();
-    consul.set_no_jitter(true);
-    for (int c = 0; c < sc.consul; ++c) {
-      ep::test::ConsulService s = consul_instance("i" + std::to_string(c), 30000 + c);
-      s.name = scene_name('s', c);
-      consul.register_service(s);
-    }
-  }
-  // The backend whose server changes: the middle file backend; drain_timeout 0 so that a
-  // removal is one pass (as in the convergence section).
-  const int probe_b = sc.file_backends / 2;
-  const std::string probe_name = scene_name('f', probe_b);
-  const std::string files = dir.path() + "/sd";
-  std::filesystem::create_directories(files);
-  std::string yaml = yaml_haproxy(hp.admin()) +
-                     "metrics: {listen: \"127.0.0.1:" + std::to_string(free_port()) +
-                     "\"}\nbackends:\n";
-  for (int b = 0; b < sc.file_backends; ++b) {
-    const std::string name = scene_name('f', b);
-    write_file(files + "/" + name + ".json",
-               file_sd(fake_targets(sc.servers, 20000, b * sc.servers)));
-    yaml += "  - name: " + name + "\n";
-    if (b == probe_b) yaml += "    drain_timeout: 0s\n";
-    yaml += "    sources:\n      - file: {path: " + files + "/" + name + ".json}\n";
-  }
-  for (int c = 0; c < sc.consul; ++c) {
-    yaml += "  - name: " + scene_name('c', c) + "\n    sources:\n      - consul: {address: \"" +
-            consul.address() + "\", service: " + scene_name('s', c) + ", watch: " +
-            (sc.watch != "mixed" ? sc.watch
-             : c % 2 == 0        ? "service"
-                                 : "shared") +
-            "}\n";
-  }
-  const long want_f = static_cast<long>(sc.file_backends) * sc.servers;
-  const long want_c = sc.consul;
-  Daemon d;
-  const auto t0 = steady_clock::now();
-  if (!d.start(dir.path(), yaml)) {
-    r.error = "elasticproxy did not start";
-    return r;
-  }
-  const auto deadline = t0 + seconds(60);
-  while (steady_clock::now() < deadline && (r.start_file_ms < 0 || r.start_all_ms < 0)) {
-    if (!d.running()) break;
-    if (auto a = active_by_kind(hp.admin())) {
-      const double ms = ms_since(t0);
-      if (r.start_file_ms < 0 && (*a)['f'] >= want_f) r.start_file_ms = ms;
-      if (r.start_all_ms < 0 && (*a)['f'] >= want_f && (*a)['c'] >= want_c) r.start_all_ms = ms;
-    }
-    std::this_thread::sleep_for(Ms(5));
-  }
-  if (r.start_all_ms < 0) {
-    r.error = d.running() ? "did not converge in 60 s" : "daemon exited: " + d.log().substr(0, 300);
-    write_file(out + "/scale_" + sc.label + "_daemon.log", d.log());
-    return r;
-  }
-  scale_log("converged: file servers after %.0f ms, all after %.0f ms", r.start_file_ms,
-            r.start_all_ms);
-  r.threads = thread_count(d.pid());
-  r.inotify = inotify_instances(d.pid());
+  ~SceneRun() { finish(); }
+  SceneRun(const SceneRun&) = delete;
+  SceneRun& operator=(const SceneRun&) = delete;
 
-  // One-server changes in the probe backend: file rewritten by rename, then `show servers state
-  // <backend>` polled every 0.2 ms until the server is listed (active) / gone.
-  const auto base = fake_targets(sc.servers, 20000, probe_b * sc.servers);
-  const std::string extra = fake_targets(1, 40000, 0)[0];
-  const std::string file = files + "/" + probe_name + ".json";
-  auto change = [&](bool add) -> std::optional<double> {
-    std::vector<std::string> t = base;
-    if (add) t.push_back(extra);
+  SceneResult& result() { return r_; }
+
+  // `n` more one-server changes in the probe backend (alternately an addition and its removal).
+  void measure(int n) {
+    if (!r_.error.empty() || finished_) return;
+    for (int k = 0; k < n && r_.error.empty(); ++k, ++made_) {
+      const double at = std::chrono::duration<double>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+      const auto ms = change(/*add=*/made_ % 2 == 0);
+      if (!ms) {
+        r_.error = "change " + std::to_string(made_) + " not visible in 10 s";
+        break;
+      }
+      r_.change_ms.push_back(*ms);
+      r_.change_at_s.push_back(at);
+      std::this_thread::sleep_for(Ms(15 + (made_ * 7) % 20));
+    }
+  }
+
+  // The idle window (if the scene has one), memory and threads, then everything stops.
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (!started_) return;
+    scale_log("scene %s: %zu changes measured", sc_.label.c_str(), r_.change_ms.size());
+    if (sc_.idle_s > 0 && r_.error.empty()) {
+      // Let the follow-up polls of the last change finish, then measure a quiet window.
+      std::this_thread::sleep_for(Ms(2000));
+      const double d0 = cpu_seconds(d_.pid()), h0 = cpu_seconds(hp_.pid());
+      const auto w0 = steady_clock::now();
+      std::this_thread::sleep_for(seconds(sc_.idle_s));
+      const double d1 = cpu_seconds(d_.pid()), h1 = cpu_seconds(hp_.pid());
+      r_.idle_wall_s = ms_since(w0) / 1000.0;
+      r_.idle_cpu_h = (d1 - d0) / r_.idle_wall_s * 3600.0;
+      r_.haproxy_cpu_h = (h1 - h0) / r_.idle_wall_s * 3600.0;
+      scale_log("idle %.1f s: daemon %.3f CPU-s, haproxy %.3f CPU-s", r_.idle_wall_s, d1 - d0,
+                h1 - h0);
+    }
+    r_.mem = memory_kib(d_.pid());
+    r_.threads_idle = thread_count(d_.pid());
+    if (!d_.running() && r_.error.empty()) r_.error = "daemon exited: " + d_.log().substr(0, 300);
+    d_.stop();
+    write_file(out_ + "/scale_" + sc_.label + "_daemon.log", d_.log());
+    std::string dat;
+    for (size_t i = 0; i < r_.change_ms.size(); ++i) {
+      char line[64];
+      std::snprintf(line, sizeof line, "%.6f %.3f\n", r_.change_ms[i], r_.change_at_s[i]);
+      dat += line;
+    }
+    write_file(out_ + "/scale_" + sc_.label + "_changes.dat", dat);
+    if (sc_.consul > 0) consul_.stop();
+  }
+
+ private:
+  void start() {
+    scale_log("scene %s: %d file backends x %d servers, %d Consul services", sc_.label.c_str(),
+              sc_.file_backends, sc_.servers, sc_.consul);
+    std::string cfg = std::string(kOneBackend) + kDefaults;
+    for (int b = 0; b < sc_.file_backends; ++b) cfg += backend_block(scene_name('f', b));
+    for (int c = 0; c < sc_.consul; ++c) cfg += backend_block(scene_name('c', c));
+    if (!hp_.start(cfg)) {
+      r_.error = "haproxy did not start: " + hp_.log().substr(0, 300);
+      return;
+    }
+    if (sc_.consul > 0) {
+      consul_.start();
+      consul_.set_no_jitter(true);
+      for (int c = 0; c < sc_.consul; ++c) {
+        ep::test::ConsulService s = consul_instance("i" + std::to_string(c), 30000 + c);
+        s.name = scene_name('s', c);
+        consul_.register_service(s);
+      }
+    }
+    // The backend whose server changes: the middle file backend; drain_timeout 0 so that a
+    // removal is one pass (as in the convergence section).
+    const int probe_b = sc_.file_backends / 2;
+    probe_name_ = scene_name('f', probe_b);
+    const std::string files = dir_.path() + "/sd";
+    std::filesystem::create_directories(files);
+    std::string yaml = yaml_haproxy(hp_.admin()) +
+                       "metrics: {listen: \"127.0.0.1:" + std::to_string(free_port()) +
+                       "\"}\nbackends:\n";
+    for (int b = 0; b < sc_.file_backends; ++b) {
+      const std::string name = scene_name('f', b);
+      write_file(files + "/" + name + ".json",
+                 file_sd(fake_targets(sc_.servers, 20000, b * sc_.servers)));
+      yaml += "  - name: " + name + "\n";
+      if (b == probe_b) yaml += "    drain_timeout: 0s\n";
+      yaml += "    sources:\n      - file: {path: " + files + "/" + name + ".json}\n";
+    }
+    for (int c = 0; c < sc_.consul; ++c) {
+      yaml += "  - name: " + scene_name('c', c) + "\n    sources:\n      - consul: {address: \"" +
+              consul_.address() + "\", service: " + scene_name('s', c) + ", watch: " +
+              (sc_.watch != "mixed" ? sc_.watch
+               : c % 2 == 0         ? "service"
+                                    : "shared") +
+              "}\n";
+    }
+    const long want_f = static_cast<long>(sc_.file_backends) * sc_.servers;
+    const long want_c = sc_.consul;
+    const auto t0 = steady_clock::now();
+    if (!d_.start(dir_.path(), yaml)) {
+      r_.error = "elasticproxy did not start";
+      return;
+    }
+    started_ = true;
+    const auto deadline = t0 + seconds(60);
+    while (steady_clock::now() < deadline && (r_.start_file_ms < 0 || r_.start_all_ms < 0)) {
+      if (!d_.running()) break;
+      if (auto a = active_by_kind(hp_.admin())) {
+        const double ms = ms_since(t0);
+        if (r_.start_file_ms < 0 && (*a)['f'] >= want_f) r_.start_file_ms = ms;
+        if (r_.start_all_ms < 0 && (*a)['f'] >= want_f && (*a)['c'] >= want_c)
+          r_.start_all_ms = ms;
+      }
+      std::this_thread::sleep_for(Ms(5));
+    }
+    if (r_.start_all_ms < 0) {
+      r_.error =
+          d_.running() ? "did not converge in 60 s" : "daemon exited: " + d_.log().substr(0, 300);
+      return;
+    }
+    scale_log("converged: file servers after %.0f ms, all after %.0f ms", r_.start_file_ms,
+              r_.start_all_ms);
+    r_.threads = thread_count(d_.pid());
+    r_.inotify = inotify_instances(d_.pid());
+
+    base_ = fake_targets(sc_.servers, 20000, probe_b * sc_.servers);
+    extra_ = fake_targets(1, 40000, 0)[0];
+    file_ = files + "/" + probe_name_ + ".json";
+    // The figure is the steady state's. Right after convergence the daemon still reads once
+    // more every backend it changed at start (follow-up reads, in passes of a few backends, for
+    // a few hundred ms at this scale): one change is made at once and reported on its own, then
+    // the measured changes start a second after convergence, in every scene alike.
+    const auto converged_at = steady_clock::now();
+    if (auto first = change(true)) {
+      r_.first_change_ms = *first;
+      if (!change(false)) r_.error = "the change back after the first change not visible in 10 s";
+    } else {
+      r_.error = "the first change after convergence not visible in 10 s";
+    }
+    std::this_thread::sleep_until(converged_at + seconds(1));
+  }
+
+  // The probe file rewritten by rename, then `show servers state <backend>` polled every 0.2 ms
+  // until the extra server is listed (active) / gone.
+  std::optional<double> change(bool add) {
+    std::vector<std::string> t = base_;
+    if (add) t.push_back(extra_);
     const auto c0 = steady_clock::now();
-    write_file_atomic(file, file_sd(t));
+    write_file_atomic(file_, file_sd(t));
     while (steady_clock::now() - c0 < seconds(10)) {
-      auto s = servers(hp.admin(), probe_name, /*active_only=*/true);
+      auto s = servers(hp_.admin(), probe_name_, /*active_only=*/true);
       if (s) {
         bool has = false;
-        for (const auto& [n, addr] : *s) has = has || addr == extra;
+        for (const auto& [n, addr] : *s) has = has || addr == extra_;
         if (has == add) return ms_since(c0);
       }
       std::this_thread::sleep_for(microseconds(200));
     }
     return std::nullopt;
-  };
-  // The figure is the steady state's. Right after convergence the daemon still reads once more
-  // every backend it changed at start (follow-up reads, in passes of a few backends, for a few
-  // hundred ms at this scale): one change is made at once and reported on its own, then the
-  // measured changes start a second after convergence, in every scene alike.
-  const auto converged_at = steady_clock::now();
-  if (auto first = change(true)) {
-    r.first_change_ms = *first;
-    if (!change(false)) r.error = "the change back after the first change not visible in 10 s";
-  } else {
-    r.error = "the first change after convergence not visible in 10 s";
   }
-  std::this_thread::sleep_until(converged_at + seconds(1));
-  for (int i = 0; i < sc.changes && r.error.empty(); ++i) {
-    const double at = std::chrono::duration<double>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-    const auto ms = change(/*add=*/i % 2 == 0);
-    if (!ms) {
-      r.error = "change " + std::to_string(i) + " not visible in 10 s";
-      break;
-    }
-    r.change_ms.push_back(*ms);
-    r.change_at_s.push_back(at);
-    std::this_thread::sleep_for(Ms(15 + (i * 7) % 20));
-  }
-  scale_log("%zu changes measured", r.change_ms.size());
 
-  if (sc.idle_s > 0) {
-    // Let the follow-up polls of the last change finish, then measure a quiet window.
-    std::this_thread::sleep_for(Ms(2000));
-    const double d0 = cpu_seconds(d.pid()), h0 = cpu_seconds(hp.pid());
-    const auto w0 = steady_clock::now();
-    std::this_thread::sleep_for(seconds(sc.idle_s));
-    const double d1 = cpu_seconds(d.pid()), h1 = cpu_seconds(hp.pid());
-    r.idle_wall_s = ms_since(w0) / 1000.0;
-    r.idle_cpu_h = (d1 - d0) / r.idle_wall_s * 3600.0;
-    r.haproxy_cpu_h = (h1 - h0) / r.idle_wall_s * 3600.0;
-    scale_log("idle %.1f s: daemon %.3f CPU-s, haproxy %.3f CPU-s", r.idle_wall_s, d1 - d0,
-              h1 - h0);
-  }
-  r.mem = memory_kib(d.pid());
-  r.threads_idle = thread_count(d.pid());
-  if (!d.running()) r.error = "daemon exited: " + d.log().substr(0, 300);
-  d.stop();
-  write_file(out + "/scale_" + sc.label + "_daemon.log", d.log());
-  std::string dat;
-  for (size_t i = 0; i < r.change_ms.size(); ++i) {
-    char line[64];
-    std::snprintf(line, sizeof line, "%.6f %.3f\n", r.change_ms[i], r.change_at_s[i]);
-    dat += line;
-  }
-  write_file(out + "/scale_" + sc.label + "_changes.dat", dat);
-  if (sc.consul > 0) consul.stop();
-  return r;
-}
+  const Scene sc_;
+  const std::string out_;
+  TempDir dir_;
+  Haproxy hp_;
+  ep::test::ConsulDouble consul_;
+  Daemon d_;
+  SceneResult r_;
+  std::string probe_name_, file_, extra_;
+  std::vector<std::string> base_;
+  int made_ = 0;
+  bool started_ = false;
+  bool finished_ = false;
+};
 
 int cmd_scale(const Args& a) {
   const int nb = a.num("backends", 1000);
@@ -1574,10 +1612,31 @@ int cmd_scale(const Args& a) {
   const long inotify_limit =
       std::atol(read_file("/proc/sys/fs/inotify/max_user_instances").c_str());
 
-  // The one-backend reference, a small scene (the thread count "at 10"), then the big one.
-  const SceneResult one = run_scene({"one", 1, ns, 0, changes, 0, watch}, out);
-  const SceneResult small = run_scene({"small", 10, ns, 10, changes, 0, watch}, out);
-  const SceneResult big = run_scene({"big", nb, ns, nc, changes, idle_s, watch}, out);
+  // A small scene first (the thread count "at 10"). Then the one-backend reference and the big
+  // scene, both alive, measured in turns (kBlocks blocks each), so that what the machine does
+  // during the run (another VM's load, frequency) weighs on both figures of the ratio alike.
+  SceneResult small;
+  {
+    SceneRun run({"small", 10, ns, 10, changes, 0, watch}, out);
+    run.measure(std::min(changes, 100));  // its figures are not in the table
+    run.finish();
+    small = run.result();
+  }
+  SceneResult one, big;
+  {
+    SceneRun one_run({"one", 1, ns, 0, changes, 0, watch}, out);
+    SceneRun big_run({"big", nb, ns, nc, changes, idle_s, watch}, out);
+    constexpr int kBlocks = 4;
+    for (int block = 0; block < kBlocks; ++block) {
+      const int n = changes / kBlocks + (block < changes % kBlocks ? 1 : 0);
+      one_run.measure(n);
+      big_run.measure(n);
+    }
+    one_run.finish();  // before the big scene's idle window, which then has the machine alone
+    big_run.finish();
+    one = one_run.result();
+    big = big_run.result();
+  }
   if (log != nullptr) std::fclose(log);
   for (const auto* s : {&one, &small, &big}) {
     if (!s->error.empty()) std::fprintf(stderr, "scene: %s\n", s->error.c_str());

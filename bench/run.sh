@@ -64,12 +64,12 @@ if [ $quick = 1 ]; then
   label="quick (make bench-quick)"
   conv_n=30; conv_paced=5; churn_s=10; kinds_s=3; idle_s=15; hot_min=0.05; limit=5000
   cases=floor-dynamic:1000,direct-dynamic:1000,dynamic:1000,floor-slots:1000,direct-slots:1000,slots:1000; boot=1000x10; repeat=3
-  scale_idle=20
+  scale_idle=20; scale_changes=200
 else
   label="full (make bench)"
   conv_n=200; conv_paced=30; churn_s=60; kinds_s=10; idle_s=60; hot_min=0.5; limit=10000
   cases=floor-dynamic:1000,direct-dynamic:1000,dynamic:1000,floor-slots:1000,direct-slots:1000,slots:1000,floor-dynamic:10000,direct-dynamic:10000,dynamic:10000,floor-slots:10000,direct-slots:10000,slots:10000,direct-dynamic-reload:10000; boot=1000x10; repeat=3
-  scale_idle=60
+  scale_idle=60; scale_changes=1000
 fi
 
 # Paths in RESULTS.md are relative to the repository, so the commands can be pasted.
@@ -156,7 +156,7 @@ run_step limit "$e2e" haproxy-limit --max "$limit"
 run_step footprint "$e2e" footprint --idle-seconds "$idle_s" --servers 10000
 run_step churn "$e2e" churn --seconds "$churn_s" --interval-ms 100 --modes runtime,slots,config,naive --out "$data"
 run_step kinds "$e2e" server-kinds --seconds "$kinds_s"
-run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes 200 \
+run_step scale "$e2e" scale --backends 1000 --servers 10 --consul 1000 --changes "$scale_changes" \
   --idle-seconds "$scale_idle" --out "$data"
 # The figures the docs quote from tests (make bench-figures): one Debug or Release test build.
 run_step figures "$here/figures.sh" --build "$tests_build" --data "$data"
@@ -490,8 +490,9 @@ BM_RenderTemplate: a haproxy.cfg with 10,000 server lines; BM_StatusJson/1000: t
 backends and one with one backend. Start: from spawning the daemon until the BACKEND rows of
 HAProxy's \`show stat -1 2 -1\` (polled every 5 ms) count every server active. Change: one server
 added to / removed from one file backend by atomic rename, then \`show servers state <backend>\`
-polled every 0.2 ms until it is listed (active) / gone — 100 changes 15–35 ms apart, and the same
-against a daemon with that one backend only. Memory: /proc/<pid>/smaps_rollup (Rss; Private_Clean +
+polled every 0.2 ms until it is listed (active) / gone — 1,000 changes 15–35 ms apart (200 in
+bench-quick), and the same against a daemon with that one backend only, both daemons running,
+measured in turns (four blocks each). Memory: /proc/<pid>/smaps_rollup (Rss; Private_Clean +
 Private_Dirty) after the idle window. Idle CPU: utime + stime from /proc/<pid>/stat over the idle
 window (no discovery change; several resyncs fall in it), extrapolated to one hour. Progress with
 timestamps: \`data/scale.log.gz\`; samples: \`data/scale_*_changes.dat\`; daemon logs (warn level):
