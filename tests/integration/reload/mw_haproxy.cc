@@ -133,12 +133,12 @@ haproxy::reload::Target MwHaproxy::target() const {
 
 std::string MwHaproxy::log() const { return log_; }
 
-std::string servers_summary(const MwHaproxy& hp, const std::string& backend) {
+std::map<std::string, std::map<std::string, std::string>> servers_state(
+    const MwHaproxy& hp, const std::string& backend) {
   std::istringstream in(hp.admin("show servers state " + backend));
-  std::string line;
   std::vector<std::string> header;
-  std::map<std::string, std::string> rows;
-  while (std::getline(in, line)) {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  for (std::string line; std::getline(in, line);) {
     std::istringstream ls(line);
     std::vector<std::string> w;
     for (std::string x; ls >> x;) w.push_back(x);
@@ -150,11 +150,17 @@ std::string servers_summary(const MwHaproxy& hp, const std::string& backend) {
     if (header.empty() || w.size() < header.size()) continue;
     std::map<std::string, std::string> f;
     for (size_t i = 0; i < header.size(); ++i) f[header[i]] = w[i];
-    rows[f["srv_name"]] = f["srv_name"] + " " + f["srv_addr"] + ":" + f["srv_port"] + " " +
-                          f["srv_uweight"] + " " + f["srv_admin_state"];
+    out[f["srv_name"]] = std::move(f);
   }
+  return out;
+}
+
+std::string servers_summary(const MwHaproxy& hp, const std::string& backend) {
   std::string out;
-  for (const auto& [name, row] : rows) out += row + "\n";
+  for (auto& [name, f] : servers_state(hp, backend)) {
+    out += name + " " + f["srv_addr"] + ":" + f["srv_port"] + " " + f["srv_uweight"] + " " +
+           f["srv_admin_state"] + "\n";
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 // ports). The destructor stops every master/worker pid it has seen (pidfile, show proc) and
 // removes the directory. Not thread-safe.
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -44,6 +45,11 @@ class MwHaproxy {
   std::set<long> pids_;
   std::string log_;
 };
+
+// `show servers state <backend>`: each server's fields by the header's column names
+// (srv_addr, srv_op_state, ...), by server name.
+std::map<std::string, std::map<std::string, std::string>> servers_state(
+    const MwHaproxy& hp, const std::string& backend);
 
 // `show servers state <backend>` rows as "name addr:port weight admin" lines, sorted by name.
 std::string servers_summary(const MwHaproxy& hp, const std::string& backend);

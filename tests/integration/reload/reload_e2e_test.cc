@@ -436,23 +436,10 @@ struct Row {
 
 // `show servers state <backend>`: name -> address, op state, admin state.
 std::map<std::string, Row> rows(const MwHaproxy& hp, const std::string& backend) {
-  std::istringstream in(hp.admin("show servers state " + backend));
   std::map<std::string, Row> out;
-  std::vector<std::string> header;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream ls(line);
-    std::vector<std::string> w;
-    for (std::string x; ls >> x;) w.push_back(x);
-    if (w.empty()) continue;
-    if (w[0] == "#") {
-      header.assign(w.begin() + 1, w.end());
-      continue;
-    }
-    if (header.empty() || w.size() < header.size()) continue;
-    std::map<std::string, std::string> f;
-    for (size_t i = 0; i < header.size(); ++i) f[header[i]] = w[i];
-    out[f["srv_name"]] = {f["srv_addr"] + ":" + f["srv_port"], std::stoi(f["srv_op_state"]),
-                          std::stoi(f["srv_admin_state"])};
+  for (auto& [name, f] : servers_state(hp, backend)) {
+    out[name] = {f["srv_addr"] + ":" + f["srv_port"], std::stoi(f["srv_op_state"]),
+                 std::stoi(f["srv_admin_state"])};
   }
   return out;
 }
