@@ -315,17 +315,30 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_for_change(
 
 Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
     const std::vector<std::string>& backends, bool server_rows, std::vector<std::size_t>* recheck) {
+  // Without server rows, the BACKEND row of `show stat` only confirms the proxy and gives its
+  // algorithm. Once this process's row is known (its id and algorithm), the `show servers state`
+  // rows confirm the proxy by their be_id and `show stat` is left out: HAProxy answers it by
+  // walking every proxy, so it costs more the more backends HAProxy has, in a change's path.
+  const bool rows_known = !server_rows && seen_pid_ != 0 && algorithms_pid_ == seen_pid_;
   std::vector<std::string> lines;
-  for (const auto& b : backends) {
+  std::vector<int> known_id(backends.size(), 0);  // > 0: no `show stat` sent for this backend
+  std::vector<std::size_t> first_reply(backends.size());
+  for (std::size_t i = 0; i < backends.size(); ++i) {
+    const std::string& b = backends[i];
     auto state = cmd::show_servers_state(b);
     if (!state) return state.error();
     auto id = proxy_ids_.find(b);
     const bool known = id != proxy_ids_.end();
+    first_reply[i] = lines.size();
+    lines.push_back(std::move(*state));
+    if (rows_known && known && algorithms_.count(b) != 0) {
+      known_id[i] = id->second;
+      continue;
+    }
     auto stat = server_rows ? (known ? cmd::show_stat_proxy(id->second) : cmd::show_stat(b))
                             : (known ? cmd::show_stat_proxy_backend_row(id->second)
                                      : cmd::show_stat_backend_row(b));
     if (!stat) return stat.error();
-    lines.push_back(std::move(*state));
     lines.push_back(std::move(*stat));
   }
   std::vector<ActualBackend> out;
@@ -335,24 +348,47 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
   out.resize(backends.size());
   for (std::size_t i = 0; i < backends.size(); ++i) {
     const std::string& name = backends[i];
-    auto state = parse_servers_state((*replies)[2 * i], kDigestOnly);
+    auto state = parse_servers_state((*replies)[first_reply[i]], kDigestOnly);
     if (!state) {
       return Error::invalid(
           fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name, state.error().message));
-    }
-    auto stat = parse_show_stat((*replies)[2 * i + 1]);
-    if (!stat) {
-      return Error::invalid(
-          fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name, stat.error().message));
     }
     if (!state->backend_found) {
       proxy_ids_.erase(name);
       out[i].backend = name;  // exists = false
       continue;
     }
+    StatTable stat;
+    if (known_id[i] > 0) {
+      // Confirmed only if every row names the known proxy (no row, or a row of another id: an
+      // empty backend, a proxy replaced): observe_for_change reads it again with `show stat`.
+      const bool confirmed =
+          !state->rows.empty() && std::all_of(state->rows.begin(), state->rows.end(),
+                                              [&](const ServerStateRow& r) {
+                                                return r.be_id == known_id[i];
+                                              });
+      if (!confirmed) {
+        out[i].backend = name;
+        recheck->push_back(i);
+        continue;
+      }
+      StatRow row;
+      row.proxy = name;
+      row.name = "BACKEND";
+      row.algo = algorithms_.find(name)->second;
+      row.iid = known_id[i];
+      stat.rows.push_back(std::move(row));
+    } else {
+      auto parsed = parse_show_stat((*replies)[first_reply[i] + 1]);
+      if (!parsed) {
+        return Error::invalid(fmt::format("haproxy {}: backend '{}': {}", admin_.path(), name,
+                                          parsed.error().message));
+      }
+      stat = std::move(*parsed);
+    }
     std::map<std::string_view, Rows> by_name;
     index_state(*state, by_name);
-    index_stat(*stat, by_name);
+    index_stat(stat, by_name);
     auto it = by_name.find(name);
     if (it == by_name.end() || it->second.backend_row == nullptr) {
       // A stale id (HAProxy reloaded) or a frontend of the same name answered the lookup by

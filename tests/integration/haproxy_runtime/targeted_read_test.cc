@@ -98,8 +98,9 @@ TEST(TargetedReads, OneServerChangeCostsTheSameWith1And200Backends) {
   if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
   const Cost one = one_server_change(1);
   const Cost many = one_server_change(200);
-  // show info, show servers state <be>, show stat <iid> 6 -1, add server, set server state.
-  EXPECT_EQ(one.commands, 5u);
+  // show info, show servers state <be>, add server, set server state: the BACKEND row (`show
+  // stat <iid> 1 -1`, which HAProxy answers by walking every proxy) is known from the first read.
+  EXPECT_EQ(one.commands, 4u);
   EXPECT_EQ(many.commands, one.commands);
   // Same replies but for a few digits (ids, names, uptime).
   EXPECT_LE(many.bytes_read, one.bytes_read + 256)
@@ -112,6 +113,37 @@ TEST(TargetedReads, OneServerChangeCostsTheSameWith1And200Backends) {
       static_cast<unsigned long long>(one.bytes_read),
       static_cast<unsigned long long>(many.bytes_read),
       static_cast<unsigned long long>(many.whole_state_bytes));
+}
+
+// A change's read leaves `show stat` out once the backend's row is known, and the `show servers
+// state` rows confirm the proxy by their be_id. A backend with no server row cannot be confirmed
+// that way: it is read again with `show stat`, and still found with its algorithm.
+TEST(TargetedReads, AChangesReadConfirmsTheProxyByItsRowsAndAnEmptyBackendByShowStat) {
+  if (!HaproxyFixture::available()) GTEST_SKIP() << "haproxy binary not found";
+  HaproxyConfig cfg;
+  cfg.backend("full", "leastconn", {"server s1 127.0.0.1:1", "server s2 127.0.0.1:2"});
+  cfg.backend("empty", "source", {});
+  HaproxyFixture hp(cfg.str());
+  ASSERT_TRUE(hp.start().ok()) << hp.log();
+  RuntimeInstance inst(hp.socket_path(), milliseconds(5000));
+  ASSERT_TRUE(inst.info().ok());
+  ASSERT_TRUE(inst.observe_all({"full", "empty"}).ok());
+  const auto before = inst.io().commands;
+  auto full = inst.observe_for_change({"full"});
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  EXPECT_EQ(inst.io().commands - before, 1u);  // show servers state full
+  ASSERT_TRUE(full->at(0).exists);
+  EXPECT_EQ(full->at(0).algorithm, "leastconn");
+  EXPECT_EQ(full->at(0).servers.size(), 2u);
+  auto empty = inst.observe_for_change({"empty"});
+  ASSERT_TRUE(empty.ok()) << empty.error().message;
+  EXPECT_EQ(inst.io().commands - before, 4u);  // + show servers state, then state and stat
+  ASSERT_TRUE(empty->at(0).exists);
+  EXPECT_EQ(empty->at(0).algorithm, "source");
+  EXPECT_TRUE(empty->at(0).servers.empty());
+  auto gone = inst.observe_for_change({"nosuch"});
+  ASSERT_TRUE(gone.ok()) << gone.error().message;
+  EXPECT_FALSE(gone->at(0).exists);
 }
 
 TEST(TargetedReads, ResyncReadsTheWholeStateInTwoCommands) {

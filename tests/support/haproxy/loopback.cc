@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <random>
 
 namespace ep::test {
 
@@ -19,9 +18,11 @@ namespace {
 // from that range with bind(0) and closed again can be handed to any process's next outgoing
 // connection before the component it was reserved for binds it (CI saw HAProxy fail with "cannot
 // bind socket (Address already in use)" for such a port). Below the range, only another test
-// can take it, and each process starts at its own random place in the range.
+// can take it: each process starts in its own block of the range, chosen by its pid (ctest's
+// concurrent test processes have pids close to each other, so they get different blocks).
 constexpr int kFirstPort = 20000;
 constexpr int kLastPort = 32000;
+constexpr int kBlock = 200;
 
 // True if nothing holds `port` on 127.0.0.1 for TCP or UDP (no SO_REUSEADDR, so a port with
 // connections still in TIME_WAIT counts as taken too).
@@ -49,7 +50,7 @@ int free_port() {
   static int handed_out = 0;
   std::lock_guard lock(mu);
   constexpr int kSpan = kLastPort - kFirstPort;
-  if (next == 0) next = kFirstPort + static_cast<int>(std::random_device{}() % kSpan);
+  if (next == 0) next = kFirstPort + static_cast<int>(::getpid()) % (kSpan / kBlock) * kBlock;
   while (handed_out < kSpan) {
     const int port = next;
     next = next + 1 > kLastPort ? kFirstPort : next + 1;
