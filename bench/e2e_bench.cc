@@ -1423,6 +1423,16 @@ class SceneRun {
 
   SceneResult& result() { return r_; }
 
+  // While the other scene is measured this one is stopped (SIGSTOP to its daemon and HAProxy),
+  // so that its own work (a resync every 10 s: tens of ms of both at 2,000 backends) does not
+  // fall in the other's samples. Resumed, it gets a second for what fell due meanwhile (an
+  // overdue resync) before its next block, like the second after convergence.
+  void pause() { signal_all(SIGSTOP); }
+  void resume() {
+    signal_all(SIGCONT);
+    std::this_thread::sleep_for(seconds(1));
+  }
+
   // `n` more one-server changes in the probe backend (alternately an addition and its removal).
   void measure(int n) {
     if (!r_.error.empty() || finished_) return;
@@ -1446,6 +1456,7 @@ class SceneRun {
     if (finished_) return;
     finished_ = true;
     if (!started_) return;
+    signal_all(SIGCONT);  // if paused
     scale_log("scene %s: %zu changes measured", sc_.label.c_str(), r_.change_ms.size());
     if (sc_.idle_s > 0 && r_.error.empty()) {
       // Let the follow-up polls of the last change finish, then measure a quiet window.
@@ -1566,6 +1577,11 @@ class SceneRun {
     std::this_thread::sleep_until(converged_at + seconds(1));
   }
 
+  void signal_all(int sig) {
+    if (d_.pid() > 0) ::kill(d_.pid(), sig);
+    if (hp_.pid() > 0) ::kill(hp_.pid(), sig);
+  }
+
   // The probe file rewritten by rename, then `show servers state <backend>` polled every 0.2 ms
   // until the extra server is listed (active) / gone.
   std::optional<double> change(bool add) {
@@ -1612,9 +1628,10 @@ int cmd_scale(const Args& a) {
   const long inotify_limit =
       std::atol(read_file("/proc/sys/fs/inotify/max_user_instances").c_str());
 
-  // A small scene first (the thread count "at 10"). Then the one-backend reference and the big
-  // scene, both alive, measured in turns (kBlocks blocks each), so that what the machine does
-  // during the run (another VM's load, frequency) weighs on both figures of the ratio alike.
+  // A small scene first (the thread count "at 10"; 100 changes, not in the table). Then the
+  // one-backend reference and the big scene, both alive, measured in turns (kBlocks blocks
+  // each), so that what the machine does during the run (another VM's load, its frequency)
+  // weighs on both figures of the ratio alike; the scene not measured is stopped meanwhile.
   SceneResult small;
   {
     SceneRun run({"small", 10, ns, 10, changes, 0, watch}, out);
@@ -1627,11 +1644,17 @@ int cmd_scale(const Args& a) {
     SceneRun one_run({"one", 1, ns, 0, changes, 0, watch}, out);
     SceneRun big_run({"big", nb, ns, nc, changes, idle_s, watch}, out);
     constexpr int kBlocks = 4;
+    big_run.pause();
     for (int block = 0; block < kBlocks; ++block) {
       const int n = changes / kBlocks + (block < changes % kBlocks ? 1 : 0);
+      if (block > 0) one_run.resume();
       one_run.measure(n);
+      one_run.pause();
+      big_run.resume();
       big_run.measure(n);
+      big_run.pause();
     }
+    big_run.resume();
     one_run.finish();  // before the big scene's idle window, which then has the machine alone
     big_run.finish();
     one = one_run.result();

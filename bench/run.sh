@@ -491,8 +491,8 @@ backends and one with one backend. Start: from spawning the daemon until the BAC
 HAProxy's \`show stat -1 2 -1\` (polled every 5 ms) count every server active. Change: one server
 added to / removed from one file backend by atomic rename, then \`show servers state <backend>\`
 polled every 0.2 ms until it is listed (active) / gone — 1,000 changes 15–35 ms apart (200 in
-bench-quick), and the same against a daemon with that one backend only, both daemons running,
-measured in turns (four blocks each). Memory: /proc/<pid>/smaps_rollup (Rss; Private_Clean +
+bench-quick), and the same against a daemon with that one backend only; the two scenes are
+measured in turns (four blocks each), the other one stopped (SIGSTOP) meanwhile. Memory: /proc/<pid>/smaps_rollup (Rss; Private_Clean +
 Private_Dirty) after the idle window. Idle CPU: utime + stime from /proc/<pid>/stat over the idle
 window (no discovery change; several resyncs fall in it), extrapolated to one hour. Progress with
 timestamps: \`data/scale.log.gz\`; samples: \`data/scale_*_changes.dat\`; daemon logs (warn level):

@@ -319,6 +319,9 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
   // algorithm. Once this process's row is known (its id and algorithm), the `show servers state`
   // rows confirm the proxy by their be_id and `show stat` is left out: HAProxy answers it by
   // walking every proxy, so it costs more the more backends HAProxy has, in a change's path.
+  // (seen_pid_ is the pass's own info(), just before. A reload in between that keeps the proxy
+  // ids and changes a backend's balance would show the old algorithm for that one pass; the
+  // next pass's info() sees the new pid and reads everything again.)
   const bool rows_known = !server_rows && seen_pid_ != 0 && algorithms_pid_ == seen_pid_;
   std::vector<std::string> lines;
   std::vector<int> known_id(backends.size(), 0);  // > 0: no `show stat` sent for this backend
@@ -368,6 +371,8 @@ Result<std::vector<ActualBackend>> RuntimeInstance::observe_targeted(
                                                 return r.be_id == known_id[i];
                                               });
       if (!confirmed) {
+        // Left as "absent" here: only reached with server_rows false, whose caller
+        // (observe_for_change) replaces every rechecked entry with observe()'s read.
         out[i].backend = name;
         recheck->push_back(i);
         continue;

@@ -5,11 +5,17 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <mutex>
+#include <random>
+#include <string>
 
 namespace ep::test {
 
@@ -17,12 +23,10 @@ namespace {
 // Test ports come from below the kernel's ephemeral range (32768-60999 by default). A port taken
 // from that range with bind(0) and closed again can be handed to any process's next outgoing
 // connection before the component it was reserved for binds it (CI saw HAProxy fail with "cannot
-// bind socket (Address already in use)" for such a port). Below the range, only another test
-// can take it: each process starts in its own block of the range, chosen by its pid (ctest's
-// concurrent test processes have pids close to each other, so they get different blocks).
+// bind socket (Address already in use)" for such a port). Below the range only another test can
+// take it, and test processes reserve ports from each other (reserve_across_processes).
 constexpr int kFirstPort = 20000;
 constexpr int kLastPort = 32000;
-constexpr int kBlock = 200;
 
 // True if nothing holds `port` on 127.0.0.1 for TCP or UDP (no SO_REUSEADDR, so a port with
 // connections still in TIME_WAIT counts as taken too).
@@ -40,6 +44,28 @@ bool port_is_free(int port) {
   }
   return true;
 }
+
+// An exclusive flock on <tmp>/elasticproxy-test-ports/<port>, kept (its fd left open) until the
+// process ends; the kernel drops it then, even after a crash. False if another process holds
+// it: two tests running at once (ctest -j) never get the same port, even one reserved and not
+// yet bound. Without the directory, only the bind check is left.
+bool reserve_across_processes(int port) {
+  static const std::string dir = [] {
+    std::error_code ec;
+    const auto d = std::filesystem::temp_directory_path(ec) / "elasticproxy-test-ports";
+    std::filesystem::create_directories(d, ec);
+    ::chmod(d.c_str(), 01777);
+    return d.string();
+  }();
+  const std::string path = dir + "/" + std::to_string(port);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return true;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  return true;
+}
 }  // namespace
 
 int free_port() {
@@ -50,12 +76,12 @@ int free_port() {
   static int handed_out = 0;
   std::lock_guard lock(mu);
   constexpr int kSpan = kLastPort - kFirstPort;
-  if (next == 0) next = kFirstPort + static_cast<int>(::getpid()) % (kSpan / kBlock) * kBlock;
+  if (next == 0) next = kFirstPort + static_cast<int>(std::random_device{}() % kSpan);
   while (handed_out < kSpan) {
     const int port = next;
     next = next + 1 > kLastPort ? kFirstPort : next + 1;
     ++handed_out;
-    if (port_is_free(port)) return port;
+    if (reserve_across_processes(port) && port_is_free(port)) return port;
   }
   return 0;
 }

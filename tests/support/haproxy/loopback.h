@@ -11,7 +11,8 @@ namespace ep::test {
 
 // A port free for TCP and UDP on 127.0.0.1, taken from below the kernel's ephemeral range so no
 // outgoing connection can take it before the component it is meant for binds it; never one this
-// process was given before. 0 if none is left.
+// process was given before, nor one another running test process holds (a lock file per port in
+// the temp directory, held until the process ends). 0 if none is left.
 int free_port();
 
 struct HttpReply {
